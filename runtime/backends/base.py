@@ -1,0 +1,245 @@
+"""The backend contract: what every music backend (synth, magenta) implements.
+
+A backend turns a style vector plus controls into audio, one generation step at
+a time, carrying its own opaque stream state::
+
+    backend.embed(prompt)                    -> Embedding (vector in the backend's space)
+    backend.new_stream(seed)                 -> state
+    backend.generate(state, style, controls, frames) -> (pcm, state)
+
+``pcm`` is float32 with shape ``(frames, 2)`` at :data:`SAMPLE_RATE`. The state
+passed to ``generate`` is *consumed*: its buffers may be reused for the
+returned state (as JAX donates them), so a caller that wants to branch a
+stream (a crossfade deck, a preview) calls ``state.fork()`` first. A forked
+state continues bit-identically to the original.
+
+Prompt mixing (the weighted average of embeddings with normalized weights) is
+done once by the runtime (:mod:`cadenza.runtime.mixing`), not per backend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from cadenza.errors import UsageError
+
+SAMPLE_RATE = 48_000
+CHANNELS = 2
+
+#: Every control the runtime knows, whichever backend honours it.
+ALL_CONTROLS = (
+    "bpm",
+    "density",
+    "brightness",
+    "scale",
+    "mute_bass",
+    "mute_drums",
+    "notes",
+    "drums",
+    "temperature",
+    "top_k",
+    "guidance",
+    "seed",
+)
+
+BPM_RANGE = (40.0, 240.0)
+
+
+@dataclass(frozen=True)
+class TextPrompt:
+    """A text prompt such as ``"dark techno"``."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class AudioPrompt:
+    """An audio file (WAV/FLAC) whose style the backend should follow."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+Prompt = TextPrompt | AudioPrompt
+
+
+@dataclass(frozen=True)
+class WeightedPrompt:
+    """A prompt with its mixing weight (finite, >= 0)."""
+
+    prompt: Prompt
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        w = self.weight
+        if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or w < 0:
+            raise UsageError(
+                f"weight {w!r} of prompt {str(self.prompt)!r} must be a finite number >= 0"
+            )
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A prompt's style vector plus what the backend had to say about the prompt."""
+
+    vector: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+
+def _check_unit(name: str, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite number in [0, 1], got {value!r}", where=name)
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(f"{name} must be in [0, 1], got {value!r}", where=name)
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Musical controls, as Lyria RealTime and Magenta RT expose them.
+
+    ``None`` means "let the prompts decide". Values are validated on
+    construction; the error names the control and the valid range.
+    """
+
+    bpm: float | None = None
+    density: float | None = None
+    brightness: float | None = None
+    scale: str | None = None
+    mute_bass: bool = False
+    mute_drums: bool = False
+    notes: tuple[int, ...] | None = None
+    drums: bool | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.bpm is not None:
+            b = self.bpm
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b):
+                raise UsageError(f"bpm must be a number in {BPM_RANGE[0]:g}–{BPM_RANGE[1]:g}, got {b!r}", where="bpm")
+            if not BPM_RANGE[0] <= b <= BPM_RANGE[1]:
+                raise UsageError(f"bpm must be in {BPM_RANGE[0]:g}–{BPM_RANGE[1]:g}, got {b!r}", where="bpm")
+        _check_unit("density", self.density)
+        _check_unit("brightness", self.brightness)
+        if self.notes is not None:
+            for i, n in enumerate(self.notes):
+                if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 127:
+                    raise UsageError(f"MIDI note must be an integer 0–127, got {n!r}", where=f"notes[{i}]")
+        if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise UsageError(f"temperature must be > 0, got {self.temperature!r}", where="temperature")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+            raise UsageError(f"top_k must be an integer >= 1, got {self.top_k!r}", where="top_k")
+        if self.guidance is not None and not (math.isfinite(self.guidance) and self.guidance >= 0):
+            raise UsageError(f"guidance must be >= 0, got {self.guidance!r}", where="guidance")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise UsageError(f"seed must be an integer >= 0, got {self.seed!r}", where="seed")
+
+    def requested(self) -> frozenset[str]:
+        """Names of the controls set to something other than their default."""
+        out = set()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value is not False:
+                out.add(f.name)
+        return frozenset(out)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend honours. The runtime warns once about anything else."""
+
+    controls: frozenset[str]
+    audio_prompts: bool
+    beat_grid: bool  # True when the backend knows the exact beats it renders
+    step_frames: int  # natural generation step (frames); callers may ask for any multiple
+    sample_rate: int = SAMPLE_RATE
+    channels: int = CHANNELS
+
+    def unsupported(self, controls: Controls) -> frozenset[str]:
+        """Requested controls this backend cannot honour."""
+        return controls.requested() - self.controls
+
+
+@dataclass(frozen=True)
+class Beat:
+    """A beat the backend rendered, at the stream sample time it is heard."""
+
+    frame: int  # stream time in samples at SAMPLE_RATE
+    beat: int  # beat index since the stream started
+    bar: int  # bar index since the stream started
+    beat_in_bar: int  # 0 = downbeat
+    bpm: float
+    estimated: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return self.frame / SAMPLE_RATE
+
+    @property
+    def downbeat(self) -> bool:
+        return self.beat_in_bar == 0
+
+
+@runtime_checkable
+class StreamState(Protocol):
+    """A backend's opaque stream state."""
+
+    @property
+    def frame(self) -> int:
+        """Stream time (samples generated so far)."""
+
+    @property
+    def beats(self) -> list[Beat]:
+        """Beats inside the most recently generated block (empty when unknown)."""
+
+    def fork(self) -> "StreamState":
+        """An independent copy that continues exactly like this state."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A music model the runtime can drive."""
+
+    name: str
+    capabilities: Capabilities
+
+    @property
+    def style_dim(self) -> int:
+        """Length of the style vectors this backend embeds and consumes."""
+
+    def embed(self, prompt: Prompt) -> Embedding:
+        """A prompt's style vector; raises PromptError when it cannot."""
+
+    def new_stream(self, seed: int) -> StreamState:
+        """A fresh stream, deterministic in ``seed``."""
+
+    def generate(
+        self, state: StreamState, style: np.ndarray, controls: Controls, frames: int
+    ) -> tuple[np.ndarray, StreamState]:
+        """Render ``frames`` samples of stereo float32; consumes ``state``."""
+
+
+@dataclass
+class BackendInfo:
+    """Registry entry for a backend (its factory is imported lazily)."""
+
+    name: str
+    summary: str
+    module: str
+    attr: str
+    install_hint: str = ""
+    extras: list[str] = field(default_factory=list)

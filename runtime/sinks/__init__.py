@@ -1,0 +1,1 @@
+"""Sinks: where rendered audio goes (file, sound card, nothing)."""
