@@ -1,0 +1,143 @@
+"""Shared test fixtures, and the gate for tests that need a real audio device.
+
+Tests marked ``@pytest.mark.audio_device`` get the session fixture
+``audio_output``: the device selector (``"jack"``, or ``None`` for the default
+device) a :class:`DeviceSink` should open. It prefers a JACK server, because a
+JACK dummy server clocks audio like a sound card without making any noise:
+
+1. a JACK server that is already running is used as is;
+2. otherwise, if ``jackd`` is installed, a dummy server
+   (``jackd --no-realtime -d dummy -r 48000 -p 960``) is started for the
+   session and stopped at its end;
+3. otherwise PortAudio's default output device, if it has one.
+
+When none of these gives a device the test is skipped on a developer machine,
+but fails when ``CADENZA_REQUIRE_AUDIO=1`` (CI sets it), so CI can never pass by
+skipping the audio tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SAMPLE_RATE = 48_000
+JACKD_ARGS = ["--no-realtime", "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", "960"]
+JACK_START_TIMEOUT = 15.0
+
+
+def _require_audio() -> bool:
+    return os.environ.get("CADENZA_REQUIRE_AUDIO", "") == "1"
+
+
+def _no_audio(reason: str) -> None:
+    """Skip, or fail when CI demands a real audio device."""
+    if _require_audio():
+        pytest.fail(f"{reason} (CADENZA_REQUIRE_AUDIO=1 requires an audio device)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _jack_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["JACK_NO_START_SERVER"] = "1"  # probing must not auto-start a server
+    env["JACK_NO_AUDIO_RESERVATION"] = "1"  # no D-Bus device reservation (headless CI)
+    return env
+
+
+def _jack_running() -> bool:
+    jack_lsp = shutil.which("jack_lsp")
+    if jack_lsp is None:
+        return False
+    try:
+        done = subprocess.run(
+            [jack_lsp], env=_jack_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def jack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
+    """True when a JACK server runs for this session (started here if needed)."""
+    if _jack_running():
+        yield True
+        return
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        yield False
+        return
+    log_path: Path = tmp_path_factory.mktemp("jackd") / "jackd.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [jackd, *JACKD_ARGS], env=_jack_env(), stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + JACK_START_TIMEOUT
+        while not _jack_running():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = log_path.read_text(errors="replace").strip()
+                _no_audio(f"could not start `jackd {' '.join(JACKD_ARGS)}`: {text[-2000:]}")
+            time.sleep(0.1)
+        yield True
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def audio_output(jack_server: bool) -> str | None:
+    """The device selector for a real output device, or skip/fail when none."""
+    from cadenza.errors import AudioError
+    from cadenza.runtime.sinks import device as device_mod
+
+    try:
+        if jack_server and "sounddevice" in sys.modules:
+            # PortAudio lists devices once, at import; the server may be newer.
+            device_mod.rescan_devices()
+        if jack_server:
+            try:
+                device_mod.find_output_device("jack")
+                return "jack"
+            except AudioError:
+                pass  # PortAudio without JACK support: try the default device
+        device_mod.find_output_device(None)
+        return None
+    except AudioError as exc:
+        _no_audio(f"no audio output device: {exc}")
+        raise  # unreachable: _no_audio raises
+
+
+@pytest.fixture(autouse=True)
+def _audio_device_gate(request: pytest.FixtureRequest) -> None:
+    """Give every ``audio_device`` test its device (or skip/fail it)."""
+    if request.node.get_closest_marker("audio_device") is not None:
+        request.getfixturevalue("audio_output")
+
+
+def _sine(frames: int, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(frames, dtype=np.float64) / SAMPLE_RATE
+    left = amplitude * np.sin(2 * np.pi * freq * t)
+    right = amplitude * np.cos(2 * np.pi * freq * t)  # a quarter period ahead
+    return np.stack([left, right], axis=1).astype(np.float32)
+
+
+@pytest.fixture
+def make_sine() -> Callable[..., np.ndarray]:
+    """``make_sine(frames, freq=440.0, amplitude=0.5)``: a stereo float32 ``(frames, 2)`` sine at 48 kHz."""
+    return _sine
