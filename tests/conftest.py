@@ -91,6 +91,12 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
             time.sleep(0.1)
         yield True
     finally:
+        # PortAudio holds a JACK client and aborts the process at exit if the
+        # server is gone first: let it go before stopping the server.
+        if "sounddevice" in sys.modules:
+            from cadenza.runtime.sinks.device import release_portaudio
+
+            release_portaudio()
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -106,9 +112,10 @@ def audio_output(jack_server: bool) -> str | None:
     from cadenza.errors import AudioError
     from cadenza.runtime.sinks import device as device_mod
 
+    problem = ""
     try:
         if jack_server and "sounddevice" in sys.modules:
-            # PortAudio lists devices once, at import; the server may be newer.
+            # PortAudio lists devices once, at initialisation; the server may be newer.
             device_mod.rescan_devices()
         if jack_server:
             try:
@@ -119,8 +126,11 @@ def audio_output(jack_server: bool) -> str | None:
         device_mod.find_output_device(None)
         return None
     except AudioError as exc:
-        _no_audio(f"no audio output device: {exc}")
-        raise  # unreachable: _no_audio raises
+        problem = str(exc)
+    if not jack_server and shutil.which("jackd") is None:
+        problem += " (jackd is not installed either: `apt install jackd2` lets the tests start a dummy JACK server)"
+    _no_audio(f"no audio output device: {problem}")
+    return None  # unreachable: _no_audio raises
 
 
 @pytest.fixture(autouse=True)

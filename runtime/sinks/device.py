@@ -23,6 +23,7 @@ errors (missing library, ``PortAudioError``) are translated to
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +64,13 @@ def _sounddevice() -> ModuleType:
         ) from exc
     except Exception as exc:  # PortAudioError from Pa_Initialize at import
         raise AudioError(f"PortAudio failed to initialise: {exc}") from exc
-    return sounddevice
+    if getattr(sounddevice, "_initialized", 1) < 1:  # after release_portaudio()
+        try:
+            sounddevice._initialize()
+        except sounddevice.PortAudioError as exc:
+            raise AudioError(f"PortAudio failed to initialise: {exc}") from exc
+    module: ModuleType = sounddevice
+    return module
 
 
 @dataclass(frozen=True)
@@ -249,14 +256,30 @@ def rescan_devices() -> None:
     Refused while a :class:`DeviceSink` is open, because re-initialising
     PortAudio closes every stream.
     """
+    release_portaudio()
+    _sounddevice()  # initialises PortAudio again
+
+
+def release_portaudio() -> None:
+    """Shut PortAudio down until the next device call re-initialises it.
+
+    PortAudio's JACK host API keeps a JACK client open from initialisation on,
+    and aborts the process at exit (an assertion in ``Pa_Terminate``) if that
+    JACK server has gone away first. Call this before stopping a JACK server
+    the process used. Refused while a :class:`DeviceSink` is open.
+    """
     if _open_streams:
-        raise UsageError(f"cannot rescan audio devices while {_open_streams} DeviceSink(s) are open")
-    sd = _sounddevice()
+        raise UsageError(
+            f"cannot release PortAudio while {_open_streams} DeviceSink(s) are open; close them first"
+        )
+    sd = sys.modules.get("sounddevice")
+    if sd is None:
+        return  # never loaded: nothing to release
     try:
-        sd._terminate()
-        sd._initialize()
+        while getattr(sd, "_initialized", 0) > 0:
+            sd._terminate()
     except sd.PortAudioError as exc:
-        raise AudioError(f"PortAudio failed to re-initialise: {exc}") from exc
+        raise AudioError(f"PortAudio failed to shut down: {exc}") from exc
 
 
 class RingBuffer:

@@ -98,15 +98,15 @@ class FileSink:
         file is still correct after ``close()``, only not after a crash.
         """
         try:
-            lib = soundfile._snd  # type: ignore[attr-defined]
-            ffi = soundfile._ffi  # type: ignore[attr-defined]
+            lib = getattr(soundfile, "_snd")  # noqa: B009 - private, may vanish
+            ffi = getattr(soundfile, "_ffi")  # noqa: B009
             lib.sf_command(f._file, _SFC_SET_UPDATE_HEADER_AUTO, ffi.NULL, lib.SF_TRUE)
         except AttributeError:
             pass
 
     @property
     def closed(self) -> bool:
-        return self._file.closed
+        return bool(self._file.closed)
 
     def write(self, block: np.ndarray) -> None:
         """Append one ``(frames, 2)`` float32 block to the file."""

@@ -61,7 +61,9 @@ B_LEAD_CUT = 24
 B_BASS_CUT = 25
 B_HAT_CUT = 26
 B_DAMP = 27
-N_BPARAMS = 28
+B_PAD_REV = 28
+B_PAD_DLY = 29
+N_BPARAMS = 30
 
 # ---- effect state slots (fx array) -------------------------------------------
 REV_LENS = np.array([1559, 1877, 2213, 2593], dtype=np.int64)
@@ -75,8 +77,12 @@ LOOKAHEAD = 96
     F_AP_I0, F_AP_I1, F_DLY_W, F_DLY_T, F_DLY_LPL, F_DLY_LPR,
     F_K1L_Z1, F_K1L_Z2, F_K2L_Z1, F_K2L_Z2, F_K1R_Z1, F_K1R_Z2, F_K2R_Z1, F_K2R_Z2,
     F_MS, F_AGC, F_AGC_TGT, F_LIM_G, F_LIM_TGT, F_LIM_HOLD, F_LA_I, F_AGC_N,
-) = range(30)
-N_FX = 32
+    F_PAD_L1, F_PAD_L2, F_PAD_R1, F_PAD_R2,
+) = range(34)
+N_FX = 36
+
+#: Added to feedback paths so decaying tails never become (slow) denormal floats.
+ANTI_DENORMAL = 1e-18
 
 SINE_N = 4096
 SINE_TABLE = np.sin(np.linspace(0.0, TWO_PI, SINE_N + 1))
@@ -109,13 +115,19 @@ def _sine(tbl: np.ndarray, phase: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _noise(rng: np.ndarray) -> float:
-    x = rng[0]
+def _xs(x: np.uint64):  # type: ignore[no-untyped-def]
+    """xorshift64 step on local state; returns (state, uniform sample in [-1, 1))."""
     x ^= x << np.uint64(13)
     x ^= x >> np.uint64(7)
     x ^= x << np.uint64(17)
+    return x, (x >> np.uint64(11)) * (1.0 / 9007199254740992.0) * 2.0 - 1.0
+
+
+@njit(cache=True, nogil=True)
+def _noise(rng: np.ndarray) -> float:
+    x, r = _xs(rng[0])
     rng[0] = x
-    return (x >> np.uint64(11)) * (1.0 / 9007199254740992.0) * 2.0 - 1.0
+    return r
 
 
 @njit(cache=True, nogil=True)
@@ -149,34 +161,21 @@ def _svf_g(cutoff: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _env(vo: np.ndarray, v: int) -> float:
-    """Advance voice ``v``'s ADSR by one sample; returns the amplitude."""
-    stage = vo[v, V_STAGE]
-    amp = vo[v, V_AMP]
-    gate = vo[v, V_GATE] - 1.0
-    vo[v, V_GATE] = gate
+def _adsr(stage: float, amp: float, gate: float, att: float, dec: float, sus: float, rel: float):  # type: ignore[no-untyped-def]
+    """One sample of an ADSR on local state; returns (stage, amp, gate)."""
+    gate -= 1.0
     if stage == 0.0:
-        amp += vo[v, V_ATT]
+        amp += att
         if amp >= 1.0:
             amp = 1.0
-            vo[v, V_STAGE] = 1.0
+            stage = 1.0
     elif stage == 1.0:
-        sus = vo[v, V_SUS]
-        amp = sus + (amp - sus) * vo[v, V_DEC]
+        amp = sus + (amp - sus) * dec
     else:
-        amp *= vo[v, V_REL]
+        amp *= rel
     if gate <= 0.0 and stage < 2.0:
-        vo[v, V_STAGE] = 2.0
-    vo[v, V_AMP] = amp
-    return amp
-
-
-@njit(cache=True, nogil=True)
-def _finish(vo: np.ndarray, v: int, amp: float, threshold: float) -> bool:
-    if vo[v, V_STAGE] >= 1.0 and amp < threshold:
-        vo[v, V_ACTIVE] = 0.0
-        return True
-    return False
+        stage = 2.0
+    return stage, amp, gate
 
 
 @njit(cache=True, nogil=True)
@@ -311,7 +310,7 @@ def _note_on(vo: np.ndarray, ks: np.ndarray, ev: np.ndarray, e: int, rng: np.nda
 def _render_voice(
     vo: np.ndarray, ks: np.ndarray, v: int, i0: int, i1: int,
     g0: float, gs: float, dry_l: np.ndarray, dry_r: np.ndarray, rev: np.ndarray, dly: np.ndarray,
-    tbl: np.ndarray, rng: np.ndarray, bp: np.ndarray,
+    pad_l: np.ndarray, pad_r: np.ndarray, tbl: np.ndarray, rng: np.ndarray, bp: np.ndarray,
 ) -> None:
     kind = int(vo[v, V_KIND])
     pl = vo[v, V_PANL]
@@ -320,6 +319,15 @@ def _render_voice(
     sd_ = vo[v, V_DLY]
     vel = vo[v, V_VEL]
     inv_sr = 1.0 / SR
+    stage = vo[v, V_STAGE]
+    amp = vo[v, V_AMP]
+    gate = vo[v, V_GATE]
+    att = vo[v, V_ATT]
+    dec = vo[v, V_DEC]
+    sus = vo[v, V_SUS]
+    rel = vo[v, V_REL]
+    nx = rng[0]
+    alive = True
     if kind == KICK:
         f_end = vo[v, V_FREQ]
         ratio = vo[v, V_P2]
@@ -327,7 +335,7 @@ def _render_voice(
         pe = vo[v, V_S1]
         ph = vo[v, V_PH1]
         for i in range(i0, i1):
-            amp = _env(vo, v)
+            stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             pe *= pcoef
             f = f_end * (1.0 + (ratio - 1.0) * pe)
             ph += f * inv_sr
@@ -337,7 +345,8 @@ def _render_voice(
             dry_l[i] += s * pl
             dry_r[i] += s * pr
             rev[i] += s * sr_
-            if _finish(vo, v, amp, 1e-4):
+            if stage >= 1.0 and amp < 3e-4:
+                alive = False
                 break
         vo[v, V_S1] = pe
         vo[v, V_PH1] = ph
@@ -355,8 +364,8 @@ def _render_voice(
         tcoef = _coef(0.05)
         age = vo[v, V_AGE]
         for i in range(i0, i1):
-            amp = _env(vo, v)
-            x = _noise(rng)
+            stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
+            nx, x = _xs(nx)
             v3 = x - ic2
             v1 = a1 * ic1 + a2 * v3
             v2 = ic2 + a2 * ic1 + a3 * v3
@@ -380,7 +389,8 @@ def _render_voice(
             dry_l[i] += s * pl
             dry_r[i] += s * pr
             rev[i] += s * sr_
-            if _finish(vo, v, amp, 1e-4):
+            if stage >= 1.0 and amp < 3e-4:
+                alive = False
                 break
         vo[v, V_S1] = te
         vo[v, V_S2] = ic1
@@ -395,24 +405,30 @@ def _render_voice(
         base_cut = bp[B_BASS_CUT]
         fenv = vo[v, V_S5]
         fcoef = _coef(0.35)
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
         ic1 = vo[v, V_S1]
         ic2 = vo[v, V_S2]
         ph = vo[v, V_PH1]
         ph2 = vo[v, V_PH2]
         for i in range(i0, i1):
-            amp = _env(vo, v)
+            stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             ph += dt
             if ph >= 1.0:
                 ph -= 1.0
             ph2 += 0.5 * dt
             if ph2 >= 1.0:
                 ph2 -= 1.0
-            osc = (1.0 - chip) * _saw(ph, dt) + chip * _square(ph, dt)
+            osc = _saw(ph, dt)
+            if chip > 0.0:
+                osc = (1.0 - chip) * osc + chip * _square(ph, dt)
             fenv *= fcoef
-            gg = math.pi * min(base_cut * (1.0 + famt * fenv), 9000.0) * inv_sr
-            a1 = 1.0 / (1.0 + gg * (gg + 0.9))
-            a2 = gg * a1
-            a3 = gg * a2
+            if (i & 15) == 0 or i == i0:  # the filter envelope is slow: update coefficients every 16 samples
+                gg = math.pi * min(base_cut * (1.0 + famt * fenv), 9000.0) * inv_sr
+                a1 = 1.0 / (1.0 + gg * (gg + 0.9))
+                a2 = gg * a1
+                a3 = gg * a2
             v3 = osc - ic2
             v1 = a1 * ic1 + a2 * v3
             v2 = ic2 + a2 * ic1 + a3 * v3
@@ -422,7 +438,8 @@ def _render_voice(
             dry_l[i] += s * pl
             dry_r[i] += s * pr
             rev[i] += s * sr_
-            if _finish(vo, v, amp, 1e-4):
+            if stage >= 1.0 and amp < 3e-4:
+                alive = False
                 break
         vo[v, V_S1] = ic1
         vo[v, V_S2] = ic2
@@ -430,20 +447,15 @@ def _render_voice(
         vo[v, V_PH1] = ph
         vo[v, V_PH2] = ph2
     elif kind == PAD:
+        # oscillators only: the pad bus shares one stereo filter (see render_block)
         f = vo[v, V_FREQ]
         dt1 = f * 1.0035 * inv_sr
         dt2 = f * 0.9965 * inv_sr
         chip = vo[v, V_P2]
-        g = _svf_g(bp[B_PAD_CUT])
-        a1 = 1.0 / (1.0 + g * (g + 1.2))
-        a2 = g * a1
-        a3 = g * a2
-        ic1 = vo[v, V_S1]
-        ic2 = vo[v, V_S2]
         ph1 = vo[v, V_PH1]
         ph2 = vo[v, V_PH2]
         for i in range(i0, i1):
-            amp = _env(vo, v)
+            stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             ph1 += dt1
             if ph1 >= 1.0:
                 ph1 -= 1.0
@@ -454,20 +466,12 @@ def _render_voice(
                 osc = _square(ph1, dt1) + _square(ph2, dt2)
             else:
                 osc = _saw(ph1, dt1) + _saw(ph2, dt2)
-            v3 = osc - ic2
-            v1 = a1 * ic1 + a2 * v3
-            v2 = ic2 + a2 * ic1 + a3 * v3
-            ic1 = 2.0 * v1 - ic1
-            ic2 = 2.0 * v2 - ic2
-            s = v2 * amp * vel * (g0 + gs * i)
-            dry_l[i] += s * pl
-            dry_r[i] += s * pr
-            rev[i] += s * sr_
-            dly[i] += s * sd_
-            if _finish(vo, v, amp, 1e-4):
+            s = osc * amp * vel * (g0 + gs * i)
+            pad_l[i] += s * pl
+            pad_r[i] += s * pr
+            if stage >= 1.0 and amp < 3e-4:
+                alive = False
                 break
-        vo[v, V_S1] = ic1
-        vo[v, V_S2] = ic2
         vo[v, V_PH1] = ph1
         vo[v, V_PH2] = ph2
     elif kind == KEYS:
@@ -479,7 +483,7 @@ def _render_voice(
         ph = vo[v, V_PH1]
         phm = vo[v, V_PH2]
         for i in range(i0, i1):
-            amp = _env(vo, v)
+            stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             ph += dt
             if ph >= 1.0:
                 ph -= 1.0
@@ -494,7 +498,8 @@ def _render_voice(
             dry_r[i] += s * pr
             rev[i] += s * sr_
             dly[i] += s * sd_
-            if _finish(vo, v, amp, 1e-4):
+            if stage >= 1.0 and amp < 3e-4:
+                alive = False
                 break
         vo[v, V_S1] = idx
         vo[v, V_PH1] = ph
@@ -504,7 +509,7 @@ def _render_voice(
         j = int(vo[v, V_KSI])
         damp = vo[v, V_P1]
         for i in range(i0, i1):
-            amp = _env(vo, v)
+            stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             j2 = j + 1
             if j2 >= n:
                 j2 = 0
@@ -516,7 +521,8 @@ def _render_voice(
             dry_r[i] += s * pr
             rev[i] += s * sr_
             dly[i] += s * sd_
-            if _finish(vo, v, amp, 1e-4):
+            if stage >= 1.0 and amp < 3e-4:
+                alive = False
                 break
         vo[v, V_KSI] = j
     elif kind == LEAD:
@@ -535,7 +541,7 @@ def _render_voice(
         lfo = vo[v, V_PH2]
         age = vo[v, V_AGE]
         for i in range(i0, i1):
-            amp = _env(vo, v)
+            stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             f += (ftgt - f) * glide
             lfo += 5.5 * inv_sr
             if lfo >= 1.0:
@@ -545,7 +551,9 @@ def _render_voice(
             ph += dt
             if ph >= 1.0:
                 ph -= 1.0
-            osc = (1.0 - chip) * _saw(ph, dt) + chip * _square(ph, dt) * 0.7
+            osc = _saw(ph, dt)
+            if chip > 0.0:
+                osc = (1.0 - chip) * osc + chip * _square(ph, dt) * 0.7
             v3 = osc - ic2
             v1 = a1 * ic1 + a2 * v3
             v2 = ic2 + a2 * ic1 + a3 * v3
@@ -557,7 +565,8 @@ def _render_voice(
             dry_r[i] += s * pr
             rev[i] += s * sr_
             dly[i] += s * sd_
-            if _finish(vo, v, amp, 1e-4):
+            if stage >= 1.0 and amp < 3e-4:
+                alive = False
                 break
         vo[v, V_FREQ] = f
         vo[v, V_S1] = ic1
@@ -581,35 +590,42 @@ def _render_voice(
         a2 = g * a1
         a3 = g * a2
         for i in range(i0, i1):
-            amp = _env(vo, v)
-            x = _noise(rng)
+            stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
+            nx, x = _xs(nx)
             v3 = x - ic2
             v1 = a1 * ic1 + a2 * v3
             v2 = ic2 + a2 * ic1 + a3 * v3
             ic1 = 2.0 * v1 - ic1
             ic2 = 2.0 * v2 - ic2
             ce *= 0.92
-            if crackle > 0.0 and _noise(rng) > 1.0 - crackle:
-                ce = _noise(rng)
+            if crackle > 0.0:
+                nx, c = _xs(nx)
+                if c > 1.0 - crackle:
+                    nx, ce = _xs(nx)
             s = (v1 * 0.5 + ce * 0.35) * amp * vel * (g0 + gs * i)
             dry_l[i] += s * pl
             dry_r[i] += s * pr
             rev[i] += s * sr_
-            if _finish(vo, v, amp, 1e-5):
+            if stage >= 1.0 and amp < 1e-5:
+                alive = False
                 break
         vo[v, V_S1] = ic1
         vo[v, V_S2] = ic2
         vo[v, V_S3] = ce
         vo[v, V_PH1] = lfo
+    vo[v, V_STAGE] = stage
+    vo[v, V_AMP] = amp
+    vo[v, V_GATE] = gate
+    rng[0] = nx
+    if not alive:
+        vo[v, V_ACTIVE] = 0.0
 
 
 @njit(cache=True, nogil=True)
-def _biquad(x: float, fx: np.ndarray, z1: int, b0: float, b1: float, b2: float, a1: float, a2: float) -> float:
-    # transposed direct form II
-    y = b0 * x + fx[z1]
-    fx[z1] = b1 * x - a1 * y + fx[z1 + 1]
-    fx[z1 + 1] = b2 * x - a2 * y
-    return y
+def _biquad(x: float, z1: float, z2: float, b0: float, b1: float, b2: float, a1: float, a2: float):  # type: ignore[no-untyped-def]
+    """Transposed direct form II on local state; returns (y, z1, z2)."""
+    y = b0 * x + z1
+    return y, b1 * x - a1 * y + z2, b2 * x - a2 * y
 
 
 @njit(cache=True, nogil=True)
@@ -638,11 +654,15 @@ def render_block(
     dry_r = scratch[1]
     rev = scratch[2]
     dly = scratch[3]
+    pad_l = scratch[4]
+    pad_r = scratch[5]
     for i in range(n):
         dry_l[i] = 0.0
         dry_r[i] = 0.0
         rev[i] = 0.0
         dly[i] = 0.0
+        pad_l[i] = 0.0
+        pad_r[i] = 0.0
 
     # ---- voices, segment by segment between note events -------------------
     bright = bp[B_BRIGHT]
@@ -661,8 +681,34 @@ def render_block(
             fam = FAMILY_OF_KIND[int(vo[v, V_KIND])]
             g0 = bp[B_GAIN0 + fam]
             gs = (bp[B_GAIN1 + fam] - g0) / n
-            _render_voice(vo, ks, v, pos, end, g0, gs, dry_l, dry_r, rev, dly, tbl, rng, bp)
+            _render_voice(vo, ks, v, pos, end, g0, gs, dry_l, dry_r, rev, dly, pad_l, pad_r, tbl, rng, bp)
         pos = end
+
+    # ---- the pad bus: one stereo low-pass for every pad voice -------------------
+    g = _svf_g(bp[B_PAD_CUT])
+    a1 = 1.0 / (1.0 + g * (g + 1.2))
+    a2 = g * a1
+    a3 = g * a2
+    prev = bp[B_PAD_REV]
+    pdly = bp[B_PAD_DLY]
+    l1 = fx[F_PAD_L1]; l2 = fx[F_PAD_L2]; q1 = fx[F_PAD_R1]; q2 = fx[F_PAD_R2]
+    for i in range(n):
+        v3 = pad_l[i] + ANTI_DENORMAL - l2
+        v1 = a1 * l1 + a2 * v3
+        yl = l2 + a2 * l1 + a3 * v3
+        l1 = 2.0 * v1 - l1
+        l2 = 2.0 * yl - l2
+        v3 = pad_r[i] + ANTI_DENORMAL - q2
+        v1 = a1 * q1 + a2 * v3
+        yr = q2 + a2 * q1 + a3 * v3
+        q1 = 2.0 * v1 - q1
+        q2 = 2.0 * yr - q2
+        dry_l[i] += yl
+        dry_r[i] += yr
+        m = 0.5 * (yl + yr)
+        rev[i] += m * prev
+        dly[i] += m * pdly
+    fx[F_PAD_L1] = l1; fx[F_PAD_L2] = l2; fx[F_PAD_R1] = q1; fx[F_PAD_R2] = q2
 
     # ---- effects and master bus, sample by sample ----------------------------
     rt60 = max(bp[B_RT60], 0.2)
@@ -700,10 +746,12 @@ def render_block(
     hold = int(fx[F_LIM_HOLD])
     la = int(fx[F_LA_I])
     agc_n = int(fx[F_AGC_N])
+    k1l1 = fx[F_K1L_Z1]; k1l2 = fx[F_K1L_Z2]; k2l1 = fx[F_K2L_Z1]; k2l2 = fx[F_K2L_Z2]
+    k1r1 = fx[F_K1R_Z1]; k1r2 = fx[F_K1R_Z2]; k2r1 = fx[F_K2R_Z1]; k2r2 = fx[F_K2R_Z2]
 
     for i in range(n):
         # reverb: two input allpass diffusers, then a 4-line feedback delay network
-        x = rev[i]
+        x = rev[i] + ANTI_DENORMAL
         b = ap_buf[0, a0i]
         y = -0.6 * x + b
         ap_buf[0, a0i] = x + 0.6 * y
@@ -757,7 +805,7 @@ def render_block(
         outr = dly_buf[1, ri] + fr * (dly_buf[1, ri2] - dly_buf[1, ri])
         dlpl += 0.35 * (outl - dlpl)
         dlpr += 0.35 * (outr - dlpr)
-        dly_buf[0, dw] = dly[i] + dfb * dlpr
+        dly_buf[0, dw] = dly[i] + ANTI_DENORMAL + dfb * dlpr
         dly_buf[1, dw] = dfb * dlpl
         dw += 1
         if dw >= DLY_BUF:
@@ -772,14 +820,18 @@ def render_block(
             r += grit * (xr * (27.0 + xr * xr) / (27.0 + 9.0 * xr * xr) / drive * 1.3 - r)
 
         # loudness leveller: K-weighted mean square, feed-forward gain towards the target
-        kl = _biquad(l, fx, F_K1L_Z1, K1_B[0], K1_B[1], K1_B[2], K1_A[0], K1_A[1])
-        kl = _biquad(kl, fx, F_K2L_Z1, K2_B[0], K2_B[1], K2_B[2], K2_A[0], K2_A[1])
-        kr = _biquad(r, fx, F_K1R_Z1, K1_B[0], K1_B[1], K1_B[2], K1_A[0], K1_A[1])
-        kr = _biquad(kr, fx, F_K2R_Z1, K2_B[0], K2_B[1], K2_B[2], K2_A[0], K2_A[1])
+        kl, k1l1, k1l2 = _biquad(l, k1l1, k1l2, K1_B[0], K1_B[1], K1_B[2], K1_A[0], K1_A[1])
+        kl, k2l1, k2l2 = _biquad(kl, k2l1, k2l2, K2_B[0], K2_B[1], K2_B[2], K2_A[0], K2_A[1])
+        kr, k1r1, k1r2 = _biquad(r, k1r1, k1r2, K1_B[0], K1_B[1], K1_B[2], K1_A[0], K1_A[1])
+        kr, k2r1, k2r2 = _biquad(kr, k2r1, k2r2, K2_B[0], K2_B[1], K2_B[2], K2_A[0], K2_A[1])
         ms += (kl * kl + kr * kr - ms) * ms_coef
         agc_n += 1
         if agc_n >= 64:
             agc_n = 0
+            # decaying filter memories must not turn denormal (slow on x86)
+            if abs(k2l1) < 1e-30 and abs(k2r1) < 1e-30:
+                k1l1 = 0.0; k1l2 = 0.0; k2l1 = 0.0; k2l2 = 0.0
+                k1r1 = 0.0; k1r2 = 0.0; k2r1 = 0.0; k2r2 = 0.0
             if ms > target_ms * 1e-4:  # below -40 dB re target: hold (silence is not boosted)
                 agc_tgt = math.sqrt(target_ms / ms)
                 if agc_tgt > 8.0:
@@ -840,3 +892,5 @@ def render_block(
     fx[F_LIM_HOLD] = hold
     fx[F_LA_I] = la
     fx[F_AGC_N] = agc_n
+    fx[F_K1L_Z1] = k1l1; fx[F_K1L_Z2] = k1l2; fx[F_K2L_Z1] = k2l1; fx[F_K2L_Z2] = k2l2
+    fx[F_K1R_Z1] = k1r1; fx[F_K1R_Z2] = k1r2; fx[F_K2R_Z1] = k2r1; fx[F_K2R_Z2] = k2r2

@@ -90,7 +90,7 @@ class SynthBackend:
     )
 
     def __init__(self) -> None:
-        self._scratch = np.zeros((4, MAX_BLOCK))
+        self._scratch = np.zeros((6, MAX_BLOCK))
         self._events = np.zeros((256, dsp.N_ECOLS))
         self._bp = np.zeros(dsp.N_BPARAMS)
 
@@ -215,6 +215,8 @@ class SynthBackend:
         bp[dsp.B_BASS_CUT] = 120.0 * 2.0 ** (2.5 * bright)
         bp[dsp.B_HAT_CUT] = 6000.0 + 4000.0 * bright
         bp[dsp.B_DAMP] = 0.15 + 0.6 * bright
+        bp[dsp.B_PAD_REV] = 0.5
+        bp[dsp.B_PAD_DLY] = 0.05
 
         dsp.render_block(out, st.voices, st.ks, self._events, n_ev, bp, st.fx, st.rev_buf, st.ap_buf,
                          st.dly_buf, st.la_buf, self._scratch, st.rng, dsp.SINE_TABLE)

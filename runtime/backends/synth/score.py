@@ -183,7 +183,7 @@ class Sequencer:
             attack = 0.25 + 0.5 * perf.acoustic + 0.5 * (1.0 - e)
             for j, p in enumerate(voicing):
                 add(Note(0, dsp.PAD, p, 0.8, hold * STEPS_PER_BAR - 0.5, pan=-0.6 + 1.2 * j / max(len(voicing) - 1, 1),
-                         p1=attack, p2=perf.chip, p3=1.4, rev=0.5, dly=0.05))
+                         p1=attack, p2=perf.chip, p3=0.9, rev=0.5, dly=0.05))
         if lv[3] > FAMILY_ON:
             self._plan_keys(add, perf, pcs, lead_melody=lv[5] < 0.1 and lv[3] > 0.5)
         if lv[4] > FAMILY_ON:
@@ -340,9 +340,10 @@ class Sequencer:
                 add(Note(s, dsp.KEYS, seq[(s // 2) % 4], 0.6 if s % 4 else 0.75, 3, pan=-0.2 + 0.1 * (s % 4), **common))
         else:
             add(Note(0, dsp.KEYS, left, 0.8, 6, pan=-0.2, **common))
+            stab = dict(common, p3=0.7)
             for s in (0, 3, 6, 10, 12):
-                for j, p in enumerate(voicing):
-                    add(Note(s, dsp.KEYS, p, 0.5, 1.5, pan=0.1 * j, **common))
+                for j, p in enumerate(voicing[:3]):
+                    add(Note(s, dsp.KEYS, p, 0.5, 1.5, pan=0.1 * j, **stab))
         if lead_melody:
             self._plan_melody(add, perf, pcs, self.step // STEPS_PER_BAR, dsp.KEYS)
 

@@ -1,0 +1,776 @@
+"""The synth's vocabulary of musical words, and the parser that turns a text prompt into a style vector.
+
+Every entry of :data:`VOCABULARY` is a lower-case word or phrase mapped to a
+*partial* point of the style space (:mod:`.style`): only the dimensions the word
+speaks about. A genre sets tempo, density, instrument levels and its drum
+pattern; a mood mostly sets energy, brightness, mode and space; an instrument
+raises its family; a texture colours the production.
+
+:func:`parse_prompt` reads a prompt such as ``"dark lo-fi hip hop with rain, 80 bpm"``:
+
+* case-insensitive; any punctuation separates words (``&`` reads as ``and``);
+  hyphens and spaces inside a phrase are optional (``lo-fi`` = ``lofi`` =
+  ``lo fi``), and a trailing plural ``s`` may be added or dropped;
+* greedy left to right, at each position the longest phrase (up to 4 words)
+  first, so ``drum and bass`` is one genre, not ``drums`` + ``bass``;
+* filler words (:data:`STOP_WORDS`) are skipped silently; anything else not
+  understood is reported in :attr:`ParsedPrompt.unknown`;
+* ``128 bpm`` / ``128bpm`` sets the tempo explicitly (40–240 bpm).
+
+Combination: each dimension is the mean of the values given by the matched
+entries that specify it; dimensions no entry specifies stay :data:`.style.NEUTRAL`.
+Two kinds of entry act after the mean instead of joining it (see
+:data:`MODIFIERS`): ``no drums``-style words force their dimensions, and
+``solo`` keeps only the instrument families the prompt names (``solo violin``)
+— or, with no instrument named, only the strongest family.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from cadenza.errors import PromptError
+from cadenza.runtime.backends.synth.style import (
+    DIMENSIONS,
+    INDEX,
+    INSTRUMENT_FAMILIES,
+    PATTERNS,
+    STYLE_DIM,
+    TEMPO_RANGE,
+    clip,
+    vector_from,
+)
+
+Point = dict[str, float]
+
+#: Longest phrase, in words, that the parser tries at each position.
+MAX_PHRASE_WORDS = 4
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pattern(name: str) -> Point:
+    """Affinity 1 for one drum-pattern family and 0 for the others (so averages behave)."""
+    if name not in PATTERNS:
+        raise ValueError(f"unknown drum pattern {name!r}; choose from {PATTERNS}")
+    return {f"pattern_{p}": (1.0 if p == name else 0.0) for p in PATTERNS}
+
+
+def _alone(**levels: float) -> Point:
+    """Every instrument family at 0 except those given."""
+    out = {family: 0.0 for family in INSTRUMENT_FAMILIES}
+    out.update(levels)
+    return out
+
+
+def _genre(tempo: float, energy: float, pattern: str | None = None, **dims: float) -> Point:
+    point: Point = {"tempo": tempo, "energy": energy}
+    if pattern is not None:
+        point.update(_pattern(pattern))
+    point.update(dims)
+    return point
+
+
+# --------------------------------------------------------------------------- genres
+
+_LOFI = _genre(
+    80, 0.4, "boombap",
+    brightness=0.3, minor=0.6, swing=0.55, space=0.4,
+    drums=0.75, bass=0.7, pads=0.4, keys=0.8, plucks=0.2, lead=0.1, texture=0.7,
+    grit=0.2, acoustic=0.6, harmony=0.8,
+)  # fmt: skip
+_DNB = _genre(
+    174, 0.9, "breakbeat",
+    brightness=0.7, minor=0.8, swing=0.0, space=0.45,
+    drums=1.0, bass=1.0, pads=0.5, keys=0.2, plucks=0.3, lead=0.3, texture=0.1,
+    grit=0.3, acoustic=0.1, harmony=0.3,
+)  # fmt: skip
+_CHIPTUNE = _genre(
+    150, 0.75, "rock",
+    brightness=0.85, minor=0.4, swing=0.0, space=0.1,
+    drums=0.8, bass=0.8, pads=0.2, keys=0.0, plucks=0.8, lead=1.0, texture=0.0,
+    grit=0.1, chip=1.0, acoustic=0.0, harmony=0.1,
+)  # fmt: skip
+_SYNTHWAVE = _genre(
+    100, 0.6, "rock",
+    brightness=0.65, minor=0.6, swing=0.0, space=0.6,
+    drums=0.9, bass=0.9, pads=0.9, keys=0.2, plucks=0.7, lead=0.8, texture=0.1,
+    grit=0.1, chip=0.1, acoustic=0.0, harmony=0.3,
+)  # fmt: skip
+_SOUNDTRACK = _genre(
+    90, 0.45, "halftime",
+    brightness=0.5, minor=0.6, space=0.75,
+    drums=0.3, bass=0.5, pads=0.9, keys=0.5, plucks=0.3, lead=0.4, texture=0.2,
+    acoustic=0.8, harmony=0.4,
+)  # fmt: skip
+_BREAKS = _genre(
+    130, 0.75, "breakbeat",
+    brightness=0.6, minor=0.6, space=0.35,
+    drums=1.0, bass=0.8, pads=0.4, keys=0.1, plucks=0.4, lead=0.3, texture=0.2,
+    grit=0.3, acoustic=0.1, harmony=0.2,
+)  # fmt: skip
+_GARAGE = _genre(
+    132, 0.7, "breakbeat",
+    brightness=0.6, minor=0.6, swing=0.5, space=0.35,
+    drums=0.95, bass=0.9, pads=0.4, keys=0.5, plucks=0.3, lead=0.2,
+    acoustic=0.1, harmony=0.6,
+)  # fmt: skip
+
+_GENRES: dict[str, Point] = {
+    "techno": _genre(
+        130, 0.75, "four_floor",
+        brightness=0.55, minor=0.8, swing=0.0, space=0.4,
+        drums=1.0, bass=0.8, pads=0.3, keys=0.05, plucks=0.5, lead=0.2, texture=0.2,
+        grit=0.3, acoustic=0.0, harmony=0.1,
+    ),
+    "minimal techno": _genre(
+        126, 0.5, "four_floor",
+        brightness=0.45, minor=0.7, swing=0.0, space=0.45,
+        drums=0.9, bass=0.7, pads=0.2, keys=0.0, plucks=0.4, lead=0.05, texture=0.2,
+        acoustic=0.0, harmony=0.1,
+    ),
+    "hard techno": _genre(
+        145, 0.95, "four_floor",
+        brightness=0.65, minor=0.9, space=0.35,
+        drums=1.0, bass=0.9, pads=0.2, keys=0.0, plucks=0.3, lead=0.2, texture=0.2,
+        grit=0.7, acoustic=0.0, harmony=0.0,
+    ),
+    "acid": _genre(
+        130, 0.8, "four_floor",
+        brightness=0.7, minor=0.8, space=0.35,
+        drums=0.9, bass=1.0, pads=0.2, keys=0.0, plucks=0.3, lead=0.6,
+        grit=0.5, acoustic=0.0, harmony=0.1,
+    ),
+    "house": _genre(
+        124, 0.7, "four_floor",
+        brightness=0.6, minor=0.4, swing=0.15, space=0.4,
+        drums=1.0, bass=0.8, pads=0.5, keys=0.6, plucks=0.3, lead=0.2, texture=0.1,
+        acoustic=0.2, harmony=0.5,
+    ),
+    "deep house": _genre(
+        120, 0.55, "four_floor",
+        brightness=0.4, minor=0.6, swing=0.2, space=0.5,
+        drums=0.85, bass=0.85, pads=0.7, keys=0.6, plucks=0.2, lead=0.1, texture=0.2,
+        acoustic=0.3, harmony=0.7,
+    ),
+    "tech house": _genre(
+        125, 0.7, "four_floor",
+        brightness=0.5, minor=0.7, swing=0.15, space=0.35,
+        drums=1.0, bass=0.9, pads=0.2, keys=0.2, plucks=0.4, lead=0.15, texture=0.1,
+        acoustic=0.0, harmony=0.2,
+    ),
+    "edm": _genre(
+        128, 0.85, "four_floor",
+        brightness=0.8, minor=0.4, space=0.5,
+        drums=1.0, bass=0.9, pads=0.7, keys=0.3, plucks=0.7, lead=0.9, texture=0.1,
+        grit=0.3, acoustic=0.0, harmony=0.2,
+    ),
+    "trance": _genre(
+        138, 0.8, "four_floor",
+        brightness=0.75, minor=0.7, space=0.7,
+        drums=0.9, bass=0.8, pads=0.9, keys=0.1, plucks=0.9, lead=0.8, texture=0.1,
+        acoustic=0.0, harmony=0.2,
+    ),
+    "disco": _genre(
+        118, 0.75, "four_floor",
+        brightness=0.7, minor=0.3, swing=0.1, space=0.35,
+        drums=0.95, bass=1.0, pads=0.7, keys=0.6, plucks=0.5, lead=0.4,
+        acoustic=0.5, harmony=0.6,
+    ),
+    "industrial": _genre(
+        130, 0.85, "four_floor",
+        brightness=0.5, minor=1.0, space=0.4,
+        drums=1.0, bass=0.8, pads=0.4, keys=0.0, plucks=0.2, lead=0.4, texture=0.6,
+        grit=1.0, acoustic=0.0, harmony=0.0,
+    ),
+    "ambient": _genre(
+        70, 0.15,
+        brightness=0.4, minor=0.5, swing=0.0, space=0.9,
+        drums=0.0, bass=0.3, pads=1.0, keys=0.3, plucks=0.2, lead=0.05, texture=0.5,
+        grit=0.0, acoustic=0.3, harmony=0.5,
+    ),
+    "dark ambient": _genre(
+        60, 0.1,
+        brightness=0.15, minor=1.0, space=0.95,
+        drums=0.0, bass=0.5, pads=1.0, keys=0.1, plucks=0.05, lead=0.0, texture=0.7,
+        grit=0.2, acoustic=0.1, harmony=0.3,
+    ),
+    "drone": _genre(
+        60, 0.05,
+        brightness=0.3, minor=0.6, space=0.85,
+        drums=0.0, bass=0.6, pads=1.0, keys=0.0, plucks=0.0, lead=0.0, texture=0.6,
+        harmony=0.1,
+    ),
+    "new age": _genre(
+        72, 0.2,
+        brightness=0.6, minor=0.2, space=0.85,
+        drums=0.0, bass=0.2, pads=0.9, keys=0.6, plucks=0.5, lead=0.3, texture=0.3,
+        acoustic=0.7, harmony=0.5,
+    ),
+    "lofi": dict(_LOFI),
+    "lo-fi": dict(_LOFI),
+    "lo-fi hip hop": dict(_LOFI),
+    "chillhop": dict(_LOFI),
+    "hip hop": _genre(
+        90, 0.6, "boombap",
+        brightness=0.45, minor=0.7, swing=0.4, space=0.3,
+        drums=1.0, bass=0.9, pads=0.3, keys=0.5, plucks=0.2, lead=0.2, texture=0.3,
+        grit=0.2, acoustic=0.4, harmony=0.5,
+    ),
+    "boom bap": _genre(
+        92, 0.6, "boombap",
+        brightness=0.4, minor=0.7, swing=0.5, space=0.3,
+        drums=1.0, bass=0.8, pads=0.2, keys=0.5, plucks=0.2, lead=0.1, texture=0.4,
+        grit=0.2, acoustic=0.4, harmony=0.5,
+    ),
+    "trap": _genre(
+        140, 0.7, "halftime",
+        brightness=0.55, minor=0.9, swing=0.0, space=0.4,
+        drums=1.0, bass=1.0, pads=0.4, keys=0.3, plucks=0.5, lead=0.3, texture=0.1,
+        grit=0.4, acoustic=0.1, harmony=0.2,
+    ),
+    "dubstep": _genre(
+        140, 0.85, "halftime",
+        brightness=0.6, minor=0.9, space=0.4,
+        drums=1.0, bass=1.0, pads=0.3, keys=0.0, plucks=0.2, lead=0.5, texture=0.1,
+        grit=0.9, acoustic=0.0, harmony=0.1,
+    ),
+    "drum and bass": dict(_DNB),
+    "drum n bass": dict(_DNB),
+    "dnb": dict(_DNB),
+    "jungle": _genre(
+        165, 0.9, "breakbeat",
+        brightness=0.6, minor=0.7, swing=0.1, space=0.45,
+        drums=1.0, bass=1.0, pads=0.5, keys=0.2, plucks=0.2, lead=0.2, texture=0.3,
+        grit=0.3, acoustic=0.2, harmony=0.4,
+    ),
+    "breakbeat": dict(_BREAKS),
+    "breaks": dict(_BREAKS),
+    "uk garage": dict(_GARAGE),
+    "garage": dict(_GARAGE),
+    "electro": _genre(
+        125, 0.7, "breakbeat",
+        brightness=0.6, minor=0.7, space=0.3,
+        drums=1.0, bass=0.9, pads=0.3, keys=0.0, plucks=0.5, lead=0.5,
+        grit=0.3, chip=0.2, acoustic=0.0, harmony=0.1,
+    ),
+    "idm": _genre(
+        120, 0.65, "breakbeat",
+        brightness=0.6, minor=0.6, space=0.5,
+        drums=0.8, bass=0.6, pads=0.6, keys=0.3, plucks=0.7, lead=0.2, texture=0.5,
+        grit=0.2, acoustic=0.1, harmony=0.5,
+    ),
+    "synthwave": dict(_SYNTHWAVE),
+    "retrowave": {**_SYNTHWAVE, "tempo": 105.0, "energy": 0.65},
+    "vaporwave": _genre(
+        85, 0.35, "boombap",
+        brightness=0.4, minor=0.5, swing=0.2, space=0.7,
+        drums=0.6, bass=0.6, pads=0.8, keys=0.7, plucks=0.2, lead=0.3, texture=0.5,
+        acoustic=0.3, harmony=0.8,
+    ),
+    "chiptune": dict(_CHIPTUNE),
+    "8-bit": dict(_CHIPTUNE),
+    "video game": {**_CHIPTUNE, "tempo": 140.0, "chip": 0.6, "energy": 0.7},
+    "orchestral": _genre(
+        90, 0.5, "halftime",
+        brightness=0.55, minor=0.5, space=0.75,
+        drums=0.35, bass=0.6, pads=1.0, keys=0.2, plucks=0.3, lead=0.6, texture=0.0,
+        grit=0.0, chip=0.0, acoustic=1.0, harmony=0.4,
+    ),
+    "cinematic": _genre(
+        85, 0.55, "halftime",
+        brightness=0.45, minor=0.7, space=0.85,
+        drums=0.5, bass=0.7, pads=1.0, keys=0.4, plucks=0.4, lead=0.3, texture=0.3,
+        acoustic=0.8, harmony=0.3,
+    ),
+    "soundtrack": dict(_SOUNDTRACK),
+    "film score": dict(_SOUNDTRACK),
+    "classical": _genre(
+        96, 0.4,
+        brightness=0.55, minor=0.4, space=0.6,
+        drums=0.0, bass=0.4, pads=0.9, keys=0.8, plucks=0.3, lead=0.5, texture=0.0,
+        grit=0.0, chip=0.0, acoustic=1.0, harmony=0.3,
+    ),
+    "jazz": _genre(
+        120, 0.55, "rock",
+        brightness=0.5, minor=0.5, swing=0.7, space=0.35,
+        drums=0.7, bass=0.9, pads=0.2, keys=0.9, plucks=0.1, lead=0.5, texture=0.1,
+        grit=0.0, acoustic=0.9, harmony=1.0,
+    ),
+    "neo soul": _genre(
+        85, 0.45, "boombap",
+        brightness=0.45, minor=0.5, swing=0.45, space=0.4,
+        drums=0.8, bass=0.9, pads=0.4, keys=0.9, plucks=0.2, lead=0.3, texture=0.2,
+        acoustic=0.6, harmony=0.95,
+    ),
+    "soul": _genre(
+        95, 0.55, "rock",
+        brightness=0.5, minor=0.4, swing=0.3, space=0.35,
+        drums=0.9, bass=0.9, pads=0.4, keys=0.8, plucks=0.4, lead=0.5,
+        acoustic=0.7, harmony=0.7,
+    ),
+    "bossa nova": _genre(
+        120, 0.4, "rock",
+        brightness=0.55, minor=0.4, swing=0.1, space=0.3,
+        drums=0.5, bass=0.7, pads=0.2, keys=0.6, plucks=0.9, lead=0.3, texture=0.0,
+        acoustic=1.0, harmony=0.9,
+    ),
+    "funk": _genre(
+        108, 0.75, "rock",
+        brightness=0.65, minor=0.5, swing=0.3, space=0.2,
+        drums=1.0, bass=1.0, pads=0.2, keys=0.7, plucks=0.8, lead=0.4,
+        grit=0.1, acoustic=0.5, harmony=0.7,
+    ),
+    "rock": _genre(
+        125, 0.75, "rock",
+        brightness=0.6, minor=0.5, swing=0.0, space=0.3,
+        drums=1.0, bass=0.9, pads=0.2, keys=0.2, plucks=0.8, lead=0.8,
+        grit=0.6, acoustic=0.5, harmony=0.1,
+    ),
+    "metal": _genre(
+        150, 0.95, "rock",
+        brightness=0.6, minor=0.95, swing=0.0, space=0.25,
+        drums=1.0, bass=1.0, pads=0.2, keys=0.0, plucks=0.9, lead=0.9,
+        grit=1.0, acoustic=0.3, harmony=0.0,
+    ),
+    "post rock": _genre(
+        110, 0.55, "rock",
+        brightness=0.5, minor=0.6, space=0.8,
+        drums=0.8, bass=0.8, pads=0.7, keys=0.3, plucks=0.9, lead=0.5, texture=0.3,
+        grit=0.4, acoustic=0.4, harmony=0.3,
+    ),
+    "blues": _genre(
+        90, 0.5, "rock",
+        brightness=0.5, minor=0.6, swing=0.6, space=0.3,
+        drums=0.8, bass=0.8, pads=0.1, keys=0.7, plucks=0.8, lead=0.7,
+        grit=0.3, acoustic=0.8, harmony=0.6,
+    ),
+    "folk": _genre(
+        100, 0.45, "rock",
+        brightness=0.6, minor=0.4, space=0.3,
+        drums=0.3, bass=0.5, pads=0.3, keys=0.3, plucks=1.0, lead=0.5,
+        grit=0.0, acoustic=1.0, harmony=0.2,
+    ),
+    "pop": _genre(
+        118, 0.65, "rock",
+        brightness=0.75, minor=0.25, space=0.4,
+        drums=0.9, bass=0.8, pads=0.6, keys=0.6, plucks=0.5, lead=0.8, texture=0.05,
+        grit=0.1, acoustic=0.3, harmony=0.3,
+    ),
+    "reggae": _genre(
+        75, 0.5, "halftime",
+        brightness=0.5, minor=0.4, swing=0.2, space=0.4,
+        drums=0.9, bass=1.0, pads=0.2, keys=0.8, plucks=0.6, lead=0.3,
+        acoustic=0.6, harmony=0.3,
+    ),
+    "dub": _genre(
+        70, 0.4, "halftime",
+        brightness=0.35, minor=0.6, swing=0.2, space=0.95,
+        drums=0.9, bass=1.0, pads=0.2, keys=0.5, plucks=0.3, lead=0.1, texture=0.3,
+        acoustic=0.4, harmony=0.2,
+    ),
+    "downtempo": _genre(
+        90, 0.35, "boombap",
+        brightness=0.4, minor=0.6, swing=0.2, space=0.6,
+        drums=0.7, bass=0.8, pads=0.7, keys=0.5, plucks=0.4, lead=0.2, texture=0.3,
+        acoustic=0.3, harmony=0.6,
+    ),
+    "chillout": _genre(
+        95, 0.3, "boombap",
+        brightness=0.5, minor=0.4, swing=0.1, space=0.65,
+        drums=0.6, bass=0.6, pads=0.8, keys=0.5, plucks=0.4, lead=0.2, texture=0.2,
+        acoustic=0.4, harmony=0.6,
+    ),
+    "trip hop": _genre(
+        85, 0.4, "boombap",
+        brightness=0.35, minor=0.8, swing=0.3, space=0.6,
+        drums=0.85, bass=0.9, pads=0.6, keys=0.4, plucks=0.2, lead=0.2, texture=0.6,
+        grit=0.3, acoustic=0.4, harmony=0.5,
+    ),
+}  # fmt: skip
+
+# --------------------------------------------------------------------------- instruments
+
+_PIANO: Point = {"keys": 1.0, "acoustic": 0.95}
+_ARP: Point = {"plucks": 1.0}
+
+_INSTRUMENTS: dict[str, Point] = {
+    "piano": dict(_PIANO),
+    "grand piano": {**_PIANO, "acoustic": 1.0},
+    "solo piano": {**_alone(keys=1.0), "acoustic": 1.0, "energy": 0.3, "space": 0.45},
+    "electric piano": {"keys": 1.0, "acoustic": 0.5, "harmony": 0.6},
+    "rhodes": {"keys": 1.0, "acoustic": 0.5, "harmony": 0.7},
+    "keys": {"keys": 1.0},
+    "organ": {"keys": 1.0, "acoustic": 0.4, "pads": 0.6},
+    "strings": {"pads": 1.0, "acoustic": 1.0},
+    "string quartet": {**_alone(pads=1.0, bass=0.4, lead=0.6), "acoustic": 1.0},
+    "violin": {"lead": 1.0, "pads": 0.6, "acoustic": 1.0},
+    "cello": {"pads": 1.0, "bass": 0.6, "acoustic": 1.0},
+    "pads": {"pads": 1.0},
+    "synth pad": {"pads": 1.0, "acoustic": 0.0},
+    "choir": {"pads": 1.0, "acoustic": 0.9, "space": 0.75},
+    "synth": {"pads": 0.7, "lead": 0.7, "plucks": 0.5, "acoustic": 0.0},
+    "bass": {"bass": 1.0},
+    "sub bass": {"bass": 1.0, "brightness": 0.3},
+    "synth bass": {"bass": 1.0, "acoustic": 0.0},
+    "bassline": {"bass": 1.0},
+    "808": {"bass": 1.0, "drums": 0.9, "acoustic": 0.0},
+    "drums": {"drums": 1.0},
+    "drum machine": {"drums": 1.0, "acoustic": 0.0},
+    "percussion": {"drums": 0.85},
+    "kick": {"drums": 1.0},
+    "snare": {"drums": 1.0},
+    "hi hats": {"drums": 0.9, "brightness": 0.7},
+    "guitar": {"plucks": 0.9, "acoustic": 0.6},
+    "acoustic guitar": {"plucks": 1.0, "acoustic": 1.0},
+    "electric guitar": {"plucks": 0.7, "lead": 0.8, "grit": 0.4, "acoustic": 0.3},
+    "solo guitar": {**_alone(plucks=1.0), "acoustic": 0.9, "energy": 0.35},
+    "harp": {"plucks": 1.0, "acoustic": 1.0, "brightness": 0.65},
+    "arpeggio": dict(_ARP),
+    "arp": dict(_ARP),
+    "plucks": {"plucks": 1.0},
+    "bells": {"plucks": 0.9, "brightness": 0.8},
+    "music box": {"plucks": 1.0, "brightness": 0.8, "acoustic": 0.7},
+    "marimba": {"plucks": 1.0, "acoustic": 0.85},
+    "vibraphone": {"keys": 0.8, "plucks": 0.6, "acoustic": 0.8, "harmony": 0.7},
+    "kalimba": {"plucks": 1.0, "acoustic": 0.9},
+    "flute": {"lead": 1.0, "acoustic": 0.9},
+    "lead synth": {"lead": 1.0, "acoustic": 0.0},
+    "synth lead": {"lead": 1.0, "acoustic": 0.0},
+    "brass": {"lead": 0.8, "pads": 0.6, "acoustic": 0.8},
+    "horns": {"lead": 0.8, "pads": 0.5, "acoustic": 0.8},
+    "saxophone": {"lead": 1.0, "acoustic": 0.8, "harmony": 0.6},
+    "sax": {"lead": 1.0, "acoustic": 0.8, "harmony": 0.6},
+    "trumpet": {"lead": 1.0, "acoustic": 0.8},
+}
+
+# --------------------------------------------------------------------------- moods
+
+_MOODS: dict[str, Point] = {
+    "dark": {"brightness": 0.2, "minor": 0.9, "space": 0.55},
+    "calm": {"tempo": 75.0, "energy": 0.2, "brightness": 0.4, "space": 0.6},
+    "tense": {"energy": 0.6, "brightness": 0.4, "minor": 0.9, "space": 0.4},
+    "epic": {"energy": 0.8, "brightness": 0.6, "minor": 0.7, "space": 0.8},
+    "dreamy": {"energy": 0.3, "brightness": 0.5, "minor": 0.4, "space": 0.85, "harmony": 0.6},
+    "happy": {"energy": 0.65, "brightness": 0.75, "minor": 0.0},
+    "sad": {"energy": 0.3, "brightness": 0.35, "minor": 1.0},
+    "melancholic": {"energy": 0.35, "brightness": 0.35, "minor": 0.85, "space": 0.6, "harmony": 0.5},
+    "melancholy": {"energy": 0.35, "brightness": 0.35, "minor": 0.85, "space": 0.6, "harmony": 0.5},
+    "aggressive": {"energy": 1.0, "brightness": 0.8, "minor": 0.9, "grit": 0.7},
+    "angry": {"energy": 0.95, "brightness": 0.7, "minor": 0.95, "grit": 0.8},
+    "peaceful": {"tempo": 72.0, "energy": 0.15, "brightness": 0.5, "minor": 0.2, "space": 0.65},
+    "serene": {"tempo": 70.0, "energy": 0.1, "brightness": 0.55, "minor": 0.2, "space": 0.8},
+    "mysterious": {"energy": 0.35, "brightness": 0.3, "minor": 0.7, "space": 0.7, "harmony": 0.5},
+    "uplifting": {"energy": 0.7, "brightness": 0.8, "minor": 0.1, "space": 0.55},
+    "ominous": {"energy": 0.35, "brightness": 0.15, "minor": 1.0, "space": 0.7},
+    "heroic": {"energy": 0.75, "brightness": 0.7, "minor": 0.2, "space": 0.6},
+    "romantic": {"energy": 0.35, "brightness": 0.5, "minor": 0.4, "space": 0.5, "harmony": 0.7},
+    "playful": {"energy": 0.6, "brightness": 0.75, "minor": 0.1, "swing": 0.3},
+    "eerie": {"energy": 0.2, "brightness": 0.3, "minor": 0.9, "space": 0.85},
+    "creepy": {"energy": 0.25, "brightness": 0.25, "minor": 1.0, "space": 0.75},
+    "spooky": {"energy": 0.35, "brightness": 0.35, "minor": 0.95, "space": 0.7},
+    "scary": {"energy": 0.4, "brightness": 0.2, "minor": 1.0, "space": 0.8},
+    "suspenseful": {"energy": 0.45, "brightness": 0.35, "minor": 0.9, "space": 0.6},
+    "triumphant": {"energy": 0.85, "brightness": 0.8, "minor": 0.0, "space": 0.6},
+    "relaxed": {"tempo": 85.0, "energy": 0.25, "brightness": 0.45, "space": 0.5},
+    "relaxing": {"tempo": 85.0, "energy": 0.25, "brightness": 0.45, "space": 0.5},
+    "chill": {"tempo": 88.0, "energy": 0.3, "brightness": 0.45, "space": 0.55},
+    "energetic": {"tempo": 135.0, "energy": 0.9, "brightness": 0.7},
+    "intense": {"energy": 0.9, "brightness": 0.65, "minor": 0.75, "grit": 0.4},
+    "frantic": {"tempo": 160.0, "energy": 1.0},
+    "nostalgic": {"energy": 0.4, "brightness": 0.4, "minor": 0.5, "space": 0.5, "harmony": 0.6},
+    "hopeful": {"energy": 0.5, "brightness": 0.65, "minor": 0.15},
+    "ethereal": {"energy": 0.2, "brightness": 0.7, "minor": 0.4, "space": 0.95},
+    "groovy": {"energy": 0.65, "swing": 0.4},
+    "funky": {"energy": 0.7, "swing": 0.35, "harmony": 0.6},
+    "joyful": {"energy": 0.7, "brightness": 0.8, "minor": 0.0},
+    "cheerful": {"energy": 0.65, "brightness": 0.8, "minor": 0.0},
+    "somber": {"energy": 0.2, "brightness": 0.25, "minor": 0.9, "space": 0.6},
+    "gloomy": {"energy": 0.25, "brightness": 0.2, "minor": 0.95},
+    "euphoric": {"energy": 0.9, "brightness": 0.85, "minor": 0.2, "space": 0.7},
+    "hypnotic": {"energy": 0.55, "minor": 0.6, "space": 0.6},
+    "meditative": {"tempo": 65.0, "energy": 0.1, "brightness": 0.4, "space": 0.85},
+    "cozy": {"energy": 0.3, "brightness": 0.35, "minor": 0.3, "space": 0.35, "harmony": 0.6},
+    "majestic": {"energy": 0.6, "brightness": 0.65, "minor": 0.3, "space": 0.85},
+}
+
+# --------------------------------------------------------------------------- textures / production
+
+_TEXTURES: dict[str, Point] = {
+    "vinyl": {"texture": 1.0, "brightness": 0.35},
+    "crackle": {"texture": 1.0},
+    "vinyl crackle": {"texture": 1.0, "brightness": 0.35},
+    "tape": {"texture": 0.6, "grit": 0.3, "brightness": 0.35},
+    "noise": {"texture": 0.9, "grit": 0.2},
+    "rain": {"texture": 1.0, "space": 0.6, "brightness": 0.4},
+    "wind": {"texture": 0.9, "space": 0.7},
+    "field recordings": {"texture": 0.9, "space": 0.6},
+    "glitchy": {"texture": 0.7, "energy": 0.7, "grit": 0.3},
+    "distorted": {"grit": 0.9},
+    "distortion": {"grit": 0.9},
+    "gritty": {"grit": 0.7, "brightness": 0.55},
+    "crunchy": {"grit": 0.7},
+    "saturated": {"grit": 0.5},
+    "heavy": {"energy": 0.8, "grit": 0.6},
+    "clean": {"grit": 0.0, "texture": 0.0},
+    "lush": {"pads": 0.8, "space": 0.75, "harmony": 0.6},
+    "warm": {"brightness": 0.35, "grit": 0.15},
+    "muffled": {"brightness": 0.15},
+    "deep": {"brightness": 0.3, "space": 0.55},
+    "bright": {"brightness": 0.9},
+    "airy": {"brightness": 0.75, "space": 0.75},
+    "reverb": {"space": 0.9},
+    "spacious": {"space": 0.9},
+    "cavernous": {"space": 1.0},
+    "dry": {"space": 0.05},
+    "minimal": {"energy": 0.25, "harmony": 0.1, "texture": 0.05},
+    "sparse": {"energy": 0.15},
+    "dense": {"energy": 0.9},
+    "fast": {"tempo": 150.0, "energy": 0.75},
+    "slow": {"tempo": 70.0, "energy": 0.3},
+    "swing": {"swing": 0.6},
+    "swung": {"swing": 0.6},
+    "shuffle": {"swing": 0.7},
+    "analog": {"grit": 0.2, "acoustic": 0.0},
+    "acoustic": {"acoustic": 1.0, "grit": 0.0},
+}
+
+# --------------------------------------------------------------------------- modifiers
+
+_MODIFIERS: dict[str, Point] = {
+    "solo": _alone(),
+    "no drums": {"drums": 0.0},
+    "without drums": {"drums": 0.0},
+    "no percussion": {"drums": 0.0},
+    "drumless": {"drums": 0.0},
+    "beatless": {"drums": 0.0},
+    "no beat": {"drums": 0.0},
+    "no bass": {"bass": 0.0},
+    "without bass": {"bass": 0.0},
+    "no pads": {"pads": 0.0},
+    "no melody": {"lead": 0.0, "plucks": 0.0},
+}
+
+#: Entry names per category (every entry of :data:`VOCABULARY` is in exactly one).
+GENRES: tuple[str, ...] = tuple(_GENRES)
+INSTRUMENTS: tuple[str, ...] = tuple(_INSTRUMENTS)
+MOODS: tuple[str, ...] = tuple(_MOODS)
+TEXTURES: tuple[str, ...] = tuple(_TEXTURES)
+MODIFIERS: tuple[str, ...] = tuple(_MODIFIERS)
+
+#: Entries that keep only the instrument families named in the prompt.
+SOLO_ENTRIES: frozenset[str] = frozenset({"solo", "solo piano", "solo guitar"})
+
+#: word or phrase → partial style point (dimension name → value).
+VOCABULARY: dict[str, Point] = {**_GENRES, **_INSTRUMENTS, **_MOODS, **_TEXTURES, **_MODIFIERS}
+
+#: Filler words skipped without complaint (phrases such as ``drum and bass`` match first).
+STOP_WORDS: frozenset[str] = frozenset(
+    {
+        "a", "an", "and", "the", "of", "in", "on", "at", "for", "to", "with", "some",
+        "music", "style", "track", "tracks", "beat", "beats", "vibe", "vibes", "song",
+        "songs", "feel", "feeling", "sound", "sounds", "sounding", "tune", "tunes",
+        "loop", "loops", "like", "kind", "type", "very", "really", "more", "plus",
+        "mood", "genre", "ish",
+    }
+)  # fmt: skip
+
+_TOKEN = re.compile(r"\d+(?:\.\d+)?[^\W\d_]*|[^\W\d_][^\W_]*")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_NUMBER_BPM = re.compile(r"(\d+(?:\.\d+)?)bpm")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower().replace("&", " and "))
+
+
+def _build_index() -> tuple[dict[str, str], dict[str, str]]:
+    """Lookup tables: spaced form (``lo fi``) and compact form (``lofi``) → entry name."""
+    spaced: dict[str, str] = {}
+    compact: dict[str, str] = {}
+    for name in VOCABULARY:
+        words = _tokens(name)
+        if not words or len(words) > MAX_PHRASE_WORDS:
+            raise ValueError(f"vocabulary entry {name!r} must have 1–{MAX_PHRASE_WORDS} words")
+        key = " ".join(words)
+        if key in spaced:
+            raise ValueError(f"vocabulary entries {spaced[key]!r} and {name!r} read the same")
+        spaced[key] = name
+    for key, name in spaced.items():
+        compact.setdefault(key.replace(" ", ""), name)
+    return spaced, compact
+
+
+def _check_vocabulary() -> None:
+    for name, point in VOCABULARY.items():
+        if name != name.lower() or name != name.strip():
+            raise ValueError(f"vocabulary entry {name!r} must be lower-case and trimmed")
+        for dim, value in point.items():
+            if dim not in INDEX:
+                raise ValueError(f"vocabulary entry {name!r}: unknown dimension {dim!r}")
+            low, high = TEMPO_RANGE if dim == "tempo" else (0.0, 1.0)
+            if not low <= value <= high:
+                raise ValueError(f"vocabulary entry {name!r}: {dim}={value} outside {low}–{high}")
+
+
+_check_vocabulary()
+_SPACED, _COMPACT = _build_index()
+
+
+def _lookup(words: list[str]) -> str | None:
+    """The entry a run of words spells, allowing joined words and a plural ``s`` on the last word."""
+    last = words[-1]
+    variants = [words]
+    if last.endswith("s") and len(last) > 2:
+        variants.append(words[:-1] + [last[:-1]])
+    else:
+        variants.append(words[:-1] + [last + "s"])
+    for variant in variants:
+        spaced = " ".join(variant)
+        if spaced in _SPACED:
+            return _SPACED[spaced]
+        joined = "".join(variant)
+        if joined in _COMPACT:
+            return _COMPACT[joined]
+    return None
+
+
+def known_words() -> list[str]:
+    """Every vocabulary entry (word or phrase), sorted."""
+    return sorted(VOCABULARY)
+
+
+@dataclass(frozen=True, eq=False)
+class ParsedPrompt:
+    """What :func:`parse_prompt` understood of a text prompt.
+
+    ``vector`` is the full style vector (read-only, length ``STYLE_DIM``);
+    ``matched`` lists the vocabulary entries found in prompt order (an explicit
+    tempo appears as ``"128 bpm"``); ``unknown`` lists the words not understood.
+    """
+
+    vector: np.ndarray
+    matched: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+
+def _suggest(unknown: list[str]) -> list[str]:
+    candidates = sorted(set(VOCABULARY) | set(_SPACED) | set(_COMPACT))
+    out: list[str] = []
+    for word in unknown:
+        for guess in difflib.get_close_matches(word, candidates, n=3, cutoff=0.6):
+            name = _SPACED.get(guess) or _COMPACT.get(guess) or guess
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _tempo(value: str, text: str) -> float:
+    bpm = float(value)
+    low, high = TEMPO_RANGE
+    if not low <= bpm <= high:
+        raise PromptError(f"tempo {value} bpm in prompt {text!r} is outside {low:g}–{high:g} bpm")
+    return bpm
+
+
+def parse_prompt(text: str) -> ParsedPrompt:
+    """Read a text prompt into a style vector; raises :class:`PromptError` when no word is known."""
+    if not isinstance(text, str):
+        raise PromptError(f"a text prompt must be a string, got {type(text).__name__} {text!r}")
+    if not text.strip():
+        raise PromptError("empty prompt: give at least one musical word, e.g. 'dark techno'")
+    words = _tokens(text)
+    matched: list[str] = []
+    unknown: list[str] = []
+    tempo: float | None = None
+    i = 0
+    while i < len(words):
+        for n in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
+            name = _lookup(words[i : i + n])
+            if name is not None:
+                matched.append(name)
+                i += n
+                break
+        else:
+            word = words[i]
+            bpm_match = _NUMBER_BPM.fullmatch(word)
+            if bpm_match:
+                tempo = _tempo(bpm_match.group(1), text)
+                matched.append(f"{bpm_match.group(1)} bpm")
+            elif _NUMBER.fullmatch(word) and i + 1 < len(words) and words[i + 1] == "bpm":
+                tempo = _tempo(word, text)
+                matched.append(f"{word} bpm")
+                i += 1
+            elif word not in STOP_WORDS:
+                unknown.append(word)
+            i += 1
+
+    if not matched:
+        suggestions = _suggest(unknown)
+        if suggestions:
+            hint = f"did you mean: {', '.join(suggestions)}?"
+        else:
+            hint = "try words such as: ambient, techno, lo-fi, piano, strings, dark, calm (known_words() lists all)"
+        raise PromptError(f"no known musical word in prompt {text!r}; {hint}")
+
+    vector = _combine([m for m in matched if m in VOCABULARY])
+    if tempo is not None:
+        vector[INDEX["tempo"]] = tempo
+    vector.setflags(write=False)
+    return ParsedPrompt(vector=vector, matched=tuple(matched), unknown=tuple(unknown))
+
+
+def _combine(entries: list[str]) -> np.ndarray:
+    """Mean of the entries' partial points, then the solo rule, then the modifiers' forced values."""
+    modifiers = set(MODIFIERS)
+    total = np.zeros(STYLE_DIM)
+    count = np.zeros(STYLE_DIM)
+    for name in entries:
+        if name in modifiers:
+            continue
+        for dim, value in VOCABULARY[name].items():
+            total[INDEX[dim]] += value
+            count[INDEX[dim]] += 1
+    given = {DIMENSIONS[k]: float(total[k] / count[k]) for k in np.flatnonzero(count)}
+    vector = vector_from(given)
+
+    if any(name in SOLO_ENTRIES for name in entries):
+        instruments = set(INSTRUMENTS)
+        named = {
+            dim
+            for name in entries
+            if name in instruments
+            for dim, value in VOCABULARY[name].items()
+            if dim in INSTRUMENT_FAMILIES and value > 0.0
+        }
+        if not named:  # "solo jazz": keep the strongest family of the mix
+            named = {max(INSTRUMENT_FAMILIES, key=lambda f: float(vector[INDEX[f]]))}
+        for family in INSTRUMENT_FAMILIES:
+            if family not in named:
+                vector[INDEX[family]] = 0.0
+
+    for name in entries:
+        if name in modifiers and name not in SOLO_ENTRIES:
+            for dim, value in VOCABULARY[name].items():
+                vector[INDEX[dim]] = value
+    return clip(vector)
+
+
+__all__ = [
+    "GENRES",
+    "INSTRUMENTS",
+    "MODIFIERS",
+    "MOODS",
+    "SOLO_ENTRIES",
+    "STOP_WORDS",
+    "TEXTURES",
+    "VOCABULARY",
+    "ParsedPrompt",
+    "known_words",
+    "parse_prompt",
+]
