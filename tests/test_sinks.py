@@ -159,6 +159,9 @@ def test_file_sink_rejects_bad_blocks_and_late_writes(tmp_path: Path) -> None:
         sink.write(np.zeros((10, 3), dtype=np.float32))
     with pytest.raises(UsageError, match=r"\(frames, 2\)"):
         sink.write(np.zeros(10, dtype=np.float32))
+    with pytest.raises(UsageError, match="int16"):
+        sink.write(np.zeros((10, 2), dtype=np.int16))
+    sink.write(np.zeros((10, 2), dtype=np.float64))  # other floats are converted
     sink.close()
     with pytest.raises(UsageError, match="after close"):
         sink.write(np.zeros((10, 2), dtype=np.float32))
@@ -347,10 +350,10 @@ def test_device_sink_close_without_drain_stops_early(
 ) -> None:
     from cadenza.runtime.sinks.device import DeviceSink
 
-    audio = make_sine(SR, amplitude=0.1)  # one block ten times the ring
-    sink = DeviceSink(audio_output, buffer_seconds=0.1)
-    sink.write(audio)  # returns once all but the last ~0.1 s has been taken
-    assert sink.frames_played >= len(audio) - int(0.1 * SR)
+    audio = make_sine(SR, amplitude=0.1)  # one block twice the ring
+    sink = DeviceSink(audio_output, buffer_seconds=0.5)
+    sink.write(audio)  # returns once all but the last 0.5 s has been taken
+    assert sink.frames_played >= len(audio) - SR // 2
     sink.close(drain=False)
     assert sink.closed
     assert sink.frames_played < len(audio)

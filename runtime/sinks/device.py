@@ -374,11 +374,18 @@ class DeviceSink:
         stall_timeout: float = 5.0,
     ) -> None:
         if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 0:
-            raise UsageError(f"blocksize must be an integer >= 0 (0: the host's choice), got {blocksize!r}", where="blocksize")
+            raise UsageError(
+                f"blocksize must be an integer >= 0 (0: the host's choice), got {blocksize!r}",
+                where="blocksize",
+            )
         if not (isinstance(buffer_seconds, (int, float)) and 0 < buffer_seconds <= 60):
-            raise UsageError(f"buffer_seconds must be in (0, 60], got {buffer_seconds!r}", where="buffer_seconds")
+            raise UsageError(
+                f"buffer_seconds must be in (0, 60], got {buffer_seconds!r}", where="buffer_seconds"
+            )
         if not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0):
-            raise UsageError(f"stall_timeout must be > 0 seconds, got {stall_timeout!r}", where="stall_timeout")
+            raise UsageError(
+                f"stall_timeout must be > 0 seconds, got {stall_timeout!r}", where="stall_timeout"
+            )
         sd = _sounddevice()
         self.device = find_output_device(device)
         self.stall_timeout = float(stall_timeout)
@@ -402,7 +409,9 @@ class DeviceSink:
                 callback=self._callback,
             )
         except (sd.PortAudioError, ValueError) as exc:
-            raise AudioError(f"cannot open output device {self.device} at {SAMPLE_RATE} Hz stereo: {exc}") from exc
+            raise AudioError(
+                f"cannot open output device {self.device} at {SAMPLE_RATE} Hz stereo: {exc}"
+            ) from exc
         global _open_streams
         _open_streams += 1
 

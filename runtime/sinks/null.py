@@ -17,16 +17,16 @@ from cadenza.runtime.backends.base import CHANNELS
 def as_block(block: np.ndarray, sink: str) -> np.ndarray:
     """``block`` as a C-contiguous float32 ``(frames, CHANNELS)`` array.
 
-    Converts dtype only when needed (no copy for a float32 block). Raises
-    :class:`UsageError` naming ``sink`` and the bad shape otherwise.
+    Converts other float dtypes (no copy for a float32 block). Raises
+    :class:`UsageError` naming ``sink`` and the bad shape or dtype otherwise.
     """
     arr = np.asarray(block)
     if arr.ndim != 2 or arr.shape[1] != CHANNELS:
         raise UsageError(
             f"{sink}.write() takes a (frames, {CHANNELS}) block, got shape {arr.shape}"
         )
-    if arr.dtype.kind not in "fiu":
-        raise UsageError(f"{sink}.write() takes float32 samples, got dtype {arr.dtype}")
+    if arr.dtype.kind != "f":  # integer PCM would need scaling: refuse, don't guess
+        raise UsageError(f"{sink}.write() takes float32 samples in [-1, 1], got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
