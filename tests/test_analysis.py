@@ -22,7 +22,9 @@ from cadenza.runtime.backends.synth.style import NEUTRAL, STYLE_DIM, StyleView
 SR = 48_000
 
 
-def click_track(period_s: float, seconds: float = 10.0, rate: int = SR, amplitude: float = 0.8, seed: int = 0) -> np.ndarray:
+def click_track(
+    period_s: float, seconds: float = 10.0, rate: int = SR, amplitude: float = 0.8, seed: int = 0
+) -> np.ndarray:
     """Short decaying noise bursts every ``period_s`` seconds."""
     rng = np.random.default_rng(seed)
     x = np.zeros(int(seconds * rate))
@@ -173,7 +175,8 @@ def test_tempo_dimension_follows_the_estimate() -> None:
 
 
 def test_drums_follow_pulse_and_onsets() -> None:
-    groove = StyleView(style_from_features(features(tempo_bpm=124.0, onset_rate=6.0, pulse_strength=0.9, high_band=0.3)))
+    groove_features = features(tempo_bpm=124.0, onset_rate=6.0, pulse_strength=0.9, high_band=0.3)
+    groove = StyleView(style_from_features(groove_features))
     drone = StyleView(style_from_features(features(tempo_bpm=None, onset_rate=0.1, high_band=0.05)))
     assert groove.drums > 0.8
     assert drone.drums < 0.1

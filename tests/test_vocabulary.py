@@ -67,7 +67,11 @@ def test_vocabulary_size_and_categories() -> None:
             "dark calm tense epic dreamy happy sad melancholic aggressive peaceful mysterious uplifting "
             "ominous heroic romantic playful eerie triumphant relaxed energetic chill intense",
         ),
-        (TEXTURES, "vinyl crackle noise rain wind distorted gritty lush warm bright airy reverb spacious minimal dense fast slow"),
+        (
+            TEXTURES,
+            "vinyl crackle noise rain wind distorted gritty lush warm bright airy reverb spacious "
+            "minimal dense fast slow",
+        ),
     ],
 )
 def test_required_single_words_are_in_their_category(category: tuple[str, ...], required: str) -> None:

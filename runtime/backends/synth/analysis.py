@@ -9,8 +9,10 @@ to mono, at the file's own sample rate) and measures, with NumPy only:
   preference around 120 bpm and parabolic interpolation of the peak; the tempo
   is ``None`` when the autocorrelation peak is weak or there are hardly any
   onsets (no clear pulse);
-* the spectral centroid and the share of power below 250 Hz, 250 Hz–4 kHz and
-  above 4 kHz, from the long-term average spectrum, and the spectral flatness;
+* the spectral centroid of each frame, averaged with the frames' levels as
+  weights (so a few loud hi-hats do not make a bass-heavy loop "bright"); the
+  share of power below 250 Hz, 250 Hz–4 kHz and above 4 kHz from the long-term
+  average spectrum; and the spectral flatness;
 * the RMS level in dBFS.
 
 :func:`style_from_features` maps those measurements to a full style vector
@@ -62,7 +64,7 @@ class AudioFeatures:
 
     tempo_bpm: float | None  # None: no clear pulse
     onset_rate: float  # onsets per second
-    centroid_hz: float  # spectral centroid of the average magnitude spectrum
+    centroid_hz: float  # spectral centroid (magnitude-weighted) per frame, averaged by frame level
     loudness_db: float  # RMS level, dBFS
     duration_s: float  # whole file
     low_band: float  # fraction of power below LOW_BAND_HZ
@@ -106,7 +108,7 @@ def _read_mono(path: Path) -> tuple[np.ndarray, int, float]:
 class _Spectra:
     flux: np.ndarray  # onset envelope, one value per hop
     mean_power: np.ndarray  # long-term average power spectrum
-    mean_magnitude: np.ndarray
+    centroid_hz: float
     freqs: np.ndarray
     flatness: float
     hop: int
@@ -123,7 +125,9 @@ def _spectra(x: np.ndarray, rate: int) -> _Spectra:
     scale = 2.0 / window.sum()  # a full-scale sine peaks near 1
     bins = n_fft // 2 + 1
     power_sum = np.zeros(bins)
-    magnitude_sum = np.zeros(bins)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
+    centroid_sum = 0.0
+    centroid_weight = 0.0
     flux = np.zeros(n_frames)
     flatness_sum = 0.0
     flatness_weight = 0.0
@@ -133,7 +137,12 @@ def _spectra(x: np.ndarray, rate: int) -> _Spectra:
         magnitude = np.abs(np.fft.rfft(block, axis=1)) * scale
         power = magnitude**2
         power_sum += power.sum(axis=0)
-        magnitude_sum += magnitude.sum(axis=0)
+        frame_magnitude = magnitude.sum(axis=1)
+        frame_level = np.sqrt(power.sum(axis=1))  # frames count by their level
+        sounding = frame_magnitude > 0.0
+        centroids = (magnitude[sounding] @ freqs) / frame_magnitude[sounding]
+        centroid_sum += float((centroids * frame_level[sounding]).sum())
+        centroid_weight += float(frame_level[sounding].sum())
         compressed = np.log1p(1000.0 * magnitude)
         if previous is not None:
             compressed_prev = np.vstack([previous[None, :], compressed[:-1]])
@@ -148,9 +157,9 @@ def _spectra(x: np.ndarray, rate: int) -> _Spectra:
             geometric = np.exp(np.log(p).mean(axis=1))
             flatness_sum += float((geometric / p.mean(axis=1) * frame_power[audible]).sum())
             flatness_weight += float(frame_power[audible].sum())
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     flatness = flatness_sum / flatness_weight if flatness_weight > 0 else 0.0
-    return _Spectra(flux, power_sum / n_frames, magnitude_sum / n_frames, freqs, flatness, hop)
+    centroid = centroid_sum / centroid_weight if centroid_weight > 0 else 0.0
+    return _Spectra(flux, power_sum / n_frames, centroid, freqs, flatness, hop)
 
 
 # --------------------------------------------------------------------------- onsets and tempo
@@ -237,12 +246,10 @@ def analyze_file(path: str | os.PathLike[str]) -> AudioFeatures:
     total = float(power.sum())
     low = float(power[spectra.freqs < LOW_BAND_HZ].sum()) / total
     high = float(power[spectra.freqs >= HIGH_BAND_HZ].sum()) / total
-    magnitude = spectra.mean_magnitude
-    centroid = float((spectra.freqs * magnitude).sum() / magnitude.sum())
     return AudioFeatures(
         tempo_bpm=tempo,
         onset_rate=onsets.size / analyzed,
-        centroid_hz=centroid,
+        centroid_hz=spectra.centroid_hz,
         loudness_db=loudness_db,
         duration_s=duration,
         low_band=low,
