@@ -80,8 +80,12 @@ class TempoEstimate:
     tracker_bpm: float  # what beat_track itself reports (tempogram-based, coarse)
 
 
-def beat_times(pcm: np.ndarray, sr: int = SR, hop: int = 256) -> tuple[np.ndarray, float]:
-    """Beat times (s) from ``librosa.beat.beat_track`` on the mono mix, and its own bpm."""
+def beat_times(pcm: np.ndarray, sr: int = SR, hop: int = 512) -> tuple[np.ndarray, float]:
+    """Beat times (s) from ``librosa.beat.beat_track`` on the mono mix, and its own bpm.
+
+    The tracker runs with librosa's defaults (hop 512, start_bpm 120, its
+    tempogram prior) at the file's own rate; no parameter is tuned to Cadenza.
+    """
     import librosa
 
     y = mono(pcm)
@@ -110,7 +114,7 @@ def period_from_beats(times: np.ndarray) -> tuple[float, float]:
     return float(slope), med
 
 
-def tempo(pcm: np.ndarray, sr: int = SR, hop: int = 256) -> TempoEstimate:
+def tempo(pcm: np.ndarray, sr: int = SR, hop: int = 512) -> TempoEstimate:
     """Tempo of ``pcm`` measured by librosa's beat tracker (see module docstring)."""
     times, tracker_bpm = beat_times(pcm, sr, hop)
     period, med = period_from_beats(times)
