@@ -8,10 +8,14 @@ how to fix it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cadenza.errors import UsageError
+
+if TYPE_CHECKING:
+    from cadenza.runtime.backends.base import Backend, Prompt, WeightedPrompt
 
 
 def normalized_weights(weights: Sequence[float]) -> np.ndarray:
@@ -36,3 +40,31 @@ def mix_embeddings(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> n
     w = normalized_weights(weights)
     stacked = np.stack([np.asarray(v, dtype=np.float64) for v in vectors])
     return (w[:, None] * stacked).sum(axis=0)
+
+
+class PromptMixer:
+    """Embeds prompts through a backend once each (cached) and mixes them into a style vector.
+
+    Warnings a backend raises about a prompt (unknown words, say) are collected
+    once per prompt in :attr:`warnings`, in the order they first appeared.
+    """
+
+    def __init__(self, backend: "Backend") -> None:
+        self.backend = backend
+        self._cache: dict[object, np.ndarray] = {}
+        self.warnings: list[str] = []
+
+    def embed(self, prompt: "Prompt") -> np.ndarray:
+        vec = self._cache.get(prompt)
+        if vec is None:
+            emb = self.backend.embed(prompt)
+            vec = np.asarray(emb.vector, dtype=np.float64)
+            self._cache[prompt] = vec
+            self.warnings.extend(emb.warnings)
+        return vec
+
+    def style(self, prompts: "Sequence[WeightedPrompt]") -> np.ndarray:
+        """The style vector of a weighted prompt list (zero weights skip embedding)."""
+        normalized_weights([p.weight for p in prompts])  # validates before any embedding
+        live = [p for p in prompts if p.weight > 0]
+        return mix_embeddings([self.embed(p.prompt) for p in live], [p.weight for p in live])

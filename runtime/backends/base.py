@@ -83,9 +83,7 @@ class WeightedPrompt:
     def __post_init__(self) -> None:
         w = self.weight
         if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or w < 0:
-            raise UsageError(
-                f"weight {w!r} of prompt {str(self.prompt)!r} must be a finite number >= 0"
-            )
+            raise UsageError(f"weight of prompt {str(self.prompt)!r} must be a finite number >= 0, got {w!r}")
 
 
 @dataclass(frozen=True)
@@ -100,9 +98,9 @@ def _check_unit(name: str, value: float | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsageError(f"{name} must be a finite number in [0, 1], got {value!r}", where=name)
+        raise UsageError(f"must be a finite number in [0, 1], got {value!r}", where=name)
     if not 0.0 <= value <= 1.0:
-        raise UsageError(f"{name} must be in [0, 1], got {value!r}", where=name)
+        raise UsageError(f"must be in [0, 1], got {value!r}", where=name)
 
 
 @dataclass(frozen=True)
@@ -130,23 +128,23 @@ class Controls:
         if self.bpm is not None:
             b = self.bpm
             if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b):
-                raise UsageError(f"bpm must be a number in {BPM_RANGE[0]:g}–{BPM_RANGE[1]:g}, got {b!r}", where="bpm")
+                raise UsageError(f"must be a number in {BPM_RANGE[0]:g}–{BPM_RANGE[1]:g}, got {b!r}", where="bpm")
             if not BPM_RANGE[0] <= b <= BPM_RANGE[1]:
-                raise UsageError(f"bpm must be in {BPM_RANGE[0]:g}–{BPM_RANGE[1]:g}, got {b!r}", where="bpm")
+                raise UsageError(f"must be in {BPM_RANGE[0]:g}–{BPM_RANGE[1]:g}, got {b!r}", where="bpm")
         _check_unit("density", self.density)
         _check_unit("brightness", self.brightness)
         if self.notes is not None:
             for i, n in enumerate(self.notes):
                 if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 127:
-                    raise UsageError(f"MIDI note must be an integer 0–127, got {n!r}", where=f"notes[{i}]")
+                    raise UsageError(f"must be a MIDI note, an integer 0–127, got {n!r}", where=f"notes[{i}]")
         if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise UsageError(f"temperature must be > 0, got {self.temperature!r}", where="temperature")
+            raise UsageError(f"must be > 0, got {self.temperature!r}", where="temperature")
         if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
-            raise UsageError(f"top_k must be an integer >= 1, got {self.top_k!r}", where="top_k")
+            raise UsageError(f"must be an integer >= 1, got {self.top_k!r}", where="top_k")
         if self.guidance is not None and not (math.isfinite(self.guidance) and self.guidance >= 0):
-            raise UsageError(f"guidance must be >= 0, got {self.guidance!r}", where="guidance")
+            raise UsageError(f"must be >= 0, got {self.guidance!r}", where="guidance")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
-            raise UsageError(f"seed must be an integer >= 0, got {self.seed!r}", where="seed")
+            raise UsageError(f"must be an integer >= 0, got {self.seed!r}", where="seed")
 
     def requested(self) -> frozenset[str]:
         """Names of the controls set to something other than their default."""

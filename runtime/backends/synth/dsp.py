@@ -63,7 +63,8 @@ B_HAT_CUT = 26
 B_DAMP = 27
 B_PAD_REV = 28
 B_PAD_DLY = 29
-N_BPARAMS = 30
+B_TONE = 30  # master tone: one-pole low-pass coefficient (1.0 = open)
+N_BPARAMS = 31
 
 # ---- effect state slots (fx array) -------------------------------------------
 REV_LENS = np.array([1559, 1877, 2213, 2593], dtype=np.int64)
@@ -77,8 +78,8 @@ LOOKAHEAD = 96
     F_AP_I0, F_AP_I1, F_DLY_W, F_DLY_T, F_DLY_LPL, F_DLY_LPR,
     F_K1L_Z1, F_K1L_Z2, F_K2L_Z1, F_K2L_Z2, F_K1R_Z1, F_K1R_Z2, F_K2R_Z1, F_K2R_Z2,
     F_MS, F_AGC, F_AGC_TGT, F_LIM_G, F_LIM_TGT, F_LIM_HOLD, F_LA_I, F_AGC_N,
-    F_PAD_L1, F_PAD_L2, F_PAD_R1, F_PAD_R2,
-) = range(34)
+    F_PAD_L1, F_PAD_L2, F_PAD_R1, F_PAD_R2, F_TONE_L, F_TONE_R,
+) = range(36)
 N_FX = 36
 
 #: Added to feedback paths so decaying tails never become (slow) denormal floats.
@@ -240,6 +241,7 @@ def _note_on(vo: np.ndarray, ks: np.ndarray, ev: np.ndarray, e: int, rng: np.nda
         vo[v, V_ATT] = 1.0 / (0.0008 * SR)
         vo[v, V_DEC] = _coef(p3)
         vo[v, V_S1] = 1.0  # pitch envelope
+        vo[v, V_S2] = 0.35  # beater click: a few ms of noise that marks the beat
         vo[v, V_P4] = _coef(0.09)
         vo[v, V_PH1] = 0.0
     elif kind == SNARE or kind == CLAP or kind == HAT:
@@ -334,6 +336,8 @@ def _render_voice(
         pcoef = vo[v, V_P4]
         pe = vo[v, V_S1]
         ph = vo[v, V_PH1]
+        ck = vo[v, V_S2]
+        ccoef = _coef(0.012)
         for i in range(i0, i1):
             stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             pe *= pcoef
@@ -341,7 +345,9 @@ def _render_voice(
             ph += f * inv_sr
             if ph >= 1.0:
                 ph -= 1.0
-            s = _sine(tbl, ph) * amp * vel * (g0 + gs * i)
+            nx, x = _xs(nx)
+            ck *= ccoef
+            s = (_sine(tbl, ph) + ck * x) * amp * vel * (g0 + gs * i)
             dry_l[i] += s * pl
             dry_r[i] += s * pr
             rev[i] += s * sr_
@@ -349,6 +355,7 @@ def _render_voice(
                 alive = False
                 break
         vo[v, V_S1] = pe
+        vo[v, V_S2] = ck
         vo[v, V_PH1] = ph
     elif kind == SNARE or kind == CLAP or kind == HAT:
         tone_f = vo[v, V_P1]
@@ -372,7 +379,7 @@ def _render_voice(
             ic1 = 2.0 * v1 - ic1
             ic2 = 2.0 * v2 - ic2
             if kind == HAT:
-                s = (x - k * v1 - v2) * 0.6  # high-pass
+                s = (x - k * v1 - v2) * 0.45  # high-pass
             elif kind == SNARE:
                 te *= tcoef
                 ph += tone_f * inv_sr
@@ -746,6 +753,9 @@ def render_block(
     hold = int(fx[F_LIM_HOLD])
     la = int(fx[F_LA_I])
     agc_n = int(fx[F_AGC_N])
+    tone = bp[B_TONE]
+    tone_l = fx[F_TONE_L]
+    tone_r = fx[F_TONE_R]
     k1l1 = fx[F_K1L_Z1]; k1l2 = fx[F_K1L_Z2]; k2l1 = fx[F_K2L_Z1]; k2l2 = fx[F_K2L_Z2]
     k1r1 = fx[F_K1R_Z1]; k1r2 = fx[F_K1R_Z2]; k2r1 = fx[F_K2R_Z1]; k2r2 = fx[F_K2R_Z2]
 
@@ -818,6 +828,12 @@ def render_block(
             xr = r * drive
             l += grit * (xl * (27.0 + xl * xl) / (27.0 + 9.0 * xl * xl) / drive * 1.3 - l)
             r += grit * (xr * (27.0 + xr * xr) / (27.0 + 9.0 * xr * xr) / drive * 1.3 - r)
+
+        # master tone: the brightness control's broad stroke (a one-pole low-pass)
+        tone_l += tone * (l - tone_l)
+        tone_r += tone * (r - tone_r)
+        l = tone_l
+        r = tone_r
 
         # loudness leveller: K-weighted mean square, feed-forward gain towards the target
         kl, k1l1, k1l2 = _biquad(l, k1l1, k1l2, K1_B[0], K1_B[1], K1_B[2], K1_A[0], K1_A[1])
@@ -892,5 +908,7 @@ def render_block(
     fx[F_LIM_HOLD] = hold
     fx[F_LA_I] = la
     fx[F_AGC_N] = agc_n
+    fx[F_TONE_L] = tone_l
+    fx[F_TONE_R] = tone_r
     fx[F_K1L_Z1] = k1l1; fx[F_K1L_Z2] = k1l2; fx[F_K2L_Z1] = k2l1; fx[F_K2L_Z2] = k2l2
     fx[F_K1R_Z1] = k1r1; fx[F_K1R_Z2] = k1r2; fx[F_K2R_Z1] = k2r1; fx[F_K2R_Z2] = k2r2

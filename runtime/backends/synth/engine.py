@@ -36,7 +36,7 @@ STYLE_GLIDE_S = 1.2  # time constant of the style glide
 TEMPO_GLIDE_S = 0.4
 MUTE_GLIDE_S = 0.05
 TARGET_LUFS = -16.0
-CEILING = 10.0 ** (-1.5 / 20.0)
+CEILING = 10.0 ** (-2.0 / 20.0)
 
 #: Output gain per instrument family at level 1 (balances the mix before the leveller).
 FAMILY_GAIN = np.array([0.75, 0.5, 0.11, 0.3, 0.45, 0.16, 0.22])
@@ -204,7 +204,8 @@ class SynthBackend:
         bp[dsp.B_BRIGHT] = bright
         bp[dsp.B_WET] = 0.15 + 0.85 * space
         bp[dsp.B_RT60] = 0.8 + 4.5 * space
-        bp[dsp.B_DLY_TIME] = 3.0 * perf.samples_per_step
+        # echoes on the beat (quarter notes) when drums carry the groove, dotted eighths when they don't
+        bp[dsp.B_DLY_TIME] = (4.0 if perf.levels[0] > 0.3 else 3.0) * perf.samples_per_step
         bp[dsp.B_DLY_FB] = 0.25 + 0.3 * space
         bp[dsp.B_DLY_MIX] = 0.1 + 0.5 * space
         bp[dsp.B_GRIT] = perf.grit
@@ -215,6 +216,8 @@ class SynthBackend:
         bp[dsp.B_BASS_CUT] = 120.0 * 2.0 ** (2.5 * bright)
         bp[dsp.B_HAT_CUT] = 6000.0 + 4000.0 * bright
         bp[dsp.B_DAMP] = 0.15 + 0.6 * bright
+        tone_hz = 1200.0 * 2.0 ** (5.0 * bright)
+        bp[dsp.B_TONE] = 1.0 if tone_hz >= 20_000.0 else 1.0 - math.exp(-2.0 * math.pi * tone_hz / SAMPLE_RATE)
         bp[dsp.B_PAD_REV] = 0.5
         bp[dsp.B_PAD_DLY] = 0.05
 

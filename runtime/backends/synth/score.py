@@ -212,7 +212,7 @@ class Sequencer:
             add(Note(step, dsp.CLAP, 1.0, vel, 4, pan=-0.05, p2=1300.0, p3=0.3, rev=0.3, hz=True))
 
         def hat(step: int, vel: float, open_: bool = False) -> None:
-            add(Note(step, dsp.HAT, 1.0, vel * (0.55 + 0.6 * b), 2 if not open_ else 4, pan=0.25,
+            add(Note(step, dsp.HAT, 1.0, vel * (0.3 + 0.8 * b), 2 if not open_ else 4, pan=0.25,
                      p2=6500.0 + 4000.0 * b, p3=0.05 if not open_ else 0.3, rev=0.08, hz=True))
 
         def hats(vel: float = 0.6) -> None:
@@ -232,14 +232,14 @@ class Sequencer:
         def ghosts(candidates: tuple[int, ...], prob: float) -> None:
             for s in candidates:
                 if rng.random() < prob:
-                    snare(s, 0.3)
+                    snare(s, 0.2)
 
         if pat == "four_floor":
             for s in (0, 4, 8, 12):
                 kick(s)
             if e >= 0.25:
-                clap(4)
-                clap(12)
+                clap(4, 0.7)
+                clap(12, 0.7)
             if e >= 0.8 and rng.random() < 0.5:
                 kick(14, 0.7)
             if e < 0.45:
@@ -249,16 +249,17 @@ class Sequencer:
                     hat(s + 2, 0.7, open_=e > 0.55)
                 if e >= 0.65:
                     for s in range(1, 16, 2):
-                        hat(s, 0.4)
+                        hat(s, 0.25)
         elif pat == "breakbeat":
             kick(0)
             kick(10)
-            if e > 0.5:
-                kick(7, 0.8)
+            if e > 0.5 and bar % 2 == 1:
+                kick(2, 0.7)
             snare(4)
             snare(12)
-            ghosts((2, 6, 9, 11, 14, 15), 0.35 * e)
-            hats(0.55)
+            ghosts((7, 9, 15), 0.3 * e)
+            for s in range(0, 16, 2):  # a ride on the eighths keeps the pulse readable at 170+
+                hat(s, 0.5 if s % 4 == 0 else 0.35, open_=s % 8 == 4)
         elif pat == "halftime":
             kick(0)
             if e > 0.35:
@@ -305,8 +306,8 @@ class Sequencer:
             if e > 0.75:
                 add(Note(15, dsp.BASS, root + 12, 0.6, 0.8, **common))
         elif pat == "breakbeat":
-            add(Note(0, dsp.BASS, root, 1.0, 9.5, **common))
-            add(Note(10, dsp.BASS, root if e < 0.6 else fifth, 0.9, 5.5, **common))
+            add(Note(0, dsp.BASS, root, 1.0, 7.5, **common))
+            add(Note(8, dsp.BASS, root if e < 0.6 else fifth, 0.9, 7.5, **common))
         elif pat == "halftime":
             add(Note(0, dsp.BASS, root, 1.0, 10.5, **common))
             if e > 0.35:
@@ -350,13 +351,15 @@ class Sequencer:
     def _plan_arp(self, add, perf: Performance, pcs: tuple[int, ...]) -> None:  # type: ignore[no-untyped-def]
         e = perf.energy
         base = nearest_in(60.0, (pcs[0],))
-        tones = sorted({nearest_in(base + ((pc - base) % 12), (pc,)) for pc in pcs})
+        tones = sorted({nearest_in(base + ((pc - base) % 12), (pc,)) for pc in pcs})[:4]
+        if len(tones) < 4:
+            tones.append(tones[0] + 12)  # patterns of 4 and 8 notes keep the arp on the beat
         tones = tones + [t + 12 for t in tones]
         shape = self.arp_shape
         if shape == 1:
             tones = tones[::-1]
         elif shape == 2:
-            tones = tones + tones[-2:0:-1]
+            tones = tones[:4] + tones[4:0:-1][:4]
         step_len = 2 if e < 0.5 else 1
         damp = 0.992 + 0.007 * perf.brightness
         for k, s in enumerate(range(0, 16, step_len)):

@@ -1,0 +1,225 @@
+"""The ``cadenza`` command line: parses arguments, runs a command, turns errors into one line.
+
+Every :class:`~cadenza.errors.CadenzaError` (and every argparse complaint)
+ends as ``cadenza <command>: error: <where>: <what>`` on stderr with exit
+code 2 — never a traceback. ``CADENZA_DEBUG=1`` shows tracebacks of
+unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from cadenza import __version__
+from cadenza.errors import CadenzaError, UsageError
+from cadenza.runtime.backends.base import (
+    AudioPrompt,
+    Beat,
+    Controls,
+    TextPrompt,
+    WeightedPrompt,
+)
+
+EXIT_ERROR = 2
+
+# where (as the library names it) → the CLI option a user typed
+_OPTION_OF = {
+    "bpm": "--bpm",
+    "density": "--density",
+    "brightness": "--brightness",
+    "scale": "--scale",
+    "seed": "--seed",
+    "seconds": "--seconds",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line and exit with :data:`EXIT_ERROR`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    return value  # nan / inf are rejected by the validators, which name the range
+
+
+def parse_weighted(text: str, *, audio: bool = False, option: str = "--prompt") -> WeightedPrompt:
+    """``"dark techno:1.0"`` → WeightedPrompt; a missing ``:weight`` means 1.0."""
+    body, weight = text, 1.0
+    head, sep, tail = text.rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+            body = head
+        except ValueError:
+            pass  # a colon that is part of the prompt or path
+    if not body.strip():
+        raise UsageError(f"empty prompt in {text!r}", where=option)
+    if not math.isfinite(weight) or weight < 0:
+        raise UsageError(f"weight must be a finite number >= 0, got {tail!r} in {text!r}", where=option)
+    prompt = AudioPrompt(Path(body)) if audio else TextPrompt(body.strip())
+    return WeightedPrompt(prompt, weight)
+
+
+def _controls(args: argparse.Namespace) -> Controls:
+    try:
+        return Controls(
+            bpm=args.bpm,
+            density=args.density,
+            brightness=args.brightness,
+            scale=args.scale,
+            mute_bass=args.mute_bass,
+            mute_drums=args.mute_drums,
+        )
+    except UsageError as exc:
+        raise UsageError(exc.message, where=_OPTION_OF.get(exc.where or "", exc.where)) from None
+
+
+def beats_document(beats: Sequence[Beat]) -> dict[str, object]:
+    """The ``--beats`` JSON: every beat with its time, index, bar and position in the bar."""
+    return {
+        "sample_rate": 48000,
+        "beats": [
+            {"time": round(b.seconds, 6), "frame": b.frame, "beat": b.beat, "bar": b.bar,
+             "beat_in_bar": b.beat_in_bar, "downbeat": b.downbeat, "bpm": round(b.bpm, 3)}
+            for b in beats
+        ],
+        "bars": [round(b.seconds, 6) for b in beats if b.downbeat],
+    }
+
+
+def _write_json(path: Path, doc: dict[str, object], option: str) -> None:
+    try:
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}", where=option) from exc
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cadenza.runtime.render import Cue, Renderer, check_seconds
+    from cadenza.runtime.sinks.file import FileSink
+
+    prompts = [parse_weighted(p) for p in args.prompt or []]
+    prompts += [parse_weighted(p, audio=True, option="--prompt-file") for p in args.prompt_file or []]
+    if not prompts:
+        raise UsageError("give at least one --prompt or --prompt-file", where="render")
+    controls = _controls(args)
+    try:
+        check_seconds(args.seconds)
+    except UsageError as exc:
+        raise UsageError(exc.message, where="--seconds") from None
+    renderer = Renderer([Cue(0.0, tuple(prompts), controls)], args.seconds, seed=args.seed)
+    err = Console(stderr=True)
+    for w in renderer.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    sink = FileSink(args.out)  # fails on an unwritable path before any rendering
+    beats: list[Beat] = []
+    try:
+        with Progress(TextColumn("rendering"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeRemainingColumn(), console=err, transient=True) as progress:
+            task = progress.add_task("render", total=renderer.frames)
+            for pcm, bts in renderer.blocks():
+                sink.write(pcm)
+                beats.extend(bts)
+                progress.advance(task, pcm.shape[0])
+    finally:
+        sink.close()
+    if args.beats:
+        _write_json(Path(args.beats), beats_document(beats), "--beats")
+    print(f"wrote {args.out} ({renderer.frames / 48000:.1f} s, 48 kHz stereo, {len(beats)} beats)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cadenza.runtime.demo import run_demo
+
+    return run_demo(seconds=args.seconds, out=Path(args.out), device=args.device, wav_only=args.wav_only,
+                     seed=args.seed)
+
+
+def cmd_words(args: argparse.Namespace) -> int:
+    from cadenza.runtime.backends.synth import vocabulary
+
+    groups = {"genres": vocabulary.GENRES, "instruments": vocabulary.INSTRUMENTS,
+              "moods": vocabulary.MOODS, "textures": vocabulary.TEXTURES}
+    for name, words in groups.items():
+        print(f"{name} ({len(words)}): {', '.join(sorted(words))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cadenza", description="Cadenza: live generative music for games and installations.")
+    parser.add_argument("--version", action="version", version=f"cadenza {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("render", help="render prompts offline to a WAV or FLAC file",
+                       description="Render weighted prompts offline through the synth backend.")
+    r.add_argument("--prompt", action="append", metavar="TEXT[:WEIGHT]",
+                   help='a text prompt with an optional weight, e.g. "dark techno:1.0" (repeatable)')
+    r.add_argument("--prompt-file", action="append", metavar="PATH[:WEIGHT]",
+                   help="an audio prompt (WAV/FLAC) with an optional weight (repeatable)")
+    r.add_argument("--bpm", type=_finite, help="tempo, 40–240")
+    r.add_argument("--density", type=_finite, help="note and hit density, 0–1")
+    r.add_argument("--brightness", type=_finite, help="timbral brightness, 0–1")
+    r.add_argument("--scale", help="key and mode, e.g. 'A minor', 'F# dorian'")
+    r.add_argument("--mute-bass", action="store_true", help="silence the bass")
+    r.add_argument("--mute-drums", action="store_true", help="silence the drums")
+    r.add_argument("--seconds", type=_finite, default=30.0, help="length (default 30)")
+    r.add_argument("--seed", type=int, default=0, help="random seed (same seed → same audio)")
+    r.add_argument("--out", required=True, help="output file, .wav or .flac")
+    r.add_argument("--beats", metavar="JSON", help="also write beat and bar times to this JSON file")
+    r.set_defaults(func=cmd_render)
+
+    d = sub.add_parser("demo", help="play an adaptive piece (or render it to a WAV without a sound card)",
+                       description="An adaptive piece in five game states, from the embedded synth.")
+    d.add_argument("--seconds", type=_finite, default=60.0, help="length (default 60)")
+    d.add_argument("--out", default="out/demo.wav", help="where the WAV goes (default out/demo.wav)")
+    d.add_argument("--device", help="output device name or index (default: the system's)")
+    d.add_argument("--wav-only", action="store_true", help="do not play, only write the WAV")
+    d.add_argument("--seed", type=int, default=1)
+    d.set_defaults(func=cmd_demo)
+
+    w = sub.add_parser("words", help="list the words the synth understands in prompts")
+    w.set_defaults(func=cmd_words)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.func(args))
+    except CadenzaError as exc:
+        print(f"cadenza {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"cadenza {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours: say so on one line unless debugging
+        if os.environ.get("CADENZA_DEBUG"):
+            raise
+        print(f"cadenza {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(set CADENZA_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
