@@ -24,7 +24,7 @@ test: $(STAMP)
 
 ## bench: set up, then run the benchmarks
 bench: $(STAMP)
-	$(PY) -m pytest -m bench -p no:cacheprovider tests/bench $(PYTEST_ARGS)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
