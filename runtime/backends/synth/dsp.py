@@ -116,7 +116,7 @@ def _sine(tbl: np.ndarray, phase: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _xs(x: np.uint64):  # type: ignore[no-untyped-def]
+def _xs(x: np.uint64):
     """xorshift64 step on local state; returns (state, uniform sample in [-1, 1))."""
     x ^= x << np.uint64(13)
     x ^= x >> np.uint64(7)
@@ -162,7 +162,7 @@ def _svf_g(cutoff: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _adsr(stage: float, amp: float, gate: float, att: float, dec: float, sus: float, rel: float):  # type: ignore[no-untyped-def]
+def _adsr(stage: float, amp: float, gate: float, att: float, dec: float, sus: float, rel: float):
     """One sample of an ADSR on local state; returns (stage, amp, gate)."""
     gate -= 1.0
     if stage == 0.0:
@@ -629,7 +629,7 @@ def _render_voice(
 
 
 @njit(cache=True, nogil=True)
-def _biquad(x: float, z1: float, z2: float, b0: float, b1: float, b2: float, a1: float, a2: float):  # type: ignore[no-untyped-def]
+def _biquad(x: float, z1: float, z2: float, b0: float, b1: float, b2: float, a1: float, a2: float):
     """Transposed direct form II on local state; returns (y, z1, z2)."""
     y = b0 * x + z1
     return y, b1 * x - a1 * y + z2, b2 * x - a2 * y

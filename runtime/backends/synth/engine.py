@@ -104,7 +104,7 @@ class SynthBackend:
 
         if isinstance(prompt, TextPrompt):
             parsed = vocabulary.parse_prompt(prompt.text)
-            warnings = ()
+            warnings: tuple[str, ...] = ()
             if parsed.unknown:
                 words = ", ".join(repr(w) for w in parsed.unknown)
                 warnings = (f"prompt {prompt.text!r}: unknown word(s) {words} ignored",)

@@ -8,7 +8,9 @@ plain Python data (and a numpy Generator), deep-copied when a stream forks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
@@ -49,6 +51,19 @@ class Performance:
     @property
     def samples_per_step(self) -> float:
         return SAMPLE_RATE * 60.0 / self.bpm / STEPS_PER_BEAT
+
+
+class Timbre(TypedDict, total=False):
+    """Per-kind synthesis parameters shared by a group of notes (see dsp._note_on)."""
+
+    p1: float
+    p2: float
+    p3: float
+    rev: float
+    dly: float
+
+
+AddNote = Callable[["Note"], None]
 
 
 @dataclass
@@ -192,7 +207,7 @@ class Sequencer:
             self._plan_melody(add, perf, pcs, bar, dsp.LEAD)
         self.bar_notes = notes
 
-    def _plan_drums(self, add, perf: Performance, bar: int) -> None:  # type: ignore[no-untyped-def]
+    def _plan_drums(self, add: AddNote, perf: Performance, bar: int) -> None:
         e = perf.energy
         rng = self.rng
         b = perf.brightness
@@ -294,12 +309,12 @@ class Sequencer:
             for s in (13, 14, 15):
                 snare(s, 0.45 + 0.15 * (s - 13))
 
-    def _plan_bass(self, add, perf: Performance, pcs: tuple[int, ...]) -> None:  # type: ignore[no-untyped-def]
+    def _plan_bass(self, add: AddNote, perf: Performance, pcs: tuple[int, ...]) -> None:
         e = perf.energy
         root = nearest_in(37.0, (pcs[0],))
         fifth = root + 7
         pat = self.pattern
-        common = dict(p1=perf.chip, p2=1.5 + 4.0 * e, p3=0.35, rev=0.05)
+        common: Timbre = {"p1": perf.chip, "p2": 1.5 + 4.0 * e, "p3": 0.35, "rev": 0.05}
         if pat == "four_floor" and e >= 0.35:
             for s in (2, 6, 10, 14):
                 add(Note(s, dsp.BASS, root, 0.9, 1.6, **common))
@@ -323,13 +338,13 @@ class Sequencer:
                 for s, p in ((0, root), (3, root), (6, fifth), (8, root), (10, root + 12), (12, fifth), (14, root)):
                     add(Note(s, dsp.BASS, p, 0.9, 1.8, **common))
 
-    def _plan_keys(self, add, perf: Performance, pcs: tuple[int, ...], lead_melody: bool) -> None:  # type: ignore[no-untyped-def]
+    def _plan_keys(self, add: AddNote, perf: Performance, pcs: tuple[int, ...], lead_melody: bool) -> None:
         e = perf.energy
         voicing = lead_voices(self.key_voicing, pcs[:4], 55, 76)
         self.key_voicing = voicing
         left = nearest_in(43.0, (pcs[0],))
         ratio = 1.0 if perf.acoustic > 0.5 else 2.0
-        common = dict(p1=ratio, p2=0.8 + 2.2 * perf.brightness, p3=2.2, rev=0.35, dly=0.1)
+        common: Timbre = {"p1": ratio, "p2": 0.8 + 2.2 * perf.brightness, "p3": 2.2, "rev": 0.35, "dly": 0.1}
         if e < 0.3:
             add(Note(0, dsp.KEYS, left, 0.75, 15, pan=-0.2, **common))
             for j, p in enumerate(voicing):
@@ -341,14 +356,14 @@ class Sequencer:
                 add(Note(s, dsp.KEYS, seq[(s // 2) % 4], 0.6 if s % 4 else 0.75, 3, pan=-0.2 + 0.1 * (s % 4), **common))
         else:
             add(Note(0, dsp.KEYS, left, 0.8, 6, pan=-0.2, **common))
-            stab = dict(common, p3=0.7)
+            stab: Timbre = {**common, "p3": 0.7}
             for s in (0, 3, 6, 10, 12):
                 for j, p in enumerate(voicing[:3]):
                     add(Note(s, dsp.KEYS, p, 0.5, 1.5, pan=0.1 * j, **stab))
         if lead_melody:
             self._plan_melody(add, perf, pcs, self.step // STEPS_PER_BAR, dsp.KEYS)
 
-    def _plan_arp(self, add, perf: Performance, pcs: tuple[int, ...]) -> None:  # type: ignore[no-untyped-def]
+    def _plan_arp(self, add: AddNote, perf: Performance, pcs: tuple[int, ...]) -> None:
         e = perf.energy
         base = nearest_in(60.0, (pcs[0],))
         tones = sorted({nearest_in(base + ((pc - base) % 12), (pc,)) for pc in pcs})[:4]
@@ -392,7 +407,7 @@ class Sequencer:
             degree = max(-2, min(9, degree))
         self.motif = motif
 
-    def _plan_melody(self, add, perf: Performance, pcs: tuple[int, ...], bar: int, kind: int) -> None:  # type: ignore[no-untyped-def]
+    def _plan_melody(self, add: AddNote, perf: Performance, pcs: tuple[int, ...], bar: int, kind: int) -> None:
         pos = bar % BARS_PER_PHRASE
         half = pos % 2  # which bar of the two-bar motif
         if pos == 3 and perf.energy < 0.6:
