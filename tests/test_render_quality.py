@@ -206,45 +206,41 @@ def _insert(pcm: np.ndarray, positions: np.ndarray, kind: str) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("kind", ["step", "spike"])
-def test_click_detector_finds_clicks_in_a_sparse_render(kind: str, pcm_of: Callable[[Config], np.ndarray]) -> None:
-    """A 0.2 step or spike anywhere in a calm render is found, at the right place, and nothing else is."""
-    clean = pcm_of(PROMPT_CONFIGS[AMBIENT])
-    positions = (np.linspace(1.0, SECONDS - 1.0, 8) * SR).astype(int) + 137
-    report = am.click_report(_insert(clean, positions, kind))
-    found = sorted(round(c.time_s * SR) for c in report.clicks)
-    assert len(found) == positions.size, f"inserted at {positions / SR}, {report}"
-    for i, f in zip(positions, found):
-        assert abs(f - i) <= 1
+#: Renders the click detector is validated on, and the share of insertion points
+#: that must be unmasked there (so the validation is never vacuous).
+CLICK_VALIDATION = {AMBIENT: 0.75, PIANO: 0.75, TEMPO_PROMPT: 0.25}
 
 
 @pytest.mark.parametrize("kind", ["step", "spike"])
-def test_click_detector_in_a_busy_render(kind: str, pcm_of: Callable[[Config], np.ndarray]) -> None:
-    """In a render full of hats, every inserted 0.2 jump that stands out by the rule is found, and only those.
+@pytest.mark.parametrize("prompt", list(CLICK_VALIDATION))
+def test_click_detector_on_real_renders(prompt: str, kind: str, pcm_of: Callable[[Config], np.ndarray]) -> None:
+    """Every inserted 0.2 jump that stands out by the rule is found, and nothing else is.
 
-    A jump is only a click by the rule when it is ``threshold`` times larger than
-    the music's own largest jump within ±25 ms; inside a loud noise burst (a
-    hi-hat making jumps of 0.1–0.3 itself) a 0.2 jump is masked, by design. So:
-    every insertion where the music's own local jumps are below
-    0.2 / (threshold × 1.2) must be flagged, no flag may land away from an
-    insertion, and the test is not vacuous (a quarter of positions qualify).
+    A jump is a click by the rule when it is ``CLICK_THRESHOLD`` times larger
+    than the music's own largest jump within ±25 ms. Inside a loud noise burst
+    (a hi-hat making jumps of 0.1–0.3 itself) a 0.2 jump is masked, by design,
+    so: every insertion where the music's own local jumps are below
+    0.2 / (threshold × 1.2) must be flagged, at its sample; no flag may land
+    away from an insertion; and enough insertions must qualify.
     """
-    clean = pcm_of(TEMPO_CONFIGS[124])
+    clean = pcm_of(TEMPO_CONFIGS[124] if prompt == TEMPO_PROMPT else PROMPT_CONFIGS[prompt])
     positions = (np.linspace(0.5, SECONDS - 0.5, 40) * SR).astype(int) + 61
     report = am.click_report(_insert(clean, positions, kind))
     flagged = np.array([round(c.time_s * SR) for c in report.clicks])
     stray = [f for f in flagged if np.min(np.abs(positions - f)) > 1]
     assert not stray, f"flags away from insertions at {np.array(stray) / SR} s: {report}"
+    w = int(am.CLICK_WINDOW_S * SR)
     must = []
     for j, i in enumerate(positions):
         ch = clean[:, j % 2].astype(np.float64)
-        w = int(am.CLICK_WINDOW_S * SR)
         local = np.abs(np.diff(ch[max(0, i - w - 1) : i + w + 1])).max()
         if 0.2 > 1.2 * am.CLICK_THRESHOLD * local:
             must.append(i)
     missed = [i for i in must if flagged.size == 0 or np.min(np.abs(flagged - i)) > 1]
-    assert len(must) >= positions.size // 4, f"only {len(must)}/{positions.size} positions unmasked"
-    assert not missed, f"missed unmasked clicks at {np.array(missed) / SR} s"
+    share = len(must) / positions.size
+    found = len(flagged) / positions.size
+    assert share >= CLICK_VALIDATION[prompt], f"{prompt!r}: only {share:.0%} of positions unmasked ({found:.0%} found)"
+    assert not missed, f"{prompt!r}: missed unmasked {kind}s at {np.array(missed) / SR} s ({found:.0%} found)"
 
 
 # ----------------------------------------------------------------------------- (f) prompts sound different
