@@ -1,29 +1,38 @@
-# Cadenza — the two commands of the README, plus helpers.
+# Cadenza — the two commands of the README (`make demo`, `make test`), plus helpers.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+RUN    := $(VENV)/.installed-run
+DEV    := $(VENV)/.installed-dev
 
 .PHONY: demo test bench clean setup
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+# the package and its runtime dependencies only (what the demo needs)
+$(RUN): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN)
+
+# plus the test and benchmark tools
+$(DEV): pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(RUN) $(DEV)
 
-setup: $(STAMP)
+setup: $(DEV)
 
-## demo: set up, then play an adaptive piece from the embedded synth (or render a WAV when there is no sound card)
-demo: $(STAMP)
+## demo: set up, then play an adaptive piece from the embedded synth (no sound card: write a WAV, print its path last)
+demo: $(RUN)
 	$(PY) -m cadenza demo
 
 ## test: set up, then run the whole test suite
-test: $(STAMP)
+test: $(DEV)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## bench: set up, then run the benchmarks
-bench: $(STAMP)
+## bench: set up, then run every benchmark into bench/results.md (BENCH_ARGS=--quick for a short run)
+bench: $(DEV)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
