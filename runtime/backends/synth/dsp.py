@@ -269,7 +269,7 @@ def _note_on(vo: np.ndarray, ks: np.ndarray, ev: np.ndarray, e: int, rng: np.nda
         # p1: modulator ratio, p2: modulation index, p3: decay seconds
         vo[v, V_ATT] = 1.0 / (0.002 * SR)
         vo[v, V_DEC] = _coef(p3)
-        vo[v, V_REL] = _coef(0.25)
+        vo[v, V_REL] = _coef(0.15)  # the damper
         vo[v, V_S1] = p2  # index envelope
         vo[v, V_P4] = _coef(p3 * 0.35)
     elif kind == PLUCK:
@@ -535,7 +535,8 @@ def _render_voice(
     elif kind == LEAD:
         f = vo[v, V_FREQ]
         ftgt = vo[v, V_FTGT]
-        glide = 1.0 - _coef(0.06)
+        glide16 = 1.0 - _coef(0.06) ** 16
+        dt = f * inv_sr
         chip = vo[v, V_P1]
         vdepth = vo[v, V_P3]
         g = _svf_g(bp[B_LEAD_CUT])
@@ -549,12 +550,13 @@ def _render_voice(
         age = vo[v, V_AGE]
         for i in range(i0, i1):
             stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
-            f += (ftgt - f) * glide
-            lfo += 5.5 * inv_sr
-            if lfo >= 1.0:
-                lfo -= 1.0
-            vib = 1.0 + vdepth * min(age * (1.0 / 12000.0), 1.0) * _sine(tbl, lfo)
-            dt = f * vib * inv_sr
+            if (i & 15) == 0 or i == i0:  # pitch (glide and vibrato) moves slowly: every 16 samples
+                f += (ftgt - f) * glide16
+                lfo += 16.0 * 5.5 * inv_sr
+                if lfo >= 1.0:
+                    lfo -= 1.0
+                vib = 1.0 + vdepth * min(age * (1.0 / 12000.0), 1.0) * _sine(tbl, lfo)
+                dt = f * vib * inv_sr
             ph += dt
             if ph >= 1.0:
                 ph -= 1.0
@@ -685,9 +687,14 @@ def render_block(
         for v in range(N_VOICES):
             if vo[v, V_ACTIVE] == 0.0:
                 continue
-            fam = FAMILY_OF_KIND[int(vo[v, V_KIND])]
+            kind = int(vo[v, V_KIND])
+            fam = FAMILY_OF_KIND[kind]
             g0 = bp[B_GAIN0 + fam]
             gs = (bp[B_GAIN1 + fam] - g0) / n
+            if g0 == 0.0 and bp[B_GAIN1 + fam] == 0.0:
+                if kind != TEXTURE:
+                    vo[v, V_ACTIVE] = 0.0  # an inaudible family's notes end here
+                continue
             _render_voice(vo, ks, v, pos, end, g0, gs, dry_l, dry_r, rev, dly, pad_l, pad_r, tbl, rng, bp)
         pos = end
 

@@ -28,7 +28,7 @@ from cadenza.runtime.backends.synth.theory import (
 STEPS_PER_BEAT = 4
 STEPS_PER_BAR = 16
 BARS_PER_PHRASE = 4
-FAMILY_ON = 0.02  # a family below this level plays no notes
+FAMILY_ON = 0.08  # a family below this level plays no notes (it would be inaudible)
 
 
 @dataclass(frozen=True)
@@ -357,7 +357,7 @@ class Sequencer:
         else:
             add(Note(0, dsp.KEYS, left, 0.8, 6, pan=-0.2, **common))
             stab: Timbre = {**common, "p3": 0.7}
-            for s in (0, 3, 6, 10, 12):
+            for s in (2, 6, 10, 14):  # off-beat stabs
                 for j, p in enumerate(voicing[:3]):
                     add(Note(s, dsp.KEYS, p, 0.5, 1.5, pan=0.1 * j, **stab))
         if lead_melody:
