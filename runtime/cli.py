@@ -75,7 +75,7 @@ def parse_weighted(text: str, *, audio: bool = False, option: str = "--prompt") 
 
 def _controls(args: argparse.Namespace) -> Controls:
     try:
-        return Controls(
+        controls = Controls(
             bpm=args.bpm,
             density=args.density,
             brightness=args.brightness,
@@ -83,6 +83,13 @@ def _controls(args: argparse.Namespace) -> Controls:
             mute_bass=args.mute_bass,
             mute_drums=args.mute_drums,
         )
+        if args.scale is not None:
+            # Controls does not parse scales; the synth does, on its first block, which is
+            # too late: the error would name "scale", not "--scale", after the file was opened
+            from cadenza.runtime.backends.synth.theory import parse_scale
+
+            parse_scale(args.scale)
+        return controls
     except UsageError as exc:
         raise UsageError(exc.message, where=_OPTION_OF.get(exc.where or "", exc.where)) from None
 
