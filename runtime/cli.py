@@ -83,12 +83,6 @@ def _controls(args: argparse.Namespace) -> Controls:
             mute_bass=args.mute_bass,
             mute_drums=args.mute_drums,
         )
-        if args.scale is not None:
-            # Controls does not parse scales; the synth does, on its first block, which is
-            # too late: the error would name "scale", not "--scale", after the file was opened
-            from cadenza.runtime.backends.synth.theory import parse_scale
-
-            parse_scale(args.scale)
         return controls
     except UsageError as exc:
         raise UsageError(exc.message, where=_OPTION_OF.get(exc.where or "", exc.where)) from None
@@ -131,7 +125,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     except UsageError as exc:
         raise UsageError(exc.message, where="--seconds") from None
     renderer = Renderer([Cue(0.0, tuple(prompts), controls)], args.seconds, seed=args.seed)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     for w in renderer.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     sink = FileSink(args.out)  # fails on an unwritable path before any rendering

@@ -286,13 +286,6 @@ def test_block_size_keeps_grid_and_level_with_noise_voices(techno_one_and_many: 
     assert abs(am.lufs(one) - am.lufs(many)) < 0.3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known engine issue: the noise voices (kick click, snare, clap, hats, texture, pluck excitation) draw "
-    "from one shared xorshift state voice by voice per render segment, so the interleaving of draws (and the "
-    "noise) depends on where blocks start; also the bass filter and the lead's pitch update every 16 samples "
-    "counted from the block start (i & 15), and the texture LFO steps once per segment",
-)
 def test_block_size_invariance_is_bit_exact_with_drums(techno_one_and_many: tuple[Rendered, Rendered]) -> None:
     (one, _, _), (many, _, _) = techno_one_and_many
     assert np.array_equal(one, many), f"differ by {rel_diff_db(many, one):.1f} dB re signal"

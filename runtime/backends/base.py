@@ -131,6 +131,10 @@ class Controls:
                 raise UsageError(f"must be a number in {BPM_RANGE[0]:g}–{BPM_RANGE[1]:g}, got {b!r}", where="bpm")
             if not BPM_RANGE[0] <= b <= BPM_RANGE[1]:
                 raise UsageError(f"must be in {BPM_RANGE[0]:g}–{BPM_RANGE[1]:g}, got {b!r}", where="bpm")
+        if self.scale is not None:
+            from cadenza.runtime.backends.scales import parse_scale
+
+            parse_scale(self.scale)
         _check_unit("density", self.density)
         _check_unit("brightness", self.brightness)
         if self.notes is not None:

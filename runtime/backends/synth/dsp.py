@@ -78,9 +78,9 @@ LOOKAHEAD = 96
     F_AP_I0, F_AP_I1, F_DLY_W, F_DLY_T, F_DLY_LPL, F_DLY_LPR,
     F_K1L_Z1, F_K1L_Z2, F_K2L_Z1, F_K2L_Z2, F_K1R_Z1, F_K1R_Z2, F_K2R_Z1, F_K2R_Z2,
     F_MS, F_AGC, F_AGC_TGT, F_LIM_G, F_LIM_TGT, F_LIM_HOLD, F_LA_I, F_AGC_N,
-    F_PAD_L1, F_PAD_L2, F_PAD_R1, F_PAD_R2, F_TONE_L, F_TONE_R,
-) = range(36)
-N_FX = 36
+    F_PAD_L1, F_PAD_L2, F_PAD_R1, F_PAD_R2, F_TONE_L, F_TONE_R, F_AGE,
+) = range(37)
+N_FX = 37
 
 #: Added to feedback paths so decaying tails never become (slow) denormal floats.
 ANTI_DENORMAL = 1e-18
@@ -188,7 +188,9 @@ def _coef(seconds: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _note_on(vo: np.ndarray, ks: np.ndarray, ev: np.ndarray, e: int, rng: np.ndarray, bright: float) -> None:
+def _note_on(
+    vo: np.ndarray, ks: np.ndarray, ev: np.ndarray, e: int, rng: np.ndarray, vrng: np.ndarray, bright: float
+) -> None:
     kind = int(ev[e, E_KIND])
     first = SLOTS[kind, 0]
     count = SLOTS[kind, 1]
@@ -218,6 +220,11 @@ def _note_on(vo: np.ndarray, ks: np.ndarray, ev: np.ndarray, e: int, rng: np.nda
         vo[v, c] = 0.0
     vo[v, V_ACTIVE] = 1.0
     vo[v, V_KIND] = kind
+    # each voice draws its noise from its own generator, seeded here, so the noise a voice
+    # makes does not depend on how the stream is cut into blocks
+    x, _ = _xs(rng[0])
+    rng[0] = x
+    vrng[v] = x ^ np.uint64(0x9E3779B97F4A7C15) | np.uint64(1)
     vo[v, V_GATE] = ev[e, E_DUR]
     vo[v, V_VEL] = ev[e, E_VEL]
     vo[v, V_FREQ] = freq
@@ -312,7 +319,7 @@ def _note_on(vo: np.ndarray, ks: np.ndarray, ev: np.ndarray, e: int, rng: np.nda
 def _render_voice(
     vo: np.ndarray, ks: np.ndarray, v: int, i0: int, i1: int,
     g0: float, gs: float, dry_l: np.ndarray, dry_r: np.ndarray, rev: np.ndarray, dly: np.ndarray,
-    pad_l: np.ndarray, pad_r: np.ndarray, tbl: np.ndarray, rng: np.ndarray, bp: np.ndarray,
+    pad_l: np.ndarray, pad_r: np.ndarray, tbl: np.ndarray, vrng: np.ndarray, bp: np.ndarray,
 ) -> None:
     kind = int(vo[v, V_KIND])
     pl = vo[v, V_PANL]
@@ -328,7 +335,7 @@ def _render_voice(
     dec = vo[v, V_DEC]
     sus = vo[v, V_SUS]
     rel = vo[v, V_REL]
-    nx = rng[0]
+    nx = vrng[v]
     alive = True
     if kind == KICK:
         f_end = vo[v, V_FREQ]
@@ -412,9 +419,11 @@ def _render_voice(
         base_cut = bp[B_BASS_CUT]
         fenv = vo[v, V_S5]
         fcoef = _coef(0.35)
-        a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
+        age = vo[v, V_AGE]
+        gg = vo[v, V_P4]
+        a1 = 1.0 / (1.0 + gg * (gg + 0.9))
+        a2 = gg * a1
+        a3 = gg * a2
         ic1 = vo[v, V_S1]
         ic2 = vo[v, V_S2]
         ph = vo[v, V_PH1]
@@ -431,11 +440,12 @@ def _render_voice(
             if chip > 0.0:
                 osc = (1.0 - chip) * osc + chip * _square(ph, dt)
             fenv *= fcoef
-            if (i & 15) == 0 or i == i0:  # the filter envelope is slow: update coefficients every 16 samples
+            if (int(age) & 15) == 0:  # the filter envelope is slow: new coefficients every 16 samples of the note
                 gg = math.pi * min(base_cut * (1.0 + famt * fenv), 9000.0) * inv_sr
                 a1 = 1.0 / (1.0 + gg * (gg + 0.9))
                 a2 = gg * a1
                 a3 = gg * a2
+            age += 1.0
             v3 = osc - ic2
             v1 = a1 * ic1 + a2 * v3
             v2 = ic2 + a2 * ic1 + a3 * v3
@@ -453,6 +463,8 @@ def _render_voice(
         vo[v, V_S5] = fenv
         vo[v, V_PH1] = ph
         vo[v, V_PH2] = ph2
+        vo[v, V_AGE] = age
+        vo[v, V_P4] = gg
     elif kind == PAD:
         # oscillators only: the pad bus shares one stereo filter (see render_block)
         f = vo[v, V_FREQ]
@@ -536,7 +548,7 @@ def _render_voice(
         f = vo[v, V_FREQ]
         ftgt = vo[v, V_FTGT]
         glide16 = 1.0 - _coef(0.06) ** 16
-        dt = f * inv_sr
+        dt = vo[v, V_P4]
         chip = vo[v, V_P1]
         vdepth = vo[v, V_P3]
         g = _svf_g(bp[B_LEAD_CUT])
@@ -550,7 +562,7 @@ def _render_voice(
         age = vo[v, V_AGE]
         for i in range(i0, i1):
             stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
-            if (i & 15) == 0 or i == i0:  # pitch (glide and vibrato) moves slowly: every 16 samples
+            if (int(age) & 15) == 0:  # pitch (glide and vibrato) moves slowly: every 16 samples of the note
                 f += (ftgt - f) * glide16
                 lfo += 16.0 * 5.5 * inv_sr
                 if lfo >= 1.0:
@@ -578,6 +590,7 @@ def _render_voice(
                 alive = False
                 break
         vo[v, V_FREQ] = f
+        vo[v, V_P4] = dt
         vo[v, V_S1] = ic1
         vo[v, V_S2] = ic2
         vo[v, V_PH1] = ph
@@ -590,15 +603,21 @@ def _render_voice(
         ic2 = vo[v, V_S2]
         lfo = vo[v, V_PH1]
         ce = vo[v, V_S3]
-        lfo += (i1 - i0) * 0.07 * inv_sr
-        if lfo >= 1.0:
-            lfo -= 1.0
-        centre = 350.0 + 2200.0 * bp[B_BRIGHT] * (0.6 + 0.4 * _sine(tbl, lfo))
-        g = _svf_g(centre)
+        age = vo[v, V_AGE]
+        g = vo[v, V_P4]
         a1 = 1.0 / (1.0 + g * (g + 1.6))
         a2 = g * a1
         a3 = g * a2
         for i in range(i0, i1):
+            if (int(age) & 63) == 0:  # the band's centre drifts slowly: every 64 samples of the voice
+                lfo += 64.0 * 0.07 * inv_sr
+                if lfo >= 1.0:
+                    lfo -= 1.0
+                g = _svf_g(350.0 + 2200.0 * bp[B_BRIGHT] * (0.6 + 0.4 * _sine(tbl, lfo)))
+                a1 = 1.0 / (1.0 + g * (g + 1.6))
+                a2 = g * a1
+                a3 = g * a2
+            age += 1.0
             stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             nx, x = _xs(nx)
             v3 = x - ic2
@@ -620,12 +639,14 @@ def _render_voice(
                 break
         vo[v, V_S1] = ic1
         vo[v, V_S2] = ic2
+        vo[v, V_AGE] = age
+        vo[v, V_P4] = g
         vo[v, V_S3] = ce
         vo[v, V_PH1] = lfo
     vo[v, V_STAGE] = stage
     vo[v, V_AMP] = amp
     vo[v, V_GATE] = gate
-    rng[0] = nx
+    vrng[v] = nx
     if not alive:
         vo[v, V_ACTIVE] = 0.0
 
@@ -652,6 +673,7 @@ def render_block(
     la_buf: np.ndarray,
     scratch: np.ndarray,
     rng: np.ndarray,
+    vrng: np.ndarray,
     tbl: np.ndarray,
 ) -> None:
     """Render ``out.shape[0]`` frames into ``out`` (float32, stereo).
@@ -679,7 +701,7 @@ def render_block(
     pos = 0
     while pos < n:
         while e < n_ev and int(ev[e, E_OFF]) <= pos:
-            _note_on(vo, ks, ev, e, rng, bright)
+            _note_on(vo, ks, ev, e, rng, vrng, bright)
             e += 1
         end = n
         if e < n_ev:
@@ -695,7 +717,7 @@ def render_block(
                 if kind != TEXTURE:
                     vo[v, V_ACTIVE] = 0.0  # an inaudible family's notes end here
                 continue
-            _render_voice(vo, ks, v, pos, end, g0, gs, dry_l, dry_r, rev, dly, pad_l, pad_r, tbl, rng, bp)
+            _render_voice(vo, ks, v, pos, end, g0, gs, dry_l, dry_r, rev, dly, pad_l, pad_r, tbl, vrng, bp)
         pos = end
 
     # ---- the pad bus: one stereo low-pass for every pad voice -------------------
@@ -739,8 +761,11 @@ def render_block(
     drive = 1.0 + 4.0 * grit
     target_ms = 10.0 ** ((bp[B_TARGET_LUFS] + 0.691) / 10.0)
     ceiling = bp[B_CEILING]
-    ms_coef = 1.0 / (1.2 * SR)
-    agc_coef = 1.0 / (0.8 * SR)
+    age = fx[F_AGE]
+    ms_slow = 1.0 / (1.2 * SR)
+    agc_slow = 1.0 / (0.8 * SR)
+    ms_coef = ms_slow if age >= 2.0 * SR else 1.0 / (0.25 * SR)
+    agc_coef = agc_slow if age >= 2.0 * SR else 1.0 / (0.15 * SR)
     lim_att = 1.0 - math.exp(-5.0 / LOOKAHEAD)
     lim_rel = 1.0 / (0.15 * SR)
 
@@ -851,6 +876,13 @@ def render_block(
         agc_n += 1
         if agc_n >= 64:
             agc_n = 0
+            age += 64.0
+            if age < 2.0 * SR:  # warm-up: meter and gain follow within ~0.3 s
+                ms_coef = 1.0 / (0.25 * SR)
+                agc_coef = 1.0 / (0.15 * SR)
+            else:
+                ms_coef = ms_slow
+                agc_coef = agc_slow
             # decaying filter memories must not turn denormal (slow on x86)
             if abs(k2l1) < 1e-30 and abs(k2r1) < 1e-30:
                 k1l1 = 0.0; k1l2 = 0.0; k2l1 = 0.0; k2l2 = 0.0
@@ -915,6 +947,7 @@ def render_block(
     fx[F_LIM_HOLD] = hold
     fx[F_LA_I] = la
     fx[F_AGC_N] = agc_n
+    fx[F_AGE] = age
     fx[F_TONE_L] = tone_l
     fx[F_TONE_R] = tone_r
     fx[F_K1L_Z1] = k1l1; fx[F_K1L_Z2] = k1l2; fx[F_K2L_Z1] = k2l1; fx[F_K2L_Z2] = k2l2

@@ -65,6 +65,7 @@ class SynthState:
     dly_buf: np.ndarray = field(default_factory=lambda: np.zeros((2, dsp.DLY_BUF)))
     la_buf: np.ndarray = field(default_factory=lambda: np.zeros((2, dsp.LOOKAHEAD)))
     rng: np.ndarray = field(init=False)
+    vrng: np.ndarray = field(default_factory=lambda: np.zeros(dsp.N_VOICES, dtype=np.uint64))
     tonic: int = field(init=False)
     seed_control: int | None = None
 
@@ -222,5 +223,5 @@ class SynthBackend:
         bp[dsp.B_PAD_DLY] = 0.05
 
         dsp.render_block(out, st.voices, st.ks, self._events, n_ev, bp, st.fx, st.rev_buf, st.ap_buf,
-                         st.dly_buf, st.la_buf, self._scratch, st.rng, dsp.SINE_TABLE)
+                         st.dly_buf, st.la_buf, self._scratch, st.rng, st.vrng, dsp.SINE_TABLE)
         st.frame += n
