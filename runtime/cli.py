@@ -115,11 +115,17 @@ def cmd_render(args: argparse.Namespace) -> int:
     from cadenza.runtime.render import Cue, Renderer, check_seconds
     from cadenza.runtime.sinks.file import FileSink
 
+    if args.graph:
+        return _render_graph(args)
+    for opt in ("automation", "plot", "events"):
+        if getattr(args, opt):
+            raise UsageError(f"--{opt} needs --graph", where=f"--{opt}")
     prompts = [parse_weighted(p) for p in args.prompt or []]
     prompts += [parse_weighted(p, audio=True, option="--prompt-file") for p in args.prompt_file or []]
     if not prompts:
-        raise UsageError("give at least one --prompt or --prompt-file", where="render")
+        raise UsageError("give at least one --prompt or --prompt-file (or --graph)", where="render")
     controls = _controls(args)
+    args.seconds = 30.0 if args.seconds_given is None else args.seconds_given
     try:
         check_seconds(args.seconds)
     except UsageError as exc:
@@ -143,6 +149,59 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.beats:
         _write_json(Path(args.beats), beats_document(beats), "--beats")
     print(f"wrote {args.out} ({renderer.frames / 48000:.1f} s, 48 kHz stereo, {len(beats)} beats)")
+    return 0
+
+
+def _render_graph(args: argparse.Namespace) -> int:
+    """``render --graph``: a graph preview driven by an automation timeline."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cadenza.runtime.backends import get_backend
+    from cadenza.runtime.graph.automation import load_automation
+    from cadenza.runtime.graph.loader import load_graph
+    from cadenza.runtime.preview import plot_preview, run_preview, write_events
+    from cadenza.runtime.render import check_seconds
+    from cadenza.runtime.sinks.file import FileSink
+
+    for opt in ("prompt", "prompt_file", "bpm", "density", "brightness", "scale"):
+        if getattr(args, opt):
+            flag = "--" + opt.replace("_", "-")
+            raise UsageError(f"{flag} cannot be combined with --graph (the graph sets prompts and controls)",
+                             where=flag)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("plotting needs matplotlib: pip install 'cadenza[plot]'", where="--plot") from None
+    graph = load_graph(args.graph)
+    automation = load_automation(args.automation) if args.automation else []
+    seconds = args.seconds_given if args.seconds_given is not None else (
+        max([a.time for a in automation], default=0.0) + 10.0)
+    try:
+        frames = check_seconds(seconds)
+    except UsageError as exc:
+        raise UsageError(exc.message, where="--seconds") from None
+    err = Console(stderr=True, soft_wrap=True)
+    sink = FileSink(args.out)
+    try:
+        with Progress(TextColumn("previewing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeRemainingColumn(), console=err, transient=True) as progress:
+            task = progress.add_task("preview", total=frames)
+            log = run_preview(graph, get_backend("synth"), automation, seconds, sink, seed=args.seed,
+                              progress=lambda n: progress.advance(task, n))
+    finally:
+        sink.close()
+    if args.events:
+        try:
+            write_events(log, Path(args.events))
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.events!r}: {exc.strerror or exc}", where="--events") from exc
+    if args.plot:
+        plot_preview(log, Path(args.plot), title=f"{graph.name}: {Path(args.graph).name}")
+    states = list(dict.fromkeys(log.states))
+    print(f"wrote {args.out} ({log.frames / 48000:.1f} s; states {' → '.join(states)}; "
+          f"{sum(1 for e in log.events if e['event'] == 'state')} transitions)")
     return 0
 
 
@@ -180,10 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scale", help="key and mode, e.g. 'A minor', 'F# dorian'")
     r.add_argument("--mute-bass", action="store_true", help="silence the bass")
     r.add_argument("--mute-drums", action="store_true", help="silence the drums")
-    r.add_argument("--seconds", type=_finite, default=30.0, help="length (default 30)")
+    r.add_argument("--seconds", type=_finite, default=None, dest="seconds_given",
+                   help="length (default 30; with --graph: the automation's last time + 10)")
     r.add_argument("--seed", type=int, default=0, help="random seed (same seed → same audio)")
     r.add_argument("--out", required=True, help="output file, .wav or .flac")
     r.add_argument("--beats", metavar="JSON", help="also write beat and bar times to this JSON file")
+    r.add_argument("--graph", metavar="FILE", help="preview a style graph (YAML/JSON) instead of fixed prompts")
+    r.add_argument("--automation", metavar="CSV", help="with --graph: timeline of inputs (time,action,name,value,ramp)")
+    r.add_argument("--plot", metavar="PNG", help="with --graph: plot weights, controls, states and transitions")
+    r.add_argument("--events", metavar="JSONL", help="with --graph: write the event log (states, stingers, beats)")
     r.set_defaults(func=cmd_render)
 
     d = sub.add_parser("demo", help="play an adaptive piece (or render it to a WAV without a sound card)",

@@ -1,0 +1,318 @@
+"""The conductor: runs a style graph against a backend and mixes its decks into audio blocks.
+
+Per control tick (``graph.control_rate``, 100 Hz by default) it advances the
+graph engine, turns its weights into a style vector (embeddings cached), and
+generates one block per deck:
+
+- deck A, the bed: one continuous backend stream;
+- deck B, during a ``crossfade`` transition: a new stream started with the
+  target state's style exactly at the quantized start frame, equal-power
+  crossfaded against deck A until the fade ends, then promoted to deck A;
+- stinger decks: a prompt stinger is a short stream of its own (same tempo as
+  the bed), an audio stinger is a file; both duck the bed while they play.
+
+The beat clock the graph quantizes against is the bed's own rendered beat
+grid (:class:`DeckClock`), so a transition scheduled "at the next bar" starts
+on the bar the listener hears. The mixer kernels are in :mod:`.mixer.kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cadenza.errors import UsageError
+from cadenza.runtime.backends.base import (
+    SAMPLE_RATE,
+    AudioPrompt,
+    Backend,
+    Beat,
+    Controls,
+    Prompt,
+    StreamState,
+    TextPrompt,
+    WeightedPrompt,
+)
+from cadenza.runtime.graph.automation import Automation
+from cadenza.runtime.graph.engine import Frame, GraphEngine
+from cadenza.runtime.graph.spec import Graph
+from cadenza.runtime.mixer import kernels
+from cadenza.runtime.mixing import PromptMixer
+
+STINGER_FADE_S = 0.01
+DUCK_ATTACK_S = 0.05
+DUCK_RELEASE_S = 0.4
+CEILING = 10.0 ** (-1.0 / 20.0)
+
+
+class DeckClock:
+    """A BeatClock read off the bed's rendered beats: predicts the next beat/bar at the current tempo."""
+
+    def __init__(self, bpm: float = 120.0) -> None:
+        self.last: Beat | None = None
+        self.bpm = bpm
+
+    def observe(self, beats: Sequence[Beat]) -> None:
+        if beats:
+            self.last = beats[-1]
+            self.bpm = beats[-1].bpm
+
+    def beat_seconds(self, t: float) -> float:
+        return 60.0 / self.bpm
+
+    def next_boundary(self, t: float, unit: str) -> float:
+        spb = SAMPLE_RATE * 60.0 / self.bpm
+        if self.last is None:
+            origin, index = 0.0, 0
+        else:
+            origin, index = float(self.last.frame), self.last.beat
+        target = t * SAMPLE_RATE
+        n = max(0, math.ceil((target - origin) / spb - 1e-9))
+        if unit == "bar":
+            n += (-(index + n)) % 4
+        return round(origin + n * spb) / SAMPLE_RATE
+
+
+def _controls(values: dict[str, object]) -> Controls:
+    known = {k: v for k, v in values.items() if k in Controls.__dataclass_fields__ and v is not None}
+    if "notes" in known and not isinstance(known["notes"], tuple):
+        known.pop("notes")
+    for name in ("mute_bass", "mute_drums", "drums"):
+        if name in known:
+            known[name] = bool(known[name])
+    for name in ("top_k", "seed"):
+        if name in known:
+            known[name] = int(known[name])  # type: ignore[call-overload]
+    return Controls(**known)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Deck:
+    state: StreamState
+    start: int  # stream frame at which it started
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Stinger:
+    name: str
+    start: int
+    end: int
+    gain: float
+    duck: float
+    deck: _Deck | None = None  # prompt stingers
+    audio: np.ndarray | None = None  # audio stingers
+    style: np.ndarray | None = None
+
+
+@dataclass
+class Block:
+    """One control period of output: audio plus what happened in it."""
+
+    frame: int  # stream frame of the first sample
+    pcm: np.ndarray
+    frame_info: Frame
+    beats: list[Beat]
+    events: list[dict[str, object]]
+
+
+class Conductor:
+    """Graph engine → decks → mixer, one control tick at a time."""
+
+    def __init__(self, graph: Graph, backend: Backend, seed: int = 0) -> None:
+        self.graph = graph
+        self.backend = backend
+        self.seed = seed
+        self.engine = GraphEngine(graph)
+        self.rate = graph.control_rate
+        self.block = int(round(SAMPLE_RATE / self.rate))
+        if abs(self.block * self.rate - SAMPLE_RATE) > 1e-6:
+            raise UsageError(f"control_rate {self.rate:g} Hz must divide {SAMPLE_RATE} samples per second",
+                             where=f"{graph.source}: control_rate")
+        self.mixer = PromptMixer(backend)
+        self.prompts: dict[str, Prompt] = {}
+        for name, p in graph.prompts.items():
+            self.prompts[name] = AudioPrompt(Path(p.audio)) if p.audio else TextPrompt(p.text or "")
+        for prompt in self.prompts.values():  # embed everything up front: bad prompts fail before audio
+            self.mixer.embed(prompt)
+        self.clock = DeckClock()
+        self.frame = 0
+        self.deck_a = _Deck(backend.new_stream(seed), 0)
+        self.deck_b: _Deck | None = None
+        self.xfade: tuple[int, int] | None = None  # (start frame, fade frames) of the running crossfade
+        self.pending_xfade: tuple[int, int, str] | None = None  # scheduled (start, fade frames, target)
+        self.stingers: list[_Stinger] = []
+        self.duck = 1.0
+        self._buf_a = np.zeros((self.block, 2), np.float32)
+        self._buf_b = np.zeros((self.block, 2), np.float32)
+        self._n_decks = 1
+
+    # ------------------------------------------------------------ helpers
+    def style_of(self, weights: dict[str, float]) -> np.ndarray:
+        live = [WeightedPrompt(self.prompts[n], w) for n, w in weights.items() if w > 0 and n in self.prompts]
+        return self.mixer.style(live)
+
+    def _generate(self, deck: _Deck, weights: dict[str, float], controls: Controls, n: int) -> np.ndarray:
+        deck.weights = weights
+        pcm, deck.state = self.backend.generate(deck.state, self.style_of(weights), controls, n)
+        return pcm
+
+    # ------------------------------------------------------------- inputs
+    def apply(self, item: Automation) -> None:
+        if item.action == "set":
+            self.engine.set(item.name, item.value, at=item.time, ramp=item.ramp)  # type: ignore[arg-type]
+        elif item.action == "trigger":
+            self.engine.trigger(item.name, at=item.time)
+        else:
+            self.engine.set_state(item.name, at=item.time)
+
+    # --------------------------------------------------------------- tick
+    def step(self) -> Block:
+        n = self.block
+        f0 = self.frame
+        fr = self.engine.tick(self.clock)
+        events: list[dict[str, object]] = []
+        for ev in fr.events:
+            data = dict(ev.data)
+            events.append({"time": round(ev.time, 6), "event": ev.kind, **data})
+            if ev.kind == "state_scheduled" and data.get("mode") == "crossfade":
+                start = int(round(float(data["at"]) * SAMPLE_RATE))  # type: ignore[arg-type]
+                fade = max(1, int(round(float(data["fade_s"]) * SAMPLE_RATE)))  # type: ignore[arg-type]
+                self.pending_xfade = (max(start, f0), fade, str(data["target"]))
+            elif ev.kind == "stinger":
+                self._start_stinger(data, f0)
+        controls = _controls(dict(fr.controls))
+        tr = fr.transition
+        # deck A plays the source while a crossfade runs (or is about to start in this block)
+        crossfading = (tr is not None and tr.mode == "crossfade" and tr.progress < 1.0) or (
+            self.pending_xfade is not None and self.pending_xfade[0] < f0 + n)
+        if crossfading and tr is not None and tr.mode == "crossfade":
+            a_weights, a_controls = dict(tr.source_weights), _controls(dict(tr.source_controls))
+        elif crossfading:
+            a_weights, a_controls = self.deck_a.weights or dict(fr.weights), controls
+        else:
+            a_weights, a_controls = dict(fr.weights), controls
+        pcm_a = self._generate(self.deck_a, a_weights, a_controls, n)
+        beats = list(self.deck_a.state.beats)
+        self.clock.observe(beats)
+        out = pcm_a
+
+        if self.pending_xfade is not None and self.pending_xfade[0] < f0 + n:
+            start, fade, target = self.pending_xfade
+            self.pending_xfade = None
+            self.deck_b = _Deck(self.backend.new_stream(self.seed + 1 + self._n_decks), start)
+            self._n_decks += 1
+            self.xfade = (start, fade)
+            events.append({"time": round(start / SAMPLE_RATE, 6), "event": "crossfade_start", "frame": start,
+                           "target": target, "fade_s": round(fade / SAMPLE_RATE, 6)})
+        if self.deck_b is not None and self.xfade is not None:
+            start, fade = self.xfade
+            off = max(0, start - f0)
+            b = self._buf_b
+            b[:off] = 0.0
+            b_weights = dict(fr.weights) if (tr is not None and tr.mode == "crossfade") else self.deck_a.weights
+            if off < n:
+                b[off:] = self._generate(self.deck_b, b_weights, controls, n - off)
+            p0 = min(1.0, max(0.0, (f0 - start) / fade))
+            p1 = min(1.0, max(0.0, (f0 + n - start) / fade))
+            mixed = self._buf_a
+            if off > 0:
+                mixed[:off] = pcm_a[:off]
+                kernels.crossfade_into(mixed[off:], pcm_a[off:], b[off:], 0.0, p1)
+            else:
+                kernels.crossfade_into(mixed, pcm_a, b, p0, p1)
+            out = mixed.copy()
+            if f0 + n >= start + fade:  # the fade is over: deck B becomes the bed
+                self.deck_a = self.deck_b
+                self.deck_b = None
+                self.xfade = None
+                events.append({"time": round((start + fade) / SAMPLE_RATE, 6), "event": "crossfade_end",
+                               "frame": start + fade})
+        out = self._mix_stingers(out, f0, controls)
+        kernels.soft_limit(out, CEILING)
+        for b in beats:
+            events.append({"time": round(b.seconds, 6), "event": "bar" if b.downbeat else "beat",
+                           "frame": b.frame, "beat": b.beat, "bar": b.bar, "bpm": round(b.bpm, 3)})
+        self.frame += n
+        return Block(f0, out, fr, beats, events)
+
+    # ------------------------------------------------------------ stingers
+    def _start_stinger(self, data: dict[str, object], f0: int) -> None:
+        start = max(f0, int(round(float(data.get("at", data.get("time", f0 / SAMPLE_RATE))) * SAMPLE_RATE)))  # type: ignore[arg-type]
+        length = int(round(float(data["length_s"]) * SAMPLE_RATE))  # type: ignore[arg-type]
+        st = _Stinger(str(data["name"]), start, start + length, 10.0 ** (float(data.get("gain_db", 0.0)) / 20.0),  # type: ignore[arg-type]
+                      10.0 ** (float(data.get("duck_db", -6.0)) / 20.0))  # type: ignore[arg-type]
+        if data.get("prompt"):
+            st.deck = _Deck(self.backend.new_stream(self.seed + 1000 + len(self.stingers)), start)
+            st.style = self.style_of({str(data["prompt"]): 1.0})
+        elif data.get("audio"):
+            st.audio = load_stinger_audio(Path(str(data["audio"])))
+            st.end = start + st.audio.shape[0]
+        self.stingers.append(st)
+
+    def _mix_stingers(self, bed: np.ndarray, f0: int, controls: Controls) -> np.ndarray:
+        n = bed.shape[0]
+        active = [s for s in self.stingers if s.start < f0 + n and s.end > f0]
+        duck_target = min([s.duck for s in active], default=1.0)
+        coef = DUCK_ATTACK_S if duck_target < self.duck else DUCK_RELEASE_S
+        d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / coef)
+        out = bed.copy() if bed is self._buf_a or bed is self._buf_b else bed
+        kernels.gain_ramp(out, self.duck, d1)
+        self.duck = d1
+        fade = int(STINGER_FADE_S * SAMPLE_RATE)
+        for s in active:
+            off = max(0, s.start - f0)
+            m = min(n, s.end - f0) - off
+            if m <= 0:
+                continue
+            if s.deck is not None and s.style is not None:
+                src, s.deck.state = self.backend.generate(s.deck.state, s.style, controls, m)
+            else:
+                assert s.audio is not None
+                k = f0 + off - s.start
+                src = s.audio[k : k + m]
+            # envelope: a short fade in, a short fade out, as a gain ramp across this block's part
+            pos0 = f0 + off - s.start
+            length = s.end - s.start
+            g0 = s.gain * min(1.0, pos0 / fade, (length - pos0) / fade)
+            g1 = s.gain * min(1.0, (pos0 + m) / fade, (length - pos0 - m) / fade)
+            kernels.mix_into(out[off : off + m], np.ascontiguousarray(src, dtype=np.float32), max(g0, 0.0), max(g1, 0.0))
+        self.stingers = [s for s in self.stingers if s.end > f0 + n]
+        return out
+
+    # ------------------------------------------------------------- preview
+    def run(self, automation: Sequence[Automation], seconds: float) -> Iterator[Block]:
+        """Apply a timeline and yield blocks until ``seconds`` of audio."""
+        total = int(round(seconds * SAMPLE_RATE))
+        pending = list(automation)
+        i = 0
+        while self.frame < total:
+            t_end = (self.frame + self.block) / SAMPLE_RATE
+            while i < len(pending) and pending[i].time < t_end:
+                self.apply(pending[i])
+                i += 1
+            yield self.step()
+
+
+def load_stinger_audio(path: Path) -> np.ndarray:
+    """A stinger file as float32 stereo at SAMPLE_RATE (linear resampling when needed)."""
+    import soundfile
+
+    from cadenza.errors import PromptError
+
+    try:
+        data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
+        raise PromptError(f"cannot read stinger audio {str(path)!r}: {exc}") from exc
+    if data.shape[1] == 1:
+        data = np.repeat(data, 2, axis=1)
+    data = data[:, :2]
+    if sr != SAMPLE_RATE:
+        n = int(round(data.shape[0] * SAMPLE_RATE / sr))
+        x = np.linspace(0.0, data.shape[0] - 1, n)
+        data = np.stack([np.interp(x, np.arange(data.shape[0]), data[:, c]) for c in range(2)], axis=1)
+    return np.ascontiguousarray(data, dtype=np.float32)

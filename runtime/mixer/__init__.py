@@ -1,0 +1,1 @@
+"""The mixer: decks (backend streams), equal-power crossfades, stinger ducking, master limiter."""

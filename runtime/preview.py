@@ -1,0 +1,140 @@
+"""Offline preview of a style graph: automation → graph → conductor → audio, plus a plot and an event log.
+
+What a sound designer runs to see and hear a graph without a game
+(``cadenza render --graph FILE --automation timeline.csv``). The audio goes
+to a sink block by block; per control tick it records the time, state,
+weights, controls and parameters for the plot; the event log (JSON lines)
+holds state changes, crossfades, stingers, failsafe, beats and bars with the
+time (and sample frame) at which they are heard.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
+from cadenza.runtime.conductor import Conductor
+from cadenza.runtime.graph.automation import Automation
+from cadenza.runtime.graph.spec import Graph
+from cadenza.runtime.sinks.base import Sink
+
+
+@dataclass
+class PreviewLog:
+    """What the preview saw, one row per control tick."""
+
+    times: list[float] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    weights: dict[str, list[float]] = field(default_factory=dict)
+    controls: dict[str, list[float]] = field(default_factory=dict)
+    params: dict[str, list[float]] = field(default_factory=dict)
+    events: list[dict[str, object]] = field(default_factory=list)
+    frames: int = 0
+
+    def record(self, t: float, state: str, weights: dict[str, float], controls: dict[str, object],
+               params: dict[str, object]) -> None:
+        i = len(self.times)
+        self.times.append(t)
+        self.states.append(state)
+        for table, values in ((self.weights, weights), (self.controls, controls), (self.params, params)):
+            for k, v in values.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                col = table.setdefault(k, [float("nan")] * i)
+                col.append(float(v))
+            for col in table.values():
+                if len(col) < i + 1:
+                    col.append(float("nan") if table is not self.weights else 0.0)
+
+
+def run_preview(graph: Graph, backend: Backend, automation: Sequence[Automation], seconds: float, sink: Sink,
+                seed: int = 0, progress: Callable[[int], None] | None = None) -> PreviewLog:
+    conductor = Conductor(graph, backend, seed=seed)
+    log = PreviewLog()
+    for block in conductor.run(automation, seconds):
+        sink.write(block.pcm)
+        fr = block.frame_info
+        log.record(block.frame / SAMPLE_RATE, fr.state, dict(fr.weights), dict(fr.controls), dict(fr.params))
+        log.events.extend(block.events)
+        log.frames += block.pcm.shape[0]
+        if progress is not None:
+            progress(block.pcm.shape[0])
+    log.events.sort(key=lambda e: float(e["time"]))  # type: ignore[arg-type]
+    return log
+
+
+def write_events(log: PreviewLog, path: Path) -> None:
+    with path.open("w") as f:
+        for ev in log.events:
+            f.write(json.dumps(ev) + "\n")
+
+
+def plot_preview(log: PreviewLog, path: Path, title: str = "") -> None:
+    """Weights, controls and parameters over time, with states, bars and transition starts marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.asarray(log.times)
+    fig, axes = plt.subplots(3, 1, figsize=(14, 9), sharex=True, gridspec_kw={"height_ratios": [3, 2, 2]})
+    ax_w, ax_c, ax_p = axes
+    for name, col in sorted(log.weights.items()):
+        ax_w.plot(t, col, label=name, lw=1.4)
+    ax_w.set_ylabel("prompt weight")
+    ax_w.set_ylim(-0.02, 1.02)
+    for name, col in sorted(log.controls.items()):
+        arr = np.asarray(col, dtype=float)
+        finite = arr[np.isfinite(arr)]
+        if finite.size and (finite.max() > 1.0 or finite.min() < 0.0):
+            lo, hi = float(finite.min()), float(finite.max())
+            arr = (arr - lo) / (hi - lo) if hi > lo else arr * 0 + 0.5
+            name = f"{name} ({lo:g}–{hi:g})"
+        ax_c.plot(t, arr, label=name, lw=1.2)
+    ax_c.set_ylabel("controls (normalized)")
+    for name, col in sorted(log.params.items()):
+        arr = np.asarray(col, dtype=float)
+        finite = arr[np.isfinite(arr)]
+        if finite.size and (finite.max() > 1.0 or finite.min() < 0.0):
+            lo, hi = float(finite.min()), float(finite.max())
+            arr = (arr - lo) / (hi - lo) if hi > lo else arr * 0 + 0.5
+            name = f"{name} ({lo:g}–{hi:g})"
+        ax_p.plot(t, arr, label=name, lw=1.2)
+    ax_p.set_ylabel("parameters (normalized)")
+    ax_p.set_xlabel("seconds")
+    # states as shaded bands, labelled
+    palette = plt.get_cmap("Pastel1")
+    names = list(dict.fromkeys(log.states))
+    start = 0
+    for i in range(1, len(log.states) + 1):
+        if i == len(log.states) or log.states[i] != log.states[start]:
+            c = palette(names.index(log.states[start]) % 9)
+            for ax in axes:
+                ax.axvspan(t[start], t[min(i, len(t) - 1)], color=c, alpha=0.35, lw=0)
+            ax_w.text(t[start], 1.0, log.states[start], va="top", fontsize=9)
+            start = i
+    for ev in log.events:
+        kind = ev["event"]
+        x = float(ev["time"])  # type: ignore[arg-type]
+        if kind == "bar":
+            for ax in axes:
+                ax.axvline(x, color="0.6", lw=0.5, ls=":")
+        elif kind in ("state", "crossfade_start"):
+            for ax in axes:
+                ax.axvline(x, color="crimson", lw=1.2)
+        elif kind == "stinger":
+            for ax in axes:
+                ax.axvline(x, color="darkorange", lw=1.2, ls="--")
+            ax_w.text(x, 0.05, f"stinger {ev.get('name', '')}", rotation=90, fontsize=8, color="darkorange")
+    for ax in axes:
+        ax.legend(loc="upper right", fontsize=8, ncol=3)
+        ax.grid(alpha=0.2)
+    ax_w.set_title(title or "graph preview: bars dotted, transitions red, stingers orange")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
