@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,9 @@ class DeckClock:
         if self.last is None:
             origin, index = 0.0, 0
         else:
-            origin, index = float(self.last.frame), self.last.beat
+            last = self.last
+            origin = last.position if last.position is not None else float(last.frame)
+            index = last.beat
         target = t * SAMPLE_RATE
         n = max(0, math.ceil((target - origin) / spb - 1e-9))
         if unit == "bar":
@@ -197,7 +199,10 @@ class Conductor:
         else:
             a_weights, a_controls = dict(fr.weights), controls
         pcm_a = self._generate(self.deck_a, a_weights, a_controls, n)
-        beats = list(self.deck_a.state.beats)
+        # a deck counts frames from its own start; events and the clock speak stream time
+        beats = [replace(b, frame=b.frame + self.deck_a.start,
+                         position=None if b.position is None else b.position + self.deck_a.start)
+                 for b in self.deck_a.state.beats]
         self.clock.observe(beats)
         out = pcm_a
 
@@ -242,7 +247,7 @@ class Conductor:
 
     # ------------------------------------------------------------ stingers
     def _start_stinger(self, data: dict[str, object], f0: int) -> None:
-        start = max(f0, int(round(float(data.get("at", data.get("time", f0 / SAMPLE_RATE))) * SAMPLE_RATE)))  # type: ignore[arg-type]
+        start = max(f0, int(round(float(data["start"]) * SAMPLE_RATE)))  # type: ignore[arg-type]
         length = int(round(float(data["length_s"]) * SAMPLE_RATE))  # type: ignore[arg-type]
         st = _Stinger(str(data["name"]), start, start + length, 10.0 ** (float(data.get("gain_db", 0.0)) / 20.0),  # type: ignore[arg-type]
                       10.0 ** (float(data.get("duck_db", -6.0)) / 20.0))  # type: ignore[arg-type]

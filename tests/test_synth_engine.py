@@ -373,7 +373,7 @@ def test_style_switch_glides_without_click_or_restart(
 ) -> None:
     switch = 4 * SR
     calm, calm_beats, state = render(backend, style(AMBIENT), seconds=4.0, seed=2, blocks=(RUNTIME_STEP,))
-    busy, busy_beats, _ = generate(backend, state, style(DNB), Controls(), 4 * SR, (RUNTIME_STEP,))
+    busy, busy_beats, _ = generate(backend, state, style(DNB), Controls(), 6 * SR, (RUNTIME_STEP,))
     pcm = np.concatenate([calm, busy])
 
     report = am.click_report(pcm)
@@ -386,7 +386,7 @@ def test_style_switch_glides_without_click_or_restart(
     # the music continues: one beat count, bars keep increasing, and the style really moved
     check_grid(calm_beats + busy_beats)
     assert busy_beats[0].beat == calm_beats[-1].beat + 1
-    assert busy_beats[-1].bar >= calm_beats[-1].bar + 2
+    assert busy_beats[-1].bar >= calm_beats[-1].bar + 2  # the tempo changes on bar lines: 72.5 bpm's bar ends first
     assert calm_beats[-1].bpm == pytest.approx(72.5, abs=0.5)
     assert busy_beats[-1].bpm > 160.0  # gliding to drum and bass's 174
     assert band_share(busy[2 * SR :], 3000.0, 20_000.0) > 3.0 * band_share(calm[2 * SR :], 3000.0, 20_000.0)

@@ -186,6 +186,7 @@ class Beat:
     beat_in_bar: int  # 0 = downbeat
     bpm: float
     estimated: bool = False
+    position: float | None = None  # exact (fractional) frame where known; ``frame`` is it rounded
 
     @property
     def seconds(self) -> float:

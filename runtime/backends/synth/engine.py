@@ -33,7 +33,6 @@ from cadenza.runtime.backends.synth.theory import Key, mode_for, parse_scale
 
 MAX_BLOCK = 4096
 STYLE_GLIDE_S = 1.2  # time constant of the style glide
-TEMPO_GLIDE_S = 0.4
 MUTE_GLIDE_S = 0.05
 TARGET_LUFS = -16.0
 CEILING = 10.0 ** (-2.0 / 20.0)
@@ -156,10 +155,7 @@ class SynthBackend:
             st.style += (target - st.style) * a
         s = st.style
         bpm_target = controls.bpm if controls.bpm is not None else float(s[INDEX["tempo"]])
-        if st.bpm is None:
-            st.bpm = bpm_target
-        else:
-            st.bpm += (bpm_target - st.bpm) * (1.0 - math.exp(-dt / TEMPO_GLIDE_S))
+        st.bpm = bpm_target  # the sequencer applies it at the next bar line
         mute_target = np.array([0.0 if controls.mute_drums else 1.0, 0.0 if controls.mute_bass else 1.0])
         st.mutes += (mute_target - st.mutes) * (1.0 - math.exp(-dt / MUTE_GLIDE_S))
 

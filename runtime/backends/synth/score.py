@@ -91,6 +91,8 @@ class Sequencer:
     rng: np.random.Generator = field(init=False)
     step: int = 0  # index of the next step to play
     next_step_frame: float = 0.0  # absolute frame of that step
+    sps: float = 0.0  # samples per step, latched at each bar line
+    bpm: float = 0.0  # the tempo latched with it
     pending: list[tuple[float, int, tuple[float, ...]]] = field(default_factory=list)
     order: int = 0
     bar_notes: dict[int, list[Note]] = field(default_factory=dict)
@@ -116,9 +118,13 @@ class Sequencer:
             self._push(float(frame0), (dsp.TEXTURE, 1.0, 0.8, 1e12, 0.0, perf.grit * 0.004, 0, 0, 0.25, 0.0))
         while self.next_step_frame < end:
             t = self.next_step_frame
-            sps = perf.samples_per_step
-            if self.step % STEPS_PER_BAR == 0:
+            if self.step % STEPS_PER_BAR == 0 or self.sps <= 0.0:
+                # the tempo changes only on a bar line: inside a bar the grid is exactly
+                # predictable, so "start at the next bar" lands on the bar the listener hears
+                self.sps = perf.samples_per_step
+                self.bpm = perf.bpm
                 self._plan_bar(perf)
+            sps = self.sps
             if self.step % STEPS_PER_BEAT == 0:
                 beats.append(
                     Beat(
@@ -126,7 +132,8 @@ class Sequencer:
                         beat=self.step // STEPS_PER_BEAT,
                         bar=self.step // STEPS_PER_BAR,
                         beat_in_bar=(self.step // STEPS_PER_BEAT) % 4,
-                        bpm=perf.bpm,
+                        bpm=self.bpm,
+                        position=t,
                     )
                 )
             for note in self.bar_notes.get(self.step % STEPS_PER_BAR, ()):
