@@ -1,0 +1,777 @@
+"""The wire format: the only module that turns Cadenza messages into bytes and back.
+
+Every message on every socket is one protobuf ``cadenza.v1.Envelope``
+(``cadenza_v1.proto`` beside this file): the protocol version, a request id and
+a ``oneof body``. This module owns the framing, the size limit, the version
+check and the translation of protobuf's own errors; the runtime and the SDK
+build and read the generated message classes, and hand bytes to their sockets,
+but never call ``SerializeToString`` or ``ParseFromString`` themselves.
+
+Framing, one ZeroMQ frame per box::
+
+    control   client DEALER ──────────────────────────────▶ runtime ROUTER
+              ┌─────────────────────────────────────────────┐
+              │ Envelope{protocol_version, request_id,      │   encode_request / decode_request
+              │          hello | load_graph | … | get_status│
+              └─────────────────────────────────────────────┘
+              runtime ROUTER ─────────────────────────────▶ client DEALER
+              ┌─────────────────────────────────────────────┐
+              │ Envelope{protocol_version, request_id,      │   encode_reply / decode_reply
+              │          ok | status | error}               │   (exactly one per request)
+              └─────────────────────────────────────────────┘
+              (the ROUTER's identity frame in front is the socket layer's
+              business; no empty delimiter frame: there is no REQ socket)
+
+    events    runtime PUB ────────────────────────────────▶ client SUB
+              ┌────────────┬────────────────────────────────┐
+              │ topic      │ Envelope{protocol_version,     │   encode_event / decode_event
+              │ b"beat"    │   event{topic, sequence,       │
+              │ (ASCII)    │         stream_time, payload}} │
+              └────────────┴────────────────────────────────┘
+              SUB filters on the first frame; no topic is a prefix of another,
+              so subscribing to b"state" never delivers "status".
+
+    audio     runtime PUB ────────────────────────────────▶ client SUB
+              ┌─────────────────────────────────────────────┐
+              │ Envelope{protocol_version, audio_chunk{     │   encode_audio / decode_audio
+              │   sequence, stream_time, sample_rate,       │
+              │   channels, frames, format, pcm}}           │   pcm: interleaved float32 LE
+              └─────────────────────────────────────────────┘        (or int16 LE)
+
+Request ids are chosen by the client, never 0, and come back on the reply; 0
+marks events, audio and the Error reply to a request whose id could not be
+read. Event and audio sequence numbers count from 1 per topic (per audio
+stream), so a gap is a lost message; ``Status.event_sequences`` gives a late
+joiner the last number each topic had when the snapshot was taken (the
+ZeroMQ Clone pattern: subscribe first, then ask for ``GetStatus``).
+
+Versions: the envelope carries the sender's version. A request of a version
+this side does not speak is refused with ``UNSUPPORTED_VERSION`` and the list
+of supported versions, except ``Hello``, which offers the client's versions
+and is answered with the highest common one (:func:`negotiate_version`).
+
+Errors: every decode failure raises :class:`WireError`, a
+:class:`~cadenza.errors.ProtocolError` carrying the ``Error.Code`` and the
+field path (``set_parameters.values[3].number``); protobuf's ``DecodeError``
+never escapes. The runtime answers it with ``encode_reply(exc.request_id,
+exc.to_error())``. Encoding a message of the wrong type, or a bad sequence
+number, is a bug in the caller and raises ``TypeError``/``ValueError``;
+encoding user data the other side would refuse (a NaN, an oversized graph)
+raises the same :class:`WireError` the other side would send back.
+
+Dispatch on the ``oneof`` name, never on type strings: :class:`RequestKind`,
+:class:`ReplyKind` and :class:`Topic` are the field names, and
+:data:`REQUEST_TYPES`, :data:`REPLY_TYPES` and :data:`TOPIC_TYPES` map them to
+the message classes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any, Final, NamedTuple, TypeAlias
+
+import numpy as np
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from cadenza.errors import ProtocolError
+from cadenza.proto import cadenza_v1_pb2 as pb
+
+__all__ = [
+    "CONTROL_NAMES",
+    "DEFAULT_SAMPLE_RATE",
+    "MAX_MESSAGE_BYTES",
+    "PROTOCOL_VERSION",
+    "RAMP_SHAPE_NAMES",
+    "REPLY_TYPES",
+    "REQUEST_TYPES",
+    "SOCKET_MAX_MESSAGE_BYTES",
+    "SUPPORTED_VERSIONS",
+    "TOPIC_TYPES",
+    "DecodedAudio",
+    "DecodedEvent",
+    "DecodedReply",
+    "DecodedRequest",
+    "EventPayload",
+    "ReplyBody",
+    "ReplyKind",
+    "RequestBody",
+    "RequestKind",
+    "Topic",
+    "WireError",
+    "controls_from_mapping",
+    "controls_to_dict",
+    "decode_audio",
+    "decode_event",
+    "decode_reply",
+    "decode_request",
+    "encode_audio",
+    "encode_event",
+    "encode_reply",
+    "encode_request",
+    "negotiate_version",
+    "parameter_value",
+    "reply_kind",
+    "request_kind",
+    "validate_request",
+]
+
+#: The version this side speaks and puts on every envelope it sends.
+PROTOCOL_VERSION: Final = 1
+#: Every version this side can read (and answer in).
+SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (1,)
+#: The largest encoded message accepted or produced (1 MiB): larger ones are
+#: refused with ``TOO_LARGE``.
+MAX_MESSAGE_BYTES: Final = 1 << 20
+#: What to set as the sockets' ``zmq.MAXMSGSIZE``: above ``MAX_MESSAGE_BYTES``
+#: so that a message somewhat too large still gets a ``TOO_LARGE`` reply
+#: (ZeroMQ silently disconnects a peer that exceeds ``MAXMSGSIZE``), while a
+#: flood of huge frames is still cut off by ZeroMQ before it is buffered.
+SOCKET_MAX_MESSAGE_BYTES: Final = 4 * MAX_MESSAGE_BYTES
+#: Stream time is counted in samples at this rate unless a caller says otherwise
+#: (the runtime's ``SAMPLE_RATE``; a test keeps them equal).
+DEFAULT_SAMPLE_RATE: Final = 48_000
+
+_MAX_U64: Final = (1 << 64) - 1
+
+
+class RequestKind(StrEnum):
+    """The request names: the ``Envelope.body`` fields a client may send."""
+
+    HELLO = "hello"
+    LOAD_GRAPH = "load_graph"
+    SET_PARAMETERS = "set_parameters"
+    TRIGGER = "trigger"
+    SET_STATE = "set_state"
+    SET_PROMPTS = "set_prompts"
+    SET_CONTROLS = "set_controls"
+    TRANSPORT = "transport"
+    GET_STATUS = "get_status"
+
+
+class ReplyKind(StrEnum):
+    """The reply names: the ``Envelope.body`` fields the runtime answers with."""
+
+    OK = "ok"
+    STATUS = "status"
+    ERROR = "error"
+
+
+class Topic(StrEnum):
+    """The event topics: the ``Event.payload`` fields, sent as the first frame."""
+
+    BEAT = "beat"
+    BAR = "bar"
+    STATE = "state"
+    MIX = "mix"
+    STINGER = "stinger"
+    XRUN = "xrun"
+    WARNING = "warning"
+    STATUS = "status"
+
+
+RequestBody: TypeAlias = (
+    pb.Hello | pb.LoadGraph | pb.SetParameters | pb.Trigger | pb.SetState | pb.SetPrompts | pb.SetControls
+    | pb.Transport | pb.GetStatus
+)
+ReplyBody: TypeAlias = pb.Ok | pb.Status | pb.Error
+EventPayload: TypeAlias = pb.Beat | pb.StateChange | pb.Mix | pb.StingerFired | pb.Xrun | pb.Warning | pb.Status
+
+#: Request name → message class (the server's dispatch table is keyed the same way).
+REQUEST_TYPES: Final[Mapping[RequestKind, type[Message]]] = {
+    RequestKind.HELLO: pb.Hello,
+    RequestKind.LOAD_GRAPH: pb.LoadGraph,
+    RequestKind.SET_PARAMETERS: pb.SetParameters,
+    RequestKind.TRIGGER: pb.Trigger,
+    RequestKind.SET_STATE: pb.SetState,
+    RequestKind.SET_PROMPTS: pb.SetPrompts,
+    RequestKind.SET_CONTROLS: pb.SetControls,
+    RequestKind.TRANSPORT: pb.Transport,
+    RequestKind.GET_STATUS: pb.GetStatus,
+}
+#: Reply name → message class.
+REPLY_TYPES: Final[Mapping[ReplyKind, type[Message]]] = {
+    ReplyKind.OK: pb.Ok,
+    ReplyKind.STATUS: pb.Status,
+    ReplyKind.ERROR: pb.Error,
+}
+#: Event topic → payload class ("beat" and "bar" share :class:`Beat`).
+TOPIC_TYPES: Final[Mapping[Topic, type[Message]]] = {
+    Topic.BEAT: pb.Beat,
+    Topic.BAR: pb.Beat,
+    Topic.STATE: pb.StateChange,
+    Topic.MIX: pb.Mix,
+    Topic.STINGER: pb.StingerFired,
+    Topic.XRUN: pb.Xrun,
+    Topic.WARNING: pb.Warning,
+    Topic.STATUS: pb.Status,
+}
+_REQUEST_KIND_BY_TYPE: Final[Mapping[type[Message], RequestKind]] = {t: k for k, t in REQUEST_TYPES.items()}
+_REPLY_KIND_BY_TYPE: Final[Mapping[type[Message], ReplyKind]] = {t: k for k, t in REPLY_TYPES.items()}
+
+#: ``SetParameters.RampShape`` → the graph's curve-shape name.
+RAMP_SHAPE_NAMES: Final[Mapping[int, str]] = {
+    pb.SetParameters.RAMP_SHAPE_UNSPECIFIED: "linear",
+    pb.SetParameters.LINEAR: "linear",
+    pb.SetParameters.S_CURVE: "s-curve",
+    pb.SetParameters.LOG: "log",
+    pb.SetParameters.EXP: "exp",
+    pb.SetParameters.SINE: "sine",
+    pb.SetParameters.CONSTANT: "constant",
+}
+
+#: The control names, in field order (the fields of ``Controls``).
+CONTROL_NAMES: Final[tuple[str, ...]] = tuple(f.name for f in pb.Controls.DESCRIPTOR.fields)
+_FLOAT_CONTROLS: Final = ("bpm", "density", "brightness", "temperature", "guidance")
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class WireError(ProtocolError):
+    """A message refused by the wire layer, with the ``Error.Code`` to answer it with.
+
+    ``field`` is the path of the bad field (``set_parameters.values[3].number``,
+    empty for the whole message) and prefixes the message like every
+    :class:`~cadenza.errors.CadenzaError` ``where``; ``request_id`` is the id
+    of the refused request when it could be read (else 0).
+    """
+
+    def __init__(self, code: pb.Error.Code, message: str, *, field: str = "", request_id: int = 0,
+                 supported_versions: Iterable[int] = ()) -> None:
+        super().__init__(message, where=field or None)
+        self.code = code
+        self.field = field
+        self.request_id = request_id
+        self.supported_versions = tuple(supported_versions)
+
+    @property
+    def code_name(self) -> str:
+        """The code's name, e.g. ``"BAD_VALUE"``."""
+        return pb.Error.Code.Name(self.code)
+
+    def to_error(self) -> pb.Error:
+        """The ``Error`` reply that reports this refusal."""
+        return pb.Error(code=self.code, message=self.message, field=self.field,
+                        supported_versions=self.supported_versions)
+
+    @classmethod
+    def from_error(cls, error: pb.Error, *, request_id: int = 0) -> WireError:
+        """An exception for an ``Error`` reply (what a client raises on receiving one)."""
+        return cls(error.code, error.message, field=error.field, request_id=request_id,
+                   supported_versions=error.supported_versions)
+
+
+def _bad_message(message: str, *, field: str = "", request_id: int = 0) -> WireError:
+    return WireError(pb.Error.BAD_MESSAGE, message, field=field, request_id=request_id)
+
+
+def _bad_value(message: str, field: str) -> WireError:
+    return WireError(pb.Error.BAD_VALUE, message, field=field)
+
+
+def _versions(versions: Iterable[int]) -> str:
+    return ", ".join(str(v) for v in versions)
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def request_kind(body: Message) -> RequestKind:
+    """The request name of a request message; ``TypeError`` for any other message."""
+    kind = _REQUEST_KIND_BY_TYPE.get(type(body))
+    if kind is None:
+        raise TypeError(f"not a request message: {type(body).__name__}; "
+                        f"requests are {', '.join(t.__name__ for t in REQUEST_TYPES.values())}")
+    return kind
+
+
+def reply_kind(body: Message) -> ReplyKind:
+    """The reply name of a reply message; ``TypeError`` for any other message."""
+    kind = _REPLY_KIND_BY_TYPE.get(type(body))
+    if kind is None:
+        raise TypeError(f"not a reply message: {type(body).__name__}; replies are Ok, Status, Error")
+    return kind
+
+
+# ----------------------------------------------------------------------------- envelope
+
+
+def _check_id(name: str, value: int, *, low: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= _MAX_U64:
+        raise ValueError(f"{name} must be an integer in [{low}, 2**64 - 1], got {value!r}")
+
+
+def _serialize(envelope: pb.Envelope, max_bytes: int) -> bytes:
+    data = envelope.SerializeToString()
+    if len(data) > max_bytes:
+        kind = envelope.WhichOneof("body")
+        raise WireError(pb.Error.TOO_LARGE, f"the encoded {kind} is {len(data)} bytes, over the limit of "
+                        f"{max_bytes} bytes", field=kind or "", request_id=envelope.request_id)
+    return data
+
+
+def _parse(data: bytes, max_bytes: int) -> pb.Envelope:
+    """Bytes → Envelope, with the size limit and protobuf's errors translated."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    size = len(data)
+    if size == 0:
+        raise _bad_message("empty message (an Envelope is never empty)")
+    if size > max_bytes:
+        raise WireError(pb.Error.TOO_LARGE, f"message of {size} bytes is over the limit of {max_bytes} bytes")
+    envelope = pb.Envelope()
+    try:
+        envelope.ParseFromString(bytes(data))
+    except DecodeError as exc:
+        raise _bad_message(f"not a cadenza.v1.Envelope ({size} bytes that protobuf cannot decode: {exc})") from exc
+    return envelope
+
+
+def _body_kind(envelope: pb.Envelope, allowed: Iterable[str], what: str) -> str:
+    """The name of the envelope's body, which must be one of ``allowed``."""
+    allowed = tuple(allowed)
+    kind = envelope.WhichOneof("body")
+    if kind is None:
+        fields = UnknownFieldSet(envelope)
+        unknown = sorted({fields[i].field_number for i in range(len(fields))})
+        detail = (f"a body field this version does not know (field numbers {unknown}; from a newer protocol?)"
+                  if unknown else "no body")
+        raise _bad_message(f"{detail}; expected a {what}: {', '.join(allowed)}", field="body",
+                           request_id=envelope.request_id)
+    if kind not in allowed:
+        raise _bad_message(f"got {kind!r}, which is not a {what}; expected one of {', '.join(allowed)}",
+                           field="body", request_id=envelope.request_id)
+    return kind
+
+
+def _check_version(envelope: pb.Envelope) -> None:
+    version = envelope.protocol_version
+    if version not in SUPPORTED_VERSIONS:
+        said = "no protocol_version (0)" if version == 0 else f"protocol version {version}"
+        raise WireError(pb.Error.UNSUPPORTED_VERSION,
+                        f"{said} is not supported; supported versions: {_versions(SUPPORTED_VERSIONS)}",
+                        field="protocol_version", request_id=envelope.request_id,
+                        supported_versions=SUPPORTED_VERSIONS)
+
+
+def negotiate_version(hello: pb.Hello, envelope_version: int = PROTOCOL_VERSION) -> int:
+    """The highest version both sides speak, from a ``Hello`` (its list, else the envelope's version).
+
+    Raises :class:`WireError` ``UNSUPPORTED_VERSION`` listing the supported
+    versions when there is none in common.
+    """
+    offered = tuple(hello.supported_versions) or (envelope_version,)
+    common = set(offered) & set(SUPPORTED_VERSIONS)
+    if not common:
+        raise WireError(pb.Error.UNSUPPORTED_VERSION,
+                        f"no protocol version in common: the client speaks {_versions(offered)}, "
+                        f"this side {_versions(SUPPORTED_VERSIONS)}",
+                        field="hello.supported_versions", supported_versions=SUPPORTED_VERSIONS)
+    return max(common)
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+class DecodedRequest(NamedTuple):
+    """A request as the runtime receives it: dispatch on ``kind``."""
+
+    request_id: int
+    kind: RequestKind
+    body: RequestBody
+
+
+def encode_request(body: RequestBody, request_id: int, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
+    """One control frame carrying ``body`` (a request message) with ``request_id`` (>= 1).
+
+    Raises :class:`WireError` for values the runtime would refuse (``BAD_VALUE``:
+    NaN, a missing name) and for a message over ``max_bytes`` (``TOO_LARGE``).
+    """
+    kind = request_kind(body)
+    _check_id("request_id", request_id, low=1)
+    _with_request_id(validate_request, kind, body, request_id=request_id)
+    envelope = pb.Envelope(protocol_version=PROTOCOL_VERSION, request_id=request_id)
+    getattr(envelope, kind).CopyFrom(body)
+    return _serialize(envelope, max_bytes)
+
+
+def decode_request(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedRequest:
+    """A control frame → ``(request_id, kind, body)``, checked; raises :class:`WireError`.
+
+    Checks, in order: size and decodability (``TOO_LARGE``, ``BAD_MESSAGE``),
+    the version (``UNSUPPORTED_VERSION``; a ``Hello`` is checked against the
+    versions it offers instead), the body is a known request and the request
+    id is set (``BAD_MESSAGE``), and the values (:func:`validate_request`,
+    ``BAD_VALUE``/``UNKNOWN_NAME``). The error carries the request id whenever
+    it could be read.
+    """
+    envelope = _parse(data, max_bytes)
+    rid = envelope.request_id
+    if envelope.WhichOneof("body") == RequestKind.HELLO:
+        _with_request_id(negotiate_version, envelope.hello, envelope.protocol_version, request_id=rid)
+    else:
+        _check_version(envelope)
+    kind = RequestKind(_body_kind(envelope, REQUEST_TYPES, "request"))
+    if rid == 0:
+        raise _bad_message("request_id is 0 (unset); a request needs an id >= 1 to be answered",
+                           field="request_id")
+    body: RequestBody = getattr(envelope, kind)
+    _with_request_id(validate_request, kind, body, request_id=rid)
+    return DecodedRequest(rid, kind, body)
+
+
+def _with_request_id(check: Callable[..., Any], *args: Any, request_id: int) -> Any:
+    try:
+        return check(*args)
+    except WireError as exc:
+        exc.request_id = request_id
+        raise
+
+
+# ----------------------------------------------------------------------------- replies
+
+
+class DecodedReply(NamedTuple):
+    """A reply as the client receives it: match ``request_id``, then look at ``kind``."""
+
+    request_id: int
+    kind: ReplyKind
+    body: ReplyBody
+
+
+def encode_reply(request_id: int, body: ReplyBody, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
+    """One control frame answering ``request_id`` (0 when the request's id was unreadable)."""
+    kind = reply_kind(body)
+    _check_id("request_id", request_id)
+    envelope = pb.Envelope(protocol_version=PROTOCOL_VERSION, request_id=request_id)
+    getattr(envelope, kind).CopyFrom(body)
+    return _serialize(envelope, max_bytes)
+
+
+def decode_reply(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedReply:
+    """A control frame → ``(request_id, kind, body)``; raises :class:`WireError`.
+
+    An ``Error`` reply is returned, not raised: the client decides (usually
+    ``raise WireError.from_error(body, request_id=...)``).
+    """
+    envelope = _parse(data, max_bytes)
+    _check_version(envelope)
+    kind = ReplyKind(_body_kind(envelope, REPLY_TYPES, "reply"))
+    return DecodedReply(envelope.request_id, kind, getattr(envelope, kind))
+
+
+# ----------------------------------------------------------------------------- events
+
+
+class DecodedEvent(NamedTuple):
+    """An event as a subscriber receives it."""
+
+    topic: Topic
+    sequence: int
+    stream_time: int  # samples
+    stream_seconds: float
+    payload: EventPayload
+
+
+def encode_event(topic: str, sequence: int, stream_time: int, payload: EventPayload, *,
+                 sample_rate: int = DEFAULT_SAMPLE_RATE, max_bytes: int = MAX_MESSAGE_BYTES) -> list[bytes]:
+    """The two frames ``[topic, Envelope{event}]`` of one event for a PUB socket.
+
+    ``sequence`` counts from 1 per topic; ``stream_time`` is the sample at
+    which the event is heard (also sent in seconds at ``sample_rate``).
+    """
+    try:
+        name = Topic(topic)
+    except ValueError:
+        raise ValueError(f"unknown event topic {topic!r}; topics are {', '.join(Topic)}") from None
+    expected = TOPIC_TYPES[name]
+    if type(payload) is not expected:
+        raise TypeError(f"a {name.value!r} event carries {expected.__name__}, got {type(payload).__name__}")
+    _check_id("sequence", sequence, low=1)
+    _check_id("stream_time", stream_time)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    event = pb.Event(topic=name, sequence=sequence, stream_time=stream_time,
+                     stream_seconds=stream_time / sample_rate)
+    getattr(event, name).CopyFrom(payload)
+    envelope = pb.Envelope(protocol_version=PROTOCOL_VERSION, event=event)
+    return [name.encode("ascii"), _serialize(envelope, max_bytes)]
+
+
+def decode_event(frames: Sequence[bytes], *, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedEvent:
+    """``[topic, payload]`` frames from a SUB socket → a checked event; raises :class:`WireError`.
+
+    A topic this version does not know (from a newer runtime) is a
+    ``BAD_MESSAGE`` too: a subscriber to every topic skips it.
+    """
+    if len(frames) != 2:
+        raise _bad_message(f"an event is 2 frames [topic, payload], got {len(frames)}")
+    raw_topic, data = frames
+    try:
+        topic_text = bytes(raw_topic).decode("ascii")
+    except UnicodeDecodeError:
+        raise _bad_message(f"event topic {bytes(raw_topic)[:32]!r} is not ASCII", field="topic") from None
+    envelope = _parse(data, max_bytes)
+    _check_version(envelope)
+    _body_kind(envelope, ["event"], "event")
+    event = envelope.event
+    if event.topic != topic_text:
+        raise _bad_message(f"topic frame {topic_text!r} differs from the event's topic {event.topic!r}",
+                           field="event.topic")
+    if topic_text not in TOPIC_TYPES:
+        raise _bad_message(f"unknown event topic {topic_text!r}; topics are {', '.join(Topic)}", field="event.topic")
+    payload_kind = event.WhichOneof("payload")
+    if payload_kind != topic_text:
+        raise _bad_message(f"a {topic_text!r} event carries {payload_kind or 'no payload'!r}",
+                           field="event.payload")
+    if event.sequence == 0:
+        raise _bad_message("event sequence is 0; sequences count from 1", field="event.sequence")
+    return DecodedEvent(Topic(topic_text), event.sequence, event.stream_time, event.stream_seconds,
+                        getattr(event, topic_text))
+
+
+# ----------------------------------------------------------------------------- audio
+
+_SAMPLE_FORMATS: Final[Mapping[str, tuple[pb.AudioChunk.SampleFormat, np.dtype[Any]]]] = {
+    "float32": (pb.AudioChunk.FLOAT32_LE, np.dtype("<f4")),
+    "int16": (pb.AudioChunk.INT16_LE, np.dtype("<i2")),
+}
+_DTYPE_BY_FORMAT: Final[Mapping[int, np.dtype[Any]]] = {code: dtype for code, dtype in _SAMPLE_FORMATS.values()}
+_INT16_SCALE: Final = 32767.0
+
+
+class DecodedAudio(NamedTuple):
+    """An audio chunk as a subscriber receives it: ``pcm`` is float32 ``(frames, channels)``."""
+
+    sequence: int
+    stream_time: int  # samples: the first frame's time
+    pcm: np.ndarray
+
+
+def encode_audio(sequence: int, stream_time: int, pcm: np.ndarray, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
+                 sample_format: str = "float32", max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
+    """One audio frame for the audio PUB socket: ``pcm`` is float ``(frames, channels)`` in [-1, 1].
+
+    ``sample_format="int16"`` halves the size (values clipped to [-1, 1]).
+    """
+    if sample_format not in _SAMPLE_FORMATS:
+        raise ValueError(f"unknown sample_format {sample_format!r}; use {' or '.join(_SAMPLE_FORMATS)}")
+    arr = np.asarray(pcm)
+    if arr.ndim != 2 or arr.shape[1] < 1 or not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"pcm must be a float array of shape (frames, channels), got {arr.dtype} {arr.shape}")
+    _check_id("sequence", sequence, low=1)
+    _check_id("stream_time", stream_time)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    code, dtype = _SAMPLE_FORMATS[sample_format]
+    if code == pb.AudioChunk.INT16_LE:
+        scaled = np.rint(np.clip(np.nan_to_num(arr, nan=0.0), -1.0, 1.0) * _INT16_SCALE)
+        samples = scaled.astype(dtype)
+    else:
+        samples = np.ascontiguousarray(arr, dtype=dtype)
+    chunk = pb.AudioChunk(sequence=sequence, stream_time=stream_time, sample_rate=sample_rate,
+                          channels=arr.shape[1], frames=arr.shape[0], format=code, pcm=samples.tobytes())
+    return _serialize(pb.Envelope(protocol_version=PROTOCOL_VERSION, audio_chunk=chunk), max_bytes)
+
+
+def decode_audio(data: bytes, *, sample_rate: int | None = None,
+                 max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedAudio:
+    """An audio frame → ``(sequence, stream_time, pcm)``; raises :class:`WireError`.
+
+    ``pcm`` is a new float32 array ``(frames, channels)`` (int16 chunks are
+    scaled back to [-1, 1]). Given ``sample_rate`` (the one ``Hello`` reported),
+    a chunk at another rate is refused (``BAD_VALUE``) rather than played at
+    the wrong speed.
+    """
+    envelope = _parse(data, max_bytes)
+    _check_version(envelope)
+    _body_kind(envelope, ["audio_chunk"], "audio chunk")
+    chunk = envelope.audio_chunk
+    dtype = _DTYPE_BY_FORMAT.get(chunk.format)
+    if dtype is None:
+        raise _bad_message(f"sample format {chunk.format} is not one of "
+                           f"{', '.join(f'{n} ({c})' for n, (c, _) in _SAMPLE_FORMATS.items())}",
+                           field="audio_chunk.format")
+    if chunk.channels == 0:
+        raise _bad_message("channels is 0", field="audio_chunk.channels")
+    if chunk.sample_rate == 0:
+        raise _bad_message("sample_rate is 0", field="audio_chunk.sample_rate")
+    if sample_rate is not None and chunk.sample_rate != sample_rate:
+        raise _bad_value(f"audio at {chunk.sample_rate} Hz, expected {sample_rate} Hz", "audio_chunk.sample_rate")
+    if chunk.sequence == 0:
+        raise _bad_message("audio sequence is 0; sequences count from 1", field="audio_chunk.sequence")
+    expected = chunk.frames * chunk.channels * dtype.itemsize
+    if len(chunk.pcm) != expected:
+        raise _bad_message(f"pcm is {len(chunk.pcm)} bytes; {chunk.frames} frames x {chunk.channels} channels "
+                           f"of {dtype.itemsize} bytes need {expected}", field="audio_chunk.pcm")
+    samples = np.frombuffer(chunk.pcm, dtype=dtype).reshape(chunk.frames, chunk.channels)
+    if dtype.kind == "i":
+        pcm = (samples.astype(np.float32) / np.float32(_INT16_SCALE)).astype(np.float32)
+    else:
+        pcm = samples.astype(np.float32)  # a writable native-endian copy
+    return DecodedAudio(chunk.sequence, chunk.stream_time, pcm)
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def _finite(value: float, field: str, *, minimum: float | None = None) -> None:
+    if not math.isfinite(value):
+        raise _bad_value(f"must be a finite number, got {value!r}", field)
+    if minimum is not None and value < minimum:
+        raise _bad_value(f"must be >= {minimum:g}, got {value!r}", field)
+
+
+def _name(value: str, field: str) -> None:
+    if not value:
+        raise _bad_value("must not be empty", field)
+
+
+def _enum(message: Message, field_name: str, path: str, *, allow_zero: bool) -> None:
+    field = message.DESCRIPTOR.fields_by_name[field_name]
+    value = getattr(message, field_name)
+    enum = field.enum_type
+    if enum is None:
+        raise TypeError(f"{message.DESCRIPTOR.name}.{field_name} is not an enum field")
+    names = [v.name for v in enum.values if v.number != 0 or allow_zero]
+    if value not in enum.values_by_number or (value == 0 and not allow_zero):
+        raise _bad_value(f"got {value}, expected one of {', '.join(names)}", path)
+
+
+def _check_hello(body: pb.Hello) -> None:
+    pass  # versions are negotiated by decode_request; a client name is free text
+
+
+def _check_load_graph(body: pb.LoadGraph) -> None:
+    source = body.WhichOneof("source")
+    if source is None:
+        raise _bad_value("needs the graph: set text or path", "load_graph.source")
+    _name(getattr(body, source), f"load_graph.{source}")
+    _enum(body, "format", "load_graph.format", allow_zero=True)
+
+
+def _check_set_parameters(body: pb.SetParameters) -> None:
+    for i, update in enumerate(body.values):
+        where = f"set_parameters.values[{i}]"
+        _name(update.name, f"{where}.name")
+        kind = update.WhichOneof("value")
+        if kind is None:
+            raise _bad_value(f"parameter {update.name!r} has no value: set number or label", f"{where}.value")
+        if kind == "number":
+            _finite(update.number, f"{where}.number")
+    if body.HasField("ramp_seconds"):
+        _finite(body.ramp_seconds, "set_parameters.ramp_seconds", minimum=0.0)
+    _enum(body, "ramp_shape", "set_parameters.ramp_shape", allow_zero=True)
+    if body.HasField("client_time"):
+        _finite(body.client_time, "set_parameters.client_time")
+
+
+def _check_named(kind: str) -> Callable[[pb.Trigger | pb.SetState], None]:
+    def check(body: pb.Trigger | pb.SetState) -> None:
+        _name(body.name, f"{kind}.name")
+
+    return check
+
+
+def _check_set_prompts(body: pb.SetPrompts) -> None:
+    for i, prompt in enumerate(body.prompts):
+        where = f"set_prompts.prompts[{i}]"
+        source = prompt.WhichOneof("source")
+        if source is None:
+            raise _bad_value("needs a prompt: set text or audio_path", f"{where}.source")
+        _name(getattr(prompt, source), f"{where}.{source}")
+        if prompt.HasField("weight"):
+            _finite(prompt.weight, f"{where}.weight", minimum=0.0)
+
+
+def _check_set_controls(body: pb.SetControls) -> None:
+    controls = body.controls
+    for name in _FLOAT_CONTROLS:
+        if controls.HasField(name):
+            _finite(getattr(controls, name), f"set_controls.controls.{name}")
+    for i, name in enumerate(body.clear):
+        if name not in CONTROL_NAMES:
+            raise WireError(pb.Error.UNKNOWN_NAME, f"unknown control {name!r}; controls are {', '.join(CONTROL_NAMES)}",
+                            field=f"set_controls.clear[{i}]")
+        if controls.HasField(name):
+            raise _bad_value(f"control {name!r} is both set and cleared", f"set_controls.clear[{i}]")
+
+
+def _check_transport(body: pb.Transport) -> None:
+    _enum(body, "action", "transport.action", allow_zero=False)
+
+
+def _check_get_status(body: pb.GetStatus) -> None:
+    pass
+
+
+_VALIDATORS: Final[Mapping[RequestKind, Callable[[Any], None]]] = {
+    RequestKind.HELLO: _check_hello,
+    RequestKind.LOAD_GRAPH: _check_load_graph,
+    RequestKind.SET_PARAMETERS: _check_set_parameters,
+    RequestKind.TRIGGER: _check_named("trigger"),
+    RequestKind.SET_STATE: _check_named("set_state"),
+    RequestKind.SET_PROMPTS: _check_set_prompts,
+    RequestKind.SET_CONTROLS: _check_set_controls,
+    RequestKind.TRANSPORT: _check_transport,
+    RequestKind.GET_STATUS: _check_get_status,
+}
+
+
+def validate_request(kind: str, body: Message) -> None:
+    """Refuse what no runtime can act on: raises :class:`WireError` with the field path.
+
+    Wire-level checks only: numbers are finite (ramps and weights also >= 0),
+    names are not empty, every ``oneof`` that needs a value has one, enums hold
+    a known value, cleared controls exist. Ranges that depend on the backend
+    or the graph (bpm limits, known parameter names) are the runtime's.
+    """
+    try:
+        name = RequestKind(kind)
+    except ValueError:
+        raise ValueError(f"unknown request kind {kind!r}; kinds are {', '.join(RequestKind)}") from None
+    if type(body) is not REQUEST_TYPES[name]:
+        raise TypeError(f"a {name.value!r} request is {REQUEST_TYPES[name].__name__}, got {type(body).__name__}")
+    _VALIDATORS[name](body)
+
+
+def parameter_value(message: pb.ParameterUpdate | pb.ParameterValue) -> float | str | None:
+    """The number or label a parameter message holds (``None`` when it holds neither)."""
+    kind = message.WhichOneof("value")
+    if kind is None:
+        return None
+    value: float | str = getattr(message, kind)
+    return value
+
+
+def controls_to_dict(controls: pb.Controls) -> dict[str, Any]:
+    """The controls that are set, as plain values (``notes`` as a tuple of ints)."""
+    out: dict[str, Any] = {}
+    for name in CONTROL_NAMES:
+        if controls.HasField(name):
+            value = getattr(controls, name)
+            out[name] = tuple(value.midi) if name == "notes" else value
+    return out
+
+
+def controls_from_mapping(values: Mapping[str, Any]) -> pb.Controls:
+    """A ``Controls`` message with the given controls set (``None`` values are left unset).
+
+    Raises ``ValueError`` naming the valid controls for an unknown name.
+    """
+    unknown = sorted(set(values) - set(CONTROL_NAMES))
+    if unknown:
+        raise ValueError(f"unknown controls {unknown}; controls are {', '.join(CONTROL_NAMES)}")
+    controls = pb.Controls()
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name == "notes":
+            controls.notes.SetInParent()
+            controls.notes.midi.extend(int(n) for n in value)
+        else:
+            setattr(controls, name, value)
+    return controls
