@@ -199,9 +199,11 @@ def _render_graph(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write {args.events!r}: {exc.strerror or exc}", where="--events") from exc
     if args.plot:
         plot_preview(log, Path(args.plot), title=f"{graph.name}: {Path(args.graph).name}")
-    states = list(dict.fromkeys(log.states))
-    print(f"wrote {args.out} ({log.frames / 48000:.1f} s; states {' → '.join(states)}; "
-          f"{sum(1 for e in log.events if e['event'] == 'state')} transitions)")
+    states = [s for s in dict.fromkeys(log.states) if s]
+    path = f"states {' → '.join(states)}; " if states else ""
+    print(f"wrote {args.out} ({log.frames / 48000:.1f} s; {path}"
+          f"{sum(1 for e in log.events if e['event'] == 'state')} transitions, "
+          f"{sum(1 for e in log.events if e['event'] == 'stinger')} stingers)")
     return 0
 
 
@@ -261,7 +263,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("words", help="list the words the synth understands in prompts")
     w.set_defaults(func=cmd_words)
+
+    from cadenza.runtime.graph.cli import add_graph_commands
+
+    graph_sub = add_graph_commands(sub)
+    gp = graph_sub.add_parser("plot", help="plot every prompt weight and control against every parameter",
+                              description="Sweep each parameter (others at their defaults) and plot the graph's "
+                                          "prompt weights and controls.")
+    gp.add_argument("file", help="the style graph (YAML/JSON)")
+    gp.add_argument("--out", required=True, help="the PNG to write")
+    gp.add_argument("--state", help="evaluate in this state (default: the initial state)")
+    gp.set_defaults(func=cmd_graph_plot)
     return parser
+
+
+def cmd_graph_plot(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("plotting needs matplotlib: pip install 'cadenza[plot]'", where="graph plot") from None
+    from cadenza.runtime.graph.loader import load_graph
+    from cadenza.runtime.graph.plot import plot_graph
+
+    graph = load_graph(args.file)
+    n = plot_graph(graph, Path(args.out), state=args.state)
+    print(f"wrote {args.out} ({n} parameters × {len(graph.prompts)} prompts)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,7 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CadenzaError as exc:
-        print(f"cadenza {args.command}: error: {exc}", file=sys.stderr)
+        issues = getattr(exc, "issues", None)
+        if issues:  # an invalid graph: one line per problem, each with file:line path
+            for issue in issues:
+                print(f"cadenza {args.command}: error: {issue}", file=sys.stderr)
+        else:
+            print(f"cadenza {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"cadenza {args.command}: interrupted", file=sys.stderr)

@@ -59,7 +59,7 @@ def run_preview(graph: Graph, backend: Backend, automation: Sequence[Automation]
     for block in conductor.run(automation, seconds):
         sink.write(block.pcm)
         fr = block.frame_info
-        log.record(block.frame / SAMPLE_RATE, fr.state, dict(fr.weights), dict(fr.controls), dict(fr.params))
+        log.record(block.frame / SAMPLE_RATE, fr.state or "", dict(fr.weights), dict(fr.controls), dict(fr.params))
         log.events.extend(block.events)
         log.frames += block.pcm.shape[0]
         if progress is not None:
@@ -116,7 +116,8 @@ def plot_preview(log: PreviewLog, path: Path, title: str = "") -> None:
             c = palette(names.index(log.states[start]) % 9)
             for ax in axes:
                 ax.axvspan(t[start], t[min(i, len(t) - 1)], color=c, alpha=0.35, lw=0)
-            ax_w.text(t[start], 1.0, log.states[start], va="top", fontsize=9)
+            if log.states[start]:
+                ax_w.text(t[start], 1.0, log.states[start], va="top", fontsize=9)
             start = i
     for ev in log.events:
         kind = ev["event"]
