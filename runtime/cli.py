@@ -160,7 +160,7 @@ def _render_graph(args: argparse.Namespace) -> int:
     from cadenza.runtime.backends import get_backend
     from cadenza.runtime.graph.automation import load_automation
     from cadenza.runtime.graph.loader import load_graph
-    from cadenza.runtime.preview import plot_preview, run_preview, write_events
+    from cadenza.runtime.preview import check_automation, plot_preview, run_preview, write_events
     from cadenza.runtime.render import check_seconds
     from cadenza.runtime.sinks.file import FileSink
 
@@ -176,6 +176,7 @@ def _render_graph(args: argparse.Namespace) -> int:
             raise UsageError("plotting needs matplotlib: pip install 'cadenza[plot]'", where="--plot") from None
     graph = load_graph(args.graph)
     automation = load_automation(args.automation) if args.automation else []
+    check_automation(graph, automation, Path(args.automation).name if args.automation else "automation")
     seconds = args.seconds_given if args.seconds_given is not None else (
         max([a.time for a in automation], default=0.0) + 10.0)
     try:

@@ -52,6 +52,24 @@ class PreviewLog:
                     col.append(float("nan") if table is not self.weights else 0.0)
 
 
+def check_automation(graph: Graph, automation: Sequence[Automation], source: str = "automation") -> None:
+    """Every row of a timeline applied to a scratch engine first: a bad row fails before any audio."""
+    from cadenza.errors import UsageError
+    from cadenza.runtime.graph.engine import GraphEngine
+
+    engine = GraphEngine(graph)
+    for row in automation:
+        try:
+            if row.action == "set":
+                engine.set(row.name, row.value, at=row.time, ramp=row.ramp)
+            elif row.action == "trigger":
+                engine.trigger(row.name, at=row.time)
+            else:
+                engine.set_state(row.name, at=row.time)
+        except UsageError as exc:
+            raise UsageError(str(exc), where=f"{source}:{row.line}") from None
+
+
 def run_preview(graph: Graph, backend: Backend, automation: Sequence[Automation], seconds: float, sink: Sink,
                 seed: int = 0, progress: Callable[[int], None] | None = None) -> PreviewLog:
     conductor = Conductor(graph, backend, seed=seed)

@@ -179,21 +179,35 @@ def test_discrete_and_labeled_switch_at_once_and_discrete_rounds() -> None:
     f = eng.tick(CLOCK)
     assert f.params["level"] == 3 and isinstance(f.params["level"], int)
     assert f.params["zone"] == "cave"
-    eng.set("level", 99)
+    eng.set("level", 99, clamp=True)
     f = eng.tick(CLOCK)
     assert f.params["level"] == 5
     assert events([f], "clamped")[0].data == {"name": "level", "value": 99.0, "clamped": 5.0}
 
 
-def test_out_of_range_continuous_values_are_clamped_and_reported_once() -> None:
+def test_out_of_range_values_are_errors_naming_the_parameter_and_change_nothing() -> None:
+    eng = GraphEngine(make_graph())
+    eng.set("danger", 0.3)
+    run(eng, 0.05)
+    before = eng.snapshot()
+    for v in (1.5, -0.01, 1e9):
+        with pytest.raises(UsageError) as err:
+            eng.set("danger", v)
+        assert "parameters.danger" in str(err.value) and repr(v) in str(err.value) and "[0, 1]" in str(err.value)
+    with pytest.raises(UsageError):
+        eng.set_many({"danger": 0.5, "level": 99})  # all or nothing
+    assert eng.snapshot() == before
+
+
+def test_out_of_range_values_with_clamp_are_clamped_and_reported_once() -> None:
     eng = GraphEngine(make_graph())
     for v in (1.5, 2.0, 3.0):
-        eng.set("danger", v)
+        eng.set("danger", v, clamp=True)
     frames = run(eng, 0.05)
     assert frames[-1].params["danger"] == 1.0
     assert len(events(frames, "clamped")) == 1
     eng.set("danger", 0.5)
-    eng.set("danger", -4.0)
+    eng.set("danger", -4.0, clamp=True)
     frames = run(eng, 0.05)
     assert frames[-1].params["danger"] == 0.0
     assert [e.data["value"] for e in events(frames, "clamped")] == [-4.0]

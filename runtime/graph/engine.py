@@ -418,7 +418,7 @@ class GraphEngine:
         return t if t > self.time else self.time
 
     def _prepare_set(self, name: object, value: object, at: object, ramp: object, shape: object,
-                     bypass: object) -> _Queued:
+                     bypass: object, clamp: bool = False) -> _Queued:
         if not isinstance(name, str) or (name not in self._params and name != "intensity"):
             raise UsageError(f"unknown parameter {name!r}; parameters: {self._param_names}", where="set")
         eff = self._effective(at)
@@ -440,11 +440,18 @@ class GraphEngine:
                 raise UsageError(f"must be a finite number in [0, 1], got {describe_value(value)}", where=where)
             v: ParamValue = min(max(float(value), 0.0), 1.0)
             if v != float(value):
+                if not clamp:
+                    raise UsageError(f"{float(value)!r} is outside [0, 1] (set with clamp to clamp it)",
+                                     where=where)
                 note = float(value)
         else:
             v, clamped = self._params[name].validate(value)
             if clamped:
                 assert isinstance(value, numbers.Real)
+                if not clamp:
+                    p = self.graph.parameters[name]
+                    raise UsageError(f"{float(value)!r} is outside [{p.min:g}, {p.max:g}] "
+                                     "(set with clamp to clamp it, as sensors may)", where=where)
                 note = float(value)
         return (eff, 0, "set", name, v, r, shape, bypass, note)
 
@@ -454,20 +461,22 @@ class GraphEngine:
             heapq.heappush(self._queue, (it[0], self._seq, *it[2:]))
 
     def set(self, name: str, value: object, *, at: float | None = None, ramp: float | None = None,
-            shape: str = "linear", bypass: bool = False) -> None:
+            shape: str = "linear", bypass: bool = False, clamp: bool = False) -> None:
         """Set parameter ``name`` to ``value`` (at ``at``; over ``ramp`` seconds along ``shape``; or at once).
 
         Raises :class:`UsageError` naming the parameter, the bad value and the
-        valid range or labels; then nothing changes.
+        valid range or labels; then nothing changes. A value outside the
+        parameter's range is an error too, unless ``clamp`` (sensors that
+        overshoot): then it is clamped and a ``clamped`` event says so once.
         """
-        self._push([self._prepare_set(name, value, at, ramp, shape, bypass)])
+        self._push([self._prepare_set(name, value, at, ramp, shape, bypass, clamp)])
 
     def set_many(self, values: Mapping[str, object], *, at: float | None = None, ramp: float | None = None,
-                 shape: str = "linear", bypass: bool = False) -> None:
+                 shape: str = "linear", bypass: bool = False, clamp: bool = False) -> None:
         """Several :meth:`set` calls at once, all or nothing: one bad value and none is queued."""
         if not isinstance(values, Mapping):
             raise UsageError(f"expected a mapping of parameter names to values, got {values!r}", where="set_many")
-        items = [self._prepare_set(n, v, at, ramp, shape, bypass) for n, v in values.items()]
+        items = [self._prepare_set(n, v, at, ramp, shape, bypass, clamp) for n, v in values.items()]
         self._push(items)
 
     def _prepare_trigger(self, name: object, at: object) -> _Queued:
