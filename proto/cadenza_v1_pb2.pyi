@@ -210,7 +210,7 @@ class Ok(_message.Message):
     def __init__(self, stream_time: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("protocol_version", "supported_versions", "server_version", "backend", "controls", "audio_prompts", "beat_grid", "sample_rate", "channels")
+    __slots__ = ("protocol_version", "supported_versions", "server_version", "backend", "controls", "audio_prompts", "beat_grid", "sample_rate", "channels", "session_id")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SUPPORTED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +220,7 @@ class ServerInfo(_message.Message):
     BEAT_GRID_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     supported_versions: _containers.RepeatedScalarFieldContainer[int]
     server_version: str
@@ -229,7 +230,8 @@ class ServerInfo(_message.Message):
     beat_grid: bool
     sample_rate: int
     channels: int
-    def __init__(self, protocol_version: _Optional[int] = ..., supported_versions: _Optional[_Iterable[int]] = ..., server_version: _Optional[str] = ..., backend: _Optional[str] = ..., controls: _Optional[_Iterable[str]] = ..., audio_prompts: _Optional[bool] = ..., beat_grid: _Optional[bool] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
+    session_id: str
+    def __init__(self, protocol_version: _Optional[int] = ..., supported_versions: _Optional[_Iterable[int]] = ..., server_version: _Optional[str] = ..., backend: _Optional[str] = ..., controls: _Optional[_Iterable[str]] = ..., audio_prompts: _Optional[bool] = ..., beat_grid: _Optional[bool] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class ParameterValue(_message.Message):
     __slots__ = ("number", "label")
