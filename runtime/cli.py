@@ -215,6 +215,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
                      seed=args.seed)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cadenza.runtime.server import ServerConfig, run_server
+
+    config = ServerConfig(
+        backend=args.backend, graph=args.graph, control=args.control, events=args.events,
+        audio=None if args.audio in ("none", "") else args.audio, sink=args.sink, lookahead_ms=args.lookahead,
+        seed=args.seed, insecure=args.insecure, curve_secret_key=args.curve_secret_key, prompts=args.prompt or [],
+    )
+    return run_server(config)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    import zmq
+
+    folder = Path(args.dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        public, secret = zmq.curve_keypair()
+        (folder / f"{args.name}.pub").write_text(public.decode() + "\n")
+        key = folder / f"{args.name}.key"
+        key.write_text(secret.decode() + "\n")
+        key.chmod(0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write keys into {str(folder)!r}: {exc.strerror or exc}", where="keys") from exc
+    print(f"wrote {folder / (args.name + '.key')} (secret, keep it on the server) and "
+          f"{folder / (args.name + '.pub')} (public, give it to clients)")
+    return 0
+
+
 def cmd_words(args: argparse.Namespace) -> int:
     from cadenza.runtime.backends.synth import vocabulary
 
@@ -261,6 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--wav-only", action="store_true", help="do not play, only write the WAV")
     d.add_argument("--seed", type=int, default=1)
     d.set_defaults(func=cmd_demo)
+
+    sv = sub.add_parser("serve", help="run the live runtime: control, events and audio over ZeroMQ",
+                        description="Run the runtime process: a control ROUTER, an events PUB and an audio PUB "
+                                    "around the live engine. Binds to loopback unless told otherwise.")
+    sv.add_argument("--backend", default="synth", help="music backend (default synth)")
+    sv.add_argument("--graph", help="a style graph to load at start")
+    sv.add_argument("--prompt", action="append", metavar="TEXT[:WEIGHT]",
+                    help="play these weighted prompts at start (no graph)")
+    sv.add_argument("--control", default="tcp://127.0.0.1:5555", help="control endpoint (ROUTER)")
+    sv.add_argument("--events", default="tcp://127.0.0.1:5556", help="events endpoint (PUB)")
+    sv.add_argument("--audio", default="tcp://127.0.0.1:5557", help="audio endpoint (PUB), or 'none'")
+    sv.add_argument("--sink", default="device", help="device | device:NAME | jack | wav:PATH | flac:PATH | null")
+    sv.add_argument("--lookahead", type=_finite, default=30.0, metavar="MS", help="audio kept ahead (default 30 ms)")
+    sv.add_argument("--seed", type=int, default=0)
+    sv.add_argument("--insecure", action="store_true", help="allow non-loopback endpoints without encryption")
+    sv.add_argument("--curve-secret-key", metavar="FILE", help="CurveZMQ secret key of the server (z85)")
+    sv.set_defaults(func=cmd_serve)
+
+    ks = sub.add_parser("keys", help="generate a CurveZMQ key pair (for remote clients)")
+    ks.add_argument("dir", help="folder to write NAME.key (secret) and NAME.pub (public) into")
+    ks.add_argument("--name", default="server")
+    ks.set_defaults(func=cmd_keys)
 
     w = sub.add_parser("words", help="list the words the synth understands in prompts")
     w.set_defaults(func=cmd_words)

@@ -125,25 +125,26 @@ class Block:
 class Conductor:
     """Graph engine → decks → mixer, one control tick at a time."""
 
-    def __init__(self, graph: Graph, backend: Backend, seed: int = 0) -> None:
+    def __init__(self, graph: Graph, backend: Backend, seed: int = 0, *, start_frame: int = 0,
+                 mixer: PromptMixer | None = None) -> None:
         self.graph = graph
         self.backend = backend
         self.seed = seed
-        self.engine = GraphEngine(graph)
+        self.engine = GraphEngine(graph, start=start_frame / SAMPLE_RATE)
         self.rate = graph.control_rate
         self.block = int(round(SAMPLE_RATE / self.rate))
         if abs(self.block * self.rate - SAMPLE_RATE) > 1e-6:
             raise UsageError(f"control_rate {self.rate:g} Hz must divide {SAMPLE_RATE} samples per second",
                              where=f"{graph.source}: control_rate")
-        self.mixer = PromptMixer(backend)
+        self.mixer = mixer if mixer is not None else PromptMixer(backend)
         self.prompts: dict[str, Prompt] = {}
         for name, p in graph.prompts.items():
             self.prompts[name] = AudioPrompt(Path(p.audio)) if p.audio else TextPrompt(p.text or "")
         for prompt in self.prompts.values():  # embed everything up front: bad prompts fail before audio
             self.mixer.embed(prompt)
         self.clock = DeckClock()
-        self.frame = 0
-        self.deck_a = _Deck(backend.new_stream(seed), 0)
+        self.frame = start_frame
+        self.deck_a = _Deck(backend.new_stream(seed), start_frame)
         self.deck_b: _Deck | None = None
         self.xfade: tuple[int, int] | None = None  # (start frame, fade frames) of the running crossfade
         self.pending_xfade: tuple[int, int, str] | None = None  # scheduled (start, fade frames, target)
@@ -152,6 +153,19 @@ class Conductor:
         self._buf_a = np.zeros((self.block, 2), np.float32)
         self._buf_b = np.zeros((self.block, 2), np.float32)
         self._n_decks = 1
+        self.overrides: dict[str, object] = {}  # controls set directly (SetControls) over the graph's
+
+    def continue_from(self, old: "Conductor") -> None:
+        """Take over ``old``'s bed stream and clock (a hot-reloaded graph: the music glides, never restarts)."""
+        self.deck_a = old.deck_a
+        self.clock = old.clock
+        self.overrides = dict(old.overrides)
+        self.duck = old.duck
+
+    def restart_deck(self, fade_s: float = 0.05) -> None:
+        """Forget the bed's context: a fresh stream crossfades in from the next block (reset_context)."""
+        if self.deck_b is None and self.pending_xfade is None:
+            self.pending_xfade = (self.frame, max(1, int(fade_s * SAMPLE_RATE)), "")
 
     # ------------------------------------------------------------ helpers
     def style_of(self, weights: dict[str, float]) -> np.ndarray:
@@ -187,7 +201,7 @@ class Conductor:
                 self.pending_xfade = (max(start, f0), fade, str(data["target"]))
             elif ev.kind == "stinger":
                 self._start_stinger(data, f0)
-        controls = _controls(dict(fr.controls))
+        controls = _controls({**fr.controls, **self.overrides})
         tr = fr.transition
         # deck A plays the source while a crossfade runs (or is about to start in this block)
         crossfading = (tr is not None and tr.mode == "crossfade" and tr.progress < 1.0) or (
@@ -219,7 +233,7 @@ class Conductor:
             off = max(0, start - f0)
             b = self._buf_b
             b[:off] = 0.0
-            b_weights = dict(fr.weights) if (tr is not None and tr.mode == "crossfade") else self.deck_a.weights
+            b_weights = dict(fr.weights) if (tr is not None and tr.mode == "crossfade") else dict(fr.weights)
             if off < n:
                 b[off:] = self._generate(self.deck_b, b_weights, controls, n - off)
             p0 = min(1.0, max(0.0, (f0 - start) / fade))

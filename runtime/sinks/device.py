@@ -397,6 +397,8 @@ class DeviceSink:
         self._draining = False
         self.underruns = 0
         self.underrun_frames = 0
+        self._fade = np.linspace(1.0, 0.0, 480, dtype=np.float32)  # 10 ms hold-and-fade on an underrun
+        self._last = np.zeros(CHANNELS, dtype=np.float32)
         self.output_underflows = 0
         try:
             self._stream: Any = sd.OutputStream(
@@ -428,8 +430,9 @@ class DeviceSink:
           Python code creates), never blocks, sleeps, takes a lock, logs,
           prints, raises or touches the file system;
         - always fills ``outdata`` completely: frames the producer has not
-          written yet become silence, and the callback counts one underrun
-          (plus ``underrun_frames``) unless ``close()`` is draining the tail;
+          written yet become the last sample held and faded to silence over
+          10 ms (no click), and the callback counts one underrun (plus
+          ``underrun_frames``) unless ``close()`` is draining the tail;
         - frees space for ``write`` only by advancing ``ring.read`` after the
           copy (single-producer/single-consumer, no lock);
         - counts PortAudio's own ``output_underflow`` flag.
@@ -437,9 +440,18 @@ class DeviceSink:
         if status.output_underflow:
             self.output_underflows += 1
         n = self._ring.pull_into(outdata)
-        if n < frames and not self._draining:
-            self.underruns += 1
-            self.underrun_frames += frames - n
+        if n < frames:
+            # never a click: hold the last sample and fade it out over the gap (no allocation:
+            # the ramp is preallocated, the multiply writes into outdata)
+            m = min(frames - n, self._fade.shape[0])
+            last = outdata[n - 1] if n > 0 else self._last
+            np.multiply(self._fade[:m, None], last, out=outdata[n : n + m])
+            if m < frames - n:
+                outdata[n + m :] = 0.0
+            if not self._draining:
+                self.underruns += 1
+                self.underrun_frames += frames - n
+        self._last[:] = outdata[frames - 1]
 
     # -- the producer side --------------------------------------------------
 
@@ -492,6 +504,11 @@ class DeviceSink:
                     f"output device {self.device} took no audio for {self.stall_timeout:g} s "
                     f"while {what} (device stalled or audio server hung?)"
                 )
+
+    def start(self) -> None:
+        """Start playback now, with what is queued (a live producer's lookahead)."""
+        if not self._started and not self._closed:
+            self._start()
 
     def write(self, block: np.ndarray) -> None:
         """Queue one ``(frames, 2)`` float32 block; blocks while the ring is full."""

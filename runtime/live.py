@@ -1,0 +1,203 @@
+"""The live engine: a generation thread that keeps ``lookahead`` of audio ahead of playback.
+
+::
+
+    server thread ──(lock: engine.set / trigger / load)──► Conductor ◄── generation thread
+                                                                          │ one control tick per step
+                                                      sinks ◄─────────────┤ (device ring, file, null)
+                                                      events PUB ◄────────┤ beats, bars, states, mix, xruns
+                                                      audio PUB ◄─────────┘ PCM chunks
+
+The generation thread owns the PUB sockets (ZeroMQ sockets are not thread-
+safe); other threads hand it events through a queue. It generates one control
+tick at a time and never gets more than ``lookahead`` ahead of what the
+listener hears: against a device sink it reads the device ring's fill, without
+one it paces itself on the monotonic clock. The audio callback (in the device
+sink) only copies from its ring. When the device runs dry (an xrun) the
+callback holds and fades instead of clicking, the engine publishes an ``xrun``
+event and widens the lookahead by half, up to ``max_lookahead``.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
+from cadenza.runtime.conductor import Block, Conductor
+from cadenza.runtime.graph.spec import (
+    Const,
+    Graph,
+    Intensity,
+    PromptDef,
+    State,
+    Weight,
+)
+from cadenza.runtime.sinks.base import Sink
+
+DEFAULT_LOOKAHEAD_S = 0.03
+MAX_LOOKAHEAD_S = 0.5
+MIX_EVENT_INTERVAL_S = 0.1
+STATUS_EVENT_INTERVAL_S = 1.0
+
+
+def direct_graph(prompts: list[tuple[str, str | None, float]]) -> Graph:
+    """A graph with no parameters that plays fixed weighted prompts (SetPrompts without a graph).
+
+    ``prompts`` holds (text, audio path, weight) triples.
+    """
+    defs: dict[str, PromptDef] = {}
+    mix = []
+    for i, (text, audio, weight) in enumerate(prompts):
+        name = f"p{i}"
+        defs[name] = PromptDef(name, text=text, audio=audio)
+        mix.append(Weight(name, Const(float(weight))))
+    return Graph(
+        version=1, name="direct prompts", source="<set_prompts>", control_rate=100.0, parameters={},
+        prompts=defs, nodes={}, mix=tuple(mix), default_mix={n: 1.0 for n in defs}, controls={},
+        states={}, states_driven_by=None, initial_state=None, transitions=(), stingers={},
+        intensity=Intensity(), triggers={}, failsafe=None,
+    )
+
+
+@dataclass
+class LiveStats:
+    xruns: int = 0
+    frames: int = 0
+    steps: int = 0
+    step_seconds: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=1000))
+
+
+class LiveEngine:
+    """Runs a :class:`Conductor` in real time into sinks and publishes what happens."""
+
+    def __init__(self, backend: Backend, sinks: list[Sink], *, lookahead_s: float = DEFAULT_LOOKAHEAD_S,
+                 seed: int = 0, publish: Callable[[Block | None, list[dict[str, object]]], None] | None = None,
+                 clock_sink: object | None = None) -> None:
+        self.backend = backend
+        self.sinks = sinks
+        self.seed = seed
+        self.lookahead_s = lookahead_s
+        self.max_lookahead_s = max(MAX_LOOKAHEAD_S, lookahead_s)
+        self.lock = threading.RLock()
+        self.conductor: Conductor | None = None
+        self.graph_text: str | None = None
+        self.playing = True
+        self.publish = publish
+        self.clock_sink = clock_sink  # a DeviceSink whose ring fill paces us, or None
+        self.stats = LiveStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._inbox: collections.deque[dict[str, object]] = collections.deque()
+        self._silence = np.zeros((480, 2), np.float32)
+        self._started_at = 0.0
+        self._fade_out = False
+        self.frame = 0  # stream frames generated
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------ control
+    def load(self, graph: Graph) -> Conductor:
+        """Swap in a new graph. Prompts are embedded first, outside the lock (a bad prompt fails
+        before anything changes); the new conductor takes over the running stream, so the music
+        glides to the new graph instead of restarting."""
+        probe = Conductor(graph, self.backend, seed=self.seed)
+        with self.lock:
+            conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=self.frame, mixer=probe.mixer)
+            if self.conductor is not None:
+                conductor.continue_from(self.conductor)
+            self.conductor = conductor
+        return conductor
+
+    def post(self, event: dict[str, object]) -> None:
+        """An event from another thread (a warning, say), published by the generation thread."""
+        self._inbox.append(event)
+
+    # ------------------------------------------------------------ running
+    def start(self) -> None:
+        self._started_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="cadenza-generate", daemon=True)
+        self._thread.start()
+
+    def stop(self, fade_s: float = 0.1) -> None:
+        """Fade out over ``fade_s``, stop the thread, close the sinks (files valid)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._fade_frames = int(fade_s * SAMPLE_RATE)
+            self._fade_out = True
+            self._stop.set()
+            self._thread.join(timeout=10)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 — closing every sink matters more than the first error
+                pass
+
+    def queued_frames(self) -> int:
+        if self.clock_sink is not None:
+            return int(self.clock_sink.queued_frames)  # type: ignore[attr-defined]
+        played = (time.monotonic() - self._started_at) * SAMPLE_RATE
+        return int(self.frame - played)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 — reported by the server, never silently lost
+            self.error = exc
+
+    def _loop(self) -> None:
+        last_underruns = 0
+        started_device = False
+        while True:
+            stopping = self._stop.is_set()
+            if not stopping:
+                target = int(self.lookahead_s * SAMPLE_RATE)
+                while self.queued_frames() > target and not self._stop.is_set():
+                    time.sleep(0.002)
+                    if self.clock_sink is not None and not started_device:
+                        self.clock_sink.start()  # type: ignore[attr-defined]
+                        started_device = True
+            t0 = time.perf_counter()
+            with self.lock:
+                conductor = self.conductor
+                block = conductor.step() if (conductor is not None and self.playing) else None
+            pcm = block.pcm if block is not None else self._silence
+            if stopping:
+                # a short fade to silence, then the end
+                n = pcm.shape[0]
+                pcm = pcm.copy()
+                pcm *= np.linspace(1.0, 0.0, n, dtype=np.float32)[:, None]
+            if block is None and conductor is not None:
+                conductor.frame += pcm.shape[0]  # paused: the stream clock runs on in silence
+            for sink in self.sinks:
+                sink.write(pcm)
+            self.frame += pcm.shape[0]
+            self.stats.frames = self.frame
+            self.stats.steps += 1
+            self.stats.step_seconds.append(time.perf_counter() - t0)
+            events: list[dict[str, object]] = []
+            while self._inbox:
+                events.append(self._inbox.popleft())
+            if self.clock_sink is not None:
+                under = int(self.clock_sink.underruns)  # type: ignore[attr-defined]
+                if under > last_underruns:
+                    self.stats.xruns += under - last_underruns
+                    last_underruns = under
+                    old = self.lookahead_s
+                    self.lookahead_s = min(self.max_lookahead_s, self.lookahead_s * 1.5)
+                    events.append({"event": "xrun", "count": self.stats.xruns, "source": "device",
+                                   "frames_lost": int(self.clock_sink.underrun_frames),  # type: ignore[attr-defined]
+                                   "lookahead_ms": round(1000 * self.lookahead_s, 1),
+                                   "previous_lookahead_ms": round(1000 * old, 1)})
+            if self.publish is not None:
+                self.publish(block, events)
+            if stopping:
+                return
+            if block is None and self.clock_sink is None:
+                pass  # paced above like any block
+            if not math.isfinite(self.lookahead_s):
+                self.lookahead_s = DEFAULT_LOOKAHEAD_S

@@ -1,0 +1,518 @@
+"""``cadenza serve``: the runtime process — control ROUTER, events PUB, audio PUB around a live engine.
+
+Threads::
+
+    main thread        ROUTER: decode (wire) → validate → apply under the engine lock → exactly one reply
+    generation thread  LiveEngine: conductor steps → sinks; publishes events and audio on the PUB sockets
+    audio thread       the device sink's PortAudio callback (copies from its ring, nothing else)
+
+Every request gets exactly one reply (Ok, Status or Error with code, message
+and field path). Bad bytes, unknown names, NaN, oversized or bursty input get
+an Error reply (or a dropped connection, for messages past ZMQ_MAXMSGSIZE) and a
+log line; the music keeps playing. Endpoints bind to loopback unless CurveZMQ
+keys or ``--insecure`` say otherwise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from cadenza import __version__
+from cadenza.errors import AudioError, CadenzaError, GraphError, PromptError, UsageError
+from cadenza.proto import wire
+from cadenza.proto.cadenza_v1_pb2 import (  # type: ignore[attr-defined]
+    Beat as PbBeat,
+    Error,
+    Mix,
+    Ok,
+    ParameterValue,
+    ServerInfo,
+    StateChange,
+    Status,
+    StingerFired,
+    Warning as PbWarning,
+    Xrun,
+)
+from cadenza.runtime.backends import get_backend
+from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
+from cadenza.runtime.conductor import Block
+from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
+from cadenza.runtime.sinks.base import Sink
+
+DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
+DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
+DEFAULT_AUDIO = "tcp://127.0.0.1:5557"
+RATE_LIMIT_PER_S = 100_000  # requests per second per client (token bucket)
+EVENT_HWM = 10_000  # queued events per subscriber before ZeroMQ drops (a slow consumer never stalls us)
+_RAMP_SHAPES = {0: "linear", 1: "linear", 2: "s-curve", 3: "log", 4: "exp", 5: "sine", 6: "constant"}
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for endpoints only this machine can reach (loopback TCP, ipc, inproc)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a hostname: reachable from outside
+
+
+@dataclass
+class ServerConfig:
+    backend: str = "synth"
+    graph: str | None = None
+    control: str = DEFAULT_CONTROL
+    events: str = DEFAULT_EVENTS
+    audio: str | None = DEFAULT_AUDIO
+    sink: str = "device"
+    lookahead_ms: float = DEFAULT_LOOKAHEAD_S * 1000
+    seed: int = 0
+    insecure: bool = False
+    curve_secret_key: str | None = None  # a file with the server's z85 secret key
+    rate_limit: float = RATE_LIMIT_PER_S
+    prompts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not (1.0 <= self.lookahead_ms <= 2000.0):
+            raise UsageError(f"must be between 1 and 2000 ms, got {self.lookahead_ms!r}", where="--lookahead")
+        for opt, ep in (("--control", self.control), ("--events", self.events), ("--audio", self.audio)):
+            if ep is None:
+                continue
+            if not ep.startswith(("tcp://", "ipc://", "inproc://")):
+                raise UsageError(f"endpoint {ep!r} must start with tcp://, ipc:// or inproc://", where=opt)
+            if not is_loopback(ep) and not (self.insecure or self.curve_secret_key):
+                raise UsageError(
+                    f"{ep!r} is reachable from other machines; give --curve-secret-key FILE (clients then need "
+                    "the server's public key) or --insecure to allow it without encryption", where=opt)
+
+
+def make_sink(spec: str) -> tuple[Sink, object | None]:
+    """``device``, ``jack``, ``device:NAME``, ``wav:PATH``, ``flac:PATH``, ``null`` → (sink, clock sink or None)."""
+    from cadenza.runtime.sinks.file import FileSink
+    from cadenza.runtime.sinks.null import NullSink
+
+    kind, _, arg = spec.partition(":")
+    if kind in ("device", "jack"):
+        from cadenza.runtime.sinks.device import DeviceSink
+
+        device = arg or ("jack" if kind == "jack" else None)
+        sink = DeviceSink(device, buffer_seconds=1.0, latency="low")
+        return sink, sink
+    if kind in ("wav", "flac", "file"):
+        if not arg:
+            raise UsageError(f"{spec!r} needs a path, e.g. wav:out.wav", where="--sink")
+        return FileSink(arg), None
+    if kind == "null":
+        return NullSink(), None
+    raise UsageError(f"unknown sink {spec!r}. Available: device, device:NAME, jack, wav:PATH, flac:PATH, null",
+                     where="--sink")
+
+
+class _Bucket:
+    """Token bucket per client identity: RATE_LIMITED past the limit, never a stall."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens: dict[bytes, tuple[float, float]] = {}
+
+    def allow(self, ident: bytes) -> bool:
+        now = time.monotonic()
+        tokens, last = self.tokens.get(ident, (self.rate, now))
+        tokens = min(self.rate, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self.tokens[ident] = (tokens, now)
+            return False
+        self.tokens[ident] = (tokens - 1.0, now)
+        if len(self.tokens) > 10_000:  # forget idle clients
+            cutoff = now - 60.0
+            self.tokens = {k: v for k, v in self.tokens.items() if v[1] > cutoff}
+        return True
+
+
+class Server:
+    """The runtime process's sockets and request handlers."""
+
+    def __init__(self, config: ServerConfig, *, log: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.log = log or (lambda msg: print(f"cadenza serve: {msg}", file=sys.stderr, flush=True))
+        self.session_id = uuid.uuid4().hex
+        self.backend: Backend = get_backend(config.backend)
+        sink, clock = make_sink(config.sink)
+        self.sink = sink
+        self.ctx = zmq.Context()
+        self._secret: bytes | None = None
+        if config.curve_secret_key:
+            self._secret = _read_key(config.curve_secret_key)
+        self.control = self._socket(zmq.ROUTER, config.control)
+        self.control.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.events_sock = self._socket(zmq.PUB, config.events)
+        self.events_sock.setsockopt(zmq.SNDHWM, EVENT_HWM)
+        self.audio_sock = self._socket(zmq.PUB, config.audio) if config.audio else None
+        if self.audio_sock is not None:
+            self.audio_sock.setsockopt(zmq.SNDHWM, 200)
+        self.seq: dict[str, int] = {}
+        self.audio_seq = 0
+        self.events_dropped = 0
+        self.requests = 0
+        self.errors = 0
+        self._last_mix = -1.0
+        self._last_status = -1.0
+        self.bucket = _Bucket(config.rate_limit)
+        self.live = LiveEngine(self.backend, [sink], lookahead_s=config.lookahead_ms / 1000.0, seed=config.seed,
+                               publish=self._publish, clock_sink=clock)
+        self.handlers: dict[str, Callable[[Any], Any]] = {
+            wire.RequestKind.HELLO: self._hello,
+            wire.RequestKind.LOAD_GRAPH: self._load_graph,
+            wire.RequestKind.SET_PARAMETERS: self._set_parameters,
+            wire.RequestKind.TRIGGER: self._trigger,
+            wire.RequestKind.SET_STATE: self._set_state,
+            wire.RequestKind.SET_PROMPTS: self._set_prompts,
+            wire.RequestKind.SET_CONTROLS: self._set_controls,
+            wire.RequestKind.TRANSPORT: self._transport,
+            wire.RequestKind.GET_STATUS: lambda body: self.status(),
+        }
+        if config.graph:
+            from cadenza.runtime.graph.loader import load_graph
+
+            self.live.load(load_graph(config.graph))
+        elif config.prompts:
+            from cadenza.runtime.cli import parse_weighted
+
+            triples = []
+            for p in config.prompts:
+                wp = parse_weighted(p)
+                triples.append((str(wp.prompt), None, wp.weight))
+            self.live.load(direct_graph(triples))
+        self._stopping = False
+
+    def _socket(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+        sock: zmq.Socket[bytes] = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, wire.SOCKET_MAX_MESSAGE_BYTES)
+        if self._secret is not None:
+            sock.setsockopt(zmq.CURVE_SERVER, 1)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            raise UsageError(f"cannot bind {endpoint!r}: {exc}") from exc
+        return sock
+
+    # --------------------------------------------------------------- events
+    def _emit(self, topic: str, stream_time: int, payload: Any) -> None:
+        seq = self.seq.get(topic, 0) + 1
+        self.seq[topic] = seq
+        try:
+            self.events_sock.send_multipart(wire.encode_event(topic, seq, max(0, stream_time), payload),
+                                            zmq.NOBLOCK)
+        except zmq.Again:
+            self.events_dropped += 1
+
+    def _publish(self, block: Block | None, extra: list[dict[str, object]]) -> None:
+        """Called by the generation thread after every step (it owns the PUB sockets)."""
+        now_frame = self.live.frame
+        events = list(block.events) if block is not None else []
+        events.extend(extra)
+        for ev in events:
+            kind = ev.get("event")
+            t = float(ev.get("time", now_frame / SAMPLE_RATE))  # type: ignore[arg-type]
+            st = int(ev["frame"]) if "frame" in ev else int(round(t * SAMPLE_RATE))  # type: ignore[call-overload]
+            if kind in ("beat", "bar"):
+                beat = PbBeat(beat=int(ev["beat"]), bar=int(ev["bar"]),  # type: ignore[call-overload]
+                              beat_in_bar=int(ev["beat"]) % 4, bpm=float(ev["bpm"]))  # type: ignore[call-overload,arg-type]
+                self._emit("beat", st, beat)
+                if kind == "bar":
+                    self._emit("bar", st, PbBeat(beat=beat.beat, bar=beat.bar, beat_in_bar=0, bpm=beat.bpm))
+            elif kind == "state_scheduled":
+                self._emit("state", int(round(float(ev["at"]) * SAMPLE_RATE)), StateChange(  # type: ignore[arg-type]
+                    name=str(ev["target"]), previous=str(ev.get("source") or ""), phase=StateChange.SCHEDULED,
+                    transition=str(ev.get("mode", "")), fade_seconds=float(ev.get("fade_s", 0.0))))  # type: ignore[arg-type]
+            elif kind == "state":
+                self._emit("state", st, StateChange(
+                    name=str(ev["target"]), previous=str(ev.get("source") or ""), phase=StateChange.STARTED,
+                    transition=str(ev.get("mode", "")), fade_seconds=float(ev.get("fade_s", 0.0))))  # type: ignore[arg-type]
+            elif kind == "stinger":
+                self._emit("stinger", st, StingerFired(name=str(ev["name"]),
+                                                       duration_seconds=float(ev["length_s"])))  # type: ignore[arg-type]
+            elif kind == "xrun":
+                self._emit("xrun", st, Xrun(count=int(ev["count"]), frames_lost=int(ev["frames_lost"]),  # type: ignore[call-overload]
+                                            source=str(ev.get("source", "device"))))
+            elif kind in ("warning", "clamped", "failsafe", "failsafe_released", "stinger_refused"):
+                msg = str(ev.get("message") or f"{kind}: " + ", ".join(
+                    f"{k}={v}" for k, v in ev.items() if k not in ("event", "time")))
+                self._emit("warning", st, PbWarning(message=msg, field=str(ev.get("where", ev.get("name", "")))))
+        now = now_frame / SAMPLE_RATE
+        if block is not None and now - self._last_mix >= 0.1:
+            self._last_mix = now
+            self._emit("mix", block.frame, Mix(weights={k: float(v) for k, v in block.frame_info.weights.items()}))
+        if now - self._last_status >= 1.0:
+            self._last_status = now
+            self._emit("status", now_frame, self.status(with_server=True))
+        if self.audio_sock is not None and block is not None:
+            self.audio_seq += 1
+            try:
+                self.audio_sock.send(wire.encode_audio(self.audio_seq, block.frame, block.pcm), zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+    # ------------------------------------------------------------- requests
+    def server_info(self) -> ServerInfo:
+        caps = self.backend.capabilities
+        return ServerInfo(protocol_version=wire.PROTOCOL_VERSION, supported_versions=wire.SUPPORTED_VERSIONS,
+                          server_version=__version__, backend=self.backend.name, controls=sorted(caps.controls),
+                          audio_prompts=caps.audio_prompts, beat_grid=caps.beat_grid, sample_rate=SAMPLE_RATE,
+                          channels=caps.channels, session_id=self.session_id)
+
+    def status(self, with_server: bool = False) -> Status:
+        live = self.live
+        st = Status(stream_time=live.frame, playing=live.playing, xruns=live.stats.xruns,
+                    lookahead_ms=1000.0 * live.lookahead_s, event_sequences=dict(self.seq),
+                    audio_sequence=self.audio_seq)
+        if with_server:
+            st.server.CopyFrom(self.server_info())
+        with live.lock:
+            c = live.conductor
+            if c is not None:
+                st.graph_loaded = c.graph.source != "<set_prompts>"
+                st.graph_name = c.graph.name
+                st.state = c.engine.state or ""
+                for name, value in c.engine.params.items():
+                    pv = ParameterValue()
+                    if isinstance(value, str):
+                        pv.label = value
+                    else:
+                        pv.number = float(value)
+                    st.parameters[name].CopyFrom(pv)
+                w = c.deck_a.weights
+                for k, v in w.items():
+                    st.weights[k] = float(v)
+                controls = {k: v for k, v in c.overrides.items()}
+                st.controls.CopyFrom(wire.controls_from_mapping(controls))
+        return st
+
+    def _hello(self, body: Any) -> Status:
+        wire.negotiate_version(body)
+        return self.status(with_server=True)
+
+    def _load_graph(self, body: Any) -> Ok:
+        from cadenza.runtime.graph.loader import load_graph, loads_graph
+
+        which = body.WhichOneof("source")
+        if which == "path":
+            graph = load_graph(body.path)
+        else:
+            graph = loads_graph(body.text, source="<load_graph>")
+        conductor = self.live.load(graph)
+        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings))
+
+    def _conductor(self, what: str) -> Any:
+        c = self.live.conductor
+        if c is None:
+            raise wire.WireError(Error.NOT_READY, f"no graph loaded: send LoadGraph (or SetPrompts) before {what}")
+        return c
+
+    def _set_parameters(self, body: Any) -> Ok:
+        kwargs: dict[str, Any] = {"bypass": body.bypass}
+        if body.HasField("ramp_seconds"):
+            kwargs["ramp"] = body.ramp_seconds
+            kwargs["shape"] = _RAMP_SHAPES.get(body.ramp_shape, "linear")
+        values: dict[str, object] = {}
+        for i, upd in enumerate(body.values):
+            values[upd.name] = wire.parameter_value(upd)
+        with self.live.lock:
+            c = self._conductor("SetParameters")
+            known = c.graph.parameters
+            for i, upd in enumerate(body.values):
+                if upd.name not in known and upd.name != "intensity":
+                    raise wire.WireError(Error.UNKNOWN_NAME, f"unknown parameter {upd.name!r}; parameters: "
+                                         f"{', '.join(sorted(known)) or '(none)'}",
+                                         field=f"set_parameters.values[{i}].name")
+            try:
+                c.engine.set_many(values, **kwargs)
+            except UsageError as exc:
+                name = (exc.where or "").removeprefix("parameters.")
+                idx = next((i for i, u in enumerate(body.values) if u.name == name), 0)
+                raise wire.WireError(Error.BAD_VALUE, str(exc), field=f"set_parameters.values[{idx}]") from exc
+        return Ok(stream_time=self.live.frame)
+
+    def _trigger(self, body: Any) -> Ok:
+        with self.live.lock:
+            c = self._conductor("Trigger")
+            if body.name not in c.graph.triggers:
+                raise wire.WireError(Error.UNKNOWN_NAME, f"unknown trigger {body.name!r}; triggers: "
+                                     f"{', '.join(sorted(c.graph.triggers)) or '(none)'}", field="trigger.name")
+            c.engine.trigger(body.name)
+        return Ok(stream_time=self.live.frame)
+
+    def _set_state(self, body: Any) -> Ok:
+        with self.live.lock:
+            c = self._conductor("SetState")
+            if body.name not in c.graph.states:
+                raise wire.WireError(Error.UNKNOWN_NAME, f"unknown state {body.name!r}; states: "
+                                     f"{', '.join(sorted(c.graph.states)) or '(none)'}", field="set_state.name")
+            c.engine.set_state(body.name)
+        return Ok(stream_time=self.live.frame)
+
+    def _set_prompts(self, body: Any) -> Ok:
+        triples = []
+        for p in body.prompts:
+            w = p.weight if p.HasField("weight") else 1.0
+            if p.WhichOneof("source") == "audio_path":
+                triples.append(("", p.audio_path, w))
+            else:
+                triples.append((p.text, None, w))
+        if not triples or sum(t[2] for t in triples) <= 0:
+            raise wire.WireError(Error.BAD_VALUE, "give at least one prompt with a weight > 0",
+                                 field="set_prompts.prompts")
+        conductor = self.live.load(direct_graph(triples))
+        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings))
+
+    def _set_controls(self, body: Any) -> Ok:
+        from cadenza.runtime.backends.base import Controls
+
+        values = wire.controls_to_dict(body.controls)
+        with self.live.lock:
+            c = self._conductor("SetControls")
+            merged = {k: v for k, v in c.overrides.items() if k not in set(body.clear)}
+            merged.update(values)
+            try:
+                Controls(**{k: (tuple(v) if k == "notes" else v) for k, v in merged.items()})
+            except UsageError as exc:
+                raise wire.WireError(Error.BAD_VALUE, str(exc),
+                                     field=f"set_controls.controls.{exc.where or ''}") from exc
+            c.overrides = merged
+            unsupported = sorted(set(values) - set(self.backend.capabilities.controls))
+        warnings = [f"backend {self.backend.name!r} cannot honour control {n!r}; it is ignored" for n in unsupported]
+        for w in warnings:
+            self.live.post({"event": "warning", "message": w})
+        return Ok(stream_time=self.live.frame, warnings=warnings)
+
+    def _transport(self, body: Any) -> Ok:
+        action = body.action
+        with self.live.lock:
+            if action == 1:  # PLAY
+                self.live.playing = True
+            elif action in (2, 3):  # PAUSE, STOP
+                self.live.playing = False
+            elif action == 4:  # RESET_CONTEXT
+                c = self._conductor("Transport(RESET_CONTEXT)")
+                c.restart_deck()
+        return Ok(stream_time=self.live.frame)
+
+    def handle(self, data: bytes) -> bytes:
+        """One request frame → one reply frame. Never raises."""
+        request_id = 0
+        try:
+            req = wire.decode_request(data)
+            request_id = req.request_id
+            reply = self.handlers[req.kind](req.body)
+            return wire.encode_reply(request_id, reply)
+        except wire.WireError as exc:
+            self.errors += 1
+            return wire.encode_reply(exc.request_id or request_id, exc.to_error())
+        except GraphError as exc:
+            self.errors += 1
+            issues = getattr(exc, "issues", None)
+            first = issues[0] if issues else None
+            fld = f"{first.line} {first.path}" if first is not None else ""
+            return wire.encode_reply(request_id, Error(code=Error.GRAPH_INVALID, message=str(exc)[:60_000],
+                                                       field=fld))
+        except (UsageError, PromptError) as exc:
+            self.errors += 1
+            return wire.encode_reply(request_id, Error(code=Error.BAD_VALUE, message=str(exc), field=exc.where or ""))
+        except CadenzaError as exc:
+            self.errors += 1
+            return wire.encode_reply(request_id, Error(code=Error.INTERNAL, message=str(exc)))
+        except Exception as exc:  # noqa: BLE001 — a bug must not take the music down
+            self.errors += 1
+            self.log(f"internal error on a request: {type(exc).__name__}: {exc}")
+            return wire.encode_reply(request_id, Error(code=Error.INTERNAL, message=f"{type(exc).__name__}: {exc}"))
+
+    # ----------------------------------------------------------------- loop
+    def serve(self, ready: Callable[[], None] | None = None) -> int:
+        self.live.start()
+        if ready is not None:
+            ready()
+        poller = zmq.Poller()
+        poller.register(self.control, zmq.POLLIN)
+        while not self._stopping:
+            if self.live.error is not None:
+                self.log(f"generation failed: {type(self.live.error).__name__}: {self.live.error}")
+                self.shutdown()
+                return 1
+            for sock, _ in poller.poll(100):
+                for _ in range(1000):  # drain a burst, then look at the world again
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.requests += 1
+                    if len(frames) != 2:
+                        self.log(f"dropped a message of {len(frames)} frames (expected identity + request)")
+                        continue
+                    ident, data = frames
+                    if not self.bucket.allow(ident):
+                        reply = wire.encode_reply(0, Error(code=Error.RATE_LIMITED, message=(
+                            f"more than {self.config.rate_limit:g} requests per second from one client")))
+                    else:
+                        reply = self.handle(data)
+                    try:
+                        sock.send_multipart([ident, reply], zmq.NOBLOCK)
+                    except zmq.ZMQError:
+                        pass  # the client went away; its reply has nowhere to go
+        self.shutdown()
+        return 0
+
+    def request_stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def shutdown(self) -> None:
+        self.live.stop()
+        for sock in (self.control, self.events_sock, self.audio_sock):
+            if sock is not None:
+                sock.close(0)
+        self.ctx.term()
+
+
+def _read_key(path: str) -> bytes:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read key file {path!r}: {exc.strerror or exc}", where="--curve-secret-key") from exc
+    key = text.splitlines()[-1].strip().encode()
+    if len(key) != 40:
+        raise UsageError(f"{path!r} does not hold a 40-character z85 key", where="--curve-secret-key")
+    return key
+
+
+def run_server(config: ServerConfig) -> int:
+    server = Server(config)
+    signal.signal(signal.SIGTERM, server.request_stop)
+    signal.signal(signal.SIGINT, server.request_stop)
+
+    def ready() -> None:
+        print(f"cadenza serve: ready control={config.control} events={config.events} audio={config.audio or '-'} "
+              f"sink={config.sink} backend={server.backend.name} session={server.session_id} pid={os.getpid()}",
+              flush=True)
+
+    try:
+        return server.serve(ready)
+    except AudioError:
+        server.shutdown()
+        raise
