@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 RUN    := $(VENV)/.installed-run
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: demo test bench clean setup
+.PHONY: demo test bench typecheck clean setup
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ test: $(DEV)
 ## bench: set up, then run every benchmark into bench/results.md (BENCH_ARGS=--quick for a short run)
 bench: $(DEV)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+## typecheck: mypy over the package as it is imported (cadenza.runtime, .sdk, .proto mapped from their folders)
+typecheck: $(DEV)
+	rm -rf build/typecheck && mkdir -p build/typecheck/cadenza
+	for f in cadenza/*.py; do ln -s "$$PWD/$$f" build/typecheck/cadenza/; done
+	ln -s "$$PWD/runtime" build/typecheck/cadenza/runtime
+	ln -s "$$PWD/sdk" build/typecheck/cadenza/sdk
+	ln -s "$$PWD/proto" build/typecheck/cadenza/proto
+	cd build/typecheck && ../../$(PY) -m mypy --config-file ../../pyproject.toml -p cadenza
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -180,7 +180,7 @@ class Conductor:
     # ------------------------------------------------------------- inputs
     def apply(self, item: Automation) -> None:
         if item.action == "set":
-            self.engine.set(item.name, item.value, at=item.time, ramp=item.ramp)  # type: ignore[arg-type]
+            self.engine.set(item.name, item.value, at=item.time, ramp=item.ramp)
         elif item.action == "trigger":
             self.engine.trigger(item.name, at=item.time)
         else:
@@ -253,9 +253,9 @@ class Conductor:
                                "frame": start + fade})
         out = self._mix_stingers(out, f0, controls)
         kernels.soft_limit(out, CEILING)
-        for b in beats:
-            events.append({"time": round(b.seconds, 6), "event": "bar" if b.downbeat else "beat",
-                           "frame": b.frame, "beat": b.beat, "bar": b.bar, "bpm": round(b.bpm, 3)})
+        for bt in beats:
+            events.append({"time": round(bt.seconds, 6), "event": "bar" if bt.downbeat else "beat",
+                           "frame": bt.frame, "beat": bt.beat, "bar": bt.bar, "bpm": round(bt.bpm, 3)})
         self.frame += n
         return Block(f0, out, fr, beats, events)
 

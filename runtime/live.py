@@ -24,7 +24,7 @@ import collections
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +47,7 @@ MIX_EVENT_INTERVAL_S = 0.1
 STATUS_EVENT_INTERVAL_S = 1.0
 
 
-def direct_graph(prompts: list[tuple[str, str | None, float]]) -> Graph:
+def direct_graph(prompts: Sequence[tuple[str, str | None, float]]) -> Graph:
     """A graph with no parameters that plays fixed weighted prompts (SetPrompts without a graph).
 
     ``prompts`` holds (text, audio path, weight) triples.

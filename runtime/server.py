@@ -31,7 +31,7 @@ import zmq
 from cadenza import __version__
 from cadenza.errors import AudioError, CadenzaError, GraphError, PromptError, UsageError
 from cadenza.proto import wire
-from cadenza.proto.cadenza_v1_pb2 import (  # type: ignore[attr-defined]
+from cadenza.proto.cadenza_v1_pb2 import (
     Beat as PbBeat,
     Error,
     Mix,
@@ -296,7 +296,7 @@ class Server:
                     pv = ParameterValue()
                     if isinstance(value, str):
                         pv.label = value
-                    else:
+                    elif value is not None:
                         pv.number = float(value)
                     st.parameters[name].CopyFrom(pv)
                 w = c.deck_a.weights
@@ -392,7 +392,8 @@ class Server:
             merged = {k: v for k, v in c.overrides.items() if k not in set(body.clear)}
             merged.update(values)
             try:
-                Controls(**{k: (tuple(v) if k == "notes" else v) for k, v in merged.items()})
+                checked: dict[str, Any] = {k: (tuple(v) if k == "notes" else v) for k, v in merged.items()}
+                Controls(**checked)
             except UsageError as exc:
                 raise wire.WireError(Error.BAD_VALUE, str(exc),
                                      field=f"set_controls.controls.{exc.where or ''}") from exc

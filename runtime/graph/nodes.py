@@ -414,7 +414,7 @@ class Compiler:
             pname = node.param
 
             def select(env: Env) -> Value:
-                fn = cases.get(env.values[pname])
+                fn = cases.get(str(env.values[pname]))
                 if fn is not None:
                     return fn(env)
                 return None if default is None else default(env)
