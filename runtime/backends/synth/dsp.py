@@ -162,6 +162,23 @@ def _svf_g(cutoff: float) -> float:
 
 
 @njit(cache=True, nogil=True)
+def _svf_coefs(g: float, k: float):  # noqa: ANN202 — numba returns a tuple
+    """Coefficients (a1, a2, a3) of a trapezoidal state-variable filter with ``g = tan(π·fc/fs)``, damping ``k``."""
+    a1 = 1.0 / (1.0 + g * (g + k))
+    a2 = g * a1
+    return a1, a2, g * a2
+
+
+@njit(cache=True, nogil=True)
+def _svf(x: float, ic1: float, ic2: float, a1: float, a2: float, a3: float):  # noqa: ANN202
+    """One sample of the state-variable filter: returns (band-pass, low-pass, ic1, ic2)."""
+    v3 = x - ic2
+    v1 = a1 * ic1 + a2 * v3
+    v2 = ic2 + a2 * ic1 + a3 * v3
+    return v1, v2, 2.0 * v1 - ic1, 2.0 * v2 - ic2
+
+
+@njit(cache=True, nogil=True)
 def _adsr(stage: float, amp: float, gate: float, att: float, dec: float, sus: float, rel: float):
     """One sample of an ADSR on local state; returns (stage, amp, gate)."""
     gate -= 1.0
@@ -368,9 +385,7 @@ def _render_voice(
         tone_f = vo[v, V_P1]
         g = vo[v, V_P4]
         k = 1.0 if kind == SNARE else (0.6 if kind == CLAP else 1.2)
-        a1 = 1.0 / (1.0 + g * (g + k))
-        a2 = g * a1
-        a3 = g * a2
+        a1, a2, a3 = _svf_coefs(g, k)
         ic1 = vo[v, V_S2]
         ic2 = vo[v, V_S3]
         te = vo[v, V_S1]
@@ -380,11 +395,7 @@ def _render_voice(
         for i in range(i0, i1):
             stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             nx, x = _xs(nx)
-            v3 = x - ic2
-            v1 = a1 * ic1 + a2 * v3
-            v2 = ic2 + a2 * ic1 + a3 * v3
-            ic1 = 2.0 * v1 - ic1
-            ic2 = 2.0 * v2 - ic2
+            v1, v2, ic1, ic2 = _svf(x, ic1, ic2, a1, a2, a3)
             if kind == HAT:
                 s = (x - k * v1 - v2) * 0.45  # high-pass
             elif kind == SNARE:
@@ -421,9 +432,7 @@ def _render_voice(
         fcoef = _coef(0.35)
         age = vo[v, V_AGE]
         gg = vo[v, V_P4]
-        a1 = 1.0 / (1.0 + gg * (gg + 0.9))
-        a2 = gg * a1
-        a3 = gg * a2
+        a1, a2, a3 = _svf_coefs(gg, 0.9)
         ic1 = vo[v, V_S1]
         ic2 = vo[v, V_S2]
         ph = vo[v, V_PH1]
@@ -442,15 +451,9 @@ def _render_voice(
             fenv *= fcoef
             if (int(age) & 15) == 0:  # the filter envelope is slow: new coefficients every 16 samples of the note
                 gg = math.pi * min(base_cut * (1.0 + famt * fenv), 9000.0) * inv_sr
-                a1 = 1.0 / (1.0 + gg * (gg + 0.9))
-                a2 = gg * a1
-                a3 = gg * a2
+                a1, a2, a3 = _svf_coefs(gg, 0.9)
             age += 1.0
-            v3 = osc - ic2
-            v1 = a1 * ic1 + a2 * v3
-            v2 = ic2 + a2 * ic1 + a3 * v3
-            ic1 = 2.0 * v1 - ic1
-            ic2 = 2.0 * v2 - ic2
+            v1, v2, ic1, ic2 = _svf(osc, ic1, ic2, a1, a2, a3)
             s = (v2 * 0.6 + _sine(tbl, ph2) * 0.7) * amp * vel * (g0 + gs * i)
             dry_l[i] += s * pl
             dry_r[i] += s * pr
@@ -552,9 +555,7 @@ def _render_voice(
         chip = vo[v, V_P1]
         vdepth = vo[v, V_P3]
         g = _svf_g(bp[B_LEAD_CUT])
-        a1 = 1.0 / (1.0 + g * (g + 1.0))
-        a2 = g * a1
-        a3 = g * a2
+        a1, a2, a3 = _svf_coefs(g, 1.0)
         ic1 = vo[v, V_S1]
         ic2 = vo[v, V_S2]
         ph = vo[v, V_PH1]
@@ -575,11 +576,7 @@ def _render_voice(
             osc = _saw(ph, dt)
             if chip > 0.0:
                 osc = (1.0 - chip) * osc + chip * _square(ph, dt) * 0.7
-            v3 = osc - ic2
-            v1 = a1 * ic1 + a2 * v3
-            v2 = ic2 + a2 * ic1 + a3 * v3
-            ic1 = 2.0 * v1 - ic1
-            ic2 = 2.0 * v2 - ic2
+            v1, v2, ic1, ic2 = _svf(osc, ic1, ic2, a1, a2, a3)
             age += 1.0
             s = v2 * amp * vel * (g0 + gs * i)
             dry_l[i] += s * pl
@@ -605,26 +602,18 @@ def _render_voice(
         ce = vo[v, V_S3]
         age = vo[v, V_AGE]
         g = vo[v, V_P4]
-        a1 = 1.0 / (1.0 + g * (g + 1.6))
-        a2 = g * a1
-        a3 = g * a2
+        a1, a2, a3 = _svf_coefs(g, 1.6)
         for i in range(i0, i1):
             if (int(age) & 63) == 0:  # the band's centre drifts slowly: every 64 samples of the voice
                 lfo += 64.0 * 0.07 * inv_sr
                 if lfo >= 1.0:
                     lfo -= 1.0
                 g = _svf_g(350.0 + 2200.0 * bp[B_BRIGHT] * (0.6 + 0.4 * _sine(tbl, lfo)))
-                a1 = 1.0 / (1.0 + g * (g + 1.6))
-                a2 = g * a1
-                a3 = g * a2
+                a1, a2, a3 = _svf_coefs(g, 1.6)
             age += 1.0
             stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             nx, x = _xs(nx)
-            v3 = x - ic2
-            v1 = a1 * ic1 + a2 * v3
-            v2 = ic2 + a2 * ic1 + a3 * v3
-            ic1 = 2.0 * v1 - ic1
-            ic2 = 2.0 * v2 - ic2
+            v1, v2, ic1, ic2 = _svf(x, ic1, ic2, a1, a2, a3)
             ce *= 0.92
             if crackle > 0.0:
                 nx, c = _xs(nx)
@@ -722,23 +711,13 @@ def render_block(
 
     # ---- the pad bus: one stereo low-pass for every pad voice -------------------
     g = _svf_g(bp[B_PAD_CUT])
-    a1 = 1.0 / (1.0 + g * (g + 1.2))
-    a2 = g * a1
-    a3 = g * a2
+    a1, a2, a3 = _svf_coefs(g, 1.2)
     prev = bp[B_PAD_REV]
     pdly = bp[B_PAD_DLY]
     l1 = fx[F_PAD_L1]; l2 = fx[F_PAD_L2]; q1 = fx[F_PAD_R1]; q2 = fx[F_PAD_R2]
     for i in range(n):
-        v3 = pad_l[i] + ANTI_DENORMAL - l2
-        v1 = a1 * l1 + a2 * v3
-        yl = l2 + a2 * l1 + a3 * v3
-        l1 = 2.0 * v1 - l1
-        l2 = 2.0 * yl - l2
-        v3 = pad_r[i] + ANTI_DENORMAL - q2
-        v1 = a1 * q1 + a2 * v3
-        yr = q2 + a2 * q1 + a3 * v3
-        q1 = 2.0 * v1 - q1
-        q2 = 2.0 * yr - q2
+        _, yl, l1, l2 = _svf(pad_l[i] + ANTI_DENORMAL, l1, l2, a1, a2, a3)
+        _, yr, q1, q2 = _svf(pad_r[i] + ANTI_DENORMAL, q1, q2, a1, a2, a3)
         dry_l[i] += yl
         dry_r[i] += yr
         m = 0.5 * (yl + yr)
