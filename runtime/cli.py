@@ -316,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("words", help="list the words the synth understands in prompts")
     w.set_defaults(func=cmd_words)
 
+    from cadenza.runtime.osc import add_osc_command
+
+    add_osc_command(sub)
+
     from cadenza.runtime.graph.cli import add_graph_commands
 
     graph_sub = add_graph_commands(sub)
