@@ -143,7 +143,9 @@ class _Once:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    """The error on one line; a runtime's refusal without its field path (the OSC address says where)."""
+    text = exc.message if isinstance(exc, CadenzaError) and hasattr(exc, "field") else str(exc)
+    return " ".join(text.split())
 
 
 class Bridge:

@@ -28,7 +28,7 @@ from pythonosc.udp_client import SimpleUDPClient  # noqa: E402
 
 from cadenza.runtime.osc import Bridge, BridgeStats, check_listen, parse_listen  # noqa: E402
 from cadenza.sdk.client import Client  # noqa: E402
-from cadenza.sdk.errors import BadValue, RequestTimeout, UnknownName  # noqa: E402
+from cadenza.sdk.errors import BadValue, RequestTimeout, ServerError, UnknownName  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALLATION = REPO / "examples" / "installation" / "graph.yaml"
@@ -79,7 +79,7 @@ class Proc:
                 break
             time.sleep(0.05)
         self.stop()
-        raise AssertionError(f"no {pattern!r} from {self.proc.args}: rc={self.proc.returncode}\n"
+        raise AssertionError(f"no {pattern!r} from {self.proc.args!r}: rc={self.proc.returncode}\n"
                              f"stdout: {self.stdout}\nstderr: {self.stderr}")
 
     def stop(self) -> int:
@@ -269,7 +269,7 @@ def test_refuses_a_non_loopback_address_without_insecure(tmp_path: Path) -> None
 class Recorder:
     """A target that records requests; ``refuse`` maps names to the error the runtime would answer."""
 
-    def __init__(self, refuse: dict[str, type[Exception]] | None = None, down: bool = False) -> None:
+    def __init__(self, refuse: dict[str, type[ServerError]] | None = None, down: bool = False) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.refuse = refuse or {}
         self.down = down
