@@ -80,7 +80,7 @@ class ParameterUpdate(_message.Message):
     def __init__(self, name: _Optional[str] = ..., number: _Optional[float] = ..., label: _Optional[str] = ...) -> None: ...
 
 class SetParameters(_message.Message):
-    __slots__ = ("values", "ramp_seconds", "ramp_shape", "bypass", "client_time")
+    __slots__ = ("values", "ramp_seconds", "ramp_shape", "bypass", "client_time", "clamp")
     class RampShape(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         RAMP_SHAPE_UNSPECIFIED: _ClassVar[SetParameters.RampShape]
@@ -102,12 +102,14 @@ class SetParameters(_message.Message):
     RAMP_SHAPE_FIELD_NUMBER: _ClassVar[int]
     BYPASS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLAMP_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedCompositeFieldContainer[ParameterUpdate]
     ramp_seconds: float
     ramp_shape: SetParameters.RampShape
     bypass: bool
     client_time: float
-    def __init__(self, values: _Optional[_Iterable[_Union[ParameterUpdate, _Mapping]]] = ..., ramp_seconds: _Optional[float] = ..., ramp_shape: _Optional[_Union[SetParameters.RampShape, str]] = ..., bypass: _Optional[bool] = ..., client_time: _Optional[float] = ...) -> None: ...
+    clamp: bool
+    def __init__(self, values: _Optional[_Iterable[_Union[ParameterUpdate, _Mapping]]] = ..., ramp_seconds: _Optional[float] = ..., ramp_shape: _Optional[_Union[SetParameters.RampShape, str]] = ..., bypass: _Optional[bool] = ..., client_time: _Optional[float] = ..., clamp: _Optional[bool] = ...) -> None: ...
 
 class Trigger(_message.Message):
     __slots__ = ("name",)

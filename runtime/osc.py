@@ -70,7 +70,7 @@ _INDEX = re.compile(r"values\[(\d+)\]")
 class Target(Protocol):
     """What the bridge drives: the SDK ``Client`` (tests may pass a recorder)."""
 
-    def set_many(self, values: Mapping[str, float | str]) -> object: ...
+    def set_many(self, values: Mapping[str, float | str], *, clamp: bool = False) -> object: ...
 
     def trigger(self, name: str) -> object: ...
 
@@ -265,7 +265,7 @@ class Bridge:
             pending[name] = value
         while pending:
             try:
-                self.target.set_many(pending)
+                self.target.set_many(pending, clamp=True)  # sensors overshoot: clamp, don't refuse
             except CadenzaError as exc:
                 culprit = _culprit(exc, pending)
                 if culprit is None:  # the whole request failed: runtime away, no graph …

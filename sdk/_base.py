@@ -460,14 +460,14 @@ def _graph_file(path: Path) -> tuple[pb.LoadGraph, str]:
 
 
 def parameters_request(values: Mapping[Any, ParameterValue], *, ramp: float | None = None, shape: str = "linear",
-                       bypass: bool = False) -> pb.SetParameters:
+                       bypass: bool = False, clamp: bool = False) -> pb.SetParameters:
     """``set_many``'s arguments → ``SetParameters`` (numbers or labels; keys are names or ``Param`` handles)."""
     if not isinstance(values, Mapping):
         raise UsageError(f"expected a mapping of parameter names to values, got {type(values).__name__}",
                          where="set_many")
     if shape not in RAMP_SHAPES:
         raise UsageError(f"unknown ramp shape {shape!r}; shapes are {', '.join(RAMP_SHAPES)}", where="shape")
-    body = pb.SetParameters(bypass=bool(bypass))
+    body = pb.SetParameters(bypass=bool(bypass), clamp=bool(clamp))
     for i, (key, value) in enumerate(values.items()):
         update = body.values.add(name=name_of(key, f"set_parameters.values[{i}].name"))
         if isinstance(value, str):

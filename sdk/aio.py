@@ -329,9 +329,9 @@ class AsyncClient(ClientBase):
         return await self.set_many(values)
 
     async def set_many(self, values: Mapping[Any, float | str], *, ramp: float | None = None,
-                       shape: str = "linear", bypass: bool = False) -> Ack:
+                       shape: str = "linear", bypass: bool = False, clamp: bool = False) -> Ack:
         """Set several parameters at one control tick (``ramp`` seconds with ``shape``, or ``bypass``)."""
-        return self._ack(await self._call(parameters_request(values, ramp=ramp, shape=shape, bypass=bypass)))
+        return self._ack(await self._call(parameters_request(values, ramp=ramp, shape=shape, bypass=bypass, clamp=clamp)))
 
     async def trigger(self, name: object) -> Ack:
         """Fire a graph trigger."""

@@ -442,7 +442,7 @@ class Client(ClientBase):
         return self.set_many(values)
 
     def set_many(self, values: Mapping[Any, float | str], *, ramp: float | None = None, shape: str = "linear",
-                 bypass: bool = False) -> Ack:
+                 bypass: bool = False, clamp: bool = False) -> Ack:
         """Set several parameters at one control tick.
 
         ``ramp`` reaches the values over that many seconds (with ``shape``:
@@ -450,7 +450,7 @@ class Client(ClientBase):
         own smoothing; ``bypass`` jumps at once (no filter, ramp or smoothing:
         a level load). Keys are names or ``Param`` handles.
         """
-        return self._ack(self._call(parameters_request(values, ramp=ramp, shape=shape, bypass=bypass)))
+        return self._ack(self._call(parameters_request(values, ramp=ramp, shape=shape, bypass=bypass, clamp=clamp)))
 
     def trigger(self, name: object) -> Ack:
         """Fire a graph trigger (a name or a ``TriggerRef``)."""
