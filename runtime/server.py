@@ -4,6 +4,7 @@ Threads::
 
     main thread        ROUTER: decode (wire) → validate → apply under the engine lock → exactly one reply
     generation thread  LiveEngine: conductor steps → sinks; publishes events and audio on the PUB sockets
+    publish thread     owns the events and audio PUB sockets: sends what the generation thread queued
     audio thread       the device sink's PortAudio callback (copies from its ring, nothing else)
 
 Every request gets exactly one reply (Ok, Status or Error with code, message
@@ -15,10 +16,12 @@ keys or ``--insecure`` say otherwise.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -145,6 +148,60 @@ class _Bucket:
         return True
 
 
+class _Publisher:
+    """Sends on the PUB sockets from a thread of its own, so that nothing a subscriber does delays generation.
+
+    ZeroMQ applies the subscriptions a SUB sends (any number, each up to
+    ZMQ_MAXMSGSIZE) inside the ``send`` of the thread that owns the PUB
+    socket: a subscriber with large subscriptions held the generation thread
+    for hundreds of milliseconds. Messages are queued in order (so per-topic
+    sequences stay in order) and dropped, counted, when the queue is full or
+    ZeroMQ's high-water mark is reached — a slow or hostile subscriber never
+    stalls the music.
+    """
+
+    MAX_QUEUED = 10_000
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[tuple[zmq.Socket[bytes], list[bytes]]] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="cadenza-publish", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
+        """Queue one message (any thread; the generation thread in practice)."""
+        if len(self._queue) >= self.MAX_QUEUED:
+            self.dropped += 1
+            return
+        self._queue.append((sock, frames))
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(0.1)
+            self._wake.clear()
+            while self._queue:
+                sock, frames = self._queue.popleft()
+                try:
+                    sock.send_multipart(frames, zmq.NOBLOCK)
+                except zmq.ZMQError:  # zmq.Again at the high-water mark
+                    self.dropped += 1
+            if self._stopping:
+                return
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Send what is queued, stop; False if the thread is still busy (then its sockets must stay open)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
 class Server:
     """The runtime process's sockets and request handlers."""
 
@@ -168,7 +225,7 @@ class Server:
             self.audio_sock.setsockopt(zmq.SNDHWM, 200)
         self.seq: dict[str, int] = {}
         self.audio_seq = 0
-        self.events_dropped = 0
+        self.publisher = _Publisher()
         self.requests = 0
         self.errors = 0
         self._last_mix = -1.0
@@ -185,7 +242,7 @@ class Server:
             wire.RequestKind.SET_PROMPTS: self._set_prompts,
             wire.RequestKind.SET_CONTROLS: self._set_controls,
             wire.RequestKind.TRANSPORT: self._transport,
-            wire.RequestKind.GET_STATUS: lambda body: self.status(),
+            wire.RequestKind.GET_STATUS: lambda body: self.status(with_server=True),
         }
         if config.graph:
             from cadenza.runtime.graph.loader import load_graph
@@ -218,14 +275,10 @@ class Server:
     def _emit(self, topic: str, stream_time: int, payload: Any) -> None:
         seq = self.seq.get(topic, 0) + 1
         self.seq[topic] = seq
-        try:
-            self.events_sock.send_multipart(wire.encode_event(topic, seq, max(0, stream_time), payload),
-                                            zmq.NOBLOCK)
-        except zmq.Again:
-            self.events_dropped += 1
+        self.publisher.put(self.events_sock, wire.encode_event(topic, seq, max(0, stream_time), payload))
 
     def _publish(self, block: Block | None, extra: list[dict[str, object]]) -> None:
-        """Called by the generation thread after every step (it owns the PUB sockets)."""
+        """Called by the generation thread after every step; the publish thread sends."""
         now_frame = self.live.frame
         events = list(block.events) if block is not None else []
         events.extend(extra)
@@ -266,10 +319,7 @@ class Server:
             self._emit("status", now_frame, self.status(with_server=True))
         if self.audio_sock is not None and block is not None:
             self.audio_seq += 1
-            try:
-                self.audio_sock.send(wire.encode_audio(self.audio_seq, block.frame, block.pcm), zmq.NOBLOCK)
-            except zmq.Again:
-                pass
+            self.publisher.put(self.audio_sock, [wire.encode_audio(self.audio_seq, block.frame, block.pcm)])
 
     # ------------------------------------------------------------- requests
     def server_info(self) -> ServerInfo:
@@ -328,7 +378,7 @@ class Server:
         return c
 
     def _set_parameters(self, body: Any) -> Ok:
-        kwargs: dict[str, Any] = {"bypass": body.bypass}
+        kwargs: dict[str, Any] = {"bypass": body.bypass, "clamp": body.clamp}
         if body.HasField("ramp_seconds"):
             kwargs["ramp"] = body.ramp_seconds
             kwargs["shape"] = _RAMP_SHAPES.get(body.ramp_shape, "linear")
@@ -426,27 +476,33 @@ class Server:
             return wire.encode_reply(request_id, reply)
         except wire.WireError as exc:
             self.errors += 1
-            return wire.encode_reply(exc.request_id or request_id, exc.to_error())
+            return wire.encode_reply(exc.request_id or request_id, _bounded(exc.to_error()))
         except GraphError as exc:
             self.errors += 1
             issues = getattr(exc, "issues", None)
             first = issues[0] if issues else None
-            fld = f"{first.line} {first.path}" if first is not None else ""
-            return wire.encode_reply(request_id, Error(code=Error.GRAPH_INVALID, message=str(exc)[:60_000],
-                                                       field=fld))
+            fld = ""
+            if first is not None:  # "file:line path", as the message's lines start
+                fld = first.file if first.line is None else f"{first.file}:{first.line}"
+                fld = f"{fld} {first.path}" if first.path else fld
+            return wire.encode_reply(request_id, _bounded(Error(code=Error.GRAPH_INVALID, message=str(exc),
+                                                                field=fld)))
         except (UsageError, PromptError) as exc:
             self.errors += 1
-            return wire.encode_reply(request_id, Error(code=Error.BAD_VALUE, message=str(exc), field=exc.where or ""))
+            return wire.encode_reply(request_id, _bounded(Error(code=Error.BAD_VALUE, message=str(exc),
+                                                                field=exc.where or "")))
         except CadenzaError as exc:
             self.errors += 1
-            return wire.encode_reply(request_id, Error(code=Error.INTERNAL, message=str(exc)))
+            return wire.encode_reply(request_id, _bounded(Error(code=Error.INTERNAL, message=str(exc))))
         except Exception as exc:  # noqa: BLE001 — a bug must not take the music down
             self.errors += 1
-            self.log(f"internal error on a request: {type(exc).__name__}: {exc}")
-            return wire.encode_reply(request_id, Error(code=Error.INTERNAL, message=f"{type(exc).__name__}: {exc}"))
+            self.log(f"internal error on a request: {type(exc).__name__}: {str(exc)[:1000]}")
+            return wire.encode_reply(request_id, _bounded(Error(code=Error.INTERNAL,
+                                                                message=f"{type(exc).__name__}: {exc}")))
 
     # ----------------------------------------------------------------- loop
     def serve(self, ready: Callable[[], None] | None = None) -> int:
+        self.publisher.start()
         self.live.start()
         if ready is not None:
             ready()
@@ -464,15 +520,18 @@ class Server:
                     except zmq.Again:
                         break
                     self.requests += 1
-                    if len(frames) != 2:
-                        self.log(f"dropped a message of {len(frames)} frames (expected identity + request)")
-                        continue
-                    ident, data = frames
+                    if len(frames) < 2:
+                        continue  # no identity: nowhere to reply (a ROUTER always adds one)
+                    ident, parts = frames[0], frames[1:]
                     if not self.bucket.allow(ident):
                         reply = wire.encode_reply(0, Error(code=Error.RATE_LIMITED, message=(
                             f"more than {self.config.rate_limit:g} requests per second from one client")))
+                    elif len(parts) != 1:
+                        self.errors += 1
+                        reply = wire.encode_reply(0, Error(code=Error.BAD_MESSAGE, message=(
+                            f"a request is one frame (one Envelope), got a message of {len(parts)} frames")))
                     else:
-                        reply = self.handle(data)
+                        reply = self.handle(parts[0])
                     try:
                         sock.send_multipart([ident, reply], zmq.NOBLOCK)
                     except zmq.ZMQError:
@@ -485,10 +544,30 @@ class Server:
 
     def shutdown(self) -> None:
         self.live.stop()
+        if not self.publisher.stop():
+            self.control.close(0)  # the publish thread still holds the PUB sockets: the process exit takes them
+            return
         for sock in (self.control, self.events_sock, self.audio_sock):
             if sock is not None:
                 sock.close(0)
         self.ctx.term()
+
+
+MAX_ERROR_CHARS = 60_000  # an Error's message or field may quote the bad input; this keeps the reply small
+
+
+def _bounded(error: Error) -> Error:
+    """``error`` with its message and field cut to :data:`MAX_ERROR_CHARS` characters.
+
+    An error may quote what it refuses (a 1 MiB name, escaped by ``repr`` to
+    four times its size): the reply must still encode, or the request would go
+    unanswered and the exception would end the server loop.
+    """
+    if len(error.message) > MAX_ERROR_CHARS:
+        error.message = f"{error.message[:MAX_ERROR_CHARS]}… (cut; {len(error.message)} characters)"
+    if len(error.field) > MAX_ERROR_CHARS:
+        error.field = f"{error.field[:MAX_ERROR_CHARS]}…"
+    return error
 
 
 def _read_key(path: str) -> bytes:
