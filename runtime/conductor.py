@@ -279,7 +279,7 @@ class Conductor:
         duck_target = min([s.duck for s in active], default=1.0)
         coef = DUCK_ATTACK_S if duck_target < self.duck else DUCK_RELEASE_S
         d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / coef)
-        out = bed.copy() if bed is self._buf_a or bed is self._buf_b else bed
+        out = bed  # a fresh block from the backend or a copy of the crossfade buffer: ours to change
         kernels.gain_ramp(out, self.duck, d1)
         self.duck = d1
         fade = int(STINGER_FADE_S * SAMPLE_RATE)

@@ -21,7 +21,6 @@ event and widens the lookahead by half, up to ``max_lookahead``.
 from __future__ import annotations
 
 import collections
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -197,7 +196,3 @@ class LiveEngine:
                 self.publish(block, events)
             if stopping:
                 return
-            if block is None and self.clock_sink is None:
-                pass  # paced above like any block
-            if not math.isfinite(self.lookahead_s):
-                self.lookahead_s = DEFAULT_LOOKAHEAD_S

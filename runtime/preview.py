@@ -99,6 +99,8 @@ def plot_preview(log: PreviewLog, path: Path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cadenza.runtime.graph.plot import unit_range
+
     t = np.asarray(log.times)
     fig, axes = plt.subplots(3, 1, figsize=(14, 9), sharex=True, gridspec_kw={"height_ratios": [3, 2, 2]})
     ax_w, ax_c, ax_p = axes
@@ -107,22 +109,12 @@ def plot_preview(log: PreviewLog, path: Path, title: str = "") -> None:
     ax_w.set_ylabel("prompt weight")
     ax_w.set_ylim(-0.02, 1.02)
     for name, col in sorted(log.controls.items()):
-        arr = np.asarray(col, dtype=float)
-        finite = arr[np.isfinite(arr)]
-        if finite.size and (finite.max() > 1.0 or finite.min() < 0.0):
-            lo, hi = float(finite.min()), float(finite.max())
-            arr = (arr - lo) / (hi - lo) if hi > lo else arr * 0 + 0.5
-            name = f"{name} ({lo:g}–{hi:g})"
-        ax_c.plot(t, arr, label=name, lw=1.2)
+        arr, label = unit_range(name, col)
+        ax_c.plot(t, arr, label=label, lw=1.2)
     ax_c.set_ylabel("controls (normalized)")
     for name, col in sorted(log.params.items()):
-        arr = np.asarray(col, dtype=float)
-        finite = arr[np.isfinite(arr)]
-        if finite.size and (finite.max() > 1.0 or finite.min() < 0.0):
-            lo, hi = float(finite.min()), float(finite.max())
-            arr = (arr - lo) / (hi - lo) if hi > lo else arr * 0 + 0.5
-            name = f"{name} ({lo:g}–{hi:g})"
-        ax_p.plot(t, arr, label=name, lw=1.2)
+        arr, label = unit_range(name, col)
+        ax_p.plot(t, arr, label=label, lw=1.2)
     ax_p.set_ylabel("parameters (normalized)")
     ax_p.set_xlabel("seconds")
     # states as shaded bands, labelled

@@ -18,6 +18,17 @@ from cadenza.runtime.graph.spec import Graph
 SWEEP_POINTS = 81
 
 
+def unit_range(name: str, values: object) -> tuple[np.ndarray, str]:
+    """A series scaled into [0, 1] when it leaves that range, with a label that gives the original range."""
+    arr = np.asarray(values, dtype=float)
+    finite = arr[np.isfinite(arr)]
+    if finite.size and (finite.max() > 1.0 or finite.min() < 0.0):
+        lo, hi = float(finite.min()), float(finite.max())
+        arr = (arr - lo) / (hi - lo) if hi > lo else arr * 0 + 0.5
+        name = f"{name} ({lo:g}–{hi:g})"
+    return arr, name
+
+
 def sweep(graph: Graph, name: str, state: str | None = None) -> tuple[list[object], list[dict[str, float]],
                                                                         list[dict[str, object]]]:
     """Values of parameter ``name`` and the weights and controls the graph gives at each."""
@@ -78,15 +89,9 @@ def plot_graph(graph: Graph, out: Path, state: str | None = None) -> int:
         for control in sorted({k for c in controls for k in c}):
             vals = [c.get(control) for c in controls]
             num = [float(v) if isinstance(v, (int, float)) else np.nan for v in vals]
-            arr = np.asarray(num)
-            finite = arr[np.isfinite(arr)]
-            if finite.size == 0:
+            if not np.isfinite(num).any():
                 continue
-            label = control
-            if finite.max() > 1.0 or finite.min() < 0.0:
-                lo, hi = float(finite.min()), float(finite.max())
-                arr = (arr - lo) / (hi - lo) if hi > lo else arr * 0 + 0.5
-                label = f"{control} ({lo:g}–{hi:g})"
+            arr, label = unit_range(control, num)
             ax_c.plot(pos, arr, marker=marker, label=label, lw=1.3)
         ax_c.set_title(f"controls vs {name} (normalized)", fontsize=10)
         for ax in (ax_w, ax_c):
