@@ -222,8 +222,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         backend=args.backend, graph=args.graph, control=args.control, events=args.events,
         audio=None if args.audio in ("none", "") else args.audio, sink=args.sink, lookahead_ms=args.lookahead,
         seed=args.seed, insecure=args.insecure, curve_secret_key=args.curve_secret_key, prompts=args.prompt or [],
+        backend_options=_backend_options(args),
     )
     return run_server(config)
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, object]:
+    """``--model``/``--device``/``--style-model`` for backends that take them (synth takes none)."""
+    given = {k: v for k, v in (("model", args.model), ("device", args.device), ("style_model", args.style_model))
+             if v is not None}
+    if args.backend == "synth" and given:
+        flag = "--" + next(iter(given)).replace("_", "-")
+        raise UsageError("only the magenta backend takes it (add --backend magenta)", where=flag)
+    if args.backend == "magenta":
+        given.setdefault("model", "mrt2_small")
+    return given
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -294,7 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="run the live runtime: control, events and audio over ZeroMQ",
                         description="Run the runtime process: a control ROUTER, an events PUB and an audio PUB "
                                     "around the live engine. Binds to loopback unless told otherwise.")
-    sv.add_argument("--backend", default="synth", help="music backend (default synth)")
+    sv.add_argument("--backend", default="synth", choices=["synth", "magenta"],
+                    help="music backend (default synth; magenta needs pip install 'cadenza[magenta]')")
+    sv.add_argument("--model", help="magenta: mrt2_small (default), mrt2_base or tiny (see cadenza models list)")
+    sv.add_argument("--device", choices=["cpu", "gpu", "tpu"],
+                    help="magenta: where JAX runs (default: the local accelerator when there is one)")
+    sv.add_argument("--style-model", choices=["musiccoca", "mock"],
+                    help="magenta: MusicCoCa towers for prompts (default), or the library's mock (tiny's default)")
     sv.add_argument("--graph", help="a style graph to load at start")
     sv.add_argument("--prompt", action="append", metavar="TEXT[:WEIGHT]",
                     help="play these weighted prompts at start (no graph)")
@@ -316,7 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("words", help="list the words the synth understands in prompts")
     w.set_defaults(func=cmd_words)
 
+    from cadenza.runtime.backends.magenta.cli import add_models_command
     from cadenza.runtime.osc import add_osc_command
+
+    add_models_command(sub)
 
     add_osc_command(sub)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import ipaddress
 import os
+import re
 import signal
 import sys
 import threading
@@ -58,6 +59,8 @@ DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
 DEFAULT_AUDIO = "tcp://127.0.0.1:5557"
 RATE_LIMIT_PER_S = 100_000  # requests per second per client (token bucket)
 EVENT_HWM = 10_000  # queued events per subscriber before ZeroMQ drops (a slow consumer never stalls us)
+AUDIO_HWM = 200  # queued audio chunks per subscriber (2 s of 10 ms chunks)
+REPLY_HWM = 1_000  # queued replies per client, and requests from all clients, before dropping / pushing back
 _RAMP_SHAPES = {0: "linear", 1: "linear", 2: "s-curve", 3: "log", 4: "exp", 5: "sine", 6: "constant"}
 
 
@@ -90,6 +93,7 @@ class ServerConfig:
     curve_secret_key: str | None = None  # a file with the server's z85 secret key
     rate_limit: float = RATE_LIMIT_PER_S
     prompts: list[str] = field(default_factory=list)
+    backend_options: dict[str, object] = field(default_factory=dict)  # model, device, style_model (magenta)
 
     def __post_init__(self) -> None:
         if not (1.0 <= self.lookahead_ms <= 2000.0):
@@ -103,6 +107,16 @@ class ServerConfig:
                 raise UsageError(
                     f"{ep!r} is reachable from other machines; give --curve-secret-key FILE (clients then need "
                     "the server's public key) or --insecure to allow it without encryption", where=opt)
+
+
+SINK_KINDS = ("device", "jack", "wav", "flac", "file", "null")
+
+
+def split_sink_specs(spec: str) -> list[str]:
+    """``"jack,wav:out.wav"`` → ``["jack", "wav:out.wav"]``: a comma starts a new sink only before a sink kind,
+    so a path may hold commas."""
+    parts = re.split(r",(?=\s*(?:%s)(?::|,|$))" % "|".join(SINK_KINDS), spec)
+    return [p.strip() for p in parts]
 
 
 def make_sink(spec: str) -> tuple[Sink, object | None]:
@@ -123,8 +137,32 @@ def make_sink(spec: str) -> tuple[Sink, object | None]:
         return FileSink(arg), None
     if kind == "null":
         return NullSink(), None
-    raise UsageError(f"unknown sink {spec!r}. Available: device, device:NAME, jack, wav:PATH, flac:PATH, null",
-                     where="--sink")
+    raise UsageError(f"unknown sink {spec!r}. Available: device, device:NAME, jack, wav:PATH, flac:PATH, null; "
+                     "several at once separated by commas, e.g. jack,wav:out.wav", where="--sink")
+
+
+def make_sinks(spec: str) -> tuple[list[Sink], list[str], object | None]:
+    """One sink per comma-separated spec (at most one device): (sinks, their specs, the clock sink or None).
+
+    A sink that cannot open closes the ones opened before it.
+    """
+    specs = split_sink_specs(spec)
+    devices = [s for s in specs if s.partition(":")[0] in ("device", "jack")]
+    if len(devices) > 1:
+        raise UsageError(f"{spec!r} names {len(devices)} audio devices ({', '.join(devices)}); one device sink at "
+                         "most (it is the clock the runtime plays to)", where="--sink")
+    sinks: list[Sink] = []
+    clock: object | None = None
+    try:
+        for one in specs:
+            sink, c = make_sink(one)
+            sinks.append(sink)
+            clock = clock or c
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks, specs, clock
 
 
 class _Bucket:
@@ -209,30 +247,37 @@ class Server:
         self.config = config
         self.log = log or (lambda msg: print(f"cadenza serve: {msg}", file=sys.stderr, flush=True))
         self.session_id = uuid.uuid4().hex
-        self.backend: Backend = get_backend(config.backend)
-        sink, clock = make_sink(config.sink)
-        self.sink = sink
+        options = dict(config.backend_options)
+        if config.backend != "synth":
+            options.setdefault("say", self.log)  # loading and compile progress on stderr
+        self.backend: Backend = get_backend(config.backend, **options)
+        sinks, sink_names, clock = make_sinks(config.sink)
+        self.sink = sinks[0]
         self.ctx = zmq.Context()
         self._secret: bytes | None = None
         if config.curve_secret_key:
             self._secret = _read_key(config.curve_secret_key)
         self.control = self._socket(zmq.ROUTER, config.control)
-        self.control.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # a reply that cannot be queued (the client never reads, or is gone) fails at once and is counted
+        self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.control.setsockopt(zmq.SNDHWM, REPLY_HWM)
+        self.control.setsockopt(zmq.RCVHWM, REPLY_HWM)
         self.events_sock = self._socket(zmq.PUB, config.events)
         self.events_sock.setsockopt(zmq.SNDHWM, EVENT_HWM)
         self.audio_sock = self._socket(zmq.PUB, config.audio) if config.audio else None
         if self.audio_sock is not None:
-            self.audio_sock.setsockopt(zmq.SNDHWM, 200)
+            self.audio_sock.setsockopt(zmq.SNDHWM, AUDIO_HWM)
         self.seq: dict[str, int] = {}
         self.audio_seq = 0
         self.publisher = _Publisher()
         self.requests = 0
         self.errors = 0
+        self.replies_dropped = 0
         self._last_mix = -1.0
         self._last_status = -1.0
         self.bucket = _Bucket(config.rate_limit)
-        self.live = LiveEngine(self.backend, [sink], lookahead_s=config.lookahead_ms / 1000.0, seed=config.seed,
-                               publish=self._publish, clock_sink=clock)
+        self.live = LiveEngine(self.backend, sinks, lookahead_s=config.lookahead_ms / 1000.0, seed=config.seed,
+                               publish=self._publish, clock_sink=clock, sink_names=sink_names)
         self.handlers: dict[str, Callable[[Any], Any]] = {
             wire.RequestKind.HELLO: self._hello,
             wire.RequestKind.LOAD_GRAPH: self._load_graph,
@@ -333,7 +378,8 @@ class Server:
         live = self.live
         st = Status(stream_time=live.frame, playing=live.playing, xruns=live.stats.xruns,
                     lookahead_ms=1000.0 * live.lookahead_s, event_sequences=dict(self.seq),
-                    audio_sequence=self.audio_seq)
+                    audio_sequence=self.audio_seq, events_dropped=self.publisher.dropped,
+                    replies_dropped=self.replies_dropped, sink_faults=dict(live.failed_sinks))
         if with_server:
             st.server.CopyFrom(self.server_info())
         with live.lock:
@@ -534,8 +580,8 @@ class Server:
                         reply = self.handle(parts[0])
                     try:
                         sock.send_multipart([ident, reply], zmq.NOBLOCK)
-                    except zmq.ZMQError:
-                        pass  # the client went away; its reply has nowhere to go
+                    except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone
+                        self.replies_dropped += 1
         self.shutdown()
         return 0
 

@@ -32,11 +32,19 @@ BACKENDS: dict[str, BackendInfo] = {
         module="cadenza.runtime.backends.synth",
         attr="SynthBackend",
     ),
+    "magenta": BackendInfo(
+        name="magenta",
+        summary="Magenta RealTime 2 (official magenta-rt, JAX) on the local GPU/TPU or CPU",
+        module="cadenza.runtime.backends.magenta",
+        attr="MagentaBackend",
+        install_hint="pip install 'cadenza[magenta]'",
+        extras=["magenta"],
+    ),
 }
 
 
-def get_backend(name: str) -> Backend:
-    """Instantiate the backend called ``name``."""
+def get_backend(name: str, **options: object) -> Backend:
+    """Instantiate the backend called ``name`` with its ``options`` (model, device, … for magenta)."""
     info = BACKENDS.get(name)
     if info is None:
         raise UsageError(f"unknown backend {name!r}. Available: {sorted(BACKENDS)}", where="--backend")
@@ -46,7 +54,9 @@ def get_backend(name: str) -> Backend:
         hint = f" Install it with: {info.install_hint}" if info.install_hint else ""
         raise ModelError(f"backend {name!r} cannot be imported ({exc}).{hint}") from exc
     factory = getattr(module, info.attr)
-    backend: Backend = factory()
+    if options and name == "synth":
+        raise UsageError(f"the synth backend takes no options, got {sorted(options)}", where="--backend")
+    backend: Backend = factory(**options)
     return backend
 
 

@@ -1,0 +1,55 @@
+"""The ``magenta`` backend: Magenta RealTime 2 through the official ``magenta-rt[jax]`` library.
+
+This package imports nothing heavy: :func:`MagentaBackend` picks the JAX
+platform (``--device``) *before* jax is first imported, then loads
+:mod:`.backend`. :mod:`.weights` (the Hugging Face cache) needs only
+``huggingface_hub``; :mod:`.tiny` builds the random-weight test model.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cadenza.errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    from cadenza.runtime.backends.magenta.backend import MagentaBackend as _Backend
+
+DEVICES = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}
+INSTALL_HINT = "pip install 'cadenza[magenta]'"
+
+
+def select_device(device: str | None) -> None:
+    """Make JAX use ``device`` (cpu | gpu | tpu); None lets JAX pick the local accelerator."""
+    if device is None:
+        return
+    platform = DEVICES.get(device)
+    if platform is None:
+        raise UsageError(f"unknown device {device!r}; choose cpu, gpu or tpu", where="--device")
+    if "jax" in sys.modules:
+        import jax
+
+        current = jax.config.jax_platforms
+        if current and current.split(",")[0] != platform:
+            raise UsageError(f"JAX already started on {current!r} in this process; cannot switch to {device}",
+                             where="--device")
+        jax.config.update("jax_platforms", platform)
+    else:
+        os.environ["JAX_PLATFORMS"] = platform
+
+
+def MagentaBackend(model: str = "mrt2_small", device: str | None = None, style_model: str | None = None,
+                   say: Callable[[str], None] | None = None) -> "_Backend":
+    """Load ``model`` from the Hugging Face cache onto ``device`` and compile it (see :mod:`.backend`)."""
+    select_device(device)
+    try:
+        from cadenza.runtime.backends.magenta.backend import MagentaBackend as _Backend
+    except ImportError as exc:
+        raise ModelError(f"the magenta backend cannot be imported ({exc}); install it with: {INSTALL_HINT}") from exc
+    return _Backend(model=model, device=device, style_model=style_model, say=say)
+
+
+__all__ = ["DEVICES", "MagentaBackend", "select_device"]
