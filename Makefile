@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 RUN    := $(VENV)/.installed-run
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: demo test bench typecheck clean setup
+.PHONY: demo test bench soak typecheck clean setup
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ test: $(DEV)
 
 ## bench: set up, then run every benchmark into bench/results.md (BENCH_ARGS=--quick for a short run)
 bench: $(DEV)
-	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+## soak: set up, then run the runtime under load into a JACK dummy server for SOAK_MINUTES → bench/soak.md, soak.png
+SOAK_MINUTES ?= 30
+soak: $(DEV)
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 ## typecheck: mypy over the package as it is imported (cadenza.runtime, .sdk, .proto mapped from their folders)
 typecheck: $(DEV)

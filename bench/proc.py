@@ -1,0 +1,77 @@
+"""The runtime as a measured process: ``cadenza serve`` with a chosen environment, and its RSS and CPU from /proc.
+
+:class:`Serve` is the tests' :class:`server_harness.ServeProcess` (free
+loopback ports, the ready line, stdout/stderr in files) with extra environment
+variables for the child — ``JACK_DEFAULT_SERVER`` for a private JACK server.
+:func:`rss_mb`, :func:`peak_rss_mb` and :func:`cpu_seconds` read a process's
+memory and CPU time the way ``ps`` does (Linux ``/proc``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+from server_harness import ServeProcess, child_env  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class Serve(ServeProcess):
+    """``python -m cadenza serve …`` with ``env`` added to the child's environment."""
+
+    def __init__(self, args: Sequence[str], workdir: Path, *, env: Mapping[str, str] | None = None,
+                 **kwargs: object) -> None:
+        super().__init__(args, workdir, **kwargs)  # type: ignore[arg-type]
+        self.extra_env = dict(env or {})
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        env = child_env()
+        env.update(self.extra_env)
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                         cwd=self.workdir)
+        return self.proc
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+def _status_kb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return float(line.split()[1])
+    raise KeyError(f"{key} not in /proc/{pid}/status")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size now (VmRSS), MiB."""
+    return _status_kb(pid, "VmRSS") / 1024.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size so far (VmHWM), MiB."""
+    return _status_kb(pid, "VmHWM") / 1024.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process (all threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (other processes compete for the same cores)."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return float("nan")
