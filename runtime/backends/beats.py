@@ -93,20 +93,27 @@ class BeatTracker:
         self.frame += mono.shape[0]
         buf = np.concatenate([self._pending, mono]) if self._pending.size else mono
         n_hops = buf.shape[0] // HOP
-        for i in range(n_hops):
-            self._onset(buf[i * HOP:(i + 1) * HOP])
+        if n_hops:
+            self._onsets(buf[: n_hops * HOP])
         self._pending = buf[n_hops * HOP:].copy()
         if n_hops == 0 or len(self._env) < MIN_HISTORY_S * HOP_RATE:
             return []
         return self._beats_in(start, self.frame)
 
-    def _onset(self, hop: np.ndarray) -> None:
-        self._tail = np.concatenate([self._tail[HOP:], hop])
-        mag = np.log1p(100.0 * np.abs(np.fft.rfft(self._tail * self._window)))
-        flux = 0.0 if self._prev_mag is None else float(np.dot(np.maximum(mag - self._prev_mag, 0.0), self._band))
-        self._prev_mag = mag
-        self._env.append(flux)
-        self._hops += 1
+    def _onsets(self, hops: np.ndarray) -> None:
+        """Onset strength of each whole hop in ``hops`` (one batched FFT)."""
+        stream = np.concatenate([self._tail, hops])
+        frames = np.lib.stride_tricks.sliding_window_view(stream, FFT)[HOP::HOP]
+        mags = np.log1p(100.0 * np.abs(np.fft.rfft(frames * self._window, axis=1)))
+        prev = mags[0] if self._prev_mag is None else self._prev_mag
+        rise = np.maximum(np.diff(np.vstack([prev[None, :], mags]), axis=0), 0.0)
+        flux = rise @ self._band
+        if self._prev_mag is None:
+            flux[0] = 0.0
+        self._env.extend(flux.tolist())
+        self._hops += flux.shape[0]
+        self._prev_mag = mags[-1]
+        self._tail = stream[-FFT:].copy()
 
     # --------------------------------------------------------------- analysis
     def _tempo(self, env: np.ndarray) -> float | None:
@@ -116,7 +123,12 @@ class BeatTracker:
         if energy <= 1e-12:
             return None
         n = x.shape[0]
-        ac = np.array([np.dot(x[:n - lag], x[lag:]) for lag in self._lags]) / energy
+        size = 1 << (2 * n - 1).bit_length()  # zero-padded: a linear, not circular, autocorrelation
+        spec = np.fft.rfft(x, size)
+        full = np.fft.irfft(spec * np.conj(spec), size)
+        lags = self._lags[self._lags < n]
+        ac = np.zeros(self._lags.shape[0])
+        ac[: lags.shape[0]] = full[lags] / energy
         score = ac * self._prior
         i = int(np.argmax(score))
         if ac[i] < MIN_PULSE:
@@ -133,15 +145,11 @@ class BeatTracker:
         """Hop index (within ``env``) of the most recent beat."""
         n = env.shape[0]
         k = np.arange(int(n // period))
-        weights = 0.8 ** k  # the recent past counts most
-        best, best_score = 0.0, -1.0
-        for offset in range(int(math.ceil(period))):
-            idx = np.round(n - 1 - offset - k * period).astype(np.int64)
-            ok = idx >= 0
-            s = float(np.dot(env[idx[ok]], weights[ok]))
-            if s > best_score:
-                best, best_score = float(offset), s
-        return n - 1 - best
+        offsets = np.arange(int(math.ceil(period)))
+        idx = np.round(n - 1 - offsets[:, None] - k[None, :] * period).astype(np.int64)
+        weights = np.where(idx >= 0, 0.8 ** k[None, :], 0.0)  # the recent past counts most
+        scores = (env[np.maximum(idx, 0)] * weights).sum(axis=1)
+        return float(n - 1 - offsets[int(np.argmax(scores))])
 
     def _beats_in(self, start: int, end: int) -> list[Beat]:
         env = np.asarray(self._env, np.float64)

@@ -87,21 +87,30 @@ def init_params(model_class: type, seed: int = 0) -> dict[str, object]:
 
 def build(cache: Path | None = None, seed: int = 0, say: Callable[[str], None] = lambda s: None) -> Path:
     """Build the tiny checkpoint into the Hugging Face cache; the snapshot path of the file."""
+    say("initialising random weights with the library's sampler …")
+    params = init_params(register(), seed)
+    return save_to_cache(params, REPO_FILE, cache, {"cadenza": "tiny random-weight model", "seed": str(seed)}, say)
+
+
+def save_to_cache(params: dict[str, object], repo_file: str, cache: Path | None = None,
+                  metadata: dict[str, str] | None = None, say: Callable[[str], None] = lambda s: None) -> Path:
+    """Save flat parameters as safetensors under ``repo_file`` of the repo in a Hugging Face cache.
+
+    The layout is huggingface_hub's own (content-addressed blob, snapshot
+    symlink, ``refs/main``), so the normal lookup finds the file offline.
+    """
     import safetensors.numpy
 
     from cadenza.runtime.backends.magenta import weights
 
     cache = Path(cache) if cache is not None else weights.cache_dir()
     repo = cache / ("models--" + weights.REPO_ID.replace("/", "--"))
-    say("initialising random weights with the library's sampler …")
-    params = init_params(register(), seed)
     count = sum(int(v.size) for v in params.values())  # type: ignore[attr-defined]
     (repo / "blobs").mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=repo / "blobs", suffix=".incomplete", delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
-        safetensors.numpy.save_file(params, str(tmp_path), metadata={"cadenza": "tiny random-weight model",
-                                                                       "seed": str(seed)})
+        safetensors.numpy.save_file(params, str(tmp_path), metadata=metadata)  # type: ignore[arg-type]
         digest = hashlib.sha256()
         with tmp_path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -117,13 +126,13 @@ def build(cache: Path | None = None, seed: int = 0, say: Callable[[str], None] =
         revision = LOCAL_REVISION
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(revision)
-    target = repo / "snapshots" / revision / REPO_FILE
+    target = repo / "snapshots" / revision / repo_file
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_symlink() or target.exists():
         target.unlink()
     try:
         target.symlink_to(os.path.relpath(blob, target.parent))
-    except OSError:  # a file system without symlinks (as huggingface_hub does, fall back to a copy)
+    except OSError:  # a file system without symlinks: a copy, as huggingface_hub does
         shutil.copyfile(blob, target)
     say(f"{count:,} parameters, {weights.human(blob.stat().st_size)} → {target}")
     return target
