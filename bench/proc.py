@@ -29,7 +29,7 @@ class Serve(ServeProcess):
 
     def __init__(self, args: Sequence[str], workdir: Path, *, env: Mapping[str, str] | None = None,
                  **kwargs: object) -> None:
-        super().__init__(args, workdir, **kwargs)  # type: ignore[arg-type]
+        super().__init__(args, workdir, **kwargs)  # type: ignore[arg-type,unused-ignore]
         self.extra_env = dict(env or {})
 
     def launch(self) -> subprocess.Popen[bytes]:
@@ -63,10 +63,32 @@ def peak_rss_mb(pid: int) -> float:
     return _status_kb(pid, "VmHWM") / 1024.0
 
 
+def rss_by_mapping(pid: int, top: int = 4) -> list[tuple[str, float]]:
+    """The ``top`` largest contributors to the process's RSS (MiB) by mapping (/proc/PID/smaps): a shared
+    library, a shared-memory segment (a JACK server's /dev/shm/jack-*), the heap, anonymous memory."""
+    sizes: dict[str, float] = {}
+    current = "[anon]"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if head and "-" in head[0] and ":" not in head[0]:
+            current = head[5].strip() if len(head) > 5 else "[anon]"
+            current = current.rsplit("/site-packages/", 1)[-1]
+        elif line.startswith("Rss:"):
+            sizes[current] = sizes.get(current, 0.0) + int(line.split()[1]) / 1024.0
+    return sorted(sizes.items(), key=lambda kv: -kv[1])[:top]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of the process (all threads), seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat: everything but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
 
 
 def load_average() -> float:

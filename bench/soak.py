@@ -40,7 +40,7 @@ import argparse
 import datetime as dt
 import json
 import math
-import platform
+import os
 import random
 import statistics
 import sys
@@ -56,7 +56,7 @@ if __package__ in (None, ""):  # run as a file: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.jack import JackServer  # noqa: E402
-from bench.proc import Serve, cpu_seconds, load_average, peak_rss_mb, rss_mb  # noqa: E402
+from bench.proc import Serve, cpu_seconds, load_average, machine_busy_seconds, peak_rss_mb, rss_by_mapping, rss_mb  # noqa: E402
 from cadenza.sdk import AudioStream, Client  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -88,8 +88,9 @@ class Sample:
     t: float
     rss_mb: float
     peak_rss_mb: float
-    cpu_s: float
+    cpu_s: float  # the runtime's CPU time so far
     load: float
+    others_cpu_s: float  # CPU time so far of every process on the machine but the runtime and this soak
     xruns: int
     lookahead_ms: float
     events_lost: int
@@ -138,6 +139,7 @@ class SoakResult:
     warnings: dict[str, int] = field(default_factory=dict)  # warning events by message
     jack_latency_ms: float | None = None  # the JACK server's playback latency (jack_lsp -l)
     code: str = ""  # the commit the runtime ran from, and files changed since
+    rss_mappings: list[tuple[str, float]] = field(default_factory=list)  # the largest parts of the RSS at the end
 
     # ------------------------------------------------------------------ figures
     @property
@@ -288,7 +290,7 @@ class Soak:
                         client.trigger("boss_defeated")
                         r.triggers += 1
                         mode = "explore"
-                        next_boss = t + self.rng.uniform(9.0, 12.0)
+                        next_boss = t + self.rng.uniform(11.0, 14.0)
                 except Exception as exc:  # noqa: BLE001 — counted, the load goes on
                     self.error(f"game: {type(exc).__name__}: {exc}")
                 if t >= window_end:
@@ -365,8 +367,12 @@ class Soak:
         def count(ev: Any) -> None:
             counts[ev.topic] = counts.get(ev.topic, 0) + 1
             if ev.topic == "xrun":
+                recent = r.samples[-6:]
+                others = ((recent[-1].others_cpu_s - recent[0].others_cpu_s) / (recent[-1].t - recent[0].t)
+                          if len(recent) > 1 else float("nan"))
                 r.xrun_log.append(f"{self.now():.1f} s: xrun #{ev.count}, {ev.frames_lost} frames lost "
-                                  f"(source {ev.source}), machine load {load_average():.2f}")
+                                  f"(source {ev.source}); other processes used {others:.2f} of "
+                                  f"{os.cpu_count()} cores over the 5 s before; load average {load_average():.2f}")
             elif ev.topic == "warning":
                 r.warnings[ev.message] = r.warnings.get(ev.message, 0) + 1
 
@@ -374,6 +380,7 @@ class Soak:
             for topic in ("beat", "bar", "state", "mix", "stinger", "xrun", "warning", "status"):
                 client.on(topic, count)
             next_sample = 0.0
+            busy0 = machine_busy_seconds() - cpu_seconds(server.pid) - cpu_seconds(os.getpid())
             while not self.stop.wait(max(0.0, next_sample - self.now())):
                 next_sample += 1.0
                 try:
@@ -381,9 +388,10 @@ class Soak:
                 except Exception as exc:  # noqa: BLE001
                     self.error(f"monitor status: {type(exc).__name__}: {exc}")
                     continue
-                r.samples.append(Sample(self.now(), rss_mb(server.pid), peak_rss_mb(server.pid),
-                                        cpu_seconds(server.pid), load_average(), st.xruns, st.lookahead_ms,
-                                        client.events_lost))
+                runtime_cpu = cpu_seconds(server.pid)
+                others = machine_busy_seconds() - runtime_cpu - cpu_seconds(os.getpid()) - busy0
+                r.samples.append(Sample(self.now(), rss_mb(server.pid), peak_rss_mb(server.pid), runtime_cpu,
+                                        load_average(), others, st.xruns, st.lookahead_ms, client.events_lost))
                 r.runtime_xruns = st.xruns
             r.events_lost = client.events_lost
             r.event_counts = dict(sorted(counts.items()))
@@ -421,6 +429,8 @@ class Soak:
                                  f"RSS {s.rss_mb if s else float('nan'):.1f} MB, xruns "
                                  f"{s.xruns if s else '?'}, errors {len(self.result.errors)}")
                 self.result.elapsed_s = self.now()
+                if server.alive():
+                    self.result.rss_mappings = rss_by_mapping(server.pid)
                 self.stop.set()
                 for th in threads:
                     th.join(15)
@@ -476,6 +486,8 @@ def report(r: SoakResult, png_name: str, command: str) -> str:
     cpu = (r.samples[-1].cpu_s - r.samples[0].cpu_s) / max(1e-9, r.samples[-1].t - r.samples[0].t) if len(
         r.samples) > 1 else float("nan")
     loads = [s.load for s in r.samples]
+    others = ((r.samples[-1].others_cpu_s - r.samples[0].others_cpu_s) / max(1e-9, r.samples[-1].t - r.samples[0].t)
+              if len(r.samples) > 1 else float("nan"))
     lines = [
         "# Cadenza soak",
         "",
@@ -510,10 +522,14 @@ def report(r: SoakResult, png_name: str, command: str) -> str:
         f"median {statistics.median(wall) if wall else float('nan'):.1f} ms, p99 {percentile(wall, 99):.1f} ms |",
         f"| probes whose change began exactly at the reply's stream time | {on_time} of {len(heard)} |",
         f"| runtime CPU (all threads), mean | {100 * cpu:.0f} % of one core |",
+        f"| other processes on the machine (not the runtime, not this soak's clients), mean CPU | "
+        f"{others:.2f} of {os.cpu_count()} cores |",
         f"| machine load average (1 min): median, max | {statistics.median(loads) if loads else float('nan'):.2f}, "
         f"{max(loads) if loads else float('nan'):.2f} |",
         f"| RSS: first sample, peak (VmHWM) | {r.samples[0].rss_mb if r.samples else float('nan'):.1f} MB, "
         f"{r.samples[-1].peak_rss_mb if r.samples else float('nan'):.1f} MB |",
+        f"| largest parts of the RSS at the end (by mapping; a /dev/shm/jack-* segment is the JACK server's "
+        f"shared memory, shared with jackd) | {'; '.join(f'{m} {mb:.0f} MB' for m, mb in r.rss_mappings)} |",
         "",
         f"![soak over time]({png_name})",
         "",
@@ -588,8 +604,12 @@ def plot(r: SoakResult, path: Path) -> None:
             cpu_t.append(b.t * to_min)
             cpu_v.append(100 * (b.cpu_s - a.cpu_s) / (b.t - a.t))
     ax3.plot(cpu_t, cpu_v, "r-", lw=0.6, alpha=0.6, label="runtime CPU (% of a core)")
-    ax3.plot([s.t * to_min for s in r.samples], [100 * s.load for s in r.samples], "k:", lw=0.8,
-             label="machine load avg × 100")
+    oth_t, oth_v = [], []
+    for a, b in zip(r.samples, r.samples[1:]):
+        if b.t > a.t:
+            oth_t.append(b.t * to_min)
+            oth_v.append(100 * (b.others_cpu_s - a.others_cpu_s) / (b.t - a.t))
+    ax3.plot(oth_t, oth_v, "k-", lw=0.6, alpha=0.5, label="other processes' CPU (% of a core)")
     ax3.set_ylabel("CPU % / load")
     l1, n1 = ax.get_legend_handles_labels()
     l3, n3 = ax3.get_legend_handles_labels()
