@@ -1,8 +1,7 @@
-"""Live-runtime benchmarks against a real ``cadenza serve`` process: ``python bench/live.py [--quick]``.
+"""Live-runtime benchmarks against a real ``cadenza serve`` process: ``rows(quick)`` for the one table.
 
-Prints a Markdown table and writes it to ``bench/live.md``. Every figure is a
-median over repeats, next to a baseline measured in the same run where one
-makes sense. Three figures:
+Every figure is a median over repeats, next to a baseline measured in the
+same run where one makes sense. Three figures:
 
 (a) **Control latency** — what a listener hears: from the moment a client's
     ``SetParameters`` reply arrives to the first output sample that carries
@@ -16,7 +15,8 @@ makes sense. Three figures:
 
         latency = (stream_time of the first changed chunk - (Ok.stream_time - lookahead)) / 48 kHz
 
-    With the JACK sink the JACK server's own playback latency (``jack_lsp -l``
+    With the JACK sink (a private dummy JACK server started for the run, see
+    :mod:`bench.jack`) the JACK server's own playback latency (``jack_lsp -l``
     on ``system:playback_1``; two periods of the dummy driver) comes on top and
     is shown apart. A wall-clock figure is given too: from sending the request
     to receiving the first changed chunk on the audio PUB.
@@ -29,30 +29,23 @@ makes sense. Three figures:
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zmq
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from cadenza.proto import cadenza_v1_pb2 as pb  # noqa: E402
-from cadenza.proto import wire  # noqa: E402
-from server_harness import ServeProcess, child_env, free_ports, set_parameters  # noqa: E402
+from bench.jack import JackServer
+from bench.proc import Serve
+from bench.table import Row
+from cadenza.proto import wire
+from server_harness import child_env, free_ports, set_parameters
 
 SR = 48_000
 PROBE_GRAPH = """\
@@ -97,66 +90,14 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-# ----------------------------------------------------------------------------- JACK
-
-
-def _jack_running() -> bool:
-    lsp = shutil.which("jack_lsp")
-    if lsp is None:
-        return False
-    env = dict(os.environ, JACK_NO_START_SERVER="1")
-    return subprocess.run([lsp], env=env, capture_output=True, timeout=10).returncode == 0
-
-
-@contextmanager
-def jack_server() -> Iterator[bool]:
-    """A JACK server for the JACK rows: the running one, or a dummy one started here (None: no JACK)."""
-    if _jack_running():
-        yield True
-        return
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        yield False
-        return
-    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen([jackd, "--no-realtime", "-d", "dummy", "-r", str(SR), "-p", "960"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        while not _jack_running():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                yield False
-                return
-            time.sleep(0.1)
-        yield True
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def jack_playback_latency_ms() -> float | None:
-    try:
-        out = subprocess.run(["jack_lsp", "-l", "system:playback_1"], capture_output=True, text=True, timeout=10,
-                             env=dict(os.environ, JACK_NO_START_SERVER="1")).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for line in out.splitlines():
-        if "playback latency" in line:
-            frames = int(line.split("[")[1].split()[0])
-            return 1000.0 * frames / SR
-    return None
-
-
 # ----------------------------------------------------------------------------- (a) control latency
 
 
-def control_latency(workdir: Path, ctx: zmq.Context[Any], sink: str, changes: int) -> dict[str, Any]:
+def control_latency(workdir: Path, ctx: zmq.Context[Any], sink: str, changes: int,
+                    env: dict[str, str] | None = None) -> dict[str, Any]:
     graph = workdir / "probe.yaml"
     graph.write_text(PROBE_GRAPH)
-    with ServeProcess(["--graph", str(graph)], workdir, sink=sink, name=f"latency-{sink}") as server:
+    with Serve(["--graph", str(graph)], workdir, sink=sink, name=f"latency-{sink}", env=env) as server:
         client = server.control(ctx)
         audio = server.audio(ctx)
         lookahead_ms = client.status().lookahead_ms
@@ -221,7 +162,7 @@ def round_trip(workdir: Path, ctx: zmq.Context[Any], n: int, repeats: int) -> di
     assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
     results: dict[str, list[float]] = {"serve_p50": [], "serve_p99": [], "echo_p50": [], "echo_p99": []}
     try:
-        with ServeProcess(["--graph", str(graph)], workdir, sink="null", name="rtt") as server:
+        with Serve(["--graph", str(graph)], workdir, sink="null", name="rtt") as server:
             serve_sock = ctx.socket(zmq.DEALER)
             serve_sock.connect(server.ep.local("control"))
             echo_sock = ctx.socket(zmq.DEALER)
@@ -253,7 +194,7 @@ def updates_per_second(workdir: Path, ctx: zmq.Context[Any], seconds: float, rep
     graph = workdir / "batch.yaml"
     graph.write_text(BATCH_GRAPH)
     out: dict[str, list[float]] = {"single": [], "batched": []}
-    with ServeProcess(["--graph", str(graph)], workdir, sink="null", name="rate") as server:
+    with Serve(["--graph", str(graph)], workdir, sink="null", name="rate") as server:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
@@ -286,101 +227,70 @@ def updates_per_second(workdir: Path, ctx: zmq.Context[Any], seconds: float, rep
     return out
 
 
-# ----------------------------------------------------------------------------- main
+# ----------------------------------------------------------------------------- rows
 
 
-def machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{platform.machine()}, {os.cpu_count()} cores{f' ({model})' if model else ''}, "
-            f"Python {platform.python_version()}, pyzmq {zmq.__version__} / libzmq {zmq.zmq_version()}, "
-            f"{platform.system()}")
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions (about a minute)")
-    ap.add_argument("--out", default=str(HERE / "live.md"))
-    args = ap.parse_args()
-    changes = 50 if args.quick else 120
-    rtt_n, rtt_repeats = (2000, 3) if args.quick else (5000, 7)
-    rate_s, rate_repeats = (2.0, 3) if args.quick else (5.0, 5)
-
-    rows: list[str] = []
-    notes: list[str] = []
-    ctx: zmq.Context[Any] = zmq.Context()
-    with tempfile.TemporaryDirectory(prefix="cadenza-bench-") as tmp:
-        work = Path(tmp)
-        lat = {"null": control_latency(work, ctx, "null", changes)}
-        with jack_server() as have_jack:
-            if have_jack:
-                lat["jack"] = control_latency(work, ctx, "jack", changes)
-                jack_ms = jack_playback_latency_ms()
-            else:
-                notes.append("No JACK server (and no jackd to start one): no JACK row.")
-        for sink, r in lat.items():
-            s = r["stream"]
-            if len(s) < 10:
-                rows.append(f"| control latency, {sink} sink | too few detections ({len(s)}) | | | | ≤ 50 ms | no |")
-                continue
-            med, p99 = statistics.median(s), pct(s, 99)
-            extra = ""
-            if sink == "jack" and jack_ms is not None:
-                extra = f"; + JACK playback latency {jack_ms:.0f} ms → {med + jack_ms:.0f} ms at the DAC"
-            rows.append(
-                f"| control latency, {sink} sink (reply → first changed sample heard; n={len(s)}, "
-                f"missed {r['misses']}) | median {med:.1f} ms, p99 {p99:.1f} ms{extra} | lookahead "
-                f"{r['lookahead_ms']:.0f} ms | {med / r['lookahead_ms']:.2f}× | ≤ 50 ms median | "
-                f"{'yes' if med <= 50 else 'no'} |")
-            w = r["wall"]
-            rows.append(f"| send → first changed chunk on the audio PUB, {sink} sink | median "
-                        f"{statistics.median(w):.1f} ms, p99 {pct(w, 99):.1f} ms | | | | |")
-
-        rt = round_trip(work, ctx, rtt_n, rtt_repeats)
-        s50, s99 = statistics.median(rt["serve_p50"]), statistics.median(rt["serve_p99"])
-        e50, e99 = statistics.median(rt["echo_p50"]), statistics.median(rt["echo_p99"])
-        rows.append(f"| SetParameters round trip, loopback ({rtt_repeats}×{rtt_n}) | median {s50:.0f} µs, "
-                    f"p99 {s99:.0f} µs | bare pyzmq DEALER/ROUTER echo: median {e50:.0f} µs, p99 {e99:.0f} µs | "
-                    f"{s50 / e50:.2f}× (p99 {s99 / e99:.2f}×) | ≤ 2× | {'yes' if s50 / e50 <= 2 else 'no'} |")
-
-        ups = updates_per_second(work, ctx, rate_s, rate_repeats)
-        single, batched = statistics.median(ups["single"]), statistics.median(ups["batched"])
-        rows.append(f"| parameter updates/s, 1 value per request (pipelined, {WINDOW} in flight) | "
-                    f"{single:,.0f}/s | | | ≥ 20,000/s | {'yes' if single >= 20_000 else 'no'} |")
-        rows.append(f"| parameter updates/s, {BATCH} values per request | {batched:,.0f}/s "
-                    f"({batched / BATCH:,.0f} requests/s) | 1 per request: {single:,.0f}/s | "
-                    f"{batched / single:.1f}× | ≥ 20,000/s | {'yes' if batched >= 20_000 else 'no'} |")
-    ctx.destroy(linger=0)
-
-    doc = [
-        "# Cadenza live runtime benchmarks",
-        "",
-        f"`python bench/live.py{' --quick' if args.quick else ''}` — machine: {machine()}.",
-        f"Medians over repeats ({changes} brightness changes per sink; round trips {rtt_repeats}×{rtt_n}, "
-        f"interleaved with the echo baseline; throughput {rate_repeats}×{rate_s:g} s). "
-        "The server is a real `cadenza serve` process; the client is this process.",
-        "",
-        "| figure | value | baseline (same run) | ratio | goal | met |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
-        "Control latency = stream time of the first audio chunk that carries the change minus the stream time "
-        "playing when the reply arrived (the reply's generation frontier minus the reported lookahead). The "
-        "change lands in the block generated right after the request (Ok.stream_time), so the figure is the "
-        "lookahead plus at most one control period.",
-        *notes,
+def _latency_rows(sink: str, r: dict[str, Any], jack_ms: float | None) -> list[Row]:
+    s, w = r["stream"], r["wall"]
+    figure = f"control latency heard, {sink} sink (SetParameters reply → first changed sample)"
+    if len(s) < 10:
+        return [Row(figure, f"too few detections ({len(s)} of {len(s) + r['misses']})", goal="≤ 50 ms median",
+                    met=False)]
+    med, p99 = statistics.median(s), pct(s, 99)
+    extra = f"; + JACK playback latency {jack_ms:.0f} ms → {med + jack_ms:.0f} ms at the DAC" if jack_ms else ""
+    look = r["lookahead_ms"]
+    return [
+        Row(figure, f"median {med:.1f} ms, p99 {p99:.1f} ms{extra}"
+            + (f" ({r['misses']} of {len(s) + r['misses']} flips not detected)" if r["misses"] else ""),
+            f"lookahead {look:.0f} ms",
+            f"{med / look:.2f}× lookahead", "≤ 50 ms median (ours); ≤ 2 s (Lyria RealTime)",
+            med <= 50 and p99 <= 2000, len(s),
+            "Control latency heard = stream time of the first audio chunk that carries a brightness flip minus "
+            "the stream time playing when the reply arrived (the reply's generation frontier minus the reported "
+            "lookahead); the change lands in the block generated right after the request (Ok.stream_time), so "
+            "the figure is the lookahead plus at most one control period."
+            ),
+        Row(f"control latency wall, {sink} sink (send → first changed chunk received on the audio PUB)",
+            f"median {statistics.median(w):.1f} ms, p99 {pct(w, 99):.1f} ms", runs=len(w)),
     ]
-    text = "\n".join(doc) + "\n"
-    print(text)
-    Path(args.out).write_text(text)
-    return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def rows(quick: bool) -> list[Row]:
+    changes = 25 if quick else 120
+    rtt_n, rtt_repeats = (2000, 3) if quick else (5000, 7)
+    rate_s, rate_repeats = (1.5, 3) if quick else (5.0, 5)
+    out: list[Row] = []
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        with tempfile.TemporaryDirectory(prefix="cadenza-bench-") as tmp:
+            work = Path(tmp)
+            out += _latency_rows("null", control_latency(work, ctx, "null", changes), None)
+            if JackServer.available():
+                with JackServer(work / "jackd.log") as jack:
+                    lat = control_latency(work, ctx, "jack", changes, env=jack.env)
+                    jack_ms = jack.playback_latency_ms()
+                out += _latency_rows("jack", lat, jack_ms)
+            else:
+                out.append(Row.not_run("control latency heard, jack sink",
+                                       "jackd is not installed (apt install jackd2)", "≤ 50 ms median"))
+
+            rt = round_trip(work, ctx, rtt_n, rtt_repeats)
+            s50, s99 = statistics.median(rt["serve_p50"]), statistics.median(rt["serve_p99"])
+            e50, e99 = statistics.median(rt["echo_p50"]), statistics.median(rt["echo_p99"])
+            out.append(Row(f"SetParameters round trip, loopback, one in flight ({rtt_n} per run)",
+                           f"median {s50:.0f} µs, p99 {s99:.0f} µs",
+                           f"bare pyzmq DEALER/ROUTER echo: median {e50:.0f} µs, p99 {e99:.0f} µs",
+                           f"{s50 / e50:.2f}× (p99 {s99 / e99:.2f}×)", "≤ 2× the bare echo", s50 / e50 <= 2,
+                           rtt_repeats, "Round trips: runs interleaved with the echo baseline; the value is the "
+                           "median of the runs' medians (and of their p99s)."))
+
+            ups = updates_per_second(work, ctx, rate_s, rate_repeats)
+            single, batched = statistics.median(ups["single"]), statistics.median(ups["batched"])
+            out.append(Row(f"parameter updates/s, 1 value per request ({WINDOW} requests in flight)",
+                           f"{single:,.0f}/s", "", "", "≥ 20,000/s", single >= 20_000, rate_repeats))
+            out.append(Row(f"parameter updates/s, {BATCH} values per request", f"{batched:,.0f}/s "
+                           f"({batched / BATCH:,.0f} requests/s)", f"1 per request: {single:,.0f}/s",
+                           f"{batched / single:.1f}×", "≥ 20,000/s", batched >= 20_000, rate_repeats))
+    finally:
+        ctx.destroy(linger=0)
+    return out
