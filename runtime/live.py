@@ -16,6 +16,23 @@ one it paces itself on the monotonic clock. The audio callback (in the device
 sink) only copies from its ring. When the device runs dry (an xrun) the
 callback holds and fades instead of clicking, the engine publishes an ``xrun``
 event and widens the lookahead by half, up to ``max_lookahead``.
+
+Faults it rides through, each published as an event:
+
+- **held up** (the generation thread woke late or a step took long — CPU
+  contention): when three times that delay exceeds the lookahead (and is within
+  ``max_lookahead``), the lookahead widens to cover it before the device runs dry (a ``warning`` event says by
+  how much and why; ``Status.lookahead_ms`` shows it). It never narrows again
+  during a run.
+- **stall** (the device played on without us — the process was stopped): one
+  ``xrun`` event with ``source="stall"`` per stall and the frames the device
+  played meanwhile; the device sink resumes with a fade. The lookahead is not
+  widened: no queue survives the whole process being stopped.
+- **a sink fails** (disk full for a file sink): a ``warning`` event naming
+  the sink and the reason; that sink is closed and dropped, the others go on.
+- **the device is lost** (audio server killed): a ``warning`` event with the
+  device and the reason; generation goes on in real time into the other sinks
+  (the device sink then paces itself on the monotonic clock).
 """
 
 from __future__ import annotations
@@ -28,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cadenza.errors import CadenzaError
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
 from cadenza.runtime.conductor import Block, Conductor
 from cadenza.runtime.graph.spec import (
@@ -44,6 +62,8 @@ DEFAULT_LOOKAHEAD_S = 0.03
 MAX_LOOKAHEAD_S = 0.5
 MIX_EVENT_INTERVAL_S = 0.1
 STATUS_EVENT_INTERVAL_S = 1.0
+PACE_SLEEP_S = 0.002  # the generation thread's sleep while it is far enough ahead
+JITTER_SAFETY = 3.0  # the lookahead must cover this many times the worst hold-up seen
 
 
 def direct_graph(prompts: Sequence[tuple[str, str | None, float]]) -> Graph:
@@ -78,9 +98,13 @@ class LiveEngine:
 
     def __init__(self, backend: Backend, sinks: list[Sink], *, lookahead_s: float = DEFAULT_LOOKAHEAD_S,
                  seed: int = 0, publish: Callable[[Block | None, list[dict[str, object]]], None] | None = None,
-                 clock_sink: object | None = None) -> None:
+                 clock_sink: object | None = None, sink_names: Sequence[str] | None = None) -> None:
         self.backend = backend
-        self.sinks = sinks
+        self.sinks = list(sinks)
+        # what events call each sink (its --sink spec), by identity
+        self.sink_names = {id(k): (sink_names[i] if sink_names is not None else type(k).__name__)
+                           for i, k in enumerate(self.sinks)}
+        self.failed_sinks: dict[str, str] = {}  # name → why it was dropped
         self.seed = seed
         self.lookahead_s = lookahead_s
         self.max_lookahead_s = max(MAX_LOOKAHEAD_S, lookahead_s)
@@ -148,15 +172,56 @@ class LiveEngine:
         except BaseException as exc:  # noqa: BLE001 — reported by the server, never silently lost
             self.error = exc
 
+    def _write_sinks(self, pcm: np.ndarray, events: list[dict[str, object]]) -> None:
+        """Every sink gets the block; one that fails is closed and dropped with a warning, the rest go on."""
+        for sink in list(self.sinks):
+            try:
+                sink.write(pcm)
+            except CadenzaError as exc:
+                name = self.sink_names.get(id(sink), type(sink).__name__)
+                self.sinks.remove(sink)
+                self.failed_sinks[name] = str(exc)
+                try:
+                    sink.close()
+                except Exception:  # noqa: BLE001 — it failed already; the message says why
+                    pass
+                if sink is self.clock_sink:  # pace on the monotonic clock from here on
+                    self.clock_sink = None
+                    self._started_at = time.monotonic() - (self.frame + pcm.shape[0]) / SAMPLE_RATE
+                others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks) or "none"
+                events.append({"event": "warning", "where": name,
+                               "message": f"sink {name} failed and was closed: {exc}; generation goes on "
+                                          f"(other sinks: {others})"})
+
+    def _held_up(self, delay_s: float, events: list[dict[str, object]]) -> None:
+        """Widen the lookahead when ``JITTER_SAFETY`` × a hold-up of the generation thread exceeds it.
+
+        A hold-up no lookahead up to ``max_lookahead`` could cover is a stall
+        (the process was stopped), reported by the device sink, not jitter.
+        """
+        need = JITTER_SAFETY * delay_s
+        if need <= self.lookahead_s or self.lookahead_s >= self.max_lookahead_s or need > self.max_lookahead_s:
+            return
+        old = self.lookahead_s
+        self.lookahead_s = min(self.max_lookahead_s, max(need, old * 1.5))
+        events.append({"event": "warning", "where": "lookahead",
+                       "message": f"lookahead widened from {1000 * old:.1f} to {1000 * self.lookahead_s:.1f} ms: "
+                                  f"the generation thread was held up {1000 * delay_s:.1f} ms (CPU contention?)"})
+
     def _loop(self) -> None:
-        last_underruns = 0
+        last_underruns = last_underrun_frames = last_stalls = last_stall_frames = 0
         started_device = False
+        device_lost = False
+        pending: list[dict[str, object]] = []
         while True:
             stopping = self._stop.is_set()
             if not stopping:
                 target = int(self.lookahead_s * SAMPLE_RATE)
                 while self.queued_frames() > target and not self._stop.is_set():
-                    time.sleep(0.002)
+                    t_sleep = time.perf_counter()
+                    time.sleep(PACE_SLEEP_S)
+                    if started_device and not device_lost:
+                        self._held_up(time.perf_counter() - t_sleep - PACE_SLEEP_S, pending)
                     if self.clock_sink is not None and not started_device:
                         self.clock_sink.start()  # type: ignore[attr-defined]
                         started_device = True
@@ -172,26 +237,50 @@ class LiveEngine:
                 pcm *= np.linspace(1.0, 0.0, n, dtype=np.float32)[:, None]
             if block is None and conductor is not None:
                 conductor.frame += pcm.shape[0]  # paused: the stream clock runs on in silence
-            for sink in self.sinks:
-                sink.write(pcm)
+            events: list[dict[str, object]] = pending
+            pending = []
+            self._write_sinks(pcm, events)
             self.frame += pcm.shape[0]
             self.stats.frames = self.frame
             self.stats.steps += 1
-            self.stats.step_seconds.append(time.perf_counter() - t0)
-            events: list[dict[str, object]] = []
+            step_s = time.perf_counter() - t0
+            self.stats.step_seconds.append(step_s)
+            if started_device and not device_lost:
+                self._held_up(step_s, events)
             while self._inbox:
                 events.append(self._inbox.popleft())
-            if self.clock_sink is not None:
-                under = int(self.clock_sink.underruns)  # type: ignore[attr-defined]
+            clock = self.clock_sink
+            if clock is not None:
+                under = int(clock.underruns)  # type: ignore[attr-defined]
                 if under > last_underruns:
                     self.stats.xruns += under - last_underruns
                     last_underruns = under
+                    lost_frames = int(clock.underrun_frames) - last_underrun_frames  # type: ignore[attr-defined]
+                    last_underrun_frames += lost_frames
                     old = self.lookahead_s
                     self.lookahead_s = min(self.max_lookahead_s, self.lookahead_s * 1.5)
                     events.append({"event": "xrun", "count": self.stats.xruns, "source": "device",
-                                   "frames_lost": int(self.clock_sink.underrun_frames),  # type: ignore[attr-defined]
+                                   "frames_lost": lost_frames,
                                    "lookahead_ms": round(1000 * self.lookahead_s, 1),
                                    "previous_lookahead_ms": round(1000 * old, 1)})
+                stalls = int(getattr(clock, "stalls", 0))
+                if stalls > last_stalls:
+                    self.stats.xruns += stalls - last_stalls
+                    last_stalls = stalls
+                    frames = int(getattr(clock, "stall_frames", 0)) - last_stall_frames
+                    last_stall_frames += frames
+                    events.append({"event": "xrun", "count": self.stats.xruns, "source": "stall",
+                                   "frames_lost": frames})
+                lost = getattr(clock, "lost", None)
+                if lost and not device_lost:
+                    device_lost = True
+                    name = self.sink_names.get(id(clock), type(clock).__name__)
+                    self.failed_sinks[name] = str(lost)
+                    others = ", ".join(self.sink_names.get(id(k), type(k).__name__)
+                                       for k in self.sinks if k is not clock) or "none"
+                    events.append({"event": "warning", "where": name,
+                                   "message": f"{lost}; generation goes on in real time (other sinks: {others}); "
+                                              "restart the runtime once the device is back to hear it again"})
             if self.publish is not None:
                 self.publish(block, events)
             if stopping:

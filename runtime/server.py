@@ -204,7 +204,8 @@ class _Publisher:
         self._queue: collections.deque[tuple[zmq.Socket[bytes], list[bytes]]] = collections.deque()
         self._wake = threading.Event()
         self._stopping = False
-        self.dropped = 0
+        self.dropped = 0  # messages dropped, all sockets
+        self.dropped_on: collections.Counter[zmq.Socket[bytes]] = collections.Counter()  # … per socket
         self._thread = threading.Thread(target=self._run, name="cadenza-publish", daemon=True)
 
     def start(self) -> None:
@@ -214,6 +215,7 @@ class _Publisher:
         """Queue one message (any thread; the generation thread in practice)."""
         if len(self._queue) >= self.MAX_QUEUED:
             self.dropped += 1
+            self.dropped_on[sock] += 1
             return
         self._queue.append((sock, frames))
         self._wake.set()
@@ -228,6 +230,7 @@ class _Publisher:
                     sock.send_multipart(frames, zmq.NOBLOCK)
                 except zmq.ZMQError:  # zmq.Again at the high-water mark
                     self.dropped += 1
+                    self.dropped_on[sock] += 1
             if self._stopping:
                 return
 
@@ -378,7 +381,7 @@ class Server:
         live = self.live
         st = Status(stream_time=live.frame, playing=live.playing, xruns=live.stats.xruns,
                     lookahead_ms=1000.0 * live.lookahead_s, event_sequences=dict(self.seq),
-                    audio_sequence=self.audio_seq, events_dropped=self.publisher.dropped,
+                    audio_sequence=self.audio_seq, events_dropped=self.publisher.dropped_on[self.events_sock],
                     replies_dropped=self.replies_dropped, sink_faults=dict(live.failed_sinks))
         if with_server:
             st.server.CopyFrom(self.server_info())

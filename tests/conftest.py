@@ -14,12 +14,21 @@ JACK dummy server clocks audio like a sound card without making any noise:
 When none of these gives a device the test is skipped on a developer machine,
 but fails when ``CADENZA_REQUIRE_AUDIO=1`` (CI sets it), so CI can never pass by
 skipping the audio tests.
+
+Fault tests that kill, restart or load an audio server get one of their own
+from the ``private_jack`` fixture: a factory of :class:`JackServer`, a JACK
+dummy server under a name of its own (``jackd -n NAME``), which a runtime
+reaches through ``JACK_DEFAULT_SERVER`` in ``server.env`` — no other test's
+server is touched. It skips/fails like ``audio_output`` when ``jackd`` is
+missing.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -151,3 +160,102 @@ def _sine(frames: int, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarra
 def make_sine() -> Callable[..., np.ndarray]:
     """``make_sine(frames, freq=440.0, amplitude=0.5)``: a stereo float32 ``(frames, 2)`` sine at 48 kHz."""
     return _sine
+
+
+# ----------------------------------------------------------------------------- a JACK server of a test's own
+
+_jack_names = itertools.count()
+
+
+class JackServer:
+    """A JACK dummy server of one test's own: ``jackd -n NAME -d dummy -r 48000 -p 960``.
+
+    ``realtime=True`` runs it with ``-R`` (SCHED_FIFO, as a production JACK
+    server runs, which also makes its clients' process threads real-time); when
+    the system refuses real-time scheduling it runs ``--no-realtime`` and
+    ``self.realtime`` says so. ``env`` is what a process needs to use this
+    server (and never start one). ``kill()`` and ``start()`` again restart it
+    under the same name.
+    """
+
+    def __init__(self, workdir: Path, *, realtime: bool = False) -> None:
+        self.name = f"cadenza-test-{os.getpid()}-{next(_jack_names)}"
+        self.workdir = workdir
+        self.want_realtime = realtime
+        self.realtime = False
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.env = _jack_env()
+        self.env["JACK_DEFAULT_SERVER"] = self.name
+
+    def _argv(self, realtime: bool) -> list[str]:
+        jackd = shutil.which("jackd") or "jackd"
+        mode = ["-R", "-P", "70"] if realtime else ["--no-realtime"]
+        return [jackd, "-n", self.name, *mode, "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", "960"]
+
+    def running(self) -> bool:
+        try:
+            done = subprocess.run(["jack_lsp"], env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
+
+    def start(self) -> JackServer:
+        """Start (or restart) the server; returns once ``jack_lsp`` sees it."""
+        tries = [True, False] if self.want_realtime else [False]
+        log_text = ""
+        for realtime in tries:
+            self.starts += 1
+            log_path = self.workdir / f"jackd-{self.name}-{self.starts}.log"
+            with open(log_path, "wb") as log:
+                self.proc = subprocess.Popen(self._argv(realtime), env=self.env, stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + JACK_START_TIMEOUT
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if self.running():
+                    self.realtime = realtime
+                    return self
+                time.sleep(0.05)
+            self.stop()
+            log_text = log_path.read_text(errors="replace").strip()
+        _no_audio(f"could not start `{' '.join(self._argv(tries[-1]))}`: {log_text[-2000:]}")
+        return self  # unreachable: _no_audio raises
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` (SIGKILL: the server dies as in a crash) and wait for the process to end."""
+        assert self.proc is not None and self.proc.poll() is None, "the JACK server is not running"
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=10)
+
+    def ports(self) -> list[str]:
+        """Every port on this server (``jack_lsp``)."""
+        out = subprocess.run(["jack_lsp"], env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=10).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def private_jack(tmp_path: Path) -> Iterator[Callable[..., JackServer]]:
+    """``private_jack(realtime=False)``: start a :class:`JackServer` of this test's own (stopped at the end)."""
+    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
+        _no_audio("jackd is not installed (`apt install jackd2`): no JACK server for this fault test")
+    servers: list[JackServer] = []
+
+    def make(realtime: bool = False) -> JackServer:
+        server = JackServer(tmp_path, realtime=realtime)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -121,8 +121,11 @@ class ServeProcess:
     """
 
     def __init__(self, args: Sequence[str], workdir: Path, *, sink: str = "null", endpoints: bool = True,
-                 host: str = "127.0.0.1", name: str = "serve") -> None:
+                 host: str = "127.0.0.1", name: str = "serve", env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.args = list(args)
+        self.env = env  # environment variables set over child_env() (e.g. JACK_DEFAULT_SERVER)
+        self.preexec_fn = preexec_fn  # run in the child before exec (e.g. a resource limit)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.sink = sink
@@ -150,7 +153,8 @@ class ServeProcess:
         """Start the process without waiting for it to be ready."""
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         env=child_env(), cwd=self.workdir)
+                                         env={**child_env(), **(self.env or {})}, cwd=self.workdir,
+                                         preexec_fn=self.preexec_fn)
         return self.proc
 
     def start(self, timeout: float = READY_TIMEOUT_S, attempts: int = 3) -> ServeProcess:
@@ -210,6 +214,18 @@ class ServeProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory now (``VmRSS`` in /proc/PID/status)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no VmRSS in /proc/{self.pid}/status")
 
     def __enter__(self) -> ServeProcess:
         return self.start()

@@ -28,26 +28,33 @@ user would see it:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import audio_metrics as am
 import numpy as np
 import pytest
+import soundfile
 import zmq
 
 from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.proto import wire
+from cadenza.runtime.sinks.device import FADE_FRAMES
+from conftest import JackServer
 from server_harness import (
     ACTION_GAME,
     SAMPLE_RATE,
@@ -666,3 +673,479 @@ def test_jack_60s_of_1000_parameter_updates_per_second_without_xruns(
         played = (st1.stream_time - st0.stream_time) / SAMPLE_RATE
         wall = time.monotonic() - t0
         assert wall - 0.5 <= played <= wall + 0.5, f"{played:.2f} s of audio in {wall:.2f} s"
+
+
+# ============================================================================ faults of the process, the CPU, the
+# audio server and the disk, against a JACK server of the test's own (conftest.private_jack)
+
+
+def _require(what: str) -> None:
+    """Skip, or fail under CADENZA_REQUIRE_AUDIO=1 (CI), when the machine cannot run a fault test."""
+    if os.environ.get("CADENZA_REQUIRE_AUDIO", "") == "1":
+        pytest.fail(f"{what} (CADENZA_REQUIRE_AUDIO=1 requires it)", pytrace=False)
+    pytest.skip(what)
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
+        time.sleep(poll)
+
+
+def _runtime_ports(jack: JackServer) -> list[str]:
+    """The runtime's output ports on ``jack`` (PortAudio's client), once they are there."""
+    ports: list[str] = []
+
+    def found() -> bool:
+        ports[:] = [p for p in jack.ports() if not p.startswith("system:")]
+        return len(ports) == 2
+
+    _wait_until(found, 10, "the runtime's two JACK output ports", poll=0.1)
+    return ports
+
+
+class Recorder:
+    """``jack_rec`` recording the runtime's output ports: every block the runtime handed the JACK server."""
+
+    def __init__(self, jack: JackServer, path: Path, seconds: float) -> None:
+        if shutil.which("jack_rec") is None:
+            _require("jack_rec (package jackd2) is not installed")
+        self.path = path
+        self.seconds = seconds
+        self.log = path.with_suffix(".log")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                ["jack_rec", "-f", str(path), "-d", f"{seconds:g}", "-b", "32", *_runtime_ports(jack)],
+                env=jack.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_recording(self, timeout: float = 10.0) -> None:
+        """Return once audio is being written to the file (past its header)."""
+        _wait_until(lambda: self.path.exists() and self.path.stat().st_size > 100_000, timeout,
+                    f"jack_rec writing {self.path.name}")
+
+    def result(self, timeout: float = 30.0) -> np.ndarray:
+        rc = self.proc.wait(timeout=timeout)
+        assert rc == 0, f"jack_rec exited {rc}: {self.log.read_text(errors='replace')[-2000:]}"
+        pcm, sr = soundfile.read(self.path, dtype="float32", always_2d=True)
+        assert sr == SAMPLE_RATE and pcm.shape[1] == 2
+        return pcm
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _longest_silence(pcm: np.ndarray, floor: float = 1e-4) -> int:
+    """The longest run of frames where every channel is within ``floor`` of 0."""
+    quiet = np.all(np.abs(pcm) < floor, axis=1).astype(np.int8)
+    if not quiet.any():
+        return 0
+    edges = np.diff(np.concatenate([[0], quiet, [0]]))
+    return int(np.max(np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)))
+
+
+def _pace(samples: list[tuple[float, int]]) -> tuple[float, float]:
+    """(stream/wall slope, worst drift in s) of (wall seconds, stream_time) samples."""
+    walls = np.array([w for w, _ in samples])
+    streams = np.array([s for _, s in samples]) / SAMPLE_RATE
+    slope = float(np.polyfit(walls, streams, 1)[0])
+    lag = (walls - walls[0]) - (streams - streams[0])
+    return slope, float(np.max(np.abs(lag)))
+
+
+def _behind_ahead(samples: list[tuple[float, int]]) -> tuple[float, float]:
+    """How far the stream fell behind the wall clock, and ran ahead of it (s), from the first sample on."""
+    walls = np.array([w for w, _ in samples])
+    streams = np.array([s for _, s in samples]) / SAMPLE_RATE
+    lag = (walls - walls[0]) - (streams - streams[0])
+    return max(0.0, float(lag.max())), max(0.0, float(-lag.min()))
+
+
+def _watch_pace(control: Control, seconds: float, every: float = 0.1) -> tuple[list[tuple[float, int]], pb.Status]:
+    """GetStatus every ``every`` s for ``seconds``: the (wall, stream_time) samples and the last status."""
+    samples = []
+    end = time.monotonic() + seconds
+    st = control.status()
+    while True:
+        samples.append((time.monotonic(), st.stream_time))
+        if time.monotonic() >= end:
+            return samples, st
+        time.sleep(every)
+        st = control.status()
+
+
+def _playing(control: Control, seconds: float = 0.5) -> pb.Status:
+    return control.wait_status(lambda s: s.playing and s.stream_time >= seconds * SAMPLE_RATE, 20,
+                               f"{seconds:g} s of stream played")
+
+
+STOP_S = 0.5
+
+
+@pytest.mark.slow
+def test_sigstop_500ms_one_xrun_resumes_without_a_click_and_the_sdk_does_not_hang(
+        tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
+    """The runtime process is stopped (SIGSTOP) for 500 ms mid-stream, then continued.
+
+    Heard (``jack_rec`` on the runtime's JACK ports: every block it handed the
+    server): no click anywhere and no silence longer than the 10 ms hold;
+    published: exactly one ``xrun`` (source ``stall``) whose ``frames_lost`` is
+    the stop; an SDK call made while the runtime was stopped returns, answered,
+    once it runs again (well within its timeout); the stream keeps real time
+    after it.
+    """
+    from cadenza.sdk import Client
+
+    jack = private_jack()
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="jack", env=jack.env)
+    with server:
+        xruns = server.events(ctx, ["xrun"])
+        control = server.control(ctx)
+        control.ok(set_parameters({"mode": "combat", "danger": 0.8, "health": 60}, bypass=True))
+        _playing(control)
+        rec = Recorder(jack, tmp_path / "heard.wav", 4.0)
+        sdk = Client(server.ep.local("control"), server.ep.local("events"), timeout=3.0, heartbeat=0,
+                     name="fault-test")
+        try:
+            assert sdk.status().playing
+            rec.wait_recording()
+            outcome: dict[str, Any] = {}
+
+            def call_while_stopped() -> None:
+                try:
+                    outcome["ack"] = sdk.set(danger=0.6)
+                except Exception as exc:  # noqa: BLE001 — reported by the assertion below
+                    outcome["error"] = exc
+                outcome["at"] = time.monotonic()
+
+            caller = threading.Thread(target=call_while_stopped)
+            os.kill(server.pid, signal.SIGSTOP)
+            t_stop = time.monotonic()
+            try:
+                caller.start()
+                time.sleep(STOP_S)  # the fault itself: stopped this long
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+            t_cont = time.monotonic()
+            caller.join(timeout=10)
+            assert not caller.is_alive(), "the SDK call made during the stop never returned"
+            assert "error" not in outcome, f"the SDK call failed: {outcome['error']!r}"
+            answered = outcome["at"] - t_stop
+            assert outcome["at"] >= t_cont and answered < 3.0, f"answered {answered:.3f} s after the stop"
+
+            ev = xruns.wait_for(lambda e: True, 5, "xrun after the stop")
+            later = xruns.events_for(1.5)
+            heard = rec.result()
+        finally:
+            sdk.close()
+            rec.kill()
+        assert not later, f"more than one xrun for one stop: {[e.payload for e in later]}"
+        assert isinstance(ev.payload, pb.Xrun)
+        assert ev.payload.source == "stall" and ev.payload.count == 1, ev.payload
+        stopped = ev.payload.frames_lost / SAMPLE_RATE
+        assert STOP_S * 0.7 <= stopped <= STOP_S + 0.5, f"the xrun says {stopped:.3f} s lost for a {STOP_S} s stop"
+
+        samples, st = _watch_pace(control, 1.0)
+        assert st.xruns == 1 and st.playing
+        slope, drift = _pace(samples)
+        assert 0.9 <= slope <= 1.1, f"after the stop the stream ran at {slope:.3f}× real time"
+
+        clicks = am.click_report(heard)
+        silence = _longest_silence(heard)
+        rms = float(np.sqrt(np.mean(heard.astype(np.float64) ** 2)))
+        assert rms > 0.01, f"the recording is (nearly) silent: RMS {rms:.4f}"
+        assert not clicks.has_clicks, str(clicks)
+        assert silence <= FADE_FRAMES, f"{silence} silent frames in a row (the hold is {FADE_FRAMES})"
+        print(f"\nSIGSTOP {STOP_S * 1000:.0f} ms: one xrun ({stopped * 1000:.0f} ms lost, source stall); SDK call "
+              f"answered {answered * 1000:.0f} ms after the stop; heard {len(heard) / SAMPLE_RATE:.1f} s: "
+              f"worst click ratio {clicks.worst_ratio:.2f}, longest silence {silence} frames; "
+              f"stream/wall after {slope:.3f}")
+
+
+BURN_S = 10.0
+BURNERS_PER_CORE = 4
+BURN_NICE = 0  # how much *above* the runtime's priority the burners run (0: the same)
+BURNER = textwrap.dedent("""
+    import multiprocessing, os, sys, time
+
+    def burn(until, boost):
+        try:
+            os.nice(-boost)
+        except PermissionError:  # not root: the runtime's own priority
+            pass
+        while time.monotonic() < until:
+            pass
+
+    if __name__ == "__main__":
+        until = time.monotonic() + float(sys.argv[1])
+        workers = [multiprocessing.Process(target=burn, args=(until, int(sys.argv[3])))
+                   for _ in range(int(sys.argv[2]))]
+        for w in workers:
+            w.start()
+        print("burning", flush=True)
+        for w in workers:
+            w.join()
+""")
+
+
+@pytest.mark.slow
+def test_cpu_contention_widens_the_lookahead_without_a_dropout(
+        tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
+    """Another process burns every core (two busy workers per core, at a higher priority: nice -5) for 10 s.
+
+    The JACK server runs real-time, as a production one does (so the device
+    clock and the callback thread keep time); the runtime's generation thread
+    competes with the burners: it is held up, the lookahead widens (a warning
+    event, ``Status.lookahead_ms``) and no dropout is longer than the device
+    sink's 10 ms hold — measured: none at all. The stream keeps real time.
+    """
+    jack = private_jack(realtime=True)
+    if not jack.realtime:
+        _require("the system refuses real-time scheduling for jackd -R")
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="jack", env=jack.env)
+    with server:
+        events = server.events(ctx, ["warning", "xrun"])
+        control = server.control(ctx)
+        control.ok(set_parameters({"mode": "combat", "danger": 0.8}, bypass=True))
+        st0 = _playing(control)
+        workers = BURNERS_PER_CORE * (os.cpu_count() or 2)
+        out = tmp_path / "burner.out"
+        with open(out, "w") as f:
+            burner = subprocess.Popen([sys.executable, "-c", BURNER, f"{BURN_S:g}", str(workers), str(BURN_NICE)],
+                                      stdout=f, stderr=subprocess.STDOUT)
+        try:
+            _wait_until(lambda: "burning" in out.read_text(), 10, "the burner starting")
+            samples, _ = _watch_pace(control, BURN_S, every=0.2)
+            assert burner.wait(timeout=30) == 0, out.read_text()
+        finally:
+            if burner.poll() is None:
+                burner.kill()
+                burner.wait()
+        got = events.events_for(0.5)
+        st = control.status()
+    widened = [e for e in got if e.topic == "warning" and e.payload.field == "lookahead"]  # type: ignore[union-attr]
+    xrun_events = [e.payload for e in got if e.topic == "xrun"]
+    slope, drift = _pace(samples)
+    print(f"\nCPU contention ({workers} busy workers, {BURN_S:g} s): lookahead {st0.lookahead_ms:.1f} → "
+          f"{st.lookahead_ms:.1f} ms in {len(widened)} steps "
+          f"({'; '.join(e.payload.message for e in widened)}); xruns {st.xruns}, "  # type: ignore[union-attr]
+          f"longest dropout {max((x.frames_lost for x in xrun_events), default=0)} frames; "
+          f"stream/wall {slope:.4f}, drift {drift * 1000:.0f} ms (the lookahead runs it ahead)")
+    assert st.lookahead_ms > st0.lookahead_ms and widened, "the lookahead did not widen under contention"
+    assert all(x.frames_lost <= FADE_FRAMES for x in xrun_events), (
+        f"a dropout longer than the {FADE_FRAMES}-frame hold: {xrun_events}")
+    assert st.xruns == len(xrun_events)
+    behind, ahead = _behind_ahead(samples)
+    widened_s = (st.lookahead_ms - st0.lookahead_ms) / 1000
+    assert behind < 0.1, f"the stream fell {behind:.3f} s behind the wall clock"
+    assert ahead < widened_s + 0.1, f"the stream ran {ahead:.3f} s ahead (the lookahead grew {widened_s:.3f} s)"
+
+
+@pytest.mark.slow
+def test_jack_server_killed_and_restarted_mid_stream(
+        tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
+    """The JACK server dies (SIGKILL) while the runtime plays into it and a WAV file.
+
+    The runtime says so at once (a ``warning`` event naming the device and the
+    reason; ``Status.sink_faults``), keeps generating in real time into the WAV
+    sink (stream time and the file keep growing, no gap), and when the server
+    is back it plays into it again without a restart.
+    """
+    jack = private_jack()
+    wav = tmp_path / "kept.wav"
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=f"jack,wav:{wav}", env=jack.env)
+    with server:
+        warnings = server.events(ctx, ["warning"])
+        control = server.control(ctx)
+        _playing(control)
+        _runtime_ports(jack)
+        t_kill = time.monotonic()
+        jack.kill(signal.SIGKILL)
+        ev = warnings.wait_for(lambda e: e.payload.field == "jack", 10, "about the lost device")  # type: ignore[union-attr]
+        noticed = time.monotonic() - t_kill
+        msg = ev.payload.message  # type: ignore[union-attr]
+        assert "lost" in msg and "JACK" in msg and "stream stopped" in msg, msg
+
+        wav_before = soundfile.info(str(wav)).frames
+        samples, st = _watch_pace(control, 2.0)
+        slope, drift = _pace(samples)
+        assert 0.95 <= slope <= 1.05 and drift < 0.15, f"generation did not keep real time: {slope:.3f}, {drift:.3f}"
+        assert "jack" in st.sink_faults and "lost" in st.sink_faults["jack"], st.sink_faults
+        assert soundfile.info(str(wav)).frames >= wav_before + SAMPLE_RATE, "the WAV sink stopped receiving audio"
+
+        jack.start()  # the same server name again
+        back = warnings.wait_for(lambda e: e.payload.field == "jack" and "back" in e.payload.message,  # type: ignore[union-attr]
+                                 20, "saying the device is back")
+        rec = Recorder(jack, tmp_path / "after.wav", 1.0)
+        heard = rec.result()
+        rms = float(np.sqrt(np.mean(heard.astype(np.float64) ** 2)))
+        assert rms > 0.01, f"nothing heard from the restarted server: RMS {rms:.4f}"
+
+        rc, took = server.stop()
+        assert rc == 0 and took < 5, f"exit {rc} after {took:.1f} s; {server.stderr_text[-2000:]}"
+    info = soundfile.info(str(wav))
+    assert abs(info.frames - st.stream_time) < 10 * SAMPLE_RATE  # the file holds the whole run
+    print(f"\nJACK killed: noticed in {noticed * 1000:.0f} ms; generation kept real time (slope {slope:.4f}) into the "
+          f"WAV; back: {back.payload.message}; heard RMS {rms:.3f} after the restart")  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def _tiny_filesystem(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``where`` (needs root), unmounted after."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        _require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_disk_full_for_the_wav_sink_reports_it_and_the_device_keeps_playing(
+        tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
+    """The WAV sink's file system fills up (a real 512 KiB tmpfs) while the device sink plays.
+
+    A ``warning`` event names the sink and the path and says why (no space
+    left); ``Status.sink_faults`` holds it; the device keeps playing: 0 xruns,
+    the stream keeps real time, and a recording of the runtime's JACK ports
+    after the failure is music without clicks.
+    """
+    jack = private_jack()
+    with _tiny_filesystem(tmp_path / "small", "512k") as small:
+        wav = small / "full.wav"
+        spec = f"wav:{wav}"
+        server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=f"jack,{spec}", env=jack.env)
+        with server:
+            warnings = server.events(ctx, ["warning", "xrun"])
+            control = server.control(ctx)
+            control.ok(set_parameters({"mode": "combat", "danger": 0.8}, bypass=True))
+            ev = warnings.wait_for(lambda e: e.topic == "warning" and e.payload.field == spec,  # type: ignore[union-attr]
+                                   30, "about the full disk")
+            msg = ev.payload.message  # type: ignore[union-attr]
+            assert str(wav) in msg and "No space left on device" in msg, msg
+            assert "jack" in msg  # … and which sinks go on
+            failed_at = ev.stream_time / SAMPLE_RATE
+            rec = Recorder(jack, tmp_path / "after.wav", 2.0)
+            samples, st = _watch_pace(control, 2.0)
+            heard = rec.result()
+            later = [e for e in warnings.events_for(0.2) if e.topic == "xrun"]
+    slope, drift = _pace(samples)
+    clicks = am.click_report(heard)
+    rms = float(np.sqrt(np.mean(heard.astype(np.float64) ** 2)))
+    print(f"\ndisk full after {failed_at:.2f} s of stream: \"{msg}\"; device: xruns {st.xruns}, stream/wall {slope:.4f}, "
+          f"heard RMS {rms:.3f}, worst click ratio {clicks.worst_ratio:.2f}")
+    assert spec in st.sink_faults and "No space left" in st.sink_faults[spec], st.sink_faults
+    assert st.xruns == 0 and not later
+    assert 0.95 <= slope <= 1.05 and drift < 0.15
+    assert rms > 0.01 and not clicks.has_clicks, f"RMS {rms:.4f}; {clicks}"
+
+
+SLOW_REQUESTS = 60_000
+
+
+@pytest.mark.slow
+def test_slow_consumer_costs_bounded_memory_and_counted_drops_not_audio(
+        tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
+    """A client sends 60,000 requests (half answered with a large Status, half publishing a warning event) and
+    never reads a reply, an event or an audio chunk.
+
+    The runtime's memory stays bounded (ZeroMQ high-water marks: its RSS
+    levels off far below what the unread replies and events weigh), the
+    replies it could not queue are counted (``Status.replies_dropped``), the
+    slow subscriber finds the events it lost as gaps in the per-topic
+    sequence numbers, a healthy subscriber alongside loses nothing it was
+    sent, and the audio does not suffer: 0 xruns, the stream keeps real time.
+    """
+    jack = private_jack()
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="jack", env=jack.env)
+    with server:
+        control = server.control(ctx)
+        _playing(control)
+        healthy = server.events(ctx, ["warning"])
+
+        def never_reads(kind: int) -> zmq.Socket[bytes]:
+            sock: zmq.Socket[bytes] = ctx.socket(kind)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.RCVHWM, 10)
+            sock.setsockopt(zmq.RCVBUF, 4096)
+            return sock
+
+        slow_events = never_reads(zmq.SUB)
+        slow_events.setsockopt(zmq.SUBSCRIBE, b"")
+        slow_events.connect(server.ep.local("events"))
+        slow_audio = never_reads(zmq.SUB)
+        slow_audio.setsockopt(zmq.SUBSCRIBE, b"")
+        slow_audio.connect(server.ep.local("audio"))
+        slow = never_reads(zmq.DEALER)
+        slow.setsockopt(zmq.SNDHWM, 0)
+        slow.connect(server.ep.local("control"))
+        _wait_until(lambda: control.status().stream_time > 0, 5, "a status")
+        rss0 = server.rss_bytes()
+
+        status_req = wire.encode_request(pb.GetStatus(), 1)
+        # a control the synth cannot honour: each request publishes one warning event
+        warn_req = wire.encode_request(pb.SetControls(controls=pb.Controls(temperature=0.5)), 2)
+        reply_size = len(wire.encode_reply(1, control.status()))
+        rss: list[tuple[int, int]] = []
+        pace: list[tuple[float, int]] = []
+        healthy_seqs: list[int] = []
+        t0 = time.monotonic()
+        for i in range(SLOW_REQUESTS):
+            slow.send(warn_req if i % 2 else status_req)
+            if i % 2000 == 0:
+                rss.append((i, server.rss_bytes()))
+                pace.append((time.monotonic(), control.status().stream_time))
+                while (ev := healthy.recv_event(0)) is not None:
+                    healthy_seqs.append(ev.sequence)
+        # give the runtime time to answer the rest while the client still reads nothing
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            rss.append((SLOW_REQUESTS, server.rss_bytes()))
+            pace.append((time.monotonic(), control.status().stream_time))
+            while (ev := healthy.recv_event(0)) is not None:
+                healthy_seqs.append(ev.sequence)
+            time.sleep(0.1)
+        elapsed = time.monotonic() - t0
+        st = control.status()
+        while (ev := healthy.recv_event(0.2)) is not None:
+            healthy_seqs.append(ev.sequence)
+
+        # what the slow subscriber got, once it finally reads: its losses show as sequence gaps
+        slow_seqs: list[int] = []
+        last_warning = st.event_sequences["warning"]
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and slow_events.poll(500, zmq.POLLIN):
+            event = wire.decode_event(slow_events.recv_multipart())
+            if event.topic == "warning":
+                slow_seqs.append(event.sequence)
+                if event.sequence >= last_warning:
+                    break
+        for sock in (slow, slow_events, slow_audio):
+            sock.close(0)
+
+    peak = max(r for _, r in rss)
+    growth = peak - rss0
+    unread = SLOW_REQUESTS // 2 * reply_size + SLOW_REQUESTS // 2 * 300
+    half = [r for i, r in rss if i >= SLOW_REQUESTS // 2]
+    slope, drift = _pace(pace)
+    gaps = sum(b - a - 1 for a, b in zip(slow_seqs, slow_seqs[1:]) if b > a + 1)
+    warnings_sent = st.event_sequences["warning"]
+    healthy_missing = len(set(range(healthy_seqs[0], healthy_seqs[-1] + 1)) - set(healthy_seqs)) if healthy_seqs else 0
+    print(f"\nslow consumer: {SLOW_REQUESTS} requests in {elapsed:.1f} s, ~{unread / 1e6:.0f} MB of replies and events "
+          f"never read; runtime RSS {rss0 / 1e6:.1f} → peak {peak / 1e6:.1f} MB (+{growth / 1e6:.1f} MB), "
+          f"last half spread {(max(half) - min(half)) / 1e6:.1f} MB; replies dropped {st.replies_dropped}, events "
+          f"dropped by the runtime {st.events_dropped}; the slow subscriber got {len(slow_seqs)} of {warnings_sent} "
+          f"warnings ({gaps} in sequence gaps), the healthy one {len(healthy_seqs)} (missing {healthy_missing}); "
+          f"xruns {st.xruns}, stream/wall {slope:.4f}")
+    assert growth < 40e6 and growth < unread / 2, f"RSS grew {growth / 1e6:.1f} MB"
+    assert max(half) - min(half) < 15e6, f"RSS kept growing: {[r for _, r in rss]}"
+    assert st.replies_dropped > 0, "no reply drop was counted"
+    assert gaps > 0 and len(slow_seqs) < warnings_sent, "the slow subscriber lost nothing?"
+    assert healthy_missing <= st.events_dropped, "a healthy subscriber lost events the runtime did not count"
+    assert st.xruns == 0
+    assert 0.95 <= slope <= 1.05 and drift < 0.15, f"the stream fell behind: {slope:.3f}, {drift:.3f} s"

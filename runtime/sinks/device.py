@@ -15,6 +15,23 @@ The ring is single-producer/single-consumer: ``write`` only advances the
 a lock. A producer faster than real time is held back by ``write`` blocking,
 which is how an offline-speed generator ends up playing at the device's rate.
 
+Faults the sink survives, and what it does about each:
+
+- **underrun** (the producer was late): the callback holds the last sample
+  and fades it out, then fades the music back in when it returns;
+- **stall** (the whole process, or the audio thread, was held up — SIGSTOP, a
+  starved CPU — and the device played on without us, seen as a jump of
+  PortAudio's clock between two callbacks): counted in ``stalls`` and
+  ``stall_frames``; the resumption holds and fades the last sample, then
+  fades the music in, so it never starts with a click;
+- **lost device** (the stream stopped — a JACK server killed, a card
+  unplugged — or took no audio for ``stall_timeout``): ``lost`` names the
+  device and the reason; from then on ``write`` discards audio and
+  ``queued_frames`` is paced by the monotonic clock, so a live producer goes
+  on generating in real time into its other sinks. The dead stream is
+  abandoned without another PortAudio call: PortAudio's JACK host API waits
+  forever in ``Pa_CloseStream``/``Pa_Terminate`` once its server is gone.
+
 ``sounddevice`` (and with it libportaudio) is imported lazily, inside this
 module only, so nothing else in the package needs PortAudio installed. Foreign
 errors (missing library, ``PortAudioError``) are translated to
@@ -23,6 +40,7 @@ errors (missing library, ``PortAudioError``) are translated to
 
 from __future__ import annotations
 
+import atexit
 import sys
 import time
 from collections.abc import Callable
@@ -49,6 +67,16 @@ NO_DEVICE_HINT = (
 # DeviceSinks whose stream is open; rescan_devices() must not pull PortAudio
 # out from under them.
 _open_streams = 0
+# Streams whose device was lost: kept referenced (their callbacks must stay
+# alive) and never closed, because closing one whose JACK server died hangs.
+_abandoned_streams: list[Any] = []
+
+#: A callback this much later than the previous block's length means the device
+#: played on without us (the process or the audio thread was held up).
+STALL_S = 0.05
+#: Hold-and-fade of the last sample on an underrun or a stall, then the fade-in
+#: of the music when it returns (frames, 10 ms each).
+FADE_FRAMES = 480
 
 
 def _sounddevice() -> ModuleType:
@@ -266,8 +294,14 @@ def release_portaudio() -> None:
     PortAudio's JACK host API keeps a JACK client open from initialisation on,
     and aborts the process at exit (an assertion in ``Pa_Terminate``) if that
     JACK server has gone away first. Call this before stopping a JACK server
-    the process used. Refused while a :class:`DeviceSink` is open.
+    the process used. Refused while a :class:`DeviceSink` is open, and after a
+    device was lost (PortAudio would wait forever on the dead JACK server).
     """
+    if _abandoned_streams:
+        raise AudioError(
+            f"cannot shut PortAudio down after losing {len(_abandoned_streams)} output stream(s): its JACK "
+            "host API waits forever on a server that is gone; restart the process to use that device again"
+        )
     if _open_streams:
         raise UsageError(
             f"cannot release PortAudio while {_open_streams} DeviceSink(s) are open; close them first"
@@ -361,7 +395,12 @@ class DeviceSink:
       while the stream was live (the producer was late), and the silent frames
       they inserted;
     - ``output_underflows``: callbacks flagged ``output_underflow`` by
-      PortAudio itself (the host missed a deadline; not our ring's fault).
+      PortAudio itself (the host missed a deadline; not our ring's fault);
+    - ``stalls`` / ``stall_frames``: callbacks that came ``STALL_S`` or more
+      after the previous block ran out (the device played on without us), and
+      the frames the device played meanwhile;
+    - ``lost``: None while the device plays, else why it was given up (see the
+      module docstring: writes are then discarded at the wall clock's pace).
     """
 
     def __init__(
@@ -397,9 +436,21 @@ class DeviceSink:
         self._draining = False
         self.underruns = 0
         self.underrun_frames = 0
-        self._fade = np.linspace(1.0, 0.0, 480, dtype=np.float32)  # 10 ms hold-and-fade on an underrun
+        self._fade = np.linspace(1.0, 0.0, FADE_FRAMES, dtype=np.float32)  # hold-and-fade on an underrun
+        self._rise = np.ascontiguousarray(self._fade[::-1])  # fade-in when the music returns
+        self._rise_pos = FADE_FRAMES  # frames of the fade-in already played (all: none pending)
         self._last = np.zeros(CHANNELS, dtype=np.float32)
         self.output_underflows = 0
+        self.stalls = 0
+        self.stall_frames = 0
+        self._prev_time = 0.0  # PortAudio's clock at the previous callback
+        self._prev_block = 0.0  # seconds in the previous callback's block
+        self.lost: str | None = None
+        self._lost_clock = 0.0  # monotonic time of the loss
+        self._lost_base = 0  # frames_written at the loss
+        self._discarded = 0  # frames written after the loss (dropped)
+        self._seen_read = 0  # ring.read when the producer last saw it move
+        self._seen_at = 0.0
         try:
             self._stream: Any = sd.OutputStream(
                 device=self.device.index,
@@ -426,38 +477,63 @@ class DeviceSink:
         one block, so it:
 
         - only copies from the preallocated ring into ``outdata``; it never
-          allocates an audio buffer (only the few small view objects any
-          Python code creates), never blocks, sleeps, takes a lock, logs,
+          allocates an audio buffer (only the few small view and float objects
+          any Python code creates), never blocks, sleeps, takes a lock, logs,
           prints, raises or touches the file system;
         - always fills ``outdata`` completely: frames the producer has not
           written yet become the last sample held and faded to silence over
           10 ms (no click), and the callback counts one underrun (plus
-          ``underrun_frames``) unless ``close()`` is draining the tail;
+          ``underrun_frames``) unless ``close()`` is draining the tail; when
+          the music returns it fades in over 10 ms;
+        - notices a stall (PortAudio's clock moved on by more than the last
+          block plus ``STALL_S``: the device played without us), counts it,
+          and resumes with the last sample held and faded, then the music
+          faded in — never a jump;
         - frees space for ``write`` only by advancing ``ring.read`` after the
           copy (single-producer/single-consumer, no lock);
         - counts PortAudio's own ``output_underflow`` flag.
         """
         if status.output_underflow:
             self.output_underflows += 1
-        n = self._ring.pull_into(outdata)
-        if n < frames:
+        now = time_info.currentTime
+        body = outdata
+        if now > 0.0 and self._prev_time > 0.0:
+            late = now - self._prev_time - self._prev_block
+            if late > STALL_S:
+                self.stalls += 1
+                self.stall_frames += int(late * SAMPLE_RATE)
+                m = min(frames, FADE_FRAMES)
+                np.multiply(self._fade[:m, None], self._last, out=outdata[:m])
+                body = outdata[m:]
+                self._rise_pos = 0
+        self._prev_time = now
+        self._prev_block = frames / SAMPLE_RATE
+        want = body.shape[0]
+        n = self._ring.pull_into(body)
+        if self._rise_pos < FADE_FRAMES and n > 0:
+            k = min(n, FADE_FRAMES - self._rise_pos)
+            np.multiply(body[:k], self._rise[self._rise_pos : self._rise_pos + k, None], out=body[:k])
+            self._rise_pos += k
+        if n < want:
             # never a click: hold the last sample and fade it out over the gap (no allocation:
-            # the ramp is preallocated, the multiply writes into outdata)
-            m = min(frames - n, self._fade.shape[0])
-            last = outdata[n - 1] if n > 0 else self._last
-            np.multiply(self._fade[:m, None], last, out=outdata[n : n + m])
-            if m < frames - n:
-                outdata[n + m :] = 0.0
+            # the ramp is preallocated, the multiply writes into outdata), fade in what comes next
+            m = min(want - n, FADE_FRAMES)
+            last = body[n - 1] if n > 0 else (outdata[frames - want - 1] if want < frames else self._last)
+            np.multiply(self._fade[:m, None], last, out=body[n : n + m])
+            if m < want - n:
+                body[n + m :] = 0.0
+            self._rise_pos = 0
             if not self._draining:
                 self.underruns += 1
-                self.underrun_frames += frames - n
-        self._last[:] = outdata[frames - 1]
+                self.underrun_frames += want - n
+        if frames > 0:
+            self._last[:] = outdata[frames - 1]
 
     # -- the producer side --------------------------------------------------
 
     @property
     def frames_written(self) -> int:
-        return self._ring.written
+        return self._ring.written + self._discarded
 
     @property
     def frames_played(self) -> int:
@@ -465,8 +541,47 @@ class DeviceSink:
 
     @property
     def queued_frames(self) -> int:
-        """Frames written but not yet handed to the device."""
+        """Frames written but not yet handed to the device.
+
+        Also where a live producer learns that the device is gone (see
+        :meth:`check`): once ``lost``, the frames written since the loss less
+        the wall-clock time since then, so the producer keeps real time.
+        """
+        if self.lost is None:
+            self.check()
+        if self.lost is not None:
+            played = (time.monotonic() - self._lost_clock) * SAMPLE_RATE
+            return int(self.frames_written - self._lost_base - played)
         return self._ring.available()
+
+    def check(self) -> str | None:
+        """Give the device up if its stream stopped or took nothing for ``stall_timeout``; returns ``lost``.
+
+        Cheap (one PortAudio flag read) and never blocks.
+        """
+        if self.lost is not None or not self._started or self._closed:
+            return self.lost
+        now = time.monotonic()
+        if not self._stream.active:
+            self._lose("its stream stopped (audio server gone or device unplugged?)")
+        elif self._ring.read != self._seen_read or self._seen_at == 0.0:
+            self._seen_read, self._seen_at = self._ring.read, now
+        elif now - self._seen_at > self.stall_timeout:
+            self._lose(f"it took no audio for {self.stall_timeout:g} s (device stalled or audio server hung?)")
+        return self.lost
+
+    def _lose(self, reason: str) -> None:
+        """Abandon the stream (no PortAudio call: it may hang) and discard audio at the wall clock's pace."""
+        global _open_streams
+        self.lost = f"output device {self.device} lost: {reason}"
+        self._lost_clock = time.monotonic()
+        self._lost_base = self.frames_written
+        _abandoned_streams.append(self._stream)
+        _open_streams -= 1
+        sd = sys.modules.get("sounddevice")
+        handler = getattr(sd, "_exit_handler", None)
+        if handler is not None:
+            atexit.unregister(handler)  # it would stop and close the dead stream at exit: forever
 
     @property
     def output_latency(self) -> float:
@@ -483,27 +598,26 @@ class DeviceSink:
         except Exception as exc:  # sounddevice.PortAudioError
             raise AudioError(f"cannot start output device {self.device}: {exc}") from exc
         self._started = True
+        self._seen_read, self._seen_at = self._ring.read, time.monotonic()
 
-    def _wait_until(self, ready: Callable[[], bool], what: str) -> None:
-        """Sleep in small steps until ``ready()``; fail if the device stops consuming."""
+    def _wait_until(self, ready: Callable[[], bool], what: str) -> bool:
+        """Sleep in small steps until ``ready()``; False once the device is lost (see :meth:`check`)."""
         ring = self._ring
         last_read = ring.read
         last_progress = time.monotonic()
         while not ready():
             if not self._stream.active:
-                raise AudioError(
-                    f"output device {self.device} stopped while {what} "
-                    "(device unplugged or audio server gone?)"
-                )
+                self._lose(f"its stream stopped while {what} (audio server gone or device unplugged?)")
+                return False
             time.sleep(self._poll)
             now = time.monotonic()
             if ring.read != last_read:
                 last_read, last_progress = ring.read, now
             elif now - last_progress > self.stall_timeout:
-                raise AudioError(
-                    f"output device {self.device} took no audio for {self.stall_timeout:g} s "
-                    f"while {what} (device stalled or audio server hung?)"
-                )
+                self._lose(f"it took no audio for {self.stall_timeout:g} s while {what} "
+                           "(device stalled or audio server hung?)")
+                return False
+        return True
 
     def start(self) -> None:
         """Start playback now, with what is queued (a live producer's lookahead)."""
@@ -515,12 +629,17 @@ class DeviceSink:
         if self._closed:
             raise UsageError("DeviceSink.write() after close()")
         arr = as_block(block, "DeviceSink")
+        if self.lost is not None:
+            self._discarded += len(arr)
+            return
         ring = self._ring
         pos = ring.push(arr)
         while pos < len(arr):
             if not self._started:
                 self._start()
-            self._wait_until(lambda: ring.free() > 0, "waiting for room in the ring")
+            if not self._wait_until(lambda: ring.free() > 0, "waiting for room in the ring"):
+                self._discarded += len(arr) - pos
+                return
             pos += ring.push(arr[pos:])
         if not self._started and ring.free() == 0:
             self._start()
@@ -532,23 +651,27 @@ class DeviceSink:
         self._closed = True
         global _open_streams
         self._draining = True  # from here on, a short callback is the end, not an underrun
+        if self.lost is not None:
+            return  # the stream is abandoned: any PortAudio call on it may never return
         try:
             if drain:
                 if self._ring.available() > 0:
                     if not self._started:
                         self._start()
-                    self._wait_until(lambda: self._ring.available() == 0, "draining")
+                    if not self._wait_until(lambda: self._ring.available() == 0, "draining"):
+                        return  # lost while draining: abandoned, not closed (see finally)
                 if self._started:
                     self._stream.stop()  # returns once PortAudio played its buffers
             elif self._started:
                 self._stream.abort()
         finally:
-            try:
-                self._stream.close()
-            except Exception as exc:  # sounddevice.PortAudioError
-                raise AudioError(f"cannot close output device {self.device}: {exc}") from exc
-            finally:
-                _open_streams -= 1
+            if self.lost is None:  # a stream lost meanwhile is abandoned (counted off by _lose)
+                try:
+                    self._stream.close()
+                except Exception as exc:  # sounddevice.PortAudioError
+                    raise AudioError(f"cannot close output device {self.device}: {exc}") from exc
+                finally:
+                    _open_streams -= 1
 
     def __enter__(self) -> DeviceSink:
         return self
@@ -557,7 +680,8 @@ class DeviceSink:
         self.close(drain=exc_type is None)
 
     def __repr__(self) -> str:
+        lost = f", lost={self.lost!r}" if self.lost else ""
         return (
-            f"DeviceSink({self.device}, played={self.frames_played}, "
-            f"underruns={self.underruns}, output_underflows={self.output_underflows})"
+            f"DeviceSink({self.device}, played={self.frames_played}, underruns={self.underruns}, "
+            f"stalls={self.stalls}, output_underflows={self.output_underflows}{lost})"
         )

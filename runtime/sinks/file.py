@@ -35,6 +35,19 @@ FORMATS: dict[str, tuple[str, str]] = {
 _SFC_SET_UPDATE_HEADER_AUTO = 0x1061
 
 
+def _os_reason() -> str:
+    """The OS reason (errno) of libsndfile's last failed call on this thread, e.g. "No space left on device".
+
+    libsndfile reports a failed ``write()`` only as "System error."; the C
+    ``errno`` it left behind says which. Empty when there is none.
+    """
+    try:
+        err = int(getattr(soundfile, "_ffi").errno)  # noqa: B009 - soundfile's cffi handle, private
+    except (AttributeError, TypeError, ValueError):
+        return ""
+    return f"{os.strerror(err)} (errno {err})" if err else ""
+
+
 def _valid_extensions() -> str:
     return ", ".join(FORMATS)
 
@@ -121,7 +134,7 @@ class FileSink:
             self._file.write(arr)
         except (soundfile.SoundFileError, OSError, AssertionError) as exc:
             # soundfile asserts that every frame was written (disk full …)
-            reason = getattr(exc, "strerror", None) or str(exc) or "short write"
+            reason = _os_reason() or getattr(exc, "strerror", None) or str(exc) or "short write"
             raise AudioError(f"cannot write audio file {str(self.path)!r}: {reason}") from exc
         self.frames_written += arr.shape[0]
 
@@ -135,7 +148,7 @@ class FileSink:
             finally:
                 os.close(self._fd)
         except (soundfile.SoundFileError, OSError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
+            reason = getattr(exc, "strerror", None) or _os_reason() or str(exc)
             raise AudioError(f"cannot finish audio file {str(self.path)!r}: {reason}") from exc
 
     def __enter__(self) -> FileSink:
