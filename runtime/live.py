@@ -32,7 +32,9 @@ Faults it rides through, each published as an event:
   the sink and the reason; that sink is closed and dropped, the others go on.
 - **the device is lost** (audio server killed): a ``warning`` event with the
   device and the reason; generation goes on in real time into the other sinks
-  (the device sink then paces itself on the monotonic clock).
+  (the device sink then paces itself on the monotonic clock), and another
+  ``warning`` once the device sink plays again through its relay process
+  (the server came back); ``failed_sinks`` holds what is out of play now.
 """
 
 from __future__ import annotations
@@ -208,10 +210,26 @@ class LiveEngine:
                        "message": f"lookahead widened from {1000 * old:.1f} to {1000 * self.lookahead_s:.1f} ms: "
                                   f"the generation thread was held up {1000 * delay_s:.1f} ms (CPU contention?)"})
 
+    def _device_event(self, clock: object, state: str, before: str) -> dict[str, object]:
+        """The warning event for the device sink going ``before`` → ``state`` (lost / relayed / lost again)."""
+        name = self.sink_names.get(id(clock), type(clock).__name__)
+        others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks if k is not clock)
+        if state == "relayed":
+            self.failed_sinks.pop(name, None)
+            message = (f"output device {getattr(clock, 'relayed', '')} is back: playing again, through a relay "
+                       "process (this process's PortAudio cannot reopen a device it lost)")
+        else:
+            why = str(getattr(clock, "lost", "")) if before == "playing" else (
+                f"output device lost again: {getattr(clock, 'relay_error', '') or 'its relay process stopped'}")
+            self.failed_sinks[name] = why
+            message = (f"{why}; generation goes on in real time (other sinks: {others or 'none'}); the runtime "
+                       "tries to reopen the device every few seconds")
+        return {"event": "warning", "where": name, "message": message}
+
     def _loop(self) -> None:
         last_underruns = last_underrun_frames = last_stalls = last_stall_frames = 0
         started_device = False
-        device_lost = False
+        device_state = "playing"
         pending: list[dict[str, object]] = []
         while True:
             stopping = self._stop.is_set()
@@ -220,7 +238,7 @@ class LiveEngine:
                 while self.queued_frames() > target and not self._stop.is_set():
                     t_sleep = time.perf_counter()
                     time.sleep(PACE_SLEEP_S)
-                    if started_device and not device_lost:
+                    if started_device and device_state == "playing":
                         self._held_up(time.perf_counter() - t_sleep - PACE_SLEEP_S, pending)
                     if self.clock_sink is not None and not started_device:
                         self.clock_sink.start()  # type: ignore[attr-defined]
@@ -245,7 +263,7 @@ class LiveEngine:
             self.stats.steps += 1
             step_s = time.perf_counter() - t0
             self.stats.step_seconds.append(step_s)
-            if started_device and not device_lost:
+            if started_device and device_state == "playing":
                 self._held_up(step_s, events)
             while self._inbox:
                 events.append(self._inbox.popleft())
@@ -271,16 +289,10 @@ class LiveEngine:
                     last_stall_frames += frames
                     events.append({"event": "xrun", "count": self.stats.xruns, "source": "stall",
                                    "frames_lost": frames})
-                lost = getattr(clock, "lost", None)
-                if lost and not device_lost:
-                    device_lost = True
-                    name = self.sink_names.get(id(clock), type(clock).__name__)
-                    self.failed_sinks[name] = str(lost)
-                    others = ", ".join(self.sink_names.get(id(k), type(k).__name__)
-                                       for k in self.sinks if k is not clock) or "none"
-                    events.append({"event": "warning", "where": name,
-                                   "message": f"{lost}; generation goes on in real time (other sinks: {others}); "
-                                              "restart the runtime once the device is back to hear it again"})
+                state = str(getattr(clock, "state", "playing"))
+                if state != device_state:
+                    events.append(self._device_event(clock, state, device_state))
+                    device_state = state
             if self.publish is not None:
                 self.publish(block, events)
             if stopping:

@@ -26,11 +26,20 @@ Faults the sink survives, and what it does about each:
   fades the music in, so it never starts with a click;
 - **lost device** (the stream stopped — a JACK server killed, a card
   unplugged — or took no audio for ``stall_timeout``): ``lost`` names the
-  device and the reason; from then on ``write`` discards audio and
-  ``queued_frames`` is paced by the monotonic clock, so a live producer goes
-  on generating in real time into its other sinks. The dead stream is
-  abandoned without another PortAudio call: PortAudio's JACK host API waits
-  forever in ``Pa_CloseStream``/``Pa_Terminate`` once its server is gone.
+  device and the reason; from then on ``queued_frames`` is paced by the
+  monotonic clock, so a live producer goes on generating in real time into
+  its other sinks. The dead stream is abandoned without another PortAudio
+  call: PortAudio's JACK host API waits forever in
+  ``Pa_CloseStream``/``Pa_Terminate`` once its server is gone, so this process
+  can never reopen the device itself. Instead the sink starts a **relay**
+  (:mod:`cadenza.runtime.sinks.relay`, a fresh process with a fresh
+  PortAudio) every few seconds until one opens the device again; then
+  ``relayed`` names it and ``write`` pipes the audio there (``state``:
+  ``playing`` → ``lost`` → ``relayed``, and back to ``lost`` if the relay
+  loses it too). The relay's underruns and stalls are added to this sink's.
+  ``write`` blocks while the relay's (small) pipe is full, so the relay's
+  device paces the producer as the sink's own ring did; the relay adds its
+  ring and that pipe (~0.15 s) to the latency.
 
 ``sounddevice`` (and with it libportaudio) is imported lazily, inside this
 module only, so nothing else in the package needs PortAudio installed. Foreign
@@ -41,6 +50,9 @@ errors (missing library, ``PortAudioError``) are translated to
 from __future__ import annotations
 
 import atexit
+import os
+import select
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -77,6 +89,14 @@ STALL_S = 0.05
 #: Hold-and-fade of the last sample on an underrun or a stall, then the fade-in
 #: of the music when it returns (frames, 10 ms each).
 FADE_FRAMES = 480
+#: After losing its device, the sink tries a relay this long after the loss, then
+#: backs off by half each failure, up to RELAY_RETRY_MAX_S.
+RELAY_RETRY_S = 1.0
+RELAY_RETRY_MAX_S = 5.0
+RELAY_BUFFER_S = 0.1  # the relay's own ring (its added latency)
+PIPE_CHUNK = 4096  # bytes per write to the relay (whole frames)
+RELAY_PIPE_BYTES = 16384  # the pipe to the relay: small, so little latency builds up in it (~40 ms)
+RELAY_STALL_S = 0.5  # a relay whose pipe takes nothing for this long is given up
 
 
 def _sounddevice() -> ModuleType:
@@ -385,7 +405,9 @@ class DeviceSink:
 
     Playback starts once the ring is full (``buffer_seconds`` of audio queued,
     the lookahead the device has against a late producer), or at ``close()``
-    for shorter streams. ``close()`` plays out everything written, then stops.
+    for shorter streams; with ``fade_in`` its first 10 ms fade in (a stream
+    joined mid-music, as the relay does). ``close()`` plays out everything
+    written, then stops.
 
     Counters (readable from any thread at any time):
 
@@ -411,6 +433,7 @@ class DeviceSink:
         latency: float | str = "high",
         buffer_seconds: float = 0.1,
         stall_timeout: float = 5.0,
+        fade_in: bool = False,
     ) -> None:
         if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 0:
             raise UsageError(
@@ -426,6 +449,7 @@ class DeviceSink:
                 f"stall_timeout must be > 0 seconds, got {stall_timeout!r}", where="stall_timeout"
             )
         sd = _sounddevice()
+        self.selector = device
         self.device = find_output_device(device)
         self.stall_timeout = float(stall_timeout)
         self._ring = RingBuffer(max(1, round(buffer_seconds * SAMPLE_RATE)))
@@ -438,7 +462,8 @@ class DeviceSink:
         self.underrun_frames = 0
         self._fade = np.linspace(1.0, 0.0, FADE_FRAMES, dtype=np.float32)  # hold-and-fade on an underrun
         self._rise = np.ascontiguousarray(self._fade[::-1])  # fade-in when the music returns
-        self._rise_pos = FADE_FRAMES  # frames of the fade-in already played (all: none pending)
+        # frames of the fade-in already played (all: none pending); fade_in: the first 10 ms fade in
+        self._rise_pos = 0 if fade_in else FADE_FRAMES
         self._last = np.zeros(CHANNELS, dtype=np.float32)
         self.output_underflows = 0
         self.stalls = 0
@@ -451,6 +476,16 @@ class DeviceSink:
         self._discarded = 0  # frames written after the loss (dropped)
         self._seen_read = 0  # ring.read when the producer last saw it move
         self._seen_at = 0.0
+        # the relay process that plays for us once the device was lost (see the module docstring)
+        self.relayed: str | None = None  # the device the relay plays on, while it does
+        self.relay_error = ""  # why the last relay could not open the device, or lost it
+        self.relay_dropped = 0  # frames lost with a relay given up mid-block
+        self.relay_starts = 0
+        self._relay: subprocess.Popen[bytes] | None = None
+        self._relay_next = 0.0
+        self._relay_failures = 0
+        self._relay_out = b""
+        self._relay_seen = {"underruns": (0, 0), "stalls": (0, 0)}
         try:
             self._stream: Any = sd.OutputStream(
                 device=self.device.index,
@@ -483,8 +518,8 @@ class DeviceSink:
         - always fills ``outdata`` completely: frames the producer has not
           written yet become the last sample held and faded to silence over
           10 ms (no click), and the callback counts one underrun (plus
-          ``underrun_frames``) unless ``close()`` is draining the tail; when
-          the music returns it fades in over 10 ms;
+          ``underrun_frames``) unless ``close()`` is draining the tail or
+          nothing was written yet; when the music returns it fades in over 10 ms;
         - notices a stall (PortAudio's clock moved on by more than the last
           block plus ``STALL_S``: the device played without us), counts it,
           and resumes with the last sample held and faded, then the music
@@ -523,7 +558,7 @@ class DeviceSink:
             if m < want - n:
                 body[n + m :] = 0.0
             self._rise_pos = 0
-            if not self._draining:
+            if not self._draining and self._ring.written > 0:  # started before any audio: not late yet
                 self.underruns += 1
                 self.underrun_frames += want - n
         if frames > 0:
@@ -547,8 +582,7 @@ class DeviceSink:
         :meth:`check`): once ``lost``, the frames written since the loss less
         the wall-clock time since then, so the producer keeps real time.
         """
-        if self.lost is None:
-            self.check()
+        self.check()
         if self.lost is not None:
             played = (time.monotonic() - self._lost_clock) * SAMPLE_RATE
             return int(self.frames_written - self._lost_base - played)
@@ -557,9 +591,15 @@ class DeviceSink:
     def check(self) -> str | None:
         """Give the device up if its stream stopped or took nothing for ``stall_timeout``; returns ``lost``.
 
-        Cheap (one PortAudio flag read) and never blocks.
+        Cheap (one PortAudio flag read) and never blocks. Once lost, it tends
+        the relay instead: starts one when it is time, reads what it says.
         """
-        if self.lost is not None or not self._started or self._closed:
+        if self._closed:
+            return self.lost
+        if self.lost is not None:
+            self._tend_relay()
+            return self.lost
+        if not self._started:
             return self.lost
         now = time.monotonic()
         if not self._stream.active:
@@ -582,15 +622,128 @@ class DeviceSink:
         handler = getattr(sd, "_exit_handler", None)
         if handler is not None:
             atexit.unregister(handler)  # it would stop and close the dead stream at exit: forever
+        self._relay_next = self._lost_clock + RELAY_RETRY_S
+
+    # -- the relay (after a loss) --------------------------------------------
 
     @property
-    def output_latency(self) -> float:
-        """The device's own output latency in seconds (excluding the ring)."""
-        return float(self._stream.latency)
+    def state(self) -> str:
+        """``playing`` (the device), ``lost`` (audio discarded) or ``relayed`` (played by a relay process)."""
+        if self.lost is None:
+            return "playing"
+        return "relayed" if self.relayed is not None else "lost"
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
+    def _tend_relay(self) -> None:
+        relay = self._relay
+        if relay is None:
+            if time.monotonic() >= self._relay_next:
+                self._start_relay()
+            return
+        self._read_relay()
+        if relay.poll() is not None:
+            self._drop_relay(f"the relay exited with status {relay.returncode}")
+
+    def _start_relay(self) -> None:
+        env = dict(os.environ)
+        env["JACK_NO_START_SERVER"] = "1"  # reattach to a server that is back, never start one
+        selector = "" if self.selector is None else str(self.selector)
+        argv = [sys.executable, "-m", "cadenza.runtime.sinks.relay", selector, str(RELAY_BUFFER_S)]
+        try:
+            relay = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env)
+        except OSError as exc:
+            self.relay_error = f"cannot start the relay process: {exc}"
+            self._relay_backoff()
+            return
+        assert relay.stdin is not None and relay.stdout is not None
+        os.set_blocking(relay.stdin.fileno(), False)
+        os.set_blocking(relay.stdout.fileno(), False)
+        try:
+            import fcntl
+
+            fcntl.fcntl(relay.stdin.fileno(), fcntl.F_SETPIPE_SZ, RELAY_PIPE_BYTES)
+        except (ImportError, OSError, AttributeError):  # not Linux: the default pipe size, more latency
+            pass
+        self._relay, self._relay_out = relay, b""
+        self._relay_seen = {"underruns": (0, 0), "stalls": (0, 0)}
+        self.relay_starts += 1
+
+    def _read_relay(self) -> None:
+        relay = self._relay
+        assert relay is not None and relay.stdout is not None
+        try:
+            data = os.read(relay.stdout.fileno(), 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        self._relay_out += data
+        while b"\n" in self._relay_out:
+            raw, self._relay_out = self._relay_out.split(b"\n", 1)
+            kind, _, rest = raw.decode(errors="replace").partition(" ")
+            if kind == "ready":
+                self.relayed, self._relay_failures = rest, 0
+            elif kind in ("error", "lost"):
+                self.relay_error = rest
+            elif kind in self._relay_seen:
+                n, frames = (int(x) for x in rest.split())
+                seen_n, seen_frames = self._relay_seen[kind]
+                self._relay_seen[kind] = (n, frames)
+                if kind == "underruns":
+                    self.underruns += n - seen_n
+                    self.underrun_frames += frames - seen_frames
+                else:
+                    self.stalls += n - seen_n
+                    self.stall_frames += frames - seen_frames
+
+    def _drop_relay(self, reason: str) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            for pipe in (relay.stdin, relay.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
+            try:
+                relay.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
+        if self.relayed is not None:
+            self.relay_error = self.relay_error or reason
+        self.relayed = None
+        self._relay_backoff()
+
+    def _relay_backoff(self) -> None:
+        self._relay_failures += 1
+        delay = min(RELAY_RETRY_MAX_S, RELAY_RETRY_S * 1.5 ** (self._relay_failures - 1))
+        self._relay_next = time.monotonic() + delay
+
+    def _pipe_to_relay(self, arr: np.ndarray) -> None:
+        """Hand a block to the relay; blocks while its pipe is full, so the relay's device paces the producer
+        (as this sink's own ring does), but gives the relay up after ``RELAY_STALL_S`` without progress."""
+        relay = self._relay
+        assert relay is not None and relay.stdin is not None
+        view = memoryview(arr.tobytes())
+        fd = relay.stdin.fileno()
+        deadline = time.monotonic() + RELAY_STALL_S
+        while len(view):
+            try:
+                n = os.write(fd, view[:PIPE_CHUNK])
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.relay_dropped += len(view) // (CHANNELS * 4)
+                    self.relay_error = f"the relay took no audio for {RELAY_STALL_S:g} s"
+                    self._drop_relay(self.relay_error)
+                    return
+                select.select([], [fd], [], left)
+                continue
+            except OSError as exc:  # BrokenPipeError: the relay is gone
+                self.relay_dropped += len(view) // (CHANNELS * 4)
+                self._drop_relay(f"the relay's pipe broke: {exc}")
+                return
+            view = view[n:]
+            deadline = time.monotonic() + RELAY_STALL_S
 
     def _start(self) -> None:
         try:
@@ -631,6 +784,8 @@ class DeviceSink:
         arr = as_block(block, "DeviceSink")
         if self.lost is not None:
             self._discarded += len(arr)
+            if self.relayed is not None and self._relay is not None:
+                self._pipe_to_relay(arr)
             return
         ring = self._ring
         pos = ring.push(arr)
@@ -652,6 +807,9 @@ class DeviceSink:
         global _open_streams
         self._draining = True  # from here on, a short callback is the end, not an underrun
         if self.lost is not None:
+            if self._relay is not None:  # its stdin closes: it stops its device and exits
+                self.relay_error = ""
+                self._drop_relay("closed")
             return  # the stream is abandoned: any PortAudio call on it may never return
         try:
             if drain:

@@ -1,0 +1,90 @@
+"""The device relay: a fresh process that plays PCM piped to its stdin through a :class:`DeviceSink`.
+
+Why a process: PortAudio reads the audio servers once, at initialisation, and
+its JACK host API can neither reconnect to a server that died and came back nor
+be shut down to rescan (``Pa_CloseStream``/``Pa_Terminate`` wait forever on
+the dead server). A :class:`DeviceSink` that lost its device therefore starts
+this relay — a new process with a new PortAudio — until one opens the device
+again, and pipes its audio to it::
+
+    runtime (DeviceSink, lost)                  relay process
+    ──────────────────────────                  ─────────────
+    write(block) ─► os.write(stdin, nonblocking) ─► read ─► DeviceSink.write ─► device
+      (drops a block when the pipe is full)          (blocks on its ring: the device paces it)
+    check() ◄──────────── stdout lines ◄──────────── "ready DEVICE" | "error …" |
+                                                      "underruns N FRAMES" | "stalls N FRAMES" | "lost …"
+
+The protocol on stdout is one line per message, as above; the relay exits 0
+when its stdin closes, 3 when the device cannot be opened, 4 when it loses
+the device (then without any PortAudio call, like the sink it serves).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from cadenza.errors import AudioError
+from cadenza.runtime.backends.base import CHANNELS
+
+FRAME_BYTES = CHANNELS * 4  # float32 stereo
+EXIT_CANNOT_OPEN = 3
+EXIT_LOST = 4
+
+
+def serve(device: str | None, buffer_seconds: float) -> int:
+    """Open ``device`` and play stdin into it until stdin closes; returns the exit code."""
+    from cadenza.runtime.sinks.device import DeviceSink
+
+    out = sys.stdout
+    try:
+        sink = DeviceSink(device, buffer_seconds=buffer_seconds, latency="low", fade_in=True)  # joins mid-music
+    except AudioError as exc:
+        print(f"error {exc}", file=out, flush=True)
+        return EXIT_CANNOT_OPEN
+    # play (silence) at once: the audio then flows through with no backlog to build up in the pipe, and the
+    # first block fades in
+    try:
+        sink.start()
+    except AudioError as exc:
+        print(f"error {exc}", file=out, flush=True)
+        return EXIT_CANNOT_OPEN
+    print(f"ready {sink.device}", file=out, flush=True)
+    stdin = sys.stdin.buffer
+    pending = b""
+    told = (0, 0)
+    while True:
+        data = stdin.read1(65536)
+        if not data:
+            break
+        data = pending + data
+        usable = len(data) - len(data) % FRAME_BYTES
+        pending = data[usable:]
+        if usable:
+            sink.write(np.frombuffer(data[:usable], dtype=np.float32).reshape(-1, CHANNELS))
+        if sink.check() is not None:
+            print(f"lost {sink.lost}", file=out, flush=True)
+            os._exit(EXIT_LOST)  # no interpreter shutdown: nothing may touch the abandoned stream
+        now = (sink.underruns, sink.stalls)
+        if now != told:
+            if now[0] != told[0]:
+                print(f"underruns {sink.underruns} {sink.underrun_frames}", file=out, flush=True)
+            if now[1] != told[1]:
+                print(f"stalls {sink.stalls} {sink.stall_frames}", file=out, flush=True)
+            told = now
+    sink.close(drain=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cadenza.runtime.sinks.relay DEVICE BUFFER_SECONDS`` (DEVICE ``""``: the default)."""
+    args = sys.argv[1:] if argv is None else argv
+    device = args[0] if args and args[0] else None
+    buffer_seconds = float(args[1]) if len(args) > 1 else 0.1
+    return serve(device, buffer_seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
