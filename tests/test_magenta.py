@@ -157,6 +157,17 @@ def test_blocks_of_any_size_make_one_continuous_stream(backend: Any) -> None:
     assert np.abs(whole[FRAME:]).max() > 0  # the random model does make sound after its first frame
 
 
+def test_the_stream_is_the_librarys_own_generate_loop_bit_for_bit(backend: Any) -> None:
+    from magenta_rt.config import MUSICCOCA
+
+    style = backend.embed(TextPrompt("disco funk")).vector
+    system = backend.system
+    start = backend._reseed(system._jit_init_state(system._params, {}), 6)
+    wav, _ = system.generate(conditioning={MUSICCOCA.key: backend.style_tokens(style)}, frames=5, state=start)
+    ours, _ = backend.generate(backend.new_stream(6), style, Controls(), 5 * FRAME)
+    assert np.array_equal(ours, wav.samples.astype(np.float32))
+
+
 def test_fork_continues_identically_and_seeds_differ(backend: Any) -> None:
     style = backend.embed(TextPrompt("ambient")).vector
     a = backend.new_stream(1)

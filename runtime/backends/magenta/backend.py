@@ -285,6 +285,7 @@ class MagentaBackend:
         return cond, scales, held
 
     def _step(self, state: MagentaState, style: np.ndarray, controls: Controls) -> np.ndarray:
+        """One 40 ms frame through the library's ``generate()`` with this call's conditioning."""
         cond, scales, held = self.conditioning(state, style, controls)
         temperature = None if controls.temperature is None else float(controls.temperature)
         top_k = None if controls.top_k is None else int(controls.top_k)

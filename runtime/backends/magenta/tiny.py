@@ -54,8 +54,14 @@ def register() -> type:
     return CadenzaTiny
 
 
-def init_params(model_class: type, seed: int = 0) -> dict[str, object]:
-    """Random parameters for ``model_class`` through the library's sampler, flat ``a/b/c`` → array."""
+def init_params(model_class: type, seed: int = 0, *, fast: bool = False) -> dict[str, object]:
+    """Random parameters for ``model_class`` through the library's sampler, flat ``a/b/c`` → array.
+
+    ``fast`` takes only the parameter *shapes* from the sampler's ``init``
+    (``jax.eval_shape``: nothing compiled or run) and fills them with scaled
+    normal noise, ones for norm scales and zeros for biases — minutes faster for
+    the full-size models, for benchmarks where only the shapes matter.
+    """
     import flax
     import jax
     import jax.numpy as jnp
@@ -78,8 +84,23 @@ def init_params(model_class: type, seed: int = 0) -> dict[str, object]:
         return module.step_with_emits(first, state, training=False, constants=constants)
 
     key = jax.random.PRNGKey(seed)
-    variables = jax.jit(lambda rngs: sampler.init(rngs, method=one_step))(
-        {"params": key, "random": jax.random.fold_in(key, 1)})
+    rngs = {"params": key, "random": jax.random.fold_in(key, 1)}
+    if fast:
+        shapes = flax.core.meta.unbox(jax.eval_shape(lambda r: sampler.init(r, method=one_step), rngs))
+        flat_shapes = flax.traverse_util.flatten_dict(shapes, sep="/")
+        gen = np.random.default_rng(seed)
+        out: dict[str, object] = {}
+        for name, sd in flat_shapes.items():
+            leaf = name.rsplit("/", 1)[-1]
+            if leaf in ("scale", "gamma"):
+                out[name] = np.ones(sd.shape, sd.dtype)
+            elif leaf in ("bias", "beta"):
+                out[name] = np.zeros(sd.shape, sd.dtype)
+            else:
+                fan_in = sd.shape[-2] if len(sd.shape) >= 2 else max(1, sd.shape[-1] if sd.shape else 1)
+                out[name] = (gen.standard_normal(sd.shape, np.float32) / np.sqrt(fan_in)).astype(sd.dtype)
+        return out
+    variables = jax.jit(lambda r: sampler.init(r, method=one_step))(rngs)
     variables = flax.core.meta.unbox(variables)
     flat = flax.traverse_util.flatten_dict(variables, sep="/")
     return {k: np.asarray(v) for k, v in flat.items()}
