@@ -255,7 +255,8 @@ class Conductor:
         kernels.soft_limit(out, CEILING)
         for bt in beats:
             events.append({"time": round(bt.seconds, 6), "event": "bar" if bt.downbeat else "beat",
-                           "frame": bt.frame, "beat": bt.beat, "bar": bt.bar, "bpm": round(bt.bpm, 3)})
+                           "frame": bt.frame, "beat": bt.beat, "bar": bt.bar, "beat_in_bar": bt.beat_in_bar,
+                           "bpm": round(bt.bpm, 3), **({"estimated": True} if bt.estimated else {})})
         self.frame += n
         return Block(f0, out, fr, beats, events)
 

@@ -336,10 +336,12 @@ class Server:
             st = int(ev["frame"]) if "frame" in ev else int(round(t * SAMPLE_RATE))  # type: ignore[call-overload]
             if kind in ("beat", "bar"):
                 beat = PbBeat(beat=int(ev["beat"]), bar=int(ev["bar"]),  # type: ignore[call-overload]
-                              beat_in_bar=int(ev["beat"]) % 4, bpm=float(ev["bpm"]))  # type: ignore[call-overload,arg-type]
+                              beat_in_bar=int(ev.get("beat_in_bar", int(ev["beat"]) % 4)),  # type: ignore[call-overload]
+                              bpm=float(ev["bpm"]), estimated=bool(ev.get("estimated", False)))  # type: ignore[arg-type]
                 self._emit("beat", st, beat)
                 if kind == "bar":
-                    self._emit("bar", st, PbBeat(beat=beat.beat, bar=beat.bar, beat_in_bar=0, bpm=beat.bpm))
+                    self._emit("bar", st, PbBeat(beat=beat.beat, bar=beat.bar, beat_in_bar=0, bpm=beat.bpm,
+                                                 estimated=beat.estimated))
             elif kind == "state_scheduled":
                 self._emit("state", int(round(float(ev["at"]) * SAMPLE_RATE)), StateChange(  # type: ignore[arg-type]
                     name=str(ev["target"]), previous=str(ev.get("source") or ""), phase=StateChange.SCHEDULED,

@@ -177,8 +177,44 @@ def test_library_errors_are_cadenza_errors() -> None:
     from cadenza.runtime.backends import get_backend
     from cadenza.runtime.backends.base import Controls
 
-    with pytest.raises(CadenzaError, match="Available: \\['synth'\\]"):
+    with pytest.raises(CadenzaError, match="Available: \\['magenta', 'synth'\\]"):
         get_backend("nope")
     with pytest.raises(CadenzaError, match="bpm"):
         Controls(bpm=-5)
 
+
+
+WITHOUT_MAGENTA = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):  # as if `pip install cadenza` without the [magenta] extra
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("jax", "jaxlib", "flax", "magenta_rt", "huggingface_hub"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Missing())
+"""
+
+
+def test_without_the_magenta_extra_the_synth_plays_and_magenta_says_how_to_install(tmp_path: Path) -> None:
+    code = WITHOUT_MAGENTA + (
+        "from cadenza.errors import ModelError\n"
+        "from cadenza.runtime.backends import get_backend, BACKENDS\n"
+        "import cadenza.runtime.cli as cli\n"
+        "assert cli.build_parser().parse_args(['serve']).backend == 'synth'\n"
+        "assert get_backend('synth').name == 'synth'\n"
+        "try:\n"
+        "    get_backend('magenta', model='tiny')\n"
+        "except ModelError as exc:\n"
+        "    print('ERR', exc)\n"
+        f"rc = cli.main(['render', '--prompt', 'dark techno', '--seconds', '1', '--out', {str(tmp_path / 'a.wav')!r}])\n"
+        "print('RC', rc)\n"
+        "rc = cli.main(['models', 'list'])\n"
+        "print('RC', rc)\n"
+        "print('LOADED', sorted(m for m in ('jax', 'jaxlib', 'magenta_rt', 'huggingface_hub') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "ERR" in out and "pip install 'cadenza[magenta]'" in out
+    assert out.count("RC 0") == 1 and "RC 2" in out  # render works; models list explains
+    assert "LOADED []" in out
+    assert "pip install 'cadenza[magenta]'" in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / "a.wav").stat().st_size > 100_000

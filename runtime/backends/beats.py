@@ -41,7 +41,9 @@ WINDOW_S = 6.0
 MIN_HISTORY_S = 3.0
 BPM_MIN, BPM_MAX = 60.0, 200.0
 PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0
-MIN_PULSE = 0.1  # normalized autocorrelation below this: no pulse, no beats
+MIN_PULSE = 0.25  # prior-weighted normalized autocorrelation below this: no pulse (white noise peaks ≈ 0.13)
+DETREND_S = 0.4  # the local level an onset is measured against
+RECENT_S = 2.0  # onsets must have been heard this recently for a pulse to count
 BEATS_PER_BAR = 4
 TEMPO_TOLERANCE = 0.06  # relative tempo change followed smoothly
 PHASE_TOLERANCE = 0.2  # of a beat: phase errors followed smoothly
@@ -118,10 +120,12 @@ class BeatTracker:
     # --------------------------------------------------------------- analysis
     def _tempo(self, env: np.ndarray) -> float | None:
         """The beat period in hops (fractional), or None without a clear pulse."""
-        x = env - env.mean()
+        # onsets against their local level: a loudness step or swell is no pulse, a train of peaks is
+        width = int(DETREND_S * HOP_RATE)
+        x = env - np.convolve(env, np.full(width, 1.0 / width), mode="same")
         energy = float(np.dot(x, x))
-        if energy <= 1e-12:
-            return None
+        if energy <= 1e-12 or env[-int(RECENT_S * HOP_RATE):].std() < 0.05 * env.std():
+            return None  # nothing, or nothing lately: the music stopped
         n = x.shape[0]
         size = 1 << (2 * n - 1).bit_length()  # zero-padded: a linear, not circular, autocorrelation
         spec = np.fft.rfft(x, size)
@@ -131,7 +135,7 @@ class BeatTracker:
         ac[: lags.shape[0]] = full[lags] / energy
         score = ac * self._prior
         i = int(np.argmax(score))
-        if ac[i] < MIN_PULSE:
+        if score[i] < MIN_PULSE:
             return None
         lag = float(self._lags[i])
         if 0 < i < len(score) - 1:  # parabolic refinement of the peak
