@@ -32,7 +32,7 @@ def select_device(device: str | None) -> None:
     if "jax" in sys.modules:
         import jax
 
-        current = jax.config.jax_platforms
+        current = getattr(jax.config, "jax_platforms", None)
         if current and current.split(",")[0] != platform:
             raise UsageError(f"JAX already started on {current!r} in this process; cannot switch to {device}",
                              where="--device")

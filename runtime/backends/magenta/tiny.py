@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 LIBRARY_NAME = "cadenza_tiny"
 REPO_FILE = "checkpoints/cadenza_tiny.safetensors"
@@ -79,7 +80,7 @@ def init_params(model_class: type, seed: int = 0, *, fast: bool = False) -> dict
     first = sl.Sequence.from_values(jnp.full((1, 1, channels), 7, jnp.int32))  # all "masked" tokens
     constants = {"temperature": jnp.array([1.0]), "top_k": jnp.array([40], dtype=jnp.int32)}
 
-    def one_step(module):  # type: ignore[no-untyped-def]
+    def one_step(module: Any) -> Any:
         state = module.get_initial_state(1, spec, constants={}, training=False)
         return module.step_with_emits(first, state, training=False, constants=constants)
 
@@ -126,7 +127,7 @@ def save_to_cache(params: dict[str, object], repo_file: str, cache: Path | None 
 
     cache = Path(cache) if cache is not None else weights.cache_dir()
     repo = cache / ("models--" + weights.REPO_ID.replace("/", "--"))
-    count = sum(int(v.size) for v in params.values())  # type: ignore[attr-defined]
+    count = sum(int(getattr(v, "size", 0)) for v in params.values())
     (repo / "blobs").mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=repo / "blobs", suffix=".incomplete", delete=False) as tmp:
         tmp_path = Path(tmp.name)
