@@ -138,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
 # ------------------------------------------------------------------ table rows
 
 
-def _run_self(models: str, frames: int, repeats: int, timeout: float) -> dict[str, Any]:
+def _run_self(models: str, frames: int, repeats: int, timeout: float, cache: Path) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--models", models, "--device", "cpu", "--frames", str(frames),
-                          "--repeats", str(repeats)], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+                          "--repeats", str(repeats), "--cache", str(cache)],
+                         capture_output=True, text=True, timeout=timeout, cwd=REPO)
     if out.returncode != 0:
         tail = (out.stderr or out.stdout).strip().splitlines()[-1:]
         raise RuntimeError(f"bench/magenta.py exited {out.returncode}: {' '.join(tail)}")
@@ -166,8 +167,9 @@ def _model_rows(res: dict[str, Any], where: str) -> list[Any]:
     return rows
 
 
-def _serve_rss() -> tuple[float, float]:
-    """RSS (MB) of `cadenza serve` with the tiny magenta model and with the synth, each after 5 s of playing."""
+def _serve_rss(cache: Path) -> tuple[float, float]:
+    """RSS (MB) of `cadenza serve` with the tiny magenta model (from ``cache``) and with the synth,
+    each after 5 s of playing."""
     sys.path.insert(0, str(REPO / "tests"))
     from server_harness import ServeProcess  # type: ignore[import-not-found]
 
@@ -186,11 +188,8 @@ def _serve_rss() -> tuple[float, float]:
             os.environ.update(old)
         raise RuntimeError("no VmRSS")
 
-    with tempfile.TemporaryDirectory(prefix="cadenza-magenta-rss-") as cache:
-        env = {"HF_HUB_CACHE": cache, "HF_HUB_OFFLINE": "1"}
-        subprocess.run([sys.executable, "-m", "cadenza", "models", "make-tiny"], env={**os.environ, **env},
-                       check=True, capture_output=True, timeout=600)
-        mag = rss(["--backend", "magenta", "--model", "tiny", "--device", "cpu", "--prompt", "disco funk"], env)
+    mag = rss(["--backend", "magenta", "--model", "tiny", "--device", "cpu", "--prompt", "disco funk"],
+              {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
     synth = rss(["--prompt", "dark techno"], {})
     return mag, synth
 
@@ -202,20 +201,23 @@ def rows(quick: bool) -> list[Any]:
     from bench.table import Row
 
     out: list[Any] = []
-    res = _run_self("tiny", frames=10 if quick else 25, repeats=3 if quick else 5, timeout=900)
-    out += _model_rows(res, "CPU here")
-    if not quick:
-        try:
-            res = _run_self("mrt2_small", frames=3, repeats=3, timeout=1800)
-            out += _model_rows(res, "CPU here")
-        except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            out.append(Row.failed("Magenta ms per 40 ms frame, mrt2_small (CPU here)", exc))
+    with tempfile.TemporaryDirectory(prefix="cadenza-magenta-bench-") as tmp:
+        cache = Path(tmp)
+        res = _run_self("tiny", frames=5 if quick else 25, repeats=3 if quick else 5, timeout=900, cache=cache)
+        out += _model_rows(res, "CPU here")
+        if not quick:
+            try:
+                res = _run_self("mrt2_small", frames=3, repeats=3, timeout=1800, cache=cache)
+                out += _model_rows(res, "CPU here")
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                out.append(Row.failed("Magenta ms per 40 ms frame, mrt2_small (CPU here)", exc))
+        mag, synth = _serve_rss(cache)
     if GPU_RESULTS.is_file():
         gpu = json.loads(GPU_RESULTS.read_text())
-        out += _model_rows(gpu, f"GPU {gpu['devices'][0]}, recorded {gpu['date']}")
+        card = gpu["models"][0]["device"].split("(", 1)[-1].rstrip(")")
+        out += _model_rows(gpu, f"{card}, recorded {gpu['date']}")
     else:
         out.append(Row.not_run("Magenta ms per 40 ms frame on a GPU", "no GPU result recorded (bench/magenta_gpu.json)"))
-    mag, synth = _serve_rss()
     out.append(Row("runtime RSS, magenta backend (tiny model, CPU)", f"{mag:.0f} MB", f"synth {synth:.0f} MB",
                    f"{mag / synth:.2f}", runs=1, note="VmRSS of `cadenza serve` after 5 s of playing"))
     return out
