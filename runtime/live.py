@@ -21,9 +21,12 @@ Faults it rides through, each published as an event:
 
 - **held up** (the generation thread woke late or a step took long — CPU
   contention): when three times that delay exceeds the lookahead (and is within
-  ``max_lookahead``), the lookahead widens to cover it before the device runs dry (a ``warning`` event says by
-  how much and why; ``Status.lookahead_ms`` shows it). It never narrows again
-  during a run.
+  ``max_lookahead``), the lookahead widens to cover it before the device runs
+  dry (a ``warning`` event says by how much and why; ``Status.lookahead_ms``
+  shows it). The worst recent hold-up is forgotten with a half-life of 10 s,
+  and the lookahead narrows back (20 ms per second, never below the
+  configured one) to three times what is remembered: the latency comes back
+  once the contention is gone.
 - **stall** (the device played on without us — the process was stopped): one
   ``xrun`` event with ``source="stall"`` per stall and the frames the device
   played meanwhile; the device sink resumes with a fade. The lookahead is not
@@ -65,7 +68,9 @@ MAX_LOOKAHEAD_S = 0.5
 MIX_EVENT_INTERVAL_S = 0.1
 STATUS_EVENT_INTERVAL_S = 1.0
 PACE_SLEEP_S = 0.002  # the generation thread's sleep while it is far enough ahead
-JITTER_SAFETY = 3.0  # the lookahead must cover this many times the worst hold-up seen
+JITTER_SAFETY = 3.0  # the lookahead must cover this many times the worst recent hold-up
+JITTER_HALF_LIFE_S = 10.0  # how fast the worst recent hold-up is forgotten
+NARROW_S_PER_S = 0.02  # how fast a widened lookahead narrows back once the hold-ups are gone (20 ms per second)
 
 
 def direct_graph(prompts: Sequence[tuple[str, str | None, float]]) -> Graph:
@@ -109,7 +114,10 @@ class LiveEngine:
         self.failed_sinks: dict[str, str] = {}  # name → why it was dropped
         self.seed = seed
         self.lookahead_s = lookahead_s
+        self.base_lookahead_s = lookahead_s  # the configured lookahead: never narrower than this
         self.max_lookahead_s = max(MAX_LOOKAHEAD_S, lookahead_s)
+        self._jitter_s = 0.0  # the worst recent hold-up, decaying with JITTER_HALF_LIFE_S
+        self._jitter_at = time.monotonic()
         self.lock = threading.RLock()
         self.conductor: Conductor | None = None
         self.graph_text: str | None = None
@@ -202,7 +210,10 @@ class LiveEngine:
         (the process was stopped), reported by the device sink, not jitter.
         """
         need = JITTER_SAFETY * delay_s
-        if need <= self.lookahead_s or self.lookahead_s >= self.max_lookahead_s or need > self.max_lookahead_s:
+        if need > self.max_lookahead_s:
+            return
+        self._remember_jitter(delay_s)
+        if need <= self.lookahead_s or self.lookahead_s >= self.max_lookahead_s:
             return
         old = self.lookahead_s
         self.lookahead_s = min(self.max_lookahead_s, max(need, old * 1.5))
@@ -226,10 +237,30 @@ class LiveEngine:
                        "tries to reopen the device every few seconds")
         return {"event": "warning", "where": name, "message": message}
 
+    def _remember_jitter(self, delay_s: float) -> None:
+        now = time.monotonic()
+        self._jitter_s *= 0.5 ** ((now - self._jitter_at) / JITTER_HALF_LIFE_S)
+        self._jitter_at = now
+        self._jitter_s = max(self._jitter_s, delay_s)
+
+    def _narrow(self, seconds: float) -> None:
+        """Bring a widened lookahead back, ``NARROW_S_PER_S``, towards what the recent hold-ups need.
+
+        No audio is dropped: the generator only waits longer before its next
+        step while the device plays the surplus out.
+        """
+        if self.lookahead_s <= self.base_lookahead_s:
+            return
+        self._remember_jitter(0.0)
+        want = max(self.base_lookahead_s, JITTER_SAFETY * self._jitter_s)
+        if self.lookahead_s > 1.25 * want:
+            self.lookahead_s = max(want, self.lookahead_s - NARROW_S_PER_S * seconds)
+
     def _loop(self) -> None:
         last_underruns = last_underrun_frames = last_stalls = last_stall_frames = 0
         started_device = False
         device_state = "playing"
+        last_narrow = time.monotonic()
         pending: list[dict[str, object]] = []
         while True:
             stopping = self._stop.is_set()
@@ -265,6 +296,9 @@ class LiveEngine:
             self.stats.step_seconds.append(step_s)
             if started_device and device_state == "playing":
                 self._held_up(step_s, events)
+                now = time.monotonic()
+                self._narrow(now - last_narrow)
+                last_narrow = now
             while self._inbox:
                 events.append(self._inbox.popleft())
             clock = self.clock_sink
@@ -277,6 +311,7 @@ class LiveEngine:
                     last_underrun_frames += lost_frames
                     old = self.lookahead_s
                     self.lookahead_s = min(self.max_lookahead_s, self.lookahead_s * 1.5)
+                    self._remember_jitter(self.lookahead_s / JITTER_SAFETY)  # narrows again only as it decays
                     events.append({"event": "xrun", "count": self.stats.xruns, "source": "device",
                                    "frames_lost": lost_frames,
                                    "lookahead_ms": round(1000 * self.lookahead_s, 1),

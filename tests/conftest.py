@@ -178,7 +178,7 @@ class JackServer:
     under the same name.
     """
 
-    def __init__(self, workdir: Path, *, realtime: bool = False) -> None:
+    def __init__(self, workdir: Path, *, realtime: bool = True) -> None:
         self.name = f"cadenza-test-{os.getpid()}-{next(_jack_names)}"
         self.workdir = workdir
         self.want_realtime = realtime
@@ -246,12 +246,17 @@ class JackServer:
 
 @pytest.fixture
 def private_jack(tmp_path: Path) -> Iterator[Callable[..., JackServer]]:
-    """``private_jack(realtime=False)``: start a :class:`JackServer` of this test's own (stopped at the end)."""
+    """``private_jack(realtime=True)``: start a :class:`JackServer` of this test's own (stopped at the end).
+
+    Real-time by default, as a production JACK server runs: its clock and its
+    clients' process threads then keep time whatever else loads the machine
+    (other tests, other processes), so a fault test measures its own fault.
+    """
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         _no_audio("jackd is not installed (`apt install jackd2`): no JACK server for this fault test")
     servers: list[JackServer] = []
 
-    def make(realtime: bool = False) -> JackServer:
+    def make(realtime: bool = True) -> JackServer:
         server = JackServer(tmp_path, realtime=realtime)
         servers.append(server)
         return server.start()

@@ -21,9 +21,39 @@ user would see it:
 - **hot reload**: a broken graph sent while playing is refused with
   GRAPH_INVALID and file:line locations; the old graph keeps playing, its
   state and parameters intact, the audio stream without a gap.
-- **100 clients** connecting at once are all answered.
+- **100 clients** connecting at once into a playing JACK device, 20
+  pipelined requests each: all answered, each client only its own, a fair
+  share (first replies together, the last client done within 3× the median),
+  the audio not starved (0 xruns, the stream on the wall clock).
 - **JACK, 60 s** (slow): 1,000 parameter updates per second with random
   walks and state changes into a JACK dummy server: 0 xruns.
+
+Faults of the process, the machine, the audio server and the disk, each
+against a JACK dummy server of the test's own (``conftest.private_jack``,
+real-time like a production server) and measured where the user meets them —
+the events, the status, and the audio the runtime handed the server
+(recorded with ``jack_rec`` on its ports):
+
+- **SIGSTOP** 500 ms: one ``xrun`` (source ``stall``, the 500 ms), no click,
+  no silence longer than the 10 ms hold, an SDK call made meanwhile answered
+  after the continue;
+- **CPU contention**: two busy workers per core for 10 s: the lookahead
+  widens (a warning event, ``Status.lookahead_ms``), no dropout longer than
+  the hold (measured: none), the stream never behind the wall clock;
+- **JACK killed** (SIGKILL) mid-stream and restarted: a warning naming the
+  device at once, generation on in real time into the WAV sink, the device
+  back through a relay process without a restart, clean exit;
+- **disk full** (a real 512 KiB tmpfs) under the WAV sink: a warning naming
+  the path and "No space left on device", the device sink plays on (0 xruns,
+  recorded music without clicks);
+- **slow consumer** (never reads replies, events or audio): runtime RSS
+  bounded, undeliverable replies counted (``Status.replies_dropped``), its
+  lost events visible as sequence gaps, a healthy subscriber loses nothing
+  uncounted, 0 xruns.
+
+No sleep stands in for synchronisation: every wait is on an event, a status
+or a file with a deadline (the only sleeps are the faults' own durations and
+polling intervals).
 """
 
 from __future__ import annotations
@@ -75,6 +105,7 @@ FUZZ_SEED = 20240917
 STATUS_EVERY = 2_000  # a GetStatus among the fuzz inputs, to watch the stream clock
 BURST = 10_000
 CLIENTS = 100
+PER_CLIENT = 20  # requests each of the 100 clients pipelines
 JACK_SECONDS = 60.0
 JACK_UPDATES_PER_S = 1_000
 KNOWN_ID_BASE = 1 << 40  # ids of inputs whose reply we predict; random bytes essentially never decode to these
@@ -87,22 +118,6 @@ def ctx() -> Iterator[zmq.Context[Any]]:
     c: zmq.Context[Any] = zmq.Context()
     yield c
     c.destroy(linger=0)
-
-
-def _device_sink(audio_output: str | None) -> str:
-    """The ``--sink`` for the device the ``audio_output`` fixture found.
-
-    It also takes this process out of the JACK graph: finding the device
-    initialised PortAudio here, whose JACK host API keeps an active JACK client
-    that JACK waits for in every cycle; a test process busy sending requests
-    would then make the server's device late. The runtime is the only process
-    that plays audio here.
-    """
-    if "sounddevice" in sys.modules:
-        from cadenza.runtime.sinks.device import release_portaudio
-
-        release_portaudio()
-    return "jack" if audio_output == "jack" else "device"
 
 
 # ============================================================================ fuzz
@@ -301,15 +316,16 @@ def _garbage_on_every_port(server: ServeProcess, ctx: zmq.Context[Any], rng: np.
             sub.close(0)
 
 
-@pytest.mark.parametrize("sink", ["null", pytest.param("device", marks=pytest.mark.audio_device)])
+@pytest.mark.parametrize("sink", ["null", "device"])
 def test_fuzz_every_input_gets_one_reply_and_the_music_keeps_playing(
         tmp_path: Path, ctx: zmq.Context[Any], sink: str, request: pytest.FixtureRequest) -> None:
     """With the null sink the stream is paced by the server's clock: a starved generation thread shows as
     drift; with the device sink (JACK dummy in CI) the device's clock paces it and a late block is an xrun."""
     corpus = FuzzCorpus(FUZZ_INPUTS, FUZZ_SEED)
     assert len(corpus.messages) >= FUZZ_INPUTS
-    spec = "null" if sink == "null" else _device_sink(request.getfixturevalue("audio_output"))
-    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=spec)
+    env = None if sink == "null" else request.getfixturevalue("private_jack")().env
+    spec = "null" if sink == "null" else "jack"
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=spec, env=env)
     with server:
         xruns = server.events(ctx, ["xrun"])
         client = server.control(ctx, unlimited=True)
@@ -318,6 +334,7 @@ def test_fuzz_every_input_gets_one_reply_and_the_music_keeps_playing(
 
         status_ids: dict[int, int] = {}  # request id → position in the run
         clock: list[tuple[float, int]] = []  # (wall seconds at the reply, stream_time)
+        lookaheads: list[float] = []  # ms, at those replies
         replies: Counter[int] = Counter()
         codes: Counter[str] = Counter()
         wrong: list[str] = []
@@ -349,6 +366,7 @@ def test_fuzz_every_input_gets_one_reply_and_the_music_keeps_playing(
                 if reply.request_id in status_ids:
                     assert isinstance(reply.body, pb.Status)
                     clock.append((time.monotonic() - t0, reply.body.stream_time))
+                    lookaheads.append(reply.body.lookahead_ms)
                     status_ids[reply.request_id] = -1
                     continue
                 received += 1
@@ -377,15 +395,20 @@ def test_fuzz_every_input_gets_one_reply_and_the_music_keeps_playing(
         streams = np.array([s for _, s in clock]) / SAMPLE_RATE
         slope = float(np.polyfit(walls, streams, 1)[0])
         assert 0.95 <= slope <= 1.05, f"stream time advanced at {slope:.3f}× the wall clock"
-        lag = (walls - walls[0]) - (streams - streams[0])
-        assert float(np.max(np.abs(lag))) < 0.12, f"the stream drifted {np.max(np.abs(lag)):.3f} s from real time"
+        lag = (walls - walls[0]) - (streams - streams[0])  # > 0: behind the wall clock
+        # a lookahead widened under the load runs the stream that much further ahead of the listener
+        widened = (max(lookaheads) - lookaheads[0]) / 1000
+        assert float(np.max(lag)) < 0.12, f"the stream fell {np.max(lag):.3f} s behind real time"
+        assert float(-np.min(lag)) < 0.12 + widened, (
+            f"the stream ran {-np.min(lag):.3f} s ahead of real time (lookahead widened by {widened:.3f} s)")
         final = client.status()
         assert final.xruns == 0, f"{final.xruns} xruns during the fuzz"
         assert xruns.recv_event(0.2) is None, "an xrun event was published"
         assert final.graph_name == "action-game" and final.playing
         print(f"\nfuzz ({spec} sink): {total} inputs ({dict(corpus.kinds)}) answered in {elapsed:.1f} s "
               f"({total / elapsed:,.0f}/s); replies by code {dict(codes)}; stream/wall slope {slope:.4f}, "
-              f"max drift {np.max(np.abs(lag)) * 1000:.1f} ms; xruns 0")
+              f"max drift {np.max(np.abs(lag)) * 1000:.1f} ms; lookahead {lookaheads[0]:.0f}–{max(lookaheads):.0f} ms; "
+              f"xruns 0")
 
 
 # ============================================================================ burst
@@ -582,40 +605,85 @@ def test_broken_graph_hot_reload_keeps_the_old_graph_playing(tmp_path: Path, ctx
 # ============================================================================ many clients
 
 
-def test_100_clients_at_once_are_all_answered(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
-    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
+def test_100_clients_at_once_are_all_answered_fairly_and_the_audio_does_not_starve(
+        tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
+    """100 clients connect at once while the runtime plays into a JACK server; each pipelines 20 requests
+    (SetParameters, then a GetStatus).
+
+    Every request is answered, each client only its own; the share is fair:
+    all the clients' first replies come within a quarter of the storm of each
+    other, and the slowest client finishes within a small multiple of the
+    median; the
+    audio thread is not starved: 0 xruns, and the stream time in the replies
+    keeps pace with the wall clock.
+    """
+    jack = private_jack()
+    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="jack", env=jack.env) as server:
+        observer = server.control(ctx)
+        xruns = server.events(ctx, ["xrun"])
+        st0 = _playing(observer)
         clients = [Control(ctx, server.ep.local("control"), first_id=1000 * k + 1) for k in range(CLIENTS)]
+        for c in clients:  # connected before the storm, so that it starts at once
+            c.sock.setsockopt(zmq.IMMEDIATE, 1)
+        _wait_until(lambda: all(c.sock.poll(0, zmq.POLLOUT) for c in clients), 10, "every client connected")
         poller = zmq.Poller()
         pending: dict[zmq.Socket[Any], set[int]] = {}
+        first: dict[zmq.Socket[Any], float] = {}
+        done: dict[zmq.Socket[Any], float] = {}
+        pace: list[tuple[float, int]] = []
+        t0 = time.monotonic()
         for k, c in enumerate(clients):
             poller.register(c.sock, zmq.POLLIN)
-            pending[c.sock] = {c.send(set_parameters({"danger": k / CLIENTS, "health": k})),
-                               c.send(pb.GetStatus())}
+            ids = {c.send(set_parameters({"danger": (k + j) % CLIENTS / CLIENTS, "health": (k * j) % 101}))
+                   for j in range(PER_CLIENT - 1)}
+            ids.add(c.send(pb.GetStatus()))
+            pending[c.sock] = ids
         answered = 0
-        deadline = time.monotonic() + 30
+        deadline = t0 + 30
         while any(pending.values()):
             assert time.monotonic() < deadline, f"unanswered: {sum(len(p) for p in pending.values())}"
             for sock, _ in poller.poll(1000):
                 while sock.poll(0, zmq.POLLIN):
                     reply = wire.decode_reply(sock.recv())
+                    now = time.monotonic() - t0
                     assert reply.request_id in pending[sock], f"reply {reply.request_id} to another client"
                     assert reply.kind in (wire.ReplyKind.OK, wire.ReplyKind.STATUS), reply
+                    pace.append((now, reply.body.stream_time))  # type: ignore[union-attr]
                     pending[sock].discard(reply.request_id)
+                    first.setdefault(sock, now)
+                    if not pending[sock]:
+                        done[sock] = now
                     answered += 1
-        assert answered == 2 * CLIENTS
+        storm = time.monotonic() - t0
         for c in clients:
             assert c.recv(0) is None
             c.close()
+        samples, st = _watch_pace(observer, 1.0)
+        xrun_events = [e.payload for e in xruns.events_for(0.2)]
+    assert answered == PER_CLIENT * CLIENTS
+    finish = np.array(sorted(done.values()))
+    starts = np.array(sorted(first.values()))
+    median = float(np.median(finish))
+    behind, ahead = _behind_ahead(sorted(pace) + [(w - t0, st_) for w, st_ in samples])
+    print(f"\n{CLIENTS} clients × {PER_CLIENT} requests: all answered in {storm * 1000:.0f} ms; first replies "
+          f"{starts[0] * 1000:.0f}–{starts[-1] * 1000:.0f} ms; clients done {finish[0] * 1000:.0f} ms (first), "
+          f"{median * 1000:.0f} ms (median), {finish[-1] * 1000:.0f} ms (last); xruns {st.xruns} {xrun_events}; stream behind the "
+          f"wall clock at most {behind * 1000:.0f} ms")
+    assert starts[-1] - starts[0] <= max(0.25 * storm, 0.05), (
+        "a client waited for its first reply while others were served")
+    assert finish[-1] <= 3 * median + 0.05, f"unfair: the last client finished at {finish[-1]:.3f} s, median {median:.3f} s"
+    assert st.xruns == 0 and st.stream_time > st0.stream_time
+    assert behind < 0.1, f"the stream fell {behind:.3f} s behind during the storm"
 
 
 # ============================================================================ JACK, 60 s
 
 
 @pytest.mark.slow
-@pytest.mark.audio_device
 def test_jack_60s_of_1000_parameter_updates_per_second_without_xruns(
-        tmp_path: Path, ctx: zmq.Context[Any], audio_output: str | None) -> None:
-    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=_device_sink(audio_output)) as server:
+        tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
+    jack = private_jack()
+    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="jack", env=jack.env) as server:
         xruns = server.events(ctx, ["xrun", "state"])
         client = server.control(ctx, unlimited=True)
         st0 = client.status()
@@ -869,7 +937,7 @@ def test_sigstop_500ms_one_xrun_resumes_without_a_click_and_the_sdk_does_not_han
 
 
 BURN_S = 10.0
-BURNERS_PER_CORE = 4
+BURNERS_PER_CORE = 2
 BURN_NICE = 0  # how much *above* the runtime's priority the burners run (0: the same)
 BURNER = textwrap.dedent("""
     import multiprocessing, os, sys, time
@@ -921,8 +989,14 @@ def test_cpu_contention_widens_the_lookahead_without_a_dropout(
                                       stdout=f, stderr=subprocess.STDOUT)
         try:
             _wait_until(lambda: "burning" in out.read_text(), 10, "the burner starting")
-            samples, _ = _watch_pace(control, BURN_S, every=0.2)
-            assert burner.wait(timeout=30) == 0, out.read_text()
+            samples: list[tuple[float, int]] = []
+            lookaheads: list[float] = []
+            while burner.poll() is None:
+                st_now = control.status()
+                samples.append((time.monotonic(), st_now.stream_time))
+                lookaheads.append(st_now.lookahead_ms)
+                time.sleep(0.2)
+            assert burner.returncode == 0, out.read_text()
         finally:
             if burner.poll() is None:
                 burner.kill()
@@ -933,16 +1007,16 @@ def test_cpu_contention_widens_the_lookahead_without_a_dropout(
     xrun_events = [e.payload for e in got if e.topic == "xrun"]
     slope, drift = _pace(samples)
     print(f"\nCPU contention ({workers} busy workers, {BURN_S:g} s): lookahead {st0.lookahead_ms:.1f} → "
-          f"{st.lookahead_ms:.1f} ms in {len(widened)} steps "
+          f"{max(lookaheads):.1f} ms in {len(widened)} steps, {st.lookahead_ms:.1f} ms after "
           f"({'; '.join(e.payload.message for e in widened)}); xruns {st.xruns}, "  # type: ignore[union-attr]
           f"longest dropout {max((x.frames_lost for x in xrun_events), default=0)} frames; "
           f"stream/wall {slope:.4f}, drift {drift * 1000:.0f} ms (the lookahead runs it ahead)")
-    assert st.lookahead_ms > st0.lookahead_ms and widened, "the lookahead did not widen under contention"
+    assert max(lookaheads) > st0.lookahead_ms and widened, "the lookahead did not widen under contention"
     assert all(x.frames_lost <= FADE_FRAMES for x in xrun_events), (
         f"a dropout longer than the {FADE_FRAMES}-frame hold: {xrun_events}")
     assert st.xruns == len(xrun_events)
     behind, ahead = _behind_ahead(samples)
-    widened_s = (st.lookahead_ms - st0.lookahead_ms) / 1000
+    widened_s = (max(lookaheads) - st0.lookahead_ms) / 1000
     assert behind < 0.1, f"the stream fell {behind:.3f} s behind the wall clock"
     assert ahead < widened_s + 0.1, f"the stream ran {ahead:.3f} s ahead (the lookahead grew {widened_s:.3f} s)"
 
@@ -1065,14 +1139,14 @@ def test_disk_full_for_the_wav_sink_reports_it_and_the_device_keeps_playing(
     assert rms > 0.01 and not clicks.has_clicks, f"RMS {rms:.4f}; {clicks}"
 
 
-SLOW_REQUESTS = 60_000
+SLOW_REQUESTS = 80_000  # 3/4 publish a warning event (60,000 ≈ 9 MB), 1/4 get a Status reply (≈ 20 MB)
 
 
 @pytest.mark.slow
 def test_slow_consumer_costs_bounded_memory_and_counted_drops_not_audio(
         tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
-    """A client sends 60,000 requests (half answered with a large Status, half publishing a warning event) and
-    never reads a reply, an event or an audio chunk.
+    """A client sends 80,000 requests (a quarter answered with a large Status, the rest each publishing a warning
+    event) and never reads a reply, an event or an audio chunk.
 
     The runtime's memory stays bounded (ZeroMQ high-water marks: its RSS
     levels off far below what the unread replies and events weigh), the
@@ -1116,15 +1190,17 @@ def test_slow_consumer_costs_bounded_memory_and_counted_drops_not_audio(
         healthy_seqs: list[int] = []
         t0 = time.monotonic()
         for i in range(SLOW_REQUESTS):
-            slow.send(warn_req if i % 2 else status_req)
+            slow.send(status_req if i % 4 == 0 else warn_req)
             if i % 2000 == 0:
                 rss.append((i, server.rss_bytes()))
                 pace.append((time.monotonic(), control.status().stream_time))
                 while (ev := healthy.recv_event(0)) is not None:
                     healthy_seqs.append(ev.sequence)
-        # give the runtime time to answer the rest while the client still reads nothing
-        end = time.monotonic() + 3.0
-        while time.monotonic() < end:
+        # until the runtime has answered them all (every warning published), the client still reading nothing
+        warnings_due = SLOW_REQUESTS * 3 // 4
+        end = time.monotonic() + 60.0
+        while control.status().event_sequences["warning"] < warnings_due:
+            assert time.monotonic() < end, "the runtime did not get through the requests in 60 s"
             rss.append((SLOW_REQUESTS, server.rss_bytes()))
             pace.append((time.monotonic(), control.status().stream_time))
             while (ev := healthy.recv_event(0)) is not None:
@@ -1150,7 +1226,7 @@ def test_slow_consumer_costs_bounded_memory_and_counted_drops_not_audio(
 
     peak = max(r for _, r in rss)
     growth = peak - rss0
-    unread = SLOW_REQUESTS // 2 * reply_size + SLOW_REQUESTS // 2 * 300
+    unread = SLOW_REQUESTS // 4 * reply_size + SLOW_REQUESTS * 3 // 4 * 150
     half = [r for i, r in rss if i >= SLOW_REQUESTS // 2]
     slope, drift = _pace(pace)
     gaps = sum(b - a - 1 for a, b in zip(slow_seqs, slow_seqs[1:]) if b > a + 1)
