@@ -52,11 +52,11 @@ def serve(device: str | None, buffer_seconds: float) -> int:
         print(f"error {exc}", file=out, flush=True)
         return EXIT_CANNOT_OPEN
     print(f"ready {sink.device}", file=out, flush=True)
-    stdin = sys.stdin.buffer
+    stdin_fd = sys.stdin.fileno()
     pending = b""
     told = (0, 0)
     while True:
-        data = stdin.read1(65536)
+        data = os.read(stdin_fd, 65536)  # what is there (blocking until something is)
         if not data:
             break
         data = pending + data
