@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
 
+from bench.jack import niceness  # noqa: E402
 from server_harness import ServeProcess, child_env  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -28,16 +29,17 @@ class Serve(ServeProcess):
     """``python -m cadenza serve …`` with ``env`` added to the child's environment."""
 
     def __init__(self, args: Sequence[str], workdir: Path, *, env: Mapping[str, str] | None = None,
-                 **kwargs: object) -> None:
+                 nice: int = 0, **kwargs: object) -> None:
         super().__init__(args, workdir, **kwargs)  # type: ignore[arg-type,unused-ignore]
         self.extra_env = dict(env or {})
+        self.nice = nice  # added to the process's niceness before it starts (every thread inherits it)
 
     def launch(self) -> subprocess.Popen[bytes]:
         env = child_env()
         env.update(self.extra_env)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                         cwd=self.workdir)
+                                         cwd=self.workdir, preexec_fn=niceness(self.nice))
         return self.proc
 
     @property

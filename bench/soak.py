@@ -139,6 +139,7 @@ class SoakResult:
     warnings: dict[str, int] = field(default_factory=dict)  # warning events by message
     jack_latency_ms: float | None = None  # the JACK server's playback latency (jack_lsp -l)
     code: str = ""  # the commit the runtime ran from, and files changed since
+    nice: int = 0  # the niceness the runtime and the JACK server ran at (this soak's clients: 0)
     rss_mappings: list[tuple[str, float]] = field(default_factory=list)  # the largest parts of the RSS at the end
 
     # ------------------------------------------------------------------ figures
@@ -206,10 +207,11 @@ class Soak:
     """One soak run: start everything, run the clients for ``minutes``, stop everything, return a SoakResult."""
 
     def __init__(self, minutes: float, workdir: Path, *, lookahead_ms: float = DEFAULT_LOOKAHEAD_MS, seed: int = 1,
-                 log: Callable[[str], None] = print) -> None:
+                 nice: int = 0, log: Callable[[str], None] = print) -> None:
         self.duration = minutes * 60.0
         self.workdir = workdir
         self.lookahead_ms = lookahead_ms
+        self.nice = nice
         self.rng = random.Random(seed)
         self.log = log
         self.window_s = 10.0 if self.duration >= 600 else 5.0
@@ -219,7 +221,7 @@ class Soak:
         self.result = SoakResult(minutes=minutes, lookahead_ms=lookahead_ms,
                                  started=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                                  machine=machine(), warmup_s=min(120.0, self.duration / 4),
-                                 window_s=self.window_s, code=code_version())
+                                 window_s=self.window_s, code=code_version(), nice=nice)
         self.lock = threading.Lock()
         self.failures: list[BaseException] = []
 
@@ -402,10 +404,10 @@ class Soak:
 
     # -- the run
     def run(self) -> SoakResult:
-        jack = JackServer(self.workdir / "jackd.log")
+        jack = JackServer(self.workdir / "jackd.log", nice=self.nice)
         with jack:
             args = ["--graph", str(GRAPH), "--lookahead", f"{self.lookahead_ms:g}"]
-            server = Serve(args, self.workdir, sink="jack", env=jack.env, name="soak-serve")
+            server = Serve(args, self.workdir, sink="jack", env=jack.env, name="soak-serve", nice=self.nice)
             with server:
                 self.t0 = time.monotonic()
                 self.result.jack_latency_ms = jack.playback_latency_ms()
@@ -493,7 +495,9 @@ def report(r: SoakResult, png_name: str, command: str) -> str:
         "",
         f"`{command}` — started {r.started}, ran {r.elapsed_s / 60:.1f} min on {r.machine}.",
         f"Runtime: `cadenza serve --sink jack --lookahead {r.lookahead_ms:g}` (synth backend, "
-        "examples/action_game/graph.yaml) into a private `jackd --no-realtime -d dummy -r 48000 -p 960`; "
+        "examples/action_game/graph.yaml) into a private `jackd --no-realtime -d dummy -r 48000 -p 960`"
+        + (f", both at nice {r.nice:+d} (this soak's clients at 0)" if r.nice else ", all at normal priority")
+        + "; "
         f"warm-up (left out of the drift and RSS comparisons): the first {r.warmup_s:.0f} s. "
         f"Code: {r.code}.",
         "",
@@ -570,7 +574,8 @@ def plot(r: SoakResult, path: Path) -> None:
             lw=1, label="SetParameters round trip (window median)")
     ax.set_ylabel("control latency (ms)")
     ax.set_yscale("log")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.set_ylim(0.1, 1e4)  # room above the data for the legend
+    ax.legend(loc="upper center", ncol=3, fontsize=7)
     ax.grid(alpha=0.3)
     ax = axes[1]
     ax.plot([s.t * to_min for s in r.samples], [s.rss_mb for s in r.samples], "-", label="RSS (VmRSS)")
@@ -623,6 +628,16 @@ def plot(r: SoakResult, path: Path) -> None:
     plt.close(fig)
 
 
+def load_result(path: Path) -> SoakResult:
+    """A :class:`SoakResult` from the JSON ``--json`` wrote."""
+    d = json.loads(path.read_text())
+    d["probes"] = [Probe(**p) for p in d["probes"]]
+    d["samples"] = [Sample(**x) for x in d["samples"]]
+    d["windows"] = [Window(**w) for w in d["windows"]]
+    d["rss_mappings"] = [tuple(m) for m in d.get("rss_mappings", [])]
+    return SoakResult(**d)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0)
@@ -631,17 +646,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "soak.md"))
     ap.add_argument("--png", default=None, help="default: the --out path with .png")
     ap.add_argument("--json", default=None, help="also write every sample as JSON here")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run the runtime and the JACK server at this niceness, e.g. -10 as an installation's audio "
+                         "processes would (needs root or the audio group's limits)")
+    ap.add_argument("--from-json", default=None,
+                    help="write the report and plot again from a JSON a soak wrote (no new run)")
     args = ap.parse_args(argv)
-    if not JackServer.available():
-        print("soak: jackd is not installed (apt install jackd2)", file=sys.stderr)
-        return 2
     out = Path(args.out)
     png = Path(args.png) if args.png else out.with_suffix(".png")
-    with tempfile.TemporaryDirectory(prefix="cadenza-soak-") as tmp:
-        result = Soak(args.minutes, Path(tmp), lookahead_ms=args.lookahead).run()
+    if args.from_json:
+        result = load_result(Path(args.from_json))
+        args.minutes, args.lookahead, args.nice = result.minutes, result.lookahead_ms, result.nice
+    elif not JackServer.available():
+        print("soak: jackd is not installed (apt install jackd2)", file=sys.stderr)
+        return 2
+    else:
+        with tempfile.TemporaryDirectory(prefix="cadenza-soak-") as tmp:
+            result = Soak(args.minutes, Path(tmp), lookahead_ms=args.lookahead, nice=args.nice).run()
     plot(result, png)
-    cmd = f"make soak SOAK_MINUTES={args.minutes:g}" + (f" SOAK_ARGS='--lookahead {args.lookahead:g}'"
-                                                        if args.lookahead != DEFAULT_LOOKAHEAD_MS else "")
+    extra = ([f"--lookahead {args.lookahead:g}"] if args.lookahead != DEFAULT_LOOKAHEAD_MS else []) + (
+        [f"--nice {args.nice}"] if args.nice else [])
+    cmd = f"make soak SOAK_MINUTES={args.minutes:g}" + (f" SOAK_ARGS='{' '.join(extra)}'" if extra else "")
     text = report(result, png.name, cmd)
     out.write_text(text)
     if args.json:
