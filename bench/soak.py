@@ -37,11 +37,13 @@ without an error, the game's rate ≥ 90 % of 1,000/s.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import json
 import math
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -174,7 +176,9 @@ class SoakResult:
         """(figure, value, criterion, met) for each pass criterion."""
         out: list[tuple[str, str, str, bool]] = []
         jack = f"; jackd reported {self.jack_xruns}"
-        out.append(("xruns", f"runtime {self.runtime_xruns} (xrun events {self.xrun_events}){jack}", "0",
+        sources = collections.Counter(m.group(1) for x in self.xrun_log if (m := re.search(r"\(source (\w+)\)", x)))
+        by = f": {', '.join(f'{k} {v}' for k, v in sorted(sources.items()))}" if sources else ""
+        out.append(("xruns", f"runtime {self.runtime_xruns} (xrun events {self.xrun_events}{by}){jack}", "0",
                     self.runtime_xruns == 0 and self.xrun_events == 0 and self.jack_xruns == 0))
         for name, label in (("heard_ms", "control latency heard (PLAY reply → first resumed sample)"),
                             ("wall_ms", "control latency wall (PLAY sent → first resumed chunk received)"),
@@ -526,6 +530,9 @@ def report(r: SoakResult, png_name: str, command: str) -> str:
         f"median {statistics.median(wall) if wall else float('nan'):.1f} ms, p99 {percentile(wall, 99):.1f} ms |",
         f"| probes whose change began exactly at the reply's stream time | {on_time} of {len(heard)} |",
         f"| runtime CPU (all threads), mean | {100 * cpu:.0f} % of one core |",
+        f"| lookahead: at the start, largest, at the end | {r.samples[0].lookahead_ms if r.samples else 0:.0f} ms, "
+        f"{max((x.lookahead_ms for x in r.samples), default=0):.0f} ms, "
+        f"{r.samples[-1].lookahead_ms if r.samples else 0:.0f} ms |",
         f"| other processes on the machine (not the runtime, not this soak's clients), mean CPU | "
         f"{others:.2f} of {os.cpu_count()} cores |",
         f"| machine load average (1 min): median, max | {statistics.median(loads) if loads else float('nan'):.2f}, "
@@ -542,8 +549,10 @@ def report(r: SoakResult, png_name: str, command: str) -> str:
         "reply arrived (the reply's generation frontier minus the reported lookahead); it equals the lookahead "
         "plus at most one control period when nothing queues up in the runtime. *Wall latency* = time from "
         "sending PLAY to receiving that chunk on the audio PUB (request handling + the wait for the next "
-        "generation step + publishing). Xruns: the runtime's count (its device ring ran dry: `Status.xruns` and "
-        "`xrun` events) and the xruns `jackd` wrote to its log. Sequence gaps: every event topic's per-topic "
+        "generation step + publishing). Xruns: the runtime's count (`Status.xruns` and `xrun` events; source "
+        "`device`: its device ring ran dry, which a wider lookahead prevents; source `stall`: the audio callback "
+        "itself came late — the JACK server or the callback thread was not scheduled — which no lookahead "
+        "prevents) and the xruns `jackd` wrote to its log (a client late for a period). Sequence gaps: every event topic's per-topic "
         "sequence numbers as the monitor client received them, the churn clients' (from their first event on), "
         "and the audio PUB's chunk sequence numbers.",
     ]
@@ -615,7 +624,7 @@ def plot(r: SoakResult, path: Path) -> None:
             oth_t.append(b.t * to_min)
             oth_v.append(100 * (b.others_cpu_s - a.others_cpu_s) / (b.t - a.t))
     ax3.plot(oth_t, oth_v, "k-", lw=0.6, alpha=0.5, label="other processes' CPU (% of a core)")
-    ax3.set_ylabel("CPU % / load")
+    ax3.set_ylabel("CPU (% of a core)")
     l1, n1 = ax.get_legend_handles_labels()
     l3, n3 = ax3.get_legend_handles_labels()
     ax.legend(l1 + l3, n1 + n3, loc="lower left", fontsize=8)
