@@ -2,7 +2,9 @@
 
 - ``cadenza models list``: each model, its size, whether the cache has it and where;
 - ``cadenza models download mrt2_small|mrt2_base|resources``: sizes first, then
-  ``huggingface_hub``'s progress bars; a broken download resumes when run again;
+  ``huggingface_hub``'s progress bars (on a terminal); a connection that breaks
+  mid-file resumes in the same run, and a download that gave up is run again
+  (files already complete are kept, a partial one starts over);
 - ``cadenza models make-tiny``: the random-weight ``tiny`` model (needs the
   ``magenta`` extra, no network).
 """
@@ -63,7 +65,7 @@ def add_models_command(sub: Any) -> argparse.ArgumentParser:
     msub = p.add_subparsers(dest="models_command", metavar="{list,download,make-tiny}", required=True)
     ls = msub.add_parser("list", help="each model: size, cached or not, where")
     ls.set_defaults(func=cmd_list)
-    dl = msub.add_parser("download", help="download a model or the MusicCoCa resources (resumable)")
+    dl = msub.add_parser("download", help="download a model or the MusicCoCa resources (sizes first)")
     dl.add_argument("name", choices=[n for n, m in weights.MODELS.items() if m.downloadable])
     dl.set_defaults(func=cmd_download)
     mt = msub.add_parser("make-tiny", help="build the random-weight tiny model into the cache (offline)")

@@ -4,8 +4,13 @@ The weights live in the Hugging Face repo ``google/magenta-realtime-2``;
 Cadenza keeps them in the standard Hugging Face cache (``HF_HOME`` /
 ``HF_HUB_CACHE``, ``~/.cache/huggingface/hub`` by default), so a cache other
 tools filled is reused and ``huggingface_hub`` does the downloading: progress
-bars, resume of a broken download, ``HF_TOKEN`` and ``HF_HUB_OFFLINE`` all
-behave as they do everywhere else.
+bars (on a terminal), ``HF_TOKEN``, ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` all
+behave as they do everywhere else. A connection that breaks mid-file is
+resumed within the same run (a Range request from the last whole 10 MiB
+received); ``huggingface_hub`` 2.x keeps no partial file between runs, so a
+download that gave up starts that file over when run again, keeping the files
+already complete (:func:`download`). Every failure of a download is one
+:class:`~cadenza.errors.ModelError` line naming the problem and the fix.
 
 Looking a model up never touches the network (:func:`resolve`): a missing
 file is a :class:`~cadenza.errors.ModelError` that names it and the exact
@@ -17,6 +22,7 @@ works without an accelerator stack.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -189,39 +195,53 @@ def human(n: float) -> str:
 # ----------------------------------------------------------------- download
 
 
-def remote_files(name: str) -> list[tuple[str, int]]:
-    """(repo path, size in bytes) of each file ``name`` needs, asked of the Hub."""
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file of the repo as the Hub lists it."""
+
+    path: str
+    size: int
+    blob: str  # its name in the cache's blobs/: the sha256 of an LFS file, the git blob id of any other
+
+
+def remote_files(name: str) -> list[RemoteFile]:
+    """Each file ``name`` needs, with its size and blob name, asked of the Hub."""
     item = entry(name, "models download")
     hf = hub()
     api = hf.HfApi()
-    out: list[tuple[str, int]] = []
+    out: list[RemoteFile] = []
     try:
         for repo_file in item.files:
             if repo_file.endswith("/"):
-                for info in api.list_repo_tree(REPO_ID, path_in_repo=repo_file.rstrip("/"), recursive=True):
-                    if getattr(info, "size", None) is not None and not info.path.endswith("/"):
-                        out.append((info.path, int(info.size)))
+                infos = list(api.list_repo_tree(REPO_ID, path_in_repo=repo_file.rstrip("/"), recursive=True))
             else:
-                for info in api.get_paths_info(REPO_ID, [repo_file]):
-                    out.append((info.path, int(getattr(info, "size", 0) or 0)))
-    except hf.errors.OfflineModeIsEnabled:
-        raise ModelError("offline (HF_HUB_OFFLINE is set): cannot reach the Hugging Face Hub to download "
-                         f"{name}; unset HF_HUB_OFFLINE or copy the cache from a machine that has it") from None
-    except hf.errors.GatedRepoError:
-        raise ModelError(f"{REPO_ID} needs you to accept its terms on huggingface.co and a token: "
-                         "set HF_TOKEN or run `hf auth login`") from None
-    except hf.errors.HfHubHTTPError as exc:
-        raise ModelError(f"the Hugging Face Hub refused the listing of {REPO_ID}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 — connection errors come as httpx/requests/OSError types
-        raise ModelError(f"cannot reach the Hugging Face Hub ({type(exc).__name__}: {exc}); "
-                         "check the network, or set HF_ENDPOINT for a mirror") from None
+                infos = api.get_paths_info(REPO_ID, [repo_file])
+            for info in infos:
+                if isinstance(info, hf.RepoFile):  # folders have no size and nothing to download
+                    lfs = info.lfs
+                    out.append(RemoteFile(info.path, int(lfs.size if lfs else info.size),
+                                          lfs.sha256 if lfs else info.blob_id))
+    except Exception as exc:  # noqa: BLE001 — HTTP answers, offline mode, httpx2 transport errors
+        raise _hub_error(exc, f"the listing of {name}", retry="run the same command again") from None
     if not out:
-        raise ModelError(f"the Hub lists no files for {name} under {', '.join(item.files)} in {REPO_ID}")
+        raise ModelError(f"the Hub at {hf.constants.ENDPOINT} lists no files for {name} under "
+                         f"{', '.join(item.files)} in {REPO_ID}; check HF_ENDPOINT, or update cadenza")
     return out
 
 
+def _blob_cached(blob: str) -> bool:
+    return (cache_dir() / ("models--" + REPO_ID.replace("/", "--")) / "blobs" / blob).is_file()
+
+
 def download(name: str, say: Callable[[str], None]) -> Path:
-    """Download ``name`` into the cache (resuming partial files); the path of what it needs."""
+    """Download ``name`` into the cache; the path of what it needs.
+
+    A connection that breaks mid-file is resumed by ``huggingface_hub`` in the
+    same run (a Range request from the last whole 10 MiB it received; it gives
+    up after 5 tries in a row that bring nothing). It keeps no partial file
+    between runs: run again, files already downloaded are kept and a broken
+    one starts over. Every failure is a one-line ModelError naming the fix.
+    """
     item = entry(name, "models download")
     if not item.downloadable:
         raise UsageError(f"{name!r} is not on the Hub; build it with: cadenza models make-tiny",
@@ -230,20 +250,75 @@ def download(name: str, say: Callable[[str], None]) -> Path:
         raise ModelError("offline (HF_HUB_OFFLINE is set): cannot download; unset HF_HUB_OFFLINE, "
                          "or copy the Hugging Face cache from a machine that has the files")
     files = remote_files(name)
-    total = sum(size for _, size in files)
-    have = sum(size for path, size in files if cached_path(path) is not None)
+    total = sum(f.size for f in files)
+    have = sum(f.size for f in files if _blob_cached(f.blob))
     say(f"{name}: {len(files)} file(s), {human(total)} in all, {human(total - have)} to download "
         f"into {cache_dir()}")
     hf = hub()
-    last: Path | None = None
-    for path, size in files:
-        say(f"  {path} ({human(size)})")
+    for f in files:
+        say(f"  {f.path} ({human(f.size)}{', cached' if _blob_cached(f.blob) else ''})")
         try:
-            last = Path(hf.hf_hub_download(REPO_ID, path))
-        except hf.errors.HfHubHTTPError as exc:
-            raise ModelError(f"download of {path} failed: {exc}; run the same command again to resume") from None
-        except Exception as exc:  # noqa: BLE001 — connection errors come as httpx/requests/OSError types
-            raise ModelError(f"download of {path} failed ({type(exc).__name__}: {exc}); "
-                             "run the same command again to resume") from None
-    assert last is not None
-    return resolve(name) if item.library_size else resolve_resources()
+            hf.hf_hub_download(REPO_ID, f.path)
+        except Exception as exc:  # noqa: BLE001 — HTTP answers, httpx2 transport errors, OSError of the disk
+            over = "files already downloaded are kept, this one starts over" if len(files) > 1 else "it starts over"
+            raise _hub_error(exc, f"the download of {f.path}", retry="run the same command again",
+                             broken=f"run the same command again ({over})") from None
+    if item.library_size:
+        return resolve(name)
+    try:
+        return resolve_resources()
+    except ModelError:
+        listed = {f.path for f in files}
+        lacking = [f"resources/musiccoca/{m}" for m in MUSICCOCA_FILES if f"resources/musiccoca/{m}" not in listed]
+        raise ModelError(f"{REPO_ID} on {hf.constants.ENDPOINT} has no {', '.join(lacking)}, which cadenza "
+                         "expects: check HF_ENDPOINT, or update cadenza") from None
+
+
+def _hub_error(exc: Exception, what: str, retry: str, broken: str | None = None) -> ModelError:
+    """One line for a failed Hub call: what failed, why, and the fix (``broken``: after a lost connection)."""
+    hf = hub()
+    errors = hf.errors
+    endpoint = hf.constants.ENDPOINT
+    if isinstance(exc, errors.OfflineModeIsEnabled):
+        return ModelError(f"offline (HF_HUB_OFFLINE is set): cannot reach the Hugging Face Hub for {what}; "
+                          "unset HF_HUB_OFFLINE or copy the cache from a machine that has it")
+    cause = exc.__cause__ if isinstance(exc, errors.LocalEntryNotFoundError) else None
+    if isinstance(cause, Exception) and not isinstance(cause, errors.LocalEntryNotFoundError):
+        exc = cause  # hf_hub_download's "cannot find the requested files in the local cache" wraps the real failure
+    if isinstance(exc, errors.HfHubHTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        said = "; ".join(line.strip() for line in (exc.server_message or "").splitlines() if line.strip())
+        answer = f"HTTP {status}" + (f": {said}" if said else "")
+        token = hf.get_token() is not None
+        login = "set HF_TOKEN to an access token of your huggingface.co account (or run `hf auth login`)"
+        if isinstance(exc, errors.GatedRepoError):
+            answer = f"HTTP {status}"  # the Hub's long "access is restricted" text says no more than this line
+            if token:
+                return ModelError(f"{REPO_ID} is gated and the account of your token (HF_TOKEN or `hf auth login`) "
+                                  f"has no access to it yet ({answer}): accept its terms at "
+                                  f"https://huggingface.co/{REPO_ID}, then {retry}")
+            return ModelError(f"{REPO_ID} is gated and no token was sent ({answer}): accept its terms at "
+                              f"https://huggingface.co/{REPO_ID}, {login}, then {retry}")
+        if status == 401:
+            if token:
+                return ModelError(f"the Hugging Face Hub refused your token (HF_TOKEN or `hf auth login`) for "
+                                  f"{what} ({answer}): set HF_TOKEN to a valid access token of your huggingface.co "
+                                  f"account, then {retry}")
+            return ModelError(f"the Hugging Face Hub wants a token for {what} ({answer}): {login}, then {retry}")
+        if status == 403:
+            return ModelError(f"the Hugging Face Hub forbids {what} to your token ({answer}): set HF_TOKEN to a "
+                              f"token with read access to {REPO_ID}, then {retry}")
+        if status == 404:
+            return ModelError(f"{what} failed: the Hub at {endpoint} has no such repo, revision or file ({answer}); "
+                              "check HF_ENDPOINT, or update cadenza")
+        return ModelError(f"the Hugging Face Hub failed {what} ({answer}): {retry} later")
+    detail = " ".join(str(exc).split()) or "no detail"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return ModelError(f"no space left in {cache_dir()} for {what}: free some, or point HF_HUB_CACHE at a "
+                          f"bigger disk, then {broken or retry}")
+    if isinstance(exc, hf.errors.LocalEntryNotFoundError) or type(exc).__module__.startswith(("httpx", "httpcore")) \
+            or isinstance(exc, OSError):
+        return ModelError(f"{what} from {endpoint} failed: the connection broke or never came up "
+                          f"({type(exc).__name__}: {detail}); check the network (or HF_ENDPOINT), then "
+                          f"{broken or retry}")
+    return ModelError(f"{what} from {endpoint} failed ({type(exc).__name__}: {detail}); {retry}")
