@@ -23,8 +23,8 @@ Faults it rides through, each published as an event:
   contention): when three times that delay exceeds the lookahead (and is within
   ``max_lookahead``), the lookahead widens to cover it before the device runs
   dry (a ``warning`` event says by how much and why; ``Status.lookahead_ms``
-  shows it). The worst recent hold-up is forgotten with a half-life of 10 s,
-  and the lookahead narrows back (20 ms per second, never below the
+  shows it). The worst recent hold-up is forgotten with a half-life of 60 s,
+  and the lookahead narrows back (10 ms per second, never below the
   configured one) to three times what is remembered: the latency comes back
   once the contention is gone.
 - **stall** (the device played on without us — the process was stopped): one
@@ -69,8 +69,8 @@ MIX_EVENT_INTERVAL_S = 0.1
 STATUS_EVENT_INTERVAL_S = 1.0
 PACE_SLEEP_S = 0.002  # the generation thread's sleep while it is far enough ahead
 JITTER_SAFETY = 3.0  # the lookahead must cover this many times the worst recent hold-up
-JITTER_HALF_LIFE_S = 10.0  # how fast the worst recent hold-up is forgotten
-NARROW_S_PER_S = 0.02  # how fast a widened lookahead narrows back once the hold-ups are gone (20 ms per second)
+JITTER_HALF_LIFE_S = 60.0  # how fast the worst recent hold-up is forgotten (widen fast, narrow slowly)
+NARROW_S_PER_S = 0.01  # how fast a widened lookahead narrows back once the hold-ups are gone (10 ms per second)
 
 
 def direct_graph(prompts: Sequence[tuple[str, str | None, float]]) -> Graph:
