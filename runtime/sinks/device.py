@@ -745,6 +745,15 @@ class DeviceSink:
             view = view[n:]
             deadline = time.monotonic() + RELAY_STALL_S
 
+    @property
+    def output_latency(self) -> float:
+        """The device's own output latency in seconds (excluding the ring)."""
+        return float(self._stream.latency)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def _start(self) -> None:
         try:
             self._stream.start()
