@@ -320,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--control", default="tcp://127.0.0.1:5555", help="control endpoint (ROUTER)")
     sv.add_argument("--events", default="tcp://127.0.0.1:5556", help="events endpoint (PUB)")
     sv.add_argument("--audio", default="tcp://127.0.0.1:5557", help="audio endpoint (PUB), or 'none'")
-    sv.add_argument("--sink", default="device", help="device | device:NAME | jack | wav:PATH | flac:PATH | null")
+    sv.add_argument("--sink", default="device",
+                    help="device | device:NAME | jack | wav:PATH | flac:PATH | null; several joined by commas "
+                         "(at most one device), e.g. jack,wav:session.wav")
     sv.add_argument("--lookahead", type=_finite, default=30.0, metavar="MS", help="audio kept ahead (default 30 ms)")
     sv.add_argument("--seed", type=int, default=0)
     sv.add_argument("--insecure", action="store_true", help="allow non-loopback endpoints without encryption")

@@ -162,7 +162,9 @@ class Status:
     samples and ``seconds`` the same in seconds; ``event_sequences`` gives the
     last sequence number of each event topic when the snapshot was taken
     (events at or below it are covered by the snapshot); ``server`` is set in
-    the reply to ``Hello``.
+    the reply to ``Hello``. ``events_dropped`` and ``replies_dropped`` count
+    what the runtime could not hand to ZeroMQ (slow consumers past their
+    high-water marks); ``sink_faults`` names each sink out of play and why.
     """
 
     graph_loaded: bool
@@ -179,6 +181,9 @@ class Status:
     event_sequences: dict[str, int]
     audio_sequence: int
     server: ServerInfo | None = None
+    events_dropped: int = 0
+    replies_dropped: int = 0
+    sink_faults: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_pb(cls, status: pb.Status, *, sample_rate: int = wire.DEFAULT_SAMPLE_RATE) -> Status:
@@ -194,7 +199,8 @@ class Status:
                    controls=wire.controls_to_dict(status.controls), stream_time=status.stream_time,
                    seconds=status.stream_time / rate, playing=status.playing, xruns=status.xruns,
                    lookahead_ms=status.lookahead_ms, event_sequences=dict(sorted(status.event_sequences.items())),
-                   audio_sequence=status.audio_sequence, server=server)
+                   audio_sequence=status.audio_sequence, server=server, events_dropped=status.events_dropped,
+                   replies_dropped=status.replies_dropped, sink_faults=dict(sorted(status.sink_faults.items())))
 
 
 @dataclass(frozen=True)

@@ -381,7 +381,8 @@ def test_status_view(peer: Peer) -> None:
             st = pb.Status(graph_loaded=True, graph_name="action-game", state="combat", weights={"battle": 0.8},
                            stream_time=96_000, playing=True, xruns=2, lookahead_ms=30.0,
                            event_sequences={"beat": 12, "bar": 3}, audio_sequence=200,
-                           controls=wire.controls_from_mapping({"bpm": 172.0, "notes": [60]}))
+                           controls=wire.controls_from_mapping({"bpm": 172.0, "notes": [60]}),
+                           events_dropped=7, replies_dropped=3, sink_faults={"wav:a.wav": "No space left on device"})
             st.parameters["danger"].number = 0.5
             st.parameters["mode"].label = "combat"
             return [wire.encode_reply(req.request_id, st)]
@@ -397,6 +398,8 @@ def test_status_view(peer: Peer) -> None:
     assert status.stream_time == 96_000 and status.seconds == 2.0 and status.playing and status.xruns == 2
     assert status.event_sequences == {"bar": 3, "beat": 12} and status.audio_sequence == 200
     assert status.server is None and status.lookahead_ms == 30.0
+    assert status.events_dropped == 7 and status.replies_dropped == 3
+    assert status.sink_faults == {"wav:a.wav": "No space left on device"}
 
 
 # ----------------------------------------------------------------------------- replies
