@@ -47,18 +47,38 @@ print(time.time() - t0)
 """
 
 
+def idlest_core(cores: set[int], seconds: float = 0.5) -> int:
+    """The core of ``cores`` that was idle the most over the next ``seconds`` (/proc/stat); other processes on a
+    shared machine then disturb the pinned measurements least."""
+    def idle() -> dict[int, int]:
+        out = {}
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit():
+                out[int(name[3:])] = int(fields[3]) + int(fields[4])
+        return out
+
+    try:
+        before = idle()
+        time.sleep(seconds)
+        after = idle()
+        return max(cores, key=lambda c: after.get(c, 0) - before.get(c, 0))
+    except (OSError, ValueError, IndexError):
+        return min(cores)
+
+
 @contextmanager
 def one_core() -> Iterator[str]:
-    """Run the block pinned to one core (children inherit it); the old affinity comes back after."""
+    """Run the block pinned to one core, the idlest (children inherit it); the old affinity comes back after."""
     try:
         old = os.sched_getaffinity(0)
-        core = min(old)
+        core = idlest_core(old)
         os.sched_setaffinity(0, {core})
     except (AttributeError, OSError):
         yield "not pinned (no sched_setaffinity)"
         return
     try:
-        yield f"pinned to core {core}"
+        yield f"pinned to core {core} (the idlest when the run began)"
     finally:
         os.sched_setaffinity(0, old)
 

@@ -256,9 +256,9 @@ def _latency_rows(sink: str, r: dict[str, Any], jack_ms: float | None) -> list[R
 
 
 def rows(quick: bool) -> list[Row]:
-    changes = 25 if quick else 120
+    changes = 20 if quick else 120
     rtt_n, rtt_repeats = (2000, 3) if quick else (5000, 7)
-    rate_s, rate_repeats = (1.5, 3) if quick else (5.0, 5)
+    rate_s, rate_repeats = (1.0, 3) if quick else (5.0, 5)
     out: list[Row] = []
     ctx: zmq.Context[Any] = zmq.Context()
     try:

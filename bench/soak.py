@@ -486,6 +486,7 @@ def report(r: SoakResult, png_name: str, command: str) -> str:
     heard = [p.heard_ms for p in r.probes if p.heard_ms is not None]
     wall = [p.wall_ms for p in r.probes if p.wall_ms is not None]
     on_time = sum(p.on_time for p in r.probes)
+    offsets = collections.Counter(round(p.heard_ms - p.lookahead_ms) for p in r.probes if p.heard_ms is not None)
     missed = sum(p.heard_ms is None for p in r.probes)
     rtt50 = [w.rtt_p50_us for w in r.windows if w.sent]
     rtt99 = [w.rtt_p99_us for w in r.windows if w.sent]
@@ -528,7 +529,9 @@ def report(r: SoakResult, png_name: str, command: str) -> str:
         f"(+ JACK playback latency {r.jack_latency_ms if r.jack_latency_ms is not None else float('nan'):.0f} ms) |",
         f"| control latency wall, PLAY sent → first resumed chunk received on the audio PUB | "
         f"median {statistics.median(wall) if wall else float('nan'):.1f} ms, p99 {percentile(wall, 99):.1f} ms |",
-        f"| probes whose change began exactly at the reply's stream time | {on_time} of {len(heard)} |",
+        f"| probes whose change began exactly at the reply's stream time (`Ok.stream_time`) | {on_time} of "
+        f"{len(heard)}; first resumed sample − reply's stream time: "
+        f"{', '.join(f'{k:+.0f} ms × {v}' for k, v in sorted(offsets.items()))} |",
         f"| runtime CPU (all threads), mean | {100 * cpu:.0f} % of one core |",
         f"| lookahead: at the start, largest, at the end | {r.samples[0].lookahead_ms if r.samples else 0:.0f} ms, "
         f"{max((x.lookahead_ms for x in r.samples), default=0):.0f} ms, "

@@ -67,6 +67,6 @@ def test_short_soak_meets_every_pass_criterion(jackd: None, tmp_path: Path) -> N
     drift = {f: m for f, m in checks.items() if f.startswith("drift")}
     assert len(drift) == 3 and all(drift.values()), text
     assert result.passed, text
-    # the probe's change began exactly where the runtime said it would
-    assert all(p.on_time for p in result.probes if p.heard_ms is not None), text
+    # the probe's change began where the runtime's reply said it would, to within one 10 ms block
+    assert all(abs(p.heard_ms - p.lookahead_ms) <= 10.0 + 1e-6 for p in result.probes if p.heard_ms is not None), text
     assert (tmp_path / "soak.png").stat().st_size > 10_000
