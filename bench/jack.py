@@ -69,9 +69,10 @@ class JackServer:
     :class:`RuntimeError` with the server's log when it does not come up.
     """
 
-    def __init__(self, log_path: Path, name: str | None = None, nice: int = 0) -> None:
+    def __init__(self, log_path: Path, name: str | None = None, nice: int = 0, realtime: bool = False) -> None:
         self.name = name or f"cadenza-bench-{os.getpid()}"
         self.nice = nice
+        self.realtime = realtime  # jackd's SCHED_FIFO audio thread (root or the audio group's rtprio limit)
         self.log_path = Path(log_path)
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -85,7 +86,8 @@ class JackServer:
 
     @property
     def argv(self) -> list[str]:
-        return ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD)]
+        rt = ["--realtime"] if self.realtime else ["--no-realtime"]
+        return ["jackd", "-n", self.name, *rt, "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD)]
 
     def start(self) -> JackServer:
         with open(self.log_path, "wb") as log:

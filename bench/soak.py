@@ -142,6 +142,7 @@ class SoakResult:
     jack_latency_ms: float | None = None  # the JACK server's playback latency (jack_lsp -l)
     code: str = ""  # the commit the runtime ran from, and files changed since
     nice: int = 0  # the niceness the runtime and the JACK server ran at (this soak's clients: 0)
+    realtime: bool = False  # jackd ran its audio thread real-time (SCHED_FIFO), as an installation's would
     rss_mappings: list[tuple[str, float]] = field(default_factory=list)  # the largest parts of the RSS at the end
 
     # ------------------------------------------------------------------ figures
@@ -211,8 +212,9 @@ class Soak:
     """One soak run: start everything, run the clients for ``minutes``, stop everything, return a SoakResult."""
 
     def __init__(self, minutes: float, workdir: Path, *, lookahead_ms: float = DEFAULT_LOOKAHEAD_MS, seed: int = 1,
-                 nice: int = 0, log: Callable[[str], None] = print) -> None:
+                 nice: int = 0, realtime: bool = False, log: Callable[[str], None] = print) -> None:
         self.duration = minutes * 60.0
+        self.realtime = realtime
         self.workdir = workdir
         self.lookahead_ms = lookahead_ms
         self.nice = nice
@@ -225,7 +227,7 @@ class Soak:
         self.result = SoakResult(minutes=minutes, lookahead_ms=lookahead_ms,
                                  started=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                                  machine=machine(), warmup_s=min(120.0, self.duration / 4),
-                                 window_s=self.window_s, code=code_version(), nice=nice)
+                                 window_s=self.window_s, code=code_version(), nice=nice, realtime=realtime)
         self.lock = threading.Lock()
         self.failures: list[BaseException] = []
 
@@ -408,7 +410,7 @@ class Soak:
 
     # -- the run
     def run(self) -> SoakResult:
-        jack = JackServer(self.workdir / "jackd.log", nice=self.nice)
+        jack = JackServer(self.workdir / "jackd.log", nice=self.nice, realtime=self.realtime)
         with jack:
             args = ["--graph", str(GRAPH), "--lookahead", f"{self.lookahead_ms:g}"]
             server = Serve(args, self.workdir, sink="jack", env=jack.env, name="soak-serve", nice=self.nice)
@@ -500,7 +502,8 @@ def report(r: SoakResult, png_name: str, command: str) -> str:
         "",
         f"`{command}` — started {r.started}, ran {r.elapsed_s / 60:.1f} min on {r.machine}.",
         f"Runtime: `cadenza serve --sink jack --lookahead {r.lookahead_ms:g}` (synth backend, "
-        "examples/action_game/graph.yaml) into a private `jackd --no-realtime -d dummy -r 48000 -p 960`"
+        "examples/action_game/graph.yaml) into a private "
+        f"`jackd {'--realtime' if r.realtime else '--no-realtime'} -d dummy -r 48000 -p 960`"
         + (f", both at nice {r.nice:+d} (this soak's clients at 0)" if r.nice else ", all at normal priority")
         + "; "
         f"warm-up (left out of the drift and RSS comparisons): the first {r.warmup_s:.0f} s. "
@@ -661,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nice", type=int, default=0,
                     help="run the runtime and the JACK server at this niceness, e.g. -10 as an installation's audio "
                          "processes would (needs root or the audio group's limits)")
+    ap.add_argument("--realtime", action="store_true",
+                    help="run jackd with its real-time audio thread (SCHED_FIFO, as installations do; needs root "
+                         "or the audio group's rtprio limit) instead of --no-realtime")
     ap.add_argument("--from-json", default=None,
                     help="write the report and plot again from a JSON a soak wrote (no new run)")
     args = ap.parse_args(argv)
@@ -669,15 +675,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         result = load_result(Path(args.from_json))
         args.minutes, args.lookahead, args.nice = result.minutes, result.lookahead_ms, result.nice
+        args.realtime = result.realtime
     elif not JackServer.available():
         print("soak: jackd is not installed (apt install jackd2)", file=sys.stderr)
         return 2
     else:
         with tempfile.TemporaryDirectory(prefix="cadenza-soak-") as tmp:
-            result = Soak(args.minutes, Path(tmp), lookahead_ms=args.lookahead, nice=args.nice).run()
+            result = Soak(args.minutes, Path(tmp), lookahead_ms=args.lookahead, nice=args.nice,
+                          realtime=args.realtime).run()
     plot(result, png)
     extra = ([f"--lookahead {args.lookahead:g}"] if args.lookahead != DEFAULT_LOOKAHEAD_MS else []) + (
-        [f"--nice {args.nice}"] if args.nice else [])
+        [f"--nice {args.nice}"] if args.nice else []) + (["--realtime"] if args.realtime else [])
     cmd = f"make soak SOAK_MINUTES={args.minutes:g}" + (f" SOAK_ARGS='{' '.join(extra)}'" if extra else "")
     text = report(result, png.name, cmd)
     out.write_text(text)

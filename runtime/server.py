@@ -515,7 +515,10 @@ class Server:
             elif action == 4:  # RESET_CONTEXT
                 c = self._conductor("Transport(RESET_CONTEXT)")
                 c.restart_deck()
-        return Ok(stream_time=self.live.frame)
+            # the next block the generation thread renders is where this takes effect
+            conductor = self.live.conductor
+            at = conductor.frame if conductor is not None else self.live.frame
+        return Ok(stream_time=at)
 
     def handle(self, data: bytes) -> bytes:
         """One request frame → one reply frame. Never raises."""
