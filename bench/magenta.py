@@ -179,28 +179,18 @@ def _model_rows(res: dict[str, Any], where: str) -> list[Any]:
 
 def _serve_rss(cache: Path) -> tuple[float, float]:
     """RSS (MB) of `cadenza serve` with the tiny magenta model (from ``cache``) and with the synth,
-    each after 5 s of playing."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from server_harness import ServeProcess  # type: ignore[import-not-found]
+    each after 5 s of playing (:func:`bench.memory.serve_rss`)."""
+    from bench.memory import serve_rss
 
-    def rss(args: list[str], env: dict[str, str]) -> float:
-        old = dict(os.environ)
-        os.environ.update(env)
-        try:
-            with tempfile.TemporaryDirectory() as work, ServeProcess(args, Path(work)) as server:
-                time.sleep(5.0)  # playing: RSS after warm-up (a measurement window, not synchronisation)
-                assert server.proc is not None
-                for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-        raise RuntimeError("no VmRSS")
-
-    mag = rss(["--backend", "magenta", "--model", "tiny", "--device", "cpu", "--prompt", "disco funk"],
-              {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
-    synth = rss(["--prompt", "dark techno"], {})
+    old = dict(os.environ)
+    os.environ.update({"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})  # the served process inherits it
+    try:
+        mag, _ = serve_rss(["--backend", "magenta", "--model", "tiny", "--device", "cpu", "--prompt", "disco funk"],
+                           play_s=5.0, runs=1)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    synth, _ = serve_rss(["--prompt", "dark techno"], play_s=5.0, runs=1)
     return mag, synth
 
 
