@@ -52,7 +52,7 @@ class Hello(_message.Message):
     def __init__(self, supported_versions: _Optional[_Iterable[int]] = ..., client_name: _Optional[str] = ...) -> None: ...
 
 class LoadGraph(_message.Message):
-    __slots__ = ("text", "path", "format")
+    __slots__ = ("text", "path", "format", "base_dir")
     class Format(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         FORMAT_UNSPECIFIED: _ClassVar[LoadGraph.Format]
@@ -64,10 +64,12 @@ class LoadGraph(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    BASE_DIR_FIELD_NUMBER: _ClassVar[int]
     text: str
     path: str
     format: LoadGraph.Format
-    def __init__(self, text: _Optional[str] = ..., path: _Optional[str] = ..., format: _Optional[_Union[LoadGraph.Format, str]] = ...) -> None: ...
+    base_dir: str
+    def __init__(self, text: _Optional[str] = ..., path: _Optional[str] = ..., format: _Optional[_Union[LoadGraph.Format, str]] = ..., base_dir: _Optional[str] = ...) -> None: ...
 
 class ParameterUpdate(_message.Message):
     __slots__ = ("name", "number", "label")
@@ -244,7 +246,7 @@ class ParameterValue(_message.Message):
     def __init__(self, number: _Optional[float] = ..., label: _Optional[str] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("server", "graph_loaded", "graph_name", "state", "weights", "controls", "parameters", "stream_time", "playing", "xruns", "lookahead_ms", "event_sequences", "audio_sequence", "events_dropped", "replies_dropped", "sink_faults")
+    __slots__ = ("server", "graph_loaded", "graph_name", "state", "weights", "controls", "parameters", "stream_time", "playing", "xruns", "lookahead_ms", "event_sequences", "audio_sequence", "events_dropped", "replies_dropped", "sink_faults", "faults", "faults_total")
     class WeightsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +275,13 @@ class Status(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class FaultsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SERVER_FIELD_NUMBER: _ClassVar[int]
     GRAPH_LOADED_FIELD_NUMBER: _ClassVar[int]
     GRAPH_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +298,8 @@ class Status(_message.Message):
     EVENTS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     REPLIES_DROPPED_FIELD_NUMBER: _ClassVar[int]
     SINK_FAULTS_FIELD_NUMBER: _ClassVar[int]
+    FAULTS_FIELD_NUMBER: _ClassVar[int]
+    FAULTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     server: ServerInfo
     graph_loaded: bool
     graph_name: str
@@ -305,7 +316,9 @@ class Status(_message.Message):
     events_dropped: int
     replies_dropped: int
     sink_faults: _containers.ScalarMap[str, str]
-    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., graph_loaded: _Optional[bool] = ..., graph_name: _Optional[str] = ..., state: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., stream_time: _Optional[int] = ..., playing: _Optional[bool] = ..., xruns: _Optional[int] = ..., lookahead_ms: _Optional[float] = ..., event_sequences: _Optional[_Mapping[str, int]] = ..., audio_sequence: _Optional[int] = ..., events_dropped: _Optional[int] = ..., replies_dropped: _Optional[int] = ..., sink_faults: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    faults: _containers.ScalarMap[str, str]
+    faults_total: int
+    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., graph_loaded: _Optional[bool] = ..., graph_name: _Optional[str] = ..., state: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., stream_time: _Optional[int] = ..., playing: _Optional[bool] = ..., xruns: _Optional[int] = ..., lookahead_ms: _Optional[float] = ..., event_sequences: _Optional[_Mapping[str, int]] = ..., audio_sequence: _Optional[int] = ..., events_dropped: _Optional[int] = ..., replies_dropped: _Optional[int] = ..., sink_faults: _Optional[_Mapping[str, str]] = ..., faults: _Optional[_Mapping[str, str]] = ..., faults_total: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "field", "supported_versions")
@@ -321,6 +334,8 @@ class Error(_message.Message):
         RATE_LIMITED: _ClassVar[Error.Code]
         INTERNAL: _ClassVar[Error.Code]
         NOT_READY: _ClassVar[Error.Code]
+        PERMISSION_DENIED: _ClassVar[Error.Code]
+        TIMEOUT: _ClassVar[Error.Code]
     CODE_UNSPECIFIED: Error.Code
     BAD_MESSAGE: Error.Code
     UNSUPPORTED_VERSION: Error.Code
@@ -331,6 +346,8 @@ class Error(_message.Message):
     RATE_LIMITED: Error.Code
     INTERNAL: Error.Code
     NOT_READY: Error.Code
+    PERMISSION_DENIED: Error.Code
+    TIMEOUT: Error.Code
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]

@@ -170,10 +170,22 @@ class NotReady(ServerError):
     code_name = "NOT_READY"
 
 
+class PermissionDenied(ServerError):
+    """``PERMISSION_DENIED``: this client may not do that (a read-only client, a file outside the allowed folders)."""
+
+    code_name = "PERMISSION_DENIED"
+
+
+class Timeout(ServerError):
+    """``TIMEOUT``: the work took longer than its bound (embedding a prompt); nothing was applied."""
+
+    code_name = "TIMEOUT"
+
+
 _BY_CODE: Final[dict[str, type[ServerError]]] = {
     cls.code_name: cls
     for cls in (BadMessage, UnsupportedVersion, UnknownName, BadValue, GraphInvalid, TooLarge, RateLimited,
-                InternalServerError, NotReady)
+                InternalServerError, NotReady, PermissionDenied, Timeout)
 }
 
 
