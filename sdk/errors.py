@@ -14,7 +14,7 @@ generated protobuf module), so every other SDK module can raise these.
         └── ServerError            an Error reply: .code ("UNKNOWN_NAME"), .field, .message
             ├── BadMessage, UnsupportedVersion, UnknownName, BadValue,
             ├── GraphInvalid (also a GraphError), TooLarge, RateLimited,
-            └── InternalServerError, NotReady
+            └── InternalServerError, NotReady, PermissionDenied, ServerTimeout
 
 A :class:`ServerError` is what the runtime answered, or — with ``remote`` False
 — the same error raised by the client before sending a request the runtime
@@ -37,6 +37,8 @@ __all__ = [
     "GraphInvalid",
     "InternalServerError",
     "NotReady",
+    "PermissionDenied",
+    "ServerTimeout",
     "RateLimited",
     "RequestTimeout",
     "ServerError",
@@ -176,7 +178,7 @@ class PermissionDenied(ServerError):
     code_name = "PERMISSION_DENIED"
 
 
-class Timeout(ServerError):
+class ServerTimeout(ServerError):
     """``TIMEOUT``: the work took longer than its bound (embedding a prompt); nothing was applied."""
 
     code_name = "TIMEOUT"
@@ -185,7 +187,7 @@ class Timeout(ServerError):
 _BY_CODE: Final[dict[str, type[ServerError]]] = {
     cls.code_name: cls
     for cls in (BadMessage, UnsupportedVersion, UnknownName, BadValue, GraphInvalid, TooLarge, RateLimited,
-                InternalServerError, NotReady, PermissionDenied, Timeout)
+                InternalServerError, NotReady, PermissionDenied, ServerTimeout)
 }
 
 
