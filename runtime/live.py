@@ -61,6 +61,7 @@ from cadenza.runtime.graph.spec import (
     State,
     Weight,
 )
+from cadenza.runtime.notify import hang_hook
 from cadenza.runtime.sinks.base import Sink
 
 DEFAULT_LOOKAHEAD_S = 0.03
@@ -263,6 +264,7 @@ class LiveEngine:
         last_narrow = time.monotonic()
         pending: list[dict[str, object]] = []
         while True:
+            hang_hook(self._stop)  # test hook (CADENZA_TEST_HANG_FILE); a no-op otherwise
             stopping = self._stop.is_set()
             if not stopping:
                 target = int(self.lookahead_s * SAMPLE_RATE)
