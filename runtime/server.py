@@ -52,6 +52,7 @@ from cadenza.runtime.backends import get_backend
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
 from cadenza.runtime.conductor import Block
 from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
+from cadenza.runtime.notify import Supervisor, supervise
 from cadenza.runtime.sinks.base import Sink
 
 DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
@@ -305,6 +306,8 @@ class Server:
                 triples.append((str(wp.prompt), None, wp.weight))
             self.live.load(direct_graph(triples))
         self._stopping = False
+        self.turns = 0  # control-loop turns: the service manager's watchdog checks that they go on
+        self.supervisor: Supervisor | None = None  # systemd notify (READY, WATCHDOG, STATUS, STOPPING)
 
     def _socket(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
         sock: zmq.Socket[bytes] = self.ctx.socket(kind)
@@ -558,11 +561,14 @@ class Server:
     def serve(self, ready: Callable[[], None] | None = None) -> int:
         self.publisher.start()
         self.live.start()
+        self.supervisor = supervise(progress=self._progress, audio_flowing=self._audio_flowing,
+                                    status=self._status_line, log=self.log)
         if ready is not None:
             ready()
         poller = zmq.Poller()
         poller.register(self.control, zmq.POLLIN)
         while not self._stopping:
+            self.turns += 1
             if self.live.error is not None:
                 self.log(f"generation failed: {type(self.live.error).__name__}: {self.live.error}")
                 self.shutdown()
@@ -593,10 +599,41 @@ class Server:
         self.shutdown()
         return 0
 
+    # the service manager's view (runtime/notify.py reads these from its own thread, without locks)
+    def _progress(self) -> dict[str, int]:
+        return {"generation thread": self.live.stats.steps, "control loop": self.turns}
+
+    def _audio_flowing(self) -> bool:
+        """The first block is in the sinks (and a device sink has played from its ring)."""
+        live = self.live
+        if live.stats.steps < 1 or not live.sinks:
+            return False
+        clock = live.clock_sink
+        return clock is None or int(getattr(clock, "frames_played", 1)) > 0
+
+    def _status_line(self) -> str:
+        live = self.live
+        conductor = live.conductor
+        if conductor is None:
+            what = "silence (no graph yet)"
+        elif conductor.graph.source == "<set_prompts>":
+            what = "prompts (no graph)"
+        else:
+            what = f"graph {conductor.graph.name!r}"
+        line = (f"{'playing' if live.playing else 'paused'} {what}, stream {live.frame / SAMPLE_RATE:.1f} s, "
+                f"{live.stats.xruns} xruns, {self.requests} requests")
+        if live.failed_sinks:
+            line += f", sinks out: {', '.join(sorted(live.failed_sinks))}"
+        return line
+
     def request_stop(self, *_: object) -> None:
         self._stopping = True
 
     def shutdown(self) -> None:
+        if self.supervisor is not None:
+            failed = self.live.error
+            self.supervisor.stopping(f"stopping: generation failed ({type(failed).__name__})" if failed is not None
+                                     else "stopping")
         self.live.stop()
         if not self.publisher.stop():
             self.control.close(0)  # the publish thread still holds the PUB sockets: the process exit takes them
