@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,7 +333,7 @@ def test_json_graph() -> None:
     assert g.parameters["presence"].filter == Hysteresis(0.3, 0.7)
     assert g.parameters["x"].smoothing == Smoothing(1.0, 3.0)
     assert g.parameters["visitors"] == Parameter("visitors", "discrete", 0.0, 50.0, 0.0)
-    assert g.prompts["void"] == PromptDef("void", audio="/opt/sounds/room tone.wav")  # absolute: kept
+    assert g.prompts["void"] == PromptDef("void", audio=str(path.parent / "sounds" / "room tone.wav"))
     assert g.mix == (
         Pad(ParamRef("x"), ParamRef("y"), (("dawn", 0.0, 0.0), ("dusk", 1.0, 0.0), ("storm", 0.0, 1.0),
                                            ("void", 1.0, 1.0)), "bilinear", 2.0),
@@ -355,17 +356,21 @@ def test_json_and_yaml_of_the_same_graph_are_equal(tmp_path: Path) -> None:
     as_json.write_text(json.dumps(data, indent="\t"))
     as_yaml = tmp_path / "g.yaml"
     as_yaml.write_text(text)
+    shutil.copytree(GRAPHS / "valid" / "sounds", tmp_path / "sounds")
     a, b = load_graph(as_yaml), load_graph(as_json)
     assert (a.parameters, a.nodes, a.mix, a.controls, a.states, a.stingers) == \
         (b.parameters, b.nodes, b.mix, b.controls, b.states, b.stingers)
 
 
-def test_loads_graph_text_shorthand_and_base_dir(tmp_path: Path) -> None:
+def test_loads_graph_text_shorthand_and_base_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = "cadenza_graph: 1\nprompts:\n  calm: soft pads\n  rain: {audio: sounds/rain.wav}\n"
-    g = loads_graph(text)
+    shutil.copytree(GRAPHS / "valid" / "sounds", tmp_path / "sounds")
+    monkeypatch.chdir(tmp_path)
+    g = loads_graph(text)  # no base_dir: relative to the working directory
     assert g.name == "" and g.source == "<string>"
     assert g.prompts == {"calm": PromptDef("calm", text="soft pads"),
-                         "rain": PromptDef("rain", audio="sounds/rain.wav")}  # as written: no base_dir
+                         "rain": PromptDef("rain", audio=str(tmp_path / "sounds" / "rain.wav"))}
+    monkeypatch.chdir(GRAPHS)
     g = loads_graph(text.encode(), source="mem.yaml", base_dir=tmp_path)
     assert g.prompts["rain"].audio == str(tmp_path / "sounds" / "rain.wav")
     assert g.name == "mem"

@@ -34,13 +34,14 @@ import os
 import re
 import stat
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, NoReturn, Union, cast
 
 import yaml
 
 from cadenza.errors import GraphError
+from cadenza.runtime.files import FilePolicy, FileRefused, read_bytes
 from cadenza.runtime.graph.spec import (
     BUILTIN_PARAMS,
     CONTROL_NAMES,
@@ -173,11 +174,16 @@ class InvalidGraph(GraphError):
 
 
 # ------------------------------------------------------------------ public API
-def load_graph(path: str | os.PathLike[str]) -> Graph:
+def load_graph(path: str | os.PathLike[str], files: FilePolicy | None = None) -> Graph:
     """Read and validate the style graph at ``path`` (YAML, or JSON).
 
-    Audio prompt and stinger files are resolved against the file's folder
-    (their existence is checked later, by the backend that embeds them).
+    Audio prompt and stinger files are resolved against the file's folder,
+    read (regular files only, bounded) and decoded now: a missing or
+    undecodable file is an issue with its file:line. ``files`` (a client's
+    request): the graph and every audio file must lie inside its allowed
+    folders — the graph's own refusal is raised as
+    :class:`~cadenza.runtime.files.FileRefused`; ``None`` (the operator's
+    command line): paths are resolved but not confined.
     Raises :class:`InvalidGraph` listing every problem found.
     """
     file = os.fspath(path)
@@ -186,6 +192,13 @@ def load_graph(path: str | os.PathLike[str]) -> Graph:
     def fail(message: str) -> NoReturn:
         raise InvalidGraph([GraphIssue(file, None, "", message)])
 
+    if files is not None:
+        resolved = files.resolve(file, where="path")  # FileRefused: the same words whether it exists or not
+        try:
+            data = read_bytes(resolved, where="path", max_bytes=MAX_BYTES, timeout_s=files.timeout_s)
+        except FileRefused as exc:
+            fail(exc.message)
+        return _load(_decode(data, file), file, resolved.parent, files)
     try:
         st = p.stat()
         if not stat.S_ISREG(st.st_mode):
@@ -198,14 +211,17 @@ def load_graph(path: str | os.PathLike[str]) -> Graph:
         fail(f"cannot read the file: {exc.strerror or exc}")
     if len(data) > MAX_BYTES:
         fail(f"the file is over the {_size(MAX_BYTES)} limit for a style graph")
-    return _load(_decode(data, file), file, Path(os.path.abspath(p.parent)))
+    return _load(_decode(data, file), file, Path(os.path.abspath(p.parent)), None)
 
 
-def loads_graph(text: str | bytes, source: str = "<string>", base_dir: str | os.PathLike[str] | None = None) -> Graph:
+def loads_graph(text: str | bytes, source: str = "<string>", base_dir: str | os.PathLike[str] | None = None,
+                files: FilePolicy | None = None) -> Graph:
     """Validate a style graph given as text; ``source`` names it in errors.
 
-    Relative audio paths are resolved against ``base_dir`` when given, and
-    left as written otherwise.
+    Relative audio paths are resolved against ``base_dir`` when given (the
+    folder the text came from), else against the working directory; audio
+    files are read and decoded as :func:`load_graph` does, confined by
+    ``files`` when given.
     """
     if isinstance(text, bytes):
         if len(text) > MAX_BYTES:
@@ -216,7 +232,7 @@ def loads_graph(text: str | bytes, source: str = "<string>", base_dir: str | os.
         size = len(text.encode("utf-8", "surrogatepass"))
         raise InvalidGraph([GraphIssue(source, None, "", f"the text is {_size(size)}, over the "
                                                          f"{_size(MAX_BYTES)} limit for a style graph")])
-    return _load(text, source, None if base_dir is None else Path(base_dir))
+    return _load(text, source, None if base_dir is None else Path(base_dir), files)
 
 
 def parse_duration(text: str) -> Duration:
@@ -351,12 +367,15 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _parse_tree(text: str, file: str) -> tuple[_Y, list[GraphIssue]]:
+def _parse_tree(text: str, file: str, lines: dict[str, int] | None = None) -> tuple[_Y, list[GraphIssue]]:
     """Text → value tree, built from PyYAML's safe parser events without recursion.
 
     Returns the tree and the problems that do not stop reading (duplicate
     keys); raises :class:`InvalidGraph` for syntax errors and anything unsafe.
+    ``lines`` (when given) receives the line of every value by its path.
     """
+    if lines is None:
+        lines = {}
     fatal: list[GraphIssue] = []
     soft: list[GraphIssue] = []
 
@@ -397,6 +416,7 @@ def _parse_tree(text: str, file: str) -> tuple[_Y, list[GraphIssue]]:
                 stop(line, f"alias *{ev.anchor} is not allowed: a style graph does not reuse values through "
                            "anchors and aliases (write the value out, or define it once under nodes: and use "
                            "{node: name})", path)
+            lines.setdefault(path, line)
             count += 1
             if count > MAX_VALUES:
                 stop(line, f"more than {MAX_VALUES:,} values: too large for a style graph")
@@ -476,7 +496,7 @@ def _tag_message(tag: str) -> str:
             "allowed: !!str, !!int, !!float, !!bool, !!null, !!map, !!seq)")
 
 
-def _load(text: str, file: str, base_dir: Path | None) -> Graph:
+def _load(text: str, file: str, base_dir: Path | None, files: FilePolicy | None) -> Graph:
     m = _CONTROL_CHAR.search(text)
     if m:
         line = text.count("\n", 0, m.start()) + 1
@@ -487,8 +507,16 @@ def _load(text: str, file: str, base_dir: Path | None) -> Graph:
         # pure-Python scanner rejects tabs as whitespace; spaces keep every line and column
         text = text.replace("\t", " ")
     try:
-        tree, soft = _parse_tree(text, file)
-        return _Converter(file, base_dir, soft).graph(tree)
+        lines: dict[str, int] = {}
+        tree, soft = _parse_tree(text, file, lines)
+        graph = _Converter(file, base_dir, soft, files).graph(tree)
+        graph = replace(graph, lines=lines)
+        from cadenza.runtime.graph.runnable import check_runnable
+
+        issues = check_runnable(graph)
+        if issues:
+            raise InvalidGraph(issues)
+        return graph
     except RecursionError:  # cannot happen below MAX_DEPTH; kept so no input can crash the caller
         raise InvalidGraph([GraphIssue(file, None, "", "nested too deeply for a style graph")]) from None
 
@@ -537,9 +565,13 @@ _KIND_TEXT: dict[Kind, str] = {
 class _Converter:
     """Checks the tree against the format and builds the spec dataclasses, collecting every issue."""
 
-    def __init__(self, file: str, base_dir: Path | None, issues: list[GraphIssue]) -> None:
+    def __init__(self, file: str, base_dir: Path | None, issues: list[GraphIssue],
+                 files: FilePolicy | None = None) -> None:
         self.file = file
         self.base_dir = base_dir
+        self.files = files
+        self.audio: dict[str, object] = {}  # resolved stinger path → decoded PCM
+        self._audio_checked: dict[tuple[str, bool], str | None] = {}  # (path, stinger) → why it fails
         self.issues = issues
         self.params: dict[str, Parameter] = {}
         # defined names, in file order (dicts as ordered sets: membership tests stay O(1) in big files)
@@ -693,15 +725,31 @@ class _Converter:
             return None
         return text
 
-    def audio_path(self, y: _Y, path: str) -> str | None:
-        if not isinstance(y, _Scalar) or not isinstance(y.value, str) or not y.value.strip():
+    def audio_path(self, y: _Y, path: str, *, stinger: bool = False) -> str | None:
+        """The resolved path of an audio file, read and decoded now (stingers: kept in :attr:`audio`)."""
+        if not isinstance(y, _Scalar) or not isinstance(y.value, str) or not y.value.strip() or "\x00" in y.value:
             self.err(y, path, f"expected the path of a WAV or FLAC file (relative to the graph file), "
                               f"got {'an empty path' if isinstance(y, _Scalar) and y.value == '' else _describe(y)}")
             return None
-        p = Path(y.value)
-        if self.base_dir is not None and not p.is_absolute():
-            p = self.base_dir / p
-        return str(p)
+        from cadenza.runtime.graph import audio
+
+        key = (y.value, stinger)
+        if key not in self._audio_checked:
+            why: str | None = None
+            try:
+                resolved, data = audio.read_audio(y.value, self.base_dir, self.files)
+                if stinger:
+                    self.audio[str(resolved)] = audio.decode_stinger(data, resolved)
+                else:
+                    audio.check_audio_prompt(data, resolved)
+                self._audio_checked[key] = str(resolved)
+            except audio.AudioFileError as exc:
+                why = exc.message
+                self._audio_checked[key] = None
+            if why is not None:
+                self.err(y, path, why)
+        resolved_name = self._audio_checked[key]
+        return resolved_name
 
     # ------------------------------------------------------------------ graph
     def graph(self, root: _Y) -> Graph:
@@ -799,7 +847,7 @@ class _Converter:
             parameters=self.params, prompts=prompts, nodes=nodes, mix=mix, default_mix=default_mix,
             controls=controls, states=states, states_driven_by=driven_by, initial_state=initial,
             transitions=tuple(transitions), stingers=stingers, intensity=intensity, triggers=triggers,
-            failsafe=failsafe,
+            failsafe=failsafe, audio=self.audio,
         )
 
     # ------------------------------------------------------------ parameters
@@ -1489,7 +1537,7 @@ class _Converter:
             prompt = self.ref(f["prompt"], f"{path}.prompt", "prompt", self.prompt_names)
             ok = prompt is not None
         else:
-            audio = self.audio_path(f["audio"], f"{path}.audio")
+            audio = self.audio_path(f["audio"], f"{path}.audio", stinger=True)
             ok = audio is not None
         quantize = self.choice(f["quantize"], f"{path}.quantize", QUANTIZE, "quantize") if "quantize" in f else "beat"
         length = self.duration(f["length"], f"{path}.length") if "length" in f else Duration(2.0, "beats")

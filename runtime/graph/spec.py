@@ -65,8 +65,9 @@ min: a, max: b}}``; ``{when: {param: name, is: label} | {param: name, in:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 FORMAT_VERSION = 1
 BUILTIN_PARAMS = ("intensity",)
@@ -299,3 +300,7 @@ class Graph:
     intensity: Intensity
     triggers: dict[str, TriggerDef]
     failsafe: Failsafe | None
+    #: the line of each value in the source file, by dotted path ("mix[1].weight"); empty for built graphs
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    #: stinger audio decoded at load (float32 stereo at 48 kHz), by resolved path as in ``Stinger.audio``
+    audio: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

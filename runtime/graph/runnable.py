@@ -1,0 +1,258 @@
+"""What the runtime would refuse later, found at load: the last stage of reading a style graph.
+
+One job: given a :class:`~cadenza.runtime.graph.spec.Graph` that is valid by
+the format, list every problem that would otherwise surface only while it
+plays — each as a :class:`~cadenza.runtime.graph.loader.GraphIssue` with the
+file:line of the value — so that what ``cadenza graph check`` and LoadGraph
+accept, the runtime runs:
+
+- ``control_rate`` must divide 48 000 samples per second into whole blocks
+  (the conductor's control period);
+- at least one prompt (an empty mix has nothing to play);
+- every control literal that can reach a control — directly, through a named
+  node, in a ``when`` branch, a ``select`` case or default, a state's
+  override, or the labels of a labeled parameter read by ``scale`` — is checked
+  with :class:`~cadenza.runtime.backends.base.Controls`, the same validation
+  the backends run (``scale: "H superlocrian"`` fails here, not at
+  ``set(mode='combat')``);
+- musical durations (stinger lengths, transition fades) at most
+  :data:`MAX_MUSICAL_S` at the slowest tempo;
+- the graph engine compiles (references, pads, ranges), and a dry run of
+  every state's mix and controls, with every parameter at its default, min,
+  max and each label, builds valid controls and finite weights.
+
+Stinger audio and audio prompts are read and decoded by the loader itself
+(:mod:`.audio`); prompts the backend cannot embed are found by
+:func:`embed_prompts`, which the conductor and ``graph check`` call with their
+backend.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from cadenza.errors import CadenzaError, PromptError
+from cadenza.runtime.graph.spec import (
+    Clamp,
+    Const,
+    Curve,
+    Graph,
+    Node,
+    NodeRef,
+    Op,
+    ParamRef,
+    Select,
+    When,
+)
+
+if TYPE_CHECKING:
+    from cadenza.runtime.backends.base import Prompt
+    from cadenza.runtime.graph.loader import GraphIssue
+    from cadenza.runtime.mixing import PromptMixer
+
+__all__ = ["MAX_DRY_RUN", "MAX_MUSICAL_S", "check_runnable", "embed_prompts", "line_of"]
+
+SAMPLE_RATE = 48_000  # as cadenza.runtime.backends.base.SAMPLE_RATE
+SLOWEST_BEAT_S = 60.0 / 40.0  # the slowest tempo a backend plays (bpm 40)
+MAX_MUSICAL_S = 3600.0  # a stinger or a fade of an hour is already far beyond any real one
+MAX_DRY_RUN = 4000  # evaluations of a state's mix and controls in the dry run
+
+_TAIL = re.compile(r"(\[[0-9]+\]|\.[^.\[]*)$")
+
+
+def line_of(lines: Mapping[str, int], path: str) -> int | None:
+    """The line of ``path`` in the source, or of its nearest enclosing value that has one."""
+    p = path
+    while p:
+        if p in lines:
+            return lines[p]
+        m = _TAIL.search(p)
+        if m is None or m.start() == 0:
+            break
+        p = p[: m.start()]
+    return lines.get(p, lines.get("")) if p else lines.get("")
+
+
+def _issue(graph: Graph, path: str, message: str) -> GraphIssue:
+    from cadenza.runtime.graph.loader import GraphIssue
+
+    return GraphIssue(graph.source, line_of(graph.lines, path), path, message)
+
+
+def _leaves(graph: Graph, node: Node, path: str, seen: set[str] | None = None) -> Iterator[tuple[str, object]]:
+    """Every literal value ``node`` can produce as it is (not computed), with its path."""
+    seen = set() if seen is None else seen
+    todo: list[tuple[Node, str]] = [(node, path)]
+    while todo:
+        n, p = todo.pop()
+        if isinstance(n, Const):
+            yield p, n.value
+        elif isinstance(n, ParamRef):
+            param = graph.parameters.get(n.name)
+            if param is not None and param.type == "labeled":
+                for label in param.labels:
+                    yield f"parameters.{n.name}.labels", label
+        elif isinstance(n, NodeRef):
+            if n.name not in seen and n.name in graph.nodes:
+                seen.add(n.name)
+                todo.append((graph.nodes[n.name], f"nodes.{n.name}"))
+        elif isinstance(n, When):
+            todo += [(n.otherwise, f"{p}.else"), (n.then, f"{p}.then")]
+        elif isinstance(n, Select):
+            if n.default is not None:
+                todo.append((n.default, f"{p}.default"))
+            todo += [(c, f"{p}.cases.{label}") for label, c in reversed(n.cases)]
+        elif isinstance(n, (Curve, Op, Clamp)):
+            continue  # computed numbers: clamped into range by the engine
+
+
+def _control_problem(name: str, value: object) -> str | None:
+    """Why ``value`` cannot be control ``name`` (as the engine sanitizes and the backends validate it), or None."""
+    from cadenza.runtime.backends.base import Controls
+    from cadenza.runtime.graph.nodes import Env, sanitize_control
+
+    v = sanitize_control(name, value, Env({}), name)  # type: ignore[arg-type]
+    if v is None or (name == "notes" and not isinstance(v, tuple)):
+        return None  # left out at run time (with a warning), never an error
+    if name in ("mute_bass", "mute_drums", "drums"):
+        v = bool(v)
+    elif name in ("top_k", "seed") and not isinstance(v, int):
+        v = int(v)  # type: ignore[call-overload]
+    try:
+        Controls(**{name: v})  # type: ignore[arg-type]
+    except CadenzaError as exc:
+        return exc.message
+    return None
+
+
+def _control_nodes(graph: Graph) -> Iterator[tuple[str, str, Node]]:
+    for name, node in graph.controls.items():
+        yield f"controls.{name}", name, node
+    for sname, st in graph.states.items():
+        for name, node in st.controls or ():
+            yield f"states.list.{sname}.controls.{name}", name, node
+
+
+def _divisors_near(rate: float) -> str:
+    good = [r for r in range(10, 1001) if SAMPLE_RATE % r == 0]
+    near = sorted(good, key=lambda r: abs(r - rate))[:3]
+    return ", ".join(str(r) for r in sorted(near))
+
+
+def check_runnable(graph: Graph) -> list[GraphIssue]:
+    """Every problem the runtime would meet playing ``graph`` (see the module docstring); [] when none."""
+    out: list[GraphIssue] = []
+    rate = graph.control_rate
+    block = int(round(SAMPLE_RATE / rate)) if rate > 0 else 0
+    if block <= 0 or abs(block * rate - SAMPLE_RATE) > 1e-6:
+        out.append(_issue(graph, "control_rate", f"{rate:g} Hz does not divide {SAMPLE_RATE} samples per second "
+                                                 f"into whole control blocks; use a rate that does (near it: "
+                                                 f"{_divisors_near(rate)})"))
+    if not graph.prompts:
+        where = "prompts" if "prompts" in graph.lines else ""
+        out.append(_issue(graph, where, "no prompts: a graph plays its prompts, so it needs at least one (add "
+                                        "prompts: {calm: \"calm ambient pads\"})"))
+    limit_beats = MAX_MUSICAL_S / SLOWEST_BEAT_S
+    for what, path, d in (
+        *(("length", f"stingers.{n}.length", s.length) for n, s in graph.stingers.items()),
+        *(("fade", f"transitions[{i}].fade", t.fade) for i, t in enumerate(graph.transitions)),
+    ):
+        if d.seconds(SLOWEST_BEAT_S) > MAX_MUSICAL_S:
+            out.append(_issue(graph, path, f"a {what} of {d.value:g} {d.unit} is too long: at most "
+                                            f"{MAX_MUSICAL_S:g} s, {limit_beats:g} beats or {limit_beats / 4:g} bars"))
+    reported: set[tuple[str, str]] = set()
+    for where, name, node in _control_nodes(graph):
+        for path, value in _leaves(graph, node, where):
+            why = _control_problem(name, value)
+            if why is not None and (path, name) not in reported:
+                reported.add((path, name))
+                out.append(_issue(graph, path, f"{value!r} cannot be control {name!r}: {why}"))
+    if out:
+        return out
+    return _dry_run(graph)
+
+
+def _dry_run(graph: Graph) -> list[GraphIssue]:
+    """Build the engine and evaluate every state's outputs at the parameters' extremes; the first failure."""
+    from cadenza.runtime.backends.base import Controls
+    from cadenza.runtime.graph.engine import GraphEngine
+    from cadenza.runtime.graph.nodes import Env, normalize
+
+    try:
+        engine = GraphEngine(graph)
+    except CadenzaError as exc:
+        return [_issue(graph, exc.where or "", exc.message)]
+    base = dict(engine._values)
+    variants: list[dict[str, object]] = [{}, {"intensity": 1.0}]
+    for name, p in graph.parameters.items():
+        if p.type == "labeled":
+            variants += [{name: label} for label in p.labels]
+        elif p.type == "discrete":
+            variants += [{name: int(math.ceil(p.min))}, {name: int(math.floor(p.max))}]
+        else:
+            variants += [{name: float(p.min)}, {name: float(p.max)}]
+    budget = MAX_DRY_RUN
+    for state, (mix, controls) in engine._outputs.items():
+        where = "mix" if state is None else f"states.list.{state}"
+        for var in variants:
+            budget -= 1
+            if budget < 0:
+                return []
+            env = Env({**base, **var})  # type: ignore[dict-item]
+            try:
+                acc = [0.0] * len(engine._prompts)
+                mix(env, acc)
+                weights = normalize(acc, engine._default)
+                if not all(math.isfinite(w) and w >= 0.0 for w in weights) or not sum(weights) > 0.0:
+                    return [_issue(graph, where, f"the mix gives no usable weights with {var or 'the defaults'}")]
+                values: dict[str, object] = {}
+                for cname, fn in controls:
+                    v = fn(env)
+                    if v is None or (cname == "notes" and not isinstance(v, tuple)):
+                        continue
+                    if cname in ("mute_bass", "mute_drums", "drums"):
+                        v = bool(v)
+                    elif cname in ("top_k", "seed"):
+                        v = int(v)  # type: ignore[arg-type]
+                    values[cname] = v
+                Controls(**values)  # type: ignore[arg-type]
+            except CadenzaError as exc:
+                return [_issue(graph, exc.where if exc.where and "." in exc.where else where,
+                               f"{exc.message} (with {var or 'the default values'})")]
+            except (ArithmeticError, ValueError, TypeError) as exc:
+                return [_issue(graph, where, f"cannot be evaluated with {var or 'the default values'}: "
+                                             f"{type(exc).__name__}: {exc}")]
+    return []
+
+
+def embed_prompts(graph: Graph, mixer: PromptMixer) -> dict[str, Prompt]:
+    """Every prompt of ``graph`` as the backend's prompt, embedded through ``mixer`` now (cached there).
+
+    A prompt the backend cannot embed (no known word, an audio file it cannot
+    analyze) raises :class:`~cadenza.runtime.graph.loader.InvalidGraph` with
+    the prompt's file:line — at load, never in the generation thread.
+    """
+    from pathlib import Path
+
+    from cadenza.runtime.backends.base import AudioPrompt, TextPrompt
+    from cadenza.runtime.graph.loader import InvalidGraph
+
+    prompts: dict[str, Prompt] = {}
+    issues = []
+    for name, p in graph.prompts.items():
+        prompt: Prompt = AudioPrompt(Path(p.audio)) if p.audio else TextPrompt(p.text or "")
+        prompts[name] = prompt
+        try:
+            mixer.embed(prompt)
+        except (PromptError, ValueError, OSError) as exc:
+            path = f"prompts.{name}"
+            sub = f"{path}.audio" if p.audio else f"{path}.text"
+            message = exc.message if isinstance(exc, CadenzaError) else f"{type(exc).__name__}: {exc}"
+            issues.append(_issue(graph, sub if sub in graph.lines else path,
+                                 f"the {mixer.backend.name} backend cannot embed this prompt: {message}"))
+    if issues:
+        raise InvalidGraph(issues)
+    return prompts
