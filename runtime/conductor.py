@@ -9,7 +9,16 @@ generates one block per deck:
   target state's style exactly at the quantized start frame, equal-power
   crossfaded against deck A until the fade ends, then promoted to deck A;
 - stinger decks: a prompt stinger is a short stream of its own (same tempo as
-  the bed), an audio stinger is a file; both duck the bed while they play.
+  the bed), an audio stinger is a file; both duck the bed while they play. At
+  most ``MAX_STINGER_VOICES`` sound at once: a stinger that fires while they
+  all play steals the oldest voice, which fades out in
+  ``STINGER_STEAL_FADE_S`` (a ``warning`` event names it). Of more stingers
+  than voices firing in one tick, only the last ones start.
+
+A tick that fails raises :class:`StepFault` naming what failed (the graph, an
+embedding, the backend step, a stinger); the caller (the live engine) then
+plays :meth:`Conductor.hold` — the bed with the last mix that generated
+fine — or, when that fails too, :meth:`Conductor.idle` (silence, the clocks run on).
 
 The beat clock the graph quantizes against is the bed's own rendered beat
 grid (:class:`DeckClock`), so a transition scheduled "at the next bar" starts
@@ -28,18 +37,18 @@ import numpy as np
 from cadenza.errors import UsageError
 from cadenza.runtime.backends.base import (
     SAMPLE_RATE,
-    AudioPrompt,
     Backend,
     Beat,
     Controls,
     Prompt,
     StreamState,
-    TextPrompt,
     WeightedPrompt,
 )
 from cadenza.runtime.graph.automation import Automation
 from cadenza.runtime.graph.engine import Frame, GraphEngine
+from cadenza.runtime.graph.runnable import embed_prompts
 from cadenza.runtime.graph.spec import Graph
+from cadenza.runtime.limits import MAX_STINGER_VOICES, STINGER_STEAL_FADE_S
 from cadenza.runtime.mixer import kernels
 from cadenza.runtime.mixing import PromptMixer
 
@@ -47,6 +56,19 @@ STINGER_FADE_S = 0.01
 DUCK_ATTACK_S = 0.05
 DUCK_RELEASE_S = 0.4
 CEILING = 10.0 ** (-1.0 / 20.0)
+
+
+class StepFault(Exception):
+    """A control tick failed: ``what`` failed (``graph``, ``embedding``, ``backend step``, ``stinger NAME``)."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        why = f"{type(cause).__name__}: {cause}"
+        if len(why) > 500:
+            why = f"{why[:500]}…"
+        super().__init__(f"{what} failed: {why}")
+        self.what = what
+        self.why = why
+        self.cause = cause
 
 
 class DeckClock:
@@ -97,6 +119,7 @@ class _Deck:
     state: StreamState
     start: int  # stream frame at which it started
     weights: dict[str, float] = field(default_factory=dict)
+    style: np.ndarray | None = None  # the style vector of its last block
 
 
 @dataclass
@@ -109,6 +132,7 @@ class _Stinger:
     deck: _Deck | None = None  # prompt stingers
     audio: np.ndarray | None = None  # audio stingers
     style: np.ndarray | None = None
+    stolen: bool = False  # fading out: a newer stinger took its voice
 
 
 @dataclass
@@ -137,11 +161,14 @@ class Conductor:
             raise UsageError(f"control_rate {self.rate:g} Hz must divide {SAMPLE_RATE} samples per second",
                              where=f"{graph.source}: control_rate")
         self.mixer = mixer if mixer is not None else PromptMixer(backend)
-        self.prompts: dict[str, Prompt] = {}
-        for name, p in graph.prompts.items():
-            self.prompts[name] = AudioPrompt(Path(p.audio)) if p.audio else TextPrompt(p.text or "")
-        for prompt in self.prompts.values():  # embed everything up front: bad prompts fail before audio
-            self.mixer.embed(prompt)
+        # embed everything up front: a prompt the backend cannot embed is an InvalidGraph (file:line) before audio
+        self.prompts: dict[str, Prompt] = embed_prompts(graph, self.mixer)
+        # stinger audio was decoded by the loader; a graph built in memory is read here, never at a trigger
+        self.stinger_audio: dict[str, np.ndarray] = {}
+        for s in graph.stingers.values():
+            if s.audio is not None and s.audio not in self.stinger_audio:
+                pcm = graph.audio.get(s.audio)
+                self.stinger_audio[s.audio] = pcm if pcm is not None else load_stinger_audio(Path(s.audio))
         self.clock = DeckClock()
         self.frame = start_frame
         self.deck_a = _Deck(backend.new_stream(seed), start_frame)
@@ -154,6 +181,10 @@ class Conductor:
         self._buf_b = np.zeros((self.block, 2), np.float32)
         self._n_decks = 1
         self.overrides: dict[str, object] = {}  # controls set directly (SetControls) over the graph's
+        self._stage = "graph"  # what the running tick is doing: names the fault when it fails
+        self._ticked = -1  # the stream frame whose block last ticked the graph engine
+        #: the last mix that generated fine: (style vector, controls, frame) of the bed — what hold() plays
+        self.good: tuple[np.ndarray, Controls, Frame] | None = None
 
     def continue_from(self, old: "Conductor") -> None:
         """Take over ``old``'s bed stream and clock (a hot-reloaded graph: the music glides, never restarts)."""
@@ -161,6 +192,7 @@ class Conductor:
         self.clock = old.clock
         self.overrides = dict(old.overrides)
         self.duck = old.duck
+        self.good = old.good
 
     def restart_deck(self, fade_s: float = 0.05) -> None:
         """Forget the bed's context: a fresh stream crossfades in from the next block (reset_context)."""
@@ -173,8 +205,12 @@ class Conductor:
         return self.mixer.style(live)
 
     def _generate(self, deck: _Deck, weights: dict[str, float], controls: Controls, n: int) -> np.ndarray:
+        self._stage = "embedding"
+        style = self.style_of(weights)
+        self._stage = "backend step"
+        pcm, deck.state = self.backend.generate(deck.state, style, controls, n)
         deck.weights = weights
-        pcm, deck.state = self.backend.generate(deck.state, self.style_of(weights), controls, n)
+        deck.style = style
         return pcm
 
     # ------------------------------------------------------------- inputs
@@ -188,19 +224,67 @@ class Conductor:
 
     # --------------------------------------------------------------- tick
     def step(self) -> Block:
-        n = self.block
-        f0 = self.frame
-        fr = self.engine.tick(self.clock)
+        """One control tick: graph → decks → mix. Raises :class:`StepFault` naming what failed."""
+        try:
+            return self._step()
+        except Exception as exc:  # noqa: BLE001 — whatever failed, the caller keeps the music going
+            raise StepFault(self._stage, exc) from exc
+
+    def _tick_engine(self, f0: int) -> Frame:
+        self._stage = "graph"
+        self._ticked = f0  # ticked (even if it raises): the graph's clock has moved on by one period
+        return self.engine.tick(self.clock)
+
+    def _engine_events(self, fr: Frame, f0: int, *, start: bool) -> list[dict[str, object]]:
+        """The graph's events as dicts; with ``start``, crossfades and stingers they schedule begin."""
         events: list[dict[str, object]] = []
+        stingers = []
         for ev in fr.events:
             data = dict(ev.data)
             events.append({"time": round(ev.time, 6), "event": ev.kind, **data})
+            if not start:
+                continue
             if ev.kind == "state_scheduled" and data.get("mode") == "crossfade":
-                start = int(round(float(data["at"]) * SAMPLE_RATE))  # type: ignore[arg-type]
+                at = int(round(float(data["at"]) * SAMPLE_RATE))  # type: ignore[arg-type]
                 fade = max(1, int(round(float(data["fade_s"]) * SAMPLE_RATE)))  # type: ignore[arg-type]
-                self.pending_xfade = (max(start, f0), fade, str(data["target"]))
+                self.pending_xfade = (max(at, f0), fade, str(data["target"]))
             elif ev.kind == "stinger":
-                self._start_stinger(data, f0)
+                stingers.append(data)
+        if len(stingers) > MAX_STINGER_VOICES:  # more than voices in one tick: the last ones win
+            skipped = stingers[:-MAX_STINGER_VOICES]
+            stingers = stingers[-MAX_STINGER_VOICES:]
+            names = sorted({str(d["name"]) for d in skipped})
+            events.append({"event": "warning", "where": "stingers", "time": round(f0 / SAMPLE_RATE, 6),
+                           "message": f"{len(skipped)} stinger(s) ({', '.join(names)[:200]}) not played: "
+                                      f"{len(skipped) + MAX_STINGER_VOICES} fired in one tick and at most "
+                                      f"{MAX_STINGER_VOICES} sound at once (the last ones play)"})
+        for data in stingers:
+            self._stage = f"stinger {data['name']}"
+            self._take_voice(str(data["name"]), f0, events)
+            self._start_stinger(data, f0)
+        return events
+
+    def _take_voice(self, name: str, f0: int, events: list[dict[str, object]]) -> None:
+        """Free a voice for stinger ``name`` when all are taken: the oldest one fades out (or, not yet heard, goes)."""
+        voices = [s for s in self.stingers if not s.stolen]
+        if len(voices) < MAX_STINGER_VOICES:
+            return
+        old = voices[0]
+        if old.start >= f0:
+            self.stingers.remove(old)
+        else:
+            old.stolen = True
+            old.end = min(old.end, f0 + max(1, int(STINGER_STEAL_FADE_S * SAMPLE_RATE)))
+        events.append({"event": "warning", "where": f"stingers.{old.name}", "time": round(f0 / SAMPLE_RATE, 6),
+                       "message": f"stinger {old.name!r} cut short: {MAX_STINGER_VOICES} stingers were sounding "
+                                  f"and {name!r} took the oldest voice"})
+
+    def _step(self) -> Block:
+        n = self.block
+        f0 = self.frame
+        fr = self._tick_engine(f0)
+        events = self._engine_events(fr, f0, start=True)
+        self._stage = "graph"
         controls = _controls({**fr.controls, **self.overrides})
         tr = fr.transition
         # deck A plays the source while a crossfade runs (or is about to start in this block)
@@ -252,13 +336,80 @@ class Conductor:
                 events.append({"time": round((start + fade) / SAMPLE_RATE, 6), "event": "crossfade_end",
                                "frame": start + fade})
         out = self._mix_stingers(out, f0, controls)
+        self._stage = "mixer"
         kernels.soft_limit(out, CEILING)
+        self._beat_events(beats, events)
+        self.frame += n
+        if self.deck_a.style is not None and self.deck_b is None:
+            self.good = (self.deck_a.style, a_controls, fr)
+        return Block(f0, out, fr, beats, events)
+
+    @staticmethod
+    def _beat_events(beats: Sequence[Beat], events: list[dict[str, object]]) -> None:
         for bt in beats:
             events.append({"time": round(bt.seconds, 6), "event": "bar" if bt.downbeat else "beat",
                            "frame": bt.frame, "beat": bt.beat, "bar": bt.bar, "beat_in_bar": bt.beat_in_bar,
                            "bpm": round(bt.bpm, 3), **({"estimated": True} if bt.estimated else {})})
+
+    # ------------------------------------------------------------ faults
+    def hold(self) -> Block:
+        """One block of the bed with the last mix that generated fine (:attr:`good`), after a failed :meth:`step`.
+
+        No stingers and no crossfade (a running one is dropped: the bed plays
+        on); the graph's clock still advances and its events are published, so
+        parameters and states keep up. Raises :class:`StepFault` when there is
+        no good mix yet or the backend step fails again.
+        """
+        n, f0 = self.block, self.frame
+        events: list[dict[str, object]] = []
+        if self._ticked != f0:
+            try:
+                events = self._engine_events(self._tick_engine(f0), f0, start=False)
+            except Exception:  # noqa: BLE001 — the graph is what failed; the bed plays on without it
+                pass
+        self.deck_b = None
+        self.xfade = self.pending_xfade = None
+        self.stingers = []
+        if self.good is None:
+            raise StepFault("backend step", RuntimeError("no mix has generated yet to fall back to"))
+        style, controls, fr = self.good
+        self._stage = "backend step"
+        try:
+            pcm, self.deck_a.state = self.backend.generate(self.deck_a.state, style, controls, n)
+            beats = [replace(b, frame=b.frame + self.deck_a.start,
+                             position=None if b.position is None else b.position + self.deck_a.start)
+                     for b in self.deck_a.state.beats]
+            self.clock.observe(beats)
+            out = np.array(pcm, dtype=np.float32, copy=True)
+            d1 = 1.0 + (self.duck - 1.0) * math.exp(-(n / SAMPLE_RATE) / DUCK_RELEASE_S)
+            kernels.gain_ramp(out, self.duck, d1)
+            self.duck = d1
+            kernels.soft_limit(out, CEILING)
+        except Exception as exc:  # noqa: BLE001
+            raise StepFault("backend step", exc) from exc
+        self._beat_events(beats, events)
         self.frame += n
-        return Block(f0, out, fr, beats, events)
+        return Block(f0, out, replace(fr, events=[]), beats, events)
+
+    def idle(self) -> None:
+        """A block of silence in stream time (after :meth:`hold` failed too): the clocks run on."""
+        f0 = self.frame
+        if self._ticked != f0:
+            try:
+                self._tick_engine(f0)
+            except Exception:  # noqa: BLE001 — silent anyway
+                pass
+        self.stingers = []
+        self.frame += self.block
+
+    def fresh_bed(self) -> None:
+        """Replace the bed's stream with a fresh one (its state may be what fails); raises StepFault."""
+        try:
+            self.deck_a = _Deck(self.backend.new_stream(self.seed + 1 + self._n_decks), self.frame,
+                                dict(self.deck_a.weights), self.deck_a.style)
+            self._n_decks += 1
+        except Exception as exc:  # noqa: BLE001
+            raise StepFault("backend step", exc) from exc
 
     # ------------------------------------------------------------ stingers
     def _start_stinger(self, data: dict[str, object], f0: int) -> None:
@@ -270,7 +421,7 @@ class Conductor:
             st.deck = _Deck(self.backend.new_stream(self.seed + 1000 + len(self.stingers)), start)
             st.style = self.style_of({str(data["prompt"]): 1.0})
         elif data.get("audio"):
-            st.audio = load_stinger_audio(Path(str(data["audio"])))
+            st.audio = self.stinger_audio[str(data["audio"])]
             st.end = start + st.audio.shape[0]
         self.stingers.append(st)
 
@@ -289,6 +440,7 @@ class Conductor:
             m = min(n, s.end - f0) - off
             if m <= 0:
                 continue
+            self._stage = f"stinger {s.name}"
             if s.deck is not None and s.style is not None:
                 src, s.deck.state = self.backend.generate(s.deck.state, s.style, controls, m)
             else:
@@ -319,20 +471,12 @@ class Conductor:
 
 
 def load_stinger_audio(path: Path) -> np.ndarray:
-    """A stinger file as float32 stereo at SAMPLE_RATE (linear resampling when needed)."""
-    import soundfile
-
+    """A stinger file as float32 stereo at SAMPLE_RATE (regular files only, bounded; see :mod:`.graph.audio`)."""
     from cadenza.errors import PromptError
+    from cadenza.runtime.graph import audio
 
     try:
-        data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
-        raise PromptError(f"cannot read stinger audio {str(path)!r}: {exc}") from exc
-    if data.shape[1] == 1:
-        data = np.repeat(data, 2, axis=1)
-    data = data[:, :2]
-    if sr != SAMPLE_RATE:
-        n = int(round(data.shape[0] * SAMPLE_RATE / sr))
-        x = np.linspace(0.0, data.shape[0] - 1, n)
-        data = np.stack([np.interp(x, np.arange(data.shape[0]), data[:, c]) for c in range(2)], axis=1)
-    return np.ascontiguousarray(data, dtype=np.float32)
+        resolved, data = audio.read_audio(str(path), None, None)
+        return audio.decode_stinger(data, resolved)
+    except audio.AudioFileError as exc:
+        raise PromptError(f"cannot use stinger audio: {exc.message}") from None

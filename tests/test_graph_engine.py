@@ -417,7 +417,7 @@ def test_bad_graphs_are_refused() -> None:
         GraphEngine(make_graph(controls={"bpm": ParamRef("nope")}))
     with pytest.raises(GraphError, match="unknown prompt 'ghost'"):
         GraphEngine(make_graph(mix=(Weight("ghost", Const(1.0)),)))
-    with pytest.raises(GraphError, match="rectangle"):
+    with pytest.raises(GraphError, match="every corner of a grid"):
         GraphEngine(make_graph(mix=(Pad(Const(0.0), Const(0.0), (("calm", 0, 0), ("tense", 1, 0), ("battle", 0, 1),
                                                                   ("cave", 2, 2)), mode="bilinear"),)))
     with pytest.raises(GraphError, match="not a state"):

@@ -7,7 +7,10 @@ adds ``graph`` to the ``cadenza`` command's subparsers; each subcommand sets
 
 ``check`` prints ``FILE: ok (...)`` or every issue of every file, one per line
 (``file:line path: message``), and exits with 2 when any file has one — never
-a traceback.
+a traceback. It reads a graph exactly as ``serve --graph`` and LoadGraph do
+(audio files decoded, every runtime refusal found by the loader) and asks the
+backend (``--backend``, synth by default) to embed every prompt, as loading
+does: what check accepts, the runtime runs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import sys
 from typing import TypeVar
 
+from cadenza.errors import CadenzaError
 from cadenza.runtime.graph.loader import InvalidGraph, load_graph
 
 __all__ = ["EXIT_ERROR", "add_graph_commands", "cmd_graph_check", "cmd_graph_schema"]
@@ -32,15 +36,27 @@ def _plural(n: int, word: str) -> str:
 def cmd_graph_check(args: argparse.Namespace) -> int:
     """Load every file; print ``FILE: ok (...)`` or its issues. 0 when all are valid, else 2."""
     bad_files = issues = 0
+    mixer = None
     for file in args.files:
         try:
             g = load_graph(file)
+            if mixer is None:
+                from cadenza.runtime.backends import get_backend
+                from cadenza.runtime.mixing import PromptMixer
+
+                mixer = PromptMixer(get_backend(getattr(args, "backend", "synth")))
+            from cadenza.runtime.graph.runnable import embed_prompts
+
+            embed_prompts(g, mixer)
         except InvalidGraph as exc:
             bad_files += 1
             issues += len(exc.issues)
             for issue in exc.issues:
                 print(issue)
             continue
+        except CadenzaError as exc:  # the backend could not start (a missing model, say): not the file's fault
+            print(f"cadenza graph check: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         print(f"{file}: ok ({_plural(len(g.parameters), 'parameter')}, {_plural(len(g.prompts), 'prompt')}, "
               f"{_plural(len(g.states), 'state')})")
     if bad_files:
@@ -74,6 +90,8 @@ def add_graph_commands(subparsers: argparse._SubParsersAction[_P]) -> argparse._
                        description="Validate style-graph files. Prints 'FILE: ok (...)' or every problem as "
                                    "'file:line path: message'; exits with 2 when any file has a problem.")
     c.add_argument("files", nargs="+", metavar="FILE", help="a .yaml or .json style graph")
+    c.add_argument("--backend", default="synth", choices=["synth", "magenta"],
+                   help="the backend that must embed every prompt, as serve --backend would (default synth)")
     c.set_defaults(func=cmd_graph_check)
 
     s = sub.add_parser("schema", help="print the JSON Schema of the style-graph format",

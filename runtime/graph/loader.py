@@ -1547,7 +1547,8 @@ class _Converter:
         cooldown = self.seconds(f["cooldown"], f"{path}.cooldown") if "cooldown" in f else 0.0
         duck = (self.number(f["duck"], f"{path}.duck", hi=0.0, why="dB taken off the music while it plays")
                 if "duck" in f else -6.0)
-        gain = self.number(f["gain"], f"{path}.gain", what="a gain in dB") if "gain" in f else 0.0
+        gain = (self.number(f["gain"], f"{path}.gain", lo=-120.0, hi=24.0, what="a gain in dB", why="dB")
+                if "gain" in f else 0.0)
         if not ok or quantize is None or length is None or cooldown is None or duck is None or gain is None:
             return None
         return Stinger(name, prompt, audio, cast(_Quantize, quantize), length, cooldown, duck, gain)

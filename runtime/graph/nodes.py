@@ -202,20 +202,51 @@ def bilinear_corners(points: Sequence[tuple[float, float]], where: str = "pad") 
     return xs[0], xs[1], ys[0], ys[1], index
 
 
+def bilinear_grid(points: Sequence[tuple[float, float]], where: str = "pad") -> tuple[list[float], list[float],
+                                                                                      dict[tuple[int, int], int]]:
+    """``(xs, ys, at)`` of points that fill a grid: ``at[i, j]`` is the point at ``(xs[i], ys[j])``.
+
+    Raises :class:`GraphError` unless there is exactly one point on every
+    corner of a grid of at least 2 × 2 (2 × 2 is the classic four-corner pad).
+    """
+    xs = sorted({p[0] for p in points})
+    ys = sorted({p[1] for p in points})
+    index = {x: i for i, x in enumerate(xs)}
+    yindex = {y: j for j, y in enumerate(ys)}
+    at: dict[tuple[int, int], int] = {}
+    for k, (px, py) in enumerate(points):
+        key = (index[px], yindex[py])
+        if key in at:
+            raise GraphError(f"bilinear needs one point per grid corner; ({px:g}, {py:g}) has two", where=where)
+        at[key] = k
+    if len(xs) < 2 or len(ys) < 2 or len(at) != len(xs) * len(ys):
+        raise GraphError(f"bilinear needs a point on every corner of a grid (at least 2 × 2), got {list(points)}",
+                         where=where)
+    return xs, ys, at
+
+
+def _grid_weights(xs: Sequence[float], ys: Sequence[float], at: dict[tuple[int, int], int], n: int,
+                  x: float, y: float) -> list[tuple[int, float]]:
+    """The 4 (point, weight) pairs of the grid cell around ``(x, y)`` (clamped into the grid), summing to 1."""
+    i = min(max(bisect.bisect_right(xs, x) - 1, 0), len(xs) - 2)
+    j = min(max(bisect.bisect_right(ys, y) - 1, 0), len(ys) - 2)
+    u = min(max((x - xs[i]) / (xs[i + 1] - xs[i]), 0.0), 1.0)
+    v = min(max((y - ys[j]) / (ys[j + 1] - ys[j]), 0.0), 1.0)
+    return [(at[i, j], (1.0 - u) * (1.0 - v)), (at[i + 1, j], u * (1.0 - v)),
+            (at[i, j + 1], (1.0 - u) * v), (at[i + 1, j + 1], u * v)]
+
+
 def bilinear_weights(points: Sequence[tuple[float, float]], x: float, y: float) -> list[float]:
-    """Bilinear weights of 4 rectangle corners at ``(x, y)`` (clamped into the rectangle), summing to 1."""
-    x0, x1, y0, y1, corner = bilinear_corners(points)
-    return _bilinear(x0, x1, y0, y1, corner, x, y)
+    """Bilinear weights of grid points at ``(x, y)`` (clamped into the grid), summing to 1.
 
-
-def _bilinear(x0: float, x1: float, y0: float, y1: float, corner: Sequence[int], x: float, y: float) -> list[float]:
-    u = min(max((x - x0) / (x1 - x0), 0.0), 1.0)
-    v = min(max((y - y0) / (y1 - y0), 0.0), 1.0)
-    out = [0.0] * 4
-    out[corner[0]] = (1.0 - u) * (1.0 - v)
-    out[corner[1]] = u * (1.0 - v)
-    out[corner[2]] = (1.0 - u) * v
-    out[corner[3]] = u * v
+    The four corners of the grid cell that holds ``(x, y)`` share the weight;
+    every other point gets 0. Four points on a rectangle's corners are the
+    classic pad.
+    """
+    xs, ys, at = bilinear_grid(points)
+    out = [0.0] * len(points)
+    for k, w in _grid_weights(xs, ys, at, len(points), x, y):
+        out[k] += w
     return out
 
 
@@ -557,12 +588,12 @@ class Compiler:
             fy = self.node(entry.y, f"{where}.y")
             wx, wy = f"{where}.x", f"{where}.y"
             if entry.mode == "bilinear":
-                x0, x1, y0, y1, corner = bilinear_corners(xy, where)
+                gx, gy, at = bilinear_grid(xy, where)
+                npts = len(xy)
 
                 def bilinear(env: Env, acc: list[float]) -> None:
-                    ws = _bilinear(x0, x1, y0, y1, corner, env.number(fx(env), wx), env.number(fy(env), wy))
-                    for k in range(4):
-                        acc[idx[k]] += ws[k]
+                    for k, w in _grid_weights(gx, gy, at, npts, env.number(fx(env), wx), env.number(fy(env), wy)):
+                        acc[idx[k]] += w
                 return bilinear
             if entry.mode != "idw":
                 raise GraphError(f"unknown pad mode {entry.mode!r}; use idw or bilinear", where=where)
