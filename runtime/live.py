@@ -31,8 +31,30 @@ Faults it rides through, each published as an event:
   ``xrun`` event with ``source="stall"`` per stall and the frames the device
   played meanwhile; the device sink resumes with a fade. The lookahead is not
   widened: no queue survives the whole process being stopped.
-- **a sink fails** (disk full for a file sink): a ``warning`` event naming
-  the sink and the reason; that sink is closed and dropped, the others go on.
+- **a sink fails** (disk full for a file sink, or any exception from its
+  ``write``): a ``warning`` event naming the sink and the reason; that sink is
+  closed and dropped (``failed_sinks``, and ``faults["sink NAME"]``), the
+  others go on.
+- **a tick fails** (an exception from the graph engine, an embedding, the
+  backend step or a stinger — :class:`~cadenza.runtime.conductor.StepFault`):
+  the generation thread never dies. A ``warning`` event names what failed and
+  why, ``faults[what]`` holds it (``Status.faults``; ``faults_total`` counts
+  every fault since start), and the music holds the last mix that generated
+  fine (:meth:`Conductor.hold`: the bed's stream, no stingers). The full tick
+  is retried after 0.1 s, then with a backoff doubling up to 5 s. When the
+  hold fails too, the output fades to silence (blocks of silence still go to
+  every sink and the audio PUB, so the stream clock never stops) and each
+  retry starts the bed on a fresh stream. When a full tick works again the
+  faults are cleared and a ``warning`` event starting "recovered" says so
+  (from silence, the music fades back in). A new graph (LoadGraph,
+  SetPrompts) is retried at once. Anything else that goes wrong in the loop is
+  caught too: the fault ``generation`` and the loop goes on.
+
+Test hook: the environment variable ``CADENZA_TEST_FAULTS`` (read only when
+set; tests/test_unattended.py uses it) injects faults into a real process:
+``step:every=N`` makes every Nth backend step raise, ``step:after=N,count=M``
+makes M steps in a row raise from the Nth on, ``sink:after=N`` adds a sink
+named ``test-fault-sink`` whose Nth write raises. Items join with ``;``.
 - **the device is lost** (audio server killed): a ``warning`` event with the
   device and the reason; generation goes on in real time into the other sinks
   (the device sink then paces itself on the monotonic clock), and another
@@ -43,6 +65,8 @@ Faults it rides through, each published as an event:
 from __future__ import annotations
 
 import collections
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -52,7 +76,8 @@ import numpy as np
 
 from cadenza.errors import CadenzaError
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
-from cadenza.runtime.conductor import Block, Conductor
+from cadenza.runtime.conductor import Block, Conductor, StepFault
+from cadenza.runtime.graph.engine import Frame
 from cadenza.runtime.graph.spec import (
     Const,
     Graph,
@@ -72,6 +97,11 @@ PACE_SLEEP_S = 0.002  # the generation thread's sleep while it is far enough ahe
 JITTER_SAFETY = 3.0  # the lookahead must cover this many times the worst recent hold-up
 JITTER_HALF_LIFE_S = 60.0  # how fast the worst recent hold-up is forgotten (widen fast, narrow slowly)
 NARROW_S_PER_S = 0.01  # how fast a widened lookahead narrows back once the hold-ups are gone (10 ms per second)
+RETRY_FIRST_S = 0.1  # a failed tick is retried after this long …
+RETRY_MAX_S = 5.0  # … doubling up to this
+TEST_FAULTS_ENV = "CADENZA_TEST_FAULTS"
+
+log = logging.getLogger(__name__)
 
 
 def direct_graph(prompts: Sequence[tuple[str, str | None, float]]) -> Graph:
@@ -134,6 +164,20 @@ class LiveEngine:
         self._fade_out = False
         self.frame = 0  # stream frames generated
         self.error: BaseException | None = None
+        # faults ridden through (what → why), replaced whole on change so other threads read it safely
+        self.faults: dict[str, str] = {}
+        self.faults_total = 0
+        self._degraded = False  # a tick failed: playing the last good mix (or silence) until a retry works
+        self._silent = False  # … and the last good mix failed too: silence
+        self._retry_at = 0  # stream frame of the next retry of a full tick
+        self._backoff_s = RETRY_FIRST_S
+        self._fault_conductor: Conductor | None = None
+        self._fault_since = 0  # stream frame of the first failure of the running fault
+        self._last_pcm: np.ndarray | None = None
+        self._loop_state: dict[str, object] = {}
+        spec = os.environ.get(TEST_FAULTS_ENV)
+        if spec:
+            _install_test_faults(self, spec)
 
     # ------------------------------------------------------------ control
     def load(self, graph: Graph) -> Conductor:
@@ -178,20 +222,122 @@ class LiveEngine:
         return int(self.frame - played)
 
     def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # noqa: BLE001 — reported by the server, never silently lost
-            self.error = exc
+        while True:
+            try:
+                self._loop()
+                return
+            except Exception as exc:  # noqa: BLE001 — a bug here must not stop the music: note it, go on
+                why = f"{type(exc).__name__}: {exc}"[:500]
+                log.error("generation loop failed, going on: %s", why, exc_info=True)
+                self._set_fault("generation", why)
+                self.post({"event": "warning", "where": "generation",
+                           "message": f"the generation loop failed: {why}; it goes on"})
+                time.sleep(RETRY_FIRST_S)
+            except BaseException as exc:  # noqa: BLE001 — reported by the server, never silently lost
+                self.error = exc
+                return
+
+    # ------------------------------------------------------------ faults
+    def _set_fault(self, what: str, why: str) -> bool:
+        """Record fault ``what``; True when it is new (not already being ridden through)."""
+        new = what not in self.faults
+        if new:
+            self.faults_total += 1
+        self.faults = {**self.faults, what: why}
+        return new
+
+    def _schedule_retry(self, conductor: Conductor, retry: bool) -> float:
+        self._backoff_s = min(RETRY_MAX_S, self._backoff_s * 2) if retry else RETRY_FIRST_S
+        self._retry_at = conductor.frame + int(self._backoff_s * SAMPLE_RATE)
+        return self._backoff_s
+
+    def _guarded_step(self, c: Conductor, events: list[dict[str, object]]) -> Block | None:
+        """One tick that cannot fail: the full step, else the last good mix, else silence (None; clocks advanced).
+
+        Called with :attr:`lock` held.
+        """
+        retry = self._degraded and (c.frame >= self._retry_at or c is not self._fault_conductor)
+        failed: StepFault | None = None
+        if not self._degraded or retry:
+            try:
+                if self._silent:
+                    c.fresh_bed()  # the bed's stream may be what fails
+                block = c.step()
+            except StepFault as exc:
+                failed = exc
+                if not self._degraded:
+                    self._fault_since = c.frame
+                self._degraded = True
+                self._fault_conductor = c
+                self._schedule_retry(c, retry)
+            else:
+                if self._degraded:
+                    self._recovered(c, block, events)
+                return block
+        held: Block | None = None
+        also: StepFault | None = None
+        if not self._silent or retry:
+            try:
+                held = c.hold()
+            except StepFault as exc:
+                also = exc
+        if failed is not None:
+            new = self._set_fault(failed.what, failed.why)
+            if also is not None:
+                self._set_fault(also.what, also.why)
+            if new or (also is not None and not self._silent):
+                wait = self._backoff_s
+                events.append({"event": "warning", "where": failed.what, "message": (
+                    f"{failed}; holding the last mix that worked, retrying in {wait:g} s" if also is None else
+                    f"{failed}, and the last mix that worked failed too ({also.what}: {also.why}); "
+                    f"fading to silence, retrying in {wait:g} s")})
+        elif also is not None and self._set_fault(also.what, also.why):
+            events.append({"event": "warning", "where": also.what,
+                           "message": f"{also} (playing the last mix that worked); fading to silence, "
+                                      f"retrying in {self._backoff_s:g} s"})
+        if held is not None:
+            self._silent = False
+            return held
+        if also is not None:
+            self._silent = True
+        c.idle()
+        return None
+
+    def _recovered(self, c: Conductor, block: Block, events: list[dict[str, object]]) -> None:
+        cleared = sorted(k for k in self.faults if not k.startswith("sink "))
+        self.faults = {k: v for k, v in self.faults.items() if k.startswith("sink ")}
+        seconds = (c.frame - self._fault_since) / SAMPLE_RATE
+        events.append({"event": "warning", "where": ", ".join(cleared),
+                       "message": f"recovered: {', '.join(cleared) or 'the tick'} works again after "
+                                  f"{seconds:.2f} s{' of silence' if self._silent else ' on the last good mix'}"})
+        if self._silent:  # from silence: fade the music back in
+            block.pcm *= np.linspace(0.0, 1.0, block.pcm.shape[0], dtype=np.float32)[:, None]
+        self._degraded = self._silent = False
+        self._backoff_s = RETRY_FIRST_S
+        self._fault_conductor = None
+
+    def _silence_block(self, c: Conductor, f0: int) -> Block:
+        """A block of silence at ``f0`` (after a failed hold): the last block heard, faded out, then zeros."""
+        n = c.block
+        last = self._last_pcm
+        if last is not None and last.shape[0] == n and np.any(last):
+            pcm = last * np.linspace(1.0, 0.0, n, dtype=np.float32)[:, None]
+        else:
+            pcm = np.zeros((n, 2), np.float32)
+        fr = c.good[2] if c.good is not None else Frame(f0 / SAMPLE_RATE, None, {}, {}, {}, None, [])
+        return Block(f0, pcm, fr, [], [])
 
     def _write_sinks(self, pcm: np.ndarray, events: list[dict[str, object]]) -> None:
         """Every sink gets the block; one that fails is closed and dropped with a warning, the rest go on."""
         for sink in list(self.sinks):
             try:
                 sink.write(pcm)
-            except CadenzaError as exc:
+            except Exception as exc:  # noqa: BLE001 — CadenzaError (disk full …) or a bug: the others go on
                 name = self.sink_names.get(id(sink), type(sink).__name__)
+                why = str(exc) if isinstance(exc, CadenzaError) else f"{type(exc).__name__}: {exc}"
                 self.sinks.remove(sink)
-                self.failed_sinks[name] = str(exc)
+                self.failed_sinks[name] = why
+                self._set_fault(f"sink {name}", why)
                 try:
                     sink.close()
                 except Exception:  # noqa: BLE001 — it failed already; the message says why
@@ -201,7 +347,7 @@ class LiveEngine:
                     self._started_at = time.monotonic() - (self.frame + pcm.shape[0]) / SAMPLE_RATE
                 others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks) or "none"
                 events.append({"event": "warning", "where": name,
-                               "message": f"sink {name} failed and was closed: {exc}; generation goes on "
+                               "message": f"sink {name} failed and was closed: {why}; generation goes on "
                                           f"(other sinks: {others})"})
 
     def _held_up(self, delay_s: float, events: list[dict[str, object]]) -> None:
@@ -258,9 +404,14 @@ class LiveEngine:
             self.lookahead_s = max(want, self.lookahead_s - NARROW_S_PER_S * seconds)
 
     def _loop(self) -> None:
-        last_underruns = last_underrun_frames = last_stalls = last_stall_frames = 0
-        started_device = False
-        device_state = "playing"
+        # counters carried over when the loop is re-entered after a fault (see _run)
+        ls = self._loop_state
+        last_underruns = int(ls.get("underruns", 0))  # type: ignore[call-overload]
+        last_underrun_frames = int(ls.get("underrun_frames", 0))  # type: ignore[call-overload]
+        last_stalls = int(ls.get("stalls", 0))  # type: ignore[call-overload]
+        last_stall_frames = int(ls.get("stall_frames", 0))  # type: ignore[call-overload]
+        started_device = bool(ls.get("started_device", False))
+        device_state = str(ls.get("device_state", "playing"))
         last_narrow = time.monotonic()
         pending: list[dict[str, object]] = []
         while True:
@@ -277,10 +428,20 @@ class LiveEngine:
                         self.clock_sink.start()  # type: ignore[attr-defined]
                         started_device = True
             t0 = time.perf_counter()
+            events: list[dict[str, object]] = pending
+            pending = []
+            faulted_silence = False
             with self.lock:
                 conductor = self.conductor
-                block = conductor.step() if (conductor is not None and self.playing) else None
+                block = None
+                if conductor is not None and self.playing:
+                    f0 = conductor.frame
+                    block = self._guarded_step(conductor, events)
+                    if block is None:  # silence, the clocks advanced: it still goes out as a block
+                        block = self._silence_block(conductor, f0)
+                        faulted_silence = True
             pcm = block.pcm if block is not None else self._silence
+            self._last_pcm = None if faulted_silence else pcm
             if stopping:
                 # a short fade to silence, then the end
                 n = pcm.shape[0]
@@ -288,8 +449,6 @@ class LiveEngine:
                 pcm *= np.linspace(1.0, 0.0, n, dtype=np.float32)[:, None]
             if block is None and conductor is not None:
                 conductor.frame += pcm.shape[0]  # paused: the stream clock runs on in silence
-            events: list[dict[str, object]] = pending
-            pending = []
             self._write_sinks(pcm, events)
             self.frame += pcm.shape[0]
             self.stats.frames = self.frame
@@ -330,7 +489,61 @@ class LiveEngine:
                 if state != device_state:
                     events.append(self._device_event(clock, state, device_state))
                     device_state = state
+            ls.update(underruns=last_underruns, underrun_frames=last_underrun_frames, stalls=last_stalls,
+                      stall_frames=last_stall_frames, started_device=started_device, device_state=device_state)
             if self.publish is not None:
                 self.publish(block, events)
             if stopping:
                 return
+
+
+# ------------------------------------------------------------------ test hook
+class _FaultyBackend:
+    """A backend whose ``generate`` raises on the steps a CADENZA_TEST_FAULTS ``step:`` rule names (tests only)."""
+
+    def __init__(self, inner: Backend, every: int = 0, after: int = 0, count: int = 0) -> None:
+        self._inner = inner
+        self._every, self._after, self._count = every, after, count
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def generate(self, state: object, style: np.ndarray, controls: object, frames: int) -> object:
+        self.calls += 1
+        n = self.calls
+        if (self._every and n % self._every == 0) or (self._count and self._after <= n < self._after + self._count):
+            raise RuntimeError(f"injected fault ({TEST_FAULTS_ENV}, backend step {n})")
+        return self._inner.generate(state, style, controls, frames)  # type: ignore[arg-type]
+
+
+class _FaultySink:
+    """A sink whose ``after``-th write raises (CADENZA_TEST_FAULTS ``sink:after=N``; tests only)."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.writes = 0
+
+    def write(self, block: np.ndarray) -> None:
+        self.writes += 1
+        if self.writes >= self.after:
+            raise OSError(f"injected fault ({TEST_FAULTS_ENV}, sink write {self.writes})")
+
+    def close(self) -> None:
+        pass
+
+
+def _install_test_faults(engine: LiveEngine, spec: str) -> None:
+    """Apply a CADENZA_TEST_FAULTS spec (see the module docstring) to ``engine``."""
+    for item in filter(None, (part.strip() for part in spec.split(";"))):
+        kind, _, args = item.partition(":")
+        opts = {k.strip(): int(v) for k, _, v in (a.partition("=") for a in args.split(",") if a.strip())}
+        if kind == "step":
+            engine.backend = _FaultyBackend(engine.backend, **opts)  # type: ignore[assignment]
+        elif kind == "sink":
+            sink = _FaultySink(opts.get("after", 1))
+            engine.sinks.append(sink)
+            engine.sink_names[id(sink)] = "test-fault-sink"
+        else:
+            raise ValueError(f"{TEST_FAULTS_ENV}: unknown fault kind {kind!r}; kinds: step, sink")
+    log.warning("%s=%r: injecting faults (a test hook)", TEST_FAULTS_ENV, spec)

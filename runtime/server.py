@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import zmq
@@ -51,6 +50,8 @@ from cadenza.proto.cadenza_v1_pb2 import (
 from cadenza.runtime.backends import get_backend
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
 from cadenza.runtime.conductor import Block
+from cadenza.runtime.curve import ClientGate, Role, read_secret_key
+from cadenza.runtime.files import FileOutside, FilePolicy, FileRefused, read_bytes
 from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
 from cadenza.runtime.notify import Supervisor, supervise
 from cadenza.runtime.sinks.base import Sink
@@ -92,6 +93,10 @@ class ServerConfig:
     seed: int = 0
     insecure: bool = False
     curve_secret_key: str | None = None  # a file with the server's z85 secret key
+    curve_clients: str | None = None  # a folder of client public keys allowed to control the runtime
+    curve_readonly: str | None = None  # a folder of client public keys allowed status and events only
+    curve_any_client: bool = False  # CURVE on a public endpoint without an allow-list (encryption only)
+    allow_dirs: list[str] = field(default_factory=list)  # folders client-named files may come from
     rate_limit: float = RATE_LIMIT_PER_S
     prompts: list[str] = field(default_factory=list)
     backend_options: dict[str, object] = field(default_factory=dict)  # model, device, style_model (magenta)
@@ -108,6 +113,21 @@ class ServerConfig:
                 raise UsageError(
                     f"{ep!r} is reachable from other machines; give --curve-secret-key FILE (clients then need "
                     "the server's public key) or --insecure to allow it without encryption", where=opt)
+            if (not is_loopback(ep) and self.curve_secret_key and not self.insecure
+                    and not (self.curve_clients or self.curve_readonly or self.curve_any_client)):
+                raise UsageError(
+                    f"{ep!r} is reachable from other machines and CURVE alone lets in any client that has the "
+                    "server's public key; give --curve-clients DIR (the public keys of the clients allowed in) or "
+                    "--curve-any-client to allow every key pair", where=opt)
+        for opt, folder in (("--curve-clients", self.curve_clients), ("--curve-readonly", self.curve_readonly)):
+            if folder is not None and not self.curve_secret_key:
+                raise UsageError("a client allow-list needs CURVE: give --curve-secret-key FILE too", where=opt)
+        if self.curve_any_client and (self.curve_clients or self.curve_readonly):
+            raise UsageError("--curve-any-client contradicts --curve-clients/--curve-readonly (an allow-list)",
+                             where="--curve-any-client")
+        for folder in self.allow_dirs:
+            if not os.path.isdir(folder):
+                raise UsageError(f"{folder!r} is not a folder", where="--allow-dir")
 
 
 SINK_KINDS = ("device", "jack", "wav", "flac", "file", "null")
@@ -257,10 +277,17 @@ class Server:
         self.backend: Backend = get_backend(config.backend, **options)
         sinks, sink_names, clock = make_sinks(config.sink)
         self.sink = sinks[0]
+        # client-named files (LoadGraph.path, base_dir, SetPrompts.audio_path, a graph's audio) come from these only
+        self.files = FilePolicy.of(config.allow_dirs if config.allow_dirs else
+                                   [os.path.dirname(os.path.abspath(config.graph))] if config.graph else [])
         self.ctx = zmq.Context()
         self._secret: bytes | None = None
+        self.gate: ClientGate | None = None
         if config.curve_secret_key:
-            self._secret = _read_key(config.curve_secret_key)
+            self._secret = read_secret_key(config.curve_secret_key)
+            if config.curve_clients or config.curve_readonly:
+                self.gate = ClientGate(self.ctx, config.curve_clients, config.curve_readonly, say=self.log)
+                self.gate.start()  # before any bind: no handshake goes unchecked
         self.control = self._socket(zmq.ROUTER, config.control)
         # a reply that cannot be queued (the client never reads, or is gone) fails at once and is counted
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -387,7 +414,8 @@ class Server:
         st = Status(stream_time=live.frame, playing=live.playing, xruns=live.stats.xruns,
                     lookahead_ms=1000.0 * live.lookahead_s, event_sequences=dict(self.seq),
                     audio_sequence=self.audio_seq, events_dropped=self.publisher.dropped_on[self.events_sock],
-                    replies_dropped=self.replies_dropped, sink_faults=dict(live.failed_sinks))
+                    replies_dropped=self.replies_dropped, sink_faults=dict(live.failed_sinks),
+                    faults=dict(live.faults), faults_total=live.faults_total)
         if with_server:
             st.server.CopyFrom(self.server_info())
         with live.lock:
@@ -415,15 +443,39 @@ class Server:
         return self.status(with_server=True)
 
     def _load_graph(self, body: Any) -> Ok:
+        conductor = self.live.load(self._graph_of(body))
+        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings))
+
+    def _graph_of(self, body: Any) -> Any:
+        """The graph a LoadGraph names, every file it reads confined to the allowed folders (:attr:`files`).
+
+        ``path``: the graph file must lie in an allowed folder (else FileOutside, PERMISSION_DENIED, the same
+        words whether it exists or not; its contents are never read, so never quoted). ``text``: its relative
+        audio paths resolve against ``base_dir`` (the folder the client read it from), and every audio file
+        must lie in an allowed folder; without ``base_dir`` a relative audio path is refused.
+        """
         from cadenza.runtime.graph.loader import load_graph, loads_graph
 
-        which = body.WhichOneof("source")
-        if which == "path":
-            graph = load_graph(body.path)
-        else:
-            graph = loads_graph(body.text, source="<load_graph>")
-        conductor = self.live.load(graph)
-        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings))
+        if body.WhichOneof("source") == "path":
+            return load_graph(body.path, files=self.files)
+        base_dir = body.base_dir or None
+        if base_dir is not None and not os.path.isabs(base_dir):
+            raise wire.WireError(Error.BAD_VALUE, f"base_dir must be an absolute folder path, got {base_dir!r}",
+                                 field="load_graph.base_dir")
+        return loads_graph(body.text, source="<load_graph>", base_dir=base_dir, files=self.files)
+
+    def _prompt_file(self, name: str, where: str) -> str:
+        """SetPrompts' audio_path: inside the allowed folders, a regular file of bounded size that decodes."""
+        from cadenza.runtime.graph.audio import MAX_AUDIO_BYTES, AudioFileError, check_audio_prompt
+
+        path = self.files.resolve(name, where=where)
+        data = read_bytes(path, where=where, max_bytes=min(MAX_AUDIO_BYTES, self.files.max_bytes),
+                          timeout_s=self.files.timeout_s)
+        try:
+            check_audio_prompt(data, path)
+        except AudioFileError as exc:
+            raise FileRefused(exc.message, where=where) from None
+        return str(path)
 
     def _conductor(self, what: str) -> Any:
         c = self.live.conductor
@@ -475,10 +527,10 @@ class Server:
 
     def _set_prompts(self, body: Any) -> Ok:
         triples = []
-        for p in body.prompts:
+        for i, p in enumerate(body.prompts):
             w = p.weight if p.HasField("weight") else 1.0
             if p.WhichOneof("source") == "audio_path":
-                triples.append(("", p.audio_path, w))
+                triples.append(("", self._prompt_file(p.audio_path, f"set_prompts.prompts[{i}].audio_path"), w))
             else:
                 triples.append((p.text, None, w))
         if not triples or sum(t[2] for t in triples) <= 0:
@@ -523,17 +575,30 @@ class Server:
             at = conductor.frame if conductor is not None else self.live.frame
         return Ok(stream_time=at)
 
-    def handle(self, data: bytes) -> bytes:
-        """One request frame → one reply frame. Never raises."""
+    def handle(self, data: bytes, readonly: str | None = None) -> bytes:
+        """One request frame → one reply frame. Never raises.
+
+        ``readonly`` names a read-only client (``--curve-readonly``): it may only
+        say Hello and ask for the status; anything else is PERMISSION_DENIED.
+        """
         request_id = 0
         try:
             req = wire.decode_request(data)
             request_id = req.request_id
+            if readonly is not None and req.kind not in READONLY_REQUESTS:
+                raise wire.WireError(Error.PERMISSION_DENIED, (
+                    f"{readonly} is read-only (--curve-readonly): it may send Hello and GetStatus and subscribe to "
+                    f"events and audio, not {req.kind.value}; the operator moves its key to --curve-clients to "
+                    "allow control"), field=req.kind.value)
             reply = self.handlers[req.kind](req.body)
             return wire.encode_reply(request_id, reply)
         except wire.WireError as exc:
             self.errors += 1
             return wire.encode_reply(exc.request_id or request_id, _bounded(exc.to_error()))
+        except FileOutside as exc:  # a client-named file outside the allowed folders (its words never vary)
+            self.errors += 1
+            return wire.encode_reply(request_id, _bounded(Error(code=Error.PERMISSION_DENIED, message=str(exc),
+                                                                field=exc.where or "")))
         except GraphError as exc:
             self.errors += 1
             issues = getattr(exc, "issues", None)
@@ -575,8 +640,15 @@ class Server:
                 return 1
             for sock, _ in poller.poll(100):
                 for _ in range(1000):  # drain a burst, then look at the world again
+                    role: str | None = Role.FULL
                     try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                        if self.gate is None:
+                            frames = sock.recv_multipart(zmq.NOBLOCK)
+                        else:  # whose key sent it: ZAP stamped the connection's messages with it
+                            msg = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                            user = _user_id(msg[-1])
+                            role = self.gate.role(user)
+                            frames = [f.bytes for f in msg]
                     except zmq.Again:
                         break
                     self.requests += 1
@@ -590,6 +662,12 @@ class Server:
                         self.errors += 1
                         reply = wire.encode_reply(0, Error(code=Error.BAD_MESSAGE, message=(
                             f"a request is one frame (one Envelope), got a message of {len(parts)} frames")))
+                    elif role is None:  # its key left the allow-lists since it connected
+                        self.errors += 1
+                        reply = wire.encode_reply(0, Error(code=Error.PERMISSION_DENIED, message=(
+                            "this client's key is no longer on the runtime's allow-lists")))
+                    elif role == Role.READONLY:
+                        reply = self.handle(parts[0], readonly=self.gate.describe(user) if self.gate else "")
                     else:
                         reply = self.handle(parts[0])
                     try:
@@ -635,6 +713,8 @@ class Server:
             self.supervisor.stopping(f"stopping: generation failed ({type(failed).__name__})" if failed is not None
                                      else "stopping")
         self.live.stop()
+        if self.gate is not None:
+            self.gate.stop()
         if not self.publisher.stop():
             self.control.close(0)  # the publish thread still holds the PUB sockets: the process exit takes them
             return
@@ -644,6 +724,7 @@ class Server:
         self.ctx.term()
 
 
+READONLY_REQUESTS = frozenset({wire.RequestKind.HELLO, wire.RequestKind.GET_STATUS})
 MAX_ERROR_CHARS = 60_000  # an Error's message or field may quote the bad input; this keeps the reply small
 
 
@@ -661,15 +742,12 @@ def _bounded(error: Error) -> Error:
     return error
 
 
-def _read_key(path: str) -> bytes:
+def _user_id(frame: zmq.Frame) -> str | None:
+    """The ``User-Id`` ZAP gave the connection a message came on (the client's z85 public key), or None."""
     try:
-        text = Path(path).read_text().strip()
-    except OSError as exc:
-        raise UsageError(f"cannot read key file {path!r}: {exc.strerror or exc}", where="--curve-secret-key") from exc
-    key = text.splitlines()[-1].strip().encode()
-    if len(key) != 40:
-        raise UsageError(f"{path!r} does not hold a 40-character z85 key", where="--curve-secret-key")
-    return key
+        return frame.get("User-Id")  # type: ignore[no-any-return]
+    except zmq.ZMQError:
+        return None
 
 
 def run_server(config: ServerConfig) -> int:

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from cadenza.errors import UsageError
+from cadenza.runtime.limits import MAX_NOTES
 
 SAMPLE_RATE = 48_000
 CHANNELS = 2
@@ -138,6 +139,9 @@ class Controls:
         _check_unit("density", self.density)
         _check_unit("brightness", self.brightness)
         if self.notes is not None:
+            if len(self.notes) > MAX_NOTES:
+                raise UsageError(f"at most {MAX_NOTES} notes (each MIDI note 0–127 once), got {len(self.notes):,}",
+                                 where="notes")
             for i, n in enumerate(self.notes):
                 if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 127:
                     raise UsageError(f"must be a MIDI note, an integer 0–127, got {n!r}", where=f"notes[{i}]")
