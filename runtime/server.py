@@ -52,7 +52,16 @@ from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
 from cadenza.runtime.conductor import Block
 from cadenza.runtime.curve import ClientGate, Role, read_secret_key
 from cadenza.runtime.files import FileOutside, FilePolicy, FileRefused, read_bytes
+from cadenza.runtime.limits import (
+    LOAD_TIMEOUT_S,
+    MAX_NOTES,
+    MAX_PARAMETER_VALUES,
+    MAX_PROMPT_CHARS,
+    MAX_PROMPTS,
+    bounded_warnings,
+)
 from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
+from cadenza.runtime.loads import SLOW_REQUESTS, LoadQueue, peek
 from cadenza.runtime.notify import Supervisor, supervise
 from cadenza.runtime.sinks.base import Sink
 
@@ -98,12 +107,17 @@ class ServerConfig:
     curve_any_client: bool = False  # CURVE on a public endpoint without an allow-list (encryption only)
     allow_dirs: list[str] = field(default_factory=list)  # folders client-named files may come from
     rate_limit: float = RATE_LIMIT_PER_S
+    load_timeout_s: float = LOAD_TIMEOUT_S  # LoadGraph/SetPrompts answered TIMEOUT (nothing applied) past this
     prompts: list[str] = field(default_factory=list)
     backend_options: dict[str, object] = field(default_factory=dict)  # model, device, style_model (magenta)
 
     def __post_init__(self) -> None:
         if not (1.0 <= self.lookahead_ms <= 2000.0):
             raise UsageError(f"must be between 1 and 2000 ms, got {self.lookahead_ms!r}", where="--lookahead")
+        if not (self.rate_limit >= 1.0):
+            raise UsageError(f"must be at least 1 request per second, got {self.rate_limit!r}", where="--rate-limit")
+        if not (0.1 <= self.load_timeout_s <= 3600.0):
+            raise UsageError(f"must be between 0.1 and 3600 s, got {self.load_timeout_s!r}", where="--load-timeout")
         for opt, ep in (("--control", self.control), ("--events", self.events), ("--audio", self.audio)):
             if ep is None:
                 continue
@@ -130,6 +144,8 @@ class ServerConfig:
                 raise UsageError(f"{folder!r} is not a folder", where="--allow-dir")
 
 
+FILE_RETRY_S = 1.0  # a paused file sink (disk full …) tries again this often
+
 SINK_KINDS = ("device", "jack", "wav", "flac", "file", "null")
 
 
@@ -155,7 +171,7 @@ def make_sink(spec: str) -> tuple[Sink, object | None]:
     if kind in ("wav", "flac", "file"):
         if not arg:
             raise UsageError(f"{spec!r} needs a path, e.g. wav:out.wav", where="--sink")
-        return FileSink(arg), None
+        return FileSink(arg, retry_s=FILE_RETRY_S, name=spec), None  # pauses on a full disk, resumes (sinks/file.py)
     if kind == "null":
         return NullSink(), None
     raise UsageError(f"unknown sink {spec!r}. Available: device, device:NAME, jack, wav:PATH, flac:PATH, null; "
@@ -335,6 +351,7 @@ class Server:
         self._stopping = False
         self.turns = 0  # control-loop turns: the service manager's watchdog checks that they go on
         self.supervisor: Supervisor | None = None  # systemd notify (READY, WATCHDOG, STATUS, STOPPING)
+        self.loads: LoadQueue | None = None  # LoadGraph/SetPrompts off the control loop (started by serve)
 
     def _socket(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
         sock: zmq.Socket[bytes] = self.ctx.socket(kind)
@@ -457,6 +474,7 @@ class Server:
         from cadenza.runtime.graph.loader import load_graph, loads_graph
 
         if body.WhichOneof("source") == "path":
+            self.files.resolve(body.path, where="load_graph.path")  # refused here: the field is named
             return load_graph(body.path, files=self.files)
         base_dir = body.base_dir or None
         if base_dir is not None and not os.path.isabs(base_dir):
@@ -488,17 +506,19 @@ class Server:
         if body.HasField("ramp_seconds"):
             kwargs["ramp"] = body.ramp_seconds
             kwargs["shape"] = _RAMP_SHAPES.get(body.ramp_shape, "linear")
+        if len(body.values) > MAX_PARAMETER_VALUES:
+            raise wire.WireError(Error.TOO_LARGE, f"{len(body.values):,} values in one SetParameters, over the limit "
+                                 f"of {MAX_PARAMETER_VALUES:,}; send them in several requests",
+                                 field="set_parameters.values")
+        c = self._conductor("SetParameters")
+        self._check_parameter_names(c, body)  # outside the lock: 10,000 unknown names cost the music nothing
         values: dict[str, object] = {}
         for i, upd in enumerate(body.values):
             values[upd.name] = wire.parameter_value(upd)
         with self.live.lock:
-            c = self._conductor("SetParameters")
-            known = c.graph.parameters
-            for i, upd in enumerate(body.values):
-                if upd.name not in known and upd.name != "intensity":
-                    raise wire.WireError(Error.UNKNOWN_NAME, f"unknown parameter {upd.name!r}; parameters: "
-                                         f"{', '.join(sorted(known)) or '(none)'}",
-                                         field=f"set_parameters.values[{i}].name")
+            if self._conductor("SetParameters") is not c:  # a new graph came in meanwhile
+                c = self.live.conductor
+                self._check_parameter_names(c, body)
             try:
                 c.engine.set_many(values, **kwargs)
             except UsageError as exc:
@@ -506,6 +526,20 @@ class Server:
                 idx = next((i for i, u in enumerate(body.values) if u.name == name), 0)
                 raise wire.WireError(Error.BAD_VALUE, str(exc), field=f"set_parameters.values[{idx}]") from exc
         return Ok(stream_time=self.live.frame)
+
+    @staticmethod
+    def _check_parameter_names(c: Any, body: Any) -> None:
+        """UNKNOWN_NAME for the first name the graph does not declare, counting the others (a bounded message)."""
+        known = c.graph.parameters
+        unknown = [i for i, upd in enumerate(body.values) if upd.name not in known and upd.name != "intensity"]
+        if unknown:
+            i = unknown[0]
+            more = f" (and {len(unknown) - 1:,} more unknown names)" if len(unknown) > 1 else ""
+            listed = ", ".join(sorted(known)[:50]) or "(none)"
+            if len(known) > 50:
+                listed += f", … ({len(known)} in all)"
+            raise wire.WireError(Error.UNKNOWN_NAME, f"unknown parameter {body.values[i].name!r}{more}; nothing was "
+                                 f"applied; parameters: {listed}", field=f"set_parameters.values[{i}].name")
 
     def _trigger(self, body: Any) -> Ok:
         with self.live.lock:
@@ -526,6 +560,7 @@ class Server:
         return Ok(stream_time=self.live.frame)
 
     def _set_prompts(self, body: Any) -> Ok:
+        _check_prompt_limits(body)
         triples = []
         for i, p in enumerate(body.prompts):
             w = p.weight if p.HasField("weight") else 1.0
@@ -542,6 +577,10 @@ class Server:
     def _set_controls(self, body: Any) -> Ok:
         from cadenza.runtime.backends.base import Controls
 
+        if len(body.controls.notes) > MAX_NOTES:  # before any copying: 400,000 notes are refused in microseconds
+            raise wire.WireError(Error.BAD_VALUE, f"{len(body.controls.notes):,} notes, over the limit of {MAX_NOTES} "
+                                 "(each MIDI note 0–127 at most once); nothing was applied",
+                                 field="set_controls.controls.notes")
         values = wire.controls_to_dict(body.controls)
         with self.live.lock:
             c = self._conductor("SetControls")
@@ -591,6 +630,10 @@ class Server:
                     f"events and audio, not {req.kind.value}; the operator moves its key to --curve-clients to "
                     "allow control"), field=req.kind.value)
             reply = self.handlers[req.kind](req.body)
+            if isinstance(reply, Ok) and reply.warnings:  # a reply always fits its size limit
+                kept = bounded_warnings(list(reply.warnings))
+                del reply.warnings[:]
+                reply.warnings.extend(kept)
             return wire.encode_reply(request_id, reply)
         except wire.WireError as exc:
             self.errors += 1
@@ -630,15 +673,21 @@ class Server:
                                     status=self._status_line, log=self.log)
         if ready is not None:
             ready()
+        self.loads = LoadQueue(self.handle, self.live.admission, self.config.load_timeout_s)
         poller = zmq.Poller()
         poller.register(self.control, zmq.POLLIN)
+        poller.register(self.loads.wake_fd, zmq.POLLIN)
         while not self._stopping:
+            for job, done in self.loads.answered():  # LoadGraph/SetPrompts the worker finished (or timed out)
+                self._answer_load(job.ident, done)
             self.turns += 1
             if self.live.error is not None:
                 self.log(f"generation failed: {type(self.live.error).__name__}: {self.live.error}")
                 self.shutdown()
                 return 1
-            for sock, _ in poller.poll(100):
+            for sock, _ in poller.poll(self.loads.poll_timeout_ms(100)):
+                if sock is not self.control:
+                    continue  # the load worker's wake pipe: answered() above reads it
                 for _ in range(1000):  # drain a burst, then look at the world again
                     role: str | None = Role.FULL
                     try:
@@ -669,7 +718,9 @@ class Server:
                     elif role == Role.READONLY:
                         reply = self.handle(parts[0], readonly=self.gate.describe(user) if self.gate else "")
                     else:
-                        reply = self.handle(parts[0])
+                        reply = self._handle_or_defer(ident, parts[0])
+                        if reply is None:  # a load in the worker (or behind one): answered when it is done
+                            continue
                     try:
                         sock.send_multipart([ident, reply], zmq.NOBLOCK)
                     except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone
@@ -700,12 +751,52 @@ class Server:
             what = f"graph {conductor.graph.name!r}"
         line = (f"{'playing' if live.playing else 'paused'} {what}, stream {live.frame / SAMPLE_RATE:.1f} s, "
                 f"{live.stats.xruns} xruns, {self.requests} requests")
-        if live.failed_sinks:
+        faults = dict(getattr(live, "faults", None) or {})  # what is failing now (live.py), sinks included
+        if faults:
+            line += f", faults: {', '.join(sorted(faults))}"
+        elif live.failed_sinks:
             line += f", sinks out: {', '.join(sorted(live.failed_sinks))}"
         return line
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
+
+    def _handle_or_defer(self, ident: bytes, data: bytes) -> bytes | None:
+        """The reply, or None when the request went to the load worker or waits behind this client's load."""
+        assert self.loads is not None
+        held = self.loads.held.get(ident)
+        if held is not None:  # this client's load is pending: its requests keep their order
+            if len(held) >= REPLY_HWM:
+                return wire.encode_reply(0, Error(code=Error.RATE_LIMITED, message=(
+                    f"{len(held)} requests wait behind this client's LoadGraph/SetPrompts; wait for its reply")))
+            held.append(data)
+            return None
+        kind, request_id = peek(data)
+        if kind in SLOW_REQUESTS:
+            refused = self.loads.submit(ident, data, request_id, kind)
+            if refused is not None:
+                return refused
+            self.loads.held[ident] = collections.deque()
+            return None
+        return self.handle(data)
+
+    def _answer_load(self, ident: bytes, reply: bytes) -> None:
+        """Send a finished load's reply, then answer what the client sent after it, in order."""
+        assert self.loads is not None
+        self._send_reply(ident, reply)
+        held = self.loads.held.pop(ident, collections.deque())
+        while held:
+            r = self._handle_or_defer(ident, held.popleft())
+            if r is None:  # another load of this client: the rest wait behind it
+                self.loads.held[ident].extend(held)
+                return
+            self._send_reply(ident, r)
+
+    def _send_reply(self, ident: bytes, reply: bytes) -> None:
+        try:
+            self.control.send_multipart([ident, reply], zmq.NOBLOCK)
+        except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone
+            self.replies_dropped += 1
 
     def shutdown(self) -> None:
         if self.supervisor is not None:
@@ -713,6 +804,8 @@ class Server:
             self.supervisor.stopping(f"stopping: generation failed ({type(failed).__name__})" if failed is not None
                                      else "stopping")
         self.live.stop()
+        if self.loads is not None:
+            self.loads.close()
         if self.gate is not None:
             self.gate.stop()
         if not self.publisher.stop():
@@ -725,6 +818,17 @@ class Server:
 
 
 READONLY_REQUESTS = frozenset({wire.RequestKind.HELLO, wire.RequestKind.GET_STATUS})
+def _check_prompt_limits(body: Any) -> None:
+    """TOO_LARGE for a SetPrompts past MAX_PROMPTS prompts or MAX_PROMPT_CHARS characters a text (before any work)."""
+    if len(body.prompts) > MAX_PROMPTS:
+        raise wire.WireError(Error.TOO_LARGE, f"{len(body.prompts):,} prompts, over the limit of {MAX_PROMPTS} a mix "
+                             "may hold; nothing was applied", field="set_prompts.prompts")
+    for i, p in enumerate(body.prompts):
+        if p.WhichOneof("source") == "text" and len(p.text) > MAX_PROMPT_CHARS:
+            raise wire.WireError(Error.TOO_LARGE, f"prompt text of {len(p.text):,} characters, over the limit of "
+                                 f"{MAX_PROMPT_CHARS:,}; nothing was applied", field=f"set_prompts.prompts[{i}].text")
+
+
 MAX_ERROR_CHARS = 60_000  # an Error's message or field may quote the bad input; this keeps the reply small
 
 
@@ -754,6 +858,15 @@ def run_server(config: ServerConfig) -> int:
     server = Server(config)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
+
+    def reopen_files(signum: int, frame: object) -> None:
+        """logrotate's convention: the recording was renamed away; file sinks start a new file at their path."""
+        if not server.live.reopen_files():
+            server.live.post({"event": "warning", "where": "SIGHUP",
+                              "message": "SIGHUP reopens file sinks (after logrotate renamed them); this runtime has "
+                                         "none, nothing changed (SIGTERM or SIGINT stops it)"})
+
+    signal.signal(signal.SIGHUP, reopen_files)
 
     def ready() -> None:
         print(f"cadenza serve: ready control={config.control} events={config.events} audio={config.audio or '-'} "

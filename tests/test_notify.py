@@ -21,6 +21,7 @@ counters the test advances itself, against the same real sockets.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -277,3 +278,20 @@ def test_serve_whose_sink_cannot_start_is_never_ready(tmp_path: Path, manager: M
     assert "cannot write audio file" in server.stderr_text
     time.sleep(0.2)
     assert manager.having("READY") == []
+
+
+def test_watchdog_abort_writes_where_generation_hangs(tmp_path: Path, manager: Manager) -> None:
+    """What the journal shows when systemd's watchdog fires (SIGABRT) with the unit's PYTHONFAULTHANDLER=1."""
+    hang = tmp_path / "hang"
+    hang.touch()
+    server = _serve(tmp_path, manager, watchdog=True, hang=hang)
+    server.env = {**(server.env or {}), "PYTHONFAULTHANDLER": "1"}
+    try:
+        server.start()
+        time.sleep(0.5)  # the generation thread is in the hook by now (it is its first call)
+        rc, _ = server.stop(signal.SIGABRT)
+        assert rc == -signal.SIGABRT
+        assert "in hang_hook" in server.stderr_text, server.stderr_text
+        assert manager.having("READY") == []
+    finally:
+        server.kill()
