@@ -9,13 +9,14 @@ unexpected errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from cadenza import __version__
 from cadenza.errors import CadenzaError, UsageError
@@ -26,6 +27,11 @@ from cadenza.runtime.backends.base import (
     TextPrompt,
     WeightedPrompt,
 )
+
+if TYPE_CHECKING:
+    from cadenza.runtime.sinks.base import Sink
+
+_T = TypeVar("_T")
 
 EXIT_ERROR = 2
 
@@ -109,14 +115,52 @@ def _write_json(path: Path, doc: dict[str, object], option: str) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """``render``: the audio file appears at --out whole or not at all (render.output_file); SIGINT, SIGTERM and
+    SIGHUP stop it cleanly (no temporary file left), with exit status 128 + the signal number."""
+    from cadenza.runtime.render import Stopped, stop_on_signals
+
+    args.written = False
+    try:
+        with stop_on_signals():
+            return _render_graph(args) if args.graph else _render_prompts(args)
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else 2  # SIGINT
+        name = exc.name if isinstance(exc, Stopped) else "SIGINT"
+        what = f"{args.out} is complete" if args.written else f"nothing was written to {args.out}"
+        print(f"cadenza render: stopped by {name}; {what}", file=sys.stderr)
+        return 128 + signum
+
+
+def _render_to_file(args: argparse.Namespace, write: Callable[[Sink], _T]) -> _T:
+    """``write(sink)`` into a temporary file beside ``--out``, renamed onto it only once complete."""
+    from cadenza.errors import AudioError
+    from cadenza.runtime.render import output_file
+    from cadenza.runtime.sinks.file import FileSink, audio_format
+
+    out = str(args.out)
+    audio_format(out)  # a bad extension is named as --out, not as the temporary file
+    with output_file(out) as tmp:
+        try:
+            sink = FileSink(tmp, exclusive=True)  # fails on an unwritable folder before any rendering
+        except AudioError as exc:
+            raise AudioError(exc.message.replace(repr(str(tmp)), repr(out)), where="--out") from exc.__cause__
+        try:
+            result = write(sink)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                sink.close()
+            raise
+        sink.close()
+    args.written = True
+    return result
+
+
+def _render_prompts(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cadenza.runtime.render import Cue, Renderer, check_seconds
-    from cadenza.runtime.sinks.file import FileSink
 
-    if args.graph:
-        return _render_graph(args)
     for opt in ("automation", "plot", "events"):
         if getattr(args, opt):
             raise UsageError(f"--{opt} needs --graph", where=f"--{opt}")
@@ -134,9 +178,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     err = Console(stderr=True, soft_wrap=True)
     for w in renderer.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
-    sink = FileSink(args.out)  # fails on an unwritable path before any rendering
     beats: list[Beat] = []
-    try:
+
+    def write(sink: Sink) -> None:
         with Progress(TextColumn("rendering"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeRemainingColumn(), console=err, transient=True) as progress:
             task = progress.add_task("render", total=renderer.frames)
@@ -144,8 +188,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                 sink.write(pcm)
                 beats.extend(bts)
                 progress.advance(task, pcm.shape[0])
-    finally:
-        sink.close()
+
+    _render_to_file(args, write)
     if args.beats:
         _write_json(Path(args.beats), beats_document(beats), "--beats")
     print(f"wrote {args.out} ({renderer.frames / 48000:.1f} s, 48 kHz stereo, {len(beats)} beats)")
@@ -160,9 +204,8 @@ def _render_graph(args: argparse.Namespace) -> int:
     from cadenza.runtime.backends import get_backend
     from cadenza.runtime.graph.automation import load_automation
     from cadenza.runtime.graph.loader import load_graph
-    from cadenza.runtime.preview import check_automation, plot_preview, run_preview, write_events
+    from cadenza.runtime.preview import PreviewLog, check_automation, plot_preview, run_preview, write_events
     from cadenza.runtime.render import check_seconds
-    from cadenza.runtime.sinks.file import FileSink
 
     for opt in ("prompt", "prompt_file", "bpm", "density", "brightness", "scale"):
         if getattr(args, opt):
@@ -184,15 +227,15 @@ def _render_graph(args: argparse.Namespace) -> int:
     except UsageError as exc:
         raise UsageError(exc.message, where="--seconds") from None
     err = Console(stderr=True, soft_wrap=True)
-    sink = FileSink(args.out)
-    try:
+
+    def write(sink: Sink) -> PreviewLog:
         with Progress(TextColumn("previewing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeRemainingColumn(), console=err, transient=True) as progress:
             task = progress.add_task("preview", total=frames)
-            log = run_preview(graph, get_backend("synth"), automation, seconds, sink, seed=args.seed,
-                              progress=lambda n: progress.advance(task, n))
-    finally:
-        sink.close()
+            return run_preview(graph, get_backend("synth"), automation, seconds, sink, seed=args.seed,
+                               progress=lambda n: progress.advance(task, n))
+
+    log = _render_to_file(args, write)
     if args.events:
         try:
             write_events(log, Path(args.events))
@@ -222,7 +265,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         backend=args.backend, graph=args.graph, control=args.control, events=args.events,
         audio=None if args.audio in ("none", "") else args.audio, sink=args.sink, lookahead_ms=args.lookahead,
         seed=args.seed, insecure=args.insecure, curve_secret_key=args.curve_secret_key, prompts=args.prompt or [],
+        curve_clients=args.curve_clients, curve_readonly=args.curve_readonly, curve_any_client=args.curve_any_client,
+        allow_dirs=args.allow_dir or [],
         backend_options=_backend_options(args),
+        **({"rate_limit": args.rate_limit} if args.rate_limit is not None else {}),
+        **({"load_timeout_s": args.load_timeout} if args.load_timeout is not None else {}),
     )
     return run_server(config)
 
@@ -240,20 +287,14 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    import zmq
+    from cadenza.runtime.curve import write_keypair
 
-    folder = Path(args.dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        public, secret = zmq.curve_keypair()
-        (folder / f"{args.name}.pub").write_text(public.decode() + "\n")
-        key = folder / f"{args.name}.key"
-        key.write_text(secret.decode() + "\n")
-        key.chmod(0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot write keys into {str(folder)!r}: {exc.strerror or exc}", where="keys") from exc
-    print(f"wrote {folder / (args.name + '.key')} (secret, keep it on the server) and "
-          f"{folder / (args.name + '.pub')} (public, give it to clients)")
+    secret, public = write_keypair(Path(args.dir), args.name, force=args.force)
+    print(f"wrote {secret} (secret key, created with mode 0600: keep it on this machine) and {public} (public key: "
+          "hand it out).\n"
+          f"A server runs with --curve-secret-key {secret} --curve-clients DIR and gives {public.name} to its clients; "
+          f"a client gives {public.name} to the operator, who copies it into the server's --curve-clients folder "
+          "(or --curve-readonly).")
     return 0
 
 
@@ -306,7 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="run the live runtime: control, events and audio over ZeroMQ",
                         description="Run the runtime process: a control ROUTER, an events PUB and an audio PUB "
-                                    "around the live engine. Binds to loopback unless told otherwise.")
+                                    "around the live engine. Binds to loopback unless told otherwise. Under "
+                                    "systemd (Type=notify, NOTIFY_SOCKET) it reports READY once audio flows, "
+                                    "WATCHDOG pings while it makes progress, STATUS and STOPPING: see "
+                                    "examples/installation/.")
     sv.add_argument("--backend", default="synth", choices=["synth", "magenta"],
                     help="music backend (default synth; magenta needs pip install 'cadenza[magenta]')")
     sv.add_argument("--model", help="magenta: mrt2_small (default), mrt2_base or tiny (see cadenza models list)")
@@ -325,13 +369,32 @@ def build_parser() -> argparse.ArgumentParser:
                          "(at most one device), e.g. jack,wav:session.wav")
     sv.add_argument("--lookahead", type=_finite, default=30.0, metavar="MS", help="audio kept ahead (default 30 ms)")
     sv.add_argument("--seed", type=int, default=0)
+    sv.add_argument("--rate-limit", type=_finite, default=None, metavar="N",
+                    help="requests per second one client may send; past it the runtime answers RATE_LIMITED "
+                         "(default 100000: effectively off; e.g. 200 for an installation on a shared network)")
+    sv.add_argument("--load-timeout", type=_finite, default=None, metavar="SECONDS",
+                    help="LoadGraph/SetPrompts not done in this time are answered TIMEOUT and change nothing "
+                         "(default 10)")
     sv.add_argument("--insecure", action="store_true", help="allow non-loopback endpoints without encryption")
     sv.add_argument("--curve-secret-key", metavar="FILE", help="CurveZMQ secret key of the server (z85)")
+    sv.add_argument("--curve-clients", metavar="DIR",
+                    help="with --curve-secret-key: only clients whose public key file (NAME.pub from cadenza keys, "
+                         "or a pyzmq .key certificate) is in DIR may connect; re-read when DIR changes")
+    sv.add_argument("--curve-readonly", metavar="DIR",
+                    help="with --curve-secret-key: clients whose public key is in DIR may connect read-only "
+                         "(Hello, GetStatus, events and audio; every other request is PERMISSION_DENIED)")
+    sv.add_argument("--curve-any-client", action="store_true",
+                    help="with --curve-secret-key on a public endpoint: accept any client key pair (encryption "
+                         "without an allow-list; anyone with the server's public key gets control)")
+    sv.add_argument("--allow-dir", action="append", metavar="DIR",
+                    help="a folder clients may name files in (LoadGraph path, audio prompts, a graph's audio; "
+                         "repeatable). Default: the folder of --graph; with neither, no client-named file is read")
     sv.set_defaults(func=cmd_serve)
 
     ks = sub.add_parser("keys", help="generate a CurveZMQ key pair (for remote clients)")
     ks.add_argument("dir", help="folder to write NAME.key (secret) and NAME.pub (public) into")
-    ks.add_argument("--name", default="server")
+    ks.add_argument("--name", default="server", help="file names NAME.key and NAME.pub (default server)")
+    ks.add_argument("--force", action="store_true", help="replace an existing key pair of that name")
     ks.set_defaults(func=cmd_keys)
 
     w = sub.add_parser("words", help="list the words the synth understands in prompts")
