@@ -54,30 +54,39 @@ Test hook: the environment variable ``CADENZA_TEST_FAULTS`` (read only when
 set; tests/test_unattended.py uses it) injects faults into a real process:
 ``step:every=N`` makes every Nth backend step raise, ``step:after=N,count=M``
 makes M steps in a row raise from the Nth on, ``sink:after=N`` adds a sink
-named ``test-fault-sink`` whose Nth write raises. Items join with ``;``.
+named ``test-fault-sink`` whose Nth write raises, ``embed:sleep_ms=N`` makes
+embedding a text prompt with the word "slow" in it take N ms (a slow load).
+Items join with ``;``.
 - **the device is lost** (audio server killed): a ``warning`` event with the
   device and the reason; generation goes on in real time into the other sinks
   (the device sink then paces itself on the monotonic clock), and another
   ``warning`` once the device sink plays again through its relay process
   (the server came back); ``failed_sinks`` holds what is out of play now.
+- **a file sink pauses** (``cadenza serve`` opens file sinks with a retry):
+  instead of failing it finalises its file, drops blocks and retries every
+  second; its notices (paused, resumed, reopened on SIGHUP —
+  :meth:`reopen_files`) become ``warning`` events, and ``failed_sinks`` /
+  ``faults["sink NAME"]`` hold it while it is paused (sinks/file.py).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from cadenza.errors import CadenzaError
+from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
 from cadenza.runtime.conductor import Block, Conductor, StepFault
 from cadenza.runtime.graph.engine import Frame
+from cadenza.runtime.limits import MAX_PROMPT_CHARS, MAX_PROMPTS
 from cadenza.runtime.graph.spec import (
     Const,
     Graph,
@@ -121,6 +130,17 @@ def direct_graph(prompts: Sequence[tuple[str, str | None, float]]) -> Graph:
         states={}, states_driven_by=None, initial_state=None, transitions=(), stingers={},
         intensity=Intensity(), triggers={}, failsafe=None,
     )
+
+
+def check_prompt_limits(graph: Graph) -> None:
+    """Refuse a graph with more than MAX_PROMPTS prompts or a prompt text over MAX_PROMPT_CHARS (UsageError)."""
+    if len(graph.prompts) > MAX_PROMPTS:
+        raise UsageError(f"{len(graph.prompts):,} prompts, over the limit of {MAX_PROMPTS} a mix may hold; "
+                         "use fewer prompts", where=f"{graph.source}: prompts")
+    for name, p in graph.prompts.items():
+        if p.text is not None and len(p.text) > MAX_PROMPT_CHARS:
+            raise UsageError(f"prompt text of {len(p.text):,} characters, over the limit of {MAX_PROMPT_CHARS}; "
+                             "describe the music in fewer words", where=f"{graph.source}: prompts.{name}")
 
 
 @dataclass
@@ -175,6 +195,7 @@ class LiveEngine:
         self._fault_since = 0  # stream frame of the first failure of the running fault
         self._last_pcm: np.ndarray | None = None
         self._loop_state: dict[str, object] = {}
+        self._admission = threading.local()
         spec = os.environ.get(TEST_FAULTS_ENV)
         if spec:
             _install_test_faults(self, spec)
@@ -183,14 +204,33 @@ class LiveEngine:
     def load(self, graph: Graph) -> Conductor:
         """Swap in a new graph. Prompts are embedded first, outside the lock (a bad prompt fails
         before anything changes); the new conductor takes over the running stream, so the music
-        glides to the new graph instead of restarting."""
+        glides to the new graph instead of restarting.
+
+        A graph past the limits (:data:`~cadenza.runtime.limits.MAX_PROMPTS` prompts,
+        :data:`~cadenza.runtime.limits.MAX_PROMPT_CHARS` characters a prompt) is refused first
+        (``UsageError``). Inside :meth:`admission` the swap happens only if its check still says
+        yes (a load that ran past its time bound is answered TIMEOUT and must change nothing).
+        """
+        check_prompt_limits(graph)
         probe = Conductor(graph, self.backend, seed=self.seed)
         with self.lock:
+            admit = getattr(self._admission, "check", None)
+            if admit is not None and not admit():
+                raise TimeoutError("the load ran past its time bound and was answered TIMEOUT: nothing applied")
             conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=self.frame, mixer=probe.mixer)
             if self.conductor is not None:
                 conductor.continue_from(self.conductor)
             self.conductor = conductor
         return conductor
+
+    @contextlib.contextmanager
+    def admission(self, check: Callable[[], bool]) -> Iterator[None]:
+        """Within this block (this thread), :meth:`load` swaps the graph in only when ``check()`` says yes."""
+        self._admission.check = check
+        try:
+            yield
+        finally:
+            self._admission.check = None
 
     def post(self, event: dict[str, object]) -> None:
         """An event from another thread (a warning, say), published by the generation thread."""
@@ -332,6 +372,8 @@ class LiveEngine:
         for sink in list(self.sinks):
             try:
                 sink.write(pcm)
+                if getattr(sink, "notices", None):  # a file sink paused / resumed / reopened (sinks/file.py)
+                    self._sink_notices(sink, events)
             except Exception as exc:  # noqa: BLE001 — CadenzaError (disk full …) or a bug: the others go on
                 name = self.sink_names.get(id(sink), type(sink).__name__)
                 why = str(exc) if isinstance(exc, CadenzaError) else f"{type(exc).__name__}: {exc}"
@@ -349,6 +391,34 @@ class LiveEngine:
                 events.append({"event": "warning", "where": name,
                                "message": f"sink {name} failed and was closed: {why}; generation goes on "
                                           f"(other sinks: {others})"})
+
+    def _sink_notices(self, sink: Sink, events: list[dict[str, object]]) -> None:
+        """A warning event for each notice of a sink that rides through its own faults (a file sink paused for a
+        full disk, resumed, reopened on SIGHUP); ``failed_sinks`` and ``faults["sink NAME"]`` hold it while paused."""
+        name = self.sink_names.get(id(sink), type(sink).__name__)
+        others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks if k is not sink)
+        notices = sink.notices  # type: ignore[attr-defined]
+        while notices:
+            note = notices.popleft()
+            if note.fault is None:
+                self.failed_sinks.pop(name, None)
+                self.faults = {k: v for k, v in self.faults.items() if k != f"sink {name}"}
+            else:
+                self.failed_sinks[name] = note.fault
+                self._set_fault(f"sink {name}", note.fault)
+            events.append({"event": "warning", "where": name,
+                           "message": f"{note.message} (other sinks: {others or 'none'})"})
+
+    def reopen_files(self) -> int:
+        """Logrotate's SIGHUP: each file sink finalises its file and starts a new one at its path before its next
+        block. Only sets flags, so a signal handler may call it; returns how many sinks were asked."""
+        asked = 0
+        for sink in list(self.sinks):
+            reopen = getattr(sink, "request_reopen", None)
+            if reopen is not None:
+                reopen()
+                asked += 1
+        return asked
 
     def _held_up(self, delay_s: float, events: list[dict[str, object]]) -> None:
         """Widen the lookahead when ``JITTER_SAFETY`` × a hold-up of the generation thread exceeds it.
@@ -501,13 +571,19 @@ class LiveEngine:
 class _FaultyBackend:
     """A backend whose ``generate`` raises on the steps a CADENZA_TEST_FAULTS ``step:`` rule names (tests only)."""
 
-    def __init__(self, inner: Backend, every: int = 0, after: int = 0, count: int = 0) -> None:
+    def __init__(self, inner: Backend, every: int = 0, after: int = 0, count: int = 0, sleep_ms: int = 0) -> None:
         self._inner = inner
         self._every, self._after, self._count = every, after, count
+        self._sleep_s = sleep_ms / 1000.0
         self.calls = 0
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
+
+    def embed(self, prompt: object) -> object:
+        if self._sleep_s and "slow" in str(prompt).split():
+            time.sleep(self._sleep_s)
+        return self._inner.embed(prompt)  # type: ignore[arg-type]
 
     def generate(self, state: object, style: np.ndarray, controls: object, frames: int) -> object:
         self.calls += 1
@@ -538,12 +614,12 @@ def _install_test_faults(engine: LiveEngine, spec: str) -> None:
     for item in filter(None, (part.strip() for part in spec.split(";"))):
         kind, _, args = item.partition(":")
         opts = {k.strip(): int(v) for k, _, v in (a.partition("=") for a in args.split(",") if a.strip())}
-        if kind == "step":
+        if kind in ("step", "embed"):
             engine.backend = _FaultyBackend(engine.backend, **opts)  # type: ignore[assignment]
         elif kind == "sink":
             sink = _FaultySink(opts.get("after", 1))
             engine.sinks.append(sink)
             engine.sink_names[id(sink)] = "test-fault-sink"
         else:
-            raise ValueError(f"{TEST_FAULTS_ENV}: unknown fault kind {kind!r}; kinds: step, sink")
+            raise ValueError(f"{TEST_FAULTS_ENV}: unknown fault kind {kind!r}; kinds: step, sink, embed")
     log.warning("%s=%r: injecting faults (a test hook)", TEST_FAULTS_ENV, spec)

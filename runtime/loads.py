@@ -1,0 +1,226 @@
+"""Slow requests off the control loop: LoadGraph and SetPrompts run in a worker thread, in order, time-bounded.
+
+Parsing a graph, reading its files and embedding its prompts can take long
+(a large graph, an audio prompt, a model's text tower). Done in the control
+loop it would keep every other client waiting; done in the generation thread
+it would stall the audio. So the serve loop hands these requests to
+:class:`LoadQueue` and goes on answering everyone else::
+
+    serve loop ── submit(ident, frame) ──► jobs (FIFO) ──► worker thread: handle(frame) → reply
+        ▲                                                        │ LiveEngine.load: embed outside the lock,
+        └──── wake pipe (polled with the ROUTER) ◄── done ◄──────┘ swap under it only if the job admits
+
+- **Order.** One worker runs the jobs one at a time in arrival order, so
+  loads take effect in the order they came. A client with a load pending has
+  its later requests held (:attr:`LoadQueue.held`) and answered in order
+  once the load is answered; other clients are answered at once.
+- **Time bound.** A job not answered within ``timeout_s`` of its arrival is
+  answered ``TIMEOUT`` by the serve loop and changes nothing: the swap in
+  :meth:`LiveEngine.load` happens only through :meth:`LoadJob.admit`, which
+  says no once the job has timed out (and once it said yes, the job can no
+  longer time out: its reply is moments away). A worker stuck past the bound
+  (a file read that never returns) is abandoned and a fresh one takes the
+  queue; with :data:`~cadenza.runtime.limits.MAX_ABANDONED_LOADS` stuck, new
+  loads are refused with ``TIMEOUT`` until one of them finishes.
+- **Sockets.** ZeroMQ sockets are used by the serve loop only: finished jobs
+  come back through a queue and a pipe whose read end the serve loop polls.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cadenza.proto import wire
+from cadenza.proto.cadenza_v1_pb2 import Envelope, Error
+from cadenza.runtime.limits import MAX_ABANDONED_LOADS
+
+#: Envelope body fields that run in the worker.
+SLOW_REQUESTS = frozenset({"load_graph", "set_prompts"})
+MAX_QUEUED_LOADS = 16  # jobs waiting for the worker; more are refused (RATE_LIMITED) at once
+
+
+def peek(data: bytes) -> tuple[str | None, int]:
+    """(body field name, request id) of a request frame, or (None, 0) when it does not parse (handle() says why)."""
+    try:
+        env = Envelope.FromString(data)
+    except Exception:  # noqa: BLE001 — protobuf DecodeError and friends: the full decode reports it
+        return None, 0
+    return env.WhichOneof("body"), int(env.request_id)
+
+
+@dataclass
+class LoadJob:
+    ident: bytes
+    data: bytes
+    request_id: int
+    kind: str
+    deadline: float
+    state: str = "queued"  # queued → running → committing → done, or queued/running → timed_out
+    reply: bytes | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def admit(self) -> bool:
+        """Called under the engine lock right before the swap: True commits (no timeout any more)."""
+        with self.lock:
+            if self.state == "timed_out":
+                return False
+            self.state = "committing"
+            return True
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.abandoned = False
+        self.job: LoadJob | None = None
+
+
+class LoadQueue:
+    """The slow requests' worker, their FIFO, the clients' held requests and the wake pipe (see the module doc)."""
+
+    def __init__(self, run: Callable[[bytes], bytes], admission: Callable[[Callable[[], bool]], object],
+                 timeout_s: float) -> None:
+        self._run = run  # request frame → reply frame, never raises (Server.handle)
+        self._admission = admission  # LiveEngine.admission
+        self.timeout_s = timeout_s
+        self._jobs: collections.deque[LoadJob] = collections.deque()
+        self._cond = threading.Condition()
+        self._done: queue.SimpleQueue[LoadJob] = queue.SimpleQueue()
+        self.pending: collections.deque[LoadJob] = collections.deque()  # not yet answered (serve loop only)
+        self.held: dict[bytes, collections.deque[bytes]] = {}  # later requests of clients with a load pending
+        self.wake_fd, self._wake_w = os.pipe()
+        os.set_blocking(self.wake_fd, False)
+        os.set_blocking(self._wake_w, False)
+        self._active: _Worker | None = None
+        self.abandoned = 0  # workers still busy with a job that timed out
+        self.timeouts = 0
+        self._closing = False
+        self._start_worker()
+
+    # ------------------------------------------------------------ serve loop side
+    def submit(self, ident: bytes, data: bytes, request_id: int, kind: str) -> bytes | None:
+        """Queue a slow request; None, or the reply that refuses it at once (queue full, workers stuck)."""
+        if self.abandoned >= MAX_ABANDONED_LOADS and self._active is None:
+            self.timeouts += 1
+            return wire.encode_reply(request_id, Error(code=Error.TIMEOUT, message=(
+                f"{self.abandoned} earlier loads are still running past their {self.timeout_s:g} s bound (a file "
+                "that never finishes reading?); nothing was applied; try again later")))
+        if len(self.pending) >= MAX_QUEUED_LOADS:
+            return wire.encode_reply(request_id, Error(code=Error.RATE_LIMITED, message=(
+                f"{len(self.pending)} LoadGraph/SetPrompts requests are waiting already (at most "
+                f"{MAX_QUEUED_LOADS}); nothing was applied; send it again once they are answered")))
+        job = LoadJob(ident, data, request_id, kind, time.monotonic() + self.timeout_s)
+        self.pending.append(job)
+        with self._cond:
+            self._jobs.append(job)
+            self._cond.notify()
+        return None
+
+    def poll_timeout_ms(self, default_ms: int) -> int:
+        if not self.pending:
+            return default_ms
+        left = min(j.deadline for j in self.pending) - time.monotonic()
+        return max(0, min(default_ms, int(left * 1000) + 1))
+
+    def answered(self) -> list[tuple[LoadJob, bytes]]:
+        """Jobs to answer now, in arrival order: finished ones with their reply, timed-out ones with TIMEOUT."""
+        try:
+            while os.read(self.wake_fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                self._done.get_nowait()
+            except queue.Empty:
+                break
+        now = time.monotonic()
+        out: list[tuple[LoadJob, bytes]] = []
+        for job in list(self.pending):
+            with job.lock:
+                if job.state == "done":
+                    assert job.reply is not None
+                    out.append((job, job.reply))
+                elif job.state in ("queued", "running") and now >= job.deadline:
+                    was_running = job.state == "running"
+                    job.state = "timed_out"
+                    out.append((job, self._timeout_reply(job)))
+                    if was_running:
+                        self._abandon(job)
+                else:
+                    continue
+            self.pending.remove(job)
+        return out
+
+    def _timeout_reply(self, job: LoadJob) -> bytes:
+        self.timeouts += 1
+        what = "LoadGraph" if job.kind == "load_graph" else "SetPrompts"
+        return wire.encode_reply(job.request_id, Error(code=Error.TIMEOUT, message=(
+            f"{what} took longer than {self.timeout_s:g} s (reading files, embedding prompts); nothing was applied, "
+            "the music plays on unchanged"), field=job.kind))
+
+    def _abandon(self, job: LoadJob) -> None:
+        with self._cond:
+            w = self._active
+            if w is None or w.job is not job:
+                return
+            w.abandoned = True
+            self.abandoned += 1
+            self._active = None
+            if self.abandoned < MAX_ABANDONED_LOADS:
+                self._start_worker()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        for fd in (self.wake_fd, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------ worker side
+    def _start_worker(self) -> None:
+        w = _Worker()
+        self._active = w
+        threading.Thread(target=self._work, args=(w,), name="cadenza-load", daemon=True).start()
+
+    def _work(self, me: _Worker) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                job = self._jobs.popleft()
+                me.job = job
+            with job.lock:
+                skip = job.state == "timed_out"
+                if not skip:
+                    job.state = "running"
+            if not skip:
+                with self._admission(job.admit):  # type: ignore[attr-defined]
+                    reply = self._run(job.data)
+                with job.lock:
+                    if job.state != "timed_out":
+                        job.state = "done"
+                        job.reply = reply
+                        self._done.put(job)
+                        try:
+                            os.write(self._wake_w, b"x")
+                        except OSError:  # the pipe is full (the loop wakes anyway) or closed (shutting down)
+                            pass
+            with self._cond:
+                me.job = None
+                if me.abandoned:  # a fresh worker took over while this one was stuck
+                    self.abandoned -= 1
+                    if self._active is not None or self._closing:
+                        return
+                    me.abandoned = False  # no worker left (too many stuck): this one takes the queue again
+                    self._active = me
