@@ -46,6 +46,7 @@ from cadenza.runtime.graph.spec import (
     BUILTIN_PARAMS,
     CONTROL_NAMES,
     CURVE_SHAPES,
+    DEFAULT_STINGER_COOLDOWN_S,
     FORMAT_VERSION,
     MODES,
     QUANTIZE,
@@ -1544,7 +1545,8 @@ class _Converter:
         if length is not None and length.value == 0:
             self.err(f["length"], f"{path}.length", "a stinger's length must be above 0")
             length = None
-        cooldown = self.seconds(f["cooldown"], f"{path}.cooldown") if "cooldown" in f else 0.0
+        cooldown = (self.seconds(f["cooldown"], f"{path}.cooldown") if "cooldown" in f
+                    else DEFAULT_STINGER_COOLDOWN_S)
         duck = (self.number(f["duck"], f"{path}.duck", hi=0.0, why="dB taken off the music while it plays")
                 if "duck" in f else -6.0)
         gain = (self.number(f["gain"], f"{path}.gain", lo=-120.0, hi=24.0, what="a gain in dB", why="dB")

@@ -77,6 +77,8 @@ CONTROL_NAMES = (
     "notes", "drums", "temperature", "top_k", "guidance", "seed",
 )
 QUANTIZE = ("now", "beat", "bar")
+#: seconds before a stinger can play again when the graph gives no ``cooldown`` (a burst of triggers plays it once)
+DEFAULT_STINGER_COOLDOWN_S = 0.1
 MODES = ("blend", "crossfade")
 
 Scalar = Union[float, bool, str]
@@ -255,7 +257,7 @@ class Stinger:
     audio: str | None = None  # a file, resolved against the graph's folder
     quantize: Literal["now", "beat", "bar"] = "beat"
     length: Duration = field(default_factory=lambda: Duration(2.0, "beats"))
-    cooldown: float = 0.0
+    cooldown: float = DEFAULT_STINGER_COOLDOWN_S
     duck_db: float = -6.0
     gain_db: float = 0.0
 
