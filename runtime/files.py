@@ -5,12 +5,17 @@ audio file a graph names) is trusted to play music, not to read the host.
 Every such path goes through one :class:`FilePolicy`:
 
 - the name is joined to the base folder it is relative to (the graph's own
-  folder), made absolute, and every symlink and ``..`` is resolved *before*
-  anything is checked, so a link or ``../../etc/passwd`` cannot step out;
-- the resolved path must lie inside one of the allowed folders
-  (``cadenza serve --allow-dir``; by default the folders of the graphs given on
-  the command line); outside them the refusal is the same words whether the
-  file exists or not, so a client learns nothing about the rest of the disk;
+  folder; a relative name with no such folder is refused, never read from the
+  runtime's working directory) and made absolute;
+- checked twice against the allowed folders (``cadenza serve --allow-dir``; by
+  default the folders of the graphs given on the command line): first as
+  written, with ``..`` folded away as text, before anything on disk is looked
+  at (so ``/etc/passwd`` or ``../../secret`` is refused without a single
+  ``stat`` outside them); then with every symlink resolved, so a link inside an
+  allowed folder cannot point out of it. Outside them the refusal
+  (:class:`FileOutside`, the wire's PERMISSION_DENIED) is the same words
+  whether the file exists or not, so a client learns nothing about the rest of
+  the disk;
 - only regular files are read (a FIFO, a device such as ``/dev/zero`` or a
   folder is refused without blocking: the file is opened non-blocking and
   checked with ``fstat`` on the open descriptor), at most ``max_bytes``, within
@@ -41,6 +46,14 @@ class FileRefused(UsageError):
     """A client named a file it may not read (outside the allowed folders, not a regular file, too big)."""
 
 
+class FileOutside(FileRefused):
+    """The file lies outside the allowed folders (or has no folder to be relative to): the wire's PERMISSION_DENIED.
+
+    Its message depends only on the name the client sent and the policy, never
+    on what is on disk.
+    """
+
+
 def resolve_name(name: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> Path:
     """``name`` joined to ``base_dir`` when relative, absolute, with symlinks and ``..`` resolved."""
     p = Path(os.fspath(name)).expanduser() if str(name).startswith("~") else Path(os.fspath(name))
@@ -51,19 +64,27 @@ def resolve_name(name: str | os.PathLike[str], base_dir: str | os.PathLike[str] 
 
 @dataclass(frozen=True)
 class FilePolicy:
-    """Which folders client-named files may come from, and how much of a file may be read."""
+    """Which folders client-named files may come from, and how much of a file may be read.
+
+    ``allowed`` holds the folders with their symlinks resolved; ``named`` the
+    same folders as the operator wrote them (absolute, ``..`` folded), so a
+    client may name a file through either spelling.
+    """
 
     allowed: tuple[Path, ...] = ()
     max_bytes: int = MAX_FILE_BYTES
     timeout_s: float = READ_TIMEOUT_S
+    named: tuple[Path, ...] = ()
 
     @classmethod
     def of(cls, folders: Iterable[str | os.PathLike[str]], **kw: object) -> FilePolicy:
         """A policy over ``folders`` (each resolved; duplicates dropped, order kept)."""
         seen: dict[Path, None] = {}
+        named: dict[Path, None] = {}
         for f in folders:
             seen.setdefault(resolve_name(f), None)
-        return cls(tuple(seen), **kw)  # type: ignore[arg-type]
+            named.setdefault(Path(os.path.abspath(os.fspath(f))), None)
+        return cls(tuple(seen), named=tuple(named), **kw)  # type: ignore[arg-type]
 
     def describe(self) -> str:
         if not self.allowed:
@@ -71,24 +92,46 @@ class FilePolicy:
         return "allowed: " + ", ".join(str(p) for p in self.allowed)
 
     def allows(self, path: Path) -> bool:
-        return any(path == d or d in path.parents for d in self.allowed)
+        return _inside(path, self.allowed)
 
     def resolve(self, name: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None,
                 *, where: str = "path") -> Path:
-        """The resolved path of ``name``, or :class:`FileRefused` when it lies outside the allowed folders.
+        """The resolved path of ``name``, or :class:`FileOutside` when it lies outside the allowed folders.
 
-        Nothing on disk is touched beyond resolving links, and the refusal does
-        not depend on whether the file exists.
+        A relative ``name`` is joined to ``base_dir``; with no ``base_dir`` it
+        is refused (it would otherwise name a file in the runtime's working
+        directory). The name as written (``..`` folded as text) must lie in an
+        allowed folder before anything on disk is looked at; then its symlinks
+        are resolved and the result must lie in one too. The refusal does not
+        depend on whether the file (or anything else outside) exists.
         """
         text = os.fspath(name)
         if not isinstance(text, str) or not text.strip() or "\x00" in text:
-            raise FileRefused(f"expected a file path, got {text!r}", where=where)
-        path = resolve_name(text, base_dir)
-        if not self.allows(path):
-            raise FileRefused(f"{text!r} is outside the folders this runtime may read files from "
+            raise FileOutside(f"expected a file path, got {text!r}", where=where)
+        p = Path(text)
+        if not p.is_absolute():
+            if base_dir is None or not os.fspath(base_dir):
+                raise FileOutside(f"{text!r} is a relative path with no folder to be relative to: give an absolute "
+                                  "path, or (LoadGraph.text) send base_dir, the folder the graph's files are in",
+                                  where=where)
+            p = Path(os.fspath(base_dir)) / p
+            if not p.is_absolute():
+                raise FileOutside(f"base folder {os.fspath(base_dir)!r} is not an absolute path", where=where)
+        written = Path(os.path.normpath(p))
+        shown = repr(text) if Path(text).is_absolute() else f"{text!r} (in {os.fspath(base_dir)!r})"  # type: ignore[arg-type]
+        refused = FileOutside(f"{shown} is outside the folders this runtime may read files from "
                               f"({self.describe()}); ask the operator to add its folder with --allow-dir",
                               where=where)
+        if not (_inside(written, self.allowed) or _inside(written, self.named)):
+            raise refused  # decided on the text alone: nothing outside was looked at
+        path = Path(os.path.realpath(written))
+        if not self.allows(path):
+            raise refused  # a symlink inside an allowed folder points out of it
         return path
+
+
+def _inside(path: Path, folders: tuple[Path, ...]) -> bool:
+    return any(path == d or d in path.parents for d in folders)
 
 
 def check_regular(path: Path, *, where: str, max_bytes: int = MAX_FILE_BYTES) -> os.stat_result:
