@@ -363,8 +363,11 @@ def _z85_key(value: str | bytes, where: str) -> bytes:
 class CurveKeys:
     """CurveZMQ keys for a runtime on another machine: the server's public key, this client's key pair.
 
-    Without a client key pair, :meth:`create` makes an ephemeral one (the
-    runtime encrypts every connection; it does not need to know clients).
+    Without a client key pair, :meth:`create` makes an ephemeral one: enough
+    for a runtime that accepts any key (``--curve-any-client``, or CURVE on
+    loopback). A runtime with an allow-list (``--curve-clients DIR``) admits
+    only key pairs whose public key the operator put there (``cadenza keys``
+    writes a pair); an unknown key gets no reply at all (a timeout).
     """
 
     server_public: bytes
@@ -436,7 +439,10 @@ def graph_request(source: object) -> tuple[pb.LoadGraph, str | None]:
     A :class:`~cadenza.sdk.graph.GraphBuilder` sends its YAML. A path (a
     ``Path``, or a one-line ``str`` naming an existing file) is read here and
     sent as text, so the runtime need not see the file (a ``.json`` file is
-    sent as JSON). Any other ``str`` is the graph document itself.
+    sent as JSON), with ``base_dir``, the file's absolute folder: relative
+    audio paths in it then resolve as with ``cadenza serve --graph`` (when the
+    runtime allows that folder with ``--allow-dir``). Any other ``str`` is the
+    graph document itself (no ``base_dir``: its audio paths must be absolute).
     """
     if isinstance(source, GraphBuilder):
         return pb.LoadGraph(text=source.to_yaml(), format=pb.LoadGraph.YAML), None
@@ -462,7 +468,8 @@ def _graph_file(path: Path) -> tuple[pb.LoadGraph, str]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"cannot read graph file {str(path)!r}: {reason}", where="load_graph") from exc
     fmt = pb.LoadGraph.JSON if path.suffix.lower() == ".json" else pb.LoadGraph.YAML
-    return pb.LoadGraph(text=text, format=fmt), str(path)
+    base_dir = os.path.dirname(os.path.abspath(path))
+    return pb.LoadGraph(text=text, format=fmt, base_dir=base_dir), str(path)
 
 
 def parameters_request(values: Mapping[Any, ParameterValue], *, ramp: float | None = None, shape: str = "linear",
@@ -497,7 +504,9 @@ def prompts_request(prompts: Mapping[Any, float] | Iterable[Any]) -> pb.SetPromp
 
     ``{text: weight}``, or a list of ``(text, weight)`` pairs or plain texts
     (weight 1). A ``pathlib.Path`` instead of a text is an audio prompt (a file
-    on the runtime's machine).
+    on the runtime's machine, in a folder its operator allows with
+    ``--allow-dir``); a relative one is made absolute here, against this
+    process's working directory (the runtime refuses relative paths).
     """
     items: Iterable[Any] = prompts.items() if isinstance(prompts, Mapping) else prompts
     if isinstance(prompts, (str, bytes)):
@@ -513,7 +522,7 @@ def prompts_request(prompts: Mapping[Any, float] | Iterable[Any]) -> pb.SetPromp
             raise UsageError(f"expected a prompt text or a (text, weight) pair, got {item!r}", where=where)
         prompt = body.prompts.add()
         if isinstance(source, os.PathLike):
-            prompt.audio_path = os.fspath(source)
+            prompt.audio_path = os.path.abspath(os.fspath(source))
         elif isinstance(source, str):
             prompt.text = source
         else:

@@ -311,7 +311,8 @@ class AsyncClient(ClientBase):
         return self.server
 
     async def load_graph(self, source: object) -> Ack:
-        """Load a style graph: a file path (read here, sent as text), YAML/JSON text, or a GraphBuilder."""
+        """Load a style graph: a file path (read here, sent as text with its folder as ``base_dir``), YAML/JSON
+        text, or a GraphBuilder (see :meth:`cadenza.sdk.Client.load_graph`)."""
         body, path = graph_request(source)
         self._ensure_open()
         async with self._lock:

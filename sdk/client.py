@@ -425,6 +425,10 @@ class Client(ClientBase):
     def load_graph(self, source: object) -> Ack:
         """Load a style graph: a file path (read here and sent as text), the YAML/JSON text, or a GraphBuilder.
 
+        A file is sent with its folder (``LoadGraph.base_dir``), so its relative
+        audio paths resolve as with ``cadenza serve --graph``; the runtime reads
+        them only from folders its operator allows (``--allow-dir``), else
+        :class:`~cadenza.sdk.errors.GraphInvalid` says which path is outside.
         Raises :class:`~cadenza.sdk.errors.GraphInvalid` listing every issue
         as ``file:line path: message``. Parameter values set before are
         forgotten (a new graph has its own); control overrides stay.

@@ -490,7 +490,7 @@ def test_killed_client_leaves_the_runtime_playing_and_the_failsafe_engages(
     text = ACTION_GAME.read_text()
     assert "failsafe: {after: 60, glide: 5}" in text
     graph.write_text(text.replace("failsafe: {after: 60, glide: 5}", f"failsafe: {{after: {after:g}, glide: {glide:g}}}"))
-    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
+    with ServeProcess(["--graph", str(ACTION_GAME), "--allow-dir", str(tmp_path)], tmp_path) as server:
         warnings = server.events(ctx, ["warning"])
         observer = server.control(ctx)
         out_path = tmp_path / "child.out"
@@ -560,7 +560,8 @@ def test_broken_graph_hot_reload_keeps_the_old_graph_playing(tmp_path: Path, ctx
     syntax = good.replace("battle: ", "battle: [unclosed ", 1)  # a YAML syntax error
     assert syntax != good
 
-    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
+    with ServeProcess(["--graph", str(ACTION_GAME), "--allow-dir", str(ACTION_GAME.parent), "--allow-dir",
+                       str(tmp_path)], tmp_path) as server:
         client = server.control(ctx)
         audio = server.audio(ctx)
         client.ok(set_parameters({"mode": "combat", "danger": 0.7, "health": 30}, bypass=True))

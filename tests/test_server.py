@@ -87,7 +87,8 @@ def ctx() -> Iterator[zmq.Context[Any]]:
 @pytest.fixture(scope="module")
 def game(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """The action-game graph playing into the null sink."""
-    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path_factory.mktemp("game")) as server:
+    with ServeProcess(["--graph", str(ACTION_GAME), "--allow-dir", str(ACTION_GAME.parent),
+                       "--allow-dir", str(BROKEN_GRAPH.parent)], tmp_path_factory.mktemp("game")) as server:
         yield server
 
 
@@ -349,7 +350,7 @@ def test_get_status_reflects_parameters_state_and_sequences(client: Control) -> 
 
 
 def test_requests_before_any_graph_are_not_ready(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
-    with ServeProcess([], tmp_path) as server:
+    with ServeProcess(["--allow-dir", str(ACTION_GAME.parent)], tmp_path) as server:
         c = server.control(ctx)
         st = c.status()
         assert not st.graph_loaded and st.graph_name == ""
@@ -568,7 +569,8 @@ def test_curve_keys_admit_only_clients_that_know_the_server_key(tmp_path: Path, 
                                                                 keys: Path) -> None:
     server_public = (keys / "server.pub").read_text().strip().encode()
     ports = free_ports(3)
-    server = ServeProcess(["--prompt", "dark techno", "--curve-secret-key", str(keys / "server.key")], tmp_path)
+    server = ServeProcess(["--prompt", "dark techno", "--curve-secret-key", str(keys / "server.key"),
+                           "--curve-any-client"], tmp_path)  # encryption without an allow-list (test_trust: with)
     server.ep = Endpoints(*(f"tcp://0.0.0.0:{p}" for p in ports))
     with server:
         public, secret = zmq.curve_keypair()
