@@ -26,13 +26,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import zmq
 
 from cadenza.runtime import notify
+from conftest import JackServer
 from server_harness import ServeProcess
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
@@ -293,5 +294,23 @@ def test_watchdog_abort_writes_where_generation_hangs(tmp_path: Path, manager: M
         assert rc == -signal.SIGABRT
         assert "in hang_hook" in server.stderr_text, server.stderr_text
         assert manager.having("READY") == []
+    finally:
+        server.kill()
+
+
+def test_serve_into_a_jack_device_is_ready_once_the_device_plays(
+        tmp_path: Path, manager: Manager, private_jack: Callable[..., JackServer]) -> None:
+    """With a sound card the first block in the ring is not enough: READY waits until the device has played."""
+    jack = private_jack(realtime=False)
+    server = _serve(tmp_path, manager, watchdog=True, sink="jack")
+    server.env = {**jack.env, **(server.env or {})}
+    try:
+        server.start()
+        _, ready = manager.wait_for("READY", 20.0)
+        assert ready["STATUS"].startswith("playing prompts (no graph)"), ready
+        manager.wait_for("WATCHDOG", 5.0)
+        rc, _ = server.stop()
+        assert rc == 0, server.stderr_text
+        manager.wait_for("STOPPING", 2.0)
     finally:
         server.kill()
