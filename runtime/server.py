@@ -561,7 +561,7 @@ class Server:
 
     def _set_prompts(self, body: Any) -> Ok:
         _check_prompt_limits(body)
-        triples = []
+        triples: list[tuple[str, str | None, float]] = []
         for i, p in enumerate(body.prompts):
             w = p.weight if p.HasField("weight") else 1.0
             if p.WhichOneof("source") == "audio_path":
@@ -577,8 +577,8 @@ class Server:
     def _set_controls(self, body: Any) -> Ok:
         from cadenza.runtime.backends.base import Controls
 
-        if len(body.controls.notes) > MAX_NOTES:  # before any copying: 400,000 notes are refused in microseconds
-            raise wire.WireError(Error.BAD_VALUE, f"{len(body.controls.notes):,} notes, over the limit of {MAX_NOTES} "
+        if len(body.controls.notes.midi) > MAX_NOTES:  # before any copying: 400,000 notes are refused at once
+            raise wire.WireError(Error.BAD_VALUE, f"{len(body.controls.notes.midi):,} notes, over the limit of {MAX_NOTES} "
                                  "(each MIDI note 0–127 at most once); nothing was applied",
                                  field="set_controls.controls.notes")
         values = wire.controls_to_dict(body.controls)
@@ -718,9 +718,10 @@ class Server:
                     elif role == Role.READONLY:
                         reply = self.handle(parts[0], readonly=self.gate.describe(user) if self.gate else "")
                     else:
-                        reply = self._handle_or_defer(ident, parts[0])
-                        if reply is None:  # a load in the worker (or behind one): answered when it is done
+                        answer = self._handle_or_defer(ident, parts[0])
+                        if answer is None:  # a load in the worker (or behind one): answered when it is done
                             continue
+                        reply = answer
                     try:
                         sock.send_multipart([ident, reply], zmq.NOBLOCK)
                     except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone
@@ -849,9 +850,10 @@ def _bounded(error: Error) -> Error:
 def _user_id(frame: zmq.Frame) -> str | None:
     """The ``User-Id`` ZAP gave the connection a message came on (the client's z85 public key), or None."""
     try:
-        return frame.get("User-Id")  # type: ignore[no-any-return]
+        value = frame.get("User-Id")
     except zmq.ZMQError:
         return None
+    return value if isinstance(value, str) and value else None
 
 
 def run_server(config: ServerConfig) -> int:
