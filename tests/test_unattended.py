@@ -1,0 +1,391 @@
+"""Unattended operation: nothing that fails inside the runtime stops the music, no request stalls it.
+
+Real ``cadenza serve`` processes (tests/server_harness.py), real sockets:
+
+- **Injected faults** (``CADENZA_TEST_FAULTS``, the live engine's test hook):
+  a backend step that fails every 50th step and a sink that fails on its
+  100th write; then a backend that fails several steps in a row, so the last
+  good mix fails too and the output goes silent and comes back. The audio PUB
+  keeps sending chunks with contiguous stream times, ``warning`` events name
+  what failed and what recovered, ``Status.faults`` shows it, and SIGTERM
+  still exits 0.
+- **Floods** (one server, a WAV sink): 10,000 prompts in one SetPrompts,
+  400,000 notes, 500 triggers in 0.1 s, a 1 MB prompt, 10,000 unknown
+  parameter names in one request. Each gets the truthful reply (an error
+  that names the count and the limit, nothing applied — or Ok), and the
+  stream stays within its lookahead + 10 ms of the wall clock (measured on
+  the audio PUB: stream time of each chunk against the monotonic time it
+  arrived), RSS stays bounded through the triggers, and the WAV holds every
+  frame.
+- **Slow loads** run off the control loop: a SetPrompts whose embedding takes
+  longer than ``--load-timeout`` is answered TIMEOUT and changes nothing,
+  while another client's GetStatus is answered at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+import zmq
+
+from cadenza.proto import cadenza_v1_pb2 as pb
+from cadenza.proto import wire
+from cadenza.runtime.limits import MAX_NOTES, MAX_PROMPT_CHARS, MAX_PROMPTS, MAX_STINGER_VOICES
+from tests.server_harness import ACTION_GAME, SAMPLE_RATE, ServeProcess, Subscriber, set_parameters
+
+LOOKAHEAD_MS = 30.0
+SLACK_S = 0.010  # the must-hold bound: behind the wall clock by at most the lookahead + 10 ms
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[Any]]:
+    c: zmq.Context[Any] = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+class AudioWatch:
+    """Reads the audio PUB in a thread of its own: stream-time contiguity, silence, and how far the stream falls
+    behind the wall clock (each chunk's stream time against the monotonic time it arrived).
+
+    A thread, so the test's own work (encoding a 10,000-prompt request) never delays the reading.
+    """
+
+    def __init__(self, sub: Subscriber) -> None:
+        self.sub = sub
+        self.next_frame: int | None = None
+        self.gaps: list[tuple[int, int]] = []
+        self.chunks = 0
+        self.silent_chunks = 0
+        self.samples: list[tuple[float, int]] = []  # (monotonic arrival, stream frame at the chunk's end)
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = 5.0 if self.next_frame is None else 0.5  # the first: the subscription takes a moment
+            try:
+                a = self.sub.recv_audio(wait)
+            except zmq.ZMQError:  # the test ended (its context went) without stop()
+                return
+            if a is None:
+                if not self._stop.is_set():
+                    self.error = f"no audio chunk for {wait:g} s: the stream stopped"
+                return
+            t = time.monotonic()
+            n = a.pcm.shape[0]
+            if self.next_frame is not None and a.stream_time != self.next_frame:
+                self.gaps.append((self.next_frame, a.stream_time))
+            self.next_frame = a.stream_time + n
+            self.chunks += 1
+            self.silent_chunks += int(not np.any(a.pcm))
+            self.samples.append((t, a.stream_time + n))
+
+    def read(self, seconds: float) -> None:
+        """Let ``seconds`` pass (the thread reads); raises if the stream stopped."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end or self.next_frame is None:
+            assert self.error is None, self.error
+            time.sleep(0.01)
+        assert self.error is None, self.error
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+
+    def behind_s(self, since: int = 0) -> float:
+        """The most the stream fell behind the wall clock from sample ``since`` on (0 when it only ran ahead)."""
+        s = self.samples[since:]
+        walls = np.array([w for w, _ in s])
+        streams = np.array([f for _, f in s]) / SAMPLE_RATE
+        lag = (walls - walls[0]) - (streams - streams[0])
+        return max(0.0, float(lag.max()))
+
+
+def _warnings(sub: Subscriber) -> list[pb.Warning]:
+    out = []
+    while (ev := sub.recv_event(0.0)) is not None:
+        if ev.topic == "warning":
+            out.append(ev.payload)
+    return out
+
+
+# ============================================================================ injected faults
+
+
+def test_failing_backend_steps_and_a_failing_sink_the_stream_goes_on(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="null",
+                          env={"CADENZA_TEST_FAULTS": "step:every=50;sink:after=100"})
+    with server:
+        events = server.events(ctx, ("warning",))
+        watch = AudioWatch(server.audio(ctx))
+        control = server.control(ctx)
+        watch.read(2.5)
+        st = control.status()
+        warnings = _warnings(events)
+        watch.stop()
+        code, _ = server.stop()
+    messages = [w.message for w in warnings]
+    failed = [m for m in messages if m.startswith("backend step failed") and "holding the last mix" in m]
+    recovered = [m for m in messages if m.startswith("recovered: backend step")]
+    sink = [w for w in warnings if w.field == "test-fault-sink"]
+    print(f"\ninjected faults: {watch.chunks} chunks, gaps {watch.gaps}, {len(failed)} step faults, "
+          f"{len(recovered)} recoveries, faults_total {st.faults_total}, faults {dict(st.faults)}")
+    assert code == 0, server.stderr_text
+    assert watch.gaps == [], f"the audio stream skipped: {watch.gaps[:5]}"
+    assert watch.chunks > 150
+    assert len(failed) >= 3 and len(recovered) >= 3, messages[:10]
+    assert "injected fault" in failed[0]
+    assert sink and "sink test-fault-sink failed and was closed" in sink[0].message, messages[:10]
+    assert st.sink_faults["test-fault-sink"].startswith("OSError: injected fault")
+    assert st.faults["sink test-fault-sink"].startswith("OSError: injected fault")
+    assert st.faults_total >= 1 + len(failed)
+    assert "generation failed" not in server.stderr_text
+
+
+def test_the_last_good_mix_failing_too_fades_to_silence_and_comes_back(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    # steps 150–157 fail (from 1.5 s of stream on): the full tick and the hold both fail, then each retry (after
+    # 0.1, 0.2, 0.4 s) spends two; the fourth (0.8 s later, 1.5 s after the fault) works
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="null",
+                          env={"CADENZA_TEST_FAULTS": "step:after=150,count=8"})
+    with server:
+        events = server.events(ctx, ("warning",))
+        watch = AudioWatch(server.audio(ctx))
+        control = server.control(ctx)
+        during = control.status()
+        deadline = time.monotonic() + 5.0
+        while "backend step" not in during.faults and time.monotonic() < deadline:  # 1.5 to 3.0 s of stream
+            watch.read(0.05)
+            during = control.status()
+        watch.read(2.5)
+        after = control.status()
+        warnings = _warnings(events)
+        watch.stop()
+        code, _ = server.stop()
+    messages = [w.message for w in warnings]
+    print(f"\nsilence and back: {watch.chunks} chunks, {watch.silent_chunks} silent, gaps {watch.gaps}; "
+          f"during {dict(during.faults)}; after {dict(after.faults)} total {after.faults_total}; {messages}")
+    assert code == 0, server.stderr_text
+    assert watch.gaps == [], f"the audio stream skipped: {watch.gaps[:5]}"
+    assert "backend step" in during.faults and "injected fault" in during.faults["backend step"]
+    assert any("fading to silence" in m for m in messages), messages
+    assert any(m.startswith("recovered: backend step") and "of silence" in m for m in messages), messages
+    assert dict(after.faults) == {} and after.faults_total == 1
+    assert watch.silent_chunks >= 100, "the failed stretch should have been silence, sent as chunks"
+    assert watch.chunks - watch.silent_chunks > 150
+
+
+# ============================================================================ floods
+
+FLOOD_GRAPH = """\
+cadenza_graph: 1
+name: flood
+parameters:
+  danger: {type: continuous, min: 0, max: 1, default: 0.2}
+prompts:
+  calm: "ambient pads"
+  drive: "techno drums"
+  hit: "orchestral brass"
+  boom: "epic drums"
+mix:
+  - prompt: calm
+    weight: {invert: {param: danger}}
+  - prompt: drive
+    weight: {param: danger}
+stingers:
+  hit: {prompt: hit, quantize: now, length: 0.5 s, cooldown: 0}
+  boom: {prompt: boom, quantize: now, length: 0.5 s}
+triggers:
+  hit: {stinger: hit}
+  boom: {stinger: boom}
+"""
+
+def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
+        tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    graph = tmp_path / "flood.yaml"
+    graph.write_text(FLOOD_GRAPH)
+    wav = tmp_path / "session.wav"
+    server = ServeProcess(["--graph", str(graph), "--lookahead", str(LOOKAHEAD_MS)], tmp_path, sink=f"wav:{wav}")
+    rows = []
+    with server:
+        watch = AudioWatch(server.audio(ctx))
+        events = server.events(ctx, ("warning", "stinger"))
+        control = server.control(ctx)
+        other = server.control(ctx)
+        watch.read(1.5)  # warm up
+
+        def flood(name: str, send: Any, check: Any, settle: float = 1.0) -> None:
+            start = len(watch.samples)
+            t0 = time.monotonic()
+            reply = send()
+            dt = time.monotonic() - t0
+            watch.read(settle)
+            behind = watch.behind_s(start)
+            status = other.status()
+            rows.append((name, dt, behind, status.lookahead_ms))
+            check(reply)
+            allowed = status.lookahead_ms / 1000 + SLACK_S
+            assert behind <= allowed, f"{name}: the stream fell {behind * 1000:.1f} ms behind (allowed {allowed * 1000:.0f})"
+
+        weights0 = dict(control.status().weights)
+
+        # 10,000 prompts in one SetPrompts: TOO_LARGE naming the count and the limit; nothing applied
+        many = wire.encode_request(pb.SetPrompts(prompts=[pb.WeightedPrompt(text=f"ambient {i}")
+                                                          for i in range(10_000)]), 10_001)
+
+        def many_prompts(reply: wire.DecodedReply) -> None:
+            err = reply.body
+            assert isinstance(err, pb.Error) and err.code == pb.Error.TOO_LARGE, err
+            assert "10,000 prompts" in err.message and str(MAX_PROMPTS) in err.message
+            assert err.field == "set_prompts.prompts"
+        flood("10,000 prompts", lambda: control.request_raw(many), many_prompts)
+        assert dict(control.status().weights) == weights0
+
+        # 400,000 notes: BAD_VALUE naming the count and the limit; nothing applied
+        notes = wire.encode_request(pb.SetControls(controls=pb.Controls(notes=pb.NoteSet(midi=[60] * 400_000))), 10_002)
+
+        def many_notes(reply: wire.DecodedReply) -> None:
+            err = reply.body
+            assert isinstance(err, pb.Error) and err.code == pb.Error.BAD_VALUE, err
+            assert "400,000 notes" in err.message and str(MAX_NOTES) in err.message
+            assert err.field == "set_controls.controls.notes"
+        flood("400,000 notes", lambda: control.request_raw(notes), many_notes)
+        assert not control.status().controls.HasField("notes")
+        # a chord is fine, and a backend that ignores notes says so
+        ok = control.ok(pb.SetControls(controls=pb.Controls(notes=pb.NoteSet(midi=[60, 64, 67]))))
+        assert any("notes" in w and "ignored" in w for w in ok.warnings) or "notes" in str(ok), ok
+
+        # 500 triggers in 0.1 s (stinger 'hit' has cooldown 0, 'boom' the default 0.1 s)
+        _warnings(events)
+        rss0 = server.rss_bytes()
+
+        def triggers() -> list[wire.DecodedReply]:
+            ids = []
+            t_end = time.monotonic() + 0.1
+            for i in range(500):
+                ids.append(control.send(pb.Trigger(name="hit" if i % 2 else "boom")))
+                if i % 50 == 49:  # spread over 0.1 s
+                    time.sleep(max(0.0, (t_end - time.monotonic()) / max(1, (500 - i) // 50)))
+            replies = []
+            for _ in ids:
+                r = control.recv(10.0)
+                assert r is not None, "a trigger got no reply"
+                replies.append(r)
+            return replies
+
+        def all_ok(replies: list[wire.DecodedReply]) -> None:
+            assert len(replies) == 500 and all(r.kind is wire.ReplyKind.OK for r in replies), \
+                [r.body for r in replies if r.kind is not wire.ReplyKind.OK][:3]
+        flood("500 triggers in 0.1 s", triggers, all_ok, settle=2.0)
+        rss1 = server.rss_bytes()
+        evs = []
+        while (ev := events.recv_event(0.0)) is not None:
+            evs.append(ev)
+        fired = [e for e in evs if e.topic == "stinger"]
+        cut = [e for e in evs if e.topic == "warning" and ("cut short" in e.payload.message
+                                                          or "not played" in e.payload.message)]
+        refused = [e for e in evs if e.topic == "warning" and e.payload.message.startswith("stinger_refused")]
+        trigger_note = (f"RSS {rss0 / 1e6:.1f} → {rss1 / 1e6:.1f} MB through the triggers; {len(fired)} stingers "
+                        f"fired, {len(cut)} voices stolen, {len(refused)} refused by the cooldown")
+        assert rss1 - rss0 < 40e6, f"RSS grew {(rss1 - rss0) / 1e6:.0f} MB through 500 triggers"
+        assert cut, "no stinger voice was stolen though 250 'hit' stingers fired"
+        assert refused, "the default cooldown refused no 'boom'"
+        assert len(fired) <= 250 + 2
+
+        # a 1 MB prompt: TOO_LARGE at once, without embedding it; nothing applied
+        huge = wire.encode_request(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="zzz " * 250_000)]), 10_003)
+
+        def huge_prompt(reply: wire.DecodedReply) -> None:
+            err = reply.body
+            assert isinstance(err, pb.Error) and err.code == pb.Error.TOO_LARGE, err
+            assert "1,000,000 characters" in err.message and f"{MAX_PROMPT_CHARS:,}" in err.message
+            assert err.field == "set_prompts.prompts[0].text"
+        flood("a 1 MB prompt", lambda: control.request_raw(huge), huge_prompt)
+        assert dict(control.status().weights) == weights0
+
+        # prompts with unknown words: Ok, applied, and the reply says which words were ignored (bounded)
+        words = pb.SetPrompts(prompts=[pb.WeightedPrompt(text=f"qq{i} ambient") for i in range(MAX_PROMPTS)])
+        ok = control.ok(words)
+        assert 1 <= len(ok.warnings) <= 17 and "unknown word" in ok.warnings[0], ok.warnings
+        control.wait_status(lambda st: set(st.weights) == {f"p{i}" for i in range(MAX_PROMPTS)}, 5.0,
+                            "the 64 prompts playing")
+        control.ok(pb.LoadGraph(path=str(graph)))
+
+        # 10,000 unknown parameter names in one request: one cheap error, bounded message
+        names = wire.encode_request(set_parameters({f"nope{i}": 0.5 for i in range(10_000)}), 10_004)
+
+        def unknown_names(reply: wire.DecodedReply) -> None:
+            err = reply.body
+            assert isinstance(err, pb.Error) and err.code in (pb.Error.TOO_LARGE, pb.Error.UNKNOWN_NAME), err
+            assert "10,000" in err.message and len(err.message) < 2_000, err.message[:300]
+        flood("10,000 unknown parameter names", lambda: control.request_raw(names), unknown_names)
+        few = set_parameters({**{f"nope{i}": 0.5 for i in range(500)}, "danger": 0.9})
+        err = control.error(few)
+        assert err.code == pb.Error.UNKNOWN_NAME and "and 499 more unknown names" in err.message, err
+        assert control.status().parameters["danger"].number == pytest.approx(0.2)
+
+        st = control.status()
+        watch.stop()
+        code, _ = server.stop()
+    print("\nflood                              reply s   behind ms  lookahead ms")
+    for name, dt, behind, la in rows:
+        print(f"{name:34s} {dt:7.3f}  {behind * 1000:9.1f}  {la:8.1f}")
+    print(f"{trigger_note}\nxruns {st.xruns}, stream {st.stream_time / SAMPLE_RATE:.2f} s, gaps {watch.gaps}")
+    assert code == 0, server.stderr_text
+    assert watch.gaps == [] and st.xruns == 0
+    info = soundfile.info(str(wav))
+    assert info.frames >= watch.next_frame - SAMPLE_RATE // 10, (info.frames, watch.next_frame)
+    assert MAX_STINGER_VOICES == 4
+
+
+# ============================================================================ slow loads
+
+
+def test_a_slow_load_times_out_changes_nothing_and_others_are_answered_meanwhile(
+        tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    server = ServeProcess(["--prompt", "ambient pads", "--load-timeout", "1"], tmp_path, sink="null",
+                          env={"CADENZA_TEST_FAULTS": "embed:sleep_ms=2500"})
+    with server:
+        watch = AudioWatch(server.audio(ctx))
+        loader, other = server.control(ctx), server.control(ctx)
+        watch.read(0.5)
+        before = dict(other.status().weights)
+        t0 = time.monotonic()
+        rid = loader.send(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="slow techno"),
+                                                 pb.WeightedPrompt(text="ambient pads")]))
+        later = loader.send(pb.GetStatus())  # the same client's next request waits behind its load, in order
+        waits = []
+        for _ in range(5):  # another client is answered at once while the load runs
+            t = time.monotonic()
+            other.status()
+            waits.append(time.monotonic() - t)
+        first = loader.recv(5.0)
+        took = time.monotonic() - t0
+        second = loader.recv(5.0)
+        watch.read(2.0)  # the worker finishes its embedding meanwhile: it must not apply it
+        after = dict(other.status().weights)
+        fast = loader.ok(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="techno drums"),
+                                                pb.WeightedPrompt(text="ambient pads")]), timeout=5.0)
+        final = dict(other.wait_status(lambda st: len(st.weights) == 2, 5.0, "the new prompts playing").weights)
+        watch.stop()
+        code, _ = server.stop()
+    print(f"\nslow load: TIMEOUT after {took:.2f} s; other client's GetStatus {max(waits) * 1000:.1f} ms at most")
+    assert code == 0, server.stderr_text
+    assert first is not None and first.request_id == rid and isinstance(first.body, pb.Error), first
+    assert first.body.code == pb.Error.TIMEOUT and "nothing was applied" in first.body.message
+    assert 0.9 < took < 2.0
+    assert second is not None and second.request_id == later and isinstance(second.body, pb.Status)
+    assert max(waits) < 0.5, waits
+    assert after == before, "the timed-out load was applied after all"
+    assert before == after == {"p0": 1.0}
+    assert fast.stream_time > 0 and final == {"p0": 0.5, "p1": 0.5}
+    assert watch.gaps == []
