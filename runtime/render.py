@@ -5,13 +5,28 @@ stream), minus the clock: blocks are produced as fast as the backend can make
 them. A timeline is a list of :class:`Cue` — at time ``at`` the style and
 controls switch to the cue's; the backend glides to them (the synth never
 restarts its music on a change of mix).
+
+A rendered file appears whole or not at all (:func:`output_file`): it is
+written to a hidden temporary file in the same folder (``.NAME.XXXXXXXX.part.wav``),
+flushed to disk (fsync) and renamed onto the asked path only when complete; a
+rename within one file system is atomic, so ``--out`` never holds a truncated
+render that looks finished. An exception, Ctrl-C (SIGINT) or — inside
+:func:`stop_on_signals` — SIGTERM or SIGHUP removes the temporary file. Only
+SIGKILL (which no process can catch) leaves it behind, still hidden and never
+at ``--out``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import secrets
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -113,3 +128,69 @@ def render(
         blocks.append(pcm)
         beats.extend(bts)
     return RenderResult(np.concatenate(blocks), beats, r.warnings)
+
+
+class Stopped(KeyboardInterrupt):
+    """A render stopped by a signal (SIGTERM, SIGHUP): raised in the main thread, so cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+@contextlib.contextmanager
+def stop_on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """Within the block, ``signums`` raise :class:`Stopped` (a KeyboardInterrupt) in the main thread instead of
+    ending the process at once, so ``finally`` clauses (removing a temporary file) run. A no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    before = {s: signal.signal(s, stop) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+def temporary_name(out: Path) -> Path:
+    """A hidden name beside ``out`` with the same extension (the format follows it): ``.a.wav.1f2e3d4c.part.wav``."""
+    return out.with_name(f".{out.name}.{secrets.token_hex(4)}.part{out.suffix}")
+
+
+@contextlib.contextmanager
+def output_file(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``out``; when the block completes, fsync it and rename it onto ``out``.
+
+    Any exception (KeyboardInterrupt and :class:`Stopped` included) removes
+    the temporary file and leaves ``out`` as it was (absent, or the previous
+    file). The caller creates the file at the yielded path (exclusively).
+    """
+    target = Path(out)
+    tmp = temporary_name(target)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # the rename itself reaches the disk with its folder
+        dfd = os.open(target.parent if str(target.parent) else ".", os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

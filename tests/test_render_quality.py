@@ -390,7 +390,7 @@ def test_cli_writes_48k_stereo_wav_and_flac(cli_renders: tuple[Path, dict[str, D
     _ok(done["wav"])
     _ok(done["flac"])
     wav_info, flac_info = sf.info(str(d / "a.wav")), sf.info(str(d / "a.flac"))
-    for info, fmt in ((wav_info, "WAV"), (flac_info, "FLAC")):
+    for info, fmt in ((wav_info, "WAVEX"), (flac_info, "FLAC")):  # .wav: RF64 kept as RIFF/WAV below 4 GiB
         assert info.format == fmt
         assert info.samplerate == SR
         assert info.channels == 2

@@ -43,7 +43,7 @@ def _write_in_blocks(sink: Sink, audio: np.ndarray, block: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "fmt"), [("out.wav", "WAV"), ("out.flac", "FLAC"), ("LOUD.WAV", "WAV")]
+    ("name", "fmt"), [("out.wav", "WAVEX"), ("out.flac", "FLAC"), ("LOUD.WAV", "WAVEX")]
 )
 def test_file_sink_round_trip(tmp_path: Path, make_sine: MakeSine, name: str, fmt: str) -> None:
     audio = make_sine(SR + 123)  # a final short block too

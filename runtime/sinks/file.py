@@ -1,11 +1,61 @@
-"""The file sink: streams 48 kHz stereo blocks into a WAV or FLAC file.
+"""The file sink: records 48 kHz stereo blocks into a WAV or FLAC file that stays readable whatever happens.
 
-The format follows the extension (``.wav`` → WAV PCM 24-bit, ``.flac`` → FLAC
-24-bit). The file is opened once and written block by block, so a render of
-any length needs no more memory than one block. A WAV file's header is
-rewritten after every block, so a process that dies between blocks leaves a
-playable file holding everything written so far; a FLAC file written that way
-is still decodable but its header lacks the total length until ``close()``.
+The format follows the extension (``.wav`` → WAV, ``.flac`` → FLAC, both
+24-bit PCM). The file is written block by block, so a recording of any length
+needs no more memory than one block. What keeps a recording readable:
+
+**Past 4 GiB (WAV).** A RIFF/WAV header counts sizes in 32 bits, so a plain
+WAV stops being readable past 4 GiB (4 h 8 min of 48 kHz stereo 24-bit audio
+is ~3.7 GiB). ``.wav`` is therefore written as RF64 (EBU Tech 3306) with
+libsndfile's ``SFC_RF64_AUTO_DOWNGRADE``: while the file is under 4 GiB its
+header is an ordinary RIFF/WAV header (``WAVE_FORMAT_EXTENSIBLE``, which is
+what Microsoft's spec asks for above 16 bits, plus a 32-byte ``JUNK`` chunk
+held in reserve); when it grows past 4 GiB, libsndfile rewrites the header in
+place as RF64 (the ``ds64`` chunk with 64-bit sizes takes the reserved room),
+with no pause and no copy. One session stays one file, readable by libsndfile
+(soundfile), ffmpeg, sox and the DAWs. soundfile reports short files as
+``WAVEX``, long ones as ``RF64``. Rotation instead (a file per hour) was
+rejected as the default: it splits a session that tools can read whole, and
+time-based rotation is available anyway through ``SIGHUP`` (below).
+
+**Killed (SIGKILL, a crash).** What the process wrote survives it in the
+page cache (not a power cut: nothing is fsync'ed per block).
+
+- WAV: libsndfile rewrites the header after every block
+  (``SFC_SET_UPDATE_HEADER_AUTO``), so the file always says how much audio it
+  holds.
+- FLAC: libFLAC writes the STREAMINFO total-samples field only at close; a
+  killed file says 0 ("unknown"), which libsndfile reports as 2^63−1 frames and
+  ``soundfile.read`` cannot allocate. So after each block the sink patches that
+  36-bit field (``os.pwrite`` on its own descriptor; libsndfile's file offset is
+  untouched) with a count of samples whose FLAC frames are surely on disk:
+  libFLAC encodes a frame of ``blocksize`` samples once it holds
+  ``blocksize + 1`` (one sample of look-ahead) and writes it at once, so
+  ``(written − 1) // blocksize`` frames are out; the sink claims one frame
+  fewer as a margin. Claiming more than is on disk would make
+  ``soundfile.read`` fail at the end, so it never does. A killed FLAC loses at
+  most two frames (2 × 4096 samples, 171 ms) and reads as ordinary FLAC (its MD5
+  field stays zero: "not computed"). The field holds up to 2^36 samples (16.5
+  days at 48 kHz): send ``SIGHUP`` to rotate a longer FLAC recording.
+
+**Disk full and other write failures (live sinks: ``retry_s`` set).** The sink
+does not raise: it *pauses* — finalises the file it was writing (whatever
+reached the disk stays readable), drops the blocks it is given, and every
+``retry_s`` seconds tries again. The resumed audio goes into a new, numbered
+file next to the first (``rec.wav`` → ``rec.1.wav``, ``rec.2.wav`` …; an
+existing file is never overwritten), because a failed write can leave a torn
+block at the end of the old file and FLAC cannot be appended to. A render
+(``retry_s=None``) raises :class:`AudioError` instead: nothing to wait for.
+
+**Reopen (logrotate's convention).** :meth:`request_reopen` — ``cadenza serve``
+calls it on ``SIGHUP`` — makes the next block finalise the current file and
+start a new one at ``path``, block-exact (no audio lost or doubled between the
+two files). When ``path`` still *is* the file being written (nobody moved it
+away), the sink keeps writing to it rather than truncate a recording.
+
+What happens is told through :attr:`notices` (paused, resumed, reopened),
+which the live engine publishes as ``warning`` events; :attr:`fault` says why
+the sink is paused (``Status.sink_faults``) and is ``None`` while it records.
 
 soundfile/libsndfile and OS errors are translated here, once: a bad extension
 is a :class:`UsageError`, anything the file system refuses is an
@@ -14,7 +64,12 @@ is a :class:`UsageError`, anything the file system refuses is an
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import logging
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +79,35 @@ from cadenza.errors import AudioError, UsageError
 from cadenza.runtime.backends.base import CHANNELS, SAMPLE_RATE
 from cadenza.runtime.sinks.null import as_block
 
+log = logging.getLogger(__name__)
+
 #: extension → (libsndfile major format, subtype)
 FORMATS: dict[str, tuple[str, str]] = {
-    ".wav": ("WAV", "PCM_24"),
+    ".wav": ("RF64", "PCM_24"),  # a plain RIFF/WAV header below 4 GiB (SFC_RF64_AUTO_DOWNGRADE), RF64 above
     ".flac": ("FLAC", "PCM_24"),
 }
 
-# libsndfile's SFC_SET_UPDATE_HEADER_AUTO (sndfile.h); soundfile's cffi
-# bindings do not name it, but sf_command takes the plain integer.
+# libsndfile commands (sndfile.h); soundfile's cffi bindings do not name them,
+# but sf_command takes the plain integers.
 _SFC_SET_UPDATE_HEADER_AUTO = 0x1061
+_SFC_RF64_AUTO_DOWNGRADE = 0x1210
+
+# FLAC STREAMINFO (the first metadata block, right after "fLaC"): block sizes at
+# bytes 8–11; bytes 18–25 pack sample rate (20 bits), channels−1 (3), bits−1 (5)
+# and the total samples (36 bits).
+_FLAC_INFO_AT = 18
+_FLAC_TOTAL_BITS = 36
+
+DEFAULT_RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class SinkNotice:
+    """Something a sink wants said (a ``warning`` event): ``fault`` is why it is out of play now, or ``None``
+    when it records (again)."""
+
+    message: str
+    fault: str | None
 
 
 def _os_reason() -> str:
@@ -52,36 +127,87 @@ def _valid_extensions() -> str:
     return ", ".join(FORMATS)
 
 
+def audio_format(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The (libsndfile format, subtype) the extension of ``path`` asks for; UsageError naming it otherwise."""
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        got = f"extension {ext!r}" if ext else "no extension"
+        raise UsageError(f"cannot write audio file {str(path)!r}: {got}; use one of {_valid_extensions()}")
+    return FORMATS[ext]
+
+
+def numbered(path: Path, n: int) -> Path:
+    """``rec.wav`` → ``rec.1.wav``: where a paused sink records after it resumes."""
+    return path.with_name(f"{path.stem}.{n}{path.suffix}")
+
+
+def _sf_command(f: soundfile.SoundFile, command: int, value: bool) -> bool:
+    """A libsndfile ``sf_command`` with a boolean argument, through soundfile's private handle.
+
+    False when soundfile hides it (a future version): the file is then still
+    correct after ``close()``, only not after a crash.
+    """
+    try:
+        lib = getattr(soundfile, "_snd")  # noqa: B009 - private, may vanish
+        ffi = getattr(soundfile, "_ffi")  # noqa: B009
+        return bool(lib.sf_command(f._file, command, ffi.NULL, lib.SF_TRUE if value else lib.SF_FALSE))
+    except AttributeError:
+        return False
+
+
 class FileSink:
     """Writes blocks to ``path`` as they come; ``close()`` finalises the file.
+
+    ``retry_s=None`` (a render): a failed write raises :class:`AudioError`.
+    ``retry_s`` set (a live sink): a failed write pauses the sink, which retries
+    every ``retry_s`` seconds and resumes into a numbered file (see the module
+    docstring); ``name`` is what its notices call it (the ``--sink`` spec).
+    ``exclusive`` refuses to open a file that exists already.
 
     Samples outside [-1, 1] are clipped by libsndfile; NaN and infinities are
     written as silence / full scale (and counted in ``nonfinite_samples``)
     rather than as whatever garbage the integer conversion would make of them.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, retry_s: float | None = None, name: str | None = None,
+                 exclusive: bool = False) -> None:
         self.path = Path(path)
-        ext = self.path.suffix.lower()
-        if ext not in FORMATS:
-            got = f"extension {ext!r}" if ext else "no extension"
-            raise UsageError(
-                f"cannot write audio file {str(self.path)!r}: {got}; "
-                f"use one of {_valid_extensions()}"
-            )
-        self.format, self.subtype = FORMATS[ext]
-        self.frames_written = 0
+        self.format, self.subtype = audio_format(self.path)
+        if retry_s is not None and not retry_s > 0:
+            raise UsageError(f"FileSink retry_s must be > 0 seconds or None, got {retry_s!r}")
+        self.retry_s = retry_s
+        self.name = name or f"file:{self.path}"
+        self.frames_written = 0  # into all of this sink's files
+        self.frames_dropped = 0  # given while paused
         self.nonfinite_samples = 0
-        self._file = self._open()
+        self.notices: collections.deque[SinkNotice] = collections.deque()
+        self.fault: str | None = None  # why the sink is paused; None while it records
+        self.files: list[Path] = []  # every file this sink has started, in order
+        self.current: Path | None = None  # the file being written (None while paused or closed)
+        self._closed = False
+        self._reopen = False
+        self._next = self.path  # where a paused sink resumes
+        self._retry_at = 0.0
+        self._paused_frames = 0
+        self._file_frames = 0  # frames in the current file
+        self._flac_info: bytes | None = None  # STREAMINFO bytes 18–25 as libFLAC wrote them
+        self._flac_block = 0
+        self._flac_claim = -1
+        self._file: soundfile.SoundFile | None = None
+        self._fd = -1
+        self._start(self.path, exclusive=exclusive)
 
-    def _open(self) -> soundfile.SoundFile:
+    # ------------------------------------------------------------ opening and finishing files
+    def _start(self, path: Path, *, exclusive: bool) -> None:
+        """Open ``path`` for writing and make it current; raises AudioError naming the path and the OS reason."""
         # Opening the descriptor ourselves gives the OS reason (errno) for a
         # refused path, which libsndfile would report only as "System error".
+        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)  # RDWR: FLAC patching reads
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            raise AudioError(f"cannot write audio file {str(self.path)!r}: {reason}") from exc
+            raise AudioError(f"cannot write audio file {str(path)!r}: {reason}") from exc
         try:
             f = soundfile.SoundFile(
                 fd,
@@ -93,63 +219,220 @@ class FileSink:
                 closefd=False,
             )
         except (soundfile.SoundFileError, OSError, ValueError, TypeError) as exc:
+            reason = _os_reason() or str(exc)
             os.close(fd)
-            self.path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             raise AudioError(
-                f"cannot write audio file {str(self.path)!r} as {self.format}/{self.subtype}: {exc}"
+                f"cannot write audio file {str(path)!r} as {self.format}/{self.subtype}: {reason}"
             ) from exc
-        self._fd = fd
-        if self.format == "WAV":
-            self._auto_update_header(f)
-        return f
+        if self.format == "RF64":
+            _sf_command(f, _SFC_RF64_AUTO_DOWNGRADE, True)
+            _sf_command(f, _SFC_SET_UPDATE_HEADER_AUTO, True)
+        self._file, self._fd, self.current = f, fd, path
+        self._file_frames = 0
+        self._flac_info, self._flac_block, self._flac_claim = None, 0, -1
+        self.files.append(path)
 
-    @staticmethod
-    def _auto_update_header(f: soundfile.SoundFile) -> None:
-        """Ask libsndfile to rewrite the header after each write (crash safety).
-
-        Uses soundfile's private handle; if a future soundfile hides it, the
-        file is still correct after ``close()``, only not after a crash.
-        """
+    def _finish(self) -> str:
+        """Finalise and close the current file; the reason it could not be finalised cleanly, or ""."""
+        f, fd = self._file, self._fd
+        self._file, self._fd, self.current = None, -1, None
+        if f is None:
+            return ""
+        problem = ""
         try:
-            lib = getattr(soundfile, "_snd")  # noqa: B009 - private, may vanish
-            ffi = getattr(soundfile, "_ffi")  # noqa: B009
-            lib.sf_command(f._file, _SFC_SET_UPDATE_HEADER_AUTO, ffi.NULL, lib.SF_TRUE)
-        except AttributeError:
-            pass
+            f.close()
+        except (soundfile.SoundFileError, OSError, AssertionError) as exc:
+            problem = getattr(exc, "strerror", None) or _os_reason() or str(exc) or "close failed"
+        try:
+            os.close(fd)
+        except OSError as exc:
+            problem = problem or exc.strerror or str(exc)
+        return problem
 
+    def _patch_flac_length(self) -> None:
+        """Write into STREAMINFO how many samples are surely on disk (crash safety; see the module docstring)."""
+        if self._flac_info is None:
+            try:
+                head = os.pread(self._fd, _FLAC_INFO_AT + 8, 0)
+            except OSError:
+                return
+            if len(head) < _FLAC_INFO_AT + 8 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
+                return  # libFLAC has not written its header yet (or a layout we do not know: patch nothing)
+            self._flac_block = int.from_bytes(head[10:12], "big")  # the maximum block size
+            self._flac_info = head[_FLAC_INFO_AT:]
+        if self._flac_block <= 0:
+            return
+        done = (self._file_frames - 1) // self._flac_block - 1  # whole frames out, less one frame of margin
+        claim = min(max(0, done) * self._flac_block, (1 << _FLAC_TOTAL_BITS) - 1)
+        if claim == self._flac_claim:
+            return
+        packed = int.from_bytes(self._flac_info, "big")
+        packed = (packed >> _FLAC_TOTAL_BITS << _FLAC_TOTAL_BITS) | claim
+        try:
+            os.pwrite(self._fd, packed.to_bytes(8, "big"), _FLAC_INFO_AT)
+        except OSError:
+            return  # the write below it will say what is wrong with the disk
+        self._flac_claim = claim
+
+    # ------------------------------------------------------------ state
     @property
     def closed(self) -> bool:
-        return bool(self._file.closed)
+        return self._closed
 
+    @property
+    def paused(self) -> bool:
+        """True while a write failure keeps the sink from recording (it retries every ``retry_s``)."""
+        return self.fault is not None
+
+    def request_reopen(self) -> None:
+        """Finalise the file and start a new one at ``path`` before the next block (after a logrotate rename).
+
+        Only sets a flag, so any thread or a signal handler may call it; the
+        writing thread does the work at its next :meth:`write`.
+        """
+        self._reopen = True
+
+    # ------------------------------------------------------------ writing
     def write(self, block: np.ndarray) -> None:
-        """Append one ``(frames, 2)`` float32 block to the file."""
-        if self._file.closed:
+        """Append one ``(frames, 2)`` float32 block to the file (or drop it while paused)."""
+        if self._closed:
             raise UsageError(f"FileSink.write() after close() ({str(self.path)!r})")
         arr = as_block(block, "FileSink")
         finite = np.isfinite(arr)
         if not finite.all():
             self.nonfinite_samples += int(arr.size - np.count_nonzero(finite))
             arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=-1.0)
+        if self._reopen:
+            self._reopen = False
+            self._do_reopen()
+        if self._file is None:
+            self._resume(arr)
+            return
+        try:
+            self._write_current(arr)
+        except AudioError as exc:
+            if self.retry_s is None:
+                raise
+            self._pause(exc.message)
+
+    def _write_current(self, arr: np.ndarray) -> None:
+        assert self._file is not None
         try:
             self._file.write(arr)
         except (soundfile.SoundFileError, OSError, AssertionError) as exc:
             # soundfile asserts that every frame was written (disk full …)
             reason = _os_reason() or getattr(exc, "strerror", None) or str(exc) or "short write"
-            raise AudioError(f"cannot write audio file {str(self.path)!r}: {reason}") from exc
+            raise AudioError(f"cannot write audio file {str(self.current)!r}: {reason}") from exc
         self.frames_written += arr.shape[0]
+        self._file_frames += arr.shape[0]
+        if self.format == "FLAC":
+            self._patch_flac_length()
+
+    def _pause(self, reason: str) -> None:
+        """A write failed: finalise what reached the disk, say so, and retry every ``retry_s``."""
+        old, seconds = self.current, self._file_frames / SAMPLE_RATE
+        problem = self._finish()
+        with contextlib.suppress(Exception):  # what it holds (a failed write may have added part of a block)
+            seconds = soundfile.info(str(old)).frames / SAMPLE_RATE
+        self.fault = reason
+        self._paused_frames = 0
+        self._retry_at = time.monotonic() + float(self.retry_s or DEFAULT_RETRY_S)
+        self._next = self._free_numbered()
+        kept = (f"'{old}' keeps its {seconds:.1f} s" if not problem
+                else f"'{old}' keeps what reached the disk of its {seconds:.1f} s ({problem})")
+        self._notify(f"sink {self.name} paused: {reason}; {kept}; the sink retries every {self.retry_s:g} s "
+                     f"and records into '{self._next}' once it can", reason)
+
+    def _free_numbered(self) -> Path:
+        n = 1
+        while True:
+            candidate = numbered(self.path, n)
+            if candidate not in self.files and not candidate.exists():
+                return candidate
+            n += 1
+
+    def _resume(self, arr: np.ndarray) -> None:
+        """Paused: drop ``arr`` unless it is time to retry and the next file opens and takes it."""
+        now = time.monotonic()
+        if now < self._retry_at:
+            self._drop(arr)
+            return
+        self._retry_at = now + float(self.retry_s or DEFAULT_RETRY_S)
+        target = self._next
+        renumber = target != self.path
+        try:
+            if renumber and (target in self.files or target.exists()):
+                target = self._next = self._free_numbered()
+            self._start(target, exclusive=renumber)
+            self._write_current(arr)
+        except AudioError as exc:
+            if self._file is not None:  # opened but could not write: leave no empty file behind
+                self._finish()
+                self.files.pop()
+                target.unlink(missing_ok=True)
+            self.fault = exc.message
+            self._drop(arr)
+            return
+        lost = self._paused_frames / SAMPLE_RATE
+        self.fault = None
+        self._notify(f"sink {self.name} resumed: recording into '{target}' ({lost:.1f} s were not recorded "
+                     "while it was paused)", None)
+
+    def _drop(self, arr: np.ndarray) -> None:
+        self.frames_dropped += arr.shape[0]
+        self._paused_frames += arr.shape[0]
+
+    def _do_reopen(self) -> None:
+        """SIGHUP: finalise the current file and start a new one at ``path`` (unless ``path`` is still it)."""
+        if self._file is None:  # paused: resume at path, now
+            self._next = self.path
+            self._retry_at = 0.0
+            return
+        try:
+            here = os.stat(self.path)
+            mine = os.fstat(self._fd)
+            still_mine = (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+        except OSError:
+            still_mine = False  # moved away (or deleted): nothing at path
+        if still_mine:
+            self._notify(f"sink {self.name}: asked to reopen, but '{self.path}' was not moved away; recording "
+                         "goes on in it (rename the file first, then send SIGHUP)", None)
+            return
+        try:
+            now_at = os.readlink(f"/proc/self/fd/{self._fd}")
+        except OSError:
+            now_at = "where it was moved"
+        seconds = self._file_frames / SAMPLE_RATE
+        problem = self._finish()
+        finished = f"the previous file (now '{now_at}') is finalised with {seconds:.1f} s" + (
+            f" but could not be closed cleanly: {problem}" if problem else "")
+        try:
+            self._start(self.path, exclusive=False)
+        except AudioError as exc:
+            if self.retry_s is None:
+                raise
+            self.fault = exc.message
+            self._next, self._paused_frames = self.path, 0
+            self._retry_at = time.monotonic() + self.retry_s
+            self._notify(f"sink {self.name} paused: {self.fault}; {finished}; the sink retries every "
+                         f"{self.retry_s:g} s", self.fault)
+            return
+        self._notify(f"sink {self.name} reopened: {finished}; recording goes on in '{self.path}'", None)
+
+    def _notify(self, message: str, fault: str | None) -> None:
+        (log.warning if fault else log.info)("%s", message)
+        self.notices.append(SinkNotice(message, fault))
 
     def close(self) -> None:
         """Finalise the header and close the file; idempotent."""
-        if self._file.closed:
+        if self._closed:
             return
-        try:
-            try:
-                self._file.close()
-            finally:
-                os.close(self._fd)
-        except (soundfile.SoundFileError, OSError) as exc:
-            reason = getattr(exc, "strerror", None) or _os_reason() or str(exc)
-            raise AudioError(f"cannot finish audio file {str(self.path)!r}: {reason}") from exc
+        self._closed = True
+        path = self.current
+        problem = self._finish()
+        if problem:
+            raise AudioError(f"cannot finish audio file {str(path)!r}: {problem}")
 
     def __enter__(self) -> FileSink:
         return self
@@ -158,5 +441,8 @@ class FileSink:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
+        state = "closed" if self.closed else ("paused" if self.paused else "open")
         return f"FileSink({str(self.path)!r}, {self.format}/{self.subtype}, {self.frames_written} frames, {state})"
+
+
+__all__ = ["DEFAULT_RETRY_S", "FORMATS", "FileSink", "SinkNotice", "audio_format", "numbered"]

@@ -1,0 +1,382 @@
+"""Recordings that survive: 4 GiB, SIGKILL, SIGHUP (logrotate), a disk that fills and empties, a killed render.
+
+What each test proves, against real processes and real file systems:
+
+- a ``.wav`` is RF64 written with a plain RIFF/WAV header below 4 GiB, with the
+  room reserved for the ``ds64`` chunk; the real run past 4 GiB (a 4.2 GiB
+  file, 4 h 20 min) is ``python -m bench.recording``, also run here when
+  ``CADENZA_BIG_RECORDING=1`` (it writes and reads 4.5 GB: ~60 s);
+- a FLAC or WAV file copied while it is being written (what SIGKILL leaves)
+  reads with ``soundfile.read`` whole but its last two FLAC frames; then a real
+  ``cadenza serve --sink wav:…,flac:…`` killed with SIGKILL leaves files
+  holding all but at most the last 2 s of the stream time ``GetStatus`` gave
+  just before;
+- SIGHUP after renaming the recordings makes a running server finalise them
+  and start new ones at the same paths: old + new is sample for sample what a
+  third sink recorded meanwhile; a file nobody moved is kept;
+- a real 4 MiB tmpfs that fills up pauses the sinks (warning events "paused: No
+  space left on device", ``Status.sink_faults``) and, once emptied, resumes them
+  into numbered files (warning events "resumed");
+- ``cadenza render`` killed at random moments with SIGINT, SIGTERM or SIGKILL
+  never leaves a file at ``--out`` (nor, but for SIGKILL, a temporary file).
+
+Tests that need to mount a tmpfs skip on a machine that cannot (not root), and
+fail instead under ``CADENZA_REQUIRE_AUDIO=1`` (CI runs as root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+import zmq
+
+from cadenza.runtime.sinks.file import FileSink, numbered
+from server_harness import ACTION_GAME, REPO, SAMPLE_RATE, ServeProcess, child_env, set_parameters
+
+PCM24_STEP = 2.0**-23
+FLAC_BLOCK = 4096  # libFLAC's block size at libsndfile's default compression level
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[Any]]:
+    c: zmq.Context[Any] = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+def _require(what: str) -> None:
+    """Skip, or fail under CADENZA_REQUIRE_AUDIO=1 (CI), when the machine cannot run a test."""
+    if os.environ.get("CADENZA_REQUIRE_AUDIO", "") == "1":
+        pytest.fail(f"{what} (CADENZA_REQUIRE_AUDIO=1 requires it)", pytrace=False)
+    pytest.skip(what)
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
+        time.sleep(poll)
+
+
+def _signal(seed: int, frames: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return ((rng.random((frames, 2), dtype=np.float32) - 0.5) * 0.5).astype(np.float32)
+
+
+def _read(path: Path) -> np.ndarray:
+    pcm, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+    assert sr == SAMPLE_RATE
+    return pcm
+
+
+# ============================================================================ past 4 GiB
+
+
+def test_wav_is_rf64_with_a_plain_wav_header_below_4_gib(tmp_path: Path) -> None:
+    """A short ``.wav`` is an ordinary RIFF/WAV file (no reader needs RF64 for it), with the 32-byte JUNK chunk
+    that the ds64 chunk takes over past 4 GiB; it reads whole while still open and after close."""
+    path = tmp_path / "short.wav"
+    audio = _signal(1, 3 * 4800 + 17)
+    sink = FileSink(path)
+    assert sink.format == "RF64"
+    for start in range(0, len(audio), 4800):
+        sink.write(audio[start:start + 4800])
+    head = path.read_bytes()[:16]
+    assert head[:4] == b"RIFF" and head[8:16] == b"WAVEJUNK", head
+    assert int.from_bytes(path.read_bytes()[16:20], "little") == 24  # 8 + 24 bytes: room for ds64 (8 + 28) - fact
+    assert soundfile.info(str(path)).frames == len(audio)  # header up to date before close (a SIGKILL now)
+    sink.close()
+    info = soundfile.info(str(path))
+    assert (info.format, info.subtype, info.frames) == ("WAVEX", "PCM_24", len(audio))
+    assert np.max(np.abs(_read(path) - audio)) <= PCM24_STEP
+    assert int.from_bytes(path.read_bytes()[4:8], "little") == path.stat().st_size - 8
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("CADENZA_BIG_RECORDING", "") != "1",
+                    reason="writes and reads a 4.5 GB file (~60 s): set CADENZA_BIG_RECORDING=1")
+def test_wav_past_4_gib_reads_back_complete(tmp_path: Path) -> None:
+    """4 h 20 min through FileSink: an RF64 file of 4.2 GiB that reads back frame for frame (bench/recording.py)."""
+    if shutil.disk_usage(tmp_path).free < 6 * 2**30:
+        _require(f"less than 6 GiB free in {tmp_path}")
+    from bench.recording import main
+
+    assert main(["--dir", str(tmp_path)]) == 0
+
+
+# ============================================================================ SIGKILL
+
+
+@pytest.mark.parametrize("ext", [".wav", ".flac"])
+def test_a_file_being_written_reads_whole_but_the_last_frames(tmp_path: Path, ext: str) -> None:
+    """Copy the file while the sink writes it (what SIGKILL leaves behind): ``soundfile.read`` opens the copy and
+    gets every frame written (WAV) or all but at most two FLAC frames (FLAC), sample for sample."""
+    path = tmp_path / f"open{ext}"
+    audio = _signal(2, 200 * 480)
+    sink = FileSink(path, retry_s=1.0)
+    try:
+        written = 0
+        for k, start in enumerate(range(0, len(audio), 480)):
+            sink.write(audio[start:start + 480])
+            written += 480
+            if k % 37 == 36 or start + 480 >= len(audio):
+                copy = tmp_path / f"copy{ext}"
+                shutil.copyfile(path, copy)
+                got = _read(copy)
+                slack = 0 if ext == ".wav" else 2 * FLAC_BLOCK + 1
+                assert written - slack <= got.shape[0] <= written, (written, got.shape[0])
+                assert np.max(np.abs(got - audio[:got.shape[0]]), initial=0.0) <= PCM24_STEP
+    finally:
+        sink.close()
+    assert soundfile.info(str(path)).frames == len(audio)  # close writes the exact length (and FLAC's MD5)
+
+
+@pytest.mark.slow
+def test_sigkill_of_serve_leaves_wav_and_flac_that_read_all_but_the_last_2_s(
+        tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """A real ``cadenza serve --sink wav:…,flac:…`` plays 4 s and is killed with SIGKILL: ``soundfile.read`` opens
+    both files and they hold at least the stream time ``GetStatus`` reported just before, less 2 s."""
+    wav, flac = tmp_path / "killed.wav", tmp_path / "killed.flac"
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=f"wav:{wav},flac:{flac}")
+    with server:
+        control = server.control(ctx)
+        control.ok(set_parameters({"mode": "combat", "danger": 0.8}, bypass=True))
+        time.sleep(4.0)
+        reached = control.status().stream_time
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+    for path in (wav, flac):
+        pcm = _read(path)
+        held = pcm.shape[0] / SAMPLE_RATE
+        print(f"\n{path.name}: SIGKILL at stream time {reached / SAMPLE_RATE:.2f} s; soundfile.read gives {held:.2f} s")
+        assert pcm.shape[0] >= reached - 2 * SAMPLE_RATE, f"{path.name}: {held:.2f} s of {reached / SAMPLE_RATE:.2f}"
+        assert float(np.sqrt(np.mean(pcm[-SAMPLE_RATE:] ** 2))) > 0.01  # music up to the end, not silence
+
+
+# ============================================================================ SIGHUP
+
+
+@pytest.mark.slow
+def test_sighup_after_a_rename_starts_new_files_with_no_gap(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """logrotate's convention: rename the recordings, send SIGHUP; the runtime finalises them and records on at the
+    same paths. Old + new file is sample for sample what a third WAV sink (never moved) recorded; that one is kept
+    as it was, with a warning saying so."""
+    a, b, ref = tmp_path / "a.wav", tmp_path / "b.flac", tmp_path / "ref.wav"
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=f"wav:{a},flac:{b},wav:{ref}")
+    with server:
+        warnings = server.events(ctx, ["warning"])
+        time.sleep(1.5)
+        a.rename(tmp_path / "a.1.wav")
+        b.rename(tmp_path / "b.1.flac")
+        os.kill(server.pid, signal.SIGHUP)
+        said: dict[str, str] = {}
+        deadline = time.monotonic() + 10
+        while len(said) < 3 and time.monotonic() < deadline:
+            ev = warnings.recv_event(0.5)
+            if ev is not None:
+                said[ev.payload.field] = ev.payload.message  # type: ignore[union-attr]
+        time.sleep(1.0)
+        rc, _ = server.stop()
+    assert rc == 0, server.stderr_text
+    assert "reopened" in said[f"wav:{a}"] and str(tmp_path / "a.1.wav") in said[f"wav:{a}"], said
+    assert "reopened" in said[f"flac:{b}"], said
+    assert "was not moved away" in said[f"wav:{ref}"], said
+    whole = _read(ref)
+    for old, new in ((tmp_path / "a.1.wav", a), (tmp_path / "b.1.flac", b)):
+        first, second = _read(old), _read(new)
+        print(f"\n{old.name} {first.shape[0] / SAMPLE_RATE:.2f} s + {new.name} {second.shape[0] / SAMPLE_RATE:.2f} s"
+              f" = {whole.shape[0] / SAMPLE_RATE:.2f} s in {ref.name}")
+        assert first.shape[0] > SAMPLE_RATE and second.shape[0] > 0.5 * SAMPLE_RATE
+        joined = np.concatenate([first, second])
+        assert joined.shape == whole.shape  # not a block lost or doubled
+        if old.suffix == ".wav":
+            assert np.array_equal(joined, whole)
+        else:  # libsndfile's float → 24-bit conversion rounds differently for FLAC: one step at most
+            assert np.max(np.abs(joined - whole)) <= 1.01 * PCM24_STEP
+
+
+# ============================================================================ disk full
+
+
+@contextlib.contextmanager
+def _tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` at ``where`` (needs root), unmounted after."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        _require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def _fill(folder: Path) -> Path:
+    """Fill ``folder``'s file system up with a filler file; returns it."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (65536, 512):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_file_sink_pauses_on_a_full_disk_and_resumes_into_a_numbered_file(tmp_path: Path) -> None:
+    """In-process, on a real 1 MiB tmpfs: the write that finds the disk full pauses the sink (a notice with the
+    reason, ``fault`` set, blocks dropped), the first retry after space returns writes a new numbered file; both
+    files read back as what was written into them."""
+    with _tmpfs(tmp_path / "fs", "1m") as fs:
+        path = fs / "rec.wav"
+        sink = FileSink(path, retry_s=0.05, name=f"wav:{path}")
+        audio = _signal(3, 480 * 4000)
+        blocks = iter(range(0, len(audio), 480))
+        start = next(blocks)
+        sink.write(audio[start:start + 480])
+        _fill(fs)
+        while not sink.paused:
+            start = next(blocks)
+            sink.write(audio[start:start + 480])
+        kept = sink.frames_written
+        note = sink.notices.popleft()
+        assert note.fault is not None and "No space left on device" in note.fault
+        assert note.message.startswith(f"sink wav:{path} paused: ") and str(numbered(path, 1)) in note.message
+        assert sink.current is None
+        time.sleep(0.06)  # a retry while the disk is still full: still paused, the same reason, no file left behind
+        start = next(blocks)
+        sink.write(audio[start:start + 480])
+        assert sink.paused and "No space left on device" in str(sink.fault), sink.fault
+        assert not numbered(path, 1).exists() and not sink.notices
+        (fs / "filler").unlink()
+        time.sleep(0.06)
+        start = next(blocks)
+        sink.write(audio[start:start + 480])
+        assert not sink.paused and sink.current == numbered(path, 1)
+        note = sink.notices.popleft()
+        assert note.fault is None and "resumed" in note.message
+        for _ in range(10):
+            start = next(blocks)
+            sink.write(audio[start:start + 480])
+        sink.close()
+        first, second = _read(path), _read(numbered(path, 1))
+    assert kept <= first.shape[0] < kept + 480  # and maybe the part of the failed block that fitted
+    assert np.max(np.abs(first - audio[:first.shape[0]])) <= PCM24_STEP
+    resumed_at = start - 10 * 480
+    assert second.shape[0] == 11 * 480
+    assert np.max(np.abs(second - audio[resumed_at:resumed_at + 11 * 480])) <= PCM24_STEP
+
+
+@pytest.mark.slow
+def test_a_tmpfs_filling_and_emptying_pauses_and_resumes_the_sinks_of_serve(
+        tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """A real ``cadenza serve`` records WAV and FLAC onto a 4 MiB tmpfs; a filler file takes the rest of it: both
+    sinks say "paused: No space left on device" (warning events, ``Status.sink_faults``) and the stream goes on;
+    the filler is deleted: both say "resumed" and numbered files grow; every file reads back."""
+    with _tmpfs(tmp_path / "fs", "4m") as fs:
+        wav, flac = fs / "rec.wav", fs / "rec.flac"
+        specs = (f"wav:{wav}", f"flac:{flac}")
+        server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=",".join(specs))
+        with server:
+            warnings = server.events(ctx, ["warning"])
+            control = server.control(ctx)
+            time.sleep(0.5)
+            filler = _fill(fs)
+            paused: dict[str, str] = {}
+            deadline = time.monotonic() + 15
+            while len(paused) < 2 and time.monotonic() < deadline:
+                ev = warnings.recv_event(0.5)
+                if ev is not None and " paused: " in ev.payload.message:  # type: ignore[union-attr]
+                    paused[ev.payload.field] = ev.payload.message  # type: ignore[union-attr]
+            assert set(paused) == set(specs), (paused, server.stderr_text[-2000:])
+            st = control.status()
+            assert all("No space left on device" in st.sink_faults[s] for s in specs), st.sink_faults
+            for spec, msg in paused.items():
+                assert msg.startswith(f"sink {spec} paused: ") and "No space left on device" in msg, msg
+            t_paused = st.stream_time
+            time.sleep(0.5)
+            filler.unlink()
+            resumed: dict[str, str] = {}
+            deadline = time.monotonic() + 10
+            while len(resumed) < 2 and time.monotonic() < deadline:
+                ev = warnings.recv_event(0.5)
+                if ev is not None and " resumed: " in ev.payload.message:  # type: ignore[union-attr]
+                    resumed[ev.payload.field] = ev.payload.message  # type: ignore[union-attr]
+            assert set(resumed) == set(specs), resumed
+            sizes = [numbered(p, 1).stat().st_size for p in (wav, flac)]
+            time.sleep(1.0)
+            assert all(numbered(p, 1).stat().st_size > s for p, s in zip((wav, flac), sizes, strict=True))
+            st = control.status()
+            assert not st.sink_faults, st.sink_faults
+            assert st.stream_time > t_paused
+            rc, _ = server.stop()
+        assert rc == 0, server.stderr_text
+        held = {p.name: _read(p).shape[0] / SAMPLE_RATE for p in (wav, flac, numbered(wav, 1), numbered(flac, 1))}
+    print(f"\ndisk full then emptied: {held}")
+    assert all(s > 0.3 for s in held.values()), held
+
+
+# ============================================================================ render
+
+
+def _render(out: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "cadenza", "render", "--prompt", "dark techno", "--seconds", "3600",
+            "--out", str(out)]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=child_env(), cwd=REPO)
+
+
+@pytest.mark.parametrize("ext", [".wav", ".flac"])
+def test_a_render_killed_at_a_random_moment_leaves_no_file_at_out(tmp_path: Path, ext: str) -> None:
+    """``cadenza render`` (an hour of audio: it takes far longer than the test waits) killed with SIGINT, SIGTERM
+    and SIGKILL, each at a random moment while it writes and once at a random moment from its start: nothing
+    ever appears at ``--out``; after SIGINT and SIGTERM no temporary file is left either (SIGKILL leaves a hidden
+    ``.NAME.*.part`` file, never the asked name)."""
+    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    plan = [(sig, True) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)]
+    plan.append((rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL]), False))
+    runs = []
+    for k, (sig, writing) in enumerate(plan):
+        folder = tmp_path / f"run{k}"
+        folder.mkdir()
+        runs.append((sig, writing, folder, folder / f"out{ext}", _render(folder / f"out{ext}")))
+    for sig, writing, folder, out, proc in runs:
+        if writing:  # once the temporary file is there, a random moment later
+            _wait_until(lambda f=folder: any(f.glob(".*.part*")) or proc.poll() is not None, 60,
+                        "the render starting to write")
+            time.sleep(rng.uniform(0.0, 1.0))
+        else:
+            time.sleep(rng.uniform(0.0, 2.0))
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        proc.send_signal(sig)
+    for sig, writing, folder, out, proc in runs:
+        _, err = proc.communicate(timeout=30)
+        left = sorted(p.name for p in folder.iterdir())
+        when = "while writing" if writing else "at a random moment"
+        print(f"\n{sig.name} {when}: exit {proc.returncode}; left {left}; {err.decode().strip()[-200:]}")
+        assert not out.exists(), f"{sig.name} {when} left {out.name}"
+        if sig == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL
+            assert all(name.startswith(f".out{ext}.") and name.endswith(f".part{ext}") for name in left), left
+        else:
+            assert left == [], f"{sig.name} left {left}"
+            if writing:  # its handler ran: a clean exit status 128 + signal, and a line saying so
+                assert "Traceback" not in err.decode(), err.decode()
+                assert proc.returncode == 128 + sig, (proc.returncode, err.decode())
+                assert f"stopped by {sig.name}" in err.decode() and f"nothing was written to {out}" in err.decode()
