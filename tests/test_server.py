@@ -478,7 +478,7 @@ def test_audio_chunks_are_contiguous_and_are_what_the_sink_wrote(session: Sessio
 
 def _assert_clean_wav(path: Path, min_seconds: float) -> None:
     info = soundfile.info(str(path))
-    assert info.samplerate == SAMPLE_RATE and info.channels == 2 and info.format == "WAV"
+    assert info.samplerate == SAMPLE_RATE and info.channels == 2 and info.format == "WAVEX"  # RF64, RIFF below 4 GiB
     pcm, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
     assert pcm.shape[0] == info.frames >= min_seconds * SAMPLE_RATE
     assert np.isfinite(pcm).all() and np.abs(pcm).max() > 0.05
