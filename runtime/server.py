@@ -304,6 +304,9 @@ class Server:
             if config.curve_clients or config.curve_readonly:
                 self.gate = ClientGate(self.ctx, config.curve_clients, config.curve_readonly, say=self.log)
                 self.gate.start()  # before any bind: no handshake goes unchecked
+            else:
+                self.log("CURVE without an allow-list: any client key pair is accepted (encryption only; "
+                         "--curve-clients DIR admits only the keys in DIR)")
         self.control = self._socket(zmq.ROUTER, config.control)
         # a reply that cannot be queued (the client never reads, or is gone) fails at once and is counted
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)

@@ -305,6 +305,14 @@ def test_the_sdk_sends_a_graph_file_with_its_folder(runtime: ServeProcess, disk:
     assert asyncio.run(main()) == "relative-audio"
 
 
+def test_an_allowed_folder_must_exist(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "cadenza", "serve", "--sink", "null", "--allow-dir",
+                           str(tmp_path / "nope")], capture_output=True, text=True, timeout=60, env=child_env(),
+                          cwd=tmp_path)
+    assert done.returncode == EXIT_USAGE and "--allow-dir" in done.stderr and "nope" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 # ============================================================================ local clients
 
 
