@@ -12,12 +12,14 @@ produce exactly these issues, no more.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -672,3 +674,106 @@ def test_cli_leaves_room_for_more_subcommands() -> None:
     args = parser.parse_args(["graph", "plot"])
     assert args.func(args) == 0
 
+
+
+# ------------------------------------------------- audio files, confinement, runtime refusals at load
+_STINGER_GRAPH = "cadenza_graph: 1\nprompts: {calm: calm ambient pads}\nstingers:\n  hit: {audio: %s}\n"
+
+
+def _tone(path: Path, seconds: float, rate: int, channels: int = 1) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    sf.write(str(path), np.stack([x] * channels, 1) if channels > 1 else x, rate)
+
+
+def test_stinger_audio_is_decoded_at_load_relative_to_the_graph(tmp_path: Path) -> None:
+    (tmp_path / "sfx").mkdir()
+    _tone(tmp_path / "sfx" / "hit.wav", 0.5, 24_000)
+    g = tmp_path / "g.yaml"
+    g.write_text(_STINGER_GRAPH % "sfx/hit.wav")
+    graph = load_graph(g)
+    path = str(tmp_path / "sfx" / "hit.wav")
+    assert graph.stingers["hit"].audio == path
+    pcm = graph.audio[path]
+    assert pcm.dtype.name == "float32" and pcm.shape == (24_000, 2)  # 0.5 s resampled to 48 kHz, stereo
+    # the same text with base_dir finds the same file; without it, the working directory is the base
+    assert loads_graph(g.read_text(), "up.yaml", base_dir=tmp_path).stingers["hit"].audio == path
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda d: None, "file not found"),
+    (lambda d: os.mkfifo(d / "x.wav"), "not a regular file (a FIFO)"),
+    (lambda d: (d / "x.wav").write_text("RIFF? no"), "not an audio file"),
+    (lambda d: (d / "x.wav").mkdir(), "not a regular file (a folder)"),
+])
+def test_bad_stinger_audio_is_an_issue_with_its_line(tmp_path: Path, make: Any, why: str) -> None:
+    make(tmp_path)
+    g = tmp_path / "g.yaml"
+    g.write_text(_STINGER_GRAPH % "x.wav")
+    t0 = time.monotonic()
+    with pytest.raises(InvalidGraph) as info:
+        load_graph(g)
+    assert time.monotonic() - t0 < 5  # a FIFO is never opened for reading
+    assert len(info.value.issues) == 1
+    issue = info.value.issues[0]
+    assert (issue.line, issue.path) == (4, "stingers.hit.audio") and why in issue.message
+
+
+def test_files_policy_confines_audio_and_the_graph(tmp_path: Path) -> None:
+    from cadenza.runtime.files import FilePolicy, FileRefused
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    _tone(outside / "secret.wav", 0.5, 8000)
+    policy = FilePolicy.of([allowed])
+    messages = []
+    for target in ("../outside/secret.wav", "../outside/missing.wav", "/dev/zero", str(outside / "secret.wav")):
+        with pytest.raises(InvalidGraph) as info:
+            loads_graph(_STINGER_GRAPH % f'"{target}"', "up.yaml", base_dir=allowed, files=policy)
+        issue = info.value.issues[0]
+        assert (issue.line, issue.path) == (4, "stingers.hit.audio")
+        messages.append(issue.message.replace(repr(target), "X"))
+    # existence is not revealed: the same words for a file that exists and one that does not
+    assert messages[0] == messages[1] and messages[2] == messages[3] and "outside the folders" in messages[0]
+    (outside / "g.yaml").write_text(_STINGER_GRAPH % "secret.wav")
+    with pytest.raises(FileRefused):
+        load_graph(outside / "g.yaml", files=policy)
+    (allowed / "g.yaml").write_text(_STINGER_GRAPH % "hit.wav")
+    _tone(allowed / "hit.wav", 0.2, 48_000, channels=2)
+    assert load_graph(allowed / "g.yaml", files=policy).stingers["hit"].audio == str(allowed / "hit.wav")
+
+
+@pytest.mark.parametrize("text, line, path, words", [
+    ('controls: {scale: "H superlocrian"}\n', 3, "controls.scale", "unknown scale 'H superlocrian'"),
+    ("parameters:\n  mode: {type: labeled, labels: [explore, combat]}\ncontrols:\n  scale: {select: mode, cases: "
+     '{explore: "C major", combat: "H superlocrian"}}\n', 6, "controls.scale.cases.combat", "unknown scale"),
+    ("control_rate: 33\n", 3, "control_rate", "does not divide 48000"),
+    ("stingers:\n  s: {prompt: calm, length: 1e308 bars}\n", 4, "stingers.s.length", "too long"),
+])
+def test_what_the_runtime_refuses_is_refused_at_load(text: str, line: int, path: str, words: str) -> None:
+    with pytest.raises(InvalidGraph) as info:
+        loads_graph("cadenza_graph: 1\nprompts: {calm: calm ambient pads}\n" + text, "g.yaml")
+    issue = info.value.issues[0]
+    assert (issue.file, issue.line, issue.path) == ("g.yaml", line, path) and words in issue.message
+
+
+def test_a_graph_without_prompts_is_refused_with_its_line() -> None:
+    with pytest.raises(InvalidGraph) as info:
+        loads_graph("cadenza_graph: 1\nparameters: {x: {type: continuous}}\n", "g.yaml")
+    assert str(info.value).startswith("g.yaml:1: no prompts")
+
+
+def test_prompts_the_backend_cannot_embed_are_issues_with_their_line() -> None:
+    from cadenza.runtime.backends import get_backend
+    from cadenza.runtime.graph.runnable import embed_prompts
+    from cadenza.runtime.mixing import PromptMixer
+
+    g = loads_graph("cadenza_graph: 1\nprompts:\n  calm: calm ambient pads\n  odd: zzqx blorf\n", "g.yaml")
+    with pytest.raises(InvalidGraph) as info:
+        embed_prompts(g, PromptMixer(get_backend("synth")))
+    issue = info.value.issues[0]
+    assert (issue.line, issue.path) == (4, "prompts.odd") and "no known musical word" in issue.message

@@ -59,7 +59,7 @@ def read_audio(name: str, base_dir: str | os.PathLike[str] | None, files: FilePo
         raise AudioFileError(exc.message) from None
 
 
-def _open(data: bytes, path: Path):  # type: ignore[no-untyped-def]
+def _open(data: bytes, path: Path):
     import soundfile
 
     try:

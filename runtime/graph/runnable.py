@@ -15,6 +15,8 @@ accept, the runtime runs:
   with :class:`~cadenza.runtime.backends.base.Controls`, the same validation
   the backends run (``scale: "H superlocrian"`` fails here, not at
   ``set(mode='combat')``);
+- value nodes nested at most :data:`MAX_EVAL_DEPTH` levels, counting through
+  named nodes (the engine evaluates them by recursion);
 - musical durations (stinger lengths, transition fades) at most
   :data:`MAX_MUSICAL_S` at the slowest tempo;
 - the graph engine compiles (references, pads, ranges), and a dry run of
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from cadenza.errors import CadenzaError, PromptError
 from cadenza.runtime.graph.spec import (
+    Blend,
     Clamp,
     Const,
     Curve,
@@ -45,6 +48,7 @@ from cadenza.runtime.graph.spec import (
     Op,
     ParamRef,
     Select,
+    Weight,
     When,
 )
 
@@ -59,6 +63,9 @@ SAMPLE_RATE = 48_000  # as cadenza.runtime.backends.base.SAMPLE_RATE
 SLOWEST_BEAT_S = 60.0 / 40.0  # the slowest tempo a backend plays (bpm 40)
 MAX_MUSICAL_S = 3600.0  # a stinger or a fade of an hour is already far beyond any real one
 MAX_DRY_RUN = 4000  # evaluations of a state's mix and controls in the dry run
+#: value nodes inside each other, counting through named nodes: the engine evaluates them by recursion,
+#: so a deeper graph would exhaust Python's stack in the generation thread
+MAX_EVAL_DEPTH = 150
 
 _TAIL = re.compile(r"(\[[0-9]+\]|\.[^.\[]*)$")
 
@@ -114,15 +121,15 @@ def _control_problem(name: str, value: object) -> str | None:
     from cadenza.runtime.backends.base import Controls
     from cadenza.runtime.graph.nodes import Env, sanitize_control
 
-    v = sanitize_control(name, value, Env({}), name)  # type: ignore[arg-type]
+    v = sanitize_control(name, value, Env({}), name)
     if v is None or (name == "notes" and not isinstance(v, tuple)):
         return None  # left out at run time (with a warning), never an error
     if name in ("mute_bass", "mute_drums", "drums"):
         v = bool(v)
     elif name in ("top_k", "seed") and not isinstance(v, int):
-        v = int(v)  # type: ignore[call-overload]
+        v = int(v)
     try:
-        Controls(**{name: v})  # type: ignore[arg-type]
+        Controls(**{name: v})
     except CadenzaError as exc:
         return exc.message
     return None
@@ -163,6 +170,7 @@ def check_runnable(graph: Graph) -> list[GraphIssue]:
         if d.seconds(SLOWEST_BEAT_S) > MAX_MUSICAL_S:
             out.append(_issue(graph, path, f"a {what} of {d.value:g} {d.unit} is too long: at most "
                                             f"{MAX_MUSICAL_S:g} s, {limit_beats:g} beats or {limit_beats / 4:g} bars"))
+    out += _check_depth(graph)
     reported: set[tuple[str, str]] = set()
     for where, name, node in _control_nodes(graph):
         for path, value in _leaves(graph, node, where):
@@ -173,6 +181,80 @@ def check_runnable(graph: Graph) -> list[GraphIssue]:
     if out:
         return out
     return _dry_run(graph)
+
+
+def _children(n: Node) -> list[Node]:
+    if isinstance(n, Curve):
+        return [n.input]
+    if isinstance(n, Op):
+        return list(n.args)
+    if isinstance(n, Clamp):
+        return [n.value]
+    if isinstance(n, When):
+        return [n.then, n.otherwise]
+    if isinstance(n, Select):
+        return [c for _, c in n.cases] + ([n.default] if n.default is not None else [])
+    return []
+
+
+def _tree_depth(n: Node, named: Mapping[str, int]) -> int:
+    """Levels of ``n``, where a reference to a named node counts that node's levels (``named``)."""
+    deepest = 0
+    todo = [(n, 1)]
+    while todo:
+        node, d = todo.pop()
+        if isinstance(node, NodeRef):
+            d += named.get(node.name, 0)
+        deepest = max(deepest, d)
+        todo += [(c, d + 1) for c in _children(node)]
+    return deepest
+
+
+def _check_depth(graph: Graph) -> list[GraphIssue]:
+    """Named nodes in dependency order, each node's depth; the first too deep, or each root too deep."""
+    refs: dict[str, list[str]] = {}
+    for name, node in graph.nodes.items():
+        found: list[str] = []
+        todo = [node]
+        while todo:
+            x = todo.pop()
+            if isinstance(x, NodeRef) and x.name in graph.nodes:
+                found.append(x.name)
+            todo += _children(x)
+        refs[name] = found
+    depth: dict[str, int] = {}
+    for start in graph.nodes:  # iterative post-order (the loader has refused cycles)
+        if start in depth:
+            continue
+        stack = [(start, False)]
+        while stack:
+            name, ready = stack.pop()
+            if name in depth:
+                continue
+            if ready or all(r in depth for r in refs[name]):
+                depth[name] = _tree_depth(graph.nodes[name], depth)
+                continue
+            stack.append((name, True))
+            stack += [(r, False) for r in refs[name] if r not in depth]
+    limit = f"at most {MAX_EVAL_DEPTH} levels (counting through {{node: ..}} references); flatten it"
+    for name in graph.nodes:
+        if depth.get(name, 0) > MAX_EVAL_DEPTH:
+            return [_issue(graph, f"nodes.{name}", f"value nodes nested {depth[name]} levels deep: {limit}")]
+    roots: list[tuple[str, Node]] = [(w, n) for w, _, n in _control_nodes(graph)]
+    for where, entries in (("mix", graph.mix),
+                           *((f"states.list.{s}.mix", st.mix or ()) for s, st in graph.states.items())):
+        for i, e in enumerate(entries):
+            if isinstance(e, Weight):
+                roots.append((f"{where}[{i}].weight", e.weight))
+            elif isinstance(e, Blend):
+                roots.append((f"{where}[{i}].blend.input", e.input))
+            else:
+                roots += [(f"{where}[{i}].pad.x", e.x), (f"{where}[{i}].pad.y", e.y)]
+    for where, node in roots:
+        d = _tree_depth(node, depth)
+        if d > MAX_EVAL_DEPTH:
+            return [_issue(graph, where, f"value nodes nested {d} levels deep: {limit}")]
+    return []
 
 
 def _dry_run(graph: Graph) -> list[GraphIssue]:
@@ -201,7 +283,7 @@ def _dry_run(graph: Graph) -> list[GraphIssue]:
             budget -= 1
             if budget < 0:
                 return []
-            env = Env({**base, **var})  # type: ignore[dict-item]
+            env = Env({**base, **var})
             try:
                 acc = [0.0] * len(engine._prompts)
                 mix(env, acc)
@@ -216,9 +298,9 @@ def _dry_run(graph: Graph) -> list[GraphIssue]:
                     if cname in ("mute_bass", "mute_drums", "drums"):
                         v = bool(v)
                     elif cname in ("top_k", "seed"):
-                        v = int(v)  # type: ignore[arg-type]
+                        v = int(v)
                     values[cname] = v
-                Controls(**values)  # type: ignore[arg-type]
+                Controls(**values)
             except CadenzaError as exc:
                 return [_issue(graph, exc.where if exc.where and "." in exc.where else where,
                                f"{exc.message} (with {var or 'the default values'})")]
@@ -238,6 +320,8 @@ def embed_prompts(graph: Graph, mixer: PromptMixer) -> dict[str, Prompt]:
     from pathlib import Path
 
     from cadenza.runtime.backends.base import AudioPrompt, TextPrompt
+    from cadenza.runtime.files import FileRefused, check_regular
+    from cadenza.runtime.graph.audio import MAX_AUDIO_BYTES
     from cadenza.runtime.graph.loader import InvalidGraph
 
     prompts: dict[str, Prompt] = {}
@@ -246,8 +330,10 @@ def embed_prompts(graph: Graph, mixer: PromptMixer) -> dict[str, Prompt]:
         prompt: Prompt = AudioPrompt(Path(p.audio)) if p.audio else TextPrompt(p.text or "")
         prompts[name] = prompt
         try:
+            if p.audio:  # the loader read and decoded it; a FIFO or device swapped in since never reaches the backend
+                check_regular(Path(p.audio), where=f"prompts.{name}.audio", max_bytes=MAX_AUDIO_BYTES)
             mixer.embed(prompt)
-        except (PromptError, ValueError, OSError) as exc:
+        except (PromptError, FileRefused, ValueError, OSError) as exc:
             path = f"prompts.{name}"
             sub = f"{path}.audio" if p.audio else f"{path}.text"
             message = exc.message if isinstance(exc, CadenzaError) else f"{type(exc).__name__}: {exc}"
