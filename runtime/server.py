@@ -3,6 +3,8 @@
 Threads::
 
     main thread        ROUTER: decode (wire) → validate → apply under the engine lock → exactly one reply
+    load worker        LoadGraph, SetPrompts (files, embeddings) off the control loop, in order, time-bounded;
+                       the main thread sends their replies (runtime/loads.py)
     generation thread  LiveEngine: conductor steps → sinks; publishes events and audio on the PUB sockets
     publish thread     owns the events and audio PUB sockets: sends what the generation thread queued
     audio thread       the device sink's PortAudio callback (copies from its ring, nothing else)
@@ -12,6 +14,17 @@ and field path). Bad bytes, unknown names, NaN, oversized or bursty input get
 an Error reply (or a dropped connection, for messages past ZMQ_MAXMSGSIZE) and a
 log line; the music keeps playing. Endpoints bind to loopback unless CurveZMQ
 keys or ``--insecure`` say otherwise.
+
+No request can stall the music or other clients: the work each may cause is
+bounded (:mod:`cadenza.runtime.limits`: prompts per mix, prompt length, notes,
+values per SetParameters, warnings per reply; ``--rate-limit`` requests per
+second per client; ``--load-timeout`` for loads) and checked before anything
+is applied, so an Error always means nothing changed. What a handler does
+under the engine lock (which the generation thread holds across each step) is
+small and bounded: name checks happen before it is taken, embeddings in the
+load worker. A LoadGraph/SetPrompts past its time bound is answered TIMEOUT
+and, having not swapped in yet, never will. Faults of the generation thread
+itself are ridden through by the live engine and shown in ``Status.faults``.
 """
 
 from __future__ import annotations
@@ -470,15 +483,25 @@ class Server:
         """The graph a LoadGraph names, every file it reads confined to the allowed folders (:attr:`files`).
 
         ``path``: the graph file must lie in an allowed folder (else FileOutside, PERMISSION_DENIED, the same
-        words whether it exists or not; its contents are never read, so never quoted). ``text``: its relative
-        audio paths resolve against ``base_dir`` (the folder the client read it from), and every audio file
-        must lie in an allowed folder; without ``base_dir`` a relative audio path is refused.
+        words whether it exists or not; its contents are never read, so never quoted). Inside one, a file that
+        is no style graph at all (no ``cadenza_graph`` key anywhere: a key file, a ``.env``, notes) is refused
+        without a word of it, since the loader's errors quote what they refuse. ``text``: its relative audio
+        paths resolve against ``base_dir`` (the folder the client read it from), and every audio file must lie
+        in an allowed folder; without ``base_dir`` a relative audio path is refused.
         """
-        from cadenza.runtime.graph.loader import load_graph, loads_graph
+        from cadenza.runtime.graph.loader import MAX_BYTES, GraphIssue, InvalidGraph, loads_graph
 
         if body.WhichOneof("source") == "path":
-            self.files.resolve(body.path, where="load_graph.path")  # refused here: the field is named
-            return load_graph(body.path, files=self.files)
+            path = self.files.resolve(body.path, where="load_graph.path")  # refused here: the field is named
+            try:
+                data = read_bytes(path, where="load_graph.path", max_bytes=MAX_BYTES, timeout_s=self.files.timeout_s)
+            except FileRefused as exc:  # inside an allowed folder: missing, a FIFO, a device, too big
+                raise InvalidGraph([GraphIssue(body.path, None, "", exc.message)]) from None
+            if not any(_GRAPH_KEY.encode(enc) in data for enc in ("utf-8", "utf-16-le", "utf-16-be")):
+                raise InvalidGraph([GraphIssue(body.path, 1, "", (
+                    f"not a style graph: the file has no {_GRAPH_KEY!r} key (a style graph starts with "
+                    f"'{_GRAPH_KEY}: 1'); nothing of it is quoted"))])
+            return loads_graph(data, source=body.path, base_dir=path.parent, files=self.files)
         base_dir = body.base_dir or None
         if base_dir is not None and not os.path.isabs(base_dir):
             raise wire.WireError(Error.BAD_VALUE, f"base_dir must be an absolute folder path, got {base_dir!r}",
@@ -821,6 +844,7 @@ class Server:
         self.ctx.term()
 
 
+_GRAPH_KEY = "cadenza_graph"  # every style graph holds it (the format version); other files are not quoted
 READONLY_REQUESTS = frozenset({wire.RequestKind.HELLO, wire.RequestKind.GET_STATUS})
 def _check_prompt_limits(body: Any) -> None:
     """TOO_LARGE for a SetPrompts past MAX_PROMPTS prompts or MAX_PROMPT_CHARS characters a text (before any work)."""
