@@ -88,6 +88,11 @@ class Disk:
         (self.allowed / "sub" / "graph.yaml").write_text(GRAPH.format(name="relative-audio", audio="../hit.wav"))
         (self.allowed / "broken.yaml").write_text("cadenza_graph: 1\nname: plain\nquoted_key_inside: 1\n")
         (self.allowed / "not_audio.wav").write_text("this is not audio\n")
+        # files an operator may keep beside a graph: none is a graph, none may be quoted
+        self.private = {"server.key": f"{uuid.uuid4().hex[:40]}\n", ".env": f"API_TOKEN={uuid.uuid4().hex}\n",
+                        "notes.txt": f"the door code is {uuid.uuid4().hex}\n"}
+        for name, text in self.private.items():
+            (self.allowed / name).write_text(text)
         os.symlink(self.secret, self.allowed / "link_to_secret")
         os.symlink(self.outside, self.allowed / "link_to_outside")
         os.symlink("/dev/zero", self.allowed / "link_to_zero")
@@ -209,6 +214,23 @@ def test_system_files_are_refused_without_their_contents(runtime: ServeProcess, 
         assert isinstance(err, pb.Error) and code(err) in ("PERMISSION_DENIED", "GRAPH_INVALID"), err
         assert first not in data and b"root:" not in data, err
         assert b"PATH=" not in data and b"HOME=" not in data, err  # /proc/self/environ
+    c.close()
+
+
+def test_files_beside_a_graph_that_are_no_graph_are_never_quoted(runtime: ServeProcess, disk: Disk,
+                                                                   ctx: zmq.Context[Any]) -> None:
+    c = runtime.control(ctx)
+    for name, text in disk.private.items():
+        for body in (pb.LoadGraph(path=str(disk.allowed / name)),
+                     pb.SetPrompts(prompts=[pb.WeightedPrompt(audio_path=str(disk.allowed / name))]),
+                     pb.LoadGraph(text=GRAPH.format(name="x", audio=name), base_dir=str(disk.allowed))):
+            data = raw_request(c, body, 3)
+            err = wire.decode_reply(data).body
+            assert isinstance(err, pb.Error) and code(err) in ("GRAPH_INVALID", "BAD_VALUE"), err
+            secret = text.strip().split()[-1].split("=")[-1].encode()
+            assert not any(secret[i:i + 8] in data for i in range(len(secret) - 7)), f"{name} quoted: {err}"
+        err = c.error(pb.LoadGraph(path=str(disk.allowed / name)))
+        assert err.field == f"{disk.allowed / name}:1" and "not a style graph" in err.message, err
     c.close()
 
 
