@@ -41,7 +41,7 @@ import zmq
 
 from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.proto import wire
-from cadenza.sdk import AsyncClient, Client, GraphInvalid
+from cadenza.sdk import AsyncClient, Client, GraphInvalid, PermissionDenied
 from server_harness import EXIT_USAGE, Control, Endpoints, ServeProcess, child_env, free_ports
 
 NO_REPLY_S = 1.5
@@ -93,6 +93,10 @@ class Disk:
                         "notes.txt": f"the door code is {uuid.uuid4().hex}\n"}
         for name, text in self.private.items():
             (self.allowed / name).write_text(text)
+        # graphs in the allowed folder whose audio leads out of it
+        (self.allowed / "refs_out_absolute.yaml").write_text(GRAPH.format(name="x", audio=f'"{self.secret}"'))
+        (self.allowed / "refs_out_relative.yaml").write_text(GRAPH.format(name="x", audio="../outside/secret.env"))
+        (self.allowed / "refs_out_link.yaml").write_text(GRAPH.format(name="x", audio="link_to_secret"))
         os.symlink(self.secret, self.allowed / "link_to_secret")
         os.symlink(self.outside, self.allowed / "link_to_outside")
         os.symlink("/dev/zero", self.allowed / "link_to_zero")
@@ -163,6 +167,9 @@ def _outside_requests(d: Disk) -> list[tuple[str, Callable[[], wire.RequestBody]
         out.append((f"LoadGraph.text with an audio path, {what}",
                     lambda n=name: pb.LoadGraph(text=GRAPH.format(name="x", audio=f'"{n}"'),  # type: ignore[misc]
                                                 base_dir=str(a)), "GRAPH_INVALID"))
+    out += [(f"LoadGraph.path of a graph in the allowed folder, {name}",
+             lambda n=name: pb.LoadGraph(path=str(a / n)), "GRAPH_INVALID")  # type: ignore[misc]
+            for name in ("refs_out_absolute.yaml", "refs_out_relative.yaml", "refs_out_link.yaml")]
     out += [
         ("LoadGraph.text, relative audio, base_dir outside",
          lambda: pb.LoadGraph(text=GRAPH.format(name="x", audio="secret.env"), base_dir=str(o)), "GRAPH_INVALID"),
@@ -442,6 +449,11 @@ def test_curve_allow_list_and_read_only_clients(tmp_path: Path, ctx: zmq.Context
             assert code(err) == "PERMISSION_DENIED" and "read-only" in err.message and "bob.pub" in err.message, err
         events = server.events(ctx, ["status"], curve=(server_public, *bob))
         assert events.recv_event(5) is not None, "a read-only client gets events"
+        with Client(server.ep.local("control"), server.ep.local("events"), heartbeat=0, timeout=10,
+                    server_public_key=server_public, client_public_key=bob[0], client_secret_key=bob[1]) as sdk:
+            assert sdk.status().graph_name == "plain"
+            with pytest.raises(PermissionDenied, match="read-only"):
+                sdk.set(intensity=0.5)
         assert a.status().playing
 
         # a key added to the folder while the runtime runs is let in
