@@ -12,7 +12,9 @@ Every such path goes through one :class:`FilePolicy`:
   written, with ``..`` folded away as text, before anything on disk is looked
   at (so ``/etc/passwd`` or ``../../secret`` is refused without a single
   ``stat`` outside them); then with every symlink resolved, so a link inside an
-  allowed folder cannot point out of it. Outside them the refusal
+  allowed folder cannot point out of it (a ``..`` after a link steps back
+  over the link's name, as the text reads, and what is opened is the path
+  that was checked). Outside them the refusal
   (:class:`FileOutside`, the wire's PERMISSION_DENIED) is the same words
   whether the file exists or not, so a client learns nothing about the rest of
   the disk;
