@@ -240,7 +240,7 @@ def graph_json_schema() -> Schema:
                 "length": {**_ref("duration"), "description": "Default 2 beats."},
                 "cooldown": {**_ref("seconds"), "description": "Seconds before it can play again."},
                 "duck": _num("dB taken off the music while it plays (default -6).", maximum=0),
-                "gain": _num("dB of the stinger itself (default 0)."),
+                "gain": _num("dB of the stinger itself (default 0).", minimum=-120, maximum=24),
             }, description="A one-shot over the music."),
             "oneOf": [{"required": ["prompt"]}, {"required": ["audio"]}],
         },
