@@ -121,8 +121,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     args.written = False
     try:
-        with stop_on_signals():
-            return _render_graph(args) if args.graph else _render_prompts(args)
+        with stop_on_signals() as stop:
+            return _render_graph(args, stop.check) if args.graph else _render_prompts(args, stop.check)
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Stopped) else 2  # SIGINT
         name = exc.name if isinstance(exc, Stopped) else "SIGINT"
@@ -155,7 +155,7 @@ def _render_to_file(args: argparse.Namespace, write: Callable[[Sink], _T]) -> _T
     return result
 
 
-def _render_prompts(args: argparse.Namespace) -> int:
+def _render_prompts(args: argparse.Namespace, check_stop: Callable[[], None]) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -185,6 +185,7 @@ def _render_prompts(args: argparse.Namespace) -> int:
                       TimeRemainingColumn(), console=err, transient=True) as progress:
             task = progress.add_task("render", total=renderer.frames)
             for pcm, bts in renderer.blocks():
+                check_stop()
                 sink.write(pcm)
                 beats.extend(bts)
                 progress.advance(task, pcm.shape[0])
@@ -196,7 +197,7 @@ def _render_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_graph(args: argparse.Namespace) -> int:
+def _render_graph(args: argparse.Namespace, check_stop: Callable[[], None]) -> int:
     """``render --graph``: a graph preview driven by an automation timeline."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -232,8 +233,12 @@ def _render_graph(args: argparse.Namespace) -> int:
         with Progress(TextColumn("previewing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeRemainingColumn(), console=err, transient=True) as progress:
             task = progress.add_task("preview", total=frames)
+            def advance(n: int) -> None:
+                check_stop()
+                progress.advance(task, n)
+
             return run_preview(graph, get_backend("synth"), automation, seconds, sink, seed=args.seed,
-                               progress=lambda n: progress.advance(task, n))
+                               progress=advance)
 
     log = _render_to_file(args, write)
     if args.events:

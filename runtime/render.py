@@ -131,7 +131,7 @@ def render(
 
 
 class Stopped(KeyboardInterrupt):
-    """A render stopped by a signal (SIGTERM, SIGHUP): raised in the main thread, so cleanup runs as for Ctrl-C."""
+    """A render stopped by a signal (SIGINT, SIGTERM, SIGHUP): raised in the main thread, so cleanup runs."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -142,23 +142,43 @@ class Stopped(KeyboardInterrupt):
         return signal.Signals(self.signum).name
 
 
+class StopRequest:
+    """What :func:`stop_on_signals` caught. The handler raises :class:`Stopped` at once, but an exception raised
+    while C code calls back into Python (numba's compiler cache, say) is printed and swallowed there; so a loop
+    also calls :meth:`check` once per block, which raises it again."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+
 @contextlib.contextmanager
-def stop_on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+def stop_on_signals(signums: Sequence[int] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)) -> Iterator[StopRequest]:
     """Within the block, ``signums`` raise :class:`Stopped` (a KeyboardInterrupt) in the main thread instead of
-    ending the process at once, so ``finally`` clauses (removing a temporary file) run. A no-op off the main thread."""
+    ending the process at once, so ``finally`` clauses (removing a temporary file) run. A signal ignored when the
+    block starts (``nohup``, a background job's SIGINT) stays ignored. A no-op off the main thread."""
+    request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield request
         return
 
     def stop(signum: int, frame: object) -> None:
+        request.signum = signum
         raise Stopped(signum)
 
-    before = {s: signal.signal(s, stop) for s in signums}
+    before = {s: signal.getsignal(s) for s in signums}
+    for s, handler in before.items():
+        if handler != signal.SIG_IGN:
+            signal.signal(s, stop)
     try:
-        yield
+        yield request
     finally:
         for s, handler in before.items():
-            signal.signal(s, handler)
+            if handler is not None:
+                signal.signal(s, handler)
 
 
 def temporary_name(out: Path) -> Path:

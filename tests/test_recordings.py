@@ -187,7 +187,7 @@ def test_sighup_after_a_rename_starts_new_files_with_no_gap(tmp_path: Path, ctx:
         while len(said) < 3 and time.monotonic() < deadline:
             ev = warnings.recv_event(0.5)
             if ev is not None:
-                said[ev.payload.field] = ev.payload.message  # type: ignore[union-attr]
+                said[ev.payload.field] = ev.payload.message
         time.sleep(1.0)
         rc, _ = server.stop()
     assert rc == 0, server.stderr_text
@@ -206,6 +206,36 @@ def test_sighup_after_a_rename_starts_new_files_with_no_gap(tmp_path: Path, ctx:
             assert np.array_equal(joined, whole)
         else:  # libsndfile's float → 24-bit conversion rounds differently for FLAC: one step at most
             assert np.max(np.abs(joined - whole)) <= 1.01 * PCM24_STEP
+
+
+def test_reopen_finalises_the_moved_file_and_never_truncates_a_recording(tmp_path: Path) -> None:
+    """In-process: after a rename, ``request_reopen`` starts a new file at the path before the next block
+    (block-exact); when nobody moved the file, recording goes on in it; when the path holds an earlier file of
+    this sink, the new file is the next numbered one and the earlier file is left as it was."""
+    path = tmp_path / "rec.flac"
+    audio = _signal(4, 480 * 30)
+    parts = [audio[k * 480:(k + 1) * 480] for k in range(30)]
+    sink = FileSink(path, retry_s=1.0, name=f"flac:{path}")
+    for block in parts[:10]:
+        sink.write(block)
+    path.rename(tmp_path / "first.flac")
+    sink.request_reopen()
+    sink.write(parts[10])
+    note = sink.notices.popleft()
+    assert "reopened" in note.message and str(tmp_path / "first.flac") in note.message and note.fault is None
+    sink.request_reopen()  # not moved: goes on in the same file
+    sink.write(parts[11])
+    assert "was not moved away" in sink.notices.popleft().message and sink.current == path
+    path.rename(tmp_path / "second.flac")
+    (tmp_path / "first.flac").rename(path)  # an earlier file of this sink is back at the path
+    sink.request_reopen()
+    for block in parts[12:]:
+        sink.write(block)
+    assert "reopened" in sink.notices.popleft().message and sink.current == numbered(path, 1)
+    sink.close()
+    got = [_read(p) for p in (path, tmp_path / "second.flac", numbered(path, 1))]
+    assert [g.shape[0] for g in got] == [10 * 480, 2 * 480, 18 * 480]
+    assert np.max(np.abs(np.concatenate(got) - audio)) <= PCM24_STEP
 
 
 # ============================================================================ disk full
@@ -302,8 +332,8 @@ def test_a_tmpfs_filling_and_emptying_pauses_and_resumes_the_sinks_of_serve(
             deadline = time.monotonic() + 15
             while len(paused) < 2 and time.monotonic() < deadline:
                 ev = warnings.recv_event(0.5)
-                if ev is not None and " paused: " in ev.payload.message:  # type: ignore[union-attr]
-                    paused[ev.payload.field] = ev.payload.message  # type: ignore[union-attr]
+                if ev is not None and " paused: " in ev.payload.message:
+                    paused[ev.payload.field] = ev.payload.message
             assert set(paused) == set(specs), (paused, server.stderr_text[-2000:])
             st = control.status()
             assert all("No space left on device" in st.sink_faults[s] for s in specs), st.sink_faults
@@ -316,8 +346,8 @@ def test_a_tmpfs_filling_and_emptying_pauses_and_resumes_the_sinks_of_serve(
             deadline = time.monotonic() + 10
             while len(resumed) < 2 and time.monotonic() < deadline:
                 ev = warnings.recv_event(0.5)
-                if ev is not None and " resumed: " in ev.payload.message:  # type: ignore[union-attr]
-                    resumed[ev.payload.field] = ev.payload.message  # type: ignore[union-attr]
+                if ev is not None and " resumed: " in ev.payload.message:
+                    resumed[ev.payload.field] = ev.payload.message
             assert set(resumed) == set(specs), resumed
             sizes = [numbered(p, 1).stat().st_size for p in (wav, flac)]
             time.sleep(1.0)
@@ -358,8 +388,10 @@ def test_a_render_killed_at_a_random_moment_leaves_no_file_at_out(tmp_path: Path
         runs.append((sig, writing, folder, folder / f"out{ext}", _render(folder / f"out{ext}")))
     for sig, writing, folder, out, proc in runs:
         if writing:  # once the temporary file is there, a random moment later
-            _wait_until(lambda f=folder: any(f.glob(".*.part*")) or proc.poll() is not None, 60,
-                        "the render starting to write")
+            def writing_started(f: Path = folder, p: subprocess.Popen[bytes] = proc) -> bool:
+                return any(f.glob(".*.part*")) or p.poll() is not None
+
+            _wait_until(writing_started, 60, "the render starting to write")
             time.sleep(rng.uniform(0.0, 1.0))
         else:
             time.sleep(rng.uniform(0.0, 2.0))

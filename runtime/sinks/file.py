@@ -5,10 +5,10 @@ The format follows the extension (``.wav`` → WAV, ``.flac`` → FLAC, both
 needs no more memory than one block. What keeps a recording readable:
 
 **Past 4 GiB (WAV).** A RIFF/WAV header counts sizes in 32 bits, so a plain
-WAV stops being readable past 4 GiB (4 h 8 min of 48 kHz stereo 24-bit audio
-is ~3.7 GiB). ``.wav`` is therefore written as RF64 (EBU Tech 3306) with
-libsndfile's ``SFC_RF64_AUTO_DOWNGRADE``: while the file is under 4 GiB its
-header is an ordinary RIFF/WAV header (``WAVE_FORMAT_EXTENSIBLE``, which is
+WAV stops being readable past 4 GiB: 4 h 8 min of 48 kHz stereo 24-bit audio.
+``.wav`` is therefore written as RF64 (EBU Tech 3306) with libsndfile's
+``SFC_RF64_AUTO_DOWNGRADE``: while the file is under 4 GiB its header is an
+ordinary RIFF/WAV header (``WAVE_FORMAT_EXTENSIBLE``, which is
 what Microsoft's spec asks for above 16 bits, plus a 32-byte ``JUNK`` chunk
 held in reserve); when it grows past 4 GiB, libsndfile rewrites the header in
 place as RF64 (the ``ds64`` chunk with 64-bit sizes takes the reserved room),
@@ -50,8 +50,11 @@ block at the end of the old file and FLAC cannot be appended to. A render
 **Reopen (logrotate's convention).** :meth:`request_reopen` — ``cadenza serve``
 calls it on ``SIGHUP`` — makes the next block finalise the current file and
 start a new one at ``path``, block-exact (no audio lost or doubled between the
-two files). When ``path`` still *is* the file being written (nobody moved it
-away), the sink keeps writing to it rather than truncate a recording.
+two files). The sink never truncates a file it wrote: when ``path`` still *is*
+the file being written (nobody moved it away), recording goes on in it; when
+``path`` holds an earlier file of this sink, the new file is the next numbered
+one. A new file opened over one that logrotate's ``create`` left at ``path``
+keeps that file's owner and mode.
 
 What happens is told through :attr:`notices` (paused, resumed, reopened),
 which the live engine publishes as ``warning`` events; :attr:`fault` says why
@@ -183,6 +186,7 @@ class FileSink:
         self.notices: collections.deque[SinkNotice] = collections.deque()
         self.fault: str | None = None  # why the sink is paused; None while it records
         self.files: list[Path] = []  # every file this sink has started, in order
+        self._written: set[tuple[int, int] | None] = set()  # (device, inode) of each: never truncated
         self.current: Path | None = None  # the file being written (None while paused or closed)
         self._closed = False
         self._reopen = False
@@ -229,6 +233,8 @@ class FileSink:
             _sf_command(f, _SFC_RF64_AUTO_DOWNGRADE, True)
             _sf_command(f, _SFC_SET_UPDATE_HEADER_AUTO, True)
         self._file, self._fd, self.current = f, fd, path
+        st = os.fstat(fd)
+        self._written.add((st.st_dev, st.st_ino))
         self._file_frames = 0
         self._flac_info, self._flac_block, self._flac_claim = None, 0, -1
         self.files.append(path)
@@ -360,6 +366,8 @@ class FileSink:
             return
         self._retry_at = now + float(self.retry_s or DEFAULT_RETRY_S)
         target = self._next
+        if target == self.path and self._identity(target) in self._written:  # never truncate a file of ours
+            target = self._next = self._free_numbered()
         renumber = target != self.path
         try:
             if renumber and (target in self.files or target.exists()):
@@ -383,24 +391,34 @@ class FileSink:
         self.frames_dropped += arr.shape[0]
         self._paused_frames += arr.shape[0]
 
-    def _do_reopen(self) -> None:
-        """SIGHUP: finalise the current file and start a new one at ``path`` (unless ``path`` is still it)."""
-        if self._file is None:  # paused: resume at path, now
-            self._next = self.path
-            self._retry_at = 0.0
-            return
+    def _identity(self, path: Path) -> tuple[int, int] | None:
+        """(device, inode) of the file at ``path``, or None when there is none."""
         try:
-            here = os.stat(self.path)
-            mine = os.fstat(self._fd)
-            still_mine = (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+            st = os.stat(path)
         except OSError:
-            still_mine = False  # moved away (or deleted): nothing at path
-        if still_mine:
-            self._notify(f"sink {self.name}: asked to reopen, but '{self.path}' was not moved away; recording "
-                         "goes on in it (rename the file first, then send SIGHUP)", None)
+            return None
+        return st.st_dev, st.st_ino
+
+    def _do_reopen(self) -> None:
+        """SIGHUP: finalise the current file and start a new one at ``path``.
+
+        The sink never truncates a file it wrote: when ``path`` is still the
+        current file (nobody moved it), recording goes on in it; when it holds
+        an earlier file of this sink, the new file is the next numbered one.
+        """
+        at_path = self._identity(self.path)
+        if self._file is not None:
+            mine = os.fstat(self._fd)
+            if at_path == (mine.st_dev, mine.st_ino):
+                self._notify(f"sink {self.name}: asked to reopen, but '{self.path}' was not moved away; recording "
+                             "goes on in it (rename the file first, then send SIGHUP)", None)
+                return
+        target = self._free_numbered() if at_path in self._written else self.path
+        if self._file is None:  # paused: retry now, into target
+            self._next, self._retry_at = target, 0.0
             return
         try:
-            now_at = os.readlink(f"/proc/self/fd/{self._fd}")
+            now_at = os.readlink(f"/proc/self/fd/{self._fd}").removesuffix(" (deleted)")
         except OSError:
             now_at = "where it was moved"
         seconds = self._file_frames / SAMPLE_RATE
@@ -408,17 +426,17 @@ class FileSink:
         finished = f"the previous file (now '{now_at}') is finalised with {seconds:.1f} s" + (
             f" but could not be closed cleanly: {problem}" if problem else "")
         try:
-            self._start(self.path, exclusive=False)
+            self._start(target, exclusive=target != self.path)
         except AudioError as exc:
             if self.retry_s is None:
                 raise
             self.fault = exc.message
-            self._next, self._paused_frames = self.path, 0
+            self._next, self._paused_frames = target, 0
             self._retry_at = time.monotonic() + self.retry_s
             self._notify(f"sink {self.name} paused: {self.fault}; {finished}; the sink retries every "
                          f"{self.retry_s:g} s", self.fault)
             return
-        self._notify(f"sink {self.name} reopened: {finished}; recording goes on in '{self.path}'", None)
+        self._notify(f"sink {self.name} reopened: {finished}; recording goes on in '{target}'", None)
 
     def _notify(self, message: str, fault: str | None) -> None:
         (log.warning if fault else log.info)("%s", message)
