@@ -393,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "without an allow-list; anyone with the server's public key gets control)")
     sv.add_argument("--allow-dir", action="append", metavar="DIR",
                     help="a folder clients may name files in (LoadGraph path, audio prompts, a graph's audio; "
-                         "repeatable). Default: the folder of --graph; with neither, no client-named file is read")
+                         "repeatable; once given, only the folders named, --graph's included only if named). Default: the folder "
+                         "of --graph; with neither, no client-named file is read")
     sv.set_defaults(func=cmd_serve)
 
     ks = sub.add_parser("keys", help="generate a CurveZMQ key pair (for remote clients)")
