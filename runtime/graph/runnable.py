@@ -54,6 +54,8 @@ from cadenza.runtime.graph.spec import (
 
 if TYPE_CHECKING:
     from cadenza.runtime.backends.base import Prompt
+    from cadenza.runtime.graph.engine import GraphEngine
+    from cadenza.runtime.graph.nodes import MixFn, NodeFn
     from cadenza.runtime.graph.loader import GraphIssue
     from cadenza.runtime.mixing import PromptMixer
 
@@ -62,7 +64,7 @@ __all__ = ["MAX_DRY_RUN", "MAX_MUSICAL_S", "check_runnable", "embed_prompts", "l
 SAMPLE_RATE = 48_000  # as cadenza.runtime.backends.base.SAMPLE_RATE
 SLOWEST_BEAT_S = 60.0 / 40.0  # the slowest tempo a backend plays (bpm 40)
 MAX_MUSICAL_S = 3600.0  # a stinger or a fade of an hour is already far beyond any real one
-MAX_DRY_RUN = 4000  # evaluations of a state's mix and controls in the dry run
+MAX_DRY_RUN = 20_000  # mix entries and controls evaluated in the dry run (under 0.1 s)
 #: value nodes inside each other, counting through named nodes: the engine evaluates them by recursion,
 #: so a deeper graph would exhaust Python's stack in the generation thread
 MAX_EVAL_DEPTH = 150
@@ -259,55 +261,68 @@ def _check_depth(graph: Graph) -> list[GraphIssue]:
 
 def _dry_run(graph: Graph) -> list[GraphIssue]:
     """Build the engine and evaluate every state's outputs at the parameters' extremes; the first failure."""
-    from cadenza.runtime.backends.base import Controls
     from cadenza.runtime.graph.engine import GraphEngine
-    from cadenza.runtime.graph.nodes import Env, normalize
 
     try:
         engine = GraphEngine(graph)
     except CadenzaError as exc:
         return [_issue(graph, exc.where or "", exc.message)]
     base = dict(engine._values)
-    variants: list[dict[str, object]] = [{}, {"intensity": 1.0}]
+    # labels first: a select or when over labels is where a state's values differ most
+    variants: list[dict[str, object]] = [{}]
     for name, p in graph.parameters.items():
         if p.type == "labeled":
             variants += [{name: label} for label in p.labels]
-        elif p.type == "discrete":
+    variants.append({"intensity": 1.0})
+    for name, p in graph.parameters.items():
+        if p.type == "discrete":
             variants += [{name: int(math.ceil(p.min))}, {name: int(math.floor(p.max))}]
-        else:
+        elif p.type == "continuous":
             variants += [{name: float(p.min)}, {name: float(p.max)}]
     budget = MAX_DRY_RUN
-    for state, (mix, controls) in engine._outputs.items():
-        where = "mix" if state is None else f"states.list.{state}"
-        for var in variants:
-            budget -= 1
+    for var in variants:
+        for state, (mix, controls) in engine._outputs.items():
+            entries = graph.mix if state is None else (graph.states[state].mix or graph.mix)
+            budget -= 1 + len(controls) + len(entries)
             if budget < 0:
                 return []
-            env = Env({**base, **var})
-            try:
-                acc = [0.0] * len(engine._prompts)
-                mix(env, acc)
-                weights = normalize(acc, engine._default)
-                if not all(math.isfinite(w) and w >= 0.0 for w in weights) or not sum(weights) > 0.0:
-                    return [_issue(graph, where, f"the mix gives no usable weights with {var or 'the defaults'}")]
-                values: dict[str, object] = {}
-                for cname, fn in controls:
-                    v = fn(env)
-                    if v is None or (cname == "notes" and not isinstance(v, tuple)):
-                        continue
-                    if cname in ("mute_bass", "mute_drums", "drums"):
-                        v = bool(v)
-                    elif cname in ("top_k", "seed"):
-                        v = int(v)
-                    values[cname] = v
-                Controls(**values)
-            except CadenzaError as exc:
-                return [_issue(graph, exc.where if exc.where and "." in exc.where else where,
-                               f"{exc.message} (with {var or 'the default values'})")]
-            except (ArithmeticError, ValueError, TypeError) as exc:
-                return [_issue(graph, where, f"cannot be evaluated with {var or 'the default values'}: "
-                                             f"{type(exc).__name__}: {exc}")]
+            where = "mix" if state is None else f"states.list.{state}"
+            problem = _evaluate(graph, engine, mix, controls, {**base, **var}, where, var)
+            if problem is not None:
+                return [problem]
     return []
+
+
+def _evaluate(graph: Graph, engine: GraphEngine, mix: MixFn, controls: list[tuple[str, NodeFn]],
+              values: dict[str, object], where: str, var: dict[str, object]) -> GraphIssue | None:
+    """One evaluation of a state's mix and controls as the conductor would use them; the problem, or None."""
+    from cadenza.runtime.backends.base import Controls
+    from cadenza.runtime.graph.nodes import Env, normalize
+
+    env = Env(values)
+    with_what = f"with {var}" if var else "with the default values"
+    try:
+        acc = [0.0] * len(engine._prompts)
+        mix(env, acc)
+        weights = normalize(acc, engine._default)
+        if not all(math.isfinite(w) and w >= 0.0 for w in weights) or not sum(weights) > 0.0:
+            return _issue(graph, where, f"the mix gives no usable weights {with_what}")
+        out: dict[str, object] = {}
+        for cname, fn in controls:
+            v = fn(env)
+            if v is None or (cname == "notes" and not isinstance(v, tuple)):
+                continue
+            if cname in ("mute_bass", "mute_drums", "drums"):
+                v = bool(v)
+            elif cname in ("top_k", "seed"):
+                v = int(v)
+            out[cname] = v
+        Controls(**out)
+    except CadenzaError as exc:
+        return _issue(graph, exc.where if exc.where and "." in exc.where else where, f"{exc.message} ({with_what})")
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        return _issue(graph, where, f"cannot be evaluated {with_what}: {type(exc).__name__}: {exc}")
+    return None
 
 
 def embed_prompts(graph: Graph, mixer: PromptMixer) -> dict[str, Prompt]:
