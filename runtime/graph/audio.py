@@ -15,7 +15,8 @@ trigger.
   :func:`cadenza.runtime.files.read_bytes`.
 - The bytes are decoded with libsndfile (soundfile) from memory; a stinger
   longer than :data:`MAX_STINGER_SECONDS` is refused (it is a one-shot, and
-  the decoded audio stays in memory for the graph's life).
+  the decoded audio stays in memory for the graph's life), and so are a
+  graph's stinger files beyond :data:`MAX_STINGER_AUDIO_S` in all.
 
 Errors are :class:`AudioFileError` with the reason only: the loader adds the
 file:line and path. No message quotes a byte of the file.
@@ -32,12 +33,13 @@ import numpy as np
 from cadenza.errors import CadenzaError
 from cadenza.runtime.files import FilePolicy, read_bytes, resolve_name
 
-__all__ = ["MAX_AUDIO_BYTES", "MAX_STINGER_SECONDS", "AudioFileError", "check_audio_prompt", "decode_stinger",
-           "read_audio", "to_stereo_48k"]
+__all__ = ["MAX_AUDIO_BYTES", "MAX_STINGER_AUDIO_S", "MAX_STINGER_SECONDS", "AudioFileError", "check_audio_prompt",
+           "decode_stinger", "read_audio", "to_stereo_48k"]
 
 SAMPLE_RATE = 48_000  # as cadenza.runtime.backends.base.SAMPLE_RATE (not imported: the loader stays light)
 MAX_AUDIO_BYTES = 64 * 1024 * 1024  # a stinger or an audio prompt; a minute of 48 kHz stereo float is 23 MB
 MAX_STINGER_SECONDS = 60.0
+MAX_STINGER_AUDIO_S = 600.0  # all of one graph's stinger files together (110 MB decoded)
 READ_TIMEOUT_S = 5.0
 
 

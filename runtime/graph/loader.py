@@ -572,7 +572,8 @@ class _Converter:
         self.base_dir = base_dir
         self.files = files
         self.audio: dict[str, object] = {}  # resolved stinger path → decoded PCM
-        self._audio_checked: dict[tuple[str, bool], str | None] = {}  # (path, stinger) → why it fails
+        self._audio_checked: dict[tuple[str, bool], str | None] = {}  # (name, stinger) → resolved, None: refused
+        self._stinger_frames = 0  # decoded stinger audio so far
         self.issues = issues
         self.params: dict[str, Parameter] = {}
         # defined names, in file order (dicts as ordered sets: membership tests stay O(1) in big files)
@@ -740,7 +741,13 @@ class _Converter:
             try:
                 resolved, data = audio.read_audio(y.value, self.base_dir, self.files)
                 if stinger:
-                    self.audio[str(resolved)] = audio.decode_stinger(data, resolved)
+                    pcm = audio.decode_stinger(data, resolved)
+                    self._stinger_frames += pcm.shape[0]
+                    if self._stinger_frames > audio.MAX_STINGER_AUDIO_S * audio.SAMPLE_RATE:
+                        raise audio.AudioFileError(
+                            f"the graph's stinger files add up to over {audio.MAX_STINGER_AUDIO_S:g} s of audio, "
+                            "more than is kept in memory for one graph: use fewer or shorter files")
+                    self.audio[str(resolved)] = pcm
                 else:
                     audio.check_audio_prompt(data, resolved)
                 self._audio_checked[key] = str(resolved)
