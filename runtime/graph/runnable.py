@@ -102,8 +102,8 @@ def _leaves(graph: Graph, node: Node, path: str, seen: set[str] | None = None) -
         elif isinstance(n, ParamRef):
             param = graph.parameters.get(n.name)
             if param is not None and param.type == "labeled":
-                for label in param.labels:
-                    yield f"parameters.{n.name}.labels", label
+                for i, label in enumerate(param.labels):
+                    yield f"parameters.{n.name}.labels[{i}]", label
         elif isinstance(n, NodeRef):
             if n.name not in seen and n.name in graph.nodes:
                 seen.add(n.name)
