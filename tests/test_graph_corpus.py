@@ -231,3 +231,52 @@ def test_every_accepted_graph_plays_with_every_state_trigger_and_parameter(corpu
     print(f"{len(PLAY)} graphs played {PLAY_SECONDS:g} s each in {took:.0f} s "
           f"({PARALLEL_SERVERS} servers at once)")
     assert not problems, "\n\n".join(problems)
+
+
+# ------------------------------------------------------------------ mutations
+_TOKENS = [b"H superlocrian", b"1e308", b"-1", b"0", b".nan", b"bilinear", b"[0, 0]", b"{}", b"null", b"true",
+           b"3 bars", b"zzz", b"any", b"calm", b"x", b"crossfade", b"now", b"*a", b"&a", b"!!python/name:os.system"]
+
+
+def test_mutated_playable_graphs_are_refused_at_load_or_run(corpus: Path) -> None:
+    """Random edits of the playable graphs: each is an InvalidGraph, or it runs through the conductor."""
+    import random
+
+    from cadenza.runtime.backends import get_backend
+    from cadenza.runtime.conductor import Conductor
+    from cadenza.runtime.graph.automation import Automation
+    from cadenza.runtime.graph.loader import InvalidGraph, loads_graph
+
+    rng = random.Random(2026)
+    backend = get_backend("synth")
+    texts = [(corpus / n).read_bytes() for n in PLAY]
+    accepted = 0
+    for _ in range(400):
+        t = bytearray(rng.choice(texts))
+        for _ in range(rng.randint(1, 3)):
+            k = rng.randrange(len(t))
+            if rng.random() < 0.5:
+                t[k: min(len(t), k + rng.randint(1, 8))] = rng.choice(_TOKENS)
+            else:
+                t[k:k] = rng.choice(_TOKENS)
+        try:
+            g = loads_graph(bytes(t), "mutant.yaml", base_dir=corpus)
+            c = Conductor(g, backend, seed=1)
+        except InvalidGraph:
+            continue
+        accepted += 1
+        auto, at = [], 0.02
+        for name, p in g.parameters.items():
+            for v in (p.labels if p.type == "labeled" else (p.min, p.max)):
+                auto.append(Automation(at, "set", name, v))
+                at += 0.02
+        for s in g.states:
+            auto.append(Automation(at, "state", s))
+            at += 0.05
+        for tr in g.triggers:
+            auto.append(Automation(at, "trigger", tr))
+            at += 0.02
+        for block in c.run(auto, at + 0.5):
+            assert np.isfinite(block.pcm).all()
+    assert accepted >= 10, accepted
+    print(f"{accepted} of 400 mutants loaded and ran")
