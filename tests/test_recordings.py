@@ -238,6 +238,25 @@ def test_reopen_finalises_the_moved_file_and_never_truncates_a_recording(tmp_pat
     assert np.max(np.abs(np.concatenate(got) - audio)) <= PCM24_STEP
 
 
+def test_a_flac_recording_past_2_36_samples_goes_on_in_numbered_files(tmp_path: Path) -> None:
+    """FLAC's STREAMINFO counts 36 bits of samples (16.5 days at 48 kHz): a longer recording goes on, block-exact,
+    in numbered files, each with its exact length (the threshold lowered to 4800 frames here)."""
+    path = tmp_path / "long.flac"
+    audio = _signal(5, 480 * 25)
+    sink = FileSink(path, retry_s=1.0, name=f"flac:{path}")
+    assert sink.max_file_frames == (1 << 36) - (1 << 20)
+    sink.max_file_frames = 4800
+    for k in range(25):
+        sink.write(audio[k * 480:(k + 1) * 480])
+    sink.close()
+    assert sink.files == [path, numbered(path, 1), numbered(path, 2)]
+    notes = [n.message for n in sink.notices]
+    assert len(notes) == 2 and all("continues in" in m and "2^36 samples" in m for m in notes), notes
+    got = [_read(p) for p in sink.files]
+    assert [g.shape[0] for g in got] == [4800, 4800, 2400]
+    assert np.max(np.abs(np.concatenate(got) - audio)) <= PCM24_STEP
+
+
 # ============================================================================ disk full
 
 

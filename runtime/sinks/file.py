@@ -36,7 +36,9 @@ page cache (not a power cut: nothing is fsync'ed per block).
   ``soundfile.read`` fail at the end, so it never does. A killed FLAC loses at
   most two frames (2 × 4096 samples, 171 ms) and reads as ordinary FLAC (its MD5
   field stays zero: "not computed"). The field holds up to 2^36 samples (16.5
-  days at 48 kHz): send ``SIGHUP`` to rotate a longer FLAC recording.
+  days at 48 kHz; libFLAC writes 0, "unknown", past that): a FLAC recording
+  that long goes on, block-exact, in the next numbered file (``rec.1.flac`` …),
+  with a notice.
 
 **Disk full and other write failures (live sinks: ``retry_s`` set).** The sink
 does not raise: it *pauses* — finalises the file it was writing (whatever
@@ -102,6 +104,8 @@ _FLAC_INFO_AT = 18
 _FLAC_TOTAL_BITS = 36
 
 DEFAULT_RETRY_S = 1.0
+#: the most frames one FLAC file gets (STREAMINFO counts 36 bits), less a margin; then a numbered file follows
+FLAC_MAX_FRAMES = (1 << _FLAC_TOTAL_BITS) - (1 << 20)
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,8 @@ class FileSink:
                  exclusive: bool = False) -> None:
         self.path = Path(path)
         self.format, self.subtype = audio_format(self.path)
+        #: a file longer than this goes on in the next numbered file (FLAC's 36-bit sample count; RF64 has none)
+        self.max_file_frames = FLAC_MAX_FRAMES if self.format == "FLAC" else 1 << 62
         if retry_s is not None and not retry_s > 0:
             raise UsageError(f"FileSink retry_s must be > 0 seconds or None, got {retry_s!r}")
         self.retry_s = retry_s
@@ -312,6 +318,9 @@ class FileSink:
         if self._reopen:
             self._reopen = False
             self._do_reopen()
+        if self._file is not None and self._file_frames + arr.shape[0] > self.max_file_frames:
+            self._switch(self._free_numbered(), "continues in '{new}': a FLAC file counts at most 2^36 samples "
+                                                "(16.5 days at 48 kHz); '{old}' is finalised with {seconds:.1f} s")
         if self._file is None:
             self._resume(arr)
             return
@@ -421,10 +430,18 @@ class FileSink:
             now_at = os.readlink(f"/proc/self/fd/{self._fd}").removesuffix(" (deleted)")
         except OSError:
             now_at = "where it was moved"
+        self._switch(target, "reopened: the previous file (now '{old}') is finalised with {seconds:.1f} s; "
+                             "recording goes on in '{new}'", old=now_at)
+
+    def _switch(self, target: Path, said: str, *, old: str | None = None) -> None:
+        """Finalise the current file and go on in ``target``, block-exact; a notice ``said`` (a template of
+        ``old``, ``new`` and ``seconds``) says so. When ``target`` cannot be opened the sink pauses (or raises,
+        for a render)."""
+        old = old or str(self.current)
         seconds = self._file_frames / SAMPLE_RATE
         problem = self._finish()
-        finished = f"the previous file (now '{now_at}') is finalised with {seconds:.1f} s" + (
-            f" but could not be closed cleanly: {problem}" if problem else "")
+        finished = said.format(old=old, new=target, seconds=seconds) + (
+            f" (it could not be closed cleanly: {problem})" if problem else "")
         try:
             self._start(target, exclusive=target != self.path)
         except AudioError as exc:
@@ -433,10 +450,10 @@ class FileSink:
             self.fault = exc.message
             self._next, self._paused_frames = target, 0
             self._retry_at = time.monotonic() + self.retry_s
-            self._notify(f"sink {self.name} paused: {self.fault}; {finished}; the sink retries every "
-                         f"{self.retry_s:g} s", self.fault)
+            self._notify(f"sink {self.name} paused: {self.fault}; it was to go on after this: {finished}; "
+                         f"the sink retries every {self.retry_s:g} s", self.fault)
             return
-        self._notify(f"sink {self.name} reopened: {finished}; recording goes on in '{target}'", None)
+        self._notify(f"sink {self.name} {finished}", None)
 
     def _notify(self, message: str, fault: str | None) -> None:
         (log.warning if fault else log.info)("%s", message)
