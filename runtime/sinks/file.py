@@ -58,7 +58,7 @@ the file being written (nobody moved it away), recording goes on in it; when
 one. A new file opened over one that logrotate's ``create`` left at ``path``
 keeps that file's owner and mode.
 
-What happens is told through :attr:`notices` (paused, resumed, reopened),
+What happens is told through :attr:`notices` (paused, resumed, reopened, continues),
 which the live engine publishes as ``warning`` events; :attr:`fault` says why
 the sink is paused (``Status.sink_faults``) and is ``None`` while it records.
 
@@ -269,8 +269,8 @@ class FileSink:
                 head = os.pread(self._fd, _FLAC_INFO_AT + 8, 0)
             except OSError:
                 return
-            if len(head) < _FLAC_INFO_AT + 8 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
-                return  # libFLAC has not written its header yet (or a layout we do not know: patch nothing)
+            if len(head) < _FLAC_INFO_AT + 8 or head[:4] != b"fLaC" or head[4] & 0x7F != 0 or head[8:10] != head[10:12]:
+                return  # no header yet, or one we do not know (variable block size …): patch nothing
             self._flac_block = int.from_bytes(head[10:12], "big")  # the maximum block size
             self._flac_info = head[_FLAC_INFO_AT:]
         if self._flac_block <= 0:
