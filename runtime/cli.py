@@ -371,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--audio", default="tcp://127.0.0.1:5557", help="audio endpoint (PUB), or 'none'")
     sv.add_argument("--sink", default="device",
                     help="device | device:NAME | jack | wav:PATH | flac:PATH | null; several joined by commas "
-                         "(at most one device), e.g. jack,wav:session.wav")
+                         "(at most one device), e.g. jack,wav:session.wav. Recordings stay readable past 4 GiB "
+                         "(RF64) and after SIGKILL; a full disk pauses them until space returns (then PATH.1.wav); "
+                         "SIGHUP starts new files after a rename (logrotate)")
     sv.add_argument("--lookahead", type=_finite, default=30.0, metavar="MS", help="audio kept ahead (default 30 ms)")
     sv.add_argument("--seed", type=int, default=0)
     sv.add_argument("--rate-limit", type=_finite, default=None, metavar="N",
