@@ -241,15 +241,21 @@ class Conductor:
         stingers = []
         for ev in fr.events:
             data = dict(ev.data)
-            events.append({"time": round(ev.time, 6), "event": ev.kind, **data})
+            event = {"time": round(ev.time, 6), "event": ev.kind, **data}
             if not start:
+                events.append(event if ev.kind != "stinger" else {
+                    "time": event["time"], "event": "warning", "where": f"stingers.{data.get('name')}",
+                    "message": f"stinger {data.get('name')!r} not played: the music holds the last good mix after "
+                               "a fault"})
                 continue
             if ev.kind == "state_scheduled" and data.get("mode") == "crossfade":
                 at = int(round(float(data["at"]) * SAMPLE_RATE))  # type: ignore[arg-type]
                 fade = max(1, int(round(float(data["fade_s"]) * SAMPLE_RATE)))  # type: ignore[arg-type]
                 self.pending_xfade = (max(at, f0), fade, str(data["target"]))
-            elif ev.kind == "stinger":
+            elif ev.kind == "stinger":  # published once it starts (below)
                 stingers.append(data)
+                continue
+            events.append(event)
         if len(stingers) > MAX_STINGER_VOICES:  # more than voices in one tick: the last ones win
             skipped = stingers[:-MAX_STINGER_VOICES]
             stingers = stingers[-MAX_STINGER_VOICES:]
@@ -262,6 +268,7 @@ class Conductor:
             self._stage = f"stinger {data['name']}"
             self._take_voice(str(data["name"]), f0, events)
             self._start_stinger(data, f0)
+            events.append({"time": round(float(data["start"]), 6), "event": "stinger", **data})  # type: ignore[arg-type]
         return events
 
     def _take_voice(self, name: str, f0: int, events: list[dict[str, object]]) -> None:
