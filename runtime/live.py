@@ -217,7 +217,9 @@ class LiveEngine:
             admit = getattr(self._admission, "check", None)
             if admit is not None and not admit():
                 raise TimeoutError("the load ran past its time bound and was answered TIMEOUT: nothing applied")
-            conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=self.frame, mixer=probe.mixer)
+            # the running conductor's frame: the generation thread adds a block to self.frame only after the lock
+            start = self.conductor.frame if self.conductor is not None else self.frame
+            conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=start, mixer=probe.mixer)
             if self.conductor is not None:
                 conductor.continue_from(self.conductor)
             self.conductor = conductor
@@ -510,6 +512,8 @@ class LiveEngine:
                     if block is None:  # silence, the clocks advanced: it still goes out as a block
                         block = self._silence_block(conductor, f0)
                         faulted_silence = True
+                elif conductor is not None:
+                    conductor.frame += self._silence.shape[0]  # paused: the stream clock runs on in silence
             pcm = block.pcm if block is not None else self._silence
             self._last_pcm = None if faulted_silence else pcm
             if stopping:
@@ -517,8 +521,6 @@ class LiveEngine:
                 n = pcm.shape[0]
                 pcm = pcm.copy()
                 pcm *= np.linspace(1.0, 0.0, n, dtype=np.float32)[:, None]
-            if block is None and conductor is not None:
-                conductor.frame += pcm.shape[0]  # paused: the stream clock runs on in silence
             self._write_sinks(pcm, events)
             self.frame += pcm.shape[0]
             self.stats.frames = self.frame

@@ -24,6 +24,7 @@ Real ``cadenza serve`` processes (tests/server_harness.py), real sockets:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from cadenza.proto import wire
 from cadenza.runtime.limits import MAX_NOTES, MAX_PROMPT_CHARS, MAX_PROMPTS, MAX_STINGER_VOICES
 from tests.server_harness import ACTION_GAME, SAMPLE_RATE, ServeProcess, Subscriber, set_parameters
 
-LOOKAHEAD_MS = 100.0  # an installation's lookahead: this 2-core box runs other test suites meanwhile
+LOOKAHEAD_MS = 30.0  # the default
 SLACK_S = 0.010  # the must-hold bound: behind the wall clock by at most the lookahead + 10 ms
 
 
@@ -49,6 +50,18 @@ def ctx() -> Iterator[zmq.Context[Any]]:
     c: zmq.Context[Any] = zmq.Context()
     yield c
     c.destroy(linger=0)
+
+
+def _raise_priority(tid: int = 0) -> None:
+    """Nice −10 for a process (0: this one) or one thread, as installations run audio; ignored without the right.
+
+    The floods measure what a request costs the runtime, not what the other
+    test suites sharing this 2-core box cost it (or the watcher threads).
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, -10)
+    except OSError:
+        pass
 
 
 class AudioWatch:
@@ -71,6 +84,7 @@ class AudioWatch:
         self._thread.start()
 
     def _run(self) -> None:
+        _raise_priority(threading.get_native_id())
         while not self._stop.is_set():
             wait = 5.0 if self.next_frame is None else 0.5  # the first: the subscription takes a moment
             try:
@@ -108,6 +122,39 @@ class AudioWatch:
         walls = np.array([w for w, _ in s])
         streams = np.array([f for _, f in s]) / SAMPLE_RATE
         lag = (walls - walls[0]) - (streams - streams[0])
+        return max(0.0, float(lag.max()))
+
+
+class WavWatch:
+    """Polls a WAV sink's header (libsndfile rewrites it after every block): frames written against monotonic time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        _raise_priority(threading.get_native_id())
+        while not self._stop.wait(0.005):
+            try:
+                frames = soundfile.info(str(self.path)).frames
+            except (RuntimeError, OSError, soundfile.LibsndfileError):  # not there yet, or mid-rewrite
+                continue
+            self.samples.append((time.monotonic(), frames))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+
+    def behind_s(self, since_wall: float) -> float:
+        """The most the WAV's frames fell behind the wall clock from ``since_wall`` on."""
+        s = [(w, f) for w, f in self.samples if w >= since_wall]
+        assert len(s) > 10, f"only {len(s)} readings of {self.path}"
+        walls = np.array([w for w, _ in s])
+        frames = np.array([f for _, f in s]) / SAMPLE_RATE
+        lag = (walls - walls[0]) - (frames - frames[0])
         return max(0.0, float(lag.max()))
 
 
@@ -214,7 +261,8 @@ def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
     graph = tmp_path / "flood.yaml"
     graph.write_text(FLOOD_GRAPH)
     wav = tmp_path / "session.wav"
-    server = ServeProcess(["--graph", str(graph), "--lookahead", str(LOOKAHEAD_MS)], tmp_path, sink=f"wav:{wav}")
+    server = ServeProcess(["--graph", str(graph), "--lookahead", str(LOOKAHEAD_MS)], tmp_path, sink=f"wav:{wav}",
+                          preexec_fn=_raise_priority)
     rows = []
     with server:
         watch = AudioWatch(server.audio(ctx))
@@ -222,6 +270,7 @@ def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
         control = server.control(ctx)
         other = server.control(ctx)
         watch.read(1.5)  # warm up
+        wav_watch = WavWatch(wav)
 
         def flood(name: str, send: Any, check: Any, settle: float = 1.0) -> None:
             start = len(watch.samples)
@@ -230,11 +279,14 @@ def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
             dt = time.monotonic() - t0
             watch.read(settle)
             behind = watch.behind_s(start)
+            wav_behind = wav_watch.behind_s(t0)
             status = other.status()
-            rows.append((name, dt, behind, status.lookahead_ms))
+            rows.append((name, dt, behind, wav_behind, status.lookahead_ms))
             check(reply)
             allowed = status.lookahead_ms / 1000 + SLACK_S
             assert behind <= allowed, f"{name}: the stream fell {behind * 1000:.1f} ms behind (allowed {allowed * 1000:.0f})"
+            assert wav_behind <= allowed, \
+                f"{name}: the WAV sink fell {wav_behind * 1000:.1f} ms behind (allowed {allowed * 1000:.0f})"
 
         weights0 = dict(control.status().weights)
 
@@ -335,10 +387,11 @@ def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
 
         st = control.status()
         watch.stop()
+        wav_watch.stop()
         code, _ = server.stop()
-    print("\nflood                              reply s   behind ms  lookahead ms")
-    for name, dt, behind, la in rows:
-        print(f"{name:34s} {dt:7.3f}  {behind * 1000:9.1f}  {la:8.1f}")
+    print("\nflood                              reply s  behind ms (audio PUB, WAV)  lookahead ms")
+    for name, dt, behind, wav_behind, la in rows:
+        print(f"{name:34s} {dt:7.3f}  {behind * 1000:9.1f} {wav_behind * 1000:9.1f}  {la:14.1f}")
     print(f"{trigger_note}\nxruns {st.xruns}, stream {st.stream_time / SAMPLE_RATE:.2f} s, gaps {watch.gaps}")
     assert code == 0, server.stderr_text
     assert watch.gaps == [] and st.xruns == 0
