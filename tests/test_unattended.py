@@ -19,7 +19,8 @@ Real ``cadenza serve`` processes (tests/server_harness.py), real sockets:
   frame.
 - **Slow loads** run off the control loop: a SetPrompts whose embedding takes
   longer than ``--load-timeout`` is answered TIMEOUT and changes nothing,
-  while another client's GetStatus is answered at once.
+  while another client's GetStatus is answered at once; ``--rate-limit``
+  answers a client's burst past it with RATE_LIMITED.
 """
 
 from __future__ import annotations
@@ -405,8 +406,8 @@ def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
 
 def test_a_slow_load_times_out_changes_nothing_and_others_are_answered_meanwhile(
         tmp_path: Path, ctx: zmq.Context[Any]) -> None:
-    server = ServeProcess(["--prompt", "ambient pads", "--load-timeout", "1"], tmp_path, sink="null",
-                          env={"CADENZA_TEST_FAULTS": "embed:sleep_ms=2500"})
+    server = ServeProcess(["--prompt", "ambient pads", "--load-timeout", "1", "--rate-limit", "200"], tmp_path,
+                          sink="null", env={"CADENZA_TEST_FAULTS": "embed:sleep_ms=2500"})
     with server:
         watch = AudioWatch(server.audio(ctx))
         loader, other = server.control(ctx), server.control(ctx)
@@ -429,6 +430,16 @@ def test_a_slow_load_times_out_changes_nothing_and_others_are_answered_meanwhile
         fast = loader.ok(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="techno drums"),
                                                 pb.WeightedPrompt(text="ambient pads")]), timeout=5.0)
         final = dict(other.wait_status(lambda st: len(st.weights) == 2, 5.0, "the new prompts playing").weights)
+        burst = server.control(ctx, unlimited=True)  # --rate-limit 200: a burst of 600 is cut at ~200
+        for _ in range(600):
+            burst.send(pb.GetStatus())
+        codes = []
+        for _ in range(600):
+            r = burst.recv(5.0)
+            assert r is not None
+            codes.append(r.body.code if isinstance(r.body, pb.Error) else -1)
+            if isinstance(r.body, pb.Error):
+                assert "more than 200 requests per second" in r.body.message
         watch.stop()
         code, _ = server.stop()
     print(f"\nslow load: TIMEOUT after {took:.2f} s; other client's GetStatus {max(waits) * 1000:.1f} ms at most")
@@ -442,3 +453,5 @@ def test_a_slow_load_times_out_changes_nothing_and_others_are_answered_meanwhile
     assert before == after == {"p0": 1.0}
     assert fast.stream_time > 0 and final == {"p0": 0.5, "p1": 0.5}
     assert watch.gaps == []
+    answered, limited = codes.count(-1), codes.count(pb.Error.RATE_LIMITED)
+    assert answered + limited == 600 and 150 <= answered <= 400, (answered, limited)
