@@ -196,6 +196,7 @@ class LiveEngine:
         self._last_pcm: np.ndarray | None = None
         self._loop_state: dict[str, object] = {}
         self._admission = threading.local()
+        self._loop_fault = False  # the loop failed and was re-entered: cleared after its next full turn
         spec = os.environ.get(TEST_FAULTS_ENV)
         if spec:
             _install_test_faults(self, spec)
@@ -272,6 +273,7 @@ class LiveEngine:
                 why = f"{type(exc).__name__}: {exc}"[:500]
                 log.error("generation loop failed, going on: %s", why, exc_info=True)
                 self._set_fault("generation", why)
+                self._loop_fault = True
                 self.post({"event": "warning", "where": "generation",
                            "message": f"the generation loop failed: {why}; it goes on"})
                 time.sleep(RETRY_FIRST_S)
@@ -565,6 +567,11 @@ class LiveEngine:
                       stall_frames=last_stall_frames, started_device=started_device, device_state=device_state)
             if self.publish is not None:
                 self.publish(block, events)
+            if self._loop_fault:  # a full turn again after a failure of the loop itself
+                self._loop_fault = False
+                self.faults = {k: v for k, v in self.faults.items() if k != "generation"}
+                pending.append({"event": "warning", "where": "generation",
+                                "message": "recovered: the generation loop runs again"})
             if stopping:
                 return
 

@@ -455,3 +455,40 @@ def test_a_slow_load_times_out_changes_nothing_and_others_are_answered_meanwhile
     assert watch.gaps == []
     answered, limited = codes.count(-1), codes.count(pb.Error.RATE_LIMITED)
     assert answered + limited == 600 and 150 <= answered <= 400, (answered, limited)
+
+
+# ============================================================================ the loop itself
+
+
+def test_an_exception_in_the_generation_loop_itself_is_ridden_through() -> None:
+    """A bug outside the tick (here: the publish callback raises once) is a fault, not the end of the thread."""
+    from cadenza.runtime.backends import get_backend
+    from cadenza.runtime.live import LiveEngine, direct_graph
+    from cadenza.runtime.sinks.null import NullSink
+
+    calls = 0
+    warnings: list[str] = []
+
+    def publish(block: object, events: list[dict[str, object]]) -> None:
+        nonlocal calls
+        calls += 1
+        warnings.extend(str(e["message"]) for e in events if e.get("event") == "warning")
+        if calls == 20:
+            raise ValueError("a bug in publish")
+
+    engine = LiveEngine(get_backend("synth"), [NullSink()], publish=publish)
+    engine.load(direct_graph([("ambient pads", None, 1.0)]))
+    engine.start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while not any(w.startswith("recovered: the generation loop") for w in warnings):
+            assert time.monotonic() < deadline, warnings
+            time.sleep(0.02)
+        frame = engine.frame
+        time.sleep(0.3)
+        assert engine.frame > frame, "the loop did not go on"
+    finally:
+        engine.stop()
+    assert engine.error is None
+    assert warnings[0] == "the generation loop failed: ValueError: a bug in publish; it goes on"
+    assert engine.faults == {} and engine.faults_total == 1
