@@ -378,7 +378,9 @@ def test_a_tmpfs_filling_and_emptying_pauses_and_resumes_the_sinks_of_serve(
         assert rc == 0, server.stderr_text
         held = {p.name: _read(p).shape[0] / SAMPLE_RATE for p in (wav, flac, numbered(wav, 1), numbered(flac, 1))}
     print(f"\ndisk full then emptied: {held}")
-    assert all(s > 0.3 for s in held.values()), held
+    # the first files hold what fitted before the filler (a FLAC claims whole frames only); the numbered ones
+    # hold the second after the resume
+    assert held["rec.wav"] > 0.05 and held["rec.1.wav"] > 0.5 and held["rec.1.flac"] > 0.5, held
 
 
 # ============================================================================ render
