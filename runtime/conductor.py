@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cadenza.errors import UsageError
+from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.backends.base import (
     SAMPLE_RATE,
     Backend,
@@ -58,7 +58,7 @@ DUCK_RELEASE_S = 0.4
 CEILING = 10.0 ** (-1.0 / 20.0)
 
 
-class StepFault(Exception):
+class StepFault(CadenzaError):
     """A control tick failed: ``what`` failed (``graph``, ``embedding``, ``backend step``, ``stinger NAME``)."""
 
     def __init__(self, what: str, cause: BaseException) -> None:

@@ -42,6 +42,7 @@ import yaml
 
 from cadenza.errors import GraphError
 from cadenza.runtime.files import FilePolicy, FileRefused, read_bytes
+from cadenza.runtime.limits import MAX_PROMPT_CHARS, MAX_PROMPTS
 from cadenza.runtime.graph.spec import (
     BUILTIN_PARAMS,
     CONTROL_NAMES,
@@ -797,7 +798,11 @@ class _Converter:
         self.label_sets = {n: frozenset(p.labels) for n, p in self.params.items()}
         prompts: dict[str, PromptDef] = {}
         if "prompts" in f:
-            for pname, _, value in self.entries(f["prompts"], "prompts", "prompts"):
+            entries = self.entries(f["prompts"], "prompts", "prompts")
+            if len(entries) > MAX_PROMPTS:
+                self.err(f["prompts"], "prompts", f"{len(entries):,} prompts, over the limit of {MAX_PROMPTS} a mix "
+                                                  "may hold (each one is embedded and mixed at every tick)")
+            for pname, _, value in entries:
                 self.prompt_names[pname] = None
                 pd = self.prompt(pname, value, f"prompts.{pname}")
                 if pd is not None:
@@ -1009,7 +1014,7 @@ class _Converter:
             if not y.text.strip():
                 self.err(y, path, "empty prompt text (describe the music, e.g. \"calm ambient pads\")")
                 return None
-            return PromptDef(name, text=y.text)
+            return self.prompt_text(name, y, path, y.text)
         f = self.fields(y, path, PROMPT_KEYS, what="a prompt: a text, or a mapping")
         if f is None:
             return None
@@ -1019,9 +1024,16 @@ class _Converter:
             return None
         if "text" in f:
             text = self.name(f["text"], f"{path}.text", "the prompt's text")
-            return None if text is None else PromptDef(name, text=text)
+            return None if text is None else self.prompt_text(name, f["text"], f"{path}.text", text)
         audio = self.audio_path(f["audio"], f"{path}.audio")
         return None if audio is None else PromptDef(name, audio=audio)
+
+    def prompt_text(self, name: str, y: _Y, path: str, text: str) -> PromptDef | None:
+        if len(text) > MAX_PROMPT_CHARS:
+            self.err(y, path, f"a prompt text of {len(text):,} characters, over the limit of {MAX_PROMPT_CHARS:,} "
+                              "(describe the music in a sentence or two)")
+            return None
+        return PromptDef(name, text=text)
 
     # ----------------------------------------------------------- value nodes
     def value(self, y: _Y, path: str, want: Kind, *, input_name: bool = False) -> Node | None:
