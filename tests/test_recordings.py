@@ -345,7 +345,7 @@ def test_a_tmpfs_filling_and_emptying_pauses_and_resumes_the_sinks_of_serve(
         with server:
             warnings = server.events(ctx, ["warning"])
             control = server.control(ctx)
-            time.sleep(0.5)
+            control.wait_status(lambda st: st.stream_time >= SAMPLE_RATE // 2, 20, "half a second of stream")
             filler = _fill(fs)
             paused: dict[str, str] = {}
             deadline = time.monotonic() + 15

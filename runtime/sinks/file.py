@@ -32,10 +32,12 @@ page cache (not a power cut: nothing is fsync'ed per block).
   libFLAC encodes a frame of ``blocksize`` samples once it holds
   ``blocksize + 1`` (one sample of look-ahead) and writes it at once, so
   ``(written − 1) // blocksize`` frames are out; the sink claims one frame
-  fewer as a margin. Claiming more than is on disk would make
+  fewer as a margin (but at least the first frame once it is out: a claim of
+  0 would mean "unknown" again). Claiming more than is on disk would make
   ``soundfile.read`` fail at the end, so it never does. A killed FLAC loses at
   most two frames (2 × 4096 samples, 171 ms) and reads as ordinary FLAC (its MD5
-  field stays zero: "not computed"). The field holds up to 2^36 samples (16.5
+  field stays zero: "not computed"); only one killed before its first frame
+  was out (its first 85 ms) still says "unknown". The field holds up to 2^36 samples (16.5
   days at 48 kHz; libFLAC writes 0, "unknown", past that): a FLAC recording
   that long goes on, block-exact, in the next numbered file (``rec.1.flac`` …),
   with a notice.
@@ -275,9 +277,10 @@ class FileSink:
             self._flac_info = head[_FLAC_INFO_AT:]
         if self._flac_block <= 0:
             return
-        done = (self._file_frames - 1) // self._flac_block - 1  # whole frames out, less one frame of margin
-        claim = min(max(0, done) * self._flac_block, (1 << _FLAC_TOTAL_BITS) - 1)
-        if claim == self._flac_claim:
+        out = (self._file_frames - 1) // self._flac_block  # whole FLAC frames libFLAC has written
+        done = out - 1 if out >= 2 else out  # less one frame of margin, but never claim 0 (it means "unknown")
+        claim = min(done * self._flac_block, (1 << _FLAC_TOTAL_BITS) - 1)
+        if claim <= 0 or claim == self._flac_claim:
             return
         packed = int.from_bytes(self._flac_info, "big")
         packed = (packed >> _FLAC_TOTAL_BITS << _FLAC_TOTAL_BITS) | claim
