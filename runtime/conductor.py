@@ -101,19 +101,6 @@ class DeckClock:
         return round(origin + n * spb) / SAMPLE_RATE
 
 
-def _controls(values: dict[str, object]) -> Controls:
-    known = {k: v for k, v in values.items() if k in Controls.__dataclass_fields__ and v is not None}
-    if "notes" in known and not isinstance(known["notes"], tuple):
-        known.pop("notes")
-    for name in ("mute_bass", "mute_drums", "drums"):
-        if name in known:
-            known[name] = bool(known[name])
-    for name in ("top_k", "seed"):
-        if name in known:
-            known[name] = int(known[name])  # type: ignore[call-overload]
-    return Controls(**known)  # type: ignore[arg-type]
-
-
 @dataclass
 class _Deck:
     state: StreamState
@@ -292,13 +279,13 @@ class Conductor:
         fr = self._tick_engine(f0)
         events = self._engine_events(fr, f0, start=True)
         self._stage = "graph"
-        controls = _controls({**fr.controls, **self.overrides})
+        controls = Controls.from_values({**fr.controls, **self.overrides})
         tr = fr.transition
         # deck A plays the source while a crossfade runs (or is about to start in this block)
         crossfading = (tr is not None and tr.mode == "crossfade" and tr.progress < 1.0) or (
             self.pending_xfade is not None and self.pending_xfade[0] < f0 + n)
         if crossfading and tr is not None and tr.mode == "crossfade":
-            a_weights, a_controls = dict(tr.source_weights), _controls(dict(tr.source_controls))
+            a_weights, a_controls = dict(tr.source_weights), Controls.from_values(tr.source_controls)
         elif crossfading:
             a_weights, a_controls = self.deck_a.weights or dict(fr.weights), controls
         else:

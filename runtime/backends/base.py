@@ -20,9 +20,10 @@ done once by the runtime (:mod:`cadenza.runtime.mixing`), not per backend.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -153,6 +154,21 @@ class Controls:
             raise UsageError(f"must be >= 0, got {self.guidance!r}", where="guidance")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise UsageError(f"must be an integer >= 0, got {self.seed!r}", where="seed")
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> Controls:
+        """Controls from what a graph computes (name → value): unknown names and ``None`` left out, a ``notes``
+        that is not a tuple of notes left out, switches made bool and ``top_k``/``seed`` int; then validated."""
+        known: dict[str, Any] = {k: v for k, v in values.items() if k in cls.__dataclass_fields__ and v is not None}
+        if "notes" in known and not isinstance(known["notes"], tuple):
+            known.pop("notes")
+        for name in ("mute_bass", "mute_drums", "drums"):
+            if name in known:
+                known[name] = bool(known[name])
+        for name in ("top_k", "seed"):
+            if name in known:
+                known[name] = int(known[name])
+        return cls(**known)
 
     def requested(self) -> frozenset[str]:
         """Names of the controls set to something other than their default."""

@@ -123,15 +123,9 @@ def _control_problem(name: str, value: object) -> str | None:
     from cadenza.runtime.backends.base import Controls
     from cadenza.runtime.graph.nodes import Env, sanitize_control
 
-    v = sanitize_control(name, value, Env({}), name)
-    if v is None or (name == "notes" and not isinstance(v, tuple)):
-        return None  # left out at run time (with a warning), never an error
-    if name in ("mute_bass", "mute_drums", "drums"):
-        v = bool(v)
-    elif name in ("top_k", "seed") and not isinstance(v, int):
-        v = int(v)
+    v = sanitize_control(name, value, Env({}), name)  # type: ignore[arg-type]
     try:
-        Controls(**{name: v})
+        Controls.from_values({name: v})  # None, or notes that are not notes: left out at run time, with a warning
     except CadenzaError as exc:
         return exc.message
     return None
@@ -299,7 +293,7 @@ def _evaluate(graph: Graph, engine: GraphEngine, mix: MixFn, controls: list[tupl
     from cadenza.runtime.backends.base import Controls
     from cadenza.runtime.graph.nodes import Env, normalize
 
-    env = Env(values)
+    env = Env(values)  # type: ignore[arg-type]
     with_what = f"with {var}" if var else "with the default values"
     try:
         acc = [0.0] * len(engine._prompts)
@@ -307,17 +301,7 @@ def _evaluate(graph: Graph, engine: GraphEngine, mix: MixFn, controls: list[tupl
         weights = normalize(acc, engine._default)
         if not all(math.isfinite(w) and w >= 0.0 for w in weights) or not sum(weights) > 0.0:
             return _issue(graph, where, f"the mix gives no usable weights {with_what}")
-        out: dict[str, object] = {}
-        for cname, fn in controls:
-            v = fn(env)
-            if v is None or (cname == "notes" and not isinstance(v, tuple)):
-                continue
-            if cname in ("mute_bass", "mute_drums", "drums"):
-                v = bool(v)
-            elif cname in ("top_k", "seed"):
-                v = int(v)
-            out[cname] = v
-        Controls(**out)
+        Controls.from_values({cname: fn(env) for cname, fn in controls})
     except CadenzaError as exc:
         return _issue(graph, exc.where if exc.where and "." in exc.where else where, f"{exc.message} ({with_what})")
     except (ArithmeticError, ValueError, TypeError) as exc:
