@@ -492,7 +492,7 @@ def test_keys_creates_the_secret_0600_even_under_umask_0_and_never_overwrites(tm
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "cadenza", "keys", str(folder), *extra], capture_output=True,
-                              text=True, timeout=60, env=child_env(), preexec_fn=lambda: os.umask(0))
+                              text=True, timeout=60, env=child_env(), umask=0)
 
     done = run()
     assert done.returncode == 0, done.stderr

@@ -262,10 +262,14 @@ def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
     graph = tmp_path / "flood.yaml"
     graph.write_text(FLOOD_GRAPH)
     wav = tmp_path / "session.wav"
-    server = ServeProcess(["--graph", str(graph), "--lookahead", str(LOOKAHEAD_MS)], tmp_path, sink=f"wav:{wav}",
-                          preexec_fn=_raise_priority)
+    server = ServeProcess(["--graph", str(graph), "--lookahead", str(LOOKAHEAD_MS)], tmp_path, sink=f"wav:{wav}")
     rows = []
     with server:
+        # every thread of the runtime (generation, publish, control) at nice -10; not through preexec_fn, which
+        # forks with Python's fork hooks (and JAX, when another test imported it, warns that fork may deadlock)
+        assert server.proc is not None
+        for tid in os.listdir(f"/proc/{server.proc.pid}/task"):
+            _raise_priority(int(tid))
         watch = AudioWatch(server.audio(ctx))
         events = server.events(ctx, ("warning", "stinger"))
         control = server.control(ctx)
