@@ -77,7 +77,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,10 +113,12 @@ TEST_FAULTS_ENV = "CADENZA_TEST_FAULTS"
 log = logging.getLogger(__name__)
 
 
-def direct_graph(prompts: Sequence[tuple[str, str | None, float]]) -> Graph:
+def direct_graph(prompts: Sequence[tuple[str, str | None, float]],
+                 prompt_audio: Mapping[str, bytes] | None = None) -> Graph:
     """A graph with no parameters that plays fixed weighted prompts (SetPrompts without a graph).
 
-    ``prompts`` holds (text, audio path, weight) triples.
+    ``prompts`` holds (text, audio path, weight) triples; ``prompt_audio`` the bytes of audio paths already read
+    (a client's files, read once through the file policy: the backend embeds these, never the path).
     """
     defs: dict[str, PromptDef] = {}
     mix = []
@@ -128,7 +130,7 @@ def direct_graph(prompts: Sequence[tuple[str, str | None, float]]) -> Graph:
         version=1, name="direct prompts", source="<set_prompts>", control_rate=100.0, parameters={},
         prompts=defs, nodes={}, mix=tuple(mix), default_mix={n: 1.0 for n in defs}, controls={},
         states={}, states_driven_by=None, initial_state=None, transitions=(), stingers={},
-        intensity=Intensity(), triggers={}, failsafe=None,
+        intensity=Intensity(), triggers={}, failsafe=None, prompt_audio=dict(prompt_audio or {}),
     )
 
 

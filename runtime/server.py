@@ -64,7 +64,7 @@ from cadenza.runtime.backends import get_backend
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
 from cadenza.runtime.conductor import Block
 from cadenza.runtime.curve import ClientGate, Role, read_secret_key
-from cadenza.runtime.files import FileOutside, FilePolicy, FileRefused, read_bytes
+from cadenza.runtime.files import FileOutside, FilePolicy, FileRefused
 from cadenza.runtime.limits import (
     LOAD_TIMEOUT_S,
     MAX_NOTES,
@@ -492,9 +492,11 @@ class Server:
         from cadenza.runtime.graph.loader import MAX_BYTES, GraphIssue, InvalidGraph, loads_graph
 
         if body.WhichOneof("source") == "path":
-            path = self.files.resolve(body.path, where="load_graph.path")  # refused here: the field is named
+            self.files.resolve(body.path, where="load_graph.path")  # refused here: the field is named
             try:
-                data = read_bytes(path, where="load_graph.path", max_bytes=MAX_BYTES, timeout_s=self.files.timeout_s)
+                path, data = self.files.read(body.path, where="load_graph.path", max_bytes=MAX_BYTES)
+            except FileOutside:
+                raise
             except FileRefused as exc:  # inside an allowed folder: missing, a FIFO, a device, too big
                 raise InvalidGraph([GraphIssue(body.path, None, "", exc.message)]) from None
             if not any(_GRAPH_KEY.encode(enc) in data for enc in ("utf-8", "utf-16-le", "utf-16-be")):
@@ -508,18 +510,17 @@ class Server:
                                  field="load_graph.base_dir")
         return loads_graph(body.text, source="<load_graph>", base_dir=base_dir, files=self.files)
 
-    def _prompt_file(self, name: str, where: str) -> str:
-        """SetPrompts' audio_path: inside the allowed folders, a regular file of bounded size that decodes."""
+    def _prompt_file(self, name: str, where: str) -> tuple[str, bytes]:
+        """SetPrompts' audio_path: inside the allowed folders, a regular file of bounded size that decodes; its
+        resolved path and bytes (read once: the backend embeds these bytes)."""
         from cadenza.runtime.graph.audio import MAX_AUDIO_BYTES, AudioFileError, check_audio_prompt
 
-        path = self.files.resolve(name, where=where)
-        data = read_bytes(path, where=where, max_bytes=min(MAX_AUDIO_BYTES, self.files.max_bytes),
-                          timeout_s=self.files.timeout_s)
+        path, data = self.files.read(name, where=where, max_bytes=MAX_AUDIO_BYTES)
         try:
             check_audio_prompt(data, path)
         except AudioFileError as exc:
             raise FileRefused(exc.message, where=where) from None
-        return str(path)
+        return str(path), data
 
     def _conductor(self, what: str) -> Any:
         c = self.live.conductor
@@ -588,16 +589,19 @@ class Server:
     def _set_prompts(self, body: Any) -> Ok:
         _check_prompt_limits(body)
         triples: list[tuple[str, str | None, float]] = []
+        read: dict[str, bytes] = {}
         for i, p in enumerate(body.prompts):
             w = p.weight if p.HasField("weight") else 1.0
             if p.WhichOneof("source") == "audio_path":
-                triples.append(("", self._prompt_file(p.audio_path, f"set_prompts.prompts[{i}].audio_path"), w))
+                path, data = self._prompt_file(p.audio_path, f"set_prompts.prompts[{i}].audio_path")
+                read[path] = data
+                triples.append(("", path, w))
             else:
                 triples.append((p.text, None, w))
         if not triples or sum(t[2] for t in triples) <= 0:
             raise wire.WireError(Error.BAD_VALUE, "give at least one prompt with a weight > 0",
                                  field="set_prompts.prompts")
-        conductor = self.live.load(direct_graph(triples))
+        conductor = self.live.load(direct_graph(triples, read))
         return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings))
 
     def _set_controls(self, body: Any) -> Ok:

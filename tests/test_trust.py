@@ -511,3 +511,99 @@ def test_keys_creates_the_secret_0600_even_under_umask_0_and_never_overwrites(tm
     os.symlink(target, folder / "planted.key")
     planted = run("--name", "planted")
     assert planted.returncode == EXIT_USAGE and not target.exists()
+
+
+class _Swapper:
+    """Renames a name in an allowed folder back and forth between a real WAV and a symlink that leads out (the
+    race an outside tester won: check by name, then open by name)."""
+
+    def __init__(self, folder: Path, target: Path) -> None:
+        import threading
+
+        self.name = folder / "race.wav"
+        self.real = folder / ".race-real.wav"
+        self.link = folder / ".race-link.wav"
+        _wav(self.real)
+        shutil.copy(self.real, self.name)
+        os.symlink(target, self.link)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        spare_real, spare_link = self.real.with_suffix(".r2"), self.link.with_suffix(".l2")
+        shutil.copy(self.real, spare_real)
+        os.symlink(os.readlink(self.link), spare_link)
+        while not self.stop.is_set():
+            os.rename(spare_link, self.name)  # atomically: now a symlink out
+            os.symlink(os.readlink(self.link), spare_link)
+            os.rename(spare_real, self.name)  # now the real file again
+            shutil.copy(self.real, spare_real)
+
+    def __enter__(self) -> _Swapper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("target", ["secret", "missing", "folder", "long_wav"])
+def test_a_symlink_swapped_in_during_a_read_never_leads_out(tmp_path: Path, target: str) -> None:
+    """The file is opened component by component from the allowed folder, never by name: whatever the race, a read
+    gives the real file's bytes or the one refusal for outside files — never the outside file, never an error that
+    tells what is outside (not found, a folder, its length)."""
+    from cadenza.runtime.files import FileOutside, FilePolicy
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    secret = outside / "secret.wav"
+    t = np.arange(48_000 * 3, dtype=np.float32) / 48_000
+    soundfile.write(str(secret), np.stack([np.sin(2 * np.pi * 1000 * t)] * 2, axis=1).astype(np.float32), 48_000)
+    targets = {"secret": secret, "missing": outside / "nothing-here", "folder": outside, "long_wav": secret}
+    policy = FilePolicy.of([allowed])
+    with _Swapper(allowed, targets[target]) as swap:
+        inside = swap.real.read_bytes()
+        outcomes: dict[str, int] = {}
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                path, data = policy.read("race.wav", allowed, where="audio")
+            except FileOutside as exc:
+                assert "outside the folders" in exc.message, exc
+                outcomes["refused"] = outcomes.get("refused", 0) + 1
+                continue
+            assert data == inside, "read something other than the allowed file"
+            assert path == allowed / "race.wav"
+            outcomes["inside"] = outcomes.get("inside", 0) + 1
+    assert outcomes.get("refused", 0) > 0 and outcomes.get("inside", 0) > 0, outcomes  # the race did run
+
+
+def test_the_swap_race_over_the_wire_tells_nothing_about_outside(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    long_wav = outside / "long.wav"
+    soundfile.write(str(long_wav), np.zeros((48_000 * 70, 2), np.float32) + 0.1, 48_000)  # 70 s: over a stinger
+    stinger_graph = ("cadenza_graph: 1\nname: race\nprompts:\n  calm: calm ambient pads\nstingers:\n"
+                     "  s: {audio: race.wav}\ntriggers:\n  hit: {stinger: s}\n")
+    with ServeProcess(["--prompt", "ambient", "--allow-dir", str(allowed)], tmp_path / "serve") as server, \
+            _Swapper(allowed, long_wav):
+        c = server.control(ctx)
+        codes: dict[str, int] = {}
+        for i in range(150):
+            for body in (pb.SetPrompts(prompts=[pb.WeightedPrompt(audio_path=str(allowed / "race.wav"))]),
+                         pb.LoadGraph(text=stinger_graph, base_dir=str(allowed))):
+                reply = wire.decode_reply(raw_request(c, body, i + 1)).body
+                if isinstance(reply, pb.Error):
+                    key = code(reply)
+                    assert key in ("PERMISSION_DENIED", "GRAPH_INVALID"), reply
+                    assert "outside the folders" in reply.message, reply
+                    assert "70.0 s" not in reply.message and "long.wav" not in reply.message, reply
+                else:
+                    key = "ok"
+                codes[key] = codes.get(key, 0) + 1
+        assert codes.get("ok", 0) > 0, codes
+        assert c.status().playing
+        c.close()

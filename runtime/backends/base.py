@@ -19,6 +19,7 @@ done once by the runtime (:mod:`cadenza.runtime.mixing`), not per backend.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -64,9 +65,19 @@ class TextPrompt:
 
 @dataclass(frozen=True)
 class AudioPrompt:
-    """An audio file (WAV/FLAC) whose style the backend should follow."""
+    """An audio file (WAV/FLAC) whose style the backend should follow.
+
+    ``data``: the file's bytes, when the runtime has read them already (a
+    client's file, read once inside the allowed folders): the backend decodes
+    these and never opens ``path``, which then only names the file in messages.
+    """
 
     path: Path
+    data: bytes | None = field(default=None, repr=False)
+
+    def source(self) -> str | io.BytesIO:
+        """What to hand libsndfile: the bytes when there are any, else the path."""
+        return io.BytesIO(self.data) if self.data is not None else str(self.path)
 
     def __str__(self) -> str:
         return str(self.path)

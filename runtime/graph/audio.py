@@ -51,8 +51,7 @@ def read_audio(name: str, base_dir: str | os.PathLike[str] | None, files: FilePo
     """The resolved path of ``name`` and its bytes; :class:`AudioFileError` when it may not or cannot be read."""
     try:
         if files is not None:
-            path = files.resolve(name, base_dir, where="audio")
-            limit, timeout = min(MAX_AUDIO_BYTES, files.max_bytes), min(READ_TIMEOUT_S, files.timeout_s)
+            return files.read(name, base_dir, where="audio", max_bytes=MAX_AUDIO_BYTES, timeout_s=READ_TIMEOUT_S)
         else:
             path = resolve_name(name, base_dir)
             limit, timeout = MAX_AUDIO_BYTES, READ_TIMEOUT_S

@@ -41,7 +41,7 @@ from typing import Literal, NoReturn, Union, cast
 import yaml
 
 from cadenza.errors import GraphError
-from cadenza.runtime.files import FilePolicy, FileRefused, read_bytes
+from cadenza.runtime.files import FileOutside, FilePolicy, FileRefused
 from cadenza.runtime.limits import MAX_PROMPT_CHARS, MAX_PROMPTS
 from cadenza.runtime.graph.spec import (
     BUILTIN_PARAMS,
@@ -195,9 +195,11 @@ def load_graph(path: str | os.PathLike[str], files: FilePolicy | None = None) ->
         raise InvalidGraph([GraphIssue(file, None, "", message)])
 
     if files is not None:
-        resolved = files.resolve(file, where="path")  # FileRefused: the same words whether it exists or not
+        files.resolve(file, where="path")  # FileOutside: the same words whether it exists or not
         try:
-            data = read_bytes(resolved, where="path", max_bytes=MAX_BYTES, timeout_s=files.timeout_s)
+            resolved, data = files.read(file, where="path", max_bytes=MAX_BYTES)
+        except FileOutside:
+            raise
         except FileRefused as exc:
             fail(exc.message)
         return _load(_decode(data, file), file, resolved.parent, files)
@@ -573,6 +575,7 @@ class _Converter:
         self.base_dir = base_dir
         self.files = files
         self.audio: dict[str, object] = {}  # resolved stinger path → decoded PCM
+        self.prompt_audio: dict[str, bytes] = {}  # resolved audio prompt path → its bytes
         self._audio_checked: dict[tuple[str, bool], str | None] = {}  # (name, stinger) → resolved, None: refused
         self._stinger_frames = 0  # decoded stinger audio so far
         self.issues = issues
@@ -751,6 +754,7 @@ class _Converter:
                     self.audio[str(resolved)] = pcm
                 else:
                     audio.check_audio_prompt(data, resolved)
+                    self.prompt_audio[str(resolved)] = data
                 self._audio_checked[key] = str(resolved)
             except audio.AudioFileError as exc:
                 why = exc.message
@@ -860,7 +864,7 @@ class _Converter:
             parameters=self.params, prompts=prompts, nodes=nodes, mix=mix, default_mix=default_mix,
             controls=controls, states=states, states_driven_by=driven_by, initial_state=initial,
             transitions=tuple(transitions), stingers=stingers, intensity=intensity, triggers=triggers,
-            failsafe=failsafe, audio=self.audio,
+            failsafe=failsafe, audio=self.audio, prompt_audio=self.prompt_audio,
         )
 
     # ------------------------------------------------------------ parameters

@@ -319,18 +319,17 @@ def embed_prompts(graph: Graph, mixer: PromptMixer) -> dict[str, Prompt]:
     from pathlib import Path
 
     from cadenza.runtime.backends.base import AudioPrompt, TextPrompt
-    from cadenza.runtime.files import FileRefused, check_regular
-    from cadenza.runtime.graph.audio import MAX_AUDIO_BYTES
+    from cadenza.runtime.files import FileRefused
     from cadenza.runtime.graph.loader import InvalidGraph
 
     prompts: dict[str, Prompt] = {}
     issues = []
     for name, p in graph.prompts.items():
-        prompt: Prompt = AudioPrompt(Path(p.audio)) if p.audio else TextPrompt(p.text or "")
+        # the bytes the loader read (and checked) are what the backend embeds: the file is never opened again
+        prompt: Prompt = (AudioPrompt(Path(p.audio), data=graph.prompt_audio.get(p.audio)) if p.audio
+                          else TextPrompt(p.text or ""))
         prompts[name] = prompt
         try:
-            if p.audio:  # the loader read and decoded it; a FIFO or device swapped in since never reaches the backend
-                check_regular(Path(p.audio), where=f"prompts.{name}.audio", max_bytes=MAX_AUDIO_BYTES)
             mixer.embed(prompt)
         except (PromptError, FileRefused, ValueError, OSError) as exc:
             path = f"prompts.{name}"

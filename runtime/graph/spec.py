@@ -306,3 +306,6 @@ class Graph:
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     #: stinger audio decoded at load (float32 stereo at 48 kHz), by resolved path as in ``Stinger.audio``
     audio: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: audio prompt files' bytes as read at load, by resolved path as in ``PromptDef.audio``: the backend embeds
+    #: these and never opens the file again (so a file swapped after the load's checks is never read)
+    prompt_audio: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)

@@ -196,9 +196,9 @@ class MagentaBackend:
                 raise PromptError("an empty text prompt cannot be embedded")
             vector = self.system.embed_style(text)
         elif isinstance(prompt, AudioPrompt):
-            from cadenza.runtime.backends.synth.analysis import _read_mono
+            from cadenza.runtime.backends.synth.analysis import read_mono
 
-            mono, rate, _ = _read_mono(prompt.path)
+            mono, rate, _ = read_mono(prompt)
             mono = mono[: int(AUDIO_PROMPT_SECONDS * rate)].astype(np.float32)
             if not np.any(mono):
                 raise PromptError(f"audio prompt {str(prompt.path)!r} is silent; give a file with audible sound")

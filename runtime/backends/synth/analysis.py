@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from cadenza.errors import PromptError
+from cadenza.runtime.backends.base import AudioPrompt
 from cadenza.runtime.backends.synth.style import NEUTRAL, TEMPO_RANGE, vector_from
 
 #: Only the beginning of a long file is analysed.
@@ -79,14 +80,19 @@ class AudioFeatures:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_mono(path: Path) -> tuple[np.ndarray, int, float]:
-    """The first MAX_SECONDS of ``path`` as mono float64, its sample rate and the file's duration."""
-    if not path.exists():
-        raise PromptError(f"audio prompt file not found: {str(path)!r}")
-    if path.is_dir():
-        raise PromptError(f"audio prompt {str(path)!r} is a directory, not a WAV/FLAC file")
+def read_mono(prompt: AudioPrompt | str | os.PathLike[str]) -> tuple[np.ndarray, int, float]:
+    """The first MAX_SECONDS of an audio prompt (its bytes when read already, else its file) as mono float64,
+    its sample rate and the file's duration. Shared by the backends that analyse audio prompts."""
+    if not isinstance(prompt, AudioPrompt):
+        prompt = AudioPrompt(Path(prompt))
+    path = prompt.path
+    if prompt.data is None:
+        if not path.exists():
+            raise PromptError(f"audio prompt file not found: {str(path)!r}")
+        if path.is_dir():
+            raise PromptError(f"audio prompt {str(path)!r} is a directory, not a WAV/FLAC file")
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(prompt.source()) as f:
             rate = int(f.samplerate)
             total = int(f.frames)
             wanted = min(total, int(MAX_SECONDS * rate))
@@ -220,10 +226,11 @@ def _tempo(flux: np.ndarray, hop_s: float) -> tuple[float | None, float]:
 # --------------------------------------------------------------------------- public API
 
 
-def analyze_file(path: str | os.PathLike[str]) -> AudioFeatures:
-    """Measure an audio prompt file; raises :class:`PromptError` naming the file when it cannot."""
-    p = Path(path)
-    x, rate, duration = _read_mono(p)
+def analyze_file(path: AudioPrompt | str | os.PathLike[str]) -> AudioFeatures:
+    """Measure an audio prompt (its file, or the bytes read from it); :class:`PromptError` naming the file when
+    it cannot."""
+    p = path.path if isinstance(path, AudioPrompt) else Path(path)
+    x, rate, duration = read_mono(path)
     analyzed = x.size / rate
     if analyzed < MIN_SECONDS:
         raise PromptError(
@@ -302,7 +309,7 @@ def style_from_features(f: AudioFeatures) -> np.ndarray:
     return vector_from(values)
 
 
-def embed_audio(path: str | os.PathLike[str]) -> np.ndarray:
+def embed_audio(path: AudioPrompt | str | os.PathLike[str]) -> np.ndarray:
     """The style vector of an audio prompt file (:func:`analyze_file` then :func:`style_from_features`)."""
     return style_from_features(analyze_file(path))
 

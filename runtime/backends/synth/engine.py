@@ -110,7 +110,7 @@ class SynthBackend:
                 warnings = (f"prompt {prompt.text!r}: unknown word(s) {words} ignored",)
             return Embedding(parsed.vector, warnings)
         if isinstance(prompt, AudioPrompt):
-            return Embedding(analysis.embed_audio(prompt.path))
+            return Embedding(analysis.embed_audio(prompt))
         raise PromptError(f"unsupported prompt type {type(prompt).__name__}")
 
     # ----------------------------------------------------------------- streams
