@@ -341,7 +341,7 @@ def test_device_sink_plays_in_real_time(audio_output: str | None, make_sine: Mak
     if watcher is not None:
         assert seen, "jack_lsp did not answer during playback"
         feeding = seen[0].get("system:playback_1", set()) | seen[0].get("system:playback_2", set())
-        assert any(src.startswith("PortAudio:") for src in feeding), seen[0]
+        assert any(src.startswith("cadenza-") for src in feeding), seen[0]  # device.jack_client_name()
 
 
 @pytest.mark.audio_device

@@ -41,6 +41,12 @@ Faults the sink survives, and what it does about each:
   device paces the producer as the sink's own ring did; the relay adds its
   ring and that pipe (~0.15 s) to the latency.
 
+Each process registers with a JACK server as ``cadenza-PID`` (the relay as
+``cadenza-relay-PID``), never PortAudio's shared default ``PortAudio``: a
+process that lost its server still holds that name's wake-up futex, and a
+newcomer under the same name would run the restarted server at half speed
+(:func:`_name_jack_client`).
+
 ``sounddevice`` (and with it libportaudio) is imported lazily, inside this
 module only, so nothing else in the package needs PortAudio installed. Foreign
 errors (missing library, ``PortAudioError``) are translated to
@@ -82,6 +88,10 @@ _open_streams = 0
 # Streams whose device was lost: kept referenced (their callbacks must stay
 # alive) and never closed, because closing one whose JACK server died hangs.
 _abandoned_streams: list[Any] = []
+# This process's JACK client name (see jack_client_name), whether PortAudio was told it, and the buffer it reads.
+_jack_client_name: str | None = None
+_jack_named = False
+_jack_name_buffer: Any = None
 
 #: A callback this much later than the previous block's length means the device
 #: played on without us (the process or the audio thread was held up).
@@ -99,6 +109,63 @@ RELAY_PIPE_BYTES = 16384  # the pipe to the relay: small, so little latency buil
 RELAY_STALL_S = 0.5  # a relay whose pipe takes nothing for this long is given up
 
 
+def jack_client_name() -> str:
+    """The name this process's PortAudio registers with a JACK server: ``cadenza-PID`` unless set otherwise.
+
+    Never PortAudio's default ``PortAudio``, and never shared with another
+    process (see :func:`_name_jack_client` for why that matters).
+    """
+    return _jack_client_name or f"cadenza-{os.getpid()}"
+
+
+def set_jack_client_name(name: str) -> None:
+    """Name this process's JACK client (before PortAudio is first used; the relay names itself so)."""
+    global _jack_client_name
+    if not name or len(name.encode()) > 60:
+        raise UsageError(f"a JACK client name must have 1 to 60 bytes, got {name!r}", where="jack client name")
+    _jack_client_name = name
+
+
+def _name_jack_client(sd: ModuleType) -> None:
+    """Register PortAudio's JACK client under :func:`jack_client_name` (once per process, before any stream).
+
+    PortAudio's JACK host API opens one JACK client at initialisation, named
+    ``PortAudio`` by default. JACK2 wakes a client for each cycle through a
+    futex in a shared-memory file named after the server and the client
+    (``/dev/shm/jack_sem.UID_SERVER_CLIENT``). That file outlives a server
+    killed with SIGKILL, and a process that lost its server keeps its client's
+    thread waiting on it (the stream is abandoned, see ``DeviceSink._lose``).
+    When the server comes back and another client registers under the same
+    name (this process's relay, or any other PortAudio program), both wait on
+    one futex and every wake-up goes to one of them: the new client misses
+    about every other cycle ("client = PortAudio was not finished"), and the
+    whole JACK server, every client on it, runs at half speed. A name with
+    the pid in it is never shared. Without the JACK host API (no such symbol
+    in the library) there is nothing to name.
+    """
+    global _jack_named, _jack_name_buffer
+    if _jack_named or _open_streams or _abandoned_streams:
+        return
+    _jack_named = True
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL(sd._libname)
+        set_name = lib.PaJack_SetClientName
+    except (OSError, AttributeError):  # a PortAudio built without JACK, or not found by that name
+        return
+    name = ctypes.create_string_buffer(jack_client_name().encode())  # PortAudio keeps the pointer: keep it alive
+    set_name.argtypes = [ctypes.c_char_p]
+    try:
+        while getattr(sd, "_initialized", 0) > 0:  # the name is read when PortAudio initialises
+            sd._terminate()
+        if set_name(name) == 0:
+            _jack_name_buffer = name
+        sd._initialize()
+    except sd.PortAudioError as exc:
+        raise AudioError(f"PortAudio failed to initialise: {exc}") from exc
+
+
 def _sounddevice() -> ModuleType:
     """Import ``sounddevice``, translating a missing PortAudio into AudioError."""
     try:
@@ -112,6 +179,7 @@ def _sounddevice() -> ModuleType:
         ) from exc
     except Exception as exc:  # PortAudioError from Pa_Initialize at import
         raise AudioError(f"PortAudio failed to initialise: {exc}") from exc
+    _name_jack_client(sounddevice)
     if getattr(sounddevice, "_initialized", 1) < 1:  # after release_portaudio()
         try:
             sounddevice._initialize()

@@ -36,8 +36,11 @@ EXIT_LOST = 4
 
 def serve(device: str | None, buffer_seconds: float) -> int:
     """Open ``device`` and play stdin into it until stdin closes; returns the exit code."""
-    from cadenza.runtime.sinks.device import DeviceSink
+    from cadenza.runtime.sinks.device import DeviceSink, set_jack_client_name
 
+    # a JACK client name of its own: never the name the process that started it registered (and still holds a
+    # wake-up futex of, after losing its server) -- sharing it would halve the JACK server's speed
+    set_jack_client_name(f"cadenza-relay-{os.getpid()}")
     out = sys.stdout
     try:
         sink = DeviceSink(device, buffer_seconds=buffer_seconds, latency="low", fade_in=True)  # joins mid-music
