@@ -260,6 +260,11 @@ class LiveEngine:
             except Exception:  # noqa: BLE001 — closing every sink matters more than the first error
                 pass
 
+    @property
+    def silence(self) -> np.ndarray:
+        """The block of silence the engine writes when no graph plays (none loaded, or paused): read-only."""
+        return self._silence
+
     def queued_frames(self) -> int:
         if self.clock_sink is not None:
             return int(self.clock_sink.queued_frames)  # type: ignore[attr-defined]

@@ -22,6 +22,15 @@ it would stall the audio. So the serve loop hands these requests to
   (a file read that never returns) is abandoned and a fresh one takes the
   queue; with :data:`~cadenza.runtime.limits.MAX_ABANDONED_LOADS` stuck, new
   loads are refused with ``TIMEOUT`` until one of them finishes.
+- **Memory.** What waits is bounded, so no client (nor many together) can
+  make the runtime hold more than a few tens of MiB of requests: per client
+  at most :data:`MAX_CLIENT_LOADS` LoadGraph/SetPrompts waiting (the one in
+  the worker's queue and those held behind it) and :data:`MAX_CLIENT_BYTES`
+  of requests waiting in all; across clients :data:`MAX_WAITING_BYTES`, and
+  :data:`MAX_QUEUED_LOADS` jobs in the worker's queue. A request past a bound
+  is answered ``RATE_LIMITED`` at once (the request itself is fine; too much
+  is waiting: send it again once the earlier ones are answered) and its bytes
+  are dropped, not kept.
 - **Sockets.** ZeroMQ sockets are used by the serve loop only: finished jobs
   come back through a queue and a pipe whose read end the serve loop polls.
 """
@@ -43,6 +52,10 @@ from cadenza.runtime.limits import MAX_ABANDONED_LOADS
 #: Envelope body fields that run in the worker.
 SLOW_REQUESTS = frozenset({"load_graph", "set_prompts"})
 MAX_QUEUED_LOADS = 16  # jobs waiting for the worker; more are refused (RATE_LIMITED) at once
+MAX_CLIENT_LOADS = 8  # one client's LoadGraph/SetPrompts waiting: its job in the queue + those held behind it
+MAX_CLIENT_BYTES = 16 << 20  # one client's requests waiting (its job's and its held ones), in bytes
+MAX_WAITING_BYTES = 64 << 20  # every client's requests waiting, in bytes
+MAX_CLIENT_HELD = 1_000  # one client's requests held behind its load (small ones: the byte bounds hold the rest)
 
 
 def peek(data: bytes) -> tuple[str | None, int]:
@@ -61,6 +74,7 @@ class LoadJob:
     request_id: int
     kind: str
     deadline: float
+    nbytes: int = 0  # len(data) when queued (data is dropped once the worker is done with it)
     state: str = "queued"  # queued → running → committing → done, or queued/running → timed_out
     reply: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,6 +94,16 @@ class _Worker:
         self.job: LoadJob | None = None
 
 
+@dataclass
+class _Client:
+    """What one client has waiting (serve loop only): its load in the queue, the requests held behind it."""
+
+    blocked: bool = False  # a load of this client is in the queue (or its reply is being sent): later ones wait
+    held: collections.deque[tuple[bytes, bool]] = field(default_factory=collections.deque)  # (frame, is a load)
+    loads: int = 0  # LoadGraph/SetPrompts waiting: the one in the queue and the held ones
+    nbytes: int = 0  # bytes of every request waiting (the queued load's and the held ones)
+
+
 class LoadQueue:
     """The slow requests' worker, their FIFO, the clients' held requests and the wake pipe (see the module doc)."""
 
@@ -92,7 +116,9 @@ class LoadQueue:
         self._cond = threading.Condition()
         self._done: queue.SimpleQueue[LoadJob] = queue.SimpleQueue()
         self.pending: collections.deque[LoadJob] = collections.deque()  # not yet answered (serve loop only)
-        self.held: dict[bytes, collections.deque[bytes]] = {}  # later requests of clients with a load pending
+        self._clients: dict[bytes, _Client] = {}  # clients with something waiting (serve loop only)
+        self.waiting_bytes = 0  # bytes of every client's requests waiting (queued jobs and held requests)
+        self.refused = 0  # requests answered RATE_LIMITED because too much was waiting
         self.wake_fd, self._wake_w = os.pipe()
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
@@ -103,18 +129,86 @@ class LoadQueue:
         self._start_worker()
 
     # ------------------------------------------------------------ serve loop side
+    def blocked(self, ident: bytes) -> bool:
+        """True while ``ident`` has a load pending: its later requests must wait behind it (:meth:`hold`)."""
+        c = self._clients.get(ident)
+        return c is not None and c.blocked
+
+    def _too_much(self, c: _Client | None, size: int, load: bool) -> str | None:
+        """Why one more request of ``size`` bytes (a load or not) cannot wait, or None when it can."""
+        loads, nbytes, held = (c.loads, c.nbytes, len(c.held)) if c is not None else (0, 0, 0)
+        if load and loads >= MAX_CLIENT_LOADS:
+            return f"this client has {loads} LoadGraph/SetPrompts waiting already (at most {MAX_CLIENT_LOADS})"
+        if held >= MAX_CLIENT_HELD:
+            return f"{held} requests of this client wait behind its LoadGraph/SetPrompts (at most {MAX_CLIENT_HELD})"
+        if nbytes + size > MAX_CLIENT_BYTES:
+            return (f"this client's waiting requests hold {nbytes / 2**20:.1f} MiB already; with this one "
+                    f"({size / 2**20:.1f} MiB) more than {MAX_CLIENT_BYTES >> 20} MiB would wait")
+        if self.waiting_bytes + size > MAX_WAITING_BYTES:
+            return (f"the clients' waiting requests hold {self.waiting_bytes / 2**20:.1f} MiB already; with this one "
+                    f"more than {MAX_WAITING_BYTES >> 20} MiB would wait")
+        return None
+
+    def _refuse(self, request_id: int, why: str) -> bytes:
+        self.refused += 1
+        return wire.encode_reply(request_id, Error(code=Error.RATE_LIMITED, message=(
+            f"{why}; this request was dropped, nothing was applied; send it again once the earlier ones are "
+            "answered")))
+
+    def _account(self, c: _Client, size: int, load: bool, sign: int) -> None:
+        c.loads += sign * int(load)
+        c.nbytes += sign * size
+        self.waiting_bytes += sign * size
+
+    def hold(self, ident: bytes, data: bytes) -> bytes | None:
+        """Keep a request of a :meth:`blocked` client for after its load; None, or the reply refusing it at once."""
+        c = self._clients[ident]
+        kind, request_id = peek(data)
+        load = kind in SLOW_REQUESTS
+        why = self._too_much(c, len(data), load)
+        if why is not None:
+            return self._refuse(request_id, why)
+        c.held.append((data, load))
+        self._account(c, len(data), load, +1)
+        return None
+
+    def next_held(self, ident: bytes) -> bytes | None:
+        """After ``ident``'s load was answered: its oldest held request (to handle now), or None.
+
+        The first call unblocks the client; handling a held load blocks it again (:meth:`submit`), and the
+        requests after that one stay held.
+        """
+        c = self._clients.get(ident)
+        if c is None:
+            return None
+        c.blocked = False
+        if not c.held:
+            if c.loads == 0 and c.nbytes == 0:
+                del self._clients[ident]
+            return None
+        data, load = c.held.popleft()
+        self._account(c, len(data), load, -1)
+        return data
+
     def submit(self, ident: bytes, data: bytes, request_id: int, kind: str) -> bytes | None:
-        """Queue a slow request; None, or the reply that refuses it at once (queue full, workers stuck)."""
+        """Queue a slow request; None, or the reply that refuses it at once (too much waiting, workers stuck)."""
         if self.abandoned >= MAX_ABANDONED_LOADS and self._active is None:
             self.timeouts += 1
             return wire.encode_reply(request_id, Error(code=Error.TIMEOUT, message=(
                 f"{self.abandoned} earlier loads are still running past their {self.timeout_s:g} s bound (a file "
                 "that never finishes reading?); nothing was applied; try again later")))
         if len(self.pending) >= MAX_QUEUED_LOADS:
-            return wire.encode_reply(request_id, Error(code=Error.RATE_LIMITED, message=(
-                f"{len(self.pending)} LoadGraph/SetPrompts requests are waiting already (at most "
-                f"{MAX_QUEUED_LOADS}); nothing was applied; send it again once they are answered")))
-        job = LoadJob(ident, data, request_id, kind, time.monotonic() + self.timeout_s)
+            return self._refuse(request_id, f"{len(self.pending)} LoadGraph/SetPrompts requests of other clients "
+                                            f"are waiting already (at most {MAX_QUEUED_LOADS})")
+        c = self._clients.get(ident)
+        why = self._too_much(c, len(data), True)
+        if why is not None:
+            return self._refuse(request_id, why)
+        if c is None:
+            c = self._clients[ident] = _Client()
+        c.blocked = True
+        self._account(c, len(data), True, +1)
+        job = LoadJob(ident, data, request_id, kind, time.monotonic() + self.timeout_s, nbytes=len(data))
         self.pending.append(job)
         with self._cond:
             self._jobs.append(job)
@@ -155,6 +249,9 @@ class LoadQueue:
                 else:
                     continue
             self.pending.remove(job)
+            c = self._clients.get(job.ident)
+            if c is not None:  # its bytes wait no more (a worker stuck on it keeps them: MAX_ABANDONED_LOADS)
+                self._account(c, job.nbytes, True, -1)
         return out
 
     def _timeout_reply(self, job: LoadJob) -> bytes:
@@ -207,6 +304,7 @@ class LoadQueue:
             if not skip:
                 with self._admission(job.admit):  # type: ignore[attr-defined]
                     reply = self._run(job.data)
+                job.data = b""  # done with the request's bytes (a 1 MiB graph text): free them now
                 with job.lock:
                     if job.state != "timed_out":
                         job.state = "done"

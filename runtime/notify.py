@@ -25,10 +25,11 @@ What ``cadenza serve`` says, and when (:class:`Supervisor`)::
                                       │ audio or the generation thread)
     generation thread: stats.steps ──┤ READY=1 once the first block is in the sinks (and, with a
     control loop: turns ─────────────┤          device, once the device has played from its ring)
-                                     │ WATCHDOG=1 every WATCHDOG_USEC / 2, only when the generation
-                                     │          thread stepped AND the control loop turned since the
-                                     │          last ping: a stalled thread means no pings, so the
-                                     │          manager kills and restarts the runtime
+                                     │ WATCHDOG=1 every WATCHDOG_USEC / 2 (50 ms at the least), only
+                                     │          when the generation thread stepped AND the control
+                                     │          loop turned since the last ping: a stalled thread
+                                     │          means no pings, so the manager kills and restarts
+                                     │          the runtime
                                      │ STATUS=playing graph 'x', stream 123.4 s, 0 xruns (each wake)
     shutdown ── STOPPING=1 ──────────┘
 
@@ -59,6 +60,7 @@ _HANG_FILE: str | None = os.environ.get(HANG_FILE_ENV) or None
 HANG_POLL_S = 0.02
 
 READY_POLL_S = 0.02  # how often the notify thread looks for the first audio
+MIN_PING_INTERVAL_S = 0.05  # a WATCHDOG_USEC under 0.1 s still gets pings no more often than this
 STATUS_INTERVAL_S = 5.0  # STATUS= updates without a watchdog (with one: every ping interval, if shorter)
 MAX_STATUS_CHARS = 400
 
@@ -154,6 +156,10 @@ def watchdog_interval(environ: Mapping[str, str], *, log: Callable[[str], None])
         log(f"WATCHDOG_USEC={usec!r} is not a positive whole number of microseconds; no watchdog pings "
             "(set WatchdogSec= in the unit file)")
         return None
+    if value / 1e6 / 2 < MIN_PING_INTERVAL_S:  # WATCHDOG_USEC=1 would mean a ping every 0.5 µs: a busy loop
+        log(f"WATCHDOG_USEC={usec!r} asks for a ping every {value / 2:g} µs; pinging every "
+            f"{MIN_PING_INTERVAL_S * 1000:g} ms instead (give WatchdogSec= of {2 * MIN_PING_INTERVAL_S:g} s or more)")
+        return MIN_PING_INTERVAL_S
     return value / 1e6 / 2
 
 

@@ -201,6 +201,15 @@ def make_sinks(spec: str) -> tuple[list[Sink], list[str], object | None]:
     if len(devices) > 1:
         raise UsageError(f"{spec!r} names {len(devices)} audio devices ({', '.join(devices)}); one device sink at "
                          "most (it is the clock the runtime plays to)", where="--sink")
+    files: dict[str, str] = {}  # the file a sink writes (symlinks and spellings resolved) → its spec
+    for one in specs:
+        kind, _, arg = one.partition(":")
+        if kind in ("wav", "flac", "file") and arg:
+            real = os.path.realpath(arg)
+            if real in files:
+                raise UsageError(f"{files[real]!r} and {one!r} name the same file {real!r}; each file sink needs a "
+                                 "file of its own (two sinks would write over each other)", where="--sink")
+            files[real] = one
     sinks: list[Sink] = []
     clock: object | None = None
     try:
@@ -430,9 +439,16 @@ class Server:
         if now - self._last_status >= 1.0:
             self._last_status = now
             self._emit("status", now_frame, self.status(with_server=True))
-        if self.audio_sock is not None and block is not None:
+        # audio chunks: every block played, and the silence before the first graph (a client can tell "nothing
+        # loaded yet" from "audio dead"); none while paused (Transport PAUSE/STOP: the chunks stop, the clock runs)
+        if self.audio_sock is not None and (block is not None or self.live.playing):
+            if block is not None:
+                frame, pcm = block.frame, block.pcm
+            else:  # no graph yet: the engine wrote its block of silence, which ends at now_frame
+                pcm = self.live.silence
+                frame = now_frame - pcm.shape[0]
             self.audio_seq += 1
-            self.publisher.put(self.audio_sock, [wire.encode_audio(self.audio_seq, block.frame, block.pcm)])
+            self.publisher.put(self.audio_sock, [wire.encode_audio(self.audio_seq, frame, pcm)])
 
     # ------------------------------------------------------------- requests
     def server_info(self) -> ServerInfo:
@@ -601,7 +617,12 @@ class Server:
         if not triples or sum(t[2] for t in triples) <= 0:
             raise wire.WireError(Error.BAD_VALUE, "give at least one prompt with a weight > 0",
                                  field="set_prompts.prompts")
-        conductor = self.live.load(direct_graph(triples, read))
+        from cadenza.runtime.graph.loader import InvalidGraph
+
+        try:
+            conductor = self.live.load(direct_graph(triples, read))
+        except InvalidGraph as exc:  # a prompt the backend cannot embed: SetPrompts is no graph, say it as a prompt
+            raise _prompts_refused(body, exc) from None
         return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings))
 
     def _set_controls(self, body: Any) -> Ok:
@@ -707,6 +728,9 @@ class Server:
         poller = zmq.Poller()
         poller.register(self.control, zmq.POLLIN)
         poller.register(self.loads.wake_fd, zmq.POLLIN)
+        idle_ms = 100  # the loop turns at least this often; twice per watchdog ping, so an idle loop is no stall
+        if self.supervisor is not None and self.supervisor.watchdog_s:
+            idle_ms = max(10, min(idle_ms, int(self.supervisor.period * 1000 / 2)))
         while not self._stopping:
             for job, done in self.loads.answered():  # LoadGraph/SetPrompts the worker finished (or timed out)
                 self._answer_load(job.ident, done)
@@ -715,7 +739,7 @@ class Server:
                 self.log(f"generation failed: {type(self.live.error).__name__}: {self.live.error}")
                 self.shutdown()
                 return 1
-            for sock, _ in poller.poll(self.loads.poll_timeout_ms(100)):
+            for sock, _ in poller.poll(self.loads.poll_timeout_ms(idle_ms)):
                 if sock is not self.control:
                     continue  # the load worker's wake pipe: answered() above reads it
                 for _ in range(1000):  # drain a burst, then look at the world again
@@ -793,33 +817,28 @@ class Server:
         self._stopping = True
 
     def _handle_or_defer(self, ident: bytes, data: bytes) -> bytes | None:
-        """The reply, or None when the request went to the load worker or waits behind this client's load."""
+        """The reply, or None when the request went to the load worker or waits behind this client's load.
+
+        What waits is bounded per client and in all (runtime/loads.py): past that, RATE_LIMITED at once and the
+        bytes are dropped. A request over the size limit never waits: TOO_LARGE at once.
+        """
         assert self.loads is not None
-        held = self.loads.held.get(ident)
-        if held is not None:  # this client's load is pending: its requests keep their order
-            if len(held) >= REPLY_HWM:
-                return wire.encode_reply(0, Error(code=Error.RATE_LIMITED, message=(
-                    f"{len(held)} requests wait behind this client's LoadGraph/SetPrompts; wait for its reply")))
-            held.append(data)
-            return None
+        if len(data) > wire.MAX_MESSAGE_BYTES:
+            return self.handle(data)
+        if self.loads.blocked(ident):  # this client's load is pending: its requests keep their order
+            return self.loads.hold(ident, data)
         kind, request_id = peek(data)
         if kind in SLOW_REQUESTS:
-            refused = self.loads.submit(ident, data, request_id, kind)
-            if refused is not None:
-                return refused
-            self.loads.held[ident] = collections.deque()
-            return None
+            return self.loads.submit(ident, data, request_id, kind)
         return self.handle(data)
 
     def _answer_load(self, ident: bytes, reply: bytes) -> None:
         """Send a finished load's reply, then answer what the client sent after it, in order."""
         assert self.loads is not None
         self._send_reply(ident, reply)
-        held = self.loads.held.pop(ident, collections.deque())
-        while held:
-            r = self._handle_or_defer(ident, held.popleft())
+        while (data := self.loads.next_held(ident)) is not None:
+            r = self._handle_or_defer(ident, data)
             if r is None:  # another load of this client: the rest wait behind it
-                self.loads.held[ident].extend(held)
                 return
             self._send_reply(ident, r)
 
@@ -861,6 +880,26 @@ def _check_prompt_limits(body: Any) -> None:
                                  f"{MAX_PROMPT_CHARS:,}; nothing was applied", field=f"set_prompts.prompts[{i}].text")
 
 
+def _prompts_refused(body: Any, exc: Any) -> wire.WireError:
+    """BAD_VALUE for the SetPrompts prompts the backend cannot embed: the first named by its field
+    (``set_prompts.prompts[i].text``), the others counted; no internal graph names (``<set_prompts> prompts.p0``)."""
+    bad: list[tuple[int, str]] = []
+    for issue in exc.issues:
+        m = re.match(r"prompts\.p(\d+)\b", issue.path)
+        if m is not None and int(m.group(1)) < len(body.prompts):
+            bad.append((int(m.group(1)), issue.message))
+    if not bad:  # nothing names a prompt (cannot happen today): the loader's words, without its file name
+        return wire.WireError(Error.BAD_VALUE, "; ".join(i.message for i in exc.issues), field="set_prompts.prompts")
+    i, message = bad[0]
+    source = "audio_path" if body.prompts[i].WhichOneof("source") == "audio_path" else "text"
+    more = ""
+    if len(bad) > 1:
+        others = ", ".join(str(j) for j, _ in bad[1:11]) + (", …" if len(bad) > 11 else "")
+        more = f" (and {len(bad) - 1} more {'prompt' if len(bad) == 2 else 'prompts'} that cannot be used: {others})"
+    return wire.WireError(Error.BAD_VALUE, f"prompt {i}: {message}{more}; nothing was applied",
+                          field=f"set_prompts.prompts[{i}].{source}")
+
+
 MAX_ERROR_CHARS = 60_000  # an Error's message or field may quote the bad input; this keeps the reply small
 
 
@@ -888,6 +927,8 @@ def _user_id(frame: zmq.Frame) -> str | None:
 
 
 def run_server(config: ServerConfig) -> int:
+    from cadenza.runtime import early_signals
+
     server = Server(config)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
@@ -900,6 +941,7 @@ def run_server(config: ServerConfig) -> int:
                                          "none, nothing changed (SIGTERM or SIGINT stops it)"})
 
     signal.signal(signal.SIGHUP, reopen_files)
+    early_signals.replay()  # what came while starting (cli.main held it) acts now: TERM/INT stop, HUP reopens
 
     def ready() -> None:
         print(f"cadenza serve: ready control={config.control} events={config.events} audio={config.audio or '-'} "

@@ -496,3 +496,150 @@ def test_an_exception_in_the_generation_loop_itself_is_ridden_through() -> None:
     assert engine.error is None
     assert warnings[0] == "the generation loop failed: ValueError: a bug in publish; it goes on"
     assert engine.faults == {} and engine.faults_total == 1
+
+
+# ============================================================================ what waits, silence, prompts, watchdog
+
+BIG_GRAPH_BYTES = (1 << 20) - 300  # a valid graph under a comment: just under the 1 MiB request limit
+
+
+def _rss_peak(server: ServeProcess, stop: threading.Event, out: list[int]) -> None:
+    while not stop.wait(0.01):
+        try:
+            out[0] = max(out[0], server.rss_bytes())
+        except (OSError, AssertionError):
+            return
+
+
+def test_pipelined_1_mib_loads_from_two_clients_are_bounded_in_memory(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """2 clients × 200 LoadGraph{text ≈ 1 MiB} sent without waiting: what waits is bounded (loads.py), the rest is
+    answered RATE_LIMITED at once and dropped; RSS stays within start + 150 MB, each request gets one reply."""
+    n, clients_n = 200, 2
+    text = "cadenza_graph: 1\nprompts:\n  a: calm\n#" + "x" * BIG_GRAPH_BYTES + "\n"
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="null")
+    with server:
+        watch = AudioWatch(server.audio(ctx))
+        watch.read(1.0)
+        warm = server.control(ctx)
+        warm.ok(pb.LoadGraph(text=text), timeout=20.0)  # the allocator has seen one big graph
+        rss0 = server.rss_bytes()
+        peak = [rss0]
+        stop = threading.Event()
+        sampler = threading.Thread(target=_rss_peak, args=(server, stop, peak), daemon=True)
+        sampler.start()
+        clients = [server.control(ctx, unlimited=True) for _ in range(clients_n)]
+        sent: list[set[int]] = [set() for _ in clients]
+        t0 = time.monotonic()
+        for _ in range(n):
+            for c, ids in zip(clients, sent):
+                ids.add(c.send(pb.LoadGraph(text=text)))
+        codes: dict[str, int] = {}
+        for c, ids in zip(clients, sent):
+            got: list[int] = []
+            for _ in range(n):
+                r = c.recv(60.0)
+                assert r is not None, f"{len(got)} of {n} replies"
+                got.append(r.request_id)
+                key = "OK" if r.kind is wire.ReplyKind.OK else pb.Error.Code.Name(r.body.code)
+                codes[key] = codes.get(key, 0) + 1
+                if key == "RATE_LIMITED":
+                    assert "nothing was applied" in r.body.message and "waiting" in r.body.message, r.body.message
+            assert sorted(got) == sorted(ids), "a request got no reply, or two"
+            assert c.recv(0.3) is None, "a request got two replies"
+        took = time.monotonic() - t0
+        watch.read(0.5)
+        stop.set()
+        sampler.join(2.0)
+        rss1 = server.rss_bytes()
+        after = server.control(ctx).ok(pb.LoadGraph(path=str(ACTION_GAME)))  # the runtime takes loads again
+        st = warm.status()
+        watch.stop()
+        code, _ = server.stop()
+    print(f"\n{clients_n} × {n} pipelined 1 MiB LoadGraph: replies {codes} in {took:.2f} s; RSS {rss0 / 1e6:.0f} → "
+          f"peak {peak[0] / 1e6:.0f} MB (+{(peak[0] - rss0) / 1e6:.0f}), {rss1 / 1e6:.0f} MB after; audio gaps "
+          f"{watch.gaps}")
+    assert code == 0, server.stderr_text
+    assert peak[0] - rss0 < 150e6, f"RSS grew {(peak[0] - rss0) / 1e6:.0f} MB (from {rss0 / 1e6:.0f} MB)"
+    assert set(codes) <= {"OK", "RATE_LIMITED"}, codes
+    assert codes.get("RATE_LIMITED", 0) >= n, codes  # most: the worker parses a 1 MiB graph in ~5 ms
+    assert codes.get("OK", 0) >= clients_n, codes
+    assert after.stream_time > 0 and st.graph_name and watch.gaps == [] and st.xruns == 0
+
+
+def test_without_a_graph_silence_goes_out_and_prompt_errors_name_the_prompt(
+        tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """Neither --graph nor --prompt: chunks of silence on the audio PUB, contiguous, their stream times those of
+    Status; SetPrompts with a prompt of no known word is BAD_VALUE at set_prompts.prompts[i].text, answered fast."""
+    import random
+    import string
+
+    server = ServeProcess(["--allow-dir", str(tmp_path)], tmp_path, sink="null")
+    with server:
+        watch = AudioWatch(server.audio(ctx))
+        control = server.control(ctx)
+        watch.read(1.0)
+        st = control.status()
+        silent_before, chunks_before = watch.silent_chunks, watch.chunks
+        assert not st.graph_loaded and st.playing
+        err = control.error(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="ambient pads"),
+                                                   pb.WeightedPrompt(text="zzqx blorp"),
+                                                   pb.WeightedPrompt(text="grlbx")]))
+        rng = random.Random(7)
+        texts = [" ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(4)) for _ in range(199))
+                 for _ in range(64)]
+        t0 = time.monotonic()
+        many = control.error(pb.SetPrompts(prompts=[pb.WeightedPrompt(text=t) for t in texts]), timeout=30.0)
+        many_s = time.monotonic() - t0
+        control.ok(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="ambient pads")]))
+        control.wait_status(lambda s: s.weights.get("p0") == 1.0, 5.0, "the prompt playing")
+        watch.read(1.0)
+        watch.stop()
+        code, _ = server.stop()
+    print(f"\nno graph: {chunks_before} chunks ({silent_before} silent) in the first second, then {watch.chunks} in "
+          f"all, gaps {watch.gaps}; 64 prompts of 199 unknown words refused in {many_s * 1000:.0f} ms")
+    assert code == 0, server.stderr_text
+    assert chunks_before >= 50 and silent_before == chunks_before, (chunks_before, silent_before)
+    assert watch.next_frame is not None and watch.gaps == [], watch.gaps[:5]
+    assert watch.chunks - watch.silent_chunks >= 50, "no music after SetPrompts"
+    assert err.code == pb.Error.BAD_VALUE and err.field == "set_prompts.prompts[1].text", err
+    assert err.message.startswith("prompt 1: ") and "'zzqx blorp'" in err.message, err.message
+    assert "and 1 more prompt that cannot be used: 2" in err.message and "nothing was applied" in err.message
+    assert "<set_prompts>" not in err.message and "prompts.p" not in err.message, err.message
+    assert many.code == pb.Error.BAD_VALUE and many.field == "set_prompts.prompts[0].text", many
+    assert many_s < 1.2, f"64 prompts of unknown words took {many_s:.2f} s to refuse (was ~2.4 s)"
+
+
+def test_a_watchdog_usec_of_1_gets_pings_no_more_often_than_every_50_ms(tmp_path: Path) -> None:
+    import socket
+
+    address = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(0.2)
+    server = ServeProcess(["--prompt", "ambient pads"], tmp_path, sink="null",
+                          env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1"})
+    messages: list[tuple[float, str]] = []
+    with server:
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not any("WATCHDOG=1" in m for _, m in messages):
+            try:
+                messages.append((time.monotonic(), sock.recv(4096).decode()))
+            except TimeoutError:
+                pass
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 1.5:
+            try:
+                messages.append((time.monotonic(), sock.recv(4096).decode()))
+            except TimeoutError:
+                pass
+        code, _ = server.stop()
+    sock.close()
+    window = [m for t, m in messages if t >= t0]
+    pings = [m for m in window if "WATCHDOG=1" in m]
+    stalled = [m for m in window if "STALLED" in m]
+    print(f"\nWATCHDOG_USEC=1: {len(window)} messages, {len(pings)} pings in 1.5 s, {len(stalled)} STALLED")
+    assert code == 0, server.stderr_text
+    assert any("READY=1" in m for _, m in messages)
+    assert 10 <= len(pings) <= 32, len(pings)  # every 50 ms: 30 in 1.5 s (was ~12,000 messages a second)
+    assert len(window) <= 33 and not stalled, window[:5]
+    assert "WATCHDOG_USEC='1' asks for a ping every 0.5 µs; pinging every 50 ms" in server.stderr_text

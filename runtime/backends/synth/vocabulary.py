@@ -659,10 +659,15 @@ class ParsedPrompt:
     unknown: tuple[str, ...]
 
 
+_SUGGEST_WORDS = 4  # distinct unknown words a prompt's "did you mean" looks at (each costs ~0.3 ms of difflib)
+
+
 def _suggest(unknown: list[str]) -> list[str]:
+    """Close vocabulary entries for the first :data:`_SUGGEST_WORDS` distinct unknown words (bounded work:
+    a 1,000-character prompt of unknown words costs ~1 ms, not 40)."""
     candidates = sorted(set(VOCABULARY) | set(_SPACED) | set(_COMPACT))
     out: list[str] = []
-    for word in unknown:
+    for word in list(dict.fromkeys(unknown))[:_SUGGEST_WORDS]:
         for guess in difflib.get_close_matches(word, candidates, n=3, cutoff=0.6):
             name = _SPACED.get(guess) or _COMPACT.get(guess) or guess
             if name not in out:
