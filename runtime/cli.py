@@ -20,15 +20,10 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from cadenza import __version__
 from cadenza.errors import CadenzaError, UsageError
-from cadenza.runtime.backends.base import (
-    AudioPrompt,
-    Beat,
-    Controls,
-    TextPrompt,
-    WeightedPrompt,
-)
+from cadenza.runtime import early_signals  # standard library only: main() holds signals before heavy imports
 
 if TYPE_CHECKING:
+    from cadenza.runtime.backends.base import Beat, Controls, WeightedPrompt
     from cadenza.runtime.sinks.base import Sink
 
 _T = TypeVar("_T")
@@ -63,6 +58,8 @@ def _finite(text: str) -> float:
 
 def parse_weighted(text: str, *, audio: bool = False, option: str = "--prompt") -> WeightedPrompt:
     """``"dark techno:1.0"`` → WeightedPrompt; a missing ``:weight`` means 1.0."""
+    from cadenza.runtime.backends.base import AudioPrompt, TextPrompt, WeightedPrompt
+
     body, weight = text, 1.0
     head, sep, tail = text.rpartition(":")
     if sep:
@@ -80,6 +77,8 @@ def parse_weighted(text: str, *, audio: bool = False, option: str = "--prompt") 
 
 
 def _controls(args: argparse.Namespace) -> Controls:
+    from cadenza.runtime.backends.base import Controls
+
     try:
         controls = Controls(
             bpm=args.bpm,
@@ -107,21 +106,51 @@ def beats_document(beats: Sequence[Beat]) -> dict[str, object]:
     }
 
 
-def _write_json(path: Path, doc: dict[str, object], option: str) -> None:
+def _stage_json(path: Path, doc: dict[str, object], option: str) -> Callable[[], None]:
+    """Write ``doc`` to a hidden temporary file beside ``path``; return what renames it into place.
+
+    ``render`` stages ``--beats`` before it renames the audio onto ``--out``, so
+    a ``--beats`` that cannot be written leaves neither file."""
+    from cadenza.runtime.render import temporary_name
+
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else path
+    tmp = temporary_name(target)
     try:
-        path.write_text(json.dumps(doc, indent=1) + "\n")
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}", where=option) from exc
+
+    def commit() -> None:
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}", where=option) from exc
+
+    return commit
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     """``render``: the audio file appears at --out whole or not at all (render.output_file); SIGINT, SIGTERM and
-    SIGHUP stop it cleanly (no temporary file left), with exit status 128 + the signal number."""
-    from cadenza.runtime.render import Stopped, stop_on_signals
+    SIGHUP stop it cleanly (no temporary file left), with exit status 128 + the signal number — also when they
+    come while it starts (early_signals). Output paths are checked before any rendering."""
+    from cadenza.runtime.render import Stopped, check_output, stop_on_signals
 
     args.written = False
     try:
         with stop_on_signals() as stop:
+            check_output(args.out, "--out")
+            for opt in ("beats", "events", "plot"):
+                if getattr(args, opt, None):
+                    check_output(getattr(args, opt), f"--{opt}")
+            named = {os.path.realpath(p): o for o, p in (("--beats", args.beats), ("--events", args.events),
+                                                         ("--plot", args.plot)) if p}
+            if os.path.realpath(args.out) in named:
+                raise UsageError(f"{args.out!r} is also given as {named[os.path.realpath(args.out)]}; "
+                                 "give each output a file of its own", where="--out")
             return _render_graph(args, stop.check) if args.graph else _render_prompts(args, stop.check)
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Stopped) else 2  # SIGINT
@@ -131,8 +160,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 128 + signum
 
 
-def _render_to_file(args: argparse.Namespace, write: Callable[[Sink], _T]) -> _T:
-    """``write(sink)`` into a temporary file beside ``--out``, renamed onto it only once complete."""
+def _render_to_file(args: argparse.Namespace, write: Callable[[Sink], _T],
+                    stage: Callable[[_T], Callable[[], None] | None] | None = None) -> _T:
+    """``write(sink)`` into a temporary file beside ``--out``, renamed onto it only once complete.
+
+    ``stage(result)``, when given, writes the companion files (``--beats``) to temporary files before the audio
+    is renamed and returns what renames them after it: a companion that cannot be written leaves no ``--out``."""
     from cadenza.errors import AudioError
     from cadenza.runtime.render import output_file
     from cadenza.runtime.sinks.file import FileSink, audio_format
@@ -151,7 +184,10 @@ def _render_to_file(args: argparse.Namespace, write: Callable[[Sink], _T]) -> _T
                 sink.close()
             raise
         sink.close()
+        commit = stage(result) if stage is not None else None
     args.written = True
+    if commit is not None:
+        commit()
     return result
 
 
@@ -190,9 +226,10 @@ def _render_prompts(args: argparse.Namespace, check_stop: Callable[[], None]) ->
                 beats.extend(bts)
                 progress.advance(task, pcm.shape[0])
 
-    _render_to_file(args, write)
-    if args.beats:
-        _write_json(Path(args.beats), beats_document(beats), "--beats")
+    def stage(_: None) -> Callable[[], None] | None:
+        return _stage_json(Path(args.beats), beats_document(beats), "--beats") if args.beats else None
+
+    _render_to_file(args, write, stage)
     print(f"wrote {args.out} ({renderer.frames / 48000:.1f} s, 48 kHz stereo, {len(beats)} beats)")
     return 0
 
@@ -442,12 +479,31 @@ def cmd_graph_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+#: commands that take over the held signals themselves (early_signals.replay once their handlers are in place)
+_OWN_SIGNALS = frozenset({"serve", "render"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    early_signals.hold()  # first: a SIGHUP/SIGTERM/SIGINT from here on waits for the command's own handlers
+    try:
+        return _main(argv)
+    finally:
+        early_signals.release()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # a second Ctrl-C while starting
+        print("cadenza: interrupted", file=sys.stderr)
+        return 130
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_ERROR
+    if args.command not in _OWN_SIGNALS:
+        early_signals.release(forget=False)  # the handlers as they were, and what came meanwhile acts on them now
+        early_signals.replay()
     try:
         return int(args.func(args))
     except CadenzaError as exc:
@@ -458,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"cadenza {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except early_signals.Stopped as exc:
+        print(f"cadenza {args.command}: stopped by {exc.name}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print(f"cadenza {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,7 @@ import math
 import os
 import secrets
 import signal
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ import numpy as np
 
 from cadenza.errors import UsageError
 from cadenza.runtime.backends import get_backend
+from cadenza.runtime import early_signals
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend, Beat, Controls, WeightedPrompt
+from cadenza.runtime.early_signals import Stopped
 from cadenza.runtime.mixing import PromptMixer
 
 MAX_SECONDS = 24 * 3600.0
@@ -130,18 +133,6 @@ def render(
     return RenderResult(np.concatenate(blocks), beats, r.warnings)
 
 
-class Stopped(KeyboardInterrupt):
-    """A render stopped by a signal (SIGINT, SIGTERM, SIGHUP): raised in the main thread, so cleanup runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
-
 class StopRequest:
     """What :func:`stop_on_signals` caught. The handler raises :class:`Stopped` at once, but an exception raised
     while C code calls back into Python (numba's compiler cache, say) is printed and swallowed there; so a loop
@@ -159,7 +150,8 @@ class StopRequest:
 def stop_on_signals(signums: Sequence[int] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)) -> Iterator[StopRequest]:
     """Within the block, ``signums`` raise :class:`Stopped` (a KeyboardInterrupt) in the main thread instead of
     ending the process at once, so ``finally`` clauses (removing a temporary file) run. A signal ignored when the
-    block starts (``nohup``, a background job's SIGINT) stays ignored. A no-op off the main thread."""
+    block starts (``nohup``, a background job's SIGINT) stays ignored. A signal that came before (held by
+    :mod:`cadenza.runtime.early_signals` since the command started) raises at once. A no-op off the main thread."""
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request
@@ -174,11 +166,36 @@ def stop_on_signals(signums: Sequence[int] = (signal.SIGINT, signal.SIGTERM, sig
         if handler != signal.SIG_IGN:
             signal.signal(s, stop)
     try:
+        early_signals.replay()  # SIGINT/SIGTERM/SIGHUP that came while the command was starting: stop now
         yield request
     finally:
         for s, handler in before.items():
             if handler is not None:
                 signal.signal(s, handler)
+
+
+def check_output(out: str | os.PathLike[str], option: str = "--out") -> None:
+    """UsageError naming ``option`` unless a file can be renamed onto ``out``: not a directory, FIFO or device,
+    in a folder that exists and can be written. Checked before any rendering."""
+    path = Path(out)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}", where=option) from exc
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{str(path)!r} is a directory; give a file path, e.g. "
+                         f"{str(path / ('render' + (path.suffix or '.wav')))!r}", where=option)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{str(path)!r} is not a regular file (a FIFO or a device); render writes a file and "
+                         "renames it into place: give a file path", where=option)
+    real = Path(os.path.realpath(path))
+    folder = real.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {str(path)!r}: the folder {str(folder)!r} does not exist", where=option)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {str(path)!r}: the folder {str(folder)!r} is not writable", where=option)
 
 
 def temporary_name(out: Path) -> Path:
@@ -192,9 +209,10 @@ def output_file(out: str | os.PathLike[str]) -> Iterator[Path]:
 
     Any exception (KeyboardInterrupt and :class:`Stopped` included) removes
     the temporary file and leaves ``out`` as it was (absent, or the previous
-    file). The caller creates the file at the yielded path (exclusively).
+    file). The caller creates the file at the yielded path (exclusively). When ``out`` is a symlink, the file
+    it points to is replaced (the link stays); check it with :func:`check_output` first.
     """
-    target = Path(out)
+    target = Path(os.path.realpath(out)) if os.path.islink(out) else Path(out)  # through a symlink: its target
     tmp = temporary_name(target)
     try:
         yield tmp

@@ -213,8 +213,8 @@ def test_reopen_finalises_the_moved_file_and_never_truncates_a_recording(tmp_pat
     (block-exact); when nobody moved the file, recording goes on in it; when the path holds an earlier file of
     this sink, the new file is the next numbered one and the earlier file is left as it was."""
     path = tmp_path / "rec.flac"
-    audio = _signal(4, 480 * 30)
-    parts = [audio[k * 480:(k + 1) * 480] for k in range(30)]
+    audio = _signal(4, 480 * 40)
+    parts = [audio[k * 480:(k + 1) * 480] for k in range(40)]
     sink = FileSink(path, retry_s=1.0, name=f"flac:{path}")
     for block in parts[:10]:
         sink.write(block)
@@ -223,18 +223,23 @@ def test_reopen_finalises_the_moved_file_and_never_truncates_a_recording(tmp_pat
     sink.write(parts[10])
     note = sink.notices.popleft()
     assert "reopened" in note.message and str(tmp_path / "first.flac") in note.message and note.fault is None
-    sink.request_reopen()  # not moved: goes on in the same file
+    sink.request_reopen()  # not moved (not even on disk yet: a FLAC appears with its first frame)
     sink.write(parts[11])
+    assert "was not moved away" in sink.notices.popleft().message and sink.current == path
+    for block in parts[12:20]:
+        sink.write(block)
+    sink.request_reopen()  # not moved: goes on in the same file
+    sink.write(parts[20])
     assert "was not moved away" in sink.notices.popleft().message and sink.current == path
     path.rename(tmp_path / "second.flac")
     (tmp_path / "first.flac").rename(path)  # an earlier file of this sink is back at the path
     sink.request_reopen()
-    for block in parts[12:]:
+    for block in parts[21:]:
         sink.write(block)
     assert "reopened" in sink.notices.popleft().message and sink.current == numbered(path, 1)
     sink.close()
     got = [_read(p) for p in (path, tmp_path / "second.flac", numbered(path, 1))]
-    assert [g.shape[0] for g in got] == [10 * 480, 2 * 480, 18 * 480]
+    assert [g.shape[0] for g in got] == [10 * 480, 11 * 480, 19 * 480]
     assert np.max(np.abs(np.concatenate(got) - audio)) <= PCM24_STEP
 
 

@@ -73,8 +73,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,11 @@ _FLAC_INFO_AT = 18
 _FLAC_TOTAL_BITS = 36
 
 DEFAULT_RETRY_S = 1.0
+#: a live FLAC file is created only once this many frames are at hand: libFLAC then writes its header and first
+#: frame in the same call, and the sink claims that frame in STREAMINFO at once (see "Killed" above)
+FLAC_FIRST_FRAMES = 4096 + 1
+#: write failures that are about the disk's state, not the path: a live sink pauses on them, at start too
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 #: the most frames one FLAC file gets (STREAMINFO counts 36 bits), less a margin; then a numbered file follows
 FLAC_MAX_FRAMES = (1 << _FLAC_TOTAL_BITS) - (1 << 20)
 
@@ -117,6 +124,34 @@ class SinkNotice:
 
     message: str
     fault: str | None
+
+
+class _Occupied(Exception):
+    """A live sink found a file with something in it at the path it was to open: it must not truncate it."""
+
+
+def _os_errno() -> int:
+    """libsndfile's last C ``errno`` on this thread (0 when there is none)."""
+    try:
+        return int(getattr(soundfile, "_ffi").errno)  # noqa: B009 - soundfile's cffi handle, private
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def _file_error(message: str, err: int) -> AudioError:
+    """An AudioError that remembers the OS ``errno`` behind it (0: none), so a live sink can tell a full disk
+    (pause and retry) from a bad path (refuse at start)."""
+    exc = AudioError(message)
+    exc.errno = err  # type: ignore[attr-defined]
+    return exc
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _os_reason() -> str:
@@ -207,19 +242,113 @@ class FileSink:
         self._flac_claim = -1
         self._file: soundfile.SoundFile | None = None
         self._fd = -1
-        self._start(self.path, exclusive=exclusive)
+        self._hold: list[np.ndarray] | None = None  # a live FLAC's first frames, before its file exists
+        self._held = 0
+        self._hold_exclusive = False
+        if retry_s is None:
+            self._start(self.path, exclusive=exclusive)
+            return
+        try:  # a live sink: never truncates a file, pauses (at start too) on a full disk
+            target = self._start_live(self.path)
+        except AudioError as exc:
+            if getattr(exc, "errno", 0) not in TRANSIENT_ERRNOS:
+                raise  # a bad path: the caller says so and stops (exit 2 at start)
+            self.fault, self._next = exc.message, self.path
+            self._retry_at = time.monotonic() + float(retry_s)
+            self._notify(f"sink {self.name} paused at start: {exc.message}; the music plays on; the sink retries "
+                         f"every {retry_s:g} s and records into '{self.path}' once it can", exc.message)
+            return
+        if target != self.path:
+            self._notify(f"sink {self.name}: '{self.path}' holds an earlier recording ({self._describe(self.path)}); "
+                         f"it is kept as it is, and this run records into '{target}'", None, loud=True)
 
     # ------------------------------------------------------------ opening and finishing files
+    def _check_kind(self, path: Path) -> None:
+        """AudioError for a path that exists but is no regular file (a directory, FIFO, device …)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return  # absent (or unreadable): the open says what is wrong
+        if stat.S_ISDIR(st.st_mode):
+            cause = IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            raise _file_error(f"cannot write audio file {str(path)!r}: {cause.strerror}; give a file path, e.g. "
+                              f"{str(path / ('session' + self.path.suffix))!r}", errno.EISDIR) from cause
+        if not stat.S_ISREG(st.st_mode):
+            cause = OSError(errno.EINVAL, f"{_kind_of(st.st_mode)}, not a regular file", str(path))
+            raise _file_error(f"cannot write audio file {str(path)!r}: it is {cause.strerror}; a recording goes into "
+                              "a file of its own: give a regular file path", errno.EINVAL) from cause
+
+    def _start_live(self, path: Path) -> Path:
+        """Open ``path`` for a live sink without truncating anything: a missing or empty file is used (through a
+        symlink too); one that holds something is kept and the next free numbered file is used instead.
+        Returns the path actually started."""
+        try:
+            self._start(path, exclusive=False)
+            return path
+        except _Occupied:
+            pass
+        target = self._free_numbered()
+        self._start(target, exclusive=True)
+        return target
+
     def _start(self, path: Path, *, exclusive: bool) -> None:
-        """Open ``path`` for writing and make it current; raises AudioError naming the path and the OS reason."""
+        """Make ``path`` the current file; raises AudioError naming the path and the OS reason, or, for a live
+        sink not ``exclusive``, :class:`_Occupied` when ``path`` holds a non-empty file.
+
+        A live FLAC file is created only once its first frame can be written with its header (the frames wait in
+        ``_hold``): a SIGKILL before that leaves no file rather than an empty, unreadable one. Until then the
+        path is only checked (created and removed again when it does not exist)."""
+        if self.retry_s is not None and self.format == "FLAC":
+            self._claim(path, exclusive=exclusive)
+            self._hold, self._held, self._hold_exclusive = [], 0, exclusive
+            self.current = path
+            self._file_frames = 0
+            self._flac_info, self._flac_block, self._flac_claim = None, 0, -1
+            self.files.append(path)
+            return
+        self._open(path, exclusive=exclusive)
+        self.files.append(path)
+
+    def _claim(self, path: Path, *, exclusive: bool) -> None:
+        """The checks :meth:`_open` would make, leaving the file system as it was (a held FLAC)."""
+        if not exclusive:
+            self._check_kind(path)
+        try:
+            if os.path.exists(path):
+                if exclusive:
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+                if os.stat(path).st_size > 0:
+                    raise _Occupied(str(path))
+                os.close(os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0)))
+                return
+            if os.path.lexists(path):  # a dangling symlink: written through (its target is created)
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666))
+                return
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            os.close(fd)
+            os.unlink(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise _file_error(f"cannot write audio file {str(path)!r}: {reason}", exc.errno or 0) from exc
+
+    def _open(self, path: Path, *, exclusive: bool) -> None:
+        """Open ``path`` with libsndfile and make it the file being written."""
         # Opening the descriptor ourselves gives the OS reason (errno) for a
         # refused path, which libsndfile would report only as "System error".
-        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)  # RDWR: FLAC patching reads
+        live = self.retry_s is not None
+        keep = 0 if live else os.O_TRUNC  # a live sink never truncates; a render's own file may be replaced
+        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else keep)  # RDWR: FLAC patching reads
+        if not exclusive:
+            self._check_kind(path)
+        existed = os.path.lexists(path)
         try:
             fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            raise AudioError(f"cannot write audio file {str(path)!r}: {reason}") from exc
+            raise _file_error(f"cannot write audio file {str(path)!r}: {reason}", exc.errno or 0) from exc
+        if live and not exclusive and os.fstat(fd).st_size > 0:
+            os.close(fd)
+            raise _Occupied(str(path))
         try:
             f = soundfile.SoundFile(
                 fd,
@@ -231,11 +360,14 @@ class FileSink:
                 closefd=False,
             )
         except (soundfile.SoundFileError, OSError, ValueError, TypeError) as exc:
+            err = _os_errno()
             reason = _os_reason() or str(exc)
+            st = os.fstat(fd)
             os.close(fd)
-            path.unlink(missing_ok=True)
-            raise AudioError(
-                f"cannot write audio file {str(path)!r} as {self.format}/{self.subtype}: {reason}"
+            if not existed and self._identity(path) == (st.st_dev, st.st_ino):
+                path.unlink(missing_ok=True)  # only a file this call created, never a symlink or a file it found
+            raise _file_error(
+                f"cannot write audio file {str(path)!r} as {self.format}/{self.subtype}: {reason}", err
             ) from exc
         if self.format == "RF64":
             _sf_command(f, _SFC_RF64_AUTO_DOWNGRADE, True)
@@ -245,15 +377,50 @@ class FileSink:
         self._written.add((st.st_dev, st.st_ino))
         self._file_frames = 0
         self._flac_info, self._flac_block, self._flac_claim = None, 0, -1
-        self.files.append(path)
+
+    def _open_held(self) -> None:
+        """A held FLAC has its first frame at hand: create the file and write what waited (block-exact)."""
+        assert self._hold is not None and self.current is not None
+        data = np.concatenate(self._hold) if len(self._hold) > 1 else self._hold[0]
+        path, exclusive = self.current, self._hold_exclusive
+        self._hold, self._held = None, 0
+        try:
+            self._open(path, exclusive=exclusive)
+        except _Occupied:  # something was written there meanwhile: keep it, go on in a numbered file
+            target = self._free_numbered()
+            self._open(target, exclusive=True)
+            self.files[-1] = target
+            self._notify(f"sink {self.name}: '{path}' was written by someone else meanwhile; it is kept, and "
+                         f"recording goes into '{target}'", None, loud=True)
+        self._write_current(data)
+
+    def _describe(self, path: Path) -> str:
+        """"2.3 s" (or "123 bytes" when it does not read as audio): what an existing file holds."""
+        try:
+            return f"{soundfile.info(str(path)).frames / SAMPLE_RATE:.1f} s"
+        except Exception:  # noqa: BLE001 - any file may be there
+            with contextlib.suppress(OSError):
+                return f"{os.stat(path).st_size:,} bytes"
+            return "unreadable"
 
     def _finish(self) -> str:
         """Finalise and close the current file; the reason it could not be finalised cleanly, or ""."""
+        problem = ""
+        if self._hold is not None:  # a held FLAC: what waited gets its file now (none if nothing came)
+            if self._held:
+                try:
+                    self._open_held()
+                except (AudioError, _Occupied) as exc:
+                    self.frames_dropped += self._held
+                    problem = getattr(exc, "message", str(exc))
+            else:
+                self._hold = None
+                if self.files and self.files[-1] == self.current:
+                    self.files.pop()
         f, fd = self._file, self._fd
         self._file, self._fd, self.current = None, -1, None
         if f is None:
-            return ""
-        problem = ""
+            return problem
         try:
             f.close()
         except (soundfile.SoundFileError, OSError, AssertionError) as exc:
@@ -324,15 +491,25 @@ class FileSink:
         if self._file is not None and self._file_frames + arr.shape[0] > self.max_file_frames:
             self._switch(self._free_numbered(), "continues in '{new}': a FLAC file counts at most 2^36 samples "
                                                 "(16.5 days at 48 kHz); '{old}' is finalised with {seconds:.1f} s")
-        if self._file is None:
+        if self._file is None and self._hold is None:
             self._resume(arr)
             return
         try:
-            self._write_current(arr)
+            self._put(arr)
         except AudioError as exc:
             if self.retry_s is None:
                 raise
             self._pause(exc.message)
+
+    def _put(self, arr: np.ndarray) -> None:
+        """Write ``arr`` into the current file, or hold it while a live FLAC waits for its first frame."""
+        if self._hold is None:
+            self._write_current(arr)
+            return
+        self._hold.append(arr.copy())
+        self._held += arr.shape[0]
+        if self._held >= FLAC_FIRST_FRAMES:
+            self._open_held()
 
     def _write_current(self, arr: np.ndarray) -> None:
         assert self._file is not None
@@ -356,9 +533,15 @@ class FileSink:
         self.fault = reason
         self._paused_frames = 0
         self._retry_at = time.monotonic() + float(self.retry_s or DEFAULT_RETRY_S)
-        self._next = self._free_numbered()
-        kept = (f"'{old}' keeps its {seconds:.1f} s" if not problem
-                else f"'{old}' keeps what reached the disk of its {seconds:.1f} s ({problem})")
+        if old is not None and not os.path.lexists(old):  # never created (a held FLAC): nothing torn, retry it
+            if self.files and self.files[-1] == old:
+                self.files.pop()
+            self._next = old
+            kept = f"nothing was written to '{old}'"
+        else:
+            self._next = self._free_numbered()
+            kept = (f"'{old}' keeps its {seconds:.1f} s" if not problem
+                    else f"'{old}' keeps what reached the disk of its {seconds:.1f} s ({problem})")
         self._notify(f"sink {self.name} paused: {reason}; {kept}; the sink retries every {self.retry_s:g} s "
                      f"and records into '{self._next}' once it can", reason)
 
@@ -366,7 +549,7 @@ class FileSink:
         n = 1
         while True:
             candidate = numbered(self.path, n)
-            if candidate not in self.files and not candidate.exists():
+            if candidate not in self.files and not os.path.lexists(candidate):
                 return candidate
             n += 1
 
@@ -378,19 +561,26 @@ class FileSink:
             return
         self._retry_at = now + float(self.retry_s or DEFAULT_RETRY_S)
         target = self._next
-        if target == self.path and self._identity(target) in self._written:  # never truncate a file of ours
-            target = self._next = self._free_numbered()
-        renumber = target != self.path
+        existed = True
         try:
-            if renumber and (target in self.files or target.exists()):
-                target = self._next = self._free_numbered()
-            self._start(target, exclusive=renumber)
-            self._write_current(arr)
+            if target == self.path and self._identity(target) not in self._written:
+                existed = os.path.lexists(target)
+                target = self._next = self._start_live(target)  # never truncates; numbered when PATH holds a file
+            else:
+                if target == self.path or target in self.files or os.path.lexists(target):
+                    target = self._next = self._free_numbered()
+                existed = False
+                self._start(target, exclusive=True)
+            self._put(arr)
         except AudioError as exc:
+            self._hold = None
             if self._file is not None:  # opened but could not write: leave no empty file behind
                 self._finish()
+                if not existed:
+                    target.unlink(missing_ok=True)
+            if self.files and self.files[-1] == target:
                 self.files.pop()
-                target.unlink(missing_ok=True)
+            self.current = None
             self.fault = exc.message
             self._drop(arr)
             return
@@ -418,12 +608,18 @@ class FileSink:
         current file (nobody moved it), recording goes on in it; when it holds
         an earlier file of this sink, the new file is the next numbered one.
         """
+        if self._hold is not None:  # a FLAC whose first frame is still to come: nothing on disk to rotate
+            self._notify(f"sink {self.name}: asked to reopen, but '{self.current}' was not moved away (its first "
+                         "frame is still to be written); recording goes on in it", None)
+            return
         at_path = self._identity(self.path)
         if self._file is not None:
             mine = os.fstat(self._fd)
-            if at_path == (mine.st_dev, mine.st_ino):
-                self._notify(f"sink {self.name}: asked to reopen, but '{self.path}' was not moved away; recording "
-                             "goes on in it (rename the file first, then send SIGHUP)", None)
+            here = self._identity(self.current) if self.current is not None else None
+            unmoved = here == (mine.st_dev, mine.st_ino) and at_path is not None and self._size(self.path) > 0
+            if at_path == (mine.st_dev, mine.st_ino) or unmoved:  # (a numbered file beside a kept one: unmoved)
+                self._notify(f"sink {self.name}: asked to reopen, but '{self.current}' was not moved away; "
+                             "recording goes on in it (rename the file first, then send SIGHUP)", None)
                 return
         target = self._free_numbered() if at_path in self._written else self.path
         if self._file is None:  # paused: retry now, into target
@@ -446,7 +642,12 @@ class FileSink:
         finished = said.format(old=old, new=target, seconds=seconds) + (
             f" (it could not be closed cleanly: {problem})" if problem else "")
         try:
-            self._start(target, exclusive=target != self.path)
+            if target == self.path and self.retry_s is not None:
+                target = self._start_live(target)  # a file someone left at PATH is kept: numbered instead
+                finished = said.format(old=old, new=target, seconds=seconds) + (
+                    f" (it could not be closed cleanly: {problem})" if problem else "")
+            else:
+                self._start(target, exclusive=target != self.path)
         except AudioError as exc:
             if self.retry_s is None:
                 raise
@@ -458,8 +659,14 @@ class FileSink:
             return
         self._notify(f"sink {self.name} {finished}", None)
 
-    def _notify(self, message: str, fault: str | None) -> None:
-        (log.warning if fault else log.info)("%s", message)
+    def _size(self, path: Path) -> int:
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return 0
+
+    def _notify(self, message: str, fault: str | None, *, loud: bool = False) -> None:
+        (log.warning if fault or loud else log.info)("%s", message)
         self.notices.append(SinkNotice(message, fault))
 
     def close(self) -> None:
