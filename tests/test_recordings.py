@@ -438,3 +438,317 @@ def test_a_render_killed_at_a_random_moment_leaves_no_file_at_out(tmp_path: Path
                 assert "Traceback" not in err.decode(), err.decode()
                 assert proc.returncode == 128 + sig, (proc.returncode, err.decode())
                 assert f"stopped by {sig.name}" in err.decode() and f"nothing was written to {out}" in err.decode()
+
+
+# ============================================================================ restarts, paths, early signals
+#
+# An installation runs `cadenza serve --sink wav:room.wav` under systemd with Restart=always: every crash,
+# watchdog restart or reboot starts the same command line again, maybe on a full disk, maybe while a logrotate
+# script sends SIGHUP. None of that may cost a recording or the music.
+
+
+def _sinks_named(*paths: Path) -> str:
+    return ",".join(f"{p.suffix.lstrip('.')}:{p}" for p in paths)
+
+
+def test_a_live_file_sink_never_truncates_what_is_at_its_path(tmp_path: Path) -> None:
+    """In-process: a live sink (``retry_s`` set) finds a recording at its path: it is kept byte for byte and the
+    sink records into the next numbered file, with a notice; an empty file there (logrotate's ``create``) is
+    used, keeping its mode; a symlink is written through and stays a symlink. A render's sink (``retry_s=None``)
+    still replaces the file it is given (render.output_file gives it a temporary one)."""
+    audio = _signal(6, 480 * 20)
+    old = tmp_path / "room.wav"
+    with FileSink(old) as first:
+        first.write(audio[:4800])
+    before = old.read_bytes()
+    sink = FileSink(old, retry_s=1.0, name=f"wav:{old}")
+    sink.write(audio[4800:9600])
+    sink.close()
+    assert old.read_bytes() == before and sink.files == [numbered(old, 1)]
+    note = sink.notices.popleft()
+    assert note.fault is None and "holds an earlier recording (0.1 s)" in note.message, note
+    assert f"records into '{numbered(old, 1)}'" in note.message
+    assert np.max(np.abs(_read(numbered(old, 1)) - audio[4800:9600])) <= PCM24_STEP
+
+    empty = tmp_path / "created.flac"
+    empty.touch(mode=0o640)
+    empty.chmod(0o640)
+    store = tmp_path / "store"
+    store.mkdir()
+    link = tmp_path / "link.flac"
+    link.symlink_to(store / "real.flac")  # dangling: the target is created through it
+    for path in (empty, link):
+        with FileSink(path, retry_s=1.0) as s:
+            s.write(audio)
+        assert not s.notices and s.files == [path]
+    assert empty.stat().st_mode & 0o777 == 0o640
+    assert link.is_symlink() and _read(store / "real.flac").shape == audio.shape
+    with FileSink(link, retry_s=1.0) as s:  # now it points at a recording: kept, numbered beside the link
+        s.write(audio)
+    assert link.is_symlink() and s.files == [numbered(link, 1)] and _read(store / "real.flac").shape == audio.shape
+
+    with FileSink(old) as render_sink:  # a one-shot writer replaces
+        render_sink.write(audio[:480])
+    assert _read(old).shape[0] == 480
+
+
+def test_a_live_flac_file_appears_with_its_first_frame(tmp_path: Path) -> None:
+    """In-process: a live FLAC file is created only once its first FLAC frame can go out with the header, so a
+    SIGKILL never leaves an empty ``.flac`` (it would read as 2^63−1 frames); from then on a copy (what SIGKILL
+    leaves) reads. The same after a reopen; a file closed early holds what it had; nothing written, no file."""
+    path = tmp_path / "rec.flac"
+    audio = _signal(7, 480 * 40)
+    sink = FileSink(path, retry_s=1.0, name=f"flac:{path}")
+    for k in range(9):
+        assert not path.exists(), f"{path.name} exists after {k} blocks ({k * 480} frames)"
+        sink.write(audio[k * 480:(k + 1) * 480])
+    shutil.copyfile(path, tmp_path / "copy.flac")  # 9 × 480 = 4320 frames: the first FLAC frame is out
+    assert _read(tmp_path / "copy.flac").shape[0] == FLAC_BLOCK
+    for k in range(9, 20):
+        sink.write(audio[k * 480:(k + 1) * 480])
+    path.rename(tmp_path / "first.flac")
+    sink.request_reopen()
+    sink.write(audio[20 * 480:21 * 480])
+    assert "reopened" in sink.notices.popleft().message and not path.exists()  # the new file waits for a frame
+    sink.write(audio[21 * 480:22 * 480])
+    sink.close()
+    assert [_read(p).shape[0] for p in (tmp_path / "first.flac", path)] == [20 * 480, 2 * 480]
+    nothing = FileSink(tmp_path / "none.flac", retry_s=1.0)
+    nothing.close()
+    assert not (tmp_path / "none.flac").exists() and nothing.files == []
+
+
+@pytest.mark.slow
+def test_a_restart_of_serve_keeps_the_recording_of_the_run_before(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """``Restart=always`` after a crash: ``cadenza serve`` is SIGKILLed, then started again with the same
+    ``--sink``. The first run's WAV, FLAC and the file behind a symlinked ``wav:`` path are kept byte for byte;
+    the second run records into ``PATH.1.*`` and says so on stderr; the symlink stays a symlink."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "store").mkdir()
+    wav, flac, link = rec / "room.wav", rec / "room.flac", rec / "link.wav"
+    link.symlink_to(rec / "store" / "real.wav")
+    sinks = _sinks_named(wav, flac, link)
+    first = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path / "run1", sink=sinks)
+    with first:
+        first.control(ctx).wait_status(lambda st: st.stream_time >= SAMPLE_RATE, 30, "a second of stream")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    kept = {p: p.read_bytes() for p in (wav, flac, rec / "store" / "real.wav")}
+    assert all(_read(p).shape[0] > SAMPLE_RATE // 2 for p in kept), {p.name: len(b) for p, b in kept.items()}
+    second = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path / "run2", sink=sinks)
+    with second:
+        second.control(ctx).wait_status(lambda st: st.stream_time >= SAMPLE_RATE, 30, "a second of stream")
+        rc, _ = second.stop()
+    assert rc == 0, second.stderr_text
+    err = second.stderr_text
+    print(f"\nrestart: {sorted(p.name for p in rec.iterdir())}; stderr: {err.strip()[:600]}")
+    for p, data in kept.items():
+        assert p.read_bytes() == data, f"{p.name} was changed by the restart"
+    for p in (wav, flac, link):
+        assert f"'{p}' holds an earlier recording" in err and f"records into '{numbered(p, 1)}'" in err, err
+        assert _read(numbered(p, 1)).shape[0] >= SAMPLE_RATE // 2
+    assert link.is_symlink() and os.readlink(link) == str(rec / "store" / "real.wav")
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_start_pauses_the_recording_and_the_music_plays(
+        tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """``cadenza serve --sink wav:…,flac:…`` started on a tmpfs that is already full (a restart after the disk
+    filled) plays: both sinks are paused ("No space left on device" in ``Status.sink_faults``) and the stream
+    runs; once the filler is gone they record into PATH itself (nothing was written, nothing to number)."""
+    with _tmpfs(tmp_path / "fs", "4m") as fs:
+        filler = _fill(fs)
+        wav, flac = fs / "x.wav", fs / "x.flac"
+        specs = (f"wav:{wav}", f"flac:{flac}")
+        server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path / "run", sink=",".join(specs))
+        with server:
+            control = server.control(ctx)
+            st = control.wait_status(lambda st: set(specs) <= set(st.sink_faults), 20, "both sinks paused")
+            assert all("No space left on device" in st.sink_faults[s] for s in specs), st.sink_faults
+            t0 = st.stream_time
+            control.wait_status(lambda st: st.stream_time >= t0 + SAMPLE_RATE // 2, 20, "the stream going on")
+            filler.unlink()
+            t1 = control.wait_status(lambda st: not st.sink_faults, 20, "both sinks resumed").stream_time
+            control.wait_status(lambda st: st.stream_time >= t1 + SAMPLE_RATE, 20, "a second more of stream")
+            rc, _ = server.stop()
+        assert rc == 0, server.stderr_text
+        err = server.stderr_text
+        assert "paused at start: " in err, err
+        held = {p.name: _read(p).shape[0] / SAMPLE_RATE for p in (wav, flac)}
+        assert not numbered(wav, 1).exists() and not numbered(flac, 1).exists()
+    print(f"\nfull disk at start, then emptied: {held}")
+    assert all(s > 0.5 for s in held.values()), (held, err)
+
+
+def test_serve_refuses_bad_recording_paths_at_start_and_leaves_them_as_they_were(tmp_path: Path) -> None:
+    """A configuration error is exit 2 with one line naming the path, before any audio, and the path is left as
+    it was: a missing folder, a directory, a FIFO, a symlink to a device (not replaced by a regular file), and one
+    file named twice (also as ``./`` and through a symlink)."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    (d / "adir.wav").mkdir()
+    os.mkfifo(d / "fifo.wav")
+    (d / "devfull.wav").symlink_to("/dev/full")
+    (d / "alias.wav").symlink_to(d / "a.wav")
+    cases = {
+        f"wav:{d / 'nosuch' / 'x.wav'}": "No such file or directory",
+        f"wav:{d / 'adir.wav'}": "Is a directory",
+        f"wav:{d / 'fifo.wav'}": "a FIFO",
+        f"flac:{d / 'fifo.wav'}.flac,wav:{d / 'devfull.wav'}": "a character device",
+        f"wav:{d / 'a.wav'},wav:{d}/./a.wav": "name the same file",
+        f"wav:{d / 'a.wav'},null,wav:{d / 'alias.wav'}": "name the same file",
+    }
+    procs = []
+    for k, (spec, _) in enumerate(cases.items()):
+        proc = ServeProcess(["--prompt", "ambient pads"], tmp_path / f"p{k}", sink=spec)
+        proc.launch()
+        procs.append(proc)
+    try:
+        for proc, (spec, reason) in zip(procs, cases.items(), strict=True):
+            rc = proc.wait(60)
+            err = proc.stderr_text
+            assert rc == 2, (spec, rc, err)
+            assert reason in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (spec, err)
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert (d / "fifo.wav").is_fifo() and (d / "adir.wav").is_dir()
+    assert (d / "devfull.wav").is_symlink() and os.readlink(d / "devfull.wav") == "/dev/full"
+    assert sorted(p.name for p in d.iterdir()) == ["adir.wav", "alias.wav", "devfull.wav", "fifo.wav"]
+
+
+# Runs the real command line with signals sent to itself at a chosen moment of its start: CADENZA_EARLY_AT
+# "parser" (main() has begun, nothing of the command imported yet) or "sinks" (serve: its recordings are open,
+# its handlers not yet installed); CADENZA_EARLY_SIGNALS names them ("HUP,TERM").
+_EARLY = """
+import os, signal, sys
+from cadenza.runtime import cli
+sigs = [getattr(signal, "SIG" + n) for n in os.environ["CADENZA_EARLY_SIGNALS"].split(",")]
+def early(real):
+    def call(*args, **kwargs):
+        if os.environ["CADENZA_EARLY_AT"] == "sinks":
+            result = real(*args, **kwargs)
+        for s in sigs:
+            os.kill(os.getpid(), s)
+        return result if os.environ["CADENZA_EARLY_AT"] == "sinks" else real(*args, **kwargs)
+    return call
+if os.environ["CADENZA_EARLY_AT"] == "parser":
+    cli.build_parser = early(cli.build_parser)
+else:
+    import cadenza.runtime.server as server
+    server.make_sinks = early(server.make_sinks)
+raise SystemExit(cli.main(sys.argv[1:]))
+"""
+
+
+class _EarlyServe(ServeProcess):
+    def argv(self) -> list[str]:
+        argv = super().argv()
+        assert argv[1:3] == ["-m", "cadenza"]
+        return [argv[0], "-c", _EARLY, *argv[3:]]
+
+
+@pytest.mark.slow
+def test_signals_while_serve_starts_wait_for_its_handlers(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """SIGHUP while ``cadenza serve`` starts (before its imports, and again once its recording is open) does not
+    end it: it plays, and says the file was not moved. SIGTERM then stops it with exit 0. A SIGTERM that comes
+    while it starts stops it cleanly, exit 0 and a readable file, no traceback."""
+    wav = tmp_path / "hup" / "hup.wav"
+    hup = _EarlyServe(["--prompt", "ambient pads"], tmp_path / "hup", sink=f"wav:{wav}",
+                      env={"CADENZA_EARLY_AT": "parser", "CADENZA_EARLY_SIGNALS": "HUP"})
+    hup2 = _EarlyServe(["--prompt", "ambient pads"], tmp_path / "hup2", sink=f"wav:{tmp_path / 'hup2' / 'x.wav'}",
+                       env={"CADENZA_EARLY_AT": "sinks", "CADENZA_EARLY_SIGNALS": "HUP"})
+    term = _EarlyServe(["--prompt", "ambient pads"], tmp_path / "term", sink=f"wav:{tmp_path / 'term' / 't.wav'}",
+                       env={"CADENZA_EARLY_AT": "sinks", "CADENZA_EARLY_SIGNALS": "TERM"})
+    for proc in (hup, hup2, term):
+        proc.launch()
+    try:
+        assert term.wait(60) == 0, term.stderr_text
+        assert "Traceback" not in term.stderr_text and _read(tmp_path / "term" / "t.wav").shape[0] >= 0
+        for proc in (hup, hup2):
+            assert proc.wait_ready(60), (proc.returncode, proc.stderr_text)
+            proc.control(ctx).wait_status(lambda st: st.stream_time >= SAMPLE_RATE // 2, 30, "half a second")
+            rc, _ = proc.stop()
+            assert rc == 0 and "Traceback" not in proc.stderr_text, (rc, proc.stderr_text)
+    finally:
+        for proc in (hup, hup2, term):
+            proc.kill()
+    assert _read(wav).shape[0] >= SAMPLE_RATE // 2
+
+
+@pytest.mark.parametrize("name", ["HUP", "INT", "TERM"])
+def test_a_signal_while_render_starts_stops_it_cleanly(tmp_path: Path, name: str) -> None:
+    """SIGHUP, SIGINT or SIGTERM while ``cadenza render`` starts (before its imports): exit 128 + the signal,
+    one line saying nothing was written, no traceback, no file at all."""
+    out = tmp_path / "out.wav"
+    env = {**child_env(), "CADENZA_EARLY_AT": "parser", "CADENZA_EARLY_SIGNALS": name}
+    done = subprocess.run([sys.executable, "-c", _EARLY, "render", "--prompt", "dark techno", "--seconds", "600",
+                           "--out", str(out)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    signum = getattr(signal, f"SIG{name}")
+    assert done.returncode == 128 + signum, (done.returncode, done.stderr)
+    assert done.stderr.strip() == f"cadenza render: stopped by SIG{name}; nothing was written to {out}", done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_checks_its_outputs_before_rendering(tmp_path: Path) -> None:
+    """``--out`` a directory or a FIFO, ``--beats`` in a folder that does not exist, ``--beats`` the same file as
+    ``--out``: exit 2 with one line naming the option, at once (not after an hour of rendering), and nothing
+    written. ``--out`` a symlink: the file it points to gets the render, the link stays."""
+    (tmp_path / "adir").mkdir()
+    os.mkfifo(tmp_path / "fifo.wav")
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "target.wav").write_text("old")
+    (tmp_path / "link.wav").symlink_to(tmp_path / "target.wav")
+    hour = ["--prompt", "dark techno", "--seconds", "3600"]
+    cases = [
+        ([*hour, "--out", "adir"], "--out: 'adir' is a directory"),
+        ([*hour, "--out", "fifo.wav"], "--out: 'fifo.wav' is not a regular file"),
+        ([*hour, "--out", "good.wav", "--beats", "afile/b.json"], "--beats: cannot write 'afile/b.json'"),
+        ([*hour, "--out", "good.wav", "--beats", "good.wav"], "--out: 'good.wav' is also given as --beats"),
+    ]
+    procs = [subprocess.Popen([sys.executable, "-m", "cadenza", "render", *argv], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=child_env(), cwd=tmp_path)
+             for argv, _ in cases]
+    linked = subprocess.run([sys.executable, "-m", "cadenza", "render", "--prompt", "dark techno", "--seconds", "1",
+                             "--out", "link.wav", "--beats", "b.json"], capture_output=True, text=True,
+                            env=child_env(), cwd=tmp_path, timeout=120)
+    try:
+        for proc, (argv, said) in zip(procs, cases, strict=True):
+            _, err = proc.communicate(timeout=60)  # an hour of audio would take minutes: it must refuse first
+            assert proc.returncode == 2 and err.startswith(f"cadenza render: error: {said}"), (argv, err)
+            assert len(err.strip().splitlines()) == 1, err
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert linked.returncode == 0, linked.stderr
+    assert (tmp_path / "link.wav").is_symlink() and _read(tmp_path / "target.wav").shape[0] == SAMPLE_RATE
+    assert (tmp_path / "fifo.wav").is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile", "b.json", "fifo.wav", "link.wav",
+                                                          "target.wav"]
+
+
+def test_sigkill_in_the_first_moments_of_serve_leaves_no_unreadable_flac(tmp_path: Path) -> None:
+    """``cadenza serve --sink wav:…,flac:…`` killed with SIGKILL 0, 50 and 150 ms after its WAV appears (the
+    first moments of a recording): the FLAC file is either not there yet or reads with ``soundfile.read``
+    (never the empty ``.flac`` that reads as 2^63−1 frames)."""
+    runs = []
+    for k, delay in enumerate((0.0, 0.05, 0.15)):
+        folder = tmp_path / f"k{k}"
+        wav, flac = folder / "a.wav", folder / "a.flac"
+        proc = ServeProcess(["--prompt", "ambient pads"], folder, sink=f"wav:{wav},flac:{flac}")
+        proc.launch()
+        runs.append((delay, wav, flac, proc))
+    try:
+        for delay, wav, _, proc in runs:
+            _wait_until(lambda w=wav, p=proc: w.exists() or not p.alive(), 60, "the WAV appearing", poll=0.002)
+            time.sleep(delay)
+            proc.kill()
+        for delay, wav, flac, proc in runs:
+            assert proc.returncode == -signal.SIGKILL, proc.stderr_text
+            state = "absent" if not flac.exists() else f"{_read(flac).shape[0]} frames"
+            print(f"\nSIGKILL {1000 * delay:.0f} ms after the WAV appeared: {flac.name} {state}, "
+                  f"{wav.name} {_read(wav).shape[0]} frames")
+    finally:
+        for *_, proc in runs:
+            proc.kill()

@@ -242,6 +242,7 @@ class FileSink:
         self._flac_claim = -1
         self._file: soundfile.SoundFile | None = None
         self._fd = -1
+        self._created = False  # whether this sink created the current file (else: found it empty, or a render's)
         self._hold: list[np.ndarray] | None = None  # a live FLAC's first frames, before its file exists
         self._held = 0
         self._hold_exclusive = False
@@ -278,27 +279,28 @@ class FileSink:
             raise _file_error(f"cannot write audio file {str(path)!r}: it is {cause.strerror}; a recording goes into "
                               "a file of its own: give a regular file path", errno.EINVAL) from cause
 
-    def _start_live(self, path: Path) -> Path:
+    def _start_live(self, path: Path, *, hold: bool = True) -> Path:
         """Open ``path`` for a live sink without truncating anything: a missing or empty file is used (through a
         symlink too); one that holds something is kept and the next free numbered file is used instead.
         Returns the path actually started."""
         try:
-            self._start(path, exclusive=False)
+            self._start(path, exclusive=False, hold=hold)
             return path
         except _Occupied:
             pass
         target = self._free_numbered()
-        self._start(target, exclusive=True)
+        self._start(target, exclusive=True, hold=hold)
         return target
 
-    def _start(self, path: Path, *, exclusive: bool) -> None:
+    def _start(self, path: Path, *, exclusive: bool, hold: bool = True) -> None:
         """Make ``path`` the current file; raises AudioError naming the path and the OS reason, or, for a live
         sink not ``exclusive``, :class:`_Occupied` when ``path`` holds a non-empty file.
 
         A live FLAC file is created only once its first frame can be written with its header (the frames wait in
         ``_hold``): a SIGKILL before that leaves no file rather than an empty, unreadable one. Until then the
-        path is only checked (created and removed again when it does not exist)."""
-        if self.retry_s is not None and self.format == "FLAC":
+        path is only checked (created and removed again when it does not exist). A sink resuming after a pause
+        (``hold=False``) opens at once: its first write is what tells whether the disk has room again."""
+        if hold and self.retry_s is not None and self.format == "FLAC":
             self._claim(path, exclusive=exclusive)
             self._hold, self._held, self._hold_exclusive = [], 0, exclusive
             self.current = path
@@ -373,6 +375,7 @@ class FileSink:
             _sf_command(f, _SFC_RF64_AUTO_DOWNGRADE, True)
             _sf_command(f, _SFC_SET_UPDATE_HEADER_AUTO, True)
         self._file, self._fd, self.current = f, fd, path
+        self._created = not existed
         st = os.fstat(fd)
         self._written.add((st.st_dev, st.st_ino))
         self._file_frames = 0
@@ -527,13 +530,25 @@ class FileSink:
     def _pause(self, reason: str) -> None:
         """A write failed: finalise what reached the disk, say so, and retry every ``retry_s``."""
         old, seconds = self.current, self._file_frames / SAMPLE_RATE
+        blank = None  # a file that got no frame at all: (its identity, whether this sink created it)
+        if self._file is not None and self._file_frames == 0:
+            st = os.fstat(self._fd)
+            blank = ((st.st_dev, st.st_ino), self._created)
         problem = self._finish()
+        if blank is not None and old is not None and self._identity(old) == blank[0]:
+            # nothing of value, maybe a torn header: gone if it was ours, empty again if it was found empty
+            with contextlib.suppress(OSError):
+                if blank[1]:
+                    old.unlink()
+                else:
+                    os.truncate(old, 0)
+            problem = ""
         with contextlib.suppress(Exception):  # what it holds (a failed write may have added part of a block)
             seconds = soundfile.info(str(old)).frames / SAMPLE_RATE
         self.fault = reason
         self._paused_frames = 0
         self._retry_at = time.monotonic() + float(self.retry_s or DEFAULT_RETRY_S)
-        if old is not None and not os.path.lexists(old):  # never created (a held FLAC): nothing torn, retry it
+        if old is not None and (not os.path.lexists(old) or blank is not None):  # nothing written: retry it
             if self.files and self.files[-1] == old:
                 self.files.pop()
             self._next = old
@@ -565,12 +580,12 @@ class FileSink:
         try:
             if target == self.path and self._identity(target) not in self._written:
                 existed = os.path.lexists(target)
-                target = self._next = self._start_live(target)  # never truncates; numbered when PATH holds a file
+                target = self._next = self._start_live(target, hold=False)  # never truncates; numbered if PATH holds a file
             else:
                 if target == self.path or target in self.files or os.path.lexists(target):
                     target = self._next = self._free_numbered()
                 existed = False
-                self._start(target, exclusive=True)
+                self._start(target, exclusive=True, hold=False)
             self._put(arr)
         except AudioError as exc:
             self._hold = None
