@@ -37,9 +37,14 @@ Faults the sink survives, and what it does about each:
   ``relayed`` names it and ``write`` pipes the audio there (``state``:
   ``playing`` → ``lost`` → ``relayed``, and back to ``lost`` if the relay
   loses it too). The relay's underruns and stalls are added to this sink's.
-  ``write`` blocks while the relay's (small) pipe is full, so the relay's
-  device paces the producer as the sink's own ring did; the relay adds its
-  ring and that pipe (~0.15 s) to the latency.
+  ``queued_frames`` goes on keeping real time on the monotonic clock, and
+  ``write`` blocks while the relay's (small) pipe is full; the relay adds its
+  ring and that pipe (~0.15 s) to the latency. A relay whose device takes
+  audio slower than real time thus holds the producer back, and the stream
+  falls behind the wall clock: once it is ``RELAY_LAG_S`` behind (beyond a
+  ``RELAY_DRIFT`` of clock difference), that is counted as a stall of as
+  many frames (an ``xrun`` to the runtime), never passed over in silence, and
+  the clock is rebased so the producer does not race to catch up.
 
 Each process registers with a JACK server as ``cadenza-PID`` (the relay as
 ``cadenza-relay-PID``), never PortAudio's shared default ``PortAudio``: a
@@ -107,6 +112,19 @@ RELAY_BUFFER_S = 0.1  # the relay's own ring (its added latency)
 PIPE_CHUNK = 4096  # bytes per write to the relay (whole frames)
 RELAY_PIPE_BYTES = 16384  # the pipe to the relay: small, so little latency builds up in it (~40 ms)
 RELAY_STALL_S = 0.5  # a relay whose pipe takes nothing for this long is given up
+#: A relay that takes audio slower than real time holds the producer back (its pipe is full): once the stream is
+#: this far behind the monotonic clock, the sink counts a stall (an xrun to the runtime) of that many frames ...
+RELAY_LAG_S = 0.1
+#: ... beyond a device clock up to this much slower than the machine's (sound cards differ by ~0.01 %), which is
+#: forgiven every RELAY_DRIFT_WINDOW_S seconds
+RELAY_DRIFT = 0.001
+RELAY_DRIFT_WINDOW_S = 10.0
+#: ... and once it stayed so this long without the relay reporting an underrun or a stall of its own (which would
+#: account for the lag already: its report comes a little after the producer sees the lag)
+RELAY_LAG_CONFIRM_S = 0.25
+#: Test hook: the relay registers with JACK under its parent's client name (``parent``) or this name instead of its
+#: own -- the name clash that ran a restarted JACK server at half speed (tests/test_relay.py shows it is reported)
+TEST_RELAY_NAME_ENV = "CADENZA_TEST_RELAY_JACK_NAME"
 
 
 def jack_client_name() -> str:
@@ -491,6 +509,9 @@ class DeviceSink:
       the frames the device played meanwhile;
     - ``lost``: None while the device plays, else why it was given up (see the
       module docstring: writes are then discarded at the wall clock's pace).
+      Once a relay plays for it, its underruns and stalls count here too, and
+      so does the relay falling behind real time (a stall of that many frames,
+      ``relay_lag_frames`` in all).
     """
 
     def __init__(
@@ -549,6 +570,9 @@ class DeviceSink:
         self.relay_error = ""  # why the last relay could not open the device, or lost it
         self.relay_dropped = 0  # frames lost with a relay given up mid-block
         self.relay_starts = 0
+        self.relay_lag_frames = 0  # frames the relay fell behind real time (counted in stalls too)
+        self._lag_reported = (0, 0)  # (underruns, stalls) when the relay's lag was last looked at
+        self._lag_since = 0.0  # monotonic time the relay's lag was first seen past RELAY_LAG_S (0: it is not)
         self._relay: subprocess.Popen[bytes] | None = None
         self._relay_next = 0.0
         self._relay_failures = 0
@@ -749,6 +773,9 @@ class DeviceSink:
             kind, _, rest = raw.decode(errors="replace").partition(" ")
             if kind == "ready":
                 self.relayed, self._relay_failures = rest, 0
+                now = time.monotonic()
+                self._rebase(now, min(0, self._behind(now)))  # the lag from before the relay is nobody's xrun
+                self._lag_reported, self._lag_since = (self.underruns, self.stalls), 0.0
             elif kind in ("error", "lost"):
                 self.relay_error = rest
             elif kind in self._relay_seen:
@@ -786,18 +813,60 @@ class DeviceSink:
         delay = min(RELAY_RETRY_MAX_S, RELAY_RETRY_S * 1.5 ** (self._relay_failures - 1))
         self._relay_next = time.monotonic() + delay
 
+    def _behind(self, now: float) -> int:
+        """Frames the producer is behind the monotonic clock since the last rebase (negative: ahead)."""
+        return int((now - self._lost_clock) * SAMPLE_RATE) - (self.frames_written - self._lost_base)
+
+    def _rebase(self, now: float, behind: int) -> None:
+        """Restart the real-time reckoning of ``queued_frames`` at ``now``, ``behind`` frames behind."""
+        self._lost_clock, self._lost_base = now, self.frames_written + behind
+
+    def _relay_pace(self, waited: bool) -> None:
+        """After a block went to the relay: count the relay falling behind real time as a stall.
+
+        ``waited``: the pipe was full (the relay is what holds the producer
+        back). A lag while the relay said it ran dry or stalled is already
+        counted (the producer was late, or the relay's process was held up):
+        it is forgiven, not counted twice; hence a lag is counted only once it
+        lasted ``RELAY_LAG_CONFIRM_S`` without such a report.
+        """
+        if self._relay is None:
+            return
+        self._read_relay()  # what the relay reported so far
+        now = time.monotonic()
+        behind = self._behind(now)
+        span = now - self._lost_clock
+        drift = int(RELAY_DRIFT * span * SAMPLE_RATE)
+        if (self.underruns, self.stalls) != self._lag_reported:
+            self._rebase(now, min(0, behind))
+            self._lag_since = 0.0
+        elif waited and behind - drift > RELAY_LAG_S * SAMPLE_RATE:
+            if self._lag_since == 0.0:
+                self._lag_since = now
+            elif now - self._lag_since >= RELAY_LAG_CONFIRM_S:
+                self.stalls += 1
+                self.stall_frames += behind
+                self.relay_lag_frames += behind
+                self._rebase(now, 0)
+                self._lag_since = 0.0
+        elif span >= RELAY_DRIFT_WINDOW_S and self._lag_since == 0.0:
+            self._rebase(now, behind if behind <= 0 else max(0, behind - drift))
+        self._lag_reported = (self.underruns, self.stalls)
+
     def _pipe_to_relay(self, arr: np.ndarray) -> None:
-        """Hand a block to the relay; blocks while its pipe is full, so the relay's device paces the producer
-        (as this sink's own ring does), but gives the relay up after ``RELAY_STALL_S`` without progress."""
+        """Hand a block to the relay; blocks while its pipe is full (see :meth:`_relay_pace` for what a relay
+        slower than real time is counted as), and gives the relay up after ``RELAY_STALL_S`` without progress."""
         relay = self._relay
         assert relay is not None and relay.stdin is not None
         view = memoryview(arr.tobytes())
         fd = relay.stdin.fileno()
         deadline = time.monotonic() + RELAY_STALL_S
+        waited = False
         while len(view):
             try:
                 n = os.write(fd, view[:PIPE_CHUNK])
             except BlockingIOError:
+                waited = True
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.relay_dropped += len(view) // (CHANNELS * 4)
@@ -812,6 +881,7 @@ class DeviceSink:
                 return
             view = view[n:]
             deadline = time.monotonic() + RELAY_STALL_S
+        self._relay_pace(waited)
 
     @property
     def output_latency(self) -> float:

@@ -10,13 +10,17 @@ again, and pipes its audio to it::
     runtime (DeviceSink, lost)                  relay process
     ──────────────────────────                  ─────────────
     write(block) ─► os.write(stdin, nonblocking) ─► read ─► DeviceSink.write ─► device
-      (drops a block when the pipe is full)          (blocks on its ring: the device paces it)
+      (waits while the pipe is full; falling         (blocks on its ring: the device paces it)
+       behind real time is counted as a stall)
     check() ◄──────────── stdout lines ◄──────────── "ready DEVICE" | "error …" |
                                                       "underruns N FRAMES" | "stalls N FRAMES" | "lost …"
 
-The protocol on stdout is one line per message, as above; the relay exits 0
-when its stdin closes, 3 when the device cannot be opened, 4 when it loses
-the device (then without any PortAudio call, like the sink it serves).
+It registers with JACK as ``cadenza-relay-PID`` (see
+``device._name_jack_client``: the name of the process that lost the device
+would run the server at half speed). The protocol on stdout is one line per
+message, as above; the relay exits 0 when its stdin closes, 3 when the device
+cannot be opened, 4 when it loses the device (then without any PortAudio
+call, like the sink it serves).
 """
 
 from __future__ import annotations
@@ -36,11 +40,15 @@ EXIT_LOST = 4
 
 def serve(device: str | None, buffer_seconds: float) -> int:
     """Open ``device`` and play stdin into it until stdin closes; returns the exit code."""
-    from cadenza.runtime.sinks.device import DeviceSink, set_jack_client_name
+    from cadenza.runtime.sinks.device import TEST_RELAY_NAME_ENV, DeviceSink, set_jack_client_name
 
     # a JACK client name of its own: never the name the process that started it registered (and still holds a
     # wake-up futex of, after losing its server) -- sharing it would halve the JACK server's speed
-    set_jack_client_name(f"cadenza-relay-{os.getpid()}")
+    name = f"cadenza-relay-{os.getpid()}"
+    clash = os.environ.get(TEST_RELAY_NAME_ENV)  # test hook: that very clash, on purpose
+    if clash:
+        name = f"cadenza-{os.getppid()}" if clash == "parent" else clash
+    set_jack_client_name(name)
     out = sys.stdout
     try:
         sink = DeviceSink(device, buffer_seconds=buffer_seconds, latency="low", fade_in=True)  # joins mid-music
