@@ -26,7 +26,11 @@ page cache (not a power cut: nothing is fsync'ed per block).
   holds.
 - FLAC: libFLAC writes the STREAMINFO total-samples field only at close; a
   killed file says 0 ("unknown"), which libsndfile reports as 2^63−1 frames and
-  ``soundfile.read`` cannot allocate. So after each block the sink patches that
+  ``soundfile.read`` cannot allocate — and libsndfile writes even the header
+  only with the first samples, so a file killed before then is empty. So a
+  live FLAC file is created only once its first frame is at hand
+  (:data:`FLAC_FIRST_FRAMES`, 85 ms; the blocks wait in memory), and header and
+  first frame go out in one write. After each block the sink patches that
   36-bit field (``os.pwrite`` on its own descriptor; libsndfile's file offset is
   untouched) with a count of samples whose FLAC frames are surely on disk:
   libFLAC encodes a frame of ``blocksize`` samples once it holds
@@ -36,11 +40,29 @@ page cache (not a power cut: nothing is fsync'ed per block).
   0 would mean "unknown" again). Claiming more than is on disk would make
   ``soundfile.read`` fail at the end, so it never does. A killed FLAC loses at
   most two frames (2 × 4096 samples, 171 ms) and reads as ordinary FLAC (its MD5
-  field stays zero: "not computed"); only one killed before its first frame
-  was out (its first 85 ms) still says "unknown". The field holds up to 2^36 samples (16.5
+  field stays zero: "not computed"). Killed in its first 85 ms (at start, or
+  after a SIGHUP reopen) it leaves no file rather than an unreadable one. What
+  is left: the instant between creating the file and that first write returning
+  (well under a millisecond), and the first 85 ms of a file a sink *resumes*
+  into after a pause (it opens at once, since its first write is what tells
+  whether the disk has room again): killed there, the file is empty or says
+  "unknown". The field holds up to 2^36 samples (16.5
   days at 48 kHz; libFLAC writes 0, "unknown", past that): a FLAC recording
   that long goes on, block-exact, in the next numbered file (``rec.1.flac`` …),
   with a notice.
+
+**Restarts (live sinks: ``retry_s`` set).** A live sink never truncates a
+file. When ``path`` already holds something at start — the recording of the
+run before a crash, a watchdog restart or a reboot under ``Restart=always`` —
+that file is kept byte for byte and this run records into the next free
+numbered file (``rec.1.wav`` …), with a notice (a ``warning`` event, and a
+line on stderr). An *empty* file at ``path`` (logrotate's ``create``) is used,
+keeping its owner and mode. A ``path`` that is a symlink is written through
+(its target is the recording; the link stays a link). A ``path`` that is a
+directory, FIFO or device is refused at start (:class:`AudioError`): a
+recording goes into a regular file, and the sink never deletes what it did
+not create. A render (``retry_s=None``) writes the file it is given (its own
+temporary file, see :mod:`cadenza.runtime.render`) and replaces it.
 
 **Disk full and other write failures (live sinks: ``retry_s`` set).** The sink
 does not raise: it *pauses* — finalises the file it was writing (whatever
@@ -48,17 +70,28 @@ reached the disk stays readable), drops the blocks it is given, and every
 ``retry_s`` seconds tries again. The resumed audio goes into a new, numbered
 file next to the first (``rec.wav`` → ``rec.1.wav``, ``rec.2.wav`` …; an
 existing file is never overwritten), because a failed write can leave a torn
-block at the end of the old file and FLAC cannot be appended to. A render
-(``retry_s=None``) raises :class:`AudioError` instead: nothing to wait for.
+block at the end of the old file and FLAC cannot be appended to (a file that
+got no frame at all is removed instead, and the sink retries at the same path).
+A disk already full at start pauses the sink the same way (``paused at
+start``), for failures that are about the disk's state —
+:data:`TRANSIENT_ERRNOS`: no space (``ENOSPC``), quota (``EDQUOT``), an I/O
+error (``EIO``), a file system remounted read-only (``EROFS``): the music
+matters more than the recording, and these can heal. A path that cannot work
+(no such folder, a directory, permission denied) is an :class:`AudioError` at
+start instead: ``cadenza serve`` exits 2 saying which. A render
+(``retry_s=None``) raises :class:`AudioError` on any failure: nothing to wait
+for.
 
 **Reopen (logrotate's convention).** :meth:`request_reopen` — ``cadenza serve``
 calls it on ``SIGHUP`` — makes the next block finalise the current file and
 start a new one at ``path``, block-exact (no audio lost or doubled between the
-two files). The sink never truncates a file it wrote: when ``path`` still *is*
-the file being written (nobody moved it away), recording goes on in it; when
-``path`` holds an earlier file of this sink, the new file is the next numbered
-one. A new file opened over one that logrotate's ``create`` left at ``path``
-keeps that file's owner and mode.
+two files). The sink never truncates a file: when ``path`` still *is* the
+file being written (nobody moved it away), recording goes on in it; when
+``path`` holds an earlier file of this sink or anything else, the new file is
+the next numbered one (after a restart into ``rec.1.wav``, ``rec.wav`` being
+the run before's, a SIGHUP with nothing renamed changes nothing either). A
+new file opened over an empty one that logrotate's ``create`` left at
+``path`` keeps that file's owner and mode.
 
 What happens is told through :attr:`notices` (paused, resumed, reopened, continues),
 which the live engine publishes as ``warning`` events; :attr:`fault` says why
@@ -271,13 +304,13 @@ class FileSink:
         except OSError:
             return  # absent (or unreadable): the open says what is wrong
         if stat.S_ISDIR(st.st_mode):
-            cause = IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-            raise _file_error(f"cannot write audio file {str(path)!r}: {cause.strerror}; give a file path, e.g. "
-                              f"{str(path / ('session' + self.path.suffix))!r}", errno.EISDIR) from cause
+            is_dir = IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            raise _file_error(f"cannot write audio file {str(path)!r}: {is_dir.strerror}; give a file path, e.g. "
+                              f"{str(path / ('session' + self.path.suffix))!r}", errno.EISDIR) from is_dir
         if not stat.S_ISREG(st.st_mode):
-            cause = OSError(errno.EINVAL, f"{_kind_of(st.st_mode)}, not a regular file", str(path))
-            raise _file_error(f"cannot write audio file {str(path)!r}: it is {cause.strerror}; a recording goes into "
-                              "a file of its own: give a regular file path", errno.EINVAL) from cause
+            odd = OSError(errno.EINVAL, f"{_kind_of(st.st_mode)}, not a regular file", str(path))
+            raise _file_error(f"cannot write audio file {str(path)!r}: it is {odd.strerror}; a recording goes into "
+                              "a file of its own: give a regular file path", errno.EINVAL) from odd
 
     def _start_live(self, path: Path, *, hold: bool = True) -> Path:
         """Open ``path`` for a live sink without truncating anything: a missing or empty file is used (through a
@@ -580,7 +613,8 @@ class FileSink:
         try:
             if target == self.path and self._identity(target) not in self._written:
                 existed = os.path.lexists(target)
-                target = self._next = self._start_live(target, hold=False)  # never truncates; numbered if PATH holds a file
+                # never truncates: numbered when PATH holds a file
+                target = self._next = self._start_live(target, hold=False)
             else:
                 if target == self.path or target in self.files or os.path.lexists(target):
                     target = self._next = self._free_numbered()
