@@ -72,10 +72,10 @@ def _lose_and_get_back(jack: JackServer, control: Control, warnings: Subscriber)
     """Kill the JACK server while the runtime plays into it, restart it, return once the relay plays."""
     control.wait_status(lambda s: s.playing and s.stream_time >= SAMPLE_RATE // 2, 30, "0.5 s of stream")
     jack.kill(signal.SIGKILL)
-    warnings.wait_for(lambda e: e.payload.field == "jack" and "lost" in e.payload.message,  # type: ignore[union-attr]
+    warnings.wait_for(lambda e: e.payload.field == "jack" and "lost" in e.payload.message,
                       10, "about the lost device")
     jack.start()  # the same server name again
-    warnings.wait_for(lambda e: e.payload.field == "jack" and "back" in e.payload.message,  # type: ignore[union-attr]
+    warnings.wait_for(lambda e: e.payload.field == "jack" and "back" in e.payload.message,
                       30, "saying the device is back")
     time.sleep(SETTLE_S)
 
@@ -97,7 +97,7 @@ def test_relay_after_jack_restart_keeps_real_time(
         control = server.control(ctx)
         _lose_and_get_back(jack, control, warnings)
         slope, wall, stream, first, last = _rate(control, MEASURE_S)
-        events = [(round(e.stream_seconds, 2), e.payload.source, e.payload.frames_lost)  # type: ignore[union-attr]
+        events = [(round(e.stream_seconds, 2), e.payload.source, e.payload.frames_lost)
                   for e in xruns.events_for(0.3) if first.stream_time < e.stream_time <= last.stream_time]
         ports = [p for p in jack.ports() if not p.startswith("system:")]
         rc, took = server.stop()
@@ -131,8 +131,8 @@ def test_relay_falling_behind_real_time_is_reported_as_xruns(
         rc, took = server.stop()
         assert rc == 0, f"exit {rc} after {took:.1f} s; {server.stderr_text[-2000:]}"
     behind = wall - stream
-    reported = sum(e.payload.frames_lost for e in events) / SAMPLE_RATE  # type: ignore[union-attr]
-    sources = {e.payload.source for e in events}  # type: ignore[union-attr]
+    reported = sum(e.payload.frames_lost for e in events) / SAMPLE_RATE
+    sources = {e.payload.source for e in events}
     print(f"\nrelay under a JACK client name clash: stream {stream:.2f} s in {wall:.2f} s (slope {slope:.3f}), "
           f"{behind:.2f} s behind; xruns {first.xruns} -> {last.xruns}, {len(events)} events reporting "
           f"{reported:.2f} s lost ({sources})")
