@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -184,6 +185,7 @@ class LiveEngine:
         self._silence = np.zeros((480, 2), np.float32)
         self._started_at = 0.0
         self._fade_out = False
+        self._fade_frames = int(0.1 * SAMPLE_RATE)  # the fade to silence at stop (stop() sets it)
         self.frame = 0  # stream frames generated
         self.error: BaseException | None = None
         # faults ridden through (what → why), replaced whole on change so other threads read it safely
@@ -495,6 +497,7 @@ class LiveEngine:
         device_state = str(ls.get("device_state", "playing"))
         last_narrow = time.monotonic()
         pending: list[dict[str, object]] = []
+        fade_left = -1  # frames of the closing fade still to go (-1: not stopping)
         while True:
             hang_hook(self._stop)  # test hook (CADENZA_TEST_HANG_FILE); a no-op otherwise
             stopping = self._stop.is_set()
@@ -526,10 +529,16 @@ class LiveEngine:
             pcm = block.pcm if block is not None else self._silence
             self._last_pcm = None if faulted_silence else pcm
             if stopping:
-                # a short fade to silence, then the end
+                # the closing fade, over as many blocks as it takes, then the end
+                total = max(1, self._fade_frames)
+                if fade_left < 0:
+                    fade_left = total
                 n = pcm.shape[0]
-                pcm = pcm.copy()
-                pcm *= np.linspace(1.0, 0.0, n, dtype=np.float32)[:, None]
+                g0, g1 = fade_left / total, max(0.0, fade_left - n) / total
+                pcm = pcm * np.linspace(g0, g1, n, dtype=np.float32)[:, None]
+                fade_left -= n
+                if block is not None:  # the audio socket hears the same fade as the sinks
+                    block = dataclasses.replace(block, pcm=pcm)
             self._write_sinks(pcm, events)
             self.frame += pcm.shape[0]
             self.stats.frames = self.frame
@@ -579,7 +588,7 @@ class LiveEngine:
                 self.faults = {k: v for k, v in self.faults.items() if k != "generation"}
                 pending.append({"event": "warning", "where": "generation",
                                 "message": "recovered: the generation loop runs again"})
-            if stopping:
+            if stopping and fade_left <= 0:
                 return
 
 
