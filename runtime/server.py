@@ -84,7 +84,8 @@ DEFAULT_AUDIO = "tcp://127.0.0.1:5557"
 RATE_LIMIT_PER_S = 100_000  # requests per second per client (token bucket)
 EVENT_HWM = 10_000  # queued events per subscriber before ZeroMQ drops (a slow consumer never stalls us)
 AUDIO_HWM = 200  # queued audio chunks per subscriber (2 s of 10 ms chunks)
-REPLY_HWM = 1_000  # queued replies per client, and requests from all clients, before dropping / pushing back
+REPLY_HWM = 1_000  # queued replies per client before dropping
+REQUEST_HWM = 16  # requests read ahead per client before pushing back (at most 4 MiB each: ZMQ_MAXMSGSIZE)
 _RAMP_SHAPES = {0: "linear", 1: "linear", 2: "s-curve", 3: "log", 4: "exp", 5: "sine", 6: "constant"}
 
 
@@ -333,7 +334,9 @@ class Server:
         # a reply that cannot be queued (the client never reads, or is gone) fails at once and is counted
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.control.setsockopt(zmq.SNDHWM, REPLY_HWM)
-        self.control.setsockopt(zmq.RCVHWM, REPLY_HWM)
+        # requests ZeroMQ reads ahead per client before it stops reading that connection (TCP pushes back): a
+        # pipelining client's 1 MiB requests wait in its own memory, not ours (loads.py bounds what we keep)
+        self.control.setsockopt(zmq.RCVHWM, REQUEST_HWM)
         self.events_sock = self._socket(zmq.PUB, config.events)
         self.events_sock.setsockopt(zmq.SNDHWM, EVENT_HWM)
         self.audio_sock = self._socket(zmq.PUB, config.audio) if config.audio else None
@@ -900,6 +903,7 @@ def _prompts_refused(body: Any, exc: Any) -> wire.WireError:
                           field=f"set_prompts.prompts[{i}].{source}")
 
 
+OPEN_FILES_WANTED = 65_536  # the soft limit on open files `serve` raises itself to (see raise_open_file_limit)
 MAX_ERROR_CHARS = 60_000  # an Error's message or field may quote the bad input; this keeps the reply small
 
 
@@ -926,9 +930,28 @@ def _user_id(frame: zmq.Frame) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def raise_open_file_limit(want: int = OPEN_FILES_WANTED) -> int:
+    """Raise this process's soft limit on open files towards ``want`` (never above the hard limit); the new soft
+    limit. Every TCP connection to the control, events and audio sockets holds a descriptor inside ZeroMQ: at the
+    usual soft limit of 1,024, a thousand idle connections left no descriptor for a new client or for a file sink
+    reopening its recording."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def run_server(config: ServerConfig) -> int:
     from cadenza.runtime import early_signals
 
+    raise_open_file_limit()
     server = Server(config)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
