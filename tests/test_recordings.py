@@ -729,26 +729,32 @@ def test_render_checks_its_outputs_before_rendering(tmp_path: Path) -> None:
 
 
 def test_sigkill_in_the_first_moments_of_serve_leaves_no_unreadable_flac(tmp_path: Path) -> None:
-    """``cadenza serve --sink wav:…,flac:…`` killed with SIGKILL 0, 50 and 150 ms after its WAV appears (the
-    first moments of a recording): the FLAC file is either not there yet or reads with ``soundfile.read``
-    (never the empty ``.flac`` that reads as 2^63−1 frames)."""
+    """``cadenza serve --sink wav:…,flac:…`` killed with SIGKILL in the first moments of a recording: as its WAV
+    appears, 100 ms later, and 0 or 40 ms after the first audio reaches the WAV (before the first FLAC frame is
+    out): the FLAC file is either not there yet or reads with ``soundfile.read`` (never the empty ``.flac`` that
+    reads as 2^63−1 frames)."""
     runs = []
-    for k, delay in enumerate((0.0, 0.05, 0.15)):
+    for k, (when, delay) in enumerate((("appears", 0.0), ("appears", 0.1), ("audio", 0.0), ("audio", 0.04))):
         folder = tmp_path / f"k{k}"
         wav, flac = folder / "a.wav", folder / "a.flac"
         proc = ServeProcess(["--prompt", "ambient pads"], folder, sink=f"wav:{wav},flac:{flac}")
         proc.launch()
-        runs.append((delay, wav, flac, proc))
+        runs.append((when, delay, wav, flac, proc))
     try:
-        for delay, wav, _, proc in runs:
-            _wait_until(lambda w=wav, p=proc: w.exists() or not p.alive(), 60, "the WAV appearing", poll=0.002)
+        for when, delay, wav, _, proc in runs:
+            header = 0 if when == "appears" else 104  # the WAV header alone: 104 bytes
+
+            def started(w: Path = wav, p: ServeProcess = proc, size: int = header) -> bool:
+                return (w.exists() and w.stat().st_size > size) or not p.alive()
+
+            _wait_until(started, 60, f"the WAV {when}", poll=0.002)
             time.sleep(delay)
             proc.kill()
-        for delay, wav, flac, proc in runs:
+        for when, delay, wav, flac, proc in runs:
             assert proc.returncode == -signal.SIGKILL, proc.stderr_text
             state = "absent" if not flac.exists() else f"{_read(flac).shape[0]} frames"
-            print(f"\nSIGKILL {1000 * delay:.0f} ms after the WAV appeared: {flac.name} {state}, "
-                  f"{wav.name} {_read(wav).shape[0]} frames")
+            print(f"\nSIGKILL {1000 * delay:.0f} ms after the WAV {when}: {flac.name} {state}, "
+                  f"{wav.name} {wav.stat().st_size} bytes")  # (killed between its creation and its header: 0)
     finally:
         for *_, proc in runs:
             proc.kill()

@@ -609,24 +609,23 @@ class FileSink:
             return
         self._retry_at = now + float(self.retry_s or DEFAULT_RETRY_S)
         target = self._next
-        existed = True
         try:
             if target == self.path and self._identity(target) not in self._written:
-                existed = os.path.lexists(target)
                 # never truncates: numbered when PATH holds a file
                 target = self._next = self._start_live(target, hold=False)
             else:
                 if target == self.path or target in self.files or os.path.lexists(target):
                     target = self._next = self._free_numbered()
-                existed = False
                 self._start(target, exclusive=True, hold=False)
             self._put(arr)
         except AudioError as exc:
             self._hold = None
-            if self._file is not None:  # opened but could not write: leave no empty file behind
+            if self._file is not None:  # opened but could not write: leave no file behind (or the empty one found)
+                created, blank = self._created, self._identity(target)
                 self._finish()
-                if not existed:
-                    target.unlink(missing_ok=True)
+                if self._identity(target) == blank:
+                    with contextlib.suppress(OSError):
+                        target.unlink() if created else os.truncate(target, 0)
             if self.files and self.files[-1] == target:
                 self.files.pop()
             self.current = None
