@@ -58,13 +58,43 @@ MAX_WAITING_BYTES = 64 << 20  # every client's requests waiting, in bytes
 MAX_CLIENT_HELD = 1_000  # one client's requests held behind its load (small ones: the byte bounds hold the rest)
 
 
+MMAP_THRESHOLD_BYTES = 256 << 10  # glibc serves blocks this large and larger from mmap(), freed to the system
+
+
+def release_large_blocks() -> bool:
+    """Make freed large blocks (a 1 MiB request and its copies) go back to the system at once (glibc); True if set.
+
+    glibc serves blocks over its mmap threshold with ``mmap()`` and unmaps them when freed, but by default it
+    raises that threshold to the size of the first such block freed: after that, 1 MiB requests come from the
+    heaps of the threads that touched them (ZeroMQ's I/O thread, the serve loop, the load worker) and a burst of
+    them leaves the process hundreds of MB larger for good. Fixing the threshold (``M_MMAP_THRESHOLD``) keeps a
+    burst's cost to what is alive at once. The audio path allocates nothing this large. Elsewhere: a no-op.
+    """
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD_BYTES))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS): nothing to do
+        return False
+
+
 def peek(data: bytes) -> tuple[str | None, int]:
-    """(body field name, request id) of a request frame, or (None, 0) when it does not parse (handle() says why)."""
+    """(body field name, request id) of a request frame, or (None, 0) when it does not parse (handle() says why).
+
+    A LoadGraph/SetPrompts that the wire layer refuses (a bad version, a NaN weight) is no load: its name comes
+    back None, so it is answered at once by handle() and never waits for the worker.
+    """
     try:
         env = Envelope.FromString(data)
     except Exception:  # noqa: BLE001 — protobuf DecodeError and friends: the full decode reports it
         return None, 0
-    return env.WhichOneof("body"), int(env.request_id)
+    kind = env.WhichOneof("body")
+    if kind in SLOW_REQUESTS:
+        try:
+            wire.decode_request(data)
+        except Exception:  # noqa: BLE001 — WireError (and anything else): handle() answers it with its reason
+            kind = None
+    return kind, int(env.request_id)
 
 
 @dataclass

@@ -74,7 +74,7 @@ from cadenza.runtime.limits import (
     bounded_warnings,
 )
 from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
-from cadenza.runtime.loads import SLOW_REQUESTS, LoadQueue, peek
+from cadenza.runtime.loads import SLOW_REQUESTS, LoadQueue, peek, release_large_blocks
 from cadenza.runtime.notify import Supervisor, supervise
 from cadenza.runtime.sinks.base import Sink
 
@@ -330,13 +330,13 @@ class Server:
             else:
                 self.log("CURVE without an allow-list: any client key pair is accepted (encryption only; "
                          "--curve-clients DIR admits only the keys in DIR)")
-        self.control = self._socket(zmq.ROUTER, config.control)
+        # requests ZeroMQ reads ahead per client before it stops reading that connection (TCP pushes back): a
+        # pipelining client's 1 MiB requests wait in its own memory, not ours (loads.py bounds what we keep).
+        # Set before bind: the listener copies the options its connections get.
+        self.control = self._socket(zmq.ROUTER, config.control, before_bind={zmq.RCVHWM: REQUEST_HWM})
         # a reply that cannot be queued (the client never reads, or is gone) fails at once and is counted
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.control.setsockopt(zmq.SNDHWM, REPLY_HWM)
-        # requests ZeroMQ reads ahead per client before it stops reading that connection (TCP pushes back): a
-        # pipelining client's 1 MiB requests wait in its own memory, not ours (loads.py bounds what we keep)
-        self.control.setsockopt(zmq.RCVHWM, REQUEST_HWM)
         self.events_sock = self._socket(zmq.PUB, config.events)
         self.events_sock.setsockopt(zmq.SNDHWM, EVENT_HWM)
         self.audio_sock = self._socket(zmq.PUB, config.audio) if config.audio else None
@@ -381,8 +381,10 @@ class Server:
         self.supervisor: Supervisor | None = None  # systemd notify (READY, WATCHDOG, STATUS, STOPPING)
         self.loads: LoadQueue | None = None  # LoadGraph/SetPrompts off the control loop (started by serve)
 
-    def _socket(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+    def _socket(self, kind: int, endpoint: str, before_bind: dict[int, int] | None = None) -> zmq.Socket[bytes]:
         sock: zmq.Socket[bytes] = self.ctx.socket(kind)
+        for option, value in (before_bind or {}).items():
+            sock.setsockopt(option, value)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, wire.SOCKET_MAX_MESSAGE_BYTES)
         if self._secret is not None:
@@ -721,6 +723,7 @@ class Server:
 
     # ----------------------------------------------------------------- loop
     def serve(self, ready: Callable[[], None] | None = None) -> int:
+        release_large_blocks()  # a burst of 1 MiB requests must not grow the process for good
         self.publisher.start()
         self.live.start()
         self.supervisor = supervise(progress=self._progress, audio_flowing=self._audio_flowing,
