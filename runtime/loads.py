@@ -30,7 +30,10 @@ it would stall the audio. So the serve loop hands these requests to
   :data:`MAX_QUEUED_LOADS` jobs in the worker's queue. A request past a bound
   is answered ``RATE_LIMITED`` at once (the request itself is fine; too much
   is waiting: send it again once the earlier ones are answered) and its bytes
-  are dropped, not kept.
+  are dropped, not kept. Upstream of this, the serve loop's ROUTER reads at
+  most 16 requests ahead per connection (``server.REQUEST_HWM``), and freed
+  large blocks go back to the system (:func:`release_large_blocks`), so a
+  burst leaves the process no larger than before.
 - **Sockets.** ZeroMQ sockets are used by the serve loop only: finished jobs
   come back through a queue and a pipe whose read end the serve loop polls.
 """

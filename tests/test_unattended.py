@@ -21,6 +21,14 @@ Real ``cadenza serve`` processes (tests/server_harness.py), real sockets:
   longer than ``--load-timeout`` is answered TIMEOUT and changes nothing,
   while another client's GetStatus is answered at once; ``--rate-limit``
   answers a client's burst past it with RATE_LIMITED.
+- **What waits is bounded**: two clients pipelining 200 LoadGraph of ~1 MiB
+  each get one reply per request (most RATE_LIMITED at once) while the
+  runtime's RSS stays within 150 MB of where it started (it was +1.9 GB per
+  client) and the audio flows on.
+- **No graph yet**: silence goes out as audio chunks, contiguous; SetPrompts
+  with a prompt of no known word is BAD_VALUE at ``set_prompts.prompts[i].text``
+  and 64 such prompts are refused in well under a second.
+- **WATCHDOG_USEC=1**: pings every 50 ms, not a busy loop.
 """
 
 from __future__ import annotations
