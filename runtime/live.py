@@ -187,6 +187,7 @@ class LiveEngine:
         self._fade_out = False
         self._fade_frames = int(0.1 * SAMPLE_RATE)  # the fade to silence at stop (stop() sets it)
         self.frame = 0  # stream frames generated
+        self._free_frame = 0  # where a first graph starts: the end of the silent block being written (under lock)
         self.error: BaseException | None = None
         # faults ridden through (what → why), replaced whole on change so other threads read it safely
         self.faults: dict[str, str] = {}
@@ -223,7 +224,7 @@ class LiveEngine:
             if admit is not None and not admit():
                 raise TimeoutError("the load ran past its time bound and was answered TIMEOUT: nothing applied")
             # the running conductor's frame: the generation thread adds a block to self.frame only after the lock
-            start = self.conductor.frame if self.conductor is not None else self.frame
+            start = self.conductor.frame if self.conductor is not None else max(self.frame, self._free_frame)
             conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=start, mixer=probe.mixer)
             if self.conductor is not None:
                 conductor.continue_from(self.conductor)
@@ -526,6 +527,8 @@ class LiveEngine:
                         faulted_silence = True
                 elif conductor is not None:
                     conductor.frame += self._silence.shape[0]  # paused: the stream clock runs on in silence
+                else:  # no graph yet: one loaded before self.frame counts this block starts after it
+                    self._free_frame = self.frame + self._silence.shape[0]
             pcm = block.pcm if block is not None else self._silence
             self._last_pcm = None if faulted_silence else pcm
             if stopping:
