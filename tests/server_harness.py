@@ -52,6 +52,26 @@ SAMPLE_RATE = 48_000
 EXIT_USAGE = 2
 
 
+# ----------------------------------------------------------------------------- machine and waiting
+
+
+def require(what: str) -> None:
+    """Skip, or fail under CADENZA_REQUIRE_AUDIO=1 (CI), when the machine cannot run a test."""
+    import pytest
+
+    if os.environ.get("CADENZA_REQUIRE_AUDIO", "") == "1":
+        pytest.fail(f"{what} (CADENZA_REQUIRE_AUDIO=1 requires it)", pytrace=False)
+    pytest.skip(what)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
+    """Poll ``predicate`` until it holds; an AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
+        time.sleep(poll)
+
+
 # ----------------------------------------------------------------------------- ports
 
 

@@ -95,7 +95,9 @@ from server_harness import (
     label,
     number,
     raw_envelope,
+    require,
     set_parameters,
+    wait_until,
     with_double_patched,
 )
 
@@ -626,7 +628,7 @@ def test_100_clients_at_once_are_all_answered_fairly_and_the_audio_does_not_star
         clients = [Control(ctx, server.ep.local("control"), first_id=1000 * k + 1) for k in range(CLIENTS)]
         for c in clients:  # connected before the storm, so that it starts at once
             c.sock.setsockopt(zmq.IMMEDIATE, 1)
-        _wait_until(lambda: all(c.sock.poll(0, zmq.POLLOUT) for c in clients), 10, "every client connected")
+        wait_until(lambda: all(c.sock.poll(0, zmq.POLLOUT) for c in clients), 10, "every client connected")
         poller = zmq.Poller()
         pending: dict[zmq.Socket[Any], set[int]] = {}
         first: dict[zmq.Socket[Any], float] = {}
@@ -748,20 +750,6 @@ def test_jack_60s_of_1000_parameter_updates_per_second_without_xruns(
 # audio server and the disk, against a JACK server of the test's own (conftest.private_jack)
 
 
-def _require(what: str) -> None:
-    """Skip, or fail under CADENZA_REQUIRE_AUDIO=1 (CI), when the machine cannot run a fault test."""
-    if os.environ.get("CADENZA_REQUIRE_AUDIO", "") == "1":
-        pytest.fail(f"{what} (CADENZA_REQUIRE_AUDIO=1 requires it)", pytrace=False)
-    pytest.skip(what)
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
-        time.sleep(poll)
-
-
 def _runtime_ports(jack: JackServer) -> list[str]:
     """The runtime's output ports on ``jack`` (PortAudio's client), once they are there."""
     ports: list[str] = []
@@ -770,7 +758,7 @@ def _runtime_ports(jack: JackServer) -> list[str]:
         ports[:] = [p for p in jack.ports() if not p.startswith("system:")]
         return len(ports) == 2
 
-    _wait_until(found, 10, "the runtime's two JACK output ports", poll=0.1)
+    wait_until(found, 10, "the runtime's two JACK output ports", poll=0.1)
     return ports
 
 
@@ -782,7 +770,7 @@ class Recorder:
 
     def __init__(self, jack: JackServer, path: Path, seconds: float) -> None:
         if shutil.which("jack_rec") is None:
-            _require("jack_rec (package jackd2) is not installed")
+            require("jack_rec (package jackd2) is not installed")
         self.path = path
         self.seconds = seconds
         self.log = path.with_suffix(".log")
@@ -793,7 +781,7 @@ class Recorder:
 
     def wait_recording(self, timeout: float = 10.0) -> None:
         """Return once audio is being written to the file (past its header)."""
-        _wait_until(lambda: self.path.exists() and self.path.stat().st_size > 100_000, timeout,
+        wait_until(lambda: self.path.exists() and self.path.stat().st_size > 100_000, timeout,
                     f"jack_rec writing {self.path.name}")
 
     def result(self, timeout: float = 30.0) -> np.ndarray:
@@ -976,7 +964,7 @@ def test_cpu_contention_widens_the_lookahead_without_a_dropout(
     """
     jack = private_jack(realtime=True)
     if not jack.realtime:
-        _require("the system refuses real-time scheduling for jackd -R")
+        require("the system refuses real-time scheduling for jackd -R")
     server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="jack", env=jack.env)
     with server:
         events = server.events(ctx, ["warning", "xrun"])
@@ -989,7 +977,7 @@ def test_cpu_contention_widens_the_lookahead_without_a_dropout(
             burner = subprocess.Popen([sys.executable, "-c", BURNER, f"{BURN_S:g}", str(workers), str(BURN_NICE)],
                                       stdout=f, stderr=subprocess.STDOUT)
         try:
-            _wait_until(lambda: "burning" in out.read_text(), 10, "the burner starting")
+            wait_until(lambda: "burning" in out.read_text(), 10, "the burner starting")
             samples: list[tuple[float, int]] = []
             lookaheads: list[float] = []
             while burner.poll() is None:
@@ -1072,7 +1060,7 @@ def test_jack_server_killed_and_restarted_mid_stream(
         rc, took = server.stop()
         assert rc == 0 and took < 5, f"exit {rc} after {took:.1f} s; {server.stderr_text[-2000:]}"
         relay_pid = int(relays[0])
-        _wait_until(lambda: not Path(f"/proc/{relay_pid}").exists()
+        wait_until(lambda: not Path(f"/proc/{relay_pid}").exists()
                     or "zombie" in Path(f"/proc/{relay_pid}/status").read_text(), 5, "the relay process exiting")
     rms = float(np.sqrt(np.mean(heard.astype(np.float64) ** 2)))
     clicks = am.click_report(heard)
@@ -1093,7 +1081,7 @@ def _tiny_filesystem(where: Path, size: str) -> Iterator[Path]:
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        _require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
+        require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
     try:
         yield where
     finally:
@@ -1180,7 +1168,7 @@ def test_slow_consumer_costs_bounded_memory_and_counted_drops_not_audio(
         slow = never_reads(zmq.DEALER)
         slow.setsockopt(zmq.SNDHWM, 0)
         slow.connect(server.ep.local("control"))
-        _wait_until(lambda: control.status().stream_time > 0, 5, "a status")
+        wait_until(lambda: control.status().stream_time > 0, 5, "a status")
         rss0 = server.rss_bytes()
 
         status_req = wire.encode_request(pb.GetStatus(), 1)

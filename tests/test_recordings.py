@@ -44,7 +44,16 @@ import soundfile
 import zmq
 
 from cadenza.runtime.sinks.file import FileSink, numbered
-from server_harness import ACTION_GAME, REPO, SAMPLE_RATE, ServeProcess, child_env, set_parameters
+from server_harness import (
+    ACTION_GAME,
+    REPO,
+    SAMPLE_RATE,
+    ServeProcess,
+    child_env,
+    require,
+    set_parameters,
+    wait_until,
+)
 
 PCM24_STEP = 2.0**-23
 FLAC_BLOCK = 4096  # libFLAC's block size at libsndfile's default compression level
@@ -55,20 +64,6 @@ def ctx() -> Iterator[zmq.Context[Any]]:
     c: zmq.Context[Any] = zmq.Context()
     yield c
     c.destroy(linger=0)
-
-
-def _require(what: str) -> None:
-    """Skip, or fail under CADENZA_REQUIRE_AUDIO=1 (CI), when the machine cannot run a test."""
-    if os.environ.get("CADENZA_REQUIRE_AUDIO", "") == "1":
-        pytest.fail(f"{what} (CADENZA_REQUIRE_AUDIO=1 requires it)", pytrace=False)
-    pytest.skip(what)
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
-        time.sleep(poll)
 
 
 def _signal(seed: int, frames: int) -> np.ndarray:
@@ -111,7 +106,7 @@ def test_wav_is_rf64_with_a_plain_wav_header_below_4_gib(tmp_path: Path) -> None
 def test_wav_past_4_gib_reads_back_complete(tmp_path: Path) -> None:
     """4 h 20 min through FileSink: an RF64 file of 4.2 GiB that reads back frame for frame (bench/recording.py)."""
     if shutil.disk_usage(tmp_path).free < 6 * 2**30:
-        _require(f"less than 6 GiB free in {tmp_path}")
+        require(f"less than 6 GiB free in {tmp_path}")
     from bench.recording import main
 
     assert main(["--dir", str(tmp_path)]) == 0
@@ -272,7 +267,7 @@ def _tmpfs(where: Path, size: str) -> Iterator[Path]:
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        _require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
+        require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
     try:
         yield where
     finally:
@@ -417,7 +412,7 @@ def test_a_render_killed_at_a_random_moment_leaves_no_file_at_out(tmp_path: Path
             def writing_started(f: Path = folder, p: subprocess.Popen[bytes] = proc) -> bool:
                 return any(f.glob(".*.part*")) or p.poll() is not None
 
-            _wait_until(writing_started, 60, "the render starting to write")
+            wait_until(writing_started, 60, "the render starting to write")
             time.sleep(rng.uniform(0.0, 1.0))
         else:
             time.sleep(rng.uniform(0.0, 2.0))
@@ -747,7 +742,7 @@ def test_sigkill_in_the_first_moments_of_serve_leaves_no_unreadable_flac(tmp_pat
             def started(w: Path = wav, p: ServeProcess = proc, size: int = header) -> bool:
                 return (w.exists() and w.stat().st_size > size) or not p.alive()
 
-            _wait_until(started, 60, f"the WAV {when}", poll=0.002)
+            wait_until(started, 60, f"the WAV {when}", poll=0.002)
             time.sleep(delay)
             proc.kill()
         for when, delay, wav, flac, proc in runs:
