@@ -337,11 +337,9 @@ class Server:
         # a reply that cannot be queued (the client never reads, or is gone) fails at once and is counted
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.control.setsockopt(zmq.SNDHWM, REPLY_HWM)
-        self.events_sock = self._socket(zmq.PUB, config.events)
-        self.events_sock.setsockopt(zmq.SNDHWM, EVENT_HWM)
-        self.audio_sock = self._socket(zmq.PUB, config.audio) if config.audio else None
-        if self.audio_sock is not None:
-            self.audio_sock.setsockopt(zmq.SNDHWM, AUDIO_HWM)
+        self.events_sock = self._socket(zmq.PUB, config.events, before_bind={zmq.SNDHWM: EVENT_HWM})
+        self.audio_sock = (self._socket(zmq.PUB, config.audio, before_bind={zmq.SNDHWM: AUDIO_HWM})
+                           if config.audio else None)
         self.seq: dict[str, int] = {}
         self.audio_seq = 0
         self.publisher = _Publisher()
@@ -906,6 +904,10 @@ def _prompts_refused(body: Any, exc: Any) -> wire.WireError:
                           field=f"set_prompts.prompts[{i}].{source}")
 
 
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The serve loop decoding
+# a burst of 1 MiB requests kept the generation thread waiting up to that long at each of the many times a step
+# takes the GIL, and a 30 ms lookahead ran dry (the WAV sink 600 ms behind the wall clock); at 1 ms it keeps up.
+GIL_SWITCH_S = 0.001
 OPEN_FILES_WANTED = 65_536  # the soft limit on open files `serve` raises itself to (see raise_open_file_limit)
 MAX_ERROR_CHARS = 60_000  # an Error's message or field may quote the bad input; this keeps the reply small
 
@@ -955,6 +957,7 @@ def run_server(config: ServerConfig) -> int:
     from cadenza.runtime import early_signals
 
     raise_open_file_limit()
+    sys.setswitchinterval(GIL_SWITCH_S)
     server = Server(config)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)

@@ -926,7 +926,7 @@ def test_sigstop_500ms_one_xrun_resumes_without_a_click_and_the_sdk_does_not_han
 
 
 BURN_S = 10.0
-BURNERS_PER_CORE = 2
+BURNERS_PER_CORE = 4
 BURN_NICE = 0  # how much *above* the runtime's priority the burners run (0: the same)
 BURNER = textwrap.dedent("""
     import multiprocessing, os, sys, time
@@ -954,7 +954,7 @@ BURNER = textwrap.dedent("""
 @pytest.mark.slow
 def test_cpu_contention_widens_the_lookahead_without_a_dropout(
         tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
-    """Another process burns every core (two busy workers per core, at a higher priority: nice -5) for 10 s.
+    """Another process burns every core (four busy workers per core, at the runtime's priority) for 10 s.
 
     The JACK server runs real-time, as a production one does (so the device
     clock and the callback thread keep time); the runtime's generation thread

@@ -80,8 +80,9 @@ class AudioWatch:
     A thread, so the test's own work (encoding a 10,000-prompt request) never delays the reading.
     """
 
-    def __init__(self, sub: Subscriber) -> None:
+    def __init__(self, sub: Subscriber, stall_s: float = 0.5) -> None:
         self.sub = sub
+        self.stall_s = stall_s  # no chunk arriving for this long is an error (the stream stopped)
         self.next_frame: int | None = None
         self.gaps: list[tuple[int, int]] = []
         self.chunks = 0
@@ -95,7 +96,7 @@ class AudioWatch:
     def _run(self) -> None:
         _raise_priority(threading.get_native_id())
         while not self._stop.is_set():
-            wait = 5.0 if self.next_frame is None else 0.5  # the first: the subscription takes a moment
+            wait = 5.0 if self.next_frame is None else self.stall_s  # the first: the subscription takes a moment
             try:
                 a = self.sub.recv_audio(wait)
             except zmq.ZMQError:  # the test ended (its context went) without stop()
@@ -524,10 +525,14 @@ def test_pipelined_1_mib_loads_from_two_clients_are_bounded_in_memory(tmp_path: 
     answered RATE_LIMITED at once and dropped; RSS stays within start + 150 MB, each request gets one reply."""
     n, clients_n = 200, 2
     text = "cadenza_graph: 1\nprompts:\n  a: calm\n#" + "x" * BIG_GRAPH_BYTES + "\n"
-    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink="null")
+    wav = tmp_path / "session.wav"
+    server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=f"wav:{wav}")
     with server:
-        watch = AudioWatch(server.audio(ctx))
+        # this process pushes 400 MiB through its own sockets meanwhile: chunks may reach it late, so arrival
+        # times say nothing about the runtime; the WAV's frames against the wall clock do (WavWatch)
+        watch = AudioWatch(server.audio(ctx), stall_s=10.0)
         watch.read(1.0)
+        wav_watch = WavWatch(wav)
         warm = server.control(ctx)
         warm.ok(pb.LoadGraph(text=text), timeout=20.0)  # the allocator has seen one big graph
         rss0 = server.rss_bytes()
@@ -556,6 +561,8 @@ def test_pipelined_1_mib_loads_from_two_clients_are_bounded_in_memory(tmp_path: 
             assert c.recv(0.3) is None, "a request got two replies"
         took = time.monotonic() - t0
         watch.read(0.5)
+        wav_watch.stop()
+        wav_behind = wav_watch.behind_s(t0)
         stop.set()
         sampler.join(2.0)
         rss1 = server.rss_bytes()
@@ -565,8 +572,11 @@ def test_pipelined_1_mib_loads_from_two_clients_are_bounded_in_memory(tmp_path: 
         code, _ = server.stop()
     print(f"\n{clients_n} × {n} pipelined 1 MiB LoadGraph: replies {codes} in {took:.2f} s; RSS {rss0 / 1e6:.0f} → "
           f"peak {peak[0] / 1e6:.0f} MB (+{(peak[0] - rss0) / 1e6:.0f}), {rss1 / 1e6:.0f} MB after; audio gaps "
-          f"{watch.gaps}")
+          f"{watch.gaps}, WAV behind the wall clock at most {wav_behind * 1000:.1f} ms")
     assert code == 0, server.stderr_text
+    assert not watch.gaps, f"the audio stream skipped: {watch.gaps}"
+    allowed = st.lookahead_ms / 1000 + SLACK_S
+    assert wav_behind <= allowed, f"the WAV sink fell {wav_behind * 1000:.1f} ms behind (allowed {allowed * 1000:.0f})"
     assert peak[0] - rss0 < 150e6, f"RSS grew {(peak[0] - rss0) / 1e6:.0f} MB (from {rss0 / 1e6:.0f} MB)"
     assert set(codes) <= {"OK", "RATE_LIMITED"}, codes
     assert codes.get("RATE_LIMITED", 0) >= n, codes  # most: the worker parses a 1 MiB graph in ~5 ms

@@ -117,7 +117,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from cadenza.errors import AudioError, UsageError
+from cadenza.errors import AudioError, CadenzaError, UsageError
 from cadenza.runtime.backends.base import CHANNELS, SAMPLE_RATE
 from cadenza.runtime.sinks.null import as_block
 
@@ -159,7 +159,7 @@ class SinkNotice:
     fault: str | None
 
 
-class _Occupied(Exception):
+class _Occupied(CadenzaError):
     """A live sink found a file with something in it at the path it was to open: it must not truncate it."""
 
 
