@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     sink.close()
     wrote_s = time.perf_counter() - t0
     size = path.stat().st_size
-    head = path.read_bytes()[:64] if size < 64 else open(path, "rb").read(64)
+    with open(path, "rb") as fh:
+        head = fh.read(64)
     info = soundfile.info(str(path))
     t1 = time.perf_counter()
     checked = worst = 0.0
