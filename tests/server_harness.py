@@ -72,6 +72,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll: f
         time.sleep(poll)
 
 
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` mounted at ``where`` (needs root; :func:`require` otherwise), unmounted after."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
 # ----------------------------------------------------------------------------- ports
 
 

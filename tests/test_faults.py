@@ -97,6 +97,7 @@ from server_harness import (
     raw_envelope,
     require,
     set_parameters,
+    tmpfs,
     wait_until,
     with_double_patched,
 )
@@ -1074,20 +1075,6 @@ def test_jack_server_killed_and_restarted_mid_stream(
     assert abs(info.frames - st_back.stream_time) < 10 * SAMPLE_RATE  # the file holds the whole run
 
 
-@contextlib.contextmanager
-def _tiny_filesystem(where: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted at ``where`` (needs root), unmounted after."""
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 @pytest.mark.slow
 def test_disk_full_for_the_wav_sink_reports_it_and_the_device_keeps_playing(
         tmp_path: Path, ctx: zmq.Context[Any], private_jack: Callable[..., JackServer]) -> None:
@@ -1099,7 +1086,7 @@ def test_disk_full_for_the_wav_sink_reports_it_and_the_device_keeps_playing(
     after the failure is music without clicks.
     """
     jack = private_jack()
-    with _tiny_filesystem(tmp_path / "small", "512k") as small:
+    with tmpfs(tmp_path / "small", "512k") as small:
         wav = small / "full.wav"
         spec = f"wav:{wav}"
         server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=f"jack,{spec}", env=jack.env)

@@ -51,6 +51,7 @@ from server_harness import (
     ServeProcess,
     child_env,
     require,
+    tmpfs,
     set_parameters,
     wait_until,
 )
@@ -260,20 +261,6 @@ def test_a_flac_recording_past_2_36_samples_goes_on_in_numbered_files(tmp_path: 
 # ============================================================================ disk full
 
 
-@contextlib.contextmanager
-def _tmpfs(where: Path, size: str) -> Iterator[Path]:
-    """A real tmpfs of ``size`` at ``where`` (needs root), unmounted after."""
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        require(f"cannot mount a tmpfs to fill up ({done.stderr.strip()}; needs root)")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 def _fill(folder: Path) -> Path:
     """Fill ``folder``'s file system up with a filler file; returns it."""
     filler = folder / "filler"
@@ -292,7 +279,7 @@ def test_file_sink_pauses_on_a_full_disk_and_resumes_into_a_numbered_file(tmp_pa
     """In-process, on a real 1 MiB tmpfs: the write that finds the disk full pauses the sink (a notice with the
     reason, ``fault`` set, blocks dropped), the first retry after space returns writes a new numbered file; both
     files read back as what was written into them."""
-    with _tmpfs(tmp_path / "fs", "1m") as fs:
+    with tmpfs(tmp_path / "fs", "1m") as fs:
         path = fs / "rec.wav"
         sink = FileSink(path, retry_s=0.05, name=f"wav:{path}")
         audio = _signal(3, 480 * 4000)
@@ -338,7 +325,7 @@ def test_a_tmpfs_filling_and_emptying_pauses_and_resumes_the_sinks_of_serve(
     """A real ``cadenza serve`` records WAV and FLAC onto a 4 MiB tmpfs; a filler file takes the rest of it: both
     sinks say "paused: No space left on device" (warning events, ``Status.sink_faults``) and the stream goes on;
     the filler is deleted: both say "resumed" and numbered files grow; every file reads back."""
-    with _tmpfs(tmp_path / "fs", "4m") as fs:
+    with tmpfs(tmp_path / "fs", "4m") as fs:
         wav, flac = fs / "rec.wav", fs / "rec.flac"
         specs = (f"wav:{wav}", f"flac:{flac}")
         server = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path, sink=",".join(specs))
@@ -552,7 +539,7 @@ def test_a_full_disk_at_start_pauses_the_recording_and_the_music_plays(
     """``cadenza serve --sink wav:…,flac:…`` started on a tmpfs that is already full (a restart after the disk
     filled) plays: both sinks are paused ("No space left on device" in ``Status.sink_faults``) and the stream
     runs; once the filler is gone they record into PATH itself (nothing was written, nothing to number)."""
-    with _tmpfs(tmp_path / "fs", "4m") as fs:
+    with tmpfs(tmp_path / "fs", "4m") as fs:
         filler = _fill(fs)
         wav, flac = fs / "x.wav", fs / "x.flac"
         specs = (f"wav:{wav}", f"flac:{flac}")
