@@ -58,7 +58,6 @@ polling intervals).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
