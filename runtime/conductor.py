@@ -291,11 +291,7 @@ class Conductor:
         else:
             a_weights, a_controls = dict(fr.weights), controls
         pcm_a = self._generate(self.deck_a, a_weights, a_controls, n)
-        # a deck counts frames from its own start; events and the clock speak stream time
-        beats = [replace(b, frame=b.frame + self.deck_a.start,
-                         position=None if b.position is None else b.position + self.deck_a.start)
-                 for b in self.deck_a.state.beats]
-        self.clock.observe(beats)
+        beats = self._bed_beats()
         out = pcm_a
 
         if self.pending_xfade is not None and self.pending_xfade[0] < f0 + n:
@@ -338,6 +334,15 @@ class Conductor:
             self.good = (self.deck_a.style, a_controls, fr)
         return Block(f0, out, fr, beats, events)
 
+    def _bed_beats(self) -> list[Beat]:
+        """The bed's beats of its last block in stream time (a deck counts frames from its own start); the clock
+        observes them."""
+        start = self.deck_a.start
+        beats = [replace(b, frame=b.frame + start, position=None if b.position is None else b.position + start)
+                 for b in self.deck_a.state.beats]
+        self.clock.observe(beats)
+        return beats
+
     @staticmethod
     def _beat_events(beats: Sequence[Beat], events: list[dict[str, object]]) -> None:
         for bt in beats:
@@ -370,14 +375,9 @@ class Conductor:
         self._stage = "backend step"
         try:
             pcm, self.deck_a.state = self.backend.generate(self.deck_a.state, style, controls, n)
-            beats = [replace(b, frame=b.frame + self.deck_a.start,
-                             position=None if b.position is None else b.position + self.deck_a.start)
-                     for b in self.deck_a.state.beats]
-            self.clock.observe(beats)
-            out = np.array(pcm, dtype=np.float32, copy=True)
-            d1 = 1.0 + (self.duck - 1.0) * math.exp(-(n / SAMPLE_RATE) / DUCK_RELEASE_S)
-            kernels.gain_ramp(out, self.duck, d1)
-            self.duck = d1
+            beats = self._bed_beats()
+            # no stingers left: this only releases the duck
+            out = self._mix_stingers(np.array(pcm, dtype=np.float32, copy=True), f0, controls)
             kernels.soft_limit(out, CEILING)
         except Exception as exc:  # noqa: BLE001
             raise StepFault("backend step", exc) from exc
