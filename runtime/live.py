@@ -83,11 +83,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cadenza.errors import CadenzaError, UsageError
+from cadenza.errors import CadenzaError
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
 from cadenza.runtime.conductor import Block, Conductor, StepFault
 from cadenza.runtime.graph.engine import Frame
-from cadenza.runtime.limits import MAX_PROMPT_CHARS, MAX_PROMPTS
 from cadenza.runtime.graph.spec import (
     Const,
     Graph,
@@ -133,17 +132,6 @@ def direct_graph(prompts: Sequence[tuple[str, str | None, float]],
         states={}, states_driven_by=None, initial_state=None, transitions=(), stingers={},
         intensity=Intensity(), triggers={}, failsafe=None, prompt_audio=dict(prompt_audio or {}),
     )
-
-
-def check_prompt_limits(graph: Graph) -> None:
-    """Refuse a graph with more than MAX_PROMPTS prompts or a prompt text over MAX_PROMPT_CHARS (UsageError)."""
-    if len(graph.prompts) > MAX_PROMPTS:
-        raise UsageError(f"{len(graph.prompts):,} prompts, over the limit of {MAX_PROMPTS} a mix may hold; "
-                         "use fewer prompts", where=f"{graph.source}: prompts")
-    for name, p in graph.prompts.items():
-        if p.text is not None and len(p.text) > MAX_PROMPT_CHARS:
-            raise UsageError(f"prompt text of {len(p.text):,} characters, over the limit of {MAX_PROMPT_CHARS}; "
-                             "describe the music in fewer words", where=f"{graph.source}: prompts.{name}")
 
 
 @dataclass
@@ -212,12 +200,11 @@ class LiveEngine:
         before anything changes); the new conductor takes over the running stream, so the music
         glides to the new graph instead of restarting.
 
-        A graph past the limits (:data:`~cadenza.runtime.limits.MAX_PROMPTS` prompts,
-        :data:`~cadenza.runtime.limits.MAX_PROMPT_CHARS` characters a prompt) is refused first
-        (``UsageError``). Inside :meth:`admission` the swap happens only if its check still says
-        yes (a load that ran past its time bound is answered TIMEOUT and must change nothing).
+        The prompt limits (:mod:`~cadenza.runtime.limits`) were checked before: by the loader for a
+        graph file (file:line), by the server for SetPrompts (before any work). Inside :meth:`admission`
+        the swap happens only if its check still says yes (a load that ran past its time bound is
+        answered TIMEOUT and must change nothing).
         """
-        check_prompt_limits(graph)
         probe = Conductor(graph, self.backend, seed=self.seed)
         with self.lock:
             admit = getattr(self._admission, "check", None)
