@@ -193,10 +193,7 @@ def _os_reason() -> str:
     libsndfile reports a failed ``write()`` only as "System error."; the C
     ``errno`` it left behind says which. Empty when there is none.
     """
-    try:
-        err = int(getattr(soundfile, "_ffi").errno)  # noqa: B009 - soundfile's cffi handle, private
-    except (AttributeError, TypeError, ValueError):
-        return ""
+    err = _os_errno()
     return f"{os.strerror(err)} (errno {err})" if err else ""
 
 
