@@ -261,6 +261,10 @@ class LiveEngine:
         played = (time.monotonic() - self._started_at) * SAMPLE_RATE
         return int(self.frame - played)
 
+    def behind(self) -> bool:
+        """Less than half the lookahead is queued ahead of playback: the control loop gives way (audio first)."""
+        return self._thread is not None and self.queued_frames() < self.lookahead_s * SAMPLE_RATE / 2
+
     def _run(self) -> None:
         while True:
             try:

@@ -86,6 +86,8 @@ EVENT_HWM = 10_000  # queued events per subscriber before ZeroMQ drops (a slow c
 AUDIO_HWM = 200  # queued audio chunks per subscriber (2 s of 10 ms chunks)
 REPLY_HWM = 1_000  # queued replies per client before dropping
 REQUEST_HWM = 16  # requests read ahead per client before pushing back (at most 4 MiB each: ZMQ_MAXMSGSIZE)
+GIVE_WAY_EVERY = 32  # requests handled between looks at the generation thread's lead
+GIVE_WAY_MAX_S = 0.02  # the longest the control loop waits for generation to catch up, per look
 _RAMP_SHAPES = {0: "linear", 1: "linear", 2: "s-curve", 3: "log", 4: "exp", 5: "sine", 6: "constant"}
 
 
@@ -376,6 +378,7 @@ class Server:
             self.live.load(direct_graph(triples))
         self._stopping = False
         self.turns = 0  # control-loop turns: the service manager's watchdog checks that they go on
+        self.gave_way = 0  # milliseconds the control loop waited for generation to catch up (audio first)
         self.supervisor: Supervisor | None = None  # systemd notify (READY, WATCHDOG, STATUS, STOPPING)
         self.loads: LoadQueue | None = None  # LoadGraph/SetPrompts off the control loop (started by serve)
 
@@ -746,7 +749,9 @@ class Server:
             for sock, _ in poller.poll(self.loads.poll_timeout_ms(idle_ms)):
                 if sock is not self.control:
                     continue  # the load worker's wake pipe: answered() above reads it
-                for _ in range(1000):  # drain a burst, then look at the world again
+                for n in range(1000):  # drain a burst, then look at the world again
+                    if n % GIVE_WAY_EVERY == GIVE_WAY_EVERY - 1:
+                        self._give_way()
                     role: str | None = Role.FULL
                     try:
                         if self.gate is None:
@@ -786,6 +791,18 @@ class Server:
                         self.replies_dropped += 1
         self.shutdown()
         return 0
+
+    def _give_way(self) -> None:
+        """Audio first: while the generation thread is behind, a flood of requests waits (ZeroMQ pushes back).
+
+        Both share one interpreter lock; on a small machine a client sending
+        tens of thousands of requests a second would otherwise take the time
+        the next block needs. The wait is bounded, so requests still flow.
+        """
+        end = time.monotonic() + GIVE_WAY_MAX_S
+        while self.live.behind() and time.monotonic() < end:
+            self.gave_way += 1
+            time.sleep(0.001)
 
     # the service manager's view (runtime/notify.py reads these from its own thread, without locks)
     def _progress(self) -> dict[str, int]:
