@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Envelope(_message.Message):
-    __slots__ = ("protocol_version", "request_id", "hello", "load_graph", "set_parameters", "trigger", "set_state", "set_prompts", "set_controls", "transport", "get_status", "ok", "status", "error", "event", "audio_chunk")
+    __slots__ = ("protocol_version", "request_id", "hello", "load_graph", "set_parameters", "trigger", "set_state", "set_prompts", "set_controls", "transport", "get_status", "describe_graph", "ok", "status", "error", "graph_description", "event", "audio_chunk")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
@@ -20,9 +20,11 @@ class Envelope(_message.Message):
     SET_CONTROLS_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     GET_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBE_GRAPH_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     AUDIO_CHUNK_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
@@ -36,12 +38,14 @@ class Envelope(_message.Message):
     set_controls: SetControls
     transport: Transport
     get_status: GetStatus
+    describe_graph: DescribeGraph
     ok: Ok
     status: Status
     error: Error
+    graph_description: GraphDescription
     event: Event
     audio_chunk: AudioChunk
-    def __init__(self, protocol_version: _Optional[int] = ..., request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., load_graph: _Optional[_Union[LoadGraph, _Mapping]] = ..., set_parameters: _Optional[_Union[SetParameters, _Mapping]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., set_state: _Optional[_Union[SetState, _Mapping]] = ..., set_prompts: _Optional[_Union[SetPrompts, _Mapping]] = ..., set_controls: _Optional[_Union[SetControls, _Mapping]] = ..., transport: _Optional[_Union[Transport, _Mapping]] = ..., get_status: _Optional[_Union[GetStatus, _Mapping]] = ..., ok: _Optional[_Union[Ok, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., audio_chunk: _Optional[_Union[AudioChunk, _Mapping]] = ...) -> None: ...
+    def __init__(self, protocol_version: _Optional[int] = ..., request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., load_graph: _Optional[_Union[LoadGraph, _Mapping]] = ..., set_parameters: _Optional[_Union[SetParameters, _Mapping]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., set_state: _Optional[_Union[SetState, _Mapping]] = ..., set_prompts: _Optional[_Union[SetPrompts, _Mapping]] = ..., set_controls: _Optional[_Union[SetControls, _Mapping]] = ..., transport: _Optional[_Union[Transport, _Mapping]] = ..., get_status: _Optional[_Union[GetStatus, _Mapping]] = ..., describe_graph: _Optional[_Union[DescribeGraph, _Mapping]] = ..., ok: _Optional[_Union[Ok, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., graph_description: _Optional[_Union[GraphDescription, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., audio_chunk: _Optional[_Union[AudioChunk, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("supported_versions", "client_name")
@@ -205,6 +209,10 @@ class GetStatus(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class DescribeGraph(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class Ok(_message.Message):
     __slots__ = ("stream_time", "warnings")
     STREAM_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -214,7 +222,14 @@ class Ok(_message.Message):
     def __init__(self, stream_time: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("protocol_version", "supported_versions", "server_version", "backend", "controls", "audio_prompts", "beat_grid", "sample_rate", "channels", "session_id")
+    __slots__ = ("protocol_version", "supported_versions", "server_version", "backend", "controls", "audio_prompts", "beat_grid", "sample_rate", "channels", "session_id", "endpoints")
+    class EndpointsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SUPPORTED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +240,7 @@ class ServerInfo(_message.Message):
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     supported_versions: _containers.RepeatedScalarFieldContainer[int]
     server_version: str
@@ -235,7 +251,8 @@ class ServerInfo(_message.Message):
     sample_rate: int
     channels: int
     session_id: str
-    def __init__(self, protocol_version: _Optional[int] = ..., supported_versions: _Optional[_Iterable[int]] = ..., server_version: _Optional[str] = ..., backend: _Optional[str] = ..., controls: _Optional[_Iterable[str]] = ..., audio_prompts: _Optional[bool] = ..., beat_grid: _Optional[bool] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., session_id: _Optional[str] = ...) -> None: ...
+    endpoints: _containers.ScalarMap[str, str]
+    def __init__(self, protocol_version: _Optional[int] = ..., supported_versions: _Optional[_Iterable[int]] = ..., server_version: _Optional[str] = ..., backend: _Optional[str] = ..., controls: _Optional[_Iterable[str]] = ..., audio_prompts: _Optional[bool] = ..., beat_grid: _Optional[bool] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., session_id: _Optional[str] = ..., endpoints: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ParameterValue(_message.Message):
     __slots__ = ("number", "label")
@@ -246,7 +263,7 @@ class ParameterValue(_message.Message):
     def __init__(self, number: _Optional[float] = ..., label: _Optional[str] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("server", "graph_loaded", "graph_name", "state", "weights", "controls", "parameters", "stream_time", "playing", "xruns", "lookahead_ms", "event_sequences", "audio_sequence", "events_dropped", "replies_dropped", "sink_faults", "faults", "faults_total")
+    __slots__ = ("server", "graph_loaded", "graph_name", "state", "weights", "controls", "parameters", "stream_time", "playing", "xruns", "lookahead_ms", "event_sequences", "audio_sequence", "events_dropped", "replies_dropped", "sink_faults", "faults", "faults_total", "effective_controls", "pending_state", "pending_state_time")
     class WeightsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +317,9 @@ class Status(_message.Message):
     SINK_FAULTS_FIELD_NUMBER: _ClassVar[int]
     FAULTS_FIELD_NUMBER: _ClassVar[int]
     FAULTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_CONTROLS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_STATE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_STATE_TIME_FIELD_NUMBER: _ClassVar[int]
     server: ServerInfo
     graph_loaded: bool
     graph_name: str
@@ -318,7 +338,92 @@ class Status(_message.Message):
     sink_faults: _containers.ScalarMap[str, str]
     faults: _containers.ScalarMap[str, str]
     faults_total: int
-    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., graph_loaded: _Optional[bool] = ..., graph_name: _Optional[str] = ..., state: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., stream_time: _Optional[int] = ..., playing: _Optional[bool] = ..., xruns: _Optional[int] = ..., lookahead_ms: _Optional[float] = ..., event_sequences: _Optional[_Mapping[str, int]] = ..., audio_sequence: _Optional[int] = ..., events_dropped: _Optional[int] = ..., replies_dropped: _Optional[int] = ..., sink_faults: _Optional[_Mapping[str, str]] = ..., faults: _Optional[_Mapping[str, str]] = ..., faults_total: _Optional[int] = ...) -> None: ...
+    effective_controls: Controls
+    pending_state: str
+    pending_state_time: int
+    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., graph_loaded: _Optional[bool] = ..., graph_name: _Optional[str] = ..., state: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., stream_time: _Optional[int] = ..., playing: _Optional[bool] = ..., xruns: _Optional[int] = ..., lookahead_ms: _Optional[float] = ..., event_sequences: _Optional[_Mapping[str, int]] = ..., audio_sequence: _Optional[int] = ..., events_dropped: _Optional[int] = ..., replies_dropped: _Optional[int] = ..., sink_faults: _Optional[_Mapping[str, str]] = ..., faults: _Optional[_Mapping[str, str]] = ..., faults_total: _Optional[int] = ..., effective_controls: _Optional[_Union[Controls, _Mapping]] = ..., pending_state: _Optional[str] = ..., pending_state_time: _Optional[int] = ...) -> None: ...
+
+class ParameterInfo(_message.Message):
+    __slots__ = ("name", "kind", "min", "max", "labels", "default_value", "value", "builtin")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[ParameterInfo.Kind]
+        CONTINUOUS: _ClassVar[ParameterInfo.Kind]
+        DISCRETE: _ClassVar[ParameterInfo.Kind]
+        LABELED: _ClassVar[ParameterInfo.Kind]
+    KIND_UNSPECIFIED: ParameterInfo.Kind
+    CONTINUOUS: ParameterInfo.Kind
+    DISCRETE: ParameterInfo.Kind
+    LABELED: ParameterInfo.Kind
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: ParameterInfo.Kind
+    min: float
+    max: float
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    default_value: ParameterValue
+    value: ParameterValue
+    builtin: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ParameterInfo.Kind, str]] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., labels: _Optional[_Iterable[str]] = ..., default_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., value: _Optional[_Union[ParameterValue, _Mapping]] = ..., builtin: _Optional[bool] = ...) -> None: ...
+
+class StateInfo(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class TriggerInfo(_message.Message):
+    __slots__ = ("name", "stinger", "set_state", "bump")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STINGER_FIELD_NUMBER: _ClassVar[int]
+    SET_STATE_FIELD_NUMBER: _ClassVar[int]
+    BUMP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    stinger: str
+    set_state: str
+    bump: float
+    def __init__(self, name: _Optional[str] = ..., stinger: _Optional[str] = ..., set_state: _Optional[str] = ..., bump: _Optional[float] = ...) -> None: ...
+
+class PromptInfo(_message.Message):
+    __slots__ = ("name", "text", "audio", "weight")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    text: str
+    audio: str
+    weight: float
+    def __init__(self, name: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class GraphDescription(_message.Message):
+    __slots__ = ("name", "parameters", "states", "state", "driven_by", "triggers", "prompts", "stingers", "controls")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DRIVEN_BY_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERS_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    STINGERS_FIELD_NUMBER: _ClassVar[int]
+    CONTROLS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    parameters: _containers.RepeatedCompositeFieldContainer[ParameterInfo]
+    states: _containers.RepeatedCompositeFieldContainer[StateInfo]
+    state: str
+    driven_by: str
+    triggers: _containers.RepeatedCompositeFieldContainer[TriggerInfo]
+    prompts: _containers.RepeatedCompositeFieldContainer[PromptInfo]
+    stingers: _containers.RepeatedScalarFieldContainer[str]
+    controls: Controls
+    def __init__(self, name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[ParameterInfo, _Mapping]]] = ..., states: _Optional[_Iterable[_Union[StateInfo, _Mapping]]] = ..., state: _Optional[str] = ..., driven_by: _Optional[str] = ..., triggers: _Optional[_Iterable[_Union[TriggerInfo, _Mapping]]] = ..., prompts: _Optional[_Iterable[_Union[PromptInfo, _Mapping]]] = ..., stingers: _Optional[_Iterable[str]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "field", "supported_versions")

@@ -149,6 +149,7 @@ class RequestKind(StrEnum):
     SET_CONTROLS = "set_controls"
     TRANSPORT = "transport"
     GET_STATUS = "get_status"
+    DESCRIBE_GRAPH = "describe_graph"
 
 
 class ReplyKind(StrEnum):
@@ -157,6 +158,7 @@ class ReplyKind(StrEnum):
     OK = "ok"
     STATUS = "status"
     ERROR = "error"
+    GRAPH_DESCRIPTION = "graph_description"
 
 
 class Topic(StrEnum):
@@ -174,9 +176,9 @@ class Topic(StrEnum):
 
 RequestBody: TypeAlias = (
     pb.Hello | pb.LoadGraph | pb.SetParameters | pb.Trigger | pb.SetState | pb.SetPrompts | pb.SetControls
-    | pb.Transport | pb.GetStatus
+    | pb.Transport | pb.GetStatus | pb.DescribeGraph
 )
-ReplyBody: TypeAlias = pb.Ok | pb.Status | pb.Error
+ReplyBody: TypeAlias = pb.Ok | pb.Status | pb.Error | pb.GraphDescription
 EventPayload: TypeAlias = pb.Beat | pb.StateChange | pb.Mix | pb.StingerFired | pb.Xrun | pb.Warning | pb.Status
 
 #: Request name → message class (the server's dispatch table is keyed the same way).
@@ -190,12 +192,14 @@ REQUEST_TYPES: Final[Mapping[RequestKind, type[Message]]] = {
     RequestKind.SET_CONTROLS: pb.SetControls,
     RequestKind.TRANSPORT: pb.Transport,
     RequestKind.GET_STATUS: pb.GetStatus,
+    RequestKind.DESCRIBE_GRAPH: pb.DescribeGraph,
 }
 #: Reply name → message class.
 REPLY_TYPES: Final[Mapping[ReplyKind, type[Message]]] = {
     ReplyKind.OK: pb.Ok,
     ReplyKind.STATUS: pb.Status,
     ReplyKind.ERROR: pb.Error,
+    ReplyKind.GRAPH_DESCRIPTION: pb.GraphDescription,
 }
 #: Event topic → payload class ("beat" and "bar" share :class:`Beat`).
 TOPIC_TYPES: Final[Mapping[Topic, type[Message]]] = {
@@ -292,7 +296,7 @@ def reply_kind(body: Message) -> ReplyKind:
     """The reply name of a reply message; ``TypeError`` for any other message."""
     kind = _REPLY_KIND_BY_TYPE.get(type(body))
     if kind is None:
-        raise TypeError(f"not a reply message: {type(body).__name__}; replies are Ok, Status, Error")
+        raise TypeError(f"not a reply message: {type(body).__name__}; replies are Ok, Status, Error, GraphDescription")
     return kind
 
 
@@ -704,7 +708,7 @@ def _check_transport(body: pb.Transport) -> None:
     _enum(body, "action", "transport.action", allow_zero=False)
 
 
-def _check_get_status(body: pb.GetStatus) -> None:
+def _check_nothing(body: pb.GetStatus | pb.DescribeGraph) -> None:
     pass
 
 
@@ -717,7 +721,8 @@ _VALIDATORS: Final[Mapping[RequestKind, Callable[[Any], None]]] = {
     RequestKind.SET_PROMPTS: _check_set_prompts,
     RequestKind.SET_CONTROLS: _check_set_controls,
     RequestKind.TRANSPORT: _check_transport,
-    RequestKind.GET_STATUS: _check_get_status,
+    RequestKind.GET_STATUS: _check_nothing,
+    RequestKind.DESCRIBE_GRAPH: _check_nothing,
 }
 
 

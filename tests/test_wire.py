@@ -71,6 +71,7 @@ REQUESTS: dict[RequestKind, wire.RequestBody] = {
         clear=["brightness"]),
     RequestKind.TRANSPORT: pb.Transport(action=pb.Transport.RESET_CONTEXT),
     RequestKind.GET_STATUS: pb.GetStatus(),
+    RequestKind.DESCRIBE_GRAPH: pb.DescribeGraph(),
 }
 
 STATUS = pb.Status(
@@ -89,6 +90,18 @@ REPLIES: dict[ReplyKind, wire.ReplyBody] = {
     ReplyKind.STATUS: STATUS,
     ReplyKind.ERROR: pb.Error(code=E.UNKNOWN_NAME, message="no parameter 'dangr'; parameters are danger, zone",
                               field="set_parameters.values[0].name"),
+    ReplyKind.GRAPH_DESCRIPTION: pb.GraphDescription(
+        name="action-game", state="explore", driven_by="mode",
+        parameters=[pb.ParameterInfo(name="danger", kind=pb.ParameterInfo.CONTINUOUS, min=0.0, max=1.0,
+                                     default_value=pb.ParameterValue(number=0.0),
+                                     value=pb.ParameterValue(number=0.25)),
+                    pb.ParameterInfo(name="mode", kind=pb.ParameterInfo.LABELED, labels=["explore", "combat"],
+                                     default_value=pb.ParameterValue(label="explore"),
+                                     value=pb.ParameterValue(label="explore"))],
+        states=[pb.StateInfo(name="explore"), pb.StateInfo(name="combat")],
+        triggers=[pb.TriggerInfo(name="boss_defeated", stinger="victory", set_state="explore", bump=0.5)],
+        prompts=[pb.PromptInfo(name="calm", text="calm ambient pads", weight=1.0)],
+        stingers=["victory"], controls=pb.Controls(bpm=96.0)),
 }
 
 EVENTS: dict[Topic, wire.EventPayload] = {
