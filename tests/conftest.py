@@ -103,7 +103,7 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
         # PortAudio holds a JACK client and aborts the process at exit if the
         # server is gone first: let it go before stopping the server.
         if "sounddevice" in sys.modules:
-            from cadenza.runtime.sinks.device import release_portaudio
+            from cadenza.runtime.sinks.portaudio import release_portaudio
 
             release_portaudio()
         if proc.poll() is None:
@@ -119,7 +119,7 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
 def audio_output(jack_server: bool) -> str | None:
     """The device selector for a real output device, or skip/fail when none."""
     from cadenza.errors import AudioError
-    from cadenza.runtime.sinks import device as device_mod
+    from cadenza.runtime.sinks import portaudio as device_mod
 
     problem = ""
     try:

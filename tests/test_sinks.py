@@ -189,7 +189,7 @@ def test_null_sink_counts() -> None:
 
 
 def test_ring_buffer_wraps_and_fills_silence() -> None:
-    from cadenza.runtime.sinks.device import RingBuffer
+    from cadenza.runtime.sinks.ring import RingBuffer
 
     ring = RingBuffer(8)
     data = np.arange(40, dtype=np.float32).reshape(20, 2)
@@ -209,7 +209,8 @@ def test_ring_buffer_wraps_and_fills_silence() -> None:
 def test_package_import_does_not_load_portaudio() -> None:
     code = (
         "import sys, cadenza, cadenza.runtime, cadenza.runtime.sinks, "
-        "cadenza.runtime.sinks.device, cadenza.runtime.sinks.file, cadenza.runtime.sinks.null; "
+        "cadenza.runtime.sinks.device, cadenza.runtime.sinks.file, cadenza.runtime.sinks.null, "
+        "cadenza.runtime.sinks.relay; "
         "assert 'sounddevice' not in sys.modules, 'sounddevice imported eagerly'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

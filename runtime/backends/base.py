@@ -29,10 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cadenza.errors import UsageError
+from cadenza.runtime.audio import CHANNELS, SAMPLE_RATE
 from cadenza.runtime.limits import MAX_NOTES
-
-SAMPLE_RATE = 48_000
-CHANNELS = 2
 
 #: Every control the runtime knows, whichever backend honours it.
 ALL_CONTROLS = (

@@ -1,7 +1,8 @@
 """Audio files a style graph names (stingers, audio prompts): found, read and decoded at load.
 
 One job: turn the ``audio:`` path written in a graph into checked bytes and,
-for stingers, the float32 stereo PCM at :data:`SAMPLE_RATE` the mixer plays,
+for stingers, the float32 stereo PCM at 48 kHz the mixer plays (converted by
+:func:`cadenza.runtime.audio.to_stereo_48k`),
 so that nothing is ever read from disk inside the generation thread and a bad
 file is a load error with the graph's file:line, not a crash at the first
 trigger.
@@ -31,12 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.errors import CadenzaError
+from cadenza.runtime.audio import SAMPLE_RATE, to_stereo_48k
 from cadenza.runtime.files import FilePolicy, read_bytes, resolve_name
 
 __all__ = ["MAX_AUDIO_BYTES", "MAX_STINGER_AUDIO_S", "MAX_STINGER_SECONDS", "AudioFileError", "check_audio_prompt",
-           "decode_stinger", "read_audio", "to_stereo_48k"]
+           "decode_stinger", "read_audio"]
 
-SAMPLE_RATE = 48_000  # as cadenza.runtime.backends.base.SAMPLE_RATE (not imported: the loader stays light)
 MAX_AUDIO_BYTES = 64 * 1024 * 1024  # a stinger or an audio prompt; a minute of 48 kHz stereo float is 23 MB
 MAX_STINGER_SECONDS = 60.0
 MAX_STINGER_AUDIO_S = 600.0  # all of one graph's stinger files together (110 MB decoded)
@@ -102,16 +103,3 @@ def decode_stinger(data: bytes, path: Path) -> np.ndarray:
     if pcm.shape[0] == 0:
         raise AudioFileError(f"{str(path)!r} holds no audio (0 frames)")
     return to_stereo_48k(pcm, rate)
-
-
-def to_stereo_48k(data: np.ndarray, rate: int) -> np.ndarray:
-    """``(frames, channels)`` audio as contiguous float32 stereo at 48 kHz (linear resampling; NaN/inf → 0)."""
-    data = np.nan_to_num(np.asarray(data, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    if data.shape[1] == 1:
-        data = np.repeat(data, 2, axis=1)
-    data = data[:, :2]
-    if rate != SAMPLE_RATE:
-        n = max(1, int(round(data.shape[0] * SAMPLE_RATE / rate)))
-        x = np.linspace(0.0, data.shape[0] - 1, n)
-        data = np.stack([np.interp(x, np.arange(data.shape[0]), data[:, c]) for c in range(2)], axis=1)
-    return np.ascontiguousarray(data, dtype=np.float32)

@@ -118,8 +118,7 @@ import numpy as np
 import soundfile
 
 from cadenza.errors import AudioError, CadenzaError, UsageError
-from cadenza.runtime.backends.base import CHANNELS, SAMPLE_RATE
-from cadenza.runtime.sinks.null import as_block
+from cadenza.runtime.audio import CHANNELS, SAMPLE_RATE, as_block
 
 log = logging.getLogger(__name__)
 

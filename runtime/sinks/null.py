@@ -1,5 +1,4 @@
-"""The null sink (audio goes nowhere, frames are counted), and the block check
-every sink applies at its edge.
+"""The null sink: audio goes nowhere, frames are counted.
 
 ``NullSink`` is what benchmarks and headless runs use when nobody listens: it
 keeps the sink contract (validation, ``close()`` idempotent, no writes after
@@ -11,23 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cadenza.errors import UsageError
-from cadenza.runtime.backends.base import CHANNELS
-
-
-def as_block(block: np.ndarray, sink: str) -> np.ndarray:
-    """``block`` as a C-contiguous float32 ``(frames, CHANNELS)`` array.
-
-    Converts other float dtypes (no copy for a float32 block). Raises
-    :class:`UsageError` naming ``sink`` and the bad shape or dtype otherwise.
-    """
-    arr = np.asarray(block)
-    if arr.ndim != 2 or arr.shape[1] != CHANNELS:
-        raise UsageError(
-            f"{sink}.write() takes a (frames, {CHANNELS}) block, got shape {arr.shape}"
-        )
-    if arr.dtype.kind != "f":  # integer PCM would need scaling: refuse, don't guess
-        raise UsageError(f"{sink}.write() takes float32 samples in [-1, 1], got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+from cadenza.runtime.audio import as_block
 
 
 class NullSink:

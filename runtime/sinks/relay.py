@@ -1,5 +1,8 @@
 """The device relay: a fresh process that plays PCM piped to its stdin through a :class:`DeviceSink`.
 
+(The sink's end -- starting relays, piping to them, reading their lines -- is
+:mod:`cadenza.runtime.sinks.relaylink`.)
+
 Why a process: PortAudio reads the audio servers once, at initialisation, and
 its JACK host API can neither reconnect to a server that died and came back nor
 be shut down to rescan (``Pa_CloseStream``/``Pa_Terminate`` wait forever on
@@ -16,7 +19,7 @@ again, and pipes its audio to it::
                                                       "underruns N FRAMES" | "stalls N FRAMES" | "lost …"
 
 It registers with JACK as ``cadenza-relay-PID`` (see
-``device._name_jack_client``: the name of the process that lost the device
+``portaudio._name_jack_client``: the name of the process that lost the device
 would run the server at half speed). The protocol on stdout is one line per
 message, as above; the relay exits 0 when its stdin closes, 3 when the device
 cannot be opened, 4 when it loses the device (then without any PortAudio
@@ -31,17 +34,20 @@ import sys
 import numpy as np
 
 from cadenza.errors import AudioError
-from cadenza.runtime.backends.base import CHANNELS
+from cadenza.runtime.audio import CHANNELS
+from cadenza.runtime.sinks.device import DeviceSink
+from cadenza.runtime.sinks.portaudio import set_jack_client_name
 
 FRAME_BYTES = CHANNELS * 4  # float32 stereo
 EXIT_CANNOT_OPEN = 3
 EXIT_LOST = 4
+#: Test hook: the relay registers with JACK under its parent's client name (``parent``) or this name instead of its
+#: own -- the name clash that ran a restarted JACK server at half speed (tests/test_relay.py shows it is reported)
+TEST_RELAY_NAME_ENV = "CADENZA_TEST_RELAY_JACK_NAME"
 
 
 def serve(device: str | None, buffer_seconds: float) -> int:
     """Open ``device`` and play stdin into it until stdin closes; returns the exit code."""
-    from cadenza.runtime.sinks.device import TEST_RELAY_NAME_ENV, DeviceSink, set_jack_client_name
-
     # a JACK client name of its own: never the name the process that started it registered (and still holds a
     # wake-up futex of, after losing its server) -- sharing it would halve the JACK server's speed
     name = f"cadenza-relay-{os.getpid()}"

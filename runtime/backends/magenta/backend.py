@@ -39,6 +39,7 @@ import jax
 import numpy as np
 
 from cadenza.errors import ModelError, PromptError
+from cadenza.runtime.audio import read_mono
 from cadenza.runtime.backends.base import (
     CHANNELS,
     SAMPLE_RATE,
@@ -196,9 +197,7 @@ class MagentaBackend:
                 raise PromptError("an empty text prompt cannot be embedded")
             vector = self.system.embed_style(text)
         elif isinstance(prompt, AudioPrompt):
-            from cadenza.runtime.backends.synth.analysis import read_mono
-
-            mono, rate, _ = read_mono(prompt)
+            mono, rate, _ = read_mono(prompt.path, prompt.data)
             mono = mono[: int(AUDIO_PROMPT_SECONDS * rate)].astype(np.float32)
             if not np.any(mono):
                 raise PromptError(f"audio prompt {str(prompt.path)!r} is silent; give a file with audible sound")

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from cadenza.errors import PromptError
+from cadenza.runtime.audio import read_mono
 from cadenza.runtime.backends.base import AudioPrompt
 from cadenza.runtime.backends.synth.style import NEUTRAL, TEMPO_RANGE, vector_from
 
@@ -75,36 +75,6 @@ class AudioFeatures:
     flatness: float = 0.0  # spectral flatness, 0 tonal … ~0.56 white noise
     analyzed_s: float = 0.0  # seconds actually analysed (<= MAX_SECONDS)
     sample_rate: int = 0
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def read_mono(prompt: AudioPrompt | str | os.PathLike[str]) -> tuple[np.ndarray, int, float]:
-    """The first MAX_SECONDS of an audio prompt (its bytes when read already, else its file) as mono float64,
-    its sample rate and the file's duration. Shared by the backends that analyse audio prompts."""
-    if not isinstance(prompt, AudioPrompt):
-        prompt = AudioPrompt(Path(prompt))
-    path = prompt.path
-    if prompt.data is None:
-        if not path.exists():
-            raise PromptError(f"audio prompt file not found: {str(path)!r}")
-        if path.is_dir():
-            raise PromptError(f"audio prompt {str(path)!r} is a directory, not a WAV/FLAC file")
-    try:
-        with sf.SoundFile(prompt.source()) as f:
-            rate = int(f.samplerate)
-            total = int(f.frames)
-            wanted = min(total, int(MAX_SECONDS * rate))
-            data = f.read(frames=wanted, dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
-        reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
-        raise PromptError(f"cannot read audio prompt {str(path)!r}: {reason} (WAV or FLAC expected)") from exc
-    if rate <= 0:
-        raise PromptError(f"audio prompt {str(path)!r} has an invalid sample rate {rate}")
-    mono = data.astype(np.float64).mean(axis=1)
-    mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
-    return mono, rate, total / rate
 
 
 # --------------------------------------------------------------------------- spectra
@@ -229,8 +199,9 @@ def _tempo(flux: np.ndarray, hop_s: float) -> tuple[float | None, float]:
 def analyze_file(path: AudioPrompt | str | os.PathLike[str]) -> AudioFeatures:
     """Measure an audio prompt (its file, or the bytes read from it); :class:`PromptError` naming the file when
     it cannot."""
-    p = path.path if isinstance(path, AudioPrompt) else Path(path)
-    x, rate, duration = read_mono(path)
+    prompt = path if isinstance(path, AudioPrompt) else AudioPrompt(Path(path))
+    p = prompt.path
+    x, rate, duration = read_mono(p, prompt.data, MAX_SECONDS)
     analyzed = x.size / rate
     if analyzed < MIN_SECONDS:
         raise PromptError(
