@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime import early_signals  # standard library only: main() holds signals before heavy imports
 
 if TYPE_CHECKING:
-    from cadenza.runtime.backends.base import Beat, Controls, WeightedPrompt
+    from cadenza.runtime.backends.base import Beat, Controls
     from cadenza.runtime.sinks.base import Sink
 
 _T = TypeVar("_T")
@@ -54,26 +53,6 @@ def _finite(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     return value  # nan / inf are rejected by the validators, which name the range
-
-
-def parse_weighted(text: str, *, audio: bool = False, option: str = "--prompt") -> WeightedPrompt:
-    """``"dark techno:1.0"`` → WeightedPrompt; a missing ``:weight`` means 1.0."""
-    from cadenza.runtime.backends.base import AudioPrompt, TextPrompt, WeightedPrompt
-
-    body, weight = text, 1.0
-    head, sep, tail = text.rpartition(":")
-    if sep:
-        try:
-            weight = float(tail)
-            body = head
-        except ValueError:
-            pass  # a colon that is part of the prompt or path
-    if not body.strip():
-        raise UsageError(f"empty prompt in {text!r}", where=option)
-    if not math.isfinite(weight) or weight < 0:
-        raise UsageError(f"weight must be a finite number >= 0, got {tail!r} in {text!r}", where=option)
-    prompt = AudioPrompt(Path(body)) if audio else TextPrompt(body.strip())
-    return WeightedPrompt(prompt, weight)
 
 
 def _controls(args: argparse.Namespace) -> Controls:
@@ -195,6 +174,7 @@ def _render_prompts(args: argparse.Namespace, check_stop: Callable[[], None]) ->
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from cadenza.runtime.backends.base import parse_weighted
     from cadenza.runtime.render import Cue, Renderer, check_seconds
 
     for opt in ("automation", "plot", "events"):
@@ -306,6 +286,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         backend=args.backend, graph=args.graph, control=args.control, events=args.events,
         audio=None if args.audio in ("none", "") else args.audio, sink=args.sink, lookahead_ms=args.lookahead,
+        audio_int16=None if args.audio_int16 == "none" else args.audio_int16,
         seed=args.seed, insecure=args.insecure, curve_secret_key=args.curve_secret_key, prompts=args.prompt or [],
         curve_clients=args.curve_clients, curve_readonly=args.curve_readonly, curve_any_client=args.curve_any_client,
         allow_dirs=args.allow_dir or [],
@@ -406,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--control", default="tcp://127.0.0.1:5555", help="control endpoint (ROUTER)")
     sv.add_argument("--events", default="tcp://127.0.0.1:5556", help="events endpoint (PUB)")
     sv.add_argument("--audio", default="tcp://127.0.0.1:5557", help="audio endpoint (PUB), or 'none'")
+    sv.add_argument("--audio-int16", default="", metavar="ENDPOINT",
+                    help="the same audio as int16 chunks (half the bytes), or 'none'; default: the --audio port + 1 "
+                         "(tcp://127.0.0.1:5558), left out with a log line when that port is taken")
     sv.add_argument("--sink", default="device",
                     help="device | device:NAME | jack | wav:PATH | flac:PATH | null; several joined by commas "
                          "(at most one device), e.g. jack,wav:session.wav. Recordings stay readable past 4 GiB "
@@ -451,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_command(sub)
 
     add_osc_command(sub)
+
+    from cadenza.runtime.ctl import add_ctl_command
+
+    add_ctl_command(sub)
 
     from cadenza.runtime.graph.cli import add_graph_commands
 

@@ -369,7 +369,7 @@ class Server:
 
             self.live.load(load_graph(config.graph))
         elif config.prompts:
-            from cadenza.runtime.cli import parse_weighted
+            from cadenza.runtime.backends.base import parse_weighted
 
             triples = []
             for p in config.prompts:
