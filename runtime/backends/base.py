@@ -97,6 +97,27 @@ class WeightedPrompt:
             raise UsageError(f"weight of prompt {str(self.prompt)!r} must be a finite number >= 0, got {w!r}")
 
 
+def parse_weighted(text: str, *, audio: bool = False, option: str = "--prompt") -> WeightedPrompt:
+    """``"dark techno:1.0"`` → WeightedPrompt; a missing ``:weight`` means 1.0 (``audio``: the body is a file).
+
+    ``option`` is where the text came from (a CLI option, a config key): errors name it.
+    """
+    body, weight = text, 1.0
+    head, sep, tail = text.rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+            body = head
+        except ValueError:
+            pass  # a colon that is part of the prompt or path
+    if not body.strip():
+        raise UsageError(f"empty prompt in {text!r}", where=option)
+    if not math.isfinite(weight) or weight < 0:
+        raise UsageError(f"weight must be a finite number >= 0, got {tail!r} in {text!r}", where=option)
+    prompt = AudioPrompt(Path(body)) if audio else TextPrompt(body.strip())
+    return WeightedPrompt(prompt, weight)
+
+
 @dataclass(frozen=True)
 class Embedding:
     """A prompt's style vector plus what the backend had to say about the prompt."""

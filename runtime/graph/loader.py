@@ -40,9 +40,9 @@ from typing import Literal, NoReturn, Union, cast
 
 import yaml
 
-from cadenza.errors import GraphError
 from cadenza.runtime.files import FileOutside, FilePolicy, FileRefused
 from cadenza.runtime.limits import MAX_PROMPT_CHARS, MAX_PROMPTS
+from cadenza.runtime.graph.issues import GraphIssue, InvalidGraph
 from cadenza.runtime.graph.spec import (
     BUILTIN_PARAMS,
     CONTROL_NAMES,
@@ -149,30 +149,6 @@ _DURATION_UNITS: dict[str, tuple[Literal["s", "beats", "bars"], float]] = {
     "ms": ("s", 0.001), "beat": ("beats", 1.0), "beats": ("beats", 1.0), "bar": ("bars", 1.0), "bars": ("bars", 1.0),
 }
 _DURATION_HELP = "seconds (4, '4 s', '500 ms') or musical time ('2 beats', '1 bar')"
-
-
-# ----------------------------------------------------------------------- errors
-@dataclass(frozen=True)
-class GraphIssue:
-    """One problem of a graph file: where it is (file, line, dotted path) and what is wrong."""
-
-    file: str
-    line: int | None  # 1-based; None for the whole file (size, encoding)
-    path: str  # "mix[1].weight.curve.points[1]"; "" for the file or its syntax
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class InvalidGraph(GraphError):
-    """A graph file with problems; ``issues`` lists every one, ``str()`` prints one per line."""
-
-    def __init__(self, issues: Iterable[GraphIssue]) -> None:
-        # by line; issues of the whole file (and "stopped after ...") last
-        self.issues: list[GraphIssue] = sorted(issues, key=lambda i: math.inf if i.line is None else i.line)
-        super().__init__("\n".join(str(i) for i in self.issues))
 
 
 # ------------------------------------------------------------------ public API

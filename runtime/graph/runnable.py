@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from cadenza.runtime.backends.base import Prompt
     from cadenza.runtime.graph.engine import GraphEngine
     from cadenza.runtime.graph.nodes import MixFn, NodeFn
-    from cadenza.runtime.graph.loader import GraphIssue
+    from cadenza.runtime.graph.issues import GraphIssue
     from cadenza.runtime.mixing import PromptMixer
 
 __all__ = ["MAX_DRY_RUN", "MAX_MUSICAL_S", "check_runnable", "embed_prompts", "line_of"]
@@ -86,7 +86,7 @@ def line_of(lines: Mapping[str, int], path: str) -> int | None:
 
 
 def _issue(graph: Graph, path: str, message: str) -> GraphIssue:
-    from cadenza.runtime.graph.loader import GraphIssue
+    from cadenza.runtime.graph.issues import GraphIssue
 
     return GraphIssue(graph.source, line_of(graph.lines, path), path, message)
 
@@ -320,7 +320,7 @@ def embed_prompts(graph: Graph, mixer: PromptMixer) -> dict[str, Prompt]:
 
     from cadenza.runtime.backends.base import AudioPrompt, TextPrompt
     from cadenza.runtime.files import FileRefused
-    from cadenza.runtime.graph.loader import InvalidGraph
+    from cadenza.runtime.graph.issues import InvalidGraph
 
     prompts: dict[str, Prompt] = {}
     issues = []
