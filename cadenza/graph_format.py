@@ -1,0 +1,1512 @@
+"""The style-graph file format, declared once: its sections, keys, types, ranges, defaults and words.
+
+One job: say what a style-graph file (version 1) may hold, as data, and check
+plain data against it. Everything else derives from these tables:
+
+- :func:`validate` walks plain data (what ``yaml.safe_load`` or ``json.loads``
+  gives: dicts, lists, strings, numbers, booleans, ``None``) and returns
+  *every* problem at once as :class:`Issue` (a dotted path such as
+  ``mix[1].weight.curve.points[1]`` and a message naming the bad value and the
+  fix). It reads no file. The runtime's loader adds ``file:line`` from its own
+  YAML reader and the SDK's ``GraphBuilder`` checks what it writes with it.
+- :mod:`cadenza.graph_schema` generates the JSON Schema from :data:`SECTIONS`.
+- The runtime converts checked data into its dataclasses with the
+  :attr:`Key.default` of each key.
+
+The tables: :data:`SECTIONS` (a mapping with fixed keys, by name; ``graph`` is
+the file itself), :data:`VALUE_NODES` (the one-key mappings that compute a
+value), :data:`MIX_ENTRIES`, the words (:data:`CONTROL_NAMES`,
+:data:`CURVE_SHAPES`, :data:`QUANTIZE`, :data:`MODES`, :data:`PAD_MODES`,
+:data:`PARAMETER_TYPES`) and the limits (:data:`MAX_PROMPTS`,
+:data:`MAX_PROMPT_CHARS`). A value's type is one of the small frozen classes
+below (:class:`Number`, :class:`Seconds`, :class:`Length`, :class:`Name`,
+:class:`Choice`, :class:`Ref`, :class:`Value`, :class:`AudioFile`,
+:class:`Sub`, :class:`MapOf`, :class:`ListOf`, :class:`Point`,
+:class:`Either`). The checks that tie values together (min below max, a label
+of the right parameter, names defined somewhere in the file, cycles among
+nodes, a grid for bilinear pads) are the rules of :class:`_Checker`, next to
+the tables they read.
+
+Imports only :mod:`cadenza.proto.wire` (the control names come from the
+protobuf ``Controls`` message) and the standard library.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias, Union
+
+from cadenza.proto.wire import CONTROL_NAMES
+
+__all__ = [
+    "BUILTIN_PARAMS",
+    "CONTROL_DOCS",
+    "CONTROL_KINDS",
+    "CONTROL_NAMES",
+    "CURVE_SHAPES",
+    "DURATION_UNITS",
+    "FORMAT_VERSION",
+    "MAX_PROMPTS",
+    "MAX_PROMPT_CHARS",
+    "MIX_ENTRIES",
+    "MODES",
+    "NO_DEFAULT",
+    "PAD_MODES",
+    "PARAMETER_TYPES",
+    "QUANTIZE",
+    "SECTIONS",
+    "STATE_ANY",
+    "VALUE_NODES",
+    "AudioFile",
+    "Choice",
+    "Either",
+    "Issue",
+    "Key",
+    "Length",
+    "ListOf",
+    "MapOf",
+    "Mix",
+    "Name",
+    "Number",
+    "Point",
+    "Ref",
+    "Seconds",
+    "Section",
+    "Sub",
+    "Type",
+    "Value",
+    "Want",
+    "parse_duration",
+    "validate",
+]
+
+FORMAT_VERSION = 1
+BUILTIN_PARAMS = ("intensity",)
+STATE_ANY = "any"  # in transitions: every state
+PARAMETER_TYPES = ("continuous", "discrete", "labeled")
+CURVE_SHAPES = ("linear", "s-curve", "log", "exp", "sine", "constant")
+QUANTIZE = ("now", "beat", "bar")
+MODES = ("blend", "crossfade")
+PAD_MODES = ("idw", "bilinear")
+#: Prompts in one mix: a graph's ``prompts`` (the runtime's SetPrompts uses the same number).
+MAX_PROMPTS = 64
+#: Characters in one text prompt.
+MAX_PROMPT_CHARS = 1_000
+
+#: What a place takes: a number, a switch (true/false or a number), a text, or any literal — or a value node.
+Want: TypeAlias = Literal["number", "switch", "text", "any"]
+WANT_TEXT: Mapping[Want, str] = MappingProxyType({
+    "number": "a number or a value node",
+    "switch": "true/false (or a number) or a value node",
+    "text": "a text (such as 'C major') or a value node",
+    "any": "a value or a value node",
+})
+
+#: Each control's kind and meaning; the names and their order are the protobuf ``Controls`` message's.
+_CONTROLS: dict[str, tuple[Want, str]] = {
+    "bpm": ("number", "Tempo in beats per minute (40–240)."),
+    "density": ("number", "Note and hit density, 0–1."),
+    "brightness": ("number", "Timbral brightness, 0–1."),
+    "scale": ("text", "Key and mode, such as 'A minor' or 'F# dorian'."),
+    "mute_bass": ("switch", "Silence the bass (true/false, or a number: above 0.5 is on)."),
+    "mute_drums": ("switch", "Silence the drums (true/false, or a number: above 0.5 is on)."),
+    "temperature": ("number", "Sampling temperature of the model, > 0."),
+    "top_k": ("number", "Top-k sampling of the model, an integer >= 1."),
+    "guidance": ("number", "Classifier-free guidance of the model, >= 0."),
+    "seed": ("number", "Random seed of the model, an integer >= 0."),
+    "notes": ("any", "The notes or chords to play."),
+    "drums": ("switch", "Drums only (true/false)."),
+}
+assert set(_CONTROLS) == set(CONTROL_NAMES), "every control of pb.Controls needs a kind here, and no other"
+CONTROL_KINDS: Mapping[str, Want] = MappingProxyType({n: _CONTROLS[n][0] for n in CONTROL_NAMES})
+CONTROL_DOCS: Mapping[str, str] = MappingProxyType({n: _CONTROLS[n][1] for n in CONTROL_NAMES})
+
+# ------------------------------------------------------------------ durations
+#: unit as written → (unit of the value, scale)
+DURATION_UNITS: Mapping[str, tuple[Literal["s", "beats", "bars"], float]] = MappingProxyType({
+    "s": ("s", 1.0), "sec": ("s", 1.0), "secs": ("s", 1.0), "second": ("s", 1.0), "seconds": ("s", 1.0),
+    "ms": ("s", 0.001), "beat": ("beats", 1.0), "beats": ("beats", 1.0), "bar": ("bars", 1.0), "bars": ("bars", 1.0),
+})
+DURATION_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_DURATION_RE = re.compile(rf"\s*({DURATION_NUMBER})\s*([A-Za-z]*)\s*")
+DURATION_HELP = "seconds (4, '4 s', '500 ms') or musical time ('2 beats', '1 bar')"
+
+
+def parse_duration(text: str) -> tuple[float, Literal["s", "beats", "bars"]]:
+    """``"2 beats"`` → ``(2.0, "beats")``; ``"500 ms"`` → ``(0.5, "s")``; ``"3"`` → ``(3.0, "s")``.
+
+    Raises :class:`ValueError` with the reason when the text is not a duration or is negative.
+    """
+    m = _DURATION_RE.fullmatch(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration: write {DURATION_HELP}")
+    number, unit = float(m.group(1)), m.group(2).lower()
+    if unit and unit not in DURATION_UNITS:
+        raise ValueError(f"unknown unit {m.group(2)!r} in {text!r}{choices(unit, ('s', 'ms', 'beats', 'bars'))}")
+    kind, scale = DURATION_UNITS[unit] if unit else ("s", 1.0)
+    value = number * scale
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite duration")
+    if value < 0:
+        raise ValueError(f"a duration cannot be negative, got {text!r}")
+    return value, kind
+
+
+# ---------------------------------------------------------------------- types
+@dataclass(frozen=True)
+class Number:
+    """A finite number in [lo, hi], above ``above``; ``what``/``why`` word the message."""
+
+    lo: float | None = None
+    hi: float | None = None
+    above: float | None = None
+    what: str = "a number"
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Seconds:
+    """Seconds ≥ 0 (> 0 when ``positive``): a number, ``"4 s"`` or ``"500 ms"``."""
+
+    positive: bool = False
+
+
+@dataclass(frozen=True)
+class Length:
+    """A duration: seconds or musical time (``"2 beats"``, ``"1 bar"``); above 0 when ``positive``."""
+
+    positive: bool = False
+
+
+@dataclass(frozen=True)
+class Name:
+    """A name or text as written (``no`` and ``1`` stay text), non-empty."""
+
+    what: str = "a name"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of ``options``; ``what`` names the word in messages ("unknown quantize 'x'")."""
+
+    options: tuple[str, ...]
+    what: str
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The name of something defined in the file: a parameter, prompt, node, state or stinger."""
+
+    kind: Literal["parameter", "prompt", "node", "state", "stinger"]
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value node (see :data:`VALUE_NODES`) or a literal of the kind ``want``.
+
+    ``input``: a bare name means a parameter (or a named node), as in ``input: danger``.
+    """
+
+    want: Want
+    input: bool = False
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """The path of a WAV or FLAC file, relative to the graph file (the runtime reads and decodes it)."""
+
+
+@dataclass(frozen=True)
+class Sub:
+    """A mapping declared in :data:`SECTIONS` under ``section``."""
+
+    section: str
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A mapping of names to values of one type; ``what`` names the entries."""
+
+    value: "Type"
+    what: str
+    min_items: int = 0
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list of values of one type; ``what`` names the items."""
+
+    item: "Type"
+    what: str
+    min_items: int = 0
+
+
+@dataclass(frozen=True)
+class Point:
+    """``[x, y]``; ``first``: the type of the first item when it is not a number (a blend stop's prompt)."""
+
+    first: "Type | None" = None
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A list of mix entries (see :data:`MIX_ENTRIES`)."""
+
+
+@dataclass(frozen=True)
+class Either:
+    """One of several shapes (for the schema; the checker has a rule for each place that uses one)."""
+
+    options: tuple["Type", ...]
+    doc: str = ""
+
+
+Type = Union[Number, Seconds, Length, Name, Choice, Ref, Value, AudioFile, Sub, MapOf, ListOf, Point, Mix, Either]
+
+
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT: Any = _NoDefault()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a section: its type, what it means, its default (plain data) or its required-hint."""
+
+    type: Type
+    doc: str = ""
+    default: Any = NO_DEFAULT
+    required: str | None = None  # None: optional; else the hint of "missing required key"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A mapping with fixed keys; ``what`` words "expected {what} with keys …"."""
+
+    keys: Mapping[str, Key]
+    what: str = ""
+    doc: str = ""
+
+    @property
+    def required(self) -> dict[str, str]:
+        return {k: key.required for k, key in self.keys.items() if key.required is not None}
+
+
+def _section(what: str, doc: str, **keys: Key) -> Section:
+    return Section(MappingProxyType(keys), what, doc)
+
+
+_NAME = Name()
+_NUMBER = Number()
+_WEIGHT = Number(lo=0.0, what="a weight >= 0")
+_TIME = "a parameter name or a value node"
+
+#: Every mapping with fixed keys the format has, by name (``graph``: the file).
+SECTIONS: Mapping[str, Section] = MappingProxyType({
+    "graph": Section(MappingProxyType({
+        "cadenza_graph": Key(Number(), "The format version.",
+                             required=f"the format version: add 'cadenza_graph: {FORMAT_VERSION}' at the top"),
+        "name": Key(Name("a name for the graph"), "The graph's name (default: the file name)."),
+        "control_rate": Key(Number(lo=10, hi=1000, why="updates per second"),
+                            "Evaluations per second (default 100).", 100.0),
+        "parameters": Key(MapOf(Sub("parameter"), "parameters"), "name: parameter."),
+        "prompts": Key(MapOf(Either((Name(), Sub("prompt"))), "prompts"), "name: prompt."),
+        "nodes": Key(MapOf(Value("any"), "value nodes"), "name: value node, reusable with {node: name}."),
+        "mix": Key(Mix(), "Prompt weights; the weights of a prompt add up.", ()),
+        "default_mix": Key(MapOf(_WEIGHT, "prompt: weight"),
+                           "prompt: weight, used when every weight is 0 (default: all equal)."),
+        "controls": Key(Sub("controls"), "Musical controls as values of the parameters."),
+        "states": Key(Sub("states"), "Named states of the music."),
+        "transitions": Key(ListOf(Sub("transition"), "transitions"), "How a change of state sounds.", ()),
+        "stingers": Key(MapOf(Sub("stinger"), "stingers"), "name: stinger."),
+        "intensity": Key(Sub("intensity"), "The built-in intensity parameter, raised by triggers' bumps."),
+        "triggers": Key(MapOf(Sub("trigger"), "triggers"), "name: trigger."),
+        "failsafe": Key(Sub("failsafe"), "What happens when input stops."),
+        "$schema": Key(Name("the schema's address"), "The address of this schema, for editors."),
+    }), "a style graph: a mapping", f"A Cadenza style graph, format version {FORMAT_VERSION}: how parameters of "
+                                     "a game or installation become prompt weights and musical controls."),
+    "parameter": _section(
+        "a parameter: a mapping", "A game or sensor value the graph reads.",
+        type=Key(Choice(PARAMETER_TYPES, "parameter type"), "continuous: any number in min–max; discrete: whole "
+                 "numbers in min–max; labeled: one of the labels.", required=" | ".join(PARAMETER_TYPES)),
+        min=Key(_NUMBER, "Lowest value (continuous and discrete; default 0).", 0.0),
+        max=Key(_NUMBER, "Highest value, above min (continuous and discrete; default 1).", 1.0),
+        default=Key(Either((_NUMBER, _NAME)), "Starting value: a number in min–max (default min), or a label "
+                    "(default the first)."),
+        safe=Key(Either((_NUMBER, _NAME)), "Where the failsafe glides to when input stops (default: the default)."),
+        labels=Key(ListOf(Name("a label"), "labels", 1), "The values of a labeled parameter."),
+        smoothing=Key(Sub("smoothing"), "How fast the parameter follows its input."),
+        filter=Key(Sub("filter"), "A sensor filter: One Euro (adaptive low-pass) or hysteresis (a Schmitt trigger)."),
+    ),
+    "smoothing": _section(
+        "smoothing: a mapping", "How fast the parameter follows its input.",
+        attack=Key(Seconds(), "Seconds to reach ~99 % of a rise.", 0.0),
+        release=Key(Seconds(), "Seconds to reach ~99 % of a fall.", 0.0),
+        slew=Key(Number(above=0.0, why="the most units per second"), "The most units per second the value may "
+                 "move.", None),
+    ),
+    "filter": _section(
+        "a filter: a mapping", "A sensor filter: One Euro (adaptive low-pass) or hysteresis (a Schmitt trigger); "
+                               "give one.",
+        one_euro=Key(Sub("one_euro"), "One Euro filter: smooth when slow, responsive when fast."),
+        hysteresis=Key(Sub("hysteresis"), "Schmitt trigger: the value is min or max."),
+    ),
+    "one_euro": _section(
+        "one_euro: a mapping", "One Euro filter parameters (null: the defaults).",
+        min_cutoff=Key(Number(above=0.0, why="Hz"), "Cutoff in Hz at rest (default 1).", 1.0),
+        beta=Key(Number(lo=0.0), "How much the cutoff rises with speed (default 0).", 0.0),
+        d_cutoff=Key(Number(above=0.0, why="Hz"), "Cutoff in Hz of the speed estimate (default 1).", 1.0),
+    ),
+    "hysteresis": _section(
+        "hysteresis: a mapping", "Thresholds of a Schmitt trigger.",
+        low=Key(_NUMBER, "Falling below this snaps the value to min.", required=""),
+        high=Key(_NUMBER, "Rising above this snaps the value to max; above low.", required=""),
+    ),
+    "prompt": _section(
+        "a prompt: a text, or a mapping", "A text prompt (a text, or {text: ..}) or an audio prompt "
+                                          "({audio: file}); give one of the keys.",
+        text=Key(Name("the prompt's text"), "What the music is, in words."),
+        audio=Key(AudioFile(), "A WAV or FLAC file, relative to the graph file."),
+    ),
+    "controls": Section(MappingProxyType({n: Key(Value(CONTROL_KINDS[n]), CONTROL_DOCS[n]) for n in CONTROL_NAMES}),
+                        "control: value", "Musical controls as values of the parameters."),
+    # ------------------------------------------------------------ value node bodies
+    "curve": _section(
+        "a curve: a mapping", "A curve through points.",
+        input=Key(Value("number", input=True), "A parameter name or a value node.", required=_TIME),
+        points=Key(ListOf(Point(), "[x, y] points", 2), "[[x, y], ...] with x increasing; flat beyond the ends.",
+                   required="[[x, y], ...]"),
+        shape=Key(Choice(CURVE_SHAPES, "curve shape"), "How it goes between points (default linear).", "linear"),
+    ),
+    "clamp": _section(
+        "a clamp: a mapping", "The value held within min–max.",
+        value=Key(Value("number", input=True), "The value to hold.", required="the value node to clamp"),
+        min=Key(_NUMBER, "Lowest (default 0).", 0.0),
+        max=Key(_NUMBER, "Highest, above min (default 1).", 1.0),
+    ),
+    "when": _section(
+        "", "One value or another, by a labeled parameter.",
+        when=Key(Sub("condition"), "A labeled parameter is one label (is) or any of several (in).", required=""),
+        then=Key(Value("any"), "The value when true.", required="the value when true"),
+        **{"else": Key(Value("any"), "The value when false.", required="the value when false")},
+    ),
+    "condition": _section(
+        "a condition: a mapping", "A labeled parameter is one label (is) or any of several (in): give one.",
+        param=Key(Ref("parameter"), "A labeled parameter.", required="a labeled parameter"),
+        **{"is": Key(_NAME, "The label."), "in": Key(ListOf(_NAME, "labels", 1), "Any of these labels.")},
+    ),
+    "select": _section(
+        "", "A value per label of a labeled parameter.",
+        select=Key(Ref("parameter"), "A labeled parameter.", required=""),
+        cases=Key(MapOf(Value("any"), "cases (label: value)", 1), "label: value.",
+                  required="label: value, for the labels of the parameter"),
+        default=Key(Value("any"), "For the labels without a case."),
+    ),
+    # -------------------------------------------------------------------- mix
+    "weight": _section(
+        "", "One prompt's weight.",
+        prompt=Key(Ref("prompt"), "A prompt of the graph.", required=""),
+        weight=Key(Value("number"), "How much of the prompt (default 1).", 1.0),
+    ),
+    "blend": _section(
+        "a blend: a mapping", "Prompts crossfading along one input.",
+        input=Key(Value("number", input=True), "A parameter name or a value node.", required=_TIME),
+        prompts=Key(ListOf(Point(Ref("prompt")), "[prompt, position] stops", 2),
+                    "[[prompt, position], ...], positions increasing; each prompt peaks at its own.",
+                    required="[[prompt, position], ...]"),
+    ),
+    "pad": _section(
+        "a pad: a mapping", "Prompts placed on a 2-D pad.",
+        x=Key(Value("number", input=True), "A parameter name or a value node.", required=_TIME),
+        y=Key(Value("number", input=True), "A parameter name or a value node.", required="the same, for y"),
+        mode=Key(Choice(PAD_MODES, "pad mode"), "idw: inverse-distance weighting of points anywhere; bilinear: "
+                 "points on a grid's corners (default idw).", "idw"),
+        power=Key(Number(above=0.0), "Inverse-distance power (default 2).", 2.0),
+        points=Key(MapOf(Point(), "prompt: [x, y] points", 2), "prompt: [x, y].", required="prompt: [x, y]"),
+    ),
+    # ------------------------------------------------------ states and events
+    "states": _section(
+        "states: a mapping", "Named states of the music.",
+        driven_by=Key(Ref("parameter"), "A labeled parameter whose labels are the states."),
+        initial=Key(Ref("state"), "The first state (default: the first listed)."),
+        list=Key(MapOf(Sub("state"), "states", 1), "name: overrides of the global mix and controls.",
+                 required="state name: {mix: [..], controls: {..}}"),
+    ),
+    "state": _section(
+        "a state: a mapping", "Overrides of the global mix and controls in one state (null: none).",
+        mix=Key(Mix(), "Replaces the global mix in this state."),
+        controls=Key(Sub("controls"), "Overrides single controls in this state."),
+    ),
+    "transition": _section(
+        "a transition: a mapping", "How a change of state sounds; the most specific rule wins.",
+        **{"from": Key(Name("a state name or 'any'"), "A state, or 'any' (default).", STATE_ANY)},
+        to=Key(Name("a state name or 'any'"), "A state, or 'any' (default).", STATE_ANY),
+        quantize=Key(Choice(QUANTIZE, "quantize"), "When it starts: now, on the next beat or bar (default bar).",
+                     "bar"),
+        fade=Key(Length(), "Default 1 bar.", "1 bar"),
+        mode=Key(Choice(MODES, "transition mode"), "blend: the same stream glides; crossfade: a second deck starts "
+                 "the new style (default blend).", "blend"),
+    ),
+    "stinger": _section(
+        "a stinger: a mapping", "A one-shot over the music: a prompt or an audio file, one of them.",
+        prompt=Key(Ref("prompt"), "A prompt of the graph."),
+        audio=Key(AudioFile(), "A WAV or FLAC file."),
+        quantize=Key(Choice(QUANTIZE, "quantize"), "When it starts: now, on the next beat or bar (default beat).",
+                     "beat"),
+        length=Key(Length(positive=True), "Default 2 beats.", "2 beats"),
+        cooldown=Key(Seconds(), "Seconds before it can play again (a burst of triggers plays it once).", 0.1),
+        duck=Key(Number(hi=0.0, why="dB taken off the music while it plays"),
+                 "dB taken off the music while it plays (default -6).", -6.0),
+        gain=Key(Number(lo=-120.0, hi=24.0, what="a gain in dB", why="dB"), "dB of the stinger itself (default 0).",
+                 0.0),
+    ),
+    "intensity": _section(
+        "intensity: a mapping", "The built-in intensity parameter, raised by triggers' bumps.",
+        decay=Key(Number(lo=0.0, why="units per second"), "Units per second it falls after hold (default 0.1).", 0.1),
+        hold=Key(Seconds(), "Seconds after a bump before it decays (default 1).", 1.0),
+    ),
+    "trigger": _section(
+        "a trigger: a mapping", "What a game event does.",
+        bump=Key(Number(lo=-1.0, hi=1.0, why="added to intensity, 0–1"), "Added to intensity.", 0.0),
+        stinger=Key(Ref("stinger"), "A stinger to play."),
+        set_state=Key(Ref("state"), "A state to go to."),
+    ),
+    "failsafe": _section(
+        "failsafe: a mapping", "What happens when input stops.",
+        after=Key(Seconds(positive=True), "Seconds without input before the glide.",
+                  required="seconds without input before the glide"),
+        glide=Key(Seconds(), "Seconds to reach the safe values (default 2).", 2.0),
+    ),
+})
+#: The value nodes: a mapping with one of these keys (``when`` and ``select`` sit beside their other keys).
+VALUE_NODES: Mapping[str, tuple[Type, str]] = MappingProxyType({
+    "param": (Ref("parameter"), "The value of a parameter ('intensity' is built in)."),
+    "node": (Ref("node"), "The value of a node defined under nodes."),
+    "curve": (Sub("curve"), "A curve through points."),
+    "add": (ListOf(Value("number", input=True), "values", 1), "The sum."),
+    "multiply": (ListOf(Value("number", input=True), "values", 1), "The product."),
+    "min": (ListOf(Value("number", input=True), "values", 1), "The smallest."),
+    "max": (ListOf(Value("number", input=True), "values", 1), "The largest."),
+    "invert": (Value("number", input=True), "1 minus the value."),
+    "clamp": (Sub("clamp"), "The value held within min–max."),
+    "when": (Sub("when"), "One value or another, by a labeled parameter."),
+    "select": (Sub("select"), "A value per label of a labeled parameter."),
+})
+#: The mix entries: ``{prompt: name, weight: ..}``, ``{blend: {..}}``, ``{pad: {..}}``.
+MIX_ENTRIES: Mapping[str, str] = MappingProxyType({"prompt": "weight", "blend": "blend", "pad": "pad"})
+
+
+# --------------------------------------------------------------------- issues
+@dataclass(frozen=True)
+class Issue:
+    """One problem of a graph, found in plain data.
+
+    ``path`` is the dotted path it is about (``mix[1].weight``; ``""``: the
+    whole graph). ``at`` is the path of the value that shows it when that is
+    another one (a missing key is shown by its mapping); ``key``: the issue is
+    the key itself (an unknown key, a name), so a reader with lines points at
+    the key's line. ``final``: nothing else was checked (an unsupported
+    version); ``whole``: about the whole file, no line (stopped after too many
+    problems).
+    """
+
+    path: str
+    message: str
+    at: str | None = None
+    key: bool = False
+    final: bool = False
+    whole: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def choices(word: str, options: Iterable[str], label: str = "valid", *, suggest: bool = True) -> str:
+    """`` (did you mean 'attack'? valid: attack, release, slew)``."""
+    listed = list(options)
+    if not listed:
+        return " (none are defined)"
+    suggest = suggest and len(listed) <= 2_000  # difflib is O(len) per call: bounded for huge files of typos
+    close = difflib.get_close_matches(word, listed, n=1, cutoff=0.6) if suggest else []
+    shown = ", ".join(listed[:20]) + (f", … ({len(listed)} in all)" if len(listed) > 20 else "")
+    return f" ({f'did you mean {close[0]!r}? ' if close else ''}{label}: {shown})"
+
+
+def fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def validate(data: Any, *, spelling: Mapping[str, str] | None = None, lines: Mapping[str, int] | None = None,
+             max_issues: int = 200) -> list[Issue]:
+    """Every problem of ``data`` (a style graph as plain data) against the format; ``[]`` when it is valid.
+
+    ``spelling``: each scalar's text as written, by path (a reader's; messages
+    then quote ``1e400`` rather than ``inf``, and ``1`` used as a name is the
+    text ``"1"``); ``lines``: each value's line by path (messages about a
+    second place then say "at line 3"). After ``max_issues`` problems the
+    check stops and a last issue says so (``whole``).
+    """
+    checker = _Checker(spelling or {}, lines, max_issues)
+    try:
+        checker.graph(data)
+    except _Stop:
+        checker.issues.append(Issue("", f"stopped after {max_issues} problems", whole=True))
+    except _Final as exc:
+        return [exc.issue]
+    return checker.issues
+
+
+# ---------------------------------------------------------------- the checker
+class _Stop(Exception):
+    pass
+
+
+class _Final(Exception):
+    def __init__(self, issue: Issue) -> None:
+        self.issue = issue
+
+
+_Scalar = (str, int, float, bool)
+_Entries = list[tuple[str, Any]]
+
+
+class _Checker:
+    """Walks plain data against :data:`SECTIONS`, collecting every issue; each rule says what it checks."""
+
+    def __init__(self, spelling: Mapping[str, str], lines: Mapping[str, int] | None, max_issues: int) -> None:
+        self.spelling = spelling
+        self.lines = lines
+        self.max_issues = max_issues
+        self.issues: list[Issue] = []
+        self.long_hints = 0
+        self.params: dict[str, tuple[str, tuple[str, ...]]] = {}  # name → (type, labels) of checked parameters
+        self.names: dict[str, dict[str, None]] = {k: {} for k in ("parameter", "prompt", "node", "state", "stinger")}
+        self.refs: list[str] = []  # the nodes named by the value node being checked
+
+    # ------------------------------------------------------------- reporting
+    def err(self, path: str, message: str, *, at: str | None = None, key: bool = False) -> None:
+        self.issues.append(Issue(path, message, at, key))
+        if len(self.issues) >= self.max_issues:
+            raise _Stop
+
+    def hint(self, word: str, options: Iterable[str], label: str = "valid") -> str:
+        """:func:`choices`, with "did you mean" among long lists of names for the first few issues only."""
+        listed = list(options)
+        if len(listed) > 100:
+            self.long_hints += 1
+        return choices(word, listed, label, suggest=len(listed) <= 100 or self.long_hints <= 20)
+
+    def text(self, v: Any, path: str) -> str:
+        """A scalar as written: the reader's spelling, else Python's."""
+        t = self.spelling.get(path)
+        if t is not None:
+            return t
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if v is None:
+            return "null"
+        if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+            return str(int(v))
+        return str(v)
+
+    def describe(self, v: Any, path: str) -> str:
+        if isinstance(v, dict):
+            return "a mapping"
+        if isinstance(v, list):
+            return "a list"
+        if v is None:
+            return "nothing (null)"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return f"the number {self.text(v, path)}"
+        return f"the text {self.text(v, path)!r}"
+
+    def where(self, path: str) -> str:
+        line = None if self.lines is None else self.lines.get(path)
+        return path if line is None else f"line {line}"
+
+    # ------------------------------------------------------------- structure
+    def fields(self, v: Any, path: str, section: str | Section, what: str = "") -> dict[str, Any] | None:
+        """A mapping's values by key; reports a non-mapping, unknown keys and missing required keys."""
+        s = SECTIONS[section] if isinstance(section, str) else section
+        allowed = s.keys
+        if not isinstance(v, dict):
+            self.err(path, f"expected {what or s.what or 'a mapping'} with keys {', '.join(allowed)}, got "
+                           f"{self.describe(v, path)}")
+            return None
+        out: dict[str, Any] = {}
+        for k, item in v.items():
+            if k in allowed:
+                out[k] = item
+            else:
+                self.err(join(path, k), f"unknown key {k!r}{self.hint(k, allowed, 'valid keys')}", key=True)
+        for k, hint in s.required.items():
+            if k not in out:
+                self.err(join(path, k), f"missing required key {k!r}{f' ({hint})' if hint else ''}", at=path)
+        return out
+
+    def entries(self, v: Any, path: str, what: str) -> _Entries:
+        """A name → value mapping's entries; reports a non-mapping and empty names."""
+        if not isinstance(v, dict):
+            self.err(path, f"expected a mapping of {what}, got {self.describe(v, path)}")
+            return []
+        out = []
+        for k, item in v.items():
+            if not k.strip():
+                self.err(path, f"empty name in {what}", at=join(path, k), key=True)
+                continue
+            out.append((k, item))
+        return out
+
+    def items(self, v: Any, path: str, what: str) -> _Entries:
+        """A list's items with their paths; reports a non-list."""
+        if not isinstance(v, list):
+            self.err(path, f"expected a list of {what}, got {self.describe(v, path)}")
+            return []
+        return [(f"{path}[{i}]", item) for i, item in enumerate(v)]
+
+    def scalar(self, f: Mapping[str, Any], section: str, key: str, path: str) -> Any:
+        """Key ``key`` of checked fields ``f`` by its declared type: the checked value, its default when absent,
+        or None after reporting."""
+        decl = SECTIONS[section].keys[key]
+        if key not in f:
+            return None if decl.default is NO_DEFAULT else decl.default
+        return self.check(f[key], join(path, key), decl.type)
+
+    def check(self, v: Any, path: str, t: Type) -> Any:
+        """A scalar value by its type; None after reporting."""
+        if isinstance(t, Number):
+            return self.number(v, path, t)
+        if isinstance(t, Seconds):
+            return self.seconds(v, path, positive=t.positive)
+        if isinstance(t, Length):
+            return self.duration(v, path, positive=t.positive)
+        if isinstance(t, Choice):
+            return self.choice(v, path, t)
+        if isinstance(t, Ref):
+            return self.ref(v, path, t.kind)
+        if isinstance(t, Name):
+            return self.name(v, path, t.what)
+        raise TypeError(f"no scalar check for {t!r}")  # pragma: no cover - a declaration error
+
+    # ---------------------------------------------------------------- scalars
+    def number(self, v: Any, path: str, t: Number = _NUMBER) -> float | None:
+        """A finite number in [lo, hi] (and > above), or None after reporting why not."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.err(path, f"expected {t.what}, got {self.describe(v, path)}")
+            return None
+        try:
+            x = float(v)
+        except OverflowError:  # an int beyond floats
+            x = math.inf
+        suffix = f" ({t.why})" if t.why else ""
+        written = self.text(v, path)
+        if not math.isfinite(x):
+            self.err(path, f"expected a finite number, got {written}")
+            return None
+        if t.above is not None and x <= t.above:
+            self.err(path, f"must be > {fmt(t.above)}, got {written}{suffix}")
+            return None
+        lo, hi = t.lo, t.hi
+        if (lo is not None and x < lo) or (hi is not None and x > hi):
+            if lo is not None and hi is not None:
+                self.err(path, f"{written} is outside {fmt(lo)}–{fmt(hi)}{suffix}")
+            elif lo is not None:
+                self.err(path, f"must be >= {fmt(lo)}, got {written}{suffix}")
+            else:
+                self.err(path, f"must be <= {fmt(hi or 0.0)}, got {written}{suffix}")
+            return None
+        return x
+
+    def seconds(self, v: Any, path: str, *, positive: bool = False) -> float | None:
+        """Seconds ≥ 0 (> 0 when ``positive``): a number, ``"4 s"`` or ``"500 ms"``."""
+        x: float | None
+        if isinstance(v, str):
+            try:
+                x, unit = parse_duration(v)
+            except ValueError as exc:
+                self.err(path, f"{exc} (this one is in seconds)")
+                return None
+            if unit != "s":
+                self.err(path, f"{v!r} is musical time, but this is in seconds (write e.g. 2, '2 s' or '500 ms'; "
+                               "beats and bars work for fade and length)")
+                return None
+        else:
+            x = self.number(v, path, Number(what="seconds (a number, '4 s' or '500 ms')"))
+            if x is None:
+                return None
+            if x < 0:
+                self.err(path, f"a time cannot be negative, got {self.text(v, path)}")
+                return None
+        if positive and x == 0:
+            self.err(path, "must be > 0 seconds, got 0")
+            return None
+        return x
+
+    def duration(self, v: Any, path: str, *, positive: bool = False) -> Any:
+        """Seconds or musical time; the value as given (the runtime parses it again), or None."""
+        if isinstance(v, str):
+            try:
+                x, _ = parse_duration(v)
+            except ValueError as exc:
+                self.err(path, str(exc))
+                return None
+        else:
+            n = self.number(v, path, Number(what=f"a duration: {DURATION_HELP}"))
+            if n is None:
+                return None
+            if n < 0:
+                self.err(path, f"a duration cannot be negative, got {fmt(n)}")
+                return None
+            x = n
+        if positive and x == 0:
+            self.err(path, "a stinger's length must be above 0")
+            return None
+        return v
+
+    def name(self, v: Any, path: str, what: str = "a name") -> str | None:
+        """A name as written (``no`` and ``1`` stay text), non-empty."""
+        if v is None or not isinstance(v, _Scalar):
+            self.err(path, f"expected {what}, got {self.describe(v, path)}")
+            return None
+        t = self.text(v, path)
+        if not t.strip():
+            self.err(path, f"expected {what}, got {self.describe(v, path)}")
+            return None
+        return t
+
+    def choice(self, v: Any, path: str, t: Choice) -> str | None:
+        word = self.name(v, path, f"a {t.what} ({' | '.join(t.options)})")
+        if word is None:
+            return None
+        if word not in t.options:
+            self.err(path, f"unknown {t.what} {word!r}{self.hint(word, t.options)}")
+            return None
+        return word
+
+    def ref(self, v: Any, path: str, kind: str, defined: Collection[str] | None = None) -> str | None:
+        """A reference to a defined name; reports an undefined one with the nearest names."""
+        word = self.name(v, path, f"the name of a {kind}")
+        if word is None:
+            return None
+        names = self.names[kind] if defined is None else defined
+        if word not in names:
+            self.err(path, f"undefined {kind} {word!r}{self.hint(word, names, 'defined')}")
+            return None
+        return word
+
+    def audio(self, v: Any, path: str) -> str | None:
+        if not isinstance(v, str) or not v.strip() or "\x00" in v:
+            got = "an empty path" if v == "" else self.describe(v, path)
+            self.err(path, f"expected the path of a WAV or FLAC file (relative to the graph file), got {got}")
+            return None
+        return v
+
+    # ------------------------------------------------------------------ graph
+    def graph(self, root: Any) -> None:
+        f = self.fields(root, "", "graph")
+        if f is None:
+            return
+        if "cadenza_graph" in f:
+            v = f["cadenza_graph"]
+            if isinstance(v, bool) or not isinstance(v, int):
+                self.err("cadenza_graph", f"expected the format version {FORMAT_VERSION}, got "
+                                          f"{self.describe(v, 'cadenza_graph')}")
+            elif v != FORMAT_VERSION:
+                raise _Final(Issue("cadenza_graph", f"unsupported version {v} (this Cadenza reads version "
+                                                    f"{FORMAT_VERSION}: upgrade Cadenza, or write the file for "
+                                                    f"version {FORMAT_VERSION})", final=True))
+        for key in ("$schema", "name", "control_rate"):
+            if key in f:
+                self.scalar(f, "graph", key, "")
+
+        # names first: anything may refer to anything defined anywhere in the file
+        for name, v in self.entries(f["parameters"], "parameters", "parameters") if "parameters" in f else []:
+            self.parameter(name, v, f"parameters.{name}")
+        self.names["parameter"] = dict.fromkeys([*self.params, *BUILTIN_PARAMS])
+        if "prompts" in f:
+            entries = self.entries(f["prompts"], "prompts", "prompts")
+            if len(entries) > MAX_PROMPTS:
+                self.err("prompts", f"{len(entries):,} prompts, over the limit of {MAX_PROMPTS} a mix may hold (each "
+                                    "one is embedded and mixed at every tick)")
+            for name, v in entries:
+                self.names["prompt"][name] = None
+                self.prompt(v, f"prompts.{name}")
+        nodes = self.entries(f["nodes"], "nodes", "value nodes") if "nodes" in f else []
+        self.names["node"] = dict.fromkeys(n for n, _ in nodes)
+        stingers = self.entries(f["stingers"], "stingers", "stingers") if "stingers" in f else []
+        self.names["stinger"] = dict.fromkeys(n for n, _ in stingers)
+        states = f.get("states")
+        listed = states.get("list") if isinstance(states, dict) else None
+        if isinstance(listed, dict):
+            self.names["state"] = dict.fromkeys(k for k in listed if k.strip() and k != STATE_ANY)
+
+        deps: dict[str, list[str]] = {}  # valid nodes → the nodes they name
+        for name, v in nodes:
+            if name in self.names["parameter"]:
+                self.err(f"nodes.{name}", f"node {name!r} has the name of a parameter: rename it (a bare name in an "
+                                          "input means the parameter)", key=True)
+            self.refs = []
+            if self.value(v, f"nodes.{name}", "any"):
+                deps[name] = self.refs
+        self.cycles(deps)
+
+        if "mix" in f:
+            self.mix(f["mix"], "mix")
+        if "default_mix" in f:
+            self.default_mix(f["default_mix"])
+        if "controls" in f:
+            self.controls(f["controls"], "controls")
+        if states is not None:
+            self.states(states)
+        if "transitions" in f:
+            if states is None:
+                self.err("transitions", "transitions need states: add a states: section")
+            else:
+                self.transitions(f["transitions"])
+        for name, v in stingers:
+            self.stinger(v, f"stingers.{name}")
+        if "intensity" in f:
+            g = self.fields(f["intensity"], "intensity", "intensity")
+            for key in g or ():
+                self.scalar(g or {}, "intensity", key, "intensity")
+        for name, v in self.entries(f["triggers"], "triggers", "triggers") if "triggers" in f else []:
+            self.trigger(v, f"triggers.{name}")
+        if "failsafe" in f:
+            g = self.fields(f["failsafe"], "failsafe", "failsafe")
+            if g is not None and "after" in g:
+                for key in g:
+                    self.scalar(g, "failsafe", key, "failsafe")
+
+    # ------------------------------------------------------------ parameters
+    def parameter(self, name: str, v: Any, path: str) -> None:
+        if name in BUILTIN_PARAMS:
+            self.err(path, f"{name!r} is built in (driven by triggers' bumps): choose another name", key=True)
+            return
+        f = self.fields(v, path, "parameter")
+        if f is None or "type" not in f:
+            return
+        ptype = self.scalar(f, "parameter", "type", path)
+        if ptype is None:
+            return
+        if ptype == "labeled":
+            self.labeled(name, f, path)
+            return
+        if "labels" in f:
+            self.err(f"{path}.labels", f"labels apply to labeled parameters only (this one is {ptype}; set type: "
+                                       "labeled to use labels)")
+        whole = ptype == "discrete"
+
+        def num(key: str, fallback: float) -> float | None:
+            if key not in f:
+                return fallback
+            x = self.number(f[key], f"{path}.{key}")
+            if x is not None and whole and not x.is_integer():
+                self.err(f"{path}.{key}", f"{fmt(x)} is not a whole number (a discrete parameter takes whole numbers)")
+                return None
+            return x
+
+        keys = SECTIONS["parameter"].keys
+        lo, hi = num("min", keys["min"].default), num("max", keys["max"].default)
+        ok = lo is not None and hi is not None
+        if lo is not None and hi is not None and lo >= hi:
+            self.err(f"{path}.{'max' if 'max' in f else 'min'}",
+                     f"impossible range: min {fmt(lo)} is not below max {fmt(hi)} (max must be greater than min)")
+            ok = False
+        default = num("default", lo if lo is not None else 0.0)
+        safe = num("safe", math.nan) if "safe" in f else None
+        if ok and lo is not None and hi is not None:
+            for key, x in (("default", default), ("safe", safe)):
+                if key in f and x is not None and not lo <= x <= hi:
+                    self.err(f"{path}.{key}", f"{key} {fmt(x)} is outside the range {fmt(lo)}–{fmt(hi)} (min–max)")
+        if "smoothing" in f:
+            g = self.fields(f["smoothing"], f"{path}.smoothing", "smoothing")
+            for key in g or ():
+                if key != "slew" or g and g[key] is not None:
+                    self.scalar(g or {}, "smoothing", key, f"{path}.smoothing")
+        if "filter" in f:
+            self.filter(f["filter"], f"{path}.filter", lo, hi)
+        if lo is not None and hi is not None and default is not None:
+            self.params[name] = (ptype, ())
+
+    def labeled(self, name: str, f: dict[str, Any], path: str) -> None:
+        for key in ("min", "max", "smoothing", "filter"):
+            if key in f:
+                self.err(f"{path}.{key}", f"{key} applies to continuous and discrete parameters, not to labeled ones")
+        if "labels" not in f:
+            self.err(f"{path}.labels", "missing required key 'labels' (a labeled parameter lists its labels, e.g. "
+                                       "labels: [explore, combat])", at=path)
+            return
+        labels: list[str] = []
+        for p, item in self.items(f["labels"], f"{path}.labels", "labels"):
+            label = self.name(item, p, "a label")
+            if label is None:
+                continue
+            if label in labels:
+                self.err(p, f"duplicate label {label!r}")
+                continue
+            labels.append(label)
+        if not labels:
+            if isinstance(f["labels"], list):
+                self.err(f"{path}.labels", "a labeled parameter needs at least one label")
+            return
+        default: str | None = labels[0]
+        for key in ("default", "safe"):
+            if key in f:
+                label = self.name(f[key], f"{path}.{key}", "one of the labels")
+                if label is not None and label not in labels:
+                    self.err(f"{path}.{key}", f"{key} {label!r} is not one of the labels"
+                                              f"{self.hint(label, labels, 'labels')}")
+                    label = None
+                if key == "default":
+                    default = label
+        if default is not None:
+            self.params[name] = ("labeled", tuple(labels))
+
+    def filter(self, v: Any, path: str, lo: float | None, hi: float | None) -> None:
+        f = self.fields(v, path, "filter")
+        if f is None:
+            return
+        if len(f) != 1:
+            if not f and isinstance(v, dict) and not v:
+                self.err(path, "empty filter: give one_euro: {...} or hysteresis: {low: .., high: ..}")
+            elif len(f) > 1:
+                self.err(path, "give one filter, one_euro or hysteresis, not both")
+            return
+        if "one_euro" in f:
+            if f["one_euro"] is not None:
+                g = self.fields(f["one_euro"], f"{path}.one_euro", "one_euro")
+                for key in g or ():
+                    self.scalar(g or {}, "one_euro", key, f"{path}.one_euro")
+            return
+        p = f"{path}.hysteresis"
+        g = self.fields(f["hysteresis"], p, "hysteresis")
+        if g is None or "low" not in g or "high" not in g:
+            return
+        low, high = self.number(g["low"], f"{p}.low"), self.number(g["high"], f"{p}.high")
+        if low is None or high is None:
+            return
+        if low >= high:
+            self.err(f"{p}.high", f"impossible thresholds: low {fmt(low)} is not below high {fmt(high)} (high must be "
+                                  "greater than low)")
+            return
+        if lo is not None and hi is not None:
+            for key, x in (("low", low), ("high", high)):
+                if not lo <= x <= hi:
+                    self.err(f"{p}.{key}", f"{key} {fmt(x)} is outside the parameter's range {fmt(lo)}–{fmt(hi)}")
+                    return
+
+    # --------------------------------------------------------------- prompts
+    def prompt(self, v: Any, path: str) -> None:
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+            text = self.text(v, path)
+            if not text.strip():
+                self.err(path, "empty prompt text (describe the music, e.g. \"calm ambient pads\")")
+            else:
+                self.prompt_text(text, path)
+            return
+        f = self.fields(v, path, "prompt")
+        if f is None:
+            return
+        if len(f) != 1:
+            self.err(path, "give text or audio, not both" if f else
+                     "missing 'text' or 'audio' (a prompt is a text such as \"calm pads\", or {audio: file.wav})")
+            return
+        if "text" in f:
+            text = self.scalar(f, "prompt", "text", path)
+            if text is not None:
+                self.prompt_text(text, f"{path}.text")
+            return
+        self.audio(f["audio"], f"{path}.audio")
+
+    def prompt_text(self, text: str, path: str) -> None:
+        if len(text) > MAX_PROMPT_CHARS:
+            self.err(path, f"a prompt text of {len(text):,} characters, over the limit of {MAX_PROMPT_CHARS:,} "
+                           "(describe the music in a sentence or two)")
+
+    # ----------------------------------------------------------- value nodes
+    def value(self, v: Any, path: str, want: Want, *, input_name: bool = False) -> bool:
+        """A value node or a literal of kind ``want``; ``input_name``: a bare name means a parameter (or a node)."""
+        if isinstance(v, list):
+            self.err(path, f"expected {WANT_TEXT[want]}, got a list (a value node is a mapping with one key: "
+                           f"{', '.join(VALUE_NODES)})")
+            return False
+        if not isinstance(v, dict):
+            return self.literal(v, path, want, input_name)
+        keys = list(v)
+        if "when" in v:
+            return self.when(v, path, want)
+        if "select" in v:
+            return self.select(v, path, want)
+        if len(keys) != 1:
+            if not keys:
+                self.err(path, f"empty mapping: a value node has one key ({', '.join(VALUE_NODES)})")
+                return False
+            known = [k for k in keys if k in VALUE_NODES]
+            inner = (*SECTIONS["curve"].keys, *SECTIONS["clamp"].keys)
+            for k in keys:
+                if known and k != known[0]:
+                    self.err(join(path, k), f"unexpected key {k!r} beside {known[0]!r}: a value node has one key"
+                                            + (f" (put {k!r} inside {known[0]!r}?)" if k in inner else ""), key=True)
+            if not known:
+                self.err(join(path, keys[0]), f"unknown value node {keys[0]!r}{self.hint(keys[0], VALUE_NODES)}",
+                         key=True)
+            return False
+        key = keys[0]
+        body = v[key]
+        p = join(path, key)
+        if key not in VALUE_NODES:
+            self.err(p, f"unknown value node {key!r}{self.hint(key, VALUE_NODES)}", key=True)
+            return False
+        if key == "param":
+            name = self.ref(body, p, "parameter")
+            return name is not None and self.param_ref(name, p, want)
+        if key == "node":
+            name = self.ref(body, p, "node")
+            if name is not None:
+                self.refs.append(name)
+            return name is not None
+        if want == "text":
+            self.err(path, f"expected {WANT_TEXT[want]}, got a {key} node (a number)")
+            return False
+        if key == "curve":
+            return self.curve(body, p)
+        if key == "invert":
+            return self.value(body, p, "number", input_name=True)
+        if key == "clamp":
+            return self.clamp(body, p)
+        args = [self.value(item, ip, "number", input_name=True) for ip, item in self.items(body, p, "values")]
+        if isinstance(body, list) and not body:
+            self.err(p, f"{key} needs at least one value")
+        return bool(args) and all(args)
+
+    def literal(self, v: Any, path: str, want: Want, input_name: bool) -> bool:
+        if v is None:
+            self.err(path, f"empty value: expected {WANT_TEXT[want]}")
+            return False
+        if isinstance(v, str):
+            if input_name:
+                return self.input_ref(v, path, want)
+            if want in ("number", "switch"):
+                hint = f" (to read the parameter write {{param: {v}}})" if v in self.names["parameter"] else ""
+                self.err(path, f"expected {WANT_TEXT[want]}, got {self.describe(v, path)}{hint}")
+                return False
+            return True
+        if isinstance(v, bool):
+            if want in ("number", "text"):
+                self.err(path, f"expected {WANT_TEXT[want]}, got {self.describe(v, path)}")
+                return False
+            return True
+        if not isinstance(v, (int, float)) or want == "text":
+            self.err(path, f"expected {WANT_TEXT[want]}, got {self.describe(v, path)}")
+            return False
+        try:
+            finite = math.isfinite(float(v))
+        except OverflowError:
+            finite = False
+        if not finite:
+            self.err(path, f"expected a finite number, got {self.text(v, path)}")
+        return finite
+
+    def input_ref(self, name: str, path: str, want: Want) -> bool:
+        """A bare name where an input is expected: a parameter, else a node."""
+        if name in self.names["parameter"]:
+            return self.param_ref(name, path, want)
+        if name in self.names["node"]:
+            self.refs.append(name)
+            return True
+        self.err(path, f"undefined parameter {name!r}{self.hint(name, self.names['parameter'], 'defined')}")
+        return False
+
+    def param_ref(self, name: str, path: str, want: Want) -> bool:
+        ptype = self.params.get(name, ("continuous", ()))[0]
+        if ptype == "labeled" and want in ("number", "switch"):
+            self.err(path, f"parameter {name!r} is labeled, not a number: turn its labels into values with "
+                           f"{{when: {{param: {name}, is: <label>}}, then: .., else: ..}} or {{select: {name}, "
+                           "cases: {..}}")
+            return False
+        if ptype != "labeled" and want == "text":
+            self.err(path, f"expected {WANT_TEXT[want]}, got parameter {name!r} (a number)")
+            return False
+        return True
+
+    def curve(self, v: Any, path: str) -> bool:
+        f = self.fields(v, path, "curve")
+        if f is None:
+            return False
+        ok = "input" in f and self.value(f["input"], f"{path}.input", "number", input_name=True)
+        ok = self.scalar(f, "curve", "shape", path) is not None and ok
+        return "points" in f and self.points(f["points"], f"{path}.points") and ok
+
+    def pair(self, v: Any, path: str, what: str) -> tuple[float, float] | None:
+        if not isinstance(v, list) or len(v) != 2:
+            got = f"a list of {len(v)}" if isinstance(v, list) else self.describe(v, path)
+            self.err(path, f"expected {what}, got {got}")
+            return None
+        a, b = self.number(v[0], f"{path}[0]"), self.number(v[1], f"{path}[1]")
+        return None if a is None or b is None else (a, b)
+
+    def points(self, v: Any, path: str) -> bool:
+        items = self.items(v, path, "[x, y] points")
+        if isinstance(v, list) and len(v) < 2:
+            self.err(path, f"a curve needs at least 2 points, got {len(v)} (e.g. [[0, 0], [1, 1]])")
+            return False
+        ok = bool(items)
+        last: float | None = None
+        for p, item in items:
+            pt = self.pair(item, p, "a point [x, y]")
+            if pt is None:
+                ok = False
+                continue
+            if last is not None and pt[0] <= last:
+                self.err(p, f"x values must increase ({fmt(pt[0])} after {fmt(last)})")
+                ok = False
+            last = pt[0]
+        return ok
+
+    def clamp(self, v: Any, path: str) -> bool:
+        f = self.fields(v, path, "clamp")
+        if f is None:
+            return False
+        ok = "value" in f and self.value(f["value"], f"{path}.value", "number", input_name=True)
+        lo, hi = self.scalar(f, "clamp", "min", path), self.scalar(f, "clamp", "max", path)
+        if lo is not None and hi is not None and lo >= hi:
+            self.err(f"{path}.{'max' if 'max' in f else 'min'}",
+                     f"impossible range: min {fmt(lo)} is not below max {fmt(hi)} (max must be greater than min)")
+            return False
+        return ok and lo is not None and hi is not None
+
+    def labeled_param(self, v: Any, path: str, what: str) -> str | None:
+        name = self.ref(v, path, "parameter")
+        if name is None:
+            return None
+        p = self.params.get(name)
+        if p is None or p[0] != "labeled":
+            kind = p[0] if p is not None else "built in, a number"
+            labeled = [n for n, q in self.params.items() if q[0] == "labeled"]
+            hint = "; for numbers use a curve with shape: constant" if what in ("when", "select") else ""
+            self.err(path, f"{what} needs a labeled parameter, and {name!r} is {kind} (labeled parameters: "
+                           f"{', '.join(labeled) or 'none'}{hint})")
+            return None
+        return name
+
+    def label_of(self, v: Any, path: str, param: str) -> bool:
+        label = self.name(v, path, f"a label of {param!r}")
+        labels = self.params[param][1]
+        if label is not None and label not in labels:
+            self.err(path, f"{label!r} is not a label of {param!r}{self.hint(label, labels, 'labels')}")
+            return False
+        return label is not None
+
+    def when(self, v: dict[str, Any], path: str, want: Want) -> bool:
+        f = self.fields(v, path, "when")
+        if f is None:
+            return False
+        ok = False
+        cond = self.fields(f["when"], f"{path}.when", "condition")
+        if cond is not None:
+            p = self.labeled_param(cond["param"], f"{path}.when.param", "when") if "param" in cond else None
+            if ("is" in cond) == ("in" in cond):
+                self.err(f"{path}.when", "give is: <label> or in: [labels], one of them")
+            elif p is not None:
+                ok = self.when_labels(cond, f"{path}.when", p)
+        ok = "then" in f and self.value(f["then"], f"{path}.then", want) and ok
+        return "else" in f and self.value(f["else"], f"{path}.else", want) and ok
+
+    def when_labels(self, cond: dict[str, Any], path: str, param: str) -> bool:
+        if "is" in cond:
+            return self.label_of(cond["is"], f"{path}.is", param)
+        items = self.items(cond["in"], f"{path}.in", "labels")
+        if not items:
+            if isinstance(cond["in"], list):
+                self.err(f"{path}.in", "in: needs at least one label")
+            return False
+        return all([self.label_of(item, ip, param) for ip, item in items])
+
+    def select(self, v: dict[str, Any], path: str, want: Want) -> bool:
+        f = self.fields(v, path, "select")
+        if f is None:
+            return False
+        p = self.labeled_param(f["select"], f"{path}.select", "select")
+        ok = p is not None
+        cases = f.get("cases")
+        if "cases" in f:
+            entries = self.entries(cases, f"{path}.cases", "cases (label: value)")
+            if isinstance(cases, dict) and not cases:
+                self.err(f"{path}.cases", "select needs at least one case")
+                ok = False
+            for label, item in entries:
+                cp = f"{path}.cases.{label}"
+                if p is not None and label not in self.params[p][1]:
+                    self.err(cp, f"{label!r} is not a label of {p!r}{self.hint(label, self.params[p][1], 'labels')}",
+                             key=True)
+                    ok = False
+                ok = self.value(item, cp, want) and ok
+        if "default" in f:
+            ok = self.value(f["default"], f"{path}.default", want) and ok
+        elif p is not None and isinstance(cases, dict) and cases:
+            missing = [lb for lb in self.params[p][1] if lb not in cases]
+            if missing:
+                self.err(f"{path}.cases", f"no case for {', '.join(map(repr, missing))} and no default: add the cases "
+                                          "or a default")
+                ok = False
+        return ok and "cases" in f
+
+    def cycles(self, deps: Mapping[str, list[str]]) -> None:
+        """Reports each cycle among the named nodes once, as ``a → b → a``, without recursion."""
+        graph = {name: [r for r in refs if r in deps] for name, refs in deps.items()}
+        order = {name: i for i, name in enumerate(self.names["node"])}
+        color: dict[str, int] = {}  # 1: on the path, 2: done
+        seen: set[frozenset[str]] = set()
+        for start in graph:
+            if start in color:
+                continue
+            color[start] = 1
+            path = [start]
+            iters = [iter(graph[start])]
+            while iters:
+                nxt = next(iters[-1], None)
+                if nxt is None:
+                    color[path.pop()] = 2
+                    iters.pop()
+                elif color.get(nxt) == 1:
+                    cycle = path[path.index(nxt):]
+                    if frozenset(cycle) not in seen:
+                        seen.add(frozenset(cycle))
+                        first = min(cycle, key=order.__getitem__)
+                        i = cycle.index(first)
+                        ring = cycle[i:] + cycle[:i] + [first]
+                        self.err(f"nodes.{first}", f"nodes form a cycle: {' → '.join(ring)} (a node cannot depend "
+                                                   "on itself)", key=True)
+                elif nxt not in color:
+                    color[nxt] = 1
+                    path.append(nxt)
+                    iters.append(iter(graph[nxt]))
+
+    # -------------------------------------------------------------------- mix
+    def mix(self, v: Any, path: str) -> None:
+        for p, item in self.items(v, path, "mix entries"):
+            self.mix_entry(item, p)
+
+    def mix_entry(self, v: Any, path: str) -> None:
+        if not isinstance(v, dict) or not v:
+            self.err(path, "expected a mix entry, {prompt: name, weight: ..}, {blend: {..}} or {pad: {..}}, got "
+                           f"{self.describe(v, path)}")
+            return
+        for kind in ("blend", "pad"):
+            if kind in v:
+                f = self.fields(v, path, _ONE_KEY[kind])
+                if f is not None and kind in f:
+                    (self.blend if kind == "blend" else self.pad)(f[kind], f"{path}.{kind}")
+                return
+        if "prompt" not in v:
+            first = next(iter(v))
+            self.err(join(path, first), f"unknown mix entry key {first!r}"
+                                        f"{self.hint(first, (*SECTIONS['weight'].keys, 'blend', 'pad'))}", key=True)
+            return
+        f = self.fields(v, path, "weight")
+        if f is not None:
+            self.ref(f["prompt"], f"{path}.prompt", "prompt")
+            if "weight" in f:
+                self.value(f["weight"], f"{path}.weight", "number")
+
+    def blend(self, v: Any, path: str) -> None:
+        f = self.fields(v, path, "blend")
+        if f is None:
+            return
+        if "input" in f:
+            self.value(f["input"], f"{path}.input", "number", input_name=True)
+        if "prompts" not in f:
+            return
+        items = self.items(f["prompts"], f"{path}.prompts", "[prompt, position] stops")
+        if isinstance(f["prompts"], list) and len(items) < 2:
+            self.err(f"{path}.prompts", f"a blend needs at least 2 stops, got {len(items)}")
+        last: float | None = None
+        for p, item in items:
+            if not isinstance(item, list) or len(item) != 2:
+                self.err(p, f"expected a stop [prompt, position], got {self.describe(item, p)}")
+                continue
+            name, pos = self.ref(item[0], f"{p}[0]", "prompt"), self.number(item[1], f"{p}[1]")
+            if name is None or pos is None:
+                continue
+            if last is not None and pos <= last:
+                self.err(p, f"blend positions must increase ({fmt(pos)} after {fmt(last)})")
+            last = pos
+
+    def pad(self, v: Any, path: str) -> None:
+        f = self.fields(v, path, "pad")
+        if f is None:
+            return
+        for key in ("x", "y"):
+            if key in f:
+                self.value(f[key], f"{path}.{key}", "number", input_name=True)
+        mode = self.scalar(f, "pad", "mode", path)
+        self.scalar(f, "pad", "power", path)
+        if "points" not in f:
+            return
+        p = f"{path}.points"
+        entries = self.entries(f["points"], p, "prompt: [x, y] points")
+        ok = True
+        if isinstance(f["points"], dict) and len(entries) < 2:
+            self.err(p, f"a pad needs at least 2 points, got {len(entries)}")
+            ok = False
+        points: list[tuple[str, float, float]] = []
+        for name, item in entries:
+            if name not in self.names["prompt"]:
+                self.err(f"{p}.{name}", f"undefined prompt {name!r}{self.hint(name, self.names['prompt'], 'defined')}",
+                         key=True)
+                ok = False
+            pt = self.pair(item, f"{p}.{name}", "a position [x, y]")
+            if pt is None:
+                ok = False
+            else:
+                points.append((name, *pt))
+        if ok and mode == "bilinear":
+            self.grid(p, points)
+
+    def grid(self, path: str, points: Sequence[tuple[str, float, float]]) -> None:
+        """Bilinear pads need exactly one point on every corner of a grid."""
+        at: dict[tuple[float, float], str] = {}
+        for name, px, py in points:
+            if (px, py) in at:
+                self.err(path, f"{at[px, py]!r} and {name!r} are both at ({fmt(px)}, {fmt(py)}): bilinear needs one "
+                               "point per grid corner")
+                return
+            at[px, py] = name
+        xs = sorted({p[1] for p in points})
+        ys = sorted({p[2] for p in points})
+        missing: list[tuple[float, float]] = []
+        if len(xs) * len(ys) != len(points):  # some corners are empty: name the first few
+            for gx in xs:
+                missing += [(gx, gy) for gy in ys if (gx, gy) not in at][: 4 - len(missing)]
+                if len(missing) >= 4:
+                    break
+        if len(xs) < 2 or len(ys) < 2 or missing:
+            where = ", ".join(f"({fmt(a)}, {fmt(b)})" for a, b in missing[:4]) or "a second row or column"
+            self.err(path, f"mode bilinear needs a point on every corner of a grid; missing {where} (or use mode: "
+                           "idw, which takes points anywhere)")
+
+    def default_mix(self, v: Any) -> None:
+        weights: list[float] = []
+        for name, item in self.entries(v, "default_mix", "prompt: weight"):
+            p = f"default_mix.{name}"
+            if name not in self.names["prompt"]:
+                self.err(p, f"undefined prompt {name!r}{self.hint(name, self.names['prompt'], 'defined')}", key=True)
+            w = self.number(item, p, _WEIGHT)
+            if w is not None:
+                weights.append(w)
+        if isinstance(v, dict) and v and len(weights) == len(v) and not any(weights):
+            self.err("default_mix", "every weight is 0: the default mix needs a weight above 0")
+
+    def controls(self, v: Any, path: str) -> None:
+        for name, item in self.entries(v, path, "control: value"):
+            p = f"{path}.{name}"
+            if name not in CONTROL_KINDS:
+                self.err(p, f"unknown control {name!r}{self.hint(name, CONTROL_NAMES)}", key=True)
+                continue
+            self.value(item, p, CONTROL_KINDS[name])
+
+    # ------------------------------------------------------ states and events
+    def states(self, v: Any) -> None:
+        f = self.fields(v, "states", "states")
+        if f is None or "list" not in f:
+            return
+        entries = self.entries(f["list"], "states.list", "states")
+        if isinstance(f["list"], dict) and not entries:
+            self.err("states.list", "no states: list at least one (name: {} is enough)")
+        for name, item in entries:
+            p = f"states.list.{name}"
+            if name == STATE_ANY:
+                self.err(p, "'any' is reserved (in transitions it matches every state): rename this state", key=True)
+                continue
+            if item is None:
+                continue
+            g = self.fields(item, p, "state")
+            if g is not None and "mix" in g:
+                self.mix(g["mix"], f"{p}.mix")
+            if g is not None and "controls" in g:
+                self.controls(g["controls"], f"{p}.controls")
+        if "driven_by" in f:
+            param = self.labeled_param(f["driven_by"], "states.driven_by", "driven_by")
+            if param is not None:
+                labels, names = set(self.params[param][1]), set(self.names["state"])
+                if labels != names:
+                    parts = []
+                    if labels - names:
+                        parts.append(f"labels without a state: {', '.join(sorted(labels - names))}")
+                    if names - labels:
+                        parts.append(f"states without a label: {', '.join(sorted(names - labels))}")
+                    self.err("states.driven_by", f"the labels of {param!r} must be the state names ({'; '.join(parts)})")
+        if "initial" in f:
+            self.ref(f["initial"], "states.initial", "state")
+
+    def transitions(self, v: Any) -> None:
+        first_at: dict[tuple[str, str], str] = {}
+        names = self.names["state"]
+        for p, item in self.items(v, "transitions", "transitions"):
+            f = self.fields(item, p, "transition")
+            if f is None:
+                continue
+            ends: list[str | None] = []
+            for key in ("from", "to"):
+                end = self.scalar(f, "transition", key, p)
+                if key in f and end is not None and end != STATE_ANY and end not in names:
+                    self.err(f"{p}.{key}", f"unknown state {end!r}{self.hint(end, [*names, STATE_ANY], 'states')}")
+                    end = None
+                ends.append(end)
+            rest = [self.scalar(f, "transition", key, p) for key in ("quantize", "fade", "mode")]
+            source, target = ends
+            if source is None or target is None or any(x is None for x in rest):
+                continue
+            if (source, target) in first_at:
+                self.err(p, f"a second rule from {source} to {target} (the first is at "
+                            f"{self.where(first_at[source, target])}): remove one")
+                continue
+            first_at[source, target] = p
+
+    def stinger(self, v: Any, path: str) -> None:
+        f = self.fields(v, path, "stinger")
+        if f is None:
+            return
+        if ("prompt" in f) == ("audio" in f):
+            self.err(path, "give prompt: <name> or audio: <file>, not both" if "prompt" in f else
+                     "missing 'prompt' or 'audio' (a stinger plays a prompt of the graph or an audio file)")
+        elif "prompt" in f:
+            self.ref(f["prompt"], f"{path}.prompt", "prompt")
+        else:
+            self.audio(f["audio"], f"{path}.audio")
+        for key in ("quantize", "length", "cooldown", "duck", "gain"):
+            if key in f:
+                self.scalar(f, "stinger", key, path)
+
+    def trigger(self, v: Any, path: str) -> None:
+        if v is None or (isinstance(v, dict) and not v):
+            self.err(path, "a trigger that does nothing: give bump, stinger or set_state")
+            return
+        f = self.fields(v, path, "trigger")
+        if f is None:
+            return
+        for key in ("bump", "stinger"):
+            if key in f:
+                self.scalar(f, "trigger", key, path)
+        if "set_state" in f:
+            if not self.names["state"]:
+                self.err(f"{path}.set_state", "set_state needs states: add a states: section")
+            else:
+                self.scalar(f, "trigger", "set_state", path)
+
+
+_ONE_KEY = {kind: Section(MappingProxyType({kind: Key(Sub(kind))})) for kind in ("blend", "pad")}
