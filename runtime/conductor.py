@@ -307,7 +307,7 @@ class Conductor:
             off = max(0, start - f0)
             b = self._buf_b
             b[:off] = 0.0
-            b_weights = dict(fr.weights) if (tr is not None and tr.mode == "crossfade") else dict(fr.weights)
+            b_weights = dict(fr.weights)  # deck B, the one fading in, plays the weights of now
             if off < n:
                 b[off:] = self._generate(self.deck_b, b_weights, controls, n - off)
             p0 = min(1.0, max(0.0, (f0 - start) / fade))

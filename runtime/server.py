@@ -88,7 +88,6 @@ REPLY_HWM = 1_000  # queued replies per client before dropping
 REQUEST_HWM = 16  # requests read ahead per client before pushing back (at most 4 MiB each: ZMQ_MAXMSGSIZE)
 GIVE_WAY_EVERY = 32  # requests handled between looks at the generation thread's lead
 GIVE_WAY_MAX_S = 0.02  # the longest the control loop waits for generation to catch up, per look
-_RAMP_SHAPES = {0: "linear", 1: "linear", 2: "s-curve", 3: "log", 4: "exp", 5: "sine", 6: "constant"}
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -554,7 +553,7 @@ class Server:
         kwargs: dict[str, Any] = {"bypass": body.bypass, "clamp": body.clamp}
         if body.HasField("ramp_seconds"):
             kwargs["ramp"] = body.ramp_seconds
-            kwargs["shape"] = _RAMP_SHAPES.get(body.ramp_shape, "linear")
+            kwargs["shape"] = wire.RAMP_SHAPE_NAMES.get(body.ramp_shape, "linear")
         if len(body.values) > MAX_PARAMETER_VALUES:
             raise wire.WireError(Error.TOO_LARGE, f"{len(body.values):,} values in one SetParameters, over the limit "
                                  f"of {MAX_PARAMETER_VALUES:,}; send them in several requests",
