@@ -1,0 +1,194 @@
+"""Replay the manifest's request vectors against a live runtime and say, per vector, whether it answered right.
+
+For each session: one DEALER connects to the control endpoint, sends each
+vector's frames as one message, waits for the one reply (or for silence, when
+the vector expects none), decodes it with :mod:`cadenza.proto.wire` and matches
+its Envelope JSON against the vector's pattern. A failure prints the
+difference, field by field. With ``events=`` it also listens to the events
+socket and checks what arrives: every event decodes, sequence numbers climb
+by one per topic, and ``mix`` and ``status`` come at their documented rates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from cadenza.proto import wire
+from cadenza.proto.vectors import envelope_json, frame_bytes, match
+
+__all__ = ["MIX_HZ", "STATUS_HZ", "Result", "check_events", "replay_session"]
+
+#: The documented event rates (PROTOCOL.md, "Events"): mix 10 per second, status once a second (stream time).
+MIX_HZ = 10.0
+STATUS_HZ = 1.0
+
+
+@dataclass
+class Result:
+    """One vector's outcome: ``diffs`` is empty when it passed."""
+
+    session: str
+    name: str
+    diffs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.diffs
+
+
+class Unreachable(Exception):
+    """Nothing answered on the control endpoint."""
+
+
+def reply_json(data: bytes) -> dict[str, Any]:
+    """A reply frame → its Envelope JSON (defaults printed); raises :class:`wire.WireError` if it does not decode."""
+    reply = wire.decode_reply(data)
+    return {"protocol_version": wire.PROTOCOL_VERSION, "request_id": str(reply.request_id),
+            reply.kind.value: envelope_json(reply.body)}
+
+
+def replay_session(control: str, session: Mapping[str, Any], *, timeout: float = 5.0,
+                   silence: float = 1.0, only: Iterable[str] = (),
+                   ctx: zmq.Context[Any] | None = None) -> list[Result]:
+    """Run ``session``'s requests in order on one DEALER; one :class:`Result` per vector.
+
+    ``timeout``: how long to wait for a reply; ``silence``: how long a vector
+    that expects no reply listens. ``only``: run just these vector names
+    (the session's state then differs from a full run; patterns may not hold).
+    Raises :class:`Unreachable` when the first vector gets no reply.
+    """
+    wanted = set(only)
+    own = ctx is None
+    context: zmq.Context[Any] = zmq.Context() if ctx is None else ctx
+    sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(control)
+    results: list[Result] = []
+    answered = False
+    try:
+        for vector in session["requests"]:
+            if wanted and vector["name"] not in wanted:
+                continue
+            result = Result(str(session["name"]), str(vector["name"]))
+            t0 = time.monotonic()
+            expect = vector["expect"]
+            sock.send_multipart([frame_bytes(f) for f in vector["frames"]])
+            wait = timeout if expect.get("reply") == "one" else silence
+            got = sock.poll(int(wait * 1000), zmq.POLLIN)
+            if expect.get("reply") == "none":
+                if got:
+                    frames = sock.recv_multipart()
+                    result.diffs.append(f"expected no reply, got {len(frames)} frame(s): {_describe(frames)}")
+            elif not got:
+                if not answered:
+                    raise Unreachable(f"no reply to {vector['name']!r} within {timeout:g} s from {control} (is "
+                                      "`cadenza serve` running there, with this session's serve_args?)")
+                result.diffs.append(f"no reply within {timeout:g} s")
+            else:
+                answered = True
+                frames = sock.recv_multipart()
+                if expect.get("delimiter"):  # the answer to a REQ-style [empty, envelope]
+                    if len(frames) == 2 and frames[0] == b"":
+                        frames = frames[1:]
+                    else:
+                        result.diffs.append(f"expected [empty frame, reply], got {len(frames)} frame(s) "
+                                            f"{[len(f) for f in frames]} bytes: {_describe(frames)}")
+                        frames = []
+                if len(frames) != 1:
+                    if frames:
+                        result.diffs.append(f"a reply is one frame, got {len(frames)}: {_describe(frames)}")
+                else:
+                    try:
+                        actual = reply_json(frames[0])
+                    except wire.WireError as exc:
+                        result.diffs.append(f"the reply does not decode: {exc}")
+                    else:
+                        result.diffs.extend(match(expect["envelope"], actual))
+            result.seconds = time.monotonic() - t0
+            results.append(result)
+    finally:
+        sock.close(0)
+        if own:
+            context.term()
+    return results
+
+
+def _describe(frames: list[bytes]) -> str:
+    out = []
+    for f in frames:
+        try:
+            out.append(str(reply_json(f)))
+        except wire.WireError:
+            out.append(f.hex()[:64])
+    return "; ".join(out)[:400]
+
+
+def check_events(endpoint: str, seconds: float, *, ctx: zmq.Context[Any] | None = None) -> list[Result]:
+    """Listen ``seconds`` to the events socket; results for decoding, sequences and the mix/status rates."""
+    own = ctx is None
+    context: zmq.Context[Any] = zmq.Context() if ctx is None else ctx
+    sock: zmq.Socket[bytes] = context.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    bad: list[str] = []
+    gaps: list[str] = []
+    last: dict[str, int] = {}
+    times: dict[str, list[int]] = defaultdict(list)
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if not sock.poll(int(left * 1000), zmq.POLLIN):
+                continue
+            frames = sock.recv_multipart()
+            try:
+                ev = wire.decode_event(frames)
+            except wire.WireError as exc:
+                bad.append(str(exc))
+                continue
+            topic = ev.topic.value
+            if topic in last and ev.sequence != last[topic] + 1:
+                gaps.append(f"{topic}: sequence {last[topic]} then {ev.sequence}")
+            last[topic] = ev.sequence
+            times[topic].append(ev.stream_time)
+    finally:
+        sock.close(0)
+        if own:
+            context.term()
+    results = [Result("events", "decode", [f"an event does not decode: {b}" for b in bad[:5]]),
+               Result("events", "sequences", gaps[:5])]
+    for topic, hz in (("mix", MIX_HZ), ("status", STATUS_HZ)):
+        r = Result("events", f"{topic}.rate")
+        stamps = times.get(topic, [])
+        if len(stamps) < 3:
+            r.diffs.append(f"{len(stamps)} {topic} events in {seconds:g} s; expected about {hz * seconds:g}")
+        else:
+            span = (stamps[-1] - stamps[0]) / wire.DEFAULT_SAMPLE_RATE
+            rate = (len(stamps) - 1) / span if span > 0 else float("inf")
+            if not 0.7 * hz <= rate <= 1.3 * hz:
+                r.diffs.append(f"{topic} at {rate:.2f} per second of stream time; documented {hz:g}")
+        results.append(r)
+    return results
+
+
+def report(results: Iterable[Result], say: Callable[[str], None] = print) -> tuple[int, int]:
+    """Print PASS/FAIL lines with the differences; returns (passed, failed)."""
+    passed = failed = 0
+    for r in results:
+        if r.passed:
+            passed += 1
+            say(f"PASS  {r.session}/{r.name}")
+        else:
+            failed += 1
+            say(f"FAIL  {r.session}/{r.name}")
+            for d in r.diffs:
+                say(f"        {d}")
+    return passed, failed
