@@ -1,0 +1,11 @@
+// cadenza-client: drive a Cadenza runtime (`cadenza serve`) from Node.js over its protobuf-over-ZeroMQ wire.
+export {
+  AudioStream, Client, DEFAULT_AUDIO, DEFAULT_CONTROL, DEFAULT_EVENTS, DEFAULT_HEARTBEAT, DEFAULT_TIMEOUT, EventStream,
+  STALE_AUDIO_S, SequenceTracker, controlsRequest, graphRequest, parametersRequest, promptsRequest,
+} from './client.js';
+export * from './errors.js';
+export {
+  CONTROL_NAMES, DEFAULT_PROTO_PATH, ERROR_CODES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, RAMP_SHAPES, REPLY_KINDS,
+  REQUEST_KINDS, SUPPORTED_VERSIONS, TOPICS, TRANSPORT_ACTIONS, ackView, controlsView, decodeAudio, decodeEvent,
+  decodeReply, describeView, encodeRequest, loadProtocol, num, serverInfoView, statusView,
+} from './wire.js';
