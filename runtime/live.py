@@ -96,7 +96,7 @@ from cadenza.runtime.graph.spec import (
     Weight,
 )
 from cadenza.runtime.notify import hang_hook
-from cadenza.runtime.sinks.base import Sink
+from cadenza.runtime.sinks.base import ClockSink, Sink
 
 DEFAULT_LOOKAHEAD_S = 0.03
 MAX_LOOKAHEAD_S = 0.5
@@ -147,7 +147,7 @@ class LiveEngine:
 
     def __init__(self, backend: Backend, sinks: list[Sink], *, lookahead_s: float = DEFAULT_LOOKAHEAD_S,
                  seed: int = 0, publish: Callable[[Block | None, list[dict[str, object]]], None] | None = None,
-                 clock_sink: object | None = None, sink_names: Sequence[str] | None = None) -> None:
+                 clock_sink: ClockSink | None = None, sink_names: Sequence[str] | None = None) -> None:
         self.backend = backend
         self.sinks = list(sinks)
         # what events call each sink (its --sink spec), by identity
@@ -187,7 +187,7 @@ class LiveEngine:
         self._fault_conductor: Conductor | None = None
         self._fault_since = 0  # stream frame of the first failure of the running fault
         self._last_pcm: np.ndarray | None = None
-        self._loop_state: dict[str, object] = {}
+        self._loop_state: dict[str, int | bool | str] = {}
         self._admission = threading.local()
         self._loop_fault = False  # the loop failed and was re-entered: cleared after its next full turn
         spec = os.environ.get(TEST_FAULTS_ENV)
@@ -257,7 +257,7 @@ class LiveEngine:
 
     def queued_frames(self) -> int:
         if self.clock_sink is not None:
-            return int(self.clock_sink.queued_frames)  # type: ignore[attr-defined]
+            return int(self.clock_sink.queued_frames)
         played = (time.monotonic() - self._started_at) * SAMPLE_RATE
         return int(self.frame - played)
 
@@ -481,10 +481,10 @@ class LiveEngine:
     def _loop(self) -> None:
         # counters carried over when the loop is re-entered after a fault (see _run)
         ls = self._loop_state
-        last_underruns = int(ls.get("underruns", 0))  # type: ignore[call-overload]
-        last_underrun_frames = int(ls.get("underrun_frames", 0))  # type: ignore[call-overload]
-        last_stalls = int(ls.get("stalls", 0))  # type: ignore[call-overload]
-        last_stall_frames = int(ls.get("stall_frames", 0))  # type: ignore[call-overload]
+        last_underruns = int(ls.get("underruns", 0))
+        last_underrun_frames = int(ls.get("underrun_frames", 0))
+        last_stalls = int(ls.get("stalls", 0))
+        last_stall_frames = int(ls.get("stall_frames", 0))
         started_device = bool(ls.get("started_device", False))
         device_state = str(ls.get("device_state", "playing"))
         last_narrow = time.monotonic()
@@ -501,7 +501,7 @@ class LiveEngine:
                     if started_device and device_state == "playing":
                         self._held_up(time.perf_counter() - t_sleep - PACE_SLEEP_S, pending)
                     if self.clock_sink is not None and not started_device:
-                        self.clock_sink.start()  # type: ignore[attr-defined]
+                        self.clock_sink.start()
                         started_device = True
             t0 = time.perf_counter()
             events: list[dict[str, object]] = pending
@@ -548,11 +548,11 @@ class LiveEngine:
                 events.append(self._inbox.popleft())
             clock = self.clock_sink
             if clock is not None:
-                under = int(clock.underruns)  # type: ignore[attr-defined]
+                under = int(clock.underruns)
                 if under > last_underruns:
                     self.stats.xruns += under - last_underruns
                     last_underruns = under
-                    lost_frames = int(clock.underrun_frames) - last_underrun_frames  # type: ignore[attr-defined]
+                    lost_frames = int(clock.underrun_frames) - last_underrun_frames
                     last_underrun_frames += lost_frames
                     old = self.lookahead_s
                     self.lookahead_s = min(self.max_lookahead_s, self.lookahead_s * 1.5)

@@ -76,7 +76,7 @@ from cadenza.runtime.limits import (
 from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
 from cadenza.runtime.loads import SLOW_REQUESTS, LoadQueue, peek, release_large_blocks
 from cadenza.runtime.notify import Supervisor, supervise
-from cadenza.runtime.sinks.base import Sink
+from cadenza.runtime.sinks.base import ClockSink, Sink
 
 DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
 DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
@@ -171,7 +171,7 @@ def split_sink_specs(spec: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
-def make_sink(spec: str) -> tuple[Sink, object | None]:
+def make_sink(spec: str) -> tuple[Sink, ClockSink | None]:
     """``device``, ``jack``, ``device:NAME``, ``wav:PATH``, ``flac:PATH``, ``null`` → (sink, clock sink or None)."""
     from cadenza.runtime.sinks.file import FileSink
     from cadenza.runtime.sinks.null import NullSink
@@ -193,7 +193,7 @@ def make_sink(spec: str) -> tuple[Sink, object | None]:
                      "several at once separated by commas, e.g. jack,wav:out.wav", where="--sink")
 
 
-def make_sinks(spec: str) -> tuple[list[Sink], list[str], object | None]:
+def make_sinks(spec: str) -> tuple[list[Sink], list[str], ClockSink | None]:
     """One sink per comma-separated spec (at most one device): (sinks, their specs, the clock sink or None).
 
     A sink that cannot open closes the ones opened before it.
@@ -213,7 +213,7 @@ def make_sinks(spec: str) -> tuple[list[Sink], list[str], object | None]:
                                  "file of its own (two sinks would write over each other)", where="--sink")
             files[real] = one
     sinks: list[Sink] = []
-    clock: object | None = None
+    clock: ClockSink | None = None
     try:
         for one in specs:
             sink, c = make_sink(one)

@@ -1,4 +1,5 @@
-"""The sink contract: a place that accepts 48 kHz stereo float32 blocks.
+"""The sink contracts: a place that accepts 48 kHz stereo float32 blocks (:class:`Sink`), and one whose
+device clock paces the live loop (:class:`ClockSink`).
 
 Sinks convert format at their edge (file subtype, device dtype); inside the
 runtime audio stays float32 ``(frames, 2)``.
@@ -20,3 +21,38 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush and release; idempotent."""
+
+
+@runtime_checkable
+class ClockSink(Sink, Protocol):
+    """A sink whose device clock paces the live loop (:class:`~cadenza.runtime.sinks.device.DeviceSink`).
+
+    The counters may be read from any thread at any time; ``state`` is
+    ``playing``, ``lost`` (audio discarded at the wall clock's pace) or
+    ``relayed`` (played by a relay process), and ``lost`` / ``relayed`` /
+    ``relay_error`` say why and where.
+    """
+
+    @property
+    def frames_played(self) -> int: ...
+    @property
+    def queued_frames(self) -> int: ...
+    @property
+    def underruns(self) -> int: ...
+    @property
+    def underrun_frames(self) -> int: ...
+    @property
+    def stalls(self) -> int: ...
+    @property
+    def stall_frames(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def relayed(self) -> str | None: ...
+    @property
+    def relay_error(self) -> str: ...
+
+    lost: str | None
+
+    def start(self) -> None:
+        """Start playing what is queued (a live producer's lookahead)."""

@@ -170,12 +170,17 @@ def _os_errno() -> int:
         return 0
 
 
-def _file_error(message: str, err: int) -> AudioError:
+class FileAudioError(AudioError):
     """An AudioError that remembers the OS ``errno`` behind it (0: none), so a live sink can tell a full disk
     (pause and retry) from a bad path (refuse at start)."""
-    exc = AudioError(message)
-    exc.errno = err  # type: ignore[attr-defined]
-    return exc
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+def _file_error(message: str, err: int) -> FileAudioError:
+    return FileAudioError(message, err)
 
 
 def _kind_of(mode: int) -> str:
