@@ -1,0 +1,344 @@
+"""``cadenza ctl`` as a person at a terminal runs it: real subprocesses against a real ``cadenza serve``.
+
+One runtime (the action-game graph, null sink) serves the module; every
+subcommand runs as ``python -m cadenza ctl …`` with stdout a pipe (so the
+plain-text output is what is checked), and what it changed is read back
+through a raw control socket (:mod:`server_harness`). Each error path is
+checked for its exit status (1 the runtime said no, 2 usage, 3 no answer) and
+for one line on stderr that names the bad value, never a traceback. The
+``events`` tail runs for a few seconds while the test changes state and fires
+a trigger, and its lines are parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from cadenza.proto import cadenza_v1_pb2 as pb
+from server_harness import ACTION_GAME, ServeProcess, child_env, free_ports, set_parameters, wait_until
+
+RUN_TIMEOUT_S = 60
+EXIT_REFUSED, EXIT_USAGE, EXIT_NO_ANSWER = 1, 2, 3
+#: ``  0:12.345  beat     beat 41  bar 10 beat 2  120.0 bpm``
+EVENT_LINE = re.compile(r"^\s*(?P<clock>(?:\d+:)?\d+:\d\d\.\d{3})\s+(?P<topic>[a-z]+)\s+(?P<rest>.*)$")
+
+
+def seconds_of(clock: str) -> float:
+    parts = [float(p) for p in clock.split(":")]
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    serve = ServeProcess(["--graph", str(ACTION_GAME)], tmp_path_factory.mktemp("ctl"))
+    serve.start()
+    try:
+        yield serve
+    finally:
+        serve.kill()
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[Any]]:
+    c: zmq.Context[Any] = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+def ctl_argv(server: ServeProcess | None, *args: str) -> list[str]:
+    argv = [sys.executable, "-m", "cadenza", "ctl"]
+    if server is not None:
+        argv += ["--control", server.ep.local("control"), "--events", server.ep.local("events")]
+    return argv + list(args)
+
+
+def ctl(server: ServeProcess | None, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(ctl_argv(server, *args), capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                          env={**child_env(), **(env or {})})
+
+
+def one_error_line(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    """The run exited ``code`` with exactly one line on stderr holding every needle, and no traceback."""
+    assert done.returncode == code, f"exit {done.returncode}, expected {code}; stderr: {done.stderr}"
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {done.stderr}"
+    assert "Traceback" not in done.stderr
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def fields(stdout: str) -> dict[str, str]:
+    """``status``'s ``label   value`` lines → {label: value}."""
+    out = {}
+    for line in stdout.splitlines():
+        head, _, rest = line.partition("  ")
+        if head and not head.startswith(" "):
+            out[head.strip()] = rest.strip()
+    return out
+
+
+def restore_graph(server: ServeProcess, ctx: zmq.Context[Any]) -> None:
+    control = server.control(ctx)
+    control.ok(pb.LoadGraph(text=ACTION_GAME.read_text()))
+    control.close()
+
+
+# ----------------------------------------------------------------------------- looking
+
+
+def test_status_shows_what_plays(server: ServeProcess) -> None:
+    done = ctl(server, "status")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stdout, "colour codes in output to a pipe"
+    f = fields(done.stdout)
+    assert f["graph"] == "action-game"
+    assert f["state"] == "explore"
+    assert f["playing"].startswith("yes  at "), f
+    assert "danger 0" in f["parameters"] and "mode explore" in f["parameters"], f
+    assert "wander 1.00" in f["weights"], f
+    assert "density" in f["controls"] and "brightness" in f["controls"], f  # the graph's, not only overrides
+    assert f["health"].startswith("xruns "), f
+    assert server.ep.local("control") in f["runtime"] and "backend synth" in f["runtime"], f
+
+    # the endpoints from the environment, and the options after the subcommand, work the same
+    by_env = ctl(None, "status", env={"CADENZA_CONTROL": server.ep.local("control")})
+    assert by_env.returncode == 0 and fields(by_env.stdout)["graph"] == "action-game", by_env.stderr
+    after = subprocess.run([sys.executable, "-m", "cadenza", "ctl", "status", "--json", "--control",
+                            server.ep.local("control")], capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                           env=child_env())
+    assert after.returncode == 0, after.stderr
+    doc = json.loads(after.stdout)
+    assert doc["graph_name"] == "action-game" and doc["state"] == "explore"
+
+
+def test_describe_lists_parameters_states_triggers_prompts(server: ServeProcess) -> None:
+    done = ctl(server, "describe")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert re.search(r"^graph\s+action-game\s+state explore \(driven by mode\)$", text, re.M), text
+    assert re.search(r"^\s+danger\s+continuous\s+0 … 1\s+default 0\s+now 0$", text, re.M), text
+    assert re.search(r"^\s+health\s+discrete\s+0 … 100\s+default 100\s+now 100$", text, re.M), text
+    assert re.search(r"^\s+mode\s+labeled\s+explore \| tension \| combat\s+default explore\s+now explore$", text,
+                     re.M), text
+    assert re.search(r"^\s+intensity\s+continuous.*\(built in\)$", text, re.M), text
+    assert re.search(r"^states\s+explore\*\s+tension\s+combat", text, re.M), text
+    assert re.search(r"^\s+boss_defeated\s+stinger victory, → explore, intensity \+1$", text, re.M), text
+    assert re.search(r'^\s+wander\s+1\.00\s+"calm ambient pads with soft piano"$', text, re.M), text
+    assert re.search(r"^stingers\s+victory$", text, re.M), text
+
+    doc = json.loads(ctl(server, "describe", "--json").stdout)
+    assert [p["name"] for p in doc["parameters"]] == ["danger", "health", "mode", "intensity"]
+    assert [t["name"] for t in doc["triggers"]] == ["enemy_down", "boss_defeated"]
+
+
+# ----------------------------------------------------------------------------- steering
+
+
+def test_set_state_and_trigger_change_the_music(server: ServeProcess, ctx: zmq.Context[Any]) -> None:
+    control = server.control(ctx)
+    try:
+        done = ctl(server, "set", "health", "40", "--ramp", "0.2")
+        assert done.returncode == 0, done.stderr
+        assert re.fullmatch(r"ok  health = 40 over 0\.2 s \(linear\)  \(from \d+:\d\d\.\d{3}\)\n", done.stdout), \
+            done.stdout
+        control.wait_status(lambda st: st.parameters["health"].number == 40, 10, "health 40")
+
+        done = ctl(server, "set", "mode", "tension")  # a label
+        assert done.returncode == 0, done.stderr
+        control.wait_status(lambda st: st.state == "tension", 15, "the tension state")
+
+        done = ctl(server, "state", "combat")
+        assert done.returncode == 0 and done.stdout.startswith("ok  state → combat  (from "), done
+        control.wait_status(lambda st: st.state == "combat", 15, "the combat state")
+
+        done = ctl(server, "trigger", "boss_defeated")  # stinger, then back to explore
+        assert done.returncode == 0 and done.stdout.startswith("ok  fired boss_defeated"), done
+        control.wait_status(lambda st: st.state == "explore", 15, "explore after boss_defeated")
+    finally:
+        control.ok(set_parameters({"health": 100, "mode": "explore"}, bypass=True))
+        control.close()
+
+
+def test_the_runtimes_refusals_exit_1_with_its_message(server: ServeProcess) -> None:
+    one_error_line(ctl(server, "set", "dangr", "0.5"), EXIT_REFUSED, "UNKNOWN_NAME", "'dangr'", "danger, health, mode")
+    one_error_line(ctl(server, "set", "danger", "7"), EXIT_REFUSED, "BAD_VALUE", "7", "[0, 1]")
+    one_error_line(ctl(server, "set", "mode", "panic"), EXIT_REFUSED, "'panic'", "combat")
+    one_error_line(ctl(server, "set", "danger", "nan"), EXIT_REFUSED, "BAD_VALUE")
+    one_error_line(ctl(server, "state", "nowhere"), EXIT_REFUSED, "UNKNOWN_NAME", "'nowhere'", "combat")
+    one_error_line(ctl(server, "trigger", "nothing"), EXIT_REFUSED, "UNKNOWN_NAME", "'nothing'", "boss_defeated")
+    one_error_line(ctl(server, "prompts", "rain:-1"), EXIT_REFUSED, "BAD_VALUE", "-1")
+    clamped = ctl(server, "set", "danger", "7", "--clamp", "--bypass")
+    assert clamped.returncode == 0, clamped.stderr
+    assert ctl(server, "set", "danger", "0", "--bypass").returncode == 0
+
+
+def test_prompts_shows_and_sets_the_prompts(server: ServeProcess, ctx: zmq.Context[Any]) -> None:
+    shown = ctl(server, "prompts")
+    assert shown.returncode == 0, shown.stderr
+    first = shown.stdout.splitlines()[0]
+    assert re.fullmatch(r'wander\s+1\.00\s+"calm ambient pads with soft piano"', first), shown.stdout
+    try:
+        done = ctl(server, "prompts", "dark techno:3", "rain")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("ok  playing dark techno 3, rain 1"), done.stdout
+        shown = ctl(server, "prompts")
+        assert shown.returncode == 0, shown.stderr
+        weights = {m["name"]: float(m["w"]) for m in re.finditer(r"^(?P<name>.+?)\s+(?P<w>\d\.\d\d)\s", shown.stdout,
+                                                                   re.M)}
+        assert weights == {"dark techno": 0.75, "rain": 0.25}, shown.stdout  # normalized 3 : 1
+        assert fields(ctl(server, "status").stdout)["graph"].startswith("none: direct prompts")
+    finally:
+        restore_graph(server, ctx)
+
+
+# ----------------------------------------------------------------------------- events
+
+
+class Tail:
+    """``cadenza ctl events`` running, its stdout lines collected as they come (a thread reads the pipe)."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=child_env())
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def events(self) -> list[re.Match[str]]:
+        matches = [EVENT_LINE.match(line) for line in list(self.lines)]
+        bad = [line for line, m in zip(list(self.lines), matches) if m is None]
+        assert not bad, f"lines that are no event line: {bad}"
+        return [m for m in matches if m is not None]
+
+    def topics(self, topic: str) -> list[re.Match[str]]:
+        return [m for m in self.events() if m["topic"] == topic]
+
+    def finish(self, timeout: float = 20) -> tuple[int, str]:
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(5)
+        assert self.proc.stderr is not None and self.proc.stdout is not None
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        self.proc.stdout.close()
+        return rc, err
+
+
+def test_events_tails_beats_bars_states_and_stingers(server: ServeProcess, ctx: zmq.Context[Any]) -> None:
+    control = server.control(ctx)
+    tail = Tail(ctl_argv(server, "events"))
+    try:
+        wait_until(lambda: len(tail.topics("beat")) >= 2, 20, "two beat lines")
+        control.ok(set_parameters({"mode": "combat"}))
+        wait_until(lambda: any("→ combat" in m["rest"] for m in tail.topics("state")), 15, "a state line")
+        control.ok(pb.Trigger(name="boss_defeated"))
+        wait_until(lambda: bool(tail.topics("stinger")), 15, "a stinger line")
+        wait_until(lambda: len(tail.topics("bar")) >= 2, 15, "two bar lines")
+    finally:
+        tail.proc.send_signal(signal.SIGINT)  # Ctrl-C: the normal way to end a tail
+        rc, err = tail.finish()
+        control.ok(set_parameters({"mode": "explore"}))
+        control.close()
+    assert rc == 0, f"exit {rc} after Ctrl-C; stderr: {err}"
+    assert "Traceback" not in err and err.startswith("listening to beat, bar, state, stinger, warning, xrun"), err
+
+    beats = tail.topics("beat")
+    times = [seconds_of(m["clock"]) for m in beats]
+    assert times == sorted(times), "beat lines out of stream order"
+    for m in beats:
+        assert re.fullmatch(r"beat \d+  bar \d+ beat [1-9]  \d+\.\d bpm( \(estimated\))?", m["rest"]), m[0]
+    assert all(re.fullmatch(r"bar \d+  \d+\.\d bpm( \(estimated\))?", m["rest"]) for m in tail.topics("bar"))
+    states = [m["rest"] for m in tail.topics("state")]
+    assert any(re.fullmatch(r"explore → combat  (scheduled|started|completed)(  \(.*\))?", s) for s in states), states
+    assert any(re.fullmatch(r"victory  \(\d+\.\d\d s\)", m["rest"]) for m in tail.topics("stinger"))
+    assert not tail.topics("mix") and not tail.topics("status"), "mix/status shown without being asked for"
+
+
+def test_events_picks_topics_stops_after_seconds_and_prints_json(server: ServeProcess) -> None:
+    t0 = time.monotonic()
+    done = ctl(server, "events", "mix", "--seconds", "1.5", "--json")
+    took = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr
+    docs = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(docs) >= 3 and {d["topic"] for d in docs} == {"mix"}, done.stdout  # 10 Hz
+    assert all("wander" in d["weights"] and d["seconds"] > 0 for d in docs)
+    assert took < 1.5 + 15, f"--seconds 1.5 ran {took:.1f} s"
+
+
+# ----------------------------------------------------------------------------- no answer, usage
+
+
+def test_no_runtime_exits_3_saying_where_it_looked() -> None:
+    port = free_ports(1)[0]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    for sub in (["status"], ["set", "danger", "1"], ["events"]):
+        t0 = time.monotonic()
+        done = ctl(None, "--control", endpoint, "--timeout", "0.5", *sub)
+        line = one_error_line(done, EXIT_NO_ANSWER, f"no runtime answered at {endpoint} within 0.5 s",
+                              "is `cadenza serve` running?", "--control", "CADENZA_CONTROL")
+        assert time.monotonic() - t0 < 15, line
+    # the endpoint from the environment is named the same way
+    done = ctl(None, "--timeout", "0.3", "status", env={"CADENZA_CONTROL": endpoint})
+    one_error_line(done, EXIT_NO_ANSWER, endpoint)
+
+
+@pytest.mark.parametrize("args, env, needles", [
+    ((), {}, ("name a subcommand", "status")),
+    (("status",), {"CADENZA_CONTROL": "localhost:5555"}, ("$CADENZA_CONTROL", "'localhost:5555'", "tcp://")),
+    (("--control", "127.0.0.1:5555", "status"), {}, ("--control", "'127.0.0.1:5555'")),
+    (("events", "beats"), {}, ("unknown topic 'beats'", "beat, bar")),
+    (("set", "danger"), {}, ("value",)),
+    (("--timeout", "-1", "status"), {}, ("--timeout", "'-1'")),
+    (("--client-key", "x.key", "status"), {}, ("--client-key", "--server-key")),
+    (("--server-key", "not-a-key", "status"), {}, ("--server-key", "'not-a-key'")),
+    (("prompts", ":2"), {}, ("empty prompt",)),
+    (("frobnicate",), {}, ("invalid choice", "'frobnicate'")),
+])
+def test_usage_errors_exit_2_on_one_line(args: tuple[str, ...], env: dict[str, str], needles: tuple[str, ...]) -> None:
+    one_error_line(ctl(None, *args, env=env), EXIT_USAGE, *needles)
+
+
+# ----------------------------------------------------------------------------- CURVE
+
+
+def test_curve_keys_from_the_files_cadenza_keys_writes(tmp_path: Path) -> None:
+    keys, clients = tmp_path / "keys", tmp_path / "clients"
+    for name in ("server", "alice"):
+        made = subprocess.run([sys.executable, "-m", "cadenza", "keys", str(keys), "--name", name],
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=child_env())
+        assert made.returncode == 0, made.stderr
+    clients.mkdir()
+    shutil.copy(keys / "alice.pub", clients / "alice.pub")
+    serve = ServeProcess(["--prompt", "ambient drone", "--curve-secret-key", str(keys / "server.key"),
+                          "--curve-clients", str(clients)], tmp_path)
+    with serve:
+        done = ctl(serve, "--server-key", str(keys / "server.pub"), "--client-key", str(keys / "alice.key"), "status")
+        assert done.returncode == 0, done.stderr
+        assert "ambient drone" in fields(done.stdout)["weights"], done.stdout
+        key_text = (keys / "server.pub").read_text().strip()
+        done = ctl(serve, "--server-key", key_text, "--client-key", str(keys / "alice.key"), "prompts")
+        assert done.returncode == 0 and "ambient drone" in done.stdout, done.stderr
+        # a key pair that is not on the allow-list gets no answer at all (ZAP refuses the handshake)
+        done = ctl(serve, "--timeout", "0.5", "--server-key", str(keys / "server.pub"), "status")
+        one_error_line(done, EXIT_NO_ANSWER, "no runtime answered", "--server-key", "--client-key")
+        # the secret key given as the server's key is refused before anything is sent
+        done = ctl(serve, "--server-key", str(keys / "server.key"), "status")
+        one_error_line(done, EXIT_USAGE, "--server-key", "secret")
