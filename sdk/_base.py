@@ -90,9 +90,11 @@ __all__ = [
     "curve_keypair",
 ]
 
-DEFAULT_CONTROL: Final = "tcp://127.0.0.1:5555"
-DEFAULT_EVENTS: Final = "tcp://127.0.0.1:5556"
-DEFAULT_AUDIO: Final = "tcp://127.0.0.1:5557"
+# The endpoints a client uses when given none: $CADENZA_CONTROL, $CADENZA_EVENTS, $CADENZA_AUDIO,
+# $CADENZA_AUDIO_INT16 when set (read once, at import), else `cadenza serve`'s defaults.
+DEFAULT_CONTROL: Final = os.environ.get("CADENZA_CONTROL") or "tcp://127.0.0.1:5555"
+DEFAULT_EVENTS: Final = os.environ.get("CADENZA_EVENTS") or "tcp://127.0.0.1:5556"
+DEFAULT_AUDIO: Final = os.environ.get("CADENZA_AUDIO") or "tcp://127.0.0.1:5557"
 DEFAULT_TIMEOUT: Final = 2.0
 DEFAULT_HEARTBEAT: Final = 1.0
 #: The event topics a callback can be registered for.
