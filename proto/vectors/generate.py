@@ -497,7 +497,7 @@ def events() -> list[dict[str, Any]]:
         _event("stinger", "A stinger fired (heard from stream_time)", "stinger", 1, 576000,
                pb.StingerFired(name="victory", duration_seconds=2.790697674418605)),
         _event("xrun", "The output ran dry: 480 frames of silence", "xrun", 1, 600000,
-               pb.Xrun(count=1, frames_lost=480, source="generator")),
+               pb.Xrun(count=1, frames_lost=480, source="device")),
         _event("warning", "Something the runtime did not honour", "warning", 1, 624000,
                pb.Warning(message="backend 'synth' cannot honour control 'temperature'; it is ignored",
                           field="set_controls.controls.temperature")),
