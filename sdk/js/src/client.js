@@ -46,6 +46,7 @@ export const DEFAULT_HEARTBEAT = 1.0;
 const ENDPOINT_SCHEMES = ['tcp://', 'ipc://', 'inproc://'];
 const GRAPH_SUFFIXES = ['.yaml', '.yml', '.json'];
 const SOURCE_KINDS = new Set(['load_graph', 'set_prompts']);
+const FORMATS = Object.freeze({ yaml: 1, json: 2 });
 const NOT_REMEMBERED = new Set(['hello', 'get_status', 'describe_graph']);
 const REMEMBERED_TRANSPORT = new Set([1, 2, 3]); // PLAY, PAUSE, STOP (not RESET_CONTEXT)
 const FLOAT_CONTROLS = new Set(['bpm', 'density', 'brightness', 'temperature', 'guidance']);
@@ -144,16 +145,15 @@ function curveKeys({ serverPublicKey, clientSecretKey, clientPublicKey }) {
 
 /** loadGraph's argument → [LoadGraph body, the local file it was read from or null]. */
 export function graphRequest(source, { baseDir, format } = {}) {
-  const formats = { yaml: 1, json: 2 };
-  if (format !== undefined && !(format in formats)) {
+  if (format !== undefined && !(format in FORMATS)) {
     throw new UsageError(`format is 'yaml' or 'json', got ${JSON.stringify(format)}`, { where: 'format' });
   }
   if (source !== null && typeof source === 'object') {
     if (typeof source.path === 'string') { // a file on the runtime's machine (inside an --allow-dir folder)
-      return [{ path: source.path, format: formats[source.format ?? format] ?? 0 }, null];
+      return [withFormat({ path: source.path }, source.format ?? format), null];
     }
     if (typeof source.text === 'string') {
-      const body = { text: source.text, format: formats[source.format ?? format] ?? 0 };
+      const body = withFormat({ text: source.text }, source.format ?? format);
       const dir = source.baseDir ?? baseDir;
       if (dir) body.base_dir = resolve(dir);
       return [body, null];
@@ -178,29 +178,38 @@ export function graphRequest(source, { baseDir, format } = {}) {
         throw new UsageError(`cannot read graph file ${JSON.stringify(source)}: ${err.code ?? err.message}`, { where: 'loadGraph' });
       }
       const json = extname(source).toLowerCase() === '.json';
-      return [{ text, format: json ? 2 : 1, base_dir: baseDir ? resolve(baseDir) : dirname(resolve(source)) }, source];
+      return [{ text, format: json ? FORMATS.json : FORMATS.yaml, base_dir: baseDir ? resolve(baseDir) : dirname(resolve(source)) },
+        source];
     }
     if (GRAPH_SUFFIXES.includes(extname(source).toLowerCase())) {
       throw new UsageError(`no such graph file: ${JSON.stringify(source)} (pass the file's path, or the YAML text itself)`,
         { where: 'loadGraph' });
     }
   }
-  const body = { text: source, format: formats[format] ?? 0 };
+  const body = withFormat({ text: source }, format);
   if (baseDir) body.base_dir = resolve(baseDir);
   return [body, null];
 }
 
+function withFormat(body, format) {
+  if (format) body.format = FORMATS[format]; // unset: from the path's suffix, YAML for text
+  return body;
+}
+
 /** setMany's arguments → SetParameters (numbers, booleans as 0/1, or labels). */
-export function parametersRequest(values, { ramp = null, shape = 'linear', bypass = false, clamp = false, clientTime = null } = {}) {
+export function parametersRequest(values, { ramp = null, shape = null, bypass = false, clamp = false, clientTime = null } = {}) {
   if (values === null || typeof values !== 'object') {
     throw new UsageError(`expected an object of parameter names to values, got ${typeof values}`, { where: 'setMany' });
   }
-  if (!(shape in RAMP_SHAPES)) {
+  if (shape !== null && !(shape in RAMP_SHAPES)) {
     throw new UsageError(`unknown ramp shape ${JSON.stringify(shape)}; shapes are ${Object.keys(RAMP_SHAPES).join(', ')}`,
       { where: 'shape' });
   }
   const entries = values instanceof Map ? [...values.entries()] : Object.entries(values);
-  const body = { values: [], bypass: Boolean(bypass), clamp: Boolean(clamp) };
+  // proto3 leaves fields at their default out of the bytes: only what differs from it is set here
+  const body = { values: [] };
+  if (bypass) body.bypass = true;
+  if (clamp) body.clamp = true;
   entries.forEach(([name, value], i) => {
     const where = `set_parameters.values[${i}]`;
     if (!name) throw badValue('must not be empty', `${where}.name`);
@@ -212,7 +221,7 @@ export function parametersRequest(values, { ramp = null, shape = 'linear', bypas
   if (ramp !== null && ramp !== undefined) {
     if (typeof ramp !== 'number') throw new UsageError(`ramp is seconds (a number) or null, got ${ramp}`, { where: 'ramp' });
     body.ramp_seconds = finite(ramp, 'set_parameters.ramp_seconds', 0);
-    body.ramp_shape = RAMP_SHAPES[shape];
+    if (shape !== null) body.ramp_shape = RAMP_SHAPES[shape]; // unset: linear
   }
   if (clientTime !== null && clientTime !== undefined) body.client_time = finite(clientTime, 'set_parameters.client_time');
   return body;
@@ -249,14 +258,14 @@ export function promptsRequest(prompts) {
 
 /** setControls' argument → SetControls: a null value clears that control. */
 export function controlsRequest(values, clear = []) {
-  const body = { controls: {}, clear: [] };
-  for (const name of clear) {
+  const body = { controls: {}, clear: [] }; // `controls` left out below when none is set
+  clear.forEach((name, i) => {
     if (!CONTROL_NAMES.includes(name)) {
       throw new UnknownName('UNKNOWN_NAME', `unknown control ${JSON.stringify(name)}; controls are ${CONTROL_NAMES.join(', ')}`,
-        { field: 'set_controls.clear', remote: false, codeNumber: 3 });
+        { field: `set_controls.clear[${i}]`, remote: false, codeNumber: 3 });
     }
     body.clear.push(name);
-  }
+  });
   for (const [name, value] of Object.entries(values ?? {})) {
     const field = `set_controls.controls.${name}`;
     if (!CONTROL_NAMES.includes(name)) {
@@ -283,9 +292,17 @@ export function controlsRequest(values, clear = []) {
       body.controls[name] = value;
     }
   }
-  for (const name of body.clear) {
-    if (name in body.controls) throw badValue(`control ${JSON.stringify(name)} is both set and cleared`, 'set_controls.clear');
-  }
+  body.clear.forEach((name, i) => {
+    if (name in body.controls) throw badValue(`control ${JSON.stringify(name)} is both set and cleared`, `set_controls.clear[${i}]`);
+  });
+  if (Object.keys(body.controls).length === 0) delete body.controls;
+  return body;
+}
+
+/** The Hello this client sends: the versions it speaks and its name. */
+export function helloRequest(name = '') {
+  const body = { supported_versions: [...SUPPORTED_VERSIONS] };
+  if (name) body.client_name = name;
   return body;
 }
 
@@ -538,7 +555,7 @@ export class Client {
 
   /** Hello; re-sync a restarted runtime. Returns [reply, restarted]. */
   async _hello() {
-    const reply = await this._send('hello', { supported_versions: [...SUPPORTED_VERSIONS], client_name: this.name });
+    const reply = await this._send('hello', helloRequest(this.name));
     if (reply.kind !== 'status' || !reply.body.server) {
       throw new ProtocolError(`the reply to hello from ${this.control} has no server information`);
     }
