@@ -1,21 +1,30 @@
-"""A JACK dummy server for the benchmarks and the soak: started here, private to the run, logged.
+"""A JACK dummy server started by this process, for the tests, the benchmarks and the soak: the one place that
+starts, restarts, kills and stops ``jackd``.
 
 ``jackd --no-realtime -d dummy -r 48000 -p 960`` clocks audio like a sound
-card without making a sound (the same server CI and the tests use). The server
-is started under a name of its own (``jackd -n NAME``) and the runtime reaches
-it through ``JACK_DEFAULT_SERVER=NAME`` in its environment, so a test on the
-same machine that stops or kills *its* JACK server (the fault-injection tests
-do) cannot take the benchmark's device away, and the benchmark never stops a
-server it did not start. The server's output goes to a log file;
+card without making a sound (the same server CI and the tests use). A server
+is started under a name of its own (``jackd -n NAME``) and its clients reach
+it through ``JACK_DEFAULT_SERVER=NAME`` in their environment (:attr:`JackServer.env`),
+so a test that stops or kills *its* JACK server (the fault-injection tests do)
+cannot take another test's or the benchmark's device away, and nothing stops a
+server it did not start; ``JackServer(..., default=True)`` starts the
+unnamed default server instead (the tests' session server, for PortAudio
+clients that know no name). Each start logs to ``WORKDIR/jackd-NAME-N.log``;
 :meth:`JackServer.xruns` counts the xruns the server itself reported there (a
 client that did not finish its period in time), which is a different figure
 from the runtime's own xruns (its device ring ran dry).
+
+Imported as ``bench.jack`` by the benchmarks and by ``tests/conftest.py``
+(pytest puts the repository root on ``sys.path``: ``pythonpath`` in
+pyproject.toml). It needs only the standard library.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -25,10 +34,17 @@ SAMPLE_RATE = 48_000
 PERIOD = 960
 START_TIMEOUT_S = 15.0
 
+_names = itertools.count()
+
+
+class JackStartError(RuntimeError):
+    """``jackd`` did not come up; the message holds its command line and the end of its log."""
+
 
 def niceness(nice: int) -> Callable[[], None] | None:
     """A ``preexec_fn`` that changes the child's niceness by ``nice`` (negative: higher priority, needs root or
-    an audio group's limits, as an installation's audio processes have)."""
+    an audio group's limits, as an installation's audio processes have); None for 0 (the tests' case: they
+    never use ``preexec_fn``)."""
     if nice == 0:
         return None
 
@@ -51,7 +67,7 @@ def jack_env(name: str | None) -> dict[str, str]:
 
 
 def running(name: str | None) -> bool:
-    """Whether JACK server ``name`` answers ``jack_lsp``."""
+    """Whether JACK server ``name`` (None: the default server) answers ``jack_lsp``."""
     lsp = shutil.which("jack_lsp")
     if lsp is None:
         return False
@@ -63,18 +79,33 @@ def running(name: str | None) -> bool:
 
 
 class JackServer:
-    """A private dummy JACK server: ``with JackServer(log) as jack:`` → ``jack.env`` for its clients.
+    """A dummy JACK server of this process's own: ``with JackServer(workdir) as jack:`` → ``jack.env`` for its
+    clients.
 
-    ``available()`` says whether ``jackd`` is installed at all; starting raises
-    :class:`RuntimeError` with the server's log when it does not come up.
+    ``realtime=True`` runs it with ``-R`` (SCHED_FIFO, as a production JACK
+    server runs, which also makes its clients' process threads real-time), at
+    ``rt_priority`` when given; with ``fallback`` a system that refuses
+    real-time scheduling gets a ``--no-realtime`` server instead, and
+    :attr:`realtime` says which ran. ``nice`` changes the server's niceness
+    (bench only). :meth:`kill` and :meth:`start` again restart it under the
+    same name. :meth:`available` says whether ``jackd`` is installed at all;
+    :meth:`start` raises :class:`JackStartError` with the server's log when it
+    does not come up.
     """
 
-    def __init__(self, log_path: Path, name: str | None = None, nice: int = 0, realtime: bool = False) -> None:
-        self.name = name or f"cadenza-bench-{os.getpid()}"
+    def __init__(self, workdir: Path, *, name: str | None = None, default: bool = False, realtime: bool = False,
+                 rt_priority: int | None = None, fallback: bool = False, nice: int = 0) -> None:
+        self.default = default
+        self.name = "default" if default else (name or f"cadenza-{os.getpid()}-{next(_names)}")
+        self.workdir = Path(workdir)
+        self.want_realtime = realtime
+        self.rt_priority = rt_priority
+        self.fallback = fallback
         self.nice = nice
-        self.realtime = realtime  # jackd's SCHED_FIFO audio thread (root or the audio group's rtprio limit)
-        self.log_path = Path(log_path)
+        self.realtime = False  # whether the running server is real-time
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.log_path = self.workdir / f"jackd-{self.name}-0.log"  # the latest start's log
 
     @staticmethod
     def available() -> bool:
@@ -82,25 +113,44 @@ class JackServer:
 
     @property
     def env(self) -> dict[str, str]:
-        return jack_env(self.name)
+        """The environment of a client of this server (and never of a server it would start)."""
+        return jack_env(None if self.default else self.name)
 
-    @property
-    def argv(self) -> list[str]:
-        rt = ["--realtime"] if self.realtime else ["--no-realtime"]
-        return ["jackd", "-n", self.name, *rt, "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD)]
+    def argv(self, realtime: bool) -> list[str]:
+        jackd = shutil.which("jackd") or "jackd"
+        rt = ["-R", *([] if self.rt_priority is None else ["-P", str(self.rt_priority)])] if realtime else [
+            "--no-realtime"]
+        named = [] if self.default else ["-n", self.name]
+        return [jackd, *named, *rt, "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD)]
+
+    def running(self) -> bool:
+        return running(None if self.default else self.name)
 
     def start(self) -> JackServer:
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT,
-                                         preexec_fn=niceness(self.nice))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not running(self.name):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"`{' '.join(self.argv)}` did not start: {self.log_text()[-2000:]}")
-            time.sleep(0.1)
-        return self
+        """Start (or restart) the server; returns once ``jack_lsp`` sees it."""
+        tries = [True, False] if self.want_realtime and self.fallback else [self.want_realtime]
+        log_text = ""
+        for realtime in tries:
+            self.starts += 1
+            self.log_path = self.workdir / f"jackd-{self.name}-{self.starts}.log"
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(self.argv(realtime), env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT, preexec_fn=niceness(self.nice))
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if self.running():
+                    self.realtime = realtime
+                    return self
+                time.sleep(0.05)
+            self.stop()
+            log_text = self.log_text().strip()
+        raise JackStartError(f"could not start `{' '.join(self.argv(tries[-1]))}`: {log_text[-2000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` (SIGKILL: the server dies as in a crash) and wait for the process to end."""
+        assert self.proc is not None and self.proc.poll() is None, "the JACK server is not running"
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -111,11 +161,18 @@ class JackServer:
                 self.proc.kill()
                 self.proc.wait()
 
+    def ports(self) -> list[str]:
+        """Every port on this server (``jack_lsp``)."""
+        out = subprocess.run(["jack_lsp"], env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=10).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
     def log_text(self) -> str:
+        """The latest start's log."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def xruns(self) -> int:
-        """Xruns the server reported in its log (late clients, as jackd counts them)."""
+        """Xruns the server reported in its log since its latest start (late clients, as jackd counts them)."""
         return sum(1 for line in self.log_text().splitlines() if "xrun" in line.lower())
 
     def playback_latency_ms(self) -> float | None:

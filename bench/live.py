@@ -46,7 +46,7 @@ from bench.jack import JackServer
 from bench.proc import Serve, cpu_seconds
 from bench.table import Row
 from cadenza.proto import wire
-from server_harness import child_env, free_ports, set_parameters
+from tests.server_harness import child_env, free_ports, set_parameters
 
 SR = 48_000
 PROBE_GRAPH = """\
@@ -271,7 +271,7 @@ def rows(quick: bool) -> list[Row]:
             work = Path(tmp)
             out += _latency_rows("null", control_latency(work, ctx, "null", changes), None)
             if JackServer.available():
-                with JackServer(work / "jackd.log") as jack:
+                with JackServer(work, name=f"cadenza-bench-{os.getpid()}") as jack:
                     lat = control_latency(work, ctx, "jack", changes, env=jack.env)
                     jack_ms = jack.playback_latency_ms()
                 out += _latency_rows("jack", lat, jack_ms)

@@ -24,7 +24,7 @@ import zmq
 from bench.proc import Serve, peak_rss_mb, rss_mb
 from bench.table import Row
 from cadenza.proto import cadenza_v1_pb2 as pb
-from server_harness import ACTION_GAME, child_env, set_parameters
+from tests.server_harness import ACTION_GAME, child_env, set_parameters
 
 BARE = "import sys, numpy, zmq; print('ready', flush=True); sys.stdin.read()"
 BARE_NUMBA = "import sys, numpy, zmq, numba; print('ready', flush=True); sys.stdin.read()"

@@ -1,6 +1,6 @@
 """The runtime as a measured process: ``cadenza serve`` with a chosen environment, and its RSS and CPU from /proc.
 
-:class:`Serve` is the tests' :class:`server_harness.ServeProcess` (free
+:class:`Serve` is the tests' :class:`tests.server_harness.ServeProcess` (free
 loopback ports, the ready line, stdout/stderr in files) with extra environment
 variables for the child — ``JACK_DEFAULT_SERVER`` for a private JACK server.
 :func:`rss_mb`, :func:`peak_rss_mb` and :func:`cpu_seconds` read a process's
@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO / "tests") not in sys.path:
-    sys.path.insert(0, str(REPO / "tests"))
-
-from bench.jack import niceness  # noqa: E402
-from server_harness import ServeProcess, child_env  # noqa: E402
+from bench.jack import niceness
+from tests.server_harness import ServeProcess, child_env
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 

@@ -22,10 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file (python bench/run.py): make ``bench`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.table import Row, machine, markdown, utc_now  # noqa: E402
+from bench.table import Row, machine, markdown, utc_now
 
 HERE = Path(__file__).resolve().parent
 

@@ -54,12 +54,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file: make ``bench`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.jack import JackServer  # noqa: E402
-from bench.proc import Serve, cpu_seconds, load_average, machine_busy_seconds, peak_rss_mb, rss_by_mapping, rss_mb  # noqa: E402
-from cadenza.sdk import AudioStream, Client  # noqa: E402
+from bench.jack import JackServer
+from bench.proc import Serve, cpu_seconds, load_average, machine_busy_seconds, peak_rss_mb, rss_by_mapping, rss_mb
+from cadenza.sdk import AudioStream, Client
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -410,7 +407,7 @@ class Soak:
 
     # -- the run
     def run(self) -> SoakResult:
-        jack = JackServer(self.workdir / "jackd.log", nice=self.nice, realtime=self.realtime)
+        jack = JackServer(self.workdir, name=f"cadenza-bench-{os.getpid()}", nice=self.nice, realtime=self.realtime)
         with jack:
             args = ["--graph", str(GRAPH), "--lookahead", f"{self.lookahead_ms:g}"]
             server = Serve(args, self.workdir, sink="jack", env=jack.env, name="soak-serve", nice=self.nice)

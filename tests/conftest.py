@@ -20,7 +20,8 @@ from the ``private_jack`` fixture: a factory of :class:`JackServer`, a JACK
 dummy server under a name of its own (``jackd -n NAME``), which a runtime
 reaches through ``JACK_DEFAULT_SERVER`` in ``server.env`` — no other test's
 server is touched. It skips/fails like ``audio_output`` when ``jackd`` is
-missing.
+missing. Both are :class:`bench.jack.JackServer`, the one class that starts
+JACK servers for the tests and the benchmarks.
 """
 
 from __future__ import annotations
@@ -28,19 +29,17 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.jack import JackServer, JackStartError, running
+
 SAMPLE_RATE = 48_000
-JACKD_ARGS = ["--no-realtime", "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", "960"]
-JACK_START_TIMEOUT = 15.0
+_jack_names = itertools.count()
 
 
 def _require_audio() -> bool:
@@ -54,50 +53,22 @@ def _no_audio(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _jack_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["JACK_NO_START_SERVER"] = "1"  # probing must not auto-start a server
-    env["JACK_NO_AUDIO_RESERVATION"] = "1"  # no D-Bus device reservation (headless CI)
-    return env
-
-
-def _jack_running() -> bool:
-    jack_lsp = shutil.which("jack_lsp")
-    if jack_lsp is None:
-        return False
-    try:
-        done = subprocess.run(
-            [jack_lsp], env=_jack_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 @pytest.fixture(scope="session")
 def jack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
-    """True when a JACK server runs for this session (started here if needed)."""
-    if _jack_running():
+    """True when a JACK server runs for this session (started here if needed: the default server, which
+    PortAudio's JACK host API reaches without a name)."""
+    if running(None):
         yield True
         return
-    jackd = shutil.which("jackd")
-    if jackd is None:
+    if not JackServer.available():
         yield False
         return
-    log_path: Path = tmp_path_factory.mktemp("jackd") / "jackd.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [jackd, *JACKD_ARGS], env=_jack_env(), stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+    server = JackServer(tmp_path_factory.mktemp("jackd"), default=True)
     try:
-        deadline = time.monotonic() + JACK_START_TIMEOUT
-        while not _jack_running():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                text = log_path.read_text(errors="replace").strip()
-                _no_audio(f"could not start `jackd {' '.join(JACKD_ARGS)}`: {text[-2000:]}")
-            time.sleep(0.1)
+        server.start()
+    except JackStartError as exc:
+        _no_audio(str(exc))
+    try:
         yield True
     finally:
         # PortAudio holds a JACK client and aborts the process at exit if the
@@ -106,13 +77,7 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
             from cadenza.runtime.sinks.portaudio import release_portaudio
 
             release_portaudio()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -164,85 +129,6 @@ def make_sine() -> Callable[..., np.ndarray]:
 
 # ----------------------------------------------------------------------------- a JACK server of a test's own
 
-_jack_names = itertools.count()
-
-
-class JackServer:
-    """A JACK dummy server of one test's own: ``jackd -n NAME -d dummy -r 48000 -p 960``.
-
-    ``realtime=True`` runs it with ``-R`` (SCHED_FIFO, as a production JACK
-    server runs, which also makes its clients' process threads real-time); when
-    the system refuses real-time scheduling it runs ``--no-realtime`` and
-    ``self.realtime`` says so. ``env`` is what a process needs to use this
-    server (and never start one). ``kill()`` and ``start()`` again restart it
-    under the same name.
-    """
-
-    def __init__(self, workdir: Path, *, realtime: bool = True) -> None:
-        self.name = f"cadenza-test-{os.getpid()}-{next(_jack_names)}"
-        self.workdir = workdir
-        self.want_realtime = realtime
-        self.realtime = False
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.env = _jack_env()
-        self.env["JACK_DEFAULT_SERVER"] = self.name
-
-    def _argv(self, realtime: bool) -> list[str]:
-        jackd = shutil.which("jackd") or "jackd"
-        mode = ["-R", "-P", "70"] if realtime else ["--no-realtime"]
-        return [jackd, "-n", self.name, *mode, "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", "960"]
-
-    def running(self) -> bool:
-        try:
-            done = subprocess.run(["jack_lsp"], env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return done.returncode == 0
-
-    def start(self) -> JackServer:
-        """Start (or restart) the server; returns once ``jack_lsp`` sees it."""
-        tries = [True, False] if self.want_realtime else [False]
-        log_text = ""
-        for realtime in tries:
-            self.starts += 1
-            log_path = self.workdir / f"jackd-{self.name}-{self.starts}.log"
-            with open(log_path, "wb") as log:
-                self.proc = subprocess.Popen(self._argv(realtime), env=self.env, stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + JACK_START_TIMEOUT
-            while self.proc.poll() is None and time.monotonic() < deadline:
-                if self.running():
-                    self.realtime = realtime
-                    return self
-                time.sleep(0.05)
-            self.stop()
-            log_text = log_path.read_text(errors="replace").strip()
-        _no_audio(f"could not start `{' '.join(self._argv(tries[-1]))}`: {log_text[-2000:]}")
-        return self  # unreachable: _no_audio raises
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` (SIGKILL: the server dies as in a crash) and wait for the process to end."""
-        assert self.proc is not None and self.proc.poll() is None, "the JACK server is not running"
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=10)
-
-    def ports(self) -> list[str]:
-        """Every port on this server (``jack_lsp``)."""
-        out = subprocess.run(["jack_lsp"], env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
-                             text=True, timeout=10).stdout
-        return [line.strip() for line in out.splitlines() if line.strip()]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 @pytest.fixture
 def private_jack(tmp_path: Path) -> Iterator[Callable[..., JackServer]]:
@@ -257,9 +143,14 @@ def private_jack(tmp_path: Path) -> Iterator[Callable[..., JackServer]]:
     servers: list[JackServer] = []
 
     def make(realtime: bool = True) -> JackServer:
-        server = JackServer(tmp_path, realtime=realtime)
+        server = JackServer(tmp_path, name=f"cadenza-test-{os.getpid()}-{next(_jack_names)}", realtime=realtime,
+                            rt_priority=70, fallback=True)
         servers.append(server)
-        return server.start()
+        try:
+            return server.start()
+        except JackStartError as exc:
+            _no_audio(str(exc))
+            raise  # unreachable: _no_audio raises
 
     yield make
     for server in servers:

@@ -83,7 +83,7 @@ import zmq
 from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.proto import wire
 from cadenza.runtime.sinks.device import FADE_FRAMES
-from conftest import JackServer
+from bench.jack import JackServer
 from server_harness import (
     ACTION_GAME,
     SAMPLE_RATE,

@@ -33,7 +33,7 @@ import pytest
 import zmq
 
 from cadenza.runtime import notify
-from conftest import JackServer
+from bench.jack import JackServer
 from server_harness import ServeProcess
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s

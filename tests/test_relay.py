@@ -38,7 +38,7 @@ import zmq
 from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.runtime.sinks.relay import TEST_RELAY_NAME_ENV
 from cadenza.runtime.sinks.relaylink import RELAY_LAG_CONFIRM_S, RELAY_LAG_S
-from conftest import JackServer
+from bench.jack import JackServer
 from server_harness import SAMPLE_RATE, Control, ServeProcess, Subscriber
 
 MEASURE_S = 3.5  # wall seconds of stream rate measured after the device is back

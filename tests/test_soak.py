@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from server_harness import REPO
-
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench import soak  # noqa: E402
+from bench import soak
 
 SECONDS = float(os.environ.get("CADENZA_SOAK_SECONDS", "75"))
 
