@@ -51,6 +51,7 @@ __all__ = [
     "CURVE_SHAPES",
     "DURATION_UNITS",
     "FORMAT_VERSION",
+    "INLINE_NODES",
     "MAX_PROMPTS",
     "MAX_PROMPT_CHARS",
     "MIX_ENTRIES",
@@ -80,6 +81,7 @@ __all__ = [
     "Sub",
     "Type",
     "Value",
+    "Version",
     "Want",
     "parse_duration",
     "validate",
@@ -167,6 +169,11 @@ class Number:
     above: float | None = None
     what: str = "a number"
     why: str = ""
+
+
+@dataclass(frozen=True)
+class Version:
+    """The format version, :data:`FORMAT_VERSION`: a whole number."""
 
 
 @dataclass(frozen=True)
@@ -266,7 +273,7 @@ class Either:
     doc: str = ""
 
 
-Type = Union[Number, Seconds, Length, Name, Choice, Ref, Value, AudioFile, Sub, MapOf, ListOf, Point, Mix, Either]
+Type = Union[Version, Number, Seconds, Length, Name, Choice, Ref, Value, AudioFile, Sub, MapOf, ListOf, Point, Mix, Either]
 
 
 class _NoDefault:
@@ -289,19 +296,35 @@ class Key:
 
 @dataclass(frozen=True)
 class Section:
-    """A mapping with fixed keys; ``what`` words "expected {what} with keys …"."""
+    """A mapping with fixed keys; ``what`` words "expected {what} with keys …".
+
+    ``one_of``: exactly one of these keys; ``nullable``: ``null`` stands for
+    the defaults; ``min_keys``: at least this many keys; ``requires``: ``(key,
+    value, other)`` — when ``key`` is ``value``, ``other`` is required.
+    """
 
     keys: Mapping[str, Key]
     what: str = ""
     doc: str = ""
+    one_of: tuple[str, ...] = ()
+    nullable: bool = False
+    min_keys: int = 0
+    requires: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def required(self) -> dict[str, str]:
         return {k: key.required for k, key in self.keys.items() if key.required is not None}
 
 
-def _section(what: str, doc: str, **keys: Key) -> Section:
-    return Section(MappingProxyType(keys), what, doc)
+def _section(what: str, doc: str, *, one_of: tuple[str, ...] = (), nullable: bool = False, min_keys: int = 0,
+             requires: tuple[tuple[str, str, str], ...] = (), **keys: Any) -> Section:
+    """A :class:`Section`; keys in the order given (``**{"is": ..}`` for a Python keyword)."""
+    return Section(MappingProxyType(keys), what, doc, one_of, nullable, min_keys, requires)
+
+
+def _named(keys: dict[str, Key]) -> dict[str, Any]:
+    """Keys whose names are Python keywords (is, in, else, from), for ``**`` into :func:`_section`."""
+    return keys
 
 
 _NAME = Name()
@@ -312,7 +335,7 @@ _TIME = "a parameter name or a value node"
 #: Every mapping with fixed keys the format has, by name (``graph``: the file).
 SECTIONS: Mapping[str, Section] = MappingProxyType({
     "graph": Section(MappingProxyType({
-        "cadenza_graph": Key(Number(), "The format version.",
+        "cadenza_graph": Key(Version(), "The format version.",
                              required=f"the format version: add 'cadenza_graph: {FORMAT_VERSION}' at the top"),
         "name": Key(Name("a name for the graph"), "The graph's name (default: the file name)."),
         "control_rate": Key(Number(lo=10, hi=1000, why="updates per second"),
@@ -334,7 +357,7 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
     }), "a style graph: a mapping", f"A Cadenza style graph, format version {FORMAT_VERSION}: how parameters of "
                                      "a game or installation become prompt weights and musical controls."),
     "parameter": _section(
-        "a parameter: a mapping", "A game or sensor value the graph reads.",
+        "a parameter: a mapping", "A game or sensor value the graph reads.", requires=(("type", "labeled", "labels"),),
         type=Key(Choice(PARAMETER_TYPES, "parameter type"), "continuous: any number in min–max; discrete: whole "
                  "numbers in min–max; labeled: one of the labels.", required=" | ".join(PARAMETER_TYPES)),
         min=Key(_NUMBER, "Lowest value (continuous and discrete; default 0).", 0.0),
@@ -355,12 +378,12 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
     ),
     "filter": _section(
         "a filter: a mapping", "A sensor filter: One Euro (adaptive low-pass) or hysteresis (a Schmitt trigger); "
-                               "give one.",
+                               "give one.", one_of=("one_euro", "hysteresis"),
         one_euro=Key(Sub("one_euro"), "One Euro filter: smooth when slow, responsive when fast."),
         hysteresis=Key(Sub("hysteresis"), "Schmitt trigger: the value is min or max."),
     ),
     "one_euro": _section(
-        "one_euro: a mapping", "One Euro filter parameters (null: the defaults).",
+        "one_euro: a mapping", "One Euro filter parameters (null: the defaults).", nullable=True,
         min_cutoff=Key(Number(above=0.0, why="Hz"), "Cutoff in Hz at rest (default 1).", 1.0),
         beta=Key(Number(lo=0.0), "How much the cutoff rises with speed (default 0).", 0.0),
         d_cutoff=Key(Number(above=0.0, why="Hz"), "Cutoff in Hz of the speed estimate (default 1).", 1.0),
@@ -372,7 +395,7 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
     ),
     "prompt": _section(
         "a prompt: a text, or a mapping", "A text prompt (a text, or {text: ..}) or an audio prompt "
-                                          "({audio: file}); give one of the keys.",
+                                          "({audio: file}); give one of the keys.", one_of=("text", "audio"),
         text=Key(Name("the prompt's text"), "What the music is, in words."),
         audio=Key(AudioFile(), "A WAV or FLAC file, relative to the graph file."),
     ),
@@ -396,12 +419,13 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
         "", "One value or another, by a labeled parameter.",
         when=Key(Sub("condition"), "A labeled parameter is one label (is) or any of several (in).", required=""),
         then=Key(Value("any"), "The value when true.", required="the value when true"),
-        **{"else": Key(Value("any"), "The value when false.", required="the value when false")},
+        **_named({"else": Key(Value("any"), "The value when false.", required="the value when false")}),
     ),
     "condition": _section(
         "a condition: a mapping", "A labeled parameter is one label (is) or any of several (in): give one.",
+        one_of=("is", "in"),
         param=Key(Ref("parameter"), "A labeled parameter.", required="a labeled parameter"),
-        **{"is": Key(_NAME, "The label."), "in": Key(ListOf(_NAME, "labels", 1), "Any of these labels.")},
+        **_named({"is": Key(_NAME, "The label."), "in": Key(ListOf(_NAME, "labels", 1), "Any of these labels.")}),
     ),
     "select": _section(
         "", "A value per label of a labeled parameter.",
@@ -441,13 +465,13 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
                  required="state name: {mix: [..], controls: {..}}"),
     ),
     "state": _section(
-        "a state: a mapping", "Overrides of the global mix and controls in one state (null: none).",
+        "a state: a mapping", "Overrides of the global mix and controls in one state (null: none).", nullable=True,
         mix=Key(Mix(), "Replaces the global mix in this state."),
         controls=Key(Sub("controls"), "Overrides single controls in this state."),
     ),
     "transition": _section(
         "a transition: a mapping", "How a change of state sounds; the most specific rule wins.",
-        **{"from": Key(Name("a state name or 'any'"), "A state, or 'any' (default).", STATE_ANY)},
+        **_named({"from": Key(Name("a state name or 'any'"), "A state, or 'any' (default).", STATE_ANY)}),
         to=Key(Name("a state name or 'any'"), "A state, or 'any' (default).", STATE_ANY),
         quantize=Key(Choice(QUANTIZE, "quantize"), "When it starts: now, on the next beat or bar (default bar).",
                      "bar"),
@@ -457,6 +481,7 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
     ),
     "stinger": _section(
         "a stinger: a mapping", "A one-shot over the music: a prompt or an audio file, one of them.",
+        one_of=("prompt", "audio"),
         prompt=Key(Ref("prompt"), "A prompt of the graph."),
         audio=Key(AudioFile(), "A WAV or FLAC file."),
         quantize=Key(Choice(QUANTIZE, "quantize"), "When it starts: now, on the next beat or bar (default beat).",
@@ -474,7 +499,7 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
         hold=Key(Seconds(), "Seconds after a bump before it decays (default 1).", 1.0),
     ),
     "trigger": _section(
-        "a trigger: a mapping", "What a game event does.",
+        "a trigger: a mapping", "What a game event does: give one or more of the keys.", min_keys=1,
         bump=Key(Number(lo=-1.0, hi=1.0, why="added to intensity, 0–1"), "Added to intensity.", 0.0),
         stinger=Key(Ref("stinger"), "A stinger to play."),
         set_state=Key(Ref("state"), "A state to go to."),
@@ -500,6 +525,8 @@ VALUE_NODES: Mapping[str, tuple[Type, str]] = MappingProxyType({
     "when": (Sub("when"), "One value or another, by a labeled parameter."),
     "select": (Sub("select"), "A value per label of a labeled parameter."),
 })
+#: Value nodes whose key sits beside their other keys (``{when: .., then: .., else: ..}``): the section is the node.
+INLINE_NODES = ("when", "select")
 #: The mix entries: ``{prompt: name, weight: ..}``, ``{blend: {..}}``, ``{pad: {..}}``.
 MIX_ENTRIES: Mapping[str, str] = MappingProxyType({"prompt": "weight", "blend": "blend", "pad": "pad"})
 
@@ -1047,10 +1074,9 @@ class _Checker:
         if not isinstance(v, dict):
             return self.literal(v, path, want, input_name)
         keys = list(v)
-        if "when" in v:
-            return self.when(v, path, want)
-        if "select" in v:
-            return self.select(v, path, want)
+        for inline in INLINE_NODES:
+            if inline in v:
+                return (self.when if inline == "when" else self.select)(v, path, want)
         if len(keys) != 1:
             if not keys:
                 self.err(path, f"empty mapping: a value node has one key ({', '.join(VALUE_NODES)})")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Final
 
-#: Prompts in one mix: a SetPrompts request, or a graph's ``prompts``.
-MAX_PROMPTS: Final = 64
-#: Characters in one text prompt (SetPrompts or a graph's prompt text).
-MAX_PROMPT_CHARS: Final = 1_000
+#: Prompts in one mix (a SetPrompts request, or a graph's ``prompts``) and characters in one text prompt
+#: (SetPrompts or a graph's prompt text): declared with the graph format, which the SDK checks too.
+from cadenza.graph_format import MAX_PROMPT_CHARS as MAX_PROMPT_CHARS
+from cadenza.graph_format import MAX_PROMPTS as MAX_PROMPTS
 #: Entries in ``Controls.notes``: each of the 128 MIDI notes (0–127) at most once.
 MAX_NOTES: Final = 128
 #: Parameter values in one SetParameters request.

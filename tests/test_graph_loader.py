@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
+from cadenza import graph_format
 from cadenza.errors import CadenzaError, GraphError
-from cadenza.runtime.graph import loader
+from cadenza.runtime.graph import loader, yamlread
 from cadenza.runtime.graph.cli import add_graph_commands
 from cadenza.runtime.graph.loader import (
     MAX_BYTES,
@@ -325,7 +326,7 @@ def test_full_graph_has_every_feature() -> None:
     assert g.failsafe == Failsafe(30.0, 5.0)
     # every curve shape appears in it (s-curve in the combat state)
     shapes = {n.shape for n in [*g.nodes.values(), *g.controls.values()] if isinstance(n, Curve)}
-    assert shapes | {"s-curve"} == set(loader.CURVE_SHAPES)
+    assert shapes | {"s-curve"} == set(graph_format.CURVE_SHAPES)
 
 
 def test_json_graph() -> None:
@@ -417,9 +418,9 @@ def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     if request.param == "libyaml":
         if not hasattr(yaml, "CSafeLoader"):
             pytest.skip("PyYAML built without libyaml")
-        monkeypatch.setattr(loader, "_YAML_LOADER", yaml.CSafeLoader)
+        monkeypatch.setattr(yamlread, "_YAML_LOADER", yaml.CSafeLoader)
     else:
-        monkeypatch.setattr(loader, "_YAML_LOADER", yaml.SafeLoader)
+        monkeypatch.setattr(yamlread, "_YAML_LOADER", yaml.SafeLoader)
     yield request.param
 
 
@@ -565,37 +566,32 @@ def test_schema_file_is_up_to_date() -> None:
         f"{SCHEMA_FILE.name} is stale: run python -m cadenza.runtime.graph.schema --write")
 
 
-def test_schema_closes_the_same_keys_as_the_loader() -> None:
+def test_schema_closes_the_same_keys_as_the_declaration() -> None:
+    """The schema is generated from the one declaration: each section closes exactly its declared keys."""
     s = graph_json_schema()
     d = s["$defs"]
 
-    def keys(node: dict[str, object]) -> tuple[str, ...]:
-        props = node["properties"]
-        assert isinstance(props, dict)
-        return tuple(props)
+    def keys(node: dict[str, Any]) -> tuple[str, ...]:
+        node = next((alt for alt in node.get("anyOf", ()) if "properties" in alt), node)  # nullable sections
+        assert node["additionalProperties"] is False
+        return tuple(node["properties"])
 
-    def body(name: str, key: str) -> dict[str, object]:
-        return d[name]["properties"][key]
-
-    assert keys(s) == ("$schema", *[k for k in loader.TOP_KEYS if k != "$schema"])
-    assert keys(d["parameter"]) == loader.PARAMETER_KEYS
-    assert keys(d["smoothing"]) == loader.SMOOTHING_KEYS
-    assert keys(body("node_curve", "curve")) == loader.CURVE_KEYS
-    assert keys(body("node_clamp", "clamp")) == loader.CLAMP_KEYS
-    assert keys(d["node_when"]) == loader.WHEN_KEYS
-    assert keys(d["node_select"]) == loader.SELECT_KEYS
-    assert keys(d["weight"]) == loader.WEIGHT_KEYS
-    assert keys(body("blend", "blend")) == loader.BLEND_KEYS
-    assert keys(body("pad", "pad")) == loader.PAD_KEYS
-    assert keys(d["controls"]) == loader.CONTROL_NAMES
-    assert keys(s["properties"]["states"]) == loader.STATES_KEYS
-    assert keys(d["transition"]) == loader.TRANSITION_KEYS
-    assert keys(d["stinger"]) == loader.STINGER_KEYS
-    assert keys(d["trigger"]) == loader.TRIGGER_KEYS
-    assert keys(s["properties"]["intensity"]) == loader.INTENSITY_KEYS
-    assert keys(s["properties"]["failsafe"]) == loader.FAILSAFE_KEYS
-    assert [alt["$ref"].removeprefix("#/$defs/node_") for alt in d["node"]["oneOf"]] == ["literal", *loader.NODE_KEYS]
-    assert d["node_curve"]["properties"]["curve"]["properties"]["shape"]["enum"] == list(loader.CURVE_SHAPES)
+    sections = graph_format.SECTIONS
+    assert keys(s) == tuple(sections["graph"].keys)
+    assert s["required"] == ["cadenza_graph"]
+    for name, section in sections.items():
+        if name == "graph":
+            continue
+        node = d[f"node_{name}"] if name in graph_format.INLINE_NODES else d[name]
+        assert keys(node) == tuple(section.keys), name
+    assert keys(d["controls"]) == graph_format.CONTROL_NAMES
+    assert [alt["$ref"].removeprefix("#/$defs/node_") for alt in d["node"]["oneOf"]] == [
+        "literal", *graph_format.VALUE_NODES]
+    assert d["curve"]["properties"]["shape"]["enum"] == list(graph_format.CURVE_SHAPES)
+    assert d["curve"]["properties"]["shape"]["default"] == "linear"
+    assert d["transition"]["properties"]["fade"]["default"] == "1 bar"
+    assert d["parameter"]["properties"]["type"]["enum"] == list(graph_format.PARAMETER_TYPES)
+    assert d["pad"]["properties"]["mode"]["enum"] == list(graph_format.PAD_MODES)
 
 
 def _plain_data(path: Path) -> object:

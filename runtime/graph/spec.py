@@ -1,66 +1,14 @@
 """The style-graph model: frozen dataclasses the loader builds and the engine evaluates.
 
-The file format (YAML; JSON accepted), version 1 — every key below is optional
-unless marked *required*::
-
-    cadenza_graph: 1                    # *required*, the format version
-    name: action-game
-    control_rate: 100                   # Hz, 10–1000
-    parameters:                         # name → parameter
-      danger:
-        type: continuous                # continuous | discrete | labeled   (*required*)
-        min: 0                          # continuous/discrete; default 0
-        max: 1                          # default 1; must be > min
-        default: 0                      # default min (labeled: first label)
-        safe: 0                         # failsafe target; default = default
-        smoothing: {attack: 0.5, release: 2.0, slew: 0.5}
-                                        # seconds to ~99 % of a rise / a fall; slew: max units per second
-        filter: {one_euro: {min_cutoff: 1.0, beta: 0.02, d_cutoff: 1.0}}
-                                        # or {hysteresis: {low: 0.3, high: 0.7}}  (Schmitt trigger → min/max)
-      zone: {type: labeled, labels: [forest, cave], default: forest}
-    prompts:                            # name → prompt
-      calm: "calm ambient pads"         # text shorthand
-      battle: {text: "aggressive drum and bass"}
-      rain: {audio: sounds/rain.wav}    # WAV/FLAC, relative to the graph file
-    nodes:                              # name → value node, reusable via {node: name}
-      threat: {max: [{param: danger}, {param: intensity}]}
-    mix:                                # list of mix entries; weights of a prompt add up
-      - {prompt: calm, weight: <node>}
-      - blend: {input: danger, prompts: [[calm, 0.0], [tense, 0.5], [battle, 1.0]]}
-      - pad: {x: pos_x, y: pos_y, mode: idw, power: 2, points: {calm: [0, 0], battle: [1, 1]}}
-                                        # mode: idw (inverse distance) | bilinear (points on a grid's corners)
-    default_mix: {calm: 1}              # used when every weight is 0; default: every prompt equally
-    controls:                           # control → value node
-      bpm: {curve: {input: danger, points: [[0, 90], [1, 150]]}}
-      scale: {select: zone, cases: {forest: "C major", cave: "A minor"}}
-      mute_drums: {when: {param: zone, is: cave}, then: true, else: false}
-    states:
-      driven_by: mode                   # a labeled parameter whose labels are the states; or set_state only
-      initial: explore                  # default: the first state
-      list:                             # name → overrides of the global mix / controls (both optional)
-        explore: {mix: [...], controls: {...}}
-        combat: {}
-    transitions:                        # the most specific rule wins: from+to > from+any > any+to > any+any
-      - {from: any, to: any, quantize: bar, fade: 1 bar, mode: blend}
-      - {from: explore, to: combat, quantize: beat, fade: 2 beats, mode: crossfade}
-                                        # quantize: now | beat | bar;  mode: blend | crossfade
-    stingers:
-      victory: {prompt: fanfare, quantize: bar, length: 2 bars, cooldown: 8, duck: -9, gain: 0}
-                                        # or {audio: file}; duck and gain in dB
-    intensity: {decay: 0.1, hold: 2.0}  # units per second after ``hold`` seconds without a bump
-    triggers:
-      enemy_killed: {bump: 0.2}
-      boss_defeated: {bump: 0.5, stinger: victory, set_state: explore}
-    failsafe: {after: 30, glide: 5}     # seconds without input → parameters glide to their safe values
-
-Durations are seconds (a number, ``"4 s"``, ``"500 ms"``) or musical
-(``"2 beats"``, ``"1 bar"``). Value nodes: a literal (number, true/false,
-string); ``{param: name}`` (``intensity`` is built in); ``{node: name}``;
-``{curve: {input: <param name or node>, points: [[x, y], ...], shape: linear |
-s-curve | log | exp | sine | constant}}``; ``{add: [..]}``, ``{multiply: [..]}``,
-``{min: [..]}``, ``{max: [..]}``; ``{invert: n}`` (1 − n); ``{clamp: {value: n,
-min: a, max: b}}``; ``{when: {param: name, is: label} | {param: name, in:
-[labels]}, then: n, else: n}``; ``{select: name, cases: {label: n}, default: n}``.
+The file format itself (sections, keys, types, ranges, defaults, the words
+such as curve shapes and control names) is declared once, in
+:mod:`cadenza.graph_format`; its JSON Schema is generated from there
+(``cadenza graph schema``). This module is what a checked file becomes: one
+dataclass per part of the format, with the same names — a parameter, a
+prompt, the value nodes (:data:`Node`), the mix entries (:data:`MixEntry`),
+states, transitions, stingers, triggers, the failsafe — gathered in
+:class:`Graph`. Durations keep their unit (:class:`Duration`): seconds, beats
+or bars, turned into seconds at the tempo of the moment.
 """
 
 from __future__ import annotations
@@ -69,17 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-FORMAT_VERSION = 1
-BUILTIN_PARAMS = ("intensity",)
-CURVE_SHAPES = ("linear", "s-curve", "log", "exp", "sine", "constant")
-CONTROL_NAMES = (
-    "bpm", "density", "brightness", "scale", "mute_bass", "mute_drums",
-    "notes", "drums", "temperature", "top_k", "guidance", "seed",
-)
-QUANTIZE = ("now", "beat", "bar")
+from cadenza.graph_format import BUILTIN_PARAMS, CONTROL_NAMES, CURVE_SHAPES, FORMAT_VERSION, MODES, QUANTIZE, SECTIONS
+
+# the format's words, re-exported for the runtime's modules: defined once in cadenza.graph_format
+_WORDS = (BUILTIN_PARAMS, CONTROL_NAMES, CURVE_SHAPES, FORMAT_VERSION, MODES, QUANTIZE)
+
 #: seconds before a stinger can play again when the graph gives no ``cooldown`` (a burst of triggers plays it once)
-DEFAULT_STINGER_COOLDOWN_S = 0.1
-MODES = ("blend", "crossfade")
+DEFAULT_STINGER_COOLDOWN_S: float = SECTIONS["stinger"].keys["cooldown"].default
 
 Scalar = Union[float, bool, str]
 

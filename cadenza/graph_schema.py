@@ -1,0 +1,188 @@
+"""The JSON Schema (draft 2020-12) of the style-graph format, generated from its one declaration.
+
+One job: :func:`graph_json_schema` turns the tables of
+:mod:`cadenza.graph_format` (:data:`~cadenza.graph_format.SECTIONS`,
+:data:`~cadenza.graph_format.VALUE_NODES`, the words and defaults) into a
+schema, so editors complete and check graph files (``# yaml-language-server:
+$schema=...`` in YAML, ``"$schema"`` in JSON). Nothing here is written by
+hand but the two duration patterns. A schema cannot see what ties values
+together (references between sections, cycles, min below max, labels against
+states): :func:`cadenza.graph_format.validate` and the runtime's loader check
+those and report lines.
+
+Every section of the declaration is a ``$defs`` entry of the same name; each
+value node is ``node_<key>``; ``node``, ``mix`` and ``mix_entry`` gather them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cadenza.graph_format import (
+    FORMAT_VERSION,
+    INLINE_NODES,
+    MIX_ENTRIES,
+    NO_DEFAULT,
+    SECTIONS,
+    VALUE_NODES,
+    AudioFile,
+    Choice,
+    Either,
+    Key,
+    Length,
+    ListOf,
+    MapOf,
+    Mix,
+    Name,
+    Number,
+    Point,
+    Ref,
+    Seconds,
+    Section,
+    Sub,
+    Type,
+    Value,
+    Version,
+)
+
+__all__ = ["graph_json_schema", "schema_text"]
+
+Schema = dict[str, Any]
+
+_SECONDS_PATTERN = r"^\s*[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*(s|sec|secs|seconds?|ms)\s*$"
+_DURATION_PATTERN = (r"^\s*[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*"
+                     r"(s|sec|secs|seconds?|ms|beats?|bars?)?\s*$")
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _type(t: Type) -> Schema:
+    """The schema of one declared type."""
+    if isinstance(t, Version):
+        return {"const": FORMAT_VERSION}
+    if isinstance(t, Number):
+        out: Schema = {"type": "number"}
+        for word, bound in (("minimum", t.lo), ("maximum", t.hi), ("exclusiveMinimum", t.above)):
+            if bound is not None:
+                out[word] = bound
+        return out
+    if isinstance(t, Seconds):
+        return _ref("seconds")
+    if isinstance(t, Length):
+        return _ref("duration")
+    if isinstance(t, (Name, Ref)):
+        return _ref("name")
+    if isinstance(t, AudioFile):
+        return {"type": "string", "minLength": 1}
+    if isinstance(t, Choice):
+        return {"enum": list(t.options)}
+    if isinstance(t, Value):
+        return _ref("node")
+    if isinstance(t, Sub):
+        return _ref(t.section)
+    if isinstance(t, Mix):
+        return _ref("mix")
+    if isinstance(t, MapOf):
+        out = {"type": "object", "additionalProperties": _type(t.value)}
+        if t.min_items:
+            out["minProperties"] = t.min_items
+        return out
+    if isinstance(t, ListOf):
+        out = {"type": "array", "items": _type(t.item)}
+        if t.min_items:
+            out["minItems"] = t.min_items
+        return out
+    if isinstance(t, Point):
+        first = {"type": "number"} if t.first is None else _type(t.first)
+        return {"type": "array", "prefixItems": [first, {"type": "number"}], "items": False, "minItems": 2}
+    if isinstance(t, Either):
+        return {"anyOf": [_type(o) for o in t.options]}
+    raise TypeError(f"no schema for {t!r}")  # pragma: no cover - a declaration error
+
+
+def _key(key: Key) -> Schema:
+    out = _type(key.type)  # a $ref beside annotations is fine in 2020-12
+    if key.doc:
+        out["description"] = key.doc
+    if key.default is not NO_DEFAULT and key.default is not None:
+        out["default"] = list(key.default) if isinstance(key.default, tuple) else key.default
+    return out
+
+
+def _section(s: Section) -> Schema:
+    """A closed object: only the declared keys."""
+    out: Schema = {"type": "object"}
+    if s.doc:
+        out["description"] = s.doc
+    out["properties"] = {k: _key(key) for k, key in s.keys.items()}
+    required = [k for k, key in s.keys.items() if key.required is not None]
+    if required:
+        out["required"] = required
+    out["additionalProperties"] = False
+    if s.min_keys:
+        out["minProperties"] = s.min_keys
+    if s.one_of:
+        out["oneOf"] = [{"required": [k]} for k in s.one_of]
+    if s.requires:
+        out["allOf"] = [{"if": {"properties": {k: {"const": v}}, "required": [k]}, "then": {"required": [other]}}
+                        for k, v, other in s.requires]
+    if s.nullable:
+        return {"description": out.pop("description", ""), "anyOf": [{"type": "null"}, out]}
+    return out
+
+
+def _single(key: str, body: Schema, description: str) -> Schema:
+    """A mapping with one key (a value node, a blend or pad mix entry)."""
+    return {"type": "object", "description": description, "properties": {key: body}, "required": [key],
+            "additionalProperties": False}
+
+
+def graph_json_schema() -> Schema:
+    """The JSON Schema of a style-graph file, version 1 (a fresh dict each call)."""
+    defs: Schema = {
+        "name": {"type": "string", "minLength": 1, "description": "A name defined in the graph."},
+        "seconds": {
+            "description": "A time in seconds: a number, or a text such as '4 s' or '500 ms'.",
+            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _SECONDS_PATTERN}],
+        },
+        "duration": {
+            "description": "A length: seconds (a number, '4 s', '500 ms') or musical time ('2 beats', '1 bar').",
+            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION_PATTERN}],
+        },
+    }
+    sections: Mapping[str, Section] = SECTIONS
+    for name, s in sections.items():
+        if name != "graph" and name not in INLINE_NODES:
+            defs[name] = _section(s)
+    # value nodes: a literal, or a mapping with one key (when and select: with their other keys)
+    defs["node"] = {
+        "description": "A value: a literal, or a mapping with one key that computes it from parameters.",
+        "oneOf": [_ref("node_literal"), *(_ref(f"node_{k}") for k in VALUE_NODES)],
+    }
+    defs["node_literal"] = {"type": ["number", "boolean", "string"],
+                            "description": "A constant. Where an input is expected, a text names a parameter."}
+    for key, (body, doc) in VALUE_NODES.items():
+        if key in INLINE_NODES:  # when, select: the section is the node itself
+            defs[f"node_{key}"] = _section(sections[key])
+        else:
+            defs[f"node_{key}"] = _single(key, _type(body), doc)
+    defs["mix"] = {"type": "array", "items": _ref("mix_entry"),
+                   "description": "Prompt weights; the weights of a prompt add up."}
+    defs["mix_entry"] = {"oneOf": [_ref(section) if key == "prompt" else _single(key, _ref(section), sections[section].doc)
+                                   for key, section in MIX_ENTRIES.items()]}
+    top = _section(sections["graph"])
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Cadenza style graph",
+        **top,
+        "$defs": defs,
+    }
+
+
+def schema_text() -> str:
+    """The schema as a committed file holds it."""
+    return json.dumps(graph_json_schema(), indent=2, ensure_ascii=False) + "\n"
