@@ -27,8 +27,9 @@ of the right parameter, names defined somewhere in the file, cycles among
 nodes, a grid for bilinear pads) are the rules of :class:`_Checker`, next to
 the tables they read.
 
-Imports only :mod:`cadenza.proto.wire` (the control names come from the
-protobuf ``Controls`` message) and the standard library.
+Imports only :mod:`cadenza.proto.wire` (the control names are the fields of
+the protobuf ``Controls`` message, the curve shapes its ramp shapes) and the
+standard library.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, Union
 
-from cadenza.proto.wire import CONTROL_NAMES
+from cadenza.proto.wire import CONTROL_NAMES, RAMP_SHAPE_NAMES
 
 __all__ = [
     "BUILTIN_PARAMS",
@@ -91,7 +92,8 @@ FORMAT_VERSION = 1
 BUILTIN_PARAMS = ("intensity",)
 STATE_ANY = "any"  # in transitions: every state
 PARAMETER_TYPES = ("continuous", "discrete", "labeled")
-CURVE_SHAPES = ("linear", "s-curve", "log", "exp", "sine", "constant")
+#: the curve shapes: the names of the protobuf ramp shapes (a parameter ramp and a graph curve shape alike)
+CURVE_SHAPES: tuple[str, ...] = tuple(dict.fromkeys(RAMP_SHAPE_NAMES.values()))
 QUANTIZE = ("now", "beat", "bar")
 MODES = ("blend", "crossfade")
 PAD_MODES = ("idw", "bilinear")

@@ -29,24 +29,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cadenza.errors import UsageError
+from cadenza.proto.wire import CONTROL_NAMES
 from cadenza.runtime.audio import CHANNELS, SAMPLE_RATE
 from cadenza.runtime.limits import MAX_NOTES
 
-#: Every control the runtime knows, whichever backend honours it.
-ALL_CONTROLS = (
-    "bpm",
-    "density",
-    "brightness",
-    "scale",
-    "mute_bass",
-    "mute_drums",
-    "notes",
-    "drums",
-    "temperature",
-    "top_k",
-    "guidance",
-    "seed",
-)
+#: Every control the runtime knows, whichever backend honours it: the fields of the protobuf ``Controls``.
+ALL_CONTROLS = CONTROL_NAMES
 
 BPM_RANGE = (40.0, 240.0)
 
