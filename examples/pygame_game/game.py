@@ -298,9 +298,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--autopilot", action="store_true", help="the ship flies itself")
     p.add_argument("--connect", action="store_true",
                    help="use a runtime that is already running (--control/--events/--audio) instead of starting one")
-    p.add_argument("--control", default="tcp://127.0.0.1:5555")
-    p.add_argument("--events", default="tcp://127.0.0.1:5556")
-    p.add_argument("--audio", default="tcp://127.0.0.1:5557")
+    p.add_argument("--control", help="with --connect: the control endpoint (default $CADENZA_CONTROL, else "
+                                     "tcp://127.0.0.1:5555)")
+    p.add_argument("--events", help="with --connect: the events endpoint (default $CADENZA_EVENTS, else :5556)")
+    p.add_argument("--audio", help="with --connect: the audio endpoint (default $CADENZA_AUDIO, else :5557)")
     p.add_argument("--graph", default=str(HERE / "graph.yaml"), help="the style graph to load")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--jitter-ms", type=float, default=None, help="audio gathered before playing (MusicPlayer)")
@@ -312,10 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     survive = args.survive if args.survive is not None else (0.75 * args.seconds if args.seconds else 45.0)
     runtime = None if args.connect else Runtime()
-    control, events, audio = (args.control, args.events, args.audio) if runtime is None else (
+    given = (args.control, args.events, args.audio) if runtime is None else (
         runtime.control, runtime.events, runtime.audio)
+    # what is not given comes from the SDK's defaults ($CADENZA_CONTROL/_EVENTS/_AUDIO, else the runtime's)
+    endpoints = {name: value for name, value in zip(("control", "events"), given[:2]) if value}
+    audio = {"audio": given[2]} if given[2] else {}
 
-    client = Client(control, events, name="asteroid-dodge", timeout=0.5)
+    client = Client(**endpoints, name="asteroid-dodge", timeout=0.5)
     link = MusicLink()
     client.load_graph(args.graph)
     pre_init()
@@ -327,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     world = World(random.Random(args.seed))
     music = MusicView()
     tuning = {k: v for k, v in (("jitter_ms", args.jitter_ms), ("block_ms", args.block_ms)) if v is not None}
-    player = MusicPlayer(client, audio=audio, **tuning)
+    player = MusicPlayer(client, **audio, **tuning)
     frames = 0
     won_at: float | None = None
     sent_state = "cruise"
