@@ -181,7 +181,11 @@ def make_sink(spec: str) -> tuple[Sink, ClockSink | None]:
         from cadenza.runtime.sinks.device import DeviceSink
 
         device = arg or ("jack" if kind == "jack" else None)
-        sink = DeviceSink(device, buffer_seconds=1.0, latency="low")
+        try:
+            sink = DeviceSink(device, buffer_seconds=1.0, latency="low")
+        except AudioError as exc:  # no sound card (a server, a container): say how to run without one
+            raise AudioError(f"{exc.message} — to run without a sound card: --sink null (clients still get the events "
+                             "and the audio socket) or --sink wav:PATH (a recording)", where=exc.where) from exc
         return sink, sink
     if kind in ("wav", "flac", "file"):
         if not arg:

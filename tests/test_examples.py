@@ -67,3 +67,16 @@ def test_minimal_client_flags_win_over_the_environment(server: ServeProcess) -> 
                        {"CADENZA_CONTROL": dead, "CADENZA_EVENTS": dead})
     assert done.returncode == 0, done.stderr
     assert len(BEAT_LINE.findall(done.stdout)) >= 3, done.stdout
+
+
+def test_serve_without_the_sound_card_says_how_to_run_without_one(tmp_path: Path) -> None:
+    """``cadenza serve`` whose device is missing (here: named, so the test means the same on any machine) exits 2
+    and names ``--sink null`` and ``--sink wav:PATH``."""
+    c, e = free_ports(2)
+    done = subprocess.run([sys.executable, "-m", "cadenza", "serve", "--sink", "device:no-such-card-here",
+                           "--control", f"tcp://127.0.0.1:{c}", "--events", f"tcp://127.0.0.1:{e}", "--audio", "none"],
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=child_env(), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "--sink null" in lines[0] and "--sink wav:PATH" in lines[0], lines[0]
