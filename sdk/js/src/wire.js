@@ -109,9 +109,8 @@ function has(message, field) {
  */
 export function encodeRequest(kind, body, requestId) {
   const { Envelope } = loadProtocol();
-  const data = Envelope.encode(Envelope.fromObject({
-    protocol_version: PROTOCOL_VERSION, request_id: requestId, [kind]: body ?? {},
-  })).finish();
+  // a plain object straight to the encoder (enums as numbers, as the builders make them): no fromObject copy
+  const data = Envelope.encode({ protocol_version: PROTOCOL_VERSION, request_id: requestId, [kind]: body ?? {} }).finish();
   if (data.length > MAX_MESSAGE_BYTES) {
     throw serverError(6, `the encoded ${kind} is ${data.length} bytes, over the limit of ${MAX_MESSAGE_BYTES} bytes`,
       { field: kind, remote: false });
