@@ -62,7 +62,6 @@ NodeFn = Callable[["Env"], Value]
 MixFn = Callable[["Env", list[float]], None]
 
 _LN10 = math.log(10.0)
-_MISSING = object()
 
 
 # ------------------------------------------------------------------- shapes
@@ -469,11 +468,11 @@ class Compiler:
 
         def ref(env: Env) -> Value:
             memo = env.memo
-            v = memo.get(name, _MISSING)
-            if v is _MISSING:
-                v = fn(env)
-                memo[name] = v
-            return v  # type: ignore[return-value]
+            try:
+                return memo[name]
+            except KeyError:
+                v = memo[name] = fn(env)
+                return v
         return ref
 
     def _curve(self, node: Curve, where: str) -> NodeFn:

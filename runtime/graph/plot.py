@@ -29,12 +29,12 @@ def unit_range(name: str, values: object) -> tuple[np.ndarray, str]:
     return arr, name
 
 
-def sweep(graph: Graph, name: str, state: str | None = None) -> tuple[list[object], list[dict[str, float]],
+def sweep(graph: Graph, name: str, state: str | None = None) -> tuple[list[float | str], list[dict[str, float]],
                                                                         list[dict[str, object]]]:
     """Values of parameter ``name`` and the weights and controls the graph gives at each."""
     p = graph.parameters[name]
     if p.type == "labeled":
-        xs: list[object] = list(p.labels)
+        xs: list[float | str] = list(p.labels)
     elif p.type == "discrete":
         lo, hi = int(p.min), int(p.max)
         step = max(1, (hi - lo) // SWEEP_POINTS)
@@ -78,7 +78,7 @@ def plot_graph(graph: Graph, out: Path, state: str | None = None) -> int:
         xs, weights, controls = sweep(graph, name, state)
         categorical = graph.parameters[name].type == "labeled"
         marker = "o" if graph.parameters[name].type != "continuous" else None
-        pos = list(range(len(xs))) if categorical else [float(x) for x in xs]  # type: ignore[arg-type]
+        pos = list(range(len(xs))) if categorical else [float(x) for x in xs]
         ax_w, ax_c = axes[row]
         for prompt in graph.prompts:
             ax_w.plot(pos, [w.get(prompt, 0.0) for w in weights], marker=marker,

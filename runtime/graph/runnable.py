@@ -47,6 +47,7 @@ from cadenza.runtime.graph.spec import (
     NodeRef,
     Op,
     ParamRef,
+    Scalar,
     Select,
     Weight,
     When,
@@ -55,7 +56,7 @@ from cadenza.runtime.graph.spec import (
 if TYPE_CHECKING:
     from cadenza.runtime.backends.base import Prompt
     from cadenza.runtime.graph.engine import GraphEngine
-    from cadenza.runtime.graph.nodes import MixFn, NodeFn
+    from cadenza.runtime.graph.nodes import MixFn, NodeFn, Value
     from cadenza.runtime.graph.issues import GraphIssue
     from cadenza.runtime.mixing import PromptMixer
 
@@ -91,7 +92,7 @@ def _issue(graph: Graph, path: str, message: str) -> GraphIssue:
     return GraphIssue(graph.source, line_of(graph.lines, path), path, message)
 
 
-def _leaves(graph: Graph, node: Node, path: str, seen: set[str] | None = None) -> Iterator[tuple[str, object]]:
+def _leaves(graph: Graph, node: Node, path: str, seen: set[str] | None = None) -> Iterator[tuple[str, Scalar]]:
     """Every literal value ``node`` can produce as it is (not computed), with its path."""
     seen = set() if seen is None else seen
     todo: list[tuple[Node, str]] = [(node, path)]
@@ -118,12 +119,12 @@ def _leaves(graph: Graph, node: Node, path: str, seen: set[str] | None = None) -
             continue  # computed numbers: clamped into range by the engine
 
 
-def _control_problem(name: str, value: object) -> str | None:
+def _control_problem(name: str, value: Scalar) -> str | None:
     """Why ``value`` cannot be control ``name`` (as the engine sanitizes and the backends validate it), or None."""
     from cadenza.runtime.backends.base import Controls
     from cadenza.runtime.graph.nodes import Env, sanitize_control
 
-    v = sanitize_control(name, value, Env({}), name)  # type: ignore[arg-type]
+    v = sanitize_control(name, value, Env({}), name)
     try:
         Controls.from_values({name: v})  # None, or notes that are not notes: left out at run time, with a warning
     except CadenzaError as exc:
@@ -263,7 +264,7 @@ def _dry_run(graph: Graph) -> list[GraphIssue]:
         return [_issue(graph, exc.where or "", exc.message)]
     base = dict(engine._values)
     # labels first: a select or when over labels is where a state's values differ most
-    variants: list[dict[str, object]] = [{}]
+    variants: list[dict[str, Value]] = [{}]
     for name, p in graph.parameters.items():
         if p.type == "labeled":
             variants += [{name: label} for label in p.labels]
@@ -288,12 +289,12 @@ def _dry_run(graph: Graph) -> list[GraphIssue]:
 
 
 def _evaluate(graph: Graph, engine: GraphEngine, mix: MixFn, controls: list[tuple[str, NodeFn]],
-              values: dict[str, object], where: str, var: dict[str, object]) -> GraphIssue | None:
+              values: dict[str, Value], where: str, var: dict[str, Value]) -> GraphIssue | None:
     """One evaluation of a state's mix and controls as the conductor would use them; the problem, or None."""
     from cadenza.runtime.backends.base import Controls
     from cadenza.runtime.graph.nodes import Env, normalize
 
-    env = Env(values)  # type: ignore[arg-type]
+    env = Env(values)
     with_what = f"with {var}" if var else "with the default values"
     try:
         acc = [0.0] * len(engine._prompts)
