@@ -39,7 +39,6 @@ class Module:
 MODULES: tuple[Module, ...] = (
     Module("core", "synth backend, mixer, graph engine, start-up"),
     Module("graphload", "style-graph load time vs the hand-written loader it replaced", "≤ 1.0× the old loader"),
-    Module("graphload", "style-graph load time vs the hand-written loader it replaced", "≤ 1.0× the old loader"),
     Module("live", "live runtime: control latency, SetParameters round trip, updates/s", "≤ 50 ms median"),
     Module("node_client", "Node client (sdk/js): SetParameters round trip vs the Python SDK", "≤ 1.5× the Python SDK"),
     Module("memory", "memory (RSS) of `cadenza serve`, synth backend"),
