@@ -100,7 +100,7 @@ def test_replay_session_against_cadenza_serve(name: str, tmp_path: Path) -> None
 
 def test_sdk_decodes_every_reply_vector() -> None:
     from cadenza.sdk import Client
-    from cadenza.sdk._base import Ack, Status
+    from cadenza.sdk._base import Ack, GraphInfo, Status
     from cadenza.sdk.errors import ServerError
 
     client = Client("tcp://127.0.0.1:9")  # never opened: only its reply decoding is used
@@ -122,6 +122,12 @@ def test_sdk_decodes_every_reply_vector() -> None:
             assert ack.stream_time == (int(v["decoded"]["ok"]["stream_time"]) if "stream_time" in v["decoded"]["ok"]
                                        else None)
             assert list(ack.warnings) == v["decoded"]["ok"]["warnings"]
+        if isinstance(body, pb.GraphDescription):
+            info = GraphInfo.from_pb(body)
+            want = v["decoded"]["graph_description"]
+            assert list(info.parameters) == [p["name"] for p in want["parameters"]]
+            assert info.parameters["mode"].labels == tuple(want["parameters"][2]["labels"])
+            assert info.states == tuple(s["name"] for s in want["states"]) and info.state == want["state"]
         if isinstance(body, pb.Status):
             status = Status.from_pb(body)
             assert status.graph_name == v["decoded"]["status"]["graph_name"]
@@ -164,24 +170,23 @@ def _doc() -> str:
 
 
 def test_protocol_md_names_everything_in_the_proto() -> None:
+    """Read from the .proto's descriptors: every Envelope body, Error code, event topic, phase and action."""
     doc = _doc()
     missing = []
-    for kind in [*wire.RequestKind, *wire.ReplyKind]:
-        message = wire.REQUEST_TYPES.get(kind) or wire.REPLY_TYPES[kind]  # type: ignore[call-overload]
-        if f"`{message.DESCRIPTOR.name}`" not in doc:
-            missing.append(f"request/reply {message.DESCRIPTOR.name}")
+    for f in pb.Envelope.DESCRIPTOR.oneofs_by_name["body"].fields:
+        if f"`{f.message_type.name}`" not in doc:
+            missing.append(f"Envelope body {f.name} ({f.message_type.name})")
+    for f in pb.Event.DESCRIPTOR.oneofs_by_name["payload"].fields:
+        if f"| `{f.name}` |" not in doc:
+            missing.append(f"event topic {f.name} (a row of the topics table)")
+    for enum, skip in ((pb.Error.Code, "CODE_UNSPECIFIED"), (pb.StateChange.Phase, "PHASE_UNSPECIFIED"),
+                       (pb.Transport.Action, "ACTION_UNSPECIFIED"), (pb.AudioChunk.SampleFormat, "")):
+        for name in enum.keys():
+            if name != skip and f"`{name}`" not in doc:
+                missing.append(f"{enum.DESCRIPTOR.name} {name}")
     for code in pb.Error.Code.keys():
-        if code != "CODE_UNSPECIFIED" and f"`{code}`" not in doc:
-            missing.append(f"Error code {code}")
-    for topic in wire.Topic:
-        if f"`{topic.value}`" not in doc:
-            missing.append(f"event topic {topic.value}")
-    for phase in pb.StateChange.Phase.keys():
-        if phase != "PHASE_UNSPECIFIED" and f"`{phase}`" not in doc:
-            missing.append(f"state phase {phase}")
-    for action in pb.Transport.Action.keys():
-        if action != "ACTION_UNSPECIFIED" and f"`{action}`" not in doc:
-            missing.append(f"Transport action {action}")
+        if code != "CODE_UNSPECIFIED" and not re.search(rf"^\| `{code}` \(\d+\) \|", doc, re.MULTILINE):
+            missing.append(f"Error code {code} (a row of the errors table)")
     assert not missing, f"proto/PROTOCOL.md does not mention: {', '.join(missing)}"
 
 

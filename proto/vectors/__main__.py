@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply (default 5)")
     r.add_argument("--events", metavar="ENDPOINT", help="also check the events socket (decoding, sequences, rates)")
     r.add_argument("--listen", type=float, default=3.0, help="seconds to listen with --events (default 3)")
+    r.add_argument("--server-key", metavar="KEY", help="CurveZMQ: the runtime's public key (z85, or a .pub file)")
+    r.add_argument("--client-key", metavar="FILE", help="CurveZMQ: this client's secret key file (`cadenza keys`)")
     r.add_argument("--manifest", type=Path, default=MANIFEST)
     args = parser.parse_args(argv)
 
@@ -55,16 +58,50 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cadenza vectors: unknown session {args.session!r}; sessions: {', '.join(sessions)}", file=sys.stderr)
         return 2
     try:
-        results = replay_session(args.control, session, timeout=args.timeout, only=args.only)
+        curve = _curve(args.server_key, args.client_key)
+    except (OSError, ValueError) as exc:
+        print(f"cadenza vectors: {exc}", file=sys.stderr)
+        return 2
+    try:
+        results = replay_session(args.control, session, timeout=args.timeout, only=args.only, curve=curve)
     except Unreachable as exc:
         print(f"cadenza vectors: {exc}", file=sys.stderr)
         return 2
     if args.events:
-        results += check_events(args.events, args.listen)
+        results += check_events(args.events, args.listen, curve=curve)
     passed, failed = report(results)
     print(f"{passed} passed, {failed} failed (session {session['name']}: cadenza serve "
           f"{' '.join(session['serve_args'])})")
     return 1 if failed else 0
+
+
+def _z85_key(text: str) -> bytes | None:
+    """The last 40-character z85 key in a key file: a bare line, or ``key = "…"`` (ZPL, pyzmq's key files)."""
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        quoted = re.search(r'"([^"]{40})"', line)
+        word = quoted.group(1) if quoted else line
+        if len(word) == 40:
+            return word.encode("ascii")
+    return None
+
+
+def _curve(server_key: str | None, client_key: str | None) -> tuple[bytes, bytes, bytes] | None:
+    """(server public, client public, client secret) from the options; None without them."""
+    import zmq
+
+    if server_key is None and client_key is None:
+        return None
+    if server_key is None or client_key is None:
+        raise ValueError("CurveZMQ needs both --server-key (the runtime's public key) and --client-key (this "
+                         "client's secret key file)")
+    server = _z85_key(Path(server_key).read_text(encoding="ascii") if Path(server_key).is_file() else server_key)
+    if server is None:
+        raise ValueError(f"--server-key {server_key!r}: not a 40-character z85 key, nor a file holding one")
+    secret = _z85_key(Path(client_key).read_text(encoding="ascii"))
+    if secret is None:
+        raise ValueError(f"--client-key {client_key!r}: the file holds no 40-character z85 secret key")
+    return server, zmq.curve_public(secret), secret
 
 
 if __name__ == "__main__":

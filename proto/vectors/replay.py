@@ -22,7 +22,7 @@ import zmq
 from cadenza.proto import wire
 from cadenza.proto.vectors import envelope_json, frame_bytes, match
 
-__all__ = ["MIX_HZ", "STATUS_HZ", "Result", "check_events", "replay_session"]
+__all__ = ["MIX_HZ", "STATUS_HZ", "Curve", "Result", "Unreachable", "check_events", "replay_session", "report"]
 
 #: The documented event rates (PROTOCOL.md, "Events"): mix 10 per second, status once a second (stream time).
 MIX_HZ = 10.0
@@ -54,21 +54,35 @@ def reply_json(data: bytes) -> dict[str, Any]:
             reply.kind.value: envelope_json(reply.body)}
 
 
+Curve = tuple[bytes, bytes, bytes]  # (server public key, client public key, client secret key), z85
+
+
+def _socket(ctx: zmq.Context[Any], kind: int, curve: Curve | None) -> zmq.Socket[bytes]:
+    sock: zmq.Socket[bytes] = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        server_public, public, secret = curve
+        sock.setsockopt(zmq.CURVE_SERVERKEY, server_public)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+    return sock
+
+
 def replay_session(control: str, session: Mapping[str, Any], *, timeout: float = 5.0,
-                   silence: float = 1.0, only: Iterable[str] = (),
+                   silence: float = 1.0, only: Iterable[str] = (), curve: Curve | None = None,
                    ctx: zmq.Context[Any] | None = None) -> list[Result]:
     """Run ``session``'s requests in order on one DEALER; one :class:`Result` per vector.
 
     ``timeout``: how long to wait for a reply; ``silence``: how long a vector
     that expects no reply listens. ``only``: run just these vector names
     (the session's state then differs from a full run; patterns may not hold).
+    ``curve``: CurveZMQ keys for a runtime with ``--curve-secret-key``.
     Raises :class:`Unreachable` when the first vector gets no reply.
     """
     wanted = set(only)
     own = ctx is None
     context: zmq.Context[Any] = zmq.Context() if ctx is None else ctx
-    sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
+    sock = _socket(context, zmq.DEALER, curve)
     sock.connect(control)
     results: list[Result] = []
     answered = False
@@ -130,12 +144,12 @@ def _describe(frames: list[bytes]) -> str:
     return "; ".join(out)[:400]
 
 
-def check_events(endpoint: str, seconds: float, *, ctx: zmq.Context[Any] | None = None) -> list[Result]:
+def check_events(endpoint: str, seconds: float, *, curve: Curve | None = None,
+                 ctx: zmq.Context[Any] | None = None) -> list[Result]:
     """Listen ``seconds`` to the events socket; results for decoding, sequences and the mix/status rates."""
     own = ctx is None
     context: zmq.Context[Any] = zmq.Context() if ctx is None else ctx
-    sock: zmq.Socket[bytes] = context.socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
+    sock = _socket(context, zmq.SUB, curve)
     sock.setsockopt(zmq.RCVHWM, 0)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
     sock.connect(endpoint)
