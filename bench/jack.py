@@ -21,6 +21,7 @@ pyproject.toml). It needs only the standard library.
 
 from __future__ import annotations
 
+import ctypes.util
 import itertools
 import os
 import shutil
@@ -35,6 +36,35 @@ PERIOD = 960
 START_TIMEOUT_S = 15.0
 
 _names = itertools.count()
+
+
+#: The system packages (Debian/Ubuntu names) a runtime playing into a JACK dummy server needs.
+JACK_PACKAGES = ("jackd2", "libportaudio2")
+
+
+def portaudio_found() -> bool:
+    """Whether the PortAudio library is installed, looked up the way ``sounddevice`` looks it up (without loading
+    it: loading PortAudio in the benchmark's own process would register a JACK client)."""
+    return ctypes.util.find_library("portaudio") is not None
+
+
+def missing_packages() -> list[str]:
+    """The packages of :data:`JACK_PACKAGES` this machine lacks: ``jackd2`` without ``jackd``/``jack_lsp`` on
+    the PATH, ``libportaudio2`` without the PortAudio library. Empty when a JACK row can run."""
+    missing = []
+    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
+        missing.append("jackd2")
+    if not portaudio_found():
+        missing.append("libportaudio2")
+    return missing
+
+
+def install_hint(missing: list[str]) -> str:
+    """``missing`` packages → what to run, e.g. ``sudo apt install jackd2 libportaudio2`` (Fedora, macOS too)."""
+    fedora = {"jackd2": "jack-audio-connection-kit", "libportaudio2": "portaudio"}
+    brew = {"jackd2": "jack", "libportaudio2": "portaudio"}
+    return (f"sudo apt install {' '.join(missing)} (Debian/Ubuntu; Fedora: sudo dnf install "
+            f"{' '.join(fedora[m] for m in missing)}; macOS: brew install {' '.join(brew[m] for m in missing)})")
 
 
 class JackStartError(RuntimeError):

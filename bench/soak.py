@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.jack import JackServer
+from bench.jack import JackServer, install_hint, missing_packages
 from bench.proc import Serve, cpu_seconds, load_average, machine_busy_seconds, peak_rss_mb, rss_by_mapping, rss_mb
 from cadenza.sdk import AudioStream, Client
 
@@ -673,8 +673,9 @@ def main(argv: list[str] | None = None) -> int:
         result = load_result(Path(args.from_json))
         args.minutes, args.lookahead, args.nice = result.minutes, result.lookahead_ms, result.nice
         args.realtime = result.realtime
-    elif not JackServer.available():
-        print("soak: jackd is not installed (apt install jackd2)", file=sys.stderr)
+    elif missing_packages():
+        missing = missing_packages()
+        print(f"soak: {' and '.join(missing)} not installed: {install_hint(missing)}", file=sys.stderr)
         return 2
     else:
         with tempfile.TemporaryDirectory(prefix="cadenza-soak-") as tmp:

@@ -1,10 +1,14 @@
-"""The examples as a newcomer meets them: each folder says what it shows and how to run it, and the
-clients find a runtime through flags or the ``CADENZA_*`` environment variables (read by the SDK).
+"""What a newcomer meets first: the examples, ``cadenza serve`` without a sound card, ``make bench`` on a fresh
+machine.
 
-``examples/minimal_client.py`` runs for real (about 8 s) against a ``cadenza
-serve`` on fresh ports: once told where by the environment only, once by flags
-(with the environment pointing at a dead port, so the flags must win). The
-pygame game's own acceptance test is ``test_pygame.py``.
+Each example folder says what it shows and how to run it, and the clients find
+a runtime through flags or the ``CADENZA_*`` environment variables (read by the
+SDK): ``examples/minimal_client.py`` runs for real (about 8 s) against a
+``cadenza serve`` started without options, once told where by the environment
+only, once by flags (with the environment pointing at a dead port, so the
+flags must win). The pygame game's own acceptance test is ``test_pygame.py``.
+A missing sound card makes ``serve`` name ``--sink null`` / ``--sink wav:PATH``;
+a machine without JACK makes the benchmark name the packages to install.
 """
 
 from __future__ import annotations
@@ -80,3 +84,20 @@ def test_serve_without_the_sound_card_says_how_to_run_without_one(tmp_path: Path
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "--sink null" in lines[0] and "--sink wav:PATH" in lines[0], lines[0]
+
+
+def test_bench_names_the_system_packages_its_jack_rows_need(tmp_path: Path) -> None:
+    """On a machine without jackd (an empty PATH here) the benchmark's JACK rows and the soak say what to install,
+    instead of failing on 'PortAudio is missing' or a missing program; ``make soak`` exits 2 saying so."""
+    code = ("from bench.jack import install_hint, missing_packages; m = missing_packages(); "
+            "print(' '.join(m)); print(install_hint(m))")
+    env = {**child_env(), "PATH": str(tmp_path)}  # no jackd, no jack_lsp
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                          env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    missing, hint = done.stdout.splitlines()
+    assert "jackd2" in missing.split(), done.stdout
+    assert hint.startswith("sudo apt install jackd2"), hint
+    soak = subprocess.run([sys.executable, "-m", "bench.soak", "--minutes", "0.1", "--out", str(tmp_path / "s.md")],
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=REPO)
+    assert soak.returncode == 2 and "sudo apt install jackd2" in soak.stderr, soak.stderr
