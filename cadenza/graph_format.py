@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias, Union
+from typing import Any, Literal, TypeAlias, TypeVar, Union, dataclass_transform
 
 from cadenza.proto.wire import CONTROL_NAMES, RAMP_SHAPE_NAMES
 
@@ -162,7 +162,16 @@ def parse_duration(text: str) -> tuple[float, Literal["s", "beats", "bars"]]:
 
 
 # ---------------------------------------------------------------------- types
-@dataclass(frozen=True)
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True)
+def _record(cls: type[_T]) -> type[_T]:
+    """Every table entry and issue: a small immutable dataclass with slots."""
+    return dataclass(frozen=True, slots=True)(cls)
+
+
+@_record
 class Number:
     """A finite number in [lo, hi], above ``above``; ``what``/``why`` word the message."""
 
@@ -173,33 +182,33 @@ class Number:
     why: str = ""
 
 
-@dataclass(frozen=True)
+@_record
 class Version:
     """The format version, :data:`FORMAT_VERSION`: a whole number."""
 
 
-@dataclass(frozen=True)
+@_record
 class Seconds:
     """Seconds ≥ 0 (> 0 when ``positive``): a number, ``"4 s"`` or ``"500 ms"``."""
 
     positive: bool = False
 
 
-@dataclass(frozen=True)
+@_record
 class Length:
     """A duration: seconds or musical time (``"2 beats"``, ``"1 bar"``); above 0 when ``positive``."""
 
     positive: bool = False
 
 
-@dataclass(frozen=True)
+@_record
 class Name:
     """A name or text as written (``no`` and ``1`` stay text), non-empty."""
 
     what: str = "a name"
 
 
-@dataclass(frozen=True)
+@_record
 class Choice:
     """One of ``options``; ``what`` names the word in messages ("unknown quantize 'x'")."""
 
@@ -207,14 +216,14 @@ class Choice:
     what: str
 
 
-@dataclass(frozen=True)
+@_record
 class Ref:
     """The name of something defined in the file: a parameter, prompt, node, state or stinger."""
 
     kind: Literal["parameter", "prompt", "node", "state", "stinger"]
 
 
-@dataclass(frozen=True)
+@_record
 class Value:
     """A value node (see :data:`VALUE_NODES`) or a literal of the kind ``want``.
 
@@ -225,53 +234,53 @@ class Value:
     input: bool = False
 
 
-@dataclass(frozen=True)
+@_record
 class AudioFile:
     """The path of a WAV or FLAC file, relative to the graph file (the runtime reads and decodes it)."""
 
 
-@dataclass(frozen=True)
+@_record
 class Sub:
     """A mapping declared in :data:`SECTIONS` under ``section``."""
 
     section: str
 
 
-@dataclass(frozen=True)
+@_record
 class MapOf:
     """A mapping of names to values of one type; ``what`` names the entries."""
 
-    value: "Type"
+    value: Type
     what: str
     min_items: int = 0
 
 
-@dataclass(frozen=True)
+@_record
 class ListOf:
     """A list of values of one type; ``what`` names the items."""
 
-    item: "Type"
+    item: Type
     what: str
     min_items: int = 0
 
 
-@dataclass(frozen=True)
+@_record
 class Point:
     """``[x, y]``; ``first``: the type of the first item when it is not a number (a blend stop's prompt)."""
 
-    first: "Type | None" = None
+    first: Type | None = None
 
 
-@dataclass(frozen=True)
+@_record
 class Mix:
     """A list of mix entries (see :data:`MIX_ENTRIES`)."""
 
 
-@dataclass(frozen=True)
+@_record
 class Either:
     """One of several shapes (for the schema; the checker has a rule for each place that uses one)."""
 
-    options: tuple["Type", ...]
+    options: tuple[Type, ...]
     doc: str = ""
 
 
@@ -286,7 +295,7 @@ class _NoDefault:
 NO_DEFAULT: Any = _NoDefault()
 
 
-@dataclass(frozen=True)
+@_record
 class Key:
     """One key of a section: its type, what it means, its default (plain data) or its required-hint."""
 
@@ -296,7 +305,7 @@ class Key:
     required: str | None = None  # None: optional; else the hint of "missing required key"
 
 
-@dataclass(frozen=True)
+@_record
 class Section:
     """A mapping with fixed keys; ``what`` words "expected {what} with keys …".
 
@@ -534,7 +543,7 @@ MIX_ENTRIES: Mapping[str, str] = MappingProxyType({"prompt": "weight", "blend": 
 
 
 # --------------------------------------------------------------------- issues
-@dataclass(frozen=True)
+@_record
 class Issue:
     """One problem of a graph, found in plain data.
 
@@ -1171,11 +1180,17 @@ class _Checker:
             return False
         return True
 
+    def with_input(self, v: Any, path: str, section: str, key: str) -> tuple[dict[str, Any] | None, bool]:
+        """The fields of a curve or clamp, and whether its input ``key`` (a bare name: a parameter) is valid."""
+        f = self.fields(v, path, section)
+        if f is None:
+            return None, False
+        return f, key in f and self.value(f[key], f"{path}.{key}", "number", input_name=True)
+
     def curve(self, v: Any, path: str) -> bool:
-        f = self.fields(v, path, "curve")
+        f, ok = self.with_input(v, path, "curve", "input")
         if f is None:
             return False
-        ok = "input" in f and self.value(f["input"], f"{path}.input", "number", input_name=True)
         ok = self.scalar(f, "curve", "shape", path) is not None and ok
         return "points" in f and self.points(f["points"], f"{path}.points") and ok
 
@@ -1206,10 +1221,9 @@ class _Checker:
         return ok
 
     def clamp(self, v: Any, path: str) -> bool:
-        f = self.fields(v, path, "clamp")
+        f, ok = self.with_input(v, path, "clamp", "value")
         if f is None:
             return False
-        ok = "value" in f and self.value(f["value"], f"{path}.value", "number", input_name=True)
         lo, hi = self.scalar(f, "clamp", "min", path), self.scalar(f, "clamp", "max", path)
         if lo is not None and hi is not None and lo >= hi:
             self.err(f"{path}.{'max' if 'max' in f else 'min'}",

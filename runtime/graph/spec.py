@@ -29,7 +29,7 @@ Scalar = Union[float, bool, str]
 
 
 # ---------------------------------------------------------------- durations
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Duration:
     """A length in seconds, beats or bars."""
 
@@ -45,27 +45,27 @@ class Duration:
 
 
 # --------------------------------------------------------------- parameters
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Smoothing:
     attack: float = 0.0  # seconds to ~99 % of a rise
     release: float = 0.0  # seconds to ~99 % of a fall
     slew: float | None = None  # max units per second
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OneEuro:
     min_cutoff: float = 1.0
     beta: float = 0.0
     d_cutoff: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hysteresis:
     low: float
     high: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Parameter:
     name: str
     type: Literal["continuous", "discrete", "labeled"]
@@ -83,7 +83,7 @@ class Parameter:
 
 
 # ------------------------------------------------------------------ prompts
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PromptDef:
     name: str
     text: str | None = None
@@ -91,29 +91,29 @@ class PromptDef:
 
 
 # -------------------------------------------------------------- value nodes
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Const:
     value: Scalar
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParamRef:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeRef:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Curve:
     input: "Node"
     points: tuple[tuple[float, float], ...]
     shape: str = "linear"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Op:
     """add | multiply | min | max over ``args``; invert (1 − x) over one arg."""
 
@@ -121,14 +121,14 @@ class Op:
     args: tuple["Node", ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Clamp:
     value: "Node"
     min: float
     max: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class When:
     param: str
     labels: tuple[str, ...]  # true when the labeled parameter is any of these
@@ -136,7 +136,7 @@ class When:
     otherwise: "Node"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Select:
     param: str
     cases: tuple[tuple[str, "Node"], ...]
@@ -147,13 +147,13 @@ Node = Union[Const, ParamRef, NodeRef, Curve, Op, Clamp, When, Select]
 
 
 # ---------------------------------------------------------------------- mix
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Weight:
     prompt: str
     weight: Node
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Blend:
     """N prompts crossfading along one input: each prompt peaks at its position."""
 
@@ -161,7 +161,7 @@ class Blend:
     stops: tuple[tuple[str, float], ...]  # (prompt, position), positions increasing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pad:
     x: Node
     y: Node
@@ -174,14 +174,14 @@ MixEntry = Union[Weight, Blend, Pad]
 
 
 # ------------------------------------------------------------------ states
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class State:
     name: str
     mix: tuple[MixEntry, ...] | None = None  # None: the global mix
     controls: tuple[tuple[str, Node], ...] | None = None  # overrides of single controls
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Transition:
     source: str  # a state name or "any"
     target: str  # a state name or "any"
@@ -194,7 +194,7 @@ class Transition:
         return (2 if self.source != "any" else 0) + (1 if self.target != "any" else 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stinger:
     name: str
     prompt: str | None = None  # a prompt name of the graph
@@ -206,13 +206,13 @@ class Stinger:
     gain_db: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Intensity:
     decay: float = 0.1  # per second
     hold: float = 1.0  # seconds after a bump before decay starts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TriggerDef:
     name: str
     bump: float = 0.0
@@ -220,13 +220,13 @@ class TriggerDef:
     set_state: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failsafe:
     after: float  # seconds without input
     glide: float = 2.0  # seconds to reach the safe values
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Graph:
     version: int
     name: str
