@@ -263,7 +263,7 @@ class ParameterValue(_message.Message):
     def __init__(self, number: _Optional[float] = ..., label: _Optional[str] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("server", "graph_loaded", "graph_name", "state", "weights", "controls", "parameters", "stream_time", "playing", "xruns", "lookahead_ms", "event_sequences", "audio_sequence", "events_dropped", "replies_dropped", "sink_faults", "faults", "faults_total", "effective_controls", "pending_state", "pending_state_time")
+    __slots__ = ("server", "graph_loaded", "graph_name", "state", "weights", "controls", "parameters", "stream_time", "playing", "xruns", "lookahead_ms", "event_sequences", "audio_sequence", "events_dropped", "replies_dropped", "sink_faults", "faults", "faults_total", "effective_controls", "pending_state", "pending_state_time", "control_disconnects", "control_connections", "requests")
     class WeightsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -299,6 +299,13 @@ class Status(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class RequestsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SERVER_FIELD_NUMBER: _ClassVar[int]
     GRAPH_LOADED_FIELD_NUMBER: _ClassVar[int]
     GRAPH_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +327,9 @@ class Status(_message.Message):
     EFFECTIVE_CONTROLS_FIELD_NUMBER: _ClassVar[int]
     PENDING_STATE_FIELD_NUMBER: _ClassVar[int]
     PENDING_STATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_DISCONNECTS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
     server: ServerInfo
     graph_loaded: bool
     graph_name: str
@@ -341,7 +351,10 @@ class Status(_message.Message):
     effective_controls: Controls
     pending_state: str
     pending_state_time: int
-    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., graph_loaded: _Optional[bool] = ..., graph_name: _Optional[str] = ..., state: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., stream_time: _Optional[int] = ..., playing: _Optional[bool] = ..., xruns: _Optional[int] = ..., lookahead_ms: _Optional[float] = ..., event_sequences: _Optional[_Mapping[str, int]] = ..., audio_sequence: _Optional[int] = ..., events_dropped: _Optional[int] = ..., replies_dropped: _Optional[int] = ..., sink_faults: _Optional[_Mapping[str, str]] = ..., faults: _Optional[_Mapping[str, str]] = ..., faults_total: _Optional[int] = ..., effective_controls: _Optional[_Union[Controls, _Mapping]] = ..., pending_state: _Optional[str] = ..., pending_state_time: _Optional[int] = ...) -> None: ...
+    control_disconnects: int
+    control_connections: int
+    requests: _containers.ScalarMap[str, int]
+    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., graph_loaded: _Optional[bool] = ..., graph_name: _Optional[str] = ..., state: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., stream_time: _Optional[int] = ..., playing: _Optional[bool] = ..., xruns: _Optional[int] = ..., lookahead_ms: _Optional[float] = ..., event_sequences: _Optional[_Mapping[str, int]] = ..., audio_sequence: _Optional[int] = ..., events_dropped: _Optional[int] = ..., replies_dropped: _Optional[int] = ..., sink_faults: _Optional[_Mapping[str, str]] = ..., faults: _Optional[_Mapping[str, str]] = ..., faults_total: _Optional[int] = ..., effective_controls: _Optional[_Union[Controls, _Mapping]] = ..., pending_state: _Optional[str] = ..., pending_state_time: _Optional[int] = ..., control_disconnects: _Optional[int] = ..., control_connections: _Optional[int] = ..., requests: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ParameterInfo(_message.Message):
     __slots__ = ("name", "kind", "min", "max", "labels", "default_value", "value", "builtin")

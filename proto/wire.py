@@ -113,6 +113,7 @@ __all__ = [
     "encode_request",
     "negotiate_version",
     "parameter_value",
+    "peek_request_id",
     "reply_kind",
     "request_kind",
     "validate_request",
@@ -325,12 +326,14 @@ def _parse(data: bytes, max_bytes: int) -> pb.Envelope:
     if size == 0:
         raise _bad_message("empty message (an Envelope is never empty)")
     if size > max_bytes:
-        raise WireError(pb.Error.TOO_LARGE, f"message of {size} bytes is over the limit of {max_bytes} bytes")
+        raise WireError(pb.Error.TOO_LARGE, f"message of {size} bytes is over the limit of {max_bytes} bytes",
+                        request_id=peek_request_id(data))
     envelope = pb.Envelope()
     try:
         envelope.ParseFromString(bytes(data))
     except DecodeError as exc:
-        raise _bad_message(f"not a cadenza.v1.Envelope ({size} bytes that protobuf cannot decode: {exc})") from exc
+        raise _bad_message(f"not a cadenza.v1.Envelope ({size} bytes that protobuf cannot decode: {exc})",
+                           request_id=peek_request_id(data)) from exc
     return envelope
 
 
@@ -425,6 +428,58 @@ def decode_request(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decode
     body: RequestBody = getattr(envelope, kind)
     _with_request_id(validate_request, kind, body, request_id=rid)
     return DecodedRequest(rid, kind, body)
+
+
+def peek_request_id(data: bytes, *, max_fields: int = 64) -> int:
+    """The ``request_id`` (Envelope field 2) read straight from the bytes, without decoding the message; 0 when
+    it cannot be found.
+
+    For the replies that refuse a message before (or instead of) decoding it: TOO_LARGE, RATE_LIMITED, a
+    message of several frames, PERMISSION_DENIED. Walks the top-level fields (at most ``max_fields``; field 2
+    comes second in every encoder's output), skipping length-delimited ones by their length, so a 4 MiB frame
+    costs a few byte reads; stops at the first thing that is no protobuf.
+    """
+    view = memoryview(data)
+    n = len(view)
+    pos = 0
+
+    def varint() -> int | None:
+        nonlocal pos
+        value = shift = 0
+        while pos < n and shift < 64:
+            b = view[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return value
+            shift += 7
+        return None
+
+    for _ in range(max_fields):
+        if pos >= n:
+            return 0
+        tag = varint()
+        if tag is None or tag >> 3 == 0:
+            return 0
+        number, kind = tag >> 3, tag & 7
+        if kind == 0:
+            value = varint()
+            if value is None:
+                return 0
+            if number == 2:
+                return value if value <= _MAX_U64 else 0
+        elif kind == 1:
+            pos += 8
+        elif kind == 5:
+            pos += 4
+        elif kind == 2:
+            length = varint()
+            if length is None:
+                return 0
+            pos += length
+        else:
+            return 0
+    return 0
 
 
 def _with_request_id(check: Callable[..., Any], *args: Any, request_id: int) -> Any:

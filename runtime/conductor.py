@@ -168,6 +168,7 @@ class Conductor:
         self._buf_b = np.zeros((self.block, 2), np.float32)
         self._n_decks = 1
         self.overrides: dict[str, object] = {}  # controls set directly (SetControls) over the graph's
+        self.graph_controls: dict[str, object] = {}  # the graph's (its state's) controls at the last tick
         self._stage = "graph"  # what the running tick is doing: names the fault when it fails
         self._ticked = -1  # the stream frame whose block last ticked the graph engine
         #: the last mix that generated fine: (style vector, controls, frame) of the bed — what hold() plays
@@ -279,6 +280,7 @@ class Conductor:
         fr = self._tick_engine(f0)
         events = self._engine_events(fr, f0, start=True)
         self._stage = "graph"
+        self.graph_controls = fr.controls
         controls = Controls.from_values({**fr.controls, **self.overrides})
         tr = fr.transition
         # deck A plays the source while a crossfade runs (or is about to start in this block)

@@ -197,6 +197,8 @@ def _client(args: argparse.Namespace) -> Client:
     from cadenza.sdk import Client
 
     control = _endpoint(args.control, ENV_CONTROL, RUNTIME_CONTROL, "--control")
+    # not given: `events` asks the runtime where it publishes (a runtime on other ports needs only --control)
+    args.events_given = args.events is not None or bool(os.environ.get(ENV_EVENTS))
     events = _endpoint(args.events, ENV_EVENTS, RUNTIME_EVENTS, "--events")
     server_key = secret = public = None
     if args.server_key:
@@ -436,19 +438,11 @@ def _trigger(client: Client, args: argparse.Namespace, out: Out) -> int:
 
 
 def parse_prompt(text: str) -> tuple[str, float]:
-    """``"dark techno:0.7"`` → ``("dark techno", 0.7)``; no ``:WEIGHT`` (or a colon that is part of the text)
-    means weight 1."""
-    body, weight = text, 1.0
-    head, sep, tail = text.rpartition(":")
-    if sep:
-        try:
-            weight = float(tail)
-            body = head
-        except ValueError:
-            pass
-    if not body.strip():
-        raise UsageError(f"empty prompt in {text!r} (give TEXT or TEXT:WEIGHT)", where="prompts")
-    return body.strip(), weight
+    """``"dark techno:0.7"`` → ``("dark techno", 0.7)``, by the rule ``--prompt`` follows (weight 1 when left out)."""
+    from cadenza.runtime.backends.base import parse_weighted
+
+    weighted = parse_weighted(text, option="prompts")
+    return str(weighted.prompt), weighted.weight
 
 
 def _prompts(client: Client, args: argparse.Namespace, out: Out) -> int:
@@ -537,6 +531,21 @@ def _event_json(ev: Event) -> dict[str, Any]:
     return doc
 
 
+def reported_events(client: Client) -> str | None:
+    """The events endpoint the runtime says it bound (``Hello``'s ``ServerInfo.endpoints``), as reached from here:
+    a wildcard address becomes the control endpoint's host. None when the runtime does not say."""
+    endpoints = getattr(client.server, "endpoints", None) or {}
+    reported = endpoints.get("events")
+    if not reported:
+        return None
+    if reported.startswith("tcp://") and client.control.startswith("tcp://"):
+        host, _, port = reported[len("tcp://"):].rpartition(":")
+        if host in ("0.0.0.0", "*", "[::]", "::"):
+            control_host = client.control[len("tcp://"):].rpartition(":")[0]
+            return f"tcp://{control_host}:{port}"
+    return str(reported)
+
+
 def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
     from cadenza.sdk import RequestTimeout
     from cadenza.sdk._base import TOPICS
@@ -549,6 +558,8 @@ def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
         raise UsageError(f"unknown topic {unknown[0]!r}; topics are {', '.join(TOPICS)}, or all", where="events")
     client.hello()  # is anyone there? (exit 3 otherwise); also the sample rate for the units
     rate = client.sample_rate
+    if not args.events_given:
+        client.events_endpoint = reported_events(client) or client.events_endpoint
     stream = client.events(timeout=0.2, topics=topics)
     if not args.json:
         out.err.print(f"listening to {', '.join(topics)} on {client.events_endpoint} (Ctrl-C to stop)",

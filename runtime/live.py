@@ -109,8 +109,25 @@ NARROW_S_PER_S = 0.01  # how fast a widened lookahead narrows back once the hold
 RETRY_FIRST_S = 0.1  # a failed tick is retried after this long …
 RETRY_MAX_S = 5.0  # … doubling up to this
 TEST_FAULTS_ENV = "CADENZA_TEST_FAULTS"
+HOLD_FADE_S = 0.05  # PAUSE and STOP fade to silence over this long
 
 log = logging.getLogger(__name__)
+
+
+def prompt_names(prompts: Sequence[tuple[str, str | None, float]]) -> list[str]:
+    """The names weights are keyed by (Status.weights, mix events) for direct prompts: a text prompt's text,
+    an audio prompt's file name; a repeated name gets `` #2``, `` #3`` …"""
+    names: list[str] = []
+    seen: set[str] = set()
+    for text, audio, _ in prompts:
+        base = os.path.basename(audio) if audio else text.strip()
+        name, n = base, 1
+        while name in seen:
+            n += 1
+            name = f"{base} #{n}"
+        seen.add(name)
+        names.append(name)
+    return names
 
 
 def direct_graph(prompts: Sequence[tuple[str, str | None, float]],
@@ -122,8 +139,7 @@ def direct_graph(prompts: Sequence[tuple[str, str | None, float]],
     """
     defs: dict[str, PromptDef] = {}
     mix = []
-    for i, (text, audio, weight) in enumerate(prompts):
-        name = f"p{i}"
+    for name, (text, audio, weight) in zip(prompt_names(prompts), prompts):
         defs[name] = PromptDef(name, text=text, audio=audio)
         mix.append(Weight(name, Const(float(weight))))
     return Graph(
@@ -164,6 +180,8 @@ class LiveEngine:
         self.conductor: Conductor | None = None
         self.graph_text: str | None = None
         self.playing = True
+        self._hold_fade = 0  # frames of the fade to silence still to play after PAUSE/STOP
+        self._rewind = False  # STOP: once faded out, the graph goes back to its start (see transport)
         self.publish = publish
         self.clock_sink = clock_sink  # a DeviceSink whose ring fill paces us, or None
         self.stats = LiveStats()
@@ -217,6 +235,40 @@ class LiveEngine:
                 conductor.continue_from(self.conductor)
             self.conductor = conductor
         return conductor
+
+    def transport(self, action: str) -> None:
+        """``play``, ``pause`` or ``stop`` (call under :attr:`lock`).
+
+        PAUSE holds: a :data:`HOLD_FADE_S` fade to silence, then the graph's
+        state, parameters and the model's context stay as they are (nothing is
+        generated) while the stream clock runs on; PLAY resumes from there.
+        STOP fades the same way, then rewinds: a fresh conductor on the same
+        graph (its initial state, parameter defaults, a new model stream; the
+        client's control overrides kept), so PLAY starts the piece over.
+        """
+        if action == "play":
+            if self._rewind:
+                self._rewind_now()
+            self.playing = True
+            self._hold_fade = 0
+            return
+        if action not in ("pause", "stop"):
+            raise ValueError(f"unknown transport action {action!r}; actions are play, pause, stop")
+        if self.playing:
+            self._hold_fade = int(HOLD_FADE_S * SAMPLE_RATE)
+        self.playing = False
+        if action == "stop":
+            self._rewind = True
+
+    def _rewind_now(self) -> None:
+        """STOP's rewind (under the lock): the same graph from its start, at the running stream time."""
+        self._rewind = False
+        old = self.conductor
+        if old is None:
+            return
+        fresh = Conductor(old.graph, self.backend, seed=self.seed, start_frame=old.frame, mixer=old.mixer)
+        fresh.overrides = dict(old.overrides)
+        self.conductor = fresh
 
     @contextlib.contextmanager
     def admission(self, check: Callable[[], bool]) -> Iterator[None]:
@@ -510,13 +562,24 @@ class LiveEngine:
             with self.lock:
                 conductor = self.conductor
                 block = None
-                if conductor is not None and self.playing:
+                if conductor is not None and (self.playing or self._hold_fade > 0):
                     f0 = conductor.frame
                     block = self._guarded_step(conductor, events)
                     if block is None:  # silence, the clocks advanced: it still goes out as a block
                         block = self._silence_block(conductor, f0)
                         faulted_silence = True
+                    if not self.playing:  # PAUSE/STOP: fade this block towards silence
+                        total = int(HOLD_FADE_S * SAMPLE_RATE)
+                        n = block.pcm.shape[0]
+                        g0, g1 = self._hold_fade / total, max(0, self._hold_fade - n) / total
+                        block = dataclasses.replace(
+                            block, pcm=block.pcm * np.linspace(g0, g1, n, dtype=np.float32)[:, None])
+                        self._hold_fade = max(0, self._hold_fade - n)
                 elif conductor is not None:
+                    if self._rewind:
+                        self._rewind_now()
+                        conductor = self.conductor
+                        assert conductor is not None
                     conductor.frame += self._silence.shape[0]  # paused: the stream clock runs on in silence
                 else:  # no graph yet: one loaded before self.frame counts this block starts after it
                     self._free_frame = self.frame + self._silence.shape[0]

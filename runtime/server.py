@@ -51,6 +51,8 @@ from cadenza.proto.cadenza_v1_pb2 import (
     Beat as PbBeat,
     Error,
     Mix,
+    GraphDescription,
+    ParameterInfo,
     Ok,
     ParameterValue,
     ServerInfo,
@@ -59,6 +61,7 @@ from cadenza.proto.cadenza_v1_pb2 import (
     StingerFired,
     Warning as PbWarning,
     Xrun,
+    Transport,
 )
 from cadenza.runtime.backends import get_backend
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
@@ -83,11 +86,20 @@ DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
 DEFAULT_AUDIO = "tcp://127.0.0.1:5557"
 RATE_LIMIT_PER_S = 100_000  # requests per second per client (token bucket)
 EVENT_HWM = 10_000  # queued events per subscriber before ZeroMQ drops (a slow consumer never stalls us)
-AUDIO_HWM = 200  # queued audio chunks per subscriber (2 s of 10 ms chunks)
+AUDIO_HWM = 50  # queued audio chunks per subscriber (0.5 s of 10 ms chunks): a reader that stops gets little old audio
+AUDIO_SNDBUF = 64 * 1024  # the kernel's send buffer per audio subscriber (bytes): with the HWM, the stale bound
 REPLY_HWM = 1_000  # queued replies per client before dropping
 REQUEST_HWM = 16  # requests read ahead per client before pushing back (at most 4 MiB each: ZMQ_MAXMSGSIZE)
 GIVE_WAY_EVERY = 32  # requests handled between looks at the generation thread's lead
 GIVE_WAY_MAX_S = 0.02  # the longest the control loop waits for generation to catch up, per look
+
+
+def int16_endpoint(audio: str) -> str:
+    """The default int16 audio endpoint beside ``audio``: TCP port + 1 (``*`` stays ``*``), ipc/inproc + ``.int16``."""
+    if audio.startswith("tcp://"):
+        host, _, port = audio.rpartition(":")
+        return f"{host}:{int(port) + 1}" if port.isdigit() else audio
+    return f"{audio}.int16"
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -112,6 +124,8 @@ class ServerConfig:
     control: str = DEFAULT_CONTROL
     events: str = DEFAULT_EVENTS
     audio: str | None = DEFAULT_AUDIO
+    # the same chunks as int16: "" = the audio endpoint's port + 1 (skipped, with a log line, when taken), None = off
+    audio_int16: str | None = ""
     sink: str = "device"
     lookahead_ms: float = DEFAULT_LOOKAHEAD_S * 1000
     seed: int = 0
@@ -133,7 +147,8 @@ class ServerConfig:
             raise UsageError(f"must be at least 1 request per second, got {self.rate_limit!r}", where="--rate-limit")
         if not (0.1 <= self.load_timeout_s <= 3600.0):
             raise UsageError(f"must be between 0.1 and 3600 s, got {self.load_timeout_s!r}", where="--load-timeout")
-        for opt, ep in (("--control", self.control), ("--events", self.events), ("--audio", self.audio)):
+        for opt, ep in (("--control", self.control), ("--events", self.events), ("--audio", self.audio),
+                        ("--audio-int16", self.audio_int16 or None)):
             if ep is None:
                 continue
             if not ep.startswith(("tcp://", "ipc://", "inproc://")):
@@ -338,20 +353,42 @@ class Server:
         # requests ZeroMQ reads ahead per client before it stops reading that connection (TCP pushes back): a
         # pipelining client's 1 MiB requests wait in its own memory, not ours (loads.py bounds what we keep).
         # Set before bind: the listener copies the options its connections get.
-        self.control = self._socket(zmq.ROUTER, config.control, before_bind={zmq.RCVHWM: REQUEST_HWM})
+        # bound by serve(), just before its loop: a restarting runtime takes no connection (and so no request a
+        # client has given up on meanwhile) while it loads its backend and graph (see wire-facts, reconnect)
+        self.control = self._socket(zmq.ROUTER, config.control, before_bind={zmq.RCVHWM: REQUEST_HWM}, bind=False)
         # a reply that cannot be queued (the client never reads, or is gone) fails at once and is counted
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.control.setsockopt(zmq.SNDHWM, REPLY_HWM)
         self.events_sock = self._socket(zmq.PUB, config.events, before_bind={zmq.SNDHWM: EVENT_HWM})
-        self.audio_sock = (self._socket(zmq.PUB, config.audio, before_bind={zmq.SNDHWM: AUDIO_HWM})
-                           if config.audio else None)
+        audio_options: dict[int, int] = {zmq.SNDHWM: AUDIO_HWM, zmq.SNDBUF: AUDIO_SNDBUF}
+        self.audio_sock = self._socket(zmq.PUB, config.audio, before_bind=audio_options) if config.audio else None
+        self.audio16_sock: zmq.Socket[bytes] | None = None
+        if config.audio and config.audio_int16 is not None:
+            explicit = bool(config.audio_int16)
+            try:
+                self.audio16_sock = self._socket(zmq.PUB, config.audio_int16 or int16_endpoint(config.audio),
+                                                 before_bind=audio_options)
+            except UsageError as exc:
+                if explicit:
+                    raise UsageError(exc.message, where="--audio-int16") from None
+                self.log(f"no int16 audio socket: {exc.message} (give --audio-int16 ENDPOINT, or 'none')")
+        self.endpoints = {name: sock.getsockopt_string(zmq.LAST_ENDPOINT) for name, sock in (
+            ("events", self.events_sock), ("audio", self.audio_sock), ("audio_int16", self.audio16_sock))
+            if sock is not None}  # "control" once it is bound (serve)
         self.seq: dict[str, int] = {}
         self.audio_seq = 0
         self.publisher = _Publisher()
         self.requests = 0
+        # what this runtime was asked, by request kind (keys fixed up front: Status copies it from another thread)
+        self.request_counts: dict[str, int] = dict.fromkeys([*(k.value for k in wire.RequestKind), "invalid",
+                                                             "rate_limited"], 0)
+        self._delimited: set[bytes] = set()  # identities of REQ-style clients (an empty delimiter frame first)
+        self.control_connections = 0
+        self.control_disconnects = 0
+        self._monitor: zmq.Socket[bytes] | None = self.control.get_monitor_socket(
+            zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.errors = 0
         self.replies_dropped = 0
-        self._last_mix = -1.0
         self._last_status = -1.0
         self.bucket = _Bucket(config.rate_limit)
         self.live = LiveEngine(self.backend, sinks, lookahead_s=config.lookahead_ms / 1000.0, seed=config.seed,
@@ -366,6 +403,7 @@ class Server:
             wire.RequestKind.SET_CONTROLS: self._set_controls,
             wire.RequestKind.TRANSPORT: self._transport,
             wire.RequestKind.GET_STATUS: lambda body: self.status(with_server=True),
+            wire.RequestKind.DESCRIBE_GRAPH: self._describe,
         }
         if config.graph:
             from cadenza.runtime.graph.loader import load_graph
@@ -385,7 +423,8 @@ class Server:
         self.supervisor: Supervisor | None = None  # systemd notify (READY, WATCHDOG, STATUS, STOPPING)
         self.loads: LoadQueue | None = None  # LoadGraph/SetPrompts off the control loop (started by serve)
 
-    def _socket(self, kind: int, endpoint: str, before_bind: dict[int, int] | None = None) -> zmq.Socket[bytes]:
+    def _socket(self, kind: int, endpoint: str, before_bind: dict[int, int] | None = None,
+                bind: bool = True) -> zmq.Socket[bytes]:
         sock: zmq.Socket[bytes] = self.ctx.socket(kind)
         for option, value in (before_bind or {}).items():
             sock.setsockopt(option, value)
@@ -394,11 +433,17 @@ class Server:
         if self._secret is not None:
             sock.setsockopt(zmq.CURVE_SERVER, 1)
             sock.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
+        if bind:
+            self._bind(sock, endpoint)
+        return sock
+
+    @staticmethod
+    def _bind(sock: zmq.Socket[bytes], endpoint: str) -> None:
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
+            sock.close(0)
             raise UsageError(f"cannot bind {endpoint!r}: {exc}") from exc
-        return sock
 
     # --------------------------------------------------------------- events
     def _emit(self, topic: str, stream_time: int, payload: Any) -> None:
@@ -458,6 +503,9 @@ class Server:
                 frame = now_frame - pcm.shape[0]
             self.audio_seq += 1
             self.publisher.put(self.audio_sock, [wire.encode_audio(self.audio_seq, frame, pcm)])
+            if self.audio16_sock is not None:  # the same chunk, half the bytes
+                self.publisher.put(self.audio16_sock, [wire.encode_audio(self.audio_seq, frame, pcm,
+                                                                         sample_format="int16")])
 
     # ------------------------------------------------------------- requests
     def server_info(self) -> ServerInfo:
@@ -465,7 +513,7 @@ class Server:
         return ServerInfo(protocol_version=wire.PROTOCOL_VERSION, supported_versions=wire.SUPPORTED_VERSIONS,
                           server_version=__version__, backend=self.backend.name, controls=sorted(caps.controls),
                           audio_prompts=caps.audio_prompts, beat_grid=caps.beat_grid, sample_rate=SAMPLE_RATE,
-                          channels=caps.channels, session_id=self.session_id)
+                          channels=caps.channels, session_id=self.session_id, endpoints=self.endpoints)
 
     def status(self, with_server: bool = False) -> Status:
         live = self.live
@@ -494,7 +542,19 @@ class Server:
                     st.weights[k] = float(v)
                 controls = {k: v for k, v in c.overrides.items()}
                 st.controls.CopyFrom(wire.controls_from_mapping(controls))
+                st.effective_controls.CopyFrom(_effective_controls(c))
+        st.control_disconnects = self.control_disconnects
+        st.control_connections = self.control_connections
+        for kind, count in self.request_counts.items():
+            if count:
+                st.requests[kind] = count
         return st
+
+    def _describe(self, body: Any) -> GraphDescription:
+        """DescribeGraph: what the loaded graph offers, with the current values (NOT_READY without one)."""
+        with self.live.lock:
+            c = self._conductor("DescribeGraph")
+            return describe_graph(c)
 
     def _hello(self, body: Any) -> Status:
         wire.negotiate_version(body)
@@ -502,7 +562,7 @@ class Server:
 
     def _load_graph(self, body: Any) -> Ok:
         conductor = self.live.load(self._graph_of(body))
-        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings))
+        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings) + _overrides_kept(conductor))
 
     def _graph_of(self, body: Any) -> Any:
         """The graph a LoadGraph names, every file it reads confined to the allowed folders (:attr:`files`).
@@ -632,7 +692,7 @@ class Server:
             conductor = self.live.load(direct_graph(triples, read))
         except InvalidGraph as exc:  # a prompt the backend cannot embed: SetPrompts is no graph, say it as a prompt
             raise _prompts_refused(body, exc) from None
-        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings))
+        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings) + _overrides_kept(conductor))
 
     def _set_controls(self, body: Any) -> Ok:
         from cadenza.runtime.backends.base import Controls
@@ -662,11 +722,13 @@ class Server:
     def _transport(self, body: Any) -> Ok:
         action = body.action
         with self.live.lock:
-            if action == 1:  # PLAY
-                self.live.playing = True
-            elif action in (2, 3):  # PAUSE, STOP
-                self.live.playing = False
-            elif action == 4:  # RESET_CONTEXT
+            if action == Transport.PLAY:
+                self.live.transport("play")
+            elif action == Transport.PAUSE:  # hold: state, parameters and musical position kept
+                self.live.transport("pause")
+            elif action == Transport.STOP:  # fade out, then back to the graph's start
+                self.live.transport("stop")
+            elif action == Transport.RESET_CONTEXT:
                 c = self._conductor("Transport(RESET_CONTEXT)")
                 c.restart_deck()
             # the next block the generation thread renders is where this takes effect
@@ -682,8 +744,13 @@ class Server:
         """
         request_id = 0
         try:
-            req = wire.decode_request(data)
+            try:
+                req = wire.decode_request(data)
+            except wire.WireError:
+                self.request_counts["invalid"] += 1
+                raise
             request_id = req.request_id
+            self.request_counts[req.kind.value] += 1
             if readonly is not None and req.kind not in READONLY_REQUESTS:
                 raise wire.WireError(Error.PERMISSION_DENIED, (
                     f"{readonly} is read-only (--curve-readonly): it may send Hello and GetStatus and subscribe to "
@@ -727,6 +794,8 @@ class Server:
 
     # ----------------------------------------------------------------- loop
     def serve(self, ready: Callable[[], None] | None = None) -> int:
+        self._bind(self.control, self.config.control)
+        self.endpoints["control"] = self.control.getsockopt_string(zmq.LAST_ENDPOINT)
         release_large_blocks()  # a burst of 1 MiB requests must not grow the process for good
         self.publisher.start()
         self.live.start()
@@ -738,6 +807,8 @@ class Server:
         poller = zmq.Poller()
         poller.register(self.control, zmq.POLLIN)
         poller.register(self.loads.wake_fd, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         idle_ms = 100  # the loop turns at least this often; twice per watchdog ping, so an idle loop is no stall
         if self.supervisor is not None and self.supervisor.watchdog_s:
             idle_ms = max(10, min(idle_ms, int(self.supervisor.period * 1000 / 2)))
@@ -750,6 +821,9 @@ class Server:
                 self.shutdown()
                 return 1
             for sock, _ in poller.poll(self.loads.poll_timeout_ms(idle_ms)):
+                if sock is self._monitor:
+                    self._watch_connections()
+                    continue
                 if sock is not self.control:
                     continue  # the load worker's wake pipe: answered() above reads it
                 for n in range(1000):  # drain a burst, then look at the world again
@@ -770,17 +844,31 @@ class Server:
                     if len(frames) < 2:
                         continue  # no identity: nowhere to reply (a ROUTER always adds one)
                     ident, parts = frames[0], frames[1:]
+                    # a REQ socket (or a DEALER imitating one) puts an empty delimiter first: answered in kind
+                    delimited = len(parts) >= 2 and not parts[0]
+                    if delimited:
+                        parts = parts[1:]
+                        self._delimited.add(ident)
+                    elif self._delimited:
+                        self._delimited.discard(ident)
                     if not self.bucket.allow(ident):
-                        reply = wire.encode_reply(0, Error(code=Error.RATE_LIMITED, message=(
-                            f"more than {self.config.rate_limit:g} requests per second from one client")))
+                        self.request_counts["rate_limited"] += 1
+                        reply = wire.encode_reply(wire.peek_request_id(parts[-1]), Error(
+                            code=Error.RATE_LIMITED,
+                            message=f"more than {self.config.rate_limit:g} requests per second from one client"))
                     elif len(parts) != 1:
                         self.errors += 1
-                        reply = wire.encode_reply(0, Error(code=Error.BAD_MESSAGE, message=(
-                            f"a request is one frame (one Envelope), got a message of {len(parts)} frames")))
+                        self.request_counts["invalid"] += 1
+                        reply = wire.encode_reply(wire.peek_request_id(parts[-1]), Error(
+                            code=Error.BAD_MESSAGE, message=(
+                                f"a request is one frame (one Envelope), got a message of {len(parts)} frames "
+                                "(a REQ socket's empty delimiter first is fine)")))
                     elif role is None:  # its key left the allow-lists since it connected
                         self.errors += 1
-                        reply = wire.encode_reply(0, Error(code=Error.PERMISSION_DENIED, message=(
-                            "this client's key is no longer on the runtime's allow-lists")))
+                        self.request_counts["invalid"] += 1
+                        reply = wire.encode_reply(wire.peek_request_id(parts[0]), Error(
+                            code=Error.PERMISSION_DENIED,
+                            message="this client's key is no longer on the runtime's allow-lists"))
                     elif role == Role.READONLY:
                         reply = self.handle(parts[0], readonly=self.gate.describe(user) if self.gate else "")
                     else:
@@ -788,12 +876,26 @@ class Server:
                         if answer is None:  # a load in the worker (or behind one): answered when it is done
                             continue
                         reply = answer
-                    try:
-                        sock.send_multipart([ident, reply], zmq.NOBLOCK)
-                    except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone
-                        self.replies_dropped += 1
+                    self._send_reply(ident, reply)
         self.shutdown()
         return 0
+
+    def _watch_connections(self) -> None:
+        """Count accepted and ended control connections (the ROUTER's monitor; see Status.control_disconnects)."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        assert self._monitor is not None
+        for _ in range(1000):
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                return
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self.control_connections += 1
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self.control_disconnects += 1
 
     def _give_way(self) -> None:
         """Audio first: while the generation thread is behind, a flood of requests waits (ZeroMQ pushes back).
@@ -867,8 +969,9 @@ class Server:
             self._send_reply(ident, r)
 
     def _send_reply(self, ident: bytes, reply: bytes) -> None:
+        frames = [ident, b"", reply] if ident in self._delimited else [ident, reply]
         try:
-            self.control.send_multipart([ident, reply], zmq.NOBLOCK)
+            self.control.send_multipart(frames, zmq.NOBLOCK)
         except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone
             self.replies_dropped += 1
 
@@ -882,17 +985,89 @@ class Server:
             self.loads.close()
         if self.gate is not None:
             self.gate.stop()
+        if self._monitor is not None:
+            self.control.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
         if not self.publisher.stop():
             self.control.close(0)  # the publish thread still holds the PUB sockets: the process exit takes them
             return
-        for sock in (self.control, self.events_sock, self.audio_sock):
+        for sock in (self.control, self.events_sock, self.audio_sock, self.audio16_sock):
             if sock is not None:
                 sock.close(0)
         self.ctx.term()
 
 
 _GRAPH_KEY = "cadenza_graph"  # every style graph holds it (the format version); other files are not quoted
-READONLY_REQUESTS = frozenset({wire.RequestKind.HELLO, wire.RequestKind.GET_STATUS})
+READONLY_REQUESTS = frozenset({wire.RequestKind.HELLO, wire.RequestKind.GET_STATUS, wire.RequestKind.DESCRIBE_GRAPH})
+
+
+def _overrides_kept(c: Any) -> list[str]:
+    """The Ok warning of a LoadGraph/SetPrompts while control overrides are set: they stay (they are the client's,
+    not the graph's), and the client is told so."""
+    if not c.overrides:
+        return []
+    kept = ", ".join(f"{k}={v!r}" for k, v in sorted(c.overrides.items()))
+    return [f"control overrides kept from before the load: {kept}; the new graph's own values for them are not "
+            "heard until they are cleared (SetControls.clear)"]
+
+
+def _effective_controls(c: Any) -> Any:
+    """The controls the music plays with: the graph's (its state's) values, the client's overrides on top."""
+    from cadenza.runtime.backends.base import Controls
+
+    merged = {**c.graph_controls, **c.overrides}
+    try:
+        checked = Controls.from_values(merged)
+    except (UsageError, TypeError, ValueError):  # a graph value out of range: show what was asked
+        return wire.controls_from_mapping({k: v for k, v in merged.items() if k in wire.CONTROL_NAMES})
+    return wire.controls_from_mapping({k: getattr(checked, k) for k in merged
+                                       if k in wire.CONTROL_NAMES and getattr(checked, k, None) is not None})
+
+
+def _parameter_value(value: object) -> ParameterValue:
+    pv = ParameterValue()
+    if isinstance(value, str):
+        pv.label = value
+    elif value is not None:
+        pv.number = float(value)  # type: ignore[arg-type]
+    return pv
+
+
+_PARAMETER_KINDS = {"continuous": ParameterInfo.CONTINUOUS, "discrete": ParameterInfo.DISCRETE,
+                    "labeled": ParameterInfo.LABELED}
+
+
+def describe_graph(c: Any) -> GraphDescription:
+    """The GraphDescription of a conductor's graph (call under the engine lock): parameters (the builtin
+    ``intensity`` last), states, triggers, prompts with their weights now, stingers, effective controls."""
+    g = c.graph
+    current = c.engine.params
+    d = GraphDescription(name=g.name, state=c.engine.state or "", driven_by=g.states_driven_by or "",
+                         stingers=sorted(g.stingers))
+    for p in g.parameters.values():
+        d.parameters.add(name=p.name, kind=_PARAMETER_KINDS.get(p.type, ParameterInfo.KIND_UNSPECIFIED),
+                         min=0.0 if p.type == "labeled" else float(p.min),
+                         max=0.0 if p.type == "labeled" else float(p.max), labels=list(p.labels),
+                         default_value=_parameter_value(p.default), value=_parameter_value(current.get(p.name)))
+    d.parameters.add(name="intensity", kind=ParameterInfo.CONTINUOUS, min=0.0, max=1.0,
+                     default_value=_parameter_value(0.0), value=_parameter_value(current.get("intensity", 0.0)),
+                     builtin=True)
+    for name in g.states:
+        d.states.add(name=name)
+    for t in g.triggers.values():
+        d.triggers.add(name=t.name, stinger=t.stinger or "", set_state=t.set_state or "", bump=float(t.bump))
+    weights = c.deck_a.weights or {}
+    for pr in g.prompts.values():
+        info = d.prompts.add(name=pr.name, weight=float(weights.get(pr.name, 0.0)))
+        if pr.audio is not None:
+            info.audio = os.path.basename(pr.audio)
+        else:
+            info.text = pr.text or ""
+    d.controls.CopyFrom(_effective_controls(c))
+    return d
+
+
 def _check_prompt_limits(body: Any) -> None:
     """TOO_LARGE for a SetPrompts past MAX_PROMPTS prompts or MAX_PROMPT_CHARS characters a text (before any work)."""
     if len(body.prompts) > MAX_PROMPTS:
@@ -907,11 +1082,18 @@ def _check_prompt_limits(body: Any) -> None:
 def _prompts_refused(body: Any, exc: Any) -> wire.WireError:
     """BAD_VALUE for the SetPrompts prompts the backend cannot embed: the first named by its field
     (``set_prompts.prompts[i].text``), the others counted; no internal graph names (``<set_prompts> prompts.p0``)."""
+    from cadenza.runtime.live import prompt_names
+
+    names = prompt_names([(p.text, p.audio_path or None, 1.0) for p in body.prompts])
+    by_length = sorted(range(len(names)), key=lambda j: -len(names[j]))
     bad: list[tuple[int, str]] = []
     for issue in exc.issues:
-        m = re.match(r"prompts\.p(\d+)\b", issue.path)
-        if m is not None and int(m.group(1)) < len(body.prompts):
-            bad.append((int(m.group(1)), issue.message))
+        for j in by_length:
+            head = f"prompts.{names[j]}"
+            if issue.path == head or issue.path.startswith(head + "."):
+                bad.append((j, issue.message))
+                break
+    bad.sort(key=lambda b: b[0])
     if not bad:  # nothing names a prompt (cannot happen today): the loader's words, without its file name
         return wire.WireError(Error.BAD_VALUE, "; ".join(i.message for i in exc.issues), field="set_prompts.prompts")
     i, message = bad[0]

@@ -68,23 +68,29 @@ from cadenza.sdk.graph import GraphBuilder
 
 __all__ = [
     "DEFAULT_AUDIO",
+    "DEFAULT_AUDIO_INT16",
     "DEFAULT_CONTROL",
     "DEFAULT_EVENTS",
     "DEFAULT_HEARTBEAT",
     "DEFAULT_TIMEOUT",
     "RAMP_SHAPES",
+    "STALE_AUDIO_S",
     "TOPICS",
     "Ack",
     "BeatEvent",
     "ClientState",
     "CurveKeys",
     "Event",
+    "GraphInfo",
     "MixEvent",
+    "ParameterInfo",
+    "PromptInfo",
     "ServerInfo",
     "StateEvent",
     "Status",
     "StatusEvent",
     "StingerEvent",
+    "TriggerInfo",
     "WarningEvent",
     "XrunEvent",
     "curve_keypair",
@@ -95,6 +101,7 @@ __all__ = [
 DEFAULT_CONTROL: Final = os.environ.get("CADENZA_CONTROL") or "tcp://127.0.0.1:5555"
 DEFAULT_EVENTS: Final = os.environ.get("CADENZA_EVENTS") or "tcp://127.0.0.1:5556"
 DEFAULT_AUDIO: Final = os.environ.get("CADENZA_AUDIO") or "tcp://127.0.0.1:5557"
+DEFAULT_AUDIO_INT16: Final = os.environ.get("CADENZA_AUDIO_INT16") or "tcp://127.0.0.1:5558"
 DEFAULT_TIMEOUT: Final = 2.0
 DEFAULT_HEARTBEAT: Final = 1.0
 #: The event topics a callback can be registered for.
@@ -108,6 +115,16 @@ RAMP_SHAPES: Final[Mapping[str, int]] = {
     "sine": pb.SetParameters.SINE,
     "constant": pb.SetParameters.CONSTANT,
 }
+#: An audio chunk arriving this much later than the freshest one (seconds) is dropped, never played (StaleAudio).
+STALE_AUDIO_S: Final = 0.5
+#: The audio SUB's receive high-water mark (chunks of 10 ms) and kernel receive buffer (bytes).
+AUDIO_RCVHWM: Final = 10
+AUDIO_RCVBUF: Final = 64 * 1024
+#: Audio formats a subscriber can ask for → the ServerInfo.endpoints key of the socket carrying it.
+AUDIO_FORMATS: Final[Mapping[str, str]] = {"float32": "audio", "int16": "audio_int16"}
+#: The shortest wait for the reply to a LoadGraph/SetPrompts (seconds): the runtime's --load-timeout (10 s by
+#: default) plus a margin; the runtime answers TIMEOUT itself when a load takes longer.
+LOAD_WAIT_S: Final = 12.0
 #: How often a waiting request looks at whether its client was closed (seconds).
 POLL_SLICE: Final = 0.05
 _ENDPOINT_SCHEMES: Final = ("tcp://", "ipc://", "inproc://")
@@ -144,6 +161,8 @@ class ServerInfo:
     sample_rate: int
     channels: int
     session_id: str
+    #: The runtime's sockets as bound: "control", "events", "audio" (float32), "audio_int16" when it has one.
+    endpoints: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_pb(cls, info: pb.ServerInfo) -> ServerInfo:
@@ -151,7 +170,7 @@ class ServerInfo:
                    server_version=info.server_version, backend=info.backend, controls=tuple(info.controls),
                    audio_prompts=info.audio_prompts, beat_grid=info.beat_grid,
                    sample_rate=info.sample_rate or wire.DEFAULT_SAMPLE_RATE, channels=info.channels,
-                   session_id=info.session_id)
+                   session_id=info.session_id, endpoints=dict(sorted(info.endpoints.items())))
 
 
 @dataclass(frozen=True)
@@ -167,6 +186,10 @@ class Status:
     the reply to ``Hello``. ``events_dropped`` and ``replies_dropped`` count
     what the runtime could not hand to ZeroMQ (slow consumers past their
     high-water marks); ``sink_faults`` names each sink out of play and why.
+    ``effective_controls`` are the controls the music plays with (the graph's,
+    with ``controls``, the overrides, on top); ``requests`` counts what this
+    runtime process was asked, by request kind; ``control_disconnects``
+    counts control connections that ended (a frame over 4 MiB ends one).
     """
 
     graph_loaded: bool
@@ -186,6 +209,11 @@ class Status:
     events_dropped: int = 0
     replies_dropped: int = 0
     sink_faults: dict[str, str] = field(default_factory=dict)
+    effective_controls: dict[str, Any] = field(default_factory=dict)
+    pending_state: str = ""
+    pending_state_time: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    control_disconnects: int = 0
 
     @classmethod
     def from_pb(cls, status: pb.Status, *, sample_rate: int = wire.DEFAULT_SAMPLE_RATE) -> Status:
@@ -202,7 +230,77 @@ class Status:
                    seconds=status.stream_time / rate, playing=status.playing, xruns=status.xruns,
                    lookahead_ms=status.lookahead_ms, event_sequences=dict(sorted(status.event_sequences.items())),
                    audio_sequence=status.audio_sequence, server=server, events_dropped=status.events_dropped,
-                   replies_dropped=status.replies_dropped, sink_faults=dict(sorted(status.sink_faults.items())))
+                   replies_dropped=status.replies_dropped, sink_faults=dict(sorted(status.sink_faults.items())),
+                   effective_controls=wire.controls_to_dict(status.effective_controls),
+                   pending_state=status.pending_state, pending_state_time=status.pending_state_time,
+                   requests=dict(sorted(status.requests.items())), control_disconnects=status.control_disconnects)
+
+
+@dataclass(frozen=True)
+class ParameterInfo:
+    """One parameter of the loaded graph: ``kind`` "continuous", "discrete" or "labeled"; ``minimum``/``maximum``
+    for numbers, ``labels`` for labeled ones; ``default`` and the current ``value`` (after smoothing);
+    ``builtin`` for the runtime's own ``intensity``."""
+
+    name: str
+    kind: str
+    minimum: float
+    maximum: float
+    labels: tuple[str, ...]
+    default: float | str | None
+    value: float | str | None
+    builtin: bool = False
+
+
+@dataclass(frozen=True)
+class TriggerInfo:
+    """A trigger: the ``stinger`` it plays, the ``set_state`` it switches to ("" for none), its intensity ``bump``."""
+
+    name: str
+    stinger: str
+    set_state: str
+    bump: float
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    """A prompt: its ``text``, or its ``audio`` file's name (the other is ""), and its current ``weight``."""
+
+    name: str
+    text: str
+    audio: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """What the loaded graph offers (:meth:`Client.describe`): parameters by name (``intensity`` last), the
+    states with the current one and the parameter that drives them, triggers, prompts, stingers and the
+    effective controls now."""
+
+    name: str
+    parameters: dict[str, ParameterInfo]
+    states: tuple[str, ...]
+    state: str
+    driven_by: str
+    triggers: dict[str, TriggerInfo]
+    prompts: dict[str, PromptInfo]
+    stingers: tuple[str, ...]
+    controls: dict[str, Any]
+
+    @classmethod
+    def from_pb(cls, d: pb.GraphDescription) -> GraphInfo:
+        kinds = {pb.ParameterInfo.CONTINUOUS: "continuous", pb.ParameterInfo.DISCRETE: "discrete",
+                 pb.ParameterInfo.LABELED: "labeled"}
+        parameters = {p.name: ParameterInfo(
+            name=p.name, kind=kinds.get(p.kind, ""), minimum=p.min, maximum=p.max, labels=tuple(p.labels),
+            default=wire.parameter_value(p.default_value), value=wire.parameter_value(p.value), builtin=p.builtin)
+            for p in d.parameters}
+        triggers = {t.name: TriggerInfo(t.name, t.stinger, t.set_state, t.bump) for t in d.triggers}
+        prompts = {p.name: PromptInfo(p.name, p.text, p.audio, p.weight) for p in d.prompts}
+        return cls(name=d.name, parameters=parameters, states=tuple(s.name for s in d.states), state=d.state,
+                   driven_by=d.driven_by, triggers=triggers, prompts=prompts, stingers=tuple(d.stingers),
+                   controls=wire.controls_to_dict(d.controls))
 
 
 @dataclass(frozen=True)
@@ -338,6 +436,48 @@ class SequenceTracker:
         gap = sequence - previous - 1
         self.lost += gap
         return gap
+
+
+class StaleAudio:
+    """Which audio chunks are too late to play: the SDK's bound on stale audio, for every audio reader.
+
+    A subscriber that stops reading finds, when it reads again, what ZeroMQ
+    and the kernel still queue (the runtime keeps that short: a high-water
+    mark of 10 chunks and a 64 KiB send buffer per subscriber; the SDK's SUB
+    asks for :data:`AUDIO_RCVHWM` chunks and :data:`AUDIO_RCVBUF` bytes).
+    Whatever still arrives late is dropped here: a chunk's *lag* is its
+    arrival time (monotonic seconds) minus its ``stream_time`` in seconds;
+    the smallest lag seen is the freshest delivery, and a chunk whose lag is
+    more than :data:`STALE_AUDIO_S` above it is stale. A sequence number that
+    goes back (a restarted runtime) starts over.
+    """
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self.stale = 0  # chunks dropped as stale
+        self._best: float | None = None
+        self._last_sequence = 0
+
+    def fresh(self, sequence: int, stream_time: int, sample_rate: int, arrival: float) -> bool:
+        """True to play the chunk, False to drop it (counted in :attr:`stale`)."""
+        if sequence <= self._last_sequence:
+            self._best = None
+        self._last_sequence = sequence
+        lag = arrival - stream_time / sample_rate
+        if self._best is None or lag < self._best:
+            self._best = lag
+        if lag - self._best > self.bound:
+            self.stale += 1
+            return False
+        return True
+
+
+def audio_socket_options(sample_format: str) -> list[tuple[int, int | bytes]]:
+    """The extra options of an audio SUB (before connect): short queues, so little can go stale."""
+    if sample_format not in AUDIO_FORMATS:
+        raise UsageError(f"unknown audio format {sample_format!r}; formats are {', '.join(AUDIO_FORMATS)}",
+                         where="format")
+    return [(zmq.RCVHWM, AUDIO_RCVHWM), (zmq.RCVBUF, AUDIO_RCVBUF)]
 
 
 # ----------------------------------------------------------------------------- sockets
@@ -631,9 +771,11 @@ class _Memory:
 
 @dataclass(frozen=True)
 class _Send:
-    """Flow step: send ``body`` and wait for its reply (the driver sends back the reply body or throws)."""
+    """Flow step: send ``body`` and wait for its reply (the driver sends back the reply body or throws);
+    ``patient``: wait as long as for a load (a re-sync step: giving up on it early would send it all again)."""
 
     body: wire.RequestBody
+    patient: bool = False
 
 
 class _Reset:
@@ -753,11 +895,20 @@ class ClientBase:
                                supported_versions=error.supported_versions)
         return reply.body
 
-    def _timeout_error(self, body: wire.RequestBody) -> RequestTimeout:
+    def _wait_for(self, body: wire.RequestBody, patient: bool = False) -> float:
+        """How long to wait for the reply to ``body``: ``timeout``, or for a LoadGraph/SetPrompts (and every
+        ``patient`` re-sync step) at least :data:`LOAD_WAIT_S` (the runtime answers a load that takes too long
+        with TIMEOUT itself; giving up on it earlier would re-send a load the runtime may still apply)."""
+        if patient or wire.request_kind(body) in _SOURCE_KINDS:
+            return max(self.timeout, LOAD_WAIT_S)
+        return self.timeout
+
+    def _timeout_error(self, body: wire.RequestBody, patient: bool = False) -> RequestTimeout:
         kind = wire.request_kind(body).value
-        return RequestTimeout(f"no reply to {kind} within {self.timeout:g} s from {self.control} (is `cadenza serve` "
+        waited = self._wait_for(body, patient)
+        return RequestTimeout(f"no reply to {kind} within {waited:g} s from {self.control} (is `cadenza serve` "
                               "running there? with remote endpoints, are the CURVE keys right?)",
-                              request=kind, timeout=self.timeout, endpoint=self.control)
+                              request=kind, timeout=waited, endpoint=self.control)
 
     # ----------------------------------------------------------------- flows
 
@@ -793,15 +944,15 @@ class ClientBase:
                 self.reconnects += 1
                 yield from self._resync_flow()
                 reply = yield from self._send_flow(body)
-        if kind not in (RequestKind.GET_STATUS, RequestKind.HELLO):
+        if kind not in (RequestKind.GET_STATUS, RequestKind.HELLO, RequestKind.DESCRIBE_GRAPH):
             self._memory.remember(body)
             if self.server is not None:
                 self._synced_session = self.server.session_id
         return reply
 
-    def _send_flow(self, body: wire.RequestBody) -> Flow[wire.ReplyBody]:
+    def _send_flow(self, body: wire.RequestBody, *, patient: bool = False) -> Flow[wire.ReplyBody]:
         try:
-            reply: wire.ReplyBody = yield _Send(body)
+            reply: wire.ReplyBody = yield _Send(body, patient)
         except RequestTimeout:
             yield _RESET  # a new DEALER: what the old one still queues must not reach a new runtime
             self._needs_hello = True
@@ -840,7 +991,7 @@ class ClientBase:
 
     def _resync_flow(self) -> Flow[None]:
         for body in self._memory.resync():
-            yield from self._send_flow(body)
+            yield from self._send_flow(body, patient=True)
         if self.server is not None:
             self._synced_session = self.server.session_id
 
@@ -875,6 +1026,11 @@ class ClientBase:
         if isinstance(reply, pb.Ok):
             return Ack.from_pb(reply, sample_rate=self.sample_rate)
         return Ack(None, None)
+
+    def _graph_info(self, reply: wire.ReplyBody) -> GraphInfo:
+        if not isinstance(reply, pb.GraphDescription):
+            raise ProtocolError(f"expected a GraphDescription reply from {self.control}, got {type(reply).__name__}")
+        return GraphInfo.from_pb(reply)
 
     def _status(self, reply: wire.ReplyBody) -> Status:
         if not isinstance(reply, pb.Status):

@@ -38,6 +38,10 @@ from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.proto import wire
 from cadenza.sdk._base import (
     DEFAULT_AUDIO,
+    DEFAULT_AUDIO_INT16,
+    STALE_AUDIO_S,
+    StaleAudio,
+    audio_socket_options,
     DEFAULT_CONTROL,
     DEFAULT_EVENTS,
     DEFAULT_HEARTBEAT,
@@ -48,6 +52,7 @@ from cadenza.sdk._base import (
     ClientState,
     CurveKeys,
     Event,
+    GraphInfo,
     SequenceTracker,
     ServerInfo,
     Status,
@@ -223,12 +228,12 @@ class AsyncClient(ClientBase):
             self._dealer = None
         self._dealer = open_socket(self._ctx, zmq.DEALER, self.control, self.keys, "control")
 
-    async def _roundtrip(self, body: wire.RequestBody) -> wire.ReplyBody:
+    async def _roundtrip(self, body: wire.RequestBody, patient: bool = False) -> wire.ReplyBody:
         sock = self._dealer
         if sock is None or self._closing:
             raise ClientStateError("Cannot use a client once it has been closed")
         request_id, frame = self._encode(body)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self._wait_for(body, patient)
         try:
             while True:
                 try:
@@ -236,14 +241,14 @@ class AsyncClient(ClientBase):
                     break
                 except zmq.Again:
                     if time.monotonic() >= deadline:
-                        raise self._timeout_error(body) from None
+                        raise self._timeout_error(body, patient) from None
                     await asyncio.sleep(POLL_SLICE)
             while True:
                 if self._closing:
                     raise ClientStateError("Cannot use a client once it has been closed")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise self._timeout_error(body)
+                    raise self._timeout_error(body, patient)
                 if await sock.poll(max(1, int(min(remaining, POLL_SLICE) * 1000))):
                     reply = self._accept(request_id, await sock.recv_multipart())
                     if reply is not None:
@@ -265,7 +270,7 @@ class AsyncClient(ClientBase):
                 value, error = None, None
                 try:
                     if isinstance(step, _Send):
-                        value = await self._roundtrip(step.body)
+                        value = await self._roundtrip(step.body, step.patient)
                     else:
                         try:
                             self._new_dealer()
@@ -359,11 +364,11 @@ class AsyncClient(ClientBase):
         return self._ack(await self._call(transport_request(pb.Transport.PLAY)))
 
     async def pause(self) -> Ack:
-        """Pause the music."""
+        """Hold the music (see :meth:`cadenza.sdk.Client.pause`)."""
         return self._ack(await self._call(transport_request(pb.Transport.PAUSE)))
 
     async def stop(self) -> Ack:
-        """Stop the music."""
+        """Stop and rewind the music (see :meth:`cadenza.sdk.Client.stop`)."""
         return self._ack(await self._call(transport_request(pb.Transport.STOP)))
 
     async def reset_context(self) -> Ack:
@@ -373,6 +378,10 @@ class AsyncClient(ClientBase):
     async def status(self) -> Status:
         """A snapshot of the runtime."""
         return self._status(await self._call(pb.GetStatus()))
+
+    async def describe(self) -> GraphInfo:
+        """What the loaded graph offers (see :meth:`cadenza.sdk.Client.describe`)."""
+        return self._graph_info(await self._call(pb.DescribeGraph()))
 
     # ----------------------------------------------------------------- events
 
@@ -482,16 +491,21 @@ class AsyncClient(ClientBase):
 class AsyncAudioStream:
     """The asyncio :class:`~cadenza.sdk.client.AudioStream`: ``async for chunk in stream``."""
 
-    def __init__(self, endpoint: str = DEFAULT_AUDIO, *, timeout: float | None = None, sample_rate: int | None = None,
+    def __init__(self, endpoint: str | None = None, *, timeout: float | None = None, sample_rate: int | None = None,
+                 format: str = "float32", stale_after: float | None = STALE_AUDIO_S,
                  server_public_key: str | bytes | None = None, client_secret_key: str | bytes | None = None,
                  client_public_key: str | bytes | None = None) -> None:
-        self.endpoint = check_endpoint(endpoint, "endpoint")
+        self._options = audio_socket_options(format)
+        self.format = format
+        default = DEFAULT_AUDIO if format == "float32" else DEFAULT_AUDIO_INT16
+        self.endpoint = check_endpoint(endpoint if endpoint is not None else default, "endpoint")
         self.timeout = timeout
         self.sample_rate = sample_rate
         self.keys = CurveKeys.create(server_public_key, client_secret_key, client_public_key)
         self.state = ClientState.UNOPENED
         self.chunks = 0
         self.bad = 0
+        self._stale = StaleAudio(stale_after) if stale_after is not None else None
         self._tracker = SequenceTracker()
         self._ctx: zmq.asyncio.Context | None = None
         self._sock: zmq.asyncio.Socket | None = None
@@ -501,6 +515,11 @@ class AsyncAudioStream:
         """Chunks missed: gaps in the sequence numbers."""
         return self._tracker.lost
 
+    @property
+    def stale(self) -> int:
+        """Chunks dropped because they came too late (see :class:`~cadenza.sdk._base.StaleAudio`)."""
+        return self._stale.stale if self._stale is not None else 0
+
     def open(self) -> AsyncAudioStream:
         """Subscribe (done on first read)."""
         if self.state is ClientState.CLOSED:
@@ -509,7 +528,7 @@ class AsyncAudioStream:
             return self
         ctx = zmq.asyncio.Context()
         try:
-            self._sock = open_socket(ctx, zmq.SUB, self.endpoint, self.keys, "audio")
+            self._sock = open_socket(ctx, zmq.SUB, self.endpoint, self.keys, "audio", extra=self._options)
         except CadenzaError:
             ctx.term()
             raise
@@ -530,10 +549,15 @@ class AsyncAudioStream:
                 wait = POLL_SLICE * 2 if deadline is None else max(0.0, deadline - time.monotonic())
                 if await sock.poll(int(wait * 1000)):
                     data = await sock.recv()
+                    arrival = time.monotonic()
                     try:
                         chunk = wire.decode_audio(data, sample_rate=self.sample_rate)
                     except wire.WireError:
                         self.bad += 1
+                        continue
+                    if self._stale is not None and not self._stale.fresh(
+                            chunk.sequence, chunk.stream_time, self.sample_rate or wire.DEFAULT_SAMPLE_RATE, arrival):
+                        self._tracker.observe("audio", chunk.sequence)
                         continue
                     self.chunks += 1
                     self._tracker.observe("audio", chunk.sequence)

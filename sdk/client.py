@@ -54,6 +54,10 @@ from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.proto import wire
 from cadenza.sdk._base import (
     DEFAULT_AUDIO,
+    DEFAULT_AUDIO_INT16,
+    STALE_AUDIO_S,
+    StaleAudio,
+    audio_socket_options,
     DEFAULT_CONTROL,
     DEFAULT_EVENTS,
     DEFAULT_HEARTBEAT,
@@ -65,6 +69,7 @@ from cadenza.sdk._base import (
     ClientState,
     CurveKeys,
     Event,
+    GraphInfo,
     MixEvent,
     SequenceTracker,
     ServerInfo,
@@ -100,14 +105,16 @@ EVENT_QUEUE_SIZE: Final = 10_000
 JOIN_TIMEOUT: Final = 0.5
 
 
-def open_socket(ctx: zmq.Context[SocketT], kind: int, endpoint: str, keys: CurveKeys | None, what: str) -> SocketT:
-    """A socket of ``kind`` with the SDK's options, connected to ``endpoint``; ZeroMQ errors translated.
+def open_socket(ctx: zmq.Context[SocketT], kind: int, endpoint: str, keys: CurveKeys | None, what: str,
+                extra: Iterable[tuple[int, int | bytes]] = ()) -> SocketT:
+    """A socket of ``kind`` with the SDK's options (and ``extra`` ones), connected to ``endpoint``; ZeroMQ errors
+    translated.
 
     Shared by the blocking and the asyncio client (``ctx`` decides which socket class).
     """
     sock = ctx.socket(kind)
     try:
-        for option, value in socket_options(keys):
+        for option, value in [*socket_options(keys), *extra]:
             sock.setsockopt(option, value)
         if kind == zmq.SUB:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
@@ -328,13 +335,13 @@ class Client(ClientBase):
             self._dealer = None
         self._dealer = open_socket(self._ctx, zmq.DEALER, self.control, self.keys, "control")
 
-    def _roundtrip(self, body: wire.RequestBody) -> wire.ReplyBody:
+    def _roundtrip(self, body: wire.RequestBody, patient: bool = False) -> wire.ReplyBody:
         """Send one request and wait for its reply (stale replies dropped); RequestTimeout after ``timeout``."""
         sock = self._dealer
         if sock is None or self._closing.is_set():
             raise ClientStateError("Cannot use a client once it has been closed")
         request_id, frame = self._encode(body)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self._wait_for(body, patient)
         try:
             while True:
                 try:
@@ -342,14 +349,14 @@ class Client(ClientBase):
                     break
                 except zmq.Again:  # the send queue is full: the runtime is not reading
                     if time.monotonic() >= deadline:
-                        raise self._timeout_error(body) from None
+                        raise self._timeout_error(body, patient) from None
                     sock.poll(int(POLL_SLICE * 1000), zmq.POLLOUT)
             while True:
                 if self._closing.is_set():
                     raise ClientStateError("Cannot use a client once it has been closed")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise self._timeout_error(body)
+                    raise self._timeout_error(body, patient)
                 if sock.poll(max(1, int(min(remaining, POLL_SLICE) * 1000)), zmq.POLLIN):
                     reply = self._accept(request_id, sock.recv_multipart(zmq.NOBLOCK))
                     if reply is not None:
@@ -371,7 +378,7 @@ class Client(ClientBase):
                 value, error = None, None
                 try:
                     if isinstance(step, _Send):
-                        value = self._roundtrip(step.body)
+                        value = self._roundtrip(step.body, step.patient)
                     else:
                         try:
                             self._new_dealer()
@@ -486,11 +493,13 @@ class Client(ClientBase):
         return self._ack(self._call(transport_request(pb.Transport.PLAY)))
 
     def pause(self) -> Ack:
-        """Pause the music (the stream clock stops)."""
+        """Hold the music: a short fade to silence; the graph keeps its state, parameters and musical position
+        (:meth:`play` resumes from there). The stream clock runs on."""
         return self._ack(self._call(transport_request(pb.Transport.PAUSE)))
 
     def stop(self) -> Ack:
-        """Stop the music."""
+        """Stop the music: a short fade to silence, then the graph goes back to its initial state and parameter
+        defaults (control overrides stay); :meth:`play` starts it over."""
         return self._ack(self._call(transport_request(pb.Transport.STOP)))
 
     def reset_context(self) -> Ack:
@@ -500,6 +509,12 @@ class Client(ClientBase):
     def status(self) -> Status:
         """A snapshot of the runtime: state, parameters, weights, controls, stream time, event sequences …"""
         return self._status(self._call(pb.GetStatus()))
+
+    def describe(self) -> GraphInfo:
+        """What the loaded graph offers: parameters (kind, range, labels, default, current value; the builtin
+        ``intensity``), states and the current one, triggers, prompts with their weights, stingers and the
+        effective controls. :class:`~cadenza.sdk.errors.NotReady` when no graph is loaded."""
+        return self._graph_info(self._call(pb.DescribeGraph()))
 
     # ----------------------------------------------------------------- events
 
@@ -597,6 +612,11 @@ class Client(ClientBase):
 class AudioStream:
     """The runtime's audio as ``(sequence, stream_time, pcm)`` chunks, for a client that plays it itself.
 
+    ``format="int16"`` subscribes to the runtime's int16 socket (``ServerInfo.endpoints["audio_int16"]``,
+    default ``tcp://127.0.0.1:5558``): half the bytes on the wire, the same chunks. Chunks that arrive more
+    than ``stale_after`` seconds (0.5) later than the freshest one are dropped and counted in ``stale``
+    (a reader that stopped reading never plays old audio); None keeps every chunk.
+
     ``pcm`` is float32 ``(frames, channels)``; ``stream_time`` the first
     frame's sample. ``lost`` counts chunks missed (sequence gaps), ``bad``
     chunks that could not be decoded. Iteration ends after ``timeout`` seconds
@@ -604,16 +624,21 @@ class AudioStream:
     a chunk at another rate is refused (``BadValue``). Use it from one thread.
     """
 
-    def __init__(self, endpoint: str = DEFAULT_AUDIO, *, timeout: float | None = None, sample_rate: int | None = None,
+    def __init__(self, endpoint: str | None = None, *, timeout: float | None = None, sample_rate: int | None = None,
+                 format: str = "float32", stale_after: float | None = STALE_AUDIO_S,
                  server_public_key: str | bytes | None = None, client_secret_key: str | bytes | None = None,
                  client_public_key: str | bytes | None = None) -> None:
-        self.endpoint = check_endpoint(endpoint, "endpoint")
+        self._options = audio_socket_options(format)
+        self.format = format
+        default = DEFAULT_AUDIO if format == "float32" else DEFAULT_AUDIO_INT16
+        self.endpoint = check_endpoint(endpoint if endpoint is not None else default, "endpoint")
         self.timeout = timeout
         self.sample_rate = sample_rate
         self.keys = CurveKeys.create(server_public_key, client_secret_key, client_public_key)
         self.state = ClientState.UNOPENED
         self.chunks = 0
         self.bad = 0
+        self._stale = StaleAudio(stale_after) if stale_after is not None else None
         self._tracker = SequenceTracker()
         self._ctx: zmq.Context[Any] | None = None
         self._sock: zmq.Socket[bytes] | None = None
@@ -623,6 +648,11 @@ class AudioStream:
         """Chunks missed: gaps in the sequence numbers."""
         return self._tracker.lost
 
+    @property
+    def stale(self) -> int:
+        """Chunks dropped because they came too late (see :class:`~cadenza.sdk._base.StaleAudio`)."""
+        return self._stale.stale if self._stale is not None else 0
+
     def open(self) -> AudioStream:
         """Subscribe (done on first read): chunks published from about now on arrive."""
         if self.state is ClientState.CLOSED:
@@ -631,7 +661,7 @@ class AudioStream:
             return self
         ctx: zmq.Context[Any] = zmq.Context()
         try:
-            self._sock = open_socket(ctx, zmq.SUB, self.endpoint, self.keys, "audio")
+            self._sock = open_socket(ctx, zmq.SUB, self.endpoint, self.keys, "audio", extra=self._options)
         except CadenzaError:
             ctx.term()
             raise
@@ -652,10 +682,15 @@ class AudioStream:
                 wait = POLL_SLICE * 2 if deadline is None else max(0.0, deadline - time.monotonic())
                 if sock.poll(int(wait * 1000)):
                     data = sock.recv(zmq.NOBLOCK)
+                    arrival = time.monotonic()
                     try:
                         chunk = wire.decode_audio(data, sample_rate=self.sample_rate)
                     except wire.WireError:
                         self.bad += 1
+                        continue
+                    if self._stale is not None and not self._stale.fresh(
+                            chunk.sequence, chunk.stream_time, self.sample_rate or wire.DEFAULT_SAMPLE_RATE, arrival):
+                        self._tracker.observe("audio", chunk.sequence)
                         continue
                     self.chunks += 1
                     self._tracker.observe("audio", chunk.sequence)

@@ -180,7 +180,6 @@ def test_the_runtimes_refusals_exit_1_with_its_message(server: ServeProcess) -> 
     one_error_line(ctl(server, "set", "danger", "nan"), EXIT_REFUSED, "BAD_VALUE")
     one_error_line(ctl(server, "state", "nowhere"), EXIT_REFUSED, "UNKNOWN_NAME", "'nowhere'", "combat")
     one_error_line(ctl(server, "trigger", "nothing"), EXIT_REFUSED, "UNKNOWN_NAME", "'nothing'", "boss_defeated")
-    one_error_line(ctl(server, "prompts", "rain:-1"), EXIT_REFUSED, "BAD_VALUE", "-1")
     clamped = ctl(server, "set", "danger", "7", "--clamp", "--bypass")
     assert clamped.returncode == 0, clamped.stderr
     assert ctl(server, "set", "danger", "0", "--bypass").returncode == 0
@@ -283,6 +282,16 @@ def test_events_picks_topics_stops_after_seconds_and_prints_json(server: ServePr
     assert took < 1.5 + 15, f"--seconds 1.5 ran {took:.1f} s"
 
 
+def test_events_asks_the_runtime_where_it_publishes(server: ServeProcess) -> None:
+    """Only ``--control`` given (a runtime on other ports): the events endpoint comes from the runtime's Hello."""
+    done = subprocess.run([sys.executable, "-m", "cadenza", "ctl", "--control", server.ep.local("control"), "events",
+                           "beat", "--seconds", "2.5"], capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                          env=child_env())
+    assert done.returncode == 0, done.stderr
+    assert f"on {server.ep.local('events')}" in done.stderr, done.stderr
+    assert len(re.findall(r"^\s*\d+:\d\d\.\d{3}\s+beat\s", done.stdout, re.M)) >= 2, done.stdout
+
+
 # ----------------------------------------------------------------------------- no answer, usage
 
 
@@ -310,6 +319,7 @@ def test_no_runtime_exits_3_saying_where_it_looked() -> None:
     (("--client-key", "x.key", "status"), {}, ("--client-key", "--server-key")),
     (("--server-key", "not-a-key", "status"), {}, ("--server-key", "'not-a-key'")),
     (("prompts", ":2"), {}, ("empty prompt",)),
+    (("prompts", "rain:-1"), {}, ("weight", "'-1'")),
     (("frobnicate",), {}, ("invalid choice", "'frobnicate'")),
 ])
 def test_usage_errors_exit_2_on_one_line(args: tuple[str, ...], env: dict[str, str], needles: tuple[str, ...]) -> None:

@@ -129,7 +129,7 @@ def test_hello_without_a_common_version_is_refused(client: Control) -> None:
 
 
 def test_every_request_kind_gets_exactly_one_reply(client: Control) -> None:
-    """Nine kinds, good and bad, pipelined: one reply each, matched by request id, none extra."""
+    """Ten kinds, good and bad, pipelined: one reply each, matched by request id, none extra."""
     bodies: list[wire.RequestBody] = [
         pb.Hello(supported_versions=[1]),
         pb.LoadGraph(path=str(ACTION_GAME)),
@@ -144,6 +144,7 @@ def test_every_request_kind_gets_exactly_one_reply(client: Control) -> None:
         pb.SetControls(controls=pb.Controls(bpm=999)),
         pb.Transport(action=pb.Transport.RESET_CONTEXT),
         pb.GetStatus(),
+        pb.DescribeGraph(),
     ]
     kinds = {wire.request_kind(b) for b in bodies} | {wire.RequestKind.SET_PROMPTS}
     assert kinds == set(wire.RequestKind)  # SetPrompts has a test of its own (it replaces the graph)
@@ -158,7 +159,7 @@ def test_every_request_kind_gets_exactly_one_reply(client: Control) -> None:
             got[reply.request_id] = reply
     assert client.recv(NO_REPLY_S) is None, "more replies than requests"
     expected = ["status", "ok", "GRAPH_INVALID", "ok", "UNKNOWN_NAME", "ok", "UNKNOWN_NAME", "ok",
-                "UNKNOWN_NAME", "ok", "BAD_VALUE", "ok", "status"]
+                "UNKNOWN_NAME", "ok", "BAD_VALUE", "ok", "status", "graph_description"]
     outcome = [code(r.body) if isinstance(r.body, pb.Error) else str(r.kind) for _, r in sorted(got.items())]
     assert outcome == expected
 
@@ -277,9 +278,11 @@ def test_set_prompts_replaces_the_graph_with_direct_prompts(client: Control) -> 
     ok = client.ok(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="dark techno", weight=1.0),
                                           pb.WeightedPrompt(text="calm ambient pads", weight=0.5)]))
     assert not ok.warnings
-    st = client.wait_status(lambda s: set(s.weights) == {"p0", "p1"}, 5, "the prompts' weights")
+    names = {"dark techno", "calm ambient pads"}  # weights keyed by the prompts' texts
+    st = client.wait_status(lambda s: set(s.weights) == names, 5, "the prompts' weights")
     assert not st.graph_loaded and st.graph_name == "direct prompts" and st.playing
-    assert st.weights["p0"] == pytest.approx(2 / 3) and st.weights["p1"] == pytest.approx(1 / 3)  # normalized
+    assert st.weights["dark techno"] == pytest.approx(2 / 3)  # normalized
+    assert st.weights["calm ambient pads"] == pytest.approx(1 / 3)
     assert set(st.parameters) <= {"intensity"}  # only the built-in one
     err = client.error(set_parameters({"danger": 0.5}))  # no graph, no parameters
     assert code(err) == "UNKNOWN_NAME" and "(none)" in err.message

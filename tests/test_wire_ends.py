@@ -1,0 +1,296 @@
+"""The wire's loose ends (issue 12), each against a real ``cadenza serve``: request ids on every error, REQ
+sockets, frames over 4 MiB, DescribeGraph, effective controls, PAUSE vs STOP, int16 audio, stale audio, restarts.
+
+The decisions these tests hold are written in /work/notes/wire-facts.md and proto/PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from cadenza.proto import cadenza_v1_pb2 as pb
+from cadenza.proto import wire
+from cadenza.sdk import AsyncClient, AudioStream, Client, GraphInfo, RequestTimeout
+from server_harness import (
+    ACTION_GAME,
+    SAMPLE_RATE,
+    ServeProcess,
+    free_ports,
+    number,
+    pb_field,
+    raw_envelope,
+    set_parameters,
+    transport,
+    wait_until,
+)
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[Any]]:
+    context: zmq.Context[Any] = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def _reply(sock: zmq.Socket[Any], timeout: float = 10.0) -> list[bytes]:
+    assert sock.poll(int(timeout * 1000)), "no reply"
+    return sock.recv_multipart()
+
+
+# ----------------------------------------------------------------------------- request ids
+
+
+def test_every_error_carries_the_request_id(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """Each error case with a known id: the reply's request_id is that id (TOO_LARGE, RATE_LIMITED and the
+    multi-frame error included); a REQ socket and a DEALER sending an empty delimiter are answered in kind."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "g.yaml").write_text("cadenza_graph: 1\n")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    with ServeProcess(["--rate-limit", "40", "--allow-dir", str(allowed)], tmp_path / "run") as server:
+        c = server.control(ctx)
+        cases: list[tuple[str, bytes]] = [
+            ("NOT_READY", wire.encode_request(pb.DescribeGraph(), 101)),
+            ("BAD_MESSAGE", raw_envelope(102, 99)),  # a body field this version does not know
+            ("UNSUPPORTED_VERSION", raw_envelope(103, 18, version=7)),
+            ("GRAPH_INVALID", wire.encode_request(pb.LoadGraph(text="cadenza_graph: 1\nname: [\n"), 104)),
+            ("PERMISSION_DENIED", wire.encode_request(pb.LoadGraph(path=str(outside / "g.yaml")), 105)),
+            ("TOO_LARGE", raw_envelope(106, 11, pb_field(1, b"x" * (2 * wire.MAX_MESSAGE_BYTES)))),
+            ("BAD_VALUE", raw_envelope(107, 17, pb_field(1, 99))),  # Transport action 99
+        ]
+        for want, data in cases:
+            c.send_raw(data)
+            reply = c.recv(10)
+            assert reply is not None and isinstance(reply.body, pb.Error), (want, reply)
+            assert pb.Error.Code.Name(reply.body.code) == want, (want, reply.body)
+            assert reply.request_id == wire.peek_request_id(data) != 0, (want, reply.request_id)
+        c.ok(pb.LoadGraph(text=ACTION_GAME.read_text(), base_dir=str(ACTION_GAME.parent)))
+        for want, body, rid in (("UNKNOWN_NAME", set_parameters({"nope": 1.0}), 108),
+                                ("BAD_VALUE", set_parameters({"danger": 5.0}), 109)):
+            c.send(body, rid)
+            reply = c.recv(10)
+            assert reply is not None and isinstance(reply.body, pb.Error)
+            assert (pb.Error.Code.Name(reply.body.code), reply.request_id) == (want, rid), reply.body
+        # several frames: BAD_MESSAGE with the id of the last frame
+        c.sock.send_multipart([b"junk", wire.encode_request(pb.GetStatus(), 110)])
+        reply = c.recv(10)
+        assert reply is not None and isinstance(reply.body, pb.Error) and reply.body.code == pb.Error.BAD_MESSAGE
+        assert reply.request_id == 110 and "one frame" in reply.body.message
+        # a REQ socket: [b"", envelope] on the wire, its reply comes back with the delimiter
+        req = ctx.socket(zmq.REQ)
+        req.connect(server.ep.local("control"))
+        req.send(wire.encode_request(pb.GetStatus(), 111))
+        frames = _reply(req)
+        assert len(frames) == 1 and wire.decode_reply(frames[0]).request_id == 111
+        # a DEALER that sends the delimiter itself gets it back
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.connect(server.ep.local("control"))
+        dealer.send_multipart([b"", wire.encode_request(pb.GetStatus(), 112)])
+        frames = _reply(dealer)
+        assert frames[0] == b"" and wire.decode_reply(frames[1]).request_id == 112
+        # RATE_LIMITED (40 per second): a burst, every refusal names its request
+        burst = server.control(ctx, unlimited=True)
+        ids = [burst.send(pb.GetStatus(), 1000 + i) for i in range(200)]
+        limited = []
+        for _ in ids:
+            r = burst.recv(10)
+            assert r is not None
+            if isinstance(r.body, pb.Error):
+                assert r.body.code == pb.Error.RATE_LIMITED, r.body
+                limited.append(r.request_id)
+        assert limited and set(limited) <= set(ids) and len(set(limited)) == len(limited)
+        for s in (req, dealer):
+            s.close(0)
+
+
+def test_a_frame_over_the_socket_limit_is_a_counted_disconnect(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """Past ZMQ_MAXMSGSIZE (4 MiB) nothing is answered: the connection ends, Status.control_disconnects counts it,
+    and the same DEALER (reconnected by ZeroMQ) is answered again."""
+    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
+        watcher = server.control(ctx)
+        before = watcher.status().control_disconnects
+        huge = server.control(ctx)
+        assert huge.request(pb.GetStatus()).kind == wire.ReplyKind.STATUS
+        huge.send_raw(raw_envelope(7, 11, pb_field(1, b"x" * (5 << 20))))
+        assert huge.recv(1.5) is None  # cut off: no reply
+        after = watcher.wait_status(lambda s: s.control_disconnects > before, 5, "the disconnect counted")
+        assert after.control_disconnects == before + 1
+        assert huge.request(pb.GetStatus(), timeout=10).kind == wire.ReplyKind.STATUS  # reconnected, answered
+
+
+# ----------------------------------------------------------------------------- DescribeGraph, controls
+
+
+def test_describe_graph_lists_what_the_graph_offers(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
+        c = server.control(ctx)
+        c.ok(set_parameters({"danger": 0.8}, bypass=True))
+        c.ok(pb.SetControls(controls=pb.Controls(bpm=150.0)))
+        c.wait_status(lambda s: s.parameters["danger"].number > 0.79, 5, "danger set (at the next control tick)")
+        reply = c.request(pb.DescribeGraph())
+        assert reply.kind == wire.ReplyKind.GRAPH_DESCRIPTION
+        d = reply.body
+        assert isinstance(d, pb.GraphDescription)
+        params = {p.name: p for p in d.parameters}
+        assert d.parameters[-1].name == "intensity" and params["intensity"].builtin
+        assert params["danger"].kind == pb.ParameterInfo.CONTINUOUS and not params["danger"].builtin
+        assert (params["danger"].min, params["danger"].max) == (0.0, 1.0)
+        assert number(params["danger"].value) == pytest.approx(0.8, abs=0.01)
+        assert params["mode"].kind == pb.ParameterInfo.LABELED and "combat" in params["mode"].labels
+        assert [s.name for s in d.states] == ["explore", "tension", "combat"] and d.state == "explore"
+        assert d.driven_by == "mode"
+        triggers = {t.name: t for t in d.triggers}
+        assert triggers["boss_defeated"].stinger == "victory" and triggers["boss_defeated"].set_state == "explore"
+        assert {p.name for p in d.prompts} >= {"wander", "battle"} and list(d.stingers) == ["victory"]
+        assert d.controls.bpm == 150.0 and d.controls.HasField("density")  # the override over the graph's
+        st = c.status()
+        assert st.controls.bpm == 150.0 and not st.controls.HasField("density")  # overrides only
+        assert st.effective_controls.bpm == 150.0 and st.effective_controls.HasField("density")
+        # overrides survive a LoadGraph, and the Ok says so
+        ok = c.ok(pb.LoadGraph(text=ACTION_GAME.read_text(), base_dir=str(ACTION_GAME.parent)))
+        assert any("control overrides kept" in w and "bpm" in w for w in ok.warnings), ok.warnings
+        with Client(server.ep.local("control"), server.ep.local("events"), heartbeat=0) as client:
+            info = client.describe()
+        assert isinstance(info, GraphInfo) and info.parameters["mode"].kind == "labeled"
+        assert info.parameters["intensity"].builtin and info.state == "explore" and info.controls["bpm"] == 150.0
+
+        async def describe() -> GraphInfo:
+            async with AsyncClient(server.ep.local("control"), server.ep.local("events"), heartbeat=0) as aclient:
+                return await aclient.describe()
+
+        assert asyncio.run(describe()).triggers["enemy_down"].bump == pytest.approx(0.25)
+
+
+# ----------------------------------------------------------------------------- transport
+
+
+def test_pause_holds_and_stop_rewinds(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
+        c = server.control(ctx)
+        c.ok(pb.SetParameters(values=[pb.ParameterUpdate(name="danger", number=0.8),
+                                      pb.ParameterUpdate(name="mode", label="combat")], bypass=True))
+        c.ok(pb.SetState(name="combat"))
+        c.wait_status(lambda s: s.state == "combat", 10, "combat")
+        audio = server.audio(ctx)
+        assert audio.recv_audio(5) is not None
+        c.ok(transport(pb.Transport.PAUSE))
+        paused = c.wait_status(lambda s: not s.playing, 5)
+        time.sleep(0.3)
+        audio.drain()
+        assert audio.recv_audio(0.3) is None  # no chunks while paused
+        held = c.status()
+        assert held.state == "combat" and number(held.parameters["danger"]) == pytest.approx(0.8, abs=0.01)
+        assert held.stream_time > paused.stream_time  # the stream clock runs on
+        c.ok(transport(pb.Transport.PLAY))
+        assert audio.recv_audio(5) is not None
+        resumed = c.status()
+        assert resumed.playing and resumed.state == "combat"
+        assert number(resumed.parameters["danger"]) == pytest.approx(0.8, abs=0.01)
+        c.ok(transport(pb.Transport.STOP))
+        stopped = c.wait_status(lambda s: s.state == "explore", 5, "the initial state after STOP")
+        assert not stopped.playing and number(stopped.parameters["danger"]) == pytest.approx(0.0, abs=1e-6)
+        assert stopped.parameters["mode"].label == "explore"
+        c.ok(transport(pb.Transport.PLAY))
+        again = c.wait_status(lambda s: s.playing, 5)
+        assert again.state == "explore"
+
+
+# ----------------------------------------------------------------------------- audio
+
+
+def test_int16_audio_carries_the_same_chunks_in_half_the_bytes(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    (port,) = free_ports(1)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    with ServeProcess(["--graph", str(ACTION_GAME), "--audio-int16", endpoint], tmp_path) as server:
+        info = server.control(ctx).request(pb.Hello()).body
+        assert isinstance(info, pb.Status)
+        assert info.server.endpoints["audio_int16"] == endpoint
+        assert set(info.server.endpoints) == {"control", "events", "audio", "audio_int16"}
+        f32 = server.audio(ctx)
+        i16 = ctx.socket(zmq.SUB)
+        i16.setsockopt(zmq.SUBSCRIBE, b"")
+        i16.connect(endpoint)
+        time.sleep(0.3)
+        def next_f32() -> wire.DecodedAudio:
+            chunk = f32.recv_audio(5)
+            assert chunk is not None, "no float32 audio"
+            return chunk
+
+        a = next_f32()
+        b = wire.decode_audio(_reply(i16)[0])
+        while b.sequence < a.sequence:
+            b = wire.decode_audio(_reply(i16)[0])
+        while a.sequence < b.sequence:
+            a = next_f32()
+        assert (a.sequence, a.stream_time) == (b.sequence, b.stream_time)
+        np.testing.assert_allclose(a.pcm, b.pcm, atol=1.5 / 32767)
+        with AudioStream(endpoint, format="int16", timeout=5) as stream:
+            chunk = stream.read(5)
+        assert chunk is not None and chunk.pcm.dtype == np.float32
+        i16.close(0)
+
+
+@pytest.mark.slow
+def test_a_reader_that_stopped_for_ten_seconds_gets_no_stale_audio(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """The runtime's short audio queues plus the SDK's bound (STALE_AUDIO_S = 0.5 s): after 10 s without reading,
+    the first chunk the reader gets is within 0.5 s of the runtime's stream time."""
+    with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
+        c = server.control(ctx)
+        with AudioStream(server.ep.local("audio")) as stream:
+            for _ in range(20):
+                assert stream.read(5) is not None
+            time.sleep(10.0)
+            chunk = stream.read(5)
+            now = c.status().stream_time
+        assert chunk is not None
+        behind = (now - chunk.stream_time) / SAMPLE_RATE
+        print(f"\nafter 10 s without reading: the first chunk is {behind * 1000:.0f} ms behind the stream; "
+              f"{stream.stale} stale chunks dropped")
+        assert -0.1 <= behind <= 0.5, behind
+        assert stream.stale > 0  # what was queued was old and was dropped, not played
+
+
+# ----------------------------------------------------------------------------- restarts
+
+
+def test_a_restarted_runtime_gets_the_state_and_no_stale_request(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """kill -9, a request while the runtime is gone (it times out), restart on the same ports: the client
+    re-syncs (Lazy Pirate: new DEALER, Hello, session_id changed → graph, parameters, controls) and the new
+    runtime received nothing stale (no Trigger, no parameters the old one never accepted)."""
+    server = ServeProcess(["--allow-dir", str(ACTION_GAME.parent)], tmp_path)
+    server.start()
+    try:
+        with Client(server.ep.local("control"), server.ep.local("events"), timeout=1.0, heartbeat=0.3) as client:
+            client.load_graph(ACTION_GAME)
+            client.set(danger=0.5)
+            client.set_controls(bpm=140)
+            first = client.server.session_id if client.server else ""
+            server.kill()
+            with pytest.raises(RequestTimeout):
+                client.trigger("enemy_down")  # never reaches any runtime
+            with pytest.raises(RequestTimeout):
+                client.set(danger=0.9)  # not accepted: not re-sent
+            time.sleep(1.0)  # heartbeats time out meanwhile, each on a fresh DEALER
+            server.start()
+            wait_until(lambda: client.server is not None and client.server.session_id != first, 10,
+                       "the client to see the new session")
+            wait_until(lambda: client.status().parameters.get("danger") == pytest.approx(0.5, abs=0.01), 5,
+                       "the parameter re-sent")
+            st = client.status()
+        assert st.graph_name == "action-game" and st.controls["bpm"] == 140
+        received = st.requests
+        print(f"\nthe new runtime received: {received}")
+        assert "trigger" not in received and received.get("load_graph") == 1
+        assert received.get("set_parameters") == 1 and received.get("set_controls") == 1
+        assert set(received) <= {"hello", "load_graph", "set_parameters", "set_controls", "get_status"}
+    finally:
+        server.kill()
