@@ -82,14 +82,15 @@ class FilePolicy:
     named: tuple[Path, ...] = ()
 
     @classmethod
-    def of(cls, folders: Iterable[str | os.PathLike[str]], **kw: object) -> FilePolicy:
+    def of(cls, folders: Iterable[str | os.PathLike[str]], *, max_bytes: int = MAX_FILE_BYTES,
+           timeout_s: float = READ_TIMEOUT_S) -> FilePolicy:
         """A policy over ``folders`` (each resolved; duplicates dropped, order kept)."""
         seen: dict[Path, None] = {}
         named: dict[Path, None] = {}
         for f in folders:
             seen.setdefault(resolve_name(f), None)
             named.setdefault(Path(os.path.abspath(os.fspath(f))), None)
-        return cls(tuple(seen), named=tuple(named), **kw)  # type: ignore[arg-type]
+        return cls(tuple(seen), max_bytes=max_bytes, timeout_s=timeout_s, named=tuple(named))
 
     def describe(self) -> str:
         if not self.allowed:
@@ -123,7 +124,7 @@ class FilePolicy:
             if not p.is_absolute():
                 raise FileOutside(f"base folder {os.fspath(base_dir)!r} is not an absolute path", where=where)
         written = Path(os.path.normpath(p))
-        shown = repr(text) if Path(text).is_absolute() else f"{text!r} (in {os.fspath(base_dir)!r})"  # type: ignore[arg-type]
+        shown = repr(text) if base_dir is None or Path(text).is_absolute() else f"{text!r} (in {os.fspath(base_dir)!r})"
         refused = FileOutside(f"{shown} is outside the folders this runtime may read files from "
                               f"({self.describe()}); ask the operator to add its folder with --allow-dir",
                               where=where)

@@ -84,7 +84,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cadenza.errors import CadenzaError
-from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
+from cadenza.runtime.backends.base import SAMPLE_RATE, Backend, Controls, Embedding, Prompt, StreamState
 from cadenza.runtime.conductor import Block, Conductor, StepFault
 from cadenza.runtime.graph.engine import Frame
 from cadenza.runtime.graph.spec import (
@@ -96,7 +96,7 @@ from cadenza.runtime.graph.spec import (
     Weight,
 )
 from cadenza.runtime.notify import hang_hook
-from cadenza.runtime.sinks.base import ClockSink, Sink
+from cadenza.runtime.sinks.base import ClockSink, Sink, SinkNotice
 
 DEFAULT_LOOKAHEAD_S = 0.03
 MAX_LOOKAHEAD_S = 0.5
@@ -429,8 +429,9 @@ class LiveEngine:
         for sink in list(self.sinks):
             try:
                 sink.write(pcm)
-                if getattr(sink, "notices", None):  # a file sink paused / resumed / reopened (sinks/file.py)
-                    self._sink_notices(sink, events)
+                notices = getattr(sink, "notices", None)  # a file sink paused / resumed / reopened (sinks/file.py)
+                if notices:
+                    self._sink_notices(sink, notices, events)
             except Exception as exc:  # noqa: BLE001 — CadenzaError (disk full …) or a bug: the others go on
                 name = self.sink_names.get(id(sink), type(sink).__name__)
                 why = str(exc) if isinstance(exc, CadenzaError) else f"{type(exc).__name__}: {exc}"
@@ -449,12 +450,11 @@ class LiveEngine:
                                "message": f"sink {name} failed and was closed: {why}; generation goes on "
                                           f"(other sinks: {others})"})
 
-    def _sink_notices(self, sink: Sink, events: list[dict[str, object]]) -> None:
+    def _sink_notices(self, sink: Sink, notices: collections.deque[SinkNotice], events: list[dict[str, object]]) -> None:
         """A warning event for each notice of a sink that rides through its own faults (a file sink paused for a
         full disk, resumed, reopened on SIGHUP); ``failed_sinks`` and ``faults["sink NAME"]`` hold it while paused."""
         name = self.sink_names.get(id(sink), type(sink).__name__)
         others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks if k is not sink)
-        notices = sink.notices  # type: ignore[attr-defined]
         while notices:
             note = notices.popleft()
             if note.fault is None:
@@ -655,6 +655,8 @@ class _FaultyBackend:
 
     def __init__(self, inner: Backend, every: int = 0, after: int = 0, count: int = 0, sleep_ms: int = 0) -> None:
         self._inner = inner
+        self.name = inner.name
+        self.capabilities = inner.capabilities
         self._every, self._after, self._count = every, after, count
         self._sleep_s = sleep_ms / 1000.0
         self.calls = 0
@@ -662,17 +664,25 @@ class _FaultyBackend:
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
-    def embed(self, prompt: object) -> object:
+    @property
+    def style_dim(self) -> int:
+        return self._inner.style_dim
+
+    def embed(self, prompt: Prompt) -> Embedding:
         if self._sleep_s and "slow" in str(prompt).split():
             time.sleep(self._sleep_s)
-        return self._inner.embed(prompt)  # type: ignore[arg-type]
+        return self._inner.embed(prompt)
 
-    def generate(self, state: object, style: np.ndarray, controls: object, frames: int) -> object:
+    def new_stream(self, seed: int) -> StreamState:
+        return self._inner.new_stream(seed)
+
+    def generate(self, state: StreamState, style: np.ndarray, controls: Controls,
+                 frames: int) -> tuple[np.ndarray, StreamState]:
         self.calls += 1
         n = self.calls
         if (self._every and n % self._every == 0) or (self._count and self._after <= n < self._after + self._count):
             raise RuntimeError(f"injected fault ({TEST_FAULTS_ENV}, backend step {n})")
-        return self._inner.generate(state, style, controls, frames)  # type: ignore[arg-type]
+        return self._inner.generate(state, style, controls, frames)
 
 
 class _FaultySink:
@@ -697,7 +707,7 @@ def _install_test_faults(engine: LiveEngine, spec: str) -> None:
         kind, _, args = item.partition(":")
         opts = {k.strip(): int(v) for k, _, v in (a.partition("=") for a in args.split(",") if a.strip())}
         if kind in ("step", "embed"):
-            engine.backend = _FaultyBackend(engine.backend, **opts)  # type: ignore[assignment]
+            engine.backend = _FaultyBackend(engine.backend, **opts)
         elif kind == "sink":
             sink = _FaultySink(opts.get("after", 1))
             engine.sinks.append(sink)

@@ -46,6 +46,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from cadenza.proto import wire
@@ -140,7 +141,8 @@ class _Client:
 class LoadQueue:
     """The slow requests' worker, their FIFO, the clients' held requests and the wake pipe (see the module doc)."""
 
-    def __init__(self, run: Callable[[bytes], bytes], admission: Callable[[Callable[[], bool]], object],
+    def __init__(self, run: Callable[[bytes], bytes],
+                 admission: Callable[[Callable[[], bool]], AbstractContextManager[None]],
                  timeout_s: float) -> None:
         self._run = run  # request frame → reply frame, never raises (Server.handle)
         self._admission = admission  # LiveEngine.admission
@@ -335,7 +337,7 @@ class LoadQueue:
                 if not skip:
                     job.state = "running"
             if not skip:
-                with self._admission(job.admit):  # type: ignore[attr-defined]
+                with self._admission(job.admit):
                     reply = self._run(job.data)
                 job.data = b""  # done with the request's bytes (a 1 MiB graph text): free them now
                 with job.lock:

@@ -7,6 +7,7 @@ runtime audio stays float32 ``(frames, 2)``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -21,6 +22,15 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush and release; idempotent."""
+
+
+@dataclass(frozen=True)
+class SinkNotice:
+    """Something a sink that rides through its own faults wants said (a ``warning`` event), queued in its
+    ``notices`` deque: ``fault`` is why it is out of play now, or ``None`` when it records (again)."""
+
+    message: str
+    fault: str | None
 
 
 @runtime_checkable

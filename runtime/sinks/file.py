@@ -119,6 +119,7 @@ import soundfile
 
 from cadenza.errors import AudioError, CadenzaError, UsageError
 from cadenza.runtime.audio import CHANNELS, SAMPLE_RATE, as_block
+from cadenza.runtime.sinks.base import SinkNotice
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +148,6 @@ FLAC_FIRST_FRAMES = 4096 + 1
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 #: the most frames one FLAC file gets (STREAMINFO counts 36 bits), less a margin; then a numbered file follows
 FLAC_MAX_FRAMES = (1 << _FLAC_TOTAL_BITS) - (1 << 20)
-
-
-@dataclass(frozen=True)
-class SinkNotice:
-    """Something a sink wants said (a ``warning`` event): ``fault`` is why it is out of play now, or ``None``
-    when it records (again)."""
-
-    message: str
-    fault: str | None
 
 
 class _Occupied(CadenzaError):
