@@ -158,9 +158,16 @@ class GraphBuilder:
         return MappingProxyType(self._states)
 
     # ------------------------------------------------------------ checking
-    def _document(self, *, building: bool = False) -> dict[str, Any]:
-        """The graph as plain data in the format's order; ``building``: the states that the labels driving them
-        will need are stood in for, so that a graph still being declared is not faulted for missing them."""
+    def _document(self, *, building: str = "") -> dict[str, Any]:
+        """The graph as plain data in the format's order.
+
+        ``building``: the top-level section a call is adding to. The check of a
+        graph still being declared sees that section whole and the others only
+        as far as they define names (parameters and prompts whole; nodes,
+        stingers and states by name), so that each call costs its own section,
+        not the whole graph; and the states that the labels driving them will
+        need stand in until they are declared.
+        """
         doc = dict(self._doc)
         if not any(doc.get("states", {}).values()):  # what calls that failed left behind
             doc.pop("states", None)
@@ -170,7 +177,13 @@ class GraphBuilder:
             driver = self._params.get(states.get("driven_by", ""))
             if building and driver is not None:
                 states["list"] = {**states["list"], **{lb: {} for lb in driver.labels if lb not in states["list"]}}
+            if building and building != "states":
+                states["list"] = dict.fromkeys(states["list"], {})
             doc["states"] = states
+        if building:
+            stubs = {"nodes": 0, "stingers": {"audio": "-"}}
+            doc = {k: {n: stubs[k] for n in v} if k != building and k in stubs else v for k, v in doc.items()
+                   if k in (building, "states", "parameters", "prompts", *stubs) or not isinstance(v, (dict, list))}
         return {k: doc[k] for k in SECTIONS["graph"].keys if doc.get(k) not in (None, {}, [])}
 
     def _put(self, into: dict[str, Any] | list[Any], key: str | None, data: _Data, *places: str,
@@ -182,7 +195,7 @@ class GraphBuilder:
         elif key is not None:
             into[key] = data
         try:
-            _first(self._document(building=True), places)
+            _first(self._document(building=re.split(r"[.\[]", places[0])[0]), places)
             for ref in _refs(holds):
                 self._own(ref, places[0])
         except GraphError:
