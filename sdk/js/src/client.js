@@ -43,6 +43,8 @@ export const DEFAULT_EVENTS = 'tcp://127.0.0.1:5556';
 export const DEFAULT_AUDIO = 'tcp://127.0.0.1:5557';
 export const DEFAULT_TIMEOUT = 2.0;
 export const DEFAULT_HEARTBEAT = 1.0;
+/** What a LoadGraph/SetPrompts may take on the runtime before its reply (`cadenza serve --load-timeout`, 10 s). */
+export const DEFAULT_LOAD_TIMEOUT = 10.0;
 const ENDPOINT_SCHEMES = ['tcp://', 'ipc://', 'inproc://'];
 const GRAPH_SUFFIXES = ['.yaml', '.yml', '.json'];
 const SOURCE_KINDS = new Set(['load_graph', 'set_prompts']);
@@ -378,6 +380,8 @@ export class Client {
    * @param {string} [options.control] the runtime's control endpoint (ROUTER)
    * @param {string} [options.events] its events endpoint (PUB)
    * @param {number} [options.timeout] seconds to wait for each reply (2)
+   * @param {number} [options.loadTimeout] seconds a LoadGraph/SetPrompts may take on the runtime, waited on top of
+   *   `timeout` (10: the runtime's default --load-timeout; embedding prompts takes time)
    * @param {string} [options.name] sent in Hello (shows in the runtime's logs)
    * @param {boolean} [options.autoReconnect] re-sync a restarted runtime (true)
    * @param {number} [options.heartbeat] seconds between Hellos of an idle client (1; 0: none)
@@ -387,12 +391,14 @@ export class Client {
    * @param {string} [options.protoPath] the cadenza_v1.proto to load (default: the repository's)
    */
   constructor({
-    control = DEFAULT_CONTROL, events = DEFAULT_EVENTS, timeout = DEFAULT_TIMEOUT, name = '', autoReconnect = true,
+    control = DEFAULT_CONTROL, events = DEFAULT_EVENTS, timeout = DEFAULT_TIMEOUT, loadTimeout = DEFAULT_LOAD_TIMEOUT,
+    name = '', autoReconnect = true,
     heartbeat = DEFAULT_HEARTBEAT, serverPublicKey, clientSecretKey, clientPublicKey, protoPath,
   } = {}) {
     this.control = checkEndpoint(control, 'control');
     this.eventsEndpoint = checkEndpoint(events, 'events');
     this.timeout = checkSeconds(timeout, 'timeout', false);
+    this.loadTimeout = checkSeconds(loadTimeout, 'loadTimeout', true);
     this.heartbeat = checkSeconds(heartbeat, 'heartbeat', true);
     this.name = String(name);
     this.autoReconnect = Boolean(autoReconnect);
@@ -485,9 +491,14 @@ export class Client {
 
   // ----------------------------------------------------------------------- one round trip
 
+  /** Seconds to wait for the reply to `kind`: a load may take the runtime's load timeout first. */
+  _wait(kind) {
+    return SOURCE_KINDS.has(kind) ? this.timeout + this.loadTimeout : this.timeout;
+  }
+
   _timeoutError(kind) {
-    return new RequestTimeout(`no reply to ${kind} within ${this.timeout} s from ${this.control} (is \`cadenza serve\` `
-      + 'running there? with remote endpoints, are the CURVE keys right?)', { request: kind, timeout: this.timeout,
+    return new RequestTimeout(`no reply to ${kind} within ${this._wait(kind)} s from ${this.control} (is \`cadenza serve\` `
+      + 'running there? with remote endpoints, are the CURVE keys right?)', { request: kind, timeout: this._wait(kind),
       endpoint: this.control });
   }
 
@@ -524,7 +535,7 @@ export class Client {
     const requestId = this._requestId;
     const frame = encodeRequest(kind, body, requestId);
     const sock = this._dealer;
-    const deadline = Date.now() + this.timeout * 1000;
+    const deadline = Date.now() + this._wait(kind) * 1000;
     try {
       sock.sendTimeout = Math.max(1, Math.round(this.timeout * 1000));
       await sock.send(frame);

@@ -237,6 +237,8 @@ export interface ClientOptions {
   events?: string;
   /** Seconds to wait for each reply (2). */
   timeout?: number;
+  /** Seconds a LoadGraph/SetPrompts may take on the runtime, waited on top of `timeout` (10). */
+  loadTimeout?: number;
   /** Sent in Hello. */
   name?: string;
   /** Re-sync a restarted runtime (true). */
@@ -274,6 +276,7 @@ export const DEFAULT_EVENTS: string;
 export const DEFAULT_AUDIO: string;
 export const DEFAULT_TIMEOUT: number;
 export const DEFAULT_HEARTBEAT: number;
+export const DEFAULT_LOAD_TIMEOUT: number;
 /** A chunk arriving more than this many seconds later than the freshest one so far is dropped as stale. */
 export const STALE_AUDIO_S: number;
 
@@ -282,6 +285,7 @@ export class Client {
   readonly control: string;
   readonly eventsEndpoint: string;
   readonly timeout: number;
+  readonly loadTimeout: number;
   readonly heartbeat: number;
   readonly name: string;
   readonly autoReconnect: boolean;
