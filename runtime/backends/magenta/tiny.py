@@ -27,7 +27,10 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LIBRARY_NAME = "cadenza_tiny"
 REPO_FILE = "checkpoints/cadenza_tiny.safetensors"
@@ -55,7 +58,7 @@ def register() -> type:
     return CadenzaTiny
 
 
-def init_params(model_class: type, seed: int = 0, *, fast: bool = False) -> dict[str, object]:
+def init_params(model_class: type, seed: int = 0, *, fast: bool = False) -> dict[str, np.ndarray]:
     """Random parameters for ``model_class`` through the library's sampler, flat ``a/b/c`` → array.
 
     ``fast`` takes only the parameter *shapes* from the sampler's ``init``
@@ -90,7 +93,7 @@ def init_params(model_class: type, seed: int = 0, *, fast: bool = False) -> dict
         shapes = flax.core.meta.unbox(jax.eval_shape(lambda r: sampler.init(r, method=one_step), rngs))
         flat_shapes = flax.traverse_util.flatten_dict(shapes, sep="/")
         gen = np.random.default_rng(seed)
-        out: dict[str, object] = {}
+        out: dict[str, np.ndarray] = {}
         for name, sd in flat_shapes.items():
             leaf = name.rsplit("/", 1)[-1]
             if leaf in ("scale", "gamma"):
@@ -114,7 +117,7 @@ def build(cache: Path | None = None, seed: int = 0, say: Callable[[str], None] =
     return save_to_cache(params, REPO_FILE, cache, {"cadenza": "tiny random-weight model", "seed": str(seed)}, say)
 
 
-def save_to_cache(params: dict[str, object], repo_file: str, cache: Path | None = None,
+def save_to_cache(params: dict[str, np.ndarray], repo_file: str, cache: Path | None = None,
                   metadata: dict[str, str] | None = None, say: Callable[[str], None] = lambda s: None) -> Path:
     """Save flat parameters as safetensors under ``repo_file`` of the repo in a Hugging Face cache.
 
@@ -132,7 +135,7 @@ def save_to_cache(params: dict[str, object], repo_file: str, cache: Path | None 
     with tempfile.NamedTemporaryFile(dir=repo / "blobs", suffix=".incomplete", delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
-        safetensors.numpy.save_file(params, str(tmp_path), metadata=metadata)  # type: ignore[arg-type]
+        safetensors.numpy.save_file(params, str(tmp_path), metadata=metadata)
         digest = hashlib.sha256()
         with tmp_path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
