@@ -250,11 +250,14 @@ def test_events_tails_beats_bars_states_and_stingers(server: ServeProcess, ctx: 
         wait_until(lambda: any("→ combat" in m["rest"] for m in tail.topics("state")), 15, "a state line")
         control.ok(pb.Trigger(name="boss_defeated"))
         wait_until(lambda: bool(tail.topics("stinger")), 15, "a stinger line")
+        control.ok(pb.SetControls(controls=pb.Controls(temperature=0.5)))  # the synth cannot: a warning event
+        wait_until(lambda: any("temperature" in m["rest"] for m in tail.topics("warning")), 15, "a warning line")
         wait_until(lambda: len(tail.topics("bar")) >= 2, 15, "two bar lines")
     finally:
         tail.proc.send_signal(signal.SIGINT)  # Ctrl-C: the normal way to end a tail
         rc, err = tail.finish()
         control.ok(set_parameters({"mode": "explore"}))
+        control.ok(pb.SetControls(clear=["temperature"]))
         control.close()
     assert rc == 0, f"exit {rc} after Ctrl-C; stderr: {err}"
     assert "Traceback" not in err and err.startswith("listening to beat, bar, state, stinger, warning, xrun"), err
@@ -269,6 +272,20 @@ def test_events_tails_beats_bars_states_and_stingers(server: ServeProcess, ctx: 
     assert any(re.fullmatch(r"explore → combat  (scheduled|started|completed)(  \(.*\))?", s) for s in states), states
     assert any(re.fullmatch(r"victory  \(\d+\.\d\d s\)", m["rest"]) for m in tail.topics("stinger"))
     assert not tail.topics("mix") and not tail.topics("status"), "mix/status shown without being asked for"
+
+
+def test_event_lines_for_xruns_and_mix_in_human_units() -> None:
+    """The topics a healthy test runtime rarely sends, formatted from the SDK's event views (no process needed)."""
+    from cadenza.runtime.ctl import event_line
+    from cadenza.sdk import MixEvent, XrunEvent
+
+    def text(parts: list[Any]) -> str:
+        return "".join(p if isinstance(p, str) else p[0] for p in parts)
+
+    xrun = XrunEvent("xrun", 4, 96_000, 2.0, count=3, frames_lost=960, source="generator")
+    assert text(event_line(xrun, 48_000)) == "  0:02.000  xrun     #3  20.0 ms lost  (generator)"
+    mix = MixEvent("mix", 9, 4_320_000, 90.0, weights={"battle": 0.25, "heroic": 0.75})
+    assert text(event_line(mix, 48_000)) == "  1:30.000  mix      battle 0.25  heroic 0.75"
 
 
 def test_events_picks_topics_stops_after_seconds_and_prints_json(server: ServeProcess) -> None:
