@@ -389,6 +389,7 @@ class Server:
             zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.errors = 0
         self.replies_dropped = 0
+        self._last_mix = -1.0
         self._last_status = -1.0
         self.bucket = _Bucket(config.rate_limit)
         self.live = LiveEngine(self.backend, sinks, lookahead_s=config.lookahead_ms / 1000.0, seed=config.seed,
