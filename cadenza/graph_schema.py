@@ -144,7 +144,8 @@ def _single(key: str, body: Schema, description: str) -> Schema:
 def graph_json_schema() -> Schema:
     """The JSON Schema of a style-graph file, version 1 (a fresh dict each call)."""
     defs: Schema = {
-        "name": {"type": "string", "minLength": 1, "description": "A name defined in the graph."},
+        "name": {"description": "A name defined in the graph, as written (a number such as 1 is the name '1').",
+                 "anyOf": [{"type": "string", "minLength": 1}, {"type": ["number", "boolean"]}]},
         "seconds": {
             "description": "A time in seconds: a number, or a text such as '4 s' or '500 ms'.",
             "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _SECONDS_PATTERN}],
