@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  BadValue, Client, GraphInvalid, NotReady, RequestTimeout, TooLarge, UnknownName, UsageError,
+  BadValue, Client, GraphInvalid, NotReady, RequestTimeout, STALE_AUDIO_S, TooLarge, UnknownName, UsageError,
 } from '../src/index.js';
 import { ACTION_GAME, Serve, freePorts, sleep } from '../testing/serve.js';
 
@@ -193,6 +193,21 @@ describe('a runtime with the action game', () => {
     } finally {
       f32.close();
       i16.close();
+    }
+  });
+
+  test('audio: a reader that stalls gets no chunk older than the stale bound when it reads again', async () => {
+    const audio = await music.audio();
+    try {
+      assert.ok(await audio.read(5), 'a first chunk');
+      await sleep(2500); // not reading: chunks pile up in ZeroMQ's queues (10 + 10 chunks, 64 KiB buffers) or are dropped
+      const chunk = await audio.read(5);
+      const now = await music.status();
+      const behind = (now.streamTime - chunk.streamTime) / 48000;
+      assert.ok(behind <= STALE_AUDIO_S + now.lookaheadMs / 1000 + 0.2,
+        `the chunk read after the stall is ${behind.toFixed(3)} s behind the stream (stale dropped: ${audio.stale})`);
+    } finally {
+      audio.close();
     }
   });
 
