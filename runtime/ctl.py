@@ -547,7 +547,7 @@ def reported_events(client: Client) -> str | None:
 
 
 def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
-    from cadenza.sdk import RequestTimeout
+    from cadenza.sdk import RequestTimeout, TransportError
     from cadenza.sdk._base import TOPICS
 
     topics = list(dict.fromkeys(args.topics)) or list(DEFAULT_TOPICS)
@@ -560,7 +560,10 @@ def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
     rate = client.sample_rate
     if not args.events_given:
         client.events_endpoint = reported_events(client) or client.events_endpoint
-    stream = client.events(timeout=0.2, topics=topics)
+    try:
+        stream = client.events(timeout=0.2, topics=topics)
+    except TransportError as exc:
+        raise UsageError(str(exc), where="--events") from exc
     if not args.json:
         out.err.print(f"listening to {', '.join(topics)} on {client.events_endpoint} (Ctrl-C to stop)",
                       highlight=False, soft_wrap=True)
@@ -640,6 +643,10 @@ def main(args: argparse.Namespace) -> int:
     client: Client | None = None
     try:
         client = _client(args)
+        try:
+            client.open()
+        except TransportError as exc:  # ZeroMQ refused the endpoint itself (a bad port, an unknown transport)
+            raise UsageError(str(exc), where="--control") from exc
         with client:
             return _COMMANDS[args.ctl_command](client, args, out)
     except RequestTimeout:

@@ -307,6 +307,9 @@ def test_events_asks_the_runtime_where_it_publishes(server: ServeProcess) -> Non
     assert done.returncode == 0, done.stderr
     assert f"on {server.ep.local('events')}" in done.stderr, done.stderr
     assert len(re.findall(r"^\s*\d+:\d\d\.\d{3}\s+beat\s", done.stdout, re.M)) >= 2, done.stdout
+    # an events endpoint ZeroMQ cannot use is a usage error that names it
+    bad = ctl(server, "events", "--events", "tcp://127.0.0.1:notaport")
+    one_error_line(bad, EXIT_USAGE, "--events", "notaport")
 
 
 # ----------------------------------------------------------------------------- no answer, usage
@@ -330,6 +333,7 @@ def test_no_runtime_exits_3_saying_where_it_looked() -> None:
     ((), {}, ("name a subcommand", "status")),
     (("status",), {"CADENZA_CONTROL": "localhost:5555"}, ("$CADENZA_CONTROL", "'localhost:5555'", "tcp://")),
     (("--control", "127.0.0.1:5555", "status"), {}, ("--control", "'127.0.0.1:5555'")),
+    (("--control", "tcp://127.0.0.1:notaport", "status"), {}, ("--control", "notaport")),
     (("events", "beats"), {}, ("unknown topic 'beats'", "beat, bar")),
     (("set", "danger"), {}, ("value",)),
     (("--timeout", "-1", "status"), {}, ("--timeout", "'-1'")),
