@@ -175,7 +175,7 @@ def _render_prompts(args: argparse.Namespace, check_stop: Callable[[], None]) ->
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cadenza.runtime.backends.base import parse_weighted
-    from cadenza.runtime.render import Cue, Renderer, check_seconds
+    from cadenza.runtime.render import check_seconds, prompt_conductor, render_warnings
 
     for opt in ("automation", "plot", "events"):
         if getattr(args, opt):
@@ -187,30 +187,30 @@ def _render_prompts(args: argparse.Namespace, check_stop: Callable[[], None]) ->
     controls = _controls(args)
     args.seconds = 30.0 if args.seconds_given is None else args.seconds_given
     try:
-        check_seconds(args.seconds)
+        frames = check_seconds(args.seconds)
     except UsageError as exc:
         raise UsageError(exc.message, where="--seconds") from None
-    renderer = Renderer([Cue(0.0, tuple(prompts), controls)], args.seconds, seed=args.seed)
+    conductor = prompt_conductor(prompts, controls, seed=args.seed)  # the conductor `serve --prompt` plays through
     err = Console(stderr=True, soft_wrap=True)
-    for w in renderer.warnings:
+    for w in render_warnings(conductor):
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     beats: list[Beat] = []
 
     def write(sink: Sink) -> None:
         with Progress(TextColumn("rendering"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeRemainingColumn(), console=err, transient=True) as progress:
-            task = progress.add_task("render", total=renderer.frames)
-            for pcm, bts in renderer.blocks():
+            task = progress.add_task("render", total=frames)
+            for block in conductor.run([], args.seconds):
                 check_stop()
-                sink.write(pcm)
-                beats.extend(bts)
-                progress.advance(task, pcm.shape[0])
+                sink.write(block.pcm)
+                beats.extend(block.beats)
+                progress.advance(task, block.pcm.shape[0])
 
     def stage(_: None) -> Callable[[], None] | None:
         return _stage_json(Path(args.beats), beats_document(beats), "--beats") if args.beats else None
 
     _render_to_file(args, write, stage)
-    print(f"wrote {args.out} ({renderer.frames / 48000:.1f} s, 48 kHz stereo, {len(beats)} beats)")
+    print(f"wrote {args.out} ({frames / 48000:.1f} s, 48 kHz stereo, {len(beats)} beats)")
     return 0
 
 
@@ -222,6 +222,7 @@ def _render_graph(args: argparse.Namespace, check_stop: Callable[[], None]) -> i
     from cadenza.runtime.backends import get_backend
     from cadenza.runtime.graph.automation import load_automation
     from cadenza.runtime.graph.loader import load_graph
+    from cadenza.runtime.events import Phase, StateChange, StingerFired
     from cadenza.runtime.preview import PreviewLog, check_automation, plot_preview, run_preview, write_events
     from cadenza.runtime.render import check_seconds
 
@@ -268,8 +269,8 @@ def _render_graph(args: argparse.Namespace, check_stop: Callable[[], None]) -> i
     states = [s for s in dict.fromkeys(log.states) if s]
     path = f"states {' → '.join(states)}; " if states else ""
     print(f"wrote {args.out} ({log.frames / 48000:.1f} s; {path}"
-          f"{sum(1 for e in log.events if e['event'] == 'state')} transitions, "
-          f"{sum(1 for e in log.events if e['event'] == 'stinger')} stingers)")
+          f"{sum(1 for e in log.events if isinstance(e, StateChange) and e.phase is Phase.STARTED)} transitions, "
+          f"{sum(1 for e in log.events if isinstance(e, StingerFired))} stingers)")
     return 0
 
 
@@ -450,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--out", required=True, help="the PNG to write")
     gp.add_argument("--state", help="evaluate in this state (default: the initial state)")
     gp.set_defaults(func=cmd_graph_plot)
+    from cadenza.runtime import logs
+
+    for command in sub.choices.values():  # every command logs the same way (runtime/logs.py)
+        command.add_argument("--log-level", choices=list(logs.LEVELS), default=logs.DEFAULT_LEVEL,
+                             help=f"the least a log line on stderr must matter (default: {logs.DEFAULT_LEVEL})")
     return parser
 
 
@@ -489,6 +495,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_ERROR
+    from cadenza.runtime import logs
+
+    logs.configure(args.command, args.log_level)
     if args.command not in _OWN_SIGNALS:
         early_signals.release(forget=False)  # the handlers as they were, and what came meanwhile acts on them now
         early_signals.replay()

@@ -31,10 +31,12 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from cadenza.errors import CadenzaError, UsageError
+from cadenza.runtime import events as ev
 from cadenza.runtime.backends.base import (
     SAMPLE_RATE,
     Backend,
@@ -130,7 +132,7 @@ class Block:
     pcm: np.ndarray
     frame_info: Frame
     beats: list[Beat]
-    events: list[dict[str, object]]
+    events: list[ev.Event]
 
 
 class Conductor:
@@ -210,6 +212,17 @@ class Conductor:
         else:
             self.engine.set_state(item.name, at=item.time)
 
+    # ------------------------------------------------------------ queries
+    def heard_at(self, kind: Literal["state", "trigger"], name: str) -> int:
+        """The stream sample at which a ``set_state(name)`` / ``trigger(name)`` just given to :attr:`engine` will
+        be heard: its quantized state change (or a trigger's stinger) start, else the next block."""
+        return int(round(self.engine.heard_at(kind, name, self.clock) * SAMPLE_RATE))
+
+    def pending_state(self) -> tuple[str, int] | None:
+        """(state, stream sample it starts at) of a state change waiting for its beat or bar, or None."""
+        pending = self.engine.pending_state(self.clock)
+        return None if pending is None else (pending[0], int(round(pending[1] * SAMPLE_RATE)))
+
     # --------------------------------------------------------------- tick
     def step(self) -> Block:
         """One control tick: graph → decks → mix. Raises :class:`StepFault` naming what failed."""
@@ -223,43 +236,40 @@ class Conductor:
         self._ticked = f0  # ticked (even if it raises): the graph's clock has moved on by one period
         return self.engine.tick(self.clock)
 
-    def _engine_events(self, fr: Frame, f0: int, *, start: bool) -> list[dict[str, object]]:
-        """The graph's events as dicts; with ``start``, crossfades and stingers they schedule begin."""
-        events: list[dict[str, object]] = []
-        stingers = []
-        for ev in fr.events:
-            data = dict(ev.data)
-            event = {"time": round(ev.time, 6), "event": ev.kind, **data}
-            if not start:
-                events.append(event if ev.kind != "stinger" else {
-                    "time": event["time"], "event": "warning", "where": f"stingers.{data.get('name')}",
-                    "message": f"stinger {data.get('name')!r} not played: the music holds the last good mix after "
-                               "a fault"})
+    def _engine_events(self, fr: Frame, f0: int, *, start: bool) -> list[ev.Event]:
+        """The graph's events; with ``start``, the crossfades and stingers they schedule begin."""
+        events: list[ev.Event] = []
+        stingers: list[ev.StingerFired] = []
+        for e in fr.events:
+            if isinstance(e, ev.StingerFired):
+                if start:
+                    stingers.append(e)  # published once it starts (below)
+                else:
+                    events.append(ev.Warning(e.time, f"stinger {e.name!r} not played: the music holds the last good "
+                                                     "mix after a fault", f"stingers.{e.name}"))
                 continue
-            if ev.kind == "state_scheduled" and data.get("mode") == "crossfade":
-                at = int(round(float(data["at"]) * SAMPLE_RATE))  # type: ignore[arg-type]
-                fade = max(1, int(round(float(data["fade_s"]) * SAMPLE_RATE)))  # type: ignore[arg-type]
-                self.pending_xfade = (max(at, f0), fade, str(data["target"]))
-            elif ev.kind == "stinger":  # published once it starts (below)
-                stingers.append(data)
-                continue
-            events.append(event)
+            if (start and isinstance(e, ev.StateChange) and e.phase is ev.Phase.SCHEDULED
+                    and e.transition == "crossfade"):
+                at = int(round(e.time * SAMPLE_RATE))
+                fade = max(1, int(round(e.fade_seconds * SAMPLE_RATE)))
+                self.pending_xfade = (max(at, f0), fade, e.name)
+            events.append(e)
         if len(stingers) > MAX_STINGER_VOICES:  # more than voices in one tick: the last ones win
             skipped = stingers[:-MAX_STINGER_VOICES]
             stingers = stingers[-MAX_STINGER_VOICES:]
-            names = sorted({str(d["name"]) for d in skipped})
-            events.append({"event": "warning", "where": "stingers", "time": round(f0 / SAMPLE_RATE, 6),
-                           "message": f"{len(skipped)} stinger(s) ({', '.join(names)[:200]}) not played: "
-                                      f"{len(skipped) + MAX_STINGER_VOICES} fired in one tick and at most "
-                                      f"{MAX_STINGER_VOICES} sound at once (the last ones play)"})
-        for data in stingers:
-            self._stage = f"stinger {data['name']}"
-            self._take_voice(str(data["name"]), f0, events)
-            self._start_stinger(data, f0)
-            events.append({"time": round(float(data["start"]), 6), "event": "stinger", **data})  # type: ignore[arg-type]
+            names = sorted({s.name for s in skipped})
+            events.append(ev.Warning(f0 / SAMPLE_RATE,
+                                     f"{len(skipped)} stinger(s) ({', '.join(names)[:200]}) not played: "
+                                     f"{len(skipped) + MAX_STINGER_VOICES} fired in one tick and at most "
+                                     f"{MAX_STINGER_VOICES} sound at once (the last ones play)", "stingers"))
+        for fired in stingers:
+            self._stage = f"stinger {fired.name}"
+            self._take_voice(fired.name, f0, events)
+            self._start_stinger(fired, f0)
+            events.append(fired)
         return events
 
-    def _take_voice(self, name: str, f0: int, events: list[dict[str, object]]) -> None:
+    def _take_voice(self, name: str, f0: int, events: list[ev.Event]) -> None:
         """Free a voice for stinger ``name`` when all are taken: the oldest one fades out (or, not yet heard, goes)."""
         voices = [s for s in self.stingers if not s.stolen]
         if len(voices) < MAX_STINGER_VOICES:
@@ -270,9 +280,9 @@ class Conductor:
         else:
             old.stolen = True
             old.end = min(old.end, f0 + max(1, int(STINGER_STEAL_FADE_S * SAMPLE_RATE)))
-        events.append({"event": "warning", "where": f"stingers.{old.name}", "time": round(f0 / SAMPLE_RATE, 6),
-                       "message": f"stinger {old.name!r} cut short: {MAX_STINGER_VOICES} stingers were sounding "
-                                  f"and {name!r} took the oldest voice"})
+        events.append(ev.Warning(f0 / SAMPLE_RATE, f"stinger {old.name!r} cut short: {MAX_STINGER_VOICES} stingers "
+                                                   f"were sounding and {name!r} took the oldest voice",
+                                 f"stingers.{old.name}"))
 
     def _step(self) -> Block:
         n = self.block
@@ -297,13 +307,11 @@ class Conductor:
         out = pcm_a
 
         if self.pending_xfade is not None and self.pending_xfade[0] < f0 + n:
-            start, fade, target = self.pending_xfade
+            start, fade, _target = self.pending_xfade
             self.pending_xfade = None
             self.deck_b = _Deck(self.backend.new_stream(self.seed + 1 + self._n_decks), start)
             self._n_decks += 1
             self.xfade = (start, fade)
-            events.append({"time": round(start / SAMPLE_RATE, 6), "event": "crossfade_start", "frame": start,
-                           "target": target, "fade_s": round(fade / SAMPLE_RATE, 6)})
         if self.deck_b is not None and self.xfade is not None:
             start, fade = self.xfade
             off = max(0, start - f0)
@@ -325,8 +333,6 @@ class Conductor:
                 self.deck_a = self.deck_b
                 self.deck_b = None
                 self.xfade = None
-                events.append({"time": round((start + fade) / SAMPLE_RATE, 6), "event": "crossfade_end",
-                               "frame": start + fade})
         out = self._mix_stingers(out, f0, controls)
         self._stage = "mixer"
         kernels.soft_limit(out, CEILING)
@@ -346,11 +352,9 @@ class Conductor:
         return beats
 
     @staticmethod
-    def _beat_events(beats: Sequence[Beat], events: list[dict[str, object]]) -> None:
+    def _beat_events(beats: Sequence[Beat], events: list[ev.Event]) -> None:
         for bt in beats:
-            events.append({"time": round(bt.seconds, 6), "event": "bar" if bt.downbeat else "beat",
-                           "frame": bt.frame, "beat": bt.beat, "bar": bt.bar, "beat_in_bar": bt.beat_in_bar,
-                           "bpm": round(bt.bpm, 3), **({"estimated": True} if bt.estimated else {})})
+            events.append(ev.BeatEvent(bt.seconds, bt.beat, bt.bar, bt.beat_in_bar, round(bt.bpm, 3), bt.estimated))
 
     # ------------------------------------------------------------ faults
     def hold(self) -> Block:
@@ -362,7 +366,7 @@ class Conductor:
         no good mix yet or the backend step fails again.
         """
         n, f0 = self.block, self.frame
-        events: list[dict[str, object]] = []
+        events: list[ev.Event] = []
         if self._ticked != f0:
             try:
                 events = self._engine_events(self._tick_engine(f0), f0, start=False)
@@ -408,16 +412,16 @@ class Conductor:
             raise StepFault("backend step", exc) from exc
 
     # ------------------------------------------------------------ stingers
-    def _start_stinger(self, data: dict[str, object], f0: int) -> None:
-        start = max(f0, int(round(float(data["start"]) * SAMPLE_RATE)))  # type: ignore[arg-type]
-        length = int(round(float(data["length_s"]) * SAMPLE_RATE))  # type: ignore[arg-type]
-        st = _Stinger(str(data["name"]), start, start + length, 10.0 ** (float(data.get("gain_db", 0.0)) / 20.0),  # type: ignore[arg-type]
-                      10.0 ** (float(data.get("duck_db", -6.0)) / 20.0))  # type: ignore[arg-type]
-        if data.get("prompt"):
+    def _start_stinger(self, fired: ev.StingerFired, f0: int) -> None:
+        spec = self.graph.stingers[fired.name]
+        start = max(f0, int(round(fired.time * SAMPLE_RATE)))
+        length = int(round(fired.duration_seconds * SAMPLE_RATE))
+        st = _Stinger(fired.name, start, start + length, 10.0 ** (spec.gain_db / 20.0), 10.0 ** (spec.duck_db / 20.0))
+        if spec.prompt:
             st.deck = _Deck(self.backend.new_stream(self.seed + 1000 + len(self.stingers)), start)
-            st.style = self.style_of({str(data["prompt"]): 1.0})
-        elif data.get("audio"):
-            st.audio = self.stinger_audio[str(data["audio"])]
+            st.style = self.style_of({spec.prompt: 1.0})
+        elif spec.audio:
+            st.audio = self.stinger_audio[spec.audio]
             st.end = start + st.audio.shape[0]
         self.stingers.append(st)
 
@@ -454,8 +458,9 @@ class Conductor:
 
     # ------------------------------------------------------------- preview
     def run(self, automation: Sequence[Automation], seconds: float) -> Iterator[Block]:
-        """Apply a timeline and yield blocks until ``seconds`` of audio."""
-        total = int(round(seconds * SAMPLE_RATE))
+        """Apply a timeline and yield blocks until exactly ``seconds`` of audio (the offline road: render,
+        preview, demo). The last block is cut to the length, with its beats and events past the end."""
+        total = self.frame + int(round(seconds * SAMPLE_RATE))
         pending = list(automation)
         i = 0
         while self.frame < total:
@@ -463,7 +468,13 @@ class Conductor:
             while i < len(pending) and pending[i].time < t_end:
                 self.apply(pending[i])
                 i += 1
-            yield self.step()
+            block = self.step()
+            if self.frame > total:
+                keep = total - block.frame
+                end = total / SAMPLE_RATE
+                block = replace(block, pcm=block.pcm[:keep], beats=[b for b in block.beats if b.frame < total],
+                                events=[e for e in block.events if e.time < end])
+            yield block
 
 
 def load_stinger_audio(path: Path) -> np.ndarray:

@@ -84,6 +84,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cadenza.errors import CadenzaError
+from cadenza.runtime import events as ev
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend, Controls, Embedding, Prompt, StreamState
 from cadenza.runtime.conductor import Block, Conductor, StepFault
 from cadenza.runtime.graph.engine import Frame
@@ -162,7 +163,7 @@ class LiveEngine:
     """Runs a :class:`Conductor` in real time into sinks and publishes what happens."""
 
     def __init__(self, backend: Backend, sinks: list[Sink], *, lookahead_s: float = DEFAULT_LOOKAHEAD_S,
-                 seed: int = 0, publish: Callable[[Block | None, list[dict[str, object]]], None] | None = None,
+                 seed: int = 0, publish: Callable[[Block | None, list[ev.Event]], None] | None = None,
                  clock_sink: ClockSink | None = None, sink_names: Sequence[str] | None = None) -> None:
         self.backend = backend
         self.sinks = list(sinks)
@@ -187,7 +188,8 @@ class LiveEngine:
         self.stats = LiveStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._inbox: collections.deque[dict[str, object]] = collections.deque()
+        self._inbox: collections.deque[ev.Event] = collections.deque()
+        self._last_mix = -1.0  # stream seconds of the last Mix event (at most one per MIX_EVENT_INTERVAL_S)
         self._silence = np.zeros((480, 2), np.float32)
         self._started_at = 0.0
         self._fade_out = False
@@ -279,7 +281,7 @@ class LiveEngine:
         finally:
             self._admission.check = None
 
-    def post(self, event: dict[str, object]) -> None:
+    def post(self, event: ev.Event) -> None:
         """An event from another thread (a warning, say), published by the generation thread."""
         self._inbox.append(event)
 
@@ -307,6 +309,10 @@ class LiveEngine:
         """The block of silence the engine writes when no graph plays (none loaded, or paused): read-only."""
         return self._silence
 
+    def now(self) -> float:
+        """The stream time (seconds) generated so far: what events noticed here (warnings, xruns) carry."""
+        return self.frame / SAMPLE_RATE
+
     def queued_frames(self) -> int:
         if self.clock_sink is not None:
             return int(self.clock_sink.queued_frames)
@@ -327,8 +333,7 @@ class LiveEngine:
                 log.error("generation loop failed, going on: %s", why, exc_info=True)
                 self._set_fault("generation", why)
                 self._loop_fault = True
-                self.post({"event": "warning", "where": "generation",
-                           "message": f"the generation loop failed: {why}; it goes on"})
+                self.post(ev.Warning(self.now(), f"the generation loop failed: {why}; it goes on", "generation"))
                 time.sleep(RETRY_FIRST_S)
             except BaseException as exc:  # noqa: BLE001 — reported by the server, never silently lost
                 self.error = exc
@@ -348,7 +353,7 @@ class LiveEngine:
         self._retry_at = conductor.frame + int(self._backoff_s * SAMPLE_RATE)
         return self._backoff_s
 
-    def _guarded_step(self, c: Conductor, events: list[dict[str, object]]) -> Block | None:
+    def _guarded_step(self, c: Conductor, events: list[ev.Event]) -> Block | None:
         """One tick that cannot fail: the full step, else the last good mix, else silence (None; clocks advanced).
 
         Called with :attr:`lock` held.
@@ -384,14 +389,13 @@ class LiveEngine:
                 self._set_fault(also.what, also.why)
             if new or (also is not None and not self._silent):
                 wait = self._backoff_s
-                events.append({"event": "warning", "where": failed.what, "message": (
+                events.append(ev.Warning(self.now(), (
                     f"{failed}; holding the last mix that worked, retrying in {wait:g} s" if also is None else
                     f"{failed}, and the last mix that worked failed too ({also.what}: {also.why}); "
-                    f"fading to silence, retrying in {wait:g} s")})
+                    f"fading to silence, retrying in {wait:g} s"), failed.what))
         elif also is not None and self._set_fault(also.what, also.why):
-            events.append({"event": "warning", "where": also.what,
-                           "message": f"{also} (playing the last mix that worked); fading to silence, "
-                                      f"retrying in {self._backoff_s:g} s"})
+            events.append(ev.Warning(self.now(), f"{also} (playing the last mix that worked); fading to silence, "
+                                                 f"retrying in {self._backoff_s:g} s", also.what))
         if held is not None:
             self._silent = False
             return held
@@ -400,13 +404,13 @@ class LiveEngine:
         c.idle()
         return None
 
-    def _recovered(self, c: Conductor, block: Block, events: list[dict[str, object]]) -> None:
+    def _recovered(self, c: Conductor, block: Block, events: list[ev.Event]) -> None:
         cleared = sorted(k for k in self.faults if not k.startswith("sink "))
         self.faults = {k: v for k, v in self.faults.items() if k.startswith("sink ")}
         seconds = (c.frame - self._fault_since) / SAMPLE_RATE
-        events.append({"event": "warning", "where": ", ".join(cleared),
-                       "message": f"recovered: {', '.join(cleared) or 'the tick'} works again after "
-                                  f"{seconds:.2f} s{' of silence' if self._silent else ' on the last good mix'}"})
+        events.append(ev.Warning(self.now(), f"recovered: {', '.join(cleared) or 'the tick'} works again after "
+                                             f"{seconds:.2f} s{' of silence' if self._silent else ' on the last good mix'}",
+                                 ", ".join(cleared)))
         if self._silent:  # from silence: fade the music back in
             block.pcm *= np.linspace(0.0, 1.0, block.pcm.shape[0], dtype=np.float32)[:, None]
         self._degraded = self._silent = False
@@ -424,7 +428,7 @@ class LiveEngine:
         fr = c.good[2] if c.good is not None else Frame(f0 / SAMPLE_RATE, None, {}, {}, {}, None, [])
         return Block(f0, pcm, fr, [], [])
 
-    def _write_sinks(self, pcm: np.ndarray, events: list[dict[str, object]]) -> None:
+    def _write_sinks(self, pcm: np.ndarray, events: list[ev.Event]) -> None:
         """Every sink gets the block; one that fails is closed and dropped with a warning, the rest go on."""
         for sink in list(self.sinks):
             try:
@@ -446,11 +450,10 @@ class LiveEngine:
                     self.clock_sink = None
                     self._started_at = time.monotonic() - (self.frame + pcm.shape[0]) / SAMPLE_RATE
                 others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks) or "none"
-                events.append({"event": "warning", "where": name,
-                               "message": f"sink {name} failed and was closed: {why}; generation goes on "
-                                          f"(other sinks: {others})"})
+                events.append(ev.Warning(self.now(), f"sink {name} failed and was closed: {why}; generation goes on "
+                                                     f"(other sinks: {others})", name))
 
-    def _sink_notices(self, sink: Sink, notices: collections.deque[SinkNotice], events: list[dict[str, object]]) -> None:
+    def _sink_notices(self, sink: Sink, notices: collections.deque[SinkNotice], events: list[ev.Event]) -> None:
         """A warning event for each notice of a sink that rides through its own faults (a file sink paused for a
         full disk, resumed, reopened on SIGHUP); ``failed_sinks`` and ``faults["sink NAME"]`` hold it while paused."""
         name = self.sink_names.get(id(sink), type(sink).__name__)
@@ -463,8 +466,7 @@ class LiveEngine:
             else:
                 self.failed_sinks[name] = note.fault
                 self._set_fault(f"sink {name}", note.fault)
-            events.append({"event": "warning", "where": name,
-                           "message": f"{note.message} (other sinks: {others or 'none'})"})
+            events.append(ev.Warning(self.now(), f"{note.message} (other sinks: {others or 'none'})", name))
 
     def reopen_files(self) -> int:
         """Logrotate's SIGHUP: each file sink finalises its file and starts a new one at its path before its next
@@ -477,7 +479,7 @@ class LiveEngine:
                 asked += 1
         return asked
 
-    def _held_up(self, delay_s: float, events: list[dict[str, object]]) -> None:
+    def _held_up(self, delay_s: float, events: list[ev.Event]) -> None:
         """Widen the lookahead when ``JITTER_SAFETY`` × a hold-up of the generation thread exceeds it.
 
         A hold-up no lookahead up to ``max_lookahead`` could cover is a stall
@@ -491,11 +493,11 @@ class LiveEngine:
             return
         old = self.lookahead_s
         self.lookahead_s = min(self.max_lookahead_s, max(need, old * 1.5))
-        events.append({"event": "warning", "where": "lookahead",
-                       "message": f"lookahead widened from {1000 * old:.1f} to {1000 * self.lookahead_s:.1f} ms: "
-                                  f"the generation thread was held up {1000 * delay_s:.1f} ms (CPU contention?)"})
+        events.append(ev.Warning(self.now(), f"lookahead widened from {1000 * old:.1f} to "
+                                             f"{1000 * self.lookahead_s:.1f} ms: the generation thread was held up "
+                                             f"{1000 * delay_s:.1f} ms (CPU contention?)", "lookahead"))
 
-    def _device_event(self, clock: object, state: str, before: str) -> dict[str, object]:
+    def _device_event(self, clock: object, state: str, before: str) -> ev.Warning:
         """The warning event for the device sink going ``before`` → ``state`` (lost / relayed / lost again)."""
         name = self.sink_names.get(id(clock), type(clock).__name__)
         others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks if k is not clock)
@@ -509,7 +511,7 @@ class LiveEngine:
             self.failed_sinks[name] = why
             message = (f"{why}; generation goes on in real time (other sinks: {others or 'none'}); the runtime "
                        "tries to reopen the device every few seconds")
-        return {"event": "warning", "where": name, "message": message}
+        return ev.Warning(self.now(), message, name)
 
     def _remember_jitter(self, delay_s: float) -> None:
         now = time.monotonic()
@@ -540,7 +542,7 @@ class LiveEngine:
         started_device = bool(ls.get("started_device", False))
         device_state = str(ls.get("device_state", "playing"))
         last_narrow = time.monotonic()
-        pending: list[dict[str, object]] = []
+        pending: list[ev.Event] = []
         fade_left = -1  # frames of the closing fade still to go (-1: not stopping)
         while True:
             hang_hook(self._stop)  # test hook (CADENZA_TEST_HANG_FILE); a no-op otherwise
@@ -556,7 +558,7 @@ class LiveEngine:
                         self.clock_sink.start()
                         started_device = True
             t0 = time.perf_counter()
-            events: list[dict[str, object]] = pending
+            events: list[ev.Event] = pending
             pending = []
             faulted_silence = False
             with self.lock:
@@ -620,31 +622,30 @@ class LiveEngine:
                     old = self.lookahead_s
                     self.lookahead_s = min(self.max_lookahead_s, self.lookahead_s * 1.5)
                     self._remember_jitter(self.lookahead_s / JITTER_SAFETY)  # narrows again only as it decays
-                    events.append({"event": "xrun", "count": self.stats.xruns, "source": "device",
-                                   "frames_lost": lost_frames,
-                                   "lookahead_ms": round(1000 * self.lookahead_s, 1),
-                                   "previous_lookahead_ms": round(1000 * old, 1)})
+                    events.append(ev.Xrun(self.now(), self.stats.xruns, lost_frames, "device",
+                                          round(1000 * self.lookahead_s, 1), round(1000 * old, 1)))
                 stalls = int(getattr(clock, "stalls", 0))
                 if stalls > last_stalls:
                     self.stats.xruns += stalls - last_stalls
                     last_stalls = stalls
                     frames = int(getattr(clock, "stall_frames", 0)) - last_stall_frames
                     last_stall_frames += frames
-                    events.append({"event": "xrun", "count": self.stats.xruns, "source": "stall",
-                                   "frames_lost": frames})
+                    events.append(ev.Xrun(self.now(), self.stats.xruns, frames, "stall"))
                 state = str(getattr(clock, "state", "playing"))
                 if state != device_state:
                     events.append(self._device_event(clock, state, device_state))
                     device_state = state
             ls.update(underruns=last_underruns, underrun_frames=last_underrun_frames, stalls=last_stalls,
                       stall_frames=last_stall_frames, started_device=started_device, device_state=device_state)
+            if block is not None and self.frame / SAMPLE_RATE - self._last_mix >= MIX_EVENT_INTERVAL_S:
+                self._last_mix = self.frame / SAMPLE_RATE
+                events.append(ev.Mix(block.frame / SAMPLE_RATE, dict(block.frame_info.weights)))
             if self.publish is not None:
                 self.publish(block, events)
             if self._loop_fault:  # a full turn again after a failure of the loop itself
                 self._loop_fault = False
                 self.faults = {k: v for k, v in self.faults.items() if k != "generation"}
-                pending.append({"event": "warning", "where": "generation",
-                                "message": "recovered: the generation loop runs again"})
+                pending.append(ev.Warning(self.now(), "recovered: the generation loop runs again", "generation"))
             if stopping and fade_left <= 0:
                 return
 

@@ -3,9 +3,11 @@
 What a sound designer runs to see and hear a graph without a game
 (``cadenza render --graph FILE --automation timeline.csv``). The audio goes
 to a sink block by block; per control tick it records the time, state,
-weights, controls and parameters for the plot; the event log (JSON lines)
-holds state changes, crossfades, stingers, failsafe, beats and bars with the
-time (and sample frame) at which they are heard.
+weights, controls and parameters for the plot; the event log (JSON lines,
+:func:`cadenza.runtime.events.record`) holds the typed events — state changes
+(``state`` with ``phase`` scheduled / started / completed, ``name``,
+``previous``, ``transition``), stingers, failsafe, beats — under the wire's
+names, each with the time and the sample (``stream_time``) at which it is heard.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cadenza.runtime import events as ev
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
 from cadenza.runtime.conductor import Conductor
 from cadenza.runtime.graph.automation import Automation
@@ -33,7 +36,7 @@ class PreviewLog:
     weights: dict[str, list[float]] = field(default_factory=dict)
     controls: dict[str, list[float]] = field(default_factory=dict)
     params: dict[str, list[float]] = field(default_factory=dict)
-    events: list[dict[str, object]] = field(default_factory=list)
+    events: list[ev.Event] = field(default_factory=list)
     frames: int = 0
 
     def record(self, t: float, state: str, weights: dict[str, float], controls: dict[str, object],
@@ -82,14 +85,14 @@ def run_preview(graph: Graph, backend: Backend, automation: Sequence[Automation]
         log.frames += block.pcm.shape[0]
         if progress is not None:
             progress(block.pcm.shape[0])
-    log.events.sort(key=lambda e: float(e["time"]))  # type: ignore[arg-type]
+    log.events.sort(key=lambda e: e.time)
     return log
 
 
 def write_events(log: PreviewLog, path: Path) -> None:
     with path.open("w") as f:
-        for ev in log.events:
-            f.write(json.dumps(ev) + "\n")
+        for event in log.events:
+            f.write(json.dumps(ev.record(event, SAMPLE_RATE)) + "\n")
 
 
 def plot_preview(log: PreviewLog, path: Path, title: str = "") -> None:
@@ -129,19 +132,18 @@ def plot_preview(log: PreviewLog, path: Path, title: str = "") -> None:
             if log.states[start]:
                 ax_w.text(t[start], 1.0, log.states[start], va="top", fontsize=9)
             start = i
-    for ev in log.events:
-        kind = ev["event"]
-        x = float(ev["time"])  # type: ignore[arg-type]
-        if kind == "bar":
+    for event in log.events:
+        x = event.time
+        if isinstance(event, ev.BeatEvent) and event.downbeat:
             for ax in axes:
                 ax.axvline(x, color="0.6", lw=0.5, ls=":")
-        elif kind in ("state", "crossfade_start"):
+        elif isinstance(event, ev.StateChange) and event.phase is ev.Phase.STARTED:
             for ax in axes:
                 ax.axvline(x, color="crimson", lw=1.2)
-        elif kind == "stinger":
+        elif isinstance(event, ev.StingerFired):
             for ax in axes:
                 ax.axvline(x, color="darkorange", lw=1.2, ls="--")
-            ax_w.text(x, 0.05, f"stinger {ev.get('name', '')}", rotation=90, fontsize=8, color="darkorange")
+            ax_w.text(x, 0.05, f"stinger {event.name}", rotation=90, fontsize=8, color="darkorange")
     for ax in axes:
         ax.legend(loc="upper right", fontsize=8, ncol=3)
         ax.grid(alpha=0.2)

@@ -1,10 +1,14 @@
-"""Offline render: drive a backend through a timeline of prompt mixes into audio blocks.
+"""Offline render: a fixed prompt mix through the live runtime's :class:`~cadenza.runtime.conductor.Conductor`.
 
-The same path the live runtime takes (prompts → embeddings → mix → backend
-stream), minus the clock: blocks are produced as fast as the backend can make
-them. A timeline is a list of :class:`Cue` — at time ``at`` the style and
-controls switch to the cue's; the backend glides to them (the synth never
-restarts its music on a change of mix).
+One road from prompt to audio: ``cadenza render --prompt`` plays the very
+graph that ``cadenza serve --prompt`` and SetPrompts play
+(:func:`cadenza.runtime.live.direct_graph`, controls as SetControls
+overrides) through the same conductor (decks, limiter, beat grid), minus the
+clock: blocks are produced as fast as the backend can make them. A fixed mix
+has nothing to re-evaluate between control ticks, so the render ticks at
+:data:`RENDER_CONTROL_RATE` (long blocks); the synth's audio does not depend
+on the block size. ``render --graph``, the preview, and ``cadenza demo`` drive
+the same conductor with a graph and a timeline (:mod:`.preview`, :mod:`.demo`).
 
 A rendered file appears whole or not at all (:func:`output_file`): it is
 written to a hidden temporary file in the same folder (``.NAME.XXXXXXXX.part.wav``),
@@ -19,6 +23,7 @@ at ``--out``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import secrets
@@ -26,33 +31,21 @@ import signal
 import stat
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cadenza.errors import UsageError
-from cadenza.runtime.backends import get_backend
 from cadenza.runtime import early_signals
-from cadenza.runtime.backends.base import SAMPLE_RATE, Backend, Beat, Controls, WeightedPrompt
+from cadenza.runtime.backends import get_backend
+from cadenza.runtime.backends.base import SAMPLE_RATE, AudioPrompt, Backend, Beat, Controls, WeightedPrompt
+from cadenza.runtime.conductor import Conductor
 from cadenza.runtime.early_signals import Stopped
-from cadenza.runtime.mixing import PromptMixer
+from cadenza.runtime.mixing import PromptMixer, normalized_weights
 
 MAX_SECONDS = 24 * 3600.0
-RENDER_BLOCK = 4096
-
-
-@dataclass(frozen=True)
-class Cue:
-    """From ``at`` seconds on, play ``prompts`` with ``controls``."""
-
-    at: float
-    prompts: tuple[WeightedPrompt, ...]
-    controls: Controls = field(default_factory=Controls)
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.at, (int, float)) and math.isfinite(self.at) and self.at >= 0):
-            raise UsageError(f"cue time must be a finite number of seconds >= 0, got {self.at!r}", where="cue")
+RENDER_CONTROL_RATE = 12.5  # Hz: 3,840-frame blocks; a fixed mix changes nothing between ticks
 
 
 @dataclass
@@ -75,42 +68,39 @@ def check_seconds(seconds: float) -> int:
     return max(1, int(round(seconds * SAMPLE_RATE)))
 
 
-class Renderer:
-    """Embeds a timeline up front (so bad prompts fail before any audio), then yields blocks."""
+def prompt_conductor(prompts: Sequence[WeightedPrompt], controls: Controls | None = None, seed: int = 0,
+                     backend: Backend | None = None) -> Conductor:
+    """The conductor that plays ``prompts`` with ``controls``: what ``serve --prompt`` plays, ticking at
+    :data:`RENDER_CONTROL_RATE`. Every prompt is embedded first, so a bad one fails (naming it) before any audio;
+    the backend's warnings (unknown words, controls it cannot honour) are in :func:`render_warnings`."""
+    from cadenza.runtime.live import direct_graph
 
-    def __init__(self, cues: Sequence[Cue], seconds: float, seed: int = 0, backend: Backend | None = None,
-                 block: int = RENDER_BLOCK) -> None:
-        if not cues:
-            raise UsageError("at least one prompt is needed", where="prompts")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise UsageError(f"must be an integer >= 0, got {seed!r}", where="seed")
-        self.frames = check_seconds(seconds)
-        self.backend = backend if backend is not None else get_backend("synth")
-        self.seed = seed
-        self.block = block
-        self.cues = sorted(cues, key=lambda c: c.at)
-        self.mixer = PromptMixer(self.backend)
-        self.styles = [self.mixer.style(c.prompts) for c in self.cues]
-        self.warnings = list(self.mixer.warnings)
-        seen: set[str] = set()
-        for c in self.cues:
-            for name in sorted(self.backend.capabilities.unsupported(c.controls) - seen):
-                seen.add(name)
-                self.warnings.append(f"backend {self.backend.name!r} cannot honour control {name!r}; it is ignored")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"must be an integer >= 0, got {seed!r}", where="seed")
+    normalized_weights([p.weight for p in prompts])  # none, or all zero: an error naming the fix
+    backend = backend if backend is not None else get_backend("synth")
+    mixer = PromptMixer(backend)
+    for p in prompts:
+        mixer.embed(p.prompt)  # the backend's own error (PromptError naming the prompt or file), before any audio
+    triples = [("", str(p.prompt.path), p.weight) if isinstance(p.prompt, AudioPrompt) else (str(p.prompt), None,
+                                                                                               p.weight)
+               for p in prompts]
+    audio = {str(p.prompt.path): p.prompt.data for p in prompts
+             if isinstance(p.prompt, AudioPrompt) and p.prompt.data is not None}
+    graph = dataclasses.replace(direct_graph(triples, audio), control_rate=RENDER_CONTROL_RATE)
+    conductor = Conductor(graph, backend, seed=seed, mixer=mixer)
+    chosen = controls if controls is not None else Controls()
+    conductor.overrides = {f.name: getattr(chosen, f.name) for f in dataclasses.fields(chosen)
+                           if f.name in chosen.requested()}
+    return conductor
 
-    def blocks(self) -> Iterator[tuple[np.ndarray, list[Beat]]]:
-        state = self.backend.new_stream(self.seed)
-        starts = [int(round(c.at * SAMPLE_RATE)) for c in self.cues]
-        frame = 0
-        while frame < self.frames:
-            idx = max(i for i, s in enumerate(starts) if s <= frame) if starts[0] <= frame else 0
-            n = min(self.block, self.frames - frame)
-            if idx + 1 < len(starts) and starts[idx + 1] > frame:
-                n = min(n, starts[idx + 1] - frame)  # a cue lands exactly on a block boundary
-            cue = self.cues[idx]
-            pcm, state = self.backend.generate(state, self.styles[idx], cue.controls, n)
-            yield pcm, list(state.beats)
-            frame += n
+
+def render_warnings(conductor: Conductor) -> list[str]:
+    """What the backend said about the prompts, then each requested control it cannot honour (once each)."""
+    backend = conductor.backend
+    requested = Controls.from_values(conductor.overrides)
+    return [*conductor.mixer.warnings, *(f"backend {backend.name!r} cannot honour control {name!r}; it is ignored"
+                                         for name in sorted(backend.capabilities.unsupported(requested)))]
 
 
 def render(
@@ -119,18 +109,17 @@ def render(
     seconds: float = 30.0,
     seed: int = 0,
     *,
-    cues: Sequence[Cue] = (),
     backend: Backend | None = None,
 ) -> RenderResult:
-    """Render ``seconds`` of ``prompts`` (plus later ``cues``) into memory."""
-    timeline = [Cue(0.0, tuple(prompts), controls or Controls()), *cues]
-    r = Renderer(timeline, seconds, seed, backend)
+    """Render ``seconds`` of ``prompts`` with ``controls`` into memory (see :func:`prompt_conductor`)."""
+    check_seconds(seconds)
+    conductor = prompt_conductor(prompts, controls, seed, backend)
     blocks: list[np.ndarray] = []
     beats: list[Beat] = []
-    for pcm, bts in r.blocks():
-        blocks.append(pcm)
-        beats.extend(bts)
-    return RenderResult(np.concatenate(blocks), beats, r.warnings)
+    for block in conductor.run([], seconds):
+        blocks.append(block.pcm)
+        beats.extend(block.beats)
+    return RenderResult(np.concatenate(blocks), beats, render_warnings(conductor))
 
 
 class StopRequest:

@@ -48,24 +48,20 @@ from cadenza import __version__
 from cadenza.errors import AudioError, CadenzaError, GraphError, PromptError, UsageError
 from cadenza.proto import wire
 from cadenza.proto.cadenza_v1_pb2 import (
-    Beat as PbBeat,
     Error,
-    Mix,
     GraphDescription,
     ParameterInfo,
     Ok,
     ParameterValue,
     ServerInfo,
-    StateChange,
     Status,
-    StingerFired,
-    Warning as PbWarning,
-    Xrun,
     Transport,
 )
 from cadenza.runtime.backends import get_backend
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
+from cadenza.runtime import events as ev
 from cadenza.runtime.conductor import Block
+from cadenza.runtime.event_wire import to_wire
 from cadenza.runtime.curve import ClientGate, Role, read_secret_key
 from cadenza.runtime.files import FileOutside, FilePolicy, FileRefused
 from cadenza.runtime.limits import (
@@ -389,7 +385,6 @@ class Server:
             zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.errors = 0
         self.replies_dropped = 0
-        self._last_mix = -1.0
         self._last_status = -1.0
         self.bucket = _Bucket(config.rate_limit)
         self.live = LiveEngine(self.backend, sinks, lookahead_s=config.lookahead_ms / 1000.0, seed=config.seed,
@@ -452,45 +447,13 @@ class Server:
         self.seq[topic] = seq
         self.publisher.put(self.events_sock, wire.encode_event(topic, seq, max(0, stream_time), payload))
 
-    def _publish(self, block: Block | None, extra: list[dict[str, object]]) -> None:
+    def _publish(self, block: Block | None, extra: list[ev.Event]) -> None:
         """Called by the generation thread after every step; the publish thread sends."""
         now_frame = self.live.frame
-        events = list(block.events) if block is not None else []
-        events.extend(extra)
-        for ev in events:
-            kind = ev.get("event")
-            t = float(ev.get("time", now_frame / SAMPLE_RATE))  # type: ignore[arg-type]
-            st = int(ev["frame"]) if "frame" in ev else int(round(t * SAMPLE_RATE))  # type: ignore[call-overload]
-            if kind in ("beat", "bar"):
-                beat = PbBeat(beat=int(ev["beat"]), bar=int(ev["bar"]),  # type: ignore[call-overload]
-                              beat_in_bar=int(ev.get("beat_in_bar", int(ev["beat"]) % 4)),  # type: ignore[call-overload]
-                              bpm=float(ev["bpm"]), estimated=bool(ev.get("estimated", False)))  # type: ignore[arg-type]
-                self._emit("beat", st, beat)
-                if kind == "bar":
-                    self._emit("bar", st, PbBeat(beat=beat.beat, bar=beat.bar, beat_in_bar=0, bpm=beat.bpm,
-                                                 estimated=beat.estimated))
-            elif kind == "state_scheduled":
-                self._emit("state", int(round(float(ev["at"]) * SAMPLE_RATE)), StateChange(  # type: ignore[arg-type]
-                    name=str(ev["target"]), previous=str(ev.get("source") or ""), phase=StateChange.SCHEDULED,
-                    transition=str(ev.get("mode", "")), fade_seconds=float(ev.get("fade_s", 0.0))))  # type: ignore[arg-type]
-            elif kind == "state":
-                self._emit("state", st, StateChange(
-                    name=str(ev["target"]), previous=str(ev.get("source") or ""), phase=StateChange.STARTED,
-                    transition=str(ev.get("mode", "")), fade_seconds=float(ev.get("fade_s", 0.0))))  # type: ignore[arg-type]
-            elif kind == "stinger":
-                self._emit("stinger", st, StingerFired(name=str(ev["name"]),
-                                                       duration_seconds=float(ev["length_s"])))  # type: ignore[arg-type]
-            elif kind == "xrun":
-                self._emit("xrun", st, Xrun(count=int(ev["count"]), frames_lost=int(ev["frames_lost"]),  # type: ignore[call-overload]
-                                            source=str(ev.get("source", "device"))))
-            elif kind in ("warning", "clamped", "failsafe", "failsafe_released", "stinger_refused"):
-                msg = str(ev.get("message") or f"{kind}: " + ", ".join(
-                    f"{k}={v}" for k, v in ev.items() if k not in ("event", "time")))
-                self._emit("warning", st, PbWarning(message=msg, field=str(ev.get("where", ev.get("name", "")))))
+        for event in [*(block.events if block is not None else ()), *extra]:
+            for topic, stream_time, payload in to_wire(event):
+                self._emit(topic, stream_time, payload)
         now = now_frame / SAMPLE_RATE
-        if block is not None and now - self._last_mix >= 0.1:
-            self._last_mix = now
-            self._emit("mix", block.frame, Mix(weights={k: float(v) for k, v in block.frame_info.weights.items()}))
         if now - self._last_status >= 1.0:
             self._last_status = now
             self._emit("status", now_frame, self.status(with_server=True))
@@ -544,6 +507,9 @@ class Server:
                 controls = {k: v for k, v in c.overrides.items()}
                 st.controls.CopyFrom(wire.controls_from_mapping(controls))
                 st.effective_controls.CopyFrom(_effective_controls(c))
+                pending = c.pending_state()  # a quantized change waiting for its beat or bar
+                if pending is not None:
+                    st.pending_state, st.pending_state_time = pending[0], max(0, pending[1])
         st.control_disconnects = self.control_disconnects
         st.control_connections = self.control_connections
         for kind, count in self.request_counts.items():
@@ -661,7 +627,8 @@ class Server:
                 raise wire.WireError(Error.UNKNOWN_NAME, f"unknown trigger {body.name!r}; triggers: "
                                      f"{', '.join(sorted(c.graph.triggers)) or '(none)'}", field="trigger.name")
             c.engine.trigger(body.name)
-        return Ok(stream_time=self.live.frame)
+            at = c.heard_at("trigger", body.name)  # its quantized stinger (or state change), else the next block
+        return Ok(stream_time=max(0, at))
 
     def _set_state(self, body: Any) -> Ok:
         with self.live.lock:
@@ -670,7 +637,8 @@ class Server:
                 raise wire.WireError(Error.UNKNOWN_NAME, f"unknown state {body.name!r}; states: "
                                      f"{', '.join(sorted(c.graph.states)) or '(none)'}", field="set_state.name")
             c.engine.set_state(body.name)
-        return Ok(stream_time=self.live.frame)
+            at = c.heard_at("state", body.name)  # the beat or bar its transition rule quantizes it to
+        return Ok(stream_time=max(0, at))
 
     def _set_prompts(self, body: Any) -> Ok:
         _check_prompt_limits(body)
@@ -717,7 +685,7 @@ class Server:
             unsupported = sorted(set(values) - set(self.backend.capabilities.controls))
         warnings = [f"backend {self.backend.name!r} cannot honour control {n!r}; it is ignored" for n in unsupported]
         for w in warnings:
-            self.live.post({"event": "warning", "message": w})
+            self.live.post(ev.Warning(self.live.now(), w))
         return Ok(stream_time=self.live.frame, warnings=warnings)
 
     def _transport(self, body: Any) -> Ok:
@@ -1168,9 +1136,8 @@ def run_server(config: ServerConfig) -> int:
     def reopen_files(signum: int, frame: object) -> None:
         """logrotate's convention: the recording was renamed away; file sinks start a new file at their path."""
         if not server.live.reopen_files():
-            server.live.post({"event": "warning", "where": "SIGHUP",
-                              "message": "SIGHUP reopens file sinks (after logrotate renamed them); this runtime has "
-                                         "none, nothing changed (SIGTERM or SIGINT stops it)"})
+            server.live.post(ev.Warning(server.live.now(), "SIGHUP reopens file sinks (after logrotate renamed them); "
+                                        "this runtime has none, nothing changed (SIGTERM or SIGINT stops it)", "SIGHUP"))
 
     signal.signal(signal.SIGHUP, reopen_files)
     early_signals.replay()  # what came while starting (cli.main held it) acts now: TERM/INT stop, HUP reopens

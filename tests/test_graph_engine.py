@@ -15,7 +15,8 @@ import pytest
 
 from cadenza.errors import GraphError, UsageError
 from cadenza.runtime.graph import nodes as N
-from cadenza.runtime.graph.engine import BeatClock, Event, FixedClock, Frame, GraphEngine, Input
+from cadenza.runtime.events import Phase, StateChange, StingerFired
+from cadenza.runtime.graph.engine import BeatClock, FixedClock, Frame, GraphEngine, Input
 from cadenza.runtime.graph.params import Hysteresis, OneEuroFilter, smoothing_coefficient
 from cadenza.runtime.graph.spec import (
     Blend, Clamp, Const, Curve, Duration, Failsafe, Graph, Hysteresis as HysteresisSpec, Intensity, NodeRef, OneEuro,
@@ -71,8 +72,12 @@ def run(engine: GraphEngine, seconds: float, clock: BeatClock = CLOCK) -> list[F
     return [engine.tick(clock) for _ in range(round(seconds * engine.rate))]
 
 
-def events(frames: list[Frame], kind: str) -> list[Event]:
+def events(frames: list[Frame], kind: str) -> list[Any]:
     return [e for f in frames for e in f.events if e.kind == kind]
+
+
+def changes(frames: list[Frame], phase: Phase) -> list[StateChange]:
+    return [e for f in frames for e in f.events if isinstance(e, StateChange) and e.phase is phase]
 
 
 def state_graph(**overrides: Any) -> Graph:
@@ -182,7 +187,8 @@ def test_discrete_and_labeled_switch_at_once_and_discrete_rounds() -> None:
     eng.set("level", 99, clamp=True)
     f = eng.tick(CLOCK)
     assert f.params["level"] == 5
-    assert events([f], "clamped")[0].data == {"name": "level", "value": 99.0, "clamped": 5.0}
+    e = events([f], "clamped")[0]
+    assert (e.name, e.value, e.clamped) == ("level", 99.0, 5.0)
 
 
 def test_out_of_range_values_are_errors_naming_the_parameter_and_change_nothing() -> None:
@@ -210,7 +216,7 @@ def test_out_of_range_values_with_clamp_are_clamped_and_reported_once() -> None:
     eng.set("danger", -4.0, clamp=True)
     frames = run(eng, 0.05)
     assert frames[-1].params["danger"] == 0.0
-    assert [e.data["value"] for e in events(frames, "clamped")] == [-4.0]
+    assert [e.value for e in events(frames, "clamped")] == [-4.0]
 
 
 @pytest.mark.parametrize("name, value, needle", [
@@ -406,7 +412,7 @@ def test_non_finite_node_results_count_as_zero_and_warn_once() -> None:
     assert frames[-1].weights["calm"] == 0.0 and frames[-1].weights["rain"] == 1.0
     assert frames[-1].controls["density"] == 0.0 and frames[-1].controls["brightness"] == 0.0
     warnings = events(frames, "warning")
-    assert sorted(e.data["where"] for e in warnings) == ["controls.brightness", "controls.density", "mix[0].weight"]
+    assert sorted(e.field for e in warnings) == ["controls.brightness", "controls.density", "mix[0].weight"]
     assert all(math.isfinite(w) for f in frames for w in f.weights.values())
 
 
@@ -558,13 +564,18 @@ def test_transition_is_quantized_to_the_next_bar() -> None:
     assert eng.time == pytest.approx(1.3)
     eng.set_state("combat")
     frames = run(eng, 4.0)
-    sched = events(frames, "state_scheduled")
-    assert len(sched) == 1 and sched[0].data == {"source": "explore", "target": "combat", "at": 2.0,
-                                                 "mode": "blend", "fade_s": 2.0}
-    start = events(frames, "state")
-    assert len(start) == 1 and start[0].time == 2.0
+    sched = changes(frames, Phase.SCHEDULED)
+    assert sched == [StateChange(2.0, "combat", "explore", Phase.SCHEDULED, "blend", 2.0)]
+    assert frames[0].events == sched  # announced in the tick that took the request, stamped with its start
+    start = changes(frames, Phase.STARTED)
+    assert start == [StateChange(2.0, "combat", "explore", Phase.STARTED, "blend", 2.0)]
     first = next(f for f in frames if f.state == "combat")
     assert first.time == pytest.approx(2.0) and first.events == start
+    # the fade is over at 2 + 2 s: COMPLETED, in the tick where the progress reaches 1
+    done = changes(frames, Phase.COMPLETED)
+    assert done == [StateChange(4.0, "combat", "explore", Phase.COMPLETED, "blend", 2.0)]
+    last = next(f for f in frames if done[0] in f.events)
+    assert last.transition is not None and last.transition.progress == 1.0
     before = [f for f in frames if f.time < 2.0 - 1e-9]
     assert all(f.state == "explore" and f.weights["calm"] == 1.0 for f in before)
 
@@ -616,14 +627,17 @@ def test_most_specific_transition_rule_wins() -> None:
     for source, target, fade, mode in cases:
         eng = GraphEngine(state_graph(transitions=rules, initial_state=source))
         eng.set_state(target)
-        sched = events([eng.tick(CLOCK)], "state_scheduled")[0]
-        assert (sched.data["fade_s"], sched.data["mode"]) == (fade, mode), (source, target)
+        sched = changes([eng.tick(CLOCK)], Phase.SCHEDULED)[0]
+        assert (sched.fade_seconds, sched.transition) == (fade, mode), (source, target)
     # no rule at all: now, no fade
     eng = GraphEngine(state_graph(transitions=()))
     eng.set_state("boss")
     f = eng.tick(CLOCK)
     assert f.state == "boss" and f.weights["tense"] == 1.0
     assert f.transition is not None and f.transition.progress == 1.0
+    # a cut: scheduled, started and completed in the one tick, all at the request's time
+    assert [(e.phase, e.time) for e in f.events if isinstance(e, StateChange)] == [
+        (Phase.SCHEDULED, 0.0), (Phase.STARTED, 0.0), (Phase.COMPLETED, 0.0)]
     assert eng.tick(CLOCK).transition is None
 
 
@@ -635,7 +649,7 @@ def test_requests_during_a_transition_and_no_ops() -> None:
     eng.set_state("combat")
     run(eng, 0.5)
     eng.set_state("combat")  # already current
-    assert not events([eng.tick(CLOCK)], "state_scheduled")
+    assert not changes([eng.tick(CLOCK)], Phase.SCHEDULED)
     eng.set_state("boss")  # the current blend (about half explore, half combat) becomes the source
     f = eng.tick(CLOCK)
     tr = f.transition
@@ -652,12 +666,12 @@ def test_a_second_request_before_the_start_replaces_the_first() -> None:
     eng.set_state("combat")
     eng.set_state("boss", at=0.5)
     frames = run(eng, 3.0)
-    assert [e.data["target"] for e in events(frames, "state_cancelled")] == ["combat"]
-    assert [e.data["target"] for e in events(frames, "state")] == ["boss"]
+    assert [e.name for e in events(frames, "state_cancelled")] == ["combat"]
+    assert [e.name for e in changes(frames, Phase.STARTED)] == ["boss"]
     eng.set_state("explore")
     eng.set_state("boss")  # back to the current state before the start: cancelled, stays
     frames = run(eng, 3.0)
-    assert not events(frames, "state") and frames[-1].state == "boss"
+    assert not changes(frames, Phase.STARTED) and frames[-1].state == "boss"
 
 
 def test_driven_by_parameter_changes_state() -> None:
@@ -671,7 +685,7 @@ def test_driven_by_parameter_changes_state() -> None:
     run(eng, 0.2)
     eng.set("mode", "boss")
     frames = run(eng, 1.0)
-    assert [(e.time, e.data["target"]) for e in events(frames, "state")] == [(0.5, "boss")]
+    assert [(e.time, e.name) for e in changes(frames, Phase.STARTED)] == [(0.5, "boss")]
     assert frames[-1].state == "boss" and frames[-1].weights["tense"] == 1.0
 
 
@@ -700,16 +714,15 @@ def test_stinger_quantized_with_cooldown() -> None:
     run(eng, 0.5)
     eng.trigger("boss_defeated")
     frames = run(eng, 2.0)
-    assert [e.data for e in events(frames, "stinger_scheduled")] == [{"name": "win", "at": 2.0}]
+    assert [(e.name, e.at) for e in events(frames, "stinger_scheduled")] == [("win", 2.0)]
     fired = events(frames, "stinger")
     assert len(fired) == 1 and fired[0].time == 2.0
-    assert fired[0].data == {"name": "win", "prompt": "fanfare", "audio": None, "start": 2.0, "length_s": 1.0,
-                             "duck_db": -9.0, "gain_db": 1.0}
+    assert fired[0] == StingerFired(2.0, "win", 1.0)  # 2 beats at 120 bpm; prompt, duck, gain: the graph's
     assert next(f for f in frames if events([f], "stinger")).time == pytest.approx(2.0)
     eng.trigger("boss_defeated", at=7.0)
     frames = run(eng, 6.0)  # to 8.5
     refused = events(frames, "stinger_refused")
-    assert len(refused) == 1 and refused[0].data["remaining"] == pytest.approx(3.0)
+    assert len(refused) == 1 and refused[0].remaining == pytest.approx(3.0)
     assert not events(frames, "stinger")
     eng.trigger("boss_defeated", at=10.0)
     frames = run(eng, 2.0)

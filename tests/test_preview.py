@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cadenza.runtime import events as ev
 from cadenza.runtime.backends import get_backend
 from cadenza.runtime.backends.base import SAMPLE_RATE
 from cadenza.runtime.graph.automation import load_automation
@@ -72,9 +73,17 @@ def test_example_preview_renders_music(name: str, previews: dict[str, tuple[Grap
     assert np.all(w >= 0.0)
 
 
+def _frame(e: ev.Event) -> int:
+    return int(round(e.time * SAMPLE_RATE))
+
+
 def _grid(log: PreviewLog, kind: str) -> set[int]:
-    kinds = ("bar",) if kind == "bar" else ("bar", "beat")
-    return {int(e["frame"]) for e in log.events if e["event"] in kinds}  # type: ignore[call-overload]
+    return {_frame(e) for e in log.events if isinstance(e, ev.BeatEvent) and (kind == "beat" or e.downbeat)}
+
+
+def _changes(log: PreviewLog, phase: ev.Phase, transition: str | None = None) -> list[ev.StateChange]:
+    return [e for e in log.events if isinstance(e, ev.StateChange) and e.phase is phase
+            and transition in (None, e.transition)]
 
 
 def test_action_game_transitions_land_on_the_rendered_grid(
@@ -84,29 +93,33 @@ def test_action_game_transitions_land_on_the_rendered_grid(
     quantize = {(t.source, t.target): t.quantize for t in graph.transitions}
     bars = _grid(log, "bar")
     beats = _grid(log, "beat")
-    starts = [e for e in log.events if e["event"] in ("state", "crossfade_start", "stinger")]
-    assert {e["event"] for e in starts} == {"state", "crossfade_start", "stinger"}
-    states = [e for e in log.events if e["event"] == "state"]
-    assert [e["target"] for e in states] == ["tension", "combat", "explore"]
+    states = _changes(log, ev.Phase.STARTED)
+    stingers = [e for e in log.events if isinstance(e, ev.StingerFired)]
+    assert stingers and {e.transition for e in states} >= {"crossfade"}
+    assert [e.name for e in states] == ["tension", "combat", "explore"]
+    # each change was announced (SCHEDULED, stamped with its start) and each fade ends (COMPLETED), in order
+    assert [(e.name, e.time) for e in _changes(log, ev.Phase.SCHEDULED)] == [(e.name, e.time) for e in states]
+    done = _changes(log, ev.Phase.COMPLETED)
+    assert [e.name for e in done] == [e.name for e in states]
+    assert all(d.time == pytest.approx(s.time + s.fade_seconds) for s, d in zip(states, done))
+    starts: list[ev.StateChange | ev.StingerFired] = [*states, *stingers]
     for e in starts:
-        frame = int(round(float(e["time"]) * SAMPLE_RATE))  # type: ignore[arg-type]
-        if e["event"] == "stinger":
-            q = graph.stingers[str(e["name"])].quantize
+        frame = _frame(e)
+        if isinstance(e, ev.StingerFired):
+            q = graph.stingers[e.name].quantize
         else:
-            target = str(e["target"])
-            q = next((quantize[k] for k in ((e.get("source"), target), ("any", target), ("any", "any"))
+            q = next((quantize[k] for k in ((e.previous, e.name), ("any", e.name), ("any", "any"))
                       if k in quantize), "bar")
         grid = bars if q == "bar" else beats
-        assert frame in grid, f"{e['event']} at {e['time']} s (frame {frame}) is not on a rendered {q}"
+        assert frame in grid, f"{e.kind} at {e.time} s (frame {frame}) is not on a rendered {q}"
 
 
 def test_crossfade_brings_in_the_combat_deck_at_its_start(
     previews: dict[str, tuple[Graph, PreviewLog, np.ndarray]],
 ) -> None:
     _, log, pcm = previews["action_game"]
-    start = next(int(e["frame"]) for e in log.events  # type: ignore[call-overload]
-                 if e["event"] == "crossfade_start" and e["target"] == "combat")
-    end = next(int(e["frame"]) for e in log.events if e["event"] == "crossfade_end")  # type: ignore[call-overload]
+    start = next(_frame(e) for e in _changes(log, ev.Phase.STARTED, "crossfade") if e.name == "combat")
+    end = next(_frame(e) for e in _changes(log, ev.Phase.COMPLETED, "crossfade") if e.name == "combat")
     assert end > start
 
     def high_band(seg: np.ndarray) -> float:
@@ -124,13 +137,13 @@ def test_installation_failsafe_engages_after_silence(
 ) -> None:
     graph, log, _ = previews["installation"]
     assert graph.failsafe is not None
-    fs = [e for e in log.events if e["event"] == "failsafe"]
+    fs = [e for e in log.events if isinstance(e, ev.Failsafe)]
     assert len(fs) == 1
     automation = load_automation(EXAMPLES / "installation" / "timeline.csv")
-    assert float(fs[0]["time"]) == pytest.approx(automation[-1].time + graph.failsafe.after)  # type: ignore[arg-type]
+    assert fs[0].time == pytest.approx(automation[-1].time + graph.failsafe.after)
     # after the glide every parameter sits at its safe value
     t = np.asarray(log.times)
-    settled = t > float(fs[0]["time"]) + graph.failsafe.glide + 0.5  # type: ignore[arg-type]
+    settled = t > fs[0].time + graph.failsafe.glide + 0.5
     for name, p in graph.parameters.items():
         if p.type == "continuous" and settled.any():
             values = np.asarray(log.params[name])[settled]
@@ -172,7 +185,14 @@ def test_render_graph_cli_writes_audio_plot_and_events(tmp_path: Path) -> None:
     info = soundfile.info(str(tmp_path / "p.wav"))
     assert (info.samplerate, info.channels, info.frames) == (48000, 2, 20 * 48000)
     events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
-    assert {"state_scheduled", "state", "beat", "bar"} <= {e["event"] for e in events}
+    # the wire's names: a state change is "state" with name/previous/phase/transition/fade_seconds
+    assert {"state", "beat"} <= {e["event"] for e in events}
+    states = [e for e in events if e["event"] == "state"]
+    assert {"scheduled", "started", "completed"} <= {e["phase"] for e in states}
+    assert all({"name", "previous", "transition", "fade_seconds", "stream_time"} <= set(e) for e in states)
+    assert not {"source", "target", "state_scheduled"} & {k for e in events for k in (*e, e["event"])}
+    assert any(e["event"] == "beat" and e["beat_in_bar"] == 0 for e in events)  # bars are the downbeats
+    assert all(e["stream_time"] == round(e["time"] * 48000) for e in events)
     assert (tmp_path / "w.png").stat().st_size > 20_000
 
 

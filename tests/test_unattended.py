@@ -475,6 +475,7 @@ def test_a_slow_load_times_out_changes_nothing_and_others_are_answered_meanwhile
 
 def test_an_exception_in_the_generation_loop_itself_is_ridden_through() -> None:
     """A bug outside the tick (here: the publish callback raises once) is a fault, not the end of the thread."""
+    from cadenza.runtime import events as ev
     from cadenza.runtime.backends import get_backend
     from cadenza.runtime.live import LiveEngine, direct_graph
     from cadenza.runtime.sinks.null import NullSink
@@ -482,10 +483,10 @@ def test_an_exception_in_the_generation_loop_itself_is_ridden_through() -> None:
     calls = 0
     warnings: list[str] = []
 
-    def publish(block: object, events: list[dict[str, object]]) -> None:
+    def publish(block: object, events: list[ev.Event]) -> None:
         nonlocal calls
         calls += 1
-        warnings.extend(str(e["message"]) for e in events if e.get("event") == "warning")
+        warnings.extend(e.message for e in events if isinstance(e, ev.Warning))
         if calls == 20:
             raise ValueError("a bug in publish")
 

@@ -39,9 +39,9 @@ States and transitions
     (from+to > from+any > any+to > any+any; of equally specific rules the
     first listed; no rule: start now, no fade, blend). The start is the
     effective time (``now``) or ``clock.next_boundary(t, "beat" | "bar")``;
-    ``state_scheduled`` is emitted when the request is processed. A second
-    request before the start replaces the scheduled one (``state_cancelled``).
-    At the first tick whose time is ``>=`` the start, ``state`` is emitted,
+    a SCHEDULED ``StateChange`` is emitted when the request is processed. A second
+    request before the start replaces the scheduled one (``StateCancelled``).
+    At the first tick whose time is ``>=`` the start, STARTED is emitted,
     :attr:`Frame.state` becomes the target and the transition runs with
     ``progress = (time − start) / fade_s`` (the fade resolved with
     ``clock.beat_seconds(start)``; 0 s: progress 1 at once) until the tick
@@ -58,28 +58,33 @@ States and transitions
 
 Stingers, intensity, failsafe
     A trigger bumps intensity, then requests its state, then its stinger. A
-    stinger is refused (``stinger_refused``, with the remaining seconds) when
+    stinger is refused (``StingerRefused``, with the remaining seconds) when
     the request comes less than ``cooldown`` seconds after its last accepted
     start; otherwise it is scheduled at the quantized time
-    (``stinger_scheduled``) and fires at that time (``stinger``, with the length
+    (``StingerScheduled``) and fires at that time (``StingerFired``, with the length
     resolved with the clock at its start). Intensity is built in, in [0, 1]: a
     bump adds (clamped), the level holds ``hold`` seconds after the last bump
     and then falls linearly by ``decay`` per second; ``set("intensity", v)``
     sets the level like a bump to ``v``. The failsafe ramps every continuous
     parameter linearly over ``glide`` seconds to its safe value and switches
     discrete and labeled ones at once (intensity keeps decaying on its own);
-    ``failsafe`` is emitted once, and the next input emits ``failsafe_released``
+    ``Failsafe`` is emitted once, and the next input emits ``FailsafeReleased``
     and applies normally (parameters it does not touch keep gliding).
 
 Events
-    Each :class:`Event` carries the exact time of what it reports (the
-    effective time of an input, the start of a state change or stinger, the
-    moment the failsafe engaged), which may lie before the tick that emits it.
-    Kinds: ``trigger``, ``clamped`` (a set value outside the range was clamped;
-    once until an in-range value is set), ``state_scheduled``,
-    ``state_cancelled``, ``state``, ``stinger_scheduled``, ``stinger_refused``,
-    ``stinger``, ``failsafe``, ``failsafe_released``, ``warning`` (a non-finite
-    or mistyped node value, once per place).
+    Typed (:mod:`cadenza.runtime.events`), each carries the exact time of what
+    it reports (the effective time of an input, the start of a state change or
+    stinger, the moment the failsafe engaged), which may lie before the tick
+    that emits it: ``Trigger``; ``Clamped`` (a set value outside the range was
+    clamped; once until an in-range value is set); ``StateChange`` with phase
+    SCHEDULED (emitted when the request is processed, ``time`` = the start),
+    STARTED (at the start) and COMPLETED (at start + fade, in the tick where
+    the progress reaches 1: the new state plays alone; a cut completes in the
+    tick it starts); ``StateCancelled``; ``StingerScheduled``,
+    ``StingerRefused``, ``StingerFired``; ``Failsafe``, ``FailsafeReleased``;
+    ``Warning`` (a non-finite or mistyped node value, once per place).
+    :meth:`GraphEngine.pending_state` and :meth:`GraphEngine.heard_at` say
+    ahead of the tick when a request just made will be heard.
 """
 
 from __future__ import annotations
@@ -96,6 +101,8 @@ from cadenza.runtime.graph.nodes import (
     CONTINUOUS_CONTROLS, SHAPES, Compiler, Env, MixFn, NodeFn, Value, default_weights, normalize,
 )
 from cadenza.runtime.graph.params import ParamState, ParamValue, check_seconds, describe_value
+from cadenza.runtime import events as ev
+from cadenza.runtime.events import Event, Phase
 from cadenza.runtime.graph.spec import MODES, QUANTIZE, Duration, Graph, Transition
 
 __all__ = ["ActiveTransition", "BeatClock", "Event", "FixedClock", "Frame", "GraphEngine", "Input"]
@@ -142,15 +149,6 @@ class FixedClock:
 
 
 # ------------------------------------------------------------------ output
-@dataclass(frozen=True)
-class Event:
-    """Something that happened: ``kind`` at ``time`` (exact seconds), with details in ``data``."""
-
-    time: float
-    kind: str
-    data: dict[str, object] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class ActiveTransition:
     """A state change in progress, as the frame that carries it sees it."""
@@ -566,12 +564,14 @@ class GraphEngine:
                 a.source, a.target, a.mode, a.start, a.fade_s, p,
                 dict(zip(self._prompts, a.weights)), dict(a.controls),
             )
-            if p >= 1.0:
+            if p >= 1.0:  # the fade is over (a cut: at once): the new state plays alone
                 self._active = None
+                events.append(ev.StateChange(a.start + a.fade_s, a.target, a.source or "", Phase.COMPLETED, a.mode,
+                                             a.fade_s))
         env = self._env
         if env.warnings:
             for where, message in env.warnings:
-                events.append(Event(t, "warning", {"where": where, "message": message}))
+                events.append(ev.Warning(t, message, where))
             env.warnings.clear()
         return Frame(t, self._state, dict(zip(self._prompts, w)), dict(c), dict(values), transition, events)
 
@@ -609,13 +609,14 @@ class GraphEngine:
         eff, _, kind, name, value, ramp, shape, bypass, note = item
         if self._fs_engaged:
             self._fs_engaged = False
-            events.append(Event(eff, "failsafe_released", {"kind": kind, "name": name}))
+            events.append(ev.FailsafeReleased(eff, kind, name))
         self._last_input = eff
         if kind == "set":
             if note is not None:
                 if name not in self._clamp_reported:
                     self._clamp_reported.add(name)
-                    events.append(Event(eff, "clamped", {"name": name, "value": note, "clamped": value}))
+                    assert isinstance(note, float) and isinstance(value, (int, float))
+                    events.append(ev.Clamped(eff, name, note, float(value)))
             else:
                 self._clamp_reported.discard(name)
             if name == "intensity":
@@ -642,7 +643,7 @@ class GraphEngine:
 
     def _trigger(self, name: str, t: float, clock: BeatClock, events: list[Event]) -> None:
         td = self.graph.triggers[name]
-        events.append(Event(t, "trigger", {"name": name}))
+        events.append(ev.Trigger(t, name))
         if td.bump:
             level = self._intensity_at(t) + td.bump
             self._int_level = 0.0 if level < 0.0 else 1.0 if level > 1.0 else level
@@ -664,25 +665,70 @@ class GraphEngine:
         return b if math.isfinite(b) and b > 0.0 else 0.5
 
     # ------------------------------------------------------------- states
+    def _rule_for(self, source: str | None, target: str, t: float,
+                  clock: BeatClock) -> tuple[float, Duration, Literal["blend", "crossfade"]]:
+        """(start, fade, mode) of a change ``source`` → ``target`` requested at ``t``: the most specific rule's,
+        or now, no fade, blend."""
+        rule = self._rules.get((source, target))
+        if rule is None:
+            return t, Duration(0.0), "blend"
+        return self._quantize(rule.quantize, t, clock), rule.fade, rule.mode
+
+    def pending_state(self, clock: BeatClock) -> tuple[str, float] | None:
+        """The state change waiting for its start: (state, engine seconds it starts at), or None.
+
+        Requests queued for the next tick (a :meth:`set_state` or a trigger's
+        state just made) count as that tick will apply them, with the same
+        ``clock``: a request is visible here at once, not a tick later. A state
+        that a labeled parameter will drive is seen once the tick applied it.
+        """
+        state = self._state
+        pending = (self._pending.target, self._pending.start) if self._pending is not None else None
+        horizon = self.time + 1.0 / self.rate
+        for item in sorted(self._queue, key=lambda it: (it[0], it[1])):
+            eff, kind, name = item[0], item[2], item[3]
+            if eff > horizon:
+                break
+            target = name if kind == "state" else self.graph.triggers[name].set_state if kind == "trigger" else None
+            if target is None or target == (pending[0] if pending is not None else state):
+                continue
+            pending = None
+            if target != state:
+                pending = (target, self._rule_for(state, target, eff, clock)[0])
+        return pending
+
+    def heard_at(self, kind: Literal["state", "trigger"], name: str, clock: BeatClock) -> float:
+        """When a ``set_state(name)`` (``kind="state"``) or ``trigger(name)`` just made will be heard, in engine
+        seconds: the start of its quantized state change, or of a trigger's stinger (else its state change);
+        the current time when nothing waits for a beat or bar (a stinger in its cooldown is refused: now)."""
+        t = self.time
+        target = name
+        if kind == "trigger":
+            td = self.graph.triggers[name]
+            if td.stinger is not None:
+                st = self.graph.stingers[td.stinger]
+                last = self._stinger_last.get(td.stinger)
+                if last is None or st.cooldown <= 0.0 or last + st.cooldown - t <= 1e-9:
+                    return self._quantize(st.quantize, t, clock)
+            if td.set_state is None:
+                return t
+            target = td.set_state
+        pending = self.pending_state(clock)
+        return pending[1] if pending is not None and pending[0] == target else t
+
     def _request_state(self, target: str, t: float, clock: BeatClock, events: list[Event]) -> None:
         pending = self._pending
         if target == (pending.target if pending is not None else self._state):
             return
         if pending is not None:
-            events.append(Event(t, "state_cancelled", {"source": pending.source, "target": pending.target,
-                                                        "at": pending.start}))
+            events.append(ev.StateCancelled(t, pending.target, pending.source or "", pending.start))
             self._pending = None
             if target == self._state:
                 return
-        rule = self._rules.get((self._state, target))
-        if rule is None:
-            start, fade, mode = t, Duration(0.0), "blend"
-        else:
-            start, fade, mode = self._quantize(rule.quantize, t, clock), rule.fade, rule.mode
+        start, fade, mode = self._rule_for(self._state, target, t, clock)
         fade_s = fade.seconds(self._beat(clock, start))
-        self._pending = _Pending(self._state, target, start, fade, mode)  # type: ignore[arg-type]
-        events.append(Event(t, "state_scheduled", {"source": self._state, "target": target, "at": start,
-                                                   "mode": mode, "fade_s": fade_s}))
+        self._pending = _Pending(self._state, target, start, fade, mode)
+        events.append(ev.StateChange(start, target, self._state or "", Phase.SCHEDULED, mode, fade_s))
 
     def _begin(self, clock: BeatClock, t: float, events: list[Event]) -> None:
         pend = self._pending
@@ -696,8 +742,7 @@ class GraphEngine:
         self._active = _Active(pend.source, pend.target, pend.mode, pend.start, fade_s, tuple(w),
                                tuple(c.items()))
         self._state = pend.target
-        events.append(Event(pend.start, "state", {"source": pend.source, "target": pend.target,
-                                                  "mode": pend.mode, "fade_s": fade_s}))
+        events.append(ev.StateChange(pend.start, pend.target, pend.source or "", Phase.STARTED, pend.mode, fade_s))
 
     # ----------------------------------------------------------- stingers
     def _request_stinger(self, name: str, t: float, clock: BeatClock, events: list[Event]) -> None:
@@ -706,27 +751,24 @@ class GraphEngine:
         if last is not None and st.cooldown > 0.0:
             remaining = last + st.cooldown - t
             if remaining > 1e-9:
-                events.append(Event(t, "stinger_refused", {"name": name, "remaining": remaining}))
+                events.append(ev.StingerRefused(t, name, remaining))
                 return
         start = self._quantize(st.quantize, t, clock)
         self._stinger_last[name] = start
         self._seq += 1
         heapq.heappush(self._stingers_due, (start, self._seq, name))
-        events.append(Event(t, "stinger_scheduled", {"name": name, "at": start}))
+        events.append(ev.StingerScheduled(t, name, start))
 
     def _fire_stinger(self, due: tuple[float, int, str], clock: BeatClock, events: list[Event]) -> None:
         start, _, name = due
         st = self.graph.stingers[name]
-        events.append(Event(start, "stinger", {
-            "name": name, "prompt": st.prompt, "audio": st.audio, "start": start,
-            "length_s": st.length.seconds(self._beat(clock, start)), "duck_db": st.duck_db, "gain_db": st.gain_db,
-        }))
+        events.append(ev.StingerFired(start, name, st.length.seconds(self._beat(clock, start))))
 
     # ----------------------------------------------------------- failsafe
     def _engage_failsafe(self, after: float, glide: float, clock: BeatClock, events: list[Event]) -> None:
         te = self._last_input + after
         self._fs_engaged = True
-        events.append(Event(te, "failsafe", {"after": after, "glide": glide}))
+        events.append(ev.Failsafe(te, after, glide))
         for name, ps in self._params.items():
             safe = ps.validate(ps.param.safe_value, where=f"parameters.{name}.safe")[0]
             self._set_param(name, safe, te, glide if ps.kind == "continuous" else None, "linear", False, clock,

@@ -1,0 +1,150 @@
+"""State changes on the wire, against a real ``cadenza serve`` playing the action game (null sink, events SUB).
+
+What the tests prove:
+
+- a state change is published three times — SCHEDULED (stamped with the
+  sample it will start on), STARTED, COMPLETED (the fade is over: the new
+  state plays alone) — with stream times that never go back, COMPLETED one fade
+  after STARTED, for a ``blend`` and for a ``crossfade`` transition;
+- ``Ok.stream_time`` of a quantized SetState is the sample the change is heard
+  from: the STARTED event's stream time, on a bar the runtime published; the
+  same for a Trigger whose stinger is quantized (the ``stinger`` event's);
+- between the request and its bar, ``Status.pending_state`` and
+  ``pending_state_time`` name the waiting state and that sample; empty after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zmq
+
+from cadenza.proto import cadenza_v1_pb2 as pb
+from cadenza.proto import wire
+from server_harness import ACTION_GAME, SAMPLE_RATE, Control, ServeProcess, Subscriber
+
+PHASE = pb.StateChange.Phase
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Iterator[zmq.Context[Any]]:
+    c: zmq.Context[Any] = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+@pytest.fixture(scope="module")
+def game(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    with ServeProcess(["--graph", str(ACTION_GAME), "--allow-dir", str(ACTION_GAME.parent)],
+                      tmp_path_factory.mktemp("states")) as server:
+        yield server
+
+
+@pytest.fixture
+def client(game: ServeProcess, ctx: zmq.Context[Any]) -> Iterator[Control]:
+    """A DEALER on a fresh copy of the action game (state explore, nothing pending)."""
+    c = game.control(ctx)
+    c.ok(pb.LoadGraph(path=str(ACTION_GAME)))
+    c.wait_status(lambda s: s.state == "explore" and not s.pending_state, 10, "explore, nothing pending")
+    yield c
+    c.close()
+
+
+def subscribe(game: ServeProcess, ctx: zmq.Context[Any], topics: list[str]) -> Subscriber:
+    """A SUB that already receives (status events come every second): no event of the test is missed."""
+    sub = game.events(ctx, [*topics, "status"])
+    sub.wait_for(lambda e: True, 10, "any event (the subscription is live)")
+    return sub
+
+
+def phases_of(sub: Subscriber, name: str, timeout: float = 15.0) -> list[wire.DecodedEvent]:
+    """The ``state`` events of the change to ``name``, up to its COMPLETED one."""
+    got: list[wire.DecodedEvent] = []
+    while not got or got[-1].payload.phase != PHASE.COMPLETED:
+        got.append(sub.wait_for(lambda e: e.topic == wire.Topic.STATE and e.payload.name == name,
+                                timeout, f"state {name} (so far {[str(e.payload.phase) for e in got]})"))
+    return got
+
+
+@pytest.mark.parametrize(("target", "mode", "beats"), [("tension", "blend", 4), ("combat", "crossfade", 2)])
+def test_a_state_change_is_scheduled_started_and_completed(client: Control, game: ServeProcess,
+                                                           ctx: zmq.Context[Any], target: str, mode: str,
+                                                           beats: int) -> None:
+    sub = subscribe(game, ctx, ["state", "bar"])
+    ok = client.ok(pb.SetState(name=target))
+    events = phases_of(sub, target)
+    assert [e.payload.phase for e in events] == [PHASE.SCHEDULED, PHASE.STARTED, PHASE.COMPLETED]
+    scheduled, started, completed = events
+    for e in events:
+        p = e.payload
+        assert (p.previous, p.transition) == ("explore", mode), p
+    assert scheduled.stream_time == started.stream_time == ok.stream_time  # announced with its start
+    assert started.stream_time < completed.stream_time
+    assert [e.sequence for e in events] == list(range(scheduled.sequence, scheduled.sequence + 3))
+    # the fade (1 bar / 2 beats at the explore tempo) separates STARTED from COMPLETED, to a sample
+    fade = started.payload.fade_seconds
+    assert fade > 0 and completed.payload.fade_seconds == fade
+    assert abs(completed.stream_time - started.stream_time - round(fade * SAMPLE_RATE)) <= 1
+    bpm = 60.0 * beats / fade
+    assert 40 <= bpm <= 200, bpm
+    client.wait_status(lambda s: s.state == target and not s.pending_state, 5, f"{target} alone")
+    sub.close()
+
+
+def test_ok_stream_time_of_a_quantized_set_state_is_the_bar_it_is_heard_on(client: Control, game: ServeProcess,
+                                                                          ctx: zmq.Context[Any]) -> None:
+    sub = subscribe(game, ctx, ["state", "bar"])
+    # a steady tempo first (the fixture's reload may leave the bed gliding from the last test's combat tempo)
+    last: list[wire.DecodedEvent] = []
+    while len(last) < 2 or last[-1].payload.bpm != last[-2].payload.bpm:
+        last.append(sub.wait_for(lambda e: e.topic == wire.Topic.BAR, 15, "a bar"))
+    before = client.status().stream_time
+    ok = client.ok(pb.SetState(name="tension"))
+    assert ok.HasField("stream_time") and ok.stream_time > before  # quantized to the next bar, not "now"
+    seen: list[wire.DecodedEvent] = []
+    while not any(e.topic == wire.Topic.STATE and e.payload.phase == PHASE.STARTED for e in seen):
+        e = sub.recv_event(15)
+        assert e is not None, f"no STARTED within 15 s; saw {seen}"
+        seen.append(e)
+    assert seen[-1].stream_time == ok.stream_time
+    seen += sub.events_for(0.5)  # the bar itself may go out with the next block
+    bars = {e.stream_time for e in seen if e.topic == wire.Topic.BAR}
+    assert ok.stream_time in bars, (ok.stream_time, sorted(bars))  # a bar the runtime rendered and published
+    sub.close()
+
+
+def test_ok_stream_time_of_a_trigger_is_its_quantized_stinger(client: Control, game: ServeProcess,
+                                                             ctx: zmq.Context[Any]) -> None:
+    sub = subscribe(game, ctx, ["stinger", "bar"])
+    before = client.status().stream_time
+    ok = client.ok(pb.Trigger(name="boss_defeated"))  # stinger "victory", quantized to the bar
+    assert ok.stream_time > before
+    fired = sub.wait_for(lambda e: e.topic == wire.Topic.STINGER, 15, "the victory stinger")
+    assert fired.payload.name == "victory" and fired.stream_time == ok.stream_time
+    sub.close()
+
+
+def test_pending_state_is_in_status_between_the_request_and_its_bar(client: Control, game: ServeProcess,
+                                                                    ctx: zmq.Context[Any]) -> None:
+    sub = subscribe(game, ctx, ["state"])
+    seen = 0
+    for target in ("tension", "combat", "explore"):  # a request that lands just before its bar may miss the window
+        ok = client.ok(pb.SetState(name=target))
+        st = client.status()
+        if st.stream_time < ok.stream_time:  # the bar is not generated yet: the change waits for it
+            assert (st.pending_state, st.pending_state_time) == (target, ok.stream_time), st
+            assert st.state != target
+            seen += 1
+        sub.wait_for(lambda e: e.topic == wire.Topic.STATE and e.payload.name == target
+                     and e.payload.phase == PHASE.STARTED, 15, f"{target} started")
+        st = client.wait_status(lambda s: s.stream_time > ok.stream_time, 10, "past the bar")
+        assert (st.state, st.pending_state, st.pending_state_time) == (target, "", 0), st
+    assert seen >= 2, "GetStatus never came between a SetState and its bar"
+    sub.close()
+
+
+def test_status_has_no_pending_state_when_nothing_waits(client: Control) -> None:
+    st = client.status()
+    assert (st.state, st.pending_state, st.pending_state_time) == ("explore", "", 0)
