@@ -615,6 +615,39 @@ def test_crossfade_carries_the_source_for_deck_a() -> None:
         assert tr.source_weights["calm"] == 1.0 and tr.source_controls["bpm"] == 90.0
 
 
+def test_pending_state_and_heard_at_answer_as_soon_as_a_request_is_made() -> None:
+    """What the server puts in Ok.stream_time and Status.pending_state: known before the tick applies the request,
+    and equal to what the tick then does."""
+    eng = GraphEngine(state_graph(triggers={"alarm": TriggerDef("alarm", set_state="boss")}))
+    run(eng, 1.3)
+    assert eng.pending_state(CLOCK) is None and eng.heard_at("state", "explore", CLOCK) == eng.time
+    eng.set_state("combat")
+    assert eng.pending_state(CLOCK) == ("combat", 2.0)  # queued for the next tick: seen at once
+    assert eng.heard_at("state", "combat", CLOCK) == 2.0
+    frames = run(eng, 0.1)
+    assert eng.pending_state(CLOCK) == ("combat", 2.0)
+    eng.trigger("alarm")  # replaces the scheduled change
+    assert eng.pending_state(CLOCK) == ("boss", 2.0) and eng.heard_at("trigger", "alarm", CLOCK) == 2.0
+    frames += run(eng, 1.0)
+    assert [(e.time, e.name) for e in changes(frames, Phase.STARTED)] == [(2.0, "boss")]
+    assert eng.pending_state(CLOCK) is None and eng.state == "boss"
+    eng.set_state("boss")  # already current: heard now, nothing pending
+    assert eng.pending_state(CLOCK) is None and eng.heard_at("state", "boss", CLOCK) == eng.time
+
+
+def test_heard_at_of_a_trigger_is_its_quantized_stinger_unless_refused() -> None:
+    g = make_graph(stingers={"win": Stinger("win", prompt="fanfare", quantize="bar", cooldown=8.0)},
+                   triggers={"won": TriggerDef("won", stinger="win"), "hit": TriggerDef("hit", bump=0.1)})
+    eng = GraphEngine(g)
+    run(eng, 0.5)
+    eng.trigger("won")
+    assert eng.heard_at("trigger", "won", CLOCK) == 2.0
+    frames = run(eng, 2.0)
+    assert [e.time for e in events(frames, "stinger")] == [2.0]
+    assert eng.heard_at("trigger", "won", CLOCK) == eng.time  # in its cooldown: refused, nothing waits
+    assert eng.heard_at("trigger", "hit", CLOCK) == eng.time  # no stinger, no state: now
+
+
 def test_most_specific_transition_rule_wins() -> None:
     rules = (
         Transition("any", "any", "now", Duration(1.0, "s"), "blend"),
