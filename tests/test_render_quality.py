@@ -502,6 +502,24 @@ def test_api_render_is_deterministic(render_cache: Callable[[Config], Any]) -> N
     assert not np.array_equal(first.pcm, other.pcm)
 
 
+def test_render_plays_what_serve_plays() -> None:
+    """One road: ``render`` is the conductor ``serve --prompt`` runs (the SetPrompts graph, controls as SetControls
+    overrides, 100 Hz ticks), only ticking slower; the audio is the same, sample for sample."""
+    from cadenza.runtime.backends import get_backend
+    from cadenza.runtime.conductor import Conductor
+    from cadenza.runtime.live import direct_graph
+    from cadenza.runtime.render import render
+
+    served = Conductor(direct_graph([(TEMPO_PROMPT, None, 1.0), (AMBIENT, None, 0.5)]), get_backend("synth"),
+                       seed=SEED)
+    served.overrides = {"bpm": 124.0, "density": 0.7}
+    live = np.concatenate([b.pcm for b in served.run([], 3.0)])
+    rendered = render([WeightedPrompt(TextPrompt(TEMPO_PROMPT), 1.0), WeightedPrompt(TextPrompt(AMBIENT), 0.5)],
+                      Controls(bpm=124.0, density=0.7), 3.0, seed=SEED)
+    assert rendered.pcm.shape == live.shape == (3 * SR, 2)
+    assert np.array_equal(rendered.pcm, live)
+
+
 # ----------------------------------------------------------------------------- (h) bad input
 
 
