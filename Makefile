@@ -44,6 +44,7 @@ soak: $(DEV)
 typecheck: $(DEV)
 	rm -rf build/typecheck && mkdir -p build/typecheck/cadenza
 	for f in cadenza/*.py; do ln -s "$$PWD/$$f" build/typecheck/cadenza/; done
+	ln -s "$$PWD/cadenza/graph_format" build/typecheck/cadenza/graph_format
 	ln -s "$$PWD/runtime" build/typecheck/cadenza/runtime
 	ln -s "$$PWD/sdk" build/typecheck/cadenza/sdk
 	ln -s "$$PWD/proto" build/typecheck/cadenza/proto

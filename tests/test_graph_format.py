@@ -121,7 +121,7 @@ def test_playable_corpus_graphs_satisfy_the_generated_schema() -> None:
     """Read as the runtime reads them (YAML 1.2: ``1e12`` a number, ``no`` a text), every playable graph of
     the corpus is valid under the schema, and the declaration's checker finds nothing in it either."""
     jsonschema = pytest.importorskip("jsonschema")
-    from cadenza.graph_schema import graph_json_schema
+    from cadenza.graph_format import graph_json_schema
     from cadenza.runtime.graph.yamlread import parse_tree
 
     validator = jsonschema.Draft202012Validator(graph_json_schema())

@@ -1,8 +1,8 @@
 """The JSON Schema (draft 2020-12) of the style-graph format, generated from its one declaration.
 
 One job: :func:`graph_json_schema` turns the tables of
-:mod:`cadenza.graph_format` (:data:`~cadenza.graph_format.SECTIONS`,
-:data:`~cadenza.graph_format.VALUE_NODES`, the words and defaults) into a
+:mod:`.declaration` (:data:`~.declaration.SECTIONS`,
+:data:`~.declaration.VALUE_NODES`, the words and defaults) into a
 schema, so editors complete and check graph files (``# yaml-language-server:
 $schema=...`` in YAML, ``"$schema"`` in JSON). Nothing here is written by
 hand but the two duration patterns. A schema cannot see what ties values
@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from cadenza.graph_format import (
+from cadenza.graph_format.declaration import (
     FORMAT_VERSION,
     INLINE_NODES,
     MIX_ENTRIES,

@@ -2,7 +2,7 @@
 
 One job: keep ``cadenza-graph.schema.json`` (beside this module, shipped with
 the package so that editors can point at it) equal to what
-:func:`cadenza.graph_schema.graph_json_schema` generates from the format's one
+:func:`cadenza.graph_format.schema.graph_json_schema` generates from the format's one
 declaration (:mod:`cadenza.graph_format`). A test fails when the file is
 stale; rewrite it with ``python -m cadenza.runtime.graph.schema --write``.
 """
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cadenza.graph_schema import graph_json_schema, schema_text
+from cadenza.graph_format.schema import graph_json_schema, schema_text
 
 __all__ = ["SCHEMA_FILE", "graph_json_schema", "main", "schema_text"]
 
