@@ -20,7 +20,11 @@ Framing, one ZeroMQ frame per box::
               │          ok | status | error}               │   (exactly one per request)
               └─────────────────────────────────────────────┘
               (the ROUTER's identity frame in front is the socket layer's
-              business; no empty delimiter frame: there is no REQ socket)
+              business. A REQ socket's empty delimiter frame in front of the
+              Envelope is accepted too, and the reply then carries one:
+              [b"", reply]. Every Error whose request id can be read from the
+              bytes — peek_request_id — carries it: TOO_LARGE, RATE_LIMITED,
+              a message of several frames included)
 
     events    runtime PUB ────────────────────────────────▶ client SUB
               ┌────────────┬────────────────────────────────┐

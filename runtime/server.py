@@ -709,7 +709,7 @@ class Server:
         """One request frame → one reply frame. Never raises.
 
         ``readonly`` names a read-only client (``--curve-readonly``): it may only
-        say Hello and ask for the status; anything else is PERMISSION_DENIED.
+        say Hello, ask for the status and describe the graph; anything else is PERMISSION_DENIED.
         """
         request_id = 0
         try:
@@ -722,7 +722,8 @@ class Server:
             self.request_counts[req.kind.value] += 1
             if readonly is not None and req.kind not in READONLY_REQUESTS:
                 raise wire.WireError(Error.PERMISSION_DENIED, (
-                    f"{readonly} is read-only (--curve-readonly): it may send Hello and GetStatus and subscribe to "
+                    f"{readonly} is read-only (--curve-readonly): it may send Hello, GetStatus and DescribeGraph and "
+                    "subscribe to "
                     f"events and audio, not {req.kind.value}; the operator moves its key to --curve-clients to "
                     "allow control"), field=req.kind.value)
             reply = self.handlers[req.kind](req.body)
