@@ -101,7 +101,6 @@ def _frozen(value: object) -> Any:
     return tuple(_frozen(v) for v in value)
 
 
-
 def _refs(value: object) -> Iterator[object]:
     """The handles (parameters, nodes, prompts) an expression, entry or collection of them holds."""
     if isinstance(value, (Param, NodeRef, PromptRef)):
@@ -222,7 +221,9 @@ class Expr:
 
 
 def _negated(value: Value) -> Value:
-    return -value if _is_number(value) and not isinstance(value, str) else multiply(-1, value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return -value
+    return multiply(-1, value)
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,6 @@ from cadenza.graph_format import (
     CONTROL_KINDS,
     CONTROL_NAMES,
     CURVE_SHAPES,
-    DURATION_NUMBER,
-    DURATION_UNITS,
     FORMAT_VERSION,
     MODES,
     PAD_MODES,
@@ -75,6 +73,7 @@ from cadenza.graph_format import (
     SECTIONS,
     STATE_ANY,
     choices,
+    parse_duration,
 )
 from cadenza.sdk._graph_values import (  # the values, re-exported here
     INTENSITY, Blend, Clamp, Condition, Curve, Duration, Expr, MixEntry, NodeRef, Op, Pad, Param, PromptLike,
@@ -92,19 +91,19 @@ __all__ = [
 ]
 
 
-_DURATION_RE = re.compile(rf"\s*({DURATION_NUMBER})\s*([A-Za-z]*)\s*")
-
-
 def _duration(value: object) -> object:
-    """A duration in one spelling: ``" 250MS "`` → ``"250 ms"``, ``"3"`` → ``3.0``; the validator judges it."""
-    m = _DURATION_RE.fullmatch(value) if isinstance(value, str) else None
-    if m is None:
+    """A duration in one spelling: ``" 250MS "`` → ``"250 ms"``, ``"3"`` → ``3.0``; one the format refuses stays as
+    given, for the validator to name."""
+    if not isinstance(value, str):
         return value
-    unit = m.group(2).lower()
-    if not unit:
-        return float(m.group(1))
-    return f"{m.group(1)} {unit}" if unit in DURATION_UNITS else value
-
+    try:
+        parse_duration(value)
+    except ValueError:
+        return value
+    m = re.fullmatch(r"(.*?)\s*([A-Za-z]*)", value.strip(), re.DOTALL)  # the number as written, then its unit
+    assert m is not None  # it matches any text
+    number, unit = m.groups()
+    return f"{number} {unit.lower()}" if unit else float(number)
 
 
 # ---------------------------------------------------------------------- builder
@@ -303,7 +302,8 @@ class GraphBuilder:
                                         ("hysteresis", hysteresis, ("low", "high"), 2)):
             if given is None:
                 continue
-            if isinstance(given, (str, bytes)) or not isinstance(given, Sequence) or not least <= len(given) <= len(keys):
+            if isinstance(given, (str, bytes)) or not isinstance(given, Sequence) or \
+                    not least <= len(given) <= len(keys):
                 more = f" or ({', '.join(keys)})" if len(keys) > least else ""
                 _fail(f"expected ({', '.join(keys[:least])}){more}, got {_describe(given)}", f"{path}.filter.{key}")
             filters[key] = dict(zip(keys, given))
@@ -456,8 +456,8 @@ class GraphBuilder:
         ``gain`` dB on the stinger.
         """
         name = self._new_name(name, "stinger", self._stingers, "stingers")
-        data: dict[str, Any] = {k: v for k, v in (("prompt", _name_of(prompt)),
-                                                  ("audio", None if audio is None else os.fspath(audio))) if v is not None}
+        file = None if audio is None else os.fspath(audio)
+        data: dict[str, Any] = {k: v for k, v in (("prompt", _name_of(prompt)), ("audio", file)) if v is not None}
         data.update(quantize=quantize, length=_duration(length), cooldown=_duration(cooldown), duck=duck, gain=gain)
         self._put(self._section("stingers"), name, _plain(data), f"stingers.{name}", holds=prompt)
         self._stingers[name] = ref = StingerRef(name)
