@@ -38,9 +38,12 @@ import {
   serverInfoView, statusView,
 } from './wire.js';
 
-export const DEFAULT_CONTROL = 'tcp://127.0.0.1:5555';
-export const DEFAULT_EVENTS = 'tcp://127.0.0.1:5556';
-export const DEFAULT_AUDIO = 'tcp://127.0.0.1:5557';
+// The endpoints used when none is given: $CADENZA_CONTROL, $CADENZA_EVENTS, $CADENZA_AUDIO, $CADENZA_AUDIO_INT16
+// when set (read once, at import), else `cadenza serve`'s defaults.
+export const DEFAULT_CONTROL = process.env.CADENZA_CONTROL || 'tcp://127.0.0.1:5555';
+export const DEFAULT_EVENTS = process.env.CADENZA_EVENTS || 'tcp://127.0.0.1:5556';
+export const DEFAULT_AUDIO = process.env.CADENZA_AUDIO || 'tcp://127.0.0.1:5557';
+export const DEFAULT_AUDIO_INT16 = process.env.CADENZA_AUDIO_INT16 || 'tcp://127.0.0.1:5558';
 export const DEFAULT_TIMEOUT = 2.0;
 export const DEFAULT_HEARTBEAT = 1.0;
 /** What a LoadGraph/SetPrompts may take on the runtime before its reply (`cadenza serve --load-timeout`, 10 s). */
@@ -58,6 +61,7 @@ const AUDIO_HWM = 10;
 const AUDIO_RCVBUF = 65536;
 /** A chunk arriving more than this many seconds later than the freshest chunk so far is stale (dropped). */
 export const STALE_AUDIO_S = 0.5;
+const AUDIO_FORMATS = Object.freeze({ float32: DEFAULT_AUDIO, int16: DEFAULT_AUDIO_INT16 });
 /** How often the heartbeat timer looks whether a Hello is due (ms). */
 const HEARTBEAT_TICK_MS = 100;
 
@@ -861,7 +865,10 @@ export class Client {
   }
 
   /** The runtime's audio: format 'float32' (the "audio" endpoint) or 'int16' (from Hello's endpoints). */
-  async audio({ format = 'float32', endpoint = null, timeout = null } = {}) {
+  async audio({ format = 'float32', endpoint = null, timeout = null, staleAfter = STALE_AUDIO_S } = {}) {
+    if (!(format in AUDIO_FORMATS)) {
+      throw new UsageError(`format is 'float32' or 'int16', got ${JSON.stringify(format)}`, { where: 'format' });
+    }
     let where = endpoint;
     if (where === null) {
       if (this.server === null) await this.hello();
@@ -874,7 +881,7 @@ export class Client {
       const host = /^tcp:\/\/([^:/]+|\[[^\]]+\]):/.exec(this.control)?.[1];
       if (host) where = where.replace('tcp://0.0.0.0:', `tcp://${host}:`).replace('tcp://*:', `tcp://${host}:`);
     }
-    return new AudioStream(where, { timeout, serverPublicKey: this.keys?.serverPublicKey,
+    return new AudioStream(where, { format, timeout, staleAfter, serverPublicKey: this.keys?.serverPublicKey,
       clientSecretKey: this.keys?.clientSecretKey, clientPublicKey: this.keys?.clientPublicKey });
   }
 }
@@ -967,11 +974,19 @@ export class EventStream {
 /**
  * The runtime's audio as chunks {sequence, streamTime, sampleRate, channels, frames, format, pcm, raw}: pcm is a
  * Float32Array of interleaved samples in [-1, 1] whatever the wire format; `lost` counts chunks missed
- * (sequence gaps), `bad` chunks that could not be decoded.
+ * (sequence gaps), `bad` chunks that could not be decoded, `stale` chunks dropped because they arrived more
+ * than `staleAfter` seconds (0.5; null: never drop) later than the freshest one. `format` 'int16' defaults to
+ * the runtime's int16 socket (DEFAULT_AUDIO_INT16).
  */
 export class AudioStream {
-  constructor(endpoint = DEFAULT_AUDIO, { timeout = null, serverPublicKey, clientSecretKey, clientPublicKey } = {}) {
-    this.endpoint = checkEndpoint(endpoint, 'endpoint');
+  constructor(endpoint = null, { format = 'float32', timeout = null, staleAfter = STALE_AUDIO_S, serverPublicKey,
+    clientSecretKey, clientPublicKey } = {}) {
+    if (!(format in AUDIO_FORMATS)) {
+      throw new UsageError(`format is 'float32' or 'int16', got ${JSON.stringify(format)}`, { where: 'format' });
+    }
+    this.format = format;
+    this.staleAfter = staleAfter;
+    this.endpoint = checkEndpoint(endpoint ?? AUDIO_FORMATS[format], 'endpoint');
     this.timeout = timeout;
     this.keys = curveKeys({ serverPublicKey, clientSecretKey, clientPublicKey });
     this.chunks = 0;
@@ -1040,7 +1055,7 @@ export class AudioStream {
       this._lastSequence = chunk.sequence;
       const lag = performance.now() / 1000 - chunk.streamTime / chunk.sampleRate;
       if (lag < this._minLag) this._minLag = lag;
-      if (lag - this._minLag > STALE_AUDIO_S) {
+      if (this.staleAfter !== null && lag - this._minLag > this.staleAfter) {
         this.stale += 1;
         continue;
       }

@@ -274,6 +274,7 @@ export type PromptsSource =
 export const DEFAULT_CONTROL: string;
 export const DEFAULT_EVENTS: string;
 export const DEFAULT_AUDIO: string;
+export const DEFAULT_AUDIO_INT16: string;
 export const DEFAULT_TIMEOUT: number;
 export const DEFAULT_HEARTBEAT: number;
 export const DEFAULT_LOAD_TIMEOUT: number;
@@ -333,7 +334,7 @@ export class Client {
   onWarning(callback: (event: WarningEvent) => unknown): (event: WarningEvent) => unknown;
   onStatus(callback: (event: StatusEvent) => unknown): (event: StatusEvent) => unknown;
   events(options?: { timeout?: number | null; topics?: Topic[] | null; maxQueue?: number }): EventStream;
-  audio(options?: { format?: 'float32' | 'int16'; endpoint?: string | null; timeout?: number | null }): Promise<AudioStream>;
+  audio(options?: { format?: 'float32' | 'int16'; endpoint?: string | null; timeout?: number | null; staleAfter?: number | null }): Promise<AudioStream>;
 }
 
 export class EventStream implements AsyncIterable<CadenzaEvent> {
@@ -348,8 +349,14 @@ export class EventStream implements AsyncIterable<CadenzaEvent> {
 }
 
 export class AudioStream implements AsyncIterable<AudioChunk> {
-  constructor(endpoint?: string, options?: { timeout?: number | null; serverPublicKey?: string; clientSecretKey?: string; clientPublicKey?: string });
+  constructor(endpoint?: string | null, options?: {
+    format?: 'float32' | 'int16'; timeout?: number | null; staleAfter?: number | null; serverPublicKey?: string;
+    clientSecretKey?: string; clientPublicKey?: string;
+  });
   readonly endpoint: string;
+  readonly format: 'float32' | 'int16';
+  /** Seconds (0.5); null: never drop. */
+  readonly staleAfter: number | null;
   readonly chunks: number;
   readonly bad: number;
   readonly bytes: number;
