@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from cadenza.proto import cadenza_v1_pb2 as pb
-    from cadenza.sdk import Client, Event
+    from cadenza.sdk import Client, Event, PromptInfo
 
 __all__ = ["EXIT_NO_ANSWER", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "add_ctl_command", "main"]
 
@@ -253,8 +253,12 @@ def _value(pv: pb.ParameterValue) -> str:
 def _controls(controls: pb.Controls) -> str:
     from cadenza.proto import wire
 
+    return _control_values(wire.controls_to_dict(controls))
+
+
+def _control_values(controls: Mapping[str, Any]) -> str:
     parts = []
-    for name, value in wire.controls_to_dict(controls).items():
+    for name, value in controls.items():
         if isinstance(value, bool):
             text = "on" if value else "off"
         elif isinstance(value, float):
@@ -352,46 +356,41 @@ def _status(client: Client, args: argparse.Namespace, out: Out) -> int:
     return EXIT_OK
 
 
-def _describe_reply(client: Client) -> pb.GraphDescription:
-    from cadenza.proto import cadenza_v1_pb2 as pb
+def _shown(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else _num(value)
 
-    reply = _request(client, pb.DescribeGraph())
-    if not isinstance(reply, pb.GraphDescription):
-        from cadenza.errors import ProtocolError
 
-        raise ProtocolError(f"expected a GraphDescription from {client.control}, got {type(reply).__name__}")
-    return reply
+def _source(prompt: PromptInfo) -> str:
+    return f'"{prompt.text}"' if prompt.text else f"audio {prompt.audio}"
 
 
 def _describe(client: Client, args: argparse.Namespace, out: Out) -> int:
-    from cadenza.proto import cadenza_v1_pb2 as pb
+    import dataclasses
 
-    d = _describe_reply(client)
+    d = client.describe()
     if args.json:
-        return _print_json(out, d)
+        return _print_json(out, dataclasses.asdict(d))
     header = d.name or "(unnamed)"
     if d.state:
         header += f"  state {d.state}" + (f" (driven by {d.driven_by})" if d.driven_by else "")
     _field(out, "graph", header)
     if d.parameters:
         out.line(("parameters", "bold"))
-        width = max(len(p.name) for p in d.parameters)
-        for p in d.parameters:
-            kind = pb.ParameterInfo.Kind.Name(p.kind).lower() if p.kind in pb.ParameterInfo.Kind.values() else "?"
-            if p.kind == pb.ParameterInfo.LABELED:
-                span = " | ".join(p.labels)
-            else:
-                span = f"{_num(p.min)} … {_num(p.max)}"
+        width = max(len(name) for name in d.parameters)
+        for p in d.parameters.values():
+            span = " | ".join(p.labels) if p.kind == "labeled" else f"{_num(p.minimum)} … {_num(p.maximum)}"
             extra = "  (built in)" if p.builtin else ""
-            out.line(f"  {p.name:<{width}}  ", (f"{kind:<10}", "cyan"), f" {span}  default {_value(p.default_value)}"
-                     f"  now ", (_value(p.value), "bold"), extra)
+            out.line(f"  {p.name:<{width}}  ", (f"{p.kind or '?':<10}", "cyan"), f" {span}  default {_shown(p.default)}"
+                     f"  now ", (_shown(p.value), "bold"), extra)
     if d.states:
-        names = [s.name + ("*" if s.name == d.state else "") for s in d.states]
+        names = [s + ("*" if s == d.state else "") for s in d.states]
         _field(out, "states", "  ".join(names) + ("  (* now)" if d.state else ""))
     if d.triggers:
         out.line(("triggers", "bold"))
-        width = max(len(t.name) for t in d.triggers)
-        for t in d.triggers:
+        width = max(len(name) for name in d.triggers)
+        for t in d.triggers.values():
             what = []
             if t.stinger:
                 what.append(f"stinger {t.stinger}")
@@ -402,13 +401,12 @@ def _describe(client: Client, args: argparse.Namespace, out: Out) -> int:
             out.line(f"  {t.name:<{width}}  {', '.join(what) or '-'}")
     if d.prompts:
         out.line(("prompts", "bold"))
-        width = max(len(p.name) for p in d.prompts)
-        for pr in d.prompts:
-            source = f'"{pr.text}"' if pr.WhichOneof("source") == "text" else f"audio {pr.audio}"
-            out.line(f"  {pr.name:<{width}}  {pr.weight:.2f}  {source}")
+        width = max(len(name) for name in d.prompts)
+        for pr in d.prompts.values():
+            out.line(f"  {pr.name:<{width}}  {pr.weight:.2f}  {_source(pr)}")
     if d.stingers:
         _field(out, "stingers", "  ".join(d.stingers))
-    _field(out, "controls", _controls(d.controls))
+    _field(out, "controls", _control_values(d.controls))
     return EXIT_OK
 
 
@@ -453,19 +451,18 @@ def _prompts(client: Client, args: argparse.Namespace, out: Out) -> int:
         ack = client.set_prompts(pairs)
         return _acked(out, args, "playing " + ", ".join(f"{text} {_num(w)}" for text, w in pairs), ack)
     try:
-        d = _describe_reply(client)
+        d = client.describe()
     except ServerError as exc:
-        if exc.code not in ("NOT_READY", "BAD_MESSAGE", "UNSUPPORTED_VERSION"):
+        if exc.code not in ("NOT_READY", "BAD_MESSAGE"):
             raise
-        d = None  # no graph, or a runtime without DescribeGraph: the weights from the status
+        d = None  # no graph yet, or a runtime older than DescribeGraph: the weights from the status
     if d is not None and d.prompts:
         if args.json:
             return _print_json(out, {p.name: {"weight": p.weight, **({"text": p.text} if p.text else {}),
-                                              **({"audio": p.audio} if p.audio else {})} for p in d.prompts})
-        width = max(len(p.name) for p in d.prompts)
-        for pr in sorted(d.prompts, key=lambda p: -p.weight):
-            source = f'"{pr.text}"' if pr.WhichOneof("source") == "text" else f"audio {pr.audio}"
-            out.line(f"{pr.name:<{width}}  ", (f"{pr.weight:.2f}", "bold"), f"  {source}")
+                                              **({"audio": p.audio} if p.audio else {})} for p in d.prompts.values()})
+        width = max(len(name) for name in d.prompts)
+        for pr in sorted(d.prompts.values(), key=lambda p: -p.weight):
+            out.line(f"{pr.name:<{width}}  ", (f"{pr.weight:.2f}", "bold"), f"  {_source(pr)}")
         return EXIT_OK
     weights = client.status().weights
     if args.json:
@@ -604,7 +601,7 @@ def _print_json(out: Out, message: Any) -> int:
         from google.protobuf.json_format import MessageToDict
 
         message = MessageToDict(message, preserving_proto_field_name=True)
-    out.console.file.write(json.dumps(message, indent=1, sort_keys=True) + "\n")
+    out.console.file.write(json.dumps(message, indent=1) + "\n")
     out.console.file.flush()
     return EXIT_OK
 

@@ -141,8 +141,9 @@ def test_describe_lists_parameters_states_triggers_prompts(server: ServeProcess)
     assert re.search(r"^stingers\s+victory$", text, re.M), text
 
     doc = json.loads(ctl(server, "describe", "--json").stdout)
-    assert [p["name"] for p in doc["parameters"]] == ["danger", "health", "mode", "intensity"]
-    assert [t["name"] for t in doc["triggers"]] == ["enemy_down", "boss_defeated"]
+    assert list(doc["parameters"]) == ["danger", "health", "mode", "intensity"]
+    assert doc["parameters"]["mode"]["labels"] == ["explore", "tension", "combat"]
+    assert list(doc["triggers"]) == ["enemy_down", "boss_defeated"]
 
 
 # ----------------------------------------------------------------------------- steering
