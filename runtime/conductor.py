@@ -15,6 +15,13 @@ generates one block per deck:
   ``STINGER_STEAL_FADE_S`` (a ``warning`` event names it). Of more stingers
   than voices firing in one tick, only the last ones start.
 
+Each :class:`Block` carries the typed events (:mod:`cadenza.runtime.events`) of
+its tick: the graph engine's (a crossfade starts on its ``StateChange``
+STARTED and hands over to deck B at COMPLETED; a stinger's ``StingerFired`` is
+passed on once it sounds), warnings about stinger voices, and the bed's beats
+(``BeatEvent``). :meth:`Conductor.heard_at` and :meth:`Conductor.pending_state`
+say, right after a request, the sample at which it will be heard.
+
 A tick that fails raises :class:`StepFault` naming what failed (the graph, an
 embedding, the backend step, a stinger); the caller (the live engine) then
 plays :meth:`Conductor.hold` — the bed with the last mix that generated

@@ -68,6 +68,29 @@ def phases_of(sub: Subscriber, name: str, timeout: float = 15.0) -> list[wire.De
     return got
 
 
+def test_ok_stream_time_of_a_quantized_set_state_is_the_bar_it_is_heard_on(client: Control, game: ServeProcess,
+                                                                          ctx: zmq.Context[Any]) -> None:
+    sub = subscribe(game, ctx, ["state", "bar"])
+    # a steady tempo first: the bed glides bar by bar to a new tempo (after a combat state), and the bar a
+    # change is quantized to is predicted from the tempo of the last beat (the first test here: no wait)
+    last: list[wire.DecodedEvent] = []
+    while len(last) < 2 or last[-1].payload.bpm != last[-2].payload.bpm:
+        last.append(sub.wait_for(lambda e: e.topic == wire.Topic.BAR, 15, "a bar"))
+    before = client.status().stream_time
+    ok = client.ok(pb.SetState(name="tension"))
+    assert ok.HasField("stream_time") and ok.stream_time > before  # quantized to the next bar, not "now"
+    seen: list[wire.DecodedEvent] = []
+    while not any(e.topic == wire.Topic.STATE and e.payload.phase == PHASE.STARTED for e in seen):
+        e = sub.recv_event(15)
+        assert e is not None, f"no STARTED within 15 s; saw {seen}"
+        seen.append(e)
+    assert seen[-1].stream_time == ok.stream_time
+    seen += sub.events_for(0.5)  # the bar itself may go out with the next block
+    bars = {e.stream_time for e in seen if e.topic == wire.Topic.BAR}
+    assert ok.stream_time in bars, (ok.stream_time, sorted(bars))  # a bar the runtime rendered and published
+    sub.close()
+
+
 @pytest.mark.parametrize(("target", "mode", "beats"), [("tension", "blend", 4), ("combat", "crossfade", 2)])
 def test_a_state_change_is_scheduled_started_and_completed(client: Control, game: ServeProcess,
                                                            ctx: zmq.Context[Any], target: str, mode: str,
@@ -90,28 +113,6 @@ def test_a_state_change_is_scheduled_started_and_completed(client: Control, game
     bpm = 60.0 * beats / fade
     assert 40 <= bpm <= 200, bpm
     client.wait_status(lambda s: s.state == target and not s.pending_state, 5, f"{target} alone")
-    sub.close()
-
-
-def test_ok_stream_time_of_a_quantized_set_state_is_the_bar_it_is_heard_on(client: Control, game: ServeProcess,
-                                                                          ctx: zmq.Context[Any]) -> None:
-    sub = subscribe(game, ctx, ["state", "bar"])
-    # a steady tempo first (the fixture's reload may leave the bed gliding from the last test's combat tempo)
-    last: list[wire.DecodedEvent] = []
-    while len(last) < 2 or last[-1].payload.bpm != last[-2].payload.bpm:
-        last.append(sub.wait_for(lambda e: e.topic == wire.Topic.BAR, 15, "a bar"))
-    before = client.status().stream_time
-    ok = client.ok(pb.SetState(name="tension"))
-    assert ok.HasField("stream_time") and ok.stream_time > before  # quantized to the next bar, not "now"
-    seen: list[wire.DecodedEvent] = []
-    while not any(e.topic == wire.Topic.STATE and e.payload.phase == PHASE.STARTED for e in seen):
-        e = sub.recv_event(15)
-        assert e is not None, f"no STARTED within 15 s; saw {seen}"
-        seen.append(e)
-    assert seen[-1].stream_time == ok.stream_time
-    seen += sub.events_for(0.5)  # the bar itself may go out with the next block
-    bars = {e.stream_time for e in seen if e.topic == wire.Topic.BAR}
-    assert ok.stream_time in bars, (ok.stream_time, sorted(bars))  # a bar the runtime rendered and published
     sub.close()
 
 
