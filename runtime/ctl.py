@@ -216,8 +216,8 @@ def _client(args: argparse.Namespace) -> Client:
 def _request(client: Client, body: Any) -> Any:
     """One request through the SDK's request path (handshake, ids, typed errors), its reply message as it came.
 
-    ``status`` and ``describe`` show fields the SDK's friendly views leave out (faults, effective controls, the
-    pending state, prompt texts), so they read the reply message itself.
+    ``status`` shows what the SDK's :class:`~cadenza.sdk.Status` view leaves out (the faults the generation
+    thread rides through), so it reads the reply message itself.
     """
     return client._call(body)
 
