@@ -107,6 +107,12 @@ function nameOf(value, field) {
   return name;
 }
 
+/** Set a socket's send and receive timeouts (ms), touching only those that change (each is a setsockopt). */
+function setTimeouts(sock, send, receive) {
+  if (sock.sendTimeout !== send) sock.sendTimeout = send;
+  if (sock.receiveTimeout !== receive) sock.receiveTimeout = receive;
+}
+
 function zmqError(err, what) {
   return new TransportError(`${what}: ${err.message}${err.code ? ` (${err.code})` : ''}`);
 }
@@ -541,14 +547,14 @@ export class Client {
     const sock = this._dealer;
     const deadline = Date.now() + this._wait(kind) * 1000;
     try {
-      sock.sendTimeout = Math.max(1, Math.round(this.timeout * 1000));
+      setTimeouts(sock, Math.max(1, Math.round(this.timeout * 1000)), Math.max(1, Math.ceil(this._wait(kind) * 1000)));
       await sock.send(frame);
       for (;;) {
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) throw this._timeoutError(kind);
-        sock.receiveTimeout = Math.max(1, Math.ceil(remaining));
         const reply = this._accept(requestId, await sock.receive());
         if (reply !== null) return reply;
+        const remaining = deadline - Date.now(); // a stale reply: wait for ours what is left
+        if (remaining <= 0) throw this._timeoutError(kind);
+        sock.receiveTimeout = Math.max(1, Math.ceil(remaining));
       }
     } catch (err) {
       if (this.state === 'closed') throw new ClientStateError('Cannot use a client once it has been closed');
