@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import numbers
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -121,12 +122,24 @@ def _under(path: str, place: str) -> bool:
     return path == place or path.startswith((place + ".", place + "["))
 
 
+#: The validator's fixes are written for files; here they are said in this API (file form → Python form).
+_PYTHON_FIXES = (
+    (re.compile(r"\{when: \{param: (.+?), is: <label>\}, then: \.\., else: \.\.\} or \{select: \1, cases: \{\.\.\}\}"),
+     r"when(\1.is_(label), then, else_) or \1.select({label: value})"),
+    (re.compile(r"\(to read the parameter write \{param: .+\}\)$"),
+     "(to read a parameter, pass the Param handle its declaration returned)"),
+)
+
+
 def _first(data: _Data, places: Sequence[str] | None, strip: str = "") -> None:
     """Raises the validator's first issue under one of ``places`` (None: anywhere), its ``where`` less ``strip``."""
     for issue in validate(data):
         if places is None or any(_under(issue.path, p) for p in places):
             where = issue.path[len(strip):].lstrip(".") if strip else issue.path
-            _fail(issue.message, where or None)
+            message = issue.message
+            for file_form, python_form in _PYTHON_FIXES:
+                message = file_form.sub(python_form, message)
+            _fail(message, where or None)
 
 
 def _probe(data: _Data, refs: Iterable[object], *, mix: bool = False) -> None:

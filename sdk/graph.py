@@ -36,8 +36,8 @@ writes its part of the file as plain data and runs the format's one validator,
 :func:`cadenza.graph_format.validate` (the runtime's loader runs the same),
 over the graph so far; a problem under the part just written raises
 :class:`~cadenza.errors.GraphError` with the validator's message (the bad value
-and the fix) and its place in the file (``where``: ``mix[1].weight``), and the
-call changes nothing. An expression or mix entry made outside a builder is
+and the fix, said in Python where the file's form differs) and its place in the
+file (``where``: ``mix[1].weight``), and the call changes nothing. An expression or mix entry made outside a builder is
 checked the same way, in a graph of its own that declares just what it names.
 The builder adds only what Python can get wrong and a file cannot: a string
 where a handle belongs, a handle of another graph, a condition used as a value,

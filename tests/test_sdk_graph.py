@@ -512,7 +512,11 @@ ERRORS: list[tuple[str, Case, str]] = [
                                                                   r"got the text 'danger'"),
     ("labeled in arithmetic", lambda g, h: h["zone"] * 2, r"parameter 'zone' is labeled, not a number"),
     ("labeled weight", lambda g, h: g.weight(h["calm"], h["zone"]), r"parameter 'zone' is labeled, not a number: "
-                                                                    r"turn its labels into values"),
+                                                                    r"turn its labels into values with when\(zone\."
+                                                                    r"is_\(label\), then, else_\) or zone\.select\("),
+    ("text naming a parameter", lambda g, h: g.control("bpm", "danger"),
+     r"controls\.bpm: expected a number or a value node, got the text 'danger' \(to read a parameter, pass the Param "
+     r"handle"),
     ("number as scale", lambda g, h: g.control("scale", h["danger"]), r"controls\.scale\.param: expected a text \(such "
                                                                       r"as 'C major'\) or a value node, got "
                                                                       r"parameter 'danger' \(a number\)"),
