@@ -612,7 +612,12 @@ export class Client {
     } catch (err) {
       if (err instanceof RequestTimeout) {
         if (!this.autoReconnect) throw err;
-        const [, restarted] = await this._hello();
+        let restarted;
+        try {
+          [, restarted] = await this._hello();
+        } catch (helloErr) {
+          throw helloErr instanceof RequestTimeout ? err : helloErr; // still no runtime: the caller's request timed out
+        }
         // a live runtime may have executed a one-shot already: never twice
         if ((kind === 'trigger' || kind === 'set_state') && !restarted) throw err;
         reply = await this._send(kind, body);
@@ -901,16 +906,15 @@ export class EventStream {
     this.maxQueue = maxQueue;
     this.dropped = 0;
     this._queue = [];
-    this._waiter = null;
+    this._waiters = [];
     this._closed = false;
   }
 
   _offer(event) {
     if (this._closed || (this.topics !== null && !this.topics.has(event.topic))) return;
-    if (this._waiter) {
-      const { resolve: wake } = this._waiter;
-      this._waiter = null;
-      wake(event);
+    const waiter = this._waiters.shift();
+    if (waiter) {
+      waiter(event);
       return;
     }
     this._queue.push(event);
@@ -922,11 +926,7 @@ export class EventStream {
 
   _end() {
     this._closed = true;
-    if (this._waiter) {
-      const { resolve: wake } = this._waiter;
-      this._waiter = null;
-      wake(null);
-    }
+    for (const waiter of this._waiters.splice(0)) waiter(null);
   }
 
   /** The next event, or null after `timeout` seconds (this stream's timeout when not given) or once closed. */
@@ -935,15 +935,15 @@ export class EventStream {
     if (this._closed) return Promise.resolve(null);
     return new Promise((resolvePromise) => {
       let timer = null;
-      this._waiter = {
-        resolve: (event) => {
-          if (timer) clearTimeout(timer);
-          resolvePromise(event);
-        },
+      const waiter = (event) => {
+        if (timer) clearTimeout(timer);
+        resolvePromise(event);
       };
+      this._waiters.push(waiter);
       if (timeout !== null && timeout !== undefined) {
         timer = setTimeout(() => {
-          this._waiter = null;
+          const i = this._waiters.indexOf(waiter);
+          if (i >= 0) this._waiters.splice(i, 1);
           resolvePromise(null);
         }, timeout * 1000);
       }
