@@ -37,7 +37,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,10 +148,8 @@ class _Lists:
 class ClientGate:
     """The ZAP authenticator over the client allow-lists, and the role of each request's sender."""
 
-    def __init__(self, ctx: zmq.Context[Any], clients: str | None, readonly: str | None, *,
-                 say: Callable[[str], None] | None = None) -> None:
+    def __init__(self, ctx: zmq.Context[Any], clients: str | None, readonly: str | None) -> None:
         self.ctx = ctx
-        self.say = say or log.warning
         self.clients = clients
         self.readonly_dir = readonly
         self._lists = self._load()  # raises UsageError: the runtime refuses to start
@@ -169,9 +166,9 @@ class ClientGate:
         self._auth.start()
         self._auth.configure_curve_callback("*", credentials_provider=self)
         n_full, n_ro = len(self._lists.full), len(self._lists.readonly)
-        self.say(f"CURVE allow-lists: {n_full} client key(s) with control, {n_ro} read-only")
+        log.info(f"CURVE allow-lists: {n_full} client key(s) with control, {n_ro} read-only")
         if n_full + n_ro == 0:
-            self.say("the CURVE allow-lists are empty: no client can connect until a key file is added")
+            log.warning("the CURVE allow-lists are empty: no client can connect until a key file is added")
 
     def stop(self) -> None:
         if self._auth is not None:
@@ -214,10 +211,10 @@ class ClientGate:
             if self._stamp() != self._lists.stamp:
                 try:
                     self._lists = self._load()
-                    self.say(f"CURVE allow-lists reloaded: {len(self._lists.full)} with control, "
+                    log.info(f"CURVE allow-lists reloaded: {len(self._lists.full)} with control, "
                              f"{len(self._lists.readonly)} read-only")
                 except UsageError as exc:  # keep the lists we had; say why
-                    self.say(f"CURVE allow-lists not reloaded (the old ones stay): {exc}")
+                    log.warning(f"CURVE allow-lists not reloaded (the old ones stay): {exc}")
         return self._lists
 
     # ------------------------------------------------------------ ZAP + role
@@ -228,7 +225,7 @@ class ClientGate:
         if not ok:
             self.denied += 1
             if self.denied <= 10 or self.denied % 1000 == 0:
-                self.say(f"refused a CURVE client whose key is on no allow-list: "
+                log.warning(f"refused a CURVE client whose key is on no allow-list: "
                          f"{key.decode('ascii', 'replace')} ({self.denied} refused so far)")
         return ok
 

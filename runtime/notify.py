@@ -49,11 +49,14 @@ test per step.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
+
+logger = logging.getLogger(__name__)  # the default ``log`` of everything here (tests pass their own)
 
 HANG_FILE_ENV = "CADENZA_TEST_HANG_FILE"
 _HANG_FILE: str | None = os.environ.get(HANG_FILE_ENV) or None
@@ -96,7 +99,7 @@ class Notifier:
     time) and a count in :attr:`failures`.
     """
 
-    def __init__(self, address: str, *, log: Callable[[str], None]) -> None:
+    def __init__(self, address: str, *, log: Callable[[str], None] = logger.warning) -> None:
         self.address = address
         self._addr = socket_address(address)
         self._log = log
@@ -136,7 +139,7 @@ class Notifier:
             self._sock.close()
 
 
-def watchdog_interval(environ: Mapping[str, str], *, log: Callable[[str], None]) -> float | None:
+def watchdog_interval(environ: Mapping[str, str], *, log: Callable[[str], None] = logger.warning) -> float | None:
     """Seconds between pings (half of ``WATCHDOG_USEC``), or None when no watchdog asks for pings from us.
 
     ``WATCHDOG_PID``, when set, must be our pid: the manager expects the pings
@@ -176,7 +179,7 @@ class Supervisor:
 
     def __init__(self, notifier: Notifier, *, progress: Callable[[], Mapping[str, int]],
                  audio_flowing: Callable[[], bool], status: Callable[[], str],
-                 watchdog_s: float | None, log: Callable[[str], None]) -> None:
+                 watchdog_s: float | None, log: Callable[[str], None] = logger.warning) -> None:
         self.notifier = notifier
         self.progress = progress
         self.audio_flowing = audio_flowing
@@ -247,7 +250,7 @@ class Supervisor:
 
 
 def supervise(*, progress: Callable[[], Mapping[str, int]], audio_flowing: Callable[[], bool],
-              status: Callable[[], str], log: Callable[[str], None],
+              status: Callable[[], str], log: Callable[[str], None] = logger.warning,
               environ: MutableMapping[str, str] | None = None) -> Supervisor | None:
     """Start the notify thread when ``NOTIFY_SOCKET`` is set; None (and nothing started) when it is not.
 

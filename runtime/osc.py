@@ -36,8 +36,8 @@ import ipaddress
 import math
 import re
 import signal
+import logging
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cadenza.errors import CadenzaError, UsageError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ADDRESS_PREFIX",
@@ -163,7 +165,7 @@ class Bridge:
         self.target = target
         self.period = float(period)
         self.stats = BridgeStats()
-        self.log = log or (lambda msg: print(f"cadenza osc: {msg}", file=sys.stderr, flush=True))
+        self.log = log or logger.warning  # a problem with what arrives, once per key
         self.once = _Once(self.log)
         self.coalescer = Coalescer()
         self._count_lock = threading.Lock()

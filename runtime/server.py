@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import logging
 import os
 import re
 import signal
@@ -76,6 +77,8 @@ from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
 from cadenza.runtime.loads import SLOW_REQUESTS, LoadQueue, peek, release_large_blocks
 from cadenza.runtime.notify import Supervisor, supervise
 from cadenza.runtime.sinks.base import ClockSink, Sink
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
 DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
@@ -322,13 +325,10 @@ class _Publisher:
 class Server:
     """The runtime process's sockets and request handlers."""
 
-    def __init__(self, config: ServerConfig, *, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.log = log or (lambda msg: print(f"cadenza serve: {msg}", file=sys.stderr, flush=True))
         self.session_id = uuid.uuid4().hex
         options = dict(config.backend_options)
-        if config.backend != "synth":
-            options.setdefault("say", self.log)  # loading and compile progress on stderr
         self.backend: Backend = get_backend(config.backend, **options)
         sinks, sink_names, clock = make_sinks(config.sink)
         self.sink = sinks[0]
@@ -341,10 +341,10 @@ class Server:
         if config.curve_secret_key:
             self._secret = read_secret_key(config.curve_secret_key)
             if config.curve_clients or config.curve_readonly:
-                self.gate = ClientGate(self.ctx, config.curve_clients, config.curve_readonly, say=self.log)
+                self.gate = ClientGate(self.ctx, config.curve_clients, config.curve_readonly)
                 self.gate.start()  # before any bind: no handshake goes unchecked
             else:
-                self.log("CURVE without an allow-list: any client key pair is accepted (encryption only; "
+                log.warning("CURVE without an allow-list: any client key pair is accepted (encryption only; "
                          "--curve-clients DIR admits only the keys in DIR)")
         # requests ZeroMQ reads ahead per client before it stops reading that connection (TCP pushes back): a
         # pipelining client's 1 MiB requests wait in its own memory, not ours (loads.py bounds what we keep).
@@ -367,7 +367,7 @@ class Server:
             except UsageError as exc:
                 if explicit:
                     raise UsageError(exc.message, where="--audio-int16") from None
-                self.log(f"no int16 audio socket: {exc.message} (give --audio-int16 ENDPOINT, or 'none')")
+                log.warning(f"no int16 audio socket: {exc.message} (give --audio-int16 ENDPOINT, or 'none')")
         self.endpoints = {name: sock.getsockopt_string(zmq.LAST_ENDPOINT) for name, sock in (
             ("events", self.events_sock), ("audio", self.audio_sock), ("audio_int16", self.audio16_sock))
             if sock is not None}  # "control" once it is bound (serve)
@@ -758,7 +758,7 @@ class Server:
             return wire.encode_reply(request_id, _bounded(Error(code=Error.INTERNAL, message=str(exc))))
         except Exception as exc:  # noqa: BLE001 — a bug must not take the music down
             self.errors += 1
-            self.log(f"internal error on a request: {type(exc).__name__}: {str(exc)[:1000]}")
+            log.error(f"internal error on a request: {type(exc).__name__}: {str(exc)[:1000]}")
             return wire.encode_reply(request_id, _bounded(Error(code=Error.INTERNAL,
                                                                 message=f"{type(exc).__name__}: {exc}")))
 
@@ -770,7 +770,7 @@ class Server:
         self.publisher.start()
         self.live.start()
         self.supervisor = supervise(progress=self._progress, audio_flowing=self._audio_flowing,
-                                    status=self._status_line, log=self.log)
+                                    status=self._status_line)
         if ready is not None:
             ready()
         self.loads = LoadQueue(self.handle, self.live.admission, self.config.load_timeout_s)
@@ -787,7 +787,7 @@ class Server:
                 self._answer_load(job.ident, done)
             self.turns += 1
             if self.live.error is not None:
-                self.log(f"generation failed: {type(self.live.error).__name__}: {self.live.error}")
+                log.error(f"generation failed: {type(self.live.error).__name__}: {self.live.error}")
                 self.shutdown()
                 return 1
             for sock, _ in poller.poll(self.loads.poll_timeout_ms(idle_ms)):

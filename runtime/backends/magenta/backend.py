@@ -59,6 +59,8 @@ from magenta_rt import MagentaRT2Jax
 from magenta_rt.config import DRUM_PIANOROLL, MUSICCOCA, PIANOROLL_WITH_ONSETS
 from magenta_rt.musiccoca import MockMusicCoCa, MusicCoCa
 
+log = logging.getLogger(__name__)
+
 FRAME = 1920  # samples per model frame (40 ms)
 GUIDANCE_RANGE = (0.0, 7.0)
 PITCHES = 128
@@ -135,7 +137,7 @@ class MagentaBackend:
 
     def __init__(self, model: str = "mrt2_small", device: str | None = None, style_model: str | None = None,
                  say: Callable[[str], None] | None = None) -> None:
-        say = say or (lambda s: None)
+        say = say or log.info  # loading and compile progress (the CLI shows it on stderr)
         item = weights.entry(model, "--model")
         if item.library_size is None:
             raise ModelError(f"{model!r} is not a model checkpoint; choose mrt2_small, mrt2_base or tiny")
@@ -159,11 +161,11 @@ class MagentaBackend:
         say(f"magenta-rt {magenta_rt.__version__}, model {model} on {self.device}, "
             f"checkpoint {checkpoint} ({weights.human(checkpoint.stat().st_size)})")
         progress = _Progress(say)
-        log = logging.getLogger("magenta_rt.jax.system")
-        log.addHandler(progress)
-        old_level, old_propagate = log.level, log.propagate
-        log.setLevel(logging.INFO)
-        log.propagate = False  # progress goes through ``say``, not the root logger
+        lib_log = logging.getLogger("magenta_rt.jax.system")
+        lib_log.addHandler(progress)
+        old_level, old_propagate = lib_log.level, lib_log.propagate
+        lib_log.setLevel(logging.INFO)
+        lib_log.propagate = False  # progress goes through ``say``, not the root logger
         t0 = time.perf_counter()
         try:
             self.system = MagentaRT2Jax(size=item.library_size, style_model=style, checkpoint=str(checkpoint))
@@ -172,9 +174,9 @@ class MagentaBackend:
                              f"(a partial or foreign file? download it again: cadenza models download {model})"
                              ) from exc
         finally:
-            log.removeHandler(progress)
-            log.setLevel(old_level)
-            log.propagate = old_propagate
+            lib_log.removeHandler(progress)
+            lib_log.setLevel(old_level)
+            lib_log.propagate = old_propagate
         t1 = time.perf_counter()
         self.parameters = int(sum(int(v.size) for v in jax.tree.leaves(self.system._params)))
         self.load_seconds = progress.times.get("loaded", t1) - progress.times.get("load_start", t0)
