@@ -66,6 +66,9 @@ _HEX_RE = re.compile(r"0x[0-9a-fA-F]+")
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 _INF_RE = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
 _NAN_RE = re.compile(r"\.(?:nan|NaN|NAN)")
+_NOT_TEXT_STARTS = frozenset("0123456789+-.~nNtTfF")  # how null, booleans and numbers can start
+_END_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_VALUE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)
 
 
 def size_text(n: int) -> str:
@@ -96,6 +99,8 @@ def _int(text: str, base: int = 10) -> int | float:
 
 def _plain(text: str) -> object:
     """A plain (unquoted, untagged) scalar, resolved by the YAML 1.2 core schema."""
+    if text and text[0] not in _NOT_TEXT_STARTS:  # a word (most scalars of a graph): text at once
+        return text
     if text in _NULLS:
         return None
     if text in _TRUES:
@@ -173,26 +178,24 @@ def parse_tree(text: str, file: str) -> Tree:
     count = documents = 0
     try:
         for ev in yaml.parse(text, Loader=_YAML_LOADER):
-            if isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            if isinstance(ev, _END_EVENTS):
                 stack.pop()
                 paths.pop()
                 keys.pop()
                 continue
             line = ev.start_mark.line + 1
-            if isinstance(ev, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    stop(line, "more than one YAML document ('---'): a style graph is a single document")
-                continue
-            if not isinstance(ev, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent,
-                                   yaml.AliasEvent)):
+            if not isinstance(ev, _VALUE_EVENTS):
+                if isinstance(ev, yaml.DocumentStartEvent):
+                    documents += 1
+                    if documents > 1:
+                        stop(line, "more than one YAML document ('---'): a style graph is a single document")
                 continue  # stream start/end, document end
             # the path of this value (a key's path is its mapping's)
             parent = stack[-1] if stack else None
             pending = keys[-1] if stack else None
             if parent is None:
                 path = ""
-            elif isinstance(parent, list):
+            elif type(parent) is list:
                 path = f"{paths[-1]}[{len(parent)}]"
             else:
                 path = paths[-1] if pending is None else join(paths[-1], pending[0])
@@ -205,8 +208,11 @@ def parse_tree(text: str, file: str) -> Tree:
                 stop(line, f"more than {MAX_VALUES:,} values: too large for a style graph")
             node: Any
             tag = ev.tag
-            is_key = isinstance(parent, dict) and pending is None
+            is_key = pending is None and type(parent) is dict
             if isinstance(ev, yaml.ScalarEvent):
+                if tag is None and is_key:  # a key is its text as written
+                    keys[-1] = (ev.value, line)
+                    continue
                 if tag is None:
                     node = _plain(ev.value) if ev.implicit[0] else ev.value
                 elif tag == "!":
@@ -238,7 +244,7 @@ def parse_tree(text: str, file: str) -> Tree:
             # attach it to its parent
             if parent is None:
                 root = node
-            elif isinstance(parent, list):
+            elif type(parent) is list:
                 parent.append(node)
             elif not is_key:
                 key = pending
