@@ -40,7 +40,8 @@ def old_loader() -> ModuleType:
     text = subprocess.run(["git", "-C", str(ROOT), "show", f"{BASELINE_COMMIT}:runtime/graph/loader.py"],
                           capture_output=True, text=True, check=True).stdout
     # its own copy of the control kinds asserted the old order of the control names; today's order is pb.Controls'
-    text = text.replace("assert tuple(CONTROL_KINDS) == CONTROL_NAMES", "assert set(CONTROL_KINDS) == set(CONTROL_NAMES)")
+    text = text.replace("assert tuple(CONTROL_KINDS) == CONTROL_NAMES",
+                        "assert set(CONTROL_KINDS) == set(CONTROL_NAMES)")
     spec = importlib.util.spec_from_loader("cadenza_bench_old_loader", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
@@ -81,7 +82,8 @@ def rows(quick: bool) -> list[Row]:
     return [Row(FIGURE, f"{t['new'] * 1e3:.2f} ms", f"old loader ({BASELINE_COMMIT}) {t['old'] * 1e3:.2f} ms",
                 f"{ratio:.2f}×", "≤ 1.0× the old loader", ratio <= 1.0, repeats * len(graphs),
                 f"Graph load: {len(graphs)} example graphs ({names}), {repeats} loads each per loader, alternating; "
-                f"CPU time of the loading thread; {pinned}. The old loader is {BASELINE_COMMIT}:runtime/graph/loader.py run from git history.")]
+                f"CPU time of the loading thread; {pinned}. The old loader is "
+                f"{BASELINE_COMMIT}:runtime/graph/loader.py run from git history.")]
 
 
 if __name__ == "__main__":

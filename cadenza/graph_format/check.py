@@ -990,7 +990,8 @@ class _Checker:
                         parts.append(f"labels without a state: {', '.join(sorted(labels - names))}")
                     if names - labels:
                         parts.append(f"states without a label: {', '.join(sorted(names - labels))}")
-                    self.err("states.driven_by", f"the labels of {param!r} must be the state names ({'; '.join(parts)})")
+                    self.err("states.driven_by",
+                             f"the labels of {param!r} must be the state names ({'; '.join(parts)})")
         if "initial" in f:
             self.ref(f["initial"], "states.initial", "state")
 

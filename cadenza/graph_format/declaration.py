@@ -286,7 +286,8 @@ class Either:
     doc: str = ""
 
 
-Type = Union[Version, Number, Seconds, Length, Name, Choice, Ref, Value, AudioFile, Sub, MapOf, ListOf, Point, Mix, Either]
+Type = Union[Version, Number, Seconds, Length, Name, Choice, Ref, Value, AudioFile, Sub, MapOf, ListOf, Point, Mix,
+             Either]
 
 
 class _NoDefault:

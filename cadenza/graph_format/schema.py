@@ -173,8 +173,9 @@ def graph_json_schema() -> Schema:
             defs[f"node_{key}"] = _single(key, _type(body), doc)
     defs["mix"] = {"type": "array", "items": _ref("mix_entry"),
                    "description": "Prompt weights; the weights of a prompt add up."}
-    defs["mix_entry"] = {"oneOf": [_ref(section) if key == "prompt" else _single(key, _ref(section), sections[section].doc)
-                                   for key, section in MIX_ENTRIES.items()]}
+    defs["mix_entry"] = {"oneOf": [
+        _ref(section) if key == "prompt" else _single(key, _ref(section), sections[section].doc)
+        for key, section in MIX_ENTRIES.items()]}
     top = _section(sections["graph"])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

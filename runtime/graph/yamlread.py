@@ -244,7 +244,7 @@ def parse_tree(text: str, file: str) -> Tree:
             # attach it to its parent
             if parent is None:
                 root = node
-            elif type(parent) is list:
+            elif isinstance(parent, list):
                 parent.append(node)
             elif not is_key:
                 key = pending
