@@ -76,6 +76,9 @@ def rows(quick: bool) -> list[Row]:
     finally:
         ctx.destroy(linger=0)
     f32, i16 = statistics.median(m["float32"]), statistics.median(m["int16"])
+    if f32 <= 0 or i16 <= 0:
+        return [Row("audio PUB bytes/s received by a subscriber, int16 socket (--audio-int16)",
+                    f"failed: no audio received (float32 {f32:.0f} B/s, int16 {i16:.0f} B/s)", goal=GOAL, met=False)]
     ratio = i16 / f32
     return [Row("audio PUB bytes/s received by a subscriber, int16 socket (--audio-int16)",
                 f"{i16 / 1000:,.1f} kB/s ({i16 * 8 / 1e6:.2f} Mbit/s; {m['chunk_i16'][-1]:.0f} B a 10 ms chunk)",
