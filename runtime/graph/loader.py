@@ -34,6 +34,7 @@ from cadenza import graph_format
 from cadenza.runtime.files import FileOutside, FilePolicy, FileRefused
 from cadenza.runtime.graph.convert import to_graph
 from cadenza.runtime.graph.issues import GraphIssue, InvalidGraph
+from cadenza.runtime.graph.runnable import check_runnable
 from cadenza.runtime.graph.spec import Duration, Graph
 from cadenza.runtime.graph.yamlread import MAX_DEPTH, MAX_ISSUES, MAX_VALUES, Tree, decode_text, size_text
 from cadenza.runtime.graph.yamlread import parse_tree as _parse_tree
@@ -150,8 +151,6 @@ def _load(text: str, file: str, base_dir: Path | None, files: FilePolicy | None)
                      spelling=tree.spelling, audio_path=files_read.resolved, audio=files_read.audio,
                      prompt_audio=files_read.prompt_audio)
     graph = replace(graph, lines=tree.lines)
-    from cadenza.runtime.graph.runnable import check_runnable
-
     problems = check_runnable(graph)
     if problems:
         raise InvalidGraph(problems)
