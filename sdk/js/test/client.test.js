@@ -266,14 +266,13 @@ describe('kill -9 and restart', () => {
         assert.equal(st.controls.bpm, 100);
         assert.equal(st.state, 'explore', 'the timed-out SetState never ran');
         assert.ok(!st.eventSequences.stinger, 'the timed-out Trigger never ran');
-        if (Object.keys(st.requests).length) { // what the new runtime received, by kind: only the re-sync
-          const received = JSON.stringify(st.requests);
-          t.diagnostic(`the new runtime received ${received}`);
-          for (const kind of ['set_state', 'trigger']) assert.ok(!st.requests[kind], `${kind} received: ${received}`);
-          const resync = ['hello', 'load_graph', 'set_parameters', 'set_controls', 'get_status'];
-          assert.deepEqual(Object.keys(st.requests).filter((k) => !resync.includes(k)), [], received);
-          assert.ok(st.requests.load_graph >= 1 && st.requests.set_parameters >= 1, received);
-        }
+        // what the new runtime received (Status.requests, by kind): the re-sync and the observer, nothing stale
+        const received = JSON.stringify(st.requests);
+        t.diagnostic(`the new runtime received ${received}`);
+        for (const kind of ['set_state', 'trigger']) assert.ok(!st.requests[kind], `${kind} received: ${received}`);
+        const resync = ['hello', 'load_graph', 'set_parameters', 'set_controls', 'get_status'];
+        assert.deepEqual(Object.keys(st.requests).filter((k) => !resync.includes(k)), [], received);
+        assert.ok(st.requests.load_graph >= 1 && st.requests.set_parameters >= 1, received);
         assert.ok(music.reconnects >= 1);
         await music.set({ danger: 0.6 });
         const now = await until(() => observer.status(), (s) => s.parameters.danger > 0.3, 5, 'a new value');
