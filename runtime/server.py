@@ -995,12 +995,12 @@ def _effective_controls(c: Any) -> Any:
                                        if k in wire.CONTROL_NAMES and getattr(checked, k, None) is not None})
 
 
-def _parameter_value(value: object) -> ParameterValue:
+def _parameter_value(value: float | str | None) -> ParameterValue:
     pv = ParameterValue()
     if isinstance(value, str):
         pv.label = value
     elif value is not None:
-        pv.number = float(value)  # type: ignore[arg-type]
+        pv.number = float(value)
     return pv
 
 
