@@ -61,10 +61,12 @@ const INT16_SCALE = 32767;
 let cached = null;
 
 /**
- * Load (once) the protocol: the message types from the .proto file.
- * @param {string} [protoPath] defaults to CADENZA_PROTO, then the repository's proto/cadenza_v1.proto
+ * Load (once) the protocol: the message types from the .proto file. Without a path: the one loaded last, or
+ * CADENZA_PROTO, or the repository's proto/cadenza_v1.proto. One protocol per process (the last path given).
+ * @param {string} [protoPath]
  */
 export function loadProtocol(protoPath) {
+  if (protoPath === undefined && cached !== null) return cached;
   const path = protoPath ?? process.env.CADENZA_PROTO ?? DEFAULT_PROTO_PATH;
   if (cached !== null && cached.path === path) return cached;
   let text;
