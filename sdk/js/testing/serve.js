@@ -41,6 +41,12 @@ export async function freePorts(n) {
 
 export const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
+// every runtime a test started dies with the test process, whatever ends it
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** `python -m cadenza serve` on fresh loopback ports; `start()` resolves once its ready line is printed. */
 export class Serve {
   constructor(args = [], { name = 'serve' } = {}) {
@@ -76,7 +82,12 @@ export class Serve {
       this.proc = spawn(pythonExecutable(), argv, { cwd: this.workdir, env, stdio: ['ignore', outFd, errFd] });
       closeSync(outFd);
       closeSync(errFd);
-      const exited = new Promise((ok) => this.proc.once('exit', (code) => ok(code)));
+      const child = this.proc;
+      running.add(child);
+      const exited = new Promise((ok) => child.once('exit', (code) => {
+        running.delete(child);
+        ok(code);
+      }));
       this.exited = exited;
       const deadline = Date.now() + READY_TIMEOUT_MS;
       let code = null;
