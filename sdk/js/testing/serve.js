@@ -4,7 +4,7 @@
 // .venv/bin/python, else python3. stdout and stderr go to files in a temporary folder (shown when it fails).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, openSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -41,10 +41,12 @@ export async function freePorts(n) {
 
 export const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
-// every runtime a test started dies with the test process, whatever ends it
+// every runtime a test started dies with the test process, whatever ends it; its logs stay only on failure
 const running = new Set();
-process.on('exit', () => {
+const workdirs = new Set();
+process.on('exit', (code) => {
   for (const child of running) child.kill('SIGKILL');
+  if (code === 0 && !process.exitCode) for (const dir of workdirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** `python -m cadenza serve` on fresh loopback ports; `start()` resolves once its ready line is printed. */
@@ -53,6 +55,7 @@ export class Serve {
     this.args = args;
     this.name = name;
     this.workdir = mkdtempSync(join(tmpdir(), 'cadenza-node-'));
+    workdirs.add(this.workdir);
     this.proc = null;
     this.ports = null;
     this.runs = 0;
