@@ -5,10 +5,13 @@ consumer, one frozen dataclass per kind, named as on the wire
 (``proto/cadenza_v1.proto``: ``Beat``, ``StateChange``, ``Mix``,
 ``StingerFired``, ``Xrun``, ``Warning``) with the wire's field names::
 
-    graph engine (graph/engine.py) ─┐  StateChange, StingerFired, Clamped, Failsafe, …
-    conductor (conductor.py) ───────┼─► Block.events ─┬─► server publisher ── event_wire.to_wire ──► events PUB
-    live engine (live.py) ──────────┘  BeatEvent, Xrun, Warning, Mix        ├─► preview's event log (JSON lines)
-                                                                            └─► tests
+    graph engine (graph/engine.py)  StateChange, StingerFired, StingerScheduled, StingerRefused,
+                                    StateCancelled, Trigger, Clamped, Failsafe, FailsafeReleased, Warning
+    conductor (conductor.py)        + BeatEvent, Warning (stinger voices)      → Block.events
+    live engine (live.py)           + Xrun, Warning (faults, sinks), Mix (10 Hz)
+        │
+        ├─► server publisher: event_wire.to_wire → protobuf → events PUB
+        └─► preview's event log: record → JSON lines
 
 ``time`` is stream seconds (the sample ``round(time · 48000)`` is the
 ``stream_time`` on the wire): for a beat the sample it falls on, for a state
