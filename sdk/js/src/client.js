@@ -128,6 +128,11 @@ function socketOptions(keys) {
   return options;
 }
 
+/** A new CurveZMQ key pair {publicKey, secretKey}, each 40 z85 characters (`cadenza serve` takes the secret one). */
+export function curveKeyPair() {
+  return zmq.curveKeyPair();
+}
+
 function curveKeys({ serverPublicKey, clientSecretKey, clientPublicKey }) {
   if (serverPublicKey === undefined || serverPublicKey === null) {
     if (clientSecretKey || clientPublicKey) {

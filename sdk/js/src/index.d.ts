@@ -370,6 +370,9 @@ export class AudioStream implements AsyncIterable<AudioChunk> {
   close(): void;
 }
 
+/** A new CurveZMQ key pair, each key 40 z85 characters. */
+export function curveKeyPair(): { publicKey: string; secretKey: string };
+
 export class SequenceTracker {
   readonly last: Map<string, number>;
   readonly lost: number;

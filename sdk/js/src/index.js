@@ -1,7 +1,7 @@
 // cadenza-client: drive a Cadenza runtime (`cadenza serve`) from Node.js over its protobuf-over-ZeroMQ wire.
 export {
   AudioStream, Client, DEFAULT_AUDIO, DEFAULT_AUDIO_INT16, DEFAULT_CONTROL, DEFAULT_EVENTS, DEFAULT_HEARTBEAT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, EventStream,
-  STALE_AUDIO_S, SequenceTracker, controlsRequest, graphRequest, helloRequest, parametersRequest, promptsRequest,
+  STALE_AUDIO_S, SequenceTracker, controlsRequest, curveKeyPair, graphRequest, helloRequest, parametersRequest, promptsRequest,
 } from './client.js';
 export * from './errors.js';
 export {

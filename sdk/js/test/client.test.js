@@ -1,10 +1,14 @@
 // The Node client against a real `cadenza serve` (synth backend, null sink) on free loopback ports.
 
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  BadValue, Client, GraphInvalid, NotReady, RequestTimeout, STALE_AUDIO_S, TooLarge, UnknownName, UsageError,
+  BadValue, Client, GraphInvalid, curveKeyPair, NotReady, PermissionDenied, RequestTimeout, STALE_AUDIO_S, TooLarge, UnknownName,
+  UsageError,
 } from '../src/index.js';
 import { ACTION_GAME, Serve, freePorts, sleep } from '../testing/serve.js';
 
@@ -294,6 +298,41 @@ describe('kill -9 and restart', () => {
       await assert.rejects(music.setPrompts([['dark techno', -1]]), BadValue);
     } finally {
       await music.close();
+    }
+  });
+});
+
+describe('CurveZMQ', () => {
+  const keys = mkdtempSync(join(tmpdir(), 'cadenza-node-keys-'));
+  const server = curveKeyPair();
+  const reader = curveKeyPair();
+  let serve;
+
+  before(async () => {
+    writeFileSync(join(keys, 'server.key'), `${server.secretKey}\n`, { mode: 0o600 });
+    mkdirSync(join(keys, 'readonly'));
+    writeFileSync(join(keys, 'readonly', 'panel.pub'), `${reader.publicKey}\n`);
+    serve = await new Serve(['--graph', ACTION_GAME, '--curve-secret-key', join(keys, 'server.key'),
+      '--curve-readonly', join(keys, 'readonly')], { name: 'curve' }).start();
+  });
+
+  after(async () => {
+    await serve?.kill();
+    rmSync(keys, { recursive: true, force: true });
+  });
+
+  test('a read-only key may look, not touch; without keys there is no reply', async () => {
+    const panel = new Client({ control: serve.control, events: serve.events, timeout: 5, heartbeat: 0,
+      serverPublicKey: server.publicKey, clientSecretKey: reader.secretKey, clientPublicKey: reader.publicKey });
+    const plain = new Client({ control: serve.control, timeout: 0.5, heartbeat: 0, autoReconnect: false });
+    try {
+      assert.equal((await panel.status()).graphName, 'action-game');
+      assert.equal((await panel.describe()).name, 'action-game');
+      await assert.rejects(panel.set({ danger: 1 }), (err) => err instanceof PermissionDenied && err.remote);
+      await assert.rejects(plain.status(), RequestTimeout);
+    } finally {
+      await panel.close();
+      await plain.close();
     }
   });
 });
