@@ -133,7 +133,7 @@ class DeviceSink:
             raise UsageError(
                 f"stall_timeout must be > 0 seconds, got {stall_timeout!r}", where="stall_timeout"
             )
-        sd = portaudio._sounddevice()
+        sd = portaudio.load_sounddevice()
         self.selector = device
         self.device = find_output_device(device)
         self.stall_timeout = float(stall_timeout)

@@ -31,6 +31,10 @@ from typing import Any
 from cadenza.errors import AudioError, UsageError
 from cadenza.runtime.audio import CHANNELS, SAMPLE_RATE
 
+__all__ = ["INSTALL_HINT", "NO_DEVICE_HINT", "OutputDevice", "abandon_stream", "find_output_device",
+           "has_output_device", "jack_client_name", "load_sounddevice", "output_devices", "release_portaudio",
+           "rescan_devices", "set_jack_client_name", "stream_closed", "stream_opened"]
+
 INSTALL_HINT = (
     "install the PortAudio library: `apt install libportaudio2` (Debian/Ubuntu), "
     "`dnf install portaudio` (Fedora) or `brew install portaudio` (macOS)"
@@ -110,7 +114,7 @@ def _name_jack_client(sd: ModuleType) -> None:
         raise AudioError(f"PortAudio failed to initialise: {exc}") from exc
 
 
-def _sounddevice() -> ModuleType:
+def load_sounddevice() -> ModuleType:
     """Import ``sounddevice``, translating a missing PortAudio into AudioError."""
     try:
         import sounddevice
@@ -167,7 +171,7 @@ def _list_outputs(sd: ModuleType) -> list[OutputDevice]:
 
 def output_devices() -> list[OutputDevice]:
     """Every device PortAudio can play through (as of import or the last rescan)."""
-    sd = _sounddevice()
+    sd = load_sounddevice()
     try:
         return _list_outputs(sd)
     except sd.PortAudioError as exc:
@@ -258,7 +262,7 @@ def find_output_device(device: str | int | None = None) -> OutputDevice:
     Raises :class:`AudioError` listing the available output devices when
     nothing (or more than one device) matches.
     """
-    sd = _sounddevice()
+    sd = load_sounddevice()
     try:
         devices = _list_outputs(sd)
     except sd.PortAudioError as exc:
@@ -317,7 +321,7 @@ def rescan_devices() -> None:
     PortAudio closes every stream.
     """
     release_portaudio()
-    _sounddevice()  # initialises PortAudio again
+    load_sounddevice()  # initialises PortAudio again
 
 
 def release_portaudio() -> None:
