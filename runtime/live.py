@@ -497,17 +497,17 @@ class LiveEngine:
                                              f"{1000 * self.lookahead_s:.1f} ms: the generation thread was held up "
                                              f"{1000 * delay_s:.1f} ms (CPU contention?)", "lookahead"))
 
-    def _device_event(self, clock: object, state: str, before: str) -> ev.Warning:
+    def _device_event(self, clock: ClockSink, state: str, before: str) -> ev.Warning:
         """The warning event for the device sink going ``before`` → ``state`` (lost / relayed / lost again)."""
         name = self.sink_names.get(id(clock), type(clock).__name__)
         others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks if k is not clock)
         if state == "relayed":
             self.failed_sinks.pop(name, None)
-            message = (f"output device {getattr(clock, 'relayed', '')} is back: playing again, through a relay "
+            message = (f"output device {clock.relayed} is back: playing again, through a relay "
                        "process (this process's PortAudio cannot reopen a device it lost)")
         else:
-            why = str(getattr(clock, "lost", "")) if before == "playing" else (
-                f"output device lost again: {getattr(clock, 'relay_error', '') or 'its relay process stopped'}")
+            why = str(clock.lost) if before == "playing" else (
+                f"output device lost again: {clock.relay_error or 'its relay process stopped'}")
             self.failed_sinks[name] = why
             message = (f"{why}; generation goes on in real time (other sinks: {others or 'none'}); the runtime "
                        "tries to reopen the device every few seconds")
@@ -624,14 +624,14 @@ class LiveEngine:
                     self._remember_jitter(self.lookahead_s / JITTER_SAFETY)  # narrows again only as it decays
                     events.append(ev.Xrun(self.now(), self.stats.xruns, lost_frames, "device",
                                           round(1000 * self.lookahead_s, 1), round(1000 * old, 1)))
-                stalls = int(getattr(clock, "stalls", 0))
+                stalls = clock.stalls
                 if stalls > last_stalls:
                     self.stats.xruns += stalls - last_stalls
                     last_stalls = stalls
-                    frames = int(getattr(clock, "stall_frames", 0)) - last_stall_frames
+                    frames = clock.stall_frames - last_stall_frames
                     last_stall_frames += frames
                     events.append(ev.Xrun(self.now(), self.stats.xruns, frames, "stall"))
-                state = str(getattr(clock, "state", "playing"))
+                state = clock.state
                 if state != device_state:
                     events.append(self._device_event(clock, state, device_state))
                     device_state = state

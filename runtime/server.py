@@ -889,7 +889,7 @@ class Server:
         if live.stats.steps < 1 or not live.sinks:
             return False
         clock = live.clock_sink
-        return clock is None or int(getattr(clock, "frames_played", 1)) > 0
+        return clock is None or clock.frames_played > 0
 
     def _status_line(self) -> str:
         live = self.live
