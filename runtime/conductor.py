@@ -297,7 +297,7 @@ class Conductor:
         fr = self._tick_engine(f0)
         events = self._engine_events(fr, f0, start=True)
         self._stage = "graph"
-        self.graph_controls = fr.controls
+        self.graph_controls = dict(fr.controls.items())
         controls = Controls.from_values({**fr.controls, **self.overrides})
         tr = fr.transition
         # deck A plays the source while a crossfade runs (or is about to start in this block)
