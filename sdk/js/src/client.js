@@ -29,13 +29,13 @@ import { dirname, extname, resolve } from 'node:path';
 import * as zmq from 'zeromq';
 
 import {
-  ClientStateError, NotReady, ProtocolError, RequestTimeout, ServerError, TransportError, UnknownName, UsageError,
+  ClientStateError, NotReady, ProtocolError, RequestTimeout, ServerError, TransportError, UsageError,
   serverError,
 } from './errors.js';
 import {
-  CONTROL_NAMES, DEFAULT_SAMPLE_RATE, RAMP_SHAPES, SOCKET_MAX_MESSAGE_BYTES, SUPPORTED_VERSIONS, TOPICS,
-  TRANSPORT_ACTIONS, ackView, decodeAudio, decodeEvent, decodeReply, describeView, encodeRequest, loadProtocol,
-  serverInfoView, statusView,
+  CONTROL_NAMES, CONTROL_TYPES, DEFAULT_SAMPLE_RATE, ERROR_NUMBERS, GRAPH_FORMATS, RAMP_SHAPES, SOCKET_MAX_MESSAGE_BYTES,
+  SUPPORTED_VERSIONS, TOPICS, TRANSPORT_ACTIONS, ackView, decodeAudio, decodeEvent, decodeReply, describeView,
+  encodeRequest, serverInfoView, statusView,
 } from './wire.js';
 
 // The endpoints used when none is given: $CADENZA_CONTROL, $CADENZA_EVENTS, $CADENZA_AUDIO, $CADENZA_AUDIO_INT16
@@ -51,11 +51,8 @@ export const DEFAULT_LOAD_TIMEOUT = 10.0;
 const ENDPOINT_SCHEMES = ['tcp://', 'ipc://', 'inproc://'];
 const GRAPH_SUFFIXES = ['.yaml', '.yml', '.json'];
 const SOURCE_KINDS = new Set(['load_graph', 'set_prompts']);
-const FORMATS = Object.freeze({ yaml: 1, json: 2 });
 const NOT_REMEMBERED = new Set(['hello', 'get_status', 'describe_graph']);
 const REMEMBERED_TRANSPORT = new Set([1, 2, 3]); // PLAY, PAUSE, STOP (not RESET_CONTEXT)
-const FLOAT_CONTROLS = new Set(['bpm', 'density', 'brightness', 'temperature', 'guidance']);
-const BOOL_CONTROLS = new Set(['mute_bass', 'mute_drums', 'drums']);
 /** Audio SUB receive queue: 10 chunks (100 ms) and a 64 KiB kernel buffer, as the runtime's PUB. */
 const AUDIO_HWM = 10;
 const AUDIO_RCVBUF = 65536;
@@ -89,7 +86,12 @@ function checkTopic(topic) {
 }
 
 function badValue(message, field) {
-  return serverError(4, message, { field, remote: false });
+  return serverError(ERROR_NUMBERS.BAD_VALUE, message, { field, remote: false });
+}
+
+function unknownControl(name, field) {
+  return serverError(ERROR_NUMBERS.UNKNOWN_NAME, `unknown control ${JSON.stringify(name)}; controls are `
+    + `${CONTROL_NAMES.join(', ')}`, { field, remote: false });
 }
 
 function finite(value, field, minimum = null) {
@@ -162,7 +164,7 @@ function curveKeys({ serverPublicKey, clientSecretKey, clientPublicKey }) {
 
 /** loadGraph's argument → [LoadGraph body, the local file it was read from or null]. */
 export function graphRequest(source, { baseDir, format } = {}) {
-  if (format !== undefined && !(format in FORMATS)) {
+  if (format !== undefined && !(format in GRAPH_FORMATS)) {
     throw new UsageError(`format is 'yaml' or 'json', got ${JSON.stringify(format)}`, { where: 'format' });
   }
   if (source !== null && typeof source === 'object') {
@@ -195,7 +197,7 @@ export function graphRequest(source, { baseDir, format } = {}) {
         throw new UsageError(`cannot read graph file ${JSON.stringify(source)}: ${err.code ?? err.message}`, { where: 'loadGraph' });
       }
       const json = extname(source).toLowerCase() === '.json';
-      return [{ text, format: json ? FORMATS.json : FORMATS.yaml, base_dir: baseDir ? resolve(baseDir) : dirname(resolve(source)) },
+      return [{ text, format: json ? GRAPH_FORMATS.json : GRAPH_FORMATS.yaml, base_dir: baseDir ? resolve(baseDir) : dirname(resolve(source)) },
         source];
     }
     if (GRAPH_SUFFIXES.includes(extname(source).toLowerCase())) {
@@ -209,7 +211,7 @@ export function graphRequest(source, { baseDir, format } = {}) {
 }
 
 function withFormat(body, format) {
-  if (format) body.format = FORMATS[format]; // unset: from the path's suffix, YAML for text
+  if (format) body.format = GRAPH_FORMATS[format]; // unset: from the path's suffix, YAML for text
   return body;
 }
 
@@ -277,34 +279,29 @@ export function promptsRequest(prompts) {
 export function controlsRequest(values, clear = []) {
   const body = { controls: {}, clear: [] }; // `controls` left out below when none is set
   clear.forEach((name, i) => {
-    if (!CONTROL_NAMES.includes(name)) {
-      throw new UnknownName('UNKNOWN_NAME', `unknown control ${JSON.stringify(name)}; controls are ${CONTROL_NAMES.join(', ')}`,
-        { field: `set_controls.clear[${i}]`, remote: false, codeNumber: 3 });
-    }
+    if (!CONTROL_NAMES.includes(name)) throw unknownControl(name, `set_controls.clear[${i}]`);
     body.clear.push(name);
   });
   for (const [name, value] of Object.entries(values ?? {})) {
     const field = `set_controls.controls.${name}`;
-    if (!CONTROL_NAMES.includes(name)) {
-      throw new UnknownName('UNKNOWN_NAME', `unknown control ${JSON.stringify(name)}; controls are ${CONTROL_NAMES.join(', ')}`,
-        { field, remote: false, codeNumber: 3 });
-    }
+    if (!CONTROL_NAMES.includes(name)) throw unknownControl(name, field);
+    const kind = CONTROL_TYPES[name]; // the field's type in the .proto
     if (value === null || value === undefined) {
       body.clear.push(name);
-    } else if (FLOAT_CONTROLS.has(name)) {
+    } else if (kind === 'double' || kind === 'float') {
       body.controls[name] = finite(value, field);
-    } else if (BOOL_CONTROLS.has(name)) {
+    } else if (kind === 'bool') {
       if (typeof value !== 'boolean') throw badValue(`control ${JSON.stringify(name)} is true or false, got ${JSON.stringify(value)}`, field);
       body.controls[name] = value;
-    } else if (name === 'scale') {
-      if (typeof value !== 'string') throw badValue(`control "scale" is a text such as "A minor", got ${JSON.stringify(value)}`, field);
-      body.controls.scale = value;
-    } else if (name === 'notes') {
+    } else if (kind === 'string') {
+      if (typeof value !== 'string') throw badValue(`control ${JSON.stringify(name)} is a text (scale: "A minor"), got ${JSON.stringify(value)}`, field);
+      body.controls[name] = value;
+    } else if (kind === 'NoteSet') {
       if (!Array.isArray(value) || !value.every((n) => Number.isInteger(n) && n >= 0 && n <= 127)) {
         throw badValue(`control "notes" is a list of MIDI note numbers 0-127, got ${JSON.stringify(value)}`, field);
       }
-      body.controls.notes = { midi: value.slice() };
-    } else { // top_k, seed: whole numbers >= 0
+      body.controls[name] = { midi: value.slice() };
+    } else { // uint32, uint64 (top_k, seed): whole numbers >= 0
       if (!Number.isSafeInteger(value) || value < 0) throw badValue(`control ${JSON.stringify(name)} is a whole number >= 0, got ${value}`, field);
       body.controls[name] = value;
     }
@@ -403,12 +400,11 @@ export class Client {
    * @param {string} [options.serverPublicKey] CurveZMQ: the runtime's public key (z85)
    * @param {string} [options.clientSecretKey] CurveZMQ: this client's key pair (ephemeral when not given)
    * @param {string} [options.clientPublicKey]
-   * @param {string} [options.protoPath] the cadenza_v1.proto to load (default: the repository's)
    */
   constructor({
     control = DEFAULT_CONTROL, events = DEFAULT_EVENTS, timeout = DEFAULT_TIMEOUT, loadTimeout = DEFAULT_LOAD_TIMEOUT,
     name = '', autoReconnect = true,
-    heartbeat = DEFAULT_HEARTBEAT, serverPublicKey, clientSecretKey, clientPublicKey, protoPath,
+    heartbeat = DEFAULT_HEARTBEAT, serverPublicKey, clientSecretKey, clientPublicKey,
   } = {}) {
     this.control = checkEndpoint(control, 'control');
     this.eventsEndpoint = checkEndpoint(events, 'events');
@@ -418,7 +414,6 @@ export class Client {
     this.name = String(name);
     this.autoReconnect = Boolean(autoReconnect);
     this.keys = curveKeys({ serverPublicKey, clientSecretKey, clientPublicKey });
-    loadProtocol(protoPath);
     /** 'unopened' → 'open' → 'closed' */
     this.state = 'unopened';
     /** What the runtime said in the last Hello (null before the first). */
@@ -587,7 +582,7 @@ export class Client {
     }
     const info = serverInfoView(reply.body.server);
     if (!SUPPORTED_VERSIONS.includes(info.protocolVersion)) {
-      throw serverError(2, `the runtime chose protocol version ${info.protocolVersion}; this client speaks `
+      throw serverError(ERROR_NUMBERS.UNSUPPORTED_VERSION, `the runtime chose protocol version ${info.protocolVersion}; this client speaks `
         + `${SUPPORTED_VERSIONS.join(', ')}`, { field: 'server.protocol_version', supportedVersions: info.supportedVersions,
         remote: false });
     }

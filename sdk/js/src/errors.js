@@ -11,7 +11,10 @@
 //           └── RateLimited, InternalServerError, NotReady, PermissionDenied, ServerTimeout
 //
 // A ServerError with `remote` false was raised by the client before sending a request the runtime would
-// refuse (a NaN, an empty name): game code catches BadValue either way.
+// refuse (a NaN, an empty name): game code catches BadValue either way. Imports only the protocol's tables
+// (the Error.Code names come from the .proto).
+
+import { ERROR_CODES } from './protocol.js';
 
 /** Every error this package throws. `where` names the argument or field at fault. */
 export class CadenzaError extends Error {
@@ -82,10 +85,6 @@ export class GraphInvalid extends ServerError {
   }
 }
 
-const CODE_NAMES = {
-  1: 'BAD_MESSAGE', 2: 'UNSUPPORTED_VERSION', 3: 'UNKNOWN_NAME', 4: 'BAD_VALUE', 5: 'GRAPH_INVALID', 6: 'TOO_LARGE',
-  7: 'RATE_LIMITED', 8: 'INTERNAL', 9: 'NOT_READY', 10: 'PERMISSION_DENIED', 11: 'TIMEOUT',
-};
 const BY_CODE = {
   BAD_MESSAGE: BadMessage, UNSUPPORTED_VERSION: UnsupportedVersion, UNKNOWN_NAME: UnknownName, BAD_VALUE: BadValue,
   GRAPH_INVALID: GraphInvalid, TOO_LARGE: TooLarge, RATE_LIMITED: RateLimited, INTERNAL: InternalServerError,
@@ -94,7 +93,7 @@ const BY_CODE = {
 
 /** The typed error for an Error.Code number (a plain ServerError for a code from a newer runtime). */
 export function serverError(codeNumber, message, { field = '', requestId = 0, supportedVersions = [], remote = true } = {}) {
-  const code = CODE_NAMES[codeNumber] ?? `CODE_${codeNumber}`;
+  const code = ERROR_CODES[codeNumber] ?? `CODE_${codeNumber}`; // the .proto's names
   const Cls = BY_CODE[code] ?? ServerError;
   return new Cls(code, message, { field, requestId, supportedVersions, remote, codeNumber });
 }

@@ -248,8 +248,6 @@ export interface ClientOptions {
   serverPublicKey?: string;
   clientSecretKey?: string;
   clientPublicKey?: string;
-  /** The cadenza_v1.proto to load (default: CADENZA_PROTO, then the repository's). */
-  protoPath?: string;
 }
 
 export interface SetOptions {
@@ -381,7 +379,11 @@ export class SequenceTracker {
 
 // ------------------------------------------------------------------------------------------- wire
 
+/** The repository's proto/cadenza_v1.proto, and the .proto this process loaded (CADENZA_PROTO, else the former). */
 export const DEFAULT_PROTO_PATH: string;
+export const PROTO_PATH: string;
+/** The protobufjs type of cadenza.v1.Envelope (field names as in the .proto). */
+export const Envelope: any;
 export const PROTOCOL_VERSION: number;
 export const SUPPORTED_VERSIONS: readonly number[];
 export const MAX_MESSAGE_BYTES: number;
@@ -392,6 +394,12 @@ export const CONTROL_NAMES: readonly ControlName[];
 export const RAMP_SHAPES: Readonly<Record<RampShape, number>>;
 export const TRANSPORT_ACTIONS: Readonly<Record<TransportAction, number>>;
 export const ERROR_CODES: Readonly<Record<number, string>>;
+export const ERROR_NUMBERS: Readonly<Record<string, number>>;
+/** Control name → its protobuf type ("double", "bool", "string", "uint32", "uint64", "NoteSet"). */
+export const CONTROL_TYPES: Readonly<Record<ControlName, string>>;
+export const GRAPH_FORMATS: Readonly<Record<'yaml' | 'json', number>>;
+/** AudioChunk.SampleFormat number → [name, bytes per sample]. */
+export const SAMPLE_FORMATS: Readonly<Record<number, readonly [string, number]>>;
 
 /** Request bodies as plain objects with the .proto's field names (enums as numbers). */
 export type RequestBody = Record<string, unknown>;
@@ -401,7 +409,6 @@ export function parametersRequest(values: Record<string, ParameterValue | boolea
 export function promptsRequest(prompts: PromptsSource): RequestBody;
 export function controlsRequest(values: ControlsUpdate, clear?: ControlName[] | readonly ControlName[]): RequestBody;
 
-export function loadProtocol(protoPath?: string): { path: string; root: unknown; Envelope: any; Controls: any };
 export function num(value: unknown): number;
 export function encodeRequest(kind: string, body: RequestBody | null, requestId: number): Uint8Array;
 export function decodeReply(frame: Uint8Array): { requestId: number; version: number; kind: string; body: any };

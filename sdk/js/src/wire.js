@@ -1,20 +1,19 @@
-// The wire format for the Node client: loads proto/cadenza_v1.proto at run time and turns envelopes into
-// bytes and back (one ZeroMQ frame per request and per reply; [topic, envelope] per event).
-//
-// The .proto is read from the repository (the single copy, beside proto/PROTOCOL.md); a copy elsewhere
-// can be named with the CADENZA_PROTO environment variable or the `protoPath` option of loadProtocol().
+// The wire format for the Node client: envelopes to bytes and back (one ZeroMQ frame per request and per reply;
+// [topic, envelope] per event; one frame per audio chunk) and the friendly views of replies and events. The
+// message types and enum tables come from protocol.js (the repository's .proto, loaded at run time).
 
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import { ProtocolError, serverError } from './errors.js';
+import {
+  CONTROL_NAMES, CONTROL_TYPES, DEFAULT_PROTO_PATH, ERROR_CODES, ERROR_NUMBERS, Envelope, GRAPH_FORMATS,
+  PARAMETER_KINDS, PROTO_PATH, RAMP_SHAPES, REPLY_KINDS, REQUEST_KINDS, SAMPLE_FORMATS, STATE_PHASES, TOPICS,
+  TRANSPORT_ACTIONS,
+} from './protocol.js';
 
-import { CadenzaError, ProtocolError, serverError } from './errors.js';
+export {
+  CONTROL_NAMES, CONTROL_TYPES, DEFAULT_PROTO_PATH, ERROR_CODES, ERROR_NUMBERS, Envelope, GRAPH_FORMATS, PROTO_PATH,
+  RAMP_SHAPES, REPLY_KINDS, REQUEST_KINDS, SAMPLE_FORMATS, TOPICS, TRANSPORT_ACTIONS,
+};
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-
-/** The .proto this client reads unless told otherwise: the repository's own. */
-export const DEFAULT_PROTO_PATH = resolve(HERE, '..', '..', '..', 'proto', 'cadenza_v1.proto');
 /** The protocol version this client speaks and puts on every envelope. */
 export const PROTOCOL_VERSION = 1;
 /** Every version this client can read. */
@@ -25,68 +24,7 @@ export const MAX_MESSAGE_BYTES = 1 << 20;
 export const SOCKET_MAX_MESSAGE_BYTES = 4 * MAX_MESSAGE_BYTES;
 /** Stream time is in samples at this rate until Hello says otherwise. */
 export const DEFAULT_SAMPLE_RATE = 48000;
-
-/** Request names: the Envelope.body fields a client sends. */
-export const REQUEST_KINDS = Object.freeze([
-  'hello', 'load_graph', 'set_parameters', 'trigger', 'set_state', 'set_prompts', 'set_controls', 'transport',
-  'get_status', 'describe_graph',
-]);
-/** Reply names: the Envelope.body fields the runtime answers with. */
-export const REPLY_KINDS = Object.freeze(['ok', 'status', 'error', 'graph_description']);
-/** Event topics (the first frame on the events socket; no topic is a prefix of another). */
-export const TOPICS = Object.freeze(['beat', 'bar', 'state', 'mix', 'stinger', 'xrun', 'warning', 'status']);
-/** The Controls fields, in field order. */
-export const CONTROL_NAMES = Object.freeze([
-  'bpm', 'density', 'brightness', 'scale', 'mute_bass', 'mute_drums', 'temperature', 'top_k', 'guidance', 'seed',
-  'notes', 'drums',
-]);
-/** Ramp shape names (the graph's curve shapes) → SetParameters.RampShape numbers. */
-export const RAMP_SHAPES = Object.freeze({
-  linear: 1, 's-curve': 2, log: 3, exp: 4, sine: 5, constant: 6,
-});
-/** Transport actions → Transport.Action numbers. */
-export const TRANSPORT_ACTIONS = Object.freeze({ play: 1, pause: 2, stop: 3, reset_context: 4 });
-/** Error.Code numbers → names. */
-export const ERROR_CODES = Object.freeze({
-  0: 'CODE_UNSPECIFIED', 1: 'BAD_MESSAGE', 2: 'UNSUPPORTED_VERSION', 3: 'UNKNOWN_NAME', 4: 'BAD_VALUE',
-  5: 'GRAPH_INVALID', 6: 'TOO_LARGE', 7: 'RATE_LIMITED', 8: 'INTERNAL', 9: 'NOT_READY', 10: 'PERMISSION_DENIED',
-  11: 'TIMEOUT',
-});
-/** AudioChunk.SampleFormat numbers → names and bytes per sample. */
-export const SAMPLE_FORMATS = Object.freeze({ 1: ['float32', 4], 2: ['int16', 2] });
-const STATE_PHASES = Object.freeze({ 1: 'scheduled', 2: 'started', 3: 'completed' });
-const PARAMETER_KINDS = Object.freeze({ 1: 'continuous', 2: 'discrete', 3: 'labeled' });
 const INT16_SCALE = 32767;
-
-let cached = null;
-
-/**
- * Load (once) the protocol: the message types from the .proto file. Without a path: the one loaded last, or
- * CADENZA_PROTO, or the repository's proto/cadenza_v1.proto. One protocol per process (the last path given).
- * @param {string} [protoPath]
- */
-export function loadProtocol(protoPath) {
-  if (protoPath === undefined && cached !== null) return cached;
-  const path = protoPath ?? process.env.CADENZA_PROTO ?? DEFAULT_PROTO_PATH;
-  if (cached !== null && cached.path === path) return cached;
-  let text;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new CadenzaError(`cannot read the protocol file ${JSON.stringify(path)}: ${err.code ?? err.message} `
-      + '(set CADENZA_PROTO to the path of cadenza_v1.proto)', { where: 'protoPath' });
-  }
-  const root = protobuf.parse(text, { keepCase: true }).root;
-  root.resolveAll();
-  const t = (name) => root.lookupType(`cadenza.v1.${name}`);
-  cached = {
-    path,
-    root,
-    Envelope: t('Envelope'),
-    Controls: t('Controls'),
-  };
-  return cached;
-}
 
 /** A protobuf 64-bit value (Long or number) → a JS number (exact up to 2**53: 5,900 years of samples). */
 export function num(value) {
@@ -110,11 +48,10 @@ function has(message, field) {
  * @param {number} requestId never 0
  */
 export function encodeRequest(kind, body, requestId) {
-  const { Envelope } = loadProtocol();
   // a plain object straight to the encoder (enums as numbers, as the builders make them): no fromObject copy
   const data = Envelope.encode({ protocol_version: PROTOCOL_VERSION, request_id: requestId, [kind]: body ?? {} }).finish();
   if (data.length > MAX_MESSAGE_BYTES) {
-    throw serverError(6, `the encoded ${kind} is ${data.length} bytes, over the limit of ${MAX_MESSAGE_BYTES} bytes`,
+    throw serverError(ERROR_NUMBERS.TOO_LARGE, `the encoded ${kind} is ${data.length} bytes, over the limit of ${MAX_MESSAGE_BYTES} bytes`,
       { field: kind, remote: false });
   }
   return data;
@@ -125,7 +62,6 @@ export function encodeRequest(kind, body, requestId) {
  * Throws ProtocolError for bytes that are not an Envelope with a reply.
  */
 export function decodeReply(frame) {
-  const { Envelope } = loadProtocol();
   let env;
   try {
     env = Envelope.decode(frame);
@@ -278,7 +214,6 @@ export function describeView(desc) {
 export function decodeEvent(frames, sampleRate = DEFAULT_SAMPLE_RATE) {
   if (frames.length !== 2) throw new ProtocolError(`an event is 2 frames [topic, envelope], got ${frames.length}`);
   const topic = Buffer.from(frames[0]).toString('latin1');
-  const { Envelope } = loadProtocol();
   let env;
   try {
     env = Envelope.decode(frames[1]);
@@ -326,7 +261,6 @@ export function decodeEvent(frames, sampleRate = DEFAULT_SAMPLE_RATE) {
  * interleaved, in [-1, 1]), raw (the bytes as sent) }. Throws ProtocolError for a malformed chunk.
  */
 export function decodeAudio(frame) {
-  const { Envelope } = loadProtocol();
   let env;
   try {
     env = Envelope.decode(frame);

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  BadValue, Client, GraphInvalid, curveKeyPair, NotReady, PermissionDenied, RequestTimeout, STALE_AUDIO_S, TooLarge, UnknownName,
-  UsageError,
+  BadValue, Client, GraphInvalid, NotReady, PermissionDenied, RequestTimeout, STALE_AUDIO_S, TooLarge, UnknownName,
+  UsageError, curveKeyPair,
 } from '../src/index.js';
 import { ACTION_GAME, Serve, freePorts, sleep } from '../testing/serve.js';
 

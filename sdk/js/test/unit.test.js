@@ -1,7 +1,8 @@
 // The client's pieces without a runtime: sequence gaps, request builders, argument errors.
 
 import assert from 'node:assert/strict';
-import { dirname } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 
 import {
@@ -59,5 +60,12 @@ test('client options are checked', () => {
   assert.throws(() => new Client({ timeout: 0 }), (e) => e instanceof UsageError && e.where === 'timeout');
   assert.throws(() => new Client({ heartbeat: -1 }), UsageError);
   assert.throws(() => new Client({ clientSecretKey: 'x'.repeat(40) }), UsageError);
-  assert.throws(() => new Client({ protoPath: '/no/such.proto' }), /CADENZA_PROTO/);
+});
+
+test('without its .proto the client says which file it looked for and how to name another', () => {
+  const index = join(dirname(ACTION_GAME), '..', '..', 'sdk', 'js', 'src', 'index.js');
+  const done = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(index)});`],
+    { env: { ...process.env, CADENZA_PROTO: '/no/such/cadenza_v1.proto' }, encoding: 'utf8' });
+  assert.notEqual(done.status, 0);
+  assert.match(done.stderr, /cannot read the protocol file "\/no\/such\/cadenza_v1.proto" \(ENOENT\); set CADENZA_PROTO/);
 });
