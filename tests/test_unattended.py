@@ -382,7 +382,7 @@ def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
         words = pb.SetPrompts(prompts=[pb.WeightedPrompt(text=f"qq{i} ambient") for i in range(MAX_PROMPTS)])
         ok = control.ok(words)
         assert 1 <= len(ok.warnings) <= 17 and "unknown word" in ok.warnings[0], ok.warnings
-        control.wait_status(lambda st: set(st.weights) == {f"p{i}" for i in range(MAX_PROMPTS)}, 5.0,
+        control.wait_status(lambda st: set(st.weights) == {f"qq{i} ambient" for i in range(MAX_PROMPTS)}, 5.0,
                             "the 64 prompts playing")
         control.ok(pb.LoadGraph(path=str(graph)))
 
