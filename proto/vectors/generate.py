@@ -369,8 +369,12 @@ def no_graph_session() -> dict[str, Any]:
     s.valid("set_prompts", "SetPrompts plays weighted prompts without a graph",
             pb.SetPrompts(prompts=[pb.WeightedPrompt(text="calm ambient pads", weight=0.7),
                                    pb.WeightedPrompt(text="soft piano")]), "ok")
-    s.valid("get_status.prompts", "Weights are keyed by the prompt text", pb.GetStatus(), "status",
-            {"graph_loaded": False, "weights": {"calm ambient pads": _present(), "soft piano": _present()}})
+    s.valid("get_status.prompts", "Prompts play without a graph", pb.GetStatus(), "status", {"graph_loaded": False})
+    s.valid("describe_graph.prompts", "A text prompt is named by its text (in Status.weights and mix events too)",
+            pb.DescribeGraph(), "graph_description",
+            {"prompts": {"$includes": [{"name": "calm ambient pads", "text": "calm ambient pads"},
+                                       {"name": "soft piano", "text": "soft piano"}]},
+             "parameters": [{"name": "intensity", "builtin": True}], "states": []})
     return s.doc
 
 
