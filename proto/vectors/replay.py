@@ -19,6 +19,7 @@ from typing import Any
 
 import zmq
 
+from cadenza.errors import ProtocolError
 from cadenza.proto import wire
 from cadenza.proto.vectors import envelope_json, frame_bytes, match
 
@@ -43,7 +44,7 @@ class Result:
         return not self.diffs
 
 
-class Unreachable(Exception):
+class Unreachable(ProtocolError):
     """Nothing answered on the control endpoint."""
 
 
