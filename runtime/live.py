@@ -182,7 +182,7 @@ class LiveEngine:
         self.graph_text: str | None = None
         self.playing = True
         self._hold_fade = 0  # frames of the fade to silence still to play after PAUSE/STOP
-        self._rewind = False  # STOP: once faded out, the graph goes back to its start (see transport)
+        self._fading: Conductor | None = None  # STOP: the music that fades out while the rewound graph waits
         self.publish = publish
         self.clock_sink = clock_sink  # a DeviceSink whose ring fill paces us, or None
         self.stats = LiveStats()
@@ -244,33 +244,28 @@ class LiveEngine:
         PAUSE holds: a :data:`HOLD_FADE_S` fade to silence, then the graph's
         state, parameters and the model's context stay as they are (nothing is
         generated) while the stream clock runs on; PLAY resumes from there.
-        STOP fades the same way, then rewinds: a fresh conductor on the same
-        graph (its initial state, parameter defaults, a new model stream; the
-        client's control overrides kept), so PLAY starts the piece over.
+        STOP rewinds at once: a fresh conductor on the same graph (its initial
+        state, parameter defaults, a new model stream; the client's control
+        overrides kept) is what Status shows from then on and what PLAY starts
+        over, while the music that was playing fades out the same way.
         """
         if action == "play":
-            if self._rewind:
-                self._rewind_now()
             self.playing = True
             self._hold_fade = 0
+            self._fading = None
             return
         if action not in ("pause", "stop"):
             raise ValueError(f"unknown transport action {action!r}; actions are play, pause, stop")
         if self.playing:
             self._hold_fade = int(HOLD_FADE_S * SAMPLE_RATE)
         self.playing = False
-        if action == "stop":
-            self._rewind = True
-
-    def _rewind_now(self) -> None:
-        """STOP's rewind (under the lock): the same graph from its start, at the running stream time."""
-        self._rewind = False
-        old = self.conductor
-        if old is None:
-            return
-        fresh = Conductor(old.graph, self.backend, seed=self.seed, start_frame=old.frame, mixer=old.mixer)
-        fresh.overrides = dict(old.overrides)
-        self.conductor = fresh
+        if action == "stop" and self.conductor is not None:
+            old = self.conductor
+            fresh = Conductor(old.graph, self.backend, seed=self.seed, start_frame=old.frame, mixer=old.mixer)
+            fresh.overrides = dict(old.overrides)
+            self.conductor = fresh
+            if self._hold_fade > 0:
+                self._fading = self._fading or old
 
     @contextlib.contextmanager
     def admission(self, check: Callable[[], bool]) -> Iterator[None]:
@@ -563,12 +558,14 @@ class LiveEngine:
             faulted_silence = False
             with self.lock:
                 conductor = self.conductor
+                fading = self._fading if not self.playing else None
+                source = fading if fading is not None else conductor  # after STOP: the old music fades out
                 block = None
-                if conductor is not None and (self.playing or self._hold_fade > 0):
-                    f0 = conductor.frame
-                    block = self._guarded_step(conductor, events)
+                if source is not None and (self.playing or self._hold_fade > 0):
+                    f0 = source.frame
+                    block = self._guarded_step(source, events)
                     if block is None:  # silence, the clocks advanced: it still goes out as a block
-                        block = self._silence_block(conductor, f0)
+                        block = self._silence_block(source, f0)
                         faulted_silence = True
                     if not self.playing:  # PAUSE/STOP: fade this block towards silence
                         total = int(HOLD_FADE_S * SAMPLE_RATE)
@@ -577,11 +574,12 @@ class LiveEngine:
                         block = dataclasses.replace(
                             block, pcm=block.pcm * np.linspace(g0, g1, n, dtype=np.float32)[:, None])
                         self._hold_fade = max(0, self._hold_fade - n)
+                        if fading is not None:
+                            if conductor is not None:
+                                conductor.frame = fading.frame  # the rewound graph keeps the stream's time
+                            if self._hold_fade == 0:
+                                self._fading = None
                 elif conductor is not None:
-                    if self._rewind:
-                        self._rewind_now()
-                        conductor = self.conductor
-                        assert conductor is not None
                     conductor.frame += self._silence.shape[0]  # paused: the stream clock runs on in silence
                 else:  # no graph yet: one loaded before self.frame counts this block starts after it
                     self._free_frame = self.frame + self._silence.shape[0]
