@@ -442,6 +442,7 @@ def test_curve_allow_list_and_read_only_clients(tmp_path: Path, ctx: zmq.Context
         st = b.status()
         assert st.playing and st.graph_name == "plain"
         assert b.request(pb.Hello(client_name="bob")).kind == wire.ReplyKind.STATUS
+        assert b.request(pb.DescribeGraph()).kind == wire.ReplyKind.GRAPH_DESCRIPTION  # read-only may describe
         for body in (pb.SetParameters(values=[pb.ParameterUpdate(name="intensity", number=0.5)]),
                      pb.Transport(action=pb.Transport.STOP), pb.LoadGraph(text=PLAIN_GRAPH),
                      pb.SetPrompts(prompts=[pb.WeightedPrompt(text="x")])):
