@@ -9,11 +9,19 @@ Threads::
     publish thread     owns the events and audio PUB sockets: sends what the generation thread queued
     audio thread       the device sink's PortAudio callback (copies from its ring, nothing else)
 
-Every request gets exactly one reply (Ok, Status or Error with code, message
-and field path). Bad bytes, unknown names, NaN, oversized or bursty input get
-an Error reply (or a dropped connection, for messages past ZMQ_MAXMSGSIZE) and a
-log line; the music keeps playing. Endpoints bind to loopback unless CurveZMQ
-keys or ``--insecure`` say otherwise.
+Every request gets exactly one reply (Ok, Status, GraphDescription or Error with
+code, message and field path), carrying the request id whenever it can be read
+from the bytes (``wire.peek_request_id``: TOO_LARGE, RATE_LIMITED and a message
+of several frames included); a REQ socket's ``[empty, Envelope]`` is answered
+``[empty, reply]``. Bad bytes, unknown names, NaN, oversized or bursty input get
+an Error reply (or a dropped connection, for messages past ZMQ_MAXMSGSIZE,
+counted in ``Status.control_disconnects``) and a log line; the music keeps
+playing. Endpoints bind to loopback unless CurveZMQ keys or ``--insecure`` say
+otherwise; the control socket binds only once the runtime is ready to answer,
+so a restarted runtime never serves requests clients queued while it started.
+The audio chunks go out twice, float32 and int16 (``--audio-int16``), through
+short queues (:data:`AUDIO_HWM`, :data:`AUDIO_SNDBUF`), so a reader that stops
+finds little stale audio (the SDK drops what is more than 0.5 s late).
 
 No request can stall the music or other clients: the work each may cause is
 bounded (:mod:`cadenza.runtime.limits`: prompts per mix, prompt length, notes,
