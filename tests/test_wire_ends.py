@@ -295,3 +295,39 @@ def test_a_restarted_runtime_gets_the_state_and_no_stale_request(tmp_path: Path,
         assert set(received) <= {"hello", "load_graph", "set_parameters", "set_controls", "get_status"}
     finally:
         server.kill()
+
+
+# ----------------------------------------------------------------------------- no I/O
+
+
+def test_peek_request_id_reads_field_2_from_any_envelope_bytes() -> None:
+    """The id without decoding: after a length-delimited body, in a frame over the limit, not in garbage."""
+    assert wire.peek_request_id(wire.encode_request(pb.GetStatus(), 12345)) == 12345
+    body_first = pb_field(11, b"y" * 70_000) + pb_field(1, 1) + pb_field(2, 99)  # field order is not guaranteed
+    assert wire.peek_request_id(body_first) == 99
+    assert wire.peek_request_id(raw_envelope(2**63, 11, b"x" * (3 << 20))) == 2**63
+    for junk in (b"", b"\x00" * 64, b"\xff" * 16, b"\x12\xff\xff\xff\xff\x0f", raw_envelope(0, 18)):
+        assert wire.peek_request_id(junk) == 0
+
+
+def test_stale_audio_drops_late_chunks_and_starts_over_after_a_restart() -> None:
+    from cadenza.sdk._base import StaleAudio
+
+    stale = StaleAudio(0.5)
+    rate = SAMPLE_RATE
+    assert all(stale.fresh(i, (i - 1) * 480, rate, 100.0 + (i - 1) * 0.01) for i in range(1, 11))
+    # a reader back after 10 s: what was queued is 10 s late, dropped; what is new plays
+    assert not stale.fresh(11, 10 * 480, rate, 110.1)
+    assert stale.stale == 1
+    assert stale.fresh(1000, 999 * 480, rate, 100.0 + 9.99 + 0.02)
+    # a restarted runtime counts from 1 again: a new baseline, nothing dropped
+    assert stale.fresh(1, 0, rate, 500.0) and stale.fresh(2, 480, rate, 500.01)
+
+
+def test_the_int16_endpoint_sits_beside_the_audio_one() -> None:
+    from cadenza.runtime.server import int16_endpoint
+
+    assert int16_endpoint("tcp://127.0.0.1:5557") == "tcp://127.0.0.1:5558"
+    assert int16_endpoint("tcp://[::1]:9000") == "tcp://[::1]:9001"
+    assert int16_endpoint("tcp://127.0.0.1:*") == "tcp://127.0.0.1:*"
+    assert int16_endpoint("ipc:///run/cadenza/audio") == "ipc:///run/cadenza/audio.int16"
