@@ -27,7 +27,7 @@ from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.proto import wire
 from cadenza.proto.vectors import envelope_json, frame_bytes, load_manifest, match
 from cadenza.proto.vectors.generate import check
-from cadenza.proto.vectors.replay import check_events, replay_session, reply_json
+from cadenza.proto.vectors.replay import check_events, check_state_change, replay_session, reply_json
 from tests.server_harness import REPO, ServeProcess
 
 PROTOCOL_MD = REPO / "proto" / "PROTOCOL.md"
@@ -93,6 +93,7 @@ def test_replay_session_against_cadenza_serve(name: str, tmp_path: Path) -> None
         results = replay_session(server.ep.local("control"), session, timeout=10.0, ctx=ctx)
         if name == "action_game":  # the events socket of a playing runtime, by the same rules
             results += check_events(server.ep.local("events"), 3.0, ctx=ctx)
+            results += check_state_change(server.ep.local("control"), server.ep.local("events"), ctx=ctx)
         failed = [f"{r.session}/{r.name}: " + "; ".join(r.diffs) for r in results if not r.passed]
         assert not failed, "\n".join(failed) + f"\nserver stderr:\n{server.stderr_text[-2000:]}"
         assert len(results) >= len(session["requests"])

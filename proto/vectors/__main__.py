@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="which session (start the runtime with its serve_args; `list` shows them)")
     r.add_argument("--only", action="append", default=[], metavar="NAME", help="replay only this vector (repeatable)")
     r.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply (default 5)")
-    r.add_argument("--events", metavar="ENDPOINT", help="also check the events socket (decoding, sequences, rates)")
+    r.add_argument("--events", metavar="ENDPOINT", help="also check the events socket (decoding, sequences, rates) and a SetState's timing")
     r.add_argument("--listen", type=float, default=3.0, help="seconds to listen with --events (default 3)")
     r.add_argument("--server-key", metavar="KEY", help="CurveZMQ: the runtime's public key (z85, or a .pub file)")
     r.add_argument("--client-key", metavar="FILE", help="CurveZMQ: this client's secret key file (`cadenza keys`)")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             for v in s["requests"]:
                 print(f"  {v['name']}")
         return 0
-    from cadenza.proto.vectors.replay import Unreachable, check_events, replay_session, report
+    from cadenza.proto.vectors.replay import Unreachable, check_events, check_state_change, replay_session, report
 
     session = sessions.get(args.session)
     if session is None:
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.events:
         results += check_events(args.events, args.listen, curve=curve)
+        results += check_state_change(args.control, args.events, curve=curve)
     passed, failed = report(results)
     print(f"{passed} passed, {failed} failed (session {session['name']}: cadenza serve "
           f"{' '.join(session['serve_args'])})")

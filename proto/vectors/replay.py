@@ -23,7 +23,7 @@ from cadenza.errors import ProtocolError
 from cadenza.proto import wire
 from cadenza.proto.vectors import envelope_json, frame_bytes, match
 
-__all__ = ["MIX_HZ", "STATUS_HZ", "Curve", "Result", "Unreachable", "check_events", "replay_session", "report"]
+__all__ = ["MIX_HZ", "STATUS_HZ", "Curve", "Result", "Unreachable", "check_events", "check_state_change", "replay_session", "report"]
 
 #: The documented event rates (PROTOCOL.md, "Events"): mix 10 per second, status once a second (stream time).
 MIX_HZ = 10.0
@@ -192,6 +192,82 @@ def check_events(endpoint: str, seconds: float, *, curve: Curve | None = None,
                 r.diffs.append(f"{topic} at {rate:.2f} per second of stream time; documented {hz:g}")
         results.append(r)
     return results
+
+
+def check_state_change(control: str, events: str, *, timeout: float = 20.0, curve: Curve | None = None,
+                       ctx: zmq.Context[Any] | None = None) -> list[Result]:
+    """SetState to another state of the loaded graph, then check its timing on the events socket.
+
+    ``Ok.stream_time`` is the sample the change will be heard from; the
+    ``state`` events for it say ``SCHEDULED`` (when quantized to a later
+    beat or bar) and ``STARTED`` at exactly that sample, then ``COMPLETED``
+    ``fade_seconds`` later (within one 10 ms block). No result when the graph
+    has fewer than two states.
+    """
+    from cadenza.proto import cadenza_v1_pb2 as pb
+
+    own = ctx is None
+    context: zmq.Context[Any] = zmq.Context() if ctx is None else ctx
+    sub = _socket(context, zmq.SUB, curve)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"state")
+    sub.connect(events)
+    dealer = _socket(context, zmq.DEALER, curve)
+    dealer.connect(control)
+    result = Result("live", "state_change")
+    rid = 1
+
+    def ask(body: wire.RequestBody) -> wire.DecodedReply | None:
+        nonlocal rid
+        rid += 1
+        dealer.send(wire.encode_request(body, rid))
+        if not dealer.poll(int(timeout * 1000), zmq.POLLIN):
+            return None
+        return wire.decode_reply(dealer.recv())
+
+    try:
+        described = ask(pb.DescribeGraph())
+        if described is None or not isinstance(described.body, pb.GraphDescription):
+            result.diffs.append(f"DescribeGraph: expected a GraphDescription, got {described}")
+            return [result]
+        others = [st.name for st in described.body.states if st.name != described.body.state]
+        if not others:
+            return []
+        time.sleep(0.3)  # the subscription reaches the runtime
+        target = others[0]
+        t0 = time.monotonic()
+        answer = ask(pb.SetState(name=target))
+        if answer is None or not isinstance(answer.body, pb.Ok) or not answer.body.HasField("stream_time"):
+            result.diffs.append(f"SetState {target!r}: expected Ok with stream_time, got {answer}")
+            return [result]
+        at = answer.body.stream_time
+        seen: dict[str, wire.DecodedEvent] = {}
+        while "COMPLETED" not in seen and time.monotonic() - t0 < timeout:
+            if not sub.poll(100, zmq.POLLIN):
+                continue
+            ev = wire.decode_event(sub.recv_multipart())
+            payload: Any = ev.payload
+            if payload.name == target:
+                seen[pb.StateChange.Phase.Name(payload.phase)] = ev
+        for phase in ("STARTED", "COMPLETED"):
+            if phase not in seen:
+                result.diffs.append(f"no {phase} state event for {target!r} within {timeout:g} s "
+                                    f"(saw {sorted(seen)})")
+        for phase in ("SCHEDULED", "STARTED"):
+            if phase in seen and seen[phase].stream_time != at:
+                result.diffs.append(f"{phase} at sample {seen[phase].stream_time}, but Ok.stream_time said {at}")
+        if "COMPLETED" in seen and "STARTED" in seen:
+            fade: Any = seen["STARTED"].payload
+            due = at + round(fade.fade_seconds * wire.DEFAULT_SAMPLE_RATE)
+            if abs(seen["COMPLETED"].stream_time - due) > 480:
+                result.diffs.append(f"COMPLETED at sample {seen['COMPLETED'].stream_time}; the {fade.fade_seconds:g} "
+                                    f"s fade from {at} ends at {due}")
+    finally:
+        sub.close(0)
+        dealer.close(0)
+        if own:
+            context.term()
+    return [result]
 
 
 def report(results: Iterable[Result], say: Callable[[str], None] = print) -> tuple[int, int]:
