@@ -369,9 +369,11 @@ class Server:
         self.audio16_sock: zmq.Socket[bytes] | None = None
         if config.audio and config.audio_int16 is not None:
             explicit = bool(config.audio_int16)
+            int16 = config.audio_int16 or int16_endpoint(config.audio)
             try:
-                self.audio16_sock = self._socket(zmq.PUB, config.audio_int16 or int16_endpoint(config.audio),
-                                                 before_bind=audio_options)
+                if not explicit and int16 in (config.control, config.events):  # the control socket binds later
+                    raise UsageError(f"{int16!r} (the --audio port + 1) is the --control or --events endpoint")
+                self.audio16_sock = self._socket(zmq.PUB, int16, before_bind=audio_options)
             except UsageError as exc:
                 if explicit:
                     raise UsageError(exc.message, where="--audio-int16") from None
