@@ -418,8 +418,9 @@ def _status() -> pb.Status:
                     "mode": pb.ParameterValue(label="combat")},
         stream_time=480000, playing=True, xruns=0, lookahead_ms=30.0,
         event_sequences={"bar": 5, "beat": 20, "mix": 100, "state": 2, "status": 10}, audio_sequence=1000,
-        effective_controls=pb.Controls(bpm=120.0, density=0.85, brightness=0.7), pending_state="",
-        pending_state_time=0)
+        effective_controls=pb.Controls(bpm=120.0, density=0.85, brightness=0.7), pending_state="tension",
+        pending_state_time=576000, control_connections=2, control_disconnects=1,
+        requests={"hello": 3, "set_parameters": 12, "get_status": 1})
 
 
 def _description() -> pb.GraphDescription:
