@@ -576,15 +576,16 @@ def _canonical(manifest: Mapping[str, Any]) -> Any:
 
 
 def _keep_committed_bytes(new: dict[str, Any], old: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Where a message decodes the same as the committed one, keep the committed bytes (no churn from map order)."""
+    """Where a message decodes the same as the committed one, keep the committed bytes and JSON (protobuf writes
+    map entries, and json_format prints them, in an order that changes from process to process)."""
     if old is None:
         return new
     for section in ("replies", "events", "audio"):
         before = {v["name"]: v for v in old.get(section, [])}
         for v in new[section]:
             prev = before.get(v["name"])
-            if prev is not None and prev.get("decoded") == v["decoded"]:
-                for key in ("hex", "frames"):
+            if prev is not None and prev.get("decoded") == v["decoded"]:  # dicts: equal in any key order
+                for key in ("hex", "frames", "decoded"):
                     if key in prev and key in v:
                         v[key] = prev[key]
     return new
