@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, cast
 
+from cadenza.errors import CadenzaError
 from cadenza.graph_format.declaration import (
     BUILTIN_PARAMS,
     CONTROL_KINDS,
@@ -106,12 +107,18 @@ def validate(data: Any, *, spelling: Mapping[str, str] | None = None, lines: Map
 
 
 # ---------------------------------------------------------------- the checker
-class _Stop(Exception):
-    pass
+class _Stop(CadenzaError):
+    """Too many issues: the walk stops (the "stopped after N problems" marker says so)."""
+
+    def __init__(self) -> None:
+        super().__init__("too many problems")
 
 
-class _Final(Exception):
+class _Final(CadenzaError):
+    """An issue after which nothing else is checked (an unsupported version): carried out of the walk."""
+
     def __init__(self, issue: Issue) -> None:
+        super().__init__(issue.message, where=issue.path or None)
         self.issue = issue
 
 
