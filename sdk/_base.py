@@ -26,7 +26,13 @@ new runtime after the re-sync) and say ``Hello`` again. When the runtime's
 restarted), the client re-sends its last graph (``LoadGraph`` with the text),
 or its last prompts, then its last parameter values in one ``SetParameters``
 with ``bypass`` (a jump, no ramp), its control overrides and its last
-transport action, and then retries the original request once. A ``Trigger``
+transport action, and then retries the original request once. Each re-sync
+request, like every LoadGraph/SetPrompts, waits at least :data:`LOAD_WAIT_S`
+for its reply (a re-sync abandoned half-way would be sent again in full: the
+runtime would load the graph twice). Only what the runtime accepted is
+remembered; a request that timed out is neither remembered nor re-sent. (A
+restarting runtime binds its control socket only once it can answer, so
+nothing a client gave up on while it started is executed.) A ``Trigger``
 is retried only when the runtime restarted (a runtime that is alive may have
 fired it already). A ``NOT_READY`` reply while the client has a graph or
 prompts re-syncs and retries the same way (a runtime restarted between two
