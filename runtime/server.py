@@ -993,16 +993,26 @@ def _overrides_kept(c: Any) -> list[str]:
 
 
 def _effective_controls(c: Any) -> Any:
-    """The controls the music plays with: the graph's (its state's) values, the client's overrides on top."""
+    """The controls the music plays with: the graph's (its state's) values, the client's overrides on top.
+
+    A value the backend's checks refuse is shown as asked; one beyond what its
+    field holds (a graph computing top_k 1e12) is left out rather than fail the status.
+    """
     from cadenza.runtime.backends.base import Controls
 
-    merged = {**c.graph_controls, **c.overrides}
+    merged = {k: v for k, v in {**c.graph_controls, **c.overrides}.items() if k in wire.CONTROL_NAMES}
     try:
         checked = Controls.from_values(merged)
-    except (UsageError, TypeError, ValueError):  # a graph value out of range: show what was asked
-        return wire.controls_from_mapping({k: v for k, v in merged.items() if k in wire.CONTROL_NAMES})
-    return wire.controls_from_mapping({k: getattr(checked, k) for k in merged
-                                       if k in wire.CONTROL_NAMES and getattr(checked, k, None) is not None})
+        merged = {k: v if getattr(checked, k, None) is None else getattr(checked, k) for k, v in merged.items()}
+    except (UsageError, TypeError, ValueError):
+        pass
+    shown = wire.controls_from_mapping({})
+    for k, v in merged.items():
+        try:
+            shown.MergeFrom(wire.controls_from_mapping({k: v}))
+        except (TypeError, ValueError):
+            continue
+    return shown
 
 
 def _parameter_value(value: float | str | None) -> ParameterValue:

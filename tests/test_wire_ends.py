@@ -331,3 +331,17 @@ def test_the_int16_endpoint_sits_beside_the_audio_one() -> None:
     assert int16_endpoint("tcp://[::1]:9000") == "tcp://[::1]:9001"
     assert int16_endpoint("tcp://127.0.0.1:*") == "tcp://127.0.0.1:*"
     assert int16_endpoint("ipc:///run/cadenza/audio") == "ipc:///run/cadenza/audio.int16"
+
+
+def test_effective_controls_leave_out_what_no_field_holds() -> None:
+    """A graph may compute top_k 1e12 or seed 1e300 (the backend clamps them): the status still answers,
+    showing what fits (found by the corpus: the 1 Hz status event failed in the generation loop)."""
+    from cadenza.runtime.server import _effective_controls
+
+    class Playing:
+        graph_controls = {"top_k": 5e11, "bpm": 120.0, "seed": 1e300, "notes": [60, 64]}
+        overrides = {"density": 0.5}
+
+    shown = _effective_controls(Playing())
+    assert shown.bpm == 120.0 and shown.density == 0.5 and list(shown.notes.midi) == [60, 64]
+    assert not shown.HasField("top_k") and not shown.HasField("seed")
