@@ -33,8 +33,8 @@ runtime would load the graph twice). Only what the runtime accepted is
 remembered; a request that timed out is neither remembered nor re-sent. (A
 restarting runtime binds its control socket only once it can answer, so
 nothing a client gave up on while it started is executed.) A ``Trigger``
-is retried only when the runtime restarted (a runtime that is alive may have
-fired it already). A ``NOT_READY`` reply while the client has a graph or
+or ``SetState`` is retried only when the runtime restarted (a runtime that is
+alive may have done it already). A ``NOT_READY`` reply while the client has a graph or
 prompts re-syncs and retries the same way (a runtime restarted between two
 requests, reached through ZeroMQ's own reconnect). The heartbeat (a ``Hello``
 every ``heartbeat`` seconds from a background thread or task) runs the same
@@ -135,6 +135,8 @@ LOAD_WAIT_S: Final = 12.0
 POLL_SLICE: Final = 0.05
 _ENDPOINT_SCHEMES: Final = ("tcp://", "ipc://", "inproc://")
 _SOURCE_KINDS: Final = frozenset({RequestKind.LOAD_GRAPH, RequestKind.SET_PROMPTS})
+#: Requests retried after a timeout only when the runtime restarted (PROTOCOL.md, reconnecting, step 5).
+_ONE_SHOTS: Final = frozenset({RequestKind.TRIGGER, RequestKind.SET_STATE})
 _GRAPH_SUFFIXES: Final = (".yaml", ".yml", ".json")
 _REMEMBERED_TRANSPORT: Final = frozenset({pb.Transport.PLAY, pb.Transport.PAUSE, pb.Transport.STOP})
 
@@ -933,8 +935,8 @@ class ClientBase:
             if not self.auto_reconnect:
                 raise
             _, restarted = yield from self._hello_flow()
-            if kind is RequestKind.TRIGGER and not restarted:
-                raise  # a live runtime may have fired it: do not fire twice
+            if kind in _ONE_SHOTS and not restarted:
+                raise  # a live runtime may have done it already: never twice
             reply = yield from self._send_flow(body)
         except NotReady:
             if not (self.auto_reconnect and self._memory.source is not None) or kind in _SOURCE_KINDS:

@@ -516,8 +516,8 @@ def test_a_timed_out_request_is_retried_once_on_a_new_socket(peer: Peer) -> None
         if req.kind is RequestKind.SET_PARAMETERS and not dropped:
             dropped.append(req.request_id)
             return []  # lose the first one
-        if req.kind is RequestKind.TRIGGER:
-            return []  # never answer a trigger
+        if req.kind in (RequestKind.TRIGGER, RequestKind.SET_STATE):
+            return []  # never answer a one-shot
         return answer_everything(p, req)
 
     peer.handler = handler
@@ -528,6 +528,9 @@ def test_a_timed_out_request_is_retried_once_on_a_new_socket(peer: Peer) -> None
         with pytest.raises(RequestTimeout):  # same runtime after the timeout: a trigger is not fired twice
             client.trigger("boss")
         assert peer.kinds()[4:] == ["trigger", "hello"]
+        with pytest.raises(RequestTimeout):  # nor a state change (PROTOCOL.md, reconnecting, step 5)
+            client.set_state("combat")
+        assert peer.kinds()[6:] == ["set_state", "hello"]
     ids = [r.request_id for r in peer.requests]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
