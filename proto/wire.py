@@ -314,7 +314,7 @@ def _check_id(name: str, value: int, *, low: int = 0) -> None:
 
 
 def _serialize(envelope: pb.Envelope, max_bytes: int) -> bytes:
-    data = envelope.SerializeToString()
+    data = envelope.SerializeToString(deterministic=True)  # map entries sorted: the same message, the same bytes
     if len(data) > max_bytes:
         kind = envelope.WhichOneof("body")
         raise WireError(pb.Error.TOO_LARGE, f"the encoded {kind} is {len(data)} bytes, over the limit of "
