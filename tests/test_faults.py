@@ -207,7 +207,7 @@ class FuzzCorpus:
         return [bytes(data)]
 
     def _unknown_body_field(self) -> list[bytes]:
-        ranges = [(3, 9), (19, 29), (42, 18999), (20000, (1 << 29) - 1)]
+        ranges = [(3, 9), (20, 29), (42, 18999), (20000, (1 << 29) - 1)]  # 19 is DescribeGraph
         lo, hi = ranges[int(self.rng.integers(0, len(ranges)))]
         field = int(self.rng.integers(lo, hi + 1))
         body = self.rng.bytes(int(self.rng.integers(0, 32)))
