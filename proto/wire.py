@@ -755,6 +755,14 @@ def _check_set_controls(body: pb.SetControls) -> None:
     for name in _FLOAT_CONTROLS:
         if controls.HasField(name):
             _finite(getattr(controls, name), f"set_controls.controls.{name}")
+    midi = controls.notes.midi
+    if len(midi) <= 128:  # each of the 128 MIDI notes at most once (a longer list is the runtime's TOO many notes)
+        first: dict[int, int] = {}
+        for i, note in enumerate(midi):
+            if note in first:
+                raise _bad_value(f"MIDI note {note} is given twice (notes.midi[{first[note]}] and [{i}]); give each "
+                                 "note at most once", f"set_controls.controls.notes.midi[{i}]")
+            first[note] = i
     for i, name in enumerate(body.clear):
         if name not in CONTROL_NAMES:
             raise WireError(pb.Error.UNKNOWN_NAME, f"unknown control {name!r}; controls are {', '.join(CONTROL_NAMES)}",

@@ -44,6 +44,7 @@ import numpy as np
 
 from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime import events as ev
+from cadenza.runtime.beat_grid import BeatGrid
 from cadenza.runtime.backends.base import (
     SAMPLE_RATE,
     Backend,
@@ -102,7 +103,7 @@ class DeckClock:
         else:
             last = self.last
             origin = last.position if last.position is not None else float(last.frame)
-            index = last.beat
+            index = last.beat_in_bar  # the bar as heard (a handed-over grid's count need not be a multiple of 4)
         target = t * SAMPLE_RATE
         n = max(0, math.ceil((target - origin) / spb - 1e-9))
         if unit == "bar":
@@ -167,6 +168,11 @@ class Conductor:
                 self.stinger_audio[s.audio] = pcm if pcm is not None else load_stinger_audio(Path(s.audio))
         self.clock = DeckClock()
         self.frame = start_frame
+        #: stream frames that passed while this conductor was paused (PAUSE/STOP): its own time (``frame``, the
+        #: graph engine's, the decks') stopped meanwhile, so its blocks, beats and events are this much later on
+        #: the stream; :meth:`step` and :meth:`hold` return them in stream time
+        self.paused_frames = 0
+        self.grid = BeatGrid()  # the stream's one beat count, shared with the conductors that take over from this
         self.deck_a = _Deck(backend.new_stream(seed), start_frame)
         self.deck_b: _Deck | None = None
         self.xfade: tuple[int, int] | None = None  # (start frame, fade frames) of the running crossfade
@@ -187,6 +193,8 @@ class Conductor:
         """Take over ``old``'s bed stream and clock (a hot-reloaded graph: the music glides, never restarts)."""
         self.deck_a = old.deck_a
         self.clock = old.clock
+        self.grid = old.grid
+        self.paused_frames = old.paused_frames
         self.overrides = dict(old.overrides)
         self.duck = old.duck
         self.good = old.good
@@ -220,21 +228,31 @@ class Conductor:
             self.engine.set_state(item.name, at=item.time)
 
     # ------------------------------------------------------------ queries
+    @property
+    def stream_frame(self) -> int:
+        """The stream sample at which this conductor's next block will be heard."""
+        return self.frame + self.paused_frames
+
     def heard_at(self, kind: Literal["state", "trigger"], name: str) -> int:
         """The stream sample at which a ``set_state(name)`` / ``trigger(name)`` just given to :attr:`engine` will
         be heard: its quantized state change (or a trigger's stinger) start, else the next block."""
-        return int(round(self.engine.heard_at(kind, name, self.clock) * SAMPLE_RATE))
+        return int(round(self.engine.heard_at(kind, name, self.clock) * SAMPLE_RATE)) + self.paused_frames
+
+    def stinger_cooldown(self, trigger: str) -> tuple[str, float] | None:
+        """``(stinger, seconds of cooldown left)`` when the stinger of a ``trigger(name)`` just given to
+        :attr:`engine` will be refused for its cooldown, else None."""
+        return self.engine.stinger_cooldown(trigger, self.clock)
 
     def pending_state(self) -> tuple[str, int] | None:
         """(state, stream sample it starts at) of a state change waiting for its beat or bar, or None."""
         pending = self.engine.pending_state(self.clock)
-        return None if pending is None else (pending[0], int(round(pending[1] * SAMPLE_RATE)))
+        return None if pending is None else (pending[0], int(round(pending[1] * SAMPLE_RATE)) + self.paused_frames)
 
     # --------------------------------------------------------------- tick
     def step(self) -> Block:
         """One control tick: graph → decks → mix. Raises :class:`StepFault` naming what failed."""
         try:
-            return self._step()
+            return self._to_stream(self._step())
         except Exception as exc:  # noqa: BLE001 — whatever failed, the caller keeps the music going
             raise StepFault(self._stage, exc) from exc
 
@@ -309,8 +327,10 @@ class Conductor:
             a_weights, a_controls = self.deck_a.weights or dict(fr.weights), controls
         else:
             a_weights, a_controls = dict(fr.weights), controls
-        pcm_a = self._generate(self.deck_a, a_weights, a_controls, n)
-        beats = self._bed_beats()
+        deck_a = self.deck_a
+        pcm_a = self._generate(deck_a, a_weights, a_controls, n)
+        played: list[tuple[object, list[Beat]]] = [(deck_a, self._deck_beats(deck_a))]
+        wanted: _Deck = deck_a
         out = pcm_a
 
         if self.pending_xfade is not None and self.pending_xfade[0] < f0 + n:
@@ -327,6 +347,8 @@ class Conductor:
             b_weights = dict(fr.weights)  # deck B, the one fading in, plays the weights of now
             if off < n:
                 b[off:] = self._generate(self.deck_b, b_weights, controls, n - off)
+                played.append((self.deck_b, self._deck_beats(self.deck_b)))
+                wanted = self.deck_b  # the incoming deck's grid, from its first downbeat (BeatGrid)
             p0 = min(1.0, max(0.0, (f0 - start) / fade))
             p1 = min(1.0, max(0.0, (f0 + n - start) / fade))
             mixed = self._buf_a
@@ -340,6 +362,7 @@ class Conductor:
                 self.deck_a = self.deck_b
                 self.deck_b = None
                 self.xfade = None
+        beats = self._heard_beats(played, wanted)
         out = self._mix_stingers(out, f0, controls)
         self._stage = "mixer"
         kernels.soft_limit(out, CEILING)
@@ -349,14 +372,29 @@ class Conductor:
             self.good = (self.deck_a.style, a_controls, fr)
         return Block(f0, out, fr, beats, events)
 
-    def _bed_beats(self) -> list[Beat]:
-        """The bed's beats of its last block in stream time (a deck counts frames from its own start); the clock
-        observes them."""
-        start = self.deck_a.start
-        beats = [replace(b, frame=b.frame + start, position=None if b.position is None else b.position + start)
-                 for b in self.deck_a.state.beats]
+    @staticmethod
+    def _deck_beats(deck: _Deck) -> list[Beat]:
+        """A deck's beats of its last block in this conductor's frames (a deck counts frames from its own start)."""
+        start = deck.start
+        return [replace(b, frame=b.frame + start, position=None if b.position is None else b.position + start)
+                for b in deck.state.beats]
+
+    def _heard_beats(self, played: Sequence[tuple[object, list[Beat]]], wanted: _Deck) -> list[Beat]:
+        """The beats to publish (the stream's one grid, renumbered: :class:`BeatGrid`); the clock observes them."""
+        beats = self.grid.take(played, wanted, self.paused_frames)
         self.clock.observe(beats)
         return beats
+
+    def _to_stream(self, block: Block) -> Block:
+        """``block`` (in this conductor's frames) in stream time: later by the frames it spent paused."""
+        off = self.paused_frames
+        if not off:
+            return block
+        s = off / SAMPLE_RATE
+        beats = [replace(b, frame=b.frame + off, position=None if b.position is None else b.position + off)
+                 for b in block.beats]
+        return replace(block, frame=block.frame + off, beats=beats,
+                       events=[replace(e, time=e.time + s) for e in block.events])
 
     @staticmethod
     def _beat_events(beats: Sequence[Beat], events: list[ev.Event]) -> None:
@@ -388,7 +426,7 @@ class Conductor:
         self._stage = "backend step"
         try:
             pcm, self.deck_a.state = self.backend.generate(self.deck_a.state, style, controls, n)
-            beats = self._bed_beats()
+            beats = self._heard_beats([(self.deck_a, self._deck_beats(self.deck_a))], self.deck_a)
             # no stingers left: this only releases the duck
             out = self._mix_stingers(np.array(pcm, dtype=np.float32, copy=True), f0, controls)
             kernels.soft_limit(out, CEILING)
@@ -396,7 +434,7 @@ class Conductor:
             raise StepFault("backend step", exc) from exc
         self._beat_events(beats, events)
         self.frame += n
-        return Block(f0, out, replace(fr, events=[]), beats, events)
+        return self._to_stream(Block(f0, out, replace(fr, events=[]), beats, events))
 
     def idle(self) -> None:
         """A block of silence in stream time (after :meth:`hold` failed too): the clocks run on."""

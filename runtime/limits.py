@@ -20,6 +20,9 @@ from cadenza.graph_format import MAX_PROMPTS as MAX_PROMPTS
 MAX_NOTES: Final = 128
 #: Parameter values in one SetParameters request.
 MAX_PARAMETER_VALUES: Final = 1_024
+#: The longest ramp a SetParameters may ask for (seconds): longer is BAD_VALUE (a 1e12 s ramp would freeze a
+#: parameter for good).
+MAX_RAMP_S: Final = 3_600.0
 #: Stingers sounding at once. A stinger that fires while this many play steals
 #: the oldest voice, which fades out in STINGER_STEAL_FADE_S.
 MAX_STINGER_VOICES: Final = 4

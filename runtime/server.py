@@ -21,7 +21,7 @@ otherwise; the control socket binds only once the runtime is ready to answer,
 so a restarted runtime never serves requests clients queued while it started.
 The audio chunks go out twice, float32 and int16 (``--audio-int16``), through
 short queues (:data:`AUDIO_HWM`, :data:`AUDIO_SNDBUF`), so a reader that stops
-finds little stale audio (the SDK drops what is more than 0.5 s late).
+finds at most about 1.3 s of stale audio waiting (the SDK drops what is more than 0.5 s late).
 
 No request can stall the music or other clients: the work each may cause is
 bounded (:mod:`cadenza.runtime.limits`: prompts per mix, prompt length, notes,
@@ -40,6 +40,7 @@ from __future__ import annotations
 import collections
 import ipaddress
 import logging
+import math
 import os
 import re
 import signal
@@ -78,6 +79,7 @@ from cadenza.runtime.limits import (
     MAX_NOTES,
     MAX_PARAMETER_VALUES,
     MAX_PROMPT_CHARS,
+    MAX_RAMP_S,
     MAX_PROMPTS,
     bounded_warnings,
 )
@@ -93,8 +95,9 @@ DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
 DEFAULT_AUDIO = "tcp://127.0.0.1:5557"
 RATE_LIMIT_PER_S = 100_000  # requests per second per client (token bucket)
 EVENT_HWM = 10_000  # queued events per subscriber before ZeroMQ drops (a slow consumer never stalls us)
-AUDIO_HWM = 50  # queued audio chunks per subscriber (0.5 s of 10 ms chunks): a reader that stops gets little old audio
-AUDIO_SNDBUF = 64 * 1024  # the kernel's send buffer per audio subscriber (bytes): with the HWM, the stale bound
+AUDIO_HWM = 50  # queued audio chunks per subscriber (0.5 s of 10 ms chunks), besides the kernel's buffers
+AUDIO_SNDBUF = 64 * 1024  # the kernel's send buffer per float32 audio subscriber (bytes; Linux doubles it)
+AUDIO16_SNDBUF = AUDIO_SNDBUF // 2  # int16 chunks are half the bytes: the same 0.3 s of audio as float32's buffer
 REPLY_HWM = 1_000  # queued replies per client before dropping
 REQUEST_HWM = 16  # requests read ahead per client before pushing back (at most 4 MiB each: ZMQ_MAXMSGSIZE)
 GIVE_WAY_EVERY = 32  # requests handled between looks at the generation thread's lead
@@ -364,6 +367,8 @@ class Server:
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.control.setsockopt(zmq.SNDHWM, REPLY_HWM)
         self.events_sock = self._socket(zmq.PUB, config.events, before_bind={zmq.SNDHWM: EVENT_HWM})
+        # PUB drops the newest chunks at the HWM: what waits for a reader that stopped is the oldest audio, as old
+        # as its pause; these bound how much (about 1.3 s with the client's own buffers), the client drops it
         audio_options: dict[int, int] = {zmq.SNDHWM: AUDIO_HWM, zmq.SNDBUF: AUDIO_SNDBUF}
         self.audio_sock = self._socket(zmq.PUB, config.audio, before_bind=audio_options) if config.audio else None
         self.audio16_sock: zmq.Socket[bytes] | None = None
@@ -373,7 +378,8 @@ class Server:
             try:
                 if not explicit and int16 in (config.control, config.events):  # the control socket binds later
                     raise UsageError(f"{int16!r} (the --audio port + 1) is the --control or --events endpoint")
-                self.audio16_sock = self._socket(zmq.PUB, int16, before_bind=audio_options)
+                self.audio16_sock = self._socket(zmq.PUB, int16,
+                                                 before_bind={**audio_options, zmq.SNDBUF: AUDIO16_SNDBUF})
             except UsageError as exc:
                 if explicit:
                     raise UsageError(exc.message, where="--audio-int16") from None
@@ -385,8 +391,10 @@ class Server:
         self.audio_seq = 0
         self.publisher = _Publisher()
         self.requests = 0
-        # what this runtime was asked, by request kind (keys fixed up front: Status copies it from another thread)
-        self.request_counts: dict[str, int] = dict.fromkeys([*(k.value for k in wire.RequestKind), "invalid",
+        # (keys fixed up front: Status copies it from another thread)
+        # what this runtime did with the requests it was sent: kinds = executed (answered Ok, Status or
+        # GraphDescription); "refused" = answered with an Error, but for "rate_limited" (RATE_LIMITED)
+        self.request_counts: dict[str, int] = dict.fromkeys([*(k.value for k in wire.RequestKind), "refused",
                                                              "rate_limited"], 0)
         self._delimited: set[bytes] = set()  # identities of REQ-style clients (an empty delimiter frame first)
         self.control_connections = 0
@@ -522,7 +530,10 @@ class Server:
                     st.pending_state, st.pending_state_time = pending[0], max(0, pending[1])
         st.control_disconnects = self.control_disconnects
         st.control_connections = self.control_connections
-        for kind, count in self.request_counts.items():
+        counts = dict(self.request_counts)
+        if self.loads is not None:  # RATE_LIMITED because too much of the client's work waited behind its loads
+            counts["rate_limited"] += self.loads.refused
+        for kind, count in counts.items():
             if count:
                 st.requests[kind] = count
         return st
@@ -593,6 +604,10 @@ class Server:
     def _set_parameters(self, body: Any) -> Ok:
         kwargs: dict[str, Any] = {"bypass": body.bypass, "clamp": body.clamp}
         if body.HasField("ramp_seconds"):
+            if body.ramp_seconds > MAX_RAMP_S:
+                raise wire.WireError(Error.BAD_VALUE, f"ramp_seconds {body.ramp_seconds:g} is over the limit of "
+                                     f"{MAX_RAMP_S:g} s; nothing was applied: ramp in steps, or send the value later",
+                                     field="set_parameters.ramp_seconds")
             kwargs["ramp"] = body.ramp_seconds
             kwargs["shape"] = wire.RAMP_SHAPE_NAMES.get(body.ramp_shape, "linear")
         if len(body.values) > MAX_PARAMETER_VALUES:
@@ -613,8 +628,10 @@ class Server:
             except UsageError as exc:
                 name = (exc.where or "").removeprefix("parameters.")
                 idx = next((i for i, u in enumerate(body.values) if u.name == name), 0)
-                raise wire.WireError(Error.BAD_VALUE, str(exc), field=f"set_parameters.values[{idx}]") from exc
-        return Ok(stream_time=self.live.frame)
+                which = body.values[idx].WhichOneof("value") if body.values else None  # the full path: .number
+                raise wire.WireError(Error.BAD_VALUE, str(exc), field=f"set_parameters.values[{idx}]"
+                                     + (f".{which}" if which else "")) from exc
+        return Ok(stream_time=self.live.frame, warnings=_rounded(c, body))
 
     @staticmethod
     def _check_parameter_names(c: Any, body: Any) -> None:
@@ -638,7 +655,11 @@ class Server:
                                      f"{', '.join(sorted(c.graph.triggers)) or '(none)'}", field="trigger.name")
             c.engine.trigger(body.name)
             at = c.heard_at("trigger", body.name)  # its quantized stinger (or state change), else the next block
-        return Ok(stream_time=max(0, at))
+            refused = c.stinger_cooldown(body.name)
+        warnings = [] if refused is None else [
+            f"stinger_refused: trigger {body.name!r} fired, but its stinger {refused[0]!r} is in its cooldown for "
+            f"{refused[1]:.2f} s more: it does not play"]
+        return Ok(stream_time=max(0, at), warnings=warnings)
 
     def _set_state(self, body: Any) -> Ok:
         with self.live.lock:
@@ -689,8 +710,8 @@ class Server:
                 checked: dict[str, Any] = {k: (tuple(v) if k == "notes" else v) for k, v in merged.items()}
                 Controls(**checked)
             except UsageError as exc:
-                raise wire.WireError(Error.BAD_VALUE, str(exc),
-                                     field=f"set_controls.controls.{exc.where or ''}") from exc
+                where = (exc.where or "").replace("notes[", "notes.midi[")  # the full path to the bad field
+                raise wire.WireError(Error.BAD_VALUE, str(exc), field=f"set_controls.controls.{where}") from exc
             c.overrides = merged
             unsupported = sorted(set(values) - set(self.backend.capabilities.controls))
         warnings = [f"backend {self.backend.name!r} cannot honour control {n!r}; it is ignored" for n in unsupported]
@@ -722,20 +743,18 @@ class Server:
         say Hello, ask for the status and describe the graph; anything else is PERMISSION_DENIED.
         """
         request_id = 0
+        kind = ""  # counted under its kind once it reaches its handler; moved to "refused" if that refuses it
         try:
-            try:
-                req = wire.decode_request(data)
-            except wire.WireError:
-                self.request_counts["invalid"] += 1
-                raise
+            req = wire.decode_request(data)
             request_id = req.request_id
-            self.request_counts[req.kind.value] += 1
             if readonly is not None and req.kind not in READONLY_REQUESTS:
                 raise wire.WireError(Error.PERMISSION_DENIED, (
                     f"{readonly} is read-only (--curve-readonly): it may send Hello, GetStatus and DescribeGraph and "
                     "subscribe to "
                     f"events and audio, not {req.kind.value}; the operator moves its key to --curve-clients to "
                     "allow control"), field=req.kind.value)
+            kind = req.kind.value
+            self.request_counts[kind] += 1  # before the handler: a GetStatus counts itself
             reply = self.handlers[req.kind](req.body)
             if isinstance(reply, Ok) and reply.warnings:  # a reply always fits its size limit
                 kept = bounded_warnings(list(reply.warnings))
@@ -744,13 +763,16 @@ class Server:
             return wire.encode_reply(request_id, reply)
         except wire.WireError as exc:
             self.errors += 1
+            self._count_refused(kind)
             return wire.encode_reply(exc.request_id or request_id, _bounded(exc.to_error()))
         except FileOutside as exc:  # a client-named file outside the allowed folders (its words never vary)
             self.errors += 1
+            self._count_refused(kind)
             return wire.encode_reply(request_id, _bounded(Error(code=Error.PERMISSION_DENIED, message=str(exc),
                                                                 field=exc.where or "")))
         except GraphError as exc:
             self.errors += 1
+            self._count_refused(kind)
             issues = getattr(exc, "issues", None)
             first = issues[0] if issues else None
             fld = ""
@@ -761,16 +783,25 @@ class Server:
                                                                 field=fld)))
         except (UsageError, PromptError) as exc:
             self.errors += 1
+            self._count_refused(kind)
             return wire.encode_reply(request_id, _bounded(Error(code=Error.BAD_VALUE, message=str(exc),
                                                                 field=exc.where or "")))
         except CadenzaError as exc:
             self.errors += 1
+            self._count_refused(kind)
             return wire.encode_reply(request_id, _bounded(Error(code=Error.INTERNAL, message=str(exc))))
         except Exception as exc:  # noqa: BLE001 — a bug must not take the music down
             self.errors += 1
+            self._count_refused(kind)
             log.error(f"internal error on a request: {type(exc).__name__}: {str(exc)[:1000]}")
             return wire.encode_reply(request_id, _bounded(Error(code=Error.INTERNAL,
                                                                 message=f"{type(exc).__name__}: {exc}")))
+
+    def _count_refused(self, kind: str) -> None:
+        """Status.requests: a request answered with an Error counts under ``refused``, not under its kind."""
+        if kind:
+            self.request_counts[kind] -= 1
+        self.request_counts["refused"] += 1
 
     # ----------------------------------------------------------------- loop
     def serve(self, ready: Callable[[], None] | None = None) -> int:
@@ -838,14 +869,14 @@ class Server:
                             message=f"more than {self.config.rate_limit:g} requests per second from one client"))
                     elif len(parts) != 1:
                         self.errors += 1
-                        self.request_counts["invalid"] += 1
+                        self.request_counts["refused"] += 1
                         reply = wire.encode_reply(wire.peek_request_id(parts[-1]), Error(
                             code=Error.BAD_MESSAGE, message=(
                                 f"a request is one frame (one Envelope), got a message of {len(parts)} frames "
                                 "(a REQ socket's empty delimiter first is fine)")))
                     elif role is None:  # its key left the allow-lists since it connected
                         self.errors += 1
-                        self.request_counts["invalid"] += 1
+                        self.request_counts["refused"] += 1
                         reply = wire.encode_reply(wire.peek_request_id(parts[0]), Error(
                             code=Error.PERMISSION_DENIED,
                             message="this client's key is no longer on the runtime's allow-lists"))
@@ -1013,6 +1044,20 @@ def _effective_controls(c: Any) -> Any:
         except (TypeError, ValueError):
             continue
     return shown
+
+
+def _rounded(c: Any, body: Any) -> list[str]:
+    """A warning per non-integer number given to a discrete parameter: what it was and what it became."""
+    out = []
+    for upd in body.values:
+        p = c.graph.parameters.get(upd.name)
+        if p is None or p.type != "discrete" or upd.WhichOneof("value") != "number":
+            continue
+        x = upd.number
+        if x != math.floor(x):
+            became = min(max(math.floor(min(max(x, p.min), p.max) + 0.5), int(p.min)), int(p.max))  # as params.py
+            out.append(f"rounded: {upd.name} is discrete (whole numbers); {x:g} became {became}")
+    return out
 
 
 def _parameter_value(value: float | str | None) -> ParameterValue:

@@ -123,9 +123,11 @@ RAMP_SHAPES: Final[Mapping[str, int]] = {
 }
 #: An audio chunk arriving this much later than the freshest one (seconds) is dropped, never played (StaleAudio).
 STALE_AUDIO_S: Final = 0.5
-#: The audio SUB's receive high-water mark (chunks of 10 ms) and kernel receive buffer (bytes).
+#: The audio SUB's receive high-water mark (chunks of 10 ms) and kernel receive buffer (bytes; for int16, whose
+#: chunks are half the size, half of it: the same duration of audio).
 AUDIO_RCVHWM: Final = 10
 AUDIO_RCVBUF: Final = 64 * 1024
+AUDIO16_RCVBUF: Final = AUDIO_RCVBUF // 2
 #: Audio formats a subscriber can ask for → the ServerInfo.endpoints key of the socket carrying it.
 AUDIO_FORMATS: Final[Mapping[str, str]] = {"float32": "audio", "int16": "audio_int16"}
 #: The shortest wait for the reply to a LoadGraph/SetPrompts (seconds): the runtime's --load-timeout (10 s by
@@ -485,7 +487,7 @@ def audio_socket_options(sample_format: str) -> list[tuple[int, int | bytes]]:
     if sample_format not in AUDIO_FORMATS:
         raise UsageError(f"unknown audio format {sample_format!r}; formats are {', '.join(AUDIO_FORMATS)}",
                          where="format")
-    return [(zmq.RCVHWM, AUDIO_RCVHWM), (zmq.RCVBUF, AUDIO_RCVBUF)]
+    return [(zmq.RCVHWM, AUDIO_RCVHWM), (zmq.RCVBUF, AUDIO16_RCVBUF if sample_format == "int16" else AUDIO_RCVBUF)]
 
 
 # ----------------------------------------------------------------------------- sockets

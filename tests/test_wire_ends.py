@@ -260,6 +260,57 @@ def test_a_reader_that_stopped_for_ten_seconds_gets_no_stale_audio(tmp_path: Pat
         assert stream.stale > 0  # what was queued was old and was dropped, not played
 
 
+# ----------------------------------------------------------------------------- outside tester's findings
+
+
+def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """The outside tester's wire findings (notes/outside-wire.md F5, F6, F7, F9, F10, F12): a stinger in its
+    cooldown is named in Ok.warnings; duplicate MIDI notes are BAD_VALUE; a non-integer for a discrete parameter
+    is rounded with a warning; a ramp over MAX_RAMP_S is BAD_VALUE; error fields are full paths; Status.requests
+    counts executed requests under their kind and every refusal under refused / rate_limited."""
+    with ServeProcess(["--graph", str(ACTION_GAME), "--rate-limit", "1000"], tmp_path) as server:
+        c = server.control(ctx)
+        # F5: the second boss_defeated within the victory stinger's 8 s cooldown: Ok, with a warning
+        first = c.ok(pb.Trigger(name="boss_defeated"))
+        assert not [w for w in first.warnings if "stinger_refused" in w], first
+        second = c.ok(pb.Trigger(name="boss_defeated"))
+        refused = [w for w in second.warnings if w.startswith("stinger_refused:")]
+        assert refused and "'victory'" in refused[0] and " s more" in refused[0], second
+        # the cooldown (8 s) runs from the first one's start, quantized to the next bar
+        assert 0.0 < float(refused[0].split(" for ")[1].split(" s ")[0]) <= 8.0 + 6.0
+        # F6: each MIDI note at most once; the field is the full path to the repeated note
+        dup = pb.Envelope(protocol_version=1, request_id=c.next_id(),
+                          set_controls=pb.SetControls(controls=pb.Controls(notes=pb.NoteSet(midi=[60, 64, 60]))))
+        reply = c.request_raw(dup.SerializeToString())  # (the SDK's encoder refuses it before sending)
+        assert reply.request_id == dup.request_id and isinstance(reply.body, pb.Error), reply
+        err = reply.body
+        assert (pb.Error.Code.Name(err.code), err.field) == ("BAD_VALUE", "set_controls.controls.notes.midi[2]"), err
+        assert "60" in err.message
+        err = c.error(pb.SetControls(controls=pb.Controls(notes=pb.NoteSet(midi=[60, 200]))))
+        assert (pb.Error.Code.Name(err.code), err.field) == ("BAD_VALUE", "set_controls.controls.notes.midi[1]"), err
+        # F7: a discrete parameter rounds a non-integer, and says so
+        ok = c.ok(set_parameters({"health": 50.5, "danger": 0.25}))
+        assert [w for w in ok.warnings if w.startswith("rounded:")] == [
+            "rounded: health is discrete (whole numbers); 50.5 became 51"], ok
+        assert not c.ok(set_parameters({"health": 40})).warnings
+        # F12: a ramp longer than MAX_RAMP_S is refused
+        err = c.error(set_parameters({"danger": 0.5}, ramp_seconds=1e12))
+        assert (pb.Error.Code.Name(err.code), err.field) == ("BAD_VALUE", "set_parameters.ramp_seconds"), err
+        assert "3600" in err.message
+        c.ok(set_parameters({"danger": 0.5}, ramp_seconds=3600))
+        # F10: the field path names the number (or label) for range errors as for NaN
+        err = c.error(set_parameters({"danger": 0.1, "health": 150}))
+        assert err.field == "set_parameters.values[1].number", err
+        err = c.error(set_parameters({"mode": "underwater"}))
+        assert err.field == "set_parameters.values[0].label", err
+        # F9: Status.requests: executed requests under their kind, refusals under "refused"
+        err = c.error(pb.Trigger(name="nope"))
+        c.send_raw(b"\xff\xff")
+        assert c.recv(10) is not None
+        st = c.status()
+        assert dict(st.requests) == {"trigger": 2, "set_parameters": 3, "get_status": 1, "refused": 7}, st.requests
+
+
 # ----------------------------------------------------------------------------- restarts
 
 

@@ -705,16 +705,32 @@ class GraphEngine:
         target = name
         if kind == "trigger":
             td = self.graph.triggers[name]
-            if td.stinger is not None:
-                st = self.graph.stingers[td.stinger]
-                last = self._stinger_last.get(td.stinger)
-                if last is None or st.cooldown <= 0.0 or last + st.cooldown - t <= 1e-9:
-                    return self._quantize(st.quantize, t, clock)
+            if td.stinger is not None and self.stinger_cooldown(name, clock) is None:
+                return self._quantize(self.graph.stingers[td.stinger].quantize, t, clock)
             if td.set_state is None:
                 return t
             target = td.set_state
         pending = self.pending_state(clock)
         return pending[1] if pending is not None and pending[0] == target else t
+
+    def stinger_cooldown(self, name: str, clock: BeatClock) -> tuple[str, float] | None:
+        """For a ``trigger(name)`` just queued: ``(stinger, seconds of cooldown left)`` when its stinger will be
+        refused (its cooldown runs from an earlier play, or from a trigger of it queued ahead), else None."""
+        td = self.graph.triggers[name]
+        if td.stinger is None:
+            return None
+        st = self.graph.stingers[td.stinger]
+        if st.cooldown <= 0.0:
+            return None
+        t = self.time
+        last = self._stinger_last.get(td.stinger)
+        mine = max((it[1] for it in self._queue if it[2] == "trigger" and it[3] == name), default=math.inf)
+        ahead = [it for it in self._queue if it[2] == "trigger" and it[1] < mine
+                 and self.graph.triggers[str(it[3])].stinger == td.stinger]
+        if ahead and (last is None or last + st.cooldown - t <= 1e-9):  # that one plays: the cooldown is its
+            last = self._quantize(st.quantize, max(t, min(it[0] for it in ahead)), clock)
+        remaining = 0.0 if last is None else last + st.cooldown - t
+        return (td.stinger, remaining) if remaining > 1e-9 else None
 
     def _request_state(self, target: str, t: float, clock: BeatClock, events: list[Event]) -> None:
         pending = self._pending
