@@ -526,8 +526,9 @@ class Server:
                 st.controls.CopyFrom(wire.controls_from_mapping(controls))
                 st.effective_controls.CopyFrom(_effective_controls(c))
                 pending = c.pending_state()  # a quantized change waiting for its beat or bar
-                if pending is not None:
-                    st.pending_state, st.pending_state_time = pending[0], max(0, pending[1])
+                if pending is not None:  # while paused the sample is not known yet (it depends on PLAY): 0
+                    st.pending_state = pending[0]
+                    st.pending_state_time = max(0, pending[1]) if live.playing else 0
         st.control_disconnects = self.control_disconnects
         st.control_connections = self.control_connections
         counts = dict(self.request_counts)
@@ -656,9 +657,12 @@ class Server:
             c.engine.trigger(body.name)
             at = c.heard_at("trigger", body.name)  # its quantized stinger (or state change), else the next block
             refused = c.stinger_cooldown(body.name)
+            playing = self.live.playing
         warnings = [] if refused is None else [
             f"stinger_refused: trigger {body.name!r} fired, but its stinger {refused[0]!r} is in its cooldown for "
             f"{refused[1]:.2f} s more: it does not play"]
+        if not playing:  # paused: when it is heard depends on when PLAY comes; the events will say
+            return Ok(warnings=warnings)
         return Ok(stream_time=max(0, at), warnings=warnings)
 
     def _set_state(self, body: Any) -> Ok:
@@ -669,7 +673,9 @@ class Server:
                                      f"{', '.join(sorted(c.graph.states)) or '(none)'}", field="set_state.name")
             c.engine.set_state(body.name)
             at = c.heard_at("state", body.name)  # the beat or bar its transition rule quantizes it to
-        return Ok(stream_time=max(0, at))
+            playing = self.live.playing
+        # paused: when it is heard depends on when PLAY comes (its SCHEDULED event says, once playing)
+        return Ok(stream_time=max(0, at)) if playing else Ok()
 
     def _set_prompts(self, body: Any) -> Ok:
         _check_prompt_limits(body)
@@ -700,7 +706,7 @@ class Server:
         if len(body.controls.notes.midi) > MAX_NOTES:  # before any copying: 400,000 notes are refused at once
             raise wire.WireError(Error.BAD_VALUE, f"{len(body.controls.notes.midi):,} notes, over the limit of {MAX_NOTES} "
                                  "(each MIDI note 0–127 at most once); nothing was applied",
-                                 field="set_controls.controls.notes")
+                                 field="set_controls.controls.notes.midi")
         values = wire.controls_to_dict(body.controls)
         with self.live.lock:
             c = self._conductor("SetControls")
@@ -733,7 +739,7 @@ class Server:
                 c.restart_deck()
             # the next block the generation thread renders is where this takes effect
             conductor = self.live.conductor
-            at = conductor.frame if conductor is not None else self.live.frame
+            at = conductor.stream_frame if conductor is not None else self.live.frame
         return Ok(stream_time=at)
 
     def handle(self, data: bytes, readonly: str | None = None) -> bytes:

@@ -323,7 +323,7 @@ def test_floods_get_truthful_replies_and_the_stream_stays_within_its_lookahead(
             err = reply.body
             assert isinstance(err, pb.Error) and err.code == pb.Error.BAD_VALUE, err
             assert "400,000 notes" in err.message and str(MAX_NOTES) in err.message
-            assert err.field == "set_controls.controls.notes"
+            assert err.field == "set_controls.controls.notes.midi"
         flood("400,000 notes", lambda: control.request_raw(notes), many_notes)
         assert not control.status().controls.HasField("notes")
         # a chord is fine, and a backend that ignores notes says so

@@ -47,6 +47,7 @@ def limits() -> dict[str, Any]:
         "max_prompts": rl.MAX_PROMPTS,
         "max_prompt_chars": rl.MAX_PROMPT_CHARS,
         "max_notes": rl.MAX_NOTES,
+        "max_ramp_s": rl.MAX_RAMP_S,
         "sample_rate": wire.DEFAULT_SAMPLE_RATE,
         "supported_versions": list(wire.SUPPORTED_VERSIONS),
     }
@@ -206,6 +207,9 @@ def action_game_session() -> dict[str, Any]:
             _params({"danger": 0.8, "health": 40}, ramp_seconds=2.0, ramp_shape=pb.SetParameters.S_CURVE), "ok")
     s.valid("set_parameters.clamp", "clamp: a sensor's out-of-range value is clamped, not refused",
             _params({"danger": 1.7}, clamp=True), "ok")
+    s.valid("set_parameters.discrete_rounded", "A discrete parameter rounds a non-integer (half up) and says so",
+            _params({"health": 50.5}), "ok",
+            {"warnings": ["rounded: health is discrete (whole numbers); 50.5 became 51"]})
     s.valid("set_parameters.intensity", "intensity is built in: every graph has it (0..1)",
             _params({"intensity": 0.3}), "ok")
     s.valid("trigger", "Trigger a graph trigger", pb.Trigger(name="enemy_down"), "ok", {"stream_time": _present()})
@@ -223,9 +227,9 @@ def action_game_session() -> dict[str, Any]:
     s.error("error.unknown_parameter", "A name the graph does not declare", _params({"dnager": 0.5}),
             "UNKNOWN_NAME", "set_parameters.values[0].name", message={"$contains": "danger"})
     s.error("error.out_of_range", "A number outside the parameter's range (without clamp)",
-            _params({"danger": 1.5}), "BAD_VALUE", "set_parameters.values[0]")
+            _params({"danger": 1.5}), "BAD_VALUE", "set_parameters.values[0].number")
     s.error("error.unknown_label", "A label the parameter does not have", _params({"mode": "underwater"}),
-            "BAD_VALUE", "set_parameters.values[0]")
+            "BAD_VALUE", "set_parameters.values[0].label")
     rid = s.rid()
     s.raw("error.nan", "NaN is refused by the wire checks (the field path names the number)",
           [_with_double(_params({"danger": SENTINEL}), rid, float("nan")).hex()],
@@ -236,6 +240,16 @@ def action_game_session() -> dict[str, Any]:
           [_with_double(_params({"danger": 0.1}, ramp_seconds=SENTINEL), rid, -1.0).hex()],
           pb.Envelope(protocol_version=1, request_id=rid, set_parameters=_params({"danger": 0.1}, ramp_seconds=-1.0)),
           reply(rid, "error", _error("BAD_VALUE", "set_parameters.ramp_seconds")))
+    s.error("error.ramp_too_long", f"ramp_seconds over {lim['max_ramp_s']:g} s (MAX_RAMP_S)",
+            _params({"danger": 0.1}, ramp_seconds=lim["max_ramp_s"] + 1), "BAD_VALUE", "set_parameters.ramp_seconds")
+    rid = s.rid()
+    dup = pb.Envelope(protocol_version=1, request_id=rid,
+                      set_controls=pb.SetControls(controls=pb.Controls(notes=pb.NoteSet(midi=[60, 64, 60]))))
+    s.raw("error.duplicate_note", "Each MIDI note at most once: the field is the repeated one's path",
+          [dup.SerializeToString(deterministic=True).hex()], dup,
+          reply(rid, "error", _error("BAD_VALUE", "set_controls.controls.notes.midi[2]")))
+    s.error("error.note_out_of_range", "A MIDI note outside 0–127", pb.SetControls(
+        controls=pb.Controls(notes=pb.NoteSet(midi=[60, 200]))), "BAD_VALUE", "set_controls.controls.notes.midi[1]")
     s.error("error.unknown_trigger", "", pb.Trigger(name="nope"), "UNKNOWN_NAME", "trigger.name",
             message={"$contains": "enemy_down"})
     s.error("error.unknown_state", "", pb.SetState(name="nope"), "UNKNOWN_NAME", "set_state.name",
@@ -275,7 +289,7 @@ def action_game_session() -> dict[str, Any]:
             "TOO_LARGE", "set_prompts.prompts[0].text")
     s.error("limit.notes", f"More than {lim['max_notes']} notes", pb.SetControls(
         controls=pb.Controls(notes=pb.NoteSet(midi=[60] * (lim["max_notes"] + 1)))), "BAD_VALUE",
-        "set_controls.controls.notes")
+        "set_controls.controls.notes.midi")
     rid = s.rid()
     name_len = lim["max_message_bytes"]  # with its head, the frame is just over the limit
     hello_head = _varint(2 << 3 | 2) + _varint(name_len)
@@ -354,6 +368,12 @@ def action_game_session() -> dict[str, Any]:
             {"playing": False, "state": "explore",
              "parameters": {"danger": {"number": 0}, "mode": {"label": "explore"}}})
     s.valid("transport.play_again", "PLAY after STOP: from the top", pb.Transport(action=pb.Transport.PLAY), "ok")
+    s.valid("trigger.stinger", "A trigger that plays a stinger (victory, quantized to the bar, cooldown 8 s)",
+            pb.Trigger(name="boss_defeated"), "ok", {"stream_time": _present(), "warnings": []})
+    s.valid("trigger.stinger_cooldown", "The same again within the cooldown: Ok (the trigger fired), and the "
+            "stinger that does not play is named in Ok.warnings",
+            pb.Trigger(name="boss_defeated"), "ok",
+            {"warnings": [{"$contains": "stinger_refused: trigger 'boss_defeated' fired, but its stinger 'victory'"}]})
     s.valid("get_status.after", "Still answering after all the refusals; the graph is the one loaded at start",
             pb.GetStatus(), "status", {"graph_loaded": True, "graph_name": "action-game", "playing": True})
     return s.doc
