@@ -263,6 +263,8 @@ class LiveEngine:
             old = self.conductor
             fresh = Conductor(old.graph, self.backend, seed=self.seed, start_frame=old.frame, mixer=old.mixer)
             fresh.overrides = dict(old.overrides)
+            fresh.grid = old.grid  # the beat and bar count runs on (PLAY continues it, never restarts it)
+            fresh.paused_frames = old.paused_frames
             self.conductor = fresh
             if self._hold_fade > 0:
                 self._fading = self._fading or old
@@ -562,7 +564,7 @@ class LiveEngine:
                 source = fading if fading is not None else conductor  # after STOP: the old music fades out
                 block = None
                 if source is not None and (self.playing or self._hold_fade > 0):
-                    f0 = source.frame
+                    f0 = source.stream_frame
                     block = self._guarded_step(source, events)
                     if block is None:  # silence, the clocks advanced: it still goes out as a block
                         block = self._silence_block(source, f0)
@@ -575,12 +577,13 @@ class LiveEngine:
                             block, pcm=block.pcm * np.linspace(g0, g1, n, dtype=np.float32)[:, None])
                         self._hold_fade = max(0, self._hold_fade - n)
                         if fading is not None:
-                            if conductor is not None:
-                                conductor.frame = fading.frame  # the rewound graph keeps the stream's time
+                            if conductor is not None:  # the rewound graph waits (its own time stopped) on the stream
+                                conductor.paused_frames = fading.stream_frame - conductor.frame
                             if self._hold_fade == 0:
                                 self._fading = None
                 elif conductor is not None:
-                    conductor.frame += self._silence.shape[0]  # paused: the stream clock runs on in silence
+                    # paused: the stream clock runs on in silence; the graph's and the decks' time stands still
+                    conductor.paused_frames += self._silence.shape[0]
                 else:  # no graph yet: one loaded before self.frame counts this block starts after it
                     self._free_frame = self.frame + self._silence.shape[0]
             pcm = block.pcm if block is not None else self._silence
@@ -635,7 +638,8 @@ class LiveEngine:
                     device_state = state
             ls.update(underruns=last_underruns, underrun_frames=last_underrun_frames, stalls=last_stalls,
                       stall_frames=last_stall_frames, started_device=started_device, device_state=device_state)
-            if block is not None and self.frame / SAMPLE_RATE - self._last_mix >= MIX_EVENT_INTERVAL_S:
+            # (1e-9: 10 chunks of 480 frames are 0.1 s, not 0.0999…: 10 per second, not 9.2)
+            if block is not None and self.frame / SAMPLE_RATE - self._last_mix >= MIX_EVENT_INTERVAL_S - 1e-9:
                 self._last_mix = self.frame / SAMPLE_RATE
                 events.append(ev.Mix(block.frame / SAMPLE_RATE, dict(block.frame_info.weights)))
             if self.publish is not None:

@@ -317,6 +317,14 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         assert c.recv(10) is not None
         st = c.status()
         assert dict(st.requests) == {"trigger": 2, "set_parameters": 3, "get_status": 1, "refused": 7}, st.requests
+        # F8: mix events at 10 per second of stream time (every 4800 samples), not 9.2
+        mix = server.events(ctx, ["mix"])
+        times = []
+        while len(times) < 12:
+            e = mix.recv_event(5)
+            assert e is not None, "no mix event"
+            times.append(e.stream_time)
+        assert {b - a for a, b in zip(times[1:], times[2:])} == {SAMPLE_RATE // 10}, times
 
 
 # ----------------------------------------------------------------------------- restarts
