@@ -1053,13 +1053,18 @@ def _effective_controls(c: Any) -> Any:
 
 
 def _rounded(c: Any, body: Any) -> list[str]:
-    """A warning per non-integer number given to a discrete parameter: what it was and what it became."""
+    """A warning per number not taken as given: clamped (``clamp``) or, for a discrete parameter, rounded."""
     out = []
     for upd in body.values:
-        p = c.graph.parameters.get(upd.name)
-        if p is None or p.type != "discrete" or upd.WhichOneof("value") != "number":
+        if upd.WhichOneof("value") != "number":
             continue
         x = upd.number
+        p = c.graph.parameters.get(upd.name)
+        lo, hi = (0.0, 1.0) if upd.name == "intensity" and p is None else (None, None) if p is None else (p.min, p.max)
+        if lo is not None and hi is not None and not lo <= x <= hi:  # only with clamp: else BAD_VALUE
+            out.append(f"clamped: {upd.name} {x:g} is outside [{lo:g}, {hi:g}]; it became {min(max(x, lo), hi):g}")
+        if p is None or p.type != "discrete":
+            continue
         if x != math.floor(x):
             became = min(max(math.floor(min(max(x, p.min), p.max) + 0.5), int(p.min)), int(p.max))  # as params.py
             out.append(f"rounded: {upd.name} is discrete (whole numbers); {x:g} became {became}")

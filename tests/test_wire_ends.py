@@ -301,6 +301,9 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         assert [w for w in ok.warnings if w.startswith("rounded:")] == [
             "rounded: health is discrete (whole numbers); 50.5 became 51"], ok
         assert not c.ok(set_parameters({"health": 40})).warnings
+        ok = c.ok(set_parameters({"danger": 1.7, "intensity": -0.5}, clamp=True))  # F12: clamped, in Ok.warnings too
+        assert list(ok.warnings) == ["clamped: danger 1.7 is outside [0, 1]; it became 1",
+                                     "clamped: intensity -0.5 is outside [0, 1]; it became 0"], ok
         # F12: a ramp longer than MAX_RAMP_S is refused
         err = c.error(set_parameters({"danger": 0.5}, ramp_seconds=1e12))
         assert (pb.Error.Code.Name(err.code), err.field) == ("BAD_VALUE", "set_parameters.ramp_seconds"), err
@@ -316,7 +319,7 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         c.send_raw(b"\xff\xff")
         assert c.recv(10) is not None
         st = c.status()
-        assert dict(st.requests) == {"trigger": 2, "set_parameters": 3, "get_status": 1, "refused": 7}, st.requests
+        assert dict(st.requests) == {"trigger": 2, "set_parameters": 4, "get_status": 1, "refused": 7}, st.requests
         # F8: mix events at 10 per second of stream time (every 4800 samples), not 9.2
         mix = server.events(ctx, ["mix"])
         times = []

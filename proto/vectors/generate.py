@@ -206,7 +206,8 @@ def action_game_session() -> dict[str, Any]:
     s.valid("set_parameters.ramp", "A batch with a ramp (2 s, s-curve)",
             _params({"danger": 0.8, "health": 40}, ramp_seconds=2.0, ramp_shape=pb.SetParameters.S_CURVE), "ok")
     s.valid("set_parameters.clamp", "clamp: a sensor's out-of-range value is clamped, not refused",
-            _params({"danger": 1.7}, clamp=True), "ok")
+            _params({"danger": 1.7}, clamp=True), "ok",
+            {"warnings": ["clamped: danger 1.7 is outside [0, 1]; it became 1"]})
     s.valid("set_parameters.discrete_rounded", "A discrete parameter rounds a non-integer (half up) and says so",
             _params({"health": 50.5}), "ok",
             {"warnings": ["rounded: health is discrete (whole numbers); 50.5 became 51"]})
