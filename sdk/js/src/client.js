@@ -297,8 +297,20 @@ export function controlsRequest(values, clear = []) {
       if (typeof value !== 'string') throw badValue(`control ${JSON.stringify(name)} is a text (scale: "A minor"), got ${JSON.stringify(value)}`, field);
       body.controls[name] = value;
     } else if (kind === 'NoteSet') {
-      if (!Array.isArray(value) || !value.every((n) => Number.isInteger(n) && n >= 0 && n <= 127)) {
-        throw badValue(`control "notes" is a list of MIDI note numbers 0-127, got ${JSON.stringify(value)}`, field);
+      if (!Array.isArray(value)) {
+        throw badValue(`control "notes" is a list of MIDI note numbers 0-127, got ${JSON.stringify(value)}`, `${field}.midi`);
+      }
+      if (value.length <= 128) { // the full path to the bad note, as the runtime's (a longer list: the runtime's limit)
+        const first = new Map();
+        value.forEach((n, i) => {
+          if (!Number.isInteger(n) || n < 0 || n > 127) {
+            throw badValue(`control "notes": must be a MIDI note, an integer 0-127, got ${JSON.stringify(n)}`, `${field}.midi[${i}]`);
+          }
+          if (first.has(n)) {
+            throw badValue(`MIDI note ${n} is given twice (notes.midi[${first.get(n)}] and [${i}]); give each note at most once`, `${field}.midi[${i}]`);
+          }
+          first.set(n, i);
+        });
       }
       body.controls[name] = { midi: value.slice() };
     } else { // uint32, uint64 (top_k, seed): whole numbers >= 0
