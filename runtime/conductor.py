@@ -173,6 +173,7 @@ class Conductor:
         #: the stream; :meth:`step` and :meth:`hold` return them in stream time
         self.paused_frames = 0
         self.grid = BeatGrid()  # the stream's one beat count, shared with the conductors that take over from this
+        self.announce: list[ev.Event] = []  # events the next block publishes first (announce_pending)
         self.deck_a = _Deck(backend.new_stream(seed), start_frame)
         self.deck_b: _Deck | None = None
         self.xfade: tuple[int, int] | None = None  # (start frame, fade frames) of the running crossfade
@@ -226,6 +227,13 @@ class Conductor:
             self.engine.trigger(item.name, at=item.time)
         else:
             self.engine.set_state(item.name, at=item.time)
+
+    def announce_pending(self) -> None:
+        """The next block announces again the SCHEDULED event of the state change waiting for its start (on PLAY:
+        the pause moved it later on the stream by the pause's length)."""
+        change = self.engine.pending_change(self.clock)
+        if change is not None:
+            self.announce.append(change)
 
     # ------------------------------------------------------------ queries
     @property
@@ -313,7 +321,8 @@ class Conductor:
         n = self.block
         f0 = self.frame
         fr = self._tick_engine(f0)
-        events = self._engine_events(fr, f0, start=True)
+        events = [*self.announce, *self._engine_events(fr, f0, start=True)]
+        self.announce = []
         self._stage = "graph"
         self.graph_controls = dict(fr.controls.items())
         controls = Controls.from_values({**fr.controls, **self.overrides})

@@ -250,6 +250,8 @@ class LiveEngine:
         over, while the music that was playing fades out the same way.
         """
         if action == "play":
+            if not self.playing and self.conductor is not None:
+                self.conductor.announce_pending()  # its time on the stream is known again: say it
             self.playing = True
             self._hold_fade = 0
             self._fading = None
@@ -573,8 +575,12 @@ class LiveEngine:
                         total = int(HOLD_FADE_S * SAMPLE_RATE)
                         n = block.pcm.shape[0]
                         g0, g1 = self._hold_fade / total, max(0, self._hold_fade - n) / total
+                        # a change scheduled now starts after PLAY, at a time not known yet: announced on PLAY
+                        end = (block.frame + n) / SAMPLE_RATE
                         block = dataclasses.replace(
-                            block, pcm=block.pcm * np.linspace(g0, g1, n, dtype=np.float32)[:, None])
+                            block, pcm=block.pcm * np.linspace(g0, g1, n, dtype=np.float32)[:, None],
+                            events=[e for e in block.events if not (isinstance(e, ev.StateChange) and e.time >= end
+                                                                    and e.phase is ev.Phase.SCHEDULED)])
                         self._hold_fade = max(0, self._hold_fade - n)
                         if fading is not None:
                             if conductor is not None:  # the rewound graph waits (its own time stopped) on the stream

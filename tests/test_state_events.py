@@ -149,3 +149,106 @@ def test_pending_state_is_in_status_between_the_request_and_its_bar(client: Cont
 def test_status_has_no_pending_state_when_nothing_waits(client: Control) -> None:
     st = client.status()
     assert (st.state, st.pending_state, st.pending_state_time) == ("explore", "", 0)
+
+
+# ----------------------------------------------------------------- one beat grid, and PAUSE
+
+
+def check_grid(beats: list[wire.DecodedEvent]) -> list[wire.DecodedEvent]:
+    """The published ``beat`` events form one sequence: beat +1 each, bar +1 at each downbeat (and only there),
+    stream times rising, downbeats at least a beat apart at the tempo in force (either side's). The downbeats."""
+    assert beats, "no beats"
+    downs: list[wire.DecodedEvent] = []
+    for prev, e in zip(beats, beats[1:]):
+        p, q = prev.payload, e.payload
+        assert q.beat == p.beat + 1, (prev, e)
+        assert e.stream_time > prev.stream_time, (prev, e)
+        assert q.bar == (p.bar + 1 if q.beat_in_bar == 0 else p.bar), (prev, e)
+        if q.beat_in_bar:
+            assert q.beat_in_bar == p.beat_in_bar + 1, (prev, e)
+    downs = [e for e in beats if e.payload.beat_in_bar == 0]
+    for prev, e in zip(downs, downs[1:]):
+        beat = round(SAMPLE_RATE * 60.0 / min(prev.payload.bpm, e.payload.bpm))
+        assert e.stream_time - prev.stream_time >= beat - 1, ("downbeats closer than a beat", prev, e)
+    return downs
+
+
+@pytest.mark.slow
+def test_beats_and_bars_run_on_across_crossfades_reloads_pause_and_stop(client: Control, game: ServeProcess,
+                                                                       ctx: zmq.Context[Any]) -> None:
+    sub = subscribe(game, ctx, ["beat", "bar", "state"])
+    got: list[wire.DecodedEvent] = []
+
+    def until_started(name: str) -> None:
+        _collect(sub, got, name)
+
+    # explore → combat (crossfade, 172 bpm) → explore (crossfade back) → combat, a hot reload mid-way, PAUSE/PLAY,
+    # STOP/PLAY: the count never goes back
+    for name in ("combat", "explore", "combat"):
+        client.ok(pb.SetState(name=name))
+        until_started(name)
+    client.ok(pb.LoadGraph(path=str(ACTION_GAME)))  # back to explore: a blend on the bed of the running stream
+    got += sub.events_for(2.0)
+    client.ok(pb.SetState(name="combat"))
+    until_started("combat")
+    client.ok(pb.Transport(action=pb.Transport.PAUSE))
+    got += sub.events_for(0.5)
+    client.ok(pb.Transport(action=pb.Transport.PLAY))
+    got += sub.events_for(1.5)
+    client.ok(pb.Transport(action=pb.Transport.STOP))
+    got += sub.events_for(0.3)
+    client.ok(pb.Transport(action=pb.Transport.PLAY))
+    got += sub.events_for(2.5)
+    sub.close()
+    beats = [e for e in got if e.topic == wire.Topic.BEAT]
+    bars = [e for e in got if e.topic == wire.Topic.BAR]
+    downs = check_grid(beats)
+    assert [e.payload.bar for e in bars] == list(range(bars[0].payload.bar, bars[0].payload.bar + len(bars)))
+    assert [(e.stream_time, e.payload.beat) for e in bars] == [(e.stream_time, e.payload.beat) for e in downs]
+    assert len({round(e.payload.bpm) for e in beats}) >= 2, "no tempo change seen (no crossfade?)"
+    states = [e for e in got if e.topic == wire.Topic.STATE and e.payload.phase == PHASE.STARTED
+              and e.payload.transition == "crossfade"]
+    assert len(states) >= 3, states
+    # a crossfade quantized to the bar hands the grid over on its start: a bar event at that very sample
+    at = {e.stream_time for e in bars}
+    assert all(s.stream_time in at for s in states), ([s.stream_time for s in states], sorted(at))
+
+
+def _collect(sub: Subscriber, got: list[wire.DecodedEvent], name: str, timeout: float = 15.0) -> wire.DecodedEvent:
+    """Events into ``got`` until the change to ``name`` is COMPLETED, and half a second more."""
+    while True:
+        e = sub.recv_event(timeout)
+        assert e is not None, f"no COMPLETED of {name} within {timeout} s"
+        got.append(e)
+        if e.topic == wire.Topic.STATE and e.payload.name == name and e.payload.phase == PHASE.COMPLETED:
+            got.extend(sub.events_for(0.5))
+            return e
+
+
+def test_a_state_change_asked_for_while_paused_is_stamped_where_it_is_heard(client: Control, game: ServeProcess,
+                                                                           ctx: zmq.Context[Any]) -> None:
+    sub = subscribe(game, ctx, ["state", "bar"])
+    last: list[wire.DecodedEvent] = []  # a steady tempo first (as in the first test): the bar is predicted from it
+    while len(last) < 2 or last[-1].payload.bpm != last[-2].payload.bpm:
+        last.append(sub.wait_for(lambda e: e.topic == wire.Topic.BAR, 15, "a bar"))
+    client.ok(pb.Transport(action=pb.Transport.PAUSE))
+    try:
+        ok = client.ok(pb.SetState(name="tension"))
+        st = client.status()
+        assert not ok.HasField("stream_time"), ok  # not known while paused: it depends on when PLAY comes
+        assert (st.pending_state, st.pending_state_time) == ("tension", 0), st
+        sub.events_for(1.0)  # paused for a second: the stream clock runs on
+    finally:
+        play = client.ok(pb.Transport(action=pb.Transport.PLAY))
+    got: list[wire.DecodedEvent] = []
+    _collect(sub, got, "tension")
+    sub.close()
+    events = [e for e in got if e.topic == wire.Topic.STATE and e.payload.name == "tension"]
+    assert [e.payload.phase for e in events] == [PHASE.SCHEDULED, PHASE.STARTED, PHASE.COMPLETED], events
+    scheduled, started, completed = events
+    assert play.stream_time <= scheduled.stream_time == started.stream_time < completed.stream_time
+    assert started.stream_time - play.stream_time <= 4 * SAMPLE_RATE  # the first bar after PLAY
+    # the bars after PLAY are stamped after it too (the music's own time stood still), the change on one of them
+    bars = [e for e in got if e.topic == wire.Topic.BAR]
+    assert all(e.stream_time >= play.stream_time for e in bars), [e.stream_time for e in bars]
+    assert started.stream_time in {e.stream_time for e in bars}

@@ -84,7 +84,8 @@ Events
     ``StingerRefused``, ``StingerFired``; ``Failsafe``, ``FailsafeReleased``;
     ``Warning`` (a non-finite or mistyped node value, once per place).
     :meth:`GraphEngine.pending_state` and :meth:`GraphEngine.heard_at` say
-    ahead of the tick when a request just made will be heard.
+    ahead of the tick when a request just made will be heard;
+    :meth:`GraphEngine.pending_change` repeats a waiting change's SCHEDULED event.
 """
 
 from __future__ import annotations
@@ -696,6 +697,15 @@ class GraphEngine:
             if target != state:
                 pending = (target, self._rule_for(state, target, eff, clock)[0])
         return pending
+
+    def pending_change(self, clock: BeatClock) -> ev.StateChange | None:
+        """The SCHEDULED event of the state change waiting for its start (as it was announced), or None: to
+        announce it again when its time moved (a PAUSE stopped the music before it started)."""
+        pend = self._pending
+        if pend is None:
+            return None
+        fade_s = pend.fade.seconds(self._beat(clock, pend.start))
+        return ev.StateChange(pend.start, pend.target, pend.source or "", Phase.SCHEDULED, pend.mode, fade_s)
 
     def heard_at(self, kind: Literal["state", "trigger"], name: str, clock: BeatClock) -> float:
         """When a ``set_state(name)`` (``kind="state"``) or ``trigger(name)`` just made will be heard, in engine
