@@ -71,7 +71,6 @@ from cadenza.graph_format import (
     PAD_MODES,
     QUANTIZE,
     SECTIONS,
-    STATE_ANY,
     choices,
     parse_duration,
 )
@@ -106,6 +105,11 @@ def _duration(value: object) -> object:
     return f"{number} {unit.lower()}" if unit else float(number)
 
 
+def _default(section: str, key: str) -> Any:
+    """The format's default for ``key`` of ``section``: a builder's defaults are the declaration's."""
+    return SECTIONS[section].keys[key].default
+
+
 # ---------------------------------------------------------------------- builder
 class GraphBuilder:
     """Builds a style graph in code and exports it in the file format (version 1).
@@ -119,7 +123,9 @@ class GraphBuilder:
     ``control_rate`` is how often the graph is evaluated, in Hz (10–1000).
     """
 
-    def __init__(self, name: str, control_rate: float = 100) -> None:
+    def __init__(self, name: str, control_rate: float = _default("graph", "control_rate")) -> None:
+        if not isinstance(name, str):
+            _fail(f"expected a name for the graph (a non-empty text), got {_describe(name)}", "name")
         self._name = name
         self._doc: dict[str, Any] = {"cadenza_graph": FORMAT_VERSION, "name": name,
                                      "control_rate": _plain(control_rate)}
@@ -338,6 +344,9 @@ class GraphBuilder:
         graph is saved to.
         """
         name = self._new_name(name, "prompt", self._prompts, "prompts")
+        if text is not None and not isinstance(text, str):
+            _fail(f"expected the prompt's text (a text such as \"calm ambient pads\"), got {_describe(text)}",
+                  f"prompts.{name}")
         file = None if audio is None else os.fspath(audio)
         data: _Data = text if file is None and text is not None else \
             {k: v for k, v in (("text", text), ("audio", file)) if v is not None}
@@ -431,8 +440,9 @@ class GraphBuilder:
             _fail(f"the initial state is already {states['initial']!r}", "states.initial")
         self._put(states, "initial", _name_of(state), "states.initial")
 
-    def transition(self, source: StateLike = STATE_ANY, target: StateLike = STATE_ANY, quantize: str = "bar",
-                   fade: Duration = "1 bar", mode: str = "blend") -> None:
+    def transition(self, source: StateLike = _default("transition", "from"),
+                   target: StateLike = _default("transition", "to"), quantize: str = _default("transition", "quantize"),
+                   fade: Duration = _default("transition", "fade"), mode: str = _default("transition", "mode")) -> None:
         """A rule for changing state from ``source`` to ``target`` (a state or ``"any"``).
 
         The most specific rule wins (from+to > from+any > any+to > any+any).
@@ -447,8 +457,9 @@ class GraphBuilder:
 
     # -------------------------------------------------------------- events
     def stinger(self, name: str, prompt: PromptLike | None = None, audio: str | os.PathLike[str] | None = None,
-                quantize: str = "beat", length: Duration = "2 beats", cooldown: Duration = 0.0,
-                duck: float = -6.0, gain: float = 0.0) -> StingerRef:
+                quantize: str = _default("stinger", "quantize"), length: Duration = _default("stinger", "length"),
+                cooldown: Duration = _default("stinger", "cooldown"), duck: float = _default("stinger", "duck"),
+                gain: float = _default("stinger", "gain")) -> StingerRef:
         """Declares a one-shot stinger: a ``prompt`` of the graph or an ``audio`` file, played quantized.
 
         ``length`` (> 0, seconds or musical time); ``cooldown`` seconds before
@@ -463,7 +474,8 @@ class GraphBuilder:
         self._stingers[name] = ref = StingerRef(name)
         return ref
 
-    def intensity(self, decay: float = 0.1, hold: Duration = 1.0) -> None:
+    def intensity(self, decay: float = _default("intensity", "decay"), hold: Duration = _default("intensity", "hold")
+                  ) -> None:
         """The built-in intensity falls by ``decay`` units per second after ``hold`` seconds without a bump."""
         self._once(self._doc, "intensity", "intensity", "intensity")
         self._put(self._doc, "intensity", _plain({"decay": decay, "hold": _duration(hold)}), "intensity")
@@ -478,7 +490,7 @@ class GraphBuilder:
         self._triggers[name] = ref = TriggerRef(name)
         return ref
 
-    def failsafe(self, after: Duration, glide: Duration = 2.0) -> None:
+    def failsafe(self, after: Duration, glide: Duration = _default("failsafe", "glide")) -> None:
         """After ``after`` seconds without input, parameters glide to their safe values over ``glide`` seconds."""
         self._once(self._doc, "failsafe", "failsafe", "failsafe")
         self._put(self._doc, "failsafe", _plain({"after": _duration(after), "glide": _duration(glide)}), "failsafe")

@@ -131,3 +131,96 @@ def test_playable_corpus_graphs_satisfy_the_generated_schema() -> None:
         assert not errors, f"{name}:\n" + "\n".join(errors)
         assert validate(tree.data, spelling=tree.spelling) == [], name
     assert len(PLAYABLE) >= 30
+
+
+# ----------------------------------------------------- what the data alone shows (issue 11, outside test)
+@pytest.mark.parametrize("controls, path, words", [
+    ({"bpm": 300}, "controls.bpm", "must be in 40–240"),
+    ({"density": 2}, "controls.density", "must be in 0–1"),
+    ({"brightness": -0.1}, "controls.brightness", "must be in 0–1"),
+    ({"temperature": 0}, "controls.temperature", "must be > 0"),
+    ({"top_k": 0}, "controls.top_k", "must be >= 1"),
+    ({"scale": "H minor"}, "controls.scale", "unknown scale 'H minor'"),
+])
+def test_a_literal_control_outside_its_range_is_refused_with_its_path(controls: dict[str, Any], path: str,
+                                                                      words: str) -> None:
+    [issue] = validate(_graph(controls=controls))
+    assert issue.path == path and words in issue.message
+
+
+def test_literals_reaching_a_control_through_nodes_and_labels_are_checked_computed_values_are_not() -> None:
+    data = _graph(
+        parameters={"mood": {"type": "labeled", "labels": ["A minor", "Q major"]}, "x": {"type": "continuous"}},
+        nodes={"fast": 260, "key": {"param": "mood"}},
+        controls={"bpm": {"node": "fast"}, "scale": {"node": "key"}, "density": {"multiply": ["x", 5]},
+                  "brightness": {"curve": {"input": "x", "points": [[0, -3], [1, 9]]}}},
+        states={"list": {"s": {"controls": {"bpm": {"when": {"param": "mood", "is": "A minor"}, "then": 120,
+                                                         "else": 30}}}}},
+    )
+    assert sorted(i.path for i in validate(data)) == [
+        "nodes.fast", "parameters.mood.labels[1]", "states.list.s.controls.bpm.else"]
+
+
+def test_a_negative_literal_mix_weight_is_refused_a_computed_one_is_clamped() -> None:
+    [issue] = validate(_graph(mix=[{"prompt": "calm", "weight": -1}]))
+    assert issue.path == "mix[0].weight" and "must be >= 0" in issue.message
+    assert validate(_graph(mix=[{"prompt": "calm", "weight": {"multiply": [-1, 1]}}])) == []
+
+
+@pytest.mark.parametrize("length, ok", [("600 bars", True), ("601 bars", False), ("2400 beats", True),
+                                        ("2401 beats", False), (3600, True), (3601, False), ("3601 s", False)])
+def test_durations_are_capped_by_the_format(length: object, ok: bool) -> None:
+    issues = validate(_graph(stingers={"s": {"prompt": "calm", "length": length}}))
+    assert (issues == []) is ok, issues
+    if not ok:
+        assert "too long: at most 3600 s, 2400 beats or 600 bars" in issues[0].message
+
+
+def test_the_prompt_limits_and_control_rate_are_the_formats() -> None:
+    assert [i.path for i in validate(_graph(prompts={}))] == ["prompts"]
+    assert [i.path for i in validate(_graph(prompts={f"p{i}": "calm" for i in range(65)}))] == ["prompts"]
+    assert [i.path for i in validate(_graph(prompts={"a": "x" * 1001}))] == ["prompts.a"]
+    assert [i.path for i in validate(_graph(prompts={"a": {"text": "x" * 1001}}))] == ["prompts.a.text"]
+    [rate] = validate(_graph(control_rate=100.5))
+    assert rate.path == "control_rate" and "near it: 96, 100, 120" in rate.message
+    [none] = validate({"cadenza_graph": 1})
+    assert none.path == "" and none.message.startswith("no prompts")
+
+
+def test_an_empty_transitions_list_needs_no_states_as_every_empty_section() -> None:
+    assert validate(_graph(transitions=[], parameters={}, nodes={}, stingers={}, triggers={})) == []
+    assert [i.path for i in validate(_graph(transitions=[{"to": "a"}]))] == ["transitions"]
+
+
+def test_a_huge_value_is_quoted_short() -> None:
+    [issue] = validate(_graph(controls={"bpm": float("inf")}), spelling={"controls.bpm": "9" * 5000})
+    assert len(issue.message) < 200 and "…(5,000 characters)" in issue.message
+
+
+SCHEMA_CASES = [
+    # (data, as the checker judges it) — the schema must agree where it can express the rule
+    (_graph(transitions=[{"fade": "2 Bars"}], states={"list": {"a": {}}}), True),
+    (_graph(transitions=[{"fade": "2 BEATS"}], states={"list": {"a": {}}}), True),
+    (_graph(transitions=[{"fade": " 500 MS "}], states={"list": {"a": {}}}), True),
+    (_graph(transitions=[{"fade": "2 parsecs"}], states={"list": {"a": {}}}), False),
+    (_graph(stingers={"s": {"prompt": "calm", "length": "1 Bar"}}), True),
+    (_graph(stingers={"s": {"prompt": "calm", "length": 0}}), False),
+    (_graph(stingers={"s": {"prompt": "calm", "length": "0 bars"}}), False),
+    (_graph(stingers={"s": {"prompt": "calm", "length": "0.0"}}), False),
+    (_graph(stingers={"s": {"prompt": "calm", "length": 3601}}), False),
+    ({"cadenza_graph": 1}, False),
+    (_graph(prompts={}), False),
+    (_graph(prompts={f"p{i}": "calm" for i in range(65)}), False),
+    (_graph(prompts={f"p{i}": "calm" for i in range(64)}), True),
+    (_graph(prompts={"a": "x" * 1001}), False),
+    (_graph(prompts={"a": {"text": "x" * 1001}}), False),
+    (_graph(prompts={"a": "x" * 1000}), True),
+]
+
+
+@pytest.mark.parametrize("data, ok", SCHEMA_CASES, ids=range(len(SCHEMA_CASES)))
+def test_schema_and_check_agree_on_what_a_schema_can_say(data: dict[str, Any], ok: bool) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    assert (validate(data) == []) is ok, validate(data)
+    errors = list(jsonschema.Draft202012Validator(gf.graph_json_schema()).iter_errors(data))
+    assert (errors == []) is ok, [e.message[:200] for e in errors]

@@ -578,7 +578,7 @@ def test_schema_closes_the_same_keys_as_the_declaration() -> None:
 
     sections = graph_format.SECTIONS
     assert keys(s) == tuple(sections["graph"].keys)
-    assert s["required"] == ["cadenza_graph"]
+    assert s["required"] == ["cadenza_graph", "prompts"]
     for name, section in sections.items():
         if name == "graph":
             continue

@@ -185,8 +185,8 @@ EXPECTED: dict[str, Any] = {
     ],
     "stingers": {
         "victory": {"prompt": "fanfare", "quantize": "bar", "length": "2 bars", "cooldown": 8, "duck": -9, "gain": 0},
-        "thunder": {"audio": "sounds/thunder.wav", "quantize": "beat", "length": 1.5, "cooldown": 0.0,
-                    "duck": -6.0, "gain": -3},
+        "thunder": {"audio": "sounds/thunder.wav", "quantize": "beat", "length": 1.5, "cooldown": 0.1,
+                    "duck": -6.0, "gain": -3},  # cooldown: the format's default
     },
     "intensity": {"decay": 0.1, "hold": 2.0},
     "triggers": {
@@ -280,7 +280,7 @@ def test_strings_that_yaml_1_2_reads_as_numbers_stay_text() -> None:
     tricky = ["1e3", "0o17", "0x1F", "no", "on", "null", "True", "12", ".5", "-.inf", ".NaN", "~"]
     zone = g.labeled("zone", tricky)
     g.prompt("p", "1e3")
-    g.control("scale", zone.select({label: label for label in tricky}))
+    g.control("notes", zone.select({label: label for label in tricky}))  # text that scale would refuse
     text = g.to_yaml()
     for label in ("1e3", "0o17", "0x1F", "12", ".5"):
         assert f"'{label}'" in text
@@ -374,6 +374,7 @@ def test_state_mix_as_a_mapping_and_seconds_as_text() -> None:
 
 def test_durations_are_written_one_way() -> None:
     g = GraphBuilder("d")
+    g.prompt("p", "calm pads")
     g.continuous("a", attack="3", release=" 250MS ")
     g.state("s")
     g.transition(fade="2Beats")
@@ -744,7 +745,7 @@ def _expected_graph(source: str, audio_dir: Path | None) -> Any:
         "victory": s.Stinger("victory", prompt="fanfare", quantize="bar", length=s.Duration(2.0, "bars"),
                              cooldown=8.0, duck_db=-9.0, gain_db=0.0),
         "thunder": s.Stinger("thunder", audio=audio("sounds/thunder.wav"), quantize="beat",
-                             length=s.Duration(1.5, "s"), cooldown=0.0, duck_db=-6.0, gain_db=-3.0),
+                             length=s.Duration(1.5, "s"), cooldown=0.1, duck_db=-6.0, gain_db=-3.0),
     }
     triggers = {
         "enemy_killed": s.TriggerDef("enemy_killed", 0.2),
@@ -1060,3 +1061,49 @@ def test_exports_satisfy_the_published_json_schema() -> None:
     for g in (build_full(), action_game(), installation(), racing()):
         jsonschema.validate(json.loads(g.to_json()), schema)
         jsonschema.validate(yaml.safe_load(g.to_yaml()), schema)
+
+
+# ------------------------------------------------- the builder refuses at the call what check refuses (issue 11)
+@pytest.mark.parametrize("call, where", [
+    (lambda g, a: g.control("scale", "H minor"), "controls.scale"),
+    (lambda g, a: g.control("bpm", 300), "controls.bpm"),
+    (lambda g, a: g.control("density", 2), "controls.density"),
+    (lambda g, a: g.state("s", controls={"bpm": 20}), "states.list.s.controls.bpm"),
+    (lambda g, a: g.weight(a, -1), "mix[0].weight"),
+    (lambda g, a: g.stinger("s", prompt=a, length="601 bars"), "stingers.s.length"),
+    (lambda g, a: g.stinger("s", prompt=a, length="0 bars"), "stingers.s.length"),
+    (lambda g, a: g.prompt("long", "x" * 1001), "prompts.long"),
+    (lambda g, a: g.prompt("five", 5), "prompts.five"),
+])
+def test_the_builder_refuses_at_the_call_what_check_refuses(call: Callable[[GraphBuilder, Any], object],
+                                                             where: str) -> None:
+    g = GraphBuilder("b")
+    a = g.prompt("a", "dark techno")
+    with pytest.raises(GraphError) as info:
+        call(g, a)
+    assert info.value.where == where
+    assert g.to_dict() == {"cadenza_graph": 1, "name": "b", "control_rate": 100, "prompts": {"a": "dark techno"}}
+
+
+def test_a_graph_without_a_name_or_prompts_is_refused() -> None:
+    with pytest.raises(GraphError):
+        GraphBuilder(None)  # type: ignore[arg-type]
+    with pytest.raises(GraphError, match="no prompts"):
+        GraphBuilder("empty").to_dict()
+
+
+def test_the_builders_defaults_are_the_formats() -> None:
+    """A stinger built with defaults is the stinger a hand-written file gets with none (cooldown 0.1 s, not 0)."""
+    from cadenza.graph_format import SECTIONS
+
+    g = GraphBuilder("d")
+    a = g.prompt("a", "dark techno")
+    g.stinger("s", prompt=a)
+    g.state("x")
+    g.transition()
+    stinger, transition = g.to_dict()["stingers"]["s"], g.to_dict()["transitions"][0]
+    for section, written in (("stinger", stinger), ("transition", transition)):
+        for key, value in written.items():
+            if key not in ("prompt",):
+                assert value == SECTIONS[section].keys[key].default, (section, key)
+    assert stinger["cooldown"] == 0.1

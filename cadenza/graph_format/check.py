@@ -18,11 +18,13 @@ takes).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import partial
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, cast
 
 from cadenza.errors import CadenzaError
+from cadenza.graph_format.controls import control_problem
 from cadenza.graph_format.declaration import (
     BUILTIN_PARAMS,
     CONTROL_KINDS,
@@ -30,10 +32,13 @@ from cadenza.graph_format.declaration import (
     DURATION_HELP,
     FORMAT_VERSION,
     INLINE_NODES,
+    MAX_MUSICAL_S,
     MAX_PROMPT_CHARS,
     MAX_PROMPTS,
     NO_DEFAULT,
+    SAMPLE_RATE,
     SECTIONS,
+    SLOWEST_BEAT_S,
     STATE_ANY,
     VALUE_NODES,
     WANT_TEXT,
@@ -56,9 +61,18 @@ from cadenza.graph_format.declaration import (
     record,
 )
 
-__all__ = ["Issue", "validate"]
+__all__ = ["Issue", "shorten", "validate"]
+
+#: A value quoted in a message is cut to this many characters (a 5,000-digit number is not repeated in full).
+QUOTE_CHARS = 40
+
+
+def shorten(text: str) -> str:
+    """``text`` as a message quotes it: at most :data:`QUOTE_CHARS` characters, then how long it was."""
+    return text if len(text) <= QUOTE_CHARS else f"{text[:QUOTE_CHARS]}…({len(text):,} characters)"
 
 _NUMBER = Number()
+_PROMPT_TEXT = cast(Name, SECTIONS["prompt"].keys["text"].type)  # a prompt's text, also written bare
 _WEIGHT = cast(Number, cast(MapOf, SECTIONS["graph"].keys["default_mix"].type).value)  # a default mix weight
 
 
@@ -138,6 +152,8 @@ class _Checker:
         self.params: dict[str, tuple[str, tuple[str, ...]]] = {}  # name → (type, labels) of checked parameters
         self.names: dict[str, dict[str, None]] = {k: {} for k in ("parameter", "prompt", "node", "state", "stinger")}
         self.refs: list[str] = []  # the nodes named by the value node being checked
+        self.node_data: dict[str, Any] = {}  # the named nodes as written
+        self.reported: set[tuple[str, str]] = set()  # (path, control) of literals reported out of range
 
     # ------------------------------------------------------------- reporting
     def err(self, path: str, message: str, *, at: str | None = None, key: bool = False) -> None:
@@ -175,8 +191,12 @@ class _Checker:
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, (int, float)):
-            return f"the number {self.text(v, path)}"
-        return f"the text {self.text(v, path)!r}"
+            return f"the number {self.written(v, path)}"
+        return f"the text {shorten(repr(self.text(v, path)))}"
+
+    def written(self, v: Any, path: str) -> str:
+        """A scalar as written, shortened for a message."""
+        return shorten(self.text(v, path))
 
     def where(self, path: str) -> str:
         line = None if self.lines is None else self.lines.get(path)
@@ -243,7 +263,7 @@ class _Checker:
         if isinstance(t, Ref):
             return self.ref(v, path, t.kind)
         if isinstance(t, Name):
-            return self.name(v, path, t.what)
+            return self.name(v, path, t.what, t.max_chars)
         raise TypeError(f"no scalar check for {t!r}")  # pragma: no cover - a declaration error
 
     # ---------------------------------------------------------------- scalars
@@ -257,7 +277,7 @@ class _Checker:
         except OverflowError:  # an int beyond floats
             x = math.inf
         suffix = f" ({t.why})" if t.why else ""
-        written = self.text(v, path)
+        written = self.written(v, path)
         if not math.isfinite(x):
             self.err(path, f"expected a finite number, got {written}")
             return None
@@ -293,7 +313,7 @@ class _Checker:
             if x is None:
                 return None
             if x < 0:
-                self.err(path, f"a time cannot be negative, got {self.text(v, path)}")
+                self.err(path, f"a time cannot be negative, got {self.written(v, path)}")
                 return None
         if positive and x == 0:
             self.err(path, "must be > 0 seconds, got 0")
@@ -304,7 +324,7 @@ class _Checker:
         """Seconds or musical time; the value as given (the runtime parses it again), or None."""
         if isinstance(v, str):
             try:
-                x, _ = parse_duration(v)
+                x, unit = parse_duration(v)
             except ValueError as exc:
                 self.err(path, str(exc))
                 return None
@@ -315,20 +335,31 @@ class _Checker:
             if n < 0:
                 self.err(path, f"a duration cannot be negative, got {fmt(n)}")
                 return None
-            x = n
+            x, unit = n, "s"
         if positive and x == 0:
             self.err(path, "a stinger's length must be above 0")
             return None
+        if x * {"s": 1.0, "beats": SLOWEST_BEAT_S, "bars": 4 * SLOWEST_BEAT_S}[unit] > MAX_MUSICAL_S:
+            beats = MAX_MUSICAL_S / SLOWEST_BEAT_S
+            shown = shorten(v.strip()) if isinstance(v, str) else f"{self.written(v, path)} s"
+            self.err(path, f"a {path.rsplit('.', 1)[-1]} of {shown} is too long: at most {fmt(MAX_MUSICAL_S)} s, "
+                           f"{fmt(beats)} beats or {fmt(beats / 4)} bars")
+            return None
         return v
 
-    def name(self, v: Any, path: str, what: str = "a name") -> str | None:
-        """A name as written (``no`` and ``1`` stay text), non-empty."""
+    def name(self, v: Any, path: str, what: str = "a name", max_chars: int | None = None) -> str | None:
+        """A name as written (``no`` and ``1`` stay text), non-empty, at most ``max_chars`` characters."""
         if v is None or not isinstance(v, _Scalar):
             self.err(path, f"expected {what}, got {self.describe(v, path)}")
             return None
         t = self.text(v, path)
         if not t.strip():
             self.err(path, f"expected {what}, got {self.describe(v, path)}")
+            return None
+        if max_chars is not None and len(t) > max_chars:
+            self.err(path, f"{len(t):,} characters, over the limit of {max_chars:,} for {what} (describe the music "
+                           "in a sentence or two)" if what == _PROMPT_TEXT.what else
+                     f"{len(t):,} characters, over the limit of {max_chars:,} for {what}")
             return None
         return t
 
@@ -361,9 +392,12 @@ class _Checker:
 
     # ------------------------------------------------------------------ graph
     def graph(self, root: Any) -> None:
+        before = len(self.issues)
         f = self.fields(root, "", "graph")
         if f is None:
             return
+        # a file without prompts is one being written: its other problems come first (see the end)
+        self.issues[before:] = [i for i in self.issues[before:] if (i.path, i.at) != ("prompts", "")]
         if "cadenza_graph" in f:
             v = f["cadenza_graph"]
             if isinstance(v, bool) or not isinstance(v, int):
@@ -373,9 +407,11 @@ class _Checker:
                 raise _Final(Issue("cadenza_graph", f"unsupported version {v} (this Cadenza reads version "
                                                     f"{FORMAT_VERSION}: upgrade Cadenza, or write the file for "
                                                     f"version {FORMAT_VERSION})", final=True))
-        for key in ("$schema", "name", "control_rate"):
+        for key in ("$schema", "name"):
             if key in f:
                 self.scalar(f, "graph", key, "")
+        if "control_rate" in f:
+            self.control_rate(self.scalar(f, "graph", "control_rate", ""))
 
         # names first: anything may refer to anything defined anywhere in the file
         for name, v in self.entries(f["parameters"], "parameters", "parameters") if "parameters" in f else []:
@@ -383,6 +419,9 @@ class _Checker:
         self.names["parameter"] = dict.fromkeys([*self.params, *BUILTIN_PARAMS])
         if "prompts" in f:
             entries = self.entries(f["prompts"], "prompts", "prompts")
+            if isinstance(f["prompts"], dict) and not f["prompts"]:
+                self.err("prompts", "no prompts: a graph plays its prompts, so it needs at least one (add prompts: "
+                                    "{calm: \"calm ambient pads\"})")
             if len(entries) > MAX_PROMPTS:
                 self.err("prompts", f"{len(entries):,} prompts, over the limit of {MAX_PROMPTS} a mix may hold (each "
                                     "one is embedded and mixed at every tick)")
@@ -391,6 +430,7 @@ class _Checker:
                 self.prompt(v, f"prompts.{name}")
         nodes = self.entries(f["nodes"], "nodes", "value nodes") if "nodes" in f else []
         self.names["node"] = dict.fromkeys(n for n, _ in nodes)
+        self.node_data = dict(nodes)
         stingers = self.entries(f["stingers"], "stingers", "stingers") if "stingers" in f else []
         self.names["stinger"] = dict.fromkeys(n for n, _ in stingers)
         states = f.get("states")
@@ -417,10 +457,10 @@ class _Checker:
         if states is not None:
             self.states(states)
         if "transitions" in f:
-            if states is None:
-                self.err("transitions", "transitions need states: add a states: section")
-            else:
+            if states is not None:
                 self.transitions(f["transitions"])
+            elif f["transitions"] != []:  # an empty list is harmless, as every other empty section
+                self.err("transitions", "transitions need states: add a states: section")
         for name, v in stingers:
             self.stinger(v, f"stingers.{name}")
         if "intensity" in f:
@@ -434,6 +474,9 @@ class _Checker:
             if g is not None and "after" in g:
                 for key in g:
                     self.scalar(g, "failsafe", key, "failsafe")
+        if "prompts" not in f and not self.issues:
+            self.err("", "no prompts: a graph plays its prompts, so it needs at least one (add prompts: "
+                         "{calm: \"calm ambient pads\"})")
 
     # ------------------------------------------------------------ parameters
     def parameter(self, name: str, v: Any, path: str) -> None:
@@ -560,7 +603,7 @@ class _Checker:
             if not text.strip():
                 self.err(path, "empty prompt text (describe the music, e.g. \"calm ambient pads\")")
             else:
-                self.prompt_text(text, path)
+                self.check(v, path, _PROMPT_TEXT)
             return
         f = self.fields(v, path, "prompt")
         if f is None:
@@ -570,16 +613,9 @@ class _Checker:
                      "missing 'text' or 'audio' (a prompt is a text such as \"calm pads\", or {audio: file.wav})")
             return
         if "text" in f:
-            text = self.scalar(f, "prompt", "text", path)
-            if text is not None:
-                self.prompt_text(text, f"{path}.text")
+            self.scalar(f, "prompt", "text", path)
             return
         self.audio(f["audio"], f"{path}.audio")
-
-    def prompt_text(self, text: str, path: str) -> None:
-        if len(text) > MAX_PROMPT_CHARS:
-            self.err(path, f"a prompt text of {len(text):,} characters, over the limit of {MAX_PROMPT_CHARS:,} "
-                           "(describe the music in a sentence or two)")
 
     # ----------------------------------------------------------- value nodes
     def value(self, v: Any, path: str, want: Want, *, input_name: bool = False) -> bool:
@@ -661,7 +697,7 @@ class _Checker:
         except OverflowError:
             finite = False
         if not finite:
-            self.err(path, f"expected a finite number, got {self.text(v, path)}")
+            self.err(path, f"expected a finite number, got {self.written(v, path)}")
         return finite
 
     def input_ref(self, name: str, path: str, want: Want) -> bool:
@@ -868,8 +904,8 @@ class _Checker:
         f = self.fields(v, path, "weight")
         if f is not None:
             self.ref(f["prompt"], f"{path}.prompt", "prompt")
-            if "weight" in f:
-                self.value(f["weight"], f"{path}.weight", "number")
+            if "weight" in f and self.value(f["weight"], f"{path}.weight", "number"):
+                self.literals(f["weight"], f"{path}.weight", "weight", _negative)
 
     def blend(self, v: Any, path: str) -> None:
         f = self.fields(v, path, "blend")
@@ -965,7 +1001,51 @@ class _Checker:
             if name not in CONTROL_KINDS:
                 self.err(p, f"unknown control {name!r}{self.hint(name, CONTROL_NAMES)}", key=True)
                 continue
-            self.value(item, p, CONTROL_KINDS[name])
+            if self.value(item, p, CONTROL_KINDS[name]):
+                self.literals(item, p, name, partial(control_problem, name))
+
+    def literals(self, v: Any, path: str, name: str, problem: Callable[[Any], str | None]) -> None:
+        """Every literal that reaches control ``name`` (or a mix weight) as it is — directly, through a named node,
+        a when branch, a select case or default, or the labels of a labeled parameter read by ``scale`` — has no
+        ``problem`` (the backend-independent ranges of :mod:`.controls`). Values computed from parameters are
+        clamped at run time."""
+        todo, seen = [(v, path)], set()
+        while todo:
+            n, p = todo.pop()
+            if isinstance(n, dict):
+                if "when" in n:
+                    todo += [(n[k], f"{p}.{k}") for k in ("else", "then") if k in n]
+                elif "select" in n:
+                    if "default" in n:
+                        todo.append((n["default"], f"{p}.default"))
+                    cases = n.get("cases")
+                    todo += [(c, f"{p}.cases.{label}") for label, c in reversed(cases.items())] \
+                        if isinstance(cases, dict) else []
+                elif list(n) == ["node"] and n["node"] in self.node_data and n["node"] not in seen:
+                    seen.add(n["node"])
+                    todo.append((self.node_data[n["node"]], f"nodes.{n['node']}"))
+                elif list(n) == ["param"] and name == "scale" and self.params.get(n["param"], ("",))[0] == "labeled":
+                    todo += [(label, f"parameters.{n['param']}.labels[{i}]")
+                             for i, label in reversed(list(enumerate(self.params[n["param"]][1])))]
+                continue  # curves, sums, clamps: computed, clamped by the engine
+            why = problem(n)
+            if why is not None and (p, name) not in self.reported:
+                self.reported.add((p, name))
+                what = "a mix weight" if name == "weight" else f"control {name!r}"
+                self.err(p, f"{self.written(n, p) if not isinstance(n, str) else shorten(repr(n))} cannot be {what}: "
+                            f"{why}" + ("" if isinstance(n, str) else
+                                                  " (a literal is refused; a value computed from parameters is "
+                                                  "clamped into range)"))
+
+    def control_rate(self, rate: float | None) -> None:
+        """``control_rate`` divides the audio's samples per second into whole control blocks."""
+        block = int(round(SAMPLE_RATE / rate)) if rate else 0
+        if rate is not None and (block <= 0 or abs(block * rate - SAMPLE_RATE) > 1e-6):
+            good = [r for r in range(10, 1001) if SAMPLE_RATE % r == 0]
+            near = sorted(sorted(good, key=lambda r: abs(r - rate))[:3])
+            self.err("control_rate", f"{fmt(rate)} Hz does not divide {SAMPLE_RATE} samples per second into whole "
+                                     f"control blocks; use a rate that does (near it: "
+                                     f"{', '.join(str(r) for r in near)})")
 
     # ------------------------------------------------------ states and events
     def states(self, v: Any) -> None:
@@ -1056,6 +1136,13 @@ class _Checker:
                 self.err(f"{path}.set_state", "set_state needs states: add a states: section")
             else:
                 self.scalar(f, "trigger", "set_state", path)
+
+
+def _negative(v: Any) -> str | None:
+    """Why a literal mix weight is refused: below 0 (the weights of a mix are >= 0, as a SetPrompts' are)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+        return "must be >= 0"
+    return None
 
 
 _ONE_KEY = {kind: Section(MappingProxyType({kind: Key(Sub(kind))})) for kind in ("blend", "pad")}

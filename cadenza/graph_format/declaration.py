@@ -39,19 +39,22 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, TypeVar, Union, dataclass_transform
 
-from cadenza.proto.wire import CONTROL_NAMES, RAMP_SHAPE_NAMES
+from cadenza.proto.wire import CONTROL_NAMES, DEFAULT_SAMPLE_RATE, RAMP_SHAPE_NAMES
 
 __all__ = [
+    "BPM_RANGE",
     "BUILTIN_PARAMS",
     "CONTROL_DOCS",
     "CONTROL_KINDS",
     "CONTROL_NAMES",
     "CURVE_SHAPES",
     "DURATION_HELP",
+    "DURATION_DIGITS",
     "DURATION_NUMBER",
     "DURATION_UNITS",
     "FORMAT_VERSION",
     "INLINE_NODES",
+    "MAX_MUSICAL_S",
     "MAX_PROMPTS",
     "MAX_PROMPT_CHARS",
     "MIX_ENTRIES",
@@ -60,6 +63,8 @@ __all__ = [
     "PAD_MODES",
     "PARAMETER_TYPES",
     "QUANTIZE",
+    "SAMPLE_RATE",
+    "SLOWEST_BEAT_S",
     "SECTIONS",
     "STATE_ANY",
     "VALUE_NODES",
@@ -103,6 +108,13 @@ PAD_MODES = ("idw", "bilinear")
 MAX_PROMPTS = 64
 #: Characters in one text prompt.
 MAX_PROMPT_CHARS = 1_000
+#: The tempo every backend plays (bpm); the slowest beat sets the longest musical duration.
+BPM_RANGE = (40.0, 240.0)
+SLOWEST_BEAT_S = 60.0 / BPM_RANGE[0]
+#: The longest duration (stinger length, transition fade) at the slowest tempo: an hour is beyond any real one.
+MAX_MUSICAL_S = 3600.0
+#: Samples per second of the audio: ``control_rate`` must divide it into whole control blocks.
+SAMPLE_RATE = DEFAULT_SAMPLE_RATE
 
 #: What a place takes: a number, a switch (true/false or a number), a text, or any literal — or a value node.
 Want: TypeAlias = Literal["number", "switch", "text", "any"]
@@ -138,7 +150,9 @@ DURATION_UNITS: Mapping[str, tuple[Literal["s", "beats", "bars"], float]] = Mapp
     "s": ("s", 1.0), "sec": ("s", 1.0), "secs": ("s", 1.0), "second": ("s", 1.0), "seconds": ("s", 1.0),
     "ms": ("s", 0.001), "beat": ("beats", 1.0), "beats": ("beats", 1.0), "bar": ("bars", 1.0), "bars": ("bars", 1.0),
 })
-DURATION_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+#: a duration's number without its sign (the schema's pattern takes ``+`` only) and with it (the parser)
+DURATION_DIGITS = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+DURATION_NUMBER = rf"[-+]?{DURATION_DIGITS}"
 _DURATION_RE = re.compile(rf"\s*({DURATION_NUMBER})\s*([A-Za-z]*)\s*")
 DURATION_HELP = "seconds (4, '4 s', '500 ms') or musical time ('2 beats', '1 bar')"
 
@@ -198,16 +212,18 @@ class Seconds:
 
 @record
 class Length:
-    """A duration: seconds or musical time (``"2 beats"``, ``"1 bar"``); above 0 when ``positive``."""
+    """A duration: seconds or musical time (``"2 beats"``, ``"1 bar"``); above 0 when ``positive``; at most
+    :data:`MAX_MUSICAL_S` at the slowest tempo."""
 
     positive: bool = False
 
 
 @record
 class Name:
-    """A name or text as written (``no`` and ``1`` stay text), non-empty."""
+    """A name or text as written (``no`` and ``1`` stay text), non-empty; at most ``max_chars`` characters."""
 
     what: str = "a name"
+    max_chars: int | None = None
 
 
 @record
@@ -255,6 +271,7 @@ class MapOf:
     value: Type
     what: str
     min_items: int = 0
+    max_items: int | None = None
 
 
 @record
@@ -347,6 +364,7 @@ _WEIGHT = Number(lo=0.0, what="a weight >= 0")
 _TIME = "a parameter name or a value node"
 
 #: Every mapping with fixed keys the format has, by name (``graph``: the file).
+_PROMPT_TEXT = Name("the prompt's text", MAX_PROMPT_CHARS)
 SECTIONS: Mapping[str, Section] = MappingProxyType({
     "graph": Section(MappingProxyType({
         "cadenza_graph": Key(Version(), "The format version.",
@@ -355,7 +373,8 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
         "control_rate": Key(Number(lo=10, hi=1000, why="updates per second"),
                             "Evaluations per second (default 100).", 100.0),
         "parameters": Key(MapOf(Sub("parameter"), "parameters"), "name: parameter."),
-        "prompts": Key(MapOf(Either((Name(), Sub("prompt"))), "prompts"), "name: prompt."),
+        "prompts": Key(MapOf(Either((_PROMPT_TEXT, Sub("prompt"))), "prompts", 1, MAX_PROMPTS), "name: prompt.",
+                       required='a graph plays its prompts: add prompts: {calm: "calm ambient pads"}'),
         "nodes": Key(MapOf(Value("any"), "value nodes"), "name: value node, reusable with {node: name}."),
         "mix": Key(Mix(), "Prompt weights; the weights of a prompt add up.", ()),
         "default_mix": Key(MapOf(_WEIGHT, "prompt: weight"),
@@ -410,7 +429,7 @@ SECTIONS: Mapping[str, Section] = MappingProxyType({
     "prompt": _section(
         "a prompt: a text, or a mapping", "A text prompt (a text, or {text: ..}) or an audio prompt "
                                           "({audio: file}); give one of the keys.", one_of=("text", "audio"),
-        text=Key(Name("the prompt's text"), "What the music is, in words."),
+        text=Key(_PROMPT_TEXT, "What the music is, in words."),
         audio=Key(AudioFile(), "A WAV or FLAC file, relative to the graph file."),
     ),
     "controls": Section(MappingProxyType({n: Key(Value(CONTROL_KINDS[n]), CONTROL_DOCS[n]) for n in CONTROL_NAMES}),

@@ -5,10 +5,14 @@ One job: :func:`graph_json_schema` turns the tables of
 :data:`~.declaration.VALUE_NODES`, the words and defaults) into a
 schema, so editors complete and check graph files (``# yaml-language-server:
 $schema=...`` in YAML, ``"$schema"`` in JSON). Nothing here is written by
-hand but the two duration patterns. A schema cannot see what ties values
-together (references between sections, cycles, min below max, labels against
-states): :func:`cadenza.graph_format.validate` and the runtime's loader check
-those and report lines.
+hand; the duration patterns are built from the parser's number and units
+(any case). A schema cannot see what ties values together (references
+between sections, cycles, min below max, labels against states), nor a
+duration text's length in time, ``control_rate`` dividing the sample rate, a
+scale's spelling, a literal control's range through nodes, or ``1.0`` versus
+``1`` for the version (JSON Schema treats them as one number):
+:func:`cadenza.graph_format.validate` and the runtime's loader check those
+and report lines; ``cadenza graph check`` is the authority.
 
 Every section of the declaration is a ``$defs`` entry of the same name; each
 value node is ``node_<key>``; ``node``, ``mix`` and ``mix_entry`` gather them.
@@ -21,7 +25,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from cadenza.graph_format.declaration import (
+    DURATION_DIGITS,
+    DURATION_UNITS,
     FORMAT_VERSION,
+    MAX_MUSICAL_S,
     INLINE_NODES,
     MIX_ENTRIES,
     NO_DEFAULT,
@@ -51,9 +58,24 @@ __all__ = ["graph_json_schema", "schema_text"]
 
 Schema = dict[str, Any]
 
-_SECONDS_PATTERN = r"^\s*[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*(s|sec|secs|seconds?|ms)\s*$"
-_DURATION_PATTERN = (r"^\s*[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*"
-                     r"(s|sec|secs|seconds?|ms|beats?|bars?)?\s*$")
+
+
+def _any_case(word: str) -> str:
+    """``bar`` → ``[bB][aA][rR]``: the parser reads units in any case, and a schema pattern has no flags."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+def _pattern(units: list[str], *, optional: bool, positive: bool = False) -> str:
+    """A duration text as :func:`~.declaration.parse_duration` reads it: its number (sign ``+`` only: a duration
+    is never negative) and one of ``units`` in any case; ``positive``: not a zero such as ``0``, ``0.0 bars``."""
+    alternatives = "|".join(_any_case(u) for u in sorted(units, key=len, reverse=True))
+    zero = r"(?![+]?(0+(\.0*)?|\.0+)([eE][-+]?[0-9]+)?\s*[a-zA-Z]*\s*$)" if positive else ""
+    return rf"^\s*{zero}[+]?{DURATION_DIGITS}\s*({alternatives}){'?' if optional else ''}\s*$"
+
+
+_SECONDS_PATTERN = _pattern([u for u, (kind, _) in DURATION_UNITS.items() if kind == "s"], optional=False)
+_DURATION_PATTERN = _pattern(list(DURATION_UNITS), optional=True)
+_POSITIVE_PATTERN = _pattern(list(DURATION_UNITS), optional=True, positive=True)
 
 
 def _ref(name: str) -> Schema:
@@ -73,7 +95,9 @@ def _type(t: Type) -> Schema:
     if isinstance(t, Seconds):
         return _ref("seconds")
     if isinstance(t, Length):
-        return _ref("duration")
+        return _ref("positive_duration" if t.positive else "duration")
+    if isinstance(t, Name) and t.max_chars is not None:
+        return {"anyOf": [{"type": "string", "minLength": 1, "maxLength": t.max_chars}, {"type": ["number", "boolean"]}]}
     if isinstance(t, (Name, Ref)):
         return _ref("name")
     if isinstance(t, AudioFile):
@@ -90,6 +114,8 @@ def _type(t: Type) -> Schema:
         out = {"type": "object", "additionalProperties": _type(t.value)}
         if t.min_items:
             out["minProperties"] = t.min_items
+        if t.max_items is not None:
+            out["maxProperties"] = t.max_items
         return out
     if isinstance(t, ListOf):
         out = {"type": "array", "items": _type(t.item)}
@@ -151,8 +177,16 @@ def graph_json_schema() -> Schema:
             "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _SECONDS_PATTERN}],
         },
         "duration": {
-            "description": "A length: seconds (a number, '4 s', '500 ms') or musical time ('2 beats', '1 bar').",
-            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION_PATTERN}],
+            "description": "A length: seconds (a number, '4 s', '500 ms') or musical time ('2 beats', '1 bar'); at "
+                           f"most {MAX_MUSICAL_S:g} s at the slowest tempo.",
+            "anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_MUSICAL_S},
+                      {"type": "string", "pattern": _DURATION_PATTERN}],
+        },
+        "positive_duration": {
+            "description": "A length above 0: seconds (a number, '4 s', '500 ms') or musical time ('2 beats', "
+                           f"'1 bar'); at most {MAX_MUSICAL_S:g} s at the slowest tempo.",
+            "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MUSICAL_S},
+                      {"type": "string", "pattern": _POSITIVE_PATTERN}],
         },
     }
     sections: Mapping[str, Section] = SECTIONS

@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cadenza.errors import UsageError
+from cadenza.graph_format.controls import BPM_RANGE as BPM_RANGE
 from cadenza.proto.wire import CONTROL_NAMES
 from cadenza.runtime.audio import CHANNELS, SAMPLE_RATE
 from cadenza.runtime.limits import MAX_NOTES
@@ -36,7 +37,6 @@ from cadenza.runtime.limits import MAX_NOTES
 #: Every control the runtime knows, whichever backend honours it: the fields of the protobuf ``Controls``.
 ALL_CONTROLS = CONTROL_NAMES
 
-BPM_RANGE = (40.0, 240.0)
 
 
 @dataclass(frozen=True)

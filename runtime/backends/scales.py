@@ -7,30 +7,14 @@ its ``scale`` with it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from cadenza.errors import UsageError
+from cadenza.graph_format.controls import NOTE_NAMES, SCALES, scale_key
 
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-_PITCH_CLASS = {
-    "c": 0, "b#": 0, "c#": 1, "db": 1, "d": 2, "d#": 3, "eb": 3, "e": 4, "fb": 4, "e#": 5,
-    "f": 5, "f#": 6, "gb": 6, "g": 7, "g#": 8, "ab": 8, "a": 9, "a#": 10, "bb": 10, "b": 11, "cb": 11,
-}
+#: the note names, pitch classes, scales and aliases are the graph format's (checked there before any backend)
+__all__ = ["NOTE_NAMES", "SCALES", "Key", "parse_scale"]
 
-SCALES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "harmonic minor": (0, 2, 3, 5, 7, 8, 11),
-}
-_MODE_ALIASES = {
-    "maj": "major", "ionian": "major", "min": "minor", "aeolian": "minor", "m": "minor",
-    "natural minor": "minor", "harmonic": "harmonic minor",
-}
 
 @dataclass(frozen=True)
 class Key:
@@ -71,20 +55,8 @@ def parse_scale(text: str) -> Key:
 
     Raises UsageError naming the text and the valid choices.
     """
-    cleaned = re.sub(r"[_\-]+", " ", str(text)).strip().lower()
-    m = re.fullmatch(r"([a-g])\s*([#b]?)\s*(.*)", cleaned)
-    if not m:
-        raise UsageError(
-            f"unknown scale {text!r}: expected a key and a mode such as 'A minor' or 'F# dorian'; "
-            f"modes: {', '.join(SCALES)}",
-            where="scale",
-        )
-    tonic = _PITCH_CLASS[m.group(1) + m.group(2)]
-    mode_text = m.group(3).strip() or "major"
-    mode = _MODE_ALIASES.get(mode_text, mode_text)
-    if mode not in SCALES:
-        raise UsageError(
-            f"unknown mode {mode_text!r} in scale {text!r}. Available: {', '.join(SCALES)}",
-            where="scale",
-        )
+    try:
+        tonic, mode = scale_key(text)
+    except ValueError as exc:
+        raise UsageError(str(exc), where="scale") from None
     return Key(tonic, mode)

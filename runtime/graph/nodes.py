@@ -52,6 +52,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from cadenza.errors import GraphError
+from cadenza.graph_format.controls import CLAMP_RANGES
 from cadenza.runtime.graph.spec import (
     BUILTIN_PARAMS, CONTROL_NAMES, Blend, Clamp, Const, Curve, Graph, MixEntry, Node, NodeRef, Op, Pad, ParamRef,
     Select, Weight, When,
@@ -628,13 +629,7 @@ class Compiler:
 
 #: Controls whose values interpolate during a blend transition; the others switch halfway.
 CONTINUOUS_CONTROLS = frozenset({"bpm", "density", "brightness", "temperature", "guidance"})
-_RANGES = {
-    "bpm": (40.0, 240.0),
-    "density": (0.0, 1.0),
-    "brightness": (0.0, 1.0),
-    "temperature": (0.01, math.inf),
-    "guidance": (0.0, math.inf),
-}
+_RANGES = CLAMP_RANGES  # computed values are clamped here; literals outside are refused by the format
 
 
 def sanitize_control(name: str, v: Value, env: Env, where: str) -> Value:

@@ -6,22 +6,16 @@ plays — each as a :class:`~cadenza.runtime.graph.loader.GraphIssue` with the
 file:line of the value — so that what ``cadenza graph check`` and LoadGraph
 accept, the runtime runs:
 
-- ``control_rate`` must divide 48 000 samples per second into whole blocks
-  (the conductor's control period);
-- at least one prompt (an empty mix has nothing to play);
-- every control literal that can reach a control — directly, through a named
-  node, in a ``when`` branch, a ``select`` case or default, a state's
-  override, or the labels of a labeled parameter read by ``scale`` — is checked
-  with :class:`~cadenza.runtime.backends.base.Controls`, the same validation
-  the backends run (``scale: "H superlocrian"`` fails here, not at
-  ``set(mode='combat')``);
 - value nodes nested at most :data:`MAX_EVAL_DEPTH` levels, counting through
   named nodes (the engine evaluates them by recursion);
-- musical durations (stinger lengths, transition fades) at most
-  :data:`MAX_MUSICAL_S` at the slowest tempo;
 - the graph engine compiles (references, pads, ranges), and a dry run of
   every state's mix and controls, with every parameter at its default, min,
   max and each label, builds valid controls and finite weights.
+
+What the data alone shows — control literals out of range or an unknown
+scale, durations over the cap, ``control_rate``, the prompt limits — is the
+format's (:func:`cadenza.graph_format.validate`), so the SDK's builder
+refuses it at the call too.
 
 Stinger audio and audio prompts are read and decoded by the loader itself
 (:mod:`.audio`); prompts the backend cannot embed are found by
@@ -60,11 +54,8 @@ if TYPE_CHECKING:
     from cadenza.runtime.graph.issues import GraphIssue
     from cadenza.runtime.mixing import PromptMixer
 
-__all__ = ["MAX_DRY_RUN", "MAX_MUSICAL_S", "check_runnable", "embed_prompts", "line_of"]
+__all__ = ["MAX_DRY_RUN", "check_runnable", "embed_prompts", "line_of"]
 
-SAMPLE_RATE = 48_000  # as cadenza.runtime.backends.base.SAMPLE_RATE
-SLOWEST_BEAT_S = 60.0 / 40.0  # the slowest tempo a backend plays (bpm 40)
-MAX_MUSICAL_S = 3600.0  # a stinger or a fade of an hour is already far beyond any real one
 MAX_DRY_RUN = 20_000  # mix entries and controls evaluated in the dry run (under 0.1 s)
 #: value nodes inside each other, counting through named nodes: the engine evaluates them by recursion,
 #: so a deeper graph would exhaust Python's stack in the generation thread
@@ -92,46 +83,6 @@ def _issue(graph: Graph, path: str, message: str) -> GraphIssue:
     return GraphIssue(graph.source, line_of(graph.lines, path), path, message)
 
 
-def _leaves(graph: Graph, node: Node, path: str, seen: set[str] | None = None) -> Iterator[tuple[str, Scalar]]:
-    """Every literal value ``node`` can produce as it is (not computed), with its path."""
-    seen = set() if seen is None else seen
-    todo: list[tuple[Node, str]] = [(node, path)]
-    while todo:
-        n, p = todo.pop()
-        if isinstance(n, Const):
-            yield p, n.value
-        elif isinstance(n, ParamRef):
-            param = graph.parameters.get(n.name)
-            if param is not None and param.type == "labeled":
-                for i, label in enumerate(param.labels):
-                    yield f"parameters.{n.name}.labels[{i}]", label
-        elif isinstance(n, NodeRef):
-            if n.name not in seen and n.name in graph.nodes:
-                seen.add(n.name)
-                todo.append((graph.nodes[n.name], f"nodes.{n.name}"))
-        elif isinstance(n, When):
-            todo += [(n.otherwise, f"{p}.else"), (n.then, f"{p}.then")]
-        elif isinstance(n, Select):
-            if n.default is not None:
-                todo.append((n.default, f"{p}.default"))
-            todo += [(c, f"{p}.cases.{label}") for label, c in reversed(n.cases)]
-        elif isinstance(n, (Curve, Op, Clamp)):
-            continue  # computed numbers: clamped into range by the engine
-
-
-def _control_problem(name: str, value: Scalar) -> str | None:
-    """Why ``value`` cannot be control ``name`` (as the engine sanitizes and the backends validate it), or None."""
-    from cadenza.runtime.backends.base import Controls
-    from cadenza.runtime.graph.nodes import Env, sanitize_control
-
-    v = sanitize_control(name, value, Env({}), name)
-    try:
-        Controls.from_values({name: v})  # None, or notes that are not notes: left out at run time, with a warning
-    except CadenzaError as exc:
-        return exc.message
-    return None
-
-
 def _control_nodes(graph: Graph) -> Iterator[tuple[str, str, Node]]:
     for name, node in graph.controls.items():
         yield f"controls.{name}", name, node
@@ -140,41 +91,10 @@ def _control_nodes(graph: Graph) -> Iterator[tuple[str, str, Node]]:
             yield f"states.list.{sname}.controls.{name}", name, node
 
 
-def _divisors_near(rate: float) -> str:
-    good = [r for r in range(10, 1001) if SAMPLE_RATE % r == 0]
-    near = sorted(good, key=lambda r: abs(r - rate))[:3]
-    return ", ".join(str(r) for r in sorted(near))
-
-
 def check_runnable(graph: Graph) -> list[GraphIssue]:
     """Every problem the runtime would meet playing ``graph`` (see the module docstring); [] when none."""
     out: list[GraphIssue] = []
-    rate = graph.control_rate
-    block = int(round(SAMPLE_RATE / rate)) if rate > 0 else 0
-    if block <= 0 or abs(block * rate - SAMPLE_RATE) > 1e-6:
-        out.append(_issue(graph, "control_rate", f"{rate:g} Hz does not divide {SAMPLE_RATE} samples per second "
-                                                 f"into whole control blocks; use a rate that does (near it: "
-                                                 f"{_divisors_near(rate)})"))
-    if not graph.prompts:
-        where = "prompts" if "prompts" in graph.lines else ""
-        out.append(_issue(graph, where, "no prompts: a graph plays its prompts, so it needs at least one (add "
-                                        "prompts: {calm: \"calm ambient pads\"})"))
-    limit_beats = MAX_MUSICAL_S / SLOWEST_BEAT_S
-    for what, path, d in (
-        *(("length", f"stingers.{n}.length", s.length) for n, s in graph.stingers.items()),
-        *(("fade", f"transitions[{i}].fade", t.fade) for i, t in enumerate(graph.transitions)),
-    ):
-        if d.seconds(SLOWEST_BEAT_S) > MAX_MUSICAL_S:
-            out.append(_issue(graph, path, f"a {what} of {d.value:g} {d.unit} is too long: at most "
-                                            f"{MAX_MUSICAL_S:g} s, {limit_beats:g} beats or {limit_beats / 4:g} bars"))
     out += _check_depth(graph)
-    reported: set[tuple[str, str]] = set()
-    for where, name, node in _control_nodes(graph):
-        for path, value in _leaves(graph, node, where):
-            why = _control_problem(name, value)
-            if why is not None and (path, name) not in reported:
-                reported.add((path, name))
-                out.append(_issue(graph, path, f"{value!r} cannot be control {name!r}: {why}"))
     if out:
         return out
     return _dry_run(graph)
