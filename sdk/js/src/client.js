@@ -53,7 +53,7 @@ const GRAPH_SUFFIXES = ['.yaml', '.yml', '.json'];
 const SOURCE_KINDS = new Set(['load_graph', 'set_prompts']);
 const NOT_REMEMBERED = new Set(['hello', 'get_status', 'describe_graph']);
 const REMEMBERED_TRANSPORT = new Set([1, 2, 3]); // PLAY, PAUSE, STOP (not RESET_CONTEXT)
-/** Audio SUB receive queue: 10 chunks (100 ms) and a 64 KiB kernel buffer, as the runtime's PUB. */
+/** Audio SUB receive queue: 10 chunks (100 ms) and a 64 KiB kernel buffer (32 KiB for int16), as PROTOCOL.md says. */
 const AUDIO_HWM = 10;
 const AUDIO_RCVBUF = 65536;
 /** A chunk arriving more than this many seconds later than the freshest chunk so far is stale (dropped). */
@@ -1029,7 +1029,7 @@ export class AudioStream {
     if (this._sock) return this;
     // a small receive queue: a reader that stalls finds fresh audio when it reads again, not seconds of the past
     const sock = new zmq.Subscriber({ ...socketOptions(this.keys), receiveHighWaterMark: AUDIO_HWM,
-      receiveBufferSize: AUDIO_RCVBUF });
+      receiveBufferSize: this.format === 'int16' ? AUDIO_RCVBUF / 2 : AUDIO_RCVBUF }); // int16: half the bytes, same time
     try {
       sock.connect(this.endpoint);
     } catch (err) {
