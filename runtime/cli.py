@@ -316,9 +316,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     secret, public = write_keypair(Path(args.dir), args.name, force=args.force)
     print(f"wrote {secret} (secret key, created with mode 0600: keep it on this machine) and {public} (public key: "
           "hand it out).\n"
-          f"A server runs with --curve-secret-key {secret} --curve-clients DIR and gives {public.name} to its clients; "
-          f"a client gives {public.name} to the operator, who copies it into the server's --curve-clients folder "
-          "(or --curve-readonly).")
+          f"For a runtime: cadenza serve --curve-secret-key {secret} --curve-clients DIR, and its clients give "
+          f"{public.name} as --server-key. For a client: --client-key {secret}, and the operator copies {public.name} "
+          "(only the .pub) into the runtime's --curve-clients folder (or --curve-readonly); keep the pair outside "
+          "that folder.")
     return 0
 
 
@@ -498,10 +499,10 @@ def _main(argv: Sequence[str] | None) -> int:
     from cadenza.runtime import logs
 
     logs.configure(args.command, args.log_level)
-    if args.command not in _OWN_SIGNALS:
-        early_signals.release(forget=False)  # the handlers as they were, and what came meanwhile acts on them now
-        early_signals.replay()
     try:
+        if args.command not in _OWN_SIGNALS:
+            early_signals.release(forget=False)  # the handlers as they were, and what came meanwhile acts on them
+            early_signals.replay()  # now (an early Ctrl-C: "interrupted" below, no traceback)
         return int(args.func(args))
     except CadenzaError as exc:
         issues = getattr(exc, "issues", None)

@@ -43,9 +43,11 @@ import contextlib
 import json
 import math
 import os
+import re
+import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -65,11 +67,16 @@ EXIT_REFUSED: Final = 1  # the runtime answered with an Error
 EXIT_USAGE: Final = 2
 EXIT_NO_ANSWER: Final = 3
 
-#: The runtime's defaults (``cadenza serve``'s); ``$CADENZA_CONTROL`` / ``$CADENZA_EVENTS`` override them.
+#: The runtime's defaults (``cadenza serve``'s); ``$CADENZA_CONTROL`` / ``$CADENZA_EVENTS`` override them
+#: (read when a command runs, through :mod:`cadenza.endpoints`, as the SDK and ``cadenza osc`` do).
 RUNTIME_CONTROL: Final = "tcp://127.0.0.1:5555"
 RUNTIME_EVENTS: Final = "tcp://127.0.0.1:5556"
 ENV_CONTROL: Final = "CADENZA_CONTROL"
 ENV_EVENTS: Final = "CADENZA_EVENTS"
+#: ``events`` expects a first event (the 1 Hz ``status`` at least) this soon, else it checks its endpoint.
+CONFIRM_S: Final = 2.5
+#: A quoted value longer than this is shortened in what ctl prints (a 120,000-character name …).
+QUOTE_MAX: Final = 80
 DEFAULT_TIMEOUT_S: Final = 2.0
 #: What ``events`` shows without topics: everything but the 10 Hz ``mix`` and the 1 Hz ``status``.
 DEFAULT_TOPICS: Final = ("beat", "bar", "state", "stinger", "warning", "xrun")
@@ -90,6 +97,22 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"seconds must be a finite number > 0, got {text!r}")
+    return value
+
+
+#: What reads as a number to ``set``'s VALUE (ASCII, no ``_``): ``-0.5``, ``1e3``, ``-inf`` and ``nan`` included,
+#: so argparse takes ``set danger -inf`` as a value, not an option.
+_UNSIGNED: Final = r"(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)"
+NUMBER: Final = re.compile(rf"[+-]?{_UNSIGNED}", re.IGNORECASE | re.ASCII)
+
+
 def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     """The connection options: on ``ctl`` itself (with defaults) and again on each subcommand (without, so
     ``cadenza ctl status --control X`` works as well as ``cadenza ctl --control X status``)."""
@@ -101,7 +124,7 @@ def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
                         help=f"the runtime's control endpoint (default ${ENV_CONTROL}, else {RUNTIME_CONTROL})")
     parser.add_argument("--events", metavar="ENDPOINT", default=d(None),
                         help=f"the runtime's events endpoint (default ${ENV_EVENTS}, else {RUNTIME_EVENTS})")
-    parser.add_argument("--timeout", type=_seconds, metavar="S", default=d(DEFAULT_TIMEOUT_S),
+    parser.add_argument("--timeout", type=_timeout, metavar="S", default=d(DEFAULT_TIMEOUT_S),
                         help=f"seconds to wait for each reply (default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--server-key", metavar="KEY|FILE", default=d(None),
                         help="a remote runtime's CurveZMQ public key: 40 z85 characters, or the NAME.pub file "
@@ -131,11 +154,12 @@ def add_ctl_command(sub: Any) -> argparse.ArgumentParser:
     add("describe", "what the loaded graph offers: parameters (kind, range, default, value), states, triggers, "
                     "prompts, stingers, controls")
     s = add("set", "set a parameter to a number or a label")
+    setattr(s, "_negative_number_matcher", re.compile(rf"^-{_UNSIGNED}$", re.I | re.A))  # `set x -inf`: a value
     s.add_argument("name", help="the parameter")
     s.add_argument("value", help="a number, or one of a labeled parameter's labels")
     s.add_argument("--ramp", type=_seconds, metavar="S", help="reach the value over S seconds (default: the "
                                                                "parameter's own smoothing)")
-    s.add_argument("--shape", default="linear", choices=["linear", "s-curve", "log", "exp", "sine", "constant"],
+    s.add_argument("--shape", choices=["linear", "s-curve", "log", "exp", "sine", "constant"],
                    help="with --ramp: the ramp's shape (default linear)")
     s.add_argument("--bypass", action="store_true", help="jump at once: no smoothing, filter or ramp")
     s.add_argument("--clamp", action="store_true", help="clamp a value outside the range instead of refusing it")
@@ -159,12 +183,43 @@ def add_ctl_command(sub: Any) -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------- connecting
 
 
-def _endpoint(given: str | None, env: str, default: str, option: str) -> str:
-    value = given if given is not None else os.environ.get(env) or default
-    if not value.startswith(("tcp://", "ipc://", "inproc://")):
-        source = option if given is not None else f"${env}"
-        raise UsageError(f"{value!r} is not a ZeroMQ endpoint; give e.g. {default!r}", where=source)
+def _endpoint(given: str | None, kind: str, option: str) -> str:
+    """``--control``/``--events``, else ``$CADENZA_…``, else the runtime's default; checked as far as can be here
+    (a transport that reaches another process, a port that exists, a host name that resolves)."""
+    from cadenza.endpoints import RUNTIME_DEFAULTS, endpoint_source
+
+    value, source = (given, option) if given is not None else endpoint_source(kind)
+    where = option if given is not None else (source if source.startswith("$") else option)
+    default = RUNTIME_DEFAULTS[kind]
+    if value.startswith("inproc://"):
+        raise UsageError(f"{value!r}: inproc:// reaches only sockets inside one process, never a runtime; give "
+                         f"tcp://HOST:PORT or ipc://PATH (e.g. {default!r})", where=where)
+    if not value.startswith(("tcp://", "ipc://")):
+        raise UsageError(f"{value!r} is not a ZeroMQ endpoint; give e.g. {default!r}", where=where)
+    if value.startswith("tcp://"):
+        host, _, port = value[len("tcp://"):].rpartition(":")
+        if port.isdigit() and not 0 < int(port) <= 65535:
+            raise UsageError(f"{value!r}: port {port} does not exist (1 to 65535)", where=where)
+        host = host.strip("[]")
+        if host and port.isdigit() and not _is_address(host):
+            import socket
+
+            try:
+                socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+                    raise UsageError(f"{value!r}: the host name {host!r} does not resolve", where=where) from None
     return value
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host == "*"
+    return True
 
 
 def _server_key(value: str) -> str:
@@ -189,6 +244,16 @@ def _client_keys(path: str) -> tuple[str, str]:
 
     from cadenza.runtime.curve import read_secret_key
 
+    if path.endswith(".pub"):
+        raise UsageError(f"{path!r} is a public key; give this client's secret key file (NAME.key from `cadenza "
+                         "keys`; its NAME.pub goes on the runtime's allow-list)", where="--client-key")
+    try:
+        head = Path(path).read_text(encoding="ascii", errors="replace")[:4096]
+    except OSError:
+        head = ""  # read_secret_key says why
+    if "public-key" in head and "secret-key" not in head:  # a pyzmq public certificate
+        raise UsageError(f"{path!r} holds only a public key; give this client's secret key file (NAME.key)",
+                         where="--client-key")
     secret = read_secret_key(path, "--client-key")
     return secret.decode("ascii"), zmq.curve_public(secret).decode("ascii")
 
@@ -196,10 +261,10 @@ def _client_keys(path: str) -> tuple[str, str]:
 def _client(args: argparse.Namespace) -> Client:
     from cadenza.sdk import Client
 
-    control = _endpoint(args.control, ENV_CONTROL, RUNTIME_CONTROL, "--control")
+    control = _endpoint(args.control, "control", "--control")
     # not given: `events` asks the runtime where it publishes (a runtime on other ports needs only --control)
     args.events_given = args.events is not None or bool(os.environ.get(ENV_EVENTS))
-    events = _endpoint(args.events, ENV_EVENTS, RUNTIME_EVENTS, "--events")
+    events = _endpoint(args.events, "events", "--events")
     server_key = secret = public = None
     if args.server_key:
         server_key = _server_key(args.server_key)
@@ -207,8 +272,6 @@ def _client(args: argparse.Namespace) -> Client:
             secret, public = _client_keys(args.client_key)
     elif args.client_key:
         raise UsageError("a client key needs the runtime's public key too (--server-key)", where="--client-key")
-    if args.timeout <= 0:
-        raise UsageError(f"must be > 0 seconds, got {args.timeout:g}", where="--timeout")
     return Client(control, events, timeout=args.timeout, name="cadenza ctl", auto_reconnect=False, heartbeat=0,
                   server_public_key=server_key, client_secret_key=secret, client_public_key=public)
 
@@ -275,14 +338,55 @@ def _weights(weights: Mapping[str, float]) -> str:
     return "  ".join(f"{name} {w:.2f}" for name, w in weights.items()) or "-"
 
 
+#: Characters a terminal acts on: C0/C1 controls (ESC, BEL, CR …), DEL, and the bidirectional overrides
+#: that reorder what is shown.
+_UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str, long_values: Sequence[str] = ()) -> str:
+    """Text for a terminal: every control character shown as an escape (``\\x1b``), never acted on; each of
+    ``long_values`` (what the user typed, over :data:`QUOTE_MAX` characters) shortened where the text repeats it,
+    its length said. Everything ctl prints goes through it (:class:`Out`): names, prompt texts, warnings and error
+    messages come from the runtime, and any local process can set them."""
+
+    def escape(m: re.Match[str]) -> str:
+        c = m[0]
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    for value in long_values:
+        text = _shorten(text, value)
+    return _UNSAFE.sub(escape, text)
+
+
+def _shorten(text: str, value: str) -> str:
+    """Each place ``text`` repeats ``value`` (or a cut-off start of it, as a runtime's bounded message has it)
+    shortened to its first characters and its length."""
+    head, parts, at = value[:QUOTE_MAX], [], 0
+    while (i := text.find(head, at)) >= 0:
+        n = len(head)
+        while n < len(value) and i + n < len(text) and text[i + n] == value[n]:
+            n += 1
+        parts.append(text[at:i] + f"{value[:QUOTE_MAX // 2]}… ({len(value):,} characters)")
+        at = i + n
+    return "".join(parts) + text[at:]
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError
+
+
 class Out:
-    """Where ``ctl`` writes: rich styles on a terminal, plain text elsewhere, a flush after every line."""
+    """Where ``ctl`` writes: rich styles on a terminal, plain text elsewhere, a flush after every line; every
+    piece through :func:`safe`."""
 
     def __init__(self) -> None:
         from rich.console import Console
 
         self.console: Console = Console(highlight=False, soft_wrap=True, emoji=False)
         self.err: Console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        for console in (self.console, self.err):  # rich exits 1 on a broken pipe; ctl's main() makes it 0
+            console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+        self.long_values: list[str] = []  # what the user typed that is too long to repeat in full
 
     def line(self, *parts: str | tuple[str, str]) -> None:
         """One line from pieces: a plain string, or ``(text, style)``; the runtime's text is never markup."""
@@ -291,15 +395,15 @@ class Out:
         text = Text()
         for part in parts:
             if isinstance(part, tuple):
-                text.append(part[0], style=part[1])
+                text.append(safe(part[0]), style=part[1])
             else:
-                text.append(part)
+                text.append(safe(part))
         self._print(self.console, text)
 
     def error(self, message: str) -> None:
         from rich.text import Text
 
-        self._print(self.err, Text(message))
+        self._print(self.err, Text(safe(message, self.long_values)))
 
     @staticmethod
     def _print(console: Console, text: Text) -> None:
@@ -397,7 +501,7 @@ def _describe(client: Client, args: argparse.Namespace, out: Out) -> int:
             if t.set_state:
                 what.append(f"→ {t.set_state}")
             if t.bump:
-                what.append(f"intensity +{_num(t.bump)}")
+                what.append(f"intensity {'+' if t.bump > 0 else ''}{_num(t.bump)}")
             out.line(f"  {t.name:<{width}}  {', '.join(what) or '-'}")
     if d.prompts:
         out.line(("prompts", "bold"))
@@ -411,20 +515,52 @@ def _describe(client: Client, args: argparse.Namespace, out: Out) -> int:
 
 
 def parse_value(text: str) -> float | str:
-    """``set``'s VALUE: a number when it reads as a finite one, else a label (``nan``/``inf`` stay numbers,
-    so the runtime names them)."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    """``set``'s VALUE: a number when it is written as one in ASCII digits (``0.5``, ``-1e3``), else a label.
+    A number that is not finite (``nan``, ``inf``, ``1e400``) is a usage error naming it: no parameter takes it."""
+    if not NUMBER.fullmatch(text.strip()):
+        return text  # full-width digits, 1_0, 0x1: a label (which a numeric parameter refuses, naming it)
+    value = float(text)
+    if not math.isfinite(value):
+        raise UsageError(f"{text!r} is not a finite number; give a number within the parameter's range (see "
+                         "cadenza ctl describe)", where="value")
+    return value
 
 
 def _set(client: Client, args: argparse.Namespace, out: Out) -> int:
     value = parse_value(args.value)
-    ack = client.set_many({args.name: value}, ramp=args.ramp, shape=args.shape, bypass=args.bypass,
-                          clamp=args.clamp)
-    how = f" over {_num(args.ramp)} s ({args.shape})" if args.ramp is not None else ""
-    return _acked(out, args, f"{args.name} = {args.value}{how}", ack)
+    if args.shape is not None and args.ramp is None:
+        raise UsageError(f"--shape {args.shape} shapes a ramp; give --ramp S too (or leave --shape out)",
+                         where="--shape")
+    if isinstance(value, str):  # a label: it changes at once, there is nothing to glide through or clamp to
+        for option, given in (("--ramp", args.ramp is not None), ("--clamp", args.clamp)):
+            if given:
+                raise UsageError(f"{args.value!r} is a label: a labeled parameter changes at once and has no "
+                                 f"range, so {option} does nothing; leave it out", where=option)
+    shape = args.shape or "linear"
+    ack = client.set_many({args.name: value}, ramp=args.ramp, shape=shape, bypass=args.bypass, clamp=args.clamp)
+    how = f" over {_num(args.ramp)} s ({shape})" if args.ramp is not None else ""
+    shown = value if isinstance(value, str) else _num(value)
+    applied = _applied(ack.warnings, args.name)
+    if applied is not None and applied != shown:
+        shown = f"{applied} (asked {shown})"
+    return _acked(out, args, f"{args.name} = {shown}{how}", ack)
+
+
+def _applied(warnings: Sequence[str], name: str) -> str | None:
+    """The value the runtime says it applied instead of the one asked (its ``clamped:`` / ``rounded:`` warnings:
+    ``… it became 1``), None when it took the value as given."""
+    became = None
+    for w in warnings:
+        if w.startswith((f"clamped: {name} ", f"rounded: {name} ")):
+            m = re.search(r"became (\S+)$", w)
+            if m:
+                became = m[1]
+    if became is None:
+        return None
+    try:
+        return _num(float(became))
+    except ValueError:
+        return became
 
 
 def _state(client: Client, args: argparse.Namespace, out: Out) -> int:
@@ -432,7 +568,10 @@ def _state(client: Client, args: argparse.Namespace, out: Out) -> int:
 
 
 def _trigger(client: Client, args: argparse.Namespace, out: Out) -> int:
-    return _acked(out, args, f"fired {args.name}", client.trigger(args.name))
+    ack = client.trigger(args.name)
+    refused = [w for w in ack.warnings if w.startswith("stinger_refused")]
+    what = f"fired {args.name}" + ("  — its stinger refused: in cooldown (it does not play)" if refused else "")
+    return _acked(out, args, what, ack)
 
 
 def parse_prompt(text: str) -> tuple[str, float]:
@@ -543,8 +682,12 @@ def reported_events(client: Client) -> str | None:
     return str(reported)
 
 
+class EventsSilent(CadenzaError):
+    """Events were published but none arrived: the events endpoint is not the runtime's (exit 3)."""
+
+
 def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
-    from cadenza.sdk import RequestTimeout, TransportError
+    from cadenza.sdk import RequestTimeout, StatusEvent, TransportError
     from cadenza.sdk._base import TOPICS
 
     topics = list(dict.fromkeys(args.topics)) or list(DEFAULT_TOPICS)
@@ -555,22 +698,42 @@ def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
         raise UsageError(f"unknown topic {unknown[0]!r}; topics are {', '.join(TOPICS)}, or all", where="events")
     client.hello()  # is anyone there? (exit 3 otherwise); also the sample rate for the units
     rate = client.sample_rate
+    session = client.server.session_id if client.server is not None else ""
+    reported = reported_events(client)
     if not args.events_given:
-        client.events_endpoint = reported_events(client) or client.events_endpoint
+        client.events_endpoint = reported or client.events_endpoint
+    published = client.status().event_sequences  # to tell "nothing published" from "nothing arrived"
     try:
-        stream = client.events(timeout=0.2, topics=topics)
+        # the 1 Hz status events too, shown only when asked for: they confirm the endpoint and carry the session
+        stream = client.events(timeout=0.2, topics=[*topics, *(["status"] if "status" not in topics else [])])
     except TransportError as exc:
         raise UsageError(str(exc), where="--events") from exc
     if not args.json:
-        out.err.print(f"listening to {', '.join(topics)} on {client.events_endpoint} (Ctrl-C to stop)",
-                      highlight=False, soft_wrap=True)
-    deadline = None if args.seconds is None else time.monotonic() + args.seconds
-    last_event = time.monotonic()
+        out.error(f"listening to {', '.join(topics)} on {client.events_endpoint} (Ctrl-C to stop)")
+    start = time.monotonic()
+    deadline = None if args.seconds is None else start + args.seconds
+    last_event = check_at = start
+    confirmed = False  # an event arrived (or the runtime published none to check with)
+    last_seq: dict[str, int] = {}
     lost = 0
     try:
-        while deadline is None or time.monotonic() < deadline:
+        while deadline is None or time.monotonic() < deadline or not confirmed:
             for ev in stream:
                 last_event = time.monotonic()
+                confirmed = True
+                new_session = ev.status.server.session_id if isinstance(ev, StatusEvent) and ev.status.server \
+                    else None
+                if (new_session and session and new_session != session) or ev.sequence < last_seq.get(ev.topic, 0):
+                    _restarted(out, args, ev, new_session)
+                    last_seq.clear()
+                    lost = client.events_lost
+                if new_session:
+                    session = new_session
+                last_seq[ev.topic] = ev.sequence
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if ev.topic not in topics:
+                    continue
                 if client.events_lost > lost and not args.json:
                     out.line(("(lost", "red"), f" {client.events_lost - lost} events: the terminal fell behind "
                                                 "or the network dropped them)")
@@ -580,10 +743,23 @@ def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
                     out.console.file.flush()
                 else:
                     out.line(*event_line(ev, rate))
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-            if time.monotonic() - last_event >= QUIET_CHECK_S:
-                last_event = time.monotonic()
+            now = time.monotonic()
+            if not confirmed and now - check_at >= CONFIRM_S:
+                check_at = now
+                try:
+                    now_published = client.status().event_sequences
+                except RequestTimeout:
+                    now_published = published
+                if any(seq > published.get(t, 0) for t, seq in now_published.items()):
+                    hint = (f"; the runtime at {client.control} says it publishes on {reported}"
+                            if reported and reported != client.events_endpoint else "")
+                    raise EventsSilent(f"no events arrived from {client.events_endpoint} within {CONFIRM_S:g} s, "
+                                       f"though the runtime published some{hint} — is --events (or "
+                                       f"${ENV_EVENTS}) the runtime's events endpoint?")
+                confirmed = deadline is not None  # published nothing (stopped?): nothing to check with yet
+                published = now_published
+            if now - last_event >= QUIET_CHECK_S:
+                last_event = now
                 try:
                     client.status()
                 except RequestTimeout:
@@ -596,14 +772,56 @@ def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
     return EXIT_OK
 
 
+def _restarted(out: Out, args: argparse.Namespace, ev: Event, session: str | None) -> None:
+    """Say that a new runtime process now publishes (its session differs, or the sequences started again)."""
+    if args.json:
+        out.console.file.write(json.dumps({"restarted": True, "session_id": session or "", "seconds": ev.seconds})
+                               + "\n")
+        out.console.file.flush()
+        return
+    who = f" (session {session[:8]})" if session else ""
+    out.line((f"{clock(ev.seconds):>10}  ", ""), ("restart ", "bold red"),
+             f" the runtime restarted{who}: stream time starts again")
+
+
 def _print_json(out: Out, message: Any) -> int:
     if hasattr(message, "DESCRIPTOR"):
         from google.protobuf.json_format import MessageToDict
 
-        message = MessageToDict(message, preserving_proto_field_name=True)
+        message = _int64_numbers(message, MessageToDict(message, preserving_proto_field_name=True))
     out.console.file.write(json.dumps(message, indent=1) + "\n")
     out.console.file.flush()
     return EXIT_OK
+
+
+def _int64_numbers(message: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """``MessageToDict`` writes 64-bit integers as strings (proto3 JSON); ctl's JSON has numbers everywhere
+    (``stream_time`` is a number in every subcommand's output and in ``events --json``)."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+
+    wide = (F.TYPE_INT64, F.TYPE_UINT64, F.TYPE_SINT64, F.TYPE_FIXED64, F.TYPE_SFIXED64)
+
+    def convert(field: Any, value: Any, sub: Any) -> Any:
+        if field.type in wide:
+            return int(value)
+        if field.type == F.TYPE_MESSAGE and isinstance(value, dict) and sub is not None:
+            return _int64_numbers(sub, value)
+        return value
+
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in doc:
+            continue
+        value, held = doc[field.name], getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            vfield = field.message_type.fields_by_name["value"]
+            doc[field.name] = {k: convert(vfield, v, held[k] if vfield.type == F.TYPE_MESSAGE else None)
+                               for k, v in value.items()}
+        elif isinstance(value, list):
+            doc[field.name] = [convert(field, v, held[i] if field.type == F.TYPE_MESSAGE else None)
+                               for i, v in enumerate(value)]
+        else:
+            doc[field.name] = convert(field, value, held if field.type == F.TYPE_MESSAGE else None)
+    return doc
 
 
 _COMMANDS: Final[dict[str, Callable[[Client, argparse.Namespace, Out], int]]] = {
@@ -629,14 +847,51 @@ def _no_answer(client: Client | None, args: argparse.Namespace) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``cadenza ctl SUBCOMMAND``; returns the exit status (never raises for the user's mistakes)."""
+    """Run ``cadenza ctl SUBCOMMAND``; returns the exit status (never raises for the user's mistakes).
+
+    With ``--json`` an error is also one JSON object on stdout (``{"error": {"code", "field", "message",
+    "exit"}}``), so ``ctl … --json | jq`` always gets a document; stderr has the same one line as without.
+    """
+    # Ctrl-C from here on is a one-line "interrupted" (exit 130), also in the first moments (imports, connecting)
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # before a tail listens (which ends on Ctrl-C with 0), or during a request
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("cadenza ctl: interrupted\n")
+            sys.stderr.flush()
+        return 130
+    except BrokenPipeError:  # `cadenza ctl … | head`: the reader has gone, which is fine
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _main(args: argparse.Namespace) -> int:
     from cadenza.sdk import RequestTimeout, ServerError, TransportError
 
     prog = f"cadenza ctl {args.ctl_command}" if getattr(args, "ctl_command", None) else "cadenza ctl"
     out = Out()
+    typed = [getattr(args, "name", None), getattr(args, "value", None), *(getattr(args, "prompts", None) or [])]
+    out.long_values = sorted((v for v in typed if isinstance(v, str) and len(v) > QUOTE_MAX), key=len, reverse=True)
+
+    def fail(code: int, message: str, kind: str, field: str = "") -> int:
+        out.error(f"{prog}: {message}")
+        if getattr(args, "json", False):
+            doc = {"code": kind, "field": field, "message": safe(message, out.long_values), "exit": code}
+            out.console.file.write(json.dumps({"error": doc}) + "\n")
+            out.console.file.flush()
+        return code
+
     if not getattr(args, "ctl_command", None):
-        out.error(f"{prog}: error: name a subcommand: {', '.join(_COMMANDS)} (see cadenza ctl --help)")
-        return EXIT_USAGE
+        return fail(EXIT_USAGE, f"error: name a subcommand: {', '.join(_COMMANDS)} (see cadenza ctl --help)",
+                    "USAGE")
     client: Client | None = None
     try:
         client = _client(args)
@@ -647,23 +902,20 @@ def main(args: argparse.Namespace) -> int:
         with client:
             return _COMMANDS[args.ctl_command](client, args, out)
     except RequestTimeout:
-        out.error(f"{prog}: error: {_no_answer(client, args)}")
-        return EXIT_NO_ANSWER
+        return fail(EXIT_NO_ANSWER, f"error: {_no_answer(client, args)}", "NO_ANSWER")
     except ServerError as exc:
-        said = "the runtime said no" if exc.remote else "the runtime would refuse it"
-        out.error(f"{prog}: {said} ({exc.code}): {exc}")
-        return EXIT_REFUSED
+        field = getattr(exc, "field", "") or ""
+        if not exc.remote:  # the SDK's own checks: the runtime was never asked, so a usage error
+            return fail(EXIT_USAGE, f"error: {exc} ({exc.code}; not sent: the runtime would refuse it) (see "
+                                    f"{prog} --help)", exc.code, field)
+        hint = ""
+        if exc.code == "NOT_READY":
+            hint = (" — from a terminal: cadenza ctl prompts \"TEXT:WEIGHT\" plays prompts; a graph comes from "
+                    "`cadenza serve --graph FILE` or a client's LoadGraph")
+        return fail(EXIT_REFUSED, f"the runtime said no ({exc.code}): {exc}{hint}", exc.code, field)
     except TransportError as exc:
-        out.error(f"{prog}: error: cannot reach the runtime: {exc}")
-        return EXIT_NO_ANSWER
+        return fail(EXIT_NO_ANSWER, f"error: cannot reach the runtime: {exc}", "NO_ANSWER")
     except UsageError as exc:
-        out.error(f"{prog}: error: {exc} (see {prog} --help)")
-        return EXIT_USAGE
-    except CadenzaError as exc:  # an unreadable reply: a runtime of another version?
-        out.error(f"{prog}: error: {exc}")
-        return EXIT_NO_ANSWER
-    except BrokenPipeError:  # `cadenza ctl events | head`: the reader has gone, which is fine
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return EXIT_OK
-
+        return fail(EXIT_USAGE, f"error: {exc} (see {prog} --help)", "USAGE", getattr(exc, "where", "") or "")
+    except CadenzaError as exc:  # an unreadable reply (a runtime of another version?), an events endpoint unheard
+        return fail(EXIT_NO_ANSWER, f"error: {exc}", "NO_ANSWER")

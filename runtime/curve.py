@@ -105,8 +105,9 @@ def read_public_key(path: Path, option: str) -> bytes | None:
         raise UsageError(f"{str(path)!r} holds no CurveZMQ public key (one line of 40 z85 characters, as "
                          "`cadenza keys` writes NAME.pub)", where=option)
     if name.endswith(".key"):
+        whose = "the runtime's" if option == "--server-key" else "the client's"
         raise UsageError(f"{str(path)!r} looks like a secret key (`cadenza keys` writes the secret as NAME.key "
-                         "and the public key as NAME.pub); put the client's NAME.pub here", where=option)
+                         f"and the public key as NAME.pub); put {whose} NAME.pub here", where=option)
     return key
 
 

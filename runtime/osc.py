@@ -375,8 +375,8 @@ def check_listen(host: str, insecure: bool) -> None:
 @dataclass
 class OscConfig:
     listen: str = DEFAULT_LISTEN
-    control: str = "tcp://127.0.0.1:5555"
-    events: str = "tcp://127.0.0.1:5556"
+    control: str | None = None  # None: $CADENZA_CONTROL, else the runtime's default (cadenza.endpoints)
+    events: str | None = None  # None: $CADENZA_EVENTS, else the runtime's default
     graph: str | None = None
     insecure: bool = False
     period_ms: float = DEFAULT_PERIOD * 1000
@@ -391,13 +391,16 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
         from pythonosc.osc_server import BlockingOSCUDPServer
     except ImportError:
         raise UsageError("the OSC bridge needs python-osc: pip install 'cadenza[osc]'", where="osc") from None
+    from cadenza.endpoints import endpoint_source
     from cadenza.sdk.client import Client
 
+    control, control_from = (config.control, "--control") if config.control else endpoint_source("control")
+    events = config.events or endpoint_source("events")[0]
     host, port = parse_listen(config.listen)
     check_listen(host, config.insecure)
     if not (1.0 <= config.period_ms <= 1000.0):
         raise UsageError(f"must be between 1 and 1000 ms, got {config.period_ms!r}", where="--period")
-    client = Client(config.control, config.events, timeout=config.timeout, name="cadenza-osc")
+    client = Client(control, events, timeout=config.timeout, name="cadenza-osc")
     bridge = Bridge(client, period=config.period_ms / 1000.0)
     dispatcher = Dispatcher()
     dispatcher.set_default_handler(bridge.handle)
@@ -425,7 +428,7 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
                 raise UsageError(_one_line(exc), where="--graph") from exc
         bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
         osc_thread.start()
-        line = (f"cadenza osc: listening on {bound_host}:{bound_port} -> control={config.control} "
+        line = (f"cadenza osc: listening on {bound_host}:{bound_port} -> control={control} (from {control_from}) "
                 f"(period {config.period_ms:g} ms)")
         print(line, flush=True)
         if ready is not None:
@@ -455,8 +458,10 @@ def add_osc_command(sub: Any) -> argparse.ArgumentParser:
                     "period are sent as one SetParameters. Listens on loopback unless --insecure.")
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"UDP address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free one)")
-    p.add_argument("--control", default="tcp://127.0.0.1:5555", help="the runtime's control endpoint")
-    p.add_argument("--events", default="tcp://127.0.0.1:5556", help="the runtime's events endpoint")
+    p.add_argument("--control", metavar="ENDPOINT", help="the runtime's control endpoint (default "
+                   "$CADENZA_CONTROL, else tcp://127.0.0.1:5555, as for cadenza ctl and the SDK)")
+    p.add_argument("--events", metavar="ENDPOINT", help="the runtime's events endpoint (default $CADENZA_EVENTS, "
+                   "else tcp://127.0.0.1:5556)")
     p.add_argument("--graph", metavar="FILE", help="load this style graph into the runtime at start "
                    "(and again if the runtime restarts)")
     p.add_argument("--period", type=float, default=DEFAULT_PERIOD * 1000, metavar="MS",

@@ -57,6 +57,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 import zmq
 from zmq.utils import z85
 
+from cadenza.endpoints import default_endpoint
 from cadenza.errors import ProtocolError, UsageError
 from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.proto import wire
@@ -103,11 +104,12 @@ __all__ = [
 ]
 
 # The endpoints a client uses when given none: $CADENZA_CONTROL, $CADENZA_EVENTS, $CADENZA_AUDIO,
-# $CADENZA_AUDIO_INT16 when set (read once, at import), else `cadenza serve`'s defaults.
-DEFAULT_CONTROL: Final = os.environ.get("CADENZA_CONTROL") or "tcp://127.0.0.1:5555"
-DEFAULT_EVENTS: Final = os.environ.get("CADENZA_EVENTS") or "tcp://127.0.0.1:5556"
-DEFAULT_AUDIO: Final = os.environ.get("CADENZA_AUDIO") or "tcp://127.0.0.1:5557"
-DEFAULT_AUDIO_INT16: Final = os.environ.get("CADENZA_AUDIO_INT16") or "tcp://127.0.0.1:5558"
+# $CADENZA_AUDIO_INT16 when set (read once, at import), else `cadenza serve`'s defaults (cadenza.endpoints, which
+# `cadenza ctl` and `cadenza osc` read too).
+DEFAULT_CONTROL: Final = default_endpoint("control")
+DEFAULT_EVENTS: Final = default_endpoint("events")
+DEFAULT_AUDIO: Final = default_endpoint("audio")
+DEFAULT_AUDIO_INT16: Final = default_endpoint("audio_int16")
 DEFAULT_TIMEOUT: Final = 2.0
 DEFAULT_HEARTBEAT: Final = 1.0
 #: The event topics a callback can be registered for.
@@ -121,8 +123,10 @@ RAMP_SHAPES: Final[Mapping[str, int]] = {
     "sine": pb.SetParameters.SINE,
     "constant": pb.SetParameters.CONSTANT,
 }
-#: An audio chunk arriving this much later than the freshest one (seconds) is dropped, never played (StaleAudio).
+#: An already queued audio chunk this much later than live audio (seconds) is dropped, never played (StaleAudio).
 STALE_AUDIO_S: Final = 0.5
+#: A chunk the reader waited this long for (seconds) came from the head of the queue: live audio (StaleAudio).
+HEAD_WAIT_S: Final = 0.003
 #: The audio SUB's receive high-water mark (chunks of 10 ms) and kernel receive buffer (bytes; for int16, whose
 #: chunks are half the size, half of it: the same duration of audio).
 AUDIO_RCVHWM: Final = 10
@@ -452,33 +456,43 @@ class StaleAudio:
     """Which audio chunks are too late to play: the SDK's bound on stale audio, for every audio reader.
 
     A subscriber that stops reading finds, when it reads again, what ZeroMQ
-    and the kernel still queue (the runtime keeps that short: a high-water
-    mark of 10 chunks and a 64 KiB send buffer per subscriber; the SDK's SUB
+    and the kernel still queue (the runtime keeps that short; the SDK's SUB
     asks for :data:`AUDIO_RCVHWM` chunks and :data:`AUDIO_RCVBUF` bytes).
-    Whatever still arrives late is dropped here: a chunk's *lag* is its
-    arrival time (monotonic seconds) minus its ``stream_time`` in seconds;
-    the smallest lag seen is the freshest delivery, and a chunk whose lag is
-    more than :data:`STALE_AUDIO_S` above it is stale. A sequence number that
-    goes back (a restarted runtime) starts over.
+    Whatever still arrives late is dropped here. A chunk's *lag* is its
+    arrival time (monotonic seconds) minus its ``stream_time`` in seconds,
+    compared with a reference lag: a chunk whose lag exceeds the reference by
+    more than :data:`STALE_AUDIO_S` plus the time the reader waited for it
+    waited in a queue, and is stale. A kept chunk the reader waited for
+    (``waited`` ≥ :data:`HEAD_WAIT_S`: the head of the queue, live audio)
+    becomes the reference, as does any smaller lag. So a reader that paused
+    drops its backlog (lag grown by the pause, no wait to explain it), while a
+    backend that delivers in bursts (a 2 s model step) or runs slower than
+    real time plays every chunk (its lag grows by what the reader waited). A
+    sequence number that goes back (a restarted runtime) starts over.
     """
 
     def __init__(self, bound: float) -> None:
         self.bound = bound
         self.stale = 0  # chunks dropped as stale
-        self._best: float | None = None
+        self._reference: float | None = None
         self._last_sequence = 0
 
-    def fresh(self, sequence: int, stream_time: int, sample_rate: int, arrival: float) -> bool:
-        """True to play the chunk, False to drop it (counted in :attr:`stale`)."""
+    def fresh(self, sequence: int, stream_time: int, sample_rate: int, arrival: float, waited: float = 0.0) -> bool:
+        """True to play the chunk, False to drop it (counted in :attr:`stale`).
+
+        ``waited`` is how long the reader waited for this chunk (0 when it was already queued).
+        """
         if sequence <= self._last_sequence:
-            self._best = None
+            self._reference = None
         self._last_sequence = sequence
         lag = arrival - stream_time / sample_rate
-        if self._best is None or lag < self._best:
-            self._best = lag
-        if lag - self._best > self.bound:
+        if self._reference is None:
+            self._reference = lag
+        if lag - self._reference > self.bound + waited:  # later than the wait explains: it waited in a queue
             self.stale += 1
             return False
+        if lag < self._reference or waited >= HEAD_WAIT_S:
+            self._reference = lag
         return True
 
 
