@@ -545,18 +545,21 @@ class AsyncAudioStream:
         assert sock is not None
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
+            asked = time.monotonic()  # since when this read waits for a chunk (StaleAudio: at the queue's head?)
             while True:
                 wait = POLL_SLICE * 2 if deadline is None else max(0.0, deadline - time.monotonic())
                 if await sock.poll(int(wait * 1000)):
                     data = await sock.recv()
                     arrival = time.monotonic()
+                    waited, asked = arrival - asked, arrival
                     try:
                         chunk = wire.decode_audio(data, sample_rate=self.sample_rate)
                     except wire.WireError:
                         self.bad += 1
                         continue
                     if self._stale is not None and not self._stale.fresh(
-                            chunk.sequence, chunk.stream_time, self.sample_rate or wire.DEFAULT_SAMPLE_RATE, arrival):
+                            chunk.sequence, chunk.stream_time, self.sample_rate or wire.DEFAULT_SAMPLE_RATE, arrival,
+                            waited):
                         self._tracker.observe("audio", chunk.sequence)
                         continue
                     self.chunks += 1

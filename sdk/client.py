@@ -614,7 +614,7 @@ class AudioStream:
 
     ``format="int16"`` subscribes to the runtime's int16 socket (``ServerInfo.endpoints["audio_int16"]``,
     default ``tcp://127.0.0.1:5558``): half the bytes on the wire, the same chunks. Chunks that arrive more
-    than ``stale_after`` seconds (0.5) later than the freshest one are dropped and counted in ``stale``
+    than ``stale_after`` seconds (0.5) later than live audio are dropped (see StaleAudio) and counted in ``stale``
     (a reader that stopped reading never plays old audio); None keeps every chunk.
 
     ``pcm`` is float32 ``(frames, channels)``; ``stream_time`` the first
@@ -678,18 +678,21 @@ class AudioStream:
         assert sock is not None
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
+            asked = time.monotonic()  # since when this read waits for a chunk (StaleAudio: at the queue's head?)
             while True:
                 wait = POLL_SLICE * 2 if deadline is None else max(0.0, deadline - time.monotonic())
                 if sock.poll(int(wait * 1000)):
                     data = sock.recv(zmq.NOBLOCK)
                     arrival = time.monotonic()
+                    waited, asked = arrival - asked, arrival
                     try:
                         chunk = wire.decode_audio(data, sample_rate=self.sample_rate)
                     except wire.WireError:
                         self.bad += 1
                         continue
                     if self._stale is not None and not self._stale.fresh(
-                            chunk.sequence, chunk.stream_time, self.sample_rate or wire.DEFAULT_SAMPLE_RATE, arrival):
+                            chunk.sequence, chunk.stream_time, self.sample_rate or wire.DEFAULT_SAMPLE_RATE, arrival,
+                            waited):
                         self._tracker.observe("audio", chunk.sequence)
                         continue
                     self.chunks += 1

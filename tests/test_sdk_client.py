@@ -1229,3 +1229,34 @@ def test_runtime_restart_async_client(runtime: Runtime) -> None:
             assert client.reconnects >= 1
 
     asyncio.run(main())
+
+
+def test_stale_audio_drops_a_backlog_but_not_bursts_or_a_slow_backend() -> None:
+    """The stale rule (PROTOCOL.md, Audio): what was queued while the reader paused is dropped; a backend
+    that delivers 2 s per step, or runs slower than real time, keeps every chunk (the magenta backend
+    on a busy CPU lost most of its audio to a rule that kept the smallest lag ever seen)."""
+    from cadenza.sdk._base import StaleAudio
+
+    sr, chunk = 48_000, 480
+    bursts = StaleAudio(0.5)
+    seq = 0
+    for step in range(5):  # 2 s generated at once, every 2 s: the reader waits for each burst's head
+        arrival = 10.0 + 2.0 * step
+        for i in range(200):
+            seq += 1
+            waited = 1.9 if i == 0 else 0.0
+            assert bursts.fresh(seq, (200 * step + i) * chunk, sr, arrival + i * 1e-5, waited)
+    slow = StaleAudio(0.5)
+    for i in range(1, 1001):  # each 10 ms chunk comes 20 ms after the last: half real time, 10 s behind at the end
+        assert slow.fresh(i, i * chunk, sr, 0.02 * i, waited=0.02)
+    assert bursts.stale == slow.stale == 0
+
+    paused = StaleAudio(0.5)
+    for i in range(1, 101):  # live, read as it comes
+        assert paused.fresh(i, i * chunk, sr, 0.01 * i, waited=0.01)
+    # the reader stops for 10 s: 130 old chunks were queued; it reads them without waiting, then waits for live
+    # (on a busy machine the queue refills from the kernel with short waits: those do not make old audio live)
+    kept = [paused.fresh(100 + i, (100 + i) * chunk, sr, 11.0 + i * 1e-3, waited=0.05 if i % 10 == 0 else 0.0)
+            for i in range(1, 131)]
+    assert not any(kept) and paused.stale == 130
+    assert paused.fresh(231, 1100 * chunk, sr, 11.2, waited=0.008)  # live again

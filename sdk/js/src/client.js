@@ -56,8 +56,10 @@ const REMEMBERED_TRANSPORT = new Set([1, 2, 3]); // PLAY, PAUSE, STOP (not RESET
 /** Audio SUB receive queue: 10 chunks (100 ms) and a 64 KiB kernel buffer (32 KiB for int16), as PROTOCOL.md says. */
 const AUDIO_HWM = 10;
 const AUDIO_RCVBUF = 65536;
-/** A chunk arriving more than this many seconds later than the freshest chunk so far is stale (dropped). */
+/** An already queued chunk lagging the live reference by more than this many seconds is stale (dropped). */
 export const STALE_AUDIO_S = 0.5;
+/** A chunk the reader waited this many seconds for came from the head of the queue: live audio. */
+export const HEAD_WAIT_S = 0.003;
 const AUDIO_FORMATS = Object.freeze({ float32: DEFAULT_AUDIO, int16: DEFAULT_AUDIO_INT16 });
 /** How often the heartbeat timer looks whether a Hello is due (ms). */
 const HEARTBEAT_TICK_MS = 100;
@@ -993,7 +995,7 @@ export class EventStream {
  * The runtime's audio as chunks {sequence, streamTime, sampleRate, channels, frames, format, pcm, raw}: pcm is a
  * Float32Array of interleaved samples in [-1, 1] whatever the wire format; `lost` counts chunks missed
  * (sequence gaps), `bad` chunks that could not be decoded, `stale` chunks dropped because they arrived more
- * than `staleAfter` seconds (0.5; null: never drop) later than the freshest one. `format` 'int16' defaults to
+ * than `staleAfter` seconds (0.5; null: never drop) behind live audio (see HEAD_WAIT_S). `format` 'int16' defaults to
  * the runtime's int16 socket (DEFAULT_AUDIO_INT16).
  */
 export class AudioStream {
@@ -1010,7 +1012,7 @@ export class AudioStream {
     this.chunks = 0;
     this.bad = 0;
     this.bytes = 0;
-    /** Chunks dropped as stale: arrived more than STALE_AUDIO_S later than the freshest chunk so far. */
+    /** Chunks dropped as stale: already queued, more than STALE_AUDIO_S behind live audio. */
     this.stale = 0;
     this._minLag = Infinity;
     this._lastSequence = 0;
@@ -1050,6 +1052,7 @@ export class AudioStream {
     for (;;) {
       sock.receiveTimeout = deadline === null ? -1 : Math.max(1, deadline - Date.now());
       let frames;
+      const asked = performance.now();
       try {
         frames = await sock.receive();
       } catch (err) {
@@ -1068,15 +1071,19 @@ export class AudioStream {
       this.chunks += 1;
       this.bytes += frames[0].length;
       this._tracker.observe('audio', chunk.sequence);
-      // lag = arrival - stream time; a chunk later than the freshest one by more than the bound is stale
+      // lag = arrival - stream time, against a reference lag: more than the bound plus our wait above it is stale;
+      // a kept chunk we waited for came from the queue's head (live) and becomes the reference, as a smaller lag does
       if (chunk.sequence <= this._lastSequence) this._minLag = Infinity; // a restarted runtime counts from 1
       this._lastSequence = chunk.sequence;
-      const lag = performance.now() / 1000 - chunk.streamTime / chunk.sampleRate;
-      if (lag < this._minLag) this._minLag = lag;
-      if (this.staleAfter !== null && lag - this._minLag > this.staleAfter) {
-        this.stale += 1;
+      const arrival = performance.now();
+      const waited = (arrival - asked) / 1000;
+      const lag = arrival / 1000 - chunk.streamTime / chunk.sampleRate;
+      if (this._minLag === Infinity) this._minLag = lag;
+      if (this.staleAfter !== null && lag - this._minLag > this.staleAfter + waited) {
+        this.stale += 1; // later than the wait explains: it waited in a queue
         continue;
       }
+      if (lag < this._minLag || waited >= HEAD_WAIT_S) this._minLag = lag;
       return chunk;
     }
   }

@@ -276,7 +276,7 @@ export const DEFAULT_AUDIO_INT16: string;
 export const DEFAULT_TIMEOUT: number;
 export const DEFAULT_HEARTBEAT: number;
 export const DEFAULT_LOAD_TIMEOUT: number;
-/** A chunk arriving more than this many seconds later than the freshest one so far is dropped as stale. */
+/** An already queued chunk more than this many seconds behind live audio is dropped as stale. */
 export const STALE_AUDIO_S: number;
 
 export class Client {
