@@ -20,8 +20,8 @@ playing. Endpoints bind to loopback unless CurveZMQ keys or ``--insecure`` say
 otherwise; the control socket binds only once the runtime is ready to answer,
 so a restarted runtime never serves requests clients queued while it started.
 The audio chunks go out twice, float32 and int16 (``--audio-int16``), through
-short queues (:data:`AUDIO_HWM`, :data:`AUDIO_SNDBUF`), so a reader that stops
-finds at most about 1.3 s of stale audio waiting (the SDK drops what is more than 0.5 s late).
+bounded queues (:data:`AUDIO_HWM`, :data:`AUDIO_SNDBUF`), so a reader that stops
+finds at most about 2.3 s of stale audio waiting (the clients drop what is more than 0.5 s late).
 
 No request can stall the music or other clients: the work each may cause is
 bounded (:mod:`cadenza.runtime.limits`: prompts per mix, prompt length, notes,
@@ -95,7 +95,8 @@ DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
 DEFAULT_AUDIO = "tcp://127.0.0.1:5557"
 RATE_LIMIT_PER_S = 100_000  # requests per second per client (token bucket)
 EVENT_HWM = 10_000  # queued events per subscriber before ZeroMQ drops (a slow consumer never stalls us)
-AUDIO_HWM = 50  # queued audio chunks per subscriber (0.5 s of 10 ms chunks), besides the kernel's buffers
+AUDIO_HWM = 250  # queued audio chunks per subscriber (2.5 s of 10 ms chunks: a whole 2 s model step, and a reader
+# that stalls on a busy machine, lose nothing), besides the kernel's buffers; the clients drop what went stale
 AUDIO_SNDBUF = 64 * 1024  # the kernel's send buffer per float32 audio subscriber (bytes; Linux doubles it)
 AUDIO16_SNDBUF = AUDIO_SNDBUF // 2  # int16 chunks are half the bytes: the same 0.3 s of audio as float32's buffer
 REPLY_HWM = 1_000  # queued replies per client before dropping
