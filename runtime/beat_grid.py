@@ -15,7 +15,8 @@ starts its deck on the outgoing deck's bar line and the new deck begins on a
 downbeat, so the grid hands over right there, at the crossfade's start. A
 downbeat may take over only when it comes at least one beat (at the slower of
 the two tempos) after the last published downbeat and half a beat (at the
-faster one) after the last published beat; otherwise the grid waits for the
+faster one) after the last published beat (the old deck's beats less than
+half a beat before it give way to it); otherwise the grid waits for the
 wanted deck's next downbeat (the old deck's beats go on meanwhile while it
 still sounds, none are published once it is gone). The grid is shared by the
 conductors a hot reload or a STOP hands over to (:meth:`Conductor.continue_from`),
@@ -44,6 +45,12 @@ def _period(b: Beat) -> float:
     return SAMPLE_RATE * 60.0 / b.bpm if b.bpm > 0 else float("inf")
 
 
+def _before(b: Beat, cut: Beat) -> bool:
+    """Whether the old deck's beat ``b`` is published before the incoming downbeat ``cut``: it comes at least half a
+    beat earlier (a beat of the outgoing deck on, or a fraction of a sample off, the same bar line gives way)."""
+    return _pos(b) < _pos(cut) - 0.5 * min(_period(b), _period(cut))
+
+
 class BeatGrid:
     """Renumbers the decks' beats into the stream's count (see the module docstring)."""
 
@@ -69,20 +76,20 @@ class BeatGrid:
         cut = self._handover(current, incoming, offset)
         if cut is None:
             return [self._number(b, offset) for b in current]
-        out = [self._number(b, offset) for b in current if _pos(b) < cut]
+        out = [self._number(b, offset) for b in current if _before(b, cut)]
         self.deck = wanted
-        out += [self._number(b, offset) for b in incoming if _pos(b) >= cut]
+        out += [self._number(b, offset) for b in incoming if _pos(b) >= _pos(cut)]
         return out
 
-    def _handover(self, current: Sequence[Beat], incoming: Sequence[Beat], offset: int) -> float | None:
-        """The position of the incoming deck's first downbeat that may take over, or None."""
+    def _handover(self, current: Sequence[Beat], incoming: Sequence[Beat], offset: int) -> Beat | None:
+        """The incoming deck's first downbeat that may take over, or None."""
         for d in incoming:
             if not d.downbeat:
                 continue
             at = _pos(d)
             last, last_down = self.last, self.last_downbeat
             for b in current:
-                if _pos(b) >= at:
+                if not _before(b, d):
                     break
                 last = (_pos(b) + offset, _period(b))
                 if b.downbeat:
@@ -93,7 +100,7 @@ class BeatGrid:
                 continue
             if last is not None and here - last[0] < 0.5 * min(period, last[1]):
                 continue
-            return at
+            return d
         return None
 
     def _number(self, b: Beat, offset: int) -> Beat:

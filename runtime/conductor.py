@@ -18,8 +18,9 @@ generates one block per deck:
 Each :class:`Block` carries the typed events (:mod:`cadenza.runtime.events`) of
 its tick: the graph engine's (a crossfade starts on its ``StateChange``
 STARTED and hands over to deck B at COMPLETED; a stinger's ``StingerFired`` is
-passed on once it sounds), warnings about stinger voices, and the bed's beats
-(``BeatEvent``). :meth:`Conductor.heard_at` and :meth:`Conductor.pending_state`
+passed on once it sounds), warnings about stinger voices, and the beats heard
+(``BeatEvent``: the stream's one grid, renumbered by :class:`~.beat_grid.BeatGrid` —
+during a crossfade the incoming deck's from its first downbeat on). :meth:`Conductor.heard_at` and :meth:`Conductor.pending_state`
 say, right after a request, the sample at which it will be heard.
 
 A tick that fails raises :class:`StepFault` naming what failed (the graph, an
@@ -27,9 +28,13 @@ embedding, the backend step, a stinger); the caller (the live engine) then
 plays :meth:`Conductor.hold` — the bed with the last mix that generated
 fine — or, when that fails too, :meth:`Conductor.idle` (silence, the clocks run on).
 
-The beat clock the graph quantizes against is the bed's own rendered beat
+The beat clock the graph quantizes against is that published, rendered beat
 grid (:class:`DeckClock`), so a transition scheduled "at the next bar" starts
-on the bar the listener hears. The mixer kernels are in :mod:`.mixer.kernels`.
+on the bar the listener hears. A conductor keeps time of its own (``frame``,
+the graph engine's, the decks'), which stands still while the live engine is
+paused; :attr:`Conductor.paused_frames` maps it onto the stream, and its blocks,
+beats, events, :meth:`Conductor.heard_at` and :meth:`Conductor.pending_state`
+are in stream time. The mixer kernels are in :mod:`.mixer.kernels`.
 """
 
 from __future__ import annotations
