@@ -299,7 +299,9 @@ def clock(seconds: float) -> str:
 
 def _num(value: float) -> str:
     """A number as people write it: ``0.8``, ``120``, ``0.333``."""
-    if value == int(value) and abs(value) < 1e12:
+    if abs(value) >= 1e12:
+        return f"{value:.6g}"  # 1e+308, not 309 digits
+    if value == int(value):
         return str(int(value))
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
@@ -526,7 +528,8 @@ def parse_value(text: str) -> float | str:
     return value
 
 
-def _set(client: Client, args: argparse.Namespace, out: Out) -> int:
+def _set_value(args: argparse.Namespace) -> float | str:
+    """``set``'s value, and the options checked against it, before anything is sent (usage errors, exit 2)."""
     value = parse_value(args.value)
     if args.shape is not None and args.ramp is None:
         raise UsageError(f"--shape {args.shape} shapes a ramp; give --ramp S too (or leave --shape out)",
@@ -536,6 +539,11 @@ def _set(client: Client, args: argparse.Namespace, out: Out) -> int:
             if given:
                 raise UsageError(f"{args.value!r} is a label: a labeled parameter changes at once and has no "
                                  f"range, so {option} does nothing; leave it out", where=option)
+    return value
+
+
+def _set(client: Client, args: argparse.Namespace, out: Out) -> int:
+    value = _set_value(args)
     shape = args.shape or "linear"
     ack = client.set_many({args.name: value}, ramp=args.ramp, shape=shape, bypass=args.bypass, clamp=args.clamp)
     how = f" over {_num(args.ramp)} s ({shape})" if args.ramp is not None else ""
@@ -724,6 +732,10 @@ def _events(client: Client, args: argparse.Namespace, out: Out) -> int:
                 new_session = ev.status.server.session_id if isinstance(ev, StatusEvent) and ev.status.server \
                     else None
                 if (new_session and session and new_session != session) or ev.sequence < last_seq.get(ev.topic, 0):
+                    if not new_session:  # the sequences started again: ask the new runtime who it is
+                        with contextlib.suppress(CadenzaError):
+                            client.hello()
+                            new_session = client.server.session_id if client.server is not None else None
                     _restarted(out, args, ev, new_session)
                     last_seq.clear()
                     lost = client.events_lost
@@ -894,6 +906,11 @@ def _main(args: argparse.Namespace) -> int:
                     "USAGE")
     client: Client | None = None
     try:
+        if args.ctl_command == "set":
+            _set_value(args)  # a value or option no runtime could take: say so without connecting
+        elif args.ctl_command == "prompts":
+            for text in args.prompts:
+                parse_prompt(text)
         client = _client(args)
         try:
             client.open()

@@ -75,7 +75,12 @@ if __name__ == "pygame":  # this very file, found by ``import pygame`` because s
                       "'import pygame' finds pygame itself.")
 
 import numpy as np
-import pygame
+
+try:
+    import pygame
+except ImportError as exc:  # `pip install cadenza` without the extra: say which one
+    raise ImportError(f"cadenza.sdk.pygame needs pygame ({exc}): pip install 'cadenza[pygame]'",
+                      name=exc.name) from None
 
 from cadenza.errors import CadenzaError, UsageError
 from cadenza.proto import wire

@@ -207,6 +207,90 @@ def test_prompts_shows_and_sets_the_prompts(server: ServeProcess, ctx: zmq.Conte
         restore_graph(server, ctx)
 
 
+def test_replies_say_what_was_applied(server: ServeProcess, ctx: zmq.Context[Any]) -> None:
+    """The value the runtime applied (clamped, rounded) rather than the one asked, and every warning of its Ok: a
+    trigger whose stinger is in its cooldown says so."""
+    control = server.control(ctx)
+    try:
+        done = ctl(server, "set", "danger", "2", "--clamp", "--bypass")
+        assert done.returncode == 0, done.stderr
+        ok, warning = done.stdout.splitlines()
+        assert ok.startswith("ok  danger = 1 (asked 2)"), done.stdout
+        assert warning.startswith("warning  clamped: danger 2 is outside [0, 1]; it became 1"), done.stdout
+        done = ctl(server, "set", "health", "50.5", "--bypass")  # discrete: rounded
+        assert done.returncode == 0 and done.stdout.startswith("ok  health = 51 (asked 50.5)"), done
+        assert "warning  rounded: health" in done.stdout, done.stdout
+        control.wait_status(lambda st: st.parameters["health"].number == 51, 10, "health 51")
+        done = ctl(server, "set", "health", "50", "--json")
+        assert json.loads(done.stdout)["ok"] == "health = 50" and isinstance(json.loads(done.stdout)["stream_time"],
+                                                                              int), done.stdout
+        assert isinstance(json.loads(ctl(server, "status", "--json").stdout)["stream_time"], int)  # as everywhere
+
+        first, second = ctl(server, "trigger", "boss_defeated"), ctl(server, "trigger", "boss_defeated")
+        assert first.returncode == 0 and second.returncode == 0, (first.stderr, second.stderr)
+        assert "refused: in cooldown" in second.stdout, second.stdout  # victory's cooldown outlasts one ctl run
+        assert re.search(r"^warning  stinger_refused: .*'victory'", second.stdout, re.M), second.stdout
+    finally:
+        control.ok(set_parameters({"health": 100, "danger": 0, "mode": "explore"}, bypass=True))
+        control.wait_status(lambda st: st.weights.get("wander", 0) > 0.99, 15, "wander alone again")
+        control.close()
+
+
+def test_text_from_the_runtime_cannot_drive_the_terminal(server: ServeProcess, ctx: zmq.Context[Any]) -> None:
+    """A prompt with escape sequences (any local process may set one): every listing shows them escaped."""
+    evil = "dark techno\x1b]0;pwned\x07\x1b[2J\u202e"
+    try:
+        done = ctl(server, "prompts", f"{evil}:1")
+        assert done.returncode == 0, done.stderr
+        outputs = [done.stdout]
+        for args in (["prompts"], ["status"], ["events", "mix", "--seconds", "1"]):
+            run = ctl(server, *args)
+            assert run.returncode == 0, run.stderr
+            outputs.append(run.stdout)
+        for text in outputs:
+            assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, repr(text)
+            assert "dark techno\\x1b]0;pwned\\x07\\x1b[2J\\u202e" in text, text
+    finally:
+        restore_graph(server, ctx)
+    one = ctl(server, "trigger", "x" * 120_000)  # a name too long to repeat: shortened, its length said
+    line = one_error_line(one, EXIT_REFUSED, "UNKNOWN_NAME", "120,000 characters")
+    assert len(line) < 1000, len(line)
+
+
+def test_errors_with_json_are_a_json_object_on_stdout(server: ServeProcess) -> None:
+    done = ctl(server, "set", "dangr", "1", "--json")
+    one_error_line(done, EXIT_REFUSED, "UNKNOWN_NAME")
+    doc = json.loads(done.stdout)["error"]
+    assert doc["code"] == "UNKNOWN_NAME" and doc["exit"] == EXIT_REFUSED and "'dangr'" in doc["message"], doc
+    assert doc["field"].startswith("set_parameters.values[0]"), doc
+    done = ctl(None, "set", "danger", "nan", "--json")
+    assert json.loads(done.stdout)["error"]["exit"] == EXIT_USAGE, done.stdout
+
+
+def test_a_closed_pipe_and_an_early_ctrl_c_end_quietly(server: ServeProcess) -> None:
+    """``ctl status | head -0`` exits 0 (the reader went away: not a refusal); Ctrl-C while ctl is still starting
+    is one line "interrupted" (exit 130), never a traceback."""
+    proc = subprocess.Popen(ctl_argv(server, "status"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=child_env())
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(RUN_TIMEOUT_S) == 0 and "Traceback" not in err, err
+    for delay in (0.05, 0.15, 0.3):
+        proc = subprocess.Popen(ctl_argv(server, "status"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=child_env())
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, errb = proc.communicate(timeout=RUN_TIMEOUT_S)
+        err = errb.decode()
+        assert "Traceback" not in err, f"after {delay} s: {err}"
+        # interrupted (130, or ended by the signal itself), or it finished first (0)
+        assert proc.returncode in (0, 130, -signal.SIGINT), (delay, proc.returncode, err)
+        if proc.returncode == 130:
+            assert err.strip().endswith("interrupted"), err
+
+
 # ----------------------------------------------------------------------------- events
 
 
@@ -315,6 +399,45 @@ def test_events_asks_the_runtime_where_it_publishes(server: ServeProcess) -> Non
     one_error_line(bad, EXIT_USAGE, "--events", "notaport")
 
 
+def test_events_from_a_wrong_endpoint_is_an_error_not_silence(server: ServeProcess) -> None:
+    """An events endpoint that is not the runtime's (its control endpoint by mistake, a port nobody binds): no
+    event arrives though the runtime publishes (a status every second), so exit 3 saying so within a few seconds,
+    with or without ``--seconds``, naming where the runtime does publish."""
+    for wrong, extra in ((server.ep.local("control"), ["--seconds", "1"]), (f"tcp://127.0.0.1:{free_ports(1)[0]}", [])):
+        t0 = time.monotonic()
+        done = subprocess.run([*ctl_argv(None, "--control", server.ep.local("control"), "--events", wrong, "events"),
+                               *extra], capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=child_env())
+        assert done.returncode == EXIT_NO_ANSWER, done.stderr
+        assert "Traceback" not in done.stderr and not done.stdout, done
+        last = done.stderr.strip().splitlines()[-1]
+        assert f"no events arrived from {wrong}" in last and server.ep.local("events") in last, last
+        assert "--events" in last and "CADENZA_EVENTS" in last, last
+        assert time.monotonic() - t0 < 20, "took too long to notice"
+
+
+def test_events_says_when_the_runtime_restarted(tmp_path: Path) -> None:
+    """A tail across a runtime restart (same endpoints): a line saying a new runtime now publishes, stream time
+    starting again; with --json a ``restarted`` object with the new session id."""
+    serve = ServeProcess(["--prompt", "ambient drone"], tmp_path)
+    with serve:
+        text = Tail(ctl_argv(serve, "events", "beat"))
+        js = Tail(ctl_argv(serve, "events", "beat", "--json"))
+        try:
+            wait_until(lambda: len(text.lines) >= 2 and len(js.lines) >= 2, 30, "beats before the restart")
+            serve.stop()
+            serve.start()
+            wait_until(lambda: any(" restart " in line for line in text.lines), 40, "a restart line")
+            wait_until(lambda: any('"restarted"' in line for line in js.lines), 20, "a restarted object")
+        finally:
+            for tail in (text, js):
+                tail.proc.send_signal(signal.SIGINT)
+                tail.finish()
+    line = next(line for line in text.lines if " restart " in line)
+    assert re.search(r"the runtime restarted \(session [0-9a-f]{8}\): stream time starts again", line), line
+    doc = json.loads(next(line for line in js.lines if '"restarted"' in line))
+    assert doc["restarted"] is True and len(doc["session_id"]) >= 8, doc
+
+
 # ----------------------------------------------------------------------------- no answer, usage
 
 
@@ -339,12 +462,25 @@ def test_no_runtime_exits_3_saying_where_it_looked() -> None:
     (("--control", "tcp://127.0.0.1:notaport", "status"), {}, ("--control", "notaport")),
     (("events", "beats"), {}, ("unknown topic 'beats'", "beat, bar")),
     (("set", "danger"), {}, ("value",)),
-    (("--timeout", "-1", "status"), {}, ("--timeout", "'-1'")),
+    (("--timeout", "-1", "status"), {}, ("--timeout", "> 0", "'-1'")),
     (("--client-key", "x.key", "status"), {}, ("--client-key", "--server-key")),
     (("--server-key", "not-a-key", "status"), {}, ("--server-key", "'not-a-key'")),
     (("prompts", ":2"), {}, ("empty prompt",)),
     (("prompts", "rain:-1"), {}, ("weight", "'-1'")),
     (("frobnicate",), {}, ("invalid choice", "'frobnicate'")),
+    # values and options no runtime could take: refused here, before connecting (nothing listens at the default)
+    (("set", "danger", "nan"), {}, ("'nan'", "not a finite number")),
+    (("set", "danger", "-inf"), {}, ("'-inf'", "not a finite number")),  # a value, not an unknown option
+    (("set", "danger", "1e400"), {}, ("'1e400'", "not a finite number")),
+    (("set", "danger", "0.5", "--shape", "sine"), {}, ("--shape", "--ramp")),
+    (("set", "mode", "tension", "--ramp", "2"), {}, ("--ramp", "'tension' is a label")),
+    (("set", "mode", "tension", "--clamp"), {}, ("--clamp", "'tension' is a label")),
+    (("prompts", "dark techno:nan"), {}, ("weight", "'nan'")),
+    # endpoints that can never reach a runtime, and a timeout that cannot be waited
+    (("--control", "tcp://127.0.0.1:99999", "status"), {}, ("--control", "port 99999 does not exist")),
+    (("--control", "inproc://x", "status"), {}, ("--control", "inproc://", "tcp://HOST:PORT")),
+    (("--control", "tcp://nosuchhost.invalid:5", "status"), {}, ("'nosuchhost.invalid' does not resolve",)),
+    (("--timeout", "0", "status"), {}, ("--timeout", "> 0", "'0'")),
 ])
 def test_usage_errors_exit_2_on_one_line(args: tuple[str, ...], env: dict[str, str], needles: tuple[str, ...]) -> None:
     one_error_line(ctl(None, *args, env=env), EXIT_USAGE, *needles)
@@ -386,4 +522,7 @@ def test_curve_keys_from_the_files_cadenza_keys_writes(tmp_path: Path) -> None:
         one_error_line(done, EXIT_NO_ANSWER, "no runtime answered", "--server-key", "--client-key")
         # the secret key given as the server's key is refused before anything is sent
         done = ctl(serve, "--server-key", str(keys / "server.key"), "status")
-        one_error_line(done, EXIT_USAGE, "--server-key", "secret")
+        one_error_line(done, EXIT_USAGE, "--server-key", "secret", "the runtime's NAME.pub")
+        # and a public key given where this client's secret one belongs
+        done = ctl(serve, "--server-key", str(keys / "server.pub"), "--client-key", str(keys / "alice.pub"), "status")
+        one_error_line(done, EXIT_USAGE, "--client-key", "is a public key", "NAME.key")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +102,61 @@ def test_bench_names_the_system_packages_its_jack_rows_need(tmp_path: Path) -> N
     soak = subprocess.run([sys.executable, "-m", "bench.soak", "--minutes", "0.1", "--out", str(tmp_path / "s.md")],
                           capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=REPO)
     assert soak.returncode == 2 and "sudo apt install jackd2" in soak.stderr, soak.stderr
+
+
+# ----------------------------------------------------------------------------- the installation, on other ports
+
+
+def test_installation_steps_work_on_other_ports_through_the_environment(tmp_path: Path) -> None:
+    """examples/installation/README.md as written, with only ``CADENZA_CONTROL``/``CADENZA_EVENTS`` pointing at a
+    runtime on fresh ports: ``cadenza osc`` (no --control) drives that runtime, and ``sensors.py`` says how many
+    updates arrived (exit 0); against a bridge that is not there it exits 1 saying what to check."""
+    pytest.importorskip("pythonosc")
+    with ServeProcess(["--graph", str(EXAMPLES / "installation" / "graph.yaml")], tmp_path) as serve:
+        env = {**child_env(), "CADENZA_CONTROL": serve.ep.local("control"), "CADENZA_EVENTS": serve.ep.local("events")}
+        log = tmp_path / "osc.out"
+        with open(log, "wb") as out:
+            bridge = subprocess.Popen([sys.executable, "-m", "cadenza", "osc", "--listen", "127.0.0.1:0"],
+                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        try:
+            m = None
+            for _ in range(RUN_TIMEOUT_S * 10):
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+) -> control=(\S+) \(from (\S+)\)", log.read_text())
+                if m or bridge.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert m is not None, log.read_text()
+            assert m[2] == serve.ep.local("control") and m[3] == "$CADENZA_CONTROL", m[0]
+            sensors = [sys.executable, str(EXAMPLES / "installation" / "sensors.py"), "--seconds", "1.5", "--quiet"]
+            done = subprocess.run([*sensors, "--port", m[1]], capture_output=True, text=True,
+                                  timeout=RUN_TIMEOUT_S, env=env, cwd=REPO)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert re.search(r"the runtime received [1-9]\d* parameter updates", done.stdout), done.stdout
+            nobody = free_ports(1)[0]  # no bridge listens there: the runtime hears nothing
+            done = subprocess.run([*sensors, "--port", str(nobody)], capture_output=True, text=True,
+                                  timeout=RUN_TIMEOUT_S, env=env, cwd=REPO)
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert "received no parameter update" in done.stderr and f"127.0.0.1:{nobody}" in done.stderr
+            assert "Traceback" not in done.stderr
+        finally:
+            bridge.terminate()
+            bridge.wait(15)
+
+
+@pytest.mark.parametrize("script, extra", [
+    (EXAMPLES / "installation" / "sensors.py", "osc"),
+    (EXAMPLES / "pygame_game" / "game.py", "pygame"),
+])
+def test_an_example_without_its_extra_says_which_to_install(script: Path, extra: str, tmp_path: Path) -> None:
+    """``pip install cadenza`` without the extra (simulated: a module on PYTHONPATH that fails to import): one line
+    naming ``pip install 'cadenza[EXTRA]'``, exit 2, no traceback."""
+    module = {"osc": "pythonosc", "pygame": "pygame"}[extra]
+    (tmp_path / f"{module}.py").write_text(f"raise ModuleNotFoundError(\"No module named {module!r}\", "
+                                           f"name={module!r})\n")
+    env = {**child_env(), "PYTHONPATH": f"{tmp_path}:{child_env().get('PYTHONPATH', '')}".rstrip(":")}
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, env=env, cwd=REPO)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"pip install 'cadenza[{extra}]'" in lines[0], lines[0]

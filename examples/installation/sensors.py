@@ -33,6 +33,13 @@ release — only the press fires) and ``/cadenza/state <label>``.
 ``--glitches`` mixes in what real rigs send now and then (NaN, out-of-range
 spikes, a name the graph does not know): the bridge logs each once and the
 music plays on.
+
+OSC over UDP says nothing back, so at the end the script asks the runtime
+(``--control``, default ``$CADENZA_CONTROL`` as for ``cadenza ctl`` and
+``cadenza osc``) how many parameter updates reached it: none is exit status 1
+with a line saying what to check (``--no-check`` skips this, for a rig whose
+runtime is not reachable from here). Without python-osc (the ``[osc]`` extra)
+it says so on one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -41,9 +48,14 @@ import argparse
 import math
 import random
 import time
+import sys
 from dataclasses import dataclass
 
-from pythonosc.udp_client import SimpleUDPClient
+try:
+    from pythonosc.udp_client import SimpleUDPClient
+except ImportError:  # `pip install cadenza` without the extra: one line, not a traceback
+    sys.stderr.write("sensors.py: needs python-osc, which is not installed: pip install 'cadenza[osc]'\n")
+    raise SystemExit(2) from None
 
 
 @dataclass
@@ -98,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--glitches", action="store_true", help="now and then send NaN, spikes and unknown names")
     p.add_argument("--quiet", action="store_true", help="no line per second")
+    p.add_argument("--control", help="the runtime `cadenza osc` drives, asked at the end whether the updates "
+                                     "arrived (default $CADENZA_CONTROL, else tcp://127.0.0.1:5555)")
+    p.add_argument("--no-check", action="store_true", help="do not ask the runtime (it is not reachable from here)")
     args = p.parse_args(argv)
+    before = None if args.no_check else parameter_updates(args.control)
+    if before is None and not args.no_check:
+        return 1
 
     rng = random.Random(args.seed)
     room = Room(rng)
@@ -137,7 +155,33 @@ def main(argv: list[str] | None = None) -> int:
         if close is not None:
             close()
     print(f"sensors: sent {sent} OSC messages in {time.monotonic() - t0:.1f} s", flush=True)
+    if args.no_check or before is None:
+        return 0
+    time.sleep(0.2)  # the bridge's last period
+    after = parameter_updates(args.control)
+    if after is None:
+        return 1
+    if after <= before:
+        print(f"sensors: error: the runtime received no parameter update — is `cadenza osc` listening on "
+              f"{args.host}:{args.port}, and driving this runtime (its --control, or $CADENZA_CONTROL, the same "
+              "as here)?", file=sys.stderr, flush=True)
+        return 1
+    print(f"sensors: the runtime received {after - before} parameter updates", flush=True)
     return 0
+
+
+def parameter_updates(control: str | None) -> int | None:
+    """How many SetParameters the runtime has answered so far (its status), None (said why) when none answers."""
+    from cadenza.endpoints import default_endpoint
+    from cadenza.sdk import CadenzaError, Client
+
+    try:
+        with Client(control or default_endpoint("control"), timeout=2.0, name="sensors", heartbeat=0) as c:
+            return c.status().requests.get("set_parameters", 0)
+    except CadenzaError as exc:
+        print(f"sensors: error: cannot ask the runtime whether the updates arrive: {exc} (or give --no-check)",
+              file=sys.stderr, flush=True)
+        return None
 
 
 if __name__ == "__main__":

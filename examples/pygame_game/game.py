@@ -37,17 +37,24 @@ from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-import pygame  # noqa: E402
+try:
+    import pygame
+
+    from cadenza.sdk.pygame import (
+        CADENZA_BAR,
+        CADENZA_BEAT,
+        CADENZA_STATE,
+        CADENZA_STINGER,
+        MusicPlayer,
+        pre_init,
+    )
+except ImportError as _missing:  # the example needs the [pygame] extra: one line, not a traceback
+    if _missing.name != "pygame":
+        raise
+    sys.stderr.write("game.py: needs pygame, which is not installed: pip install 'cadenza[pygame]'\n")
+    raise SystemExit(2) from None
 
 from cadenza.sdk import CadenzaError, Client  # noqa: E402
-from cadenza.sdk.pygame import (  # noqa: E402
-    CADENZA_BAR,
-    CADENZA_BEAT,
-    CADENZA_STATE,
-    CADENZA_STINGER,
-    MusicPlayer,
-    pre_init,
-)
 
 HERE = Path(__file__).resolve().parent
 WIDTH, HEIGHT = 800, 600
