@@ -268,9 +268,10 @@ def _render_graph(args: argparse.Namespace, check_stop: Callable[[], None]) -> i
         plot_preview(log, Path(args.plot), title=f"{graph.name}: {Path(args.graph).name}")
     states = [s for s in dict.fromkeys(log.states) if s]
     path = f"states {' → '.join(states)}; " if states else ""
+    stingers = sum(1 for e in log.events if isinstance(e, StingerFired))
     print(f"wrote {args.out} ({log.frames / 48000:.1f} s; {path}"
           f"{sum(1 for e in log.events if isinstance(e, StateChange) and e.phase is Phase.STARTED)} transitions, "
-          f"{sum(1 for e in log.events if isinstance(e, StingerFired))} stingers)")
+          f"{stingers} stinger{'' if stingers == 1 else 's'})")
     return 0
 
 

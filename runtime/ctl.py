@@ -31,9 +31,19 @@ another machine needs its public key (``--server-key``, the key itself or the
 ``NAME.pub`` file ``cadenza keys`` wrote) and, when it keeps an allow-list,
 this client's secret key file (``--client-key NAME.key``).
 
+Values and options no runtime could take (``nan``, ``--shape`` without
+``--ramp``, ``--ramp``/``--clamp`` with a label) are usage errors before
+anything is sent. Replies print what the runtime applied (its ``Ok``
+warnings: clamped, rounded, a stinger refused in its cooldown).
+
 Output is plain text when stdout is not a terminal (pipes, logs, tests) and
 coloured with ``rich`` when it is; ``--json`` prints machine-readable lines
-instead.
+instead (an error is then also ``{"error": {...}}`` on stdout, numbers as
+numbers). Every text line goes through :func:`safe`: control characters from
+the runtime are shown escaped, never sent to the terminal. A closed pipe
+(``| head``) is exit 0, Ctrl-C one line ``interrupted``. ``events`` checks its
+endpoint hears the runtime (the 1 Hz ``status`` events) within
+:data:`CONFIRM_S` and says when the runtime restarted.
 """
 
 from __future__ import annotations
@@ -654,8 +664,9 @@ def event_line(ev: Event, sample_rate: int) -> list[str | tuple[str, str]]:
         return [*head, " ", (move, "bold"), f"  {ev.phase or '?'}" + (f"  ({how})" if how else "")]
     if isinstance(ev, StingerEvent):
         return [*head, " ", (ev.name, "bold"), f"  ({ev.duration_seconds:.2f} s)"]
-    if isinstance(ev, WarningEvent):
-        return [*head, f" {ev.field + ': ' if ev.field else ''}{ev.message}"]
+    if isinstance(ev, WarningEvent):  # remaining=2.6018958333333373 → 2.602
+        message = re.sub(r"\d+\.\d{4,}", lambda m: _num(float(m[0])), ev.message)
+        return [*head, f" {ev.field + ': ' if ev.field else ''}{message}"]
     if isinstance(ev, XrunEvent):
         lost_ms = ev.frames_lost / sample_rate * 1000
         return [*head, f" #{ev.count}  {lost_ms:.1f} ms lost" + (f"  ({ev.source})" if ev.source else "")]

@@ -364,7 +364,7 @@ def test_events_tails_beats_bars_states_and_stingers(server: ServeProcess, ctx: 
 def test_event_lines_for_xruns_and_mix_in_human_units() -> None:
     """The topics a healthy test runtime rarely sends, formatted from the SDK's event views (no process needed)."""
     from cadenza.runtime.ctl import event_line
-    from cadenza.sdk import MixEvent, XrunEvent
+    from cadenza.sdk import MixEvent, WarningEvent, XrunEvent
 
     def text(parts: list[Any]) -> str:
         return "".join(p if isinstance(p, str) else p[0] for p in parts)
@@ -373,6 +373,9 @@ def test_event_lines_for_xruns_and_mix_in_human_units() -> None:
     assert text(event_line(xrun, 48_000)) == "  0:02.000  xrun     #3  20.0 ms lost  (generator)"
     mix = MixEvent("mix", 9, 4_320_000, 90.0, weights={"battle": 0.25, "heroic": 0.75})
     assert text(event_line(mix, 48_000)) == "  1:30.000  mix      battle 0.25  heroic 0.75"
+    refused = WarningEvent("warning", 2, 48_000, 1.0, message="stinger_refused: name=victory, "
+                           "remaining=2.6018958333333373", field="victory")
+    assert text(event_line(refused, 48_000)).endswith("victory: stinger_refused: name=victory, remaining=2.602")
 
 
 def test_events_picks_topics_stops_after_seconds_and_prints_json(server: ServeProcess) -> None:

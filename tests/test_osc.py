@@ -376,3 +376,19 @@ def test_listen_addresses() -> None:
         check_listen("0.0.0.0", False)
     with pytest.raises(Exception, match="--insecure"):
         check_listen("192.168.1.20", False)
+
+
+def test_the_endpoints_default_to_the_environment_as_for_ctl_and_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cadenza osc`` without --control/--events takes $CADENZA_CONTROL/$CADENZA_EVENTS (cadenza.endpoints, read when
+    it runs), as the SDK and ``cadenza ctl`` do; its help says so. The installation README's steps on other ports
+    run end to end in test_examples.py."""
+    done = subprocess.run([sys.executable, "-m", "cadenza", "osc", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "$CADENZA_CONTROL" in done.stdout and "$CADENZA_EVENTS" in done.stdout, done
+    from cadenza.endpoints import default_endpoint, endpoint_source
+
+    monkeypatch.setenv("CADENZA_CONTROL", "tcp://127.0.0.1:6555")
+    monkeypatch.delenv("CADENZA_EVENTS", raising=False)
+    assert endpoint_source("control") == ("tcp://127.0.0.1:6555", "$CADENZA_CONTROL")
+    assert endpoint_source("events") == ("tcp://127.0.0.1:5556", "the default")
+    assert default_endpoint("control") == "tcp://127.0.0.1:6555"
