@@ -31,10 +31,12 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 
 from bench.jack import JackServer, JackStartError, running
 
@@ -155,3 +157,11 @@ def private_jack(tmp_path: Path) -> Iterator[Callable[..., JackServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Iterator[zmq.Context[Any]]:
+    """A ZeroMQ context for a test module's clients (a module may define its own, per test)."""
+    c: zmq.Context[Any] = zmq.Context()
+    yield c
+    c.destroy(linger=0)

@@ -75,13 +75,6 @@ def code(err: pb.Error) -> str:
     return pb.Error.Code.Name(err.code)
 
 
-@pytest.fixture(scope="module")
-def ctx() -> Iterator[zmq.Context[Any]]:
-    c: zmq.Context[Any] = zmq.Context()
-    yield c
-    c.destroy(linger=0)
-
-
 # ============================================================================ requests: the action game
 
 @pytest.fixture(scope="module")

@@ -29,13 +29,6 @@ PHASE = pb.StateChange.Phase
 
 
 @pytest.fixture(scope="module")
-def ctx() -> Iterator[zmq.Context[Any]]:
-    c: zmq.Context[Any] = zmq.Context()
-    yield c
-    c.destroy(linger=0)
-
-
-@pytest.fixture(scope="module")
 def game(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     with ServeProcess(["--graph", str(ACTION_GAME), "--allow-dir", str(ACTION_GAME.parent)],
                       tmp_path_factory.mktemp("states")) as server:
@@ -252,3 +245,28 @@ def test_a_state_change_asked_for_while_paused_is_stamped_where_it_is_heard(clie
     bars = [e for e in got if e.topic == wire.Topic.BAR]
     assert all(e.stream_time >= play.stream_time for e in bars), [e.stream_time for e in bars]
     assert started.stream_time in {e.stream_time for e in bars}
+
+
+def test_a_change_waiting_for_its_bar_when_paused_is_announced_again_on_play(client: Control, game: ServeProcess,
+                                                                             ctx: zmq.Context[Any]) -> None:
+    sub = subscribe(game, ctx, ["state", "bar"])
+    bar = sub.wait_for(lambda e: e.topic == wire.Topic.BAR, 15, "a bar")  # just after a bar: the next is far
+    ok = client.ok(pb.SetState(name="tension"))
+    client.ok(pb.Transport(action=pb.Transport.PAUSE))
+    st = client.status()
+    try:
+        # explore's bars last 3.3 s: asked right after one, the change still waits when the PAUSE comes
+        assert st.stream_time < ok.stream_time and st.pending_state == "tension", (bar, ok, st)
+        sub.events_for(1.0)
+    finally:
+        play = client.ok(pb.Transport(action=pb.Transport.PLAY))
+    got: list[wire.DecodedEvent] = []
+    _collect(sub, got, "tension")
+    sub.close()
+    events = [e for e in got if e.topic == wire.Topic.STATE and e.payload.name == "tension"]
+    phases = [e.payload.phase for e in events]
+    assert phases == [PHASE.SCHEDULED, PHASE.SCHEDULED, PHASE.STARTED, PHASE.COMPLETED], events  # again on PLAY
+    first, again, started = events[:3]
+    assert first.stream_time == ok.stream_time
+    assert play.stream_time <= again.stream_time == started.stream_time
+    assert started.stream_time > ok.stream_time  # later than first promised, by the pause

@@ -122,13 +122,6 @@ class Disk:
 
 
 @pytest.fixture(scope="module")
-def ctx() -> Iterator[zmq.Context[Any]]:
-    c: zmq.Context[Any] = zmq.Context()
-    yield c
-    c.destroy(linger=0)
-
-
-@pytest.fixture(scope="module")
 def disk(tmp_path_factory: pytest.TempPathFactory) -> Disk:
     return Disk(tmp_path_factory.mktemp("trust"))
 
