@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.live import PROBE_GRAPH
 from bench.proc import Serve
 from bench.table import Row
 from cadenza.sdk import Client
@@ -31,19 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 SDK_JS = REPO / "sdk" / "js"
 GOAL = "≤ 1.5× the Python SDK"
 FIGURE = "SetParameters round trip from the Node client (sdk/js) vs the Python SDK, loopback, one in flight"
-GRAPH = """\
-cadenza_graph: 1
-name: rtt-probe
-parameters:
-  bright: {type: continuous, min: 0, max: 1, default: 0}
-prompts:
-  drone: "ambient drone pads"
-mix:
-  - prompt: drone
-    weight: 1
-controls:
-  brightness: {param: bright}
-"""
 
 
 def _python_run(client: Client, n: int, rng: np.random.Generator) -> tuple[float, float]:
@@ -80,7 +68,7 @@ def rows(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="cadenza-bench-node-") as tmp:
         work = Path(tmp)
         graph = work / "probe.yaml"
-        graph.write_text(GRAPH)
+        graph.write_text(PROBE_GRAPH)
         with Serve(["--graph", str(graph)], work, sink="null", name="rtt-node") as server:
             control = server.ep.local("control")
             node = subprocess.Popen([node_bin, str(SDK_JS / "bench" / "rtt.js"), control, "bright"],
