@@ -492,7 +492,7 @@ def test_usage_errors_exit_2_on_one_line(args: tuple[str, ...], env: dict[str, s
 def test_a_runtime_without_a_graph(tmp_path: Path) -> None:
     """Nothing loaded yet: describe and set are NOT_READY (exit 1, saying so); status and prompts say what to do."""
     with ServeProcess([], tmp_path) as bare:
-        one_error_line(ctl(bare, "describe"), EXIT_REFUSED, "NOT_READY")
+        one_error_line(ctl(bare, "describe"), EXIT_REFUSED, "NOT_READY", "cadenza ctl prompts", "--graph")
         one_error_line(ctl(bare, "set", "danger", "1"), EXIT_REFUSED, "NOT_READY")
         done = ctl(bare, "prompts")
         assert done.returncode == 0 and done.stdout.startswith("no prompts playing"), done
