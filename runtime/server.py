@@ -643,9 +643,10 @@ class Server:
         if unknown:
             i = unknown[0]
             more = f" (and {len(unknown) - 1:,} more unknown names)" if len(unknown) > 1 else ""
-            listed = ", ".join(sorted(known)[:50]) or "(none)"
+            listed = ", ".join(sorted(known)[:50])
             if len(known) > 50:
                 listed += f", … ({len(known)} in all)"
+            listed = f"{listed}, and the built-in intensity" if listed else "only the built-in intensity"
             raise wire.WireError(Error.UNKNOWN_NAME, f"unknown parameter {body.values[i].name!r}{more}; nothing was "
                                  f"applied; parameters: {listed}", field=f"set_parameters.values[{i}].name")
 

@@ -415,3 +415,14 @@ def test_effective_controls_leave_out_what_no_field_holds() -> None:
     shown = _effective_controls(Playing())
     assert shown.bpm == 120.0 and shown.density == 0.5 and list(shown.notes.midi) == [60, 64]
     assert not shown.HasField("top_k") and not shown.HasField("seed")
+
+
+def test_unknown_parameter_on_direct_prompts_names_the_built_in_intensity(tmp_path: Path,
+                                                                         ctx: zmq.Context[Any]) -> None:
+    """A runtime playing --prompt has no graph parameters, but intensity works: the error says so
+    (outside-ctl.md: it said "parameters: (none)")."""
+    with ServeProcess(["--prompt", "calm ambient pads"], tmp_path) as server:
+        c = server.control(ctx)
+        err = c.error(pb.SetParameters(values=[pb.ParameterUpdate(name="danger", number=0.5)]))
+        assert err.code == pb.Error.UNKNOWN_NAME and "only the built-in intensity" in err.message, err
+        c.ok(pb.SetParameters(values=[pb.ParameterUpdate(name="intensity", number=0.5)]))

@@ -478,7 +478,7 @@ def replies() -> list[dict[str, Any]]:
         _reply("graph_description", "The reply to DescribeGraph", 3, _description()),
         _reply("error.unknown_name", "Error with the field path and the valid names", 12, E(
             code=E.UNKNOWN_NAME, message="unknown parameter 'dnager'; nothing was applied; parameters: danger, "
-            "health, mode", field="set_parameters.values[0].name")),
+            "health, mode, and the built-in intensity", field="set_parameters.values[0].name")),
         _reply("error.unsupported_version", "UNSUPPORTED_VERSION lists the versions the runtime speaks", 30, E(
             code=E.UNSUPPORTED_VERSION, message="protocol version 2 is not supported; supported versions: 1",
             field="protocol_version", supported_versions=[1])),
