@@ -10,7 +10,14 @@ What the tests prove:
   from: the STARTED event's stream time, on a bar the runtime published; the
   same for a Trigger whose stinger is quantized (the ``stinger`` event's);
 - between the request and its bar, ``Status.pending_state`` and
-  ``pending_state_time`` name the waiting state and that sample; empty after.
+  ``pending_state_time`` name the waiting state and that sample; empty after;
+- the ``beat``/``bar`` events are one sequence (beat +1, bar +1 at each
+  downbeat, downbeats at least a beat apart) across crossfades, a LoadGraph,
+  PAUSE/PLAY and STOP/PLAY, a bar-quantized crossfade handing the grid over on
+  its start;
+- a SetState while paused gets no ``Ok.stream_time``; its events after PLAY
+  are stamped at or after the PLAY's sample, on a bar; a change that waited
+  for its bar across a PAUSE is announced again (SCHEDULED) on PLAY.
 """
 
 from __future__ import annotations
@@ -265,8 +272,10 @@ def test_a_change_waiting_for_its_bar_when_paused_is_announced_again_on_play(cli
     sub.close()
     events = [e for e in got if e.topic == wire.Topic.STATE and e.payload.name == "tension"]
     phases = [e.payload.phase for e in events]
-    assert phases == [PHASE.SCHEDULED, PHASE.SCHEDULED, PHASE.STARTED, PHASE.COMPLETED], events  # again on PLAY
-    first, again, started = events[:3]
-    assert first.stream_time == ok.stream_time
+    # SCHEDULED with the first promise (unless the PAUSE came before the request was processed), then again on PLAY
+    assert phases in ([PHASE.SCHEDULED, PHASE.SCHEDULED, PHASE.STARTED, PHASE.COMPLETED],
+                      [PHASE.SCHEDULED, PHASE.STARTED, PHASE.COMPLETED]), events
+    assert len(events) == 3 or events[0].stream_time == ok.stream_time
+    again, started = events[-3], events[-2]
     assert play.stream_time <= again.stream_time == started.stream_time
     assert started.stream_time > ok.stream_time  # later than first promised, by the pause
