@@ -243,7 +243,9 @@ class LiveEngine:
 
         PAUSE holds: a :data:`HOLD_FADE_S` fade to silence, then the graph's
         state, parameters and the model's context stay as they are (nothing is
-        generated) while the stream clock runs on; PLAY resumes from there.
+        generated) while the stream clock runs on; PLAY resumes from there. The conductor's own time
+        stands still meanwhile (its ``paused_frames`` grow), so what it publishes after PLAY is stamped where it
+        is heard; PLAY re-announces a state change that was waiting for its bar.
         STOP rewinds at once: a fresh conductor on the same graph (its initial
         state, parameter defaults, a new model stream; the client's control
         overrides kept) is what Status shows from then on and what PLAY starts
