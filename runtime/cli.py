@@ -22,7 +22,7 @@ from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime import early_signals  # standard library only: main() holds signals before heavy imports
 
 if TYPE_CHECKING:
-    from cadenza.runtime.backends.base import Beat, Controls
+    from cadenza.runtime.backends.base import Beat, Controls, WeightedPrompt
     from cadenza.runtime.sinks.base import Sink
 
 _T = TypeVar("_T")
@@ -181,7 +181,7 @@ def _render_prompts(args: argparse.Namespace, check_stop: Callable[[], None]) ->
         if getattr(args, opt):
             raise UsageError(f"--{opt} needs --graph", where=f"--{opt}")
     prompts = [parse_weighted(p) for p in args.prompt or []]
-    prompts += [parse_weighted(p, audio=True, option="--prompt-file") for p in args.prompt_file or []]
+    prompts += [_prompt_file(p) for p in args.prompt_file or []]
     if not prompts:
         raise UsageError("give at least one --prompt or --prompt-file (or --graph)", where="render")
     controls = _controls(args)
@@ -212,6 +212,22 @@ def _render_prompts(args: argparse.Namespace, check_stop: Callable[[], None]) ->
     _render_to_file(args, write, stage)
     print(f"wrote {args.out} ({frames / 48000:.1f} s, 48 kHz stereo, {len(beats)} beats)")
     return 0
+
+
+def _prompt_file(text: str) -> WeightedPrompt:
+    """A ``--prompt-file PATH[:WEIGHT]`` read as a graph's audio prompt is: a regular file (a FIFO or a device is
+    refused at once, never waited on), bounded in size and time, decodable audio; the backend embeds these bytes."""
+    from cadenza.runtime.backends.base import AudioPrompt, WeightedPrompt, parse_weighted
+    from cadenza.runtime.graph.audio import AudioFileError, check_audio_prompt, read_audio
+
+    wp = parse_weighted(text, audio=True, option="--prompt-file")
+    assert isinstance(wp.prompt, AudioPrompt)
+    try:
+        path, data = read_audio(str(wp.prompt.path), None, None)
+        check_audio_prompt(data, path)
+    except AudioFileError as exc:
+        raise UsageError(exc.message, where="--prompt-file") from None
+    return WeightedPrompt(AudioPrompt(wp.prompt.path, data=data), wp.weight)
 
 
 def _render_graph(args: argparse.Namespace, check_stop: Callable[[], None]) -> int:
@@ -256,9 +272,12 @@ def _render_graph(args: argparse.Namespace, check_stop: Callable[[], None]) -> i
                 progress.advance(task, n)
 
             return run_preview(graph, get_backend("synth"), automation, seconds, sink, seed=args.seed,
-                               progress=advance)
+                               progress=advance, warn=lambda w: err.print(f"[yellow]warning:[/] {w}", highlight=False))
 
-    log = _render_to_file(args, write)
+    def stage(log: PreviewLog) -> Callable[[], None] | None:  # --beats: the beats heard, as render --prompt writes
+        return _stage_json(Path(args.beats), beats_document(log.beats), "--beats") if args.beats else None
+
+    log = _render_to_file(args, write, stage)
     if args.events:
         try:
             write_events(log, Path(args.events))

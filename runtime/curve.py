@@ -46,6 +46,7 @@ from zmq.utils import z85
 
 from cadenza.errors import UsageError
 
+_MAX_KEY_FILE_BYTES = 64 * 1024  # a key file is a few hundred bytes
 log = logging.getLogger(__name__)
 
 KEY_CHARS = 40
@@ -87,10 +88,7 @@ def read_public_key(path: Path, option: str) -> bytes | None:
                          "(NAME.pub or NAME.key) — move it back to its owner", where=option)
     if not (name.endswith(".pub") or name.endswith(".key")):
         return None
-    try:
-        text = path.read_text(encoding="ascii", errors="replace")[:4096]
-    except OSError as exc:
-        raise UsageError(f"cannot read {str(path)!r}: {exc.strerror or exc}", where=option) from exc
+    text = _read_key_text(path, option)
     if _zpl_value(text, "secret-key") is not None:
         raise UsageError(f"{str(path)!r} holds a secret key; a client key folder holds public keys only "
                          "(NAME.pub or NAME.key) — move it back to its owner", where=option)
@@ -126,12 +124,20 @@ def load_key_folder(folder: str, option: str) -> dict[bytes, str]:
     return keys
 
 
+def _read_key_text(path: Path, option: str) -> str:
+    """The start of a key file as text, read as a regular file with a size bound: a FIFO or a device named as a
+    key is refused at once, never waited on."""
+    from cadenza.runtime.files import FileRefused, read_bytes
+
+    try:
+        return read_bytes(path, where=option, max_bytes=_MAX_KEY_FILE_BYTES).decode("ascii", errors="replace")[:4096]
+    except FileRefused as exc:
+        raise UsageError(exc.message, where=option) from None
+
+
 def read_secret_key(path: str, option: str = "--curve-secret-key") -> bytes:
     """The server's z85 secret key from ``path`` (a ``cadenza keys`` NAME.key or a pyzmq ``.key_secret``)."""
-    try:
-        text = Path(path).read_text(encoding="ascii", errors="replace")[:4096]
-    except OSError as exc:
-        raise UsageError(f"cannot read key file {path!r}: {exc.strerror or exc}", where=option) from exc
+    text = _read_key_text(Path(path), option)
     zpl = _zpl_value(text, "secret-key")
     key = _z85_line(zpl if zpl is not None else (text.strip().splitlines() or [""])[-1])
     if key is None:

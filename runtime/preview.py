@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.runtime import events as ev
-from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
+from cadenza.runtime.backends.base import SAMPLE_RATE, Backend, Beat
 from cadenza.runtime.conductor import Conductor
 from cadenza.runtime.graph.automation import Automation
 from cadenza.runtime.graph.spec import Graph
@@ -37,6 +37,7 @@ class PreviewLog:
     controls: dict[str, list[float]] = field(default_factory=dict)
     params: dict[str, list[float]] = field(default_factory=dict)
     events: list[ev.Event] = field(default_factory=list)
+    beats: list[Beat] = field(default_factory=list)  # every beat heard, as ``render --beats`` writes them
     frames: int = 0
 
     def record(self, t: float, state: str, weights: dict[str, float], controls: dict[str, object],
@@ -74,14 +75,20 @@ def check_automation(graph: Graph, automation: Sequence[Automation], source: str
 
 
 def run_preview(graph: Graph, backend: Backend, automation: Sequence[Automation], seconds: float, sink: Sink,
-                seed: int = 0, progress: Callable[[int], None] | None = None) -> PreviewLog:
+                seed: int = 0, progress: Callable[[int], None] | None = None,
+                warn: Callable[[str], None] | None = None) -> PreviewLog:
+    """Play ``graph`` through the conductor for ``seconds`` into ``sink``; ``warn`` hears what the backend said
+    about the prompts (unknown words), as LoadGraph's reply says it."""
     conductor = Conductor(graph, backend, seed=seed)
+    for warning in conductor.mixer.warnings if warn is not None else ():
+        warn(warning)
     log = PreviewLog()
     for block in conductor.run(automation, seconds):
         sink.write(block.pcm)
         fr = block.frame_info
         log.record(block.frame / SAMPLE_RATE, fr.state or "", dict(fr.weights), dict(fr.controls), dict(fr.params))
         log.events.extend(block.events)
+        log.beats.extend(block.beats)
         log.frames += block.pcm.shape[0]
         if progress is not None:
             progress(block.pcm.shape[0])

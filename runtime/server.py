@@ -423,7 +423,8 @@ class Server:
         if config.graph:
             from cadenza.runtime.graph.loader import load_graph
 
-            self.live.load(load_graph(config.graph))
+            for warning in self.live.load(load_graph(config.graph)).mixer.warnings:  # as LoadGraph's reply says
+                log.warning(f"{config.graph}: {warning}")
         elif config.prompts:
             from cadenza.runtime.backends.base import parse_weighted
 

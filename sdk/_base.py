@@ -628,11 +628,19 @@ def graph_request(source: object) -> tuple[pb.LoadGraph, str | None]:
 
 
 def _graph_file(path: Path) -> tuple[pb.LoadGraph, str]:
+    from cadenza.graph_format import EMPTY_GRAPH, undecodable
+    from cadenza.sdk.errors import GraphInvalid
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"cannot read graph file {str(path)!r}: {reason}", where="load_graph") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read graph file {str(path)!r}: {exc.strerror or exc}", where="load_graph") from exc
+    problem = undecodable(data)  # as `cadenza graph check` says it, file:line first
+    if problem is None and not data.decode("utf-8-sig").strip():
+        problem = (1, EMPTY_GRAPH)
+    if problem is not None:
+        raise GraphInvalid("GRAPH_INVALID", f"{path}:{problem[0]}: {problem[1]}", remote=False)
+    text = data.decode("utf-8-sig")
     fmt = pb.LoadGraph.JSON if path.suffix.lower() == ".json" else pb.LoadGraph.YAML
     base_dir = os.path.dirname(os.path.abspath(path))
     return pb.LoadGraph(text=text, format=fmt, base_dir=base_dir), str(path)

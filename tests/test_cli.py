@@ -263,3 +263,44 @@ def test_bad_arguments_exit_2_with_one_line(name: str, runs: dict[str, Done], tm
         assert word in lines[0], f"{lines[0]!r} does not name {word!r}"
     assert done.stdout == "", str(done)
     assert not (tmp / "never.wav").exists(), "a rejected command left an output file behind"
+
+
+# ----------------------------------------------------------------------------- graph inputs (issue 11, outside test)
+
+
+def test_render_and_check_read_files_the_graph_way(tmp_path: Path) -> None:
+    """A FIFO given as --prompt-file or --automation is refused at once (exit 2, one line), as graph audio is;
+    an unknown word in a graph prompt is a warning from check and render --graph (exit 0), as from LoadGraph;
+    render --graph --beats writes the beats heard."""
+    fifo = tmp_path / "fifo.wav"
+    os.mkfifo(fifo)
+    graph = tmp_path / "g.yaml"
+    graph.write_text("cadenza_graph: 1\nprompts: {a: dark techno with flibbertigibbet}\n")
+    beats = tmp_path / "b.json"
+    jobs = {
+        "prompt_fifo": ("render", "--prompt-file", str(fifo), "--seconds", "1", "--out", str(tmp_path / "p.wav")),
+        "automation_fifo": ("render", "--graph", str(graph), "--automation", str(fifo), "--seconds", "1",
+                            "--out", str(tmp_path / "a.wav")),
+        "check": ("graph", "check", str(graph)),
+        "render_graph": ("render", "--graph", str(graph), "--seconds", "2", "--out", str(tmp_path / "g.wav"),
+                         "--beats", str(beats)),
+    }
+    procs = {name: (args, _start([sys.executable, "-m", "cadenza", *args], tmp_path)) for name, args in jobs.items()}
+    done: dict[str, Done] = {}
+    for name, (args, proc) in procs.items():
+        try:
+            so, se = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            so, se = proc.communicate()
+        done[name] = Done(args, proc.returncode, so, se)
+    for name, option in (("prompt_fifo", "--prompt-file"), ("automation_fifo", "--automation")):
+        d = done[name]
+        assert d.returncode == EXIT_USAGE, str(d)
+        assert d.stderr_lines == [f"cadenza render: error: {option}: {str(fifo)!r} is not a regular file (a FIFO)"], \
+            str(d)
+    for name in ("check", "render_graph"):
+        ok(done[name])
+        assert "unknown word(s) 'flibbertigibbet' ignored" in done[name].stderr, str(done[name])
+    grid = json.loads(beats.read_text())
+    assert len(grid["beats"]) >= 3 and grid["beats"][0]["time"] == 0.0, grid

@@ -1107,3 +1107,23 @@ def test_the_builders_defaults_are_the_formats() -> None:
             if key not in ("prompt",):
                 assert value == SECTIONS[section].keys[key].default, (section, key)
     assert stinger["cooldown"] == 0.1
+
+
+@pytest.mark.parametrize("content, line, words", [
+    (b"", 1, "the file is empty: a style graph starts with 'cadenza_graph: 1'"),
+    (b"cadenza_graph: 1\nprompts: {a: caf\xe9}\n", 2, "not UTF-8 text (byte 0xe9)"),
+])
+def test_load_graph_of_an_unreadable_file_says_what_check_says(tmp_path: Path, content: bytes, line: int,
+                                                                words: str) -> None:
+    """The SDK reads the file itself: its refusal is check's line, file:line first, not a codec's message."""
+    from cadenza.sdk._base import graph_request
+    from cadenza.sdk.errors import GraphInvalid
+
+    path = tmp_path / "g.yaml"
+    path.write_bytes(content)
+    check = subprocess.run([sys.executable, "-m", "cadenza", "graph", "check", str(path)], capture_output=True,
+                           text=True, timeout=60)
+    with pytest.raises(GraphInvalid) as info:
+        graph_request(str(path))
+    assert str(info.value) == f"{path}:{line}: {check.stdout.strip().split(': ', 1)[1]}"
+    assert words in str(info.value)

@@ -52,6 +52,7 @@ __all__ = [
     "DURATION_DIGITS",
     "DURATION_NUMBER",
     "DURATION_UNITS",
+    "EMPTY_GRAPH",
     "FORMAT_VERSION",
     "INLINE_NODES",
     "MAX_MUSICAL_S",
@@ -93,6 +94,7 @@ __all__ = [
     "join",
     "parse_duration",
     "record",
+    "undecodable",
 ]
 
 FORMAT_VERSION = 1
@@ -175,6 +177,22 @@ def parse_duration(text: str) -> tuple[float, Literal["s", "beats", "bars"]]:
     if value < 0:
         raise ValueError(f"a duration cannot be negative, got {text!r}")
     return value, kind
+
+
+# ----------------------------------------------------------- the file as text
+#: What a file without a graph is told (the runtime's reader and the SDK's load_graph alike).
+EMPTY_GRAPH = f"the file is empty: a style graph starts with 'cadenza_graph: {FORMAT_VERSION}'"
+
+
+def undecodable(data: bytes) -> tuple[int, str] | None:
+    """(line, message) when ``data`` is not UTF-8 text (a byte-order mark is fine); None when it is."""
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return (data[: exc.start].count(b"\n") + 1,
+                f"not UTF-8 text (byte 0x{data[exc.start]:02x}): a style graph is a YAML or JSON text file saved "
+                "as UTF-8")
+    return None
 
 
 # ---------------------------------------------------------------------- types

@@ -98,14 +98,16 @@ def parse_automation(text: str, source: str = "<automation>") -> list[Automation
 
 
 def load_automation(path: str | Path) -> list[Automation]:
+    from cadenza.runtime.files import FileRefused, read_bytes
+
     p = Path(path)
-    try:
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            raise UsageError(f"file is {size} bytes; the limit is {MAX_BYTES}", where=str(p))
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"automation file not found: {str(p)!r}", where="--automation") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read automation file {str(p)!r}: {exc}", where="--automation") from exc
+    if not p.exists():
+        raise UsageError(f"automation file not found: {str(p)!r}", where="--automation")
+    try:  # a regular file, bounded in size and time: a FIFO or a device is refused, never waited on
+        text = read_bytes(p, where="--automation", max_bytes=MAX_BYTES).decode("utf-8")
+    except FileRefused as exc:
+        raise UsageError(exc.message, where="--automation") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read automation file {str(p)!r}: not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start})", where="--automation") from None
     return parse_automation(text, p.name)

@@ -10,7 +10,9 @@ adds ``graph`` to the ``cadenza`` command's subparsers; each subcommand sets
 a traceback. It reads a graph exactly as ``serve --graph`` and LoadGraph do
 (audio files decoded, every runtime refusal found by the loader) and asks the
 backend (``--backend``, synth by default) to embed every prompt, as loading
-does: what check accepts, the runtime runs.
+does: what check accepts, the runtime runs. What the backend says about a
+prompt it can embed (unknown words ignored) is printed to stderr as
+``FILE: warning: ...``, without changing the exit code.
 """
 
 from __future__ import annotations
@@ -36,18 +38,22 @@ def _plural(n: int, word: str) -> str:
 def cmd_graph_check(args: argparse.Namespace) -> int:
     """Load every file; print ``FILE: ok (...)`` or its issues. 0 when all are valid, else 2."""
     bad_files = issues = 0
-    mixer = None
+    backend = None
     for file in args.files:
         try:
             g = load_graph(file)
-            if mixer is None:
-                from cadenza.runtime.backends import get_backend
-                from cadenza.runtime.mixing import PromptMixer
+            from cadenza.runtime.mixing import PromptMixer
 
-                mixer = PromptMixer(get_backend(getattr(args, "backend", "synth")))
+            if backend is None:
+                from cadenza.runtime.backends import get_backend
+
+                backend = get_backend(getattr(args, "backend", "synth"))
             from cadenza.runtime.graph.runnable import embed_prompts
 
+            mixer = PromptMixer(backend)  # one per file: each file's warnings are its own
             embed_prompts(g, mixer)
+            for warning in mixer.warnings:  # as LoadGraph's reply and render say them (unknown words)
+                print(f"{file}: warning: {warning}", file=sys.stderr)
         except InvalidGraph as exc:
             bad_files += 1
             issues += len(exc.issues)

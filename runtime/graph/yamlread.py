@@ -33,7 +33,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from cadenza.graph_format import FORMAT_VERSION, join
+from cadenza.graph_format import EMPTY_GRAPH, join, undecodable
 from cadenza.runtime.graph.issues import GraphIssue, InvalidGraph
 
 __all__ = ["MAX_DEPTH", "MAX_ISSUES", "MAX_VALUES", "Tree", "decode_text", "parse_tree", "size_text"]
@@ -82,12 +82,10 @@ def size_text(n: int) -> str:
 
 def decode_text(data: bytes, file: str) -> str:
     """UTF-8 (with or without a byte-order mark) → text, or :class:`InvalidGraph` naming the line of the bad byte."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InvalidGraph([GraphIssue(file, line, "", f"not UTF-8 text (byte 0x{data[exc.start]:02x}): a style "
-                                                       "graph is a YAML or JSON text file saved as UTF-8")]) from None
+    problem = undecodable(data)
+    if problem is not None:
+        raise InvalidGraph([GraphIssue(file, problem[0], "", problem[1])])
+    return data.decode("utf-8-sig")
 
 
 def _int(text: str, base: int = 10) -> int | float:
@@ -278,7 +276,7 @@ def parse_tree(text: str, file: str) -> Tree:
     if fatal:
         raise InvalidGraph(fatal)
     if root is None:
-        stop(1, f"the file is empty: a style graph starts with 'cadenza_graph: {FORMAT_VERSION}'")
+        stop(1, EMPTY_GRAPH)
     tree.data = root
     return tree
 
