@@ -80,8 +80,9 @@ def run_preview(graph: Graph, backend: Backend, automation: Sequence[Automation]
     """Play ``graph`` through the conductor for ``seconds`` into ``sink``; ``warn`` hears what the backend said
     about the prompts (unknown words), as LoadGraph's reply says it."""
     conductor = Conductor(graph, backend, seed=seed)
-    for warning in conductor.mixer.warnings if warn is not None else ():
-        warn(warning)
+    if warn is not None:
+        for warning in conductor.mixer.warnings:
+            warn(warning)
     log = PreviewLog()
     for block in conductor.run(automation, seconds):
         sink.write(block.pcm)

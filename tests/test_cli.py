@@ -100,6 +100,11 @@ def runs(tmp: Path) -> Iterator[dict[str, Done]]:
     script = console_script()
     if script is not None:
         procs["script_version"] = (("--version",), _start([script, "--version"], tmp))
+    yield _collect(procs)
+
+
+def _collect(procs: dict[str, tuple[tuple[str, ...], subprocess.Popen[str]]]) -> dict[str, Done]:
+    """Each started process's outcome, by name (killed past TIMEOUT_S)."""
     done: dict[str, Done] = {}
     for name, (args, proc) in procs.items():
         try:
@@ -108,7 +113,7 @@ def runs(tmp: Path) -> Iterator[dict[str, Done]]:
             proc.kill()
             so, se = proc.communicate()
         done[name] = Done(args, proc.returncode, so, se)
-    yield done
+    return done
 
 
 def ok(done: Done) -> None:
@@ -285,15 +290,8 @@ def test_render_and_check_read_files_the_graph_way(tmp_path: Path) -> None:
         "render_graph": ("render", "--graph", str(graph), "--seconds", "2", "--out", str(tmp_path / "g.wav"),
                          "--beats", str(beats)),
     }
-    procs = {name: (args, _start([sys.executable, "-m", "cadenza", *args], tmp_path)) for name, args in jobs.items()}
-    done: dict[str, Done] = {}
-    for name, (args, proc) in procs.items():
-        try:
-            so, se = proc.communicate(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            so, se = proc.communicate()
-        done[name] = Done(args, proc.returncode, so, se)
+    done = _collect({name: (args, _start([sys.executable, "-m", "cadenza", *args], tmp_path))
+                     for name, args in jobs.items()})
     for name, option in (("prompt_fifo", "--prompt-file"), ("automation_fifo", "--automation")):
         d = done[name]
         assert d.returncode == EXIT_USAGE, str(d)
