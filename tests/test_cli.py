@@ -302,3 +302,14 @@ def test_render_and_check_read_files_the_graph_way(tmp_path: Path) -> None:
         assert "unknown word(s) 'flibbertigibbet' ignored" in done[name].stderr, str(done[name])
     grid = json.loads(beats.read_text())
     assert len(grid["beats"]) >= 3 and grid["beats"][0]["time"] == 0.0, grid
+
+
+def test_serve_graph_warns_of_unknown_prompt_words_as_check_does(tmp_path: Path) -> None:
+    from server_harness import ServeProcess
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text("cadenza_graph: 1\nprompts: {a: dark techno with flibbertigibbet}\n")
+    with ServeProcess(["--graph", str(graph)], tmp_path) as server:
+        server.stop()
+    assert f"{graph}: prompt 'dark techno with flibbertigibbet': unknown word(s) 'flibbertigibbet' ignored" in \
+        server.stderr_text, server.stderr_text
