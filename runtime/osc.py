@@ -1,6 +1,6 @@
 """``cadenza osc``: a bridge from OSC (TouchDesigner, Max, Pd, Arduino, phones) to a running runtime.
 
-Address space (UDP, one OSC message or bundle per datagram)::
+Address space (UDP, one OSC message or bundle per datagram, up to the UDP maximum of 65,507 bytes)::
 
     /cadenza/param/<name>   <float | int | bool | string>   set a parameter (a string sets a label)
     /cadenza/trigger/<name> [value]                         fire a trigger; a 0/false value does not
@@ -8,22 +8,38 @@ Address space (UDP, one OSC message or bundle per datagram)::
     /cadenza/state          <label>                         request a state
     /cadenza/state/<label>                                  the same, for senders without strings
 
+A bundle's timetag is honoured without blocking: a future one is held in a
+schedule (a heap) and applied at that wall-clock time, a past or "immediately"
+one at once; bundles nest at most :data:`MAX_DEPTH` deep.
+
 Threads::
 
-    OSC thread    python-osc ``BlockingOSCUDPServer``: decode → check → :class:`Coalescer` (a lock, no I/O)
-    main thread   every control period (10 ms): take the batch → one ``set_many`` for all the
-                  parameters that changed in the period (the latest value of each), then the
-                  triggers and state requests in arrival order, through the SDK :class:`Client`
+    receiver      one UDP socket: decode (:func:`decode_packet`, our own decoder, so python-osc never logs
+                  or raises here) → check against the graph (:meth:`Client.describe`) → :class:`Coalescer`
+                  or the schedule. Never sleeps and never does I/O besides the socket.
+    main thread   every control period (10 ms): due scheduled messages → the coalescer; take the batch →
+                  one ``set_many`` for all the parameters that changed in the period (the latest value of
+                  each), then at most :data:`ACTIONS_PER_PERIOD` triggers/state requests (and
+                  :data:`ACTIONS_PER_SECOND`), through the SDK :class:`Client`
 
 Sensors at 60–120 Hz on many addresses therefore cost the runtime at most one
 ``SetParameters`` per period. Through the SDK client the bridge reconnects to a
 restarted runtime and re-sends the graph (``--graph``) and the last values.
 
-Bad input never stops the bridge: an unknown name, a NaN, a value out of the
-parameter's range, a malformed address or a runtime that does not answer is
-logged once per name (``cadenza osc: ...`` on stderr, one line) and counted; the
-rest of the batch still goes through. At exit the bridge prints one line of
-counters (:meth:`BridgeStats.summary`) on stdout.
+Bad input never stops or stalls the bridge. Every problem — an undecodable
+datagram, an unknown name, a NaN, a value clamped into the parameter's range, a
+label the parameter lacks, too many triggers, a runtime that does not answer —
+is counted by kind and reported as one log line with the address, the OSC type
+tags and why, at most one line per (address, kind) every :data:`REPORT_WINDOW_S`
+seconds ("… and N more like it" after), and at most a few lines a second in
+all (:class:`Reporter`). Each value is checked when it arrives, so a bad one is
+reported even if a later good one replaces it in the period's batch. Names the
+graph lacks are refused locally (the graph is described again when the runtime
+says a name is unknown, when unknown names arrive, and every few seconds), never
+retried one request at a time. The counters (:meth:`BridgeStats.summary`,
+:meth:`BridgeStats.problems_line`) are printed on stdout at exit and logged on
+SIGUSR1 and every ``--report-every`` seconds. SIGTERM/SIGINT end the bridge
+within a second whatever arrives.
 
 The bridge listens on loopback unless ``--insecure`` allows another address:
 OSC has no authentication, and anyone who can reach the port can drive the music.
@@ -32,12 +48,15 @@ OSC has no authentication, and anyone who can reach the port can drive the music
 from __future__ import annotations
 
 import argparse
+import heapq
 import ipaddress
+import logging
 import math
+import os
 import re
 import signal
-import logging
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -52,12 +71,17 @@ __all__ = [
     "ADDRESS_PREFIX",
     "DEFAULT_LISTEN",
     "DEFAULT_PERIOD",
+    "MAX_DATAGRAM",
+    "MAX_DEPTH",
     "Bridge",
     "BridgeStats",
     "Coalescer",
+    "OscDecodeError",
+    "Reporter",
     "Target",
     "add_osc_command",
     "check_listen",
+    "decode_packet",
     "parse_listen",
     "run_bridge",
 ]
@@ -65,12 +89,23 @@ __all__ = [
 ADDRESS_PREFIX = "/cadenza/"
 DEFAULT_LISTEN = "127.0.0.1:9000"
 DEFAULT_PERIOD = 0.010  # seconds: one runtime control tick (control_rate 100)
-UNKNOWN_RETRY_S = 5.0  # an unknown parameter is skipped this long before it is tried again (a new graph may know it)
+MAX_DATAGRAM = 65_507  # the largest UDP payload over IPv4
+MAX_DEPTH = 8  # bundles nested deeper are refused (counted as too_deep)
+MAX_SCHEDULED = 10_000  # future-timetagged messages held at once
+MAX_AHEAD_S = 3600.0  # a timetag further ahead than this is refused (a sender's clock is wrong)
+ACTIONS_PER_PERIOD = 4  # triggers and state requests sent per control period …
+ACTIONS_PER_SECOND = 40.0  # … and per second (each is one request to the runtime)
+REPORT_WINDOW_S = 5.0  # at most one line per (address, kind) in this many seconds
+LINES_BURST = 20  # at most this many problem lines at once …
+LINES_PER_SECOND = 2.0  # … refilled at this rate
+DESCRIBE_EVERY_S = 5.0  # the graph is described again this often (another client may load a new one)
+DESCRIBE_SOON_S = 1.0  # … or this soon after a name the graph lacks
+_NTP_UNIX = 2_208_988_800  # seconds from 1900 (OSC/NTP) to 1970 (Unix)
 _INDEX = re.compile(r"values\[(\d+)\]")
 
 
 class Target(Protocol):
-    """What the bridge drives: the SDK ``Client`` (tests may pass a recorder)."""
+    """What the bridge drives: the SDK ``Client`` (tests may pass a recorder; ``describe`` is optional)."""
 
     def set_many(self, values: Mapping[str, float | str], *, clamp: bool = False) -> object: ...
 
@@ -79,9 +114,175 @@ class Target(Protocol):
     def set_state(self, name: str) -> object: ...
 
 
+# --------------------------------------------------------------------------- OSC decoding
+
+
+class OscDecodeError(ValueError):
+    """A datagram that is not OSC 1.0; ``kind`` is ``malformed`` or ``too_deep``, ``address`` what was read of it."""
+
+    def __init__(self, why: str, kind: str = "malformed", address: str = "") -> None:
+        super().__init__(why)
+        self.kind = kind
+        self.address = address
+
+
+@dataclass(frozen=True)
+class OscMessage:
+    address: str
+    tags: str  # the type tags without the comma
+    args: tuple[Any, ...]
+    when: float | None  # Unix seconds of the enclosing bundle's timetag; None: immediately
+
+
+def _string(data: bytes, pos: int, what: str) -> tuple[str, int]:
+    end = data.find(b"\0", pos)
+    if end < 0:
+        raise OscDecodeError(f"{what} has no terminating NUL")
+    try:
+        text = data[pos:end].decode("utf-8")
+    except UnicodeDecodeError:
+        raise OscDecodeError(f"{what} is not UTF-8 text") from None
+    return text, (end + 4) & ~3
+
+
+def _timetag(raw: int) -> float | None:
+    if raw == 1:
+        return None  # "immediately"
+    return (raw >> 32) - _NTP_UNIX + (raw & 0xFFFFFFFF) / 2**32
+
+
+def _message(data: bytes, when: float | None) -> OscMessage:
+    address, pos = _string(data, 0, "the address")
+    if not address.startswith("/"):
+        raise OscDecodeError(f"the address {address[:40]!r} does not start with '/'", address=address[:60])
+    if pos >= len(data):
+        return OscMessage(address, "", (), when)  # old senders: no type tags, no arguments
+    tags, pos = _string(data, pos, "the type tags")
+    if not tags.startswith(","):
+        raise OscDecodeError("the type tags do not start with ','", address=address)
+    tags = tags[1:]
+    args: list[Any] = []
+    stack: list[list[Any]] = []
+    out = args
+    try:
+        for tag in tags:
+            if tag == "i":
+                out.append(struct.unpack_from(">i", data, pos)[0])
+                pos += 4
+            elif tag == "f":
+                out.append(struct.unpack_from(">f", data, pos)[0])
+                pos += 4
+            elif tag in "sS":
+                text, pos = _string(data, pos, f"the {tag!r} argument")
+                out.append(text)
+            elif tag == "b":
+                size = struct.unpack_from(">i", data, pos)[0]
+                if size < 0 or pos + 4 + size > len(data):
+                    raise OscDecodeError(f"a blob of {size} bytes does not fit the datagram", address=address)
+                out.append(bytes(data[pos + 4:pos + 4 + size]))
+                pos += 4 + ((size + 3) & ~3)
+            elif tag == "h":
+                out.append(struct.unpack_from(">q", data, pos)[0])
+                pos += 8
+            elif tag == "d":
+                out.append(struct.unpack_from(">d", data, pos)[0])
+                pos += 8
+            elif tag == "t":
+                out.append(_timetag(struct.unpack_from(">Q", data, pos)[0]))
+                pos += 8
+            elif tag == "c":
+                out.append(chr(struct.unpack_from(">I", data, pos)[0] & 0x1FFFFF))
+                pos += 4
+            elif tag in "rm":
+                out.append(bytes(data[pos:pos + 4]))
+                pos += 4
+            elif tag == "T":
+                out.append(True)
+            elif tag == "F":
+                out.append(False)
+            elif tag == "N":
+                out.append(None)
+            elif tag == "I":
+                out.append(math.inf)  # "Infinitum": an impulse
+            elif tag == "[":
+                if len(stack) >= MAX_DEPTH:
+                    raise OscDecodeError(f"arrays nested more than {MAX_DEPTH} deep", "too_deep", address)
+                inner: list[Any] = []
+                out.append(inner)
+                stack.append(out)
+                out = inner
+            elif tag == "]":
+                if not stack:
+                    raise OscDecodeError("an array closes that never opened", address=address)
+                out = stack.pop()
+            else:
+                raise OscDecodeError(f"unknown type tag {tag!r}", address=address)
+    except struct.error:
+        raise OscDecodeError(f"the arguments (type tags ,{tags[:20]}) run past the datagram's end",
+                             address=address) from None
+    if stack:
+        raise OscDecodeError("an array never closes", address=address)
+    return OscMessage(address, tags, tuple(args), when)
+
+
+def decode_packet(data: bytes, when: float | None = None, depth: int = 0) -> list[OscMessage]:
+    """Every message of one OSC datagram (a message, or a bundle of them), with its bundle's time.
+
+    Raises :class:`OscDecodeError` for anything that is not OSC 1.0, and for
+    bundles nested more than :data:`MAX_DEPTH` deep (no recursion error)."""
+    if data[:8] != b"#bundle\0":
+        if not data:
+            raise OscDecodeError("an empty datagram")
+        return [_message(data, when)]
+    if depth >= MAX_DEPTH:
+        raise OscDecodeError(f"bundles nested more than {MAX_DEPTH} deep", "too_deep", "#bundle")
+    if len(data) < 16:
+        raise OscDecodeError("a bundle shorter than its header", address="#bundle")
+    inner_when = _timetag(struct.unpack_from(">Q", data, 8)[0])
+    if inner_when is None:
+        inner_when = when
+    elif when is not None:
+        inner_when = max(inner_when, when)  # OSC: an inner bundle is not due before its outer one
+    out: list[OscMessage] = []
+    pos = 16
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise OscDecodeError("a bundle element's size is cut off", address="#bundle")
+        size = struct.unpack_from(">i", data, pos)[0]
+        if size <= 0 or size % 4 or pos + 4 + size > len(data):
+            raise OscDecodeError(f"a bundle element of {size} bytes does not fit the datagram", address="#bundle")
+        out.extend(decode_packet(data[pos + 4:pos + 4 + size], inner_when, depth + 1))
+        pos += 4 + size
+    return out
+
+
+def _tags_of(args: tuple[Any, ...]) -> str:
+    """OSC type tags for Python values (messages handed in without their tags)."""
+    tags = []
+    for a in args:
+        if isinstance(a, bool):
+            tags.append("T" if a else "F")
+        elif isinstance(a, int):
+            tags.append("i")
+        elif isinstance(a, float):
+            tags.append("f")
+        elif isinstance(a, str):
+            tags.append("s")
+        elif isinstance(a, (bytes, bytearray)):
+            tags.append("b")
+        elif a is None:
+            tags.append("N")
+        else:
+            tags.append("?")
+    return "".join(tags)
+
+
+# --------------------------------------------------------------------------- counting and reporting
+
+
 @dataclass
 class BridgeStats:
-    """What the bridge did; :meth:`summary` is the line it prints at exit."""
+    """What the bridge did; :meth:`summary` and :meth:`problems_line` are the lines it prints at exit."""
 
     messages: int = 0  # OSC messages received (bundles count each message)
     parameter_updates: int = 0  # accepted /cadenza/param messages
@@ -89,13 +290,103 @@ class BridgeStats:
     values_sent: int = 0  # parameter values in those requests
     triggers: int = 0
     states: int = 0
-    refused: int = 0  # messages or values dropped: malformed, unknown, out of range, runtime away
+    refused: int = 0  # messages or values dropped: malformed, unknown, bad, runtime away, over the bounds
     periods: int = 0  # control periods with something to send
+    datagrams: int = 0  # UDP datagrams received
+    scheduled: int = 0  # messages held for a future timetag
+    problems: dict[str, int] = field(default_factory=dict)  # kind → how many (clamped values included)
 
     def summary(self) -> str:
         return (f"cadenza osc: {self.messages} messages, {self.parameter_updates} parameter updates -> "
                 f"{self.set_requests} SetParameters ({self.values_sent} values), {self.triggers} triggers, "
                 f"{self.states} states, {self.refused} refused")
+
+    def problems_line(self) -> str:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.problems.items())) or "none"
+        return (f"{self.datagrams} datagrams, {self.scheduled} scheduled by timetag; problems by kind: {kinds}")
+
+
+class Reporter:
+    """Problem lines, rate-limited: one per (address, kind) per ``window`` seconds, then "… and N more like it";
+    and at most ``burst`` lines at once, ``per_second`` after, in all. Thread-safe; counts every problem."""
+
+    MAX_KEYS = 4096
+
+    def __init__(self, log: Callable[[str], None], stats: BridgeStats, lock: threading.Lock, *,
+                 window: float = REPORT_WINDOW_S, burst: int = LINES_BURST, per_second: float = LINES_PER_SECOND,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.log = log
+        self.stats = stats
+        self.lock = lock  # the stats' lock
+        self.window = window
+        self.burst = float(burst)
+        self.per_second = per_second
+        self.clock = clock
+        self._tokens = float(burst)
+        self._filled = clock()
+        self._keys: dict[tuple[str, str], list[float]] = {}  # key → [last line's time, suppressed since]
+        self._unshown = 0  # lines the overall budget held back
+        self._last_sweep = 0.0
+
+    def _spend(self, now: float) -> bool:
+        self._tokens = min(self.burst, self._tokens + (now - self._filled) * self.per_second)
+        self._filled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def problem(self, kind: str, address: str, message: str, *, refused: bool = True, n: int = 1) -> None:
+        """Count ``n`` problems of ``kind`` at ``address``; log ``message`` unless the limits hold it back."""
+        lines: list[str] = []
+        with self.lock:
+            self.stats.problems[kind] = self.stats.problems.get(kind, 0) + n
+            if refused:
+                self.stats.refused += n
+            now = self.clock()
+            key = (address[:200], kind)
+            entry = self._keys.get(key)
+            if entry is not None and now - entry[0] < self.window:
+                entry[1] += 1
+            elif entry is None and len(self._keys) >= self.MAX_KEYS:
+                self._unshown += 1
+            elif self._spend(now):
+                more = int(entry[1]) if entry is not None else 0
+                self._keys[key] = [now, 0]
+                lines.append(message + (f" (and {more} more like it before)" if more else ""))
+            else:
+                if entry is None:
+                    self._keys[key] = [now, 1]
+                else:
+                    entry[1] += 1
+                self._unshown += 1
+        for line in lines:
+            self.log(line)
+
+    def sweep(self, force: bool = False) -> None:
+        """Log the "N more like it" of windows that have closed; forget quiet keys. Cheap; call it often."""
+        lines: list[str] = []
+        with self.lock:
+            now = self.clock()
+            if not force and now - self._last_sweep < 1.0:
+                return
+            self._last_sweep = now
+            for key, entry in list(self._keys.items()):
+                if not force and now - entry[0] < self.window:
+                    continue
+                if entry[1] and (force or self._spend(now)):
+                    lines.append(f"{key[0]}: … and {int(entry[1])} more like it ({key[1]}) in the last "
+                                 f"{self.window:g} s")
+                    self._unshown = max(0, self._unshown - int(entry[1]))
+                    entry[0], entry[1] = now, 0
+                elif not entry[1]:
+                    del self._keys[key]
+            if self._unshown and (force or self._spend(now)):
+                lines.append(f"… and {self._unshown} more problems not shown (too many to print; counts by kind "
+                             "at exit, on SIGUSR1 and every --report-every seconds)")
+                self._unshown = 0
+        for line in lines:
+            self.log(line)
 
 
 @dataclass
@@ -110,38 +401,30 @@ class Batch:
 
 
 class Coalescer:
-    """Thread-safe: the OSC thread puts, the sending thread takes a whole period at once."""
+    """Thread-safe: the receiver puts, the sending thread takes a whole period at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_actions: int = ACTIONS_PER_PERIOD) -> None:
         self._lock = threading.Lock()
         self._batch = Batch()
+        self.max_actions = max_actions
 
     def put_value(self, name: str, value: float | str) -> None:
         with self._lock:
             self._batch.values.pop(name, None)  # re-insert: the order follows the latest update
             self._batch.values[name] = value
 
-    def put_action(self, kind: str, name: str) -> None:
+    def put_action(self, kind: str, name: str) -> bool:
+        """Queue a trigger/state request; False (not queued) when the period already has ``max_actions``."""
         with self._lock:
+            if len(self._batch.actions) >= self.max_actions:
+                return False
             self._batch.actions.append((kind, name))
+            return True
 
     def take(self) -> Batch:
         with self._lock:
             batch, self._batch = self._batch, Batch()
         return batch
-
-
-class _Once:
-    """Log each key's problem once (a sensor at 60 Hz must not flood the log)."""
-
-    def __init__(self, log: Callable[[str], None]) -> None:
-        self.log = log
-        self.seen: set[str] = set()
-
-    def __call__(self, key: str, message: str) -> None:
-        if key not in self.seen:
-            self.seen.add(key)
-            self.log(message)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -150,80 +433,172 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-class Bridge:
-    """OSC messages → coalesced requests to ``target``. :meth:`handle` is thread-safe; :meth:`flush` is not.
+def _names(names: Any, limit: int = 8) -> str:
+    names = list(names)
+    if not names:
+        return "(none)"
+    return ", ".join(names[:limit]) + (f" … ({len(names)} in all)" if len(names) > limit else "")
 
-    ``handle(address, *args)`` is the python-osc default handler; ``flush()``
-    sends what arrived since the last flush; :meth:`run` flushes every
-    ``period`` seconds until ``stop`` is set (and once more after).
+
+class Bridge:
+    """OSC datagrams → coalesced requests to ``target``. :meth:`receive` and :meth:`handle` are thread-safe;
+    :meth:`flush`, :meth:`run_due` and :meth:`describe` belong to one sending thread.
+
+    ``receive(datagram, sender)`` decodes and checks a datagram; ``handle(address, *args)`` takes one decoded
+    message; ``flush()`` sends what arrived since the last flush; :meth:`run` does it every ``period`` seconds
+    (with the due scheduled messages and a fresh graph description) until ``stop`` is set, and once more after.
     """
 
     def __init__(self, target: Target, *, period: float = DEFAULT_PERIOD,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, clock: Callable[[], float] = time.time,
+                 report_every: float = 60.0) -> None:
         if not (isinstance(period, (int, float)) and math.isfinite(period) and 0.001 <= period <= 1.0):
             raise UsageError(f"must be between 0.001 and 1 s, got {period!r}", where="period")
         self.target = target
         self.period = float(period)
         self.stats = BridgeStats()
-        self.log = log or logger.warning  # a problem with what arrives, once per key
-        self.once = _Once(self.log)
-        self.coalescer = Coalescer()
+        self.log = log or logger.warning  # a problem with what arrives (rate-limited by the reporter)
         self._count_lock = threading.Lock()
-        self._unknown: dict[str, float] = {}  # parameter → when the runtime said it does not know it
+        self.reporter = Reporter(self.log, self.stats, self._count_lock)
+        self.coalescer = Coalescer()
+        self.clock = clock  # wall clock: timetags are wall-clock times
+        self.report_every = report_every
+        self.report_now = threading.Event()  # set by SIGUSR1: log the counters at the next period
+        self._graph: Any = None  # the runtime's GraphInfo (Client.describe), when known
+        self._unknown: set[str] = set()  # parameters the runtime called unknown (until described again)
+        self._described_at = -math.inf
+        self._describe_soon = False
+        self._schedule: list[tuple[float, int, OscMessage]] = []
+        self._schedule_lock = threading.Lock()
+        self._seq = 0
+        self._action_tokens = ACTIONS_PER_SECOND
+        self._action_filled = time.monotonic()
 
-    # ----------------------------------------------------------------- OSC thread
+    # ----------------------------------------------------------------- receiving thread
 
     def _add(self, counter: str, n: int = 1) -> None:
         with self._count_lock:
             setattr(self.stats, counter, getattr(self.stats, counter) + n)
 
-    def _refuse(self, key: str, message: str) -> None:
-        self._add("refused")
-        self.once(key, message)
+    def receive(self, data: bytes, sender: str = "?") -> None:
+        """One UDP datagram (a message or a bundle). Never raises, never blocks."""
+        self._add("datagrams")
+        try:
+            messages = decode_packet(data)
+        except OscDecodeError as exc:
+            where = exc.address or f"datagram from {sender}"
+            origin = f"{len(data)} bytes from {sender}" if exc.address else f"{len(data)} bytes"
+            self.reporter.problem(exc.kind, where, f"{where}: not OSC, dropped ({origin}): {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 — a decoder slip must not stop the bridge
+            self.reporter.problem("malformed", f"datagram from {sender}", f"datagram from {sender}: not OSC, "
+                                  f"dropped ({len(data)} bytes): {type(exc).__name__}: {exc}")
+            return
+        now = self.clock()
+        for m in messages:
+            if m.when is not None and m.when > now + 0.0005:
+                self._hold(m, now)
+            else:
+                self.handle_message(m.address, m.tags, m.args)
+
+    def _hold(self, m: OscMessage, now: float) -> None:
+        assert m.when is not None
+        if m.when - now > MAX_AHEAD_S:
+            self._add("messages")
+            self.reporter.problem("timetag", m.address, f"{m.address}: its bundle's timetag is {m.when - now:.0f} s "
+                                  f"ahead (more than {MAX_AHEAD_S:g} s: is the sender's clock set?); dropped")
+            return
+        with self._schedule_lock:
+            full = len(self._schedule) >= MAX_SCHEDULED
+            if not full:
+                self._seq += 1
+                heapq.heappush(self._schedule, (m.when, self._seq, m))
+        if full:
+            self._add("messages")
+            self.reporter.problem("schedule_full", m.address, f"{m.address}: {MAX_SCHEDULED} messages already wait "
+                                  "for their timetags; dropped")
+        else:
+            self._add("scheduled")
 
     def handle(self, address: str, *args: Any) -> None:
-        """One OSC message. Never raises."""
+        """One decoded OSC message (python-osc's handler signature). Never raises."""
+        self.handle_message(address, _tags_of(args), args)
+
+    def handle_message(self, address: str, tags: str, args: tuple[Any, ...]) -> None:
+        """One decoded OSC message with its type tags. Never raises."""
         self._add("messages")
         try:
-            self._handle(address, args)
+            self._handle(address, tags, args)
         except Exception as exc:  # noqa: BLE001 — a sender's garbage must not stop the bridge
-            self._refuse(f"internal:{type(exc).__name__}", f"{address}: dropped ({type(exc).__name__}: {exc})")
+            self.reporter.problem("internal", address, f"{address}: dropped ({type(exc).__name__}: {exc})")
 
-    def _handle(self, address: str, args: tuple[Any, ...]) -> None:
+    def _bad(self, kind: str, address: str, tags: str, why: str) -> None:
+        types = f"types ,{tags}" if tags else "no arguments"
+        self.reporter.problem(kind, address, f"{address}: {why} ({types})")
+
+    def _handle(self, address: str, tags: str, args: tuple[Any, ...]) -> None:
         if not address.startswith(ADDRESS_PREFIX):
-            self._refuse(f"address:{address}", f"{address}: not a Cadenza address; use /cadenza/param/<name>, "
-                         "/cadenza/trigger/<name> or /cadenza/state <label>")
+            self._bad("not_cadenza", address, tags, "not a Cadenza address; use /cadenza/param/<name>, "
+                      "/cadenza/trigger/<name> or /cadenza/state <label>")
             return
         kind, _, name = address[len(ADDRESS_PREFIX):].partition("/")
+        graph = self._graph
         if kind == "param":
-            self._param(address, name, args)
+            self._param(address, name, tags, args)
         elif kind == "trigger":
             if not name or "/" in name:
-                self._refuse(f"address:{address}", f"{address}: give the trigger's name: /cadenza/trigger/<name>")
+                self._bad("bad_address", address, tags, "give the trigger's name: /cadenza/trigger/<name>")
                 return
             if args and _is_release(args[0]):
                 return  # a button's release (0 / false): only the press fires
-            self.coalescer.put_action("trigger", name)
+            if graph is not None and name not in graph.triggers:
+                self._describe_soon = True
+                self._bad("unknown_trigger", address, tags, f"the graph has no trigger {name!r}; its triggers: "
+                          f"{_names(graph.triggers)}")
+                return
+            self._action("trigger", name, address, tags)
         elif kind == "state":
-            label = name
+            label, where = name, address
             if not label:
                 if len(args) != 1 or not isinstance(args[0], str) or not args[0]:
-                    self._refuse(f"address:{address}", f"{address}: give the state as one string argument "
-                                 f"(got {_describe(args)}) or in the address: /cadenza/state/<label>")
+                    self._bad("bad_args", address, tags, f"give the state as one string argument "
+                              f"(got {_describe(args)}) or in the address: /cadenza/state/<label>")
                     return
-                label = args[0]
-            self.coalescer.put_action("state", label)
+                label, where = args[0], f"{address} {args[0]}"
+            if graph is not None and label not in graph.states:
+                self._describe_soon = True
+                self._bad("unknown_state", where, tags, f"the graph has no state {label!r}; its states: "
+                          f"{_names(graph.states)}")
+                return
+            self._action("state", label, where, tags)
         else:
-            self._refuse(f"address:{address}", f"{address}: unknown address kind {kind!r}; "
-                         "use /cadenza/param/<name>, /cadenza/trigger/<name> or /cadenza/state")
+            self._bad("bad_address", address, tags, f"unknown address kind {kind!r}; "
+                      "use /cadenza/param/<name>, /cadenza/trigger/<name> or /cadenza/state")
 
-    def _param(self, address: str, name: str, args: tuple[Any, ...]) -> None:
+    def _action(self, kind: str, name: str, where: str, tags: str) -> None:
+        if not self.coalescer.put_action(kind, name):
+            self._bad("too_many_actions", where, tags, f"more than {self.coalescer.max_actions} triggers and state "
+                      f"requests in one {self.period * 1000:g} ms period; dropped")
+
+    def _param(self, address: str, name: str, tags: str, args: tuple[Any, ...]) -> None:
         if not name or "/" in name:
-            self._refuse(f"address:{address}", f"{address}: give the parameter's name: /cadenza/param/<name>")
+            self._bad("bad_address", address, tags, "give the parameter's name: /cadenza/param/<name>")
+            return
+        graph = self._graph
+        info = None
+        if graph is not None:
+            info = graph.parameters.get(name)
+            if info is None:
+                self._describe_soon = True
+                self._bad("unknown_name", address, tags, f"the graph has no parameter {name!r}; its parameters: "
+                          f"{_names(graph.parameters)}; dropped")
+                return
+        elif name in self._unknown:
+            self._bad("unknown_name", address, tags, f"the runtime has no parameter {name!r}; dropped")
             return
         if len(args) != 1:
-            self._refuse(f"args:{name}", f"{address}: expected one value (float, int, bool or label), "
-                         f"got {_describe(args)}")
+            self._bad("bad_args", address, tags, f"expected one value (float, int, bool or label), "
+                      f"got {_describe(args)}")
             return
         value = args[0]
         if isinstance(value, bool):
@@ -231,22 +606,63 @@ class Bridge:
         if isinstance(value, (int, float)):
             number = float(value)
             if not math.isfinite(number):
-                self._refuse(f"value:{name}", f"{address}: parameter {name!r} got {number!r}; values must be finite "
-                             "numbers (dropped; further bad values of this parameter are dropped silently)")
+                self._bad("not_finite", address, tags, f"parameter {name!r} got {number!r}; values must be finite "
+                          "numbers; dropped")
                 return
+            lo, hi = (info.minimum, info.maximum) if info is not None else (math.nan, math.nan)
+            if (info is not None and info.kind != "labeled" and math.isfinite(lo) and math.isfinite(hi) and lo <= hi
+                    and not lo <= number <= hi):
+                clamped = min(max(number, lo), hi)
+                self.reporter.problem("clamped", address, f"{address}: {number:g} is outside the range [{lo:g}, "
+                                      f"{hi:g}] of parameter {name!r}; clamped to {clamped:g} (types ,{tags})", refused=False)
+                number = clamped
             self.coalescer.put_value(name, number)
         elif isinstance(value, str):
+            if info is not None and info.kind == "labeled" and info.labels and value not in info.labels:
+                self._bad("bad_value", address, tags, f"parameter {name!r} has no label {value!r}; its labels: "
+                          f"{_names(info.labels)}; dropped")
+                return
             self.coalescer.put_value(name, value)
         else:
-            self._refuse(f"args:{name}", f"{address}: parameter {name!r} takes a number or a label, "
-                         f"got {_describe(args)}")
+            self._bad("bad_args", address, tags, f"parameter {name!r} takes a number or a label, "
+                      f"got {_describe(args)}")
             return
         self._add("parameter_updates")
 
     # ----------------------------------------------------------------- sending thread
 
+    def run_due(self) -> int:
+        """Hand the scheduled messages whose time has come to the coalescer; how many."""
+        now = self.clock()
+        due: list[OscMessage] = []
+        with self._schedule_lock:
+            while self._schedule and self._schedule[0][0] <= now:
+                due.append(heapq.heappop(self._schedule)[2])
+        for m in due:
+            self.handle_message(m.address, m.tags, m.args)
+            self._add("messages", -1)  # counted when it arrived
+        return len(due)
+
+    def describe(self, force: bool = False) -> None:
+        """Ask the runtime what its graph offers (every few seconds, sooner after an unknown name)."""
+        describe = getattr(self.target, "describe", None)
+        if describe is None:
+            return
+        now = time.monotonic()
+        since = now - self._described_at
+        if not (force or since >= DESCRIBE_EVERY_S or (self._describe_soon and since >= DESCRIBE_SOON_S)):
+            return
+        self._described_at = now
+        self._describe_soon = False
+        try:
+            self._graph = describe()
+            self._unknown.clear()
+        except CadenzaError:  # no graph yet, or the runtime away: check names by its answers meanwhile
+            self._graph = None
+
     def flush(self) -> None:
-        """Send what arrived since the last flush: one ``set_many``, then triggers and states."""
+        """Send what arrived since the last flush: one ``set_many``, then (bounded) triggers and states."""
+        self.reporter.sweep()
         batch = self.coalescer.take()
         if not batch:
             return
@@ -254,43 +670,58 @@ class Bridge:
         if batch.values:
             self._send_values(batch.values)
         for kind, name in batch.actions:
-            self._send_action(kind, name)
+            address = f"/cadenza/trigger/{name}" if kind == "trigger" else f"/cadenza/state {name}"
+            if not self._action_token():
+                self.reporter.problem("too_many_actions", address, f"{address}: more than {ACTIONS_PER_SECOND:g} "
+                                      "triggers and state requests a second; dropped")
+                continue
+            self._send_action(kind, name, address)
+
+    def _action_token(self) -> bool:
+        now = time.monotonic()
+        self._action_tokens = min(ACTIONS_PER_SECOND, self._action_tokens + (now - self._action_filled)
+                                  * ACTIONS_PER_SECOND)
+        self._action_filled = now
+        if self._action_tokens >= 1.0:
+            self._action_tokens -= 1.0
+            return True
+        return False
 
     def _send_values(self, values: dict[str, float | str]) -> None:
-        now = time.monotonic()
-        pending: dict[str, float | str] = {}
-        for name, value in values.items():
-            since = self._unknown.get(name)
-            if since is not None and now - since < UNKNOWN_RETRY_S:
-                self._add("refused")
-                continue
-            pending[name] = value
-        while pending:
+        pending = {name: value for name, value in values.items() if name not in self._unknown}
+        for _ in range(8):  # a refused name is taken out and the rest sent again, a few times at most
+            if not pending:
+                return
             try:
-                self.target.set_many(pending, clamp=True)  # sensors overshoot: clamp, don't refuse
+                ack = self.target.set_many(pending, clamp=True)  # sensors overshoot: clamp, don't refuse
             except CadenzaError as exc:
+                code = str(getattr(exc, "code", "") or type(exc).__name__)
                 culprit = _culprit(exc, pending)
                 if culprit is None:  # the whole request failed: runtime away, no graph …
-                    self._add("refused", len(pending))
-                    self.once(f"request:{getattr(exc, 'code', type(exc).__name__)}",
-                              f"parameters not sent ({len(pending)} values): {_one_line(exc)}")
+                    self.reporter.problem(code.lower(), "parameters", f"parameters not sent ({len(pending)} "
+                                          f"values: {_names(pending, 4)}): {_one_line(exc)}", n=len(pending))
                     return
-                self._add("refused")
                 pending.pop(culprit)
-                if getattr(exc, "code", "") == "UNKNOWN_NAME":
-                    self._unknown[culprit] = now
-                    self.once(f"unknown:{culprit}", f"/cadenza/param/{culprit}: {_one_line(exc)}")
+                address = f"/cadenza/param/{culprit}"
+                if code == "UNKNOWN_NAME":
+                    self._unknown.add(culprit)
+                    self._describe_soon = True
+                    self.reporter.problem("unknown_name", address, f"{address}: {_one_line(exc)}; dropped")
                 else:
-                    self.once(f"value:{culprit}", f"/cadenza/param/{culprit}: {_one_line(exc)} (dropped; further "
-                              "refusals of this parameter are not logged)")
+                    self.reporter.problem(code.lower(), address, f"{address}: {_one_line(exc)}; dropped")
                 continue
             self._add("set_requests")
             self._add("values_sent", len(pending))
-            for name in pending:
-                self._unknown.pop(name, None)
+            for warning in getattr(ack, "warnings", ()) or ():
+                words = str(warning).split()
+                name = words[1] if len(words) > 1 else "?"
+                self.reporter.problem("adjusted", f"/cadenza/param/{name}", f"/cadenza/param/{name}: the runtime "
+                                      f"says: {warning}", refused=False)
             return
+        self.reporter.problem("refused_many", "parameters", f"parameters not sent ({len(pending)} values: "
+                              f"{_names(pending, 4)}): the runtime refused too many in one period", n=len(pending))
 
-    def _send_action(self, kind: str, name: str) -> None:
+    def _send_action(self, kind: str, name: str, address: str) -> None:
         try:
             if kind == "trigger":
                 self.target.trigger(name)
@@ -299,22 +730,39 @@ class Bridge:
                 self.target.set_state(name)
                 self._add("states")
         except CadenzaError as exc:
-            self._add("refused")
-            address = f"/cadenza/trigger/{name}" if kind == "trigger" else f"/cadenza/state {name}"
-            self.once(f"{kind}:{name}:{getattr(exc, 'code', type(exc).__name__)}", f"{address}: {_one_line(exc)}")
+            code = str(getattr(exc, "code", "") or type(exc).__name__)
+            if code == "UNKNOWN_NAME":
+                self._describe_soon = True
+                code = f"unknown_{kind}"
+            self.reporter.problem(code.lower(), address, f"{address}: {_one_line(exc)}")
+
+    def report(self) -> str:
+        """The counters, for the log (SIGUSR1, every ``report_every`` s)."""
+        with self._count_lock:
+            return f"{self.stats.summary()[len('cadenza osc: '):]}; {self.stats.problems_line()}"
 
     def run(self, stop: threading.Event) -> None:
         """Flush once per period (on a fixed grid, so a slow request does not drift it) until ``stop``."""
         next_tick = time.monotonic() + self.period
+        next_report = time.monotonic() + self.report_every if self.report_every > 0 else math.inf
         while not stop.is_set():
             delay = next_tick - time.monotonic()
             if delay > 0:
                 stop.wait(delay)
             next_tick += self.period
-            if next_tick < time.monotonic():  # fell behind (a slow runtime): do not burst to catch up
-                next_tick = time.monotonic() + self.period
+            now = time.monotonic()
+            if next_tick < now:  # fell behind (a slow runtime): do not burst to catch up
+                next_tick = now + self.period
+            self.run_due()
+            self.describe()
             self.flush()
+            if self.report_now.is_set() or now >= next_report:
+                self.report_now.clear()
+                next_report = now + self.report_every if self.report_every > 0 else math.inf
+                logger.info(self.report())
+        self.run_due()
         self.flush()
+        self.reporter.sweep(force=True)
 
 
 def _is_release(value: Any) -> bool:
@@ -324,7 +772,7 @@ def _is_release(value: Any) -> bool:
 def _describe(args: tuple[Any, ...]) -> str:
     if not args:
         return "no value"
-    return ", ".join(f"{type(a).__name__} {a!r}"[:60] for a in args)
+    return ", ".join(f"{type(a).__name__} {a!r}"[:60] for a in args[:4]) + (" …" if len(args) > 4 else "")
 
 
 def _culprit(exc: CadenzaError, pending: Mapping[str, object]) -> str | None:
@@ -381,16 +829,27 @@ class OscConfig:
     insecure: bool = False
     period_ms: float = DEFAULT_PERIOD * 1000
     timeout: float = 2.0
+    report_every: float = 60.0  # seconds between counter lines in the log; 0: only at exit and on SIGUSR1
+
+
+def _receive(sock: socket.socket, bridge: Bridge, stop: threading.Event) -> None:
+    """The receiver thread: datagrams up to the UDP maximum → :meth:`Bridge.receive`, until ``stop``."""
+    while not stop.is_set():
+        try:
+            data, sender = sock.recvfrom(65_535)
+        except (socket.timeout, BlockingIOError, InterruptedError):
+            continue
+        except OSError:
+            if stop.is_set():
+                return
+            time.sleep(0.01)  # e.g. an ICMP error surfacing on the socket: go on
+            continue
+        bridge.receive(data, f"{sender[0]}:{sender[1]}")
 
 
 def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
                stop: threading.Event | None = None) -> int:
-    """Run the bridge until SIGINT/SIGTERM (or ``stop``); prints the counters line at exit."""
-    try:
-        from pythonosc.dispatcher import Dispatcher
-        from pythonosc.osc_server import BlockingOSCUDPServer
-    except ImportError:
-        raise UsageError("the OSC bridge needs python-osc: pip install 'cadenza[osc]'", where="osc") from None
+    """Run the bridge until SIGINT/SIGTERM (or ``stop``); prints the counters at exit."""
     from cadenza.endpoints import endpoint_source
     from cadenza.sdk.client import Client
 
@@ -400,34 +859,56 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
     check_listen(host, config.insecure)
     if not (1.0 <= config.period_ms <= 1000.0):
         raise UsageError(f"must be between 1 and 1000 ms, got {config.period_ms!r}", where="--period")
-    client = Client(control, events, timeout=config.timeout, name="cadenza-osc")
-    bridge = Bridge(client, period=config.period_ms / 1000.0)
-    dispatcher = Dispatcher()
-    dispatcher.set_default_handler(bridge.handle)
+    if not (config.report_every == 0 or 1.0 <= config.report_every <= 86_400):
+        raise UsageError(f"must be 0 (never) or 1 to 86400 s, got {config.report_every!r}", where="--report-every")
     try:
-        server = BlockingOSCUDPServer((host, port), dispatcher)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        sock = socket.socket(infos[0][0], socket.SOCK_DGRAM)
+        sock.bind(infos[0][4])
     except OSError as exc:
-        client.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", where="--listen") from exc
-    # a burst of sensor messages must not overflow the socket while the OSC thread is busy
+    # a burst of sensor messages must not overflow the socket while the receiver is busy
     try:
-        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     except OSError:
         pass
+    sock.settimeout(0.1)  # the receiver looks at ``stop`` this often
+    client = Client(control, events, timeout=config.timeout, name="cadenza-osc")
+    bridge = Bridge(client, period=config.period_ms / 1000.0, report_every=config.report_every)
     stop = stop or threading.Event()
+    finished = threading.Event()
+
+    def final_lines() -> None:
+        print(bridge.stats.summary(), flush=True)
+        print(f"cadenza osc: {bridge.stats.problems_line()}", flush=True)
+
+    def watchdog() -> None:  # SIGTERM is honoured within a second, even if the runtime does not answer
+        if not finished.wait(0.8):
+            bridge.reporter.sweep(force=True)
+            final_lines()
+            os._exit(0)
+
+    def on_signal(*_: object) -> None:
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=watchdog, name="cadenza-osc-exit", daemon=True).start()
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-    osc_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                  name="cadenza-osc-udp", daemon=True)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, lambda *_: bridge.report_now.set())
+    receiver = threading.Thread(target=_receive, args=(sock, bridge, stop), name="cadenza-osc-udp", daemon=True)
     try:
         if config.graph:
             try:
                 client.load_graph(config.graph)
             except CadenzaError as exc:
                 raise UsageError(_one_line(exc), where="--graph") from exc
-        bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
-        osc_thread.start()
+        bound = sock.getsockname()
+        bound_host, bound_port = str(bound[0]), int(bound[1])
+        bridge.describe(force=True)
+        receiver.start()
         line = (f"cadenza osc: listening on {bound_host}:{bound_port} -> control={control} (from {control_from}) "
                 f"(period {config.period_ms:g} ms)")
         print(line, flush=True)
@@ -435,18 +916,22 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
             ready(f"{bound_host}:{bound_port}")
         bridge.run(stop)
     finally:
-        if osc_thread.is_alive():
-            server.shutdown()
-        server.server_close()
+        stop.set()
+        if receiver.is_alive():
+            receiver.join(1.0)
+        sock.close()
         bridge.flush()
+        bridge.reporter.sweep(force=True)
         client.close()
-        print(bridge.stats.summary(), flush=True)
+        finished.set()
+        final_lines()
     return 0
 
 
 def cmd_osc(args: argparse.Namespace) -> int:
     return run_bridge(OscConfig(listen=args.listen, control=args.control, events=args.events, graph=args.graph,
-                                insecure=args.insecure, period_ms=args.period, timeout=args.timeout))
+                                insecure=args.insecure, period_ms=args.period, timeout=args.timeout,
+                                report_every=args.report_every))
 
 
 def add_osc_command(sub: Any) -> argparse.ArgumentParser:
@@ -455,7 +940,8 @@ def add_osc_command(sub: Any) -> argparse.ArgumentParser:
         "osc", help="bridge OSC messages (TouchDesigner, Max, Pd, Arduino) to a running runtime",
         description="Listen for OSC on UDP and drive a running `cadenza serve`: /cadenza/param/<name> VALUE, "
                     "/cadenza/trigger/<name>, /cadenza/state LABEL. Parameter updates within one control "
-                    "period are sent as one SetParameters. Listens on loopback unless --insecure.")
+                    "period are sent as one SetParameters; bundles wait for their timetags. Problems are logged, "
+                    "rate-limited; the counters at exit and on SIGUSR1. Listens on loopback unless --insecure.")
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"UDP address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free one)")
     p.add_argument("--control", metavar="ENDPOINT", help="the runtime's control endpoint (default "
@@ -467,6 +953,9 @@ def add_osc_command(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--period", type=float, default=DEFAULT_PERIOD * 1000, metavar="MS",
                    help="coalescing period: updates within it go out as one request (default 10 ms)")
     p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="seconds to wait for each reply")
+    p.add_argument("--report-every", type=float, default=60.0, metavar="S",
+                   help="log the counters (messages, problems by kind) this often (default 60 s; 0: only at exit "
+                        "and on SIGUSR1)")
     p.add_argument("--insecure", action="store_true", help="allow listening on a non-loopback address")
     p.set_defaults(func=cmd_osc)
     return p
