@@ -354,12 +354,10 @@ class Reporter:
                 more = int(entry[1]) if entry is not None else 0
                 self._keys[key] = [now, 0]
                 lines.append(message + (f" (and {more} more like it before)" if more else ""))
+            elif entry is None:
+                self._keys[key] = [now, 1]  # no line now: counted, told later ("… and N more like it")
             else:
-                if entry is None:
-                    self._keys[key] = [now, 1]
-                else:
-                    entry[1] += 1
-                self._unshown += 1
+                entry[1] += 1
         for line in lines:
             self.log(line)
 
@@ -371,16 +369,19 @@ class Reporter:
             if not force and now - self._last_sweep < 1.0:
                 return
             self._last_sweep = now
+            budget = 10  # at exit: this many "… and N more like it" lines, the rest in one line
             for key, entry in list(self._keys.items()):
                 if not force and now - entry[0] < self.window:
                     continue
-                if entry[1] and (force or self._spend(now)):
-                    lines.append(f"{key[0]}: … and {int(entry[1])} more like it ({key[1]}) in the last "
-                                 f"{self.window:g} s")
-                    self._unshown = max(0, self._unshown - int(entry[1]))
-                    entry[0], entry[1] = now, 0
-                elif not entry[1]:
+                if not entry[1]:
                     del self._keys[key]
+                    continue
+                if (budget > 0) if force else self._spend(now):
+                    budget -= 1
+                    lines.append(f"{key[0]}: … and {int(entry[1])} more like it ({key[1]}) since its last line")
+                else:
+                    self._unshown += int(entry[1])
+                entry[0], entry[1] = now, 0
             if self._unshown and (force or self._spend(now)):
                 lines.append(f"… and {self._unshown} more problems not shown (too many to print; counts by kind "
                              "at exit, on SIGUSR1 and every --report-every seconds)")
@@ -614,10 +615,15 @@ class Bridge:
                     and not lo <= number <= hi):
                 clamped = min(max(number, lo), hi)
                 self.reporter.problem("clamped", address, f"{address}: {number:g} is outside the range [{lo:g}, "
-                                      f"{hi:g}] of parameter {name!r}; clamped to {clamped:g} (types ,{tags})", refused=False)
+                                      f"{hi:g}] of parameter {name!r}; clamped to {clamped:g} (types ,{tags})",
+                                      refused=False)
                 number = clamped
             self.coalescer.put_value(name, number)
         elif isinstance(value, str):
+            if info is not None and info.kind in ("continuous", "discrete"):
+                self._bad("bad_value", address, tags, f"parameter {name!r} takes a number in [{info.minimum:g}, "
+                          f"{info.maximum:g}], got the label {value[:40]!r}; dropped")
+                return
             if info is not None and info.kind == "labeled" and info.labels and value not in info.labels:
                 self._bad("bad_value", address, tags, f"parameter {name!r} has no label {value!r}; its labels: "
                           f"{_names(info.labels)}; dropped")

@@ -10,9 +10,12 @@ recording target.
 from __future__ import annotations
 
 import math
+import random
 import re
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -29,6 +32,7 @@ from pythonosc.udp_client import SimpleUDPClient  # noqa: E402
 from cadenza.runtime.osc import Bridge, BridgeStats, check_listen, parse_listen  # noqa: E402
 from cadenza.sdk.client import Client  # noqa: E402
 from cadenza.sdk.errors import BadValue, RequestTimeout, ServerError, UnknownName  # noqa: E402
+from server_harness import require  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALLATION = REPO / "examples" / "installation" / "graph.yaml"
@@ -393,3 +397,254 @@ def test_the_endpoints_default_to_the_environment_as_for_ctl_and_the_sdk(monkeyp
     assert endpoint_source("control") == ("tcp://127.0.0.1:6555", "$CADENZA_CONTROL")
     assert endpoint_source("events") == ("tcp://127.0.0.1:5556", "the default")
     assert default_endpoint("control") == "tcp://127.0.0.1:6555"
+
+
+# --------------------------------------------------------------------------- never stalls (issue 16)
+#
+# Latencies are measured from the send to the runtime applying the value (GetStatus polled as fast as it answers),
+# so they include the bridge's 10 ms period, the runtime's control tick and the polling round trips.
+
+PROBLEMS = re.compile(r"cadenza osc: (\d+) datagrams, (\d+) scheduled by timetag; problems by kind: (.*)")
+
+
+def _osc_string(text: str | bytes) -> bytes:
+    raw = text.encode() if isinstance(text, str) else text
+    return raw + b"\0" * (4 - len(raw) % 4)
+
+
+def _msg(address: str, *floats: float) -> bytes:
+    return _osc_string(address) + _osc_string("," + "f" * len(floats)) + b"".join(struct.pack(">f", f) for f in floats)
+
+
+def _bundle(when: float | None, *elements: bytes) -> bytes:
+    """An OSC bundle due at ``when`` (Unix seconds; None: immediately)."""
+    tag = 1 if when is None else (int(when) + 2_208_988_800) << 32 | int((when % 1) * 2**32)
+    return b"#bundle\0" + struct.pack(">Q", tag) + b"".join(struct.pack(">i", len(e)) + e for e in elements)
+
+
+def _problems(bridge: OscBridge) -> tuple[int, dict[str, int]]:
+    m = PROBLEMS.search(bridge.proc.stdout)
+    assert m is not None, f"no problems line in {bridge.proc.stdout!r}"
+    kinds = {} if m.group(3) == "none" else {k: int(n) for k, n in (p.rsplit(" ", 1) for p in m.group(3).split(", "))}
+    return int(m.group(1)), kinds
+
+
+@pytest.fixture
+def probe_runtime(tmp_path: Path) -> Iterator[Runtime]:
+    """The installation graph plus ``probe``, a parameter without smoothing: GetStatus shows a value once applied."""
+    text = INSTALLATION.read_text()
+    anchor = "  pos_y: {"
+    assert anchor in text
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(text.replace(anchor, "  probe: {type: continuous, min: 0, max: 1, default: 0.5}\n" + anchor, 1))
+    control, events = (f"tcp://127.0.0.1:{p}" for p in _free_ports(2))
+    proc = Proc(["serve", "--sink", "null", "--graph", str(graph), "--control", control, "--events", events,
+                 "--audio", "none"], tmp_path, "serve")
+    try:
+        proc.wait_for(r"cadenza serve: ready")
+        yield Runtime(control, events, proc)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def probe_bridge(probe_runtime: Runtime, tmp_path: Path) -> Iterator[OscBridge]:
+    proc = Proc(["osc", "--listen", "127.0.0.1:0", "--control", probe_runtime.control, "--events",
+                 probe_runtime.events], tmp_path, "osc")
+    try:
+        m = proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)")
+        yield OscBridge(int(m.group(1)), proc)
+    finally:
+        proc.stop()
+
+
+class Probe:
+    """Sends a parameter value over raw UDP and times how long until the runtime's status shows it."""
+
+    def __init__(self, runtime: Runtime, port: int, name: str = "probe") -> None:
+        self.client = Client(runtime.control, runtime.events, heartbeat=0)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.port, self.name, self.flip = port, name, False
+
+    def value(self) -> float:
+        return float(self.client.status().parameters[self.name])
+
+    def once(self, timeout: float = 3.0) -> float:
+        self.flip = not self.flip
+        target = 0.25 if self.flip else 0.75
+        t0 = time.perf_counter()
+        self.sock.sendto(_msg(f"/cadenza/param/{self.name}", target), ("127.0.0.1", self.port))
+        while abs(self.value() - target) > 1e-6:
+            assert time.perf_counter() - t0 < timeout, f"{self.name}={target} did not arrive within {timeout} s"
+        return time.perf_counter() - t0
+
+    def median(self, n: int = 7) -> float:
+        times = sorted(self.once() for _ in range(n))
+        return times[n // 2]
+
+    def close(self) -> None:
+        self.sock.close()
+        self.client.close()
+
+
+def test_a_far_future_timetag_delays_nothing_else(probe_runtime: Runtime, probe_bridge: OscBridge) -> None:
+    """A bundle due in 3 s waits for its time without holding up plain messages sent after it (the issue: a bundle
+    5 s ahead froze the bridge). liblo's ``oscsend`` sends too: a value, and a type python-osc could not decode."""
+    runtime, bridge = probe_runtime, probe_bridge
+    oscsend = shutil.which("oscsend")
+    if oscsend is None:
+        require("liblo's oscsend (Debian liblo-tools)")
+    assert oscsend is not None
+    probe = Probe(runtime, bridge.port)
+    try:
+        probe.once()  # the first request warms the path
+        baseline = probe.median()
+        due = time.time() + 3.0
+        probe.sock.sendto(_bundle(due, _msg("/cadenza/param/probe", 0.9)), ("127.0.0.1", bridge.port))
+        after = probe.median()
+        print(f"\nsend -> applied, median of 7: {1000 * baseline:.1f} ms before, {1000 * after:.1f} ms with a bundle "
+              "3 s ahead waiting")
+        assert after <= max(0.020, 1.5 * baseline), f"{after * 1000:.1f} ms (baseline {baseline * 1000:.1f} ms)"
+        t0 = time.perf_counter()
+        probe.sock.sendto(_bundle(time.time() - 10, _msg("/cadenza/param/probe", 0.125)), ("127.0.0.1", bridge.port))
+        while abs(probe.value() - 0.125) > 1e-6:
+            assert time.perf_counter() - t0 < 2.0, "a past timetag is due at once"
+        print(f"a bundle 10 s in the past: applied after {1000 * (time.perf_counter() - t0):.0f} ms")
+        subprocess.run([oscsend, "localhost", str(bridge.port), "/cadenza/param/pos_y", "f", "0.875"], check=True,
+                       timeout=10)
+        subprocess.run([oscsend, "localhost", str(bridge.port), "/cadenza/param/motion", "I"], check=True, timeout=10)
+        assert wait_until(lambda: float(runtime.status_params()["pos_y"]) > 0.5, 5.0), "oscsend's value did not arrive"
+        while time.time() < due - 0.03:
+            assert abs(probe.value() - 0.9) > 1e-6, f"the future bundle came {due - time.time():.3f} s early"
+            time.sleep(0.01)
+        while abs(probe.value() - 0.9) > 1e-6:
+            assert time.time() < due + 0.5, "the future bundle did not arrive at its time"
+        late = time.time() - due
+        print(f"the bundle due in 3 s applied {1000 * late:.0f} ms after its timetag")
+        assert late < 0.1
+    finally:
+        probe.close()
+    bridge.stop()
+    err = bridge.proc.stderr
+    assert "WARNING" not in err and "Traceback" not in err, err
+    motion = [line for line in err.splitlines() if "/cadenza/param/motion" in line]
+    assert motion and motion[0].startswith("cadenza osc: /cadenza/param/motion:") and "types ,I" in motion[0], err
+    datagrams, kinds = _problems(bridge)
+    assert kinds == {"not_finite": 1}, kinds
+
+
+def _malformed(n: int, rng: random.Random) -> list[bytes]:
+    """``n`` datagrams that are each exactly one problem: random bytes, truncated messages, wrong types, huge
+    bundles with a bad element, bundles nested 2,499 deep."""
+    good = _msg("/cadenza/param/pos_x", 0.5)
+    wrong = [_osc_string("/cadenza/param/pos_x") + _osc_string(",s") + _osc_string("banana"),
+             _osc_string("/cadenza/param/pos_x") + _osc_string(",ff") + struct.pack(">ff", 0.1, 0.2),
+             _osc_string("/cadenza/param/pos_x") + _osc_string(",b") + struct.pack(">i", 3) + b"abc\0",
+             _osc_string("/cadenza/param/pos_x") + _osc_string(",x") + b"\0\0\0\0",
+             _osc_string("/cadenza/param/pos_x") + _osc_string(",s") + b"\xff\xfe\0\0",
+             _osc_string("/cadenza/param/pos_x") + _osc_string(",I"),
+             _osc_string("/cadenza/trigger/") + _osc_string(","),
+             _osc_string("/elsewhere") + _osc_string(",f") + struct.pack(">f", 1.0)]
+    huge = _bundle(None, *([good] * 1800)) + struct.pack(">i", 400)  # 64.8 KB; its last element's size lies
+    deep = good
+    for _ in range(2499):
+        deep = _bundle(None, deep)
+    out: list[bytes] = []
+    for i in range(n):
+        r = i % 100
+        if r == 0:
+            out.append(huge)
+        elif r == 1:
+            out.append(deep[: 65_000] if len(deep) > 65_000 else deep)
+        elif r < 35:
+            out.append(b"\xff" + rng.randbytes(rng.randrange(0, 200)))
+        elif r < 65:
+            out.append(good[: rng.randrange(len(good) - 3, len(good))])  # the float cut short
+        else:
+            out.append(wrong[r % len(wrong)])
+    return out
+
+
+def test_ten_thousand_malformed_datagrams_are_counted_and_quiet(probe_runtime: Runtime,
+                                                                probe_bridge: OscBridge) -> None:
+    runtime, bridge = probe_runtime, probe_bridge
+    rng = random.Random(16)
+    bad = _malformed(10_000, rng)
+    probe = Probe(runtime, bridge.port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        baseline = probe.median(5)
+        t0 = time.perf_counter()
+        sent_bytes = 0
+        during: list[float] = []
+        for i, data in enumerate(bad):
+            sock.sendto(data, ("127.0.0.1", bridge.port))
+            sent_bytes += len(data)
+            if sent_bytes > 100_000:  # a pace the receiver keeps up with: loopback UDP drops what overflows
+                sent_bytes = 0
+                time.sleep(0.002)
+            if i % 1000 == 999:
+                during.append(probe.once())  # valid messages keep flowing
+        flood_s = time.perf_counter() - t0
+        during.sort()
+        print(f"\n10,000 malformed datagrams in {flood_s:.1f} s; a valid value meanwhile: median "
+              f"{1000 * during[len(during) // 2]:.1f} ms (baseline {1000 * baseline:.1f} ms)")
+    finally:
+        sock.close()
+        probe.close()
+    bridge.stop()
+    datagrams, kinds = _problems(bridge)
+    err = bridge.proc.stderr.splitlines()
+    print(f"problems: {kinds}; {len(err)} stderr lines")
+    assert sum(kinds.values()) == 10_000, (datagrams, kinds)
+    assert kinds.get("too_deep") == 100 and kinds.get("malformed", 0) >= 100 * 65, kinds
+    assert len(err) < 200, "\n".join(err[:50])
+    assert not [line for line in err if not line.startswith("cadenza osc: ")], err
+    assert "Traceback" not in bridge.proc.stderr and "RecursionError" not in bridge.proc.stderr
+
+
+def test_unknown_names_flood_delays_nothing_and_sigterm_ends_it(probe_runtime: Runtime,
+                                                                probe_bridge: OscBridge) -> None:
+    """10,000 distinct unknown names are refused by the bridge (the graph's description says which exist), never
+    sent one request at a time: a valid value meanwhile arrives within 50 ms; SIGTERM mid-flood ends it in 1 s."""
+    runtime, bridge = probe_runtime, probe_bridge
+    probe = Probe(runtime, bridge.port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flood = [_msg(f"/cadenza/param/nope_{i}", 0.5) for i in range(10_000)]
+    try:
+        probe.once()
+        baseline = probe.median(5)
+        during: list[float] = []
+        for i, data in enumerate(flood):
+            sock.sendto(data, ("127.0.0.1", bridge.port))
+            if i % 50 == 49:
+                time.sleep(0.001)
+            if i % 1000 == 500:
+                during.append(probe.once())
+        during.sort()
+        median = during[len(during) // 2]
+        print(f"\na valid value during 10,000 unknown names: median {1000 * median:.1f} ms, worst "
+              f"{1000 * during[-1]:.1f} ms (baseline {1000 * baseline:.1f} ms)")
+        assert median <= max(0.050, 1.5 * baseline + 0.010), during
+        # SIGTERM while the flood goes on
+        t_end = time.perf_counter() + 0.3
+        i = 0
+        while time.perf_counter() < t_end:
+            sock.sendto(flood[i % len(flood)], ("127.0.0.1", bridge.port))
+            i += 1
+        bridge.proc.proc.send_signal(signal.SIGTERM)
+        t0 = time.perf_counter()
+        while bridge.proc.proc.poll() is None and time.perf_counter() - t0 < 5.0:
+            for _ in range(20):
+                sock.sendto(flood[i % len(flood)], ("127.0.0.1", bridge.port))
+                i += 1
+            time.sleep(0.001)
+        exit_s = time.perf_counter() - t0
+        print(f"SIGTERM during the flood: exited in {1000 * exit_s:.0f} ms")
+        assert bridge.proc.proc.poll() == 0 and exit_s < 1.0, exit_s
+    finally:
+        sock.close()
+        probe.close()
+    datagrams, kinds = _problems(bridge)
+    err = bridge.proc.stderr.splitlines()
+    assert kinds.get("unknown_name", 0) >= 10_000 and len(err) < 200, (kinds, len(err))
