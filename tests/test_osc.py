@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,16 @@ import pytest
 pytest.importorskip("pythonosc")
 from pythonosc.udp_client import SimpleUDPClient  # noqa: E402
 
-from cadenza.runtime.osc import Bridge, BridgeStats, check_listen, parse_listen  # noqa: E402
+from cadenza.runtime.osc import (  # noqa: E402
+    LINES_BURST,
+    Bridge,
+    BridgeStats,
+    OscDecodeError,
+    Reporter,
+    check_listen,
+    decode_packet,
+    parse_listen,
+)
 from cadenza.sdk.client import Client  # noqa: E402
 from cadenza.sdk.errors import BadValue, RequestTimeout, ServerError, UnknownName  # noqa: E402
 from server_harness import require  # noqa: E402
@@ -648,3 +658,90 @@ def test_unknown_names_flood_delays_nothing_and_sigterm_ends_it(probe_runtime: R
     datagrams, kinds = _problems(bridge)
     err = bridge.proc.stderr.splitlines()
     assert kinds.get("unknown_name", 0) >= 10_000 and len(err) < 200, (kinds, len(err))
+
+
+def test_problems_are_rate_limited_per_address_and_kind_never_silenced() -> None:
+    """One line per (address, kind) per 5 s, then "… and N more like it"; a kind does not hide another; after the
+    window the same problem is logged again (the old bridge logged each key once per lifetime)."""
+    now = [0.0]
+    lines: list[str] = []
+    stats = BridgeStats()
+    reporter = Reporter(lines.append, stats, threading.Lock(), clock=lambda: now[0])
+    for _ in range(50):
+        reporter.problem("not_finite", "/cadenza/param/danger", "/cadenza/param/danger: nan")
+        reporter.problem("bad_args", "/cadenza/param/danger", "/cadenza/param/danger: banana")
+    assert lines == ["/cadenza/param/danger: nan", "/cadenza/param/danger: banana"]
+    now[0] = 6.0
+    reporter.sweep()
+    assert sorted(lines[2:]) == ["/cadenza/param/danger: … and 49 more like it (bad_args) since its last line",
+                                 "/cadenza/param/danger: … and 49 more like it (not_finite) since its last line"]
+    now[0] = 12.0
+    reporter.problem("not_finite", "/cadenza/param/danger", "/cadenza/param/danger: inf")
+    assert lines[-1] == "/cadenza/param/danger: inf"
+    assert stats.problems == {"not_finite": 51, "bad_args": 50} and stats.refused == 101
+    # 10,000 distinct addresses at once: a burst of lines, then one line with the rest
+    for i in range(10_000):
+        reporter.problem("unknown_name", f"/cadenza/param/x{i}", f"x{i}")
+    reporter.sweep(force=True)
+    assert len(lines) < 3 + 1 + LINES_BURST + 12, len(lines)
+    assert "more problems not shown" in lines[-1]
+    assert stats.problems["unknown_name"] == 10_000
+
+
+def test_each_value_is_checked_when_it_arrives_even_if_a_later_one_replaces_it() -> None:
+    """With the graph's description, out-of-range values are clamped and said so, labels and names checked, and a
+    bad value coalesced with a later good one is still reported."""
+    @dataclass
+    class Info:
+        kind: str
+        minimum: float
+        maximum: float
+        labels: tuple[str, ...] = ()
+
+    @dataclass
+    class Graph:
+        parameters: dict[str, Info]
+        triggers: dict[str, object]
+        states: tuple[str, ...]
+
+    class Described(Recorder):
+        def describe(self) -> Graph:
+            return Graph({"danger": Info("continuous", 0, 1), "mode": Info("labeled", 0, 0, ("calm", "combat"))},
+                         {"hit": object()}, ("explore",))
+
+    target = Described()
+    bridge, lines = _bridge(target)
+    bridge.describe(force=True)
+    bridge.handle("/cadenza/param/danger", 7.0)
+    bridge.handle("/cadenza/param/danger", math.nan)
+    bridge.handle("/cadenza/param/danger", 0.5)
+    bridge.handle("/cadenza/param/mode", "party")
+    bridge.handle("/cadenza/param/mode", "calm")
+    bridge.handle("/cadenza/param/nope", 1.0)
+    bridge.handle("/cadenza/trigger/boom")
+    bridge.handle("/cadenza/state", "void")
+    bridge.flush()
+    assert target.calls == [("set_many", {"danger": 0.5, "mode": "calm"})]
+    assert any("clamped to 1" in line for line in lines) and any("nan" in line for line in lines)
+    assert any("no label 'party'" in line for line in lines) and any("no parameter 'nope'" in line for line in lines)
+    assert any("no trigger 'boom'" in line for line in lines) and any("no state 'void'" in line for line in lines)
+    assert bridge.stats.problems == {"clamped": 1, "not_finite": 1, "bad_value": 1, "unknown_name": 1,
+                                     "unknown_trigger": 1, "unknown_state": 1}
+
+
+def test_the_decoder_bounds_nesting_and_reads_every_type() -> None:
+    deep = _msg("/cadenza/param/a", 0.5)
+    for _ in range(2499):
+        deep = _bundle(None, deep)
+    with pytest.raises(OscDecodeError) as caught:
+        decode_packet(deep)
+    assert caught.value.kind == "too_deep"
+    ok = decode_packet(_bundle(None, _bundle(None, _msg("/a", 1.0), _msg("/b", 2.0, 3.0))))
+    assert [(m.address, m.tags, m.args) for m in ok] == [("/a", "f", (1.0,)), ("/b", "ff", (2.0, 3.0))]
+    typed = (_osc_string("/t") + _osc_string(",ihdsTFNI[i]") + struct.pack(">iqd", 7, 8, 9.5) + _osc_string("x")
+             + struct.pack(">i", 3))
+    assert decode_packet(typed)[0].args == (7, 8, 9.5, "x", True, False, None, math.inf, [3])
+    for bad in (b"", b"\xff\xfe", _osc_string("/t") + _osc_string(",s") + b"\xff\0\0\0", _msg("/a", 1.0)[:-2],
+                _osc_string("/t") + _osc_string(",q"), _bundle(None, _msg("/a", 1.0)) + b"\0\0"):
+        with pytest.raises(OscDecodeError):
+            decode_packet(bad)
