@@ -853,6 +853,15 @@ def _receive(sock: socket.socket, bridge: Bridge, stop: threading.Event) -> None
         bridge.receive(data, f"{sender[0]}:{sender[1]}")
 
 
+class _RootToBridge(logging.Handler):
+    """Library records logged on the root logger (python-osc's ``logging.warning("Unhandled parameter type")``)
+    → the bridge's logger, so they read like every other line (``cadenza osc: …``), not ``WARNING:root:…``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "root":
+            logger.log(record.levelno, "%s", record.getMessage())
+
+
 def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
                stop: threading.Event | None = None) -> int:
     """Run the bridge until SIGINT/SIGTERM (or ``stop``); prints the counters at exit."""
@@ -883,6 +892,9 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
     bridge = Bridge(client, period=config.period_ms / 1000.0, report_every=config.report_every)
     stop = stop or threading.Event()
     finished = threading.Event()
+    root = logging.getLogger()
+    if not root.handlers:  # else someone (an embedding program) routes them already
+        root.addHandler(_RootToBridge())
 
     def final_lines() -> None:
         print(bridge.stats.summary(), flush=True)

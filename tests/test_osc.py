@@ -599,6 +599,8 @@ def test_ten_thousand_malformed_datagrams_are_counted_and_quiet(probe_runtime: R
         during.sort()
         print(f"\n10,000 malformed datagrams in {flood_s:.1f} s; a valid value meanwhile: median "
               f"{1000 * during[len(during) // 2]:.1f} ms (baseline {1000 * baseline:.1f} ms)")
+        bridge.proc.proc.send_signal(signal.SIGUSR1)  # the counters, in the log, now
+        assert wait_until(lambda: "problems by kind" in bridge.proc.stderr, 5.0), bridge.proc.stderr
     finally:
         sock.close()
         probe.close()
@@ -745,3 +747,15 @@ def test_the_decoder_bounds_nesting_and_reads_every_type() -> None:
                 _osc_string("/t") + _osc_string(",q"), _bundle(None, _msg("/a", 1.0)) + b"\0\0"):
         with pytest.raises(OscDecodeError):
             decode_packet(bad)
+
+
+def test_triggers_are_bounded_per_period_and_counted() -> None:
+    """Four datagrams of 250 triggers put the old bridge 9.9 s behind: now at most 4 a period go out, the rest are
+    dropped, counted and reported."""
+    target = Recorder()
+    bridge, lines = _bridge(target)
+    for _ in range(1000):
+        bridge.handle("/cadenza/trigger/hit")
+    bridge.flush()
+    assert target.calls == [("trigger", "hit")] * 4
+    assert bridge.stats.problems == {"too_many_actions": 996} and len(lines) == 1 and "dropped" in lines[0]
