@@ -17,7 +17,8 @@ Threads::
     receiver      one UDP socket: decode (:func:`decode_packet`, our own decoder, so python-osc never logs
                   or raises here) → check against the graph (:meth:`Client.describe`) → :class:`Coalescer`
                   or the schedule. Never sleeps and never does I/O besides the socket.
-    main thread   every control period (10 ms): due scheduled messages → the coalescer; take the batch →
+    main thread   when something arrives, at most once per control period (10 ms): due scheduled messages →
+                  the coalescer; take the batch →
                   one ``set_many`` for all the parameters that changed in the period (the latest value of
                   each), then at most :data:`ACTIONS_PER_PERIOD` triggers/state requests (and
                   :data:`ACTIONS_PER_SECOND`), through the SDK :class:`Client`
@@ -465,6 +466,7 @@ class Bridge:
         self.clock = clock  # wall clock: timetags are wall-clock times
         self.report_every = report_every
         self.report_now = threading.Event()  # set by SIGUSR1: log the counters at the next period
+        self.wake = threading.Event()  # set when the coalescer has something: the sending thread need not wait
         self._graph: Any = None  # the runtime's GraphInfo (Client.describe), when known
         self._unknown: set[str] = set()  # parameters the runtime called unknown (until described again)
         self._described_at = -math.inf
@@ -577,7 +579,9 @@ class Bridge:
                       "use /cadenza/param/<name>, /cadenza/trigger/<name> or /cadenza/state")
 
     def _action(self, kind: str, name: str, where: str, tags: str) -> None:
-        if not self.coalescer.put_action(kind, name):
+        if self.coalescer.put_action(kind, name):
+            self.wake.set()
+        else:
             self._bad("too_many_actions", where, tags, f"more than {self.coalescer.max_actions} triggers and state "
                       f"requests in one {self.period * 1000:g} ms period; dropped")
 
@@ -619,6 +623,7 @@ class Bridge:
                                       refused=False)
                 number = clamped
             self.coalescer.put_value(name, number)
+            self.wake.set()
         elif isinstance(value, str):
             if info is not None and info.kind in ("continuous", "discrete"):
                 self._bad("bad_value", address, tags, f"parameter {name!r} takes a number in [{info.minimum:g}, "
@@ -629,6 +634,7 @@ class Bridge:
                           f"{_names(info.labels)}; dropped")
                 return
             self.coalescer.put_value(name, value)
+            self.wake.set()
         else:
             self._bad("bad_args", address, tags, f"parameter {name!r} takes a number or a label, "
                       f"got {_describe(args)}")
@@ -748,17 +754,20 @@ class Bridge:
             return f"{self.stats.summary()[len('cadenza osc: '):]}; {self.stats.problems_line()}"
 
     def run(self, stop: threading.Event) -> None:
-        """Flush once per period (on a fixed grid, so a slow request does not drift it) until ``stop``."""
-        next_tick = time.monotonic() + self.period
+        """Flush what arrives, at most once per period, until ``stop``."""
+        last = -math.inf
         next_report = time.monotonic() + self.report_every if self.report_every > 0 else math.inf
         while not stop.is_set():
-            delay = next_tick - time.monotonic()
+            # wake when something arrives (or each period, for the schedule and the log); send at once if the last
+            # send is a period ago, else at the period's end: at most one SetParameters a period, no added wait
+            # for a lone message
+            self.wake.wait(self.period)
+            self.wake.clear()
+            delay = last + self.period - time.monotonic()
             if delay > 0:
                 stop.wait(delay)
-            next_tick += self.period
             now = time.monotonic()
-            if next_tick < now:  # fell behind (a slow runtime): do not burst to catch up
-                next_tick = now + self.period
+            last = now
             self.run_due()
             self.describe()
             self.flush()
