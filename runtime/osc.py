@@ -469,6 +469,7 @@ class Bridge:
         self.wake = threading.Event()  # set when the coalescer has something: the sending thread need not wait
         self._graph: Any = None  # the runtime's GraphInfo (Client.describe), when known
         self._unknown: set[str] = set()  # parameters the runtime called unknown (until described again)
+        self._accepted: set[str] = set()  # parameters the runtime took
         self._described_at = -math.inf
         self._describe_soon = False
         self._schedule: list[tuple[float, int, OscMessage]] = []
@@ -724,14 +725,27 @@ class Bridge:
                 continue
             self._add("set_requests")
             self._add("values_sent", len(pending))
+            if len(self._accepted) < 4096:
+                self._accepted.update(pending)
             for warning in getattr(ack, "warnings", ()) or ():
                 words = str(warning).split()
                 name = words[1] if len(words) > 1 else "?"
                 self.reporter.problem("adjusted", f"/cadenza/param/{name}", f"/cadenza/param/{name}: the runtime "
                                       f"says: {warning}", refused=False)
             return
-        self.reporter.problem("refused_many", "parameters", f"parameters not sent ({len(pending)} values: "
-                              f"{_names(pending, 4)}): the runtime refused too many in one period", n=len(pending))
+        # without the graph's description (an older runtime): the names it took before still go through
+        known = {name: value for name, value in pending.items() if name in self._accepted}
+        dropped = {name: value for name, value in pending.items() if name not in known}
+        self.reporter.problem("refused_many", "parameters", f"parameters not sent ({len(dropped)} values: "
+                              f"{_names(dropped, 4)}): the runtime refused too many in one period", n=len(dropped))
+        if known:
+            try:
+                self.target.set_many(known, clamp=True)
+                self._add("set_requests")
+                self._add("values_sent", len(known))
+            except CadenzaError as exc:
+                self.reporter.problem("refused_many", "parameters", f"parameters not sent ({len(known)} values: "
+                                      f"{_names(known, 4)}): {_one_line(exc)}", n=len(known))
 
     def _send_action(self, kind: str, name: str, address: str) -> None:
         try:

@@ -1,10 +1,11 @@
 """The OSC bridge: ``cadenza osc`` between python-osc senders and a real ``cadenza serve``.
 
 The integration tests run both as real processes on free loopback ports, send
-OSC with python-osc's ``SimpleUDPClient`` and read the runtime's parameters
-back through the SDK client (``GetStatus``). The bridge's counters come from
-the line it prints at exit. The unit tests drive :class:`Bridge` with a
-recording target.
+OSC with python-osc's ``SimpleUDPClient``, raw UDP datagrams built here and
+liblo's ``oscsend``, and read the runtime's parameters back through the SDK
+client (``GetStatus``). The bridge's counters come from the lines it prints at
+exit. The unit tests drive :class:`Bridge` and :class:`Reporter` with a
+recording target and a fake clock, and :func:`decode_packet` with bytes.
 """
 
 from __future__ import annotations
@@ -756,3 +757,24 @@ def test_triggers_are_bounded_per_period_and_counted() -> None:
     bridge.flush()
     assert target.calls == [("trigger", "hit")] * 4
     assert bridge.stats.problems == {"too_many_actions": 996} and len(lines) == 1 and "dropped" in lines[0]
+
+
+def test_without_a_description_unknown_names_are_remembered_not_retried() -> None:
+    """An older runtime without DescribeGraph: a name it calls unknown is refused locally from then on; a batch with
+    many unknown names costs at most 8 requests, and the names it took before still go through."""
+    unknown = {f"nope{i}": UnknownName for i in range(100)}
+    target = Recorder(refuse=unknown)
+    bridge, lines = _bridge(target)
+    bridge.handle("/cadenza/param/a", 0.1)
+    bridge.flush()
+    for i in range(100):
+        bridge.handle(f"/cadenza/param/nope{i}", 0.5)
+    bridge.handle("/cadenza/param/a", 0.2)
+    bridge.flush()
+    assert target.calls[-1] == ("set_many", {"a": 0.2})
+    # 8 requests at most a period find 8 unknown names; those are refused here from then on
+    assert bridge.stats.problems["unknown_name"] == 8 and bridge.stats.problems["refused_many"] == 92
+    for i in range(100):
+        bridge.handle(f"/cadenza/param/nope{i}", 0.5)
+    bridge.flush()
+    assert bridge.stats.problems["unknown_name"] == 8 + 8 + 8
