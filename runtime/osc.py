@@ -118,7 +118,7 @@ class Target(Protocol):
 # --------------------------------------------------------------------------- OSC decoding
 
 
-class OscDecodeError(ValueError):
+class OscDecodeError(CadenzaError, ValueError):
     """A datagram that is not OSC 1.0; ``kind`` is ``malformed`` or ``too_deep``, ``address`` what was read of it."""
 
     def __init__(self, why: str, kind: str = "malformed", address: str = "") -> None:
