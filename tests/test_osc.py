@@ -137,16 +137,21 @@ class OscBridge:
                            states=n[5], refused=n[6])
 
 
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
+def _serve(graph: Path, tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime playing ``graph`` into the null sink, on free ports (no audio socket)."""
     control, events = (f"tcp://127.0.0.1:{p}" for p in _free_ports(2))
-    proc = Proc(["serve", "--sink", "null", "--graph", str(INSTALLATION), "--control", control, "--events", events,
+    proc = Proc(["serve", "--sink", "null", "--graph", str(graph), "--control", control, "--events", events,
                  "--audio", "none"], tmp_path, "serve")
     try:
         proc.wait_for(r"cadenza serve: ready")
         yield Runtime(control, events, proc)
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    yield from _serve(INSTALLATION, tmp_path)
 
 
 @pytest.fixture
@@ -448,14 +453,7 @@ def probe_runtime(tmp_path: Path) -> Iterator[Runtime]:
     assert anchor in text
     graph = tmp_path / "graph.yaml"
     graph.write_text(text.replace(anchor, "  probe: {type: continuous, min: 0, max: 1, default: 0.5}\n" + anchor, 1))
-    control, events = (f"tcp://127.0.0.1:{p}" for p in _free_ports(2))
-    proc = Proc(["serve", "--sink", "null", "--graph", str(graph), "--control", control, "--events", events,
-                 "--audio", "none"], tmp_path, "serve")
-    try:
-        proc.wait_for(r"cadenza serve: ready")
-        yield Runtime(control, events, proc)
-    finally:
-        proc.stop()
+    yield from _serve(graph, tmp_path)
 
 
 @pytest.fixture
