@@ -278,7 +278,7 @@ def test_set_prompts_replaces_the_graph_with_direct_prompts(client: Control) -> 
     assert st.weights["calm ambient pads"] == pytest.approx(1 / 3)
     assert set(st.parameters) <= {"intensity"}  # only the built-in one
     err = client.error(set_parameters({"danger": 0.5}))  # no graph, no parameters
-    assert code(err) == "UNKNOWN_NAME" and "(none)" in err.message
+    assert code(err) == "UNKNOWN_NAME" and "only the built-in intensity" in err.message
     err = client.error(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="techno", weight=0.0)]))
     assert code(err) == "BAD_VALUE" and err.field == "set_prompts.prompts"
     assert client.status().graph_name == "direct prompts"
