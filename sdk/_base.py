@@ -456,19 +456,20 @@ class StaleAudio:
     """Which audio chunks are too late to play: the SDK's bound on stale audio, for every audio reader.
 
     A subscriber that stops reading finds, when it reads again, what ZeroMQ
-    and the kernel still queue (the runtime keeps that short; the SDK's SUB
-    asks for :data:`AUDIO_RCVHWM` chunks and :data:`AUDIO_RCVBUF` bytes).
-    Whatever still arrives late is dropped here. A chunk's *lag* is its
-    arrival time (monotonic seconds) minus its ``stream_time`` in seconds,
-    compared with a reference lag: a chunk whose lag exceeds the reference by
-    more than :data:`STALE_AUDIO_S` plus the time the reader waited for it
-    waited in a queue, and is stale. A kept chunk the reader waited for
-    (``waited`` ≥ :data:`HEAD_WAIT_S`: the head of the queue, live audio)
-    becomes the reference, as does any smaller lag. So a reader that paused
-    drops its backlog (lag grown by the pause, no wait to explain it), while a
-    backend that delivers in bursts (a 2 s model step) or runs slower than
-    real time plays every chunk (its lag grows by what the reader waited). A
-    sequence number that goes back (a restarted runtime) starts over.
+    and the kernel still queue (the SDK's SUB asks for :data:`AUDIO_RCVHWM`
+    chunks and :data:`AUDIO_RCVBUF` bytes). Whatever still arrives late is
+    dropped here. A chunk's *lag* is its arrival time (monotonic seconds)
+    minus its ``stream_time`` in seconds. A chunk is *live* when the reader
+    waited for it (``waited`` ≥ :data:`HEAD_WAIT_S`) and it arrived at least
+    as long after the previous chunk as the stream moved between them (or
+    chunks were lost between them): a queue being drained delivers much
+    faster than real time, live audio does not. A live chunk sets the reference lag; any other chunk whose lag exceeds
+    the reference by more than :data:`STALE_AUDIO_S` plus its wait waited in a
+    queue and is stale (a smaller lag becomes the reference). So a reader
+    that paused drops its backlog, while a backend that delivers in bursts (a
+    2 s model step), runs slower than real time, or falls behind while the
+    reader was away plays every chunk it publishes live. A sequence number
+    that goes back (a restarted runtime) starts over.
     """
 
     def __init__(self, bound: float) -> None:
@@ -476,6 +477,7 @@ class StaleAudio:
         self.stale = 0  # chunks dropped as stale
         self._reference: float | None = None
         self._last_sequence = 0
+        self._previous: tuple[int, float, float] | None = None  # (sequence, arrival, stream seconds) of the last
 
     def fresh(self, sequence: int, stream_time: int, sample_rate: int, arrival: float, waited: float = 0.0) -> bool:
         """True to play the chunk, False to drop it (counted in :attr:`stale`).
@@ -483,16 +485,19 @@ class StaleAudio:
         ``waited`` is how long the reader waited for this chunk (0 when it was already queued).
         """
         if sequence <= self._last_sequence:
-            self._reference = None
+            self._reference, self._previous = None, None
         self._last_sequence = sequence
-        lag = arrival - stream_time / sample_rate
-        if self._reference is None:
+        seconds = stream_time / sample_rate
+        lag = arrival - seconds
+        previous, self._previous = self._previous, (sequence, arrival, seconds)
+        live = waited >= HEAD_WAIT_S and (previous is None or sequence != previous[0] + 1  # (chunks lost between)
+                                          or arrival - previous[1] >= seconds - previous[2])
+        if self._reference is None or live or lag < self._reference:
             self._reference = lag
+            return True
         if lag - self._reference > self.bound + waited:  # later than the wait explains: it waited in a queue
             self.stale += 1
             return False
-        if lag < self._reference or waited >= HEAD_WAIT_S:
-            self._reference = lag
         return True
 
 

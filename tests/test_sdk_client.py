@@ -1260,3 +1260,12 @@ def test_stale_audio_drops_a_backlog_but_not_bursts_or_a_slow_backend() -> None:
             for i in range(1, 131)]
     assert not any(kept) and paused.stale == 130
     assert paused.fresh(231, 1100 * chunk, sr, 11.2, waited=0.008)  # live again
+
+    behind = StaleAudio(0.5)  # the runtime fell 1 s behind while the reader was away (CI: every chunk was dropped)
+    for i in range(1, 101):
+        assert behind.fresh(i, i * chunk, sr, 0.01 * i, waited=0.01)
+    assert not any(behind.fresh(100 + i, (100 + i) * chunk, sr, 11.0 + i * 1e-3, waited=0.004 if i % 2 == 0 else 0.0)
+                   for i in range(1, 131))  # the backlog, refilled from the kernel with short waits
+    # (the runtime dropped what did not fit its queue: the sequence jumps to the live chunks)
+    live = [behind.fresh(1000 + i, (1000 + i) * chunk, sr, 11.2 + 0.01 * i, waited=0.009) for i in range(1, 51)]
+    assert all(live)  # at real-time cadence, waited for: live, 1 s later than before, and played

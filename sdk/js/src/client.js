@@ -1016,6 +1016,7 @@ export class AudioStream {
     this.stale = 0;
     this._minLag = Infinity;
     this._lastSequence = 0;
+    this._previous = null; // [sequence, arrival s, stream s] of the last chunk
     this._tracker = new SequenceTracker();
     this._sock = null;
     this._closed = false;
@@ -1071,19 +1072,26 @@ export class AudioStream {
       this.chunks += 1;
       this.bytes += frames[0].length;
       this._tracker.observe('audio', chunk.sequence);
-      // lag = arrival - stream time, against a reference lag: more than the bound plus our wait above it is stale;
-      // a kept chunk we waited for came from the queue's head (live) and becomes the reference, as a smaller lag does
-      if (chunk.sequence <= this._lastSequence) this._minLag = Infinity; // a restarted runtime counts from 1
+      // lag = arrival - stream time. Live: we waited for it and it came at least as long after the previous chunk
+      // as the stream moved (or chunks were lost between): it sets the reference lag, as a smaller lag does;
+      // any other chunk more than the bound plus our wait above the reference waited in a queue: stale
+      const restarted = chunk.sequence <= this._lastSequence; // a restarted runtime counts from 1
+      if (restarted) { this._minLag = Infinity; this._previous = null; }
       this._lastSequence = chunk.sequence;
-      const arrival = performance.now();
-      const waited = (arrival - asked) / 1000;
-      const lag = arrival / 1000 - chunk.streamTime / chunk.sampleRate;
-      if (this._minLag === Infinity) this._minLag = lag;
-      if (this.staleAfter !== null && lag - this._minLag > this.staleAfter + waited) {
+      const arrival = performance.now() / 1000;
+      const waited = arrival - asked / 1000;
+      const seconds = chunk.streamTime / chunk.sampleRate;
+      const lag = arrival - seconds;
+      const prev = this._previous;
+      this._previous = [chunk.sequence, arrival, seconds];
+      const live = waited >= HEAD_WAIT_S
+        && (prev === null || chunk.sequence !== prev[0] + 1 || arrival - prev[1] >= seconds - prev[2]);
+      if (this._minLag === Infinity || live || lag < this._minLag) {
+        this._minLag = lag;
+      } else if (this.staleAfter !== null && lag - this._minLag > this.staleAfter + waited) {
         this.stale += 1; // later than the wait explains: it waited in a queue
         continue;
       }
-      if (lag < this._minLag || waited >= HEAD_WAIT_S) this._minLag = lag;
       return chunk;
     }
   }
