@@ -500,6 +500,36 @@ def test_a_live_flac_file_appears_with_its_first_frame(tmp_path: Path) -> None:
     assert not (tmp_path / "none.flac").exists() and nothing.files == []
 
 
+
+def test_a_live_flac_is_made_under_a_hidden_name_and_published_whole(tmp_path: Path) -> None:
+    """In-process: a live FLAC's header and first frame are written under a hidden ``.NAME.PID.part`` and then
+    published at its path (a hard link), so the path never holds a half-made FLAC; no hidden file is left, the
+    sink's descriptor names the published file, and a file someone puts at the path meanwhile is kept (the
+    recording goes on in the numbered file, with a notice)."""
+    path = tmp_path / "rec.flac"
+    audio = _signal(11, 480 * 20)
+    sink = FileSink(path, retry_s=1.0, name=f"flac:{path}")
+    for k in range(9):
+        assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing at all while the first frame waits
+        sink.write(audio[k * 480:(k + 1) * 480])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.flac"]
+    assert os.readlink(f"/proc/self/fd/{sink._fd}") == str(path)  # noqa: SLF001 - the published name
+    sink.close()
+    assert _read(path).shape[0] == 9 * 480
+
+    other = tmp_path / "other.flac"
+    sink = FileSink(other, retry_s=1.0, name=f"flac:{other}")
+    sink.write(audio[:480])
+    other.write_bytes(b"someone else's")  # appears at the path while the first frame is held
+    for k in range(1, 10):
+        sink.write(audio[k * 480:(k + 1) * 480])
+    sink.close()
+    assert other.read_bytes() == b"someone else's" and sink.files == [numbered(other, 1)]
+    assert "written by someone else meanwhile" in sink.notices.popleft().message
+    assert _read(numbered(other, 1)).shape[0] == 10 * 480
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
 @pytest.mark.slow
 def test_a_restart_of_serve_keeps_the_recording_of_the_run_before(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
     """``Restart=always`` after a crash: ``cadenza serve`` is SIGKILLed, then started again with the same

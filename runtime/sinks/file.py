@@ -41,10 +41,16 @@ page cache (not a power cut: nothing is fsync'ed per block).
   ``soundfile.read`` fail at the end, so it never does. A killed FLAC loses at
   most two frames (2 × 4096 samples, 171 ms) and reads as ordinary FLAC (its MD5
   field stays zero: "not computed"). Killed in its first 85 ms (at start, or
-  after a SIGHUP reopen) it leaves no file rather than an unreadable one. What
-  is left: the instant between creating the file and that first write returning
-  (well under a millisecond), and the first 85 ms of a file a sink *resumes*
-  into after a pause (it opens at once, since its first write is what tells
+  after a SIGHUP reopen) it leaves no file rather than an unreadable one: the
+  file is created and its header and first frame written under a hidden name in
+  the same folder (``.rec.flac.PID.part``), then published at ``path`` in one
+  step (a hard link, then the hidden name is removed), so ``path`` never holds
+  a half-made FLAC. A kill at that moment can leave a ``.rec.flac.*.part`` file
+  beside the recording: it is never a recording of its own (at most the same
+  audio as ``rec.flac``'s first 85 ms, or an empty or partial header), and the
+  operator may delete it. What is left: the first 85 ms of a file a sink
+  *resumes* into after a pause, or one found empty at ``path`` (logrotate's
+  ``create``), which open at once (a resumed sink's first write is what tells
   whether the disk has room again): killed there, the file is empty or says
   "unknown". The field holds up to 2^36 samples (16.5
   days at 48 kHz; libFLAC writes 0, "unknown", past that): a FLAC recording
@@ -211,6 +217,20 @@ def numbered(path: Path, n: int) -> Path:
     return path.with_name(f"{path.stem}.{n}{path.suffix}")
 
 
+def _temp_file(path: Path) -> tuple[int, Path]:
+    """Create, exclusively, a hidden file beside ``path`` (``.rec.flac.PID.part``); its descriptor and name."""
+    base = path.name if len(os.fsencode(path.name)) <= 200 else "recording"
+    n = 0
+    while True:
+        temp = path.with_name(f".{base}.{os.getpid()}{f'.{n}' if n else ''}.part")
+        try:
+            return os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), temp
+        except FileExistsError:  # a leftover of a killed run (or another sink's, at this instant)
+            n += 1
+            if n > 1000:
+                raise
+
+
 def _sf_command(f: soundfile.SoundFile, command: int, value: bool) -> bool:
     """A libsndfile ``sf_command`` with a boolean argument, through soundfile's private handle.
 
@@ -352,9 +372,9 @@ class FileSink:
             if os.path.lexists(path):  # a dangling symlink: written through (its target is created)
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666))
                 return
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            fd, probe = _temp_file(path)  # never at PATH itself: a kill here must not leave an empty file there
             os.close(fd)
-            os.unlink(path)
+            os.unlink(probe)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise _file_error(f"cannot write audio file {str(path)!r}: {reason}", exc.errno or 0) from exc
@@ -377,6 +397,11 @@ class FileSink:
         if live and not exclusive and os.fstat(fd).st_size > 0:
             os.close(fd)
             raise _Occupied(str(path))
+        self._open_fd(fd, path, at=path, existed=existed)
+
+    def _open_fd(self, fd: int, path: Path, *, at: Path, existed: bool) -> None:
+        """Wrap descriptor ``fd`` (the file at ``at``; ``path`` is the name it is written for) with libsndfile and
+        make it the file being written; on failure close ``fd``, remove the file if this sink created it."""
         try:
             f = soundfile.SoundFile(
                 fd,
@@ -392,8 +417,8 @@ class FileSink:
             reason = _os_reason() or str(exc)
             st = os.fstat(fd)
             os.close(fd)
-            if not existed and self._identity(path) == (st.st_dev, st.st_ino):
-                path.unlink(missing_ok=True)  # only a file this call created, never a symlink or a file it found
+            if not existed and self._identity(at) == (st.st_dev, st.st_ino):
+                at.unlink(missing_ok=True)  # only a file this call created, never a symlink or a file it found
             raise _file_error(
                 f"cannot write audio file {str(path)!r} as {self.format}/{self.subtype}: {reason}", err
             ) from exc
@@ -408,20 +433,101 @@ class FileSink:
         self._flac_info, self._flac_block, self._flac_claim = None, 0, -1
 
     def _open_held(self) -> None:
-        """A held FLAC has its first frame at hand: create the file and write what waited (block-exact)."""
+        """A held FLAC has its first frame at hand: create the file and write what waited (block-exact).
+
+        A new file is made under a hidden name in the same folder and published at its path only once header and
+        first frame are written (a hard link: it fails rather than replace anything there), so a kill never leaves
+        a half-made FLAC at the path (see the module docstring). A file found at the path (an empty one, a
+        symlink) is written in place, as before."""
         assert self._hold is not None and self.current is not None
         data = np.concatenate(self._hold) if len(self._hold) > 1 else self._hold[0]
         path, exclusive = self.current, self._hold_exclusive
         self._hold, self._held = None, 0
+        if not exclusive and os.path.lexists(path):
+            try:
+                self._open(path, exclusive=False)
+            except _Occupied:  # something was written there meanwhile: keep it, go on in a numbered file
+                self._occupied(path)
+            self._write_current(data)
+            return
         try:
-            self._open(path, exclusive=exclusive)
-        except _Occupied:  # something was written there meanwhile: keep it, go on in a numbered file
+            fd, temp = _temp_file(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise _file_error(f"cannot write audio file {str(path)!r}: {reason}", exc.errno or 0) from exc
+        try:
+            self._open_fd(fd, path, at=temp, existed=False)  # (closes fd and removes temp when it fails)
+            self._write_current(data)
+            target = self._publish(temp, path)
+        except BaseException:
+            self._discard(temp)
+            raise
+        if target != path:
+            self._occupied(path, target)
+
+    def _occupied(self, path: Path, target: Path | None = None) -> None:
+        """``path`` was written by someone else between the check and the open: keep it, record into a numbered
+        file (``target`` when it is already made, else opened now), with a notice."""
+        if target is None:
             target = self._free_numbered()
             self._open(target, exclusive=True)
-            self.files[-1] = target
-            self._notify(f"sink {self.name}: '{path}' was written by someone else meanwhile; it is kept, and "
-                         f"recording goes into '{target}'", None, loud=True)
-        self._write_current(data)
+        self.current = target
+        self.files[-1] = target
+        self._notify(f"sink {self.name}: '{path}' was written by someone else meanwhile; it is kept, and "
+                     f"recording goes into '{target}'", None, loud=True)
+
+    def _publish(self, temp: Path, path: Path) -> Path:
+        """Give the open file at ``temp`` its name ``path`` (or the next free numbered one when something is at
+        ``path`` now), remove ``temp``, and point the descriptor at the new name; returns the name given."""
+        target = path
+        while True:
+            try:
+                try:
+                    os.link(temp, target)
+                    os.unlink(temp)
+                except FileExistsError:
+                    target = self._free_numbered()
+                    continue
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                        raise
+                    # no hard links here (FAT, some network file systems): a rename, after a check
+                    if os.path.lexists(target):
+                        target = self._free_numbered()
+                        continue
+                    os.rename(temp, target)
+                break
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise _file_error(f"cannot write audio file {str(target)!r}: {reason}", exc.errno or 0) from exc
+        self.current = target
+        # the descriptor still names the hidden file (now removed): give it the published name, so that what
+        # reads /proc/self/fd (the reopen notice) follows the recording; same inode, same offset
+        mine = os.fstat(self._fd)
+        try:
+            fd = os.open(target, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return target
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+                os.lseek(fd, os.lseek(self._fd, 0, os.SEEK_CUR), os.SEEK_SET)
+                os.dup2(fd, self._fd, inheritable=False)
+        finally:
+            os.close(fd)
+        return target
+
+    def _discard(self, temp: Path) -> None:
+        """A hidden file that could not be made or published: close it, remove it, record nothing there."""
+        f, fd = self._file, self._fd
+        self._file, self._fd = None, -1
+        if f is not None:
+            with contextlib.suppress(Exception):
+                f.close()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            temp.unlink()
 
     def _describe(self, path: Path) -> str:
         """"2.3 s" (or "123 bytes" when it does not read as audio): what an existing file holds."""
