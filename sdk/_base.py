@@ -127,6 +127,8 @@ RAMP_SHAPES: Final[Mapping[str, int]] = {
 STALE_AUDIO_S: Final = 0.5
 #: A chunk the reader waited this long for (seconds) came from the head of the queue: live audio (StaleAudio).
 HEAD_WAIT_S: Final = 0.003
+#: Live chunks in a row (StaleAudio) after which a lag later than the bound is followed: the runtime fell behind.
+LIVE_STREAK: Final = 5
 #: The audio SUB's receive high-water mark (chunks of 10 ms) and kernel receive buffer (bytes; for int16, whose
 #: chunks are half the size, half of it: the same duration of audio).
 AUDIO_RCVHWM: Final = 10
@@ -462,13 +464,15 @@ class StaleAudio:
     minus its ``stream_time`` in seconds. A chunk is *live* when the reader
     waited for it (``waited`` ≥ :data:`HEAD_WAIT_S`) and it arrived at least
     as long after the previous chunk as the stream moved between them (or
-    chunks were lost between them): a queue being drained delivers much
-    faster than real time, live audio does not. A live chunk sets the reference lag; any other chunk whose lag exceeds
-    the reference by more than :data:`STALE_AUDIO_S` plus its wait waited in a
-    queue and is stale (a smaller lag becomes the reference). So a reader
-    that paused drops its backlog, while a backend that delivers in bursts (a
-    2 s model step), runs slower than real time, or falls behind while the
-    reader was away plays every chunk it publishes live. A sequence number
+    chunks were lost between): a queue being drained delivers faster than
+    real time, live audio does not. A chunk whose lag exceeds the reference
+    lag by at most :data:`STALE_AUDIO_S` plus its wait is played (a live one
+    becomes the reference, as does any smaller lag); a later one waited in a
+    queue and is stale, unless it is the :data:`LIVE_STREAK`-th live chunk in
+    a row (the runtime fell behind while the reader was away: follow it). So
+    a reader that paused drops its backlog, while a backend that delivers in
+    bursts (a 2 s model step) or runs slower than real time plays every
+    chunk. A sequence number
     that goes back (a restarted runtime) starts over.
     """
 
@@ -478,6 +482,7 @@ class StaleAudio:
         self._reference: float | None = None
         self._last_sequence = 0
         self._previous: tuple[int, float, float] | None = None  # (sequence, arrival, stream seconds) of the last
+        self._streak = 0  # live chunks in a row
 
     def fresh(self, sequence: int, stream_time: int, sample_rate: int, arrival: float, waited: float = 0.0) -> bool:
         """True to play the chunk, False to drop it (counted in :attr:`stale`).
@@ -485,20 +490,27 @@ class StaleAudio:
         ``waited`` is how long the reader waited for this chunk (0 when it was already queued).
         """
         if sequence <= self._last_sequence:
-            self._reference, self._previous = None, None
+            self._reference, self._previous, self._streak = None, None, 0
         self._last_sequence = sequence
         seconds = stream_time / sample_rate
         lag = arrival - seconds
         previous, self._previous = self._previous, (sequence, arrival, seconds)
         live = waited >= HEAD_WAIT_S and (previous is None or sequence != previous[0] + 1  # (chunks lost between)
                                           or arrival - previous[1] >= seconds - previous[2])
-        if self._reference is None or live or lag < self._reference:
-            self._reference = lag
+        if self._reference is None or lag < self._reference:
+            self._reference, self._streak = lag, 0
             return True
-        if lag - self._reference > self.bound + waited:  # later than the wait explains: it waited in a queue
-            self.stale += 1
-            return False
-        return True
+        if lag - self._reference <= self.bound + waited:  # as late as the wait explains, or within the bound
+            if live:
+                self._reference = lag
+            self._streak = 0
+            return True
+        self._streak = self._streak + 1 if live else 0  # late chunks arriving live, in a row
+        if self._streak >= LIVE_STREAK:  # later for good (the runtime fell behind), but arriving live: follow it
+            self._reference, self._streak = lag, 0
+            return True
+        self.stale += 1  # it waited in a queue
+        return False
 
 
 def audio_socket_options(sample_format: str) -> list[tuple[int, int | bytes]]:

@@ -1268,4 +1268,15 @@ def test_stale_audio_drops_a_backlog_but_not_bursts_or_a_slow_backend() -> None:
                    for i in range(1, 131))  # the backlog, refilled from the kernel with short waits
     # (the runtime dropped what did not fit its queue: the sequence jumps to the live chunks)
     live = [behind.fresh(1000 + i, (1000 + i) * chunk, sr, 11.2 + 0.01 * i, waited=0.009) for i in range(1, 51)]
-    assert all(live)  # at real-time cadence, waited for: live, 1 s later than before, and played
+    assert sum(live) >= len(live) - 5 and all(live[5:])  # live and later for good: followed after a few chunks
+
+    slow_drain = StaleAudio(0.5)  # no chunk lost (the runtime's queue held the whole pause), a busy reader's
+    for i in range(1, 11):        # kernel refills sometimes take longer than a chunk lasts (CI, the Node client)
+        assert slow_drain.fresh(i, i * chunk, sr, 0.01 * i, waited=0.01)
+    arrival, played_behind = 2.6, []
+    for i in range(11, 1011):  # 2.5 s of backlog, contiguous with live audio, drained in 2-chunk refills
+        refill = i % 2 == 1
+        arrival += 0.012 if refill else 0.0005
+        if slow_drain.fresh(i, i * chunk, sr, arrival, waited=0.012 if refill else 0.0):
+            played_behind.append(arrival - 0.01 * i)
+    assert played_behind and max(played_behind) <= 0.5 + 0.012, max(played_behind)

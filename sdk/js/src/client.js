@@ -60,6 +60,8 @@ const AUDIO_RCVBUF = 65536;
 export const STALE_AUDIO_S = 0.5;
 /** A chunk the reader waited this many seconds for came from the head of the queue: live audio. */
 export const HEAD_WAIT_S = 0.003;
+/** Late chunks arriving live, in a row, after which the later lag is followed (the runtime fell behind). */
+export const LIVE_STREAK = 5;
 const AUDIO_FORMATS = Object.freeze({ float32: DEFAULT_AUDIO, int16: DEFAULT_AUDIO_INT16 });
 /** How often the heartbeat timer looks whether a Hello is due (ms). */
 const HEARTBEAT_TICK_MS = 100;
@@ -1017,6 +1019,7 @@ export class AudioStream {
     this._minLag = Infinity;
     this._lastSequence = 0;
     this._previous = null; // [sequence, arrival s, stream s] of the last chunk
+    this._streak = 0; // late chunks arriving live, in a row
     this._tracker = new SequenceTracker();
     this._sock = null;
     this._closed = false;
@@ -1073,10 +1076,11 @@ export class AudioStream {
       this.bytes += frames[0].length;
       this._tracker.observe('audio', chunk.sequence);
       // lag = arrival - stream time. Live: we waited for it and it came at least as long after the previous chunk
-      // as the stream moved (or chunks were lost between): it sets the reference lag, as a smaller lag does;
-      // any other chunk more than the bound plus our wait above the reference waited in a queue: stale
+      // as the stream moved (or chunks were lost between). Within the bound plus our wait above the reference lag:
+      // played (a live one becomes the reference); later: it waited in a queue (stale), unless LIVE_STREAK live
+      // ones in a row say the runtime fell behind for good
       const restarted = chunk.sequence <= this._lastSequence; // a restarted runtime counts from 1
-      if (restarted) { this._minLag = Infinity; this._previous = null; }
+      if (restarted) { this._minLag = Infinity; this._previous = null; this._streak = 0; }
       this._lastSequence = chunk.sequence;
       const arrival = performance.now() / 1000;
       const waited = arrival - asked / 1000;
@@ -1086,11 +1090,21 @@ export class AudioStream {
       this._previous = [chunk.sequence, arrival, seconds];
       const live = waited >= HEAD_WAIT_S
         && (prev === null || chunk.sequence !== prev[0] + 1 || arrival - prev[1] >= seconds - prev[2]);
-      if (this._minLag === Infinity || live || lag < this._minLag) {
+      if (this._minLag === Infinity || lag < this._minLag) {
         this._minLag = lag;
-      } else if (this.staleAfter !== null && lag - this._minLag > this.staleAfter + waited) {
-        this.stale += 1; // later than the wait explains: it waited in a queue
-        continue;
+        this._streak = 0;
+      } else if (this.staleAfter === null || lag - this._minLag <= this.staleAfter + waited) {
+        if (live) this._minLag = lag; // as late as the wait explains, or within the bound
+        this._streak = 0;
+      } else {
+        this._streak = live ? this._streak + 1 : 0; // late chunks arriving live, in a row
+        if (this._streak >= LIVE_STREAK) { // later for good (the runtime fell behind): follow it
+          this._minLag = lag;
+          this._streak = 0;
+        } else {
+          this.stale += 1; // it waited in a queue
+          continue;
+        }
       }
       return chunk;
     }
