@@ -128,7 +128,7 @@ STALE_AUDIO_S: Final = 0.5
 #: A chunk the reader waited this long for (seconds) came from the head of the queue: live audio (StaleAudio).
 HEAD_WAIT_S: Final = 0.003
 #: Live chunks in a row (StaleAudio) after which a lag later than the bound is followed: the runtime fell behind.
-LIVE_STREAK: Final = 5
+LIVE_STREAK: Final = 25
 #: The audio SUB's receive high-water mark (chunks of 10 ms) and kernel receive buffer (bytes; for int16, whose
 #: chunks are half the size, half of it: the same duration of audio).
 AUDIO_RCVHWM: Final = 10

@@ -61,7 +61,7 @@ export const STALE_AUDIO_S = 0.5;
 /** A chunk the reader waited this many seconds for came from the head of the queue: live audio. */
 export const HEAD_WAIT_S = 0.003;
 /** Late chunks arriving live, in a row, after which the later lag is followed (the runtime fell behind). */
-export const LIVE_STREAK = 5;
+export const LIVE_STREAK = 25;
 const AUDIO_FORMATS = Object.freeze({ float32: DEFAULT_AUDIO, int16: DEFAULT_AUDIO_INT16 });
 /** How often the heartbeat timer looks whether a Hello is due (ms). */
 const HEARTBEAT_TICK_MS = 100;
