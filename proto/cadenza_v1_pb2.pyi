@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Envelope(_message.Message):
-    __slots__ = ("protocol_version", "request_id", "hello", "load_graph", "set_parameters", "trigger", "set_state", "set_prompts", "set_controls", "transport", "get_status", "describe_graph", "ok", "status", "error", "graph_description", "event", "audio_chunk")
+    __slots__ = ("protocol_version", "request_id", "hello", "load_graph", "set_parameters", "trigger", "set_state", "set_prompts", "set_controls", "transport", "get_status", "describe_graph", "subscribe", "ok", "status", "error", "graph_description", "event", "audio_chunk")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class Envelope(_message.Message):
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     GET_STATUS_FIELD_NUMBER: _ClassVar[int]
     DESCRIBE_GRAPH_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -39,13 +40,14 @@ class Envelope(_message.Message):
     transport: Transport
     get_status: GetStatus
     describe_graph: DescribeGraph
+    subscribe: Subscribe
     ok: Ok
     status: Status
     error: Error
     graph_description: GraphDescription
     event: Event
     audio_chunk: AudioChunk
-    def __init__(self, protocol_version: _Optional[int] = ..., request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., load_graph: _Optional[_Union[LoadGraph, _Mapping]] = ..., set_parameters: _Optional[_Union[SetParameters, _Mapping]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., set_state: _Optional[_Union[SetState, _Mapping]] = ..., set_prompts: _Optional[_Union[SetPrompts, _Mapping]] = ..., set_controls: _Optional[_Union[SetControls, _Mapping]] = ..., transport: _Optional[_Union[Transport, _Mapping]] = ..., get_status: _Optional[_Union[GetStatus, _Mapping]] = ..., describe_graph: _Optional[_Union[DescribeGraph, _Mapping]] = ..., ok: _Optional[_Union[Ok, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., graph_description: _Optional[_Union[GraphDescription, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., audio_chunk: _Optional[_Union[AudioChunk, _Mapping]] = ...) -> None: ...
+    def __init__(self, protocol_version: _Optional[int] = ..., request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., load_graph: _Optional[_Union[LoadGraph, _Mapping]] = ..., set_parameters: _Optional[_Union[SetParameters, _Mapping]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., set_state: _Optional[_Union[SetState, _Mapping]] = ..., set_prompts: _Optional[_Union[SetPrompts, _Mapping]] = ..., set_controls: _Optional[_Union[SetControls, _Mapping]] = ..., transport: _Optional[_Union[Transport, _Mapping]] = ..., get_status: _Optional[_Union[GetStatus, _Mapping]] = ..., describe_graph: _Optional[_Union[DescribeGraph, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., ok: _Optional[_Union[Ok, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., graph_description: _Optional[_Union[GraphDescription, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., audio_chunk: _Optional[_Union[AudioChunk, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("supported_versions", "client_name")
@@ -213,6 +215,14 @@ class DescribeGraph(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class Subscribe(_message.Message):
+    __slots__ = ("topics", "audio")
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    topics: _containers.RepeatedScalarFieldContainer[str]
+    audio: AudioChunk.SampleFormat
+    def __init__(self, topics: _Optional[_Iterable[str]] = ..., audio: _Optional[_Union[AudioChunk.SampleFormat, str]] = ...) -> None: ...
+
 class Ok(_message.Message):
     __slots__ = ("stream_time", "warnings")
     STREAM_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -263,7 +273,7 @@ class ParameterValue(_message.Message):
     def __init__(self, number: _Optional[float] = ..., label: _Optional[str] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("server", "graph_loaded", "graph_name", "state", "weights", "controls", "parameters", "stream_time", "playing", "xruns", "lookahead_ms", "event_sequences", "audio_sequence", "events_dropped", "replies_dropped", "sink_faults", "faults", "faults_total", "effective_controls", "pending_state", "pending_state_time", "control_disconnects", "control_connections", "requests")
+    __slots__ = ("server", "graph_loaded", "graph_name", "state", "weights", "controls", "parameters", "stream_time", "playing", "xruns", "lookahead_ms", "event_sequences", "audio_sequence", "events_dropped", "replies_dropped", "sink_faults", "faults", "faults_total", "effective_controls", "pending_state", "pending_state_time", "control_disconnects", "control_connections", "requests", "heard_time", "unix_time")
     class WeightsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -330,6 +340,8 @@ class Status(_message.Message):
     CONTROL_DISCONNECTS_FIELD_NUMBER: _ClassVar[int]
     CONTROL_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    HEARD_TIME_FIELD_NUMBER: _ClassVar[int]
+    UNIX_TIME_FIELD_NUMBER: _ClassVar[int]
     server: ServerInfo
     graph_loaded: bool
     graph_name: str
@@ -354,7 +366,9 @@ class Status(_message.Message):
     control_disconnects: int
     control_connections: int
     requests: _containers.ScalarMap[str, int]
-    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., graph_loaded: _Optional[bool] = ..., graph_name: _Optional[str] = ..., state: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., stream_time: _Optional[int] = ..., playing: _Optional[bool] = ..., xruns: _Optional[int] = ..., lookahead_ms: _Optional[float] = ..., event_sequences: _Optional[_Mapping[str, int]] = ..., audio_sequence: _Optional[int] = ..., events_dropped: _Optional[int] = ..., replies_dropped: _Optional[int] = ..., sink_faults: _Optional[_Mapping[str, str]] = ..., faults: _Optional[_Mapping[str, str]] = ..., faults_total: _Optional[int] = ..., effective_controls: _Optional[_Union[Controls, _Mapping]] = ..., pending_state: _Optional[str] = ..., pending_state_time: _Optional[int] = ..., control_disconnects: _Optional[int] = ..., control_connections: _Optional[int] = ..., requests: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    heard_time: int
+    unix_time: float
+    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., graph_loaded: _Optional[bool] = ..., graph_name: _Optional[str] = ..., state: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., controls: _Optional[_Union[Controls, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., stream_time: _Optional[int] = ..., playing: _Optional[bool] = ..., xruns: _Optional[int] = ..., lookahead_ms: _Optional[float] = ..., event_sequences: _Optional[_Mapping[str, int]] = ..., audio_sequence: _Optional[int] = ..., events_dropped: _Optional[int] = ..., replies_dropped: _Optional[int] = ..., sink_faults: _Optional[_Mapping[str, str]] = ..., faults: _Optional[_Mapping[str, str]] = ..., faults_total: _Optional[int] = ..., effective_controls: _Optional[_Union[Controls, _Mapping]] = ..., pending_state: _Optional[str] = ..., pending_state_time: _Optional[int] = ..., control_disconnects: _Optional[int] = ..., control_connections: _Optional[int] = ..., requests: _Optional[_Mapping[str, int]] = ..., heard_time: _Optional[int] = ..., unix_time: _Optional[float] = ...) -> None: ...
 
 class ParameterInfo(_message.Message):
     __slots__ = ("name", "kind", "min", "max", "labels", "default_value", "value", "builtin")
@@ -554,11 +568,12 @@ class Warning(_message.Message):
     def __init__(self, message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("topic", "sequence", "stream_time", "stream_seconds", "beat", "bar", "state", "mix", "stinger", "xrun", "warning", "status")
+    __slots__ = ("topic", "sequence", "stream_time", "stream_seconds", "heard_at", "beat", "bar", "state", "mix", "stinger", "xrun", "warning", "status")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     STREAM_TIME_FIELD_NUMBER: _ClassVar[int]
     STREAM_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HEARD_AT_FIELD_NUMBER: _ClassVar[int]
     BEAT_FIELD_NUMBER: _ClassVar[int]
     BAR_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -571,6 +586,7 @@ class Event(_message.Message):
     sequence: int
     stream_time: int
     stream_seconds: float
+    heard_at: float
     beat: Beat
     bar: Beat
     state: StateChange
@@ -579,7 +595,7 @@ class Event(_message.Message):
     xrun: Xrun
     warning: Warning
     status: Status
-    def __init__(self, topic: _Optional[str] = ..., sequence: _Optional[int] = ..., stream_time: _Optional[int] = ..., stream_seconds: _Optional[float] = ..., beat: _Optional[_Union[Beat, _Mapping]] = ..., bar: _Optional[_Union[Beat, _Mapping]] = ..., state: _Optional[_Union[StateChange, _Mapping]] = ..., mix: _Optional[_Union[Mix, _Mapping]] = ..., stinger: _Optional[_Union[StingerFired, _Mapping]] = ..., xrun: _Optional[_Union[Xrun, _Mapping]] = ..., warning: _Optional[_Union[Warning, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ...) -> None: ...
+    def __init__(self, topic: _Optional[str] = ..., sequence: _Optional[int] = ..., stream_time: _Optional[int] = ..., stream_seconds: _Optional[float] = ..., heard_at: _Optional[float] = ..., beat: _Optional[_Union[Beat, _Mapping]] = ..., bar: _Optional[_Union[Beat, _Mapping]] = ..., state: _Optional[_Union[StateChange, _Mapping]] = ..., mix: _Optional[_Union[Mix, _Mapping]] = ..., stinger: _Optional[_Union[StingerFired, _Mapping]] = ..., xrun: _Optional[_Union[Xrun, _Mapping]] = ..., warning: _Optional[_Union[Warning, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("sequence", "stream_time", "sample_rate", "channels", "frames", "format", "pcm")

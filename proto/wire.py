@@ -155,6 +155,7 @@ class RequestKind(StrEnum):
     TRANSPORT = "transport"
     GET_STATUS = "get_status"
     DESCRIBE_GRAPH = "describe_graph"
+    SUBSCRIBE = "subscribe"  # WebSocket connections only
 
 
 class ReplyKind(StrEnum):
@@ -181,7 +182,7 @@ class Topic(StrEnum):
 
 RequestBody: TypeAlias = (
     pb.Hello | pb.LoadGraph | pb.SetParameters | pb.Trigger | pb.SetState | pb.SetPrompts | pb.SetControls
-    | pb.Transport | pb.GetStatus | pb.DescribeGraph
+    | pb.Transport | pb.GetStatus | pb.DescribeGraph | pb.Subscribe
 )
 ReplyBody: TypeAlias = pb.Ok | pb.Status | pb.Error | pb.GraphDescription
 EventPayload: TypeAlias = pb.Beat | pb.StateChange | pb.Mix | pb.StingerFired | pb.Xrun | pb.Warning | pb.Status
@@ -198,6 +199,7 @@ REQUEST_TYPES: Final[Mapping[RequestKind, type[Message]]] = {
     RequestKind.TRANSPORT: pb.Transport,
     RequestKind.GET_STATUS: pb.GetStatus,
     RequestKind.DESCRIBE_GRAPH: pb.DescribeGraph,
+    RequestKind.SUBSCRIBE: pb.Subscribe,
 }
 #: Reply name → message class.
 REPLY_TYPES: Final[Mapping[ReplyKind, type[Message]]] = {
@@ -779,6 +781,16 @@ def _check_nothing(body: pb.GetStatus | pb.DescribeGraph) -> None:
     pass
 
 
+def _check_subscribe(body: pb.Subscribe) -> None:
+    known = {t.value for t in Topic}
+    for i, topic in enumerate(body.topics):
+        if topic not in known:
+            raise WireError(pb.Error.UNKNOWN_NAME,
+                            f"unknown event topic {topic!r}; topics are {', '.join(t.value for t in Topic)}",
+                            field=f"subscribe.topics[{i}]")
+    _enum(body, "audio", "subscribe.audio", allow_zero=True)
+
+
 _VALIDATORS: Final[Mapping[RequestKind, Callable[[Any], None]]] = {
     RequestKind.HELLO: _check_hello,
     RequestKind.LOAD_GRAPH: _check_load_graph,
@@ -790,6 +802,7 @@ _VALIDATORS: Final[Mapping[RequestKind, Callable[[Any], None]]] = {
     RequestKind.TRANSPORT: _check_transport,
     RequestKind.GET_STATUS: _check_nothing,
     RequestKind.DESCRIBE_GRAPH: _check_nothing,
+    RequestKind.SUBSCRIBE: _check_subscribe,
 }
 
 

@@ -419,6 +419,7 @@ class Server:
             wire.RequestKind.TRANSPORT: self._transport,
             wire.RequestKind.GET_STATUS: lambda body: self.status(with_server=True),
             wire.RequestKind.DESCRIBE_GRAPH: self._describe,
+            wire.RequestKind.SUBSCRIBE: _subscribe_over_zeromq,
         }
         if config.graph:
             from cadenza.runtime.graph.loader import load_graph
@@ -1019,6 +1020,13 @@ class Server:
 
 
 _GRAPH_KEY = "cadenza_graph"  # every style graph holds it (the format version); other files are not quoted
+def _subscribe_over_zeromq(body: Any) -> Any:
+    """Subscribe is the WebSocket gateway's: a ZeroMQ client subscribes with its own SUB sockets."""
+    raise wire.WireError(Error.BAD_MESSAGE, (
+        "Subscribe is for WebSocket connections (cadenza serve --ws); over ZeroMQ, subscribe to topics with a SUB "
+        "socket on the events endpoint and to audio on the audio endpoint (ServerInfo.endpoints)"), field="subscribe")
+
+
 READONLY_REQUESTS = frozenset({wire.RequestKind.HELLO, wire.RequestKind.GET_STATUS, wire.RequestKind.DESCRIBE_GRAPH})
 
 

@@ -72,6 +72,7 @@ REQUESTS: dict[RequestKind, wire.RequestBody] = {
     RequestKind.TRANSPORT: pb.Transport(action=pb.Transport.RESET_CONTEXT),
     RequestKind.GET_STATUS: pb.GetStatus(),
     RequestKind.DESCRIBE_GRAPH: pb.DescribeGraph(),
+    RequestKind.SUBSCRIBE: pb.Subscribe(topics=["beat", "bar"], audio=pb.AudioChunk.INT16_LE),
 }
 
 STATUS = pb.Status(
@@ -671,3 +672,11 @@ def test_wire_import_is_light() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_subscribe_names_an_unknown_topic() -> None:
+    env = pb.Envelope(protocol_version=1, request_id=7, subscribe=pb.Subscribe(topics=["beat", "beats"]))
+    with pytest.raises(WireError) as err:
+        wire.decode_request(env.SerializeToString())
+    assert err.value.code == pb.Error.UNKNOWN_NAME
+    assert err.value.field == "subscribe.topics[1]" and "'beats'" in str(err.value)
