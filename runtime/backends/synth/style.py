@@ -4,7 +4,11 @@ Every prompt (text or audio) embeds to a point in this space; mixing prompts is
 a weighted average of points. All dimensions are in [0, 1] except ``tempo``
 (beats per minute). Instrument-family dimensions are levels; the ``pattern_*``
 dimensions are affinities for a drum-pattern family (the strongest wins);
-``grit``, ``chip`` and ``acoustic`` colour the timbres.
+``grit``, ``chip`` and ``acoustic`` colour the timbres. The ``prog_*``
+dimensions are affinities for a progression family (the strongest wins);
+``fifths`` places the tonal centre on the line of fifths (linear, so averages of
+prompts land between their keys), ``minor`` picks the mode within it; ``drop``
+and ``sections`` shape the form (see ``score.SECTION_PLANS``).
 """
 
 from __future__ import annotations
@@ -36,13 +40,24 @@ DIMENSIONS: tuple[str, ...] = (
     "chip",  # square / pulse waves (8-bit)
     "acoustic",  # softer attacks, piano-like keys, string-like pads
     "harmony",  # 0 triads … 1 sevenths and ninths (jazz, neo-soul)
+    "pattern_jazz",  # swung ride, feathered kick, snare comping (jazz, swing, bebop)
+    "fifths",  # tonal centre on the line of fifths: 0 = five flats … 0.5 = no sharps/flats … 1 = five sharps
+    "prog_pop",  # progression-family affinities (the strongest wins): diatonic loops (pop, house, rock, edm)
+    "prog_jazz",  # functional ii–V–I, turnarounds (jazz, bossa nova, neo-soul, lo-fi)
+    "prog_modal",  # vamps on one or two chords, minor stabs (techno, minimal, drone, dub)
+    "prog_epic",  # voice-led triads, i–VI–III–VII, chromatic mediants (orchestral, cinematic, trailer)
+    "offbeat",  # off-beat accents: open hats and chord stabs on the "and" (house, garage, disco, reggae)
+    "laidback",  # snares, keys and bass played behind the beat (lo-fi, neo-soul, boom bap); the grid stays exact
+    "drop",  # form: 0 song form (intro, A, B, A') … 1 club form (intro, build, drop, breakdown)
+    "sections",  # how much sections contrast in energy and instrumentation (0 a steady loop … 1 strong)
 )
 
 INDEX: dict[str, int] = {name: i for i, name in enumerate(DIMENSIONS)}
 STYLE_DIM = len(DIMENSIONS)
 
 INSTRUMENT_FAMILIES: tuple[str, ...] = ("drums", "bass", "pads", "keys", "plucks", "lead", "texture")
-PATTERNS: tuple[str, ...] = ("four_floor", "breakbeat", "halftime", "boombap", "rock")
+PATTERNS: tuple[str, ...] = ("four_floor", "breakbeat", "halftime", "boombap", "rock", "jazz")
+PROGRESSION_FAMILIES: tuple[str, ...] = ("pop", "jazz", "modal", "epic")
 
 #: Where a dimension lands when no word of a prompt speaks about it.
 NEUTRAL: dict[str, float] = {
@@ -68,6 +83,16 @@ NEUTRAL: dict[str, float] = {
     "chip": 0.0,
     "acoustic": 0.3,
     "harmony": 0.2,
+    "pattern_jazz": 0.0,
+    "fifths": 0.5,
+    "prog_pop": 0.3,
+    "prog_jazz": 0.0,
+    "prog_modal": 0.0,
+    "prog_epic": 0.0,
+    "offbeat": 0.0,
+    "laidback": 0.0,
+    "drop": 0.3,
+    "sections": 0.6,
 }
 
 TEMPO_RANGE = (40.0, 240.0)
