@@ -71,12 +71,15 @@ the message classes.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final, NamedTuple, TypeAlias
 
 import numpy as np
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
@@ -115,10 +118,12 @@ __all__ = [
     "encode_event",
     "encode_reply",
     "encode_request",
+    "envelope_to_json",
     "negotiate_version",
     "parameter_value",
     "peek_request_id",
     "reply_kind",
+    "request_from_json",
     "request_kind",
     "validate_request",
 ]
@@ -678,6 +683,62 @@ def decode_audio(data: bytes, *, sample_rate: int | None = None,
     else:
         pcm = samples.astype(np.float32)  # a writable native-endian copy
     return DecodedAudio(chunk.sequence, chunk.stream_time, pcm)
+
+
+# ----------------------------------------------------------------------------- JSON (the WebSocket gateway's text frames)
+
+_JSON_AT: Final = re.compile(r" at Envelope\.([\w.\[\]]+?)\.?$")
+
+
+def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
+    """A request Envelope in protobuf's canonical JSON mapping → that Envelope's bytes (what a binary frame carries).
+
+    Field names in lowerCamelCase or as in the .proto, enums by name or number, 64-bit integers as numbers or
+    strings, ``bytes`` as base64: whatever ``google.protobuf.json_format`` reads. The bytes still go through
+    :func:`decode_request` on the runtime's side, like any binary frame. Raises :class:`WireError`: ``TOO_LARGE``
+    for text over ``max_bytes`` (not parsed at all), ``BAD_MESSAGE`` for text that is no JSON, no object, or no
+    Envelope (an unknown field, a wrong type; the message names the field), with the request id when it could be
+    read.
+    """
+    if len(text) > max_bytes:
+        raise WireError(pb.Error.TOO_LARGE, f"JSON text of {len(text)} bytes is over the limit of {max_bytes} bytes")
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
+        raise _bad_message(f"not JSON: {str(exc)[:200]}; a text frame is one Envelope as a JSON object, "
+                           'e.g. {"requestId": 1, "getStatus": {}}') from None
+    if not isinstance(obj, dict):
+        raise _bad_message(f"a text frame is one Envelope as a JSON object, got a JSON {type(obj).__name__}; "
+                           'e.g. {"requestId": 1, "getStatus": {}}')
+    rid = obj.get("requestId", obj.get("request_id"))
+    request_id = int(rid) if isinstance(rid, (int, str)) and not isinstance(rid, bool) and str(rid).isdigit() \
+        and 0 < int(rid) <= _MAX_U64 else 0
+    envelope = pb.Envelope()
+    try:
+        json_format.ParseDict(obj, envelope, max_recursion_depth=32)
+    except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
+        message = str(exc)[:600]
+        match = _JSON_AT.search(message)
+        raise _bad_message(f"not a cadenza.v1.Envelope: {message}", request_id=request_id,
+                           field=_snake(match.group(1)) if match else "") from None
+    return _serialize(envelope, max_bytes)
+
+
+def _snake(path: str) -> str:
+    """``setParameters.values[0].number`` → ``set_parameters.values[0].number`` (the field paths of Error)."""
+    return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), path)
+
+
+def envelope_to_json(data: bytes, *, max_bytes: int = SOCKET_MAX_MESSAGE_BYTES) -> str:
+    """An Envelope's bytes (a reply, an event, an audio chunk) → one line of protobuf's canonical JSON.
+
+    lowerCamelCase names, every field shown (zeros and empty lists included, so a client never needs
+    defaults), enums by name, 64-bit integers as decimal strings, ``bytes`` (``audioChunk.pcm``) as base64.
+    Raises :class:`WireError` for bytes that are no Envelope.
+    """
+    envelope = _parse(data, max_bytes)
+    obj = json_format.MessageToDict(envelope, always_print_fields_with_no_presence=True)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 # ----------------------------------------------------------------------------- values

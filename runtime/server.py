@@ -150,6 +150,24 @@ class ServerConfig:
     load_timeout_s: float = LOAD_TIMEOUT_S  # LoadGraph/SetPrompts answered TIMEOUT (nothing applied) past this
     prompts: list[str] = field(default_factory=list)
     backend_options: dict[str, object] = field(default_factory=dict)  # model, device, style_model (magenta)
+    ws: str | None = None  # the WebSocket gateway's HOST:PORT (runtime/ws_gateway.py); None: off
+    ws_token: str | None = None
+    ws_cert: str | None = None
+    ws_key: str | None = None
+    ws_allow_origins: list[str] = field(default_factory=list)
+    panel: bool = False  # the control panel's files on the gateway's port
+
+    def gateway_config(self) -> Any:
+        """The WebSocket gateway's settings (None without --ws); checked, UsageError naming the option."""
+        if self.ws is None:
+            return None
+        from cadenza.runtime.ws_gateway import GatewayConfig
+
+        gw = GatewayConfig(self.ws, token=self.ws_token, certfile=self.ws_cert, keyfile=self.ws_key,
+                           insecure=self.insecure, allow_origins=tuple(self.ws_allow_origins), panel=self.panel,
+                           rate_limit=self.rate_limit)
+        gw.check()
+        return gw
 
     def __post_init__(self) -> None:
         if not (1.0 <= self.lookahead_ms <= 2000.0):
@@ -183,6 +201,10 @@ class ServerConfig:
         for folder in self.allow_dirs:
             if not os.path.isdir(folder):
                 raise UsageError(f"{folder!r} is not a folder", where="--allow-dir")
+        if self.ws is None and (self.panel or self.ws_token or self.ws_cert or self.ws_key or self.ws_allow_origins):
+            raise UsageError("the panel and the --ws-* options need the WebSocket gateway: give --ws HOST:PORT too "
+                             "(e.g. --ws 127.0.0.1:8765)", where="--panel" if self.panel else "--ws-token")
+        self.gateway_config()
 
 
 FILE_RETRY_S = 1.0  # a paused file sink (disk full …) tries again this often
@@ -388,6 +410,17 @@ class Server:
         self.endpoints = {name: sock.getsockopt_string(zmq.LAST_ENDPOINT) for name, sock in (
             ("events", self.events_sock), ("audio", self.audio_sock), ("audio_int16", self.audio16_sock))
             if sock is not None}  # "control" once it is bound (serve)
+        # the WebSocket gateway (--ws) speaks to these sockets over inproc endpoints of its own: in-process only,
+        # no CURVE handshake (runtime/ws_gateway.py); started by serve() once the control socket is bound
+        self.gateway: Any = None
+        self._gateway_config = config.gateway_config()
+        self._inproc: dict[str, str] = {}
+        if self._gateway_config is not None:
+            for name, sock in (("events", self.events_sock), ("audio", self.audio_sock),
+                               ("audio_int16", self.audio16_sock)):
+                if sock is not None:
+                    self._inproc[name] = f"inproc://cadenza-ws-{self.session_id}-{name}"
+                    sock.bind(self._inproc[name])
         self.seq: dict[str, int] = {}
         self.audio_seq = 0
         self.publisher = _Publisher()
@@ -817,6 +850,15 @@ class Server:
     def serve(self, ready: Callable[[], None] | None = None) -> int:
         self._bind(self.control, self.config.control)
         self.endpoints["control"] = self.control.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self._gateway_config is not None:
+            from cadenza.runtime.ws_gateway import Gateway, RuntimeSockets
+
+            self._inproc["control"] = f"inproc://cadenza-ws-{self.session_id}-control"
+            self.control.bind(self._inproc["control"])
+            self.gateway = Gateway(self.ctx, self._gateway_config, RuntimeSockets(
+                self._inproc["control"], self._inproc["events"], self._inproc.get("audio"),
+                self._inproc.get("audio_int16")))
+            self.endpoints["ws"] = self.gateway.start()
         release_large_blocks()  # a burst of 1 MiB requests must not grow the process for good
         self.publisher.start()
         self.live.start()
@@ -857,7 +899,8 @@ class Server:
                         else:  # whose key sent it: ZAP stamped the connection's messages with it
                             msg = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                             user = _user_id(msg[-1])
-                            role = self.gate.role(user)
+                            # only inproc skips CURVE (no User-Id): that is the WebSocket gateway, in this process
+                            role = Role.FULL if user is None and self.gateway is not None else self.gate.role(user)
                             frames = [f.bytes for f in msg]
                     except zmq.Again:
                         break
@@ -1001,6 +1044,7 @@ class Server:
             failed = self.live.error
             self.supervisor.stopping(f"stopping: generation failed ({type(failed).__name__})" if failed is not None
                                      else "stopping")
+        gateway_stuck = self.gateway is not None and not self.gateway.stop()
         self.live.stop()
         if self.loads is not None:
             self.loads.close()
@@ -1010,7 +1054,7 @@ class Server:
             self.control.disable_monitor()
             self._monitor.close(0)
             self._monitor = None
-        if not self.publisher.stop():
+        if not self.publisher.stop() or gateway_stuck:
             self.control.close(0)  # the publish thread still holds the PUB sockets: the process exit takes them
             return
         for sock in (self.control, self.events_sock, self.audio_sock, self.audio16_sock):
@@ -1232,8 +1276,8 @@ def run_server(config: ServerConfig) -> int:
 
     def ready() -> None:
         print(f"cadenza serve: ready control={config.control} events={config.events} audio={config.audio or '-'} "
-              f"sink={config.sink} backend={server.backend.name} session={server.session_id} pid={os.getpid()}",
-              flush=True)
+              f"sink={config.sink} backend={server.backend.name} session={server.session_id} pid={os.getpid()}"
+              + (f" ws={server.endpoints['ws']}" if "ws" in server.endpoints else ""), flush=True)
 
     try:
         return server.serve(ready)
