@@ -1,0 +1,703 @@
+"""``cadenza midi``: a bridge from MIDI controllers and keyboards to a running runtime, and its command line.
+
+What a message does is written in a mapping file (:mod:`.mapping`): control
+changes (7-bit, and 14-bit MSB/LSB pairs CC n / n+32), pitch bend, channel
+and poly aftertouch → parameters (range, curve); notes → the ``notes`` control
+(the notes held now) and/or triggers; program change → state.
+
+Threads::
+
+    rtmidi's input thread   (JACK: the client's process callback) one port → :meth:`MidiBridge.receive`:
+                            decode the bytes (our own decoder: running-status garbage, truncated messages,
+                            sysex are counted, never raised), look the message up in the mapping, compute the
+                            value with the graph's range → :class:`~cadenza.runtime.osc.Coalescer`. Never
+                            blocks, never does I/O.
+    main thread             when something arrives, at most once per control period (10 ms): take the batch →
+                            one ``set_many`` with the latest value of each parameter, one ``set_controls(notes=…)``
+                            when the held notes changed, then at most a few triggers/state requests, through the
+                            SDK :class:`Client`. Every few seconds: describe the graph again and, when it changed,
+                            check the mapping against it (unknown names are logged, one line each).
+
+A flood of 10,000 CCs therefore costs the runtime at most one ``SetParameters``
+per period. Bad input (wrong channel, unmapped messages, sysex, running-status
+garbage, a note-off without its note-on, unknown names) is counted by kind and
+reported by the OSC bridge's :class:`~cadenza.runtime.osc.Reporter`: one line
+per (where, kind) every few seconds, with "… and N more like it", a few lines a
+second in all. The counters are printed at exit and logged on SIGUSR1 and every
+``--report-every`` seconds. SIGTERM/SIGINT end the bridge within a second.
+
+System real-time and common messages (clock, start/stop, song position) are
+handed to :attr:`MidiBridge.system` when set (MIDI clock in, :mod:`.clock`),
+else counted and ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cadenza.errors import CadenzaError, UsageError
+from cadenza.runtime.midi.mapping import Binding, Mapping, check_against, load_mapping
+from cadenza.runtime.osc import (
+    ACTIONS_PER_PERIOD,
+    ACTIONS_PER_SECOND,
+    DESCRIBE_EVERY_S,
+    DESCRIBE_SOON_S,
+    Coalescer,
+    Reporter,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_PERIOD", "MidiBridge", "MidiConfig", "MidiStats", "add_midi_command", "decode", "run_bridge"]
+
+DEFAULT_PERIOD = 0.010  # seconds: one runtime control tick (control_rate 100)
+CLIENT_NAME = "cadenza-midi"
+# status byte high nibble → channel message kind and its data length
+_KINDS = {0x80: ("note_off", 2), 0x90: ("note_on", 2), 0xA0: ("poly_aftertouch", 2), 0xB0: ("cc", 2),
+          0xC0: ("program", 1), 0xD0: ("aftertouch", 1), 0xE0: ("pitch_bend", 2)}
+_SYSTEM_LENGTHS = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xF9: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFD: 0,
+                   0xFE: 0, 0xFF: 0}
+
+
+class MidiDecodeError(ValueError):
+    """Bytes that are not one MIDI message; ``kind`` is the problem's kind for the report."""
+
+    def __init__(self, why: str, kind: str = "malformed") -> None:
+        super().__init__(why)
+        self.kind = kind
+
+
+def decode(data: list[int] | bytes | tuple[int, ...]) -> tuple[str, int, int, int]:
+    """One MIDI message's bytes → ``(kind, channel 0-15, data1, data2)``; ``kind`` is a channel message kind
+    (``note_on`` with velocity 0 is ``note_off``; ``pitch_bend`` has its 14-bit value in data1) or
+    ``system`` (data1 the status byte) or ``sysex``. Raises :class:`MidiDecodeError`."""
+    if not data:
+        raise MidiDecodeError("an empty MIDI event")
+    status = data[0]
+    if not isinstance(status, int) or not 0 <= status <= 255:
+        raise MidiDecodeError(f"a byte {status!r} out of range")
+    if status < 0x80:
+        raise MidiDecodeError(f"no status byte (starts with data byte 0x{status:02X}: running status is not used "
+                              f"on this transport, or garbage)", "no_status")
+    if status == 0xF0:
+        return "sysex", 0, len(data), 0
+    if status >= 0xF0:
+        n = _SYSTEM_LENGTHS.get(status)
+        if n is None:
+            raise MidiDecodeError(f"a stray 0x{status:02X} (end of sysex without its start, or undefined)")
+        if len(data) != n + 1:
+            raise MidiDecodeError(f"system message 0x{status:02X} has {len(data) - 1} data bytes, expected {n}")
+        return "system", 0, status, (data[1] if n >= 1 else 0) | ((data[2] << 7) if n == 2 else 0)
+    kind, n = _KINDS[status & 0xF0]
+    if len(data) < n + 1:
+        raise MidiDecodeError(f"{kind} 0x{status:02X} is cut short: {len(data) - 1} of {n} data bytes", "truncated")
+    if len(data) > n + 1:
+        raise MidiDecodeError(f"{kind} 0x{status:02X} has {len(data) - 1} data bytes, expected {n} (several "
+                              "messages in one event, or garbage)")
+    d1 = data[1]
+    d2 = data[2] if n == 2 else 0
+    if d1 > 0x7F or d2 > 0x7F or d1 < 0 or d2 < 0:
+        raise MidiDecodeError(f"{kind} 0x{status:02X} has a data byte over 127 ({d1}, {d2})")
+    channel = status & 0x0F
+    if kind == "note_on" and d2 == 0:
+        kind = "note_off"
+    if kind == "pitch_bend":
+        return kind, channel, d1 | (d2 << 7), 0
+    return kind, channel, d1, d2
+
+
+# --------------------------------------------------------------------------- counting
+
+
+@dataclass
+class MidiStats:
+    """What the bridge did; :meth:`summary` and :meth:`problems_line` are the lines it prints at exit."""
+
+    messages: int = 0  # MIDI events received
+    parameter_updates: int = 0  # mapped messages that set a parameter
+    set_requests: int = 0  # SetParameters sent (each carries one period's coalesced updates)
+    values_sent: int = 0
+    triggers: int = 0
+    states: int = 0
+    note_sets: int = 0  # SetControls(notes) sent
+    refused: int = 0
+    periods: int = 0
+    system: int = 0  # clock, start/stop, song position … (handed on, or ignored)
+    problems: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"cadenza midi: {self.messages} messages, {self.parameter_updates} parameter updates -> "
+                f"{self.set_requests} SetParameters ({self.values_sent} values), {self.triggers} triggers, "
+                f"{self.states} states, {self.note_sets} note sets, {self.refused} refused")
+
+    def problems_line(self) -> str:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.problems.items())) or "none"
+        return f"{self.periods} periods, {self.system} system messages; problems by kind: {kinds}"
+
+
+def _where(kind: str, channel: int, number: int | None = None) -> str:
+    what = {"cc": f"CC {number}", "note_on": f"note {number}", "note_off": f"note-off {number}",
+            "poly_aftertouch": f"poly aftertouch {number}", "program": f"program {number}",
+            "aftertouch": "channel aftertouch", "pitch_bend": "pitch bend"}.get(kind, kind)
+    return f"ch{channel + 1} {what}"
+
+
+class MidiBridge:
+    """MIDI messages → coalesced requests to ``target`` (the SDK ``Client``) by a :class:`Mapping`.
+
+    :meth:`receive` is thread-safe and never raises or blocks; :meth:`flush`, :meth:`describe` and :meth:`run`
+    belong to one sending thread."""
+
+    def __init__(self, target: Any, mapping: Mapping, *, period: float = DEFAULT_PERIOD,
+                 log: Callable[[str], None] | None = None, report_every: float = 60.0) -> None:
+        if not (isinstance(period, (int, float)) and math.isfinite(period) and 0.001 <= period <= 1.0):
+            raise UsageError(f"must be between 1 and 1000 ms, got {period * 1000!r}", where="--period")
+        self.target = target
+        self.period = float(period)
+        self.stats = MidiStats()
+        self.log = log or logger.warning
+        self._count_lock = threading.Lock()
+        self.reporter = Reporter(self.log, self.stats, self._count_lock)
+        self.coalescer = Coalescer(ACTIONS_PER_PERIOD)
+        self.report_every = report_every
+        self.report_now = threading.Event()
+        self.wake = threading.Event()
+        #: called with (status byte, value, arrival time.monotonic()) for system messages (MIDI clock in)
+        self.system: Callable[[int, int, float], None] | None = None
+        self._graph: Any = None
+        self._signature: Any = None
+        self._described_at = -math.inf
+        self._describe_soon = False
+        self._notes_lock = threading.Lock()
+        self._held: dict[tuple[int, int], int] = {}  # (channel, note) → velocity, notes for the notes control
+        self._notes_dirty = False
+        self._msb: dict[tuple[int, int], int] = {}  # (channel, cc14 MSB number) → last MSB
+        self._action_tokens = ACTIONS_PER_SECOND
+        self._action_filled = time.monotonic()
+        self.set_mapping(mapping)
+
+    def set_mapping(self, mapping: Mapping) -> None:
+        """Index the mapping: (source, number, channel) → binding; channel None means any."""
+        self.mapping = mapping
+        index: dict[tuple[str, int | None, int | None], Binding] = {}
+        note_targets: dict[tuple[int | None, int | None], list[Binding]] = {}
+        any_channel: set[tuple[str, int | None]] = set()
+        lsb: dict[tuple[int, int | None], Binding] = {}
+        for b in mapping.bindings:
+            if b.source in ("note", "notes"):
+                note_targets.setdefault((b.number, b.channel), []).append(b)
+                any_channel.add(("note", b.number))
+                continue
+            index[(b.source, b.number, b.channel)] = b
+            any_channel.add((b.source, b.number))
+            if b.source == "cc14":
+                assert b.number is not None
+                lsb[(b.number + 32, b.channel)] = b
+                any_channel.add(("cc", b.number))
+                any_channel.add(("cc", b.number + 32))
+        self._index = index
+        self._note_targets = note_targets
+        self._mapped_somewhere = any_channel
+        self._lsb = lsb
+        self._signature = None  # check against the graph again
+
+    # ----------------------------------------------------------------- receiving thread
+
+    def _add(self, counter: str, n: int = 1) -> None:
+        with self._count_lock:
+            setattr(self.stats, counter, getattr(self.stats, counter) + n)
+
+    def receive(self, data: list[int] | bytes | tuple[int, ...], port: str = "") -> None:
+        """One MIDI event's bytes. Never raises, never blocks."""
+        self._add("messages")
+        try:
+            self._receive(data)
+        except MidiDecodeError as exc:
+            head = " ".join(f"{b:02X}" for b in list(data[:6])) + (" …" if len(data) > 6 else "")
+            where = f"{port or 'port'} {exc.kind}"
+            self.reporter.problem(exc.kind, where, f"{port or 'MIDI'}: dropped [{head}] ({len(data)} bytes): {exc}")
+        except Exception as exc:  # noqa: BLE001 — a sender's garbage must not stop the bridge
+            self.reporter.problem("internal", port or "MIDI", f"{port or 'MIDI'}: dropped an event "
+                                  f"({type(exc).__name__}: {exc})")
+
+    def _lookup(self, source: str, number: int | None, channel: int) -> Binding | None:
+        b = self._index.get((source, number, channel))
+        if b is None:
+            b = self._index.get((source, number, None))
+        return b
+
+    def _receive(self, data: list[int] | bytes | tuple[int, ...]) -> None:
+        kind, ch, d1, d2 = decode(data)
+        if kind == "system":
+            self._add("system")
+            hook = self.system
+            if hook is not None:
+                hook(d1, d2, time.monotonic())
+            return
+        if kind == "sysex":
+            self.reporter.problem("sysex", "sysex", f"sysex: ignored ({d1} bytes; the bridge maps channel "
+                                  "messages only)")
+            return
+        if kind == "cc":
+            b = self._lookup("cc", d1, ch)
+            if b is not None:
+                self._set(b, d2, ch, d1)
+                return
+            b = self._lookup("cc14", d1, ch)
+            if b is not None:  # an MSB: the LSB starts over at 0
+                self._msb[(ch, d1)] = d2
+                self._set(b, d2 << 7, ch, d1)
+                return
+            b = self._lsb.get((d1, ch)) or self._lsb.get((d1, None))
+            if b is not None:
+                assert b.number is not None
+                msb = self._msb.get((ch, b.number))
+                if msb is None:
+                    return  # an LSB before any MSB: the value is not known yet
+                self._set(b, (msb << 7) | d2, ch, d1)
+                return
+            self._unmapped("cc", ch, d1)
+        elif kind in ("pitch_bend", "aftertouch"):
+            b = self._lookup(kind, None, ch)
+            if b is None:
+                self._unmapped(kind, ch, None)
+            else:
+                self._set(b, d1, ch, None)
+        elif kind == "poly_aftertouch":
+            b = self._lookup(kind, d1, ch) or self._lookup(kind, None, ch)
+            if b is None:
+                self._unmapped(kind, ch, d1)
+            else:
+                self._set(b, d2, ch, d1)
+        elif kind == "program":
+            b = self._lookup("program", d1, ch)
+            if b is None:
+                self._unmapped("program", ch, d1)
+            else:
+                self._action("state", b.name, _where("program", ch, d1))
+        elif kind in ("note_on", "note_off"):
+            self._note(kind == "note_on", ch, d1, d2)
+
+    def _unmapped(self, kind: str, ch: int, number: int | None) -> None:
+        where = _where(kind, ch, number)
+        if (kind, number) in self._mapped_somewhere or (kind, None) in self._mapped_somewhere:
+            chans = sorted({b.channel + 1 for b in self.mapping.bindings if b.channel is not None
+                            and (b.source == kind or (kind == "cc" and b.source == "cc14"))
+                            and b.number in (number, None, (number or 0) - 32)})
+            self.reporter.problem("wrong_channel", where, f"{where}: mapped on channel "
+                                  f"{', '.join(map(str, chans)) or '?'} only; ignored (set channel: any, or "
+                                  "the controller's channel)")
+        else:
+            self.reporter.problem("unmapped", where, f"{where}: not in the mapping {self.mapping.file}; ignored "
+                                  "(cadenza midi --learn adds it)")
+
+    def _set(self, b: Binding, raw: int, ch: int, number: int | None) -> None:
+        graph = self._graph
+        info = None
+        if graph is not None:
+            info = graph.parameters.get(b.name)
+            if info is None:
+                self._describe_soon = True
+                where = _where(b.source if b.source != "cc14" else "cc", ch, number)
+                self.reporter.problem("unknown_name", where, f"{where}: the graph {graph.name!r} has no parameter "
+                                      f"{b.name!r} (mapping {self.mapping.file}:{b.line}); dropped")
+                return
+        value = b.value(raw, info)
+        if value is None:
+            return
+        if (info is not None and isinstance(value, float) and info.kind != "labeled"
+                and math.isfinite(info.minimum) and math.isfinite(info.maximum)
+                and not info.minimum <= value <= info.maximum):
+            clamped = min(max(value, info.minimum), info.maximum)
+            where = _where(b.source if b.source != "cc14" else "cc", ch, number)
+            self.reporter.problem("clamped", where, f"{where}: {value:g} is outside the range [{info.minimum:g}, "
+                                  f"{info.maximum:g}] of parameter {b.name!r}; clamped to {clamped:g}",
+                                  refused=False)
+            value = clamped
+        self.coalescer.put_value(b.name, value)
+        self._add("parameter_updates")
+        self.wake.set()
+
+    def _action(self, kind: str, name: str, where: str) -> None:
+        graph = self._graph
+        if graph is not None:
+            names = graph.triggers if kind == "trigger" else graph.states
+            if name not in names:
+                self._describe_soon = True
+                self.reporter.problem(f"unknown_{kind}", where, f"{where}: the graph {graph.name!r} has no {kind} "
+                                      f"{name!r}; dropped")
+                return
+        if self.coalescer.put_action(kind, name):
+            self.wake.set()
+        else:
+            self.reporter.problem("too_many_actions", where, f"{where}: more than {self.coalescer.max_actions} "
+                                  f"triggers and state requests in one {self.period * 1000:g} ms period; dropped")
+
+    def _note(self, on: bool, ch: int, note: int, velocity: int) -> None:
+        targets = self._note_targets.get((note, ch)) or self._note_targets.get((note, None)) or []
+        targets = targets + (self._note_targets.get((None, ch)) or self._note_targets.get((None, None)) or [])
+        if not targets:
+            self._unmapped("note_on" if on else "note_off", ch, note)
+            return
+        where = _where("note_on", ch, note)
+        to_control = any(b.target == "control" for b in targets)
+        with self._notes_lock:
+            if on:
+                if to_control:
+                    self._held[(ch, note)] = velocity
+                    self._notes_dirty = True
+            elif to_control:
+                if self._held.pop((ch, note), None) is None:
+                    self.reporter.problem("note_off_without_on", where, f"{where}: a note-off without its note-on; "
+                                          "ignored", refused=False)
+                else:
+                    self._notes_dirty = True
+        if on:
+            for b in targets:
+                if b.target == "trigger":
+                    self._action("trigger", b.name, where)
+                elif b.target == "state":
+                    self._action("state", b.name, where)
+        if to_control:
+            self.wake.set()
+
+    def held_notes(self) -> list[int]:
+        with self._notes_lock:
+            return sorted({n for (_, n) in self._held})
+
+    # ----------------------------------------------------------------- sending thread
+
+    def describe(self, force: bool = False) -> None:
+        """Ask the runtime what its graph offers (every few seconds, sooner after an unknown name); when the graph
+        changed, check the mapping against it and log each name it lacks."""
+        describe = getattr(self.target, "describe", None)
+        if describe is None:
+            return
+        now = time.monotonic()
+        since = now - self._described_at
+        if not (force or since >= DESCRIBE_EVERY_S or (self._describe_soon and since >= DESCRIBE_SOON_S)):
+            return
+        self._described_at = now
+        self._describe_soon = False
+        try:
+            graph = describe()
+        except CadenzaError:
+            self._graph = None  # no graph yet, or the runtime away: values go out unchecked
+            return
+        self._graph = graph
+        signature = (graph.name, tuple(graph.parameters), tuple(graph.states), tuple(graph.triggers))
+        if signature != self._signature:
+            self._signature = signature
+            problems = check_against(self.mapping, graph)
+            for line in problems:
+                logger.warning("%s", line)
+            if not problems:
+                logger.info("the mapping %s fits the graph %r (%d entries)", self.mapping.file, graph.name,
+                            len(self.mapping.bindings))
+
+    def flush(self) -> None:
+        """Send what arrived since the last flush."""
+        self.reporter.sweep()
+        batch = self.coalescer.take()
+        notes: list[int] | None = None
+        with self._notes_lock:
+            if self._notes_dirty:
+                self._notes_dirty = False
+                notes = sorted({n for (_, n) in self._held})
+        if not batch and notes is None:
+            return
+        self._add("periods")
+        if batch.values:
+            self._send_values(dict(batch.values))
+        if notes is not None:
+            try:
+                if notes:
+                    self.target.set_controls(notes=notes)
+                else:
+                    self.target.clear_controls("notes")  # nothing held: the graph decides again
+                self._add("note_sets")
+            except CadenzaError as exc:
+                self.reporter.problem("notes_refused", "notes", f"notes {notes}: {_one_line(exc)}")
+        for kind, name in batch.actions:
+            where = f"{kind} {name}"
+            if not self._action_token():
+                self.reporter.problem("too_many_actions", where, f"{where}: more than {ACTIONS_PER_SECOND:g} "
+                                      "triggers and state requests a second; dropped")
+                continue
+            try:
+                if kind == "trigger":
+                    self.target.trigger(name)
+                    self._add("triggers")
+                else:
+                    self.target.set_state(name)
+                    self._add("states")
+            except CadenzaError as exc:
+                self._describe_soon = True
+                self.reporter.problem(str(getattr(exc, "code", "") or type(exc).__name__).lower(), where,
+                                      f"{where}: {_one_line(exc)}")
+
+    def _action_token(self) -> bool:
+        now = time.monotonic()
+        self._action_tokens = min(ACTIONS_PER_SECOND, self._action_tokens + (now - self._action_filled)
+                                  * ACTIONS_PER_SECOND)
+        self._action_filled = now
+        if self._action_tokens >= 1.0:
+            self._action_tokens -= 1.0
+            return True
+        return False
+
+    def _send_values(self, pending: dict[str, float | str]) -> None:
+        for _ in range(8):  # a refused name is taken out and the rest sent again, a few times at most
+            if not pending:
+                return
+            try:
+                self.target.set_many(pending, clamp=True)
+            except CadenzaError as exc:
+                culprit = next((n for n in pending if f"'{n}'" in str(exc)), None)
+                code = str(getattr(exc, "code", "") or type(exc).__name__).lower()
+                if culprit is None:
+                    self.reporter.problem(code, "parameters", f"parameters not sent ({len(pending)} values: "
+                                          f"{', '.join(list(pending)[:4])}): {_one_line(exc)}", n=len(pending))
+                    return
+                pending.pop(culprit)
+                self._describe_soon = True
+                self.reporter.problem(code, f"parameter {culprit}", f"parameter {culprit}: {_one_line(exc)}; "
+                                      "dropped")
+                continue
+            self._add("set_requests")
+            self._add("values_sent", len(pending))
+            return
+
+    def report(self) -> str:
+        with self._count_lock:
+            return f"{self.stats.summary()[len('cadenza midi: '):]}; {self.stats.problems_line()}"
+
+    def run(self, stop: threading.Event) -> None:
+        """Flush what arrives, at most once per period, until ``stop``."""
+        last = -math.inf
+        next_report = time.monotonic() + self.report_every if self.report_every > 0 else math.inf
+        while not stop.is_set():
+            self.wake.wait(self.period)
+            self.wake.clear()
+            delay = last + self.period - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+            now = time.monotonic()
+            last = now
+            self.describe()
+            self.flush()
+            if self.report_now.is_set() or now >= next_report:
+                self.report_now.clear()
+                next_report = now + self.report_every if self.report_every > 0 else math.inf
+                logger.info(self.report())
+        self.flush()
+        self.reporter.sweep(force=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = exc.message if isinstance(exc, CadenzaError) and hasattr(exc, "message") else str(exc)
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@dataclass
+class MidiConfig:
+    mapping: str | None = None
+    port: str | None = None  # number or name substring; None: the mapping's port, else the only one
+    virtual: str | None = None  # open a virtual input port of this name instead
+    api: str | None = None
+    client_name: str = CLIENT_NAME
+    control: str | None = None
+    events: str | None = None
+    period_ms: float = DEFAULT_PERIOD * 1000
+    timeout: float = 2.0
+    report_every: float = 60.0
+    connect: list[str] = field(default_factory=list)  # JACK/ALSA ports to connect to our input (JACK only)
+
+
+def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
+               extra: Callable[[Any, MidiBridge, Any, threading.Event], Callable[[], None] | None] | None = None) -> int:
+    """Run the bridge until SIGINT/SIGTERM (or ``stop``); prints the counters at exit.
+
+    ``extra(client, bridge, api, stop)`` (MIDI clock, :mod:`.clock`) runs once the port is open and may return a
+    function to call at exit."""
+    from cadenza.endpoints import endpoint_source
+    from cadenza.runtime.midi.ports import choose_api, open_input
+    from cadenza.sdk.client import Client
+
+    if config.mapping is None:
+        raise UsageError("give the mapping file (--map FILE), or learn one with --learn FILE", where="--map")
+    mapping = load_mapping(config.mapping)
+    control, control_from = (config.control, "--control") if config.control else endpoint_source("control")
+    events = config.events or endpoint_source("events")[0]
+    if not (config.report_every == 0 or 1.0 <= config.report_every <= 86_400):
+        raise UsageError(f"must be 0 (never) or 1 to 86400 s, got {config.report_every!r}", where="--report-every")
+    api = choose_api(config.api)
+    client = Client(control, events, timeout=config.timeout, name="cadenza-midi")
+    bridge = MidiBridge(client, mapping, period=config.period_ms / 1000.0, report_every=config.report_every)
+    stop = stop or threading.Event()
+    finished = threading.Event()
+
+    def final_lines() -> None:
+        print(bridge.stats.summary(), flush=True)
+        print(f"cadenza midi: {bridge.stats.problems_line()}", flush=True)
+
+    def watchdog() -> None:  # SIGTERM is honoured within a second, even if the runtime does not answer
+        if not finished.wait(0.8):
+            bridge.reporter.sweep(force=True)
+            final_lines()
+            os._exit(0)
+
+    def on_signal(*_: object) -> None:
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=watchdog, name="cadenza-midi-exit", daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, lambda *_: bridge.report_now.set())
+    port = None
+    at_exit: Callable[[], None] | None = None
+    try:
+        bridge.describe(force=True)
+        port = open_input(api, config.port if config.port is not None else mapping.port, virtual=config.virtual,
+                          client_name=config.client_name)
+        port_name = port.name
+        port.midi.set_callback(lambda event, _data: bridge.receive(event[0], port_name))
+        if config.connect:
+            _connect(api, config.connect, port.name)
+        if extra is not None:
+            at_exit = extra(client, bridge, api, stop)
+        print(f"cadenza midi: listening on {port.name} ({api.upper()}) with {len(mapping.bindings)} mappings from "
+              f"{mapping.file} -> control={control} (from {control_from}) (period {config.period_ms:g} ms)",
+              flush=True)
+        bridge.run(stop)
+    finally:
+        stop.set()
+        if at_exit is not None:
+            at_exit()
+        if port is not None:
+            port.midi.cancel_callback()
+            port.close()
+        bridge.flush()
+        bridge.reporter.sweep(force=True)
+        client.close()
+        finished.set()
+        final_lines()
+    return 0
+
+
+def _connect(api: str, sources: list[str], ours: str) -> None:
+    """Connect each JACK output port in ``sources`` to our input port (``jack_connect``)."""
+    import shutil
+    import subprocess
+
+    if api != "jack":
+        raise UsageError("--connect works with --api jack (with ALSA use aconnect)", where="--connect")
+    tool = shutil.which("jack_connect")
+    if tool is None:
+        raise UsageError("--connect needs jack_connect (apt install jackd2)", where="--connect")
+    for src in sources:
+        done = subprocess.run([tool, src, ours], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=10)
+        if done.returncode != 0:
+            raise UsageError(f"cannot connect {src!r} to {ours!r}: {(done.stderr or done.stdout).strip()}",
+                             where="--connect")
+
+
+def cmd_midi(args: argparse.Namespace) -> int:
+    from cadenza.runtime.midi.ports import choose_api, list_ports
+
+    if args.list:
+        api = choose_api(args.api)
+        ins, outs = list_ports(api), list_ports(api, output=True)
+        print(f"MIDI input ports ({api.upper()}):")
+        for i, p in enumerate(ins):
+            print(f"  {i}: {p}")
+        if not ins:
+            print("  (none)")
+        print(f"MIDI output ports ({api.upper()}):")
+        for i, p in enumerate(outs):
+            print(f"  {i}: {p}")
+        if not outs:
+            print("  (none)")
+        return 0
+    virtual = args.virtual
+    if args.learn:
+        from cadenza.runtime.midi.learn import LearnConfig, run_learn
+
+        return run_learn(LearnConfig(file=args.learn, parameter=args.learn_param, port=args.port, virtual=virtual,
+                                     api=args.api, client_name=args.client_name, control=args.control,
+                                     events=args.events, timeout=args.timeout, connect=args.connect or []))
+    if args.learn_param:
+        raise UsageError("--learn-param goes with --learn FILE", where="--learn-param")
+    extra = getattr(args, "midi_extra", None)  # set by the clock's flags (runtime/midi/clock.py)
+    return run_bridge(MidiConfig(mapping=args.map, port=args.port, virtual=virtual, api=args.api,
+                                 client_name=args.client_name, control=args.control, events=args.events,
+                                 period_ms=args.period, timeout=args.timeout, report_every=args.report_every,
+                                 connect=args.connect or []), extra=extra)
+
+
+def add_midi_command(sub: Any) -> argparse.ArgumentParser:
+    """Add ``midi`` to the ``cadenza`` command's subparsers (``sub``); returns its parser."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "midi", help="bridge MIDI controllers and keyboards to a running runtime (MIDI learn, MIDI clock)",
+        description="Drive a running `cadenza serve` from MIDI through a mapping file (--map): CCs (7- and "
+                    "14-bit), pitch bend and aftertouch -> parameters, notes -> the notes control or triggers, "
+                    "program change -> state. --learn writes the mapping: move a control, pick the parameter. "
+                    "Needs the midi extra: pip install 'cadenza[midi]'.")
+    p.add_argument("--list", action="store_true", help="list the MIDI input and output ports and exit")
+    p.add_argument("--map", metavar="FILE", help="the mapping file (YAML): which message drives what")
+    p.add_argument("--port", metavar="PORT", help="the input port: its number (--list) or part of its name "
+                   "(default: the mapping's port:, else the only port there is)")
+    p.add_argument("--virtual", nargs="?", const="in", metavar="NAME",
+                   help="open a virtual input port of our own (default name 'in': cadenza-midi:in) for other "
+                        "programs to connect to, instead of --port")
+    p.add_argument("--connect", action="append", metavar="JACK_PORT",
+                   help="with --virtual and --api jack: connect this JACK MIDI output to our port (repeatable)")
+    p.add_argument("--api", choices=("jack", "alsa"), help="the MIDI system (default: JACK when a JACK server "
+                   "runs, else ALSA)")
+    p.add_argument("--client-name", default=CLIENT_NAME, metavar="NAME",
+                   help=f"our JACK/ALSA client name (default {CLIENT_NAME})")
+    p.add_argument("--learn", metavar="FILE", help="MIDI learn: move a control, pick the parameter; FILE (new "
+                   "or existing) is written with the binding added")
+    p.add_argument("--learn-param", metavar="NAME", help="with --learn: bind the next moved control to this "
+                   "parameter (or trigger, or state) without asking, write the file and exit")
+    p.add_argument("--control", metavar="ENDPOINT", help="the runtime's control endpoint (default "
+                   "$CADENZA_CONTROL, else tcp://127.0.0.1:5555)")
+    p.add_argument("--events", metavar="ENDPOINT", help="the runtime's events endpoint (default $CADENZA_EVENTS, "
+                   "else tcp://127.0.0.1:5556)")
+    p.add_argument("--period", type=float, default=DEFAULT_PERIOD * 1000, metavar="MS",
+                   help="coalescing period: updates within it go out as one request (default 10 ms)")
+    p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="seconds to wait for each reply")
+    p.add_argument("--report-every", type=float, default=60.0, metavar="S",
+                   help="log the counters this often (default 60 s; 0: only at exit and on SIGUSR1)")
+    # ---- MIDI clock out/in: runtime/midi/clock.py adds its flags below (add_clock_arguments) and may set
+    # ---- args.midi_extra (see run_bridge's ``extra``)
+    p.set_defaults(func=cmd_midi)
+    return p
+
+
+def _main() -> int:  # python -m cadenza.runtime.midi.bridge (debugging)
+    parser = argparse.ArgumentParser(prog="cadenza")
+    add_midi_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args()
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,185 @@
+"""MIDI ports through python-rtmidi: pick the API (JACK or ALSA), list the ports, open one by number or name.
+
+One job: the boundary to python-rtmidi. Everything that touches ``rtmidi``
+objects for opening and listing goes through here, and its errors become
+:class:`~cadenza.errors.UsageError` with the candidates listed (the
+sounddevice model: a device-lookup error names what there is).
+
+- :func:`load_rtmidi` imports the optional extra lazily: without it, one line
+  says what to install (``pip install 'cadenza[midi]'``), no traceback.
+- :func:`choose_api`: ``"jack"`` or ``"alsa"`` as asked; without a choice,
+  JACK when a JACK server's socket is there (``$JACK_DEFAULT_SERVER`` or
+  ``default``), else ALSA, else whatever rtmidi was built with.
+- :func:`open_input` / :func:`open_output`: a port by number (as
+  :func:`list_ports` prints them) or by a case-insensitive name substring
+  (ambiguous or missing names list the candidates), or a *virtual* port of our
+  own that other programs connect to (``jack_connect``, ``aconnect``).
+
+The JACK client is named ``cadenza-midi`` (``--client-name``): a virtual port
+``in`` is ``cadenza-midi:in`` in ``jack_lsp``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cadenza.errors import UsageError
+
+__all__ = ["APIS", "INSTALL_HINT", "OpenPort", "choose_api", "jack_running", "list_ports", "load_rtmidi",
+           "open_input", "open_output"]
+
+INSTALL_HINT = "pip install 'cadenza[midi]'  (installs mido and python-rtmidi)"
+APIS = ("jack", "alsa")
+QUEUE_SIZE = 4096  # rtmidi's input queue (messages) when no callback is set
+
+
+def load_rtmidi() -> Any:
+    """The ``rtmidi`` module, or a :class:`UsageError` that says what to install."""
+    try:
+        import rtmidi  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:
+        raise UsageError(f"MIDI needs the optional extra: {INSTALL_HINT} ({exc})", where="cadenza midi") from None
+    return rtmidi
+
+
+def jack_running() -> bool:
+    """Whether the JACK server clients here would reach (``$JACK_DEFAULT_SERVER``, else ``default``) has its
+    socket in ``/dev/shm`` (jackd2), without connecting to it (libjack prints to stderr when none runs)."""
+    server = os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(f"/dev/shm/jack_{server}_{uid}_0").exists()
+
+
+def _api_number(rtmidi: Any, name: str) -> int:
+    return int(rtmidi.API_UNIX_JACK if name == "jack" else rtmidi.API_LINUX_ALSA)
+
+
+def choose_api(name: str | None) -> str:
+    """``"jack"`` or ``"alsa"``: ``name`` when given (checked against what rtmidi was built with), else the
+    one that works here."""
+    rtmidi = load_rtmidi()
+    compiled = {rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api()}
+    if name is not None:
+        if name not in APIS:
+            raise UsageError(f"unknown MIDI API {name!r}; choose one of {', '.join(APIS)}", where="--api")
+        if name not in compiled:
+            raise UsageError(f"this python-rtmidi was built without {name!r} (it has: "
+                             f"{', '.join(sorted(compiled)) or 'none'}); reinstall python-rtmidi with it, or "
+                             f"choose another --api", where="--api")
+        if name == "jack" and not jack_running():
+            server = os.environ.get("JACK_DEFAULT_SERVER") or "default"
+            raise UsageError(f"no JACK server {server!r} is running; start one (jackd -d alsa, or "
+                             "jackd --no-realtime -d dummy) or use --api alsa", where="--api")
+        return name
+    if "jack" in compiled and jack_running():
+        return "jack"
+    if "alsa" in compiled and Path("/dev/snd/seq").exists():
+        return "alsa"
+    if "jack" in compiled:
+        raise UsageError("no JACK server is running and there is no ALSA sequencer (/dev/snd/seq); start a JACK "
+                         "server, or load the snd-seq kernel module", where="--api")
+    raise UsageError(f"python-rtmidi has none of {', '.join(APIS)} (it has: {', '.join(sorted(compiled))})",
+                     where="--api")
+
+
+def _make(api: str, output: bool, client_name: str) -> Any:
+    rtmidi = load_rtmidi()
+    cls = rtmidi.MidiOut if output else rtmidi.MidiIn
+    try:
+        if output:
+            return cls(_api_number(rtmidi, api), name=client_name)
+        return cls(_api_number(rtmidi, api), name=client_name, queue_size_limit=QUEUE_SIZE)
+    except Exception as exc:  # rtmidi.SystemError and friends: translated here, at the boundary
+        raise UsageError(f"cannot open the {api.upper()} MIDI system: {exc}", where="--api") from exc
+
+
+def list_ports(api: str, output: bool = False, client_name: str = "cadenza-midi-list") -> list[str]:
+    """The MIDI input (or output) ports ``api`` offers now, in rtmidi's order (their numbers)."""
+    midi = _make(api, output, client_name)
+    try:
+        return [str(p) for p in midi.get_ports()]
+    finally:
+        midi.delete()
+
+
+@dataclass
+class OpenPort:
+    """An open rtmidi port: ``midi`` (a ``MidiIn``/``MidiOut``), ``name`` as listed (or ``client:port`` for a
+    virtual one), ``virtual``."""
+
+    midi: Any
+    name: str
+    virtual: bool
+
+    def close(self) -> None:
+        try:
+            self.midi.close_port()
+        finally:
+            self.midi.delete()
+
+
+def _pick(ports: list[str], spec: str, what: str, option: str) -> int:
+    listing = "; ".join(f"{i}: {p}" for i, p in enumerate(ports)) or "none"
+    if spec.strip().isdigit():
+        i = int(spec)
+        if i < len(ports):
+            return i
+        raise UsageError(f"there is no {what} port number {i}; the {what} ports: {listing}", where=option)
+    exact = [i for i, p in enumerate(ports) if p == spec]
+    if len(exact) == 1:
+        return exact[0]
+    hits = [i for i, p in enumerate(ports) if spec.lower() in p.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise UsageError(f"no {what} port's name contains {spec!r}; the {what} ports: {listing} "
+                         "(cadenza midi --list shows them)", where=option)
+    raise UsageError(f"{len(hits)} {what} ports' names contain {spec!r}: "
+                     f"{'; '.join(f'{i}: {ports[i]}' for i in hits)}; give more of the name or the number",
+                     where=option)
+
+
+def _open(api: str, output: bool, spec: str | None, virtual: str | None, client_name: str,
+          option: str) -> OpenPort:
+    what = "output" if output else "input"
+    midi = _make(api, output, client_name)
+    try:
+        if virtual is not None:
+            midi.open_virtual_port(virtual)
+            return OpenPort(midi, f"{client_name}:{virtual}", True)
+        ports = [str(p) for p in midi.get_ports()]
+        if spec is None:
+            if len(ports) == 1:
+                index = 0
+            else:
+                listing = "; ".join(f"{i}: {p}" for i, p in enumerate(ports)) or "none"
+                raise UsageError(f"say which MIDI {what} port to open (a number or part of its name), or give "
+                                 f"--virtual for a port of our own; the {what} ports: {listing}", where=option)
+        else:
+            index = _pick(ports, spec, what, option)
+        midi.open_port(index, name="out" if output else "in")
+        return OpenPort(midi, ports[index], False)
+    except UsageError:
+        midi.delete()
+        raise
+    except Exception as exc:
+        midi.delete()
+        raise UsageError(f"cannot open the MIDI {what} port: {exc}", where=option) from exc
+
+
+def open_input(api: str, spec: str | None = None, *, virtual: str | None = None,
+               client_name: str = "cadenza-midi") -> OpenPort:
+    """Open an input port: ``spec`` a number or name substring, or ``virtual`` (a port name) for our own port.
+    Sysex, timing and active sensing are not filtered here: the bridge counts and reports them itself."""
+    port = _open(api, False, spec, virtual, client_name, "--port")
+    port.midi.ignore_types(sysex=False, timing=False, active_sense=False)
+    return port
+
+
+def open_output(api: str, spec: str | None = None, *, virtual: str | None = None,
+                client_name: str = "cadenza-midi") -> OpenPort:
+    """Open an output port (for MIDI clock out): like :func:`open_input`."""
+    return _open(api, True, spec, virtual, client_name, "--clock-out")
