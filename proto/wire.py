@@ -544,14 +544,17 @@ class DecodedEvent(NamedTuple):
     stream_time: int  # samples
     stream_seconds: float
     payload: EventPayload
+    heard_at: float = 0.0  # Unix seconds on the runtime's host when it is heard at the output; 0: unknown
 
 
 def encode_event(topic: str, sequence: int, stream_time: int, payload: EventPayload, *,
-                 sample_rate: int = DEFAULT_SAMPLE_RATE, max_bytes: int = MAX_MESSAGE_BYTES) -> list[bytes]:
+                 sample_rate: int = DEFAULT_SAMPLE_RATE, max_bytes: int = MAX_MESSAGE_BYTES,
+                 heard_at: float = 0.0) -> list[bytes]:
     """The two frames ``[topic, Envelope{event}]`` of one event for a PUB socket.
 
     ``sequence`` counts from 1 per topic; ``stream_time`` is the sample at
-    which the event is heard (also sent in seconds at ``sample_rate``).
+    which the event is heard (also sent in seconds at ``sample_rate``);
+    ``heard_at`` the Unix time it is heard at the output (0: unknown).
     """
     try:
         name = Topic(topic)
@@ -564,8 +567,10 @@ def encode_event(topic: str, sequence: int, stream_time: int, payload: EventPayl
     _check_id("stream_time", stream_time)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    if not (isinstance(heard_at, (int, float)) and math.isfinite(heard_at) and heard_at >= 0.0):
+        raise ValueError(f"heard_at must be a finite Unix time >= 0 (0: unknown), got {heard_at!r}")
     event = pb.Event(topic=name, sequence=sequence, stream_time=stream_time,
-                     stream_seconds=stream_time / sample_rate)
+                     stream_seconds=stream_time / sample_rate, heard_at=float(heard_at))
     getattr(event, name).CopyFrom(payload)
     envelope = pb.Envelope(protocol_version=PROTOCOL_VERSION, event=event)
     return [name.encode("ascii"), _serialize(envelope, max_bytes)]
@@ -600,7 +605,7 @@ def decode_event(frames: Sequence[bytes], *, max_bytes: int = MAX_MESSAGE_BYTES)
     if event.sequence == 0:
         raise _bad_message("event sequence is 0; sequences count from 1", field="event.sequence")
     return DecodedEvent(Topic(topic_text), event.sequence, event.stream_time, event.stream_seconds,
-                        getattr(event, topic_text))
+                        getattr(event, topic_text), event.heard_at)
 
 
 # ----------------------------------------------------------------------------- audio

@@ -314,6 +314,28 @@ class LiveEngine:
         """The stream time (seconds) generated so far: what events noticed here (warnings, xruns) carry."""
         return self.frame / SAMPLE_RATE
 
+    def heard_clock(self) -> tuple[int, float]:
+        """The heard clock: ``(frame, unix)``, the stream frame that leaves the output at Unix time ``unix``
+        (seconds on this host); frame ``f`` is heard at ``unix + (f - frame) / SAMPLE_RATE``.
+
+        With a device sink: its :meth:`~cadenza.runtime.sinks.base.ClockSink.heard_clock` (the device's own
+        clock, latency included: the engine writes every block, silence while paused too, to every sink from
+        stream frame 0, so a sink's frame count is the stream's); before it plays, the frames it has taken
+        are heard once it starts (an estimate). Without one (file or null sinks): the clock the engine paces
+        itself on, ``start()``'s monotonic time + frame / rate. PAUSE changes nothing here: the stream clock
+        runs on in silence. Any thread may call it; it takes no lock.
+        """
+        clock = self.clock_sink
+        anchor = clock.heard_clock() if clock is not None else None
+        if anchor is None:
+            if clock is not None:  # not playing yet: an estimate (it starts once the lookahead is queued)
+                latency = float(getattr(clock, "output_latency", 0.0))
+                anchor = (0, time.monotonic() + max(0, self.frame - int(clock.frames_played)) / SAMPLE_RATE + latency)
+            else:
+                anchor = (0, self._started_at or time.monotonic())
+        frame, mono = anchor
+        return frame, mono + (time.time() - time.monotonic())
+
     def queued_frames(self) -> int:
         if self.clock_sink is not None:
             return int(self.clock_sink.queued_frames)

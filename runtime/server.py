@@ -496,21 +496,25 @@ class Server:
             raise UsageError(f"cannot bind {endpoint!r}: {exc}") from exc
 
     # --------------------------------------------------------------- events
-    def _emit(self, topic: str, stream_time: int, payload: Any) -> None:
+    def _emit(self, topic: str, stream_time: int, payload: Any, heard: tuple[int, float] | None = None) -> None:
+        """Publish one event; ``heard`` is the engine's heard clock (:meth:`LiveEngine.heard_clock`) → heard_at."""
         seq = self.seq.get(topic, 0) + 1
         self.seq[topic] = seq
-        self.publisher.put(self.events_sock, wire.encode_event(topic, seq, max(0, stream_time), payload))
+        stream_time = max(0, stream_time)
+        heard_at = max(0.0, heard[1] + (stream_time - heard[0]) / SAMPLE_RATE) if heard is not None else 0.0
+        self.publisher.put(self.events_sock, wire.encode_event(topic, seq, stream_time, payload, heard_at=heard_at))
 
     def _publish(self, block: Block | None, extra: list[ev.Event]) -> None:
         """Called by the generation thread after every step; the publish thread sends."""
         now_frame = self.live.frame
+        heard = self.live.heard_clock()  # one reading per step: every event's heard_at on the same clock
         for event in [*(block.events if block is not None else ()), *extra]:
             for topic, stream_time, payload in to_wire(event):
-                self._emit(topic, stream_time, payload)
+                self._emit(topic, stream_time, payload, heard)
         now = now_frame / SAMPLE_RATE
         if now - self._last_status >= 1.0:
             self._last_status = now
-            self._emit("status", now_frame, self.status(with_server=True))
+            self._emit("status", now_frame, self.status(with_server=True), heard)
         # audio chunks: every block played, and the silence before the first graph (a client can tell "nothing
         # loaded yet" from "audio dead"); none while paused (Transport PAUSE/STOP: the chunks stop, the clock runs)
         if self.audio_sock is not None and (block is not None or self.live.playing):
@@ -573,6 +577,11 @@ class Server:
         for kind, count in counts.items():
             if count:
                 st.requests[kind] = count
+        # the heard clock: the sample leaving the output now, and now (see LiveEngine.heard_clock)
+        frame, unix = live.heard_clock()
+        heard = max(0, frame + round((time.time() - unix) * SAMPLE_RATE))
+        st.heard_time = heard
+        st.unix_time = unix + (heard - frame) / SAMPLE_RATE
         return st
 
     def _describe(self, body: Any) -> GraphDescription:

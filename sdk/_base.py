@@ -230,6 +230,8 @@ class Status:
     pending_state_time: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     control_disconnects: int = 0
+    heard_time: int = 0  # the heard clock: sample s is heard at unix_time + (s - heard_time) / rate
+    unix_time: float = 0.0
 
     @classmethod
     def from_pb(cls, status: pb.Status, *, sample_rate: int = wire.DEFAULT_SAMPLE_RATE) -> Status:
@@ -249,7 +251,8 @@ class Status:
                    replies_dropped=status.replies_dropped, sink_faults=dict(sorted(status.sink_faults.items())),
                    effective_controls=wire.controls_to_dict(status.effective_controls),
                    pending_state=status.pending_state, pending_state_time=status.pending_state_time,
-                   requests=dict(sorted(status.requests.items())), control_disconnects=status.control_disconnects)
+                   requests=dict(sorted(status.requests.items())), control_disconnects=status.control_disconnects,
+                   heard_time=status.heard_time, unix_time=status.unix_time)
 
 
 @dataclass(frozen=True)
@@ -338,14 +341,17 @@ class Ack:
 class Event:
     """An event from the runtime: ``topic``, its per-topic ``sequence`` (from 1), when it is heard.
 
-    ``stream_time`` is in samples, ``seconds`` the same in seconds. The
-    subclasses add the payload's fields.
+    ``stream_time`` is in samples, ``seconds`` the same in seconds;
+    ``heard_at`` is the Unix time (the runtime host's clock) when it is heard
+    at the output, 0.0 when the runtime does not say. The subclasses add the
+    payload's fields.
     """
 
     topic: str
     sequence: int
     stream_time: int
     seconds: float
+    heard_at: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -414,21 +420,26 @@ def event_from_wire(decoded: wire.DecodedEvent) -> Event:
     head = (decoded.topic.value, decoded.sequence, decoded.stream_time, decoded.stream_seconds)
     p: Any = decoded.payload
     topic = decoded.topic
+    return _event_payload(head, topic, p, decoded.heard_at)
+
+
+def _event_payload(head: tuple[str, int, int, float], topic: Topic, p: Any, heard_at: float) -> Event:
     if topic in (Topic.BEAT, Topic.BAR):
-        return BeatEvent(*head, beat=p.beat, bar=p.bar, beat_in_bar=p.beat_in_bar, bpm=p.bpm, estimated=p.estimated)
+        return BeatEvent(*head, heard_at=heard_at, beat=p.beat, bar=p.bar, beat_in_bar=p.beat_in_bar, bpm=p.bpm,
+                         estimated=p.estimated)
     if topic is Topic.STATE:
         phase = pb.StateChange.Phase.Name(p.phase).lower() if p.phase in pb.StateChange.Phase.values() else ""
-        return StateEvent(*head, name=p.name, previous=p.previous, phase=phase.removeprefix("phase_"),
-                          transition=p.transition, fade_seconds=p.fade_seconds)
+        return StateEvent(*head, heard_at=heard_at, name=p.name, previous=p.previous,
+                          phase=phase.removeprefix("phase_"), transition=p.transition, fade_seconds=p.fade_seconds)
     if topic is Topic.MIX:
-        return MixEvent(*head, weights=dict(sorted(p.weights.items())))
+        return MixEvent(*head, heard_at=heard_at, weights=dict(sorted(p.weights.items())))
     if topic is Topic.STINGER:
-        return StingerEvent(*head, name=p.name, duration_seconds=p.duration_seconds)
+        return StingerEvent(*head, heard_at=heard_at, name=p.name, duration_seconds=p.duration_seconds)
     if topic is Topic.XRUN:
-        return XrunEvent(*head, count=p.count, frames_lost=p.frames_lost, source=p.source)
+        return XrunEvent(*head, heard_at=heard_at, count=p.count, frames_lost=p.frames_lost, source=p.source)
     if topic is Topic.WARNING:
-        return WarningEvent(*head, message=p.message, field=p.field)
-    return StatusEvent(*head, status=Status.from_pb(p))
+        return WarningEvent(*head, heard_at=heard_at, message=p.message, field=p.field)
+    return StatusEvent(*head, heard_at=heard_at, status=Status.from_pb(p))
 
 
 class SequenceTracker:

@@ -175,10 +175,17 @@ def test_reply_round_trip(kind: ReplyKind) -> None:
 @pytest.mark.parametrize("topic", list(Topic))
 def test_event_round_trip(topic: Topic) -> None:
     payload = EVENTS[topic]
-    frames = wire.encode_event(topic.value, 5, 72_000, payload)
+    frames = wire.encode_event(topic.value, 5, 72_000, payload, heard_at=1_800_000_000.25)
     assert frames[0] == topic.value.encode()
     decoded = wire.decode_event(frames)
-    assert decoded == (topic, 5, 72_000, 1.5, payload)
+    assert decoded == (topic, 5, 72_000, 1.5, payload, 1_800_000_000.25)
+    assert wire.decode_event(wire.encode_event(topic.value, 5, 72_000, payload)).heard_at == 0.0  # unknown
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_event_heard_at_must_be_a_unix_time(bad: float) -> None:
+    with pytest.raises(ValueError, match="heard_at"):
+        wire.encode_event("beat", 1, 0, pb.Beat(), heard_at=bad)
 
 
 def test_event_seconds_follow_the_sample_rate() -> None:

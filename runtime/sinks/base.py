@@ -64,5 +64,10 @@ class ClockSink(Sink, Protocol):
 
     lost: str | None
 
+    def heard_clock(self) -> tuple[int, float] | None:
+        """The heard clock: ``(frame, t)``, the frame (counted from the first one written to this sink) that
+        leaves the output at ``time.monotonic()`` time ``t``, device latency included; ``None`` while nothing
+        plays yet. Lock-free, callable from any thread; later frames follow at the sample rate."""
+
     def start(self) -> None:
         """Start playing what is queued (a live producer's lookahead)."""

@@ -68,7 +68,7 @@ from cadenza.runtime.sinks.portaudio import (
     has_output_device,
     output_devices,
 )
-from cadenza.runtime.sinks.relaylink import RelayLink
+from cadenza.runtime.sinks.relaylink import RELAY_BUFFER_S, RELAY_PIPE_BYTES, RelayLink
 from cadenza.runtime.sinks.ring import RingBuffer
 
 __all__ = ["FADE_FRAMES", "STALL_S", "DeviceSink", "OutputDevice", "find_output_device", "has_output_device",
@@ -77,6 +77,14 @@ __all__ = ["FADE_FRAMES", "STALL_S", "DeviceSink", "OutputDevice", "find_output_
 #: A callback this much later than the previous block's length means the device
 #: played on without us (the process or the audio thread was held up).
 STALL_S = 0.05
+#: The heard clock's offset between PortAudio's stream clock and the monotonic clock: read this often,
+#: discarded when the reading was preempted this long, taken at once when it moved this far.
+OFFSET_EVERY_S = 0.1
+OFFSET_BRACKET_S = 0.0005
+OFFSET_STEP_S = 0.005
+#: What a relay adds to the latency while it plays for a lost device: its ring and its pipe (its device's own
+#: latency is not reported back: the heard clock of a relayed device is an estimate).
+RELAY_LATENCY_S = RELAY_BUFFER_S + RELAY_PIPE_BYTES / (CHANNELS * 4) / SAMPLE_RATE
 #: Hold-and-fade of the last sample on an underrun or a stall, then the fade-in
 #: of the music when it returns (frames, 10 ms each).
 FADE_FRAMES = 480
@@ -154,6 +162,12 @@ class DeviceSink:
         self._stalls = 0
         self._stall_frames = 0
         self._prev_time = 0.0  # PortAudio's clock at the previous callback
+        # The heard clock (see heard_clock): the callback's last (ring frame, PortAudio stream time at which that
+        # frame leaves the DAC), one tuple swapped in whole so a reader never sees half of it; and the offset of
+        # the monotonic clock from PortAudio's stream clock, read by the producer (check), never in the callback.
+        self._anchor: tuple[int, float] | None = None
+        self._stream_offset: float | None = None
+        self._offset_at = 0.0
         self._prev_block = 0.0  # seconds in the previous callback's block
         self.lost: str | None = None
         self._discarded = 0  # frames written after the loss (dropped, or piped to the relay)
@@ -199,7 +213,9 @@ class DeviceSink:
           faded in — never a jump;
         - frees space for ``write`` only by advancing ``ring.read`` after the
           copy (single-producer/single-consumer, no lock);
-        - counts PortAudio's own ``output_underflow`` flag.
+        - counts PortAudio's own ``output_underflow`` flag;
+        - notes for the heard clock where its first ring frame leaves the
+          DAC (``outputBufferDacTime``): one small tuple, no lock.
         """
         if status.output_underflow:
             self.output_underflows += 1
@@ -217,6 +233,9 @@ class DeviceSink:
         self._prev_time = now
         self._prev_block = frames / SAMPLE_RATE
         want = body.shape[0]
+        dac = time_info.outputBufferDacTime
+        if dac > 0.0:  # the ring's next frame leaves the DAC after the faded-out frames of a stall, if any
+            self._anchor = (self._ring.read, dac + (frames - want) / SAMPLE_RATE)
         n = self._ring.pull_into(body)
         if self._rise_pos < FADE_FRAMES and n > 0:
             k = min(n, FADE_FRAMES - self._rise_pos)
@@ -280,7 +299,57 @@ class DeviceSink:
             self._seen_read, self._seen_at = self._ring.read, now
         elif now - self._seen_at > self.stall_timeout:
             self._lose(f"it took no audio for {self.stall_timeout:g} s (device stalled or audio server hung?)")
+        if self.lost is None and now - self._offset_at >= OFFSET_EVERY_S:
+            self._read_offset(now)  # for the heard clock
         return self.lost
+
+    def _read_offset(self, now: float) -> None:
+        """Measure monotonic − PortAudio stream time (the clock ``outputBufferDacTime`` is on).
+
+        Two monotonic reads bracket ``stream.time``; a read preempted for more
+        than ``OFFSET_BRACKET_S`` is thrown away. A step over ``OFFSET_STEP_S``
+        (the stream clock restarted) is taken at once, smaller differences are
+        averaged in (the two clocks drift apart by ppm).
+        """
+        try:
+            a = time.monotonic()
+            st = float(self._stream.time)
+            b = time.monotonic()
+        except Exception:  # noqa: BLE001 — sounddevice.PortAudioError: no reading this time
+            return
+        self._offset_at = now
+        if st <= 0.0 or b - a > OFFSET_BRACKET_S:
+            return
+        offset = 0.5 * (a + b) - st
+        if self._stream_offset is None or abs(offset - self._stream_offset) > OFFSET_STEP_S:
+            self._stream_offset = offset
+        else:
+            self._stream_offset += 0.2 * (offset - self._stream_offset)
+
+    def heard_clock(self) -> tuple[int, float] | None:
+        """``(frame, t)``: the frame (counted from this sink's first written frame) that leaves the output at
+        monotonic time ``t`` (seconds), device latency included; ``None`` before playback starts.
+
+        While the device plays: the callback's last anchor — the ring frame
+        that began its block and PortAudio's ``outputBufferDacTime`` for it
+        (for JACK: the cycle's frame time plus the playback port's latency) —
+        put on the monotonic clock with the offset :meth:`check` measures. A
+        later underrun delays what follows by its length; the next callback's
+        anchor says so. Without a DAC time from the host API: the frames
+        handed over, heard after ``output_latency``. Once lost: the monotonic
+        pacing (nothing is heard); relayed: that pacing plus the relay's ring
+        and pipe (an estimate: the relay's own device latency is not known
+        here). Cheap and lock-free: any thread may call it.
+        """
+        if self.lost is not None:
+            frame = self.frames_written - self._relay.queued()
+            return frame, time.monotonic() + (RELAY_LATENCY_S if self._relay.relayed is not None else 0.0)
+        if not self._started:
+            return None
+        anchor, offset = self._anchor, self._stream_offset
+        if anchor is None or offset is None:
+            return self._ring.read, time.monotonic() + self.output_latency
+        return anchor[0], anchor[1] + offset
 
     def _lose(self, reason: str) -> None:
         """Abandon the stream (no PortAudio call: it may hang) and discard audio at the wall clock's pace."""
@@ -353,6 +422,7 @@ class DeviceSink:
             raise AudioError(f"cannot start output device {self.device}: {exc}") from exc
         self._started = True
         self._seen_read, self._seen_at = self._ring.read, time.monotonic()
+        self._read_offset(self._seen_at)
 
     def _wait_until(self, ready: Callable[[], bool], what: str) -> bool:
         """Sleep in small steps until ``ready()``; False once the device is lost (see :meth:`check`)."""

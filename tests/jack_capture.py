@@ -1,0 +1,131 @@
+"""Record what a JACK client plays, stamped with JACK's own clock: the reference the heard-clock tests measure against.
+
+:class:`JackCapture` registers a JACK client (JACK-Client package) with one
+input port, connects a runtime's output port to it, and in each process cycle
+copies the cycle's buffer into a preallocated array together with the cycle's
+first frame (``last_frame_time``) and that frame's time on JACK's clock
+(``jack_frames_to_time``, microseconds). :meth:`JackCapture.unix_time` puts a
+captured sample on the Unix clock (JACK's clock is CLOCK_MONOTONIC_RAW-like,
+not ``time.monotonic()``: the offset is sampled, bracketed by ``time.time()``
+reads, by :meth:`JackCapture.sample_offset` while the test runs).
+
+A sample in a cycle's buffer is in JACK's graph at that frame; the driver
+plays it ``playback_latency`` frames later (the system playback port's
+latency: 2 periods for the dummy driver). What "heard" means for a runtime
+playing into JACK is that: frame time + the playback port's latency.
+
+:func:`stream_offset` aligns the capture with the runtime's own stream (its
+WAV sink) by cross-correlation: capture index + offset = stream frame.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import subprocess
+import time
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 48_000
+
+
+class JackCapture:
+    """One input port recording ``seconds`` of audio with the JACK frame time and clock time of each cycle."""
+
+    def __init__(self, server: str | None, seconds: float, name: str = "heard-capture") -> None:
+        import jack
+
+        self._jack = jack
+        self.client = jack.Client(name, servername=server, no_start_server=True)
+        self.server = server
+        lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+        lib.jack_frames_to_time.restype = ctypes.c_uint64
+        lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.jack_get_time.restype = ctypes.c_uint64
+        self._lib = lib
+        self._ptr = ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", self.client._ptr)))
+        self.port = self.client.inports.register("in")
+        self.buffer = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+        self.cycles: list[tuple[int, int, int]] = []  # (buffer index, first frame, its time on JACK's clock, µs)
+        self.filled = 0
+        self.offsets: list[tuple[float, float]] = []  # (JACK clock s, Unix − JACK clock s)
+        self.recording = False
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        if not self.recording or self.filled + frames > len(self.buffer):
+            return
+        first = self.client.last_frame_time
+        self.cycles.append((self.filled, first, int(self._lib.jack_frames_to_time(self._ptr, first))))
+        self.buffer[self.filled:self.filled + frames] = self.port.get_array()
+        self.filled += frames
+
+    def connect(self, source: str) -> None:
+        self.client.connect(source, self.port)
+
+    def sample_offset(self) -> None:
+        """One reading of Unix − JACK clock, kept only when the three reads were not preempted."""
+        a = time.time()
+        j = self._lib.jack_get_time() / 1e6
+        b = time.time()
+        if b - a < 0.0002:
+            self.offsets.append((j, 0.5 * (a + b) - j))
+
+    def unix_time(self, index: float) -> float:
+        """The Unix time at which captured sample ``index`` was in JACK's graph (its cycle's frame time)."""
+        starts = np.array([c[0] for c in self.cycles])
+        k = int(np.searchsorted(starts, index, side="right")) - 1
+        pos, _frame, usecs = self.cycles[k]
+        jack_s = usecs / 1e6 + (index - pos) / SAMPLE_RATE
+        clock = np.array([o[0] for o in self.offsets])
+        nearest = int(np.argmin(np.abs(clock - jack_s)))
+        return jack_s + self.offsets[nearest][1]
+
+    def contiguous(self) -> bool:
+        """No cycle missed: each cycle's first frame follows the previous one's."""
+        return all(b[1] - a[1] == b[0] - a[0] for a, b in zip(self.cycles, self.cycles[1:]))
+
+    def playback_latency(self) -> int:
+        """The system playback port's latency in frames (``jack_lsp -l``), what the driver adds after the graph."""
+        argv = ["jack_lsp", "-l", "system:playback_1"]
+        if self.server:
+            argv[1:1] = ["-s", self.server]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if "playback latency" in line:
+                return int(line.split("[")[1].split()[0])
+        raise AssertionError(f"no playback latency in `{' '.join(argv)}`: {out!r}")
+
+    def close(self) -> None:
+        self.recording = False
+        try:
+            self.client.deactivate()
+        finally:
+            self.client.close()
+
+
+def stream_offset(capture: np.ndarray, stream: np.ndarray, segment: int = SAMPLE_RATE) -> tuple[int, float]:
+    """``(offset, match)``: capture index + offset = stream frame, from a cross-correlation of one ``segment`` of
+    the captured audio against the stream; ``match`` is the normalized correlation at the peak (1.0: identical)."""
+    nz = np.flatnonzero(np.abs(capture) > 1e-3)
+    if len(nz) < 2 * segment:
+        raise AssertionError(f"the capture holds {len(nz)} non-silent samples, need {2 * segment}")
+    start = int(nz[len(nz) // 2])
+    seg = capture[start:start + segment].astype(np.float64)
+    ref = stream.astype(np.float64)
+    n = 1 << int(np.ceil(np.log2(len(ref) + segment)))
+    corr = np.fft.irfft(np.fft.rfft(ref, n) * np.conj(np.fft.rfft(seg, n)), n)[:len(ref) - segment]
+    lag = int(np.argmax(corr))
+    match = float(corr[lag] / (np.linalg.norm(seg) * np.linalg.norm(ref[lag:lag + segment]) + 1e-12))
+    return lag - start, match
+
+
+def jack_port_of(client: Any, prefix: str) -> str:
+    """The first output port of the JACK client whose name starts with ``prefix`` (a runtime's ``cadenza-PID``)."""
+    ports = [p.name for p in client.get_ports(is_output=True, is_audio=True) if p.name.startswith(prefix)]
+    if not ports:
+        raise AssertionError(f"no JACK output port starting with {prefix!r}")
+    return sorted(ports)[0]

@@ -1,0 +1,94 @@
+"""The heard clock (``Event.heard_at``, ``Status.heard_time``/``unix_time``) measured against the sink's clock.
+
+A runtime plays into a JACK dummy server of the test's own and into a WAV
+file; a JACK client of the test (tests/jack_capture.py) records the runtime's
+output port with JACK's frame times. Cross-correlating the capture with the
+WAV (the runtime's own stream) says which stream frame was in JACK's graph at
+which JACK time; the driver plays it the system playback port's latency later.
+Each beat event's ``heard_at`` must be that moment, within 2 ms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from bench.jack import JackServer
+from tests.jack_capture import SAMPLE_RATE, JackCapture, jack_port_of, stream_offset
+from tests.server_harness import ServeProcess, require, wait_until
+
+pytest.importorskip("soundfile")
+
+
+def _capture_or_skip(server: str, seconds: float) -> JackCapture:
+    try:
+        return JackCapture(server, seconds)
+    except Exception as exc:  # noqa: BLE001 — jack.JackError, a missing libjack: the machine cannot run it
+        require(f"no JACK client for the capture: {exc}")
+        raise
+
+
+def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack: Callable[..., JackServer]) -> None:
+    import soundfile
+
+    jack = private_jack()
+    wav = tmp_path / "stream.wav"
+    capture = _capture_or_skip(jack.name, 12.0)
+    ctx: zmq.Context[Any] = zmq.Context()
+    beats: list[Any] = []
+    statuses: list[Any] = []
+    try:
+        with ServeProcess(["--prompt", "driving techno drums, bass"], tmp_path, sink=f"jack,wav:{wav}",
+                          env=jack.env) as server:
+            events = server.events(ctx, topics=("beat", "status"))
+            prefix = f"cadenza-{server.pid}:"
+            wait_until(lambda: any(p.name.startswith(prefix) for p in capture.client.get_ports(is_output=True)),
+                       15, f"the runtime's JACK port {prefix}*")
+            capture.connect(jack_port_of(capture.client, prefix))
+            capture.recording = True
+            wait_until(lambda: float(np.abs(capture.buffer[:capture.filled]).max(initial=0.0)) > 1e-3, 10,
+                       "the runtime's music in the capture")
+            deadline = time.monotonic() + 8.0
+            while time.monotonic() < deadline:
+                capture.sample_offset()
+                ev = events.recv_event(0.05)
+                if ev is not None:
+                    (beats if ev.topic == "beat" else statuses).append(ev)
+            capture.recording = False
+            server.stop()
+    finally:
+        capture.close()
+        ctx.destroy(linger=0)
+    assert capture.contiguous(), "the capture client missed JACK cycles: its frame times are not one run"
+    stream, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    assert rate == SAMPLE_RATE
+    recorded = capture.buffer[:capture.filled]
+    offset, match = stream_offset(recorded, stream[:, 0])
+    # (not 1.0: the device holds and fades over an underrun of a loaded machine, the WAV file does not)
+    assert match > 0.8, f"the capture does not match the runtime's stream (correlation {match:.3f})"
+    latency = capture.playback_latency() / SAMPLE_RATE
+    errors = []
+    for ev in beats:
+        index = ev.stream_time - offset
+        # the first beats were published before the device played (their heard_at is an estimate, documented)
+        if 0 <= index < capture.filled and ev.stream_time >= SAMPLE_RATE // 2:
+            assert ev.heard_at > 0, f"beat {ev.payload.beat} has no heard_at"
+            errors.append(ev.heard_at - (capture.unix_time(index) + latency))
+    assert len(errors) >= 8, f"only {len(errors)} beats fell inside the capture ({len(beats)} received)"
+    err_ms = 1000 * np.array(errors)
+    print(f"heard_at − (JACK graph time + playback latency {1000 * latency:.1f} ms) over {len(err_ms)} beats: "
+          f"mean {err_ms.mean():+.3f} ms, median {np.median(err_ms):+.3f} ms, max |err| {np.abs(err_ms).max():.3f} ms")
+    assert np.abs(err_ms).max() < 2.0, err_ms
+    # Status's heard clock says the same: sample s at unix_time + (s - heard_time) / rate
+    playing = [st for st in statuses if st.payload.heard_time > 0]  # (the first one: nothing heard yet)
+    assert len(playing) >= 3, f"{len(statuses)} status events, {len(playing)} once playing"
+    for st in playing:
+        s = st.payload
+        assert abs(s.unix_time - time.time()) < 60, s.unix_time
+        assert abs(s.unix_time - st.heard_at - (s.heard_time - st.stream_time) / SAMPLE_RATE) < 0.002
