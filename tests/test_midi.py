@@ -1,0 +1,520 @@
+"""``cadenza midi``: MIDI in over real JACK MIDI ports into a real ``cadenza serve``.
+
+The integration tests start a JACK dummy server of their own (``jackd -n NAME``,
+one for the module), a runtime on the null sink, and the bridge as a real
+process with a virtual JACK MIDI input that ``jack_connect`` ties to this test's
+python-rtmidi JACK output port. What arrives is read back from the runtime
+(``GetStatus``/``DescribeGraph`` through the SDK) and from the counters the
+bridge prints at exit. The unit tests drive the decoder, the mapping reader and
+:class:`MidiBridge` with a recording target.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cadenza.runtime.midi.bridge import MidiBridge, MidiDecodeError, decode
+from cadenza.runtime.midi.mapping import Mapping, MappingError, load_mapping, parse_mapping
+from cadenza.sdk.client import Client
+from server_harness import require
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 60.0
+SUMMARY = re.compile(r"cadenza midi: (\d+) messages, (\d+) parameter updates -> (\d+) SetParameters \((\d+) values\), "
+                     r"(\d+) triggers, (\d+) states, (\d+) note sets, (\d+) refused")
+PROBLEMS = re.compile(r"cadenza midi: (\d+) periods, (\d+) system messages; problems by kind: (.*)")
+
+GRAPH = """\
+cadenza_graph: 1
+name: midi-test
+control_rate: 100
+parameters:
+  probe: {type: continuous, min: 0, max: 1, default: 0.5}
+  level: {type: continuous, min: 0, max: 10, default: 5}
+  mode: {type: labeled, labels: [low, mid, high], default: low}
+prompts:
+  calm: "calm ambient pads"
+  busy: "energetic techno with drums"
+mix:
+  - prompt: calm
+    weight: 1
+states:
+  initial: rest
+  list:
+    rest: {}
+    drive:
+      mix:
+        - prompt: busy
+          weight: 1
+transitions:
+  - {from: any, to: any, quantize: now, fade: 0.05, mode: blend}
+triggers:
+  hit: {bump: 0.2}
+"""
+
+MAPPING = """\
+cadenza_midi: 1
+channel: 1
+map:
+  - {cc: 1, parameter: probe}
+  - {cc: 2, parameter: level, range: [10, 0], curve: s-curve}
+  - {cc14: 7, parameter: probe, channel: 2}
+  - {cc: 3, parameter: mode}
+  - {pitch_bend: true, parameter: level, channel: 3}
+  - {notes: true, control: notes, channel: 4}
+  - {note: 36, trigger: hit, channel: 10}
+  - {program: 1, state: drive}
+  - {program: 0, state: rest}
+"""
+
+
+# --------------------------------------------------------------------------- unit: decoding, mapping, bridge
+
+
+class Recorder:
+    """A target that records what the bridge sends (no runtime)."""
+
+    def __init__(self) -> None:
+        self.sets: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, Any]] = []
+
+    def set_many(self, values: Any, *, clamp: bool = False) -> None:
+        self.sets.append(dict(values))
+
+    def trigger(self, name: str) -> None:
+        self.calls.append(("trigger", name))
+
+    def set_state(self, name: str) -> None:
+        self.calls.append(("state", name))
+
+    def set_controls(self, **controls: Any) -> None:
+        self.calls.append(("controls", controls))
+
+    def clear_controls(self, *names: str) -> None:
+        self.calls.append(("clear", names))
+
+
+def _bridge(text: str = MAPPING) -> tuple[MidiBridge, Recorder, list[str]]:
+    rec = Recorder()
+    lines: list[str] = []
+    return MidiBridge(rec, parse_mapping(text, "m.yaml"), log=lines.append), rec, lines
+
+
+def test_decode_reads_channel_messages_and_refuses_garbage() -> None:
+    assert decode([0xB3, 7, 100]) == ("cc", 3, 7, 100)
+    assert decode([0x90, 60, 0]) == ("note_off", 0, 60, 0)  # velocity 0 is a note-off
+    assert decode([0xE0, 0x7F, 0x7F]) == ("pitch_bend", 0, 16383, 0)
+    assert decode([0xC1, 5]) == ("program", 1, 5, 0)
+    assert decode([0xF8]) == ("system", 0, 0xF8, 0)
+    assert decode([0xF2, 0x10, 0x01]) == ("system", 0, 0xF2, 0x10 | (1 << 7))
+    for bad, kind in (([0x40, 0x10], "no_status"), ([0xB0, 1], "truncated"), ([0xB0, 1, 2, 3], "malformed"),
+                      ([0xB0, 1, 200], "malformed"), ([0xF7], "malformed"), ([], "malformed")):
+        with pytest.raises(MidiDecodeError) as exc:
+            decode(bad)
+        assert exc.value.kind == kind, bad
+
+
+def test_mapping_errors_name_file_line_and_the_choices(tmp_path: Path) -> None:
+    text = ("cadenza_midi: 1\nmap:\n  - {cc: 130, parameter: probe}\n  - {cc14: 7, parameter: a, curve: wobble}\n"
+            "  - {pitch_bend: true, trigger: hit}\n  - {cc: 39, parameter: b}\n  - {foo: 1, parameter: c}\n")
+    with pytest.raises(MappingError) as exc:
+        parse_mapping(text, "rig.yaml")
+    msg = str(exc.value)
+    assert "rig.yaml:3 map[0].cc: a CC number must be a whole number 0-127, got 130" in msg
+    assert "rig.yaml:4 map[1].curve: unknown curve 'wobble'; the curves: linear, s-curve, log, exp, sine, constant" in msg
+    assert "rig.yaml:5 map[2].trigger: a trigger is fired by a note or a program change" in msg
+    assert "rig.yaml:7 map[4].foo: unknown key 'foo'" in msg
+    # the file is read with the graph's safe reader: no tags, no aliases
+    f = tmp_path / "evil.yaml"
+    f.write_text("cadenza_midi: 1\nmap: !!python/object:os.system [ls]\n")
+    with pytest.raises(MappingError) as exc:
+        load_mapping(f)
+    assert "evil.yaml:2" in str(exc.value)
+
+
+def test_values_follow_range_curve_14_bit_and_labels() -> None:
+    bridge, rec, _ = _bridge()
+    bridge.receive([0xB0, 1, 127])  # CC 1 → probe 1.0
+    bridge.receive([0xB0, 2, 0])  # CC 2 → level, range [10, 0] reversed: 10
+    bridge.receive([0xB0, 3, 64])  # CC 3 → mode: the middle label without a description: 0..1 (no labels known)
+    bridge.flush()
+    assert rec.sets[-1]["probe"] == 1.0 and rec.sets[-1]["level"] == 10.0
+    bridge.receive([0xB1, 7, 64])  # ch2 CC 7 MSB 64 → 8192/16383
+    bridge.receive([0xB1, 39, 127])  # … its LSB → (64<<7 | 127)/16383
+    bridge.flush()
+    assert rec.sets[-1]["probe"] == pytest.approx(((64 << 7) | 127) / 16383)
+    bridge.receive([0xE2, 0x00, 0x40])  # ch3 pitch bend centre → level's middle (0..1 without a description)
+    bridge.flush()
+    assert rec.sets[-1]["level"] == pytest.approx(8192 / 16383)
+
+
+def test_bad_input_is_counted_reported_and_never_raises() -> None:
+    bridge, rec, lines = _bridge()
+    for _ in range(50):
+        bridge.receive([0xB5, 1, 10])  # CC 1 on channel 6: mapped on channel 1 only
+        bridge.receive([0xB0, 90, 10])  # unmapped
+        bridge.receive([0xF0, 1, 2, 3, 0xF7])  # sysex
+        bridge.receive([0x40, 0x10])  # running-status garbage
+        bridge.receive([0x83, 60, 0])  # a note-off without its note-on (channel 4: notes → control)
+    bridge.flush()
+    kinds = bridge.stats.problems
+    assert kinds["wrong_channel"] == 50 and kinds["unmapped"] == 50 and kinds["sysex"] == 50
+    assert kinds["no_status"] == 50 and kinds["note_off_without_on"] == 50
+    assert len(lines) <= 6, lines  # one line per (where, kind) per window
+    assert any("ch6 CC 1: mapped on channel 1 only" in line for line in lines), lines
+    assert rec.sets == []
+
+
+def test_a_flood_of_ccs_is_one_set_many_per_period_with_the_latest_values() -> None:
+    bridge, rec, _ = _bridge()
+    for i in range(10_000):
+        bridge.receive([0xB0, 1, i % 128])
+    bridge.receive([0xB0, 1, 127])
+    bridge.flush()
+    assert rec.sets == [{"probe": 1.0}]
+    assert bridge.stats.parameter_updates == 10_001
+
+
+def test_notes_triggers_and_programs() -> None:
+    bridge, rec, _ = _bridge()
+    bridge.receive([0x93, 60, 100])
+    bridge.receive([0x93, 64, 100])
+    bridge.flush()
+    assert rec.calls[-1] == ("controls", {"notes": [60, 64]})
+    bridge.receive([0x83, 60, 0])
+    bridge.receive([0x93, 64, 0])
+    bridge.flush()
+    assert rec.calls[-1] == ("clear", ("notes",))
+    bridge.receive([0x99, 36, 127])
+    bridge.receive([0xC0, 1])
+    bridge.flush()
+    assert rec.calls[-2:] == [("trigger", "hit"), ("state", "drive")]
+
+
+# --------------------------------------------------------------------------- JACK MIDI integration
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        require(f"{tool} is not installed (apt install jackd2)")
+
+
+@pytest.fixture(scope="module")
+def jack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A JACK dummy server of this module's own; this process's JACK clients use it (JACK_DEFAULT_SERVER)."""
+    pytest.importorskip("rtmidi")
+    _need("jackd")
+    _need("jack_connect")
+    from bench.jack import JackServer
+
+    name = f"cadenza-midi-{os.getpid()}"
+    server = JackServer(tmp_path_factory.mktemp("jack"), name=name, realtime=False)
+    server.start()
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    try:
+        yield name
+    finally:
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old
+        server.stop()
+
+
+class Sender:
+    """This test's JACK MIDI output (python-rtmidi), connected to the bridge's input with ``jack_connect``."""
+
+    def __init__(self, client: str) -> None:
+        import rtmidi
+
+        self.client = client
+        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
+        self.out.open_virtual_port("out")
+
+    @property
+    def port(self) -> str:
+        return f"{self.client}:out"
+
+    def send(self, *messages: list[int]) -> None:
+        for m in messages:
+            self.out.send_message(m)
+
+    def close(self) -> None:
+        self.out.close_port()
+        self.out.delete()
+
+
+@pytest.fixture(scope="module")
+def sender(jack: str) -> Iterator[Sender]:
+    s = Sender(f"midi-test-{os.getpid()}")
+    yield s
+    s.close()
+
+
+class Proc:
+    def __init__(self, args: list[str], folder: Path, name: str) -> None:
+        self.out = folder / f"{name}.out"
+        self.err = folder / f"{name}.err"
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "cadenza", *args], stdout=out, stderr=err,
+                                         stdin=subprocess.DEVNULL, env=dict(os.environ))
+
+    @property
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT_S) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.stdout)
+            if m is not None:
+                return m
+            if self.proc.poll() is not None:
+                m = re.search(pattern, self.stdout)
+                if m is not None:
+                    return m
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"no {pattern!r} from {self.proc.args!r}: rc={self.proc.returncode}\n"
+                             f"stdout: {self.stdout}\nstderr: {self.stderr}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Runtime:
+    def __init__(self, folder: Path) -> None:
+        graph = folder / "graph.yaml"
+        graph.write_text(GRAPH)
+        self.control, self.events = (f"tcp://127.0.0.1:{p}" for p in _free_ports(2))
+        self.proc = Proc(["serve", "--sink", "null", "--graph", str(graph), "--control", self.control, "--events",
+                          self.events, "--audio", "none"], folder, "serve")
+        self.proc.wait_for(r"cadenza serve: ready")
+        self.client = Client(self.control, self.events, heartbeat=0)
+
+    def param(self, name: str) -> Any:
+        return self.client.status().parameters[name]
+
+    def close(self) -> None:
+        self.client.close()
+        self.proc.stop()
+
+
+@pytest.fixture(scope="module")
+def runtime(jack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    rt = Runtime(tmp_path_factory.mktemp("serve"))
+    yield rt
+    rt.close()
+
+
+_bridges = iter(range(1_000_000))
+
+
+def _start_bridge(runtime: Runtime, sender: Sender, folder: Path, *args: str) -> tuple[Proc, str]:
+    client = f"cadenza-midi-t{next(_bridges)}"
+    proc = Proc(["midi", *args, "--api", "jack", "--virtual", "--client-name", client, "--connect", sender.port,
+                 "--control", runtime.control, "--events", runtime.events], folder, client)
+    return proc, client
+
+
+def _counters(proc: Proc) -> tuple[list[int], dict[str, int]]:
+    m = SUMMARY.search(proc.stdout)
+    p = PROBLEMS.search(proc.stdout)
+    assert m is not None and p is not None, f"no counters in {proc.stdout!r}"
+    kinds = {} if p.group(3) == "none" else {k: int(n) for k, n in (x.rsplit(" ", 1) for x in p.group(3).split(", "))}
+    return [int(g) for g in m.groups()], kinds
+
+
+def _until(check: Any, timeout: float, what: str) -> float:
+    t0 = time.monotonic()
+    while not check():
+        assert time.monotonic() - t0 < timeout, f"{what} did not happen within {timeout:g} s"
+        time.sleep(0.005)
+    return time.monotonic() - t0
+
+
+def test_midi_learn_end_to_end(runtime: Runtime, sender: Sender, tmp_path: Path) -> None:
+    """Learn CC 20 on channel 3 for ``probe``, write the file, restart the bridge from it: the CC moves ``probe``
+    (read back from the runtime's status)."""
+    mapping = tmp_path / "learned.yaml"
+    learn, _ = _start_bridge(runtime, sender, tmp_path, "--learn", str(mapping), "--learn-param", "probe")
+    learn.wait_for(r"move a control for 'probe'")
+    time.sleep(0.1)
+    sender.send([0xB2, 20, 64])
+    learn.wait_for(r"learned CC 20 on channel 3 -> parameter probe; wrote ", timeout=10)
+    assert learn.proc.wait(10) == 0, learn.stderr
+    m = load_mapping(mapping)
+    assert [(b.source, b.number, b.channel, b.target, b.name) for b in m.bindings] == [("cc", 20, 2, "parameter",
+                                                                                        "probe")]
+    assert not list(tmp_path.glob(".learned.yaml.*")), "the temporary file was left behind"
+
+    bridge, _ = _start_bridge(runtime, sender, tmp_path, "--map", str(mapping))
+    try:
+        bridge.wait_for(r"listening on .* with 1 mappings")
+        time.sleep(0.2)  # the JACK connection
+        for raw, want in ((127, 1.0), (0, 0.0), (64, 64 / 127)):
+            sender.send([0xB2, 20, raw])
+            _until(lambda: abs(float(runtime.param("probe")) - want) < 1e-6, 5, f"probe={want}")
+        assert runtime.client.describe().parameters["probe"].value == pytest.approx(64 / 127)
+    finally:
+        assert bridge.stop() == 0, bridge.stderr
+    counts, _ = _counters(bridge)
+    assert counts[0] == 3 and counts[2] >= 1
+
+
+def test_mapping_drives_every_kind_and_unknown_names_are_reported(runtime: Runtime, sender: Sender,
+                                                                   tmp_path: Path) -> None:
+    mapping = tmp_path / "rig.yaml"
+    mapping.write_text(MAPPING + "  - {cc: 9, parameter: nope}\n  - {program: 5, state: nowhere}\n")
+    bridge, _ = _start_bridge(runtime, sender, tmp_path, "--map", str(mapping))
+    try:
+        bridge.wait_for(r"listening on ")
+        time.sleep(0.2)
+        err = bridge.stderr
+        assert "rig.yaml:13: CC 9 on channel 1 -> parameter nope: the graph 'midi-test' has no parameter 'nope'" in err
+        assert "has no state 'nowhere'; its states: rest, drive" in err
+        sender.send([0xB0, 2, 127], [0xB0, 3, 127])  # level: reversed range → 0; mode: the last label
+        _until(lambda: runtime.param("level") == 0.0 and runtime.param("mode") == "high", 5, "level 0, mode high")
+        sender.send([0xB1, 7, 127], [0xB1, 39, 127])  # 14-bit full scale on channel 2
+        _until(lambda: runtime.param("probe") == 1.0, 5, "probe=1 from the 14-bit pair")
+        sender.send([0xE2, 0x00, 0x00])  # pitch bend down → level's bottom
+        _until(lambda: runtime.param("level") == 0.0, 5, "level 0 from pitch bend")
+        sender.send([0x93, 60, 90], [0x93, 67, 90])  # held notes on channel 4
+        _until(lambda: tuple(runtime.client.status().controls.get("notes", ())) == (60, 67), 5, "notes 60, 67")
+        sender.send([0x83, 60, 0], [0x83, 67, 0])
+        _until(lambda: "notes" not in runtime.client.status().controls, 5, "the notes released")
+        sender.send([0xC0, 1])  # program 1 → state drive
+        _until(lambda: runtime.client.describe().state == "drive", 5, "state drive")
+        sender.send([0xC0, 0])
+        _until(lambda: runtime.client.describe().state == "rest", 5, "state rest")
+    finally:
+        assert bridge.stop() == 0, bridge.stderr
+    counts, kinds = _counters(bridge)
+    assert counts[5] == 2 and counts[6] == 2  # states, note sets
+
+
+def test_a_flood_delays_nothing_and_bad_input_is_counted_quietly(runtime: Runtime, sender: Sender,
+                                                                 tmp_path: Path) -> None:
+    """10,000 CCs and garbage over JACK MIDI: coalesced (at most one SetParameters per period), every bad event
+    counted, stderr bounded, and a CC sent after the flood reaches the runtime as fast as one sent alone."""
+    mapping = tmp_path / "rig.yaml"
+    mapping.write_text(MAPPING)
+    bridge, _ = _start_bridge(runtime, sender, tmp_path, "--map", str(mapping))
+    try:
+        bridge.wait_for(r"listening on ")
+        time.sleep(0.2)
+
+        def lone(value: int) -> float:
+            want = 10.0 * (1.0 - (3 * (value / 127) ** 2 - 2 * (value / 127) ** 3))  # level: s-curve, reversed
+            sender.send([0xB0, 2, value])
+            return _until(lambda: abs(float(runtime.param("level")) - want) < 1e-6, 5, f"level from CC 2={value}")
+
+        baseline = sorted(lone(v) for v in (10, 100, 20, 110, 30))[2]
+        garbage = ([0xB5, 1, 10], [0xB0, 90, 10], [0xF0, 1, 2, 3, 0xF7], [0x40, 0x10], [0x83, 61, 0], [0xB0, 1])
+        t0 = time.monotonic()
+        for i in range(10_000):  # JACK carries a bounded number of events a period: 200 every period (20 ms)
+            sender.send([0xB0, 1, i % 128])
+            if i % 10 == 0:
+                sender.send(garbage[(i // 10) % len(garbage)])
+            if i % 200 == 199:
+                time.sleep(0.021)
+        flood_s = time.monotonic() - t0
+        after = lone(77)
+    finally:
+        t_stop = time.monotonic()
+        rc = bridge.stop()
+        stop_s = time.monotonic() - t_stop
+    assert rc == 0, bridge.stderr
+    assert stop_s < 1.5, f"SIGTERM took {stop_s:.2f} s"
+    counts, kinds = _counters(bridge)
+    messages, updates, set_requests = counts[0], counts[1], counts[2]
+    assert messages >= 11_000, counts
+    assert updates >= 10_000, counts
+    periods = (flood_s + 5) / 0.010
+    assert set_requests <= periods, (set_requests, flood_s)
+    for kind in ("wrong_channel", "unmapped", "sysex", "no_status", "note_off_without_on", "truncated"):
+        assert kinds.get(kind, 0) >= 150, kinds
+    assert len(bridge.stderr.splitlines()) < 80, bridge.stderr[-3000:]
+    print(f"flood: {messages} events in {flood_s:.2f} s -> {set_requests} SetParameters; problems {kinds}; "
+          f"{len(bridge.stderr.splitlines())} stderr lines; a CC alone {baseline * 1000:.1f} ms, after the flood "
+          f"{after * 1000:.1f} ms; SIGTERM {stop_s * 1000:.0f} ms")
+    assert after <= baseline + 0.05, f"a CC after the flood took {after * 1000:.0f} ms, alone {baseline * 1000:.0f} ms"
+
+
+def test_without_the_extra_it_says_what_to_install(tmp_path: Path) -> None:
+    fake = tmp_path / "no-rtmidi"
+    (fake / "rtmidi").mkdir(parents=True)
+    (fake / "rtmidi" / "__init__.py").write_text("raise ImportError('No module named rtmidi')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "cadenza", "midi", "--list"], capture_output=True, text=True,
+                          env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done
+    assert "pip install 'cadenza[midi]'" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_port_choice_errors_list_the_ports(jack: str, sender: Sender) -> None:
+    from cadenza.errors import UsageError
+    from cadenza.runtime.midi.ports import open_input
+
+    with pytest.raises(UsageError) as exc:
+        open_input("jack", "no-such-port")
+    assert "no input port's name contains 'no-such-port'" in str(exc.value)
+    assert sender.port in str(exc.value)
+    port = open_input("jack", sender.client)  # by name substring
+    try:
+        assert port.name == sender.port
+    finally:
+        port.close()
+
+
+def test_mapping_file_round_trips() -> None:
+    m = parse_mapping(MAPPING, "m.yaml")
+    from cadenza.runtime.midi.mapping import write_mapping
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        write_mapping(m, Path(d) / "x.yaml")
+        again = load_mapping(Path(d) / "x.yaml")
+    assert [(b.source, b.number, b.channel, b.target, b.name, b.range, b.curve) for b in again.bindings] == \
+        [(b.source, b.number, b.channel, b.target, b.name, b.range, b.curve) for b in m.bindings]
+    assert isinstance(again, Mapping)
