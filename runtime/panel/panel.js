@@ -43,7 +43,7 @@
 
   const panel = window.cadenzaPanel = {
     connected: false, sessionId: "", sampleRate: 48000, graph: null, status: null,
-    sent: {}, received: {}, replies: 0, errors: [], flashes: [], frames: 0,
+    sent: {}, received: {}, replies: 0, errors: [], flashes: [], pendings: [], frames: 0,
     clock: {offsetMs: 0, rttMs: Infinity, samples: 0},
     audio: {on: false, chunks: 0, dropped: 0, underruns: 0},
   };
@@ -434,6 +434,7 @@
     logLine("state", `state ${prev || "—"} → ${name} ${phase} (${get(sc, "transition", "")}, fade ${fade.toFixed(2)} s)`, heardAt);
     if (phase === "SCHEDULED") {
       pending = {name, at: heardAt > 0 ? heardAt * 1000 - panel.clock.offsetMs : 0};
+      panel.pendings.push({name, at: pending.at, shownAt: Date.now()});
     } else if (phase === "STARTED") {
       const at = heardAt > 0 ? heardAt * 1000 - panel.clock.offsetMs : Date.now();
       setTimeout(() => { showState(name); if (pending && pending.name === name) pending = null; showPending(); },
@@ -651,6 +652,7 @@
     requestAnimationFrame(frame);
   }
 
+  panel.audioContextState = () => (actx ? actx.state : "none");
   $("listen").addEventListener("click", toggleListen);
   requestAnimationFrame(frame);
   connect();
