@@ -124,8 +124,9 @@ class JackServer:
     """
 
     def __init__(self, workdir: Path, *, name: str | None = None, default: bool = False, realtime: bool = False,
-                 rt_priority: int | None = None, fallback: bool = False, nice: int = 0) -> None:
+                 rt_priority: int | None = None, fallback: bool = False, nice: int = 0, period: int = PERIOD) -> None:
         self.default = default
+        self.period = period  # frames per JACK cycle (-p); MIDI moves once a cycle, so MIDI timing wants a small one
         self.name = "default" if default else (name or f"cadenza-{os.getpid()}-{next(_names)}")
         self.workdir = Path(workdir)
         self.want_realtime = realtime
@@ -151,7 +152,7 @@ class JackServer:
         rt = ["-R", *([] if self.rt_priority is None else ["-P", str(self.rt_priority)])] if realtime else [
             "--no-realtime"]
         named = [] if self.default else ["-n", self.name]
-        return [jackd, *named, *rt, "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD)]
+        return [jackd, *named, *rt, "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(self.period)]
 
     def running(self) -> bool:
         return running(None if self.default else self.name)
