@@ -5,8 +5,9 @@
 # PROJECT is a copy of sdk/godot with this file beside project.godot. Environment:
 # CADENZA_WS_URL (the gateway), CADENZA_GRAPH (a graph file whose TEXT is sent),
 # CADENZA_STATE (the state to request), CADENZA_BEATS (beat signals to wait for
-# after the state change started), CADENZA_RECONNECT=1 (then wait for a
-# reconnect to a new runtime session and CADENZA_BEATS more beats from it),
+# after the state change started; then the trigger boss_defeated, and the run
+# ends with its stinger), CADENZA_RECONNECT=1 (instead: wait for a reconnect to
+# a new runtime session and CADENZA_BEATS more beats from it),
 # CADENZA_DEADLINE_S. Each output line is "CADENZA " + one JSON object with a
 # "sig" key and "t" (Unix seconds when it was printed); the exit code is 0 when
 # the run finished, 1 on the deadline or a failed step.
@@ -87,7 +88,7 @@ func _on_beat(bar, beat):
 			if reconnect:
 				out({"sig": "phase1_done"})
 			else:
-				_finish()
+				_trigger_victory()
 	elif client.session_id != first_session:
 		beats_in_second_session += 1
 		if beats_in_second_session == beats_wanted:
@@ -111,6 +112,8 @@ func _on_state_changed(name, phase):
 
 func _on_stinger(name):
 	out({"sig": "stinger", "name": name})
+	if name == "victory" and not reconnect:
+		_finish()
 
 
 func _finish():
@@ -143,6 +146,14 @@ func _run():
 		"parameters": names, "states": states})
 	answer = yield(_reply(client.set_state(OS.get_environment("CADENZA_STATE"))), "completed")
 	out({"sig": "reply", "to": "set_state", "kind": answer[1], "body": answer[2]})
+	answer = yield(_reply(client.set_param("dnager", 0.5)), "completed")  # a typo: one error, nothing applied
+	out({"sig": "reply", "to": "bad_param", "kind": answer[1], "body": answer[2]})
+
+
+# After the beats: a trigger whose stinger is heard at the next bar (and whose set_state goes back to explore).
+func _trigger_victory():
+	var answer = yield(_reply(client.trigger("boss_defeated")), "completed")
+	out({"sig": "reply", "to": "trigger", "kind": answer[1], "body": answer[2]})
 
 
 func _reply(request_id):
