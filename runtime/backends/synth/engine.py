@@ -28,8 +28,8 @@ from cadenza.runtime.backends.base import (
 )
 from cadenza.runtime.backends.synth import dsp
 from cadenza.runtime.backends.synth.score import Performance, Sequencer
-from cadenza.runtime.backends.synth.style import INDEX, PATTERNS, STYLE_DIM, clip
-from cadenza.runtime.backends.synth.theory import Key, mode_for, parse_scale
+from cadenza.runtime.backends.synth.style import INDEX, PATTERNS, PROGRESSION_FAMILIES, STYLE_DIM, clip
+from cadenza.runtime.backends.synth.theory import Key, key_for, parse_scale
 
 MAX_BLOCK = 4096
 STYLE_GLIDE_S = 1.2  # time constant of the style glide
@@ -41,7 +41,7 @@ CEILING = 10.0 ** (-2.0 / 20.0)
 FAMILY_GAIN = np.array([0.75, 0.5, 0.11, 0.3, 0.45, 0.16, 0.22])
 _FAMILY_DIMS = [INDEX[f] for f in ("drums", "bass", "pads", "keys", "plucks", "lead", "texture")]
 _PATTERN_DIMS = [INDEX["pattern_" + p] for p in PATTERNS]
-_TONICS = (0, 2, 4, 5, 7, 9, 10)
+_PROG_DIMS = [INDEX["prog_" + p] for p in PROGRESSION_FAMILIES]
 
 
 @dataclass
@@ -65,14 +65,12 @@ class SynthState:
     la_buf: np.ndarray = field(default_factory=lambda: np.zeros((2, dsp.LOOKAHEAD)))
     rng: np.ndarray = field(init=False)
     vrng: np.ndarray = field(default_factory=lambda: np.zeros(dsp.N_VOICES, dtype=np.uint64))
-    tonic: int = field(init=False)
     seed_control: int | None = None
 
     def __post_init__(self) -> None:
         self.seq = Sequencer(self.seed)
         self.rng = np.array([np.uint64(0x9E3779B97F4A7C15 ^ (self.seed * 0x2545F4914F6CDD1D % 2**64)) | np.uint64(1)],
                             dtype=np.uint64)
-        self.tonic = _TONICS[self.seed % len(_TONICS)]
 
     def fork(self) -> "SynthState":
         return copy.deepcopy(self)
@@ -144,6 +142,12 @@ class SynthBackend:
         state.beats = beats
         return out, state
 
+    @staticmethod
+    def _key(st: SynthState, s: np.ndarray) -> Key:
+        """The key the style asks for; the seed picks among the keys that fit (see theory.key_for)."""
+        seed = st.seed_control if st.seed_control is not None else st.seed
+        return key_for(float(s[INDEX["fifths"]]), float(s[INDEX["minor"]]), float(s[INDEX["brightness"]]), seed)
+
     def _block(self, st: SynthState, target: np.ndarray, controls: Controls, key: Key | None,
                out: np.ndarray) -> None:
         n = out.shape[0]
@@ -183,7 +187,14 @@ class SynthBackend:
             chip=float(s[INDEX["chip"]]),
             acoustic=float(s[INDEX["acoustic"]]),
             harmony=float(s[INDEX["harmony"]]),
-            key=key if key is not None else Key(st.tonic, mode_for(float(s[INDEX["minor"]]))),
+            key=key if key is not None else self._key(st, s),
+            family=PROGRESSION_FAMILIES[int(np.argmax(s[_PROG_DIMS]))],
+            offbeat=float(s[INDEX["offbeat"]]),
+            laidback=float(s[INDEX["laidback"]]),
+            drop=float(s[INDEX["drop"]]),
+            sections=float(s[INDEX["sections"]]),
+            key_forced=key is not None,
+            intensity=controls.density,
         )
         events, st.beats = st.seq.advance(st.frame, n, perf)
         n_ev = len(events)
@@ -206,7 +217,7 @@ class SynthBackend:
         bp[dsp.B_DLY_FB] = 0.25 + 0.3 * space
         bp[dsp.B_DLY_MIX] = 0.1 + 0.5 * space
         bp[dsp.B_GRIT] = perf.grit
-        bp[dsp.B_TARGET_LUFS] = TARGET_LUFS
+        bp[dsp.B_TARGET_LUFS] = TARGET_LUFS + st.seq.loud_db  # the section's loudness (intro, breakdown …)
         bp[dsp.B_CEILING] = CEILING
         bp[dsp.B_PAD_CUT] = 300.0 * 2.0 ** (5.0 * bright)
         bp[dsp.B_LEAD_CUT] = 600.0 * 2.0 ** (4.0 * bright)

@@ -1,15 +1,22 @@
 """The synth's sequencer: turns performance parameters into timed note events.
 
-It keeps the musical clock (16th-note steps, beats, bars), chooses chord
-progressions in the current key, voice-leads chords, and plans each bar's drum
-pattern, bassline, pads, keys comping, arpeggio and lead melody. Its state is
-plain Python data (and a numpy Generator), deep-copied when a stream forks.
+It keeps the musical clock (16th-note steps, beats, bars), follows a form (a
+per-stream section plan — intro, A, B, build, drop, breakdown — on 4-bar phrase
+boundaries, looping back to a loop-ready section), chooses a genre family's
+progressions in the key the prompt asks for, voice-leads chords, and plans each
+bar's drum groove, bassline, legato pads, keys comping, arpeggio or stabs, and a
+motif that returns and develops. Its state is plain Python data (and a numpy
+Generator), deep-copied when a stream forks.
+
+The form's hook: with the ``density`` control set (a graph's intensity), each
+phrase's section follows it instead of the plan (high = drop / B, low =
+breakdown), always on the next phrase boundary, so the beat grid never moves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 import numpy as np
@@ -17,18 +24,76 @@ import numpy as np
 from cadenza.runtime.backends.base import SAMPLE_RATE, Beat
 from cadenza.runtime.backends.synth import dsp
 from cadenza.runtime.backends.synth.theory import (
-    PROGRESSIONS,
+    FAMILY_PROGRESSIONS,
     Key,
+    kick_pitch,
     lead_voices,
     midi_to_hz,
     nearest_in,
-    progression_family,
 )
 
+#: How far behind the beat (in 16th steps at ``laidback`` = 1) each kind plays: snares, claps, bass, keys.
+_LAID_BACK = {dsp.SNARE: 0.22, dsp.CLAP: 0.22, dsp.BASS: 0.12, dsp.KEYS: 0.18, dsp.HAT: 0.08}
 STEPS_PER_BEAT = 4
 STEPS_PER_BAR = 16
 BARS_PER_PHRASE = 4
 FAMILY_ON = 0.08  # a family below this level plays no notes (it would be inaudible)
+PAD_XFADE_S = 0.12  # legato pads: a new chord's attack, and how long the old one holds past the change
+PAD_RELEASE_S = 2.5  # legato pads: 60 dB release of the outgoing chord
+
+
+@dataclass(frozen=True)
+class Section:
+    """What a section does: per-family presence (drums, bass, pads, keys, plucks, lead, texture; 0 = out,
+    scaled by the style's ``sections`` contrast), an energy offset, a loudness offset for the leveller,
+    which progression it plays (A or B), and how the motif appears."""
+
+    mask: tuple[float, ...]
+    energy: float
+    loud_db: float
+    prog: str
+    motif: str  # "", "theme", "develop", "fragment"
+    thin_drums: bool = False  # kick, hats and a soft snare: no claps, ghosts or fills
+    ramp: bool = False  # energy rises through the section, snare roll into the next
+
+
+SECTIONS: dict[str, Section] = {
+    "intro": Section((0.6, 0.6, 1.0, 0.0, 1.0, 0.0, 1.0), -0.2, -1.0, "A", "", thin_drums=True),
+    "build": Section((1.0, 0.8, 1.0, 1.0, 1.0, 0.0, 1.0), 0.0, -1.0, "A", "fragment", ramp=True),
+    "drop": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, 0.0, "A", "theme"),
+    "breakdown": Section((0.0, 0.0, 1.0, 1.0, 0.7, 1.0, 1.0), -0.3, -3.0, "B", "develop"),
+    "A": Section((1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0), 0.0, 0.0, "A", "theme"),
+    "B": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, 0.0, "B", "develop"),
+    "bridge": Section((0.0, 0.0, 1.0, 0.0, 1.0, 0.5, 1.0), -0.25, -1.5, "B", "fragment"),
+}
+
+#: Section plans in 4-bar phrases (64 bars each); after the last section the plan loops back to ``LOOP_FROM``.
+SECTION_PLANS: dict[str, tuple[tuple[str, int], ...]] = {
+    "club": (("intro", 2), ("build", 2), ("drop", 4), ("breakdown", 2), ("build", 2), ("drop", 4)),
+    "song": (("intro", 2), ("A", 4), ("B", 2), ("A", 2), ("bridge", 2), ("B", 2), ("A", 2)),
+}
+LOOP_FROM = {"club": 3, "song": 1}
+
+
+def section_for_intensity(plan: str, value: float) -> str:
+    """The section an intensity in [0, 1] asks for (the energy/section hook)."""
+    if plan == "club":
+        return "drop" if value >= 0.75 else "build" if value >= 0.5 else "intro" if value >= 0.3 else "breakdown"
+    return "B" if value >= 0.7 else "A" if value >= 0.4 else "intro" if value >= 0.2 else "bridge"
+
+
+def plan_position(plan: str, phrase: int) -> tuple[str, int, int]:
+    """(section, phrase inside it, its length in phrases) of the ``phrase``-th phrase of a stream."""
+    sections = SECTION_PLANS[plan]
+    total = sum(n for _, n in sections)
+    if phrase >= total:
+        head = sum(n for _, n in sections[: LOOP_FROM[plan]])
+        phrase = head + (phrase - total) % (total - head)
+    for name, n in sections:
+        if phrase < n:
+            return name, phrase, n
+        phrase -= n
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -47,6 +112,13 @@ class Performance:
     acoustic: float
     harmony: float
     key: Key
+    family: str = "pop"  # progression family (style.PROGRESSION_FAMILIES)
+    offbeat: float = 0.0
+    laidback: float = 0.0
+    drop: float = 0.3
+    sections: float = 0.6
+    key_forced: bool = False  # the ``scale`` control: applies at the next bar, not the next section
+    intensity: float | None = None  # the ``density`` control drives the section choice when set
 
     @property
     def samples_per_step(self) -> float:
@@ -104,6 +176,19 @@ class Sequencer:
     arp_shape: int = 0
     pattern: str = "four_floor"
     texture_started: bool = False
+    key: Key | None = None  # latched at section starts (or at once for the scale control)
+    family: str = ""
+    progs: tuple[tuple[int, ...], tuple[int, ...]] = ((0, 4, 5, 3), (3, 4, 0, 0))
+    plan: str = "song"
+    phrase: int = 0  # phrases since the stream started
+    section: str = "intro"
+    section_phrase: int = 0  # phrase inside the section
+    section_len: int = 1
+    repeats: dict[str, int] = field(default_factory=dict)  # how often each section has started
+    stab_steps: tuple[int, ...] = (3, 10)
+    pad_end: float = 0.0  # absolute step where the sounding pad chord's gate closes
+    vel_mask: tuple[float, ...] = (1.0,) * 7  # per-family velocity of the current section
+    loud_db: float = 0.0  # the current section's loudness offset (the engine hands it to the leveller)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -157,30 +242,86 @@ class Sequencer:
             delay += perf.swing * 0.33
         elif note.step % 4 == 2:
             delay += perf.swing * 0.5
+        if note.kind in _LAID_BACK:  # behind the beat: the notes move, the grid does not
+            delay += perf.laidback * _LAID_BACK[note.kind]
         frame = t + delay * sps
+        vel = note.vel * self.vel_mask[int(dsp.FAMILY_OF_KIND[note.kind])]
         self._push(
             frame,
-            (note.kind, freq, note.vel, max(note.steps * sps, 64.0), note.pan,
+            (note.kind, freq, vel, max(note.steps * sps, 64.0), note.pan,
              note.p1, note.p2, note.p3, note.rev, note.dly),
         )
 
     # ------------------------------------------------------------ planning
+    def _start_phrase(self, perf: Performance, bar: int) -> None:
+        """Phrase boundary: advance the form, latch key and family at section starts, pick the phrase."""
+        rng = self.rng
+        self.plan = "club" if perf.drop >= 0.5 else "song"
+        if perf.intensity is not None:
+            name = section_for_intensity(self.plan, perf.intensity)
+            if name == self.section:
+                self.section_phrase += 1
+            else:
+                self.section, self.section_phrase, self.section_len = name, 0, 2
+        else:
+            self.section, self.section_phrase, self.section_len = plan_position(self.plan, self.phrase)
+        new_section = self.section_phrase == 0
+        if new_section:
+            self.repeats[self.section] = self.repeats.get(self.section, 0) + 1
+        quality = "minor" if perf.key.is_minor else "major"
+        if self.key is None or (new_section and (perf.key != self.key or perf.family != self.family)):
+            changed_family = perf.family != self.family or self.key is None or self.key.is_minor != perf.key.is_minor
+            self.key = perf.key
+            if changed_family:
+                self.family = perf.family
+                options = FAMILY_PROGRESSIONS[(perf.family, quality)]
+                self.progs = options[int(rng.integers(len(options)))]
+                self._new_motif(perf)
+                self.arp_shape = int(rng.integers(4))
+                self.stab_steps = ((3, 10), (0, 6, 11), (2, 7, 14), (6, 14))[int(rng.integers(4))]
+        sec = SECTIONS[self.section]
+        prog = self.progs[0] if sec.prog == "A" else self.progs[1]
+        if self.section_phrase % 2 == 1:  # the answering phrase ends on a turnaround
+            turn = {"pop": 4, "jazz": 4 if prog[3] != 4 else 1, "modal": 6, "epic": 4}[self.family]
+            prog = prog[:3] + (turn,)
+        self.progression = prog
+        self.pattern = perf.pattern  # the groove family changes only at phrase starts
+        self.phrase += 1
+        del bar
+
     def _plan_bar(self, perf: Performance) -> None:
         bar = self.step // STEPS_PER_BAR
         pos = bar % BARS_PER_PHRASE
-        rng = self.rng
-        key = perf.key
-        if pos == 0:
-            options = PROGRESSIONS[progression_family(key)]
-            self.progression = options[int(rng.integers(len(options)))]
-            self.arp_shape = int(rng.integers(4))
-            self._new_motif(perf)
-            levels = perf.levels
-            # pattern family changes only at phrase starts
-            self.pattern = perf.pattern
-            del levels
+        if pos == 0 or self.key is None:
+            self._start_phrase(perf, bar)
+        if perf.key_forced and perf.key != self.key:
+            self.key = perf.key
+        key = self.key
+        assert key is not None
+        sec = SECTIONS[self.section]
+        contrast = min(1.0, 0.3 + perf.sections)
+        mask = tuple(0.0 if (m == 0.0 and contrast >= 0.5) else 1.0 - contrast * (1.0 - m) for m in sec.mask)
+        if max(perf.levels[f] * mask[f] for f in (2, 3, 4)) <= FAMILY_ON:
+            # a section never silences the harmony: the strongest of pads, keys and plucks stays (solo piano)
+            f = max((2, 3, 4), key=lambda i: perf.levels[i])
+            mask = mask[:f] + (1.0,) + mask[f + 1 :]
+        self.vel_mask = tuple(0.6 + 0.4 * m if m > 0.0 else 0.0 for m in mask)
+        lv = tuple(level * m for level, m in zip(perf.levels, mask))
+        e = perf.energy + contrast * sec.energy
+        if sec.ramp:
+            frac = (self.section_phrase * BARS_PER_PHRASE + pos) / max(1, self.section_len * BARS_PER_PHRASE - 1)
+            e = perf.energy + contrast * (-0.2 + 0.35 * frac)
+        e = min(1.0, max(0.0, e))
+        self.loud_db = contrast * sec.loud_db
+        if sec.ramp:
+            self.loud_db *= 1.0 - (self.section_phrase * BARS_PER_PHRASE + pos) / (self.section_len * BARS_PER_PHRASE)
+        perf = replace(perf, energy=e, levels=lv, key=key)
         degree = self.progression[pos]
         ext = 0 if perf.harmony < 0.4 else (1 if perf.harmony < 0.75 else 2)
+        if self.family == "jazz":
+            ext = max(ext, 1)
+        elif self.family == "epic":
+            ext = 0  # voice-led triads
         pcs = key.chord(degree, ext)
         chord_changed = pcs != self.chord_pcs or pos == 0
         self.chord_pcs = pcs
@@ -193,44 +334,69 @@ class Sequencer:
         def add(n: Note) -> None:
             notes.setdefault(n.step, []).append(n)
 
-        lv = perf.levels
-        e = perf.energy
+        last_bar = pos == BARS_PER_PHRASE - 1 and self.section_phrase == self.section_len - 1
         if lv[0] > FAMILY_ON:
-            self._plan_drums(add, perf, bar)
+            self._plan_drums(add, perf, bar, thin=sec.thin_drums, roll=sec.ramp and last_bar)
         if lv[1] > FAMILY_ON:
-            self._plan_bass(add, perf, pcs)
-        if lv[2] > FAMILY_ON and (chord_changed or self.pad_voicing is None):
-            voicing = lead_voices(self.pad_voicing, pcs[:4], 50, 77)
-            self.pad_voicing = voicing
-            attack = 0.25 + 0.5 * perf.acoustic + 0.5 * (1.0 - e)
-            for j, p in enumerate(voicing):
-                add(Note(0, dsp.PAD, p, 0.8, hold * STEPS_PER_BAR - 0.5, pan=-0.6 + 1.2 * j / max(len(voicing) - 1, 1),
-                         p1=attack, p2=perf.chip, p3=0.9, rev=0.5, dly=0.05))
+            nxt = self.progression[pos + 1] if pos + 1 < BARS_PER_PHRASE else self.progs[0][0]
+            self._plan_bass(add, perf, pcs, key.chord(nxt)[0])
+        if lv[2] > FAMILY_ON:
+            self._plan_pads(add, perf, pcs, hold, chord_changed)
+        else:
+            self.pad_voicing = None
         if lv[3] > FAMILY_ON:
-            self._plan_keys(add, perf, pcs, lead_melody=lv[5] < 0.1 and lv[3] > 0.5)
+            self._plan_keys(add, perf, pcs, lead_melody=lv[5] < 0.1 and lv[3] > 0.5 and sec.motif != "")
         if lv[4] > FAMILY_ON:
-            self._plan_arp(add, perf, pcs)
-        if lv[5] > FAMILY_ON:
+            if self.family == "modal" and perf.chip < 0.5:
+                self._plan_stabs(add, perf, pcs)
+            else:
+                self._plan_arp(add, perf, pcs)
+        if lv[5] > FAMILY_ON and sec.motif:
             self._plan_melody(add, perf, pcs, bar, dsp.LEAD)
         self.bar_notes = notes
 
-    def _plan_drums(self, add: AddNote, perf: Performance, bar: int) -> None:
+    def _plan_pads(self, add: AddNote, perf: Performance, pcs: tuple[int, ...], hold: int, changed: bool) -> None:
+        """Legato pads: a chord holds until the next one has attacked, so the band never dips at a change."""
+        if not changed and self.pad_voicing is not None and self.step < self.pad_end:
+            return
+        sps = perf.samples_per_step
+        xfade = PAD_XFADE_S * SAMPLE_RATE / sps  # in steps
+        entering = self.pad_voicing is None or self.step >= self.pad_end
+        voicing = lead_voices(self.pad_voicing, pcs[:4], 50, 77)
+        self.pad_voicing = voicing
+        swell = 0.25 + 0.5 * perf.acoustic + 0.5 * (1.0 - perf.energy)
+        attack = swell if entering else PAD_XFADE_S
+        dur = hold * STEPS_PER_BAR + xfade
+        self.pad_end = self.step + hold * STEPS_PER_BAR
+        for j, p in enumerate(voicing):
+            add(Note(0, dsp.PAD, p, 0.8, dur, pan=-0.6 + 1.2 * j / max(len(voicing) - 1, 1),
+                     p1=attack, p2=perf.chip, p3=PAD_RELEASE_S, rev=0.5, dly=0.05))
+
+    def _plan_drums(self, add: AddNote, perf: Performance, bar: int, thin: bool = False, roll: bool = False) -> None:
         e = perf.energy
         rng = self.rng
         b = perf.brightness
         pat = self.pattern
         fill = bar % BARS_PER_PHRASE == BARS_PER_PHRASE - 1
-        kick_hz = 48.0 if pat != "halftime" else 42.0
+        # the kick is tuned to the key: its tonic (or fifth) between F#1 and C2 (46–65 Hz)
+        kick_hz = midi_to_hz(kick_pitch(perf.key.tonic, 30 if pat != "halftime" else 28))
         kick_decay = 0.45 if pat != "halftime" else 0.9
+        house = perf.offbeat >= 0.5
 
         def kick(step: int, vel: float = 1.0) -> None:
             add(Note(step, dsp.KICK, kick_hz, vel, 4, p2=3.5, p3=kick_decay, rev=0.04, hz=True))
 
         def snare(step: int, vel: float = 1.0) -> None:
+            if thin:  # intro: backbeat only, soft
+                if vel < 0.6:
+                    return
+                vel *= 0.6
             add(Note(step, dsp.SNARE, 185.0, vel, 4, pan=0.05, p1=185.0, p2=1800.0 + 2500.0 * b,
                      p3=0.22, rev=0.22, hz=True))
 
         def clap(step: int, vel: float = 1.0) -> None:
+            if thin:
+                return
             add(Note(step, dsp.CLAP, 1.0, vel, 4, pan=-0.05, p2=1300.0, p3=0.3, rev=0.3, hz=True))
 
         def hat(step: int, vel: float, open_: bool = False) -> None:
@@ -256,22 +422,46 @@ class Sequencer:
                 if rng.random() < prob:
                     snare(s, 0.2)
 
-        if pat == "four_floor":
+        def ride(step: int, vel: float) -> None:
+            add(Note(step, dsp.HAT, 1.0, vel * (0.4 + 0.6 * b), 4, pan=0.3, p2=5200.0 + 3000.0 * b, p3=0.45,
+                     rev=0.15, hz=True))
+
+        if pat == "four_floor" and house:
+            # house: open hats on the off-beats, clap on 2 and 4, a soft shaker on the 16ths
             for s in (0, 4, 8, 12):
                 kick(s)
             if e >= 0.25:
-                clap(4, 0.7)
-                clap(12, 0.7)
+                clap(4, 0.75)
+                clap(12, 0.75)
+            for s in range(2, 16, 4):
+                hat(s, 0.8, open_=True)
+            if e >= 0.45:
+                for s in range(1, 16, 2):
+                    hat(s, 0.2)
+        elif pat == "four_floor":
+            # techno: driving closed 16ths, no open hats; a clap only on 4 at high energy
+            for s in (0, 4, 8, 12):
+                kick(s)
+            if e >= 0.6:
+                clap(12, 0.55)
             if e >= 0.8 and rng.random() < 0.5:
                 kick(14, 0.7)
             if e < 0.45:
                 hats()
             else:
-                for s in range(0, 16, 4):
-                    hat(s + 2, 0.7, open_=e > 0.55)
-                if e >= 0.65:
-                    for s in range(1, 16, 2):
-                        hat(s, 0.25)
+                for s in range(16):
+                    hat(s, 0.75 if s % 4 == 2 else 0.45 if s % 2 == 0 else 0.3)
+        elif pat == "jazz":
+            # swung ride (ding, ding-a), hi-hat foot on 2 and 4, feathered kick, comping snare
+            for s in (0, 4, 6, 8, 12, 14):
+                ride(s, 0.7 if s in (4, 12) else 0.5)
+            for s in (4, 12):
+                hat(s, 0.3)
+            for s in (0, 4, 8, 12):
+                kick(s, 0.22)
+            for s in (3, 6, 7, 10, 11, 14, 15):
+                if rng.random() < 0.12 + 0.2 * e:
+                    snare(s, 0.25 + 0.2 * rng.random())
         elif pat == "breakbeat":
             kick(0)
             kick(10)
@@ -312,21 +502,36 @@ class Sequencer:
             snare(4)
             snare(12)
             hats(0.55)
-        if fill and e > 0.5:
+        if roll:  # the build's last bar: a snare roll into the drop
+            for s in range(0, 16, 2 if e < 0.5 else 1):
+                snare(s, 0.3 + 0.6 * s / 15)
+        elif fill and e > 0.5:
             for s in (13, 14, 15):
                 snare(s, 0.45 + 0.15 * (s - 13))
 
-    def _plan_bass(self, add: AddNote, perf: Performance, pcs: tuple[int, ...]) -> None:
+    def _plan_bass(self, add: AddNote, perf: Performance, pcs: tuple[int, ...], next_root: int) -> None:
         e = perf.energy
         root = nearest_in(37.0, (pcs[0],))
         fifth = root + 7
         pat = self.pattern
         common: Timbre = {"p1": perf.chip, "p2": 1.5 + 4.0 * e, "p3": 0.35, "rev": 0.05}
-        if pat == "four_floor" and e >= 0.35:
-            for s in (2, 6, 10, 14):
-                add(Note(s, dsp.BASS, root, 0.9, 1.6, **common))
-            if e > 0.75:
-                add(Note(15, dsp.BASS, root + 12, 0.6, 0.8, **common))
+        if pat == "jazz" or (self.family == "jazz" and pat == "rock"):
+            # walking bass: root, chord tones, a chromatic approach to the next root
+            third = nearest_in(root + 4.0, (pcs[1],))
+            five = nearest_in(root + 7.0, (pcs[2],))
+            target = nearest_in(float(root), (next_root,))
+            approach = target + (1 if self.rng.random() < 0.5 else -1)
+            line = (root, third if self.rng.random() < 0.6 else five, five if self.rng.random() < 0.6 else third + 12,
+                    approach)
+            for k, p in enumerate(line):
+                add(Note(4 * k, dsp.BASS, p, 0.9 if k == 0 else 0.8, 3.6, **{**common, "p2": 1.2 + 1.5 * e}))
+        elif pat == "four_floor" and perf.offbeat >= 0.5 and e >= 0.35:
+            for s, p in ((2, root), (6, root + 12), (10, root), (14, root + 12 if e > 0.6 else fifth)):
+                add(Note(s, dsp.BASS, p, 0.9, 1.6, **common))
+        elif pat == "four_floor" and e >= 0.35:
+            # techno: a rolling off-beat bass between the kicks
+            for s in (2, 3, 6, 7, 10, 11, 14, 15):
+                add(Note(s, dsp.BASS, root, 0.85 if s % 2 == 0 else 0.55, 0.8, **common))
         elif pat == "breakbeat":
             add(Note(0, dsp.BASS, root, 1.0, 7.5, **common))
             add(Note(8, dsp.BASS, root if e < 0.6 else fifth, 0.9, 7.5, **common))
@@ -352,7 +557,19 @@ class Sequencer:
         left = nearest_in(43.0, (pcs[0],))
         ratio = 1.0 if perf.acoustic > 0.5 else 2.0
         common: Timbre = {"p1": ratio, "p2": 0.8 + 2.2 * perf.brightness, "p3": 2.2, "rev": 0.35, "dly": 0.1}
-        if e < 0.3:
+        if self.family == "jazz" and (self.pattern in ("jazz", "rock") or perf.swing >= 0.4):
+            # comping: rootless voicings on the Charleston rhythm (1 and the and of 2)
+            rootless = voicing[1:] if len(voicing) >= 4 else voicing
+            for s, vel, dur in ((0, 0.6, 5.0), (6, 0.5, 3.0)) if self.rng.random() < 0.7 else ((2, 0.55, 3.0), (10, 0.5, 4.0)):
+                for j, p in enumerate(rootless):
+                    add(Note(s, dsp.KEYS, p, vel, dur, pan=0.1 * j, delay=0.03 * j, **common))
+        elif perf.offbeat >= 0.5 and e >= 0.3:
+            # house piano: seventh-chord stabs on the off-beats and a syncopated push
+            stab: Timbre = {**common, "p3": 0.8}
+            for s in (2, 6, 10, 14) if e >= 0.55 else (3, 10):
+                for j, p in enumerate(voicing):
+                    add(Note(s, dsp.KEYS, p, 0.5, 1.5, pan=0.1 * j, **stab))
+        elif e < 0.3:
             add(Note(0, dsp.KEYS, left, 0.75, 15, pan=-0.2, **common))
             for j, p in enumerate(voicing):
                 add(Note(0, dsp.KEYS, p, 0.55, 15, pan=0.1 * j, delay=0.08 * j, **common))
@@ -370,6 +587,16 @@ class Sequencer:
         if lead_melody:
             self._plan_melody(add, perf, pcs, self.step // STEPS_PER_BAR, dsp.KEYS)
 
+    def _plan_stabs(self, add: AddNote, perf: Performance, pcs: tuple[int, ...]) -> None:
+        """Sparse minor stabs (techno, modal vamps): the chord on a few syncopated steps, short and dry."""
+        base = nearest_in(55.0, (pcs[0],))
+        tones = sorted({nearest_in(base + ((pc - base) % 12), (pc,)) for pc in pcs[:3]})
+        damp = 0.985 + 0.01 * perf.brightness
+        for s in self.stab_steps:
+            for j, p in enumerate(tones):
+                add(Note(s, dsp.PLUCK, p, 0.7, 1.2, pan=-0.3 + 0.3 * j, p1=damp, p2=0.3 + 0.6 * perf.brightness,
+                         p3=0.9, rev=0.35, dly=0.45))
+
     def _plan_arp(self, add: AddNote, perf: Performance, pcs: tuple[int, ...]) -> None:
         e = perf.energy
         base = nearest_in(60.0, (pcs[0],))
@@ -383,8 +610,15 @@ class Sequencer:
         elif shape == 2:
             tones = tones[:4] + tones[4:0:-1][:4]
         step_len = 2 if e < 0.5 else 1
+        if perf.chip >= 0.5:
+            step_len = 1  # chiptune: fast arpeggiated triads
+        sparse = perf.levels[0] <= FAMILY_ON and e < 0.35  # no drums, calm: a few bell-like notes, no pulse
+        if sparse:
+            step_len = 2
         damp = 0.992 + 0.007 * perf.brightness
         for k, s in enumerate(range(0, 16, step_len)):
+            if sparse and self.rng.random() < 0.65:
+                continue
             if shape == 3:
                 p = tones[int(self.rng.integers(len(tones)))]
             else:
@@ -414,6 +648,25 @@ class Sequencer:
             degree = max(-2, min(9, degree))
         self.motif = motif
 
+    def _developed(self) -> list[tuple[int, int, float]]:
+        """The stream's motif as the current section states it: the theme as written (varied a little on each
+        return), developed (inverted around its first note, a third higher) or as a fragment (its first half)."""
+        sec = SECTIONS[self.section]
+        motif = list(self.motif)
+        if not motif:
+            return motif
+        first = motif[0][1]
+        if sec.motif == "develop":
+            motif = [(s, first + 2 - (d - first), dur) for s, d, dur in motif]
+        elif sec.motif == "fragment":
+            motif = [(s, d, dur) for s, d, dur in motif if s % 16 < 8]
+        n = self.repeats.get(self.section, 1) - 1 + self.section_phrase
+        if n and motif:  # each return changes one note by a step, deterministically
+            i = (3 * n) % len(motif)
+            s, d, dur = motif[i]
+            motif[i] = (s, d + (1 if n % 2 else -1), dur)
+        return motif
+
     def _plan_melody(self, add: AddNote, perf: Performance, pcs: tuple[int, ...], bar: int, kind: int) -> None:
         pos = bar % BARS_PER_PHRASE
         half = pos % 2  # which bar of the two-bar motif
@@ -421,7 +674,7 @@ class Sequencer:
             return  # breathe at the end of a phrase
         key = perf.key
         shift = 2 if pos >= 2 else 0
-        for s, degree, dur in self.motif:
+        for s, degree, dur in self._developed():
             if s // 16 != half:
                 continue
             step = s % 16

@@ -9,14 +9,53 @@ import itertools
 
 from cadenza.runtime.backends.scales import NOTE_NAMES, SCALES, Key, parse_scale
 
-__all__ = ["NOTE_NAMES", "SCALES", "Key", "parse_scale", "PROGRESSIONS", "mode_for", "progression_family",
-           "voicings", "lead_voices", "nearest_in", "midi_to_hz"]
+__all__ = ["NOTE_NAMES", "SCALES", "Key", "parse_scale", "PROGRESSIONS", "FAMILY_PROGRESSIONS", "mode_for",
+           "progression_family", "key_for", "kick_pitch", "voicings", "lead_voices", "nearest_in", "midi_to_hz"]
 
 #: Chord progressions as scale degrees (0 = tonic), one chord per bar.
 PROGRESSIONS: dict[str, tuple[tuple[int, ...], ...]] = {
     "major": ((0, 4, 5, 3), (0, 5, 3, 4), (1, 4, 0, 0), (0, 3, 0, 4), (3, 4, 2, 5), (0, 2, 3, 4)),
     "minor": ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 5, 3, 4), (0, 3, 6, 2), (5, 6, 0, 0)),
 }
+
+#: Progressions per genre family (see ``style.PROGRESSION_FAMILIES``) and key quality, one chord per bar.
+#: Each entry is an ``(A, B)`` pair: the A section's phrase and the contrasting B phrase.
+FAMILY_PROGRESSIONS: dict[tuple[str, str], tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]] = {
+    ("pop", "major"): (((0, 4, 5, 3), (3, 4, 0, 0)), ((0, 5, 3, 4), (5, 3, 0, 4)), ((0, 3, 0, 4), (5, 4, 3, 4))),
+    ("pop", "minor"): (((0, 5, 2, 6), (3, 4, 0, 0)), ((0, 3, 4, 0), (5, 6, 2, 4)), ((0, 6, 5, 6), (3, 6, 0, 0))),
+    # ii–V–I, iii–vi–ii–V turnarounds; the 7ths and 9ths come from the ``harmony`` dimension
+    ("jazz", "major"): (((1, 4, 0, 0), (2, 5, 1, 4)), ((1, 4, 0, 5), (3, 3, 1, 4)), ((0, 5, 1, 4), (2, 5, 1, 4))),
+    ("jazz", "minor"): (((1, 4, 0, 0), (3, 6, 2, 5)), ((0, 3, 1, 4), (5, 1, 4, 0)), ((0, 0, 1, 4), (3, 6, 1, 4))),
+    # vamps: one chord or two, the stab carries the tension
+    ("modal", "major"): (((0, 0, 0, 0), (0, 0, 6, 6)), ((0, 0, 6, 0), (3, 3, 0, 0)), ((0, 6, 0, 6), (3, 0, 3, 0))),
+    ("modal", "minor"): (((0, 0, 0, 0), (5, 5, 0, 0)), ((0, 0, 6, 6), (0, 0, 5, 5)), ((0, 3, 0, 3), (5, 6, 0, 0))),
+    # voice-led triads: i–VI–III–VII, plagal and deceptive motion
+    ("epic", "major"): (((0, 3, 5, 4), (5, 3, 0, 4)), ((0, 4, 5, 2), (3, 0, 3, 4)), ((5, 3, 0, 4), (0, 2, 3, 3))),
+    ("epic", "minor"): (((0, 5, 2, 6), (5, 6, 0, 0)), ((0, 3, 5, 4), (5, 2, 6, 4)), ((0, 5, 3, 6), (5, 6, 2, 4))),
+}
+
+#: Major-key tonic on the line of fifths (index = sharps + 6, from Gb to F#) and each mode's tonic offset.
+_MODE_OFFSET = {"major": 0, "mixolydian": 7, "dorian": 2, "minor": 9}
+
+
+def key_for(fifths: float, minor: float, brightness: float, seed: int) -> Key:
+    """The key a style asks for: its place on the line of fifths (nudged sharp-wards by brightness), the
+    mode from ``minor``; the seed picks the centre key or a neighbour one fifth either side."""
+    centre = (fifths - 0.5) * 10.0 + (brightness - 0.5) * 1.5
+    sharps = int(round(centre)) + (0, 1, -1)[seed % 3]
+    sharps = max(-6, min(6, sharps))
+    mode = mode_for(minor)
+    tonic = (7 * sharps + _MODE_OFFSET[mode]) % 12
+    return Key(tonic, mode)
+
+
+def kick_pitch(tonic: int, low: int = 28) -> int:
+    """A kick pitch in [low, low + 6] (E1–A#1 by default, 41–58 Hz): the tonic, else its fifth."""
+    for pc in (tonic, (tonic + 7) % 12):
+        p = low + (pc - low) % 12
+        if p <= low + 6:
+            return p
+    return low + (tonic - low) % 12
 
 
 def mode_for(minor: float) -> str:
