@@ -91,8 +91,11 @@ def _driver(user_data: Path) -> Any:
     if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
         require(f"the panel tests need Chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER}): "
                 "apt install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        require("the panel tests need selenium: pip install -e '.[dev]'")
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
@@ -329,17 +332,30 @@ def test_listen_plays_audio(page: Any) -> None:
 
 
 def test_phone_layout_and_screenshots(page: Any) -> None:
-    """At a phone's width (390 px) nothing scrolls sideways; screenshots of both widths are written as artifacts."""
+    """At a phone's width (390 px) nothing scrolls sideways; screenshots of both widths are written as artifacts
+    (listening, with a state change pending: the README's docs/panel.png is the desktop one)."""
+    from selenium.webdriver.common.by import By
+
     out = artifacts_dir()
-    time.sleep(1.0)  # a second of the weight chart
     page.set_window_size(1280, 1160)
-    time.sleep(0.3)
-    page.save_screenshot(str(out / "panel.png"))
-    page.set_window_size(390, 844)
-    time.sleep(0.3)
-    overflow = js(page, "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    page.save_screenshot(str(out / "panel-phone.png"))
-    page.set_window_size(1280, 1000)
+    listen = page.find_element(By.ID, "listen")
+    listen.click()
+    try:
+        time.sleep(1.0)
+        state = js(page, "return document.getElementById('state').textContent")
+        goal = "tension" if state != "tension" else "explore"
+        shown = len(panel_value(page, "pendings"))
+        page.find_element(By.CSS_SELECTOR, f'#state-list button[data-state="{goal}"]').click()
+        wait_until(lambda: len(panel_value(page, "pendings")) > shown, 5, "the pending change shown")
+        time.sleep(0.05)  # its frame
+        page.save_screenshot(str(out / "panel.png"))
+        page.set_window_size(390, 844)
+        time.sleep(0.3)
+        overflow = js(page, "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        page.save_screenshot(str(out / "panel-phone.png"))
+    finally:
+        listen.click()
+        page.set_window_size(1280, 1000)
     assert overflow <= 0, f"the page scrolls sideways by {overflow} px at 390 px"
     assert (out / "panel.png").stat().st_size > 10_000
 

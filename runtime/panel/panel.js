@@ -50,7 +50,7 @@
 
   // ------------------------------------------------------------------ the socket
 
-  let ws = null, nextId = 1, reconnectMs = RECONNECT_MIN_MS, heartbeat = null, lastSent = 0;
+  let ws = null, nextId = 1, reconnectMs = RECONNECT_MIN_MS, heartbeat = null, lastSent = 0, opened = false, failures = 0;
   const inflight = new Map();  // requestId -> {kind, sentAt, onReply}
 
   function wsUrl() {
@@ -72,6 +72,7 @@
     sock.onopen = () => {
       if (sock !== ws) return;
       panel.connected = true;
+      opened = true;
       reconnectMs = RECONNECT_MIN_MS;
       setConn("open", "connected");
       request("hello", {supportedVersions: [1], clientName: "cadenza panel"}, onHello);
@@ -87,7 +88,12 @@
       panel.connected = false;
       clearInterval(heartbeat);
       inflight.clear();
-      setConn("closed", `disconnected${e.reason ? " (" + e.reason + ")" : ""}; reconnecting…`);
+      failures = opened ? 0 : failures + 1;
+      opened = false;
+      // a refused handshake (a wrong token, a foreign Origin) looks like any failure to a page: say what it may be
+      setConn("closed", failures >= 3
+        ? "cannot connect: the runtime is down, or it needs a token (open this page as /#token=TOKEN); retrying…"
+        : `disconnected${e.reason ? " (" + e.reason + ")" : ""}; reconnecting…`);
       scheduleReconnect();
     };
     sock.onerror = () => {};  // onclose follows
@@ -250,9 +256,12 @@
     return b;
   }
 
-  function whenText(ok) {
+  function whenText(ok) {  // when a request's effect is heard, from the last Status's heard clock
     const t = get(ok, "streamTime");
-    return t === undefined ? "" : ` (heard from ${(num(t) / panel.sampleRate).toFixed(2)} s)`;
+    return t === undefined || !panel.status ? "" : inText(heardWall(panel.status, num(t)));
+  }
+  function inText(atMs) {
+    return atMs > 0 ? ` — heard in ${Math.max(0, (atMs - Date.now()) / 1000).toFixed(2)} s` : "";
   }
   function warnText(ok) {
     const w = get(ok, "warnings", []);
@@ -431,7 +440,10 @@
     const phase = get(sc, "phase", "PHASE_UNSPECIFIED");
     const name = get(sc, "name", ""), prev = get(sc, "previous", "");
     const fade = num(get(sc, "fadeSeconds"));
-    logLine("state", `state ${prev || "—"} → ${name} ${phase} (${get(sc, "transition", "")}, fade ${fade.toFixed(2)} s)`, heardAt);
+    const line = `state ${prev || "—"} → ${name} ${phase} (${get(sc, "transition", "")}, fade ${fade.toFixed(2)} s)`;
+    // an announcement is logged when it arrives (with when it will be heard); the change itself when heard
+    if (phase === "SCHEDULED") logLine("state", line + inText(heardAt > 0 ? heardAt * 1000 - panel.clock.offsetMs : 0));
+    else logLine("state", line, heardAt);
     if (phase === "SCHEDULED") {
       pending = {name, at: heardAt > 0 ? heardAt * 1000 - panel.clock.offsetMs : 0};
       panel.pendings.push({name, at: pending.at, shownAt: Date.now()});
