@@ -405,8 +405,8 @@ class MidiBridge:
                 logger.info("the mapping %s fits the graph %r (%d entries)", self.mapping.file, graph.name,
                             len(self.mapping.bindings))
 
-    def flush(self) -> None:
-        """Send what arrived since the last flush."""
+    def flush(self) -> bool:
+        """Send what arrived since the last flush; whether there was anything."""
         self.reporter.sweep()
         batch = self.coalescer.take()
         notes: list[int] | None = None
@@ -415,7 +415,7 @@ class MidiBridge:
                 self._notes_dirty = False
                 notes = sorted({n for (_, n) in self._held})
         if not batch and notes is None:
-            return
+            return False
         self._add("periods")
         if batch.values:
             self._send_values(dict(batch.values))
@@ -445,6 +445,7 @@ class MidiBridge:
                 self._describe_soon = True
                 self.reporter.problem(str(getattr(exc, "code", "") or type(exc).__name__).lower(), where,
                                       f"{where}: {_one_line(exc)}")
+        return True
 
     def _action_token(self) -> bool:
         now = time.monotonic()
@@ -483,19 +484,23 @@ class MidiBridge:
             return f"{self.stats.summary()[len('cadenza midi: '):]}; {self.stats.problems_line()}"
 
     def run(self, stop: threading.Event) -> None:
-        """Flush what arrives, at most once per period, until ``stop``."""
-        last = -math.inf
+        """Flush what arrives, at most once per period, until ``stop``.
+
+        A message that arrives when the last send is a period ago or more goes out at once; one that arrives
+        sooner waits for the period's end (so a flood is one request a period). Idle wake-ups (every period, for
+        the log and the graph's description) do not count as sends, so they add no wait."""
+        last_send = -math.inf
         next_report = time.monotonic() + self.report_every if self.report_every > 0 else math.inf
         while not stop.is_set():
             self.wake.wait(self.period)
             self.wake.clear()
-            delay = last + self.period - time.monotonic()
+            delay = last_send + self.period - time.monotonic()
             if delay > 0:
                 stop.wait(delay)
-            now = time.monotonic()
-            last = now
+            if self.flush():
+                last_send = time.monotonic()
             self.describe()
-            self.flush()
+            now = time.monotonic()
             if self.report_now.is_set() or now >= next_report:
                 self.report_now.clear()
                 next_report = now + self.report_every if self.report_every > 0 else math.inf
