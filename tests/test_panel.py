@@ -62,13 +62,14 @@ class Runtime:
         self.port = free_ports(1)[0]
         self.server = self._new()
 
-    def _new(self) -> ServeProcess:
-        return ServeProcess(["--graph", str(ACTION_GAME), "--ws", f"127.0.0.1:{self.port}", "--panel"],
+    def _new(self, graph: bool = True) -> ServeProcess:
+        args = ["--graph", str(ACTION_GAME)] if graph else []
+        return ServeProcess([*args, "--ws", f"127.0.0.1:{self.port}", "--panel"],
                             self.workdir, name=f"serve{time.monotonic_ns()}").start()
 
-    def restart(self) -> None:
+    def restart(self, graph: bool = True) -> None:
         self.server.kill()
-        self.server = self._new()
+        self.server = self._new(graph)
 
 
 @pytest.fixture(scope="module")
@@ -361,20 +362,24 @@ def test_phone_layout_and_screenshots(page: Any) -> None:
 
 
 def test_reconnects_by_itself(page: Any, runtime: Runtime, ctx: zmq.Context[Any]) -> None:
-    """A runtime restarted on the same port: the page reconnects by itself, sees the new session, rebuilds its
-    controls, and a slider move reaches the new runtime. (Runs last: it replaces the module's runtime.)"""
+    """The runtime restarts on the same port, without a graph: the page reconnects by itself, sees the new session
+    and that nothing is loaded; a graph loaded later (by another client) builds its controls, and a slider move
+    reaches the new runtime. (Runs last: it replaces the module's runtime.)"""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     old_session = panel_value(page, "sessionId")
     assert old_session
-    runtime.restart()
+    runtime.restart(graph=False)
     wait_until(lambda: panel_value(page, "connected") and panel_value(page, "sessionId") not in ("", old_session),
                30, "the panel reconnected to the new runtime")
-    wait_until(lambda: js(page, "return !!document.querySelector('[data-param=danger] input')"), 10, "controls")
-    page.find_element(By.CSS_SELECTOR, '[data-param="danger"] input').send_keys(Keys.END)
+    wait_until(lambda: "no graph loaded" in page.find_element(By.ID, "param-list").text, 10, "'no graph loaded'")
     fresh = runtime.server.control(ctx)
     try:
+        fresh.ok(pb.LoadGraph(text=ACTION_GAME.read_text()))
+        wait_until(lambda: js(page, "return !!document.querySelector('[data-param=danger] input')"), 10,
+                   "the controls of the graph loaded later")
+        page.find_element(By.CSS_SELECTOR, '[data-param="danger"] input').send_keys(Keys.END)
         fresh.wait_status(lambda st: number(st, "danger") > 0.5, 15, "danger rising on the new runtime")
     finally:
         fresh.close()

@@ -76,7 +76,8 @@
       reconnectMs = RECONNECT_MIN_MS;
       setConn("open", "connected");
       request("hello", {supportedVersions: [1], clientName: "cadenza panel"}, onHello);
-      request("describeGraph", {}, onDescription);
+      describing = false;
+      describe();
       subscribe();
       request("getStatus", {}, onStatusReply);
       clearInterval(heartbeat);
@@ -152,6 +153,17 @@
     panel.replies++;
     if (env.error) {
       const err = env.error;
+      if (r && r.kind === "describeGraph") {
+        describing = false;
+        if (get(err, "code", "") === "NOT_READY") {  // nothing loaded yet: the next Status with a graph asks again
+          panel.graph = null;
+          $("graph-name").textContent = "(nothing loaded)";
+          $("param-list").innerHTML = '<p class="muted">no graph loaded yet: the controls appear when one is</p>';
+          $("state-list").textContent = "";
+          $("trigger-list").textContent = "";
+          return;
+        }
+      }
       panel.errors.push(err);
       logLine("error", `${r ? r.kind : "request"}: ${get(err, "code", "")} ${get(err, "message", "")}`);
       return;
@@ -168,7 +180,8 @@
     panel.sampleRate = num(get(server, "sampleRate"), 48000);
     if (panel.sessionId && session !== panel.sessionId) {
       logLine("state", "the runtime restarted (new session)");
-      request("describeGraph", {}, onDescription);
+      panel.graph = null;
+      describe();
     }
     panel.sessionId = session;
   }
@@ -192,6 +205,7 @@
   }
 
   function onDescription(env) {
+    describing = false;
     const g = env.graphDescription;
     if (!g) return;
     panel.graph = g;
@@ -353,8 +367,17 @@
 
   // ------------------------------------------------------------------ status and events
 
+  let describing = false;
+  function describe() {  // (again) when the runtime loads a graph: at connect, after NOT_READY, on a new graph name
+    if (describing) return;
+    describing = request("describeGraph", {}, onDescription) !== 0;
+  }
+
   function applyStatus(st) {
     panel.status = st;
+    if (get(st, "graphLoaded", false) && (!panel.graph || get(st, "graphName", "") !== get(panel.graph, "name", ""))) {
+      describe();
+    }
     showState(get(st, "state", ""));
     const params = get(st, "parameters", {});
     for (const [name, pv] of Object.entries(params)) {
