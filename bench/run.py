@@ -44,6 +44,8 @@ MODULES: tuple[Module, ...] = (
     Module("audio_wire", "audio PUB bytes/s: int16 vs float32 chunks", "≤ 0.51× float32"),
     Module("memory", "memory (RSS) of `cadenza serve`, synth backend"),
     Module("magenta", "Magenta backend: adapter overhead vs the library's own loop, ms/frame, RSS", "≤ +5 %"),
+    Module("midi", "MIDI in: CC sent over JACK MIDI → heard (state event heard_at) vs the lookahead",
+           "median and p99 ≤ lookahead + 10 ms"),
 )
 
 
