@@ -30,8 +30,9 @@ import zmq
 from cadenza.proto import cadenza_v1_pb2 as pb
 from tests.server_harness import ACTION_GAME, REPO, Control, ServeProcess, free_ports, require, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Debian's paths (apt install chromium chromium-driver); elsewhere point these variables at your own
+CHROMIUM = os.environ.get("CADENZA_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CADENZA_CHROMEDRIVER", "/usr/bin/chromedriver")
 FRAME_MS = 1000 / 60
 # the beat indicator's budget: one frame, plus slack for a loaded 2-core CI box (timers fire late under load)
 BEAT_MEDIAN_MS = FRAME_MS
@@ -45,6 +46,14 @@ def artifacts_dir() -> Path:
 
 
 # ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _browser_present() -> None:
+    """Before anything starts: the browser and its driver are here (else skip, or fail in CI)."""
+    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
+        require(f"the panel tests need Chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER}): "
+                "apt install chromium chromium-driver, or set CADENZA_CHROMIUM and CADENZA_CHROMEDRIVER")
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +98,6 @@ def control(runtime: Runtime, ctx: zmq.Context[Any]) -> Iterator[Control]:
 
 
 def _driver(user_data: Path) -> Any:
-    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
-        require(f"the panel tests need Chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER}): "
-                "apt install chromium chromium-driver")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
