@@ -1,0 +1,878 @@
+"""MIDI clock for ``cadenza midi``: clock out (24 ppqn from the heard beat grid) and clock in (an external tempo).
+
+**Clock out** (``--clock-out PORT``) makes drum machines and DAWs follow Cadenza::
+
+    runtime beat events (stream_time, heard_at, bpm, beat, bar)      ← SDK Client, event thread
+        │  HeardClock: stream sample → Unix time heard (heard_at, smoothed; fallback: Status)
+        ▼  inbox (a deque: the only thing the two threads share)
+    ClockPlan (sans-IO): 24 ticks a beat, interpolated from the last heard beat at its tempo;
+        │  SPP + Start/Continue just before the first tick of a (re)start; Stop when the beats stop
+        ▼
+    JACK process callback: this period's Unix window → each message written at its frame offset
+        (JACK-Client); without JACK-Client, a thread that sleeps to each tick and sends through python-rtmidi
+
+Each tick is stamped on the heard grid: tick ``k`` of beat ``n`` is heard at
+``heard(n) + k·60/(24·bpm(n))``. The tick on a beat is never sent before that
+beat's event arrived (events are published a lookahead ahead of being heard);
+the synth changes tempo only on bar lines, and the beat event on that bar line
+carries the new tempo, so the interpolation is exact between events. Song
+Position Pointer = 16th notes since the song start = 4 × the runtime's beat
+index (bar × 16 + beat_in_bar × 4 in 4/4, the bar count the runtime publishes),
+modulo 16,384 (the pointer's 14 bits). The first start waits for a downbeat
+(slaves start on a bar line) and sends Start when the position is 0, else SPP +
+Continue. Transport PAUSE/STOP on the runtime stops the beat grid: when a beat
+is :data:`STOP_GRACE_BEATS` overdue, MIDI Stop is sent (the ticks went no
+further than the last heard beat's end); PLAY's first beat brings SPP +
+Continue. A runtime restart (the beat count goes back) is Stop, then Start on
+its first downbeat.
+
+Timing: with JACK-Client the messages carry frame-accurate offsets inside the
+period (``jack_frames_to_time`` maps the period to JACK's clock, whose offset to
+Unix time is measured every second), so the jitter is that of the heard
+clock's smoothing, not of the period. python-rtmidi's JACK backend writes
+every message at the start of the next period (jitter ≈ period/√6 on the
+interval), plus the sending thread's wake-up.
+
+**Clock in** (``--clock-in PORT``) makes the synth follow an external clock:
+tick times (frame-accurate with JACK-Client) → :class:`TempoEstimator` (least
+squares over the last :data:`TEMPO_WINDOW_TICKS` ticks, one outlier-rejection
+pass, so period quantization and jitter average out) → ``SetControls bpm``
+when the estimate moved by :data:`BPM_RESEND` or more (at most once a beat).
+A backend without a tempo input (``bpm`` missing from the runtime's controls,
+or a warning in the ``Ok``) gets one clear warning, also in the report.
+
+Bar alignment: the wire has no phase control, so on external Start/Continue
+(+SPP) the follower, once the tempo is locked, *delays* the synth with
+Transport PAUSE then PLAY, spaced by the phase difference between the synth's
+next downbeat and the external one (``Ok.stream_time`` of both requests tells
+how far apart they took effect; the residual is logged). It costs one gap of
+less than a bar, once per external Start/Continue; ``--clock-in-align off``
+skips it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cadenza.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CLOCK", "CONTINUE", "PPQN", "SONG_POSITION", "START", "STOP",
+    "BeatAt", "ClockFollower", "ClockOut", "ClockPlan", "HeardClock", "JackClockIn", "JackClockOut",
+    "TempoEstimator", "spp_message",
+]
+
+PPQN = 24
+CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+SPP_MODULO = 1 << 14  # the pointer's 14 bits (16th notes)
+STOP_GRACE_BEATS = 0.25  # a beat this overdue (of its period) means the grid stopped: MIDI Stop
+START_LEAD_S = 0.002  # SPP + Start/Continue go out this long before the first tick
+HEARD_JUMP_S = 0.02  # a heard-time offset this far from the smoothed one is followed at once (a sink change)
+HEARD_GAIN = 0.05  # the smoothing of the heard-time offset (per beat)
+TEMPO_WINDOW_TICKS = 192  # 8 beats
+TEMPO_MIN_TICKS = 24
+BPM_RESEND = 0.05
+CLOCK_GAP_S = 0.5  # no tick for this long: the external clock stopped (the estimate starts over)
+
+
+def spp_message(sixteenths: int) -> bytes:
+    """A Song Position Pointer for ``sixteenths`` 16th notes since the song start (modulo 16,384)."""
+    v = sixteenths % SPP_MODULO
+    return bytes((SONG_POSITION, v & 0x7F, (v >> 7) & 0x7F))
+
+
+# ----------------------------------------------------------------------------- the heard grid
+
+
+@dataclass(frozen=True)
+class BeatAt:
+    """One runtime beat: its index since the stream started, bar, place in the bar, tempo, and Unix time heard."""
+
+    beat: int
+    bar: int
+    beat_in_bar: int
+    bpm: float
+    at: float
+
+
+class HeardClock:
+    """Stream samples → the Unix time they are heard, from the events' ``heard_at`` (smoothed) or a fallback.
+
+    The beat grid is exact in samples; only the offset (heard − samples/rate)
+    carries noise, so it is smoothed (a jump over :data:`HEARD_JUMP_S` — a sink
+    change, an xrun — is followed at once). Events without ``heard_at`` (a
+    runtime that does not fill it) use :meth:`set_fallback`: Status's
+    ``heard_time``/``unix_time`` or, lacking those, the status's stream time
+    plus the lookahead.
+    """
+
+    def __init__(self, sample_rate: int = 48_000) -> None:
+        self.rate = sample_rate
+        self.offset: float | None = None
+        self.fallback: float | None = None
+
+    def set_fallback(self, offset: float) -> None:
+        self.fallback = offset
+
+    def heard(self, stream_time: int, heard_at: float) -> float | None:
+        """The Unix time ``stream_time`` is heard (updating the offset with ``heard_at`` when it is known)."""
+        s = stream_time / self.rate
+        if heard_at > 0:
+            measured = heard_at - s
+            if self.offset is None or abs(measured - self.offset) > HEARD_JUMP_S:
+                self.offset = measured
+            else:
+                self.offset += HEARD_GAIN * (measured - self.offset)
+            return s + self.offset
+        if self.fallback is None:
+            return None
+        if self.offset is None or abs(self.fallback - self.offset) > HEARD_JUMP_S:
+            self.offset = self.fallback
+        else:
+            self.offset += HEARD_GAIN * (self.fallback - self.offset)
+        return s + self.offset
+
+
+def status_offset(status: Any, received: float, sample_rate: int) -> float:
+    """The heard-time offset (Unix − samples/rate) from a Status snapshot taken about ``received``."""
+    heard_time = int(getattr(status, "heard_time", 0) or 0)
+    unix_time = float(getattr(status, "unix_time", 0.0) or 0.0)
+    if heard_time > 0 and unix_time > 0:
+        return unix_time - heard_time / sample_rate
+    # generation runs ahead of playback by the lookahead: the status's stream time is heard that much later
+    return received + float(status.lookahead_ms) / 1000.0 - int(status.stream_time) / sample_rate
+
+
+class ClockPlan:
+    """The clock-out schedule (sans-IO, one thread): feed :meth:`observe` beats, take messages with :meth:`due`.
+
+    Messages are ``(unix_time, bytes)`` in time order, each given once; a
+    message whose time has passed is given at once (the caller sends it now).
+    """
+
+    def __init__(self, *, start_lead: float = START_LEAD_S) -> None:
+        self.start_lead = start_lead
+        self.beats: dict[int, BeatAt] = {}
+        self.latest: BeatAt | None = None
+        self.running = False
+        self.started = False  # sent a Start/Continue once (later restarts may begin on any beat)
+        self.next_tick = 0  # global tick index: beat × 24 + tick in beat
+        self.pending: BeatAt | None = None  # the beat a (re)start lands on
+        self.stops = 0
+        self.starts = 0
+        self.ticks = 0
+        self.last_spp: int | None = None
+
+    def observe(self, b: BeatAt) -> list[tuple[float, bytes]]:
+        """Take a beat; returns messages to send at once (Stop when the runtime restarted its count)."""
+        out: list[tuple[float, bytes]] = []
+        if self.latest is not None and b.beat <= self.latest.beat:
+            if b.beat < self.latest.beat - 1:  # the count went back: a new runtime (or session)
+                if self.running:
+                    out.append((b.at, bytes((STOP,))))
+                    self.stops += 1
+                self.beats.clear()
+                self.latest = None
+                self.running = self.started = False
+                self.pending = None
+            else:
+                return out  # a repeat
+        self.beats[b.beat] = b
+        for old in [k for k in self.beats if k < b.beat - 8]:
+            del self.beats[old]
+        self.latest = b
+        if not self.running and self.pending is None and (self.started or b.beat_in_bar == 0):
+            self.pending = b
+        return out
+
+    def _tick_time(self, g: int) -> float | None:
+        n = g // PPQN
+        anchor = self.beats.get(n)
+        if anchor is None:
+            assert self.latest is not None
+            if n > self.latest.beat:
+                return None  # that beat is not heard yet: never tick past the last heard beat's end
+            known = [k for k in self.beats if k < n]
+            if not known:
+                return None
+            anchor = self.beats[max(known)]  # a lost beat event: interpolate from the one before
+        return anchor.at + (g - anchor.beat * PPQN) * 60.0 / (PPQN * anchor.bpm)
+
+    def due(self, until: float) -> list[tuple[float, bytes]]:
+        """The messages timed before ``until`` not given yet."""
+        out: list[tuple[float, bytes]] = []
+        if not self.running and self.pending is not None:
+            b = self.pending
+            at = b.at - self.start_lead
+            if at >= until:
+                return out
+            sixteenths = b.beat * 4
+            self.last_spp = sixteenths % SPP_MODULO
+            if sixteenths == 0:
+                out.append((at, bytes((START,))))
+            else:
+                out.append((at, spp_message(sixteenths)))
+                out.append((at, bytes((CONTINUE,))))
+            self.starts += 1
+            self.running = self.started = True
+            self.pending = None
+            self.next_tick = b.beat * PPQN
+        while self.running:
+            t = self._tick_time(self.next_tick)
+            if t is None:
+                latest = self.latest
+                assert latest is not None
+                end = latest.at + 60.0 / latest.bpm * (1.0 + STOP_GRACE_BEATS)
+                if end < until:  # the next beat is overdue: the runtime paused or stopped
+                    out.append((end, bytes((STOP,))))
+                    self.stops += 1
+                    self.running = False
+                break
+            if t >= until:
+                break
+            out.append((t, bytes((CLOCK,))))
+            self.next_tick += 1
+            self.ticks += 1
+        return out
+
+
+# ----------------------------------------------------------------------------- JACK plumbing
+
+
+def _jack() -> Any:
+    try:
+        import jack
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise UsageError("MIDI clock over JACK needs the JACK-Client package" + "; " + "pip install JACK-Client", where="--clock-out/--clock-in") from exc
+    return jack
+
+
+class _JackTime:
+    """JACK frames → Unix time: ``jack_frames_to_time`` (the period's place on JACK's clock) + JACK-to-Unix offset."""
+
+    def __init__(self, client: Any) -> None:
+        jack = _jack()
+        name = ctypes.util.find_library("jack")
+        if name is None:  # pragma: no cover - JACK-Client found it already
+            raise UsageError("libjack not found" + "; " + "install jackd2 (libjack)", where="--clock-out")
+        lib = ctypes.CDLL(name)
+        lib.jack_get_time.restype = ctypes.c_uint64
+        lib.jack_get_time.argtypes = []
+        lib.jack_frames_to_time.restype = ctypes.c_uint64
+        lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        self._lib = lib
+        self._ptr = int(jack._ffi.cast("uintptr_t", client._ptr))
+        self.rate = float(client.samplerate)
+        self.offset = 0.0  # Unix − JACK clock, seconds
+        self.measure()
+
+    def measure(self) -> None:
+        """Unix − JACK clock: the closest of a few back-to-back readings."""
+        best: tuple[float, float] | None = None
+        for _ in range(5):
+            a = time.time()
+            j = self._lib.jack_get_time() / 1e6
+            b = time.time()
+            if best is None or b - a < best[0]:
+                best = (b - a, (a + b) / 2 - j)
+        assert best is not None
+        self.offset = best[1]
+
+    def unix(self, frame: int) -> float:
+        return self._lib.jack_frames_to_time(self._ptr, frame & 0xFFFFFFFF) / 1e6 + self.offset
+
+
+def _connect_to(client: Any, ours: Any, target: str, *, output: bool) -> str:
+    """Connect our port to the JACK MIDI port named (or containing) ``target``; returns its full name."""
+    ports = client.get_ports(is_midi=True, is_input=output, is_output=not output)
+    names = [p.name for p in ports if p.name != ours.name]
+    exact = [n for n in names if n == target]
+    found = exact or [n for n in names if target.lower() in n.lower()]
+    if not found:
+        raise UsageError(f"no JACK MIDI {'input' if output else 'output'} port matches {target!r}" + "; " + f"choose one of: {', '.join(names) or '(none: is the other program running?)'}", where="--clock-out" if output else "--clock-in")
+    if output:
+        client.connect(ours, found[0])
+    else:
+        client.connect(found[0], ours)
+    return str(found[0])
+
+
+class ClockOut:
+    """Sends the clock of a :class:`ClockPlan` (shared interface of the JACK and rtmidi senders)."""
+
+    def __init__(self) -> None:
+        self.plan = ClockPlan()
+        self.inbox: deque[BeatAt] = deque()
+        self.sent: dict[str, int] = {"clock": 0, "start": 0, "continue": 0, "stop": 0, "spp": 0}
+        self.late = 0  # messages sent after their time (the beat event came too late)
+
+    def beat(self, b: BeatAt) -> None:
+        """From the event thread: a beat heard at ``b.at``."""
+        self.inbox.append(b)
+
+    def _count(self, msg: bytes) -> None:
+        kind = {CLOCK: "clock", START: "start", CONTINUE: "continue", STOP: "stop", SONG_POSITION: "spp"}[msg[0]]
+        self.sent[kind] += 1
+
+    def _take(self, until: float) -> list[tuple[float, bytes]]:
+        out: list[tuple[float, bytes]] = []
+        while self.inbox:
+            out += self.plan.observe(self.inbox.popleft())
+        return out + self.plan.due(until)
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def report(self) -> str:
+        s = self.sent
+        return (f"clock out: {s['clock']} ticks, {s['start']} start, {s['continue']} continue, {s['stop']} stop, "
+                f"{s['spp']} song positions, {self.late} late")
+
+
+class JackClockOut(ClockOut):
+    """Clock out through a JACK-Client MIDI port, each message at its frame offset inside the period."""
+
+    def __init__(self, target: str | None, *, client_name: str = "cadenza-clock-out", latency: float = 0.0) -> None:
+        super().__init__()
+        jack = _jack()
+        try:
+            self.client = jack.Client(client_name, no_start_server=True)
+        except jack.JackOpenError as exc:
+            raise UsageError("no JACK server is running" + "; " + "start jackd (or set JACK_DEFAULT_SERVER to the server's name)", where="--clock-out") from exc
+        self.port = self.client.midi_outports.register("clock")
+        self.time = _JackTime(self.client)
+        # JACK's process thread needs the GIL every period (2.7 ms at 128 frames): hand it over sooner than 5 ms
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
+        self.latency = latency  # seconds: messages go out this much earlier (the receiver's own latency)
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self.target = _connect_to(self.client, self.port, target, output=True) if target else None
+
+    def _process(self, frames: int) -> None:
+        # JACK's process thread: no I/O, no locks; the deque is the only shared state
+        self.port.clear_buffer()
+        f0 = self.client.last_frame_time
+        rate = self.time.rate
+        # what is written in this period leaves at the next one: aim one period ahead
+        t0 = self.time.unix(f0) + frames / rate + self.latency
+        last = 0
+        for t, msg in self._take(t0 + frames / rate):
+            off = int(round((t - t0) * rate))
+            if off < 0:
+                off = 0
+                if t < t0 - 1.0 / rate and msg[0] == CLOCK:
+                    self.late += 1
+            off = min(max(off, last), frames - 1)
+            last = off
+            self.port.write_midi_event(off, msg)
+            self._count(msg)
+
+    def refresh(self) -> None:
+        """From a slow thread (once a second): measure the JACK-to-Unix offset again."""
+        self.time.measure()
+
+    def close(self) -> None:
+        try:
+            self.client.deactivate()
+            self.client.close()
+        except Exception:  # noqa: BLE001 - the server may be gone already
+            pass
+
+
+class RtmidiClockOut(ClockOut):
+    """Clock out through python-rtmidi (any API it has); a thread sleeps to each message's time."""
+
+    def __init__(self, target: str | None, *, latency: float = 0.0) -> None:
+        super().__init__()
+        import rtmidi
+
+        self.out = rtmidi.MidiOut(name="cadenza-clock")
+        names = self.out.get_ports()
+        if target:
+            found = [i for i, n in enumerate(names) if target.lower() in n.lower()]
+            if not found:
+                raise UsageError(f"no MIDI output port matches {target!r}" + "; " + f"choose one of: {', '.join(names) or '(none)'}", where="--clock-out")
+            self.out.open_port(found[0], "clock")
+        else:
+            self.out.open_virtual_port("clock")
+        self.latency = latency
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="midi-clock-out", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.time() + self.latency
+            for t, msg in self._take(now + 0.001):
+                wait = t - (time.time() + self.latency)
+                if wait > 0:
+                    time.sleep(wait)
+                elif wait < -0.001 and msg[0] == CLOCK:
+                    self.late += 1
+                self.out.send_message(list(msg))
+                self._count(msg)
+            time.sleep(0.0005)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+        self.out.close_port()
+
+
+# ----------------------------------------------------------------------------- clock in
+
+
+class TempoEstimator:
+    """Tick times → bpm: least squares over the last :data:`TEMPO_WINDOW_TICKS` ticks, outliers dropped once."""
+
+    def __init__(self, window: int = TEMPO_WINDOW_TICKS) -> None:
+        self.ticks: deque[float] = deque(maxlen=window)
+
+    def reset(self) -> None:
+        self.ticks.clear()
+
+    def add(self, t: float) -> None:
+        if self.ticks and t - self.ticks[-1] > CLOCK_GAP_S:
+            self.ticks.clear()
+        self.ticks.append(t)
+
+    def bpm(self) -> float | None:
+        n = len(self.ticks)
+        if n < TEMPO_MIN_TICKS:
+            return None
+        ts = list(self.ticks)
+        idx = list(range(n))
+        slope, icpt = _fit(idx, ts)
+        res = [t - (icpt + slope * i) for i, t in zip(idx, ts)]
+        med = sorted(abs(r) for r in res)[n // 2]
+        keep = [i for i in idx if abs(res[i]) <= max(4.0 * med, 1e-4)]
+        if len(keep) >= TEMPO_MIN_TICKS and len(keep) < n:
+            slope, icpt = _fit(keep, [ts[i] for i in keep])
+        if slope <= 0:
+            return None
+        return 60.0 / (PPQN * slope)
+
+
+def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
+    n = len(xs)
+    mx = sum(xs) / n
+    my = sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    slope = sxy / sxx if sxx else 0.0
+    return slope, my - slope * mx
+
+
+@dataclass
+class FollowerStats:
+    ticks: int = 0
+    starts: int = 0
+    stops: int = 0
+    bpm_sent: int = 0
+    last_bpm: float | None = None
+    aligned: int = 0
+    align_error_ms: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class ClockFollower:
+    """An external 24 ppqn clock → the runtime's tempo (and bar alignment on Start/Continue).
+
+    ``handle(msg, t)`` is called for every realtime message with its Unix
+    time; it calls ``set_bpm(bpm)`` (which returns the runtime's warnings) at
+    most once a beat, and ``align(downbeat_at, bar_seconds)`` once the tempo is
+    locked after a Start/Continue, with the Unix time of an external downbeat.
+    """
+
+    def __init__(self, set_bpm: Callable[[float], Iterable[str]],
+                 align: Callable[[float, float], float | None] | None = None, *, beats_per_bar: int = 4) -> None:
+        self.set_bpm = set_bpm
+        self.align = align
+        self.beats_per_bar = beats_per_bar
+        self.estimator = TempoEstimator()
+        self.stats = FollowerStats()
+        self.running = False
+        self.position: int | None = None  # external ticks since its song start (known after Start/SPP)
+        self.spp = 0
+        self.want_align = False
+        self._since_beat = 0
+        self._warned = False
+
+    def handle(self, msg: bytes, t: float) -> None:
+        kind = msg[0] if msg else 0
+        if kind == CLOCK:
+            self._tick(t)
+        elif kind == START:
+            self.spp = 0
+            self._start()
+        elif kind == CONTINUE:
+            self._start()
+        elif kind == STOP:
+            self.running = False
+            self.stats.stops += 1
+        elif kind == SONG_POSITION and len(msg) >= 3:
+            self.spp = (msg[1] & 0x7F) | ((msg[2] & 0x7F) << 7)
+
+    def _start(self) -> None:
+        self.running = True
+        self.stats.starts += 1
+        self.position = self.spp * 6 - 1  # the first tick after Start/Continue is at the song position
+        self.want_align = self.align is not None
+
+    def _tick(self, t: float) -> None:
+        self.stats.ticks += 1
+        self.estimator.add(t)
+        if self.position is not None:
+            self.position += 1
+        self._since_beat += 1
+        if self._since_beat < PPQN:
+            return
+        self._since_beat = 0
+        bpm = self.estimator.bpm()
+        if bpm is None:
+            return
+        if self.stats.last_bpm is None or abs(bpm - self.stats.last_bpm) >= BPM_RESEND:
+            value = round(bpm, 2)
+            warnings = list(self.set_bpm(value))
+            self.stats.bpm_sent += 1
+            self.stats.last_bpm = value
+            if warnings and not self._warned:
+                self._warned = True
+                line = (f"the runtime does not follow the external tempo: {'; '.join(warnings)} "
+                        "(its backend has no tempo input; the clock in sets nothing else)")
+                self.stats.warnings.append(line)
+                logger.warning("%s", line)
+        if self.want_align and self.position is not None and self.align is not None \
+                and len(self.estimator.ticks) >= 2 * PPQN:
+            self.want_align = False
+            bar_ticks = PPQN * self.beats_per_bar
+            ahead = (-self.position) % bar_ticks or bar_ticks  # ticks to the next external downbeat
+            period = 60.0 / (PPQN * bpm)
+            error = self.align(t + ahead * period, bar_ticks * period)
+            if error is not None:
+                self.stats.aligned += 1
+                self.stats.align_error_ms = error * 1000.0
+
+    def warn_no_tempo(self, why: str) -> None:
+        if not self._warned:
+            self._warned = True
+            line = f"the runtime cannot follow the external tempo: {why}"
+            self.stats.warnings.append(line)
+            logger.warning("%s", line)
+
+    def report(self) -> str:
+        s = self.stats
+        line = (f"clock in: {s.ticks} ticks, {s.starts} start/continue, {s.stops} stop, bpm sent {s.bpm_sent} times "
+                f"(last {s.last_bpm if s.last_bpm is not None else '-'})")
+        if s.aligned:
+            line += f", bar aligned {s.aligned} times (last error {s.align_error_ms:+.1f} ms)"
+        for w in s.warnings:
+            line += f"; WARNING: {w}"
+        return line
+
+
+class JackClockIn:
+    """Reads an external clock from a JACK-Client MIDI port: each message with the Unix time of its frame."""
+
+    def __init__(self, source: str | None, handle: Callable[[bytes, float], None], *,
+                 client_name: str = "cadenza-clock-in") -> None:
+        jack = _jack()
+        try:
+            self.client = jack.Client(client_name, no_start_server=True)
+        except jack.JackOpenError as exc:
+            raise UsageError("no JACK server is running" + "; " + "start jackd (or set JACK_DEFAULT_SERVER to the server's name)", where="--clock-in") from exc
+        self.port = self.client.midi_inports.register("clock")
+        self.time = _JackTime(self.client)
+        self.inbox: deque[tuple[bytes, float]] = deque(maxlen=4096)
+        self.handle = handle
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self.source = _connect_to(self.client, self.port, source, output=False) if source else None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="midi-clock-in", daemon=True)
+        self._thread.start()
+
+    def _process(self, frames: int) -> None:
+        f0 = self.client.last_frame_time
+        for offset, data in self.port.incoming_midi_events():
+            if data and data[0] >= 0xF0:
+                self.inbox.append((bytes(data), self.time.unix(f0 + offset)))
+
+    def _run(self) -> None:
+        last_measure = time.monotonic()
+        while not self._stop.is_set():
+            while self.inbox:
+                msg, t = self.inbox.popleft()
+                try:
+                    self.handle(msg, t)
+                except Exception as exc:  # noqa: BLE001 - the clock keeps being read
+                    logger.warning("clock in: %s", exc)
+            if time.monotonic() - last_measure > 1.0:
+                self.time.measure()
+                last_measure = time.monotonic()
+            time.sleep(0.002)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+        try:
+            self.client.deactivate()
+            self.client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# ----------------------------------------------------------------------------- wiring to the runtime
+
+
+class ClockOutBridge:
+    """Runtime beat events (SDK :class:`~cadenza.sdk.Client`) → a :class:`ClockOut`; heard times from the events."""
+
+    def __init__(self, client: Any, out: ClockOut) -> None:
+        self.client = client
+        self.out = out
+        self.rate = client.sample_rate if hasattr(client, "sample_rate") else 48_000
+        self.heard = HeardClock(self.rate)
+        self.margins: deque[float] = deque(maxlen=1000)  # how long before it is heard each beat event came
+        self._stop = threading.Event()
+        self._poll()
+        client.on("beat", self._beat)
+        self._thread = threading.Thread(target=self._run, name="midi-clock-status", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        try:
+            sent = time.time()
+            st = self.client.status()
+            self.heard.set_fallback(status_offset(st, (sent + time.time()) / 2, self.rate))
+        except Exception as exc:  # noqa: BLE001 - the runtime may be restarting; the SDK reconnects
+            logger.debug("status for the heard clock: %s", exc)
+
+    def _beat(self, ev: Any) -> None:
+        at = self.heard.heard(int(ev.stream_time), float(getattr(ev, "heard_at", 0.0) or 0.0))
+        if at is None:
+            return
+        self.margins.append(at - time.time())
+        if os.environ.get("CADENZA_CLOCK_DEBUG"):
+            print(f"beat {ev.beat} st {ev.stream_time} at {at:.4f} off {self.heard.offset:.4f} fb {self.heard.fallback} "
+                  f"now {time.time():.4f} bpm {ev.bpm}", flush=True)
+        self.out.beat(BeatAt(beat=int(ev.beat), bar=int(ev.bar), beat_in_bar=int(ev.beat_in_bar),
+                             bpm=float(ev.bpm), at=at))
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.out.refresh() if hasattr(self.out, "refresh") else None
+            self._poll()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self.out.close()
+
+
+class ClockInBridge:
+    """An external clock → ``SetControls bpm`` (and PAUSE/PLAY bar alignment) through the SDK client."""
+
+    def __init__(self, client: Any, source: str | None, *, align: bool = True, use_jack: bool | None = None) -> None:
+        self.client = client
+        self.rate = getattr(client, "sample_rate", 48_000)
+        self.heard = HeardClock(self.rate)
+        self._last_beat: Any = None
+        self.follower = ClockFollower(self._set_bpm, self._align if align else None)
+        info = client.hello()
+        if "bpm" not in info.controls:
+            self.follower.warn_no_tempo(f"backend {info.backend!r} has no tempo input (its controls: "
+                                        f"{', '.join(info.controls) or 'none'})")
+        client.on("beat", self._beat)
+        self.input: Any = _open_clock_in(source, self.follower.handle, use_jack)
+
+    def _set_bpm(self, bpm: float) -> Iterable[str]:
+        try:
+            ack = self.client.set_controls(bpm=bpm)
+        except Exception as exc:  # noqa: BLE001 - reported, the bridge goes on
+            logger.warning("clock in: setting bpm %.2f failed: %s", bpm, exc)
+            return ()
+        return [w for w in ack.warnings if "bpm" in w]
+
+    def _beat(self, ev: Any) -> None:
+        at = self.heard.heard(int(ev.stream_time), float(getattr(ev, "heard_at", 0.0) or 0.0))
+        if at is not None:
+            self._last_beat = (ev, at)
+
+    def _align(self, downbeat_at: float, bar_s: float) -> float | None:
+        """Delay the synth (PAUSE … PLAY) so that its next downbeat is heard on an external downbeat."""
+        if self._last_beat is None:
+            try:
+                st = self.client.status()
+                self.heard.set_fallback(status_offset(st, time.time(), self.rate))
+            except Exception:  # noqa: BLE001
+                return None
+            return None
+        ev, at = self._last_beat
+        beat_s = 60.0 / float(ev.bpm)
+        ours = at + ((4 - int(ev.beat_in_bar)) % 4 or 4) * beat_s  # the synth's next downbeat, heard
+        while ours < time.time() + 0.2:
+            ours += 4 * beat_s
+        phase = (downbeat_at - ours) % bar_s  # how long the synth must wait to land on an external downbeat
+        if phase < 0.015 or bar_s - phase < 0.015:
+            return phase if phase < bar_s / 2 else phase - bar_s
+        try:
+            paused = self.client.pause()
+            sent = time.time()
+            time.sleep(max(0.0, phase - (time.time() - sent)))
+            played = self.client.play()
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("clock in: bar alignment failed: %s", exc)
+            return None
+        if paused.stream_time is None or played.stream_time is None:
+            return None
+        error = (played.stream_time - paused.stream_time) / self.rate - phase
+        logger.info("clock in: bar aligned (paused %.0f ms; error %+.1f ms)", phase * 1000, error * 1000)
+        return error
+
+    def close(self) -> None:
+        self.input.close()
+
+
+def _open_clock_in(source: str | None, handle: Callable[[bytes, float], None], use_jack: bool | None) -> Any:
+    if use_jack is not False:
+        try:
+            import jack  # noqa: F401
+            return JackClockIn(source, handle)
+        except ImportError:
+            if use_jack:
+                raise
+    return _RtmidiClockIn(source, handle)
+
+
+class _RtmidiClockIn:
+    """python-rtmidi input: each message timed on arrival (period-quantized under JACK; the estimator averages)."""
+
+    def __init__(self, source: str | None, handle: Callable[[bytes, float], None]) -> None:
+        import rtmidi
+
+        self.inp = rtmidi.MidiIn(name="cadenza-clock-in")
+        self.inp.ignore_types(sysex=True, timing=False, active_sense=True)
+        names = self.inp.get_ports()
+        if source:
+            found = [i for i, n in enumerate(names) if source.lower() in n.lower()]
+            if not found:
+                raise UsageError(f"no MIDI input port matches {source!r}" + "; " + f"choose one of: {', '.join(names) or '(none)'}", where="--clock-in")
+            self.inp.open_port(found[0], "clock")
+        else:
+            self.inp.open_virtual_port("clock")
+        self.inp.set_callback(lambda event, _data: handle(bytes(event[0]), time.time()))
+
+    def close(self) -> None:
+        self.inp.close_port()
+
+
+def open_clock_out(target: str | None, *, use_jack: bool | None = None, latency: float = 0.0) -> ClockOut:
+    """A clock-out sender: JACK-Client (frame-accurate) when installed and a JACK server runs, else python-rtmidi."""
+    if use_jack is not False:
+        try:
+            import jack  # noqa: F401
+            return JackClockOut(target, latency=latency)
+        except ImportError:
+            if use_jack:
+                raise
+    return RtmidiClockOut(target, latency=latency)
+
+
+def add_clock_arguments(parser: Any) -> None:
+    """The clock flags of ``cadenza midi``."""
+    parser.add_argument("--clock-out", metavar="PORT", default=None,
+                        help="send 24 ppqn MIDI clock, Start/Stop/Continue and Song Position from the heard beat grid "
+                             "to this MIDI input port (JACK port name or part of it)")
+    parser.add_argument("--clock-in", metavar="PORT", default=None,
+                        help="follow the tempo of the MIDI clock from this output port (bpm; bar alignment on Start)")
+    parser.add_argument("--clock-in-align", choices=("pause", "off"), default="pause",
+                        help="on external Start/Continue, align the synth's bar to the clock's by a Transport "
+                             "PAUSE/PLAY gap of less than a bar (default), or not at all")
+    parser.add_argument("--clock-latency", metavar="MS", type=float, default=0.0,
+                        help="send the clock this many milliseconds early (the receiving device's own latency)")
+    parser.add_argument("--clock-api", choices=("auto", "jack", "rtmidi"), default="auto",
+                        help="MIDI library for the clock: JACK-Client (frame-accurate, default when installed) "
+                             "or python-rtmidi")
+
+
+def start_clock(args: Any, client: Any) -> list[Any]:
+    """Start what ``args`` asks for (``--clock-out``/``--clock-in``) on an open SDK client; returns the bridges
+    (each has ``close()``; ``out.report()`` / ``follower.report()`` for the exit report)."""
+    use_jack = {"auto": None, "jack": True, "rtmidi": False}[getattr(args, "clock_api", "auto")]
+    bridges: list[Any] = []
+    if getattr(args, "clock_out", None):
+        latency = float(getattr(args, "clock_latency", 0.0)) / 1000.0
+        bridges.append(ClockOutBridge(client, open_clock_out(args.clock_out, use_jack=use_jack, latency=latency)))
+    if getattr(args, "clock_in", None):
+        bridges.append(ClockInBridge(client, args.clock_in, align=getattr(args, "clock_in_align", "pause") != "off",
+                                     use_jack=use_jack))
+    return bridges
+
+
+def clock_report(bridges: Iterable[Any]) -> list[str]:
+    lines = []
+    for b in bridges:
+        if isinstance(b, ClockOutBridge):
+            m = sorted(b.margins)
+            lines.append(b.out.report() + (f"; beat events came {m[0] * 1000:.1f} ms (least), {m[len(m) // 2] * 1000:.1f} ms "
+                                           "(median) before they were heard" if m else ""))
+        elif isinstance(b, ClockInBridge):
+            lines.append(b.follower.report())
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cadenza.runtime.midi.clock``: the clock alone (until ``cadenza midi`` carries the flags)."""
+    import argparse
+    import signal
+
+    from cadenza.sdk import Client
+
+    p = argparse.ArgumentParser(prog="cadenza-midi-clock", description="MIDI clock out/in for a running runtime")
+    p.add_argument("--control", default="tcp://127.0.0.1:5555")
+    p.add_argument("--events", default="tcp://127.0.0.1:5556")
+    add_clock_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="cadenza midi clock: %(message)s")
+    if not (args.clock_out or args.clock_in):
+        p.error("nothing to do: give --clock-out PORT and/or --clock-in PORT")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    client = Client(args.control, args.events, name="cadenza-midi-clock")
+    try:
+        bridges = start_clock(args, client)
+    except UsageError as exc:
+        print(f"cadenza midi clock: {exc}")
+        client.close()
+        return 2
+    logger.info("running")
+    while not stop.wait(0.5):
+        pass
+    for line in clock_report(bridges):
+        print(line, flush=True)
+    for b in bridges:
+        b.close()
+    client.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+

@@ -1,0 +1,351 @@
+"""MIDI clock (runtime/midi/clock.py): clock out measured frame-accurately over JACK MIDI, clock in driving the synth.
+
+Both tests run a real ``cadenza serve`` (null sink), the clock as its own
+process and a JACK-Client port of the test's own on a PRIVATE JACK dummy
+server with a 128-frame period (JACK delivers MIDI once a period; the frame
+offset inside the period is what makes a 1 ms figure measurable). The receiver
+reads each event's frame (``last_frame_time`` + offset), so the intervals are
+measured on JACK's own clock whatever the load on the test's process.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.jack import JackServer, JackStartError
+from cadenza.runtime.midi.clock import (
+    CLOCK,
+    CONTINUE,
+    PPQN,
+    SONG_POSITION,
+    START,
+    STOP,
+    BeatAt,
+    ClockFollower,
+    ClockPlan,
+    TempoEstimator,
+    spp_message,
+)
+from tests.server_harness import ServeProcess, child_env, require, wait_until
+
+RATE = 48_000
+PERIOD = 128
+
+
+class SmallPeriodJack(JackServer):
+    """A private dummy JACK server with a 128-frame period (2.7 ms)."""
+
+    def argv(self, realtime: bool) -> list[str]:
+        argv = super().argv(realtime)
+        argv[argv.index("-p") + 1] = str(PERIOD)
+        return argv
+
+
+@pytest.fixture
+def jack128(tmp_path: Path) -> Iterator[JackServer]:
+    if not JackServer.available():
+        require("jackd is not installed (`apt install jackd2`)")
+    try:
+        import jack  # noqa: F401
+    except ImportError:
+        require("JACK-Client is not installed (pip install JACK-Client)")
+    server = SmallPeriodJack(tmp_path, name=f"cadenza-clock-{id(tmp_path) % 100000}", realtime=True,
+                             rt_priority=70, fallback=True)
+    try:
+        server.start()
+    except JackStartError as exc:
+        require(str(exc))
+    yield server
+    server.stop()
+
+
+class Probe:
+    """A JACK MIDI port of the test's own, in a process of its own (this one's threads cannot make it miss a
+    period): ``recv`` records (frame, bytes) of what arrives; ``send`` sends Start and a 24 ppqn clock at ``bpm``
+    with frame-exact offsets."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path, name: str, mode: str, bpm: float = 0.0) -> None:
+        self.path = tmp_path / f"{name}.events"
+        self.proc = subprocess.Popen([sys.executable, "-c", PROBE, mode, name, str(self.path), str(bpm)],
+                                     env={**child_env(), **env}, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.path.exists(), 10, f"the JACK probe {name}")
+
+    @property
+    def got(self) -> list[tuple[int, bytes]]:
+        out = []
+        for line in self.path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                out.append((int(parts[0]), bytes.fromhex(parts[1])))
+        return out
+
+    def close(self) -> None:
+        _stop(self.proc)
+
+
+#: The probe process: ``recv`` writes "frame hex" lines of what arrives; ``send`` sends Start and a clock.
+PROBE = """
+import signal, sys, threading
+import jack
+mode, name, path, bpm = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+client = jack.Client(name, no_start_server=True)
+inp = client.midi_inports.register("in")
+out = client.midi_outports.register("out")
+got = []
+state = {}
+def process(frames):
+    f0 = client.last_frame_time
+    for off, data in inp.incoming_midi_events():
+        got.append((f0 + off, bytes(data)))
+    out.clear_buffer()
+    if mode != "send":
+        return
+    if "next" not in state:
+        state["next"] = float(f0 + frames)
+        out.write_midi_event(frames - 1, bytes((0xFA,)))
+    step = 48000 * 60.0 / (24 * bpm)
+    while state["next"] < f0 + frames:
+        out.write_midi_event(max(0, int(state["next"]) - f0), bytes((0xF8,)))
+        state["next"] += step
+done = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: done.set())
+client.set_process_callback(process)
+client.activate()
+with open(path, "w") as f:
+    while not done.wait(0.2):
+        while got:
+            frame, data = got.pop(0)
+            f.write(f"{frame} {data.hex()}\\n")
+        f.flush()
+client.deactivate()
+client.close()
+"""
+
+
+def _clock_process(serve: ServeProcess, env: dict[str, str], *args: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "cadenza.runtime.midi.clock", "--control", serve.ep.control,
+                                 "--events", serve.ep.events, *args], env={**child_env(), **env},
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+# ----------------------------------------------------------------------------- sans-IO units
+
+
+def _beat(n: int, at: float, bpm: float = 120.0) -> BeatAt:
+    return BeatAt(beat=n, bar=n // 4, beat_in_bar=n % 4, bpm=bpm, at=at)
+
+
+def test_plan_ticks_spp_stop_continue() -> None:
+    plan = ClockPlan(start_lead=0.001)
+    plan.observe(_beat(3, 10.0))
+    assert plan.due(100.0) == []  # not a downbeat: the first start waits for a bar line
+    plan.observe(_beat(4, 10.5))
+    out = plan.due(10.5 + 0.25)
+    assert out[0][0] == pytest.approx(10.499) and out[0][1] == spp_message(16) and out[1][1] == bytes((CONTINUE,))
+    ticks = [t for t, m in out if m[0] == CLOCK]
+    assert len(ticks) == 12 and ticks[1] - ticks[0] == pytest.approx(0.5 / 24)
+    out = plan.due(11.0 + 0.01)  # beat 5 not heard yet: the ticks stop at beat 4's end
+    assert len(out) == 12
+    plan.observe(_beat(5, 11.0))
+    assert len(plan.due(11.2)) == 10
+    out = plan.due(12.0)  # beat 6 is overdue: Stop
+    assert [m for _, m in out][-1] == bytes((STOP,))
+    plan.observe(_beat(6, 13.0))  # PLAY: the next beat brings SPP + Continue
+    out = plan.due(13.01)
+    assert out[0][1] == spp_message(24) and out[1][1] == bytes((CONTINUE,))
+    assert plan.ticks == 24 * 2 + 1  # beats 4 and 5, and beat 6's first tick
+    plan.observe(_beat(0, 20.0))  # a new runtime: Stop, then Start on its downbeat 0
+    assert plan.due(20.5)[0][1] == bytes((START,))
+
+
+def test_tempo_estimator_ignores_jitter() -> None:
+    import random
+
+    rnd = random.Random(1)
+    est = TempoEstimator()
+    step = 60.0 / (24 * 97.0)
+    for i in range(200):
+        t = i * step
+        t = (t // 0.020) * 0.020 + (0.05 if i == 150 else 0.0)  # delivered once per 20 ms period, one outlier
+        est.add(t + rnd.uniform(0, 0.001))
+    bpm = est.bpm()
+    assert bpm is not None and abs(bpm - 97.0) < 0.1, bpm
+
+
+def test_follower_sets_bpm_once_a_beat_and_warns_once() -> None:
+    sent: list[float] = []
+
+    def set_bpm(bpm: float) -> list[str]:
+        sent.append(bpm)
+        return ["backend 'x' cannot honour control 'bpm'"]
+
+    follower = ClockFollower(set_bpm)
+    step = 60.0 / (24 * 100.0)
+    follower.handle(bytes((START,)), 0.0)
+    for i in range(24 * 6):
+        follower.handle(bytes((CLOCK,)), i * step)
+    assert sent and all(abs(b - 100.0) < 0.01 for b in sent) and len(sent) <= 5
+    assert len(follower.stats.warnings) == 1 and "tempo" in follower.report()
+    follower.handle(spp_message(32), 0.0)
+    assert follower.spp == 32 and follower.handle(bytes((SONG_POSITION, 1, 1)), 0.0) is None and follower.spp == 129
+
+
+# ----------------------------------------------------------------------------- over JACK MIDI
+
+
+@pytest.mark.slow
+def test_clock_out_over_jack_is_steady_and_song_position_matches_the_bars(jack128: JackServer,
+                                                                          tmp_path: Path) -> None:
+    from cadenza.sdk import Client
+
+    probe = Probe(jack128.env, tmp_path, "probe", "recv")
+    beats: dict[int, Any] = {}
+    with ServeProcess(["--prompt", "techno"], tmp_path) as serve:
+        client = Client(serve.ep.control, serve.ep.events, name="clock-test")
+        client.on("beat", lambda ev: beats.__setitem__(ev.beat, ev))
+        clock = _clock_process(serve, jack128.env, "--clock-out", "probe:in", log=tmp_path / "clock.log")
+        try:
+            def first(kind: int, after: int = 0, got: list[tuple[int, bytes]] | None = None) -> int | None:
+                for i, (_, d) in enumerate((probe.got if got is None else got)[after:], after):
+                    if d[0] == kind:
+                        return i
+                return None
+
+            def started() -> bool:
+                return first(CONTINUE) is not None or first(START) is not None
+
+            wait_until(started, 20, "the clock's first Continue/Start", poll=0.2)
+            time.sleep(30.0)
+            got = probe.got
+            start = first(CONTINUE, 0, got)
+            start = first(START, 0, got) if start is None else start
+            assert start is not None
+            ticks = [f for f, d in got[start:] if d == bytes((CLOCK,))]
+            bpms = {round(ev.bpm, 3) for ev in list(beats.values())[-60:]}
+            assert len(bpms) == 1, f"the tempo changed during the measurement: {bpms}"
+            bpm = bpms.pop()
+            nominal = 60.0 / (PPQN * bpm)
+            intervals = [(b - a) / RATE for a, b in zip(ticks, ticks[1:])]
+            assert len(intervals) > 24 * 50, f"only {len(intervals)} ticks in 30 s; log: {_log(tmp_path)}"
+            mean = statistics.fmean(intervals)
+            sd = statistics.pstdev(intervals)
+            dev = sorted(abs(x - nominal) for x in intervals)
+            p99 = dev[int(0.99 * (len(dev) - 1))]
+            figures = (f"{len(intervals)} intervals at {bpm} bpm: mean error {100 * (mean / nominal - 1):+.4f} %, "
+                       f"jitter sd {sd * 1000:.3f} ms, p99 |interval - nominal| {p99 * 1000:.3f} ms "
+                       f"(JACK {'real-time' if jack128.realtime else 'NOT real-time'}, period {PERIOD})")
+            print(figures)
+            assert abs(mean / nominal - 1) <= 0.001, figures
+            assert sd <= 0.001, figures
+
+            # song position = the runtime's count: 16 × bar + 4 × beat_in_bar of the beat it lands on
+            spp1 = _spp_before(got, start)
+            assert spp1 % 16 == 0 and spp1 // 4 in beats, (spp1, sorted(beats)[:8])
+            ev = beats[spp1 // 4]
+            assert 16 * ev.bar + 4 * ev.beat_in_bar == spp1 and ev.beat_in_bar == 0
+
+            client.pause()  # Transport PAUSE → MIDI Stop
+            wait_until(lambda: first(STOP, start) is not None, 5, "MIDI Stop after Transport PAUSE", poll=0.2)
+            time.sleep(0.5)
+            client.play()  # PLAY → SPP + Continue on the first beat heard again
+            stop_i = first(STOP, start)
+            assert stop_i is not None
+            wait_until(lambda: first(CONTINUE, stop_i) is not None, 5, "MIDI Continue after Transport PLAY", poll=0.2)
+            got = probe.got
+            again = first(CONTINUE, stop_i)
+            assert again is not None
+            spp2 = _spp_before(got, again)
+            sent_ticks = sum(1 for _, d in got[start:stop_i] if d == bytes((CLOCK,)))
+            # a slave counting the ticks is exactly where the next song position puts it
+            assert spp1 + sent_ticks // 6 == spp2 and sent_ticks % 6 == 0, (spp1, sent_ticks, spp2)
+            wait_until(lambda: spp2 // 4 in beats, 3, "the beat event the song position names")
+            ev = beats[spp2 // 4]
+            assert 16 * ev.bar + 4 * ev.beat_in_bar == spp2
+        finally:
+            _stop(clock)
+            client.close()
+            probe.close()
+    log = _log(tmp_path)
+    assert "clock out:" in log and "Traceback" not in log, log
+
+
+def _spp_before(got: list[tuple[int, bytes]], i: int) -> int:
+    for _, d in reversed(got[:i]):
+        if d[0] == SONG_POSITION:
+            return d[1] | (d[2] << 7)
+    return 0  # a Start: the song's beginning
+
+
+def _log(tmp_path: Path) -> str:
+    p = tmp_path / "clock.log"
+    return p.read_text(errors="replace") if p.exists() else ""
+
+
+@pytest.mark.slow
+def test_clock_in_at_97_bpm_locks_within_4_bars_and_stays(jack128: JackServer, tmp_path: Path) -> None:
+    from cadenza.sdk import Client
+
+    probe = Probe(jack128.env, tmp_path, "source", "send", bpm=97.0)
+    beats: list[tuple[float, Any]] = []
+    lock = threading.Lock()
+
+    def on_beat(ev: Any) -> None:
+        with lock:
+            beats.append((time.monotonic(), ev))
+
+    with ServeProcess(["--prompt", "techno"], tmp_path) as serve:
+        client = Client(serve.ep.control, serve.ep.events, name="clock-test")
+        client.on("beat", on_beat)
+        wait_until(lambda: len(beats) >= 2, 20, "the runtime's first beats")
+        assert abs(beats[-1][1].bpm - 97.0) > 5, "the synth plays 97 bpm already: pick another prompt"
+        clock = _clock_process(serve, jack128.env, "--clock-in", "source:out", "--clock-in-align", "off",
+                               log=tmp_path / "clock.log")
+        try:
+            wait_until(lambda: "clock in:" in _log(tmp_path) or "running" in _log(tmp_path), 10,
+                       "the clock process connected to the source")
+            started = time.monotonic()
+            bar_s = 4 * 60.0 / 97.0
+            deadline = started + 4 * bar_s
+
+            def locked_since() -> float | None:
+                with lock:
+                    for t, ev in beats:
+                        if t >= started and abs(ev.bpm - 97.0) <= 0.5:
+                            return t
+                return None
+
+            wait_until(lambda: locked_since() is not None, 4 * bar_s + 2, "a beat at 97 ± 0.5 bpm")
+            at = locked_since()
+            assert at is not None
+            assert at <= deadline + 0.1, f"locked {at - started:.1f} s after the clock started"
+            time.sleep(60.0)
+            with lock:
+                after = [ev.bpm for t, ev in beats if t >= at]
+            assert len(after) > 90 and all(abs(b - 97.0) <= 0.5 for b in after), sorted(set(after))
+        finally:
+            _stop(clock)
+            client.close()
+            probe.close()
+    log = _log(tmp_path)
+    assert "clock in:" in log and "Traceback" not in log, log
+
