@@ -181,7 +181,8 @@ def test_built_from_describe_graph(page: Any, control: Control) -> None:
 
 
 def test_slider_reaches_runtime(page: Any, control: Control) -> None:
-    """The danger slider, moved with the keyboard (End: its maximum), reaches the runtime (Status, DescribeGraph)."""
+    """The danger slider, moved with the keyboard (End: its maximum; arrows), reaches the runtime (Status,
+    DescribeGraph)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -194,6 +195,11 @@ def test_slider_reaches_runtime(page: Any, control: Control) -> None:
     desc = control.request(pb.DescribeGraph()).body
     assert isinstance(desc, pb.GraphDescription)
     assert next(p for p in desc.parameters if p.name == "danger").value.number > 0.5
+    # arrows move 1 % of the range (the slider's fine drag step would need 100 presses)
+    control.wait_status(lambda st: number(st, "danger") >= 0.95, 15, "danger near 1")
+    slider.send_keys(*[Keys.ARROW_LEFT] * 10)
+    assert abs(float(slider.get_attribute("value")) - 0.9) < 1e-6
+    control.wait_status(lambda st: 0.89 <= number(st, "danger") <= 0.93, 15, "danger gliding down to 0.9")
     # the discrete health slider by keyboard too: Home → 0
     page.find_element(By.CSS_SELECTOR, '[data-param="health"] input').send_keys(Keys.HOME)
     control.wait_status(lambda st: number(st, "health") == 0.0, 10, "health 0")

@@ -327,6 +327,17 @@
         output.textContent = fmt(input.value);
         queueValue(name, {number: Number(input.value)});
       });
+      if (!discrete) {  // the fine step is for dragging; arrows move 1 % of the range, Page Up/Down 10 %
+        input.addEventListener("keydown", (e) => {
+          const big = e.key === "PageUp" || e.key === "PageDown";
+          const dir = {ArrowRight: 1, ArrowUp: 1, PageUp: 1, ArrowLeft: -1, ArrowDown: -1, PageDown: -1}[e.key];
+          if (!dir) return;
+          e.preventDefault();
+          const v = Math.min(hi, Math.max(lo, Number(input.value) + dir * (hi - lo) * (big || e.shiftKey ? 0.1 : 0.01)));
+          input.value = String(v);
+          input.dispatchEvent(new Event("input", {bubbles: true}));
+        });
+      }
       const range = document.createElement("div");
       range.className = "range";
       const live = document.createElement("span");
@@ -400,7 +411,7 @@
     const ps = get(st, "pendingState", "");
     pending = ps && pst ? {name: ps, at: heardWall(st, pst)} : (ps ? {name: ps, at: 0} : null);
     showPending();
-    if (!get(st, "playing", false) && get(st, "graphLoaded", false)) setConn("open", "connected — paused");
+    if (panel.connected) setConn("open", get(st, "playing", false) ? "connected" : "connected — not playing");
   }
 
   // the local Date.now() (ms) at which stream sample `s` is heard, from a Status's heard clock
