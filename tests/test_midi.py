@@ -425,10 +425,16 @@ def test_mapping_drives_every_kind_and_unknown_names_are_reported(runtime: Runti
         _until(lambda: runtime.client.describe().state == "drive", 5, "state drive")
         sender.send([0xC0, 0])
         _until(lambda: runtime.client.describe().state == "rest", 5, "state rest")
+        # another client loads a graph without `level`: the bridge notices (DescribeGraph every few seconds) and
+        # names the entries that no longer fit
+        runtime.client.load_graph(GRAPH.replace("  level:", "  volume:"))
+        _until(lambda: "rig.yaml:5: CC 2 on channel 1 -> parameter level: the graph 'midi-test' has no parameter "
+               "'level'" in bridge.stderr, 10, "the mapping checked against the new graph")
     finally:
+        runtime.client.load_graph(GRAPH)
         assert bridge.stop() == 0, bridge.stderr
     counts, kinds = _counters(bridge)
-    assert counts[5] == 2 and counts[6] == 2  # states, note sets
+    assert counts[5] == 2 and counts[6] >= 2  # states; note sets (the two notes may come in separate periods)
 
 
 def test_a_flood_delays_nothing_and_bad_input_is_counted_quietly(runtime: Runtime, sender: Sender,
@@ -463,7 +469,7 @@ def test_a_flood_delays_nothing_and_bad_input_is_counted_quietly(runtime: Runtim
         rc = bridge.stop()
         stop_s = time.monotonic() - t_stop
     assert rc == 0, bridge.stderr
-    assert stop_s < 1.5, f"SIGTERM took {stop_s:.2f} s"
+    assert stop_s < 1.0, f"SIGTERM took {stop_s:.2f} s"
     counts, kinds = _counters(bridge)
     messages, updates, set_requests = counts[0], counts[1], counts[2]
     assert messages >= 11_000, counts
