@@ -348,10 +348,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_words(args: argparse.Namespace) -> int:
     from cadenza.runtime.backends.synth import vocabulary
 
-    groups = {"genres": vocabulary.GENRES, "instruments": vocabulary.INSTRUMENTS,
-              "moods": vocabulary.MOODS, "textures": vocabulary.TEXTURES}
-    for name, words in groups.items():
-        print(f"{name} ({len(words)}): {', '.join(sorted(words))}")
+    if args.explain is not None:
+        lines = vocabulary.explain(args.explain)  # PromptError (nothing understood) is reported by main()
+    elif args.search is not None:
+        lines = vocabulary.search_words(args.search) or [f"no word or phrase contains {args.search!r}"]
+    else:
+        lines = vocabulary.describe_words()
+    print("\n".join(lines))
     return 0
 
 
@@ -462,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--force", action="store_true", help="replace an existing key pair of that name")
     ks.set_defaults(func=cmd_keys)
 
-    w = sub.add_parser("words", help="list the words the synth understands in prompts")
+    w = sub.add_parser("words", help="list the words the synth understands in prompts, by category")
+    w.add_argument("--search", metavar="TERM", help="only the words and phrases containing TERM, with what they set")
+    w.add_argument("--explain", metavar="PROMPT", help="what each word of PROMPT contributes, and the resulting style")
     w.set_defaults(func=cmd_words)
 
     from cadenza.runtime.backends.magenta.cli import add_models_command

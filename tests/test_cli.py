@@ -85,6 +85,9 @@ def runs(tmp: Path) -> Iterator[dict[str, Done]]:
                    "--seconds", str(RENDER_SECONDS), "--seed", "3", "--out", str(tmp / "x.flac"),
                    "--beats", str(tmp / "b.json")),
         "words": ("words",),
+        "words_search": ("words", "--search", "harp"),
+        "words_explain": ("words", "--explain", "rainy night jazz cafe, drumming, flibber"),
+        "words_explain_nothing": ("words", "--explain", "qqqq zzzz"),
         # a relative --out, resolved against the working directory, must come back absolute
         "demo": ("demo", "--seconds", str(DEMO_SECONDS), "--wav-only", "--out", "sub/d.wav"),
         "unknown_command": ("frobnicate",),
@@ -205,24 +208,50 @@ def test_unknown_word_renders_with_a_warning(runs: dict[str, Done], tmp: Path) -
 
 
 def test_words_lists_every_category_and_each_word_is_understood(runs: dict[str, Done]) -> None:
+    import re
+
     from cadenza.runtime.backends.synth import vocabulary
 
     done = runs["words"]
     ok(done)
     listed: dict[str, list[str]] = {}
     for line in done.stdout.splitlines():
-        head, _, rest = line.partition(": ")
-        name, _, count = head.partition(" (")
-        words = [w for w in rest.split(", ") if w]
-        assert count == f"{len(words)})", f"{line!r}: the count is not the number of words"
+        head, _, rest = line.partition("): ")
+        name, _, about = head.partition(" (")
+        count = int(about.split(";")[0])
+        # "headword (alias, alias), headword, …": every name, headwords and aliases alike
+        words = [w.strip() for w in re.split(r",|\(|\)", rest) if w.strip()]
+        assert count == len(words), f"{name}: the count {count} is not the number of words {len(words)}"
         listed[name] = words
-    assert list(listed) == ["genres", "instruments", "moods", "textures"]
+    assert list(listed) == list(vocabulary.CATEGORIES)
+    assert sum(len(w) for w in listed.values()) >= 1000
     for word in ("techno", "drum and bass", "lo-fi"):
         assert word in listed["genres"]
     assert "piano" in listed["instruments"] and "dark" in listed["moods"] and "vinyl" in listed["textures"]
+    assert "afrobeat" in listed["world"] and "80s" in listed["eras"] and "boss battle" in listed["game"]
+    assert "jazz cafe" in listed["scenes"]
     for words in listed.values():
         for word in words:
             assert vocabulary.parse_prompt(word).unknown == (), f"`cadenza words` lists {word!r}, the parser rejects it"
+
+
+def test_words_search_and_explain(runs: dict[str, Done]) -> None:
+    done = runs["words_search"]
+    ok(done)
+    assert any(line.startswith("celtic harp [instruments]: ") for line in done.stdout.splitlines()), str(done)
+    assert all("harp" in line.split(" [")[0] for line in done.stdout.splitlines()), str(done)
+
+    done = runs["words_explain"]
+    ok(done)
+    out = done.stdout
+    assert "'rainy night' → rainy night [scenes]" in out and "'jazz cafe' → jazz cafe [scenes]" in out, out
+    assert "'drumming' → drumming" in out or "'drumming' → drums" in out, out
+    assert "'flibber' → not understood" in out, out
+    assert "tempo=" in out.splitlines()[-1] and "energy=" in out.splitlines()[-1], out
+
+    done = runs["words_explain_nothing"]
+    assert done.returncode == 2, str(done)
+    assert "no known musical word in prompt 'qqqq zzzz'" in done.stderr and "Traceback" not in done.stderr, str(done)
 
 
 def test_demo_prints_the_absolute_path_of_its_wav_last(runs: dict[str, Done], tmp: Path) -> None:

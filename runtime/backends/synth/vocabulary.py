@@ -34,11 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from cadenza.errors import PromptError
+from cadenza.runtime.backends.synth import lexicon
 from cadenza.runtime.backends.synth.style import (
     DIMENSIONS,
     INDEX,
     INSTRUMENT_FAMILIES,
+    NEUTRAL,
     PATTERNS,
+    PROGRESSION_FAMILIES,
     STYLE_DIM,
     TEMPO_RANGE,
     clip,
@@ -554,20 +557,236 @@ _MODIFIERS: dict[str, Point] = {
     "without bass": {"bass": 0.0},
     "no pads": {"pads": 0.0},
     "no melody": {"lead": 0.0, "plucks": 0.0},
+    "no piano": {"keys": 0.0},
+    "without piano": {"keys": 0.0},
+    "no keys": {"keys": 0.0},
+    "no guitar": {"plucks": 0.0},
+    "no guitars": {"plucks": 0.0},
+    "no strings": {"pads": 0.0},
+    "no synths": {"pads": 0.0, "lead": 0.0, "plucks": 0.0},
+    "no reverb": {"space": 0.0},
+    "no distortion": {"grit": 0.0},
+    "no noise": {"texture": 0.0},
+    "no swing": {"swing": 0.0},
+    "a cappella": {"drums": 0.0, "bass": 0.0, "keys": 0.0, "plucks": 0.0},
+    "acapella": {"drums": 0.0, "bass": 0.0, "keys": 0.0, "plucks": 0.0},
+    "a capella": {"drums": 0.0, "bass": 0.0, "keys": 0.0, "plucks": 0.0},
+    "drums only": _alone(drums=1.0),
+    "percussion only": _alone(drums=1.0),
 }
 
+# --------------------------------------------------------------------------- the tables (lexicon.py)
+
+_TABLE_LINE = re.compile(r"^(?P<names>[^|]+)\|(?P<base>[^|]+)\|(?P<offsets>.*)$")
+_OFFSET = re.compile(r"^(?P<dim>[a-z_]+)(?P<op>[=+-])(?P<value>[a-z_]+|\d*\.?\d+)$")
+_GROUPS = {"pattern": PATTERNS, "prog": PROGRESSION_FAMILIES}
+
+#: The tables' sections that are categories of entries (``[anchors]`` only adjusts anchor entries).
+TABLE_CATEGORIES: tuple[str, ...] = ("genres", "world", "instruments", "moods", "textures", "eras", "scenes", "game")
+
+_ANCHOR_CATEGORIES: dict[str, dict[str, Point]] = {
+    "genres": _GENRES, "instruments": _INSTRUMENTS, "moods": _MOODS, "textures": _TEXTURES,
+}  # fmt: skip
+
+
+_TOKEN = re.compile(r"\d+(?:\.\d+)?[^\W\d_]*|[^\W\d_][^\W_]*")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower().replace("&", " and "))
+
+
+def _point(name: str) -> Point:
+    """The partial point of an entry, whichever table holds it."""
+    for table in (*_ANCHOR_CATEGORIES.values(), _MODIFIERS, *_TABLES.values()):
+        if name in table:
+            return table[name]
+    raise KeyError(name)
+
+
+def _one_hot_groups(point: Point) -> None:
+    """A point that mixes drum-pattern (or progression) families keeps only the strongest (first on a tie)."""
+    for prefix, names in _GROUPS.items():
+        dims = [f"{prefix}_{n}" for n in names]
+        given = [d for d in dims if d in point]
+        if not given:
+            continue
+        best = max(dims, key=lambda d: point.get(d, 0.0))
+        for d in dims:
+            point[d] = 1.0 if d == best else 0.0
+
+
+def _apply_offsets(point: Point, offsets: str, where: str) -> None:
+    for token in offsets.split():
+        if token == "-":  # no offsets
+            continue
+        if token == "alone":
+            point.update({family: 0.0 for family in INSTRUMENT_FAMILIES})
+            continue
+        m = _OFFSET.match(token)
+        if m is None:
+            raise ValueError(f"{where}: offset {token!r} must read dim=v, dim+v, dim-v, pattern=NAME or prog=NAME")
+        dim, op, raw = m["dim"], m["op"], m["value"]
+        if dim in _GROUPS:
+            if op != "=" or raw not in _GROUPS[dim]:
+                raise ValueError(f"{where}: {token!r}: choose {dim}= one of {_GROUPS[dim]}")
+            point.update({f"{dim}_{n}": (1.0 if n == raw else 0.0) for n in _GROUPS[dim]})
+            continue
+        if dim not in INDEX:
+            raise ValueError(f"{where}: unknown dimension {dim!r} in {token!r}; dimensions: {', '.join(DIMENSIONS)}")
+        value = float(raw)
+        low, high = TEMPO_RANGE if dim == "tempo" else (0.0, 1.0)
+        if op == "=":
+            if not low <= value <= high:
+                raise ValueError(f"{where}: {token!r} outside {low:g}–{high:g}")
+            point[dim] = value
+        else:
+            start = point.get(dim, NEUTRAL[dim])
+            point[dim] = float(min(high, max(low, start + (value if op == "+" else -value))))
+
+
+def _read_lines(text: str, what: str) -> list[tuple[str, str, str]]:
+    """(section, where, line) for each table line, comments and blank lines dropped."""
+    out: list[tuple[str, str, str]] = []
+    section = ""
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            if section != "anchors" and section not in TABLE_CATEGORIES:
+                raise ValueError(f"{what} line {number}: unknown section {line}")
+            continue
+        out.append((section, f"{what} line {number} ({line[:48]!r})", line))
+    return out
+
+
+def _load_tables(text: str, hidden_text: str) -> tuple[dict[str, dict[str, Point]], dict[str, str]]:
+    """Read the tables: the ``[anchors]`` section first (in place), then the hidden bases, then each category.
+
+    Returns the entries per category and each alias's headword (the first name of its line)."""
+    known: dict[str, Point] = {name: point for cat in _ANCHOR_CATEGORIES.values() for name, point in cat.items()}
+    known.update(_MODIFIERS)
+    spaced_known = {" ".join(_tokens(name)): name for name in known}
+    hidden: dict[str, Point] = {}
+    categories: dict[str, dict[str, Point]] = {c: {} for c in TABLE_CATEGORIES}
+    headword: dict[str, str] = {}
+
+    def base_point(spec: str, where: str) -> Point:
+        spec = spec.strip()
+        if spec == "-":
+            return {}
+        points = []
+        for part in (p.strip() for p in spec.split(" + ")):
+            if part in hidden:
+                points.append(hidden[part])
+                continue
+            name = part if part in known else spaced_known.get(" ".join(_tokens(part)))
+            if name is None:
+                raise ValueError(f"{where}: base {part!r} is not an entry defined before this line")
+            points.append(known[name])
+        dims = {d for p in points for d in p}
+        return {d: sum(p[d] for p in points if d in p) / sum(1 for p in points if d in p) for d in dims}
+
+    def parse(line: str, where: str) -> tuple[list[str], str, str]:
+        m = _TABLE_LINE.match(line)
+        if m is None:
+            raise ValueError(f"{where}: a line reads 'names | base | offsets'")
+        return [n.strip() for n in m["names"].split(",") if n.strip()], m["base"], m["offsets"]
+
+    lines = _read_lines(text, "lexicon.TABLES")
+    for section, where, line in lines:
+        if section == "anchors":
+            names, _, offsets = parse(line, where)
+            for name in names:
+                if name not in known:
+                    raise ValueError(f"{where}: [anchors] names {name!r}, which is no anchor entry")
+                _apply_offsets(known[name], offsets, where)
+    for _, where, line in _read_lines(hidden_text, "lexicon.HIDDEN_BASES"):
+        names, base, offsets = parse(line, where)
+        for name in names:
+            point = base_point(base, where)
+            _apply_offsets(point, offsets, where)
+            _one_hot_groups(point)
+            hidden[name] = point
+    for section, where, line in lines:
+        if section == "anchors":
+            continue
+        names, base, offsets = parse(line, where)
+        point = base_point(base, where)
+        _apply_offsets(point, offsets, where)
+        if base.strip() != "-":
+            _one_hot_groups(point)
+        if not point:
+            raise ValueError(f"{where}: the entry says nothing (no base, no offsets)")
+        seen_here: set[str] = set()
+        for name in names:
+            key = " ".join(_tokens(name))
+            if key in seen_here:
+                continue  # another spelling of the same words on this line (laid-back, laid back)
+            seen_here.add(key)
+            if key in spaced_known:
+                raise ValueError(f"{where}: {name!r} is already an entry ({spaced_known[key]!r})")
+            if len(key.split()) > MAX_PHRASE_WORDS:
+                raise ValueError(f"{where}: {name!r} has more than {MAX_PHRASE_WORDS} words")
+            categories[section][name] = dict(point)
+            known[name] = categories[section][name]
+            spaced_known[key] = name
+            headword[name] = names[0]
+    return categories, headword
+
+
+_TABLES, HEADWORD = _load_tables(lexicon.TABLES, lexicon.HIDDEN_BASES)
+
 #: Entry names per category (every entry of :data:`VOCABULARY` is in exactly one).
-GENRES: tuple[str, ...] = tuple(_GENRES)
-INSTRUMENTS: tuple[str, ...] = tuple(_INSTRUMENTS)
-MOODS: tuple[str, ...] = tuple(_MOODS)
-TEXTURES: tuple[str, ...] = tuple(_TEXTURES)
+GENRES: tuple[str, ...] = tuple(_GENRES) + tuple(_TABLES["genres"])
+WORLD: tuple[str, ...] = tuple(_TABLES["world"])
+INSTRUMENTS: tuple[str, ...] = tuple(_INSTRUMENTS) + tuple(_TABLES["instruments"])
+MOODS: tuple[str, ...] = tuple(_MOODS) + tuple(_TABLES["moods"])
+TEXTURES: tuple[str, ...] = tuple(_TEXTURES) + tuple(_TABLES["textures"])
+ERAS: tuple[str, ...] = tuple(_TABLES["eras"])
+SCENES: tuple[str, ...] = tuple(_TABLES["scenes"])
+GAME: tuple[str, ...] = tuple(_TABLES["game"])
 MODIFIERS: tuple[str, ...] = tuple(_MODIFIERS)
+
+#: Category name → its entries, in the order ``cadenza words`` lists them.
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "genres": GENRES,
+    "world": WORLD,
+    "instruments": INSTRUMENTS,
+    "moods": MOODS,
+    "textures": TEXTURES,
+    "eras": ERAS,
+    "scenes": SCENES,
+    "game": GAME,
+    "modifiers": MODIFIERS,
+}
+
+#: What each category holds, for ``cadenza words``.
+CATEGORY_NOTES: dict[str, str] = {
+    "genres": "styles: tempo, density, instruments, drum pattern, harmony and form",
+    "world": "genres from around the world",
+    "instruments": "raise an instrument family (a voice carries the lead line)",
+    "moods": "energy, brightness, mode and space; never instruments",
+    "textures": "production, tempo words, rhythm and harmony words",
+    "eras": "decades and periods: the production of their time",
+    "scenes": "places, seasons, times of day and occasions",
+    "game": "what a game needs the music for",
+    "modifiers": "force dimensions after the mean (no drums, solo …)",
+}
 
 #: Entries that keep only the instrument families named in the prompt.
 SOLO_ENTRIES: frozenset[str] = frozenset({"solo", "solo piano", "solo guitar"})
 
 #: word or phrase → partial style point (dimension name → value).
-VOCABULARY: dict[str, Point] = {**_GENRES, **_INSTRUMENTS, **_MOODS, **_TEXTURES, **_MODIFIERS}
+VOCABULARY: dict[str, Point] = {name: _point(name) for names in CATEGORIES.values() for name in names}
+
+for _name in _GENRES:
+    HEADWORD.setdefault(_name, _name)
+for _names in CATEGORIES.values():
+    for _name in _names:
+        HEADWORD.setdefault(_name, _name)
 
 #: Filler words skipped without complaint (phrases such as ``drum and bass`` match first).
 STOP_WORDS: frozenset[str] = frozenset(
@@ -577,16 +796,36 @@ STOP_WORDS: frozenset[str] = frozenset(
         "songs", "feel", "feeling", "sound", "sounds", "sounding", "tune", "tunes",
         "loop", "loops", "like", "kind", "type", "very", "really", "more", "plus",
         "mood", "genre", "ish",
+        # the connective tissue of written prompts and captions
+        "is", "are", "was", "were", "be", "being", "been", "this", "that", "these", "those", "it", "its",
+        "there", "here", "which", "who", "whom", "what", "by", "from", "as", "into", "onto", "over", "under",
+        "while", "whilst", "during", "through", "throughout", "about", "around", "than", "then", "also",
+        "but", "or", "nor", "so", "yet", "if", "when", "where", "up", "down", "out", "off", "all", "any",
+        "each", "every", "both", "one", "two", "three", "four", "some", "much", "many", "most", "few",
+        "little", "lots", "lot", "bit", "quite", "rather", "somewhat", "slightly", "just", "only", "even",
+        "still", "too", "not", "no", "can", "could", "would", "should", "will", "may", "might", "must",
+        "has", "have", "had", "having", "does", "do", "did", "i", "you", "we", "they", "he", "she", "his",
+        "her", "their", "our", "my", "your", "me", "us", "them", "him", "someone", "something",
+        "playing", "plays", "played", "play", "features", "featuring", "featured", "feature", "contains",
+        "containing", "consists", "includes", "including", "accompanied", "accompaniment", "along",
+        "together", "alongside", "backing", "background", "piece", "pieces", "composition", "recording",
+        "recorded", "audio", "clip", "excerpt", "instrumentation", "instruments",
+        "instrument", "part", "parts", "section", "sections", "line", "lines", "pattern", "patterns",
+        "notes", "note", "tone", "tones", "sounds", "performance", "performed", "performing", "perfect",
+        "great", "good", "nice", "new", "old", "main", "using", "used", "use", "create", "compose",
+        "make", "made", "imagine", "inspired", "evoking", "evokes", "reminiscent", "perfect", "suitable",
+        "would", "hear", "heard", "listen", "listening", "listener", "people", "person", "man", "woman",
+        "guy", "girl", "boy", "male", "female", "kids", "children", "bpm", "tempo", "pace", "paced",
+        "key", "keyed", "time", "signature", "starts", "start", "begins", "ends", "end", "followed",
+        "first", "second", "third", "repeated", "repeating", "repeats", "same", "different",
+        "genres", "moods", "vibe", "atmosphere", "atmospheric", "ambience", "emotion", "emotions",
+        "energy", "level", "levels", "high", "low", "pitched", "pitch", "range", "mid",
     }
 )  # fmt: skip
+STOP_WORDS = STOP_WORDS - {"ambience", "atmospheric", "level", "background", "reminiscent"}
 
-_TOKEN = re.compile(r"\d+(?:\.\d+)?[^\W\d_]*|[^\W\d_][^\W_]*")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _NUMBER_BPM = re.compile(r"(\d+(?:\.\d+)?)bpm")
-
-
-def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower().replace("&", " and "))
 
 
 def _build_index() -> tuple[dict[str, str], dict[str, str]]:
@@ -640,6 +879,37 @@ def _lookup(words: list[str]) -> str | None:
     return None
 
 
+#: Suffixes the parser strips from a word it does not know (``jazzy`` → jazz, ``drumming`` → drums,
+#: ``darker`` → dark, ``gently`` → gentle): (suffix, what replaces it), tried in order.
+SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("iest", "y"), ("ier", "y"), ("ily", "y"), ("iness", "y"), ("ness", ""), ("ically", ""), ("ally", ""),
+    ("ical", ""), ("ishly", ""), ("ish", ""), ("ly", ""), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"),
+    ("d", ""), ("est", ""), ("er", ""), ("ers", ""), ("ey", ""), ("y", ""), ("y", "e"), ("ic", ""),
+    ("al", ""), ("ist", ""), ("ists", ""), ("es", ""), ("s", ""),
+)  # fmt: skip
+_MIN_STEM = 3
+
+
+def _morph(word: str) -> str | None:
+    """The entry an unknown word is a form of (a suffix stripped, a doubled final consonant undone), if any."""
+    if len(word) < _MIN_STEM + 1 or not word.isalpha():
+        return None
+    for suffix, replacement in SUFFIXES:
+        if not word.endswith(suffix) or len(word) - len(suffix) < _MIN_STEM:
+            continue
+        stem = word[: len(word) - len(suffix)] + replacement
+        candidates = [stem]
+        if len(stem) > _MIN_STEM and stem[-1] == stem[-2]:
+            candidates.append(stem[:-1])  # drumming → drumm → drum
+        for candidate in candidates:
+            if candidate in STOP_WORDS:
+                continue
+            name = _lookup([candidate])
+            if name is not None:
+                return name
+    return None
+
+
 def known_words() -> list[str]:
     """Every vocabulary entry (word or phrase), sorted."""
     return sorted(VOCABULARY)
@@ -651,24 +921,28 @@ class ParsedPrompt:
 
     ``vector`` is the full style vector (read-only, length ``STYLE_DIM``);
     ``matched`` lists the vocabulary entries found in prompt order (an explicit
-    tempo appears as ``"128 bpm"``); ``unknown`` lists the words not understood.
+    tempo appears as ``"128 bpm"``); ``unknown`` lists the words not understood;
+    ``spans`` pairs each matched entry with the prompt words that spelled it
+    (``("drumming", "drums")``), in the same order as ``matched``.
     """
 
     vector: np.ndarray
     matched: tuple[str, ...]
     unknown: tuple[str, ...]
+    spans: tuple[tuple[str, str], ...] = ()
 
 
-_SUGGEST_WORDS = 4  # distinct unknown words a prompt's "did you mean" looks at (each costs ~0.3 ms of difflib)
+_SUGGEST_WORDS = 4  # distinct unknown words a prompt's "did you mean" looks at
+_CANDIDATES: list[str] = []
 
 
 def _suggest(unknown: list[str]) -> list[str]:
-    """Close vocabulary entries for the first :data:`_SUGGEST_WORDS` distinct unknown words (bounded work:
-    a 1,000-character prompt of unknown words costs ~1 ms, not 40)."""
-    candidates = sorted(set(VOCABULARY) | set(_SPACED) | set(_COMPACT))
+    """Close vocabulary entries for the first :data:`_SUGGEST_WORDS` distinct unknown words (bounded work)."""
+    if not _CANDIDATES:
+        _CANDIDATES.extend(sorted(set(VOCABULARY) | set(_SPACED) | set(_COMPACT)))
     out: list[str] = []
     for word in list(dict.fromkeys(unknown))[:_SUGGEST_WORDS]:
-        for guess in difflib.get_close_matches(word, candidates, n=3, cutoff=0.6):
+        for guess in difflib.get_close_matches(word, _CANDIDATES, n=3, cutoff=0.75):
             name = _SPACED.get(guess) or _COMPACT.get(guess) or guess
             if name not in out:
                 out.append(name)
@@ -691,14 +965,18 @@ def parse_prompt(text: str) -> ParsedPrompt:
         raise PromptError("empty prompt: give at least one musical word, e.g. 'dark techno'")
     words = _tokens(text)
     matched: list[str] = []
+    spans: list[tuple[str, str]] = []
     unknown: list[str] = []
     tempo: float | None = None
     i = 0
     while i < len(words):
         for n in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
+            if n == 1 and words[i] in STOP_WORDS:
+                continue  # a filler word stays filler ("key" is not "keys")
             name = _lookup(words[i : i + n])
             if name is not None:
                 matched.append(name)
+                spans.append((" ".join(words[i : i + n]), name))
                 i += n
                 break
         else:
@@ -707,12 +985,19 @@ def parse_prompt(text: str) -> ParsedPrompt:
             if bpm_match:
                 tempo = _tempo(bpm_match.group(1), text)
                 matched.append(f"{bpm_match.group(1)} bpm")
+                spans.append((word, matched[-1]))
             elif _NUMBER.fullmatch(word) and i + 1 < len(words) and words[i + 1] == "bpm":
                 tempo = _tempo(word, text)
                 matched.append(f"{word} bpm")
+                spans.append((f"{word} bpm", matched[-1]))
                 i += 1
             elif word not in STOP_WORDS:
-                unknown.append(word)
+                name = _morph(word)
+                if name is not None:
+                    matched.append(name)
+                    spans.append((word, name))
+                else:
+                    unknown.append(word)
             i += 1
 
     if not matched:
@@ -720,14 +1005,15 @@ def parse_prompt(text: str) -> ParsedPrompt:
         if suggestions:
             hint = f"did you mean: {', '.join(suggestions)}?"
         else:
-            hint = "try words such as: ambient, techno, lo-fi, piano, strings, dark, calm (known_words() lists all)"
+            hint = ("try words such as: ambient, techno, lo-fi, piano, strings, dark, calm, boss battle "
+                    "(`cadenza words` or known_words() lists all)")
         raise PromptError(f"no known musical word in prompt {text!r}; {hint}")
 
     vector = _combine([m for m in matched if m in VOCABULARY])
     if tempo is not None:
         vector[INDEX["tempo"]] = tempo
     vector.setflags(write=False)
-    return ParsedPrompt(vector=vector, matched=tuple(matched), unknown=tuple(unknown))
+    return ParsedPrompt(vector=vector, matched=tuple(matched), unknown=tuple(unknown), spans=tuple(spans))
 
 
 def _combine(entries: list[str]) -> np.ndarray:
@@ -766,16 +1052,95 @@ def _combine(entries: list[str]) -> np.ndarray:
     return clip(vector)
 
 
+# --------------------------------------------------------------------------- documentation (cadenza words)
+
+
+def category_of(name: str) -> str:
+    """The category an entry belongs to (``KeyError`` for a name that is no entry)."""
+    for category, names in CATEGORIES.items():
+        if name in names:
+            return category
+    raise KeyError(name)
+
+
+def _fmt(value: float, dim: str) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".") if dim == "tempo" else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def format_point(point: Point) -> str:
+    """``tempo=124 energy=0.7 …`` in dimension order; a one-hot group reads ``pattern=four_floor``."""
+    parts: list[str] = []
+    for prefix, names in _GROUPS.items():
+        dims = [f"{prefix}_{n}" for n in names]
+        if all(d in point for d in dims) and sorted(point[d] for d in dims) == [0.0] * (len(dims) - 1) + [1.0]:
+            parts.append(f"{prefix}={next(n for n in names if point[f'{prefix}_{n}'] == 1.0)}")
+    grouped = {f"{p}_{n}" for p, names in _GROUPS.items() for n in names if any(s.startswith(p + "=") for s in parts)}
+    for dim in DIMENSIONS:
+        if dim in point and dim not in grouped:
+            parts.append(f"{dim}={_fmt(point[dim], dim)}")
+    return " ".join(parts)
+
+
+def describe_words() -> list[str]:
+    """The vocabulary by category, one line per category: ``name (count, what): headword (aliases), …``."""
+    lines: list[str] = []
+    for category, names in CATEGORIES.items():
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(HEADWORD.get(name, name), []).append(name)
+        items = []
+        for head in sorted(groups):
+            aliases = [a for a in groups[head] if a != head]
+            items.append(f"{head} ({', '.join(aliases)})" if aliases else head)
+        lines.append(f"{category} ({len(names)}; {CATEGORY_NOTES[category]}): {', '.join(items)}")
+    return lines
+
+
+def search_words(term: str) -> list[str]:
+    """Entries whose name contains ``term`` (case-insensitive, hyphens and spaces alike), with their points."""
+    needle = " ".join(_tokens(term))
+    if not needle:
+        raise PromptError(f"--search needs a word, got {term!r}")
+    starts = re.compile(r"(?:^| )" + re.escape(needle))  # at the start of a word: "harp" finds celtic harp, not sharp
+    hits = [n for n in sorted(VOCABULARY) if starts.search(" ".join(_tokens(n))) or n.startswith(needle.replace(" ", ""))]
+    return [f"{n} [{category_of(n)}]: {format_point(VOCABULARY[n])}" for n in hits]
+
+
+def explain(text: str) -> list[str]:
+    """What each word of a prompt contributed, and the resulting dimensions (raises :class:`PromptError`)."""
+    parsed = parse_prompt(text)
+    lines = [f"prompt: {text!r}"]
+    for words, name in parsed.spans:
+        if name in VOCABULARY:
+            how = "" if " ".join(_tokens(name)) == words or _lookup(_tokens(words)) == name else " (word form)"
+            lines.append(f"  {words!r} → {name} [{category_of(name)}]{how}: {format_point(VOCABULARY[name])}")
+        else:
+            lines.append(f"  {words!r} → tempo={name.split()[0]} (explicit, overrides the mean)")
+    for word in parsed.unknown:
+        lines.append(f"  {word!r} → not understood (ignored; the warning names it)")
+    lines.append("result (mean of the entries per dimension; neutral where none speaks; modifiers forced):")
+    lines.append("  " + " ".join(f"{d}={_fmt(float(parsed.vector[i]), d)}" for i, d in enumerate(DIMENSIONS)))
+    return lines
+
+
 __all__ = [
+    "CATEGORIES",
+    "ERAS",
+    "GAME",
     "GENRES",
     "INSTRUMENTS",
     "MODIFIERS",
     "MOODS",
+    "SCENES",
     "SOLO_ENTRIES",
     "STOP_WORDS",
     "TEXTURES",
     "VOCABULARY",
+    "WORLD",
     "ParsedPrompt",
+    "describe_words",
+    "explain",
     "known_words",
     "parse_prompt",
+    "search_words",
 ]
