@@ -7,7 +7,8 @@ figures as medians over repeated runs, each next to a baseline measured in
 the same run. When a module (or an optional extra it needs) cannot be
 imported, its rows say ``not run: <reason>``; when it fails, ``failed: …``
 — never a made-up number. ``--quick`` (about 2 minutes) runs fewer repeats;
-``--only NAME`` runs some modules (``core``, ``live``, ``node_client``, ``audio_wire``, ``memory``, ``magenta``).
+``--only NAME`` runs some modules (``core``, ``live``, ``node_client``, ``ws_gateway``, ``audio_wire``, ``memory``,
+``magenta``).
 
 Exit status: 0 when every row with a goal met it, 1 otherwise (the table is
 written either way).
@@ -41,6 +42,8 @@ MODULES: tuple[Module, ...] = (
     Module("graphload", "style-graph load time vs the hand-written loader it replaced", "≤ 1.0× the old loader"),
     Module("live", "live runtime: control latency, SetParameters round trip, updates/s", "≤ 50 ms median"),
     Module("node_client", "Node client (sdk/js): SetParameters round trip vs the Python SDK", "≤ 1.5× the Python SDK"),
+    Module("ws_gateway", "WebSocket gateway: SetParameters round trip vs ZeroMQ; 1,000 slider moves/s vs the lookahead",
+           "≤ 2× the ZeroMQ round trip"),
     Module("audio_wire", "audio PUB bytes/s: int16 vs float32 chunks", "≤ 0.51× float32"),
     Module("memory", "memory (RSS) of `cadenza serve`, synth backend"),
     Module("magenta", "Magenta backend: adapter overhead vs the library's own loop, ms/frame, RSS", "≤ +5 %"),

@@ -52,7 +52,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -186,7 +186,7 @@ class _Bucket:
 class _Connection:
     """One WebSocket client: its DEALER, what it subscribed to, and its bounded push queue."""
 
-    def __init__(self, gateway: Gateway, ws: ServerConnection, dealer: zmq.asyncio.Socket) -> None:
+    def __init__(self, gateway: Gateway, ws: ServerConnection, dealer: zmq.Socket[bytes]) -> None:
         self.gateway = gateway
         self.ws = ws
         self.dealer = dealer
@@ -496,7 +496,8 @@ class Gateway:
 
     # ------------------------------------------------------------------ one connection
     async def _handle(self, ws: ServerConnection) -> None:
-        dealer = self.actx.socket(zmq.DEALER)
+        # a plain DEALER read from the loop's own selector (its ZMQ_FD), not zmq.asyncio: one hop less per reply
+        dealer: zmq.Socket[bytes] = self.ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.SNDHWM, 1_000)
         dealer.setsockopt(zmq.RCVHWM, 1_000)
@@ -505,8 +506,10 @@ class Gateway:
         self.connections.add(conn)
         self.stats.connections += 1
         self.stats.open += 1
-        tasks = [asyncio.create_task(self._replies(conn)), asyncio.create_task(self._writer(conn.replies, ws)),
-                 asyncio.create_task(self._writer(conn.pushes, ws))]
+        loop = asyncio.get_running_loop()
+        fd = dealer.fileno()  # ZMQ_FD
+        loop.add_reader(fd, self._replies, conn)
+        tasks = [asyncio.create_task(self._writer(conn.replies, ws)), asyncio.create_task(self._writer(conn.pushes, ws))]
         try:
             async for message in ws:
                 await self._request(conn, message)
@@ -520,6 +523,7 @@ class Gateway:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            loop.remove_reader(fd)
             dealer.close(0)
             if conn.dropped:
                 log.info(f"WebSocket {_peer(ws)} closed; {conn.dropped} pushes dropped (it read too slowly)")
@@ -534,12 +538,20 @@ class Gateway:
                 return
         else:
             data = bytes(message)
-        kind, request_id = _peek(data)
-        if kind == wire.RequestKind.SUBSCRIBE:
+        # Envelope field 20 (Subscribe) is the tag bytes a2 01: only then is the frame parsed here
+        if b"\xa2\x01" in data and _peek(data)[0] == wire.RequestKind.SUBSCRIBE:
             self._subscribe(conn, data, text)
             return
         conn.remember(wire.peek_request_id(data), text)
-        await conn.dealer.send(data)  # waits only when this client has 1,000 requests in flight (its own push-back)
+        while True:
+            try:
+                conn.dealer.send(data, zmq.NOBLOCK)
+                break
+            except zmq.Again:  # this client has 1,000 requests in flight: its own push-back
+                await asyncio.sleep(0.001)
+        # ZMQ_FD is edge-triggered and a send may consume its signal: look for replies now
+        if cast(int, conn.dealer.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            self._replies(conn)
 
     def _local(self, conn: _Connection, request_id: int, error: pb.Error | None, *, text: bool) -> bool:
         """Answer here (malformed JSON, Subscribe) under the runtime's per-client rate limit: Ok when ``error`` is
@@ -569,9 +581,15 @@ class Gateway:
         self._fanout.change(conn, frozenset(body.topics), int(body.audio))
         conn.text_pushes = text
 
-    async def _replies(self, conn: _Connection) -> None:
+    def _replies(self, conn: _Connection) -> None:
+        """Every reply the DEALER holds, to the connection's reply queue (the loop calls this when its FD signals)."""
         while True:
-            data = await conn.dealer.recv()
+            try:
+                data = conn.dealer.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:  # closed meanwhile
+                return
             conn.reply(data, conn.recall(wire.peek_request_id(data)))
 
     @staticmethod
