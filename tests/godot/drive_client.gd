@@ -81,7 +81,8 @@ func _on_beat(bar, beat):
 	var last = client.last_beat
 	out({"sig": "beat", "bar": bar, "beat": beat, "index": int(last.get("beat", "0")),
 		"heard_at": last.get("heardAt", 0.0), "stream_time": last.get("streamTime", 0),
-		"timing": client.timing, "session": client.session_id, "arrived": arrived.get(int(last.get("beat", "0")), 0.0)})
+		"timing": client.timing, "session": client.session_id, "arrived": arrived.get(int(last.get("beat", "0")), 0.0),
+		"clock_offset": client.clock_offset})
 	if started and client.session_id == first_session:
 		beats_after_start += 1
 		if beats_after_start == beats_wanted:
@@ -117,7 +118,8 @@ func _on_stinger(name):
 
 
 func _finish():
-	out({"sig": "done", "events_lost": client.events_lost, "reconnects": client.reconnects})
+	out({"sig": "done", "events_lost": client.events_lost, "reconnects": client.reconnects,
+		"signals_late": client.signals_late, "clock_offset": client.clock_offset})
 	quit(0)
 
 

@@ -14,15 +14,21 @@
 # Beats, bars, stingers and started/completed state changes are emitted when
 # they are HEARD: each event carries `heardAt` (Unix seconds on the runtime's
 # host), and the signal fires on the first frame at or after that moment on
-# this machine's clock (the runtime and the game on one machine, or clocks
-# synchronised by NTP). When an event has no heardAt (0: the runtime cannot
-# tell), or it lies more than `max_schedule_ahead_s` away (clocks apart), the
-# signal fires on arrival, which is early by about the runtime's lookahead.
-# `timing` says which was used last ("heard" or "arrival"). A SCHEDULED state
-# change is emitted on arrival: it announces a change to come.
+# this machine's clock. The two clocks are compared on every Hello (the 1 s
+# heartbeat): `clock_offset` = the reply's Status.unixTime minus the midpoint
+# of the round trip, from the quickest of the last 8 round trips (on one
+# machine it is ~0; across machines it is right to within half that round
+# trip). When an event has no heardAt (0: the runtime cannot tell), or it lies
+# more than `max_schedule_ahead_s` away, the signal fires on arrival, which is
+# early by about the runtime's lookahead. `timing` says which was used last
+# ("heard" or "arrival"). A beat or bar heard more than `max_late_s` before it
+# arrived (a burst after the runtime or the game stalled) is skipped and
+# counted in `signals_late`; a state change or stinger is always emitted. A
+# SCHEDULED state change is emitted on arrival: it announces a change to come.
 #
-# Reconnecting: a closed or failed socket, or a request without a reply within
-# its timeout, drops the connection; the client reconnects by itself with
+# Reconnecting: a closed or failed socket, no WebSocket handshake within twice
+# the reply timeout, or a request without a reply within its timeout, drops the
+# connection; the client reconnects by itself with
 # backoff (0.25 s doubling to 5 s). Requests still waiting get one reply each:
 # an error DISCONNECTED (they may or may not have been applied). After a
 # runtime restart (a new session id in Hello's reply) the last loaded graph and
@@ -54,6 +60,7 @@ const PROTOCOL_VERSION = 1
 const MAX_MESSAGE_BYTES = 1048576
 const BACKOFF_FIRST_S = 0.25
 const BACKOFF_MAX_S = 5.0
+const CLOCK_SAMPLES = 8
 const REPLY_KINDS = ["ok", "status", "error", "graphDescription"]
 # Requests that may run before a held LoadGraph's reply (they do not touch the graph).
 const UNHELD = ["hello", "getStatus", "subscribe"]
@@ -70,6 +77,8 @@ export var load_timeout_s = 12.0
 export var heartbeat_s = 1.0
 export var schedule_at_heard_time = true
 export var max_schedule_ahead_s = 5.0
+# A beat or bar signal whose heard time passed more than this long ago is skipped (counted in signals_late).
+export var max_late_s = 0.3
 # The gateway's --ws-token, when it has one (sent as "Authorization: Bearer TOKEN"; `?token=` in url works too).
 export var token = ""
 # Extra HTTP headers for the WebSocket handshake.
@@ -81,7 +90,12 @@ var session_id = ""
 var timing = "arrival"  # how the last beat signal was timed: "heard" or "arrival"
 var last_beat = {}  # the Beat payload of the last `beat` signal, plus "heardAt" and "streamTime"
 var events_lost = 0  # gaps in the per-topic sequence numbers
-var reconnects = 0
+var signals_late = 0  # beat and bar signals skipped: heard more than max_late_s before they arrived
+# The runtime's clock minus this machine's (seconds), from the Hello round trip with the least delay
+# among the last few (Status.unixTime against the round trip's midpoint); 0 until known.
+var clock_offset = 0.0
+var reconnects = 0  # connections lost after `connected`
+var last_failure = ""  # why the last connection (or attempt to connect) ended
 
 var _socket = Socket.new()
 var _next_id = 1
@@ -98,6 +112,8 @@ var _unsent = {}  # parameter values set while disconnected
 var _last_sent = 0.0
 var _backoff = BACKOFF_FIRST_S
 var _retry_at = -1.0
+var _connect_deadline = 0.0
+var _clock_samples = []  # [round trip s, offset s] of the last CLOCK_SAMPLES Hello replies
 var _wanted = false
 var _resume = false
 var _quiet = false  # leaving the tree: only `reply` is emitted (each request still gets its one reply)
@@ -237,6 +253,8 @@ func _process(_delta):
 				"message": "no reply to %s (request %d) within %.1f s; reconnecting" % [waiting["kind"], request_id, waiting["timeout"]]})
 			_drop("no reply within the timeout")
 			break
+	if phase == Phase.CONNECTING and now > _connect_deadline:
+		_drop("no WebSocket handshake from %s within %.1f s" % [url, timeout_s * 2.0])
 	if phase == Phase.READY and now - _last_sent > heartbeat_s and _pending.empty():
 		_send("hello", _hello(), timeout_s, {"heartbeat": true})
 	if phase == Phase.DISCONNECTED and _wanted and _retry_at >= 0.0 and now >= _retry_at:
@@ -250,6 +268,7 @@ func _open():
 	_socket.close()
 	_retry_at = -1.0
 	phase = Phase.CONNECTING
+	_connect_deadline = _socket.now_mono() + timeout_s * 2.0
 	var all_headers = [] + headers
 	if token != "":
 		all_headers.append("Authorization: Bearer " + token)
@@ -318,9 +337,9 @@ func _drop(reason):
 	if _wanted:
 		_retry_at = _socket.now_mono() + _backoff
 		_backoff = min(_backoff * 2.0, BACKOFF_MAX_S)
-	if was != Phase.DISCONNECTED and not _quiet:
-		if was == Phase.READY:
-			reconnects += 1
+	last_failure = reason
+	if was == Phase.READY and not _quiet:  # a failed attempt to connect is no disconnection: see last_failure
+		reconnects += 1
 		emit_signal("disconnected", reason)
 
 
@@ -360,7 +379,8 @@ func _send(kind, body, timeout, after, request_id = 0):
 			"message": "could not send %s to %s" % [kind, url]}])
 		return request_id
 	_last_sent = _socket.now_mono()
-	_pending[request_id] = {"kind": kind, "deadline": _last_sent + timeout, "timeout": timeout, "after": after}
+	_pending[request_id] = {"kind": kind, "deadline": _last_sent + timeout, "timeout": timeout, "after": after,
+		"sent": _last_sent, "sent_unix": _socket.now_unix()}
 	if kind == "loadGraph":
 		_loading = request_id
 	return request_id
@@ -411,6 +431,8 @@ func _on_text(text):
 
 func _after_reply(request_id, waiting, kind, body):
 	var after = waiting["after"]
+	if kind == "status" and waiting["kind"] == "hello":
+		_clock_sample(waiting, body)
 	if after.has("hello"):
 		_answer(request_id, kind, body)
 		_after_hello(kind, body)
@@ -432,6 +454,22 @@ func _after_reply(request_id, waiting, kind, body):
 				_send(item[1], item[2], item[3], item[4], item[0])
 			else:
 				_answer(item[0], "error", {"code": "NOT_CONNECTED", "field": "", "message": "not sent: disconnected"})
+
+
+# One round trip's estimate of the clock offset; the one with the least delay wins (it bounds the error).
+func _clock_sample(waiting, status):
+	var unix_time = float(status.get("unixTime", 0.0))
+	if unix_time <= 0.0:
+		return
+	var round_trip = _socket.now_mono() - waiting["sent"]
+	_clock_samples.append([round_trip, unix_time - (waiting["sent_unix"] + round_trip / 2.0)])
+	if _clock_samples.size() > CLOCK_SAMPLES:
+		_clock_samples.pop_front()
+	var best = _clock_samples[0]
+	for sample in _clock_samples:
+		if sample[0] < best[0]:
+			best = sample
+	clock_offset = best[1]
 
 
 func _answer(request_id, kind, body):
@@ -475,27 +513,34 @@ func _on_event(event):
 			var beat = payload.duplicate()
 			beat["heardAt"] = float(event.get("heardAt", 0.0))
 			beat["streamTime"] = int(event.get("streamTime", "0"))
-			_schedule(event, "beat", [int(payload.get("bar", "0")), int(payload.get("beatInBar", 0))], beat)
+			_schedule(event, "beat", [int(payload.get("bar", "0")), int(payload.get("beatInBar", 0))], beat, true)
 		"bar":
-			_schedule(event, "bar", [int(payload.get("bar", "0"))], null)
+			_schedule(event, "bar", [int(payload.get("bar", "0"))], null, true)
 		"state":
 			var args = [str(payload.get("name", "")), str(payload.get("phase", "PHASE_UNSPECIFIED"))]
 			if args[1] == "SCHEDULED":
 				emit_signal("state_changed", args[0], args[1])
 			else:
-				_schedule(event, "state_changed", args, null)
+				_schedule(event, "state_changed", args, null, false)
 		"stinger":
-			_schedule(event, "stinger", [str(payload.get("name", ""))], null)
+			_schedule(event, "stinger", [str(payload.get("name", ""))], null, false)
 
 
-func _schedule(event, signal_name, args, beat):
+# Time an event's signal: at its heard time on this machine's clock, or now (see the top of this file).
+# A beat or bar heard more than max_late_s ago is not signalled (a burst after a stall); it is counted.
+func _schedule(event, signal_name, args, beat, droppable):
 	var heard_at = float(event.get("heardAt", 0.0))
 	var now = _socket.now_unix()
 	var due = now
 	var how = "arrival"
-	if schedule_at_heard_time and heard_at > 0.0 and heard_at - now <= max_schedule_ahead_s:
-		due = heard_at
-		how = "heard"
+	if schedule_at_heard_time and heard_at > 0.0:
+		var here = heard_at - clock_offset
+		if abs(here - now) <= max_schedule_ahead_s:
+			if droppable and here < now - max_late_s:
+				signals_late += 1
+				return
+			due = here
+			how = "heard"
 	var item = [due, signal_name, args, beat, how]
 	var at = _due.size()
 	while at > 0 and _due[at - 1][0] > due:
