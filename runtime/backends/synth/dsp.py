@@ -212,6 +212,13 @@ def _note_on(
     first = SLOTS[kind, 0]
     count = SLOTS[kind, 1]
     freq = ev[e, E_FREQ]
+    # a pad event with a negative velocity ties: the sounding pad voices at this pitch hold on for
+    # the event's duration instead of retriggering (legato chord changes keep their common tones)
+    if kind == PAD and ev[e, E_VEL] < 0.0:
+        for s in range(first, first + count):
+            if vo[s, V_ACTIVE] != 0.0 and vo[s, V_STAGE] < 2.0 and vo[s, V_FREQ] == freq:
+                vo[s, V_GATE] = ev[e, E_DUR]
+        return
     # a legato lead glides instead of retriggering
     if kind == LEAD:
         for s in range(first, first + count):

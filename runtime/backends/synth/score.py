@@ -38,7 +38,8 @@ STEPS_PER_BEAT = 4
 STEPS_PER_BAR = 16
 BARS_PER_PHRASE = 4
 FAMILY_ON = 0.08  # a family below this level plays no notes (it would be inaudible)
-PAD_XFADE_S = 0.12  # legato pads: a new chord's attack, and how long the old one holds past the change
+PAD_ATTACK_S = 0.15  # legato pads: a new chord's attack at a chord change …
+PAD_HOLD_S = 0.6  # … and how long the old chord holds past the change (then releases)
 PAD_RELEASE_S = 2.5  # legato pads: 60 dB release of the outgoing chord
 
 
@@ -245,7 +246,7 @@ class Sequencer:
         if note.kind in _LAID_BACK:  # behind the beat: the notes move, the grid does not
             delay += perf.laidback * _LAID_BACK[note.kind]
         frame = t + delay * sps
-        vel = note.vel * self.vel_mask[int(dsp.FAMILY_OF_KIND[note.kind])]
+        vel = note.vel if note.vel < 0.0 else note.vel * self.vel_mask[int(dsp.FAMILY_OF_KIND[note.kind])]
         self._push(
             frame,
             (note.kind, freq, vel, max(note.steps * sps, 64.0), note.pan,
@@ -360,15 +361,19 @@ class Sequencer:
         if not changed and self.pad_voicing is not None and self.step < self.pad_end:
             return
         sps = perf.samples_per_step
-        xfade = PAD_XFADE_S * SAMPLE_RATE / sps  # in steps
-        entering = self.pad_voicing is None or self.step >= self.pad_end
+        xfade = PAD_HOLD_S * SAMPLE_RATE / sps  # in steps
+        entering = self.pad_voicing is None or self.step > self.pad_end  # the last chord has ended
+        previous = () if entering or self.pad_voicing is None else self.pad_voicing
         voicing = lead_voices(self.pad_voicing, pcs[:4], 50, 77)
         self.pad_voicing = voicing
         swell = 0.25 + 0.5 * perf.acoustic + 0.5 * (1.0 - perf.energy)
-        attack = swell if entering else PAD_XFADE_S
+        attack = swell if entering else PAD_ATTACK_S
         dur = hold * STEPS_PER_BAR + xfade
         self.pad_end = self.step + hold * STEPS_PER_BAR
         for j, p in enumerate(voicing):
+            if p in previous:  # a common tone is tied, not struck again (a restrike would beat against it)
+                add(Note(0, dsp.PAD, p, -1.0, dur))
+                continue
             add(Note(0, dsp.PAD, p, 0.8, dur, pan=-0.6 + 1.2 * j / max(len(voicing) - 1, 1),
                      p1=attack, p2=perf.chip, p3=PAD_RELEASE_S, rev=0.5, dly=0.05))
 
@@ -523,8 +528,9 @@ class Sequencer:
             approach = target + (1 if self.rng.random() < 0.5 else -1)
             line = (root, third if self.rng.random() < 0.6 else five, five if self.rng.random() < 0.6 else third + 12,
                     approach)
+            walk: Timbre = {**common, "p2": 1.2 + 1.5 * e}
             for k, p in enumerate(line):
-                add(Note(4 * k, dsp.BASS, p, 0.9 if k == 0 else 0.8, 3.6, **{**common, "p2": 1.2 + 1.5 * e}))
+                add(Note(4 * k, dsp.BASS, p, 0.9 if k == 0 else 0.8, 3.6, **walk))
         elif pat == "four_floor" and perf.offbeat >= 0.5 and e >= 0.35:
             for s, p in ((2, root), (6, root + 12), (10, root), (14, root + 12 if e > 0.6 else fifth)):
                 add(Note(s, dsp.BASS, p, 0.9, 1.6, **common))
@@ -565,10 +571,10 @@ class Sequencer:
                     add(Note(s, dsp.KEYS, p, vel, dur, pan=0.1 * j, delay=0.03 * j, **common))
         elif perf.offbeat >= 0.5 and e >= 0.3:
             # house piano: seventh-chord stabs on the off-beats and a syncopated push
-            stab: Timbre = {**common, "p3": 0.8}
+            short: Timbre = {**common, "p3": 0.8}
             for s in (2, 6, 10, 14) if e >= 0.55 else (3, 10):
                 for j, p in enumerate(voicing):
-                    add(Note(s, dsp.KEYS, p, 0.5, 1.5, pan=0.1 * j, **stab))
+                    add(Note(s, dsp.KEYS, p, 0.5, 1.5, pan=0.1 * j, **short))
         elif e < 0.3:
             add(Note(0, dsp.KEYS, left, 0.75, 15, pan=-0.2, **common))
             for j, p in enumerate(voicing):
