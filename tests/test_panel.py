@@ -248,9 +248,11 @@ def test_state_and_trigger_buttons(page: Any, control: Control, runtime: Runtime
 def test_beat_indicator_on_heard_time(page: Any, runtime: Runtime, ctx: zmq.Context[Any]) -> None:
     """The beat indicator lights within a frame of the moment each beat is heard (``Event.heard_at``).
 
-    Measured: for each flash the page records ``Date.now()`` when its timer lights the dot (``firedAt``) and the
-    beat event's ``heard_at``; browser and runtime share this machine's clock. The page's beats are also checked
-    against the runtime's own beat events (ZeroMQ events PUB): same beat numbers, same ``heard_at``.
+    Measured: for each flash the page records ``Date.now()`` when its timer lights the dot (``firedAt``), when the
+    event arrived, and the beat event's ``heard_at``; browser and runtime share this machine's clock. Of the beats
+    that arrived before they are heard, the median flash is within a frame (16.7 ms) of ``heard_at`` and every
+    one within 3 frames (a loaded box's late timers); a beat that arrived late flashes on arrival. The page's beats
+    are also checked against the runtime's own beat events (ZeroMQ events PUB): same numbers, same ``heard_at``.
     """
     sub = runtime.server.events(ctx, ("beat",))
     try:
@@ -262,7 +264,7 @@ def test_beat_indicator_on_heard_time(page: Any, runtime: Runtime, ctx: zmq.Cont
             if ev is not None and isinstance(ev.payload, pb.Beat):
                 runtime_beats[ev.payload.beat] = ev.heard_at
             flashes = panel_value(page, "flashes")
-            if sum(1 for f in flashes if f["beat"] in runtime_beats) >= 10:
+            if sum(1 for f in flashes if f["beat"] in runtime_beats) >= 12:
                 break
         time.sleep(0.2)  # the last flash's paint
         flashes = [f for f in panel_value(page, "flashes") if f["beat"] in runtime_beats]
@@ -272,16 +274,24 @@ def test_beat_indicator_on_heard_time(page: Any, runtime: Runtime, ctx: zmq.Cont
     assert all(runtime_beats[f["beat"]] == f["heardAt"] for f in flashes), "the page's heard_at is the runtime's"
     assert all(f["heardAt"] > 0 for f in flashes), "the runtime sent beat events without heard_at"
     assert not any(f["onArrival"] for f in flashes), f"beats flashed on arrival, not on heard_at: {flashes}"
-    early_ms = [f["arrival"] - f["heardAt"] * 1000 for f in flashes]
-    errors = [f["firedAt"] - f["heardAt"] * 1000 for f in flashes]
-    painted = [f["paintedAt"] - f["heardAt"] * 1000 for f in flashes if f["paintedAt"]]
-    report = (f"{len(errors)} beats; flash − heard_at (ms): median {statistics.median(errors):.1f}, "
-              f"min {min(errors):.1f}, max {max(errors):.1f}; painted − heard_at: median "
-              f"{statistics.median(painted):.1f}; events arrived ahead of heard_at by median "
-              f"{-statistics.median(early_ms):.1f} ms; clock offset used {panel_value(page, 'clock.offsetMs')} ms")
+    # a beat whose event arrived before it is heard is flashed on its heard time; one that arrived late (the box
+    # too loaded to deliver it within the lookahead) can only be flashed on arrival
+    in_time = [f for f in flashes if f["arrival"] < f["heardAt"] * 1000]
+    late = [f for f in flashes if f["arrival"] >= f["heardAt"] * 1000]
+    errors = [f["firedAt"] - f["heardAt"] * 1000 for f in in_time]
+    painted = [f["paintedAt"] - f["heardAt"] * 1000 for f in in_time if f["paintedAt"]]
+    ahead = [f["heardAt"] * 1000 - f["arrival"] for f in flashes]
+    late_fire = [f["firedAt"] - f["arrival"] for f in late]
+    report = (f"{len(flashes)} beats, {len(in_time)} arrived before heard_at; flash − heard_at (ms): median "
+              f"{statistics.median(errors):.1f}, min {min(errors):.1f}, max {max(errors):.1f}; painted (next frame) − "
+              f"heard_at: median {statistics.median(painted):.1f}; events arrived ahead of heard_at by median "
+              f"{statistics.median(ahead):.1f} ms; late arrivals flashed after arrival (ms): {late_fire}; "
+              f"clock offset used {panel_value(page, 'clock.offsetMs')} ms") if errors else f"no beat in time: {flashes}"
     print(report)
+    assert len(in_time) >= 6, report
     assert abs(statistics.median(errors)) <= BEAT_MEDIAN_MS, report
     assert max(abs(e) for e in errors) <= BEAT_MAX_MS, report
+    assert all(d <= BEAT_MAX_MS for d in late_fire), report
 
 
 def test_fast_drag_is_coalesced(page: Any, control: Control) -> None:

@@ -20,7 +20,7 @@
  */
 "use strict";
 (function () {
-  const TOPICS = ["beat", "bar", "state", "mix", "stinger", "xrun", "warning", "status"];
+  const TOPICS = ["beat", "state", "mix", "stinger", "xrun", "warning", "status"];  // a downbeat is a beat with beatInBar 0
   const REPLY_TIMEOUT_MS = 5000;    // no reply in this time: the connection is dead, reconnect
   const HEARTBEAT_MS = 1000;
   const RECONNECT_MIN_MS = 250, RECONNECT_MAX_MS = 4000;
@@ -457,7 +457,6 @@
     panel.received[topic] = (panel.received[topic] || 0) + 1;
     const heardAt = num(get(ev, "heardAt"));
     if (topic === "beat") scheduleBeat(ev.beat || {}, heardAt);
-    else if (topic === "bar") { /* the beat event of the same sample lights the downbeat */ }
     else if (topic === "mix") addWeights(get(ev.mix, "weights", {}));
     else if (topic === "status") applyStatus(ev.status || {});
     else if (topic === "state") onStateEvent(ev.state || {}, ev, heardAt);
