@@ -44,6 +44,10 @@ within a second whatever arrives.
 
 The bridge listens on loopback unless ``--insecure`` allows another address:
 OSC has no authentication, and anyone who can reach the port can drive the music.
+
+The other direction, ``--send HOST:PORT`` (beats, bars, states, stingers,
+level, parameter echoes, each sent when it is heard), is
+:mod:`cadenza.runtime.osc_out`; this module only starts it beside the input.
 """
 
 from __future__ import annotations
@@ -859,6 +863,10 @@ class OscConfig:
     period_ms: float = DEFAULT_PERIOD * 1000
     timeout: float = 2.0
     report_every: float = 60.0  # seconds between counter lines in the log; 0: only at exit and on SIGUSR1
+    send: list[str] = field(default_factory=list)  # OSC out: HOST:PORT targets (cadenza.runtime.osc_out)
+    echo_params: bool = False
+    level_hz: float = 10.0
+    audio: str | None = None  # the runtime's int16 audio endpoint (for /cadenza/level); None: the default
 
 
 def _receive(sock: socket.socket, bridge: Bridge, stop: threading.Event) -> None:
@@ -895,6 +903,10 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
     events = config.events or endpoint_source("events")[0]
     host, port = parse_listen(config.listen)
     check_listen(host, config.insecure)
+    from cadenza.runtime.osc_out import OscOut, parse_send
+
+    targets = [parse_send(t, config.insecure) for t in config.send]
+    audio = config.audio or endpoint_source("audio_int16")[0]
     if not (1.0 <= config.period_ms <= 1000.0):
         raise UsageError(f"must be between 1 and 1000 ms, got {config.period_ms!r}", where="--period")
     if not (config.report_every == 0 or 1.0 <= config.report_every <= 86_400):
@@ -913,6 +925,8 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
     sock.settimeout(0.1)  # the receiver looks at ``stop`` this often
     client = Client(control, events, timeout=config.timeout, name="cadenza-osc")
     bridge = Bridge(client, period=config.period_ms / 1000.0, report_every=config.report_every)
+    out = OscOut(client, targets, echo_params=config.echo_params, level_hz=config.level_hz,
+                 audio_endpoint=audio) if targets else None
     stop = stop or threading.Event()
     finished = threading.Event()
     root = logging.getLogger()
@@ -922,6 +936,8 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
     def final_lines() -> None:
         print(bridge.stats.summary(), flush=True)
         print(f"cadenza osc: {bridge.stats.problems_line()}", flush=True)
+        if out is not None:
+            print(out.stats.summary(), flush=True)
 
     def watchdog() -> None:  # SIGTERM is honoured within a second, even if the runtime does not answer
         if not finished.wait(0.8):
@@ -950,14 +966,20 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
         bound_host, bound_port = str(bound[0]), int(bound[1])
         bridge.describe(force=True)
         receiver.start()
+        if out is not None:
+            out.start()
         line = (f"cadenza osc: listening on {bound_host}:{bound_port} -> control={control} (from {control_from}) "
                 f"(period {config.period_ms:g} ms)")
+        if out is not None:
+            line += f"; sending to {', '.join(f'{h}:{p}' for h, p in targets)}"
         print(line, flush=True)
         if ready is not None:
             ready(f"{bound_host}:{bound_port}")
         bridge.run(stop)
     finally:
         stop.set()
+        if out is not None:
+            out.close()
         if receiver.is_alive():
             receiver.join(1.0)
         sock.close()
@@ -972,7 +994,8 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
 def cmd_osc(args: argparse.Namespace) -> int:
     return run_bridge(OscConfig(listen=args.listen, control=args.control, events=args.events, graph=args.graph,
                                 insecure=args.insecure, period_ms=args.period, timeout=args.timeout,
-                                report_every=args.report_every))
+                                report_every=args.report_every, send=list(args.send or []),
+                                echo_params=args.echo_params, level_hz=args.level_hz, audio=args.audio_int16))
 
 
 def add_osc_command(sub: Any) -> argparse.ArgumentParser:
@@ -997,6 +1020,16 @@ def add_osc_command(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--report-every", type=float, default=60.0, metavar="S",
                    help="log the counters (messages, problems by kind) this often (default 60 s; 0: only at exit "
                         "and on SIGUSR1)")
-    p.add_argument("--insecure", action="store_true", help="allow listening on a non-loopback address")
+    p.add_argument("--send", action="append", metavar="HOST:PORT",
+                   help="OSC out (repeatable): send /cadenza/beat, /bar, /state, /stinger, /level to this address, "
+                        "each when it is heard (loopback unless --insecure)")
+    p.add_argument("--echo-params", action="store_true",
+                   help="OSC out: also send /cadenza/param/<name> VALUE for every parameter (once a second)")
+    p.add_argument("--level-hz", type=float, default=10.0, metavar="HZ",
+                   help="OSC out: /cadenza/level messages a second (default 10; 0: off)")
+    p.add_argument("--audio-int16", metavar="ENDPOINT", help="OSC out: the runtime's int16 audio endpoint the "
+                   "level is measured from (default $CADENZA_AUDIO_INT16, else tcp://127.0.0.1:5558)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow listening on a non-loopback address, and --send to another machine")
     p.set_defaults(func=cmd_osc)
     return p

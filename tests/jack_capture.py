@@ -9,6 +9,10 @@ captured sample on the Unix clock (JACK's clock is CLOCK_MONOTONIC_RAW-like,
 not ``time.monotonic()``: the offset is sampled, bracketed by ``time.time()``
 reads, by :meth:`JackCapture.sample_offset` while the test runs).
 
+The buffer is indexed by JACK frame from the first recorded cycle, so a cycle
+the client missed (a loaded machine) leaves zeros, never shifts what follows;
+:meth:`JackCapture.unix_time` stamps any index from the nearest recorded cycle.
+
 A sample in a cycle's buffer is in JACK's graph at that frame; the driver
 plays it ``playback_latency`` frames later (the system playback port's
 latency: 2 periods for the dummy driver). What "heard" means for a runtime
@@ -50,18 +54,24 @@ class JackCapture:
         self.buffer = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
         self.cycles: list[tuple[int, int, int]] = []  # (buffer index, first frame, its time on JACK's clock, µs)
         self.filled = 0
+        self.base: int | None = None  # the JACK frame of buffer index 0
         self.offsets: list[tuple[float, float]] = []  # (JACK clock s, Unix − JACK clock s)
         self.recording = False
         self.client.set_process_callback(self._process)
         self.client.activate()
 
     def _process(self, frames: int) -> None:
-        if not self.recording or self.filled + frames > len(self.buffer):
+        if not self.recording:
             return
         first = self.client.last_frame_time
-        self.cycles.append((self.filled, first, int(self._lib.jack_frames_to_time(self._ptr, first))))
-        self.buffer[self.filled:self.filled + frames] = self.port.get_array()
-        self.filled += frames
+        if self.base is None:
+            self.base = first
+        pos = (first - self.base) % 2**32  # the buffer is indexed by JACK frame: a missed cycle leaves a gap
+        if pos + frames > len(self.buffer):
+            return
+        self.cycles.append((pos, first, int(self._lib.jack_frames_to_time(self._ptr, first))))
+        self.buffer[pos:pos + frames] = self.port.get_array()
+        self.filled = pos + frames
 
     def connect(self, source: str) -> None:
         self.client.connect(source, self.port)
@@ -84,9 +94,12 @@ class JackCapture:
         nearest = int(np.argmin(np.abs(clock - jack_s)))
         return jack_s + self.offsets[nearest][1]
 
-    def contiguous(self) -> bool:
-        """No cycle missed: each cycle's first frame follows the previous one's."""
-        return all(b[1] - a[1] == b[0] - a[0] for a, b in zip(self.cycles, self.cycles[1:]))
+    def missed(self) -> float:
+        """The fraction of the recorded span whose cycles this client missed (a loaded machine; left as zeros)."""
+        if not self.cycles:
+            return 1.0
+        frames = self.cycles[1][0] - self.cycles[0][0] if len(self.cycles) > 1 else self.filled
+        return 1.0 - len(self.cycles) * frames / max(1, self.filled - self.cycles[0][0])
 
     def playback_latency(self) -> int:
         """The system playback port's latency in frames (``jack_lsp -l``), what the driver adds after the graph."""
@@ -121,6 +134,26 @@ def stream_offset(capture: np.ndarray, stream: np.ndarray, segment: int = SAMPLE
     lag = int(np.argmax(corr))
     match = float(corr[lag] / (np.linalg.norm(seg) * np.linalg.norm(ref[lag:lag + segment]) + 1e-12))
     return lag - start, match
+
+
+def local_offset(capture: np.ndarray, stream: np.ndarray, frame: int, guess: int, *, half: int = 4800,
+                 search: int = 9600) -> tuple[int, float] | None:
+    """Where stream ``frame`` is in the capture, near ``frame - guess`` (± ``search``): ``(offset, match)`` with
+    capture index + offset = stream frame, from a ``2 * half`` window of the stream around ``frame``; None when
+    the window is silent or out of range. Alignment beat by beat follows an underrun that shifted the output."""
+    a, b = frame - half, frame + half
+    lo, hi = a - guess - search, b - guess + search
+    if a < 0 or b > len(stream) or lo < 0 or hi > len(capture):
+        return None
+    seg = stream[a:b].astype(np.float64)
+    if np.linalg.norm(seg) < 1e-3:
+        return None
+    hay = capture[lo:hi].astype(np.float64)
+    n = 1 << int(np.ceil(np.log2(len(hay) + len(seg))))
+    corr = np.fft.irfft(np.fft.rfft(hay, n) * np.conj(np.fft.rfft(seg, n)), n)[:len(hay) - len(seg) + 1]
+    lag = int(np.argmax(corr))
+    match = float(corr[lag] / (np.linalg.norm(seg) * np.linalg.norm(hay[lag:lag + len(seg)]) + 1e-12))
+    return a - (lo + lag), match
 
 
 def jack_port_of(client: Any, prefix: str) -> str:

