@@ -642,6 +642,11 @@ def cmd_midi(args: argparse.Namespace) -> int:
             print("  (none)")
         return 0
     virtual = args.virtual
+    if virtual is not None and args.port is not None:
+        raise UsageError(f"give --port {args.port!r} (a port that exists) or --virtual (a port of our own), not both",
+                         where="--virtual")
+    if args.connect and virtual is None:
+        raise UsageError("--connect ties other programs' ports to our own: it goes with --virtual", where="--connect")
     if args.learn:
         from cadenza.runtime.midi.learn import LearnConfig, run_learn
 
@@ -651,6 +656,10 @@ def cmd_midi(args: argparse.Namespace) -> int:
     if args.learn_param:
         raise UsageError("--learn-param goes with --learn FILE", where="--learn-param")
     extra = getattr(args, "midi_extra", None)  # set by the clock's flags (runtime/midi/clock.py)
+    if args.map is None and extra is not None:  # the clock alone: no mapping file, no input port
+        from cadenza.runtime.midi.clock import run_clock_only
+
+        return run_clock_only(args)
     return run_bridge(MidiConfig(mapping=args.map, port=args.port, virtual=virtual, api=args.api,
                                  client_name=args.client_name, control=args.control, events=args.events,
                                  period_ms=args.period, timeout=args.timeout, report_every=args.report_every,
@@ -691,8 +700,10 @@ def add_midi_command(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="seconds to wait for each reply")
     p.add_argument("--report-every", type=float, default=60.0, metavar="S",
                    help="log the counters this often (default 60 s; 0: only at exit and on SIGUSR1)")
-    # ---- MIDI clock out/in: runtime/midi/clock.py adds its flags below (add_clock_arguments) and may set
-    # ---- args.midi_extra (see run_bridge's ``extra``)
+    # MIDI clock out/in (runtime/midi/clock.py): --clock-out/--clock-in set args.midi_extra (run_bridge's ``extra``)
+    from cadenza.runtime.midi.clock import add_clock_arguments
+
+    add_clock_arguments(p)
     p.set_defaults(func=cmd_midi)
     return p
 

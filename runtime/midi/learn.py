@@ -207,9 +207,16 @@ def run_learn(config: LearnConfig) -> int:
     events = config.events or endpoint_source("events")[0]
     api = choose_api(config.api)
     stop = threading.Event()
+    prompting = threading.Event()  # at the terminal's prompt: Ctrl-C must end input() too
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        if prompting.is_set():
+            raise KeyboardInterrupt
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     with Client(control, events, timeout=config.timeout, name="cadenza-midi-learn") as client:
         try:
             graph = client.describe()
@@ -236,7 +243,16 @@ def run_learn(config: LearnConfig) -> int:
                 moved = listener.next_moved(stop)
                 if moved is None:
                     break
-                name = config.parameter if config.parameter is not None else _choose(moved, graph)
+                if config.parameter is not None:
+                    name: str | None = config.parameter
+                else:
+                    prompting.set()
+                    try:
+                        name = _choose(moved, graph)
+                    except KeyboardInterrupt:
+                        name = None
+                    finally:
+                        prompting.clear()
                 if name is None:
                     break
                 try:
