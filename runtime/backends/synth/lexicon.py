@@ -146,6 +146,7 @@ motown, northern soul                         | soul             | tempo=120 ene
 gospel                                        | soul             | tempo=100 keys=1 pads=.8 minor=.2 energy=.7 acoustic=.9
 doo wop, doowop                               | soul             | tempo=120 minor=.1 swing=.4 keys=.8 harmony=.4
 p-funk, boogie                                | funk + disco     | tempo=110 acoustic=.3 lead=.7
+electro funk, electrofunk, boogie funk | funk + electro | tempo=112 pattern=rock acoustic=.1
 classic rock                                  | rock             | tempo=120 grit=.5
 hard rock                                     | rock             | tempo=130 energy=.9 grit=.8
 alternative rock, alternative, alt rock       | rock             | tempo=120 grit=.55 minor=.6
@@ -354,9 +355,10 @@ bowed, bowed strings, arco | strings | -
 drumming                                      | drums            | -
 electronic drums, digital drums, drum machines| drum machine     | -
 909, tr-909, tr 909, 707, linn drum, linndrum | drum machine     | -
-punchy kick, kick drum, kicks, four on the floor, four-on-the-floor, 4 on the floor | kick | pattern=four_floor
+punchy kick, kick drum, kicks | kick | -
+four on the floor, 4 on the floor, four-on-the-floor | kick | pattern=four_floor
 snare drum, snares, rimshot, rim shots, rimshots, clap, claps, handclaps, hand claps | snare | -
-cymbals, ride cymbal, cymbal, crash | hi hats | -
+cymbals, ride cymbal, cymbal, crash cymbal, crashes | hi hats | -
 toms, tom fills, drum fills, fills            | drums            | energy=.7
 breakbeats, amen break, breaks samples        | drums            | pattern=breakbeat
 shaker, shakers, tambourine, cowbell, woodblock, triangle | percussion | brightness=.7
@@ -552,7 +554,7 @@ nocturnal, moonlight, moonlit, full moon, moon, starry night, stars, starlight |
 neon city, neon, neon lights, cyberpunk, cyber, blade runner, night drive, night city, dystopian, dystopia | synthwave | minor=.8 brightness=.5 space=.7
 city, urban, downtown, streets, street, metropolis, bustling city | - | energy=.6 acoustic=.3 drums=.8
 rooftop, skyline, penthouse                   | city             | energy=.45 harmony=.6
-nightclub, club, rave, warehouse party, dancefloor, dance floor, festival, party, party music, dj, dj set, remix | dance | -
+nightclub, club, rave, warehouse party, dancefloor, dance floor, festival, party, party music, dj, dj set, remix | - | tempo=124 energy=.8 drums=.95 bass=.9 brightness=.6 space=.45 drop=.8 acoustic=.2
 forest, woods, woodland, jungle trek, grove   | -                | acoustic=.9 texture=.5 space=.7 energy=.3 plucks=.6 lead=.5 drums=.3 minor=.45
 enchanted forest, fairy forest, magic forest  | forest + mysterious | brightness=.6 plucks=.8
 cursed forest, dark forest, haunted forest    | forest + ominous | -
@@ -586,7 +588,7 @@ sunset, dusk, twilight, golden hour, evening  | -                | brightness=.4
 road trip, highway, driving at night, drive, car, cruising, cruise | - | energy=.65 tempo=115 drums=.9 bass=.9
 train, railway, journey, voyage, travel, traveling, travelling, wandering, on the road | - | energy=.5 tempo=105
 airport, mall, elevator, waiting room, lobby music, muzak, hold music, corporate, jingle, advertisement, commercial | lounge | energy=.35 grit=0 texture=0
-office, workplace, productivity, work        | -                 | energy=.4 sections=.2 texture=.1
+office, workplace, productivity | -                 | energy=.4 sections=.2 texture=.1
 study, studying, focus, homework, library, reading | lofi        | energy=.3 sections=.2
 sleep, sleeping, bedtime, lullaby, lullabies, nap, cradle | -   | tempo=60 energy=.05 drums=0 brightness=.3 space=.7 minor=.3 plucks=.6
 meditation, meditate, yoga, mindfulness, breathing, relaxation, healing, spa, massage, wellness | new age | -
