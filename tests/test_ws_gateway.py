@@ -432,7 +432,8 @@ def test_origin_path_and_panel_files(runtime: tuple[ServeProcess, str]) -> None:
 
 
 def test_token_allow_origin_and_no_public_bind_without_token(tmp_path: Path) -> None:
-    server, url = start(tmp_path, "--ws-token", "s3cret-token", "--ws-allow-origin", "http://localhost:3000")
+    server, url = start(tmp_path, "--ws-token", "s3cret-token", "--ws-allow-origin", "http://localhost:3000",
+                        "--rate-limit", "5")
     try:
         assert _refused(url) == 401
         assert _refused(url + "?token=wrong-token") == 401
@@ -442,6 +443,15 @@ def test_token_allow_origin_and_no_public_bind_without_token(tmp_path: Path) -> 
         with connect(url, additional_headers={"Authorization": "Bearer s3cret-token"}) as ws:
             ws.send(wire.encode_request(pb.GetStatus(), 1))
             assert recv_reply(ws)[1]
+            # the runtime's per-client rate limit holds per WebSocket connection, for what the gateway answers
+            # itself (malformed JSON) as for what it forwards
+            codes = []
+            for i in range(12):
+                ws.send(wire.encode_request(pb.GetStatus(), 10 + i) if i % 2 else "not json")
+                _, reply = recv_reply(ws)
+                codes.append(reply.body.code if isinstance(reply, wire.DecodedReply) and reply.kind == "error"
+                             else (reply.get("error") or {}).get("code", "") if isinstance(reply, dict) else "")
+            assert E.RATE_LIMITED in codes and "RATE_LIMITED" in codes, codes
         with pytest.raises(urllib.error.HTTPError) as err:  # no --panel: a WebSocket endpoint only
             urllib.request.urlopen(url.replace("ws://", "http://").replace("/ws", "/"))
         err.value.close()
