@@ -115,8 +115,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def _flip_latencies(client: Any, send: Any, n: int, rng: random.Random) -> list[float]:
-    """``n`` state flips by ``send(label)``; each one's heard_at − the send time, in ms."""
+def _flip_latencies(client: Any, send: Any, n: int, rng: random.Random, misses: list[str]) -> list[float]:
+    """``n`` state flips by ``send(label)``; each one's heard_at − the send time, in ms (flips without a state
+    event within 3 s are added to ``misses``)."""
     out: list[float] = []
     label = client.describe().state
     with client.events(timeout=3.0, topics=["state"]) as stream:
@@ -134,6 +135,9 @@ def _flip_latencies(client: Any, send: Any, n: int, rng: random.Random) -> list[
                         continue  # an earlier flip's event, read late: nothing is heard before it is sent
                     out.append((event.heard_at - t_send) * 1000.0)
                     break
+            else:  # no state event within the stream's timeout: counted as missed, and in step with the runtime again
+                misses.append(label)
+                label = client.describe().state
     return out
 
 
@@ -169,14 +173,17 @@ def measure(work: Path, n: int) -> dict[str, Any]:
             rng = random.Random(7)
             with Client(control, events, heartbeat=0) as client:
                 lookahead = client.status().lookahead_ms
+                midi_missed: list[str] = []
+                sdk_missed: list[str] = []
                 _flip_latencies(client, lambda lab: out.send_message([0xB0, 1, 127 if lab == "drive" else 0]), 4,
-                                rng)  # warm-up
+                                rng, [])  # warm-up
                 midi_ms: list[float] = []
                 sdk_ms: list[float] = []
                 for _ in range(2):  # interleaved halves: a loaded box slows both alike
                     midi_ms += _flip_latencies(
-                        client, lambda lab: out.send_message([0xB0, 1, 127 if lab == "drive" else 0]), n // 2, rng)
-                    sdk_ms += _flip_latencies(client, lambda lab: client.set(scene=lab), n // 2, rng)
+                        client, lambda lab: out.send_message([0xB0, 1, 127 if lab == "drive" else 0]), n // 2, rng,
+                        midi_missed)
+                    sdk_ms += _flip_latencies(client, lambda lab: client.set(scene=lab), n // 2, rng, sdk_missed)
         finally:
             if bridge is not None:
                 _stop(bridge)
@@ -188,7 +195,8 @@ def measure(work: Path, n: int) -> dict[str, Any]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    return {"midi": midi_ms, "sdk": sdk_ms, "lookahead_ms": lookahead}
+    return {"midi": midi_ms, "sdk": sdk_ms, "lookahead_ms": lookahead, "midi_missed": len(midi_missed),
+            "sdk_missed": len(sdk_missed)}
 
 
 def rows(quick: bool) -> list[Row]:
@@ -212,7 +220,8 @@ def rows(quick: bool) -> list[Row]:
                 f"MIDI in: from rtmidi's send_message on a JACK MIDI port (private dummy JACK server, period "
                 f"{JACK_PERIOD} frames) to the state event's heard_at (the runtime's heard clock, null sink), CC 1 → "
                 "labeled parameter → driven state, quantize now. The baseline sends the same change with the SDK; "
-                "the difference is JACK MIDI's cycle plus the bridge.")]
+                f"the difference is JACK MIDI's cycle plus the bridge. Flips with no state event within 3 s: MIDI "
+                f"{r['midi_missed']}, SDK {r['sdk_missed']}.")]
 
 
 if __name__ == "__main__":
