@@ -391,7 +391,7 @@ class Gateway:
             server: WsServer = await serve(
                 self._handle, host, port, ssl=self._ssl, process_request=self._process_request,
                 compression=None, max_size=wire.SOCKET_MAX_MESSAGE_BYTES, max_queue=MAX_QUEUE,
-                write_limit=WRITE_LIMIT, ping_interval=20, ping_timeout=20, close_timeout=2,
+                write_limit=WRITE_LIMIT, ping_interval=20, ping_timeout=20, close_timeout=1,
                 server_header=None, logger=_quiet_logger())
         except OSError as exc:
             fanout.close()
@@ -415,7 +415,7 @@ class Gateway:
         finally:
             server.close()  # every connection: 1001 going away
             try:
-                await asyncio.wait_for(server.wait_closed(), 2.5)
+                await asyncio.wait_for(server.wait_closed(), 1.5)
             except TimeoutError:
                 pass
             for task in tasks:
