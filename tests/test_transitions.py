@@ -1,0 +1,221 @@
+"""Transitions keep the beat: across every crossfade, blend and stinger of the example previews the beat and bar
+events form one continuous sequence true to the tempo, and the loudness has no hole.
+
+Each example preview (``examples/{action_game,pygame_game,racing}``: graph.yaml + timeline.csv, what
+``cadenza render --graph … --automation …`` plays) is rendered once per session through the synth, seed 0 (the
+CLI's default). From what it publishes and sounds:
+
+- the beats (``render --beats``'s list, the ``beat``/``bar`` events): ``beat`` rises by 1, ``bar`` by 1 exactly at
+  each downbeat (never resets, never repeats), every bar has 4 beats, no two downbeats closer than a beat, every
+  beat interval within 1 ms of 60/bpm of the tempo in force (the bpm its first beat states), a tempo change only on
+  a downbeat;
+- the audio: momentary loudness (BS.1770 K-weighting with pyloudnorm's filters, 400 ms windows every 50 ms)
+  through each transition window — a crossfade or blend from its STARTED to its COMPLETED event, a stinger for its
+  length, each plus 0.5 s after — never more than 3 LU below the surrounding level (the median momentary loudness
+  of the 2.5 s before and of the 2.5 s after, interpolated across the window). Racing has no states: its blends are
+  the stretches where the prompt weights move.
+
+``python tests/test_transitions.py`` prints the figures per example.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cadenza.runtime import events as ev
+from cadenza.runtime.backends import get_backend
+from cadenza.runtime.backends.base import SAMPLE_RATE, Beat
+from cadenza.runtime.graph.automation import load_automation
+from cadenza.runtime.graph.loader import load_graph
+from cadenza.runtime.preview import PreviewLog, run_preview
+from cadenza.runtime.sinks.null import NullSink
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PREVIEWS = ("action_game", "pygame_game", "racing")
+BEAT_TOLERANCE_S = 0.001
+HOLE_LU = 3.0
+MOMENTARY_S = 0.4
+HOP_S = 0.05
+SURROUND_S = 2.5
+AFTER_S = 0.5
+
+
+class Capture(NullSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: list[np.ndarray] = []
+
+    def write(self, block: np.ndarray) -> None:
+        super().write(block)
+        self.blocks.append(block.copy())
+
+
+@dataclass
+class Preview:
+    name: str
+    log: PreviewLog
+    pcm: np.ndarray
+    windows: list[tuple[str, float, float]]  # (what, start s, end s)
+
+
+@cache
+def preview(name: str) -> Preview:
+    graph = load_graph(EXAMPLES / name / "graph.yaml")
+    automation = load_automation(EXAMPLES / name / "timeline.csv")
+    seconds = max(a.time for a in automation) + 10.0  # what `cadenza render --graph` plays by default
+    sink = Capture()
+    log = run_preview(graph, get_backend("synth"), automation, seconds, sink, seed=0)
+    return Preview(name, log, np.concatenate(sink.blocks), transition_windows(log))
+
+
+def transition_windows(log: PreviewLog) -> list[tuple[str, float, float]]:
+    """Every crossfade and blend (STARTED → COMPLETED) and stinger; without states, where the weights move."""
+    out: list[tuple[str, float, float]] = []
+    for e in log.events:
+        if isinstance(e, ev.StateChange) and e.phase is ev.Phase.STARTED and e.transition in ("crossfade", "blend"):
+            # its fade, whether or not a newer change cut it short (then the two windows overlap)
+            out.append((f"{e.transition} {e.previous}→{e.name}", e.time, e.time + e.fade_seconds))
+        elif isinstance(e, ev.StingerFired):
+            out.append((f"stinger {e.name}", e.time, e.time + e.duration_seconds))
+    if not any(isinstance(e, ev.StateChange) for e in log.events):
+        t = np.asarray(log.times)
+        w = np.array(list(log.weights.values()))
+        moving = np.abs(np.diff(w, axis=1)).sum(axis=0) * (1.0 / np.diff(t)) > 0.05  # weight per second
+        i = 0
+        while i < len(moving):
+            if moving[i]:
+                j = i
+                while j + 1 < len(moving) and (moving[j + 1] or (j + 11 < len(moving) and moving[j + 1 : j + 11].any())):
+                    j += 1
+                if t[j + 1] - t[i] > 0.2:
+                    out.append(("blend (weights move)", float(t[i]), float(t[j + 1])))
+                i = j + 1
+            else:
+                i += 1
+    return out
+
+
+# ------------------------------------------------------------------------------------------- beats
+
+
+def beat_problems(beats: list[Beat]) -> list[str]:
+    """What breaks the one continuous beat sequence (empty: nothing)."""
+    bad: list[str] = []
+    for prev, b in zip(beats, beats[1:]):
+        at = f"beat {b.beat} (bar {b.bar}, {b.frame / SAMPLE_RATE:.3f} s)"
+        if b.beat != prev.beat + 1:
+            bad.append(f"{at}: beat count {prev.beat} → {b.beat}")
+        want_bar = prev.bar + (1 if b.downbeat else 0)
+        if b.bar != want_bar:
+            bad.append(f"{at}: bar {prev.bar} → {b.bar} (downbeat={b.downbeat})")
+        if b.beat_in_bar != (prev.beat_in_bar + 1) % 4:
+            bad.append(f"{at}: beat_in_bar {prev.beat_in_bar} → {b.beat_in_bar} (a bar of other than 4 beats)")
+        dt = (b.frame - prev.frame) / SAMPLE_RATE
+        want = 60.0 / prev.bpm
+        if abs(dt - want) > BEAT_TOLERANCE_S:
+            bad.append(f"{at}: interval {dt * 1000:.1f} ms, the tempo in force ({prev.bpm:.2f} bpm) says "
+                       f"{want * 1000:.1f} ms")
+        if b.bpm != prev.bpm and not b.downbeat:
+            bad.append(f"{at}: tempo {prev.bpm:.2f} → {b.bpm:.2f} bpm off the bar line")
+    downs = [b for b in beats if b.downbeat]
+    for prev, b in zip(downs, downs[1:]):
+        if (b.frame - prev.frame) / SAMPLE_RATE < 60.0 / max(prev.bpm, b.bpm) - BEAT_TOLERANCE_S:
+            bad.append(f"downbeats {(b.frame - prev.frame) / SAMPLE_RATE * 1000:.0f} ms apart at "
+                       f"{b.frame / SAMPLE_RATE:.3f} s")
+    return bad
+
+
+# ---------------------------------------------------------------------------------------- loudness
+
+
+def momentary(pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(window centre times s, momentary loudness LUFS): K-weighted (pyloudnorm's BS.1770 filters), 400 ms."""
+    import pyloudnorm
+
+    meter = pyloudnorm.Meter(SAMPLE_RATE)
+    x = np.asarray(pcm, dtype=np.float64)
+    for f in meter._filters.values():  # the K-weighting stages, as pyloudnorm applies them
+        x = f.apply_filter(x)
+    sq = np.concatenate([np.zeros(1), np.cumsum((x**2).sum(axis=1))])
+    win, hop = int(MOMENTARY_S * SAMPLE_RATE), int(HOP_S * SAMPLE_RATE)
+    starts = np.arange(0, x.shape[0] - win + 1, hop)
+    ms = (sq[starts + win] - sq[starts]) / win
+    return (starts + win / 2) / SAMPLE_RATE, -0.691 + 10.0 * np.log10(np.maximum(ms, 1e-12))
+
+
+def loudness_holes(p: Preview) -> list[tuple[str, float, float, float]]:
+    """Per transition window: (what, start, deepest dip below the surrounding level in LU, where)."""
+    t, m = momentary(p.pcm)
+    out = []
+    for what, a, b in p.windows:
+        before = m[(t >= a - SURROUND_S) & (t < a)]
+        after = m[(t > b + AFTER_S) & (t <= b + AFTER_S + SURROUND_S)]
+        inside = (t >= a) & (t <= b + AFTER_S)
+        if not before.size or not after.size or not inside.any():
+            continue
+        lb, la = float(np.median(before)), float(np.median(after))
+        tt = t[inside]
+        span = max(b + AFTER_S - a, 1e-9)
+        ref = lb + (la - lb) * np.clip((tt - a) / span, 0.0, 1.0)
+        dip = ref - m[inside]
+        k = int(np.argmax(dip))
+        out.append((what, a, float(dip[k]), float(tt[k])))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("name", PREVIEWS)
+def test_one_continuous_beat_sequence(name: str) -> None:
+    p = preview(name)
+    assert len(p.log.beats) > 40
+    bad = beat_problems(p.log.beats)
+    assert not bad, f"{name}: {len(bad)} break(s) in the beat sequence:\n" + "\n".join(bad[:20])
+
+
+@pytest.mark.parametrize("name", PREVIEWS)
+def test_beat_events_are_the_beats(name: str) -> None:
+    """The published ``beat`` events are render --beats' list, one for one."""
+    p = preview(name)
+    events = [e for e in p.log.events if isinstance(e, ev.BeatEvent)]
+    assert [(e.beat, e.bar, e.beat_in_bar) for e in events] == [(b.beat, b.bar, b.beat_in_bar) for b in p.log.beats]
+    assert all(math.isclose(e.time, b.seconds) for e, b in zip(events, p.log.beats))
+
+
+@pytest.mark.parametrize("name", PREVIEWS)
+def test_no_loudness_hole_through_transitions(name: str) -> None:
+    p = preview(name)
+    holes = loudness_holes(p)
+    assert holes, f"{name}: no transition measured ({p.windows})"
+    worst = max(holes, key=lambda h: h[2])
+    assert worst[2] <= HOLE_LU, (f"{name}: {worst[0]} at {worst[1]:.2f} s dips {worst[2]:.1f} LU below the "
+                                 f"surrounding level at {worst[3]:.2f} s; all: "
+                                 + ", ".join(f"{w} {a:.1f}s {d:.1f} LU" for w, a, d, _ in holes))
+
+
+def test_every_preview_has_transitions() -> None:
+    kinds = {w.split()[0] for name in PREVIEWS for w, _, _ in preview(name).windows}
+    assert {"crossfade", "blend", "stinger"} <= kinds, kinds
+
+
+if __name__ == "__main__":
+    import time
+
+    for name in PREVIEWS:
+        t0 = time.perf_counter()
+        p = preview(name)
+        took = time.perf_counter() - t0
+        bad = beat_problems(p.log.beats)
+        print(f"== {name}: {len(p.log.beats)} beats, {p.pcm.shape[0] / SAMPLE_RATE:.1f} s rendered in {took:.1f} s; "
+              f"{len(bad)} beat-sequence break(s)")
+        for line in bad:
+            print("   ", line)
+        for what, a, dip, at in loudness_holes(p):
+            print(f"    {what:36s} {a:6.2f} s  deepest dip {dip:5.1f} LU at {at:.2f} s")
