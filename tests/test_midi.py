@@ -483,7 +483,8 @@ def test_a_flood_delays_nothing_and_bad_input_is_counted_quietly(runtime: Runtim
     print(f"flood: {messages} events in {flood_s:.2f} s -> {set_requests} SetParameters; problems {kinds}; "
           f"{len(bridge.stderr.splitlines())} stderr lines; a CC alone {baseline * 1000:.1f} ms, after the flood "
           f"{after * 1000:.1f} ms; SIGTERM {stop_s * 1000:.0f} ms")
-    assert after <= baseline + 0.05, f"a CC after the flood took {after * 1000:.0f} ms, alone {baseline * 1000:.0f} ms"
+    # a backlog in the bridge would hold the CC for the flood's length (seconds); the margin is for a loaded box
+    assert after <= baseline + 0.1, f"a CC after the flood took {after * 1000:.0f} ms, alone {baseline * 1000:.0f} ms"
 
 
 def test_without_the_extra_it_says_what_to_install(tmp_path: Path) -> None:
