@@ -51,6 +51,10 @@ reggae                                        | - | prog=pop offbeat=1 laidback=
 dub                                           | - | prog=modal offbeat=1 laidback=.4 drop=.1
 synthwave, retrowave, vaporwave               | - | prog=epic fifths=.4 drop=.5
 drum and bass, drum n bass, dnb, jungle, dubstep, trap, breakbeat, breaks | - | prog=modal fifths=.4 drop=1 sections=.9
+# moods and textures that speak about form and harmony family (style-dims.md)
+epic, heroic, majestic                        | - | prog=epic
+chill, calm, relaxed, relaxing                | - | drop=0 sections=.4
+groovy, funky                                 | - | offbeat=.5
 electro, idm, downtempo, chillout             | - | prog=modal fifths=.45 drop=.4
 
 [genres]
@@ -505,7 +509,7 @@ staccato, staccato rhythms, choppy, stabby    | -                | energy=.65 pl
 legato, flowing, fluid, smooth lines          | -                | pads=.8 energy=.35
 swinging, shuffling, shuffled, triplet feel, triplets | swung     | -
 straight, quantized, on grid, robotic, mechanical | - | swing=0 laidback=0 acoustic=0
-behind the beat, drunk, drunken, wonky, sloppy | -               | laidback=.9 swing=.4
+behind the beat, drunk, drunken, wonky, sloppy, laid back groove | -               | laidback=.9 swing=.4
 build up, buildup, build-up, building, rising, crescendo, builds | - | drop=1 sections=1 energy=.75
 drop, the drop, bass drop, beat drop         | -                 | drop=1 sections=1 energy=.9 bass=1
 breakdown                                     | -                | drop=1 sections=1 energy=.4

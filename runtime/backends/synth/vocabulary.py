@@ -686,8 +686,15 @@ def _load_tables(text: str, hidden_text: str) -> tuple[dict[str, dict[str, Point
             if name is None:
                 raise ValueError(f"{where}: base {part!r} is not an entry defined before this line")
             points.append(known[name])
-        dims = {d for p in points for d in p}
-        return {d: sum(p[d] for p in points if d in p) / sum(1 for p in points if d in p) for d in dims}
+        if len(points) == 1:
+            return dict(points[0])
+        total: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for p in points:
+            for d, v in p.items():
+                total[d] = total.get(d, 0.0) + v
+                count[d] = count.get(d, 0) + 1
+        return {d: total[d] / count[d] for d in total}
 
     def parse(line: str, where: str) -> tuple[list[str], str, str]:
         m = _TABLE_LINE.match(line)
@@ -846,7 +853,8 @@ def _build_index() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _check_vocabulary() -> None:
-    for name, point in VOCABULARY.items():
+    """The hand-typed points (anchors, modifiers) are in range; table entries are checked as they are read."""
+    for name, point in {**{n: p for c in _ANCHOR_CATEGORIES.values() for n, p in c.items()}, **_MODIFIERS}.items():
         if name != name.lower() or name != name.strip():
             raise ValueError(f"vocabulary entry {name!r} must be lower-case and trimmed")
         for dim, value in point.items():
