@@ -18,7 +18,10 @@ the two tempos) after the last published downbeat and half a beat (at the
 faster one) after the last published beat (the old deck's beats less than
 half a beat before it give way to it); otherwise the grid waits for the
 wanted deck's next downbeat (the old deck's beats go on meanwhile while it
-still sounds, none are published once it is gone). The grid is shared by the
+still sounds, none are published once it is gone). A deck started mid-bar in phase with the published
+grid (a crossfade quantized to the beat: :class:`~.conductor.Conductor` starts it on the outgoing
+deck's last bar line, at that deck's tempo) takes over at its first beat, when that beat is the one the
+grid expects next: the next place in the bar, one period (within 1 ms) after the last published beat. The grid is shared by the
 conductors a hot reload or a STOP hands over to (:meth:`Conductor.continue_from`),
 so the count also runs on across LoadGraph and STOP/PLAY.
 
@@ -60,6 +63,7 @@ class BeatGrid:
         self.bar = -1  # the bar of the last published beat
         self.last: tuple[float, float] | None = None  # (stream position, period) of the last published beat
         self.last_downbeat: tuple[float, float] | None = None  # … and of the last published downbeat
+        self.last_in_bar = -1  # the beat_in_bar of the last published beat
 
     def take(self, decks: Sequence[tuple[object, Sequence[Beat]]], wanted: object, offset: int = 0) -> list[Beat]:
         """The beats to publish of one block: ``decks`` holds (deck, its beats in this block, in order) for each
@@ -82,20 +86,26 @@ class BeatGrid:
         return out
 
     def _handover(self, current: Sequence[Beat], incoming: Sequence[Beat], offset: int) -> Beat | None:
-        """The incoming deck's first downbeat that may take over, or None."""
+        """The incoming deck's first downbeat that may take over, or its first beat that continues the published
+        count in phase (a deck started phase-locked mid-bar), or None."""
         for d in incoming:
-            if not d.downbeat:
-                continue
             at = _pos(d)
-            last, last_down = self.last, self.last_downbeat
+            last, last_down, in_bar = self.last, self.last_downbeat, self.last_in_bar
             for b in current:
                 if not _before(b, d):
                     break
                 last = (_pos(b) + offset, _period(b))
+                in_bar = b.beat_in_bar
                 if b.downbeat:
                     last_down = last
             here = at + offset
             period = _period(d)
+            if not d.downbeat:
+                # mid-bar: only the very beat the published grid expects next (its place in the bar, within 1 ms)
+                if (last is not None and d.beat_in_bar == (in_bar + 1) % 4
+                        and abs(here - last[0] - last[1]) <= SAMPLE_RATE * 0.001):
+                    return d
+                continue
             if last_down is not None and here - last_down[0] < max(period, last_down[1]) - 1.0:
                 continue
             if last is not None and here - last[0] < 0.5 * min(period, last[1]):
@@ -108,6 +118,7 @@ class BeatGrid:
             self.bar += 1
         here = (_pos(b) + offset, _period(b))
         self.last = here
+        self.last_in_bar = b.beat_in_bar
         if b.downbeat:
             self.last_downbeat = here
         out = replace(b, beat=self.beats, bar=self.bar)

@@ -68,6 +68,9 @@ from cadenza.runtime.mixer import kernels
 from cadenza.runtime.mixing import PromptMixer
 
 STINGER_FADE_S = 0.01
+#: a stinger's last STINGER_TAIL_S: it fades out (cos) while the bed comes back from its duck (sin), so the two
+#: hand the level over without a hole (a duck released only after the stinger stopped left one of ~4 LU)
+STINGER_TAIL_S = 0.3
 DUCK_ATTACK_S = 0.05
 DUCK_RELEASE_S = 0.4
 CEILING = 10.0 ** (-1.0 / 20.0)
@@ -188,6 +191,7 @@ class Conductor:
         self._buf_a = np.zeros((self.block, 2), np.float32)
         self._buf_b = np.zeros((self.block, 2), np.float32)
         self._n_decks = 1
+        self._bar_line: tuple[float, float] | None = None  # (position in our frames, bpm) of the bed's last downbeat
         self.overrides: dict[str, object] = {}  # controls set directly (SetControls) over the graph's
         self.graph_controls: dict[str, object] = {}  # the graph's (its state's) controls at the last tick
         self._stage = "graph"  # what the running tick is doing: names the fault when it fails
@@ -199,6 +203,7 @@ class Conductor:
         """Take over ``old``'s bed stream and clock (a hot-reloaded graph: the music glides, never restarts)."""
         self.deck_a = old.deck_a
         self.clock = old.clock
+        self._bar_line = old._bar_line
         self.grid = old.grid
         self.paused_frames = old.paused_frames
         self.overrides = dict(old.overrides)
@@ -350,9 +355,10 @@ class Conductor:
         if self.pending_xfade is not None and self.pending_xfade[0] < f0 + n:
             start, fade, _target = self.pending_xfade
             self.pending_xfade = None
-            self.deck_b = _Deck(self.backend.new_stream(self.seed + 1 + self._n_decks), start)
+            self.deck_b = self._phase_locked_deck(start, played[0][1], dict(fr.weights), controls)
             self._n_decks += 1
             self.xfade = (start, fade)
+        self._note_bar_line(played[0][1])
         if self.deck_b is not None and self.xfade is not None:
             start, fade = self.xfade
             off = max(0, start - f0)
@@ -385,6 +391,37 @@ class Conductor:
         if self.deck_a.style is not None and self.deck_b is None:
             self.good = (self.deck_a.style, a_controls, fr)
         return Block(f0, out, fr, beats, events)
+
+    def _note_bar_line(self, beats: Sequence[Beat]) -> None:
+        for b in beats:
+            if b.downbeat:
+                self._bar_line = (b.position if b.position is not None else float(b.frame), b.bpm)
+
+    def _phase_locked_deck(self, start: int, a_beats: Sequence[Beat], weights: dict[str, float],
+                           controls: Controls) -> _Deck:
+        """The incoming deck of a crossfade starting at ``start``, phase-locked to the bed's bar.
+
+        A backend that renders its own beat grid starts a stream on a downbeat. On the bed's bar line that is
+        the lock already; mid-bar (a crossfade quantized to the beat) the stream starts on the bed's last bar
+        line at the bed's tempo and its audio up to ``start`` is generated and dropped (a pre-roll of less than a
+        bar), so its first heard beat is the bed's next beat, the same place in the bar; its own tempo (the
+        controls') takes over on its next bar line, the bed's too. Backends with estimated beats start at once."""
+        state = self.backend.new_stream(self.seed + 1 + self._n_decks)
+        deck = _Deck(state, start)
+        bar_line = self._bar_line
+        for b in a_beats:
+            if b.downbeat and (b.position if b.position is not None else float(b.frame)) <= start + 0.5:
+                bar_line = (b.position if b.position is not None else float(b.frame), b.bpm)
+        if bar_line is None or not self.backend.capabilities.beat_grid:
+            return deck
+        at, bpm = int(round(bar_line[0])), bar_line[1]
+        pre = start - at
+        if pre <= 0 or pre >= 4 * SAMPLE_RATE * 60.0 / bpm - 1 or bpm <= 0:
+            return deck
+        self._stage = "backend step"
+        _, deck.state = self.backend.generate(deck.state, self.style_of(weights), replace(controls, bpm=bpm), pre)
+        deck.start = at
+        return deck
 
     @staticmethod
     def _deck_beats(deck: _Deck) -> list[Beat]:
@@ -440,7 +477,9 @@ class Conductor:
         self._stage = "backend step"
         try:
             pcm, self.deck_a.state = self.backend.generate(self.deck_a.state, style, controls, n)
-            beats = self._heard_beats([(self.deck_a, self._deck_beats(self.deck_a))], self.deck_a)
+            a_beats = self._deck_beats(self.deck_a)
+            self._note_bar_line(a_beats)
+            beats = self._heard_beats([(self.deck_a, a_beats)], self.deck_a)
             # no stingers left: this only releases the duck
             out = self._mix_stingers(np.array(pcm, dtype=np.float32, copy=True), f0, controls)
             kernels.soft_limit(out, CEILING)
@@ -487,9 +526,15 @@ class Conductor:
     def _mix_stingers(self, bed: np.ndarray, f0: int, controls: Controls) -> np.ndarray:
         n = bed.shape[0]
         active = [s for s in self.stingers if s.start < f0 + n and s.end > f0]
-        duck_target = min([s.duck for s in active], default=1.0)
-        coef = DUCK_ATTACK_S if duck_target < self.duck else DUCK_RELEASE_S
-        d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / coef)
+        # each stinger's duck at the block's end: held while it plays, handed back over its tail (sin)
+        ducks = [s.duck + (1.0 - s.duck) * math.sin(_tail(s, f0 + n) * HALF_PI) for s in active]
+        duck_target = min(ducks, default=1.0)
+        if duck_target < self.duck:
+            d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / DUCK_ATTACK_S)
+        elif any(_tail(s, f0 + n) > 0.0 for s in active):
+            d1 = duck_target  # the tail shapes the release: the bed returns as the stinger leaves
+        else:
+            d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / DUCK_RELEASE_S)
         out = bed  # a fresh block from the backend or a copy of the crossfade buffer: ours to change
         kernels.gain_ramp(out, self.duck, d1)
         self.duck = d1
@@ -509,8 +554,9 @@ class Conductor:
             # envelope: a short fade in, a short fade out, as a gain ramp across this block's part
             pos0 = f0 + off - s.start
             length = s.end - s.start
-            g0 = s.gain * min(1.0, pos0 / fade, (length - pos0) / fade)
-            g1 = s.gain * min(1.0, (pos0 + m) / fade, (length - pos0 - m) / fade)
+            g0 = s.gain * min(1.0, pos0 / fade, (length - pos0) / fade) * math.cos(_tail(s, f0 + off) * HALF_PI)
+            g1 = s.gain * min(1.0, (pos0 + m) / fade, (length - pos0 - m) / fade) * math.cos(
+                _tail(s, f0 + off + m) * HALF_PI)
             kernels.mix_into(out[off : off + m], np.ascontiguousarray(src, dtype=np.float32), max(g0, 0.0), max(g1, 0.0))
         self.stingers = [s for s in self.stingers if s.end > f0 + n]
         return out
@@ -534,6 +580,17 @@ class Conductor:
                 block = replace(block, pcm=block.pcm[:keep], beats=[b for b in block.beats if b.frame < total],
                                 events=[e for e in block.events if e.time < end])
             yield block
+
+
+HALF_PI = 0.5 * math.pi
+
+
+def _tail(s: _Stinger, frame: int) -> float:
+    """How far ``frame`` is into stinger ``s``'s tail (its last STINGER_TAIL_S, at most half its length): 0…1."""
+    tail = min(STINGER_TAIL_S * SAMPLE_RATE, 0.5 * (s.end - s.start))
+    if tail <= 0.0:
+        return 1.0 if frame >= s.end else 0.0
+    return min(1.0, max(0.0, (frame - (s.end - tail)) / tail))
 
 
 def load_stinger_audio(path: Path) -> np.ndarray:

@@ -12,8 +12,10 @@ CLI's default). From what it publishes and sounds:
 - the audio: momentary loudness (BS.1770 K-weighting with pyloudnorm's filters, 400 ms windows every 50 ms)
   through each transition window — a crossfade or blend from its STARTED to its COMPLETED event, a stinger for its
   length, each plus 0.5 s after — never more than 3 LU below the surrounding level (the median momentary loudness
-  of the 2.5 s before and of the 2.5 s after, interpolated across the window). Racing has no states: its blends are
-  the stretches where the prompt weights move.
+  of the 2.5 s before and of the 2.5 s after, interpolated across the window) for 150 ms (4 hops) or more: a hole,
+  as the ~300 ms one the issue measured; a single hop's dip is the gap between two beats, which the steady music
+  has too (up to 3.2 LU in pygame_game's). Racing has no states: its blends are the stretches where the prompt
+  weights move.
 
 ``python tests/test_transitions.py`` prints the figures per example.
 """
@@ -44,6 +46,7 @@ MOMENTARY_S = 0.4
 HOP_S = 0.05
 SURROUND_S = 2.5
 AFTER_S = 0.5
+SUSTAIN_HOPS = 4  # a hole lasts: the dip held over 4 hops (150 ms); a single hop's dip is a gap between beats
 
 
 class Capture(NullSink):
@@ -149,8 +152,9 @@ def momentary(pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (starts + win / 2) / SAMPLE_RATE, -0.691 + 10.0 * np.log10(np.maximum(ms, 1e-12))
 
 
-def loudness_holes(p: Preview) -> list[tuple[str, float, float, float]]:
-    """Per transition window: (what, start, deepest dip below the surrounding level in LU, where)."""
+def loudness_holes(p: Preview) -> list[tuple[str, float, float, float, float]]:
+    """Per transition window: (what, start, deepest dip below the surrounding level in LU held for
+    SUSTAIN_HOPS hops, where it begins, deepest single-hop dip)."""
     t, m = momentary(p.pcm)
     out = []
     for what, a, b in p.windows:
@@ -164,8 +168,10 @@ def loudness_holes(p: Preview) -> list[tuple[str, float, float, float]]:
         span = max(b + AFTER_S - a, 1e-9)
         ref = lb + (la - lb) * np.clip((tt - a) / span, 0.0, 1.0)
         dip = ref - m[inside]
-        k = int(np.argmax(dip))
-        out.append((what, a, float(dip[k]), float(tt[k])))
+        held = np.lib.stride_tricks.sliding_window_view(dip, SUSTAIN_HOPS).min(axis=1) if dip.size >= SUSTAIN_HOPS \
+            else dip
+        k = int(np.argmax(held))
+        out.append((what, a, float(held[k]), float(tt[k]), float(dip.max())))
     return out
 
 
@@ -196,8 +202,8 @@ def test_no_loudness_hole_through_transitions(name: str) -> None:
     assert holes, f"{name}: no transition measured ({p.windows})"
     worst = max(holes, key=lambda h: h[2])
     assert worst[2] <= HOLE_LU, (f"{name}: {worst[0]} at {worst[1]:.2f} s dips {worst[2]:.1f} LU below the "
-                                 f"surrounding level at {worst[3]:.2f} s; all: "
-                                 + ", ".join(f"{w} {a:.1f}s {d:.1f} LU" for w, a, d, _ in holes))
+                                 f"surrounding level for 150 ms from {worst[3]:.2f} s; all: "
+                                 + ", ".join(f"{w} {a:.1f}s {d:.1f} LU" for w, a, d, _, _ in holes))
 
 
 def test_every_preview_has_transitions() -> None:
@@ -217,5 +223,5 @@ if __name__ == "__main__":
               f"{len(bad)} beat-sequence break(s)")
         for line in bad:
             print("   ", line)
-        for what, a, dip, at in loudness_holes(p):
-            print(f"    {what:36s} {a:6.2f} s  deepest dip {dip:5.1f} LU at {at:.2f} s")
+        for what, a, dip, at, single in loudness_holes(p):
+            print(f"    {what:36s} {a:6.2f} s  hole (150 ms) {dip:4.1f} LU at {at:.2f} s; deepest single hop {single:4.1f}")
