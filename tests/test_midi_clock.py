@@ -82,23 +82,34 @@ class Probe:
 
     @property
     def got(self) -> list[tuple[int, bytes]]:
+        """(frame, bytes) of each event received."""
+        return [(f, d) for f, _, d in self.timed]
+
+    @property
+    def timed(self) -> list[tuple[int, int, bytes]]:
+        """(frame, JACK time in µs, bytes) of each event received."""
         out = []
         for line in self.path.read_text().splitlines():
             parts = line.split()
-            if len(parts) == 2:
-                out.append((int(parts[0]), bytes.fromhex(parts[1])))
+            if len(parts) == 3:
+                out.append((int(parts[0]), int(parts[1]), bytes.fromhex(parts[2])))
         return out
 
     def close(self) -> None:
         _stop(self.proc)
 
 
-#: The probe process: ``recv`` writes "frame hex" lines of what arrives; ``send`` sends Start and a clock.
+#: The probe process: ``recv`` writes "frame usecs hex" lines of what arrives (usecs: the frame on JACK's clock,
+#: ``jack_frames_to_time``); ``send`` sends Start and a clock.
 PROBE = """
-import signal, sys, threading
+import ctypes, ctypes.util, signal, sys, threading
 import jack
 mode, name, path, bpm = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 client = jack.Client(name, no_start_server=True)
+lib = ctypes.CDLL(ctypes.util.find_library("jack"))
+lib.jack_frames_to_time.restype = ctypes.c_uint64
+lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+ptr = int(jack._ffi.cast("uintptr_t", client._ptr))
 inp = client.midi_inports.register("in")
 out = client.midi_outports.register("out")
 got = []
@@ -106,7 +117,7 @@ state = {}
 def process(frames):
     f0 = client.last_frame_time
     for off, data in inp.incoming_midi_events():
-        got.append((f0 + off, bytes(data)))
+        got.append((f0 + off, lib.jack_frames_to_time(ptr, (f0 + off) & 0xFFFFFFFF), bytes(data)))
     out.clear_buffer()
     if mode != "send":
         return
@@ -124,8 +135,8 @@ client.activate()
 with open(path, "w") as f:
     while not done.wait(0.2):
         while got:
-            frame, data = got.pop(0)
-            f.write(f"{frame} {data.hex()}\\n")
+            frame, usecs, data = got.pop(0)
+            f.write(f"{frame} {usecs} {data.hex()}\\n")
         f.flush()
 client.deactivate()
 client.close()
@@ -235,28 +246,47 @@ def test_clock_out_over_jack_is_steady_and_song_position_matches_the_bars(jack12
                 return first(CONTINUE) is not None or first(START) is not None
 
             wait_until(started, 20, "the clock's first Continue/Start", poll=0.2)
-            time.sleep(30.0)
             got = probe.got
             start = first(CONTINUE, 0, got)
             start = first(START, 0, got) if start is None else start
             assert start is not None
-            ticks = [f for f, d in got[start:] if d == bytes((CLOCK,))]
-            bpms = {round(ev.bpm, 3) for ev in list(beats.values())[-60:]}
-            assert len(bpms) == 1, f"the tempo changed during the measurement: {bpms}"
-            bpm = bpms.pop()
-            nominal = 60.0 / (PPQN * bpm)
-            intervals = [(b - a) / RATE for a, b in zip(ticks, ticks[1:])]
-            assert len(intervals) > 24 * 50, f"only {len(intervals)} ticks in 30 s; log: {_log(tmp_path)}"
-            mean = statistics.fmean(intervals)
-            sd = statistics.pstdev(intervals)
-            dev = sorted(abs(x - nominal) for x in intervals)
-            p99 = dev[int(0.99 * (len(dev) - 1))]
-            figures = (f"{len(intervals)} intervals at {bpm} bpm: mean error {100 * (mean / nominal - 1):+.4f} %, "
-                       f"jitter sd {sd * 1000:.3f} ms, p99 |interval - nominal| {p99 * 1000:.3f} ms "
-                       f"(JACK {'real-time' if jack128.realtime else 'NOT real-time'}, period {PERIOD})")
-            print(figures)
-            assert abs(mean / nominal - 1) <= 0.001, figures
-            assert sd <= 0.001, figures
+
+            def window(since: int) -> tuple[bool, str, int]:
+                """30 s of ticks from event ``since`` on: (within the bounds, figures, where it ended)."""
+                xruns = jack128.xruns()
+                time.sleep(30.0)
+                timed = probe.timed
+                xruns = jack128.xruns() - xruns
+                # each tick at its frame (last_frame_time + offset: frame-accurate); beside it, the same ticks on
+                # JACK's clock (jack_frames_to_time), which follows real time where the server lost frames
+                ticks = [f / RATE for f, _, d in timed[since:] if d == bytes((CLOCK,))]
+                on_clock = [us / 1e6 for _, us, d in timed[since:] if d == bytes((CLOCK,))]
+                bpms = {round(ev.bpm, 3) for ev in list(beats.values())[-60:]}
+                assert len(bpms) == 1, f"the tempo changed during the measurement: {bpms}"
+                nominal = 60.0 / (PPQN * next(iter(bpms)))
+                intervals = [b - a for a, b in zip(ticks, ticks[1:])]
+                by_clock = [b - a for a, b in zip(on_clock, on_clock[1:])]
+                assert len(intervals) > 24 * 50, f"only {len(intervals)} ticks in 30 s; log: {_log(tmp_path)}"
+                mean = statistics.fmean(intervals)
+                sd = statistics.pstdev(intervals)
+                dev = sorted(abs(x - nominal) for x in intervals)
+                p99 = dev[int(0.99 * (len(dev) - 1))]
+                figures = (f"{len(intervals)} intervals at {next(iter(bpms))} bpm: mean error "
+                           f"{100 * (mean / nominal - 1):+.4f} %, jitter sd {sd * 1000:.3f} ms, p99 |interval - "
+                           f"nominal| {p99 * 1000:.3f} ms (JACK {'real-time' if jack128.realtime else 'NOT real-time'}"
+                           f", period {PERIOD}, {xruns} server xruns in the window; on JACK's clock: mean error "
+                           f"{100 * (statistics.fmean(by_clock) / nominal - 1):+.4f} %, sd "
+                           f"{statistics.pstdev(by_clock) * 1000:.3f} ms)")
+                print(figures)
+                ok = abs(mean / nominal - 1) <= 0.001 and sd <= 0.001
+                return ok, figures, len(timed)
+
+            ok, figures, end = window(start)
+            if not ok and "0 server xruns" not in figures:
+                # the JACK server itself missed periods (a loaded machine): that window measured the box; once more
+                ok, second, end = window(end)
+                figures = f"{figures}; then {second}"
+            assert ok, figures
 
             # song position = the runtime's count: 16 × bar + 4 × beat_in_bar of the beat it lands on
             spp1 = _spp_before(got, start)
@@ -264,6 +294,10 @@ def test_clock_out_over_jack_is_steady_and_song_position_matches_the_bars(jack12
             ev = beats[spp1 // 4]
             assert 16 * ev.bar + 4 * ev.beat_in_bar == spp1 and ev.beat_in_bar == 0
 
+            got = probe.got
+            restart = max((i for i, (_, d) in enumerate(got) if d[0] in (START, CONTINUE)), default=start)
+            spp1 = _spp_before(got, restart)  # (a loaded machine may have stopped and restarted the clock since)
+            start = restart
             client.pause()  # Transport PAUSE → MIDI Stop
             wait_until(lambda: first(STOP, start) is not None, 5, "MIDI Stop after Transport PAUSE", poll=0.2)
             time.sleep(0.5)
@@ -276,8 +310,10 @@ def test_clock_out_over_jack_is_steady_and_song_position_matches_the_bars(jack12
             assert again is not None
             spp2 = _spp_before(got, again)
             sent_ticks = sum(1 for _, d in got[start:stop_i] if d == bytes((CLOCK,)))
-            # a slave counting the ticks is exactly where the next song position puts it
-            assert spp1 + sent_ticks // 6 == spp2 and sent_ticks % 6 == 0, (spp1, sent_ticks, spp2)
+            # a slave counting the ticks is exactly where the next song position puts it (a tick in a period the
+            # JACK server itself missed may be lost on the way: at most one per server xrun)
+            missing = 6 * (spp2 - spp1) - sent_ticks
+            assert 0 <= missing <= jack128.xruns(), (spp1, sent_ticks, spp2, jack128.xruns())
             wait_until(lambda: spp2 // 4 in beats, 3, "the beat event the song position names")
             ev = beats[spp2 // 4]
             assert 16 * ev.bar + 4 * ev.beat_in_bar == spp2
@@ -321,7 +357,7 @@ def test_clock_in_at_97_bpm_locks_within_4_bars_and_stays(jack128: JackServer, t
         clock = _clock_process(serve, jack128.env, "--clock-in", "source:out", "--clock-in-align", "off",
                                log=tmp_path / "clock.log")
         try:
-            wait_until(lambda: "clock in:" in _log(tmp_path) or "running" in _log(tmp_path), 10,
+            wait_until(lambda: "clock in from" in _log(tmp_path), 10,
                        "the clock process connected to the source")
             started = time.monotonic()
             bar_s = 4 * 60.0 / 97.0

@@ -52,6 +52,7 @@ skips it.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
 import logging
@@ -64,7 +65,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cadenza.errors import UsageError
+from cadenza.errors import CadenzaError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -392,21 +393,17 @@ class JackClockOut(ClockOut):
 
 
 class RtmidiClockOut(ClockOut):
-    """Clock out through python-rtmidi (any API it has); a thread sleeps to each message's time."""
+    """Clock out through python-rtmidi (JACK when a server runs, else ALSA); a thread sleeps to each message's
+    time. Under JACK every message leaves at the start of the next period (rtmidi cannot give a frame offset)."""
 
     def __init__(self, target: str | None, *, latency: float = 0.0) -> None:
         super().__init__()
-        import rtmidi
+        from cadenza.runtime.midi.ports import choose_api, open_output
 
-        self.out = rtmidi.MidiOut(name="cadenza-clock")
-        names = self.out.get_ports()
-        if target:
-            found = [i for i, n in enumerate(names) if target.lower() in n.lower()]
-            if not found:
-                raise UsageError(f"no MIDI output port matches {target!r}" + "; " + f"choose one of: {', '.join(names) or '(none)'}", where="--clock-out")
-            self.out.open_port(found[0], "clock")
-        else:
-            self.out.open_virtual_port("clock")
+        self.api = choose_api(None)
+        self.port = open_output(self.api, target, virtual=None if target else "clock",
+                                client_name="cadenza-clock-out")
+        self.out = self.port.midi
         self.latency = latency
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="midi-clock-out", daemon=True)
@@ -431,7 +428,7 @@ class RtmidiClockOut(ClockOut):
     def close(self) -> None:
         self._stop.set()
         self._thread.join(1.0)
-        self.out.close_port()
+        self.port.close()
 
 
 # ----------------------------------------------------------------------------- clock in
@@ -610,8 +607,9 @@ class JackClockIn:
     def _process(self, frames: int) -> None:
         f0 = self.client.last_frame_time
         for offset, data in self.port.incoming_midi_events():
-            if data and data[0] >= 0xF0:
-                self.inbox.append((bytes(data), self.time.unix(f0 + offset)))
+            msg = bytes(data)
+            if msg and msg[0] >= 0xF0:
+                self.inbox.append((msg, self.time.unix(f0 + offset)))
 
     def _run(self) -> None:
         last_measure = time.monotonic()
@@ -764,22 +762,16 @@ class _RtmidiClockIn:
     """python-rtmidi input: each message timed on arrival (period-quantized under JACK; the estimator averages)."""
 
     def __init__(self, source: str | None, handle: Callable[[bytes, float], None]) -> None:
-        import rtmidi
+        from cadenza.runtime.midi.ports import choose_api, open_input
 
-        self.inp = rtmidi.MidiIn(name="cadenza-clock-in")
-        self.inp.ignore_types(sysex=True, timing=False, active_sense=True)
-        names = self.inp.get_ports()
-        if source:
-            found = [i for i, n in enumerate(names) if source.lower() in n.lower()]
-            if not found:
-                raise UsageError(f"no MIDI input port matches {source!r}" + "; " + f"choose one of: {', '.join(names) or '(none)'}", where="--clock-in")
-            self.inp.open_port(found[0], "clock")
-        else:
-            self.inp.open_virtual_port("clock")
-        self.inp.set_callback(lambda event, _data: handle(bytes(event[0]), time.time()))
+        self.port = open_input(choose_api(None), source, virtual=None if source else "clock",
+                               client_name="cadenza-clock-in")
+        self.port.midi.ignore_types(sysex=True, timing=False, active_sense=True)
+        self.port.midi.set_callback(lambda event, _data: handle(bytes(event[0]), time.time()))
 
     def close(self) -> None:
-        self.inp.close_port()
+        self.port.midi.cancel_callback()
+        self.port.close()
 
 
 def open_clock_out(target: str | None, *, use_jack: bool | None = None, latency: float = 0.0) -> ClockOut:
@@ -794,21 +786,49 @@ def open_clock_out(target: str | None, *, use_jack: bool | None = None, latency:
     return RtmidiClockOut(target, latency=latency)
 
 
-def add_clock_arguments(parser: Any) -> None:
-    """The clock flags of ``cadenza midi``."""
-    parser.add_argument("--clock-out", metavar="PORT", default=None,
-                        help="send 24 ppqn MIDI clock, Start/Stop/Continue and Song Position from the heard beat grid "
-                             "to this MIDI input port (JACK port name or part of it)")
-    parser.add_argument("--clock-in", metavar="PORT", default=None,
-                        help="follow the tempo of the MIDI clock from this output port (bpm; bar alignment on Start)")
+class _ClockFlag(argparse.Action):
+    """Stores the flag and hands ``cadenza midi`` the clock as its ``midi_extra`` (see :class:`ClockExtra`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.midi_extra = ClockExtra(namespace)
+
+
+def add_clock_arguments(parser: argparse.ArgumentParser) -> None:
+    """The clock flags of ``cadenza midi`` (``--clock-out``/``--clock-in`` set ``args.midi_extra``)."""
+    parser.add_argument("--clock-out", metavar="PORT", default=None, action=_ClockFlag,
+                        help="send 24 ppqn MIDI clock, Start/Stop/Continue and Song Position Pointer from the heard "
+                             "beat grid to this MIDI input port (a JACK port's name or part of it)")
+    parser.add_argument("--clock-in", metavar="PORT", default=None, action=_ClockFlag,
+                        help="follow the tempo of the MIDI clock from this MIDI output port (bpm; bar alignment "
+                             "on Start/Continue)")
     parser.add_argument("--clock-in-align", choices=("pause", "off"), default="pause",
-                        help="on external Start/Continue, align the synth's bar to the clock's by a Transport "
-                             "PAUSE/PLAY gap of less than a bar (default), or not at all")
+                        help="on external Start/Continue, align the synth's bar line to the clock's with one "
+                             "Transport PAUSE/PLAY gap of less than a bar (default), or not at all")
     parser.add_argument("--clock-latency", metavar="MS", type=float, default=0.0,
                         help="send the clock this many milliseconds early (the receiving device's own latency)")
     parser.add_argument("--clock-api", choices=("auto", "jack", "rtmidi"), default="auto",
-                        help="MIDI library for the clock: JACK-Client (frame-accurate, default when installed) "
-                             "or python-rtmidi")
+                        help="MIDI library for the clock: JACK-Client (frame-accurate; the default when it is "
+                             "installed) or python-rtmidi (messages at period starts under JACK)")
+
+
+class ClockExtra:
+    """``cadenza midi``'s ``midi_extra``: starts the clock on the bridge's SDK client; returns its at-exit."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    def __call__(self, client: Any, bridge: Any, api: Any, stop: threading.Event) -> Callable[[], None]:
+        bridges = start_clock(self.args, client)
+
+        def at_exit() -> None:
+            for line in clock_report(bridges):
+                print(f"cadenza midi: {line}", flush=True)
+            for b in bridges:
+                b.close()
+
+        return at_exit
 
 
 def start_clock(args: Any, client: Any) -> list[Any]:
@@ -837,42 +857,51 @@ def clock_report(bridges: Iterable[Any]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cadenza.runtime.midi.clock``: the clock alone (until ``cadenza midi`` carries the flags)."""
-    import argparse
+def run_clock_only(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """``cadenza midi --clock-out/--clock-in`` without a mapping file: the clock alone until SIGTERM/SIGINT."""
     import signal
 
+    from cadenza.endpoints import endpoint_source
     from cadenza.sdk import Client
 
+    control = getattr(args, "control", None) or endpoint_source("control")[0]
+    events = getattr(args, "events", None) or endpoint_source("events")[0]
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    client = Client(control, events, timeout=float(getattr(args, "timeout", 2.0) or 2.0), name="cadenza-midi-clock")
+    try:
+        at_exit = ClockExtra(args)(client, None, None, stop)
+        what = " and ".join(f"{k} {v}" for k, v in (("clock out to", args.clock_out), ("clock in from", args.clock_in))
+                            if v)
+        print(f"cadenza midi: {what} -> control={control}", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            at_exit()
+    finally:
+        client.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cadenza.runtime.midi.clock [--control E] [--events E] --clock-out/--clock-in PORT``."""
     p = argparse.ArgumentParser(prog="cadenza-midi-clock", description="MIDI clock out/in for a running runtime")
-    p.add_argument("--control", default="tcp://127.0.0.1:5555")
-    p.add_argument("--events", default="tcp://127.0.0.1:5556")
+    p.add_argument("--control", default=None)
+    p.add_argument("--events", default=None)
     add_clock_arguments(p)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="cadenza midi clock: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="cadenza midi: %(message)s")
     if not (args.clock_out or args.clock_in):
         p.error("nothing to do: give --clock-out PORT and/or --clock-in PORT")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    client = Client(args.control, args.events, name="cadenza-midi-clock")
     try:
-        bridges = start_clock(args, client)
-    except UsageError as exc:
-        print(f"cadenza midi clock: {exc}")
-        client.close()
+        return run_clock_only(args)
+    except CadenzaError as exc:
+        print(f"cadenza midi: {exc}", file=sys.stderr)
         return 2
-    logger.info("running")
-    while not stop.wait(0.5):
-        pass
-    for line in clock_report(bridges):
-        print(line, flush=True)
-    for b in bridges:
-        b.close()
-    client.close()
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
-
