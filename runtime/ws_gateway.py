@@ -5,10 +5,14 @@ itself; every request goes to the runtime's own control ROUTER, so limits,
 rate limits, error replies and the music's priority are the ZeroMQ socket's
 own. Threads and sockets::
 
-    browser / Godot ──ws──▶ gateway thread (asyncio, websockets)
+    browser / Godot ──ws──▶ gateway thread (asyncio loop; websockets' Sans-I/O protocol per connection)
                               │ per WebSocket connection: one DEALER ──inproc──▶ control ROUTER (main thread)
                               │ shared: SUB ◀──inproc── events PUB; SUB ◀── audio PUB (float32, int16)
-                              └ fan-out: per connection a bounded push queue (full: the push is dropped, counted)
+                              └ fan-out: written to each subscriber unless PUSH_BYTES already wait (dropped, counted)
+
+A request costs two trips through the event loop and no task: ``data_received``
+parses the frame and hands it to the DEALER; the DEALER's file descriptor, in
+the same selector, wakes the loop for the reply, which is written at once.
 
 - Binary frames carry Envelope bytes exactly as on ZeroMQ; text frames the
   same Envelope in protobuf's canonical JSON mapping (``wire.request_from_json``
@@ -46,6 +50,7 @@ import hmac
 import ipaddress
 import logging
 import mimetypes
+import socket
 import ssl
 import threading
 import time
@@ -56,11 +61,11 @@ from typing import Any, cast
 
 import zmq
 import zmq.asyncio
-from websockets.asyncio.server import Server as WsServer
-from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from cadenza.errors import UsageError
 from cadenza.proto import cadenza_v1_pb2 as pb
@@ -70,11 +75,13 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/ws"
 MAX_CONNECTIONS = 1024  # WebSocket connections at once; past it the handshake is answered 503
-PUSH_QUEUE = 128  # events + audio chunks queued per connection (1.28 s of audio); full: new pushes dropped, counted
-REPLY_QUEUE = 1_000  # replies waiting to be written per connection (as the ROUTER's REPLY_HWM)
+PUSH_BYTES = 256 * 1024  # bytes waiting to be written per connection past which pushes are dropped, counted
+# (about 0.6 s of float32 audio, 1.3 s of int16)
+OPEN_TIMEOUT_S = 10.0  # the opening handshake must be done by then
+CLOSE_TIMEOUT_S = 1.0  # after a close frame, the TCP connection is cut by then
+PING_EVERY_S = 20.0  # the gateway pings each connection this often; one silent for two periods is cut
 PENDING_IDS = 10_000  # request ids remembered per connection to answer in the request's frame type
-MAX_QUEUE = 4  # frames websockets reads ahead per connection before TCP pushes back
-WRITE_LIMIT = 64 * 1024  # bytes written ahead per connection before send() waits
+WRITE_LIMIT = 64 * 1024  # bytes waiting to be written per connection past which its requests are not read
 PANEL_DIR = Path(__file__).resolve().parent / "panel"
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
@@ -183,13 +190,24 @@ class _Bucket:
         return True
 
 
-class _Connection:
-    """One WebSocket client: its DEALER, what it subscribed to, and its bounded push queue."""
+class _Connection(asyncio.Protocol):
+    """One WebSocket client: websockets' Sans-I/O protocol on an asyncio transport, its DEALER, its subscription.
 
-    def __init__(self, gateway: Gateway, ws: ServerConnection, dealer: zmq.Socket[bytes]) -> None:
+    No task per message: a request is read, checked and handed to the DEALER in ``data_received``, a reply is
+    written to the transport in the DEALER's reader callback (two trips through the event loop per request).
+    Flow control: when the transport's write buffer passes :data:`WRITE_LIMIT` the connection stops reading
+    requests until it drains (as ZeroMQ pushes back on a client that does not read); pushes are dropped, counted,
+    while more than :data:`PUSH_BYTES` wait.
+    """
+
+    def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.ws = ws
-        self.dealer = dealer
+        self.proto = ServerProtocol(max_size=wire.SOCKET_MAX_MESSAGE_BYTES, logger=_quiet_logger())
+        self.transport: asyncio.Transport | None = None
+        self.dealer: zmq.Socket[bytes] | None = None
+        self.fd = -1
+        self.open = False
+        self.closed = False
         self.pending: dict[int, collections.deque[bool]] = {}  # request id → frame types (True: text) in order
         self.n_pending = 0
         self.last_text = False
@@ -197,10 +215,180 @@ class _Connection:
         self.topics: frozenset[str] = frozenset()
         self.audio = 0  # AudioChunk.SampleFormat
         self.text_pushes = False
-        self.pushes: asyncio.Queue[str | bytes] = asyncio.Queue(PUSH_QUEUE)
-        self.replies: asyncio.Queue[str | bytes] = asyncio.Queue(REPLY_QUEUE)
         self.dropped = 0
+        self.waiting: collections.deque[bytes] = collections.deque()  # requests the DEALER could not take yet
+        self.fragments: list[bytes] = []
+        self.fragment_text = False
+        self.reading = True
+        self.write_paused = False
+        self.peer = "a client"
+        self.last_seen = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
 
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_LIMIT)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # a vanished peer is found by TCP
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self._timer = asyncio.get_running_loop().call_later(OPEN_TIMEOUT_S, self._handshake_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_seen = time.monotonic()
+        self.proto.receive_data(data)
+        self._events()
+
+    def eof_received(self) -> bool | None:
+        self.proto.receive_eof()
+        self._events()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self.gateway._closed(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._pause()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._resume()
+
+    # ------------------------------------------------------------------ protocol events
+    def _events(self) -> None:
+        for event in self.proto.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif isinstance(event, Frame):
+                self._frame(event)
+        self._flush()
+
+    def _handshake(self, request: Request) -> None:
+        response = self.gateway._process_request(self, request)
+        if response is None:
+            response = self.proto.accept(request)
+        self.proto.send_response(response)
+        if response.status_code == 101 and self.proto.state is State.OPEN:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.gateway._opened(self)
+
+    def _frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
+            if frame.fin:
+                self._message(bytes(frame.data), frame.opcode is Opcode.TEXT)
+            else:
+                self.fragments, self.fragment_text = [bytes(frame.data)], frame.opcode is Opcode.TEXT
+        elif frame.opcode is Opcode.CONT and self.fragments:
+            self.fragments.append(bytes(frame.data))
+            if frame.fin:
+                data, self.fragments = b"".join(self.fragments), []
+                self._message(data, self.fragment_text)
+        elif frame.opcode is Opcode.CLOSE and self.proto.close_expected():
+            self._close_later()
+
+    def _message(self, data: bytes, text: bool) -> None:
+        if not self.open:
+            return
+        if text:
+            try:
+                message: str | bytes = data.decode("utf-8")
+            except UnicodeDecodeError:
+                self.close(1007, "a text frame must be UTF-8")
+                return
+        else:
+            message = data
+        self.gateway._request(self, message)
+
+    # ------------------------------------------------------------------ writing
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for data in self.proto.data_to_send():
+            if data:
+                transport.write(data)
+            else:  # the protocol is done: half-close (what the client still sends is read and discarded; its EOF
+                # or the close timeout ends it), or close when TLS cannot half-close
+                if transport.can_write_eof():
+                    transport.write_eof()
+                    self._close_later()
+                else:
+                    transport.close()
+                return
+        if self.proto.close_expected():
+            self._close_later()
+
+    def send(self, item: str | bytes) -> None:
+        if self.proto.state is not State.OPEN:
+            return
+        if isinstance(item, str):
+            self.proto.send_text(item.encode())
+        else:
+            self.proto.send_binary(item)
+        self._flush()
+
+    def reply(self, data: bytes, text: bool) -> None:
+        """Write one reply now (its bytes wait in the transport's buffer; a client that does not read stops being
+        read, so what waits is bounded)."""
+        self.send(wire.envelope_to_json(data) if text else data)
+
+    def push(self, item: str | bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.get_write_buffer_size() > PUSH_BYTES:
+            self.dropped += 1
+            self.gateway.stats.pushes_dropped += 1
+            return
+        self.gateway.stats.pushes += 1
+        self.send(item)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.proto.state is State.OPEN:
+            self.proto.send_close(code, reason)
+            self._flush()
+            self._close_later()
+        elif self.transport is not None:
+            self.transport.abort()
+
+    def _close_later(self) -> None:
+        if self._timer is None and self.transport is not None:
+            self._timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _handshake_timeout(self) -> None:
+        self._timer = None
+        if not self.open:
+            self._abort()
+
+    # ------------------------------------------------------------------ push-back
+    def _pause(self) -> None:
+        if self.reading and self.transport is not None and not self.transport.is_closing():
+            self.reading = False
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if not self.reading and not self.write_paused and not self.waiting and self.transport is not None \
+                and not self.transport.is_closing():
+            self.reading = True
+            self.transport.resume_reading()
+
+    # ------------------------------------------------------------------ reply routing
     def remember(self, request_id: int, text: bool) -> None:
         self.last_text = text
         if self.n_pending >= PENDING_IDS:  # a client that never reads its replies: forget the oldest id
@@ -218,21 +406,6 @@ class _Connection:
         if not kinds:
             del self.pending[request_id]
         return text
-
-    def reply(self, data: bytes, text: bool) -> None:
-        """Queue one reply (never dropped while the client reads; a client that does not read loses the newest)."""
-        try:
-            self.replies.put_nowait(wire.envelope_to_json(data) if text else data)
-        except asyncio.QueueFull:
-            self.gateway.stats.pushes_dropped += 1
-
-    def push(self, item: str | bytes) -> None:
-        try:
-            self.pushes.put_nowait(item)
-            self.gateway.stats.pushes += 1
-        except asyncio.QueueFull:
-            self.dropped += 1
-            self.gateway.stats.pushes_dropped += 1
 
 
 class _Fanout:
@@ -387,12 +560,10 @@ class Gateway:
         self._stop = asyncio.Event()
         host, port = self.config.host_port
         self._fanout = fanout = _Fanout(self)
+        loop = asyncio.get_running_loop()
         try:
-            server: WsServer = await serve(
-                self._handle, host, port, ssl=self._ssl, process_request=self._process_request,
-                compression=None, max_size=wire.SOCKET_MAX_MESSAGE_BYTES, max_queue=MAX_QUEUE,
-                write_limit=WRITE_LIMIT, ping_interval=20, ping_timeout=20, close_timeout=1,
-                server_header=None, logger=_quiet_logger())
+            server = await loop.create_server(lambda: _Connection(self), host, port, ssl=self._ssl,
+                                              reuse_address=True)
         except OSError as exc:
             fanout.close()
             self._error = exc
@@ -404,7 +575,7 @@ class Gateway:
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{scheme}://{shown}:{bound_port}{WS_PATH}"
         self._origins |= self._own_origins(host, bound_port)
-        tasks = [asyncio.create_task(fanout.run_events())]
+        tasks = [asyncio.create_task(fanout.run_events()), asyncio.create_task(self._keepalive())]
         if fanout.audio is not None:
             tasks.append(asyncio.create_task(fanout.run_audio(fanout.audio, pb.AudioChunk.FLOAT32_LE)))
         if fanout.audio16 is not None:
@@ -413,15 +584,32 @@ class Gateway:
         try:
             await self._stop.wait()
         finally:
-            server.close()  # every connection: 1001 going away
-            try:
-                await asyncio.wait_for(server.wait_closed(), 1.5)
-            except TimeoutError:
-                pass
+            server.close()  # no new connections; every open one: 1001 going away
+            for conn in list(self.connections):
+                conn.close(1001, "the runtime is stopping")
+            deadline = loop.time() + CLOSE_TIMEOUT_S + 0.5
+            while any(not c.closed for c in self.connections) and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            for conn in list(self.connections):
+                conn._abort()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             fanout.close()
+
+    async def _keepalive(self) -> None:
+        """Ping every connection each PING_EVERY_S; cut one that sent nothing (not even a pong) for two periods
+        (a phone that left the network must not hold a connection for hours)."""
+        while True:
+            await asyncio.sleep(PING_EVERY_S)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if now - conn.last_seen > 2 * PING_EVERY_S:
+                    log.info(f"WebSocket {conn.peer} cut: silent for {now - conn.last_seen:.0f} s")
+                    conn._abort()
+                elif conn.proto.state is State.OPEN:
+                    conn.proto.send_ping(b"")
+                    conn._flush()
 
     def _own_origins(self, host: str, port: int) -> set[str]:
         names = {host if ":" not in host else f"[{host}]"}
@@ -430,7 +618,7 @@ class Gateway:
         return {f"{scheme}://{name}:{port}" for name in names for scheme in ("http", "https")}
 
     # ------------------------------------------------------------------ handshake and panel
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: _Connection, request: Request) -> Response | None:
         parsed = urllib.parse.urlsplit(request.path)
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if not upgrade:
@@ -450,8 +638,7 @@ class Gateway:
                 given = auth[7:].strip()
             if not hmac.compare_digest(given.encode(), self.config.token.encode()):
                 self.stats.refused["token"] += 1
-                log.warning(f"WebSocket refused (401): {'a wrong' if given else 'no'} token from "
-                            f"{_peer(connection)}")
+                log.warning(f"WebSocket refused (401): {'a wrong' if given else 'no'} token from {connection.peer}")
                 return _response(401, "this runtime needs its token: connect to /ws?token=TOKEN")
         if len(self.connections) >= MAX_CONNECTIONS:
             self.stats.refused["full"] += 1
@@ -495,40 +682,37 @@ class Gateway:
         return Response(200, "OK", headers, body)
 
     # ------------------------------------------------------------------ one connection
-    async def _handle(self, ws: ServerConnection) -> None:
-        # a plain DEALER read from the loop's own selector (its ZMQ_FD), not zmq.asyncio: one hop less per reply
+    def _opened(self, conn: _Connection) -> None:
         dealer: zmq.Socket[bytes] = self.ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.SNDHWM, 1_000)
         dealer.setsockopt(zmq.RCVHWM, 1_000)
         dealer.connect(self.sockets.control)
-        conn = _Connection(self, ws, dealer)
+        conn.dealer = dealer
+        conn.fd = dealer.fileno()  # ZMQ_FD: read from the loop's own selector
+        asyncio.get_running_loop().add_reader(conn.fd, self._replies, conn)
+        conn.open = True
         self.connections.add(conn)
         self.stats.connections += 1
         self.stats.open += 1
-        loop = asyncio.get_running_loop()
-        fd = dealer.fileno()  # ZMQ_FD
-        loop.add_reader(fd, self._replies, conn)
-        tasks = [asyncio.create_task(self._writer(conn.replies, ws)), asyncio.create_task(self._writer(conn.pushes, ws))]
-        try:
-            async for message in ws:
-                await self._request(conn, message)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.connections.discard(conn)
-            self.stats.open -= 1
-            assert self._fanout is not None
-            self._fanout.change(conn, frozenset(), 0)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            loop.remove_reader(fd)
-            dealer.close(0)
-            if conn.dropped:
-                log.info(f"WebSocket {_peer(ws)} closed; {conn.dropped} pushes dropped (it read too slowly)")
 
-    async def _request(self, conn: _Connection, message: str | bytes) -> None:
+    def _closed(self, conn: _Connection) -> None:
+        if conn.dealer is None:
+            return
+        self.connections.discard(conn)
+        self.stats.open -= 1
+        assert self._fanout is not None
+        self._fanout.change(conn, frozenset(), 0)
+        try:
+            asyncio.get_running_loop().remove_reader(conn.fd)
+        except (RuntimeError, ValueError):
+            pass
+        conn.dealer.close(0)
+        conn.dealer = None
+        if conn.dropped:
+            log.info(f"WebSocket {conn.peer} closed; {conn.dropped} pushes dropped (it read too slowly)")
+
+    def _request(self, conn: _Connection, message: str | bytes) -> None:
         text = isinstance(message, str)
         if isinstance(message, str):
             try:
@@ -537,20 +721,32 @@ class Gateway:
                 self._local(conn, exc.request_id, exc.to_error(), text=True)
                 return
         else:
-            data = bytes(message)
+            data = message
         # Envelope field 20 (Subscribe) is the tag bytes a2 01: only then is the frame parsed here
         if b"\xa2\x01" in data and _peek(data)[0] == wire.RequestKind.SUBSCRIBE:
             self._subscribe(conn, data, text)
             return
         conn.remember(wire.peek_request_id(data), text)
-        while True:
+        conn.waiting.append(data)
+        self._forward(conn)
+
+    def _forward(self, conn: _Connection) -> None:
+        """Hand waiting requests to the DEALER; while it holds 1,000 (the client pipelines without reading), stop
+        reading the client and try again in a moment: its own push-back, as on ZeroMQ."""
+        dealer = conn.dealer
+        if dealer is None:
+            return
+        while conn.waiting:
             try:
-                conn.dealer.send(data, zmq.NOBLOCK)
-                break
-            except zmq.Again:  # this client has 1,000 requests in flight: its own push-back
-                await asyncio.sleep(0.001)
+                dealer.send(conn.waiting[0], zmq.NOBLOCK)
+            except zmq.Again:
+                conn._pause()
+                asyncio.get_running_loop().call_later(0.002, self._forward, conn)
+                return
+            conn.waiting.popleft()
+        conn._resume()
         # ZMQ_FD is edge-triggered and a send may consume its signal: look for replies now
-        if cast(int, conn.dealer.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        if cast(int, dealer.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             self._replies(conn)
 
     def _local(self, conn: _Connection, request_id: int, error: pb.Error | None, *, text: bool) -> bool:
@@ -576,30 +772,18 @@ class Gateway:
             return
         body: Any = req.body
         assert self._fanout is not None
-        while not conn.pushes.empty():  # what was queued for the old choice (or in the old encoding) goes
-            conn.pushes.get_nowait()
         self._fanout.change(conn, frozenset(body.topics), int(body.audio))
         conn.text_pushes = text
 
     def _replies(self, conn: _Connection) -> None:
-        """Every reply the DEALER holds, to the connection's reply queue (the loop calls this when its FD signals)."""
-        while True:
+        """Every reply the DEALER holds, written to the client (the loop calls this when the DEALER's FD signals)."""
+        dealer = conn.dealer
+        while dealer is not None:
             try:
-                data = conn.dealer.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except zmq.ZMQError:  # closed meanwhile
+                data = dealer.recv(zmq.NOBLOCK)
+            except zmq.ZMQError:  # Again: none left (or closed meanwhile)
                 return
             conn.reply(data, conn.recall(wire.peek_request_id(data)))
-
-    @staticmethod
-    async def _writer(queue: asyncio.Queue[str | bytes], ws: ServerConnection) -> None:
-        while True:
-            item = await queue.get()
-            try:
-                await ws.send(item)
-            except ConnectionClosed:
-                return
 
 
 def _peek(data: bytes) -> tuple[str | None, int]:
@@ -615,14 +799,6 @@ def _response(status: int, text: str) -> Response:
     headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
                        ("Connection", "close")])
     return Response(status, reasons.get(status, "Error"), headers, body)
-
-
-def _peer(ws: ServerConnection) -> str:
-    try:
-        addr = ws.remote_address
-        return f"{addr[0]}:{addr[1]}"
-    except Exception:  # noqa: BLE001 — a closed transport
-        return "a client"
 
 
 class _NoTracebacks(logging.Filter):
