@@ -486,7 +486,7 @@ analogue, vintage synth, vintage gear        | analog             | -
 digital, synthetic, electronic sound, artificial | analog         | grit=0 acoustic=0
 organic, natural, live instruments, live band, unplugged, live, live performance, live recording, crowd, audience, jam, wooden | acoustic | texture=.2
 filtered, low pass, lowpass, filter sweep, sweeping filter | muffled | space=.5
-sidechain, sidechained, sidechain compression, pumping sidechain, pumping compression | dense | pattern=four_floor drop=.8
+sidechain, sidechained, sidechain compression, pumping sidechain, pumping compression | - | pattern=four_floor energy=.7 drop=.8
 compressed, loud, loudness, wall of sound     | dense              | grit=.3
 glitch effects, glitches, stutter, stutters, chopped, chopped and screwed, glitchy sound | glitchy | -
 granular, textures, textural, texture, sound effects, effects, sfx, siren, sirens | noise              | texture=.8 grit=0
@@ -591,7 +591,8 @@ sunrise, dawn, morning, sunrise mood, daybreak, wake up | -     | brightness=.7 
 sunset, dusk, twilight, golden hour, evening  | -                | brightness=.45 energy=.35 minor=.45 space=.65 harmony=.6
 road trip, highway, driving at night, drive, car, cruising, cruise | - | energy=.65 tempo=115 drums=.9 bass=.9
 train, railway, journey, voyage, travel, traveling, travelling, wandering, on the road | - | energy=.5 tempo=105
-airport, mall, elevator, waiting room, lobby music, muzak, hold music, corporate, jingle, advertisement, commercial | lounge | energy=.35 grit=0 texture=0
+airport, mall, elevator, waiting room, lobby music, muzak, hold music, corporate | lounge | energy=.35 grit=0 texture=0
+jingle, advertisement, commercial, advert | pop | energy=.7 brightness=.85 minor=.1 sections=.3
 office, workplace, productivity | -                 | energy=.4 sections=.2 texture=.1
 study, studying, focus, homework, library, reading | lofi        | energy=.3 sections=.2
 sleep, sleeping, bedtime, lullaby, lullabies, nap, cradle | -   | tempo=60 energy=.05 drums=0 brightness=.3 space=.7 minor=.3 plucks=.6
