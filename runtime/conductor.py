@@ -64,10 +64,19 @@ from cadenza.runtime.graph.engine import Frame, GraphEngine
 from cadenza.runtime.graph.runnable import embed_prompts
 from cadenza.runtime.graph.spec import Graph
 from cadenza.runtime.limits import MAX_STINGER_VOICES, STINGER_STEAL_FADE_S
+from cadenza.runtime.loudness import ShortTermLoudness
 from cadenza.runtime.mixer import kernels
 from cadenza.runtime.mixing import PromptMixer
 
 STINGER_FADE_S = 0.01
+#: loudness-matched crossfades: the incoming deck is brought to the outgoing deck's short-term loudness (as heard
+#: when the fade starts, at most ±MATCH_MAX_DB), judged once MATCH_MIN_S of it has played and followed with a
+#: MATCH_SMOOTH_S time constant; once it is the bed its gain glides back to unity (MATCH_RELEASE_S)
+MATCH_MAX_DB = 6.0
+MATCH_MIN_S = 0.4
+MATCH_SMOOTH_S = 0.2
+MATCH_RELEASE_S = 2.0
+MATCH_FLOOR_LUFS = -50.0  # quieter than this (silence, a fade-in) is not matched
 #: a stinger's last STINGER_TAIL_S: it fades out (cos) while the bed comes back from its duck (sin), so the two
 #: hand the level over without a hole (a duck released only after the stinger stopped left one of ~4 LU)
 STINGER_TAIL_S = 0.3
@@ -125,6 +134,10 @@ class _Deck:
     start: int  # stream frame at which it started
     weights: dict[str, float] = field(default_factory=dict)
     style: np.ndarray | None = None  # the style vector of its last block
+    meter: ShortTermLoudness | None = None  # its own output's short-term loudness (before ``gain``)
+    metered: int = 0  # frames fed to the meter
+    gain: float = 1.0  # the loudness match applied to it (1: none)
+    match_ref: float | None = None  # incoming deck: the LUFS to match (the outgoing deck's when the fade started)
 
 
 @dataclass
@@ -348,6 +361,7 @@ class Conductor:
             a_weights, a_controls = dict(fr.weights), controls
         deck_a = self.deck_a
         pcm_a = self._generate(deck_a, a_weights, a_controls, n)
+        self._level(deck_a, pcm_a)
         played: list[tuple[object, list[Beat]]] = [(deck_a, self._deck_beats(deck_a))]
         wanted: _Deck = deck_a
         out = pcm_a
@@ -356,6 +370,7 @@ class Conductor:
             start, fade, _target = self.pending_xfade
             self.pending_xfade = None
             self.deck_b = self._phase_locked_deck(start, played[0][1], dict(fr.weights), controls)
+            self.deck_b.match_ref = self._heard_lufs(deck_a)
             self._n_decks += 1
             self.xfade = (start, fade)
         self._note_bar_line(played[0][1])
@@ -367,6 +382,7 @@ class Conductor:
             b_weights = dict(fr.weights)  # deck B, the one fading in, plays the weights of now
             if off < n:
                 b[off:] = self._generate(self.deck_b, b_weights, controls, n - off)
+                self._level(self.deck_b, b[off:])
                 played.append((self.deck_b, self._deck_beats(self.deck_b)))
                 wanted = self.deck_b  # the incoming deck's grid, from its first downbeat (BeatGrid)
             p0 = min(1.0, max(0.0, (f0 - start) / fade))
@@ -391,6 +407,38 @@ class Conductor:
         if self.deck_a.style is not None and self.deck_b is None:
             self.good = (self.deck_a.style, a_controls, fr)
         return Block(f0, out, fr, beats, events)
+
+    def _level(self, deck: _Deck, pcm: np.ndarray) -> None:
+        """Meter a deck's new block and apply its loudness match (in place): an incoming deck's gain follows the
+        outgoing deck's loudness; any other deck's glides back to unity."""
+        self._stage = "mixer"
+        if deck.meter is None:
+            deck.meter = ShortTermLoudness()
+        deck.meter.add(pcm)
+        deck.metered += pcm.shape[0]
+        g0 = deck.gain
+        dt = pcm.shape[0] / SAMPLE_RATE
+        ref = deck.match_ref if deck is self.deck_b else None
+        if ref is not None:
+            if deck.metered < MATCH_MIN_S * SAMPLE_RATE or deck.meter.lufs <= MATCH_FLOOR_LUFS:
+                return
+            target = 10.0 ** (min(MATCH_MAX_DB, max(-MATCH_MAX_DB, ref - deck.meter.lufs)) / 20.0)
+            g1 = target + (g0 - target) * math.exp(-dt / MATCH_SMOOTH_S)
+        elif g0 != 1.0:
+            g1 = 1.0 + (g0 - 1.0) * math.exp(-dt / MATCH_RELEASE_S)
+            if abs(g1 - 1.0) < 1e-4:
+                g1 = 1.0
+        else:
+            return
+        kernels.gain_ramp(pcm, g0, g1)
+        deck.gain = g1
+
+    @staticmethod
+    def _heard_lufs(deck: _Deck) -> float | None:
+        """A deck's short-term loudness as heard (its match gain included), once a second of it has played."""
+        if deck.meter is None or deck.metered < SAMPLE_RATE or deck.meter.lufs <= MATCH_FLOOR_LUFS:
+            return None
+        return deck.meter.lufs + 20.0 * math.log10(max(deck.gain, 1e-6))
 
     def _note_bar_line(self, beats: Sequence[Beat]) -> None:
         for b in beats:
