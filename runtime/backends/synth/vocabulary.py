@@ -6,6 +6,14 @@ speaks about. A genre sets tempo, density, instrument levels and its drum
 pattern; a mood mostly sets energy, brightness, mode and space; an instrument
 raises its family; a texture colours the production.
 
+The hand-tuned *anchor* points below (techno, jazz, piano, dark, vinyl …) are
+the base of ~2,300 more words and phrases in :mod:`.lexicon`'s tables — world
+genres, eras, scenes, game uses, synonyms and spellings — each a line of
+aliases, base entries and small offsets, read once at import (~20 ms).
+:data:`CATEGORIES` groups every entry; :data:`HEADWORD` names the first alias
+of each line; :func:`describe_words`, :func:`search_words` and :func:`explain`
+are what ``cadenza words`` prints.
+
 :func:`parse_prompt` reads a prompt such as ``"dark lo-fi hip hop with rain, 80 bpm"``:
 
 * case-insensitive; any punctuation separates words (``&`` reads as ``and``);
@@ -13,8 +21,13 @@ raises its family; a texture colours the production.
   ``lo fi``), and a trailing plural ``s`` may be added or dropped;
 * greedy left to right, at each position the longest phrase (up to 4 words)
   first, so ``drum and bass`` is one genre, not ``drums`` + ``bass``;
-* filler words (:data:`STOP_WORDS`) are skipped silently; anything else not
-  understood is reported in :attr:`ParsedPrompt.unknown`;
+* filler words (:data:`STOP_WORDS`) are skipped silently (a filler word never
+  becomes an entry: ``key`` is not ``keys``);
+* a word still not known is tried as a form of an entry (:data:`SUFFIXES`:
+  ``jazzy`` → jazz, ``drumming`` → drums, ``darker`` → dark, ``gently`` →
+  gentle); anything else is reported in :attr:`ParsedPrompt.unknown` (the
+  backend names it in a warning; only a prompt with no known word at all is a
+  :class:`~cadenza.errors.PromptError`);
 * ``128 bpm`` / ``128bpm`` sets the tempo explicitly (40–240 bpm).
 
 Combination: each dimension is the mean of the values given by the matched
