@@ -3,8 +3,9 @@
 (a) **SetParameters round trip**, one request in flight, on one runtime in one
     run: over WebSocket binary frames, WebSocket JSON text frames, and the
     ZeroMQ control socket (the baseline), runs interleaved so that a noisy
-    moment hits all three. Python clients on each side: ``websockets``' sync
-    client and a pyzmq DEALER.
+    moment hits all three. Python clients on each side, both single-threaded and
+    blocking: a pyzmq DEALER, and websockets' Sans-I/O client on a socket
+    (:class:`LeanClient`).
 (b) **1,000 slider moves a second**: a client sends 1,000 SetParameters a
     second over WebSocket JSON (what the panel's slider sends) for 10 s, reading
     its replies, while ``Status.lookahead_ms`` and ``Status.xruns`` are sampled
@@ -16,16 +17,21 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import statistics
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import zmq
 from websockets.asyncio.client import connect as aconnect
-from websockets.sync.client import connect
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from bench.proc import Serve
 from bench.table import Row
@@ -46,6 +52,58 @@ def _frames(n: int) -> list[bytes]:
                                 i + 1) for i in range(n)]
 
 
+class LeanClient:
+    """A single-threaded blocking WebSocket client: websockets' Sans-I/O ``ClientProtocol`` on a plain socket.
+
+    The counterpart of the pyzmq DEALER it is compared with (no background thread, one ``recv`` per reply), so
+    the round trips compare the two paths through the runtime rather than the two client libraries.
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        self.sock = socket.create_connection((parsed.hostname, parsed.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.proto = ClientProtocol(parse_uri(url), max_size=None)
+        self.events: list[Any] = []
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+        while self.proto.state is not State.OPEN:
+            self._read()
+
+    def _flush(self) -> None:
+        for data in self.proto.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def _read(self) -> None:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the gateway closed the connection")
+        self.proto.receive_data(data)
+        self.events.extend(self.proto.events_received())
+        self._flush()
+
+    def send(self, item: str | bytes) -> None:
+        if isinstance(item, str):
+            self.proto.send_text(item.encode())
+        else:
+            self.proto.send_binary(item)
+        self._flush()
+
+    def recv(self) -> bytes:
+        while True:
+            while self.events:
+                event = self.events.pop(0)
+                if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY):
+                    return bytes(event.data)
+            self._read()
+
+    def close(self) -> None:
+        self.proto.send_close(1000)
+        self._flush()
+        self.sock.close()
+
+
 def round_trips(server: ServeProcess, url: str, ctx: zmq.Context[Any], n: int, repeats: int) -> dict[str, list[float]]:
     frames = _frames(n)
     texts = [wire.envelope_to_json(f) for f in frames]
@@ -53,7 +111,8 @@ def round_trips(server: ServeProcess, url: str, ctx: zmq.Context[Any], n: int, r
     dealer.setsockopt(zmq.LINGER, 0)
     dealer.connect(server.ep.local("control"))
     out: dict[str, list[float]] = {f"{k}_{q}": [] for k in ("zmq", "ws_bin", "ws_json") for q in ("p50", "p99")}
-    with connect(url, compression=None) as ws:
+    ws = LeanClient(url)
+    try:
         def zmq_run(m: int) -> list[float]:
             rtts = []
             for i in range(m):
@@ -81,6 +140,8 @@ def round_trips(server: ServeProcess, url: str, ctx: zmq.Context[Any], n: int, r
                 rtts = run()
                 out[f"{key}_p50"].append(1e6 * statistics.median(rtts))
                 out[f"{key}_p99"].append(1e6 * _pct(rtts, 99))
+    finally:
+        ws.close()
     dealer.close(0)
     return out
 
@@ -169,7 +230,8 @@ def rows(quick: bool) -> list[Row]:
                                    f"ZeroMQ control socket: median {z50:.0f} µs, p99 {z99:.0f} µs",
                                    f"{w50 / z50:.2f}× (p99 {w99 / z99:.2f}×)", GOAL, w50 / z50 <= 2.0, repeats,
                                    "WebSocket rows: the same runtime, runs interleaved with the ZeroMQ baseline; "
-                                   "Python clients (websockets sync client, pyzmq DEALER) on loopback."))
+                                   "single-threaded blocking Python clients on loopback (pyzmq DEALER; websockets' "
+                                   "Sans-I/O client on a socket)."))
                 fl = slider_flood(server, url, ctx, flood_s)
                 b, d = fl["before"], fl["during"]
                 b_max, d_max = max(b), max(d)
