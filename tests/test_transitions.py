@@ -206,6 +206,60 @@ def test_no_loudness_hole_through_transitions(name: str) -> None:
                                  + ", ".join(f"{w} {a:.1f}s {d:.1f} LU" for w, a, d, _, _ in holes))
 
 
+BEAT_CROSSFADES = """
+cadenza_graph: 1
+name: beat-quantized-crossfades
+control_rate: 100
+parameters:
+  mode: {type: labeled, labels: [slow, fast], default: slow}
+prompts:
+  calm: "calm ambient pads with soft piano"
+  rush: "aggressive drum and bass"
+mix:
+  - prompt: calm
+    weight: 1
+states:
+  driven_by: mode
+  initial: slow
+  list:
+    slow: {controls: {bpm: 90}}
+    fast:
+      mix: [{prompt: rush, weight: 1}]
+      controls: {bpm: 150}
+transitions:
+  - {from: any, to: any, quantize: beat, fade: %s, mode: crossfade}
+"""
+
+
+@pytest.mark.parametrize("fade", ["1 beat", "3 beats"])
+def test_beat_quantized_crossfades_start_in_phase(fade: str) -> None:
+    """Crossfades quantized to the beat, requested at every place in the bar, between 90 and 150 bpm: the incoming
+    deck starts mid-bar on the beat the grid expects (phase-locked to the bed's bar line) and its tempo takes over
+    on the next bar line; the beat sequence never breaks, whether the old deck outlasts that bar line or not."""
+    from cadenza.runtime.graph.automation import parse_automation
+    from cadenza.runtime.graph.loader import loads_graph
+
+    graph = loads_graph(BEAT_CROSSFADES % fade)
+    rows = ["time,action,name,value"]
+    t, mode = 3.1, "fast"
+    for _ in range(8):  # each request a little later in the bar than the one before
+        rows.append(f"{t:.2f},set,mode,{mode}")
+        mode = "slow" if mode == "fast" else "fast"
+        t += 3.7
+    sink = Capture()
+    log = run_preview(graph, get_backend("synth"), parse_automation("\n".join(rows)), t + 3.0, sink, seed=1)
+    started = [e for e in log.events if isinstance(e, ev.StateChange) and e.phase is ev.Phase.STARTED]
+    assert len(started) == 8
+    frames = np.array([b.frame for b in log.beats])
+    # where in the bed's bar each crossfade started: the place after the bed's last beat before it
+    in_bar = sorted({(log.beats[int(np.searchsorted(frames, e.time * SAMPLE_RATE - 48)) - 1].beat_in_bar + 1) % 4
+                     for e in started})
+    assert len(in_bar) >= 3, f"the crossfades started only at beat_in_bar {in_bar}: the test wants mid-bar starts"
+    bad = beat_problems(log.beats)
+    assert not bad, f"{len(bad)} break(s):\n" + "\n".join(bad[:20])
+    assert {b.bpm for b in log.beats} >= {90.0, 150.0}
+
+
 def test_every_preview_has_transitions() -> None:
     kinds = {w.split()[0] for name in PREVIEWS for w, _, _ in preview(name).windows}
     assert {"crossfade", "blend", "stinger"} <= kinds, kinds
