@@ -205,6 +205,8 @@ class Conductor:
         self._buf_b = np.zeros((self.block, 2), np.float32)
         self._n_decks = 1
         self._bar_line: tuple[float, float] | None = None  # (position in our frames, bpm) of the bed's last downbeat
+        #: meter the decks for loudness-matched crossfades (~10 µs a block): only a graph with crossfades needs it
+        self.match_loudness = any(t.mode == "crossfade" for t in graph.transitions)
         self.overrides: dict[str, object] = {}  # controls set directly (SetControls) over the graph's
         self.graph_controls: dict[str, object] = {}  # the graph's (its state's) controls at the last tick
         self._stage = "graph"  # what the running tick is doing: names the fault when it fails
@@ -411,6 +413,8 @@ class Conductor:
     def _level(self, deck: _Deck, pcm: np.ndarray) -> None:
         """Meter a deck's new block and apply its loudness match (in place): an incoming deck's gain follows the
         outgoing deck's loudness; any other deck's glides back to unity."""
+        if not self.match_loudness and deck.gain == 1.0:
+            return
         self._stage = "mixer"
         if deck.meter is None:
             deck.meter = ShortTermLoudness()
