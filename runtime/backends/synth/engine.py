@@ -217,7 +217,7 @@ class SynthBackend:
         bp[dsp.B_DLY_FB] = 0.25 + 0.3 * space
         bp[dsp.B_DLY_MIX] = 0.1 + 0.5 * space
         bp[dsp.B_GRIT] = perf.grit
-        bp[dsp.B_TARGET_LUFS] = TARGET_LUFS + st.seq.loud_db  # the section's loudness (intro, breakdown …)
+        bp[dsp.B_TARGET_LUFS] = TARGET_LUFS
         bp[dsp.B_CEILING] = CEILING
         bp[dsp.B_PAD_CUT] = 300.0 * 2.0 ** (5.0 * bright)
         bp[dsp.B_LEAD_CUT] = 600.0 * 2.0 ** (4.0 * bright)

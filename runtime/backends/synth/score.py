@@ -46,26 +46,26 @@ PAD_RELEASE_S = 2.5  # legato pads: 60 dB release of the outgoing chord
 @dataclass(frozen=True)
 class Section:
     """What a section does: per-family presence (drums, bass, pads, keys, plucks, lead, texture; 0 = out,
-    scaled by the style's ``sections`` contrast), an energy offset, a loudness offset for the leveller,
-    which progression it plays (A or B), and how the motif appears."""
+    scaled by the style's ``sections`` contrast), an energy offset, which progression it plays (A or B),
+    and how the motif appears. (Loudness is the leveller's: sections differ in what plays, not in gain,
+    so the output stays at the target and block-size invariant.)"""
 
     mask: tuple[float, ...]
     energy: float
-    loud_db: float
     prog: str
     motif: str  # "", "theme", "develop", "fragment"
-    thin_drums: bool = False  # kick, hats and a soft snare: no claps, ghosts or fills
+    thin_drums: bool = False  # kick, hats and the backbeat: no claps, ghosts or fills
     ramp: bool = False  # energy rises through the section, snare roll into the next
 
 
 SECTIONS: dict[str, Section] = {
-    "intro": Section((0.6, 0.6, 1.0, 0.0, 1.0, 0.0, 1.0), -0.2, -1.0, "A", "", thin_drums=True),
-    "build": Section((1.0, 0.8, 1.0, 1.0, 1.0, 0.0, 1.0), 0.0, -1.0, "A", "fragment", ramp=True),
-    "drop": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, 0.0, "A", "theme"),
-    "breakdown": Section((0.0, 0.0, 1.0, 1.0, 0.7, 1.0, 1.0), -0.3, -3.0, "B", "develop"),
-    "A": Section((1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0), 0.0, 0.0, "A", "theme"),
-    "B": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, 0.0, "B", "develop"),
-    "bridge": Section((0.0, 0.0, 1.0, 0.0, 1.0, 0.5, 1.0), -0.25, -1.5, "B", "fragment"),
+    "intro": Section((0.6, 0.6, 1.0, 0.0, 1.0, 0.0, 1.0), -0.2, "A", "", thin_drums=True),
+    "build": Section((1.0, 0.8, 1.0, 1.0, 1.0, 0.0, 1.0), 0.0, "A", "fragment", ramp=True),
+    "drop": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, "A", "theme"),
+    "breakdown": Section((0.0, 0.0, 1.0, 1.0, 0.7, 1.0, 1.0), -0.3, "B", "develop"),
+    "A": Section((1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0), 0.0, "A", "theme"),
+    "B": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, "B", "develop"),
+    "bridge": Section((0.0, 0.0, 1.0, 0.0, 1.0, 0.5, 1.0), -0.25, "B", "fragment"),
 }
 
 #: Section plans in 4-bar phrases (64 bars each); after the last section the plan loops back to ``LOOP_FROM``.
@@ -187,9 +187,9 @@ class Sequencer:
     section_len: int = 1
     repeats: dict[str, int] = field(default_factory=dict)  # how often each section has started
     stab_steps: tuple[int, ...] = (3, 10)
+    var: int = 0  # how often the current section's phrase has been stated (drives variation)
     pad_end: float = 0.0  # absolute step where the sounding pad chord's gate closes
     vel_mask: tuple[float, ...] = (1.0,) * 7  # per-family velocity of the current section
-    loud_db: float = 0.0  # the current section's loudness offset (the engine hands it to the leveller)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -282,9 +282,13 @@ class Sequencer:
                 self.stab_steps = ((3, 10), (0, 6, 11), (2, 7, 14), (6, 14))[int(rng.integers(4))]
         sec = SECTIONS[self.section]
         prog = self.progs[0] if sec.prog == "A" else self.progs[1]
+        self.var = self.repeats.get(self.section, 1) - 1 + self.section_phrase
         if self.section_phrase % 2 == 1:  # the answering phrase ends on a turnaround
             turn = {"pop": 4, "jazz": 4 if prog[3] != 4 else 1, "modal": 6, "epic": 4}[self.family]
             prog = prog[:3] + (turn,)
+        if self.var % 4 == 2:  # every third statement: a substitute chord in bar 3
+            sub = {"pop": 5, "jazz": 2, "modal": 3, "epic": 5}[self.family]
+            prog = prog[:2] + ((sub if prog[2] != sub else 3),) + prog[3:]
         self.progression = prog
         self.pattern = perf.pattern  # the groove family changes only at phrase starts
         self.phrase += 1
@@ -313,9 +317,6 @@ class Sequencer:
             frac = (self.section_phrase * BARS_PER_PHRASE + pos) / max(1, self.section_len * BARS_PER_PHRASE - 1)
             e = perf.energy + contrast * (-0.2 + 0.35 * frac)
         e = min(1.0, max(0.0, e))
-        self.loud_db = contrast * sec.loud_db
-        if sec.ramp:
-            self.loud_db *= 1.0 - (self.section_phrase * BARS_PER_PHRASE + pos) / (self.section_len * BARS_PER_PHRASE)
         perf = replace(perf, energy=e, levels=lv, key=key)
         degree = self.progression[pos]
         ext = 0 if perf.harmony < 0.4 else (1 if perf.harmony < 0.75 else 2)
@@ -392,10 +393,8 @@ class Sequencer:
             add(Note(step, dsp.KICK, kick_hz, vel, 4, p2=3.5, p3=kick_decay, rev=0.04, hz=True))
 
         def snare(step: int, vel: float = 1.0) -> None:
-            if thin:  # intro: backbeat only, soft
-                if vel < 0.6:
-                    return
-                vel *= 0.6
+            if thin and vel < 0.6:  # intro: the backbeat only, no ghosts or fills
+                return
             add(Note(step, dsp.SNARE, 185.0, vel, 4, pan=0.05, p1=185.0, p2=1800.0 + 2500.0 * b,
                      p3=0.22, rev=0.22, hz=True))
 
@@ -477,6 +476,23 @@ class Sequencer:
             ghosts((7, 9, 15), 0.3 * e)
             for s in range(0, 16, 2):  # a ride on the eighths keeps the pulse readable at 170+
                 hat(s, 0.5 if s % 4 == 0 else 0.35, open_=s % 8 == 4)
+        elif pat == "halftime" and self.family == "epic":
+            # trailer percussion: taiko-like low hits pushing across the bar, the big hit on 3, 16th ticks
+            for s, vel in ((0, 1.0), (3, 0.7), (6, 0.8), (10, 0.75), (12, 0.6)):
+                kick(s, vel)
+            snare(8)
+            clap(8, 0.7)
+            for s in range(16):
+                hat(s, 0.45 if s % 4 == 0 else 0.3 if s % 2 == 0 else 0.22)
+        elif pat == "halftime" and perf.acoustic >= 0.8 and self.family != "modal":
+            # orchestral: timpani on 1 and 3, a soft cymbal on the beat, nothing between
+            kick(0, 0.9)
+            kick(8, 0.7)
+            for s in (0, 4, 8, 12):
+                hat(s, 0.35, open_=s == 0)
+            if fill and e > 0.4:
+                for s in (12, 14):
+                    kick(s, 0.6)
         elif pat == "halftime":
             kick(0)
             if e > 0.35:
@@ -525,9 +541,10 @@ class Sequencer:
             third = nearest_in(root + 4.0, (pcs[1],))
             five = nearest_in(root + 7.0, (pcs[2],))
             target = nearest_in(float(root), (next_root,))
-            approach = target + (1 if self.rng.random() < 0.5 else -1)
-            line = (root, third if self.rng.random() < 0.6 else five, five if self.rng.random() < 0.6 else third + 12,
-                    approach)
+            # the line is fixed by the bar's place and the phrase's statement, so a repeated phrase walks alike
+            k = (self.step // STEPS_PER_BAR) % BARS_PER_PHRASE + 2 * (self.var % 2)
+            approach = target + (1 if k % 2 else -1)
+            line = (root, third if k % 3 else five, five if k % 4 < 3 else third + 12, approach)
             walk: Timbre = {**common, "p2": 1.2 + 1.5 * e}
             for k, p in enumerate(line):
                 add(Note(4 * k, dsp.BASS, p, 0.9 if k == 0 else 0.8, 3.6, **walk))
@@ -566,7 +583,8 @@ class Sequencer:
         if self.family == "jazz" and (self.pattern in ("jazz", "rock") or perf.swing >= 0.4):
             # comping: rootless voicings on the Charleston rhythm (1 and the and of 2)
             rootless = voicing[1:] if len(voicing) >= 4 else voicing
-            for s, vel, dur in ((0, 0.6, 5.0), (6, 0.5, 3.0)) if self.rng.random() < 0.7 else ((2, 0.55, 3.0), (10, 0.5, 4.0)):
+            charleston = ((self.step // STEPS_PER_BAR) + 2 * (self.var % 2)) % 4 != 3
+            for s, vel, dur in ((0, 0.6, 5.0), (6, 0.5, 3.0)) if charleston else ((2, 0.55, 3.0), (10, 0.5, 4.0)):
                 for j, p in enumerate(rootless):
                     add(Note(s, dsp.KEYS, p, vel, dur, pan=0.1 * j, delay=0.03 * j, **common))
         elif perf.offbeat >= 0.5 and e >= 0.3:
@@ -598,7 +616,8 @@ class Sequencer:
         base = nearest_in(55.0, (pcs[0],))
         tones = sorted({nearest_in(base + ((pc - base) % 12), (pc,)) for pc in pcs[:3]})
         damp = 0.985 + 0.01 * perf.brightness
-        for s in self.stab_steps:
+        steps = self.stab_steps if self.var % 2 == 0 else tuple((x + 3) % 16 for x in self.stab_steps)
+        for s in steps:
             for j, p in enumerate(tones):
                 add(Note(s, dsp.PLUCK, p, 0.7, 1.2, pan=-0.3 + 0.3 * j, p1=damp, p2=0.3 + 0.6 * perf.brightness,
                          p3=0.9, rev=0.35, dly=0.45))
@@ -616,8 +635,10 @@ class Sequencer:
         elif shape == 2:
             tones = tones[:4] + tones[4:0:-1][:4]
         step_len = 2 if e < 0.5 else 1
-        if perf.chip >= 0.5:
-            step_len = 1  # chiptune: fast arpeggiated triads
+        if perf.chip >= 0.5 or (self.family == "epic" and e >= 0.35):
+            step_len = 1  # chiptune: fast arpeggiated triads; cinematic: a 16th-note string ostinato
+        elif perf.acoustic >= 0.8 and e < 0.65:
+            step_len = 2  # orchestral, folk: broken chords in 8ths
         sparse = perf.levels[0] <= FAMILY_ON and e < 0.35  # no drums, calm: a few bell-like notes, no pulse
         if sparse:
             step_len = 2

@@ -1,0 +1,366 @@
+"""The synth as music: form, phrases, key, genre harmony and groove, legato pads — measured from the audio.
+
+Each genre is rendered once for 64 bars (module cache) with the same seed, and
+measured with standard MIR tools only: pyloudnorm short-term loudness and band
+shares per 8-bar section, librosa chroma per bar (phrase self-similarity, the
+key signature, harmony features), librosa onset strength sampled on the bar
+grid (groove features), and the 300–3000 Hz band power around chord changes.
+The bar grid comes from the asked tempo (other tests check the audio agrees).
+
+Acceptance lines (issue 14, items 1–2):
+ (a) over 64 bars of five genres: two 8-bar sections differ by >= 6 dB in
+     short-term loudness or in which instrument families sound (a band that a
+     family owns moves by >= 10 dB)
+ (b) 4-bar phrases recur with variation: most phrases have a close match
+     elsewhere, the piece is not one loop, and the matches stand out
+ (c) the key follows the prompt; same seed, other genre → other key or chords
+ (d) techno/house, jazz/lo-fi, orchestral/cinematic differ in groove and in
+     harmony features with large effect sizes (Cohen's d over bars)
+ (e) no hole over 3 dB in the pad band at chord changes in legato genres
+ (f) the section hook: the ``density`` control picks the section
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+librosa = pytest.importorskip("librosa")
+pyloudnorm = pytest.importorskip("pyloudnorm")
+from scipy.signal import butter, sosfiltfilt  # noqa: E402
+
+from cadenza.runtime.backends.base import Controls, TextPrompt  # noqa: E402
+from cadenza.runtime.backends.synth.engine import SynthBackend  # noqa: E402
+from cadenza.runtime.backends.synth.style import INDEX  # noqa: E402
+
+SR = 48_000
+SEED = 1
+BARS = 64
+FIVE = ("techno", "house", "jazz", "lofi", "ambient")
+PAIRS = (("techno", "house"), ("jazz", "lofi"), ("orchestral", "cinematic"))
+LEGATO = ("ambient", "orchestral", "cinematic")
+LARGE_EFFECT = 1.0  # |Cohen's d| that counts as a clear difference (0.8 is "large" by convention)
+
+
+# ----------------------------------------------------------------------------- rendering and measuring
+
+
+@dataclass
+class Piece:
+    prompt: str
+    bpm: float
+    pcm: np.ndarray
+    key: str  # what the sequencer says it played (compared with what is measured, never trusted alone)
+    _chroma: np.ndarray | None = None
+    _frames_cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def bar_s(self) -> float:
+        return 240.0 / self.bpm
+
+    def _frames(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._frames_cache is None:
+            y = librosa.resample(mono(self.pcm).astype(np.float32), orig_sr=SR, target_sr=22_050)
+            c = librosa.feature.chroma_stft(y=y, sr=22_050, hop_length=512, n_fft=4096)
+            t = librosa.frames_to_time(np.arange(c.shape[1]), sr=22_050, hop_length=512)
+            self._frames_cache = (c, t)
+        return self._frames_cache
+
+    def _pooled(self, span: float) -> np.ndarray:
+        c, t = self._frames()
+        n = int(self.pcm.shape[0] / SR / span + 1e-6)
+        idx = (t / span).astype(int)
+        out = np.zeros((n, 12))
+        for i in range(n):
+            out[i] = c[:, idx == i].mean(axis=1)
+        return out / (out.sum(axis=1, keepdims=True) + 1e-12)
+
+    def bar_chroma(self) -> np.ndarray:
+        """(bars, 12): mean chroma of each bar, every bar normalised to sum 1."""
+        if self._chroma is None:
+            self._chroma = self._pooled(self.bar_s)
+        return self._chroma
+
+    def beat_chroma(self) -> np.ndarray:
+        return self._pooled(self.bar_s / 4)
+
+
+def mono(pcm: np.ndarray) -> np.ndarray:
+    return np.asarray(pcm, dtype=np.float64).mean(axis=1)
+
+
+def render(backend: SynthBackend, prompt: str, bars: int, seed: int = SEED, controls: Controls | None = None) -> Piece:
+    v = backend.embed(TextPrompt(prompt)).vector
+    bpm = float(v[INDEX["tempo"]])
+    state = backend.new_stream(seed)
+    pcm, state = backend.generate(state, v, controls or Controls(), int(round(bars * 240.0 / bpm * SR)))
+    return Piece(prompt, bpm, pcm, str(state.seq.key))
+
+
+@pytest.fixture(scope="module")
+def backend() -> SynthBackend:
+    return SynthBackend()
+
+
+@pytest.fixture(scope="module")
+def piece(backend: SynthBackend) -> Callable[[str], Piece]:
+    """``get(prompt)`` → its 64-bar render with seed 1, rendered once per module."""
+    cache: dict[str, Piece] = {}
+
+    def get(prompt: str) -> Piece:
+        if prompt not in cache:
+            cache[prompt] = render(backend, prompt, BARS)
+        return cache[prompt]
+
+    return get
+
+
+def band_share_db(x: np.ndarray, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size))) ** 2
+    f = np.fft.rfftfreq(x.size, 1.0 / SR)
+    return float(10.0 * np.log10(spec[(f >= lo) & (f < hi)].sum() / spec.sum() + 1e-12))
+
+
+#: Bands a family owns: bass and kick below 100 Hz, hats and snares above 5 kHz, the harmony in between.
+BANDS = {"sub": (20.0, 100.0), "mid": (300.0, 3000.0), "high": (5000.0, 16_000.0)}
+
+
+def section_profile(p: Piece, unit: int = 8) -> list[dict[str, float]]:
+    """Per 8-bar section: median short-term loudness (3 s windows, 1 s hop) and each band's share (dB)."""
+    meter = pyloudnorm.Meter(SR)
+    bars = int(p.pcm.shape[0] / SR / p.bar_s + 1e-6)
+    rows = []
+    for i in range(0, bars - unit + 1, unit):
+        a, b = int(i * p.bar_s * SR), int((i + unit) * p.bar_s * SR)
+        seg = np.asarray(p.pcm[a:b], dtype=np.float64)
+        st = [meter.integrated_loudness(seg[j : j + 3 * SR]) for j in range(0, seg.shape[0] - 3 * SR, SR)]
+        row = {"lufs": float(np.median(st))}
+        row.update({k: band_share_db(mono(seg), lo, hi) for k, (lo, hi) in BANDS.items()})
+        rows.append(row)
+    return rows
+
+
+def phrase_similarity(p: Piece) -> np.ndarray:
+    """Cosine similarity of the 4-bar phrases' chroma (4 bars × 12, mean removed)."""
+    c = p.bar_chroma()
+    ph = c[: c.shape[0] // 4 * 4].reshape(-1, 48)
+    ph = ph - ph.mean(axis=1, keepdims=True)
+    ph /= np.linalg.norm(ph, axis=1, keepdims=True) + 1e-12
+    return ph @ ph.T
+
+
+_DIATONIC = np.array([0, 2, 4, 5, 7, 9, 11])
+
+
+def signature(chroma: np.ndarray) -> int:
+    """The key signature (sharps, -5…6) whose diatonic set holds the most chroma energy."""
+    total = chroma.sum(axis=0)
+    best = max(range(-5, 7), key=lambda s: total[(_DIATONIC + 7 * s) % 12].sum())
+    return best
+
+
+def signature_of_key(key: str) -> int:
+    name, mode = key.split()
+    from cadenza.runtime.backends.scales import NOTE_NAMES
+
+    tonic = NOTE_NAMES.index(name) if name in NOTE_NAMES else None
+    assert tonic is not None, key
+    major = (tonic - {"major": 0, "mixolydian": 7, "dorian": 2, "minor": 9}[mode]) % 12
+    s = (major * 7) % 12
+    return s - 12 if s > 6 else s
+
+
+def onset_grid(p: Piece) -> np.ndarray:
+    """(bars, 16): onset strength at each 16th step of each bar (max within ±30 ms, swing and laid-back
+    timing included), each bar normalised to its mean."""
+    y = mono(p.pcm).astype(np.float32)
+    hop = 256
+    env = librosa.onset.onset_strength(y=y, sr=SR, hop_length=hop)
+    fps = SR / hop
+    bars = int(p.pcm.shape[0] / SR / p.bar_s + 1e-6)
+    step = p.bar_s / 16
+    g = np.zeros((bars, 16))
+    w = int(0.03 * fps)
+    for b in range(bars):
+        for s in range(16):
+            i = int((b * p.bar_s + s * step) * fps)
+            g[b, s] = env[max(0, i - w // 2) : i + w + 1].max() if i < env.size else 0.0
+    return g / (g.mean(axis=1, keepdims=True) + 1e-9)
+
+
+def groove_features(p: Piece) -> dict[str, np.ndarray]:
+    g = onset_grid(p)
+    beats, offs, sixteenths = g[:, 0::4].mean(1), g[:, 2::4].mean(1), g[:, 1::2].mean(1)
+    return {
+        "offbeat/onbeat": offs / (beats + 1e-9),
+        "16ths/8ths": sixteenths / (g[:, 0::2].mean(1) + 1e-9),
+        "backbeat (2,4)/(1,3)": g[:, [4, 12]].mean(1) / (g[:, [0, 8]].mean(1) + 1e-9),
+        "syncopation (odd 8ths)": g[:, [6, 14]].mean(1) / (g[:, [2, 10]].mean(1) + 1e-9),
+    }
+
+
+def _cos_next(c: np.ndarray) -> np.ndarray:
+    nxt = c[1:]
+    return 1.0 - (c[:-1] * nxt).sum(1) / (np.linalg.norm(c[:-1], axis=1) * np.linalg.norm(nxt, axis=1) + 1e-12)
+
+
+def harmony_features(p: Piece, ref_a: Piece, ref_b: Piece) -> dict[str, np.ndarray]:
+    """Per bar: how many pitch classes sound (triads vs 7ths/9ths), how far the harmony moves to the next
+    bar and from beat to beat (walking lines), and where the bar sits between the two pieces' pitch-class
+    profiles (keys, modes and chord vocabularies)."""
+    c = p.bar_chroma()
+    mean_a, mean_b = ref_a.bar_chroma().mean(0), ref_b.bar_chroma().mean(0)
+    beats = p.beat_chroma()
+    within = np.array([_cos_next(beats[4 * i : 4 * i + 4]).mean() for i in range(c.shape[0])])
+    return {
+        "pitch classes over half the peak": (c >= 0.5 * c.max(1, keepdims=True)).sum(1).astype(float),
+        "chord change to next bar": np.append(_cos_next(c), 0.0),
+        "beat-to-beat motion": within,
+        "profile lean": np.array([np.corrcoef(b, mean_a)[0, 1] - np.corrcoef(b, mean_b)[0, 1] for b in c]),
+    }
+
+
+def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
+    pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2.0)
+    return float((a.mean() - b.mean()) / pooled) if pooled > 0 else math.inf * np.sign(a.mean() - b.mean())
+
+
+def band_power_db(pcm: np.ndarray, lo: float = 300.0, hi: float = 3000.0, frame_s: float = 0.05) -> np.ndarray:
+    sos = butter(4, [lo, hi], btype="band", fs=SR, output="sos")
+    y = sosfiltfilt(sos, mono(pcm))
+    n = int(frame_s * SR)
+    k = y.size // n
+    return (y[: k * n].reshape(k, n) ** 2).mean(axis=1)
+
+
+def holes(pcm: np.ndarray, times: list[float], frame_s: float = 0.05) -> np.ndarray:
+    """Band power lost just after each time: mean power over [t-0.8, t-0.1] s vs [t+0.05, t+0.45] s, dB."""
+    p = band_power_db(pcm, frame_s=frame_s)
+    out = []
+    for t in times:
+        a = p[int((t - 0.8) / frame_s) : int((t - 0.1) / frame_s)]
+        b = p[int((t + 0.05) / frame_s) : int((t + 0.45) / frame_s)]
+        out.append(10.0 * math.log10(a.mean() / b.mean()))
+    return np.array(out)
+
+
+# ----------------------------------------------------------------------------- (a) sections
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt", FIVE)
+def test_sections_differ_in_loudness_or_instruments(prompt: str, piece: Callable[[str], Piece]) -> None:
+    rows = section_profile(piece(prompt))
+    lufs = [r["lufs"] for r in rows]
+    spans = {k: max(r[k] for r in rows) - min(r[k] for r in rows) for k in BANDS}
+    report = f"{prompt}: short-term LUFS per section {np.round(lufs, 1)}; band spans (dB) " + ", ".join(
+        f"{k} {v:.1f}" for k, v in spans.items())
+    print(report)
+    assert max(lufs) - min(lufs) >= 6.0 or max(spans.values()) >= 10.0, report
+
+
+# ----------------------------------------------------------------------------- (b) phrases
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt", FIVE)
+def test_phrases_recur_with_variation(prompt: str, piece: Callable[[str], Piece]) -> None:
+    s = phrase_similarity(piece(prompt))
+    n = s.shape[0]
+    off = s[~np.eye(n, dtype=bool)].reshape(n, n - 1)
+    best = off.max(axis=1)
+    identical = float((off > 0.99).mean())
+    report = (f"{prompt}: best match per phrase {np.round(best, 2)}; {identical:.0%} of pairs identical; "
+              f"median similarity {np.median(off):.2f}")
+    print(report)
+    assert np.mean(best >= 0.8) >= 0.75, "phrases do not recur: " + report
+    assert identical <= 0.5, "one loop, no variation: " + report
+    assert np.median(best) - np.median(off) >= 0.1, "no structure, the matches do not stand out: " + report
+
+
+# ----------------------------------------------------------------------------- (c) key
+
+
+@pytest.mark.slow
+def test_measured_key_is_the_key_played(piece: Callable[[str], Piece]) -> None:
+    for prompt in (*FIVE, "orchestral", "cinematic"):
+        p = piece(prompt)
+        assert signature(p.bar_chroma()) == signature_of_key(p.key), (
+            f"{prompt}: played {p.key}, measured signature {signature(p.bar_chroma())}")
+
+
+@pytest.mark.parametrize("prompt, other", [("jazz", "rock"), ("lofi", "metal")])
+def test_key_follows_the_prompt(prompt: str, other: str, backend: SynthBackend) -> None:
+    """Flat-key genres sit flat of guitar genres on the line of fifths for every seed; the seed moves the
+    key by at most a fifth either way."""
+    for seed in (0, 1, 2):
+        a = signature(render(backend, prompt, 8, seed=seed).bar_chroma())
+        b = signature(render(backend, other, 8, seed=seed).bar_chroma())
+        assert b - a >= 3, f"seed {seed}: {prompt!r} signature {a}, {other!r} signature {b}"
+    seen = {signature(render(backend, prompt, 8, seed=s).bar_chroma()) for s in (0, 1, 2)}
+    assert 2 <= len(seen) and max(seen) - min(seen) <= 2, f"{prompt!r}: signatures over seeds {sorted(seen)}"
+
+
+@pytest.mark.slow
+def test_same_seed_other_genre_other_key_or_chords(piece: Callable[[str], Piece]) -> None:
+    names = ("techno", "house", "jazz", "lofi", "orchestral", "cinematic")
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            pa, pb = piece(a), piece(b)
+            sa, sb = signature(pa.bar_chroma()), signature(pb.bar_chroma())
+            ca, cb = pa.bar_chroma()[:16].ravel(), pb.bar_chroma()[:16].ravel()
+            r = float(np.corrcoef(ca, cb)[0, 1])
+            assert sa != sb or r < 0.9, f"{a} vs {b}: same signature {sa} and chord sequences correlate {r:.2f}"
+
+
+# ----------------------------------------------------------------------------- (d) genre pairs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("a, b", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_genre_pairs_differ_in_groove_and_harmony(a: str, b: str, piece: Callable[[str], Piece]) -> None:
+    pa, pb = piece(a), piece(b)
+    ga, gb = groove_features(pa), groove_features(pb)
+    ha, hb = harmony_features(pa, pa, pb), harmony_features(pb, pa, pb)
+    groove = {k: cohens_d(ga[k], gb[k]) for k in ga}
+    harmony = {k: cohens_d(ha[k], hb[k]) for k in ha}
+    report = (f"{a} vs {b}: groove d " + ", ".join(f"{k} {v:+.2f}" for k, v in groove.items())
+              + "; harmony d " + ", ".join(f"{k} {v:+.2f}" for k, v in harmony.items()))
+    print(report)
+    assert max(abs(v) for v in groove.values()) >= LARGE_EFFECT, report
+    assert max(abs(v) for v in harmony.values()) >= LARGE_EFFECT, report
+
+
+# ----------------------------------------------------------------------------- (e) legato pads
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt", LEGATO)
+def test_no_pad_band_hole_at_chord_changes(prompt: str, piece: Callable[[str], Piece]) -> None:
+    p = piece(prompt)
+    c = p.bar_chroma()
+    # chord changes: bar lines where the bar's chroma moves (measured, not taken from the sequencer)
+    moves = [i for i in range(1, c.shape[0]) if float(np.dot(c[i], c[i - 1]) /
+                                                      (np.linalg.norm(c[i]) * np.linalg.norm(c[i - 1]))) < 0.95]
+    assert len(moves) >= 8, f"{prompt}: only {len(moves)} chord changes measured"
+    h = holes(p.pcm, [i * p.bar_s for i in moves])
+    report = f"{prompt}: pad-band loss at {len(moves)} changes: max {h.max():.2f} dB, median {np.median(h):.2f} dB"
+    print(report)
+    assert h.max() <= 3.0, report
+
+
+# ----------------------------------------------------------------------------- (f) the section hook
+
+
+def test_density_picks_the_section(backend: SynthBackend) -> None:
+    """The ``density`` control (a graph's intensity) chooses the section at the next phrase: low = no drums
+    or bass (breakdown / bridge), high = everything; measured below 100 Hz."""
+    shares = {}
+    for d in (0.05, 0.95):
+        p = render(backend, "techno", 8, controls=Controls(density=d))
+        shares[d] = band_share_db(mono(p.pcm[int(4 * p.bar_s * SR) :]), *BANDS["sub"])
+    assert shares[0.95] - shares[0.05] >= 10.0, f"sub-band share by density: {shares}"
