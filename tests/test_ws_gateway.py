@@ -511,3 +511,31 @@ def test_sigterm_closes_connections_and_exits_cleanly(tmp_path: Path) -> None:
     assert closed.value.rcvd is None or closed.value.rcvd.code == 1001
     assert "Traceback" not in server.stderr_text
     stack.close()
+
+
+def test_tls_wss_with_token(tmp_path: Path) -> None:
+    """``--ws-cert/--ws-key``: wss:// on loopback (a public bind would take the same options), the token too."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (it makes the test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    port, = free_ports(1)
+    server = ServeProcess(["--graph", str(ACTION_GAME), "--ws", f"127.0.0.1:{port}", "--ws-cert", str(cert),
+                           "--ws-key", str(key), "--ws-token", "tls-token-1"], tmp_path).start()
+    try:
+        url = server.ready_line.rsplit(" ws=", 1)[1].strip()
+        assert url == f"wss://127.0.0.1:{port}/ws"
+        context = ssl.create_default_context(cafile=str(cert))
+        with connect(url + "?token=tls-token-1", ssl=context) as ws:
+            ws.send(as_json(pb.GetStatus(), 1))
+            _, obj = recv_reply(ws)
+            assert isinstance(obj, dict) and "status" in obj
+        assert _refused(url, ssl=context) == 401
+    finally:
+        server.kill()
