@@ -595,6 +595,8 @@ class Gateway:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for conn in list(self.connections):  # every DEALER closed before the runtime terminates its context
+                self._closed(conn)
             fanout.close()
 
     async def _keepalive(self) -> None:
