@@ -119,9 +119,13 @@ def process(frames):
     for off, data in inp.incoming_midi_events():
         got.append((f0 + off, lib.jack_frames_to_time(ptr, (f0 + off) & 0xFFFFFFFF), bytes(data)))
     out.clear_buffer()
-    if mode != "send":
+    if not mode.startswith("send"):
         return
     if "next" not in state:
+        if mode == "send-late" and "t0" not in state:
+            state["t0"] = f0
+        if mode == "send-late" and f0 - state["t0"] < 3 * 48000:
+            return  # Start after 3 s (the follower is connected by then)
         state["next"] = float(f0 + frames)
         out.write_midi_event(frames - 1, bytes((0xFA,)))
     step = 48000 * 60.0 / (24 * bpm)
@@ -385,3 +389,25 @@ def test_clock_in_at_97_bpm_locks_within_4_bars_and_stays(jack128: JackServer, t
     log = _log(tmp_path)
     assert "clock in:" in log and "Traceback" not in log, log
 
+
+
+@pytest.mark.slow
+def test_clock_in_start_aligns_the_synth_bar_to_the_clock(jack128: JackServer, tmp_path: Path) -> None:
+    """External Start → the bridge delays the synth (PAUSE … PLAY) so that its downbeat lands on the clock's."""
+    import re
+
+    with ServeProcess(["--prompt", "techno"], tmp_path) as serve:
+        probe = Probe(jack128.env, tmp_path, "source", "send-late", bpm=97.0)  # Start 3 s after it opens
+        clock = _clock_process(serve, jack128.env, "--clock-in", "source:out", log=tmp_path / "clock.log")
+        try:
+            wait_until(lambda: "bar aligned (" in _log(tmp_path) or "bar alignment" in _log(tmp_path), 25,
+                       "the bar alignment after the clock's Start", poll=0.2)
+        finally:
+            _stop(clock)
+            probe.close()
+    log = _log(tmp_path)
+    found = re.search(r"heard ([+-][0-9.]+) ms from the clock's", log)
+    assert found is not None, log
+    print(f"bar alignment: the synth's first downbeat after it is heard {found.group(1)} ms from the clock's")
+    assert abs(float(found.group(1))) <= 35.0, log
+    assert "Traceback" not in log, log

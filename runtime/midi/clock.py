@@ -35,8 +35,9 @@ interval), plus the sending thread's wake-up.
 
 **Clock in** (``--clock-in PORT``) makes the synth follow an external clock:
 tick times (frame-accurate with JACK-Client) → :class:`TempoEstimator` (least
-squares over the last :data:`TEMPO_WINDOW_TICKS` ticks, one outlier-rejection
-pass, so period quantization and jitter average out) → ``SetControls bpm``
+squares over the last :data:`TEMPO_WINDOW_TICKS` ticks, refitted without the
+outliers, so period quantization and jitter average out; with JACK-Client the
+tick times are the source's frames, exactly) → ``SetControls bpm``
 when the estimate moved by :data:`BPM_RESEND` or more (at most once a beat).
 A backend without a tempo input (``bpm`` missing from the runtime's controls,
 or a warning in the ``Ok``) gets one clear warning, also in the report.
@@ -44,10 +45,11 @@ or a warning in the ``Ok``) gets one clear warning, also in the report.
 Bar alignment: the wire has no phase control, so on external Start/Continue
 (+SPP) the follower, once the tempo is locked, *delays* the synth with
 Transport PAUSE then PLAY, spaced by the phase difference between the synth's
-next downbeat and the external one (``Ok.stream_time`` of both requests tells
-how far apart they took effect; the residual is logged). It costs one gap of
-less than a bar, once per external Start/Continue; ``--clock-in-align off``
-skips it.
+next downbeat and the external one; the synth's first downbeat after PLAY is
+then measured against the external bar grid (heard time) and the residual
+logged and reported. It costs one gap of less than a bar, once per external
+Start/Continue; its precision is that of two requests' latency through the
+runtime (tens of ms on a loaded machine). ``--clock-in-align off`` skips it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ import ctypes.util
 import logging
 import os
 import sys
+import statistics
 import threading
 import time
 from collections import deque
@@ -86,6 +89,7 @@ TEMPO_WINDOW_TICKS = 192  # 8 beats
 TEMPO_MIN_TICKS = 24
 BPM_RESEND = 0.05
 CLOCK_GAP_S = 0.5  # no tick for this long: the external clock stopped (the estimate starts over)
+PAUSE_FADE_S = 0.05  # the runtime's PAUSE fades out over this long (live.HOLD_FADE_S): the music runs on meanwhile
 
 
 def spp_message(sixteenths: int) -> bytes:
@@ -435,7 +439,7 @@ class RtmidiClockOut(ClockOut):
 
 
 class TempoEstimator:
-    """Tick times → bpm: least squares over the last :data:`TEMPO_WINDOW_TICKS` ticks, outliers dropped once."""
+    """Tick times → bpm: least squares over the last :data:`TEMPO_WINDOW_TICKS` ticks (see :meth:`bpm`)."""
 
     def __init__(self, window: int = TEMPO_WINDOW_TICKS) -> None:
         self.ticks: deque[float] = deque(maxlen=window)
@@ -449,6 +453,8 @@ class TempoEstimator:
         self.ticks.append(t)
 
     def bpm(self) -> float | None:
+        """The tempo, or None before :data:`TEMPO_MIN_TICKS` ticks: the line through the tick times, refitted once
+        without the ticks far from it (more than 4 × the median distance)."""
         n = len(self.ticks)
         if n < TEMPO_MIN_TICKS:
             return None
@@ -456,9 +462,9 @@ class TempoEstimator:
         idx = list(range(n))
         slope, icpt = _fit(idx, ts)
         res = [t - (icpt + slope * i) for i, t in zip(idx, ts)]
-        med = sorted(abs(r) for r in res)[n // 2]
+        med = statistics.median(abs(r) for r in res)
         keep = [i for i in idx if abs(res[i]) <= max(4.0 * med, 1e-4)]
-        if len(keep) >= TEMPO_MIN_TICKS and len(keep) < n:
+        if TEMPO_MIN_TICKS <= len(keep) < n:
             slope, icpt = _fit(keep, [ts[i] for i in keep])
         if slope <= 0:
             return None
@@ -510,10 +516,12 @@ class ClockFollower:
         self._since_beat = 0
         self._warned = False
 
-    def handle(self, msg: bytes, t: float) -> None:
+    def handle(self, msg: bytes, t: float, tempo_t: float | None = None) -> None:
+        """One realtime message heard at Unix time ``t``; ``tempo_t``: its time on the source's own clock
+        (JACK frames / rate), which the tempo is measured on when given."""
         kind = msg[0] if msg else 0
         if kind == CLOCK:
-            self._tick(t)
+            self._tick(t, t if tempo_t is None else tempo_t)
         elif kind == START:
             self.spp = 0
             self._start()
@@ -531,9 +539,9 @@ class ClockFollower:
         self.position = self.spp * 6 - 1  # the first tick after Start/Continue is at the song position
         self.want_align = self.align is not None
 
-    def _tick(self, t: float) -> None:
+    def _tick(self, t: float, tempo_t: float) -> None:
         self.stats.ticks += 1
-        self.estimator.add(t)
+        self.estimator.add(tempo_t)
         if self.position is not None:
             self.position += 1
         self._since_beat += 1
@@ -586,7 +594,7 @@ class ClockFollower:
 class JackClockIn:
     """Reads an external clock from a JACK-Client MIDI port: each message with the Unix time of its frame."""
 
-    def __init__(self, source: str | None, handle: Callable[[bytes, float], None], *,
+    def __init__(self, source: str | None, handle: Callable[[bytes, float, float], None], *,
                  client_name: str = "cadenza-clock-in") -> None:
         jack = _jack()
         try:
@@ -595,7 +603,10 @@ class JackClockIn:
             raise UsageError("no JACK server is running" + "; " + "start jackd (or set JACK_DEFAULT_SERVER to the server's name)", where="--clock-in") from exc
         self.port = self.client.midi_inports.register("clock")
         self.time = _JackTime(self.client)
-        self.inbox: deque[tuple[bytes, float]] = deque(maxlen=4096)
+        self.inbox: deque[tuple[bytes, float, float]] = deque(maxlen=4096)
+        self._anchor: tuple[int, float] | None = None
+        self._frames = 0  # frames since the first message, unwrapped (the tempo's time base)
+        self._last_frame: int | None = None
         self.handle = handle
         self.client.set_process_callback(self._process)
         self.client.activate()
@@ -609,15 +620,30 @@ class JackClockIn:
         for offset, data in self.port.incoming_midi_events():
             msg = bytes(data)
             if msg and msg[0] >= 0xF0:
-                self.inbox.append((msg, self.time.unix(f0 + offset)))
+                frame = f0 + offset
+                self._frames += (frame - self._last_frame) & 0xFFFFFFFF if self._last_frame is not None else 0
+                self._last_frame = frame
+                self.inbox.append((msg, self._at(frame), self._frames / self.time.rate))
+
+    def _at(self, frame: int) -> float:
+        """A frame's Unix time on a straight line through the frames (the tempo is measured in the source's
+        frames, exactly), re-anchored on JACK's clock only when the two drift apart by more than 20 ms."""
+        if self._anchor is not None:
+            f, u = self._anchor
+            t = u + ((frame - f) & 0xFFFFFFFF) / self.time.rate
+            if abs(t - self.time.unix(frame)) < 0.02 and frame - f < 0x7FFFFFFF:
+                return t
+        t = self.time.unix(frame)
+        self._anchor = (frame, t)
+        return t
 
     def _run(self) -> None:
         last_measure = time.monotonic()
         while not self._stop.is_set():
             while self.inbox:
-                msg, t = self.inbox.popleft()
+                msg, t, frames_s = self.inbox.popleft()
                 try:
-                    self.handle(msg, t)
+                    self.handle(msg, t, frames_s)
                 except Exception as exc:  # noqa: BLE001 - the clock keeps being read
                     logger.warning("clock in: %s", exc)
             if time.monotonic() - last_measure > 1.0:
@@ -730,24 +756,35 @@ class ClockInBridge:
         if phase < 0.015 or bar_s - phase < 0.015:
             return phase if phase < bar_s / 2 else phase - bar_s
         try:
-            paused = self.client.pause()
+            self.client.pause()
             sent = time.time()
-            time.sleep(max(0.0, phase - (time.time() - sent)))
+            # the music plays on through PAUSE's fade: the gap it leaves is that much shorter than the requests' spacing
+            time.sleep(max(0.0, phase + PAUSE_FADE_S - (time.time() - sent)))
             played = self.client.play()
         except Exception as exc:  # noqa: BLE001
             logger.warning("clock in: bar alignment failed: %s", exc)
             return None
-        if paused.stream_time is None or played.stream_time is None:
+        if played.stream_time is None:
             return None
-        error = (played.stream_time - paused.stream_time) / self.rate - phase
-        logger.info("clock in: bar aligned (paused %.0f ms; error %+.1f ms)", phase * 1000, error * 1000)
-        return error
+        # the honest figure: where the synth's first downbeat after PLAY is heard against the external bar grid
+        deadline = time.time() + 2 * bar_s + 1.0
+        while time.time() < deadline:
+            last = self._last_beat
+            if last is not None and last[0].beat_in_bar == 0 and last[0].stream_time >= played.stream_time:
+                error = (last[1] - downbeat_at + bar_s / 2) % bar_s - bar_s / 2
+                logger.info("clock in: bar aligned (paused %.0f ms): the synth's downbeat is heard %+.1f ms from "
+                            "the clock's", phase * 1000, error * 1000)
+                return error
+            time.sleep(0.01)
+        logger.warning("clock in: no downbeat heard after the bar alignment's PLAY")
+        return None
 
     def close(self) -> None:
         self.input.close()
 
 
-def _open_clock_in(source: str | None, handle: Callable[[bytes, float], None], use_jack: bool | None) -> Any:
+def _open_clock_in(source: str | None, handle: Callable[[bytes, float, float | None], None],
+                   use_jack: bool | None) -> Any:
     if use_jack is not False:
         try:
             import jack  # noqa: F401
@@ -761,13 +798,13 @@ def _open_clock_in(source: str | None, handle: Callable[[bytes, float], None], u
 class _RtmidiClockIn:
     """python-rtmidi input: each message timed on arrival (period-quantized under JACK; the estimator averages)."""
 
-    def __init__(self, source: str | None, handle: Callable[[bytes, float], None]) -> None:
+    def __init__(self, source: str | None, handle: Callable[[bytes, float, float | None], None]) -> None:
         from cadenza.runtime.midi.ports import choose_api, open_input
 
         self.port = open_input(choose_api(None), source, virtual=None if source else "clock",
                                client_name="cadenza-clock-in")
         self.port.midi.ignore_types(sysex=True, timing=False, active_sense=True)
-        self.port.midi.set_callback(lambda event, _data: handle(bytes(event[0]), time.time()))
+        self.port.midi.set_callback(lambda event, _data: handle(bytes(event[0]), time.time(), None))
 
     def close(self) -> None:
         self.port.midi.cancel_callback()
