@@ -1005,7 +1005,9 @@ def add_osc_command(sub: Any) -> argparse.ArgumentParser:
         description="Listen for OSC on UDP and drive a running `cadenza serve`: /cadenza/param/<name> VALUE, "
                     "/cadenza/trigger/<name>, /cadenza/state LABEL. Parameter updates within one control "
                     "period are sent as one SetParameters; bundles wait for their timetags. Problems are logged, "
-                    "rate-limited; the counters at exit and on SIGUSR1. Listens on loopback unless --insecure.")
+                    "rate-limited; the counters at exit and on SIGUSR1. Listens on loopback unless --insecure. "
+                    "With --send HOST:PORT it also sends /cadenza/beat, /bar, /state, /stinger and /level there, "
+                    "each when its audio is heard.")
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"UDP address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free one)")
     p.add_argument("--control", metavar="ENDPOINT", help="the runtime's control endpoint (default "

@@ -19,7 +19,8 @@ latency: 2 periods for the dummy driver). What "heard" means for a runtime
 playing into JACK is that: frame time + the playback port's latency.
 
 :func:`stream_offset` aligns the capture with the runtime's own stream (its
-WAV sink) by cross-correlation: capture index + offset = stream frame.
+WAV sink) by cross-correlation around a moment the music cannot repeat (the
+end of a PAUSE, :func:`resume_frame`): capture index + offset = stream frame.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class JackCapture:
         self.cycles: list[tuple[int, int, int]] = []  # (buffer index, first frame, its time on JACK's clock, µs)
         self.filled = 0
         self.base: int | None = None  # the JACK frame of buffer index 0
+        self.latency: int | None = None  # the playback port's latency (frames), read once when needed
         self.offsets: list[tuple[float, float]] = []  # (JACK clock s, Unix − JACK clock s)
         self.recording = False
         self.client.set_process_callback(self._process)
@@ -120,20 +122,34 @@ class JackCapture:
             self.client.close()
 
 
-def stream_offset(capture: np.ndarray, stream: np.ndarray, segment: int = SAMPLE_RATE) -> tuple[int, float]:
-    """``(offset, match)``: capture index + offset = stream frame, from a cross-correlation of one ``segment`` of
-    the captured audio against the stream; ``match`` is the normalized correlation at the peak (1.0: identical)."""
-    nz = np.flatnonzero(np.abs(capture) > 1e-3)
-    if len(nz) < 2 * segment:
-        raise AssertionError(f"the capture holds {len(nz)} non-silent samples, need {2 * segment}")
-    start = int(nz[len(nz) // 2])
-    seg = capture[start:start + segment].astype(np.float64)
-    ref = stream.astype(np.float64)
-    n = 1 << int(np.ceil(np.log2(len(ref) + segment)))
-    corr = np.fft.irfft(np.fft.rfft(ref, n) * np.conj(np.fft.rfft(seg, n)), n)[:len(ref) - segment]
-    lag = int(np.argmax(corr))
-    match = float(corr[lag] / (np.linalg.norm(seg) * np.linalg.norm(ref[lag:lag + segment]) + 1e-12))
-    return lag - start, match
+def resume_frame(stream: np.ndarray, silence_s: float = 0.4) -> int:
+    """The first sample after the first run of at least ``silence_s`` of digital silence that follows music (a
+    PAUSE then PLAY): a moment the music's repetitions cannot mimic, for :func:`stream_offset`."""
+    loud = np.abs(stream) > 1e-6
+    start = int(np.argmax(loud))
+    quiet = np.flatnonzero(loud[start:]) + start  # the loud samples, in order
+    gaps = np.flatnonzero(np.diff(quiet) >= silence_s * SAMPLE_RATE)
+    if len(gaps) == 0:
+        raise AssertionError(f"no silence of {silence_s:g} s after the music started: no PAUSE/PLAY to align on")
+    return int(quiet[gaps[0] + 1])
+
+
+def stream_offset(capture: np.ndarray, stream: np.ndarray, at: int, half: int = SAMPLE_RATE // 2) -> tuple[int, float]:
+    """``(offset, match)``: capture index + offset = stream frame, from the stream's ``2 * half`` samples around
+    frame ``at`` (choose a moment that is unique, e.g. :func:`resume_frame`) found in the whole capture by
+    normalized cross-correlation; ``match`` is the correlation at the peak (1.0: identical)."""
+    seg = stream[max(0, at - half):at + half].astype(np.float64)
+    start = max(0, at - half)
+    hay = capture.astype(np.float64)
+    if len(hay) < len(seg):
+        raise AssertionError(f"the capture ({len(hay)} samples) is shorter than the segment ({len(seg)})")
+    n = 1 << int(np.ceil(np.log2(len(hay) + len(seg))))
+    corr = np.fft.irfft(np.fft.rfft(hay, n) * np.conj(np.fft.rfft(seg, n)), n)[:len(hay) - len(seg) + 1]
+    energy = np.concatenate([[0.0], np.cumsum(hay * hay)])
+    norms = np.sqrt(np.maximum(energy[len(seg):] - energy[:-len(seg)], 0.0)) * np.linalg.norm(seg) + 1e-9
+    score = corr / norms
+    lag = int(np.argmax(score))
+    return start - lag, float(score[lag])
 
 
 def local_offset(capture: np.ndarray, stream: np.ndarray, frame: int, guess: int, *, half: int = 4800,
@@ -154,6 +170,29 @@ def local_offset(capture: np.ndarray, stream: np.ndarray, frame: int, guess: int
     lag = int(np.argmax(corr))
     match = float(corr[lag] / (np.linalg.norm(seg) * np.linalg.norm(hay[lag:lag + len(seg)]) + 1e-12))
     return a - (lo + lag), match
+
+
+def heard_in_capture(capture: JackCapture, stream: np.ndarray, stream_time: int, guess: int) -> float | None:
+    """The Unix time JACK's driver played stream sample ``stream_time``: found in the capture near ``stream_time -
+    guess`` (each sample on its own: an underrun of the runtime shifts the output against the stream), plus the
+    playback port's latency; None when it cannot be found with confidence."""
+    found = local_offset(capture.buffer[:capture.filled], stream, stream_time, guess)
+    if found is None or found[1] < 0.9:
+        return None
+    index = stream_time - found[0]
+    if not 0 <= index < capture.filled:
+        return None
+    if capture.latency is None:
+        capture.latency = capture.playback_latency()
+    return capture.unix_time(index) + capture.latency / SAMPLE_RATE
+
+
+def near_xrun(stream_time: int, xruns: list[int]) -> bool:
+    """Whether a sample may have been announced before an xrun the runtime reported at one of ``xruns`` (stream
+    frames, as the xrun events carry: the frame generated when it was noticed) and heard after it: its heard time
+    was stamped before anyone knew of the delay. Generous: from 1 s before (the lookahead may have widened to
+    0.5 s) to 0.25 s after (underruns of the next few blocks are reported with the first)."""
+    return any(x - SAMPLE_RATE <= stream_time <= x + SAMPLE_RATE // 4 for x in xruns)
 
 
 def jack_port_of(client: Any, prefix: str) -> str:

@@ -20,10 +20,27 @@ import pytest
 import zmq
 
 from bench.jack import JackServer
-from tests.jack_capture import SAMPLE_RATE, JackCapture, jack_port_of, stream_offset
-from tests.server_harness import ServeProcess, require, wait_until
+from cadenza.proto import cadenza_v1_pb2 as pb
+from tests.jack_capture import (
+    SAMPLE_RATE,
+    JackCapture,
+    heard_in_capture,
+    jack_port_of,
+    near_xrun,
+    resume_frame,
+    stream_offset,
+)
+from tests.server_harness import ServeProcess, require, transport, wait_until
 
 pytest.importorskip("soundfile")
+
+
+def pause_play(control: Any) -> None:
+    """Half a second of music, PAUSE for a second (silence on the stream), PLAY: a moment to align on."""
+    time.sleep(0.5)
+    control.ok(transport(pb.Transport.PAUSE))
+    time.sleep(1.0)
+    control.ok(transport(pb.Transport.PLAY))
 
 
 def _capture_or_skip(server: str, seconds: float) -> JackCapture:
@@ -43,10 +60,11 @@ def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack:
     ctx: zmq.Context[Any] = zmq.Context()
     beats: list[Any] = []
     statuses: list[Any] = []
+    xruns: list[Any] = []
     try:
         with ServeProcess(["--prompt", "driving techno drums, bass"], tmp_path, sink=f"jack,wav:{wav}",
                           env=jack.env) as server:
-            events = server.events(ctx, topics=("beat", "status"))
+            events = server.events(ctx, topics=("beat", "status", "xrun"))
             prefix = f"cadenza-{server.pid}:"
             wait_until(lambda: any(p.name.startswith(prefix) for p in capture.client.get_ports(is_output=True)),
                        15, f"the runtime's JACK port {prefix}*")
@@ -54,12 +72,13 @@ def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack:
             capture.recording = True
             wait_until(lambda: float(np.abs(capture.buffer[:capture.filled]).max(initial=0.0)) > 1e-3, 10,
                        "the runtime's music in the capture")
+            pause_play(server.control(ctx))
             deadline = time.monotonic() + 8.0
             while time.monotonic() < deadline:
                 capture.sample_offset()
                 ev = events.recv_event(0.05)
                 if ev is not None:
-                    (beats if ev.topic == "beat" else statuses).append(ev)
+                    {"beat": beats, "status": statuses, "xrun": xruns}[ev.topic].append(ev)
             capture.recording = False
             server.stop()
     finally:
@@ -70,22 +89,31 @@ def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack:
     stream, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
     assert rate == SAMPLE_RATE
     recorded = capture.buffer[:capture.filled]
-    offset, match = stream_offset(recorded, stream[:, 0])
+    offset, match = stream_offset(recorded, stream[:, 0], resume_frame(stream[:, 0]))
     # (not 1.0: the device holds and fades over an underrun of a loaded machine, the WAV file does not)
     assert match > 0.8, f"the capture does not match the runtime's stream (correlation {match:.3f})"
-    latency = capture.playback_latency() / SAMPLE_RATE
-    errors = []
+    errors, excluded, where = [], 0, []
     for ev in beats:
-        index = ev.stream_time - offset
-        # the first beats were published before the device played (their heard_at is an estimate, documented)
-        if 0 <= index < capture.filled and ev.stream_time >= SAMPLE_RATE // 2:
+        # the first beats were published before the device played (their heard_at is an estimate, documented);
+        # one announced before an xrun (the runtime's device ran dry) and heard after it is stamped before
+        # anyone knew of the delay: the xrun event says so; those are left out, and counted
+        if ev.stream_time < SAMPLE_RATE // 2 or near_xrun(ev.stream_time, [x.stream_time for x in xruns]):
+            excluded += 1
+            continue
+        t = heard_in_capture(capture, stream[:, 0], ev.stream_time, offset)
+        if t is not None:
             assert ev.heard_at > 0, f"beat {ev.payload.beat} has no heard_at"
-            errors.append(ev.heard_at - (capture.unix_time(index) + latency))
+            errors.append(ev.heard_at - t)
+            where.append(ev.stream_time)
     assert len(errors) >= 8, f"only {len(errors)} beats fell inside the capture ({len(beats)} received)"
     err_ms = 1000 * np.array(errors)
-    print(f"heard_at − (JACK graph time + playback latency {1000 * latency:.1f} ms) over {len(err_ms)} beats: "
+    print(f"heard_at − (JACK graph time + playback latency {capture.latency} frames) over {len(err_ms)} beats "
+          f"({excluded} left out, xruns {[(x.stream_time, x.payload.frames_lost) for x in xruns]}): "
           f"mean {err_ms.mean():+.3f} ms, median {np.median(err_ms):+.3f} ms, max |err| {np.abs(err_ms).max():.3f} ms")
-    assert np.abs(err_ms).max() < 2.0, err_ms
+    # within a couple of ms; on a loaded machine the JACK dummy server's own clock (its delay-locked loop) may
+    # slew after one of its late cycles, which moves a single beat by a few ms
+    detail = list(zip(where, err_ms.round(3)))
+    assert np.percentile(np.abs(err_ms), 90) < 2.0 and np.abs(err_ms).max() < 5.0, detail
     # Status's heard clock says the same: sample s at unix_time + (s - heard_time) / rate
     playing = [st for st in statuses if st.payload.heard_time > 0]  # (the first one: nothing heard yet)
     assert len(playing) >= 3, f"{len(statuses)} status events, {len(playing)} once playing"

@@ -77,11 +77,11 @@ __all__ = ["FADE_FRAMES", "STALL_S", "DeviceSink", "OutputDevice", "find_output_
 #: A callback this much later than the previous block's length means the device
 #: played on without us (the process or the audio thread was held up).
 STALL_S = 0.05
-#: The heard clock's offset between PortAudio's stream clock and the monotonic clock: read this often,
-#: discarded when the reading was preempted this long, taken at once when it moved this far.
-OFFSET_EVERY_S = 0.1
+#: The heard clock's offset between PortAudio's stream clock and the monotonic clock: read this often (the
+#: stream clock may slew against the monotonic one — a JACK server's delay-locked loop after an xrun moves tens
+#: of ms a second — so the reading is never averaged), discarded when the reading was preempted this long.
+OFFSET_EVERY_S = 0.01
 OFFSET_BRACKET_S = 0.0005
-OFFSET_STEP_S = 0.005
 #: What a relay adds to the latency while it plays for a lost device: its ring and its pipe (its device's own
 #: latency is not reported back: the heard clock of a relayed device is an estimate).
 RELAY_LATENCY_S = RELAY_BUFFER_S + RELAY_PIPE_BYTES / (CHANNELS * 4) / SAMPLE_RATE
@@ -164,7 +164,8 @@ class DeviceSink:
         self._prev_time = 0.0  # PortAudio's clock at the previous callback
         # The heard clock (see heard_clock): the callback's last (ring frame, PortAudio stream time at which that
         # frame leaves the DAC), one tuple swapped in whole so a reader never sees half of it; and the offset of
-        # the monotonic clock from PortAudio's stream clock, read by the producer (check), never in the callback.
+        # the monotonic clock from PortAudio's stream clock, read by the producer (check, every 10 ms), never in the
+        # callback.
         self._anchor: tuple[int, float] | None = None
         self._stream_offset: float | None = None
         self._offset_at = 0.0
@@ -214,8 +215,10 @@ class DeviceSink:
         - frees space for ``write`` only by advancing ``ring.read`` after the
           copy (single-producer/single-consumer, no lock);
         - counts PortAudio's own ``output_underflow`` flag;
-        - notes for the heard clock where its first ring frame leaves the
-          DAC (``outputBufferDacTime``): one small tuple, no lock.
+        - notes for the heard clock where the ring's next frame will leave
+          the DAC: with the next block, ``outputBufferDacTime`` + this
+          block's length (right whether this block was full, short of
+          audio, or began with a stall's fade): one small tuple, no lock.
         """
         if status.output_underflow:
             self.output_underflows += 1
@@ -233,10 +236,10 @@ class DeviceSink:
         self._prev_time = now
         self._prev_block = frames / SAMPLE_RATE
         want = body.shape[0]
-        dac = time_info.outputBufferDacTime
-        if dac > 0.0:  # the ring's next frame leaves the DAC after the faded-out frames of a stall, if any
-            self._anchor = (self._ring.read, dac + (frames - want) / SAMPLE_RATE)
         n = self._ring.pull_into(body)
+        dac = time_info.outputBufferDacTime
+        if dac > 0.0:  # the ring's next frame leaves the DAC with the next block, at the earliest
+            self._anchor = (self._ring.read, dac + frames / SAMPLE_RATE)
         if self._rise_pos < FADE_FRAMES and n > 0:
             k = min(n, FADE_FRAMES - self._rise_pos)
             np.multiply(body[:k], self._rise[self._rise_pos : self._rise_pos + k, None], out=body[:k])
@@ -307,9 +310,10 @@ class DeviceSink:
         """Measure monotonic − PortAudio stream time (the clock ``outputBufferDacTime`` is on).
 
         Two monotonic reads bracket ``stream.time``; a read preempted for more
-        than ``OFFSET_BRACKET_S`` is thrown away. A step over ``OFFSET_STEP_S``
-        (the stream clock restarted) is taken at once, smaller differences are
-        averaged in (the two clocks drift apart by ppm).
+        than ``OFFSET_BRACKET_S`` is thrown away, else it replaces the last
+        one (no averaging: after a JACK xrun the stream clock slews against
+        the monotonic one by up to tens of ms a second, and a smoothed offset
+        would lag behind it).
         """
         try:
             a = time.monotonic()
@@ -320,22 +324,18 @@ class DeviceSink:
         self._offset_at = now
         if st <= 0.0 or b - a > OFFSET_BRACKET_S:
             return
-        offset = 0.5 * (a + b) - st
-        if self._stream_offset is None or abs(offset - self._stream_offset) > OFFSET_STEP_S:
-            self._stream_offset = offset
-        else:
-            self._stream_offset += 0.2 * (offset - self._stream_offset)
+        self._stream_offset = 0.5 * (a + b) - st
 
     def heard_clock(self) -> tuple[int, float] | None:
         """``(frame, t)``: the frame (counted from this sink's first written frame) that leaves the output at
         monotonic time ``t`` (seconds), device latency included; ``None`` before playback starts.
 
-        While the device plays: the callback's last anchor — the ring frame
-        that began its block and PortAudio's ``outputBufferDacTime`` for it
-        (for JACK: the cycle's frame time plus the playback port's latency) —
-        put on the monotonic clock with the offset :meth:`check` measures. A
-        later underrun delays what follows by its length; the next callback's
-        anchor says so. Without a DAC time from the host API: the frames
+        While the device plays: the callback's last anchor — the ring's next
+        frame, heard with the next block: PortAudio's ``outputBufferDacTime``
+        (for JACK: the cycle's frame time plus the playback port's latency)
+        plus the block's length — put on the monotonic clock with the offset
+        :meth:`check` measures. A later underrun delays what follows by its
+        length; the next callback's anchor says so. Without a DAC time from the host API: the frames
         handed over, heard after ``output_latency``. Once lost: the monotonic
         pacing (nothing is heard); relayed: that pacing plus the relay's ring
         and pipe (an estimate: the relay's own device latency is not known
