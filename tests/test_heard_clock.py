@@ -121,3 +121,37 @@ def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack:
         s = st.payload
         assert abs(s.unix_time - time.time()) < 60, s.unix_time
         assert abs(s.unix_time - st.heard_at - (s.heard_time - st.stream_time) / SAMPLE_RATE) < 0.002
+
+
+def test_without_a_device_heard_at_is_the_paced_clock(tmp_path: Path) -> None:
+    """Null sink: heard_at follows the stream at the sample rate and runs ahead of arrival by about the lookahead;
+    PAUSE changes nothing (the stream clock runs on in silence)."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        with ServeProcess(["--prompt", "techno drums"], tmp_path, sink="null") as server:
+            events = server.events(ctx, topics=("beat",))
+            control = server.control(ctx)
+            got: list[tuple[Any, float]] = []
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                if (ev := events.recv_event(0.1)) is not None:
+                    got.append((ev, time.time()))
+            control.ok(transport(pb.Transport.PAUSE))
+            time.sleep(0.5)
+            control.ok(transport(pb.Transport.PLAY))
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                if (ev := events.recv_event(0.1)) is not None:
+                    got.append((ev, time.time()))
+            status = control.status()
+    finally:
+        ctx.destroy(linger=0)
+    assert len(got) >= 6
+    first = got[0][0]
+    for ev, arrived in got:
+        assert ev.heard_at > 0
+        assert abs((ev.heard_at - first.heard_at) - (ev.stream_time - first.stream_time) / SAMPLE_RATE) < 0.001
+        if ev.stream_time >= 2 * SAMPLE_RATE:  # (at start the engine catches up on the paced clock: late)
+            assert -0.05 < ev.heard_at - arrived < 1.0, (ev.stream_time, ev.heard_at - arrived)
+    heard = status.unix_time + (first.stream_time - status.heard_time) / SAMPLE_RATE
+    assert abs(heard - first.heard_at) < 0.001  # Status's heard clock is the events' clock
