@@ -40,8 +40,15 @@ is shortened (:data:`SWITCH_INTERVAL_S`) so a thread holding the GIL cannot
 delay the send by the default 5 ms. A message whose due time has passed when
 it is taken (it arrived after it was heard) is sent at once and counted
 ``late``; so is one sent more than :data:`LATE_S` after its time. Sending
-never blocks: a full socket buffer drops the message (``dropped``). The
-sender runs on the runtime's host clock: the bridge must run on the same
+never blocks: a full socket buffer drops the message (``dropped``).
+
+What limits the figure: with ``SCHED_FIFO`` the error is the heard clock's
+(a fraction of a millisecond against a JACK dummy server's clock, see
+tests/test_osc_out.py: 97 beats over 60 s, p99 0.16 ms); at normal priority
+on a loaded machine (load 5 on 2 cores) the timed wait itself wakes tens of
+ms late now and then (a schedule of 200 messages: median 0.04 ms, p99 32 ms),
+which no spin can undo. The level costs a 2 ms spin per message (10 a second
+by default: 2 % of a core). The sender runs on the runtime's host clock: the bridge must run on the same
 machine as the runtime (or one whose clock is synchronised with it).
 """
 
