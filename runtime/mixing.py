@@ -1,7 +1,8 @@
 """Prompt mixing: the weighted average of embeddings with normalized weights.
 
 Done once here for every backend (Magenta RT mixes MusicCoCa embeddings the
-same way). Zero-weight prompts drop out; an all-zero mix is an error that says
+same way); a backend with a ``mix_styles(vectors, weights)`` method mixes its
+own style space (the synth settles the tempo on the leading prompt's). Zero-weight prompts drop out; an all-zero mix is an error that says
 how to fix it.
 """
 
@@ -67,4 +68,8 @@ class PromptMixer:
         """The style vector of a weighted prompt list (zero weights skip embedding)."""
         normalized_weights([p.weight for p in prompts])  # validates before any embedding
         live = [p for p in prompts if p.weight > 0]
-        return mix_embeddings([self.embed(p.prompt) for p in live], [p.weight for p in live])
+        vectors, weights = [self.embed(p.prompt) for p in live], [p.weight for p in live]
+        mix = getattr(self.backend, "mix_styles", None)  # a backend whose style space mixes otherwise (synth: tempo)
+        if mix is not None:
+            return np.asarray(mix(vectors, list(normalized_weights(weights))), dtype=np.float64)
+        return mix_embeddings(vectors, weights)

@@ -260,6 +260,62 @@ def test_beat_quantized_crossfades_start_in_phase(fade: str) -> None:
     assert {b.bpm for b in log.beats} >= {90.0, 150.0}
 
 
+def _fits(bpm: float, tempos: tuple[float, ...], near: float = 1.12) -> bool:
+    """Whether ``bpm`` suits one of ``tempos``: within ``near`` of it, doubled or halved."""
+    return any(abs(math.log2(bpm / t) - round(math.log2(bpm / t))) <= math.log2(near) for t in tempos)
+
+
+def test_a_mix_of_distant_tempos_plays_one_of_them() -> None:
+    """Dark techno (130 bpm) + calm ambient pads (72.5 bpm) at equal weight: not their average (101 bpm) but the
+    leading prompt's tempo, the other's folded into it (double time); the audio's tempo agrees (beat tracker)."""
+    import audio_metrics as am
+
+    from cadenza.runtime.backends.base import TextPrompt, WeightedPrompt
+    from cadenza.runtime.render import render
+
+    result = render([WeightedPrompt(TextPrompt("dark techno"), 1.0), WeightedPrompt(TextPrompt("calm ambient pads"), 1.0)],
+                    seconds=12.0, seed=0)
+    grid = {round(b.bpm, 3) for b in result.beats}
+    assert len(grid) == 1, grid
+    bpm = grid.pop()
+    assert _fits(bpm, (130.0, 72.5)) and abs(bpm - 130.0) <= 0.12 * 130.0, f"the mix plays {bpm} bpm"
+    heard = am.tempo(result.pcm).bpm
+    assert _fits(heard, (bpm,), 1.03), f"the grid says {bpm:.1f} bpm, the audio {heard:.1f}"
+
+
+LEAD_PASSES = """
+cadenza_graph: 1
+name: lead-passes
+control_rate: 100
+parameters:
+  calm: {type: continuous, min: 0, max: 1, default: 0}
+prompts:
+  techno: "dark techno"
+  ambient: "calm ambient pads"
+mix:
+  - prompt: techno
+    weight: {invert: {param: calm}}
+  - prompt: ambient
+    weight: {param: calm}
+"""
+
+
+def test_when_the_lead_passes_the_tempo_halves_on_a_bar_line() -> None:
+    """Weights gliding from techno to ambient pads over 8 s: the tempo stays near techno's while it leads, then
+    halves (ambient's, its octave) on one bar line, never passing through the tempos between; one beat sequence."""
+    from cadenza.runtime.graph.automation import parse_automation
+    from cadenza.runtime.graph.loader import loads_graph
+
+    graph = loads_graph(LEAD_PASSES)
+    timeline = parse_automation("time,action,name,value,ramp\n4,set,calm,1,8\n")
+    log = run_preview(graph, get_backend("synth"), timeline, 20.0, Capture(), seed=0)
+    tempos = [b.bpm for b in log.beats]
+    assert all(_fits(t, (130.0, 72.5)) for t in tempos), sorted(set(round(t) for t in tempos))
+    assert not [t for t in tempos if 80.0 < t < 120.0], "the tempo glided through the tempos between"
+    assert tempos[0] > 120.0 and tempos[-1] < 80.0
+    assert not beat_problems(log.beats)
+
+
 def test_every_preview_has_transitions() -> None:
     kinds = {w.split()[0] for name in PREVIEWS for w, _, _ in preview(name).windows}
     assert {"crossfade", "blend", "stinger"} <= kinds, kinds

@@ -29,6 +29,7 @@ from cadenza.runtime.backends.base import (
 from cadenza.runtime.backends.synth import dsp
 from cadenza.runtime.backends.synth.score import Performance, Sequencer
 from cadenza.runtime.backends.synth.style import INDEX, PATTERNS, PROGRESSION_FAMILIES, STYLE_DIM, clip
+from cadenza.runtime.backends.synth.tempo import octave_jump
 from cadenza.runtime.backends.synth.theory import Key, key_for, parse_scale
 
 MAX_BLOCK = 4096
@@ -111,6 +112,17 @@ class SynthBackend:
             return Embedding(analysis.embed_audio(prompt))
         raise PromptError(f"unsupported prompt type {type(prompt).__name__}")
 
+    def mix_styles(self, vectors: list[np.ndarray], weights: list[float]) -> np.ndarray:
+        """The style of a prompt mix (:class:`~cadenza.runtime.mixing.PromptMixer` asks): the weighted average, but
+        the tempo of the prompt that leads the mix (others folded by octaves, see :mod:`.tempo`)."""
+        from cadenza.runtime.backends.synth.tempo import settle_tempo
+        from cadenza.runtime.mixing import mix_embeddings
+
+        out = mix_embeddings(vectors, weights)
+        k = INDEX["tempo"]
+        out[k] = settle_tempo([float(v[k]) for v in vectors], list(weights))
+        return out
+
     # ----------------------------------------------------------------- streams
     def new_stream(self, seed: int = 0) -> SynthState:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -156,6 +168,9 @@ class SynthBackend:
             st.style = target.copy()
         else:
             a = 1.0 - math.exp(-dt / STYLE_GLIDE_S)
+            k = INDEX["tempo"]
+            if octave_jump(float(st.style[k]), float(target[k])):
+                st.style[k] = target[k]  # half/double time (the mix's lead changed): on the next bar line, no glide
             st.style += (target - st.style) * a
         s = st.style
         bpm_target = controls.bpm if controls.bpm is not None else float(s[INDEX["tempo"]])

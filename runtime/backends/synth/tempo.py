@@ -1,0 +1,52 @@
+"""The tempo of a prompt mix: the tempo of the prompt that leads the mix, never the average of distant tempos.
+
+One job. Averaging the style vectors of "dark techno" (130 bpm) and "calm
+ambient pads" (72.5 bpm) would give 101 bpm, a tempo that fits neither. The
+synth mixes every other style dimension as a weighted average, but its tempo
+is settled here: the prompt with the most weight leads; every other prompt's
+tempo is folded by octaves (×2, ÷2) to the one nearest the leader's, and
+counts in a weighted (logarithmic) average only when it then lies within
+:data:`NEAR` of the leader's — so 72.5 bpm ambient pads beside 130 bpm techno
+count as 145 bpm (double time) and the mix plays ~136 bpm, while a 100 bpm
+prompt beside 174 bpm drum and bass does not move it. When the lead passes to
+another prompt the tempo changes to that prompt's, usually by an octave
+(half/double time): the engine then changes it on the next bar line instead of
+gliding through the tempos between (:func:`octave_jump`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+__all__ = ["NEAR", "octave_jump", "settle_tempo"]
+
+#: a folded tempo within this ratio of the leader's counts in the average (~12 %)
+NEAR = 1.12
+
+
+def settle_tempo(tempos: Sequence[float], weights: Sequence[float]) -> float:
+    """The mix's tempo (bpm) from each prompt's tempo and (normalized or not) weight."""
+    if not tempos:
+        raise ValueError("no tempos to settle")
+    lead = max(range(len(tempos)), key=lambda i: weights[i])  # the first of equal weights leads
+    ref = math.log2(tempos[lead])
+    total = weight = 0.0
+    for t, w in zip(tempos, weights):
+        if w <= 0.0 or t <= 0.0:
+            continue
+        x = math.log2(t)
+        x -= round(x - ref)  # the octave nearest the leader's
+        if abs(x - ref) <= math.log2(NEAR) + 1e-12:
+            total += w * x
+            weight += w
+    return 2.0 ** (total / weight) if weight > 0.0 else tempos[lead]
+
+
+def octave_jump(current: float, target: float, tolerance: float = 0.06) -> bool:
+    """Whether ``target`` is ``current`` doubled or halved (once or more, within ``tolerance`` octaves): a change
+    of lead in the mix, to make at once (on a bar line) rather than glide through."""
+    if current <= 0.0 or target <= 0.0:
+        return False
+    octaves = math.log2(target / current)
+    return round(octaves) != 0 and abs(octaves - round(octaves)) <= tolerance
