@@ -170,7 +170,7 @@ def test_schedule_sends_each_message_at_its_time(receiver: Receiver) -> None:
 
 
 def test_oscdump_receives_beats_and_states_with_their_phase(tmp_path: Path) -> None:
-    """liblo's own receiver: beats with types iif, and a state change's phases."""
+    """liblo's own receiver: beats with types iif, a state change's phases, the level, the parameter echoes."""
     import shutil
 
     if shutil.which("oscdump") is None:
@@ -183,13 +183,13 @@ def test_oscdump_receives_beats_and_states_with_their_phase(tmp_path: Path) -> N
     ctx: zmq.Context[Any] = zmq.Context()
     try:
         with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
-            bridge = _bridge(server, "--send", f"127.0.0.1:{port}")
+            bridge = _bridge(server, "--send", f"127.0.0.1:{port}", "--echo-params")
             events = server.events(ctx, topics=("state",))
             control = server.control(ctx)
             time.sleep(2.0)
             control.ok(set_parameters({"mode": "combat"}))
             events.wait_for(lambda e: e.payload.phase == 2 and e.payload.name == "combat", 15, "combat started")
-            time.sleep(1.0)
+            time.sleep(1.5)  # (the status event that echoes the parameters comes once a second)
             bridge_out = _stop(bridge)
     finally:
         dump.terminate()
@@ -201,6 +201,9 @@ def test_oscdump_receives_beats_and_states_with_their_phase(tmp_path: Path) -> N
     states = [ln.split()[-2:] for ln in lines if " /cadenza/state ss " in ln]
     assert ['"combat"', '"started"'] in states, (states, bridge_out)
     assert "cadenza osc out:" in bridge_out
+    levels = [float(ln.split()[-1]) for ln in lines if " /cadenza/level f " in ln]
+    assert levels and all(-121 <= v < 0 for v in levels) and any(-60 < v for v in levels), levels[-20:]
+    assert any(" /cadenza/param/mode s " in ln and '"combat"' in ln for ln in lines), dumped[-2000:]
 
 
 @pytest.mark.slow
