@@ -95,6 +95,8 @@ class GodotRun:
             self.output.append(raw.rstrip("\n"))
             if raw.startswith(LINE_PREFIX):
                 self.lines.put(json.loads(raw[len(LINE_PREFIX):]))
+            elif "SCRIPT ERROR" in raw:  # GDScript stops the function and Godot goes on: fail at once
+                self.lines.put({"sig": "fail", "why": raw.strip()})
 
     def next(self, timeout: float) -> dict[str, Any] | None:
         try:
@@ -124,6 +126,10 @@ def _start_godot(tmp_path: Path, url: str, *, reconnect: bool = False) -> GodotR
     })
     for sub in ("data", "config", "cache"):
         (home / sub).mkdir(parents=True, exist_ok=True)
+    # Godot 3 creates user://logs before its parents (an ERROR line on a fresh HOME): make them first
+    name = re.search(r'^config/name="([^"]*)"', (project / "project.godot").read_text(), re.M)
+    assert name, "project.godot has no config/name"
+    (home / "data" / "godot" / "app_userdata" / name.group(1) / "logs").mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([_godot(), "--path", str(project), "-s", f"res://{DRIVER.name}"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, cwd=tmp_path)
@@ -154,7 +160,8 @@ def _pump(run: GodotRun, beats: Subscriber | None, runtime_beats: dict[int, Any]
                 break
             continue
         if line["sig"] == "fail":
-            break
+            raise AssertionError(f"Godot failed ({line.get('why')}) before printing {until!r}; its output:\n"
+                                 f"{run.tail()}")
         if on_line is not None:
             on_line(line)
         if line["sig"] == until:
@@ -170,6 +177,10 @@ def _finish(run: GodotRun) -> None:
         run.proc.kill()
         raise AssertionError(f"Godot did not exit after its last line:\n{run.tail()}") from None
     assert code == 0, f"Godot exited {code}:\n{run.tail()}"
+    run.close()
+    # a GDScript error does not stop Godot: it prints SCRIPT ERROR and goes on
+    script_errors = [line for line in run.output if "SCRIPT ERROR" in line]
+    assert not script_errors, "GDScript errors:\n" + run.tail()
 
 
 def _check_beats(run: GodotRun, runtime_beats: dict[int, Any], session: str) -> tuple[int, list[float]]:
@@ -239,6 +250,8 @@ def test_godot_client_follows_the_runtime_beat_for_beat(tmp_path: Path, ctx: zmq
         for step in ("load_graph", "set_param", "set_state", "trigger"):
             assert replies.get(step, {}).get("kind") == "ok", f"{step} was not answered Ok: {replies.get(step)}\n" \
                                                              f"{run.tail()}"
+        order = [line["id"] for line in run.signals("replied")]  # set_param was held until the load's reply
+        assert order.index(replies["load_graph"]["id"]) < order.index(replies["set_param"]["id"]), order
         bad = replies["bad_param"]
         assert bad["kind"] == "error" and bad["body"]["code"] == "UNKNOWN_NAME" \
             and bad["body"]["field"] == "set_parameters.values[0].name" and "dnager" in bad["body"]["message"], bad
@@ -264,6 +277,7 @@ def test_godot_client_follows_the_runtime_beat_for_beat(tmp_path: Path, ctx: zmq
         status = control.wait_status(lambda st: abs(_parameter(st, "danger") - 0.8) < 0.02 and st.state == "explore",
                                      10.0, "danger 0.8 in state explore")
         assert status.requests["load_graph"] == 1 and status.requests["set_state"] == 1, dict(status.requests)
+        # refused: only the typo (a set_param sent before the graph was in would be NOT_READY, refused too)
         assert status.requests["trigger"] == 1 and status.requests["refused"] == 1, dict(status.requests)
         assert label(status.parameters["mode"]) == "explore"  # set_state forces the state, not the parameter
         timings = {line["timing"] for line in run.signals("beat")}

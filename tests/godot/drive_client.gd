@@ -43,7 +43,8 @@ func _initialize():
 	client.name = "Cadenza"
 	client.url = OS.get_environment("CADENZA_WS_URL")
 	client.client_name = "godot-test"
-	for sig in ["connected", "disconnected", "error", "beat", "bar", "state_changed", "stinger", "event_received"]:
+	for sig in ["connected", "disconnected", "error", "beat", "bar", "state_changed", "stinger", "event_received",
+			"reply"]:
 		client.connect(sig, self, "_on_" + sig)
 	get_root().add_child(client)
 
@@ -96,6 +97,10 @@ func _on_beat(bar, beat):
 			_finish()
 
 
+func _on_reply(request_id, kind, _body):
+	out({"sig": "replied", "id": request_id, "kind": kind})
+
+
 func _on_event_received(topic, event):
 	if topic == "beat":
 		arrived[int(event["beat"].get("beat", "0"))] = OS.get_system_time_msecs() / 1000.0
@@ -132,10 +137,13 @@ func _run():
 		return
 	var text = file.get_as_text()
 	file.close()
-	var answer = yield(_reply(client.load_graph_text(text)), "completed")
-	out({"sig": "reply", "to": "load_graph", "kind": answer[1], "body": answer[2]})
-	answer = yield(_reply(client.set_param("danger", 0.8)), "completed")
-	out({"sig": "reply", "to": "set_param", "kind": answer[1], "body": answer[2]})
+	# set_param right after the load, without waiting: the client holds it until the graph is in
+	var load_id = client.load_graph_text(text)
+	var param_id = client.set_param("danger", 0.8)
+	var answer = yield(_reply(load_id), "completed")
+	out({"sig": "reply", "to": "load_graph", "kind": answer[1], "body": answer[2], "id": load_id})
+	answer = yield(_reply(param_id), "completed")
+	out({"sig": "reply", "to": "set_param", "kind": answer[1], "body": answer[2], "id": param_id})
 	var description = yield(client.describe(), "completed")
 	var names = []
 	var states = []

@@ -172,7 +172,7 @@ func set_params(values, ramp_s = -1.0):
 		var update = _update(name, values[name])
 		if update == null:
 			return _fail_locally("setParameters", "BAD_VALUE",
-				"parameter '%s': %s is no number or label; send a float, an int or a String" % [name, str(values[name])],
+				"parameter '%s': %s is no finite number or label; send a float, an int or a String" % [name, str(values[name])],
 				"set_parameters.values[%d]" % updates.size())
 		updates.append(update)
 	if phase != Phase.READY:
