@@ -179,16 +179,18 @@ def test_plan_ticks_spp_stop_continue() -> None:
     assert out[0][0] == pytest.approx(10.499) and out[0][1] == spp_message(16) and out[1][1] == bytes((CONTINUE,))
     ticks = [t for t, m in out if m[0] == CLOCK]
     assert len(ticks) == 12 and ticks[1] - ticks[0] == pytest.approx(0.5 / 24)
-    out = plan.due(11.0 + 0.01)  # beat 5 not heard yet: the ticks stop at beat 4's end
-    assert len(out) == 12
+    out = plan.due(11.0 + 0.01)  # beat 5's event is late: inside the bar its first tick goes out on time anyway
+    assert len(out) == 13 and out[-1][0] == pytest.approx(11.0)
     plan.observe(_beat(5, 11.0))
-    assert len(plan.due(11.2)) == 10
-    out = plan.due(12.0)  # beat 6 is overdue: Stop
-    assert [m for _, m in out][-1] == bytes((STOP,))
+    assert len(plan.due(11.2)) == 9
+    out = plan.due(12.0)  # beat 6 is overdue: its first quarter beat of ticks, then Stop
+    assert [m for _, m in out][-1] == bytes((STOP,)) and len(out) == 14 + 6 + 1
     plan.observe(_beat(6, 13.0))  # PLAY: the next beat brings SPP + Continue
     out = plan.due(13.01)
     assert out[0][1] == spp_message(24) and out[1][1] == bytes((CONTINUE,))
-    assert plan.ticks == 24 * 2 + 1  # beats 4 and 5, and beat 6's first tick
+    plan.observe(_beat(7, 13.5))
+    plan.due(14.0 - 0.001)
+    assert plan.due(14.1) == []  # beat 8 is a bar line: its ticks wait for its event
     plan.observe(_beat(0, 20.0))  # a new runtime: Stop, then Start on its downbeat 0
     assert plan.due(20.5)[0][1] == bytes((START,))
 
@@ -314,10 +316,11 @@ def test_clock_out_over_jack_is_steady_and_song_position_matches_the_bars(jack12
             assert again is not None
             spp2 = _spp_before(got, again)
             sent_ticks = sum(1 for _, d in got[start:stop_i] if d == bytes((CLOCK,)))
-            # a slave counting the ticks is exactly where the next song position puts it (a tick in a period the
-            # JACK server itself missed may be lost on the way: at most one per server xrun)
-            missing = 6 * (spp2 - spp1) - sent_ticks
-            assert 0 <= missing <= jack128.xruns(), (spp1, sent_ticks, spp2, jack128.xruns())
+            # a slave counting the ticks is where the next song position puts it, give or take the quarter beat of
+            # ticks sent before the Stop (a beat inside the bar is ticked on time even if its event is late) and
+            # a tick per period the JACK server itself missed
+            over = sent_ticks - 6 * (spp2 - spp1)
+            assert -jack128.xruns() <= over <= PPQN // 4, (spp1, sent_ticks, spp2, jack128.xruns())
             wait_until(lambda: spp2 // 4 in beats, 3, "the beat event the song position names")
             ev = beats[spp2 // 4]
             assert 16 * ev.bar + 4 * ev.beat_in_bar == spp2

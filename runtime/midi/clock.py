@@ -12,17 +12,18 @@
         (JACK-Client); without JACK-Client, a thread that sleeps to each tick and sends through python-rtmidi
 
 Each tick is stamped on the heard grid: tick ``k`` of beat ``n`` is heard at
-``heard(n) + k·60/(24·bpm(n))``. The tick on a beat is never sent before that
-beat's event arrived (events are published a lookahead ahead of being heard);
-the synth changes tempo only on bar lines, and the beat event on that bar line
-carries the new tempo, so the interpolation is exact between events. Song
+``heard(n) + k·60/(24·bpm(n))``. The synth changes tempo only on bar lines, and
+the beat event on that bar line carries the new tempo, so the grid inside a bar
+is exactly predictable: a beat event that comes late (a busy machine) does not
+hold the ticks of a beat inside the bar back, while the tick on a bar line waits
+for that bar's event (events are published a lookahead ahead of being heard). Song
 Position Pointer = 16th notes since the song start = 4 × the runtime's beat
 index (bar × 16 + beat_in_bar × 4 in 4/4, the bar count the runtime publishes),
 modulo 16,384 (the pointer's 14 bits). The first start waits for a downbeat
 (slaves start on a bar line) and sends Start when the position is 0, else SPP +
 Continue. Transport PAUSE/STOP on the runtime stops the beat grid: when a beat
-is :data:`STOP_GRACE_BEATS` overdue, MIDI Stop is sent (the ticks went no
-further than the last heard beat's end); PLAY's first beat brings SPP +
+is :data:`STOP_GRACE_BEATS` overdue, MIDI Stop is sent (the ticks went at most
+that far past the last heard beat); PLAY's first beat brings SPP +
 Continue. A runtime restart (the beat count goes back) is Stop, then Start on
 its first downbeat.
 
@@ -179,10 +180,12 @@ class ClockPlan:
         self.starts = 0
         self.ticks = 0
         self.last_spp: int | None = None
+        self.beats_per_bar = 1  # the most beats a bar had so far
 
     def observe(self, b: BeatAt) -> list[tuple[float, bytes]]:
         """Take a beat; returns messages to send at once (Stop when the runtime restarted its count)."""
         out: list[tuple[float, bytes]] = []
+        self.beats_per_bar = max(self.beats_per_bar, b.beat_in_bar + 1)
         if self.latest is not None and b.beat <= self.latest.beat:
             if b.beat < self.latest.beat - 1:  # the count went back: a new runtime (or session)
                 if self.running:
@@ -206,13 +209,15 @@ class ClockPlan:
         n = g // PPQN
         anchor = self.beats.get(n)
         if anchor is None:
-            assert self.latest is not None
-            if n > self.latest.beat:
-                return None  # that beat is not heard yet: never tick past the last heard beat's end
+            latest = self.latest
+            assert latest is not None
+            if n > latest.beat + 1 or (n == latest.beat + 1 and latest.beat_in_bar + 1 >= self.beats_per_bar):
+                return None  # a bar line not heard yet (the tempo may change there): wait for its event
             known = [k for k in self.beats if k < n]
             if not known:
                 return None
-            anchor = self.beats[max(known)]  # a lost beat event: interpolate from the one before
+            # the next beat inside the bar (same tempo, exactly predictable), or a lost beat event: extrapolate
+            anchor = self.beats[max(known)]
         return anchor.at + (g - anchor.beat * PPQN) * 60.0 / (PPQN * anchor.bpm)
 
     def due(self, until: float) -> list[tuple[float, bytes]]:
@@ -236,10 +241,10 @@ class ClockPlan:
             self.next_tick = b.beat * PPQN
         while self.running:
             t = self._tick_time(self.next_tick)
-            if t is None:
-                latest = self.latest
-                assert latest is not None
-                end = latest.at + 60.0 / latest.bpm * (1.0 + STOP_GRACE_BEATS)
+            latest = self.latest
+            assert latest is not None
+            end = latest.at + 60.0 / latest.bpm * (1.0 + STOP_GRACE_BEATS)
+            if t is None or t >= end:
                 if end < until:  # the next beat is overdue: the runtime paused or stopped
                     out.append((end, bytes((STOP,))))
                     self.stops += 1
@@ -441,7 +446,10 @@ class RtmidiClockOut(ClockOut):
 class TempoEstimator:
     """Tick times → bpm: least squares over the last :data:`TEMPO_WINDOW_TICKS` ticks (see :meth:`bpm`)."""
 
-    def __init__(self, window: int = TEMPO_WINDOW_TICKS) -> None:
+    def __init__(self, window: int = TEMPO_WINDOW_TICKS, *, exact: bool = False) -> None:
+        #: ``exact``: the times are frame-accurate (JACK-Client), so a gap of about two intervals is a lost tick
+        #: (counted as such); period-quantized times (rtmidi) cannot tell a lost tick from quantization
+        self.exact = exact
         self.ticks: deque[float] = deque(maxlen=window)
 
     def reset(self) -> None:
@@ -460,12 +468,17 @@ class TempoEstimator:
             return None
         ts = list(self.ticks)
         idx = list(range(n))
+        if self.exact:
+            step = statistics.median(b - a for a, b in zip(ts, ts[1:]))
+            if step > 0:
+                for i in range(1, n):
+                    idx[i] = idx[i - 1] + max(1, round((ts[i] - ts[i - 1]) / step))
         slope, icpt = _fit(idx, ts)
-        res = [t - (icpt + slope * i) for i, t in zip(idx, ts)]
+        res = [t - (icpt + slope * k) for k, t in zip(idx, ts)]
         med = statistics.median(abs(r) for r in res)
-        keep = [i for i in idx if abs(res[i]) <= max(4.0 * med, 1e-4)]
+        keep = [j for j in range(n) if abs(res[j]) <= max(4.0 * med, 1e-4)]
         if TEMPO_MIN_TICKS <= len(keep) < n:
-            slope, icpt = _fit(keep, [ts[i] for i in keep])
+            slope, icpt = _fit([idx[j] for j in keep], [ts[j] for j in keep])
         if slope <= 0:
             return None
         return 60.0 / (PPQN * slope)
@@ -503,11 +516,12 @@ class ClockFollower:
     """
 
     def __init__(self, set_bpm: Callable[[float], Iterable[str]],
-                 align: Callable[[float, float], float | None] | None = None, *, beats_per_bar: int = 4) -> None:
+                 align: Callable[[float, float], float | None] | None = None, *, beats_per_bar: int = 4,
+                 exact: bool = False) -> None:
         self.set_bpm = set_bpm
         self.align = align
         self.beats_per_bar = beats_per_bar
-        self.estimator = TempoEstimator()
+        self.estimator = TempoEstimator(exact=exact)
         self.stats = FollowerStats()
         self.running = False
         self.position: int | None = None  # external ticks since its song start (known after Start/SPP)
@@ -724,6 +738,7 @@ class ClockInBridge:
                                         f"{', '.join(info.controls) or 'none'})")
         client.on("beat", self._beat)
         self.input: Any = _open_clock_in(source, self.follower.handle, use_jack)
+        self.follower.estimator.exact = isinstance(self.input, JackClockIn)
 
     def _set_bpm(self, bpm: float) -> Iterable[str]:
         try:
