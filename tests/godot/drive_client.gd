@@ -23,6 +23,7 @@ var started = false  # the requested state change was heard
 var beats_after_start = 0
 var first_session = ""
 var beats_in_second_session = 0
+var demo = null
 var arrived = {}  # beat index -> when its event arrived (Unix seconds)
 
 
@@ -31,13 +32,15 @@ func _initialize():
 	beats_wanted = int(OS.get_environment("CADENZA_BEATS"))
 	reconnect = OS.get_environment("CADENZA_RECONNECT") == "1"
 	deadline_ms = OS.get_ticks_msec() + int(float(OS.get_environment("CADENZA_DEADLINE_S")) * 1000.0)
-	var demo = load("res://demo/demo.tscn")
-	var instance = demo.instance() if demo != null else null
-	if instance == null:
+	# the demo scene runs beside the test's own client, on the same runtime
+	var scene = load("res://demo/demo.tscn")
+	demo = scene.instance() if scene != null else null
+	if demo == null:
 		out({"sig": "fail", "why": "the demo scene does not load"})
 		quit(1)
 		return
-	instance.free()
+	demo.get_node("Cadenza").url = OS.get_environment("CADENZA_WS_URL")
+	get_root().add_child(demo)
 	out({"sig": "demo_loaded"})
 	client = Client.new()
 	client.name = "Cadenza"
@@ -123,6 +126,7 @@ func _on_stinger(name):
 
 
 func _finish():
+	out({"sig": "demo", "beat": demo.get_node("Box/Beat").text, "state": demo.get_node("Box/State").text})
 	out({"sig": "done", "events_lost": client.events_lost, "reconnects": client.reconnects,
 		"signals_late": client.signals_late, "clock_offset": client.clock_offset})
 	quit(0)
