@@ -27,8 +27,8 @@
 # SCHEDULED state change is emitted on arrival: it announces a change to come.
 #
 # Reconnecting: a closed or failed socket, no WebSocket handshake within twice
-# the reply timeout, or a request without a reply within its timeout, drops the
-# connection; the client reconnects by itself with
+# the reply timeout, or a request without a reply within its timeout (answered
+# NO_REPLY), drops the connection; the client reconnects by itself with
 # backoff (0.25 s doubling to 5 s). Requests still waiting get one reply each:
 # an error DISCONNECTED (they may or may not have been applied). After a
 # runtime restart (a new session id in Hello's reply) the last loaded graph and
@@ -142,10 +142,13 @@ func _exit_tree():
 
 # ---------------------------------------------------------------- public API
 
+# Connect (or reconnect, e.g. to another url); requests waiting on a current connection are answered DISCONNECTED.
 func connect_to_runtime(to_url = ""):
 	if to_url != "":
 		url = to_url
 	_wanted = true
+	if phase != Phase.DISCONNECTED:
+		_drop("reconnecting to %s" % url)
 	_open()
 
 
@@ -249,7 +252,7 @@ func _process(_delta):
 		var waiting = _pending[request_id]
 		if now > waiting["deadline"]:
 			_pending.erase(request_id)
-			_answer(request_id, "error", {"code": "TIMEOUT", "field": "",
+			_answer(request_id, "error", {"code": "NO_REPLY", "field": "",
 				"message": "no reply to %s (request %d) within %.1f s; reconnecting" % [waiting["kind"], request_id, waiting["timeout"]]})
 			_drop("no reply within the timeout")
 			break
