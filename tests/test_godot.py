@@ -22,6 +22,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import threading
@@ -44,6 +45,8 @@ STATE = "combat"  # a crossfade quantized to the bar: the beat grid is handed to
 BEATS_AFTER_START = 12
 GODOT_DEADLINE_S = 90.0
 MIN_MATCHED_BEATS = 8
+MAX_LATE_S = 0.3  # CadenzaClient.max_late_s
+STALL_S = 4.0  # how long the reconnect test stops the runtime (SIGSTOP)
 
 
 def _godot() -> str:
@@ -201,6 +204,8 @@ def _check_beats(run: GodotRun, runtime_beats: dict[int, Any], session: str) -> 
             # clock offset the client measured; t is printed in whole milliseconds)
             heard_here = line["heard_at"] - line["clock_offset"]
             assert line["t"] >= heard_here - 0.002, f"beat #{line['index']} fired before it was heard: {line}"
+            # a beat heard more than max_late_s (0.3 s) before it arrived is skipped, not fired late
+            assert line["t"] - heard_here < MAX_LATE_S + 0.05, f"beat #{line['index']} fired late: {line}"
             lateness.append(line["t"] - max(heard_here, line["arrived"]))
     indices = [line["index"] for line in godot_beats]
     assert indices == sorted(set(indices)), f"beat signals out of order or repeated: {indices}"
@@ -295,6 +300,8 @@ def test_godot_client_follows_the_runtime_beat_for_beat(tmp_path: Path, ctx: zmq
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_godot_client_reconnects_and_resyncs_a_restarted_runtime(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """A stalled runtime (SIGSTOP): the heartbeat gets no reply, the client reconnects to the same session
+    and sends nothing again. A restarted runtime (a new session): the client re-sends its graph and parameters."""
     godot = _godot()
     assert godot
     first = _serve(tmp_path, "127.0.0.1:0", "first")
@@ -304,6 +311,21 @@ def test_godot_client_reconnects_and_resyncs_a_restarted_runtime(tmp_path: Path,
     second: ServeProcess | None = None
     try:
         _pump(run, None, {}, "phase1_done", GODOT_DEADLINE_S)
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            stopped = time.monotonic()
+            no_reply = _pump(run, None, {}, "error", 10)
+            _pump(run, None, {}, "disconnected", 5)
+            time.sleep(max(0.0, STALL_S - (time.monotonic() - stopped)))
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        assert no_reply["code"] == "NO_REPLY" and "hello" in no_reply["message"], no_reply
+        again = _pump(run, None, {}, "connected", 20)
+        assert again["session"] == run.signals("connected")[0]["session"]
+        for _ in range(4):  # the beats go on after the stall (a burst of stale ones is skipped: signals_late)
+            _pump(run, None, {}, "beat", 10)
+        status = first.control(ctx).status()
+        assert status.requests["load_graph"] == 1, f"the same session got its graph again: {dict(status.requests)}"
         first.stop()
         _pump(run, None, {}, "disconnected", 20)
         second = _serve(tmp_path, f"127.0.0.1:{port}", "second")
@@ -320,12 +342,16 @@ def test_godot_client_reconnects_and_resyncs_a_restarted_runtime(tmp_path: Path,
         assert status.state == "explore" and "set_state" not in status.requests, dict(status.requests)
         assert status.requests["load_graph"] == 1, dict(status.requests)
         sessions = [line["session"] for line in run.signals("connected")]
-        assert len(sessions) == 2 and sessions[0] != sessions[1], sessions
+        assert len(sessions) == 3 and sessions[0] == sessions[1] != sessions[2], sessions
         while (event := beats.recv_event(0.3)) is not None:
             runtime_beats[event.payload.beat] = event
-        matched, _ = _check_beats(run, runtime_beats, sessions[1])
+        matched, _ = _check_beats(run, runtime_beats, sessions[2])
+        # the stall: no beat signal fired more than max_late_s after it was heard (the stale burst is skipped)
+        late = [b for b in run.signals("beat") if b["t"] - (b["heard_at"] - b["clock_offset"]) > MAX_LATE_S + 0.05]
+        assert not late, f"beat signals fired late: {late}"
+        print(f"\nafter a {STALL_S:g} s stall: {run.signals('done')[0]['signals_late']} stale beat/bar signals skipped")
         assert matched >= MIN_MATCHED_BEATS, f"only {matched} beat signals from the restarted runtime"
-        errors = [line for line in run.signals("error") if line["code"] != "DISCONNECTED"
+        errors = [line for line in run.signals("error") if line["code"] not in ("DISCONNECTED", "NO_REPLY")
                   and line["field"] != "set_parameters.values[0].name"]  # the driver's typo
         assert not errors, f"Godot reported errors: {errors}"
     finally:
