@@ -47,7 +47,7 @@ DIMENSIONS: tuple[str, ...] = (
     "prog_modal",  # vamps on one or two chords, minor stabs (techno, minimal, drone, dub)
     "prog_epic",  # voice-led triads, i–VI–III–VII, chromatic mediants (orchestral, cinematic, trailer)
     "offbeat",  # off-beat accents: open hats and chord stabs on the "and" (house, garage, disco, reggae)
-    "laidback",  # snares, keys and bass played behind the beat (lo-fi, neo-soul, boom bap); the grid stays exact
+    "laidback",  # keys and bass played behind the beat (lo-fi, neo-soul, boom bap); drums and grid stay exact
     "drop",  # form: 0 song form (intro, A, B, A') … 1 club form (intro, build, drop, breakdown)
     "sections",  # how much sections contrast in energy and instrumentation (0 a steady loop … 1 strong)
 )
