@@ -59,7 +59,6 @@ import argparse
 import ctypes
 import ctypes.util
 import logging
-import os
 import sys
 import statistics
 import threading
@@ -261,11 +260,19 @@ class ClockPlan:
 # ----------------------------------------------------------------------------- JACK plumbing
 
 
+class NoJackServer(UsageError):
+    """No JACK server to open a client on (``--clock-api auto`` then uses python-rtmidi)."""
+
+
 def _jack() -> Any:
     try:
         import jack
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise UsageError("MIDI clock over JACK needs the JACK-Client package" + "; " + "pip install JACK-Client", where="--clock-out/--clock-in") from exc
+        raise UsageError("MIDI clock over JACK needs the JACK-Client package; pip install JACK-Client",
+                         where="--clock-out/--clock-in") from exc
+    # libjack's own lines ("Cannot connect to server socket …") go to our log at debug level, not to stderr
+    jack.set_error_function(lambda msg: logger.debug("libjack: %s", msg))
+    jack.set_info_function(lambda msg: logger.debug("libjack: %s", msg))
     return jack
 
 
@@ -276,7 +283,7 @@ class _JackTime:
         jack = _jack()
         name = ctypes.util.find_library("jack")
         if name is None:  # pragma: no cover - JACK-Client found it already
-            raise UsageError("libjack not found" + "; " + "install jackd2 (libjack)", where="--clock-out")
+            raise UsageError("libjack not found; install jackd2 (libjack)", where="--clock-out")
         lib = ctypes.CDLL(name)
         lib.jack_get_time.restype = ctypes.c_uint64
         lib.jack_get_time.argtypes = []
@@ -311,7 +318,9 @@ def _connect_to(client: Any, ours: Any, target: str, *, output: bool) -> str:
     exact = [n for n in names if n == target]
     found = exact or [n for n in names if target.lower() in n.lower()]
     if not found:
-        raise UsageError(f"no JACK MIDI {'input' if output else 'output'} port matches {target!r}" + "; " + f"choose one of: {', '.join(names) or '(none: is the other program running?)'}", where="--clock-out" if output else "--clock-in")
+        listing = ", ".join(names) or "(none: is the other program running?)"
+        raise UsageError(f"no JACK MIDI {'input' if output else 'output'} port matches {target!r}; choose one of: "
+                         f"{listing}", where="--clock-out" if output else "--clock-in")
     if output:
         client.connect(ours, found[0])
     else:
@@ -360,7 +369,8 @@ class JackClockOut(ClockOut):
         try:
             self.client = jack.Client(client_name, no_start_server=True)
         except jack.JackOpenError as exc:
-            raise UsageError("no JACK server is running" + "; " + "start jackd (or set JACK_DEFAULT_SERVER to the server's name)", where="--clock-out") from exc
+            raise NoJackServer("no JACK server is running; start jackd (or set JACK_DEFAULT_SERVER to the server's "
+                               "name), or --clock-api rtmidi", where="--clock-out") from exc
         self.port = self.client.midi_outports.register("clock")
         self.time = _JackTime(self.client)
         # JACK's process thread needs the GIL every period (2.7 ms at 128 frames): hand it over sooner than 5 ms
@@ -614,7 +624,8 @@ class JackClockIn:
         try:
             self.client = jack.Client(client_name, no_start_server=True)
         except jack.JackOpenError as exc:
-            raise UsageError("no JACK server is running" + "; " + "start jackd (or set JACK_DEFAULT_SERVER to the server's name)", where="--clock-in") from exc
+            raise NoJackServer("no JACK server is running; start jackd (or set JACK_DEFAULT_SERVER to the server's "
+                               "name), or --clock-api rtmidi", where="--clock-in") from exc
         self.port = self.client.midi_inports.register("clock")
         self.time = _JackTime(self.client)
         self.inbox: deque[tuple[bytes, float, float]] = deque(maxlen=4096)
@@ -706,9 +717,8 @@ class ClockOutBridge:
         if at is None:
             return
         self.margins.append(at - time.time())
-        if os.environ.get("CADENZA_CLOCK_DEBUG"):
-            print(f"beat {ev.beat} st {ev.stream_time} at {at:.4f} off {self.heard.offset:.4f} fb {self.heard.fallback} "
-                  f"now {time.time():.4f} bpm {ev.bpm}", flush=True)
+        logger.debug("beat %d at stream %d heard %.4f (%.1f ms ahead), %.2f bpm", ev.beat, ev.stream_time, at,
+                     (at - time.time()) * 1000, ev.bpm)
         self.out.beat(BeatAt(beat=int(ev.beat), bar=int(ev.bar), beat_in_bar=int(ev.beat_in_bar),
                              bpm=float(ev.bpm), at=at))
 
@@ -804,7 +814,7 @@ def _open_clock_in(source: str | None, handle: Callable[[bytes, float, float | N
         try:
             import jack  # noqa: F401
             return JackClockIn(source, handle)
-        except ImportError:
+        except (ImportError, NoJackServer):
             if use_jack:
                 raise
     return _RtmidiClockIn(source, handle)
@@ -832,7 +842,7 @@ def open_clock_out(target: str | None, *, use_jack: bool | None = None, latency:
         try:
             import jack  # noqa: F401
             return JackClockOut(target, latency=latency)
-        except ImportError:
+        except (ImportError, NoJackServer):
             if use_jack:
                 raise
     return RtmidiClockOut(target, latency=latency)
@@ -902,8 +912,9 @@ def clock_report(bridges: Iterable[Any]) -> list[str]:
     for b in bridges:
         if isinstance(b, ClockOutBridge):
             m = sorted(b.margins)
-            lines.append(b.out.report() + (f"; beat events came {m[0] * 1000:.1f} ms (least), {m[len(m) // 2] * 1000:.1f} ms "
-                                           "(median) before they were heard" if m else ""))
+            ahead = (f"; beat events came {m[len(m) // 100] * 1000:.1f} ms (1st percentile), "
+                     f"{m[len(m) // 2] * 1000:.1f} ms (median) before they were heard") if m else ""
+            lines.append(b.out.report() + ahead)
         elif isinstance(b, ClockInBridge):
             lines.append(b.follower.report())
     return lines
