@@ -41,7 +41,7 @@ BARS_PER_PHRASE = 4
 FAMILY_ON = 0.08  # a family below this level plays no notes (it would be inaudible)
 PAD_ATTACK_S = 0.15  # legato pads: a new chord's attack at a chord change …
 PAD_HOLD_S = 0.6  # … and how long the old chord holds past the change (then releases)
-PAD_RELEASE_S = 2.5  # legato pads: 60 dB release of the outgoing chord
+PAD_RELEASE_S = 1.2  # legato pads: 60 dB release of the outgoing chord
 
 
 @dataclass(frozen=True)
