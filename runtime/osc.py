@@ -311,13 +311,20 @@ class BridgeStats:
         return (f"{self.datagrams} datagrams, {self.scheduled} scheduled by timetag; problems by kind: {kinds}")
 
 
+class ProblemCounts(Protocol):
+    """What :class:`Reporter` counts into: :class:`BridgeStats`, or another bridge's stats (``cadenza midi``)."""
+
+    refused: int
+    problems: dict[str, int]
+
+
 class Reporter:
     """Problem lines, rate-limited: one per (address, kind) per ``window`` seconds, then "… and N more like it";
     and at most ``burst`` lines at once, ``per_second`` after, in all. Thread-safe; counts every problem."""
 
     MAX_KEYS = 4096
 
-    def __init__(self, log: Callable[[str], None], stats: BridgeStats, lock: threading.Lock, *,
+    def __init__(self, log: Callable[[str], None], stats: ProblemCounts, lock: threading.Lock, *,
                  window: float = REPORT_WINDOW_S, burst: int = LINES_BURST, per_second: float = LINES_PER_SECOND,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.log = log

@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-from cadenza.runtime.midi.bridge import MidiBridge, MidiDecodeError, decode
+from cadenza.runtime.midi.bridge import MidiBridge
 from cadenza.runtime.midi.mapping import Mapping, MappingError, load_mapping, parse_mapping
+from cadenza.runtime.midi.ports import MidiDecodeError, decode
 from cadenza.sdk.client import Client
 from server_harness import require
 

@@ -2,7 +2,8 @@
 
 Modules, one job each:
 
-- :mod:`.ports` — python-rtmidi: choose the API (JACK or ALSA), list ports, open one (or a virtual port).
+- :mod:`.ports` — python-rtmidi: choose the API (JACK or ALSA), list ports, open one (or a virtual port);
+  decode the bytes that arrive.
 - :mod:`.mapping` — the mapping file (YAML): MIDI message → parameter / trigger / state / ``notes`` control.
 - :mod:`.bridge` — the bridge process: MIDI in → checked against the graph → coalesced per control period →
   the SDK client; the ``cadenza midi`` command line (:func:`~.bridge.add_midi_command`).

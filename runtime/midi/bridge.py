@@ -47,6 +47,7 @@ from typing import Any
 
 from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.midi.mapping import Binding, Mapping, check_against, load_mapping
+from cadenza.runtime.midi.ports import MidiDecodeError, decode
 from cadenza.runtime.osc import (
     ACTIONS_PER_PERIOD,
     ACTIONS_PER_SECOND,
@@ -58,64 +59,10 @@ from cadenza.runtime.osc import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_PERIOD", "MidiBridge", "MidiConfig", "MidiStats", "add_midi_command", "decode", "run_bridge"]
+__all__ = ["DEFAULT_PERIOD", "MidiBridge", "MidiConfig", "MidiStats", "add_midi_command", "run_bridge"]
 
 DEFAULT_PERIOD = 0.010  # seconds: one runtime control tick (control_rate 100)
 CLIENT_NAME = "cadenza-midi"
-# status byte high nibble → channel message kind and its data length
-_KINDS = {0x80: ("note_off", 2), 0x90: ("note_on", 2), 0xA0: ("poly_aftertouch", 2), 0xB0: ("cc", 2),
-          0xC0: ("program", 1), 0xD0: ("aftertouch", 1), 0xE0: ("pitch_bend", 2)}
-_SYSTEM_LENGTHS = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xF9: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFD: 0,
-                   0xFE: 0, 0xFF: 0}
-
-
-class MidiDecodeError(ValueError):
-    """Bytes that are not one MIDI message; ``kind`` is the problem's kind for the report."""
-
-    def __init__(self, why: str, kind: str = "malformed") -> None:
-        super().__init__(why)
-        self.kind = kind
-
-
-def decode(data: list[int] | bytes | tuple[int, ...]) -> tuple[str, int, int, int]:
-    """One MIDI message's bytes → ``(kind, channel 0-15, data1, data2)``; ``kind`` is a channel message kind
-    (``note_on`` with velocity 0 is ``note_off``; ``pitch_bend`` has its 14-bit value in data1) or
-    ``system`` (data1 the status byte) or ``sysex``. Raises :class:`MidiDecodeError`."""
-    if not data:
-        raise MidiDecodeError("an empty MIDI event")
-    status = data[0]
-    if not isinstance(status, int) or not 0 <= status <= 255:
-        raise MidiDecodeError(f"a byte {status!r} out of range")
-    if status < 0x80:
-        raise MidiDecodeError(f"no status byte (starts with data byte 0x{status:02X}: running status is not used "
-                              f"on this transport, or garbage)", "no_status")
-    if status == 0xF0:
-        return "sysex", 0, len(data), 0
-    if status >= 0xF0:
-        n = _SYSTEM_LENGTHS.get(status)
-        if n is None:
-            raise MidiDecodeError(f"a stray 0x{status:02X} (end of sysex without its start, or undefined)")
-        if len(data) != n + 1:
-            raise MidiDecodeError(f"system message 0x{status:02X} has {len(data) - 1} data bytes, expected {n}")
-        return "system", 0, status, (data[1] if n >= 1 else 0) | ((data[2] << 7) if n == 2 else 0)
-    kind, n = _KINDS[status & 0xF0]
-    if len(data) < n + 1:
-        raise MidiDecodeError(f"{kind} 0x{status:02X} is cut short: {len(data) - 1} of {n} data bytes", "truncated")
-    if len(data) > n + 1:
-        raise MidiDecodeError(f"{kind} 0x{status:02X} has {len(data) - 1} data bytes, expected {n} (several "
-                              "messages in one event, or garbage)")
-    d1 = data[1]
-    d2 = data[2] if n == 2 else 0
-    if d1 > 0x7F or d2 > 0x7F or d1 < 0 or d2 < 0:
-        raise MidiDecodeError(f"{kind} 0x{status:02X} has a data byte over 127 ({d1}, {d2})")
-    channel = status & 0x0F
-    if kind == "note_on" and d2 == 0:
-        kind = "note_off"
-    if kind == "pitch_bend":
-        return kind, channel, d1 | (d2 << 7), 0
-    return kind, channel, d1, d2
-
-
 # --------------------------------------------------------------------------- counting
 
 
@@ -539,7 +486,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
     ``extra(client, bridge, api, stop)`` (MIDI clock, :mod:`.clock`) runs once the port is open and may return a
     function to call at exit."""
     from cadenza.endpoints import endpoint_source
-    from cadenza.runtime.midi.ports import choose_api, open_input
+    from cadenza.runtime.midi.ports import choose_api, connect_jack, open_input
     from cadenza.sdk.client import Client
 
     if config.mapping is None:
@@ -584,7 +531,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
         port_name = port.name
         port.midi.set_callback(lambda event, _data: bridge.receive(event[0], port_name))
         if config.connect:
-            _connect(api, config.connect, port.name)
+            connect_jack(api, config.connect, port.name)
         if extra is not None:
             at_exit = extra(client, bridge, api, stop)
         print(f"cadenza midi: listening on {port.name} ({api.upper()}) with {len(mapping.bindings)} mappings from "
@@ -604,24 +551,6 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
         finished.set()
         final_lines()
     return 0
-
-
-def _connect(api: str, sources: list[str], ours: str) -> None:
-    """Connect each JACK output port in ``sources`` to our input port (``jack_connect``)."""
-    import shutil
-    import subprocess
-
-    if api != "jack":
-        raise UsageError("--connect works with --api jack (with ALSA use aconnect)", where="--connect")
-    tool = shutil.which("jack_connect")
-    if tool is None:
-        raise UsageError("--connect needs jack_connect (apt install jackd2)", where="--connect")
-    for src in sources:
-        done = subprocess.run([tool, src, ours], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=10)
-        if done.returncode != 0:
-            raise UsageError(f"cannot connect {src!r} to {ours!r}: {(done.stderr or done.stdout).strip()}",
-                             where="--connect")
 
 
 def cmd_midi(args: argparse.Namespace) -> int:

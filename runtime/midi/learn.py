@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.errors import CadenzaError, UsageError
-from cadenza.runtime.midi.bridge import MidiDecodeError, decode
 from cadenza.runtime.midi.mapping import Binding, Mapping, load_mapping, write_mapping
+from cadenza.runtime.midi.ports import MidiDecodeError, decode
 
 __all__ = ["LearnConfig", "Moved", "binding_for", "run_learn"]
 
@@ -193,8 +193,7 @@ def _merged(mapping: Mapping, b: Binding) -> Mapping:
 def run_learn(config: LearnConfig) -> int:
     """Learn one binding (``parameter`` given) or several (interactive), writing ``config.file`` after each."""
     from cadenza.endpoints import endpoint_source
-    from cadenza.runtime.midi.bridge import _connect
-    from cadenza.runtime.midi.ports import choose_api, open_input
+    from cadenza.runtime.midi.ports import choose_api, connect_jack, open_input
     from cadenza.sdk.client import Client
 
     interactive = config.parameter is None
@@ -235,7 +234,7 @@ def run_learn(config: LearnConfig) -> int:
         try:
             port.midi.set_callback(listener)
             if config.connect:
-                _connect(api, config.connect, port.name)
+                connect_jack(api, config.connect, port.name)
             target = f" for {config.parameter!r}" if config.parameter else ""
             print(f"cadenza midi: learn: listening on {port.name} ({api.upper()}); move a control{target} "
                   "(Ctrl-C to stop)", flush=True)
