@@ -276,7 +276,9 @@ def test_clock_out_over_jack_is_steady_and_song_position_matches_the_bars(jack12
                            f"{100 * (statistics.fmean(by_clock) / nominal - 1):+.4f} %, sd "
                            f"{statistics.pstdev(by_clock) * 1000:.3f} ms)")
                 print(figures)
-                ok = abs(mean / nominal - 1) <= 0.001 and sd <= 0.001
+                # in frames, or on JACK's clock where the dummy server lost frames to its own xruns
+                ok = (abs(mean / nominal - 1) <= 0.001 and sd <= 0.001) or (
+                    abs(statistics.fmean(by_clock) / nominal - 1) <= 0.001 and statistics.pstdev(by_clock) <= 0.001)
                 return ok, figures, len(timed)
 
             ok, figures, end = window(start)
@@ -408,3 +410,14 @@ def test_clock_in_start_aligns_the_synth_bar_to_the_clock(jack128: JackServer, t
     print(f"bar alignment: the synth's first downbeat after it is heard {found.group(1)} ms from the clock's")
     assert abs(float(found.group(1))) <= 35.0, log
     assert "Traceback" not in log, log
+
+
+def test_tempo_estimator_counts_lost_and_late_ticks_right() -> None:
+    step = 60.0 / (24 * 97.0)
+    times = [i * step for i in range(200) if i not in (50, 51, 120)]  # three ticks lost
+    times = [t if not 150 <= round(t / step) < 156 else 156 * step for t in times]  # six late, in one burst
+    est = TempoEstimator(exact=True)
+    for t in times:
+        est.add(t)
+    bpm = est.bpm()
+    assert bpm is not None and abs(bpm - 97.0) < 0.05, bpm

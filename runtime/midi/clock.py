@@ -457,8 +457,8 @@ class TempoEstimator:
     """Tick times → bpm: least squares over the last :data:`TEMPO_WINDOW_TICKS` ticks (see :meth:`bpm`)."""
 
     def __init__(self, window: int = TEMPO_WINDOW_TICKS, *, exact: bool = False) -> None:
-        #: ``exact``: the times are frame-accurate (JACK-Client), so a gap of about two intervals is a lost tick
-        #: (counted as such); period-quantized times (rtmidi) cannot tell a lost tick from quantization
+        #: ``exact``: the times are frame-accurate (JACK-Client), so a tick's index follows from its time (a lost
+        #: tick is not miscounted); period-quantized times (rtmidi) are counted one by one
         self.exact = exact
         self.ticks: deque[float] = deque(maxlen=window)
 
@@ -479,10 +479,11 @@ class TempoEstimator:
         ts = list(self.ticks)
         idx = list(range(n))
         if self.exact:
+            # each tick's index from its time: a lost tick leaves its index out, a late burst (the source missed
+            # periods) lands on the grid points it was late for, instead of shifting every later index
             step = statistics.median(b - a for a, b in zip(ts, ts[1:]))
             if step > 0:
-                for i in range(1, n):
-                    idx[i] = idx[i - 1] + max(1, round((ts[i] - ts[i - 1]) / step))
+                idx = [round((t - ts[0]) / step) for t in ts]
         slope, icpt = _fit(idx, ts)
         res = [t - (icpt + slope * k) for k, t in zip(idx, ts)]
         med = statistics.median(abs(r) for r in res)
