@@ -226,6 +226,14 @@ class LiveEngine:
         answered TIMEOUT and must change nothing).
         """
         probe = Conductor(graph, self.backend, seed=self.seed)
+        # one block of the new graph generated here, off the generation thread and on a throwaway stream: what a
+        # backend sets up lazily on its first use (the synth loads its numba kernels from cache, 0.2-0.7 s) happens
+        # now, not in the first step after the swap, which would stall the stream and publish that step's beats
+        # late (after their heard_at). A failure here is the generation thread's to report when it meets it.
+        try:
+            probe.step()
+        except Exception:  # noqa: BLE001, S110 — see above: the live step reports it, with its fault handling
+            pass
         with self.lock:
             admit = getattr(self._admission, "check", None)
             if admit is not None and not admit():

@@ -155,3 +155,33 @@ def test_without_a_device_heard_at_is_the_paced_clock(tmp_path: Path) -> None:
             assert -0.05 < ev.heard_at - arrived < 1.0, (ev.stream_time, ev.heard_at - arrived)
     heard = status.unix_time + (first.stream_time - status.heard_time) / SAMPLE_RATE
     assert abs(heard - first.heard_at) < 0.001  # Status's heard clock is the events' clock
+
+
+def test_first_beats_after_a_load_graph_arrive_before_they_are_heard(tmp_path: Path) -> None:
+    """A runtime with no graph gets LoadGraph: the new graph's first beats are published ahead of their heard_at
+    like every later beat. (Its first block used to run the backend's lazy set-up — the synth's numba kernels,
+    0.2-0.7 s — in the generation thread: the stream stalled and the first beat came 0.2-0.4 s after it was heard.)
+    Compared against the later beats of the same run, so a loaded box moves both."""
+    from tests.server_harness import ACTION_GAME
+
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        with ServeProcess([], tmp_path, sink="null") as server:  # a fresh process: nothing of the synth loaded
+            events = server.events(ctx, topics=("beat",))
+            control = server.control(ctx)
+            time.sleep(0.5)  # the SUB is connected; the stream runs (silence, no graph)
+            control.ok(pb.LoadGraph(text=ACTION_GAME.read_text()), timeout=30.0)
+            got: list[tuple[Any, float]] = []
+            deadline = time.monotonic() + 4.0
+            while time.monotonic() < deadline and len(got) < 4:
+                if (ev := events.recv_event(0.1)) is not None:
+                    got.append((ev, time.time()))
+    finally:
+        ctx.destroy(linger=0)
+    assert len(got) >= 3, f"{len(got)} beats within 4 s of the load"
+    late_ms = [round(1000 * (arrived - ev.heard_at)) for ev, arrived in got]  # > 0: arrived after it was heard
+    print(f"beats after LoadGraph, arrival - heard_at (ms): {late_ms}")
+    later = sorted(late_ms[1:])[len(late_ms[1:]) // 2]
+    assert late_ms[0] < later + 150, f"the first beat after LoadGraph arrived {late_ms[0]} ms after its heard_at, " \
+        f"later ones {late_ms[1:]} ms (a stalled first step?)"
+    assert late_ms[0] < 100, late_ms
