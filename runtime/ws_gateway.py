@@ -780,12 +780,15 @@ class Gateway:
     def _replies(self, conn: _Connection) -> None:
         """Every reply the DEALER holds, written to the client (the loop calls this when the DEALER's FD signals)."""
         dealer = conn.dealer
-        while dealer is not None:
+        # ZMQ_EVENTS first (read under the GIL) rather than a recv that fails with Again: a recv lets go of the GIL,
+        # and in this process the runtime's threads take it, so a failing recv per reply costs a hand-off
+        while dealer is not None and not dealer.closed and cast(int, dealer.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             try:
                 data = dealer.recv(zmq.NOBLOCK)
-            except zmq.ZMQError:  # Again: none left (or closed meanwhile)
+            except zmq.ZMQError:  # closed meanwhile
                 return
             conn.reply(data, conn.recall(wire.peek_request_id(data)))
+            dealer = conn.dealer
 
 
 def _peek(data: bytes) -> tuple[str | None, int]:
