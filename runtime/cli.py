@@ -312,7 +312,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         curve_clients=args.curve_clients, curve_readonly=args.curve_readonly, curve_any_client=args.curve_any_client,
         allow_dirs=args.allow_dir or [],
         backend_options=_backend_options(args),
-        ws=args.ws, ws_token=args.ws_token or os.environ.get("CADENZA_WS_TOKEN") or None, ws_cert=args.ws_cert,
+        ws=args.ws, ws_cert=args.ws_cert,
+        ws_token=args.ws_token if args.ws_token is not None else os.environ.get("CADENZA_WS_TOKEN") or None,
         ws_key=args.ws_key, ws_allow_origins=args.ws_allow_origin or [], panel=args.panel,
         **({"rate_limit": args.rate_limit} if args.rate_limit is not None else {}),
         **({"load_timeout_s": args.load_timeout} if args.load_timeout is not None else {}),
@@ -449,12 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve the WebSocket gateway at ws://HOST:PORT/ws (binary Envelopes or JSON; off by default; "
                          "loopback unless --ws-token and TLS or --insecure)")
     sv.add_argument("--ws-token", metavar="TOKEN",
-                    help="clients must connect to /ws?token=TOKEN (required off loopback; or env CADENZA_WS_TOKEN)")
+                    help="clients must connect to /ws?token=TOKEN (required off loopback; or env CADENZA_WS_TOKEN; at least "
+                         "8 of letters, digits, - . _ ~)")
     sv.add_argument("--ws-cert", metavar="FILE", help="TLS certificate (PEM) for wss://")
     sv.add_argument("--ws-key", metavar="FILE", help="TLS private key (PEM) for wss://")
     sv.add_argument("--ws-allow-origin", action="append", metavar="ORIGIN",
                     help="also accept WebSocket connections from pages of this origin, e.g. http://localhost:3000 "
-                         "(repeatable; the panel's own origin and non-browser clients are always accepted)")
+                         "(repeatable; the panel's own origin and non-browser clients are always accepted; 'null' is "
+                         "refused, as any page can send it)")
     sv.add_argument("--panel", action="store_true",
                     help="with --ws: serve the live control panel at http://HOST:PORT/")
     sv.set_defaults(func=cmd_serve)
