@@ -370,6 +370,8 @@ class Server:
         self.files = FilePolicy.of(config.allow_dirs if config.allow_dirs else
                                    [os.path.dirname(os.path.abspath(config.graph))] if config.graph else [])
         self.ctx = zmq.Context()
+        if config.ws:  # before the first socket (later it has no effect): a DEALER per WebSocket connection
+            self.ctx.set(zmq.MAX_SOCKETS, 4096)
         self._secret: bytes | None = None
         self.gate: ClientGate | None = None
         if config.curve_secret_key:

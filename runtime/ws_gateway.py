@@ -50,6 +50,8 @@ import hmac
 import ipaddress
 import logging
 import mimetypes
+import os
+import re
 import socket
 import ssl
 import threading
@@ -82,7 +84,19 @@ CLOSE_TIMEOUT_S = 1.0  # after a close frame, the TCP connection is cut by then
 PING_EVERY_S = 20.0  # the gateway pings each connection this often; one silent for two periods is cut
 PENDING_IDS = 10_000  # request ids remembered per connection to answer in the request's frame type
 WRITE_LIMIT = 64 * 1024  # bytes waiting to be written per connection past which its requests are not read
+HANDSHAKE_SLACK = 64  # TCP connections still in their handshake, on top of the cap (each costs one file)
+FD_RESERVE = 128  # files kept for the runtime itself (graphs, audio files, JACK, logs) when the cap is computed
+FD_WANTED = 8192  # the soft RLIMIT_NOFILE raised toward this at start (never past the hard limit)
+HELD_SMALL = 64 * 1024  # bytes of a frame still being read that a connection may hold at any time
+HELD_BUDGET = 16 * 1024 * 1024  # beyond that, all connections together; past it the largest holder is cut (1013)
+REFUSED_LOG_EVERY_S = 10.0  # refused handshakes (token, origin) are logged at most once per period, with counts
+REFUSED_FREE = 5  # failed tries per source before its next refusals are answered slower
+REFUSED_DELAY_S = 1.0  # … by this much (a guesser gets about one try a second)
 PANEL_DIR = Path(__file__).resolve().parent / "panel"
+# a handshake header that must appear once: two of them is a malformed request (400), never a guess
+_SINGLE_HEADERS = ("Host", "Origin", "Upgrade", "Connection", "Authorization", "Sec-WebSocket-Key",
+                   "Sec-WebSocket-Version")
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # what needs no percent-encoding in a URL's query or fragment
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml", ".png": "image/png",
@@ -119,15 +133,26 @@ class GatewayConfig:
         try:
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
+            pass
+        try:  # the short IPv4 forms (127.1, 2130706433) the C resolver accepts too
+            return ipaddress.ip_address(socket.inet_aton(host)).is_loopback
+        except OSError:
             return False
 
     def check(self) -> None:
         self.host_port  # noqa: B018 — raises on a malformed HOST:PORT
         if (self.certfile is None) != (self.keyfile is None):
             raise UsageError("TLS needs both --ws-cert FILE and --ws-key FILE", where="--ws-cert")
-        if self.token is not None and len(self.token) < 8:
-            raise UsageError("a token of at least 8 characters, please (it is all that guards the runtime)",
-                             where="--ws-token")
+        if self.token is not None:
+            where = "--ws-token (or env CADENZA_WS_TOKEN)"
+            if len(self.token) < 8:
+                raise UsageError(f"a token of at least 8 characters, please (got {len(self.token)}; it is all that "
+                                 "guards the runtime)", where=where)
+            if not _TOKEN_CHARS.fullmatch(self.token):
+                raise UsageError("the token may hold only letters, digits and - . _ ~ (so that clients can put it "
+                                 "in a URL as it is); e.g. python -c 'import secrets; print(secrets.token_urlsafe())'",
+                                 where=where)
+        self.origins  # noqa: B018 — raises on an origin no browser sends
         if not self.loopback:
             if not self.token:
                 raise UsageError(f"{self.listen!r} is reachable from other machines; give --ws-token TOKEN (clients "
@@ -135,10 +160,13 @@ class GatewayConfig:
             if self.certfile is None and not self.insecure:
                 raise UsageError(f"{self.listen!r} is reachable from other machines; give --ws-cert FILE and "
                                  "--ws-key FILE (wss://) or --insecure to send the token in the clear", where="--ws")
-        for origin in self.allow_origins:
-            if origin != "null" and not origin.startswith(("http://", "https://")):
-                raise UsageError(f"{origin!r} is no origin; write it as a browser sends it, e.g. "
-                                 "http://192.168.1.20:8080 (scheme://host[:port], no path)", where="--ws-allow-origin")
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """``allow_origins`` as browsers send them (scheme and host lower-case, no default port, no trailing ``/``);
+        raises UsageError for ``null`` (any page can send it: a sandboxed frame, a ``data:`` URL) and for what is no
+        origin."""
+        return tuple(_origin(o) for o in self.allow_origins)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.certfile is None or self.keyfile is None:
@@ -222,6 +250,9 @@ class _Connection(asyncio.Protocol):
         self.reading = True
         self.write_paused = False
         self.peer = "a client"
+        self.answered = False  # the handshake got its HTTP answer (a second request on the connection is ignored)
+        self.held = 0  # bytes of unfinished frames charged to the gateway's HELD_BUDGET
+        self.delay = 0.0  # seconds before a refused handshake is answered (a source that keeps failing)
         self.last_seen = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -241,11 +272,34 @@ class _Connection(asyncio.Protocol):
             except OSError:
                 pass
         self._timer = asyncio.get_running_loop().call_later(OPEN_TIMEOUT_S, self._handshake_timeout)
+        if not self.gateway._admit(self):  # every file the cap allows is taken: refuse before the handshake
+            self.answered = True
+            transport.write(_response(503, self.gateway._full_text()).serialize())
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         self.last_seen = time.monotonic()
+        if not self.answered and data[:1] == b"\x16":  # a TLS ClientHello on a plain port: say so now, not in 10 s
+            self.answered = True
+            log.info(f"WebSocket {self.peer}: a TLS handshake on a plain ws:// port (serve with --ws-cert/--ws-key)")
+            self._abort()
+            return
         self.proto.receive_data(data)
         self._events()
+        self._account()
+
+    def _account(self) -> None:
+        """Bytes of frames still being read: up to HELD_SMALL each, more only within the gateway's HELD_BUDGET
+        (a thousand clients each holding most of a 4 MiB frame would otherwise hold gigabytes)."""
+        held = len(self.proto.reader.buffer) + sum(len(f) for f in self.fragments)
+        held = held if held > HELD_SMALL else 0
+        if held != self.held:
+            self.gateway.held += held - self.held
+            self.held = held
+            if held and self.gateway.held > HELD_BUDGET and self.proto.state is State.OPEN:
+                log.info(f"WebSocket {self.peer} cut (1013): {held} bytes of an unfinished frame while the gateway "
+                         f"holds {self.gateway.held} for all connections")
+                self.close(1013, "the gateway is reading too many large frames; send it again later")
 
     def eof_received(self) -> bool | None:
         self.proto.receive_eof()
@@ -256,6 +310,9 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
+        self.gateway.held -= self.held
+        self.held = 0
+        self.gateway.tcp_open -= 1
         self.gateway._closed(self)
 
     def pause_writing(self) -> None:
@@ -270,21 +327,57 @@ class _Connection(asyncio.Protocol):
     def _events(self) -> None:
         for event in self.proto.events_received():
             if isinstance(event, Request):
-                self._handshake(event)
+                if not self.answered:  # a pipelined second request after a plain HTTP answer: ignored (we close)
+                    self.answered = True
+                    self._handshake(event)
             elif isinstance(event, Frame):
                 self._frame(event)
+        if not self.answered and self.proto.handshake_exc is not None and self.transport is not None:
+            # no valid HTTP request (a body, a broken request line): websockets only closes; say why first
+            self.answered = True
+            cause = self.proto.handshake_exc.__cause__ or self.proto.handshake_exc
+            self.transport.write(_response(400, f"not a valid HTTP request: {cause}").serialize())
         self._flush()
 
     def _handshake(self, request: Request) -> None:
-        response = self.gateway._process_request(self, request)
-        if response is None:
-            response = self.proto.accept(request)
-        self.proto.send_response(response)
+        try:
+            response = self.gateway._process_request(self, request)
+            if response is None:
+                self.dealer = self.gateway._dealer()  # before the 101: past ZeroMQ's socket limit this is a 503
+                response = self.proto.accept(request)
+        except zmq.ZMQError as exc:
+            self.gateway.stats.refused["full"] += 1
+            self.gateway._refused_log("full", self.peer, f"503, no ZeroMQ socket left: {exc}")
+            response = _response(503, self.gateway._full_text())
+        except Exception as exc:  # noqa: BLE001 — a request nobody foresaw: one line and a 400, never a traceback
+            log.warning(f"WebSocket {self.peer}: handshake refused (400): {type(exc).__name__}: {exc}")
+            response = _response(400, f"cannot read this handshake: {exc}")
+        if self.delay:  # a source that keeps failing (token, origin) waits for its answer: guessing stays slow
+            asyncio.get_running_loop().call_later(self.delay, self._answer_late, response)
+            return
+        if self.proto.eof_sent and response.status_code == 101:  # what followed the request was no WebSocket frame
+            response = _response(400, "one request per connection: what followed the handshake was no WebSocket frame")
+        self._send_response(response)
         if response.status_code == 101 and self.proto.state is State.OPEN:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             self.gateway._opened(self)
+        elif self.dealer is not None:
+            self.dealer.close(0)
+            self.dealer = None
+
+    def _send_response(self, response: Response) -> None:
+        if not self.proto.eof_sent:
+            self.proto.send_response(response)
+        elif self.transport is not None:  # websockets already gave up on the bytes after the request (a pipelined
+            # second request): the answer goes out first, then the end of the stream it queued
+            self.transport.write(response.serialize())
+
+    def _answer_late(self, response: Response) -> None:
+        if not self.closed:
+            self._send_response(response)
+            self._flush()
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
@@ -523,8 +616,16 @@ class Gateway:
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="cadenza-ws", daemon=True)
-        self._origins: set[str] = set(config.allow_origins)
+        self._origins: set[str] = set(config.origins)
         self._fanout: _Fanout | None = None
+        self.tcp_open = 0  # TCP connections, handshakes included
+        self.held = 0  # bytes of unfinished frames beyond HELD_SMALL, all connections together
+        self.cap, why = _capacity(ctx)
+        if self.cap < MAX_CONNECTIONS:
+            log.warning(f"WebSocket connections capped at {self.cap}: {why}")
+        self._failures: dict[str, list[float]] = {}  # source address → [refused handshakes, last one (monotonic)]
+        self._quiet: collections.Counter[str] = collections.Counter()  # refusals not logged yet, by kind
+        self._logged_at: dict[str, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 10.0) -> str:
@@ -604,10 +705,14 @@ class Gateway:
         (a phone that left the network must not hold a connection for hours)."""
         while True:
             await asyncio.sleep(PING_EVERY_S)
+            self._flush_refused_log()
             now = time.monotonic()
             for conn in list(self.connections):
                 if now - conn.last_seen > 2 * PING_EVERY_S:
                     log.info(f"WebSocket {conn.peer} cut: silent for {now - conn.last_seen:.0f} s")
+                    if conn.proto.state is State.OPEN:  # a close frame first, in case it still reads
+                        conn.proto.send_close(1011, "no answer to pings for 40 s")
+                        conn._flush()
                     conn._abort()
                 elif conn.proto.state is State.OPEN:
                     conn.proto.send_ping(b"")
@@ -621,31 +726,85 @@ class Gateway:
 
     # ------------------------------------------------------------------ handshake and panel
     def _process_request(self, connection: _Connection, request: Request) -> Response | None:
-        parsed = urllib.parse.urlsplit(request.path)
+        for name in _SINGLE_HEADERS:
+            if len(request.headers.get_all(name)) > 1:
+                self.stats.refused["malformed"] += 1
+                self._refused_log("malformed", connection.peer, f"400, several {name} headers")
+                return _response(400, f"several {name} headers: send it once")
+        # the request target is a path (a URL starting with // is no host here)
+        path, _, query = request.path.partition("#")[0].partition("?")
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if not upgrade:
-            return self._http(parsed.path)
-        if parsed.path != WS_PATH:
-            return _response(404, f"no WebSocket at {parsed.path!r}; connect to {WS_PATH}")
+            return self._http(request.method, path)
+        if path != WS_PATH:
+            return _response(404, f"no WebSocket at {path!r}; connect to {WS_PATH}")
+        source = connection.peer.rpartition(":")[0]
         origin = request.headers.get("Origin")
         if origin is not None and not self._origin_allowed(origin, request.headers.get("Host", "")):
             self.stats.refused["origin"] += 1
-            log.warning(f"WebSocket refused (403): Origin {origin!r} is not allowed; a page from another site must not "
-                        "drive this runtime (allow it with --ws-allow-origin ORIGIN)")
+            self._refused_log("origin", connection.peer, f"403, Origin {origin!r} is not allowed; a page from another "
+                              "site must not drive this runtime (allow it with --ws-allow-origin ORIGIN)")
+            connection.delay = self._failed(source)
             return _response(403, f"Origin {origin!r} is not allowed (cadenza serve --ws-allow-origin ORIGIN)")
         if self.config.token is not None:
-            given = urllib.parse.parse_qs(parsed.query).get("token", [""])[-1]
+            given = urllib.parse.parse_qs(query).get("token", [""])[-1]
             auth = request.headers.get("Authorization", "")
             if auth.lower().startswith("bearer "):
                 given = auth[7:].strip()
             if not hmac.compare_digest(given.encode(), self.config.token.encode()):
                 self.stats.refused["token"] += 1
-                log.warning(f"WebSocket refused (401): {'a wrong' if given else 'no'} token from {connection.peer}")
-                return _response(401, "this runtime needs its token: connect to /ws?token=TOKEN")
-        if len(self.connections) >= MAX_CONNECTIONS:
+                self._refused_log("token", connection.peer, f"401, {'a wrong' if given else 'no'} token")
+                connection.delay = self._failed(source)
+                return _response(401, "this runtime needs its token: connect to /ws?token=TOKEN or send the header "
+                                 "Authorization: Bearer TOKEN",
+                                 headers=[("WWW-Authenticate", 'Bearer realm="cadenza"')])
+        if len(self.connections) >= self.cap:
             self.stats.refused["full"] += 1
-            return _response(503, f"{MAX_CONNECTIONS} WebSocket connections are open; try again later")
+            self._refused_log("full", connection.peer, f"503, {self.cap} connections are open")
+            return _response(503, self._full_text())
         return None
+
+    def _full_text(self) -> str:
+        return f"{self.cap} WebSocket connections are open (this runtime's limit); try again later"
+
+    def _admit(self, conn: _Connection) -> bool:
+        """Count a new TCP connection; False past the cap and HANDSHAKE_SLACK (its files would run out)."""
+        self.tcp_open += 1
+        if self.tcp_open <= self.cap + HANDSHAKE_SLACK:
+            return True
+        self.stats.refused["full"] += 1
+        self._refused_log("full", conn.peer, f"503, {self.tcp_open - 1} TCP connections are open")
+        return False
+
+    def _failed(self, source: str) -> float:
+        """One more refused handshake (token, origin) from ``source``; how long to wait before answering it."""
+        now = time.monotonic()
+        entry = self._failures.get(source)
+        if entry is None or now - entry[1] > 60.0:  # a minute without failures forgives
+            if len(self._failures) > 10_000:
+                self._failures.clear()
+            entry = self._failures[source] = [0.0, now]
+        entry[0] += 1
+        entry[1] = now
+        return REFUSED_DELAY_S if entry[0] > REFUSED_FREE else 0.0
+
+    def _refused_log(self, kind: str, peer: str, text: str) -> None:
+        """A refused handshake's log line, at most one per kind each REFUSED_LOG_EVERY_S (with the count left out)."""
+        now = time.monotonic()
+        if now - self._logged_at.get(kind, -REFUSED_LOG_EVERY_S) < REFUSED_LOG_EVERY_S:
+            self._quiet[kind] += 1
+            return
+        self._logged_at[kind] = now
+        more, self._quiet[kind] = self._quiet[kind], 0
+        log.warning(f"WebSocket refused ({text}) from {peer}"
+                    + (f"; {more} more refused that way before it, not logged" if more else ""))
+
+    def _flush_refused_log(self) -> None:
+        for kind, n in list(self._quiet.items()):
+            if n:
+                log.warning(f"WebSocket: {n} more handshakes refused ({kind}) in the last "
+                            f"{REFUSED_LOG_EVERY_S:g} s or so, not logged one by one")
+                self._quiet[kind] = 0
 
     def _origin_allowed(self, origin: str, host_header: str) -> bool:
         if origin in self._origins:
@@ -656,9 +815,13 @@ class Gateway:
             return origin in (f"http://{host_header}", f"https://{host_header}")
         return False
 
-    def _http(self, path: str) -> Response:
-        if not self.config.panel:
-            return _response(426, f"this is a WebSocket endpoint: connect to {WS_PATH} (the panel needs --panel)")
+    def _http(self, method: str, path: str) -> Response:
+        if not self.config.panel or path == WS_PATH:
+            return _response(426, f"this is a WebSocket endpoint: connect to {WS_PATH} with a WebSocket client"
+                             + ("" if self.config.panel else " (the panel needs --panel)"))
+        if method not in ("GET", "HEAD"):
+            return _response(405, f"{method} is not served here; the panel's files answer GET and HEAD",
+                             headers=[("Allow", "GET, HEAD")])
         if path in ("/", "/panel", "/panel/"):
             rel = "index.html"
         elif path.startswith("/panel/"):
@@ -680,16 +843,21 @@ class Gateway:
             "application/octet-stream"
         headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))),
                            ("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff"),
-                           ("Referrer-Policy", "no-referrer"), ("Connection", "close")])
-        return Response(200, "OK", headers, body)
+                           ("Referrer-Policy", "no-referrer"), ("Connection", "close"), *_NO_FRAMING])
+        return Response(200, "OK", headers, b"" if method == "HEAD" else body)
 
     # ------------------------------------------------------------------ one connection
-    def _opened(self, conn: _Connection) -> None:
+    def _dealer(self) -> zmq.Socket[bytes]:
+        """A new connection's DEALER on the control ROUTER (raises ZMQError past ZeroMQ's socket limit)."""
         dealer: zmq.Socket[bytes] = self.ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.SNDHWM, 1_000)
         dealer.setsockopt(zmq.RCVHWM, 1_000)
         dealer.connect(self.sockets.control)
+        return dealer
+
+    def _opened(self, conn: _Connection) -> None:
+        dealer = conn.dealer if conn.dealer is not None else self._dealer()
         conn.dealer = dealer
         conn.fd = dealer.fileno()  # ZMQ_FD: read from the loop's own selector
         asyncio.get_running_loop().add_reader(conn.fd, self._replies, conn)
@@ -770,10 +938,16 @@ class Gateway:
         except wire.WireError as exc:
             self._local(conn, exc.request_id, exc.to_error(), text=text)
             return
-        if not self._local(conn, req.request_id, None, text=text):
-            return
         body: Any = req.body
         assert self._fanout is not None
+        if body.audio and self._fanout._audio_socket(int(body.audio)) is None:
+            self._local(conn, req.request_id, pb.Error(
+                code=pb.Error.BAD_VALUE, field="subscribe.audio",
+                message="this runtime publishes no audio (it was started with --audio none): subscribe without "
+                        "audio, or restart it with --audio ENDPOINT"), text=text)
+            return
+        if not self._local(conn, req.request_id, None, text=text):
+            return
         self._fanout.change(conn, frozenset(body.topics), int(body.audio))
         conn.text_pushes = text
 
@@ -797,13 +971,18 @@ def _peek(data: bytes) -> tuple[str | None, int]:
     return peek(data)
 
 
-def _response(status: int, text: str) -> Response:
+def _response(status: int, text: str, *,
+              headers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()) -> Response:
     body = (text + "\n").encode()
-    reasons = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 426: "Upgrade Required",
-               503: "Service Unavailable"}
-    headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                       ("Connection", "close")])
-    return Response(status, reasons.get(status, "Error"), headers, body)
+    reasons = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+               405: "Method Not Allowed", 426: "Upgrade Required", 503: "Service Unavailable"}
+    return Response(status, reasons.get(status, "Error"), Headers([
+        ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), ("Connection", "close"),
+        *_NO_FRAMING, *headers]), body)
+
+
+# every HTTP answer: no other site may show it in a frame (a click on a framed panel would drive the runtime)
+_NO_FRAMING = (("X-Frame-Options", "DENY"), ("Content-Security-Policy", "frame-ancestors 'none'"))
 
 
 class _NoTracebacks(logging.Filter):
@@ -820,3 +999,55 @@ def _quiet_logger() -> logging.Logger:
     if not any(isinstance(f, _NoTracebacks) for f in logger.filters):
         logger.addFilter(_NoTracebacks())
     return logger
+
+
+def _origin(given: str) -> str:
+    """One ``--ws-allow-origin`` value, normalised to what a browser sends (see GatewayConfig.origins)."""
+    where = "--ws-allow-origin"
+    example = "write it as a browser sends it, e.g. http://192.168.1.20:8080 (scheme://host[:port], no path)"
+    if given.strip().lower() == "null":
+        raise UsageError("'null' is refused: any web page can send Origin: null (a sandboxed iframe, a data: URL), so "
+                         "it would let every site drive this runtime; serve the page over http://localhost instead "
+                         "and allow that origin", where=where)
+    parts = urllib.parse.urlsplit(given.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"{given!r} has no valid port (1-65535); {example}", where=where) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query \
+            or parts.fragment or parts.username is not None or port == 0:
+        raise UsageError(f"{given!r} is no origin; {example}", where=where)
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    default = 80 if parts.scheme == "http" else 443
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+def _capacity(ctx: zmq.Context[Any]) -> tuple[int, str]:
+    """How many WebSocket connections fit, and why not more: each costs a TCP socket and a DEALER (its mailbox is a
+    file, and it counts against ZeroMQ's MAX_SOCKETS). The soft RLIMIT_NOFILE is raised toward FD_WANTED first,
+    where the hard limit allows."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < FD_WANTED:
+        target = FD_WANTED if hard == resource.RLIM_INFINITY else min(FD_WANTED, hard)
+        if target > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+            except (OSError, ValueError):
+                pass
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 64
+    files = MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else \
+        (soft - in_use - FD_RESERVE - HANDSHAKE_SLACK) // 2
+    sockets = cast(int, ctx.get(zmq.MAX_SOCKETS)) - 64  # the runtime's own sockets, with room to spare
+    cap = max(1, min(MAX_CONNECTIONS, files, sockets))
+    if cap == files:
+        why = f"{soft} open files allowed (ulimit -n), {in_use} in use, two per connection; raise ulimit -n"
+    else:
+        why = f"ZeroMQ allows {sockets + 64} sockets in this process"
+    return cap, why
