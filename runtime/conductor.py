@@ -215,8 +215,16 @@ class Conductor:
         self.good: tuple[np.ndarray, Controls, Frame] | None = None
 
     def continue_from(self, old: "Conductor") -> None:
-        """Take over ``old``'s bed stream and clock (a hot-reloaded graph: the music glides, never restarts)."""
+        """Take over ``old``'s bed stream and clock (a hot-reloaded graph: the music glides, never restarts).
+
+        A crossfade that is running goes on to its end (its incoming deck, whose beats the grid and the clock may
+        already follow, becomes the bed then): dropping it would put the bed back on the outgoing deck's grid while
+        the clock still predicts bars on the incoming one's."""
         self.deck_a = old.deck_a
+        if old.deck_b is not None and old.xfade is not None:
+            self.deck_b, self.xfade = old.deck_b, old.xfade
+        self._n_decks = old._n_decks
+        self.match_loudness = self.match_loudness or old.match_loudness
         self.clock = old.clock
         self._bar_line = old._bar_line
         self.grid = old.grid
@@ -457,7 +465,8 @@ class Conductor:
         the lock already; mid-bar (a crossfade quantized to the beat) the stream starts on the bed's last bar
         line at the bed's tempo and its audio up to ``start`` is generated and dropped (a pre-roll of less than a
         bar), so its first heard beat is the bed's next beat, the same place in the bar; its own tempo (the
-        controls') takes over on its next bar line, the bed's too. Backends with estimated beats start at once."""
+        controls') takes over on its next bar line, the bed's too. A start off the bed's beats (the clock placed it
+        on a grid whose tempo has changed since), and backends with estimated beats, start at once on a downbeat."""
         state = self.backend.new_stream(self.seed + 1 + self._n_decks)
         deck = _Deck(state, start)
         bar_line = self._bar_line
@@ -468,8 +477,11 @@ class Conductor:
             return deck
         at, bpm = int(round(bar_line[0])), bar_line[1]
         pre = start - at
-        if pre <= 0 or pre >= 4 * SAMPLE_RATE * 60.0 / bpm - 1 or bpm <= 0:
+        if pre <= 0 or bpm <= 0 or pre >= 4 * SAMPLE_RATE * 60.0 / bpm - 1:
             return deck
+        beats = pre / (SAMPLE_RATE * 60.0 / bpm)
+        if abs(beats - round(beats)) * SAMPLE_RATE * 60.0 / bpm > 0.001 * SAMPLE_RATE:
+            return deck  # not on the bed's beat (a start the clock placed before a tempo change): its own downbeat
         self._stage = "backend step"
         _, deck.state = self.backend.generate(deck.state, self.style_of(weights), replace(controls, bpm=bpm), pre)
         deck.start = at
