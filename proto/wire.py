@@ -76,10 +76,11 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias, cast
 
 import numpy as np
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
@@ -706,27 +707,165 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
     read.
     """
     if len(text) > max_bytes:
-        raise WireError(pb.Error.TOO_LARGE, f"JSON text of {len(text)} bytes is over the limit of {max_bytes} bytes")
+        head = _JSON_ID.search(text[:256] if isinstance(text, str) else text[:256].decode("utf-8", "replace"))
+        raise WireError(pb.Error.TOO_LARGE, f"JSON text of {len(text)} bytes is over the limit of {max_bytes} bytes",
+                        request_id=int(head.group(1)) if head and 0 < int(head.group(1)) <= _MAX_U64 else 0)
     try:
         obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
-        raise _bad_message(f"not JSON: {str(exc)[:200]}; a text frame is one Envelope as a JSON object, "
-                           'e.g. {"requestId": 1, "getStatus": {}}') from None
+    except json.JSONDecodeError as exc:
+        raise _bad_message(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; a text frame is one "
+                           'Envelope as a JSON object, e.g. {"requestId": 1, "getStatus": {}}') from None
+    except RecursionError:
+        raise _bad_message("not accepted: JSON nested too deeply (a request needs a few levels)") from None
+    except ValueError:  # bad UTF-8, a number of thousands of digits
+        raise _bad_message("not JSON this runtime reads: bad UTF-8, or a number with too many digits") from None
     if not isinstance(obj, dict):
-        raise _bad_message(f"a text frame is one Envelope as a JSON object, got a JSON {type(obj).__name__}; "
+        raise _bad_message(f"a text frame is one Envelope as a JSON object, got {_json_kind(obj)}; "
                            'e.g. {"requestId": 1, "getStatus": {}}')
     rid = obj.get("requestId", obj.get("request_id"))
     request_id = int(rid) if isinstance(rid, (int, str)) and not isinstance(rid, bool) and str(rid).isdigit() \
         and 0 < int(rid) <= _MAX_U64 else 0
+    _check_json(obj, pb.Envelope.DESCRIPTOR, "", request_id, 0)
     envelope = pb.Envelope()
     try:
         json_format.ParseDict(obj, envelope, max_recursion_depth=32)
     except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
-        message = str(exc)[:600]
+        message = str(exc)[:600].replace("..", ".")
         match = _JSON_AT.search(message)
         raise _bad_message(f"not a cadenza.v1.Envelope: {message}", request_id=request_id,
                            field=_snake(match.group(1)) if match else "") from None
     return _serialize(envelope, max_bytes)
+
+
+_JSON_ID: Final = re.compile(r'"request_?[iI]d"\s*:\s*"?(\d{1,20})\b')
+_JSON_NUMBER: Final = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|NaN|-?Infinity")
+_FD = FieldDescriptor
+_INTEGERS: Final = frozenset({_FD.TYPE_INT32, _FD.TYPE_INT64, _FD.TYPE_UINT32, _FD.TYPE_UINT64, _FD.TYPE_SINT32,
+                              _FD.TYPE_SINT64, _FD.TYPE_FIXED32, _FD.TYPE_FIXED64, _FD.TYPE_SFIXED32,
+                              _FD.TYPE_SFIXED64})
+_INT_RANGES: Final = {_FD.TYPE_INT32: (-(2**31), 2**31 - 1), _FD.TYPE_SINT32: (-(2**31), 2**31 - 1),
+                      _FD.TYPE_SFIXED32: (-(2**31), 2**31 - 1), _FD.TYPE_UINT32: (0, 2**32 - 1),
+                      _FD.TYPE_FIXED32: (0, 2**32 - 1), _FD.TYPE_UINT64: (0, 2**64 - 1), _FD.TYPE_FIXED64: (0, 2**64 - 1)}
+_FIELDS_BY_JSON: dict[str, dict[str, tuple[FieldDescriptor, str, str | None]]] = {}
+
+
+def _json_kind(value: object) -> str:
+    """A JSON value's kind in JSON's words (never Python's type names)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _check_json(obj: dict[str, Any], desc: Descriptor, path: str, request_id: int, depth: int) -> None:
+    """Walk a JSON object against its message type before ``json_format`` reads it, refusing (BAD_MESSAGE, with the
+    field's path) what it would quietly coerce or report in Python's words: ``true`` for a number, an array or a
+    string where a message belongs, a number string with spaces, an integer out of range, two members of one
+    oneof, an unknown field."""
+    if depth > 32:
+        raise _bad_message("nested too deeply", field=path, request_id=request_id)
+    fields = _FIELDS_BY_JSON.get(desc.full_name)
+    if fields is None:
+        fields = _FIELDS_BY_JSON[desc.full_name] = {
+            **{f.name: _field_kind(f) for f in desc.fields}, **{f.json_name: _field_kind(f) for f in desc.fields}}
+    oneof_seen: dict[str, str] = {}  # oneof → its member met so far
+    for key, value in obj.items():
+        entry = fields.get(key)
+        if entry is None:
+            raise _bad_message(f"{path or 'the Envelope'} has no field {key!r}", field=f"{path}.{key}".lstrip("."),
+                               request_id=request_id)
+        fd, kind, oneof = entry
+        if value is None:
+            continue
+        where = f"{path}.{fd.name}" if path else fd.name
+        if oneof is not None:
+            if oneof in oneof_seen:
+                raise _bad_message(f"{oneof_seen[oneof]!r} and {fd.name!r} are both set; one {oneof} per "
+                                   f"{desc.name}, please", field=where, request_id=request_id)
+            oneof_seen[oneof] = fd.name
+        if kind == "map":
+            if not isinstance(value, dict):
+                raise _bad_message(f"{where} must be a JSON object (a map), got {_json_kind(value)}", field=where,
+                                   request_id=request_id)
+            value_fd = cast(Descriptor, fd.message_type).fields_by_name["value"]
+            for k, v in value.items():
+                _check_json_value(v, value_fd, f"{where}[{k!r}]", request_id, depth)
+        elif kind == "list":
+            if not isinstance(value, list):
+                raise _bad_message(f"{where} must be a JSON array, got {_json_kind(value)}", field=where,
+                                   request_id=request_id)
+            for i, item in enumerate(value):
+                _check_json_value(item, fd, f"{where}[{i}]", request_id, depth)
+        elif kind == "message":
+            if type(value) is not dict:
+                _check_json_value(value, fd, where, request_id, depth)
+            _check_json(value, cast(Descriptor, fd.message_type), where, request_id, depth + 1)
+        elif kind == "string":
+            if type(value) is not str:
+                _check_json_value(value, fd, where, request_id, depth)
+        elif kind == "double":
+            if type(value) is not float:  # the common case costs one type test
+                _check_json_value(value, fd, where, request_id, depth)
+        else:
+            _check_json_value(value, fd, where, request_id, depth)
+
+
+def _field_kind(fd: FieldDescriptor) -> tuple[FieldDescriptor, str, str | None]:
+    # a oneof of several members (proto3 `optional` makes one-member oneofs: nothing to collide with)
+    oneof = fd.containing_oneof.name if fd.containing_oneof is not None and len(fd.containing_oneof.fields) > 1 \
+        else None
+    if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+        return fd, "map", oneof
+    if fd.is_repeated:
+        return fd, "list", oneof
+    if fd.type == _FD.TYPE_MESSAGE:
+        return fd, "message", oneof
+    if fd.type == _FD.TYPE_STRING:
+        return fd, "string", oneof
+    if fd.type in (_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT):
+        return fd, "double", oneof
+    return fd, "other", oneof
+
+
+def _check_json_value(value: object, fd: FieldDescriptor, where: str, request_id: int, depth: int) -> None:
+    t = fd.type
+    if t == _FD.TYPE_MESSAGE:
+        message_type = cast(Descriptor, fd.message_type)
+        if not isinstance(value, dict):
+            raise _bad_message(f"{where} must be a JSON object ({message_type.name}), got {_json_kind(value)}",
+                               field=where, request_id=request_id)
+        _check_json(value, message_type, where, request_id, depth + 1)
+        return
+    if t in (_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) or \
+            isinstance(value, str) and _JSON_NUMBER.fullmatch(value) is not None
+        want = "a number"
+    elif t in _INTEGERS:
+        ok = isinstance(value, int) and not isinstance(value, bool) or \
+            isinstance(value, float) and value.is_integer() or \
+            isinstance(value, str) and _JSON_NUMBER.fullmatch(value) is not None
+        want = "an integer (a number or a decimal string)"
+        if ok and not isinstance(value, str) or isinstance(value, str) and value.lstrip("-").isdigit():
+            low, high = _INT_RANGES.get(t, (-(2**63), 2**63 - 1))
+            if not low <= int(cast(Any, value)) <= high:
+                raise _bad_message(f"{where} must be an integer from {low} to {high}, got {value}", field=where,
+                                   request_id=request_id)
+    elif t == _FD.TYPE_BOOL:
+        ok, want = isinstance(value, bool), "true or false"
+    elif t == _FD.TYPE_ENUM:
+        ok = isinstance(value, str) or isinstance(value, int) and not isinstance(value, bool)
+        want = f"a {cast(EnumDescriptor, fd.enum_type).name} name (a string) or number"
+    else:  # string, bytes (base64)
+        ok, want = isinstance(value, str), "a string"
+    if not ok:
+        shown = f" {value!r}" if isinstance(value, str) and len(value) <= 40 else ""
+        raise _bad_message(f"{where} must be {want}, got {_json_kind(value)}{shown}", field=where,
+                           request_id=request_id)
 
 
 def _snake(path: str) -> str:
