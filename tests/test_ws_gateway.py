@@ -539,3 +539,255 @@ def test_tls_wss_with_token(tmp_path: Path) -> None:
         assert _refused(url, ssl=context) == 401
     finally:
         server.kill()
+
+
+# ---------------------------------------------------------------------------------------------- the outside test's
+# findings (notes/outside-ws.md): each pinned here against a real runtime over raw sockets
+
+
+def _raw(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
+    """Send raw bytes to the gateway, read until it closes (or the timeout): the whole HTTP answer."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return out
+
+
+def _handshake(path: str = "/ws", *headers: str) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _head(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1]) if lines[0].startswith("HTTP/1.1 ") else 0
+    return status, {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}, body
+
+
+def test_http_edge_cases_answered_cleanly(runtime: tuple[ServeProcess, str]) -> None:
+    """Findings 1, 3, 4, 6, 21: duplicate handshake headers, pipelined requests, other methods, HEAD, a request
+    body, anti-framing headers, GET /ws, //paths, a TLS hello on a plain port — each one clear answer, no
+    traceback."""
+    server, url = runtime
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    origin = f"Origin: http://127.0.0.1:{port}"
+    for dup in ((origin, origin), ("Upgrade: h2c",)):
+        status, _, body = _head(_raw(port, _handshake("/ws", *dup)))
+        assert status == 400 and b"several" in body, (dup, status, body)
+    pipelined = _raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /panel/panel.js HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _head(pipelined)[0] == 200 and pipelined.count(b"HTTP/1.1 ") == 1
+    for method in ("POST", "PUT", "DELETE", "OPTIONS", "TRACE", "FOO"):
+        status, headers, _ = _head(_raw(port, f"{method} / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()))
+        assert status == 405 and headers["allow"] == "GET, HEAD", (method, status)
+    assert _head(_raw(port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"))[0] == 400
+    status, headers, body = _head(_raw(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == 200 and body == b"" and int(headers["content-length"]) > 1000
+    for path in ("/", "/panel/panel.js", "/nothing"):
+        _, headers, _ = _head(_raw(port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()))
+        assert headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+    assert _head(_raw(port, b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 426
+    status, _, body = _head(_raw(port, b"GET //etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == 404 and b"//etc/passwd" in body, body
+    t0 = time.monotonic()
+    assert _raw(port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64) == b""
+    assert time.monotonic() - t0 < 3.0  # not held for the 10 s handshake timeout
+    with connect(url) as ws:  # the gateway is fine
+        ws.send(wire.encode_request(pb.GetStatus(), 1))
+        assert recv_reply(ws)[1]
+    assert "Traceback" not in server.stderr_text, server.stderr_text[-3000:]
+
+
+def test_json_wrong_types_refused_in_protocol_terms(runtime: tuple[ServeProcess, str]) -> None:
+    """Findings 5, 14: true for a number, an array or a string for a message, a padded number string, a request id
+    in hex; the messages speak JSON (no NoneType, no int()), Error.field is the path, TOO_LARGE keeps the id."""
+    server, url = runtime
+    cases = [
+        ('{"protocolVersion":1,"requestId":1,"setParameters":{"values":[{"name":"danger","number":true}]}}',
+         "set_parameters.values[0].number", "got true"),
+        ('{"protocolVersion":1,"requestId":2,"trigger":[]}', "trigger", "got an array"),
+        ('{"protocolVersion":1,"requestId":3,"getStatus":[]}', "get_status", "got an array"),
+        ('{"protocolVersion":1,"requestId":4,"setState":"combat"}', "set_state", "got a string"),
+        ('{"protocolVersion":1,"requestId":5,"setParameters":{"values":[{"name":"danger","number":"  0.5"}]}}',
+         "set_parameters.values[0].number", "got a string"),
+        ('{"protocolVersion":1,"requestId":6,"trigger":{"name":"x","foo":1}}', "trigger.foo", "no field 'foo'"),
+        ('{"protocolVersion":1,"requestId":7,"trigger":{"name":5}}', "trigger.name", "must be a string"),
+        ('{"protocolVersion":1,"requestId":8,"trigger":{"name":"x"},"getStatus":{}}', "get_status", "both set"),
+        ('{"protocolVersion":1,"requestId":"0x10","getStatus":{}}', "request_id", "must be an integer"),
+        ("null", "", "got null"),
+        ('{"requestId":' + "1" * 5000 + "}", "", "too many digits"),
+    ]
+    with connect(url, max_size=None) as ws:
+        ws.send(as_json(pb.DescribeGraph(), 100))
+        before = recv_reply(ws)[1]
+        for text, field, words in cases:
+            ws.send(text)
+            _, obj = recv_reply(ws)
+            assert isinstance(obj, dict) and obj["error"]["code"] == "BAD_MESSAGE", (text, obj)
+            message = obj["error"]["message"]
+            assert obj["error"]["field"] == field and words in message, (text, obj)
+            assert not any(w in message for w in ("NoneType", "int()", "sys.", "..", "recursion")), message
+        ws.send('{"protocolVersion":1,"requestId":9,"hello":{"clientName":"' + "x" * (3 << 19) + '"}}')
+        _, obj = recv_reply(ws)
+        assert isinstance(obj, dict) and obj["error"]["code"] == "TOO_LARGE" and obj["requestId"] == "9", obj
+        ws.send(as_json(pb.DescribeGraph(), 101))
+        assert recv_reply(ws)[1] == {**before, "requestId": "101"} if isinstance(before, dict) else True  # unchanged
+    assert "Traceback" not in server.stderr_text
+
+
+class _LimitedServe(ServeProcess):
+    """``cadenza serve`` under ``prlimit --nofile=N`` (hard and soft): few files, so the gateway's cap is small."""
+
+    nofile = 400
+
+    def argv(self) -> list[str]:
+        return ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--", *super().argv()]
+
+
+def test_connection_cap_follows_open_files_503_no_traceback(tmp_path: Path) -> None:
+    """Finding 2: each connection costs a TCP socket and a DEALER; with 400 files the cap is set below what runs out,
+    and past it a handshake is answered 503 (never ZeroMQ's 'Too many open files')."""
+    import re
+    import socket
+
+    if not Path("/usr/bin/prlimit").exists():
+        pytest.skip("prlimit (util-linux) is not installed")
+    port, = free_ports(1)
+    server = _LimitedServe(["--graph", str(ACTION_GAME), "--ws", f"127.0.0.1:{port}"], tmp_path).start()
+    held: list[socket.socket] = []
+    try:
+        match_ = re.search(r"WebSocket connections capped at (\d+)", server.stderr_text)
+        assert match_, server.stderr_text
+        cap = int(match_.group(1))
+        assert 20 < cap < 200, cap
+        codes: dict[int, int] = {}
+        for _ in range(cap + 20):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(_handshake())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            status = _head(answer)[0]
+            codes[status] = codes.get(status, 0) + 1
+            held.append(s)
+        assert codes == {101: cap, 503: 20}, codes
+        for s in held:
+            s.close()
+        held.clear()
+        wait_until(lambda: _head(_raw(port, _handshake()))[0] == 101, 10, "a connection once the others closed")
+        assert "Traceback" not in server.stderr_text and "Too many open files" not in server.stderr_text, \
+            server.stderr_text[-3000:]
+    finally:
+        for s in held:
+            s.close()
+        server.kill()
+
+
+def test_refused_handshakes_throttled_and_origins_checked_at_start(tmp_path: Path) -> None:
+    """Findings 7, 8, 9, 12, 17: wrong tokens from one source are answered slower after a few and logged with counts,
+    not a line each; 401 names both ways to send the token; null and impossible origins, tokens that need
+    escaping and an empty --ws-token are refused at start; a trailing / is normalised; 127.1 is loopback."""
+    from cadenza.errors import UsageError
+    from cadenza.runtime.ws_gateway import REFUSED_FREE, GatewayConfig
+
+    server, url = start(tmp_path, "--ws-token", "s3cret-token", "--ws-allow-origin", "http://Page.example:8080/")
+    try:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        status, headers, body = _head(_raw(port, _handshake("/ws?token=nope-nope")))
+        assert status == 401 and b"Authorization: Bearer" in body and headers["www-authenticate"].startswith("Bearer")
+        times = []
+        for i in range(REFUSED_FREE + 3):
+            t0 = time.monotonic()
+            assert _head(_raw(port, _handshake(f"/ws?token=guess-{i:04d}")))[0] == 401
+            times.append(time.monotonic() - t0)
+        assert min(times[-2:]) > 0.8 > max(times[:REFUSED_FREE - 1]), times
+        lines = [line for line in server.stderr_text.splitlines() if "refused (401" in line]
+        assert len(lines) == 1, lines
+        with connect(url + "?token=s3cret-token", origin=Origin("http://page.example:8080")) as ws:
+            ws.send(wire.encode_request(pb.GetStatus(), 1))
+            assert recv_reply(ws)[1]
+    finally:
+        server.kill()
+    proc = ServeProcess(["--graph", str(ACTION_GAME), "--ws", "127.0.0.1:1", "--ws-allow-origin", "null"], tmp_path,
+                        name="null-origin").launch()
+    assert proc.wait(30) == 2
+    assert "'null' is refused" in (tmp_path / "null-origin.stderr").read_text()
+    for config in (GatewayConfig("127.0.0.1:1", allow_origins=("http://a.example:99999",)),
+                   GatewayConfig("127.0.0.1:1", token="s3cr3t&x=1 y"), GatewayConfig("127.0.0.1:1", token="")):
+        with pytest.raises(UsageError):
+            config.check()
+    assert GatewayConfig("127.1:1").loopback
+    proc = ServeProcess(["--graph", str(ACTION_GAME), "--ws", "127.0.0.1:1", "--ws-token="], tmp_path,
+                        name="empty-token").launch()
+    assert proc.wait(30) == 2
+
+
+def test_unfinished_frames_share_one_budget(runtime: tuple[ServeProcess, str]) -> None:
+    """Finding 10: clients each holding most of a 4 MiB frame are cut (1013) once all of them together pass the
+    gateway's budget, instead of each holding 4 MiB."""
+    import socket
+    import struct
+
+    from cadenza.runtime.ws_gateway import HELD_BUDGET
+
+    server, url = runtime
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    size, part = (4 << 20) - 1, 3 << 20
+    socks, closed_1013 = [], 0
+    try:
+        for _ in range(HELD_BUDGET // part + 2):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(_handshake())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += s.recv(4096)
+            assert _head(answer)[0] == 101
+            s.sendall(b"\x82\xff" + struct.pack("!Q", size) + b"\x00\x00\x00\x00")  # masked, key 0
+            with contextlib.suppress(OSError):
+                s.sendall(b"\x00" * part)
+            socks.append(s)
+        for s in socks:
+            s.settimeout(0.5)
+            with contextlib.suppress(OSError):
+                data = s.recv(64)
+                if data[:1] == b"\x88" and struct.unpack("!H", data[2:4])[0] == 1013:
+                    closed_1013 += 1
+        assert closed_1013 >= 1
+    finally:
+        for s in socks:
+            s.close()
+    with connect(url) as ws:
+        ws.send(wire.encode_request(pb.GetStatus(), 1))
+        assert recv_reply(ws)[1]
+    assert "Traceback" not in server.stderr_text
+
+
+def test_audio_subscribe_without_audio_is_an_error(tmp_path: Path) -> None:
+    """Finding 11: with --audio none, a Subscribe asking for audio is BAD_VALUE (field subscribe.audio), not a silent
+    Ok; events alone still subscribe."""
+    port, = free_ports(1)
+    server = ServeProcess(["--graph", str(ACTION_GAME), "--ws", f"127.0.0.1:{port}", "--audio", "none",
+                           "--audio-int16", "none"], tmp_path, endpoints=False).start()
+    try:
+        with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            ws.send(as_json(pb.Subscribe(topics=["beat"], audio=pb.AudioChunk.INT16_LE), 1))
+            _, obj = recv_reply(ws)
+            assert isinstance(obj, dict) and obj["error"]["code"] == "BAD_VALUE", obj
+            assert obj["error"]["field"] == "subscribe.audio" and "--audio none" in obj["error"]["message"]
+            ws.send(as_json(pb.Subscribe(topics=["beat"]), 2))
+            _, obj = recv_reply(ws)
+            assert isinstance(obj, dict) and "ok" in obj, obj
+    finally:
+        server.kill()
