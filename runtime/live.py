@@ -210,6 +210,7 @@ class LiveEngine:
         self._loop_state: dict[str, int | bool | str] = {}
         self._admission = threading.local()
         self._loop_fault = False  # the loop failed and was re-entered: cleared after its next full turn
+        self._warmed_up = False  # load() ran a throwaway first step (the backend's lazy set-up is done)
         spec = os.environ.get(TEST_FAULTS_ENV)
         if spec:
             _install_test_faults(self, spec)
@@ -226,14 +227,17 @@ class LiveEngine:
         answered TIMEOUT and must change nothing).
         """
         probe = Conductor(graph, self.backend, seed=self.seed)
-        # one block of the new graph generated here, off the generation thread and on a throwaway stream: what a
-        # backend sets up lazily on its first use (the synth loads its numba kernels from cache, 0.2-0.7 s) happens
-        # now, not in the first step after the swap, which would stall the stream and publish that step's beats
-        # late (after their heard_at). A failure here is the generation thread's to report when it meets it.
-        try:
-            probe.step()
-        except Exception:  # noqa: BLE001, S110 — see above: the live step reports it, with its fault handling
-            pass
+        # the first graph's first block generated here, off the generation thread and on a throwaway stream: what a
+        # backend sets up lazily on its first use (the synth loads its numba kernels from cache, 0.2-0.7 s; a model
+        # compiles) happens now, not in the first step after the swap, which would stall the stream and publish that
+        # step's beats late (after their heard_at). Once per engine: later loads find the backend ready. A failure
+        # here is the generation thread's to report when it meets it (and the next load tries again).
+        if not self._warmed_up:
+            try:
+                probe.step()
+                self._warmed_up = True
+            except Exception:  # noqa: BLE001, S110 — see above: the live step reports it, with its fault handling
+                pass
         with self.lock:
             admit = getattr(self._admission, "check", None)
             if admit is not None and not admit():
