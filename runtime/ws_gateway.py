@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
+import http
 import ipaddress
 import logging
 import mimetypes
@@ -64,6 +65,7 @@ from typing import Any, cast
 import zmq
 import zmq.asyncio
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidMessage
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -230,7 +232,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.proto = ServerProtocol(max_size=wire.SOCKET_MAX_MESSAGE_BYTES, logger=_quiet_logger())
+        self.proto = _ServerProtocol(max_size=wire.SOCKET_MAX_MESSAGE_BYTES, logger=_quiet_logger())
         self.transport: asyncio.Transport | None = None
         self.dealer: zmq.Socket[bytes] | None = None
         self.fd = -1
@@ -332,7 +334,7 @@ class _Connection(asyncio.Protocol):
                     self._handshake(event)
             elif isinstance(event, Frame):
                 self._frame(event)
-        if not self.answered and self.proto.handshake_exc is not None and self.transport is not None:
+        if not self.answered and isinstance(self.proto.handshake_exc, InvalidMessage) and self.transport is not None:
             # no valid HTTP request (a body, a broken request line): websockets only closes; say why first
             self.answered = True
             cause = self.proto.handshake_exc.__cause__ or self.proto.handshake_exc
@@ -416,6 +418,9 @@ class _Connection(asyncio.Protocol):
                 transport.write(data)
             else:  # the protocol is done: half-close (what the client still sends is read and discarded; its EOF
                 # or the close timeout ends it), or close when TLS cannot half-close
+                sent = self.proto.close_sent
+                if sent is not None and sent.code not in (1000, 1001) and self.open:
+                    log.info(f"WebSocket {self.peer} closed ({sent.code}): {sent.reason or 'protocol error'}")
                 if transport.can_write_eof():
                     transport.write_eof()
                     self._close_later()
@@ -974,15 +979,26 @@ def _peek(data: bytes) -> tuple[str | None, int]:
 def _response(status: int, text: str, *,
               headers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()) -> Response:
     body = (text + "\n").encode()
-    reasons = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               405: "Method Not Allowed", 426: "Upgrade Required", 503: "Service Unavailable"}
-    return Response(status, reasons.get(status, "Error"), Headers([
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    return Response(status, reason, Headers([
         ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), ("Connection", "close"),
         *_NO_FRAMING, *headers]), body)
 
 
 # every HTTP answer: no other site may show it in a frame (a click on a framed panel would drive the runtime)
 _NO_FRAMING = (("X-Frame-Options", "DENY"), ("Content-Security-Policy", "frame-ancestors 'none'"))
+
+
+class _ServerProtocol(ServerProtocol):
+    """websockets' server protocol whose own refusals (a request line or headers too long) read as this gateway's:
+    plain words, the anti-framing headers."""
+
+    def reject(self, status: Any, text: str) -> Response:
+        text = text.removeprefix("Failed to open a WebSocket connection: ").strip()
+        return _response(int(status), f"cannot read this HTTP request: {text}")
 
 
 class _NoTracebacks(logging.Filter):

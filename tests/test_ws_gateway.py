@@ -598,6 +598,20 @@ def test_http_edge_cases_answered_cleanly(runtime: tuple[ServeProcess, str]) -> 
     assert _head(_raw(port, b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 426
     status, _, body = _head(_raw(port, b"GET //etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"))
     assert status == 404 and b"//etc/passwd" in body, body
+    status, _, body = _head(_raw(port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == 414 and b"WebSocket connection" not in body, body
+    # a frame that breaks the protocol (RSV bits): close 1002 and one log line (finding 15: what looked like a reset
+    # after a ping flood was this, the flooder's partial writes breaking its own frames)
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(_handshake("/ws"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += s.recv(4096)
+        s.sendall(b"\xf9\x80\x00\x00\x00\x00")  # a masked empty frame with RSV bits set
+        assert s.recv(2)[:1] == b"\x88"  # a close frame
+    wait_until(lambda: "closed (1002)" in server.stderr_text, 5, "a log line for the protocol error")
     t0 = time.monotonic()
     assert _raw(port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64) == b""
     assert time.monotonic() - t0 < 3.0  # not held for the 10 s handshake timeout
