@@ -242,8 +242,13 @@ def rows(quick: bool) -> list[Row]:
                             "which carry the fields a page sets: defaults left out).")
                     if key == "ws_json" and w50 / z50 > 2.0:
                         note += (" JSON over 2×: protobuf's JSON mapping (google.protobuf.json_format) is pure "
-                                 "Python, about 45 µs of CPU per request and reply on an idle core (ParseDict, "
-                                 "MessageToDict), in the runtime's process.")
+                                 "Python, about 40 µs of CPU per request and reply on an idle core (ParseDict, "
+                                 "MessageToDict), in the runtime's process, where the gateway thread shares the GIL "
+                                 "with the control and generation threads (measured per stage on a loaded box: the "
+                                 "runtime's answer takes 60-100 µs longer to come back after a JSON request than "
+                                 "after the same request in binary). A gateway in a child process of its own "
+                                 "(own GIL, TCP to the control socket) measured no better: its extra hop costs as "
+                                 "much.")
                     out.append(Row(f"SetParameters round trip over WebSocket, {what} ({n} per run, one in flight)",
                                    f"median {w50:.0f} µs, p99 {w99:.0f} µs",
                                    f"ZeroMQ control socket: median {z50:.0f} µs, p99 {z99:.0f} µs",
