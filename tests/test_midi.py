@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,6 +212,9 @@ def _need(tool: str) -> None:
         require(f"{tool} is not installed (apt install jackd2)")
 
 
+_SERVERS: dict[str, Any] = {}  # name → bench.jack.JackServer (for its log)
+
+
 @pytest.fixture(scope="module")
 def jack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A JACK dummy server of this module's own; this process's JACK clients use it (JACK_DEFAULT_SERVER)."""
@@ -222,6 +226,7 @@ def jack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = f"cadenza-midi-{os.getpid()}"
     server = JackServer(tmp_path_factory.mktemp("jack"), name=name, realtime=False)
     server.start()
+    _SERVERS[name] = server
     old = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"
@@ -573,3 +578,59 @@ def test_interactive_learn_on_a_terminal(runtime: Runtime, sender: Sender, tmp_p
         rc = proc.wait(10)
         os.close(master)
     assert rc == 0
+
+
+def test_input_runs_no_python_in_jacks_process_thread(jack: str) -> None:
+    """The bridge reads its port through rtmidi's own queue (ports.read_input), never a Python callback: a
+    callback would take the GIL in JACK's process thread and, while other Python threads are busy, miss JACK
+    cycles (each an xrun; its MIDI lost). Measured against the sender's client, which runs no Python either, in
+    the same run on the same server: a loaded box delays both alike."""
+    import rtmidi
+
+    from cadenza.runtime.midi.ports import open_input, read_input
+
+    server = _SERVERS[jack]  # one JACK server per process: libjack does not mix servers in one process
+    port = open_input("jack", virtual="in", client_name="cadenza-probe-in")
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="cadenza-probe-out")
+    out.open_virtual_port("out")
+    got: list[list[int]] = []
+    stop = threading.Event()
+    busy_until = time.monotonic() + 30.0
+
+    def busy() -> None:  # Python work elsewhere in the process
+        n = 0
+        while not stop.is_set() and time.monotonic() < busy_until:
+            n += 1
+
+    reader = read_input(port, got.append, stop)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.05)  # a Python thread keeps the GIL up to 50 ms (a slow parse, a long computation)
+    try:
+        subprocess.run(["jack_connect", "cadenza-probe-out:out", "cadenza-probe-in:in"], check=True, timeout=10,
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        threading.Thread(target=busy, daemon=True).start()
+        sent = [[0xB0, 1 + i // 128, i % 128] for i in range(150)]  # each message different
+        for m in sent:
+            out.send_message(m)
+            time.sleep(0.002)
+        deadline = time.monotonic() + 5.0
+        while len(got) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sys.setswitchinterval(switch)
+        stop.set()
+        reader.join(1.0)
+        out.close_port()
+        out.delete()
+        port.close()
+    log = server.log_text()
+    ours = log.count("client = cadenza-probe-in was not finished")
+    theirs = log.count("client = cadenza-probe-out was not finished")
+    print(f"JACK ({'real-time' if server.realtime else 'not real-time'}): received {len(got)} of {len(sent)}; "
+          f"cycles not finished in time: ours {ours}, the sender's {theirs}")
+    assert ours <= theirs + 10, f"our client missed {ours} JACK cycles, the sender's {theirs}"
+    if server.realtime:  # a server that may not run real-time (a CI container) drops MIDI when a box is loaded
+        assert got == sent, f"received {len(got)} of {len(sent)} messages (in order)"
+    else:  # not real-time (CI's server): a loaded box may make both clients miss a cycle, and its MIDI
+        assert got == sorted(got, key=sent.index) and len(set(map(tuple, got))) == len(got), got
+        assert len(got) >= 0.9 * len(sent), f"received {len(got)} of {len(sent)} messages"

@@ -7,12 +7,16 @@ and poly aftertouch → parameters (range, curve); notes → the ``notes`` contr
 
 Threads::
 
-    rtmidi's input thread   (JACK: the client's process callback) one port → :meth:`MidiBridge.receive`:
-                            decode the bytes (our own decoder: running-status garbage, truncated messages,
-                            sysex are counted, never raised), look the message up in the mapping, compute the
-                            value with the graph's range → :class:`~cadenza.runtime.osc.Coalescer`. Never
-                            blocks, never does I/O.
-    main thread             when something arrives, at most once per control period (10 ms): take the batch →
+    JACK's process thread   (rtmidi's C++ code, no Python and no GIL: we set no rtmidi callback) copies each
+                            message into rtmidi's queue; nothing of ours runs in the audio system's threads.
+    reading thread          (:func:`~.ports.read_input`) drains that queue when it has something, else waits
+                            1 ms → :meth:`MidiBridge.receive`: decode the bytes (:func:`~.ports.decode`:
+                            running-status garbage, truncated messages, sysex are counted, never raised), look
+                            the message up in the mapping, compute the value with the graph's range →
+                            :class:`~cadenza.runtime.osc.Coalescer`, wake the main thread. Never waits for the
+                            runtime; a problem goes to the rate-limited reporter (a log line at most).
+    main thread             when something arrives: at once when the last send is a period (10 ms) ago or
+                            more, else at the period's end (a flood is one request a period): take the batch →
                             one ``set_many`` with the latest value of each parameter, one ``set_controls(notes=…)``
                             when the held notes changed, then at most a few triggers/state requests, through the
                             SDK :class:`Client`. Every few seconds: describe the graph again and, when it changed,
@@ -486,7 +490,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
     ``extra(client, bridge, api, stop)`` (MIDI clock, :mod:`.clock`) runs once the port is open and may return a
     function to call at exit."""
     from cadenza.endpoints import endpoint_source
-    from cadenza.runtime.midi.ports import choose_api, connect_jack, open_input
+    from cadenza.runtime.midi.ports import choose_api, connect_jack, open_input, read_input
     from cadenza.sdk.client import Client
 
     if config.mapping is None:
@@ -523,13 +527,14 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
         if hasattr(signal, "SIGUSR1"):
             signal.signal(signal.SIGUSR1, lambda *_: bridge.report_now.set())
     port = None
+    reader: threading.Thread | None = None
     at_exit: Callable[[], None] | None = None
     try:
         bridge.describe(force=True)
         port = open_input(api, config.port if config.port is not None else mapping.port, virtual=config.virtual,
                           client_name=config.client_name)
         port_name = port.name
-        port.midi.set_callback(lambda event, _data: bridge.receive(event[0], port_name))
+        reader = read_input(port, lambda data: bridge.receive(data, port_name), stop)
         if config.connect:
             connect_jack(api, config.connect, port.name)
         if extra is not None:
@@ -542,8 +547,9 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
         stop.set()
         if at_exit is not None:
             at_exit()
+        if reader is not None:
+            reader.join(1.0)
         if port is not None:
-            port.midi.cancel_callback()
             port.close()
         bridge.flush()
         bridge.reporter.sweep(force=True)

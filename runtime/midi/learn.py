@@ -100,14 +100,15 @@ def binding_for(moved: Moved, name: str, graph: Any) -> Binding:
 
 
 class _Listener:
-    """rtmidi callback → a queue of moved controls (14-bit pairs detected by their LSB following the MSB)."""
+    """The port's messages (:func:`~.ports.read_input`'s thread) → a queue → the next moved control (14-bit
+    pairs detected by their LSB following the MSB)."""
 
     def __init__(self) -> None:
         self.events: queue.Queue[tuple[float, list[int]]] = queue.Queue(maxsize=10_000)
 
-    def __call__(self, event: Any, _data: Any) -> None:
+    def put(self, data: list[int]) -> None:
         try:
-            self.events.put_nowait((time.monotonic(), list(event[0])))
+            self.events.put_nowait((time.monotonic(), data))
         except queue.Full:
             pass
 
@@ -193,7 +194,7 @@ def _merged(mapping: Mapping, b: Binding) -> Mapping:
 def run_learn(config: LearnConfig) -> int:
     """Learn one binding (``parameter`` given) or several (interactive), writing ``config.file`` after each."""
     from cadenza.endpoints import endpoint_source
-    from cadenza.runtime.midi.ports import choose_api, connect_jack, open_input
+    from cadenza.runtime.midi.ports import choose_api, connect_jack, open_input, read_input
     from cadenza.sdk.client import Client
 
     interactive = config.parameter is None
@@ -231,8 +232,9 @@ def run_learn(config: LearnConfig) -> int:
         port = open_input(api, config.port if config.port is not None else mapping.port, virtual=config.virtual,
                           client_name=config.client_name)
         learned = 0
+        reader: threading.Thread | None = None
         try:
-            port.midi.set_callback(listener)
+            reader = read_input(port, listener.put, stop, name="cadenza-midi-learn-in")
             if config.connect:
                 connect_jack(api, config.connect, port.name)
             target = f" for {config.parameter!r}" if config.parameter else ""
@@ -272,7 +274,9 @@ def run_learn(config: LearnConfig) -> int:
                 listener.drain()  # the rest of that gesture
                 print("move the next control (Ctrl-C or an empty answer to finish)", flush=True)
         finally:
-            port.midi.cancel_callback()
+            stop.set()
+            if reader is not None:
+                reader.join(1.0)
             port.close()
     if learned == 0:
         print("cadenza midi: learn: nothing learned; the file is unchanged", flush=True)

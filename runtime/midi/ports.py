@@ -15,6 +15,8 @@ sounddevice model: a device-lookup error names what there is).
   (ambiguous or missing names list the candidates), or a *virtual* port of our
   own that other programs connect to (``jack_connect``, ``aconnect``).
 
+- :func:`read_input`: a thread that drains rtmidi's own input queue (no Python
+  callback in the audio system's thread: see there) and hands each message on.
 - :func:`connect_jack`: ``jack_connect`` other programs' JACK MIDI outputs to our port (``--connect``).
 - :func:`decode`: one event's bytes as rtmidi hands them over → ``(kind, channel, data1, data2)``; anything
   that is not one MIDI message is a :class:`MidiDecodeError` with a ``kind`` for the report. The bridge and
@@ -27,6 +29,8 @@ The JACK client is named ``cadenza-midi`` (``--client-name``): a virtual port
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +38,12 @@ from typing import Any
 from cadenza.errors import CadenzaError, UsageError
 
 __all__ = ["APIS", "INSTALL_HINT", "MidiDecodeError", "OpenPort", "choose_api", "connect_jack", "decode", "jack_running",
-           "list_ports", "load_rtmidi", "open_input", "open_output"]
+           "list_ports", "load_rtmidi", "open_input", "open_output", "read_input"]
 
 INSTALL_HINT = "pip install 'cadenza[midi]'  (installs mido and python-rtmidi)"
 APIS = ("jack", "alsa")
-QUEUE_SIZE = 4096  # rtmidi's input queue (messages) when no callback is set
+QUEUE_SIZE = 4096  # rtmidi's input queue (messages): we never set a callback (:func:`read_input`)
+POLL_S = 0.001  # how long the reading thread waits when rtmidi's queue is empty
 
 
 def load_rtmidi() -> Any:
@@ -188,6 +193,39 @@ def open_output(api: str, spec: str | None = None, *, virtual: str | None = None
                 client_name: str = "cadenza-midi") -> OpenPort:
     """Open an output port (for MIDI clock out): like :func:`open_input`."""
     return _open(api, True, spec, virtual, client_name, "--clock-out")
+
+
+def read_input(port: OpenPort, handle: Callable[[list[int]], None], stop: threading.Event, *,
+               interval: float = POLL_S, name: str = "cadenza-midi-in") -> threading.Thread:
+    """Start a thread that hands each message arriving on ``port`` to ``handle(bytes)`` until ``stop``.
+
+    No Python callback is given to rtmidi: its input callback would run in
+    JACK's process thread (or ALSA's input thread) and take the GIL there,
+    which waits for whatever Python thread holds it (up to the interpreter's
+    5 ms switch interval, more under load). A JACK client that has not
+    finished its cycle in time is an xrun, and the MIDI in its port buffer for
+    the cycles it missed is lost; a real-time server is held up by it. Without
+    a callback, rtmidi's own process code only copies each message into its
+    C++ queue (:data:`QUEUE_SIZE` messages; no GIL, no Python), and this
+    thread drains the queue whenever it has something, else waits
+    ``interval`` (1 ms: the most a message waits here). ``handle`` runs in
+    this thread, never in the audio system's."""
+    midi = port.midi
+    get = midi.get_message
+
+    def loop() -> None:
+        while not stop.is_set():
+            got = get()
+            if got is None:
+                stop.wait(interval)
+                continue
+            while got is not None:  # a burst: all of it before waiting again
+                handle(got[0])
+                got = get()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def connect_jack(api: str, sources: list[str], ours: str) -> None:
