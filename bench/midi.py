@@ -1,7 +1,9 @@
 """MIDI in benchmark: a CC sent over JACK MIDI → when its effect is heard, against the runtime's lookahead.
 
 Setup (all real processes): a private JACK dummy server with a small period
-(:data:`JACK_PERIOD` frames: JACK moves MIDI once a cycle), a ``cadenza serve``
+(:data:`JACK_PERIOD` frames: JACK moves MIDI once a cycle), real-time
+(``jackd -R``, as a live rig runs it; ``--no-realtime`` where the system
+refuses, said in the row), a ``cadenza serve``
 on the null sink (its heard clock is the paced output clock: no device latency
 on top), and ``cadenza midi`` with a virtual JACK MIDI input connected by
 ``jack_connect`` to this process's python-rtmidi output.
@@ -19,6 +21,14 @@ state flip sent by the SDK (``client.set(scene=…)``) without MIDI: what the
 bridge and JACK MIDI add is the difference. The goal compares the p99 with the
 runtime's lookahead (``Status.lookahead_ms``) + 10 ms. Sends are spaced with a
 random phase so they land anywhere in the 10 ms control period.
+
+Every flip is accounted for: flips go one at a time, so the first STARTED
+event of the new label after a send is that flip's, even when its heard_at
+claims it was heard before the send (the heard clock running behind after a
+stall: counted and reported; skipping it made such flips look lost). A flip
+with no state event within 3 s is reported with where it was lost: before the
+bridge (the bridge's own message count, read with SIGUSR1, against the CCs
+sent: JACK MIDI), in the bridge, or in the runtime.
 """
 
 from __future__ import annotations
@@ -115,9 +125,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def _flip_latencies(client: Any, send: Any, n: int, rng: random.Random, misses: list[str]) -> list[float]:
-    """``n`` state flips by ``send(label)``; each one's heard_at − the send time, in ms (flips without a state
-    event within 3 s are added to ``misses``)."""
+def _flip_latencies(client: Any, send: Any, n: int, rng: random.Random, misses: list[str],
+                    explain: Any = None, early: list[float] | None = None) -> list[float]:
+    """``n`` state flips by ``send(label)``; each one's heard_at − the send time, in ms.
+
+    Flips are strictly one at a time (the next is sent only after this one's state event or its timeout), and
+    before each send the state is the other label, so the first STARTED event for ``label`` after the send is
+    this flip's, whatever its heard_at says: one that claims to be heard before the send (the runtime's heard
+    clock running behind after a stall) is this flip's too; its heard_at − send (ms, negative) goes to ``early``,
+    not into the latencies (it is not a latency), and not skipped (which would turn the flip into a miss). A flip without its state event within
+    3 s is added to ``misses`` with where it was lost (``explain(label)`` when the value never reached the
+    runtime), and the label is read again from the runtime: every flip sent is measured or accounted for."""
     out: list[float] = []
     label = client.describe().state
     with client.events(timeout=3.0, topics=["state"]) as stream:
@@ -131,14 +149,33 @@ def _flip_latencies(client: Any, send: Any, n: int, rng: random.Random, misses: 
                 if getattr(event, "name", None) == label and getattr(event, "phase", "") == "started":
                     if event.heard_at <= 0:
                         raise RuntimeError("the runtime reports no heard clock (Event.heard_at = 0)")
-                    if event.heard_at < t_send:
-                        continue  # an earlier flip's event, read late: nothing is heard before it is sent
-                    out.append((event.heard_at - t_send) * 1000.0)
+                    if event.heard_at < t_send and early is not None:
+                        early.append((event.heard_at - t_send) * 1000.0)
+                    else:
+                        out.append((event.heard_at - t_send) * 1000.0)
                     break
-            else:  # no state event within the stream's timeout: counted as missed, and in step with the runtime again
-                misses.append(label)
+            else:  # no state event within the stream's timeout: accounted for, and in step with the runtime again
+                status = client.status()
+                if status.parameters.get("scene") != label:
+                    why = explain(label) if explain is not None else "the value never reached the runtime"
+                else:
+                    why = f"the runtime took scene={label} but published no state event (state {status.state!r})"
+                misses.append(f"{label}: {why}")
                 label = client.describe().state
     return out
+
+
+def _bridge_received(proc: subprocess.Popen[bytes], err: Path) -> int | None:
+    """How many MIDI messages the bridge has received: SIGUSR1 makes it log its counters (on stderr)."""
+    before = err.read_text(errors="replace").count(" messages, ")
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        text = err.read_text(errors="replace")
+        if text.count(" messages, ") > before:
+            return int(re.findall(r"(\d+) messages, ", text)[-1])
+        time.sleep(0.02)
+    return None
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -146,12 +183,13 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def measure(work: Path, n: int) -> dict[str, Any]:
+def measure(work: Path, n: int, realtime: bool = True) -> dict[str, Any]:
     import rtmidi
 
     from cadenza.sdk.client import Client
 
-    with JackServer(work, name=f"cadenza-bench-midi-{os.getpid()}", period=JACK_PERIOD) as jack:
+    with JackServer(work, name=f"cadenza-bench-midi-{os.getpid()}", period=JACK_PERIOD, realtime=realtime,
+                    fallback=True) as jack:
         env = {**jack.env, "PYTHONUNBUFFERED": "1"}
         graph = work / "graph.yaml"
         graph.write_text(GRAPH)
@@ -171,19 +209,37 @@ def measure(work: Path, n: int) -> dict[str, Any]:
                             r"listening on ")
             time.sleep(0.5)
             rng = random.Random(7)
+            sent = [0]
+            midi_proc = bridge
+
+            def send_cc(lab: str) -> None:
+                out.send_message([0xB0, 1, 127 if lab == "drive" else 0])
+                sent[0] += 1
+
+            def explain(lab: str) -> str:  # where a CC that never reached the runtime was lost
+                got = _bridge_received(midi_proc, work / "midi.err")
+                if got is None:
+                    return "the value never reached the runtime (the bridge's counters could not be read)"
+                if got < sent[0]:
+                    return (f"lost before the bridge: it received {got} of the {sent[0]} CCs sent (JACK MIDI; "
+                            f"JACK xruns so far: {jack.xruns()})")
+                return f"the bridge received all {sent[0]} CCs but scene={lab} did not reach the runtime"
+
             with Client(control, events, heartbeat=0) as client:
                 lookahead = client.status().lookahead_ms
                 midi_missed: list[str] = []
                 sdk_missed: list[str] = []
-                _flip_latencies(client, lambda lab: out.send_message([0xB0, 1, 127 if lab == "drive" else 0]), 4,
-                                rng, [])  # warm-up
+                midi_early: list[float] = []
+                sdk_early: list[float] = []
+                _flip_latencies(client, send_cc, 4, rng, [], explain)  # warm-up
                 midi_ms: list[float] = []
                 sdk_ms: list[float] = []
                 for _ in range(2):  # interleaved halves: a loaded box slows both alike
-                    midi_ms += _flip_latencies(
-                        client, lambda lab: out.send_message([0xB0, 1, 127 if lab == "drive" else 0]), n // 2, rng,
-                        midi_missed)
-                    sdk_ms += _flip_latencies(client, lambda lab: client.set(scene=lab), n // 2, rng, sdk_missed)
+                    midi_ms += _flip_latencies(client, send_cc, n // 2, rng, midi_missed, explain, midi_early)
+                    sdk_ms += _flip_latencies(client, lambda lab: client.set(scene=lab), n // 2, rng, sdk_missed,
+                                              None, sdk_early)
+                received = _bridge_received(midi_proc, work / "midi.err")
+                xruns = jack.xruns()
         finally:
             if bridge is not None:
                 _stop(bridge)
@@ -195,8 +251,9 @@ def measure(work: Path, n: int) -> dict[str, Any]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    return {"midi": midi_ms, "sdk": sdk_ms, "lookahead_ms": lookahead, "midi_missed": len(midi_missed),
-            "sdk_missed": len(sdk_missed)}
+    return {"midi": midi_ms, "sdk": sdk_ms, "lookahead_ms": lookahead, "midi_missed": midi_missed,
+            "sdk_missed": sdk_missed, "sent": sent[0], "received": received,
+            "midi_early": midi_early, "sdk_early": sdk_early, "jack_xruns": xruns, "realtime": jack.realtime}
 
 
 def rows(quick: bool) -> list[Row]:
@@ -217,11 +274,33 @@ def rows(quick: bool) -> list[Row]:
     return [Row(FIGURE, f"median {m50:.1f} ms, p99 {m99:.1f} ms",
                 f"SDK set() of the same change: median {s50:.1f} ms, p99 {s99:.1f} ms; lookahead {look:.0f} ms",
                 f"+{m50 - s50:.1f} ms median over the SDK", f"{GOAL} ({goal_ms:.0f} ms)", m50 <= goal_ms and m99 <= goal_ms, len(midi),
-                f"MIDI in: from rtmidi's send_message on a JACK MIDI port (private dummy JACK server, period "
-                f"{JACK_PERIOD} frames) to the state event's heard_at (the runtime's heard clock, null sink), CC 1 → "
+                f"MIDI in: from rtmidi's send_message on a JACK MIDI port (private dummy JACK server, "
+                f"{'real-time' if r['realtime'] else 'NOT real-time'}, period {JACK_PERIOD} frames) to the state event's heard_at (the runtime's heard clock, null sink), CC 1 → "
                 "labeled parameter → driven state, quantize now. The baseline sends the same change with the SDK; "
-                f"the difference is JACK MIDI's cycle plus the bridge. Flips with no state event within 3 s: MIDI "
-                f"{r['midi_missed']}, SDK {r['sdk_missed']}.")]
+                f"the difference is JACK MIDI's cycle plus the bridge. {_misses(r)}")]
+
+
+def _misses(r: dict[str, Any]) -> str:
+    """Every flip accounted for: measured, or missed with where it was lost."""
+    parts = [f"The bridge received {r['received']} of the {r['sent']} CCs sent; JACK reported {r['jack_xruns']} "
+             "xruns."]
+    for who in ("midi", "sdk"):
+        early: list[float] = r[f"{who}_early"]
+        if early:
+            parts.append(f"{who.upper()}: {len(early)} flips' state events claimed to be heard before the flip was "
+                         f"sent (up to {-min(early):.1f} ms before: the runtime's heard clock behind after a stall); "
+                         "left out of the latencies.")
+        missed: list[str] = r[f"{who}_missed"]
+        if missed:
+            kinds: dict[str, int] = {}
+            for m in missed:
+                why = re.sub(r"\d+(\.\d+)?", "N", m.split(": ", 1)[1])
+                kinds[why] = kinds.get(why, 0) + 1
+            parts.append(f"{who.upper()} flips with no state event within 3 s: {len(missed)} (" + "; ".join(
+                f"{n}× {k}" for k, n in kinds.items()) + f"; first: {missed[0]})")
+        else:
+            parts.append(f"{who.upper()} flips with no state event: none")
+    return " ".join(parts)
 
 
 if __name__ == "__main__":
