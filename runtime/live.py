@@ -261,7 +261,9 @@ class LiveEngine:
         STOP rewinds at once: a fresh conductor on the same graph (its initial
         state, parameter defaults, a new model stream; the client's control
         overrides kept) is what Status shows from then on and what PLAY starts
-        over, while the music that was playing fades out the same way.
+        over, while the music that was playing fades out the same way; it is
+        published as a ``state`` change to the initial state, STARTED then
+        COMPLETED, with transition ``cut`` and no fade.
         """
         if action == "play":
             if not self.playing and self.conductor is not None:
@@ -284,6 +286,12 @@ class LiveEngine:
             self.conductor = fresh
             if self._hold_fade > 0:
                 self._fading = self._fading or old
+            # every consumer learns the rewind: a cut (no fade) to the initial state, stamped where STOP is heard
+            at = old.stream_frame / SAMPLE_RATE
+            was, now = old.engine.state or "", fresh.engine.state or ""
+            for phase in (ev.Phase.STARTED, ev.Phase.COMPLETED):
+                self.post(ev.StateChange(time=at, name=now, previous=was, phase=phase, transition="cut",
+                                         fade_seconds=0.0))
 
     @contextlib.contextmanager
     def admission(self, check: Callable[[], bool]) -> Iterator[None]:

@@ -279,3 +279,21 @@ def test_a_change_waiting_for_its_bar_when_paused_is_announced_again_on_play(cli
     again, started = events[-3], events[-2]
     assert play.stream_time <= again.stream_time == started.stream_time
     assert started.stream_time > ok.stream_time  # later than first promised, by the pause
+
+
+def test_stop_publishes_the_rewind_to_the_initial_state_as_a_cut(client: Control, game: ServeProcess,
+                                                                  ctx: zmq.Context[Any]) -> None:
+    # outside test 16, finding 8: STOP rewound to the initial state without a state event (OSC out, panels missed it)
+    sub = subscribe(game, ctx, ["state"])
+    client.ok(pb.SetState(name="combat"))
+    _collect(sub, [], "combat")
+    client.ok(pb.Transport(action=pb.Transport.STOP))
+    try:
+        got = [e for e in sub.events_for(1.5) if e.topic == wire.Topic.STATE]
+        assert [(e.payload.name, e.payload.previous, e.payload.phase, e.payload.transition, e.payload.fade_seconds)
+                for e in got] == [("explore", "combat", PHASE.STARTED, "cut", 0.0),
+                                  ("explore", "combat", PHASE.COMPLETED, "cut", 0.0)], got
+        assert client.status().state == "explore"
+    finally:
+        client.ok(pb.Transport(action=pb.Transport.PLAY))
+        sub.close()
