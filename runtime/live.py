@@ -342,8 +342,9 @@ class LiveEngine:
         clock, latency included: the engine writes every block, silence while paused too, to every sink from
         stream frame 0, so a sink's frame count is the stream's); before it plays, the frames it has taken
         are heard once it starts (an estimate). Without one (file or null sinks): the clock the engine paces
-        itself on, ``start()``'s monotonic time + frame / rate. PAUSE changes nothing here: the stream clock
-        runs on in silence. Any thread may call it; it takes no lock.
+        itself on, ``start()``'s monotonic time + frame / rate, or now for the newest frame when the engine is
+        behind that pace (catching up after a stall: a frame cannot leave before it is made). PAUSE changes
+        nothing here: the stream clock runs on in silence. Any thread may call it; it takes no lock.
         """
         clock = self.clock_sink
         anchor = clock.heard_clock() if clock is not None else None
@@ -351,8 +352,11 @@ class LiveEngine:
             if clock is not None:  # not playing yet: an estimate (it starts once the lookahead is queued)
                 latency = float(getattr(clock, "output_latency", 0.0))
                 anchor = (0, time.monotonic() + max(0, self.frame - int(clock.frames_played)) / SAMPLE_RATE + latency)
-            else:
-                anchor = (0, self._started_at or time.monotonic())
+            else:  # on pace: start + frame / rate; behind it (catching up after a stall): frames leave as made
+                now = time.monotonic()
+                frame = self.frame
+                paced = (self._started_at or now) + frame / SAMPLE_RATE
+                anchor = (frame, max(paced, now))
         frame, mono = anchor
         return frame, mono + (time.time() - time.monotonic())
 
