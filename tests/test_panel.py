@@ -383,6 +383,46 @@ def test_phone_layout_and_screenshots(page: Any) -> None:
     assert (out / "panel.png").stat().st_size > 10_000
 
 
+def test_token_leaves_the_url_refusal_named_controls_off_while_disconnected(tmp_path: Path) -> None:
+    """The outside test's panel findings (notes/outside-ws.md 12, 18, 19, 20): with a wrong token the page says the
+    runtime refused it (not 'down'); with the right one the token leaves the address bar; while the runtime is down
+    every control is disabled (a click would be dropped) and a request is logged 'not connected'; long names wrap
+    inside their buttons; the page may not be framed by another site."""
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+
+    port = free_ports(1)[0]
+    server = ServeProcess(["--graph", str(ACTION_GAME), "--ws", f"127.0.0.1:{port}", "--panel", "--ws-token",
+                           "panel-token-1"], tmp_path, name="token").start()
+    driver = _driver(tmp_path / "chromium")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        driver.get(f"http://127.0.0.1:{port}/#token=wrong-token")
+        wait_until(lambda: "refused the connection" in driver.find_element(By.ID, "conn").text, 20,
+                   "the page saying the runtime refused it")
+        driver.get(f"http://127.0.0.1:{port}/panel/index.html#token=panel-token-1")
+        wait_until(lambda: js(driver, "return !!(window.cadenzaPanel && window.cadenzaPanel.connected && "
+                                      "document.querySelector('#trigger-list button'))"), 30, "connected with a token")
+        assert "token" not in driver.current_url, driver.current_url
+        controls = "#param-list input, #param-list select, #state-list button, #trigger-list button"
+        assert not js(driver, f"return [...document.querySelectorAll('{controls}')].some(c => c.disabled)")
+        overflow = js(driver, "return [...document.querySelectorAll('.buttons button')]"
+                              ".filter(b => b.scrollWidth > b.clientWidth + 1).map(b => b.textContent)")
+        assert overflow == [], overflow
+        server.kill()
+        wait_until(lambda: not panel_value(driver, "connected"), 20, "the page noticing the runtime is gone")
+        assert js(driver, f"return [...document.querySelectorAll('{controls}')].every(c => c.disabled)")
+        js(driver, "const b = document.querySelector('#trigger-list button'); b.disabled = false; b.click()")
+        wait_until(lambda: "not sent" in js(driver, "return document.getElementById('log').textContent"), 5,
+                   "'not connected: … not sent' in the log")
+    finally:
+        driver.quit()
+        server.kill()
+
+
 def test_reconnects_by_itself(page: Any, runtime: Runtime, ctx: zmq.Context[Any]) -> None:
     """The runtime restarts on the same port, without a graph: the page reconnects by itself, sees the new session
     and that nothing is loaded; a graph loaded later (by another client) builds its controls, and a slider move

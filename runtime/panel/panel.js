@@ -53,10 +53,21 @@
   let ws = null, nextId = 1, reconnectMs = RECONNECT_MIN_MS, heartbeat = null, lastSent = 0, opened = false, failures = 0;
   const inflight = new Map();  // requestId -> {kind, sentAt, onReply}
 
+  // the token (/#token=T or /?token=T) is read once, kept for this tab only, and dropped from the address bar,
+  // the history and any screenshot
+  const token = (() => {
+    const given = new URLSearchParams(location.search).get("token") ||
+      new URLSearchParams(location.hash.slice(1)).get("token");
+    try {
+      if (given) sessionStorage.setItem("cadenza-token", given);
+      else return sessionStorage.getItem("cadenza-token");
+    } catch (e) { /* storage off: the token lives in this page only */ }
+    if (given) window.history.replaceState(null, "", location.pathname);
+    return given;
+  })();
+
   function wsUrl() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const params = new URLSearchParams(location.search);
-    const token = params.get("token") || new URLSearchParams(location.hash.slice(1)).get("token");
     return `${proto}//${location.host}/ws` + (token ? `?token=${encodeURIComponent(token)}` : "");
   }
 
@@ -91,10 +102,16 @@
       inflight.clear();
       failures = opened ? 0 : failures + 1;
       opened = false;
-      // a refused handshake (a wrong token, a foreign Origin) looks like any failure to a page: say what it may be
-      setConn("closed", failures >= 3
-        ? "cannot connect: the runtime is down, or it needs a token (open this page as /#token=TOKEN); retrying…"
-        : `disconnected${e.reason ? " (" + e.reason + ")" : ""}; reconnecting…`);
+      // a refused handshake (a wrong token, a foreign Origin) looks like any failure to a page; if the page's own
+      // server still answers, the runtime is up and refused us
+      setConn("closed", `disconnected${e.reason ? " (" + e.reason + ")" : ""}; reconnecting…`);
+      if (failures >= 3) {
+        fetch(location.pathname, {method: "HEAD", cache: "no-store"}).then(
+          () => { if (!panel.connected) setConn("closed", token
+            ? "the runtime refused the connection: a wrong token? (open this page as /#token=TOKEN); retrying…"
+            : "the runtime refused the connection: it needs a token (open this page as /#token=TOKEN); retrying…"); },
+          () => { if (!panel.connected) setConn("closed", "cannot connect: the runtime is down; retrying…"); });
+      }
       scheduleReconnect();
     };
     sock.onerror = () => {};  // onclose follows
@@ -128,8 +145,13 @@
     if (now - lastSent >= HEARTBEAT_MS) request("getStatus", {}, onStatusReply);
   }
 
+  let lastNotSent = -Infinity;
   function request(kind, body, onReply) {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return 0;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      const now = performance.now();
+      if (now - lastNotSent > 1000) { lastNotSent = now; logLine("error", `not connected: ${kind} not sent`); }
+      return 0;
+    }
     const id = nextId++;
     const env = {protocolVersion: 1, requestId: String(id)};
     env[kind] = body;
@@ -617,6 +639,9 @@
     const el = $("conn");
     el.dataset.state = state;
     el.textContent = text;
+    // the controls only work while connected: say so by disabling them (a click would be dropped)
+    for (const c of document.querySelectorAll("#param-list input, #param-list select, #state-list button, " +
+                                              "#trigger-list button")) c.disabled = state !== "open";
   }
 
   // ------------------------------------------------------------------ audio
