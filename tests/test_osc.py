@@ -226,6 +226,8 @@ def test_bad_input_never_crashes_the_bridge(runtime: Runtime, bridge: OscBridge)
                 sender.send_message("/cadenza/trigger/boom", [])  # the graph has no triggers
                 sender.send_message("/cadenza/state", "void")  # nor states
                 sender.send_message("/elsewhere", 1)
+                # outside test 16, finding 2: a terminal escape and a forged line in the address
+                sender.send_message("/cadenza/param/\x1b[2J\x1b[31mevil\n\rfake log line" + "x" * 5000, 1.0)
                 raw.sendto(b"\x00garbage that is not OSC\xff", ("127.0.0.1", bridge.port))
                 sender.send_message("/cadenza/param/pos_y", 0.9)
                 time.sleep(0.02)
@@ -239,6 +241,11 @@ def test_bad_input_never_crashes_the_bridge(runtime: Runtime, bridge: OscBridge)
     stats = bridge.stop()
     log = bridge.proc.stderr.splitlines()
     assert "Traceback" not in bridge.proc.stderr
+    # every line escaped (one helper, cadenza.runtime.logs.printable) and bounded
+    assert "\x1b" not in bridge.proc.stderr and "\r" not in bridge.proc.stderr
+    assert not [line for line in log if not line.startswith("cadenza osc: ")], log
+    evil = [line for line in log if "evil" in line]
+    assert evil and all("\\x1b[2J\\x1b[31mevil\\x0a\\x0dfake log line" in line and len(line) < 2200 for line in evil)
     for what in ("/cadenza/param/nope", "/cadenza/param/motion", "/cadenza/param/pos_x", "/cadenza/param/light",
                  "/cadenza/trigger/boom", "/cadenza/state void", "/elsewhere"):
         # one line per (address, kind) in 5 s, then one "… and N more like it"

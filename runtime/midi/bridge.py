@@ -51,6 +51,7 @@ from typing import Any
 
 from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.midi.mapping import Binding, Mapping, check_against, load_mapping
+from cadenza.runtime.logs import printable
 from cadenza.runtime.midi.ports import MidiDecodeError, decode
 from cadenza.runtime.osc import (
     ACTIONS_PER_PERIOD,
@@ -539,7 +540,8 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
             connect_jack(api, config.connect, port.name)
         if extra is not None:
             at_exit = extra(client, bridge, api, stop)
-        print(f"cadenza midi: listening on {port.name} ({api.upper()}) with {len(mapping.bindings)} mappings from "
+        print(f"cadenza midi: listening on {printable(port.name)} ({api.upper()}) with {len(mapping.bindings)} "
+              f"mappings from "
               f"{mapping.file} -> control={control} (from {control_from}) (period {config.period_ms:g} ms)",
               flush=True)
         bridge.run(stop)
@@ -567,12 +569,12 @@ def cmd_midi(args: argparse.Namespace) -> int:
         ins, outs = list_ports(api), list_ports(api, output=True)
         print(f"MIDI input ports ({api.upper()}):")
         for i, p in enumerate(ins):
-            print(f"  {i}: {p}")
+            print(f"  {i}: {printable(p)}")
         if not ins:
             print("  (none)")
         print(f"MIDI output ports ({api.upper()}):")
         for i, p in enumerate(outs):
-            print(f"  {i}: {p}")
+            print(f"  {i}: {printable(p)}")
         if not outs:
             print("  (none)")
         return 0

@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cadenza.errors import CadenzaError, UsageError
+from cadenza.runtime.logs import printable
 
 logger = logging.getLogger(__name__)
 
@@ -887,7 +888,7 @@ class ClockExtra:
 
         def at_exit() -> None:
             for line in clock_report(bridges):
-                print(f"cadenza midi: {line}", flush=True)
+                print(f"cadenza midi: {printable(line)}", flush=True)
             for b in bridges:
                 b.close()
 

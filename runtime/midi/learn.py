@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.errors import CadenzaError, UsageError
+from cadenza.runtime.logs import printable
 from cadenza.runtime.midi.mapping import Binding, Mapping, load_mapping, write_mapping
 from cadenza.runtime.midi.ports import MidiDecodeError, decode
 
@@ -238,7 +239,7 @@ def run_learn(config: LearnConfig) -> int:
             if config.connect:
                 connect_jack(api, config.connect, port.name)
             target = f" for {config.parameter!r}" if config.parameter else ""
-            print(f"cadenza midi: learn: listening on {port.name} ({api.upper()}); move a control{target} "
+            print(f"cadenza midi: learn: listening on {printable(port.name)} ({api.upper()}); move a control{target} "
                   "(Ctrl-C to stop)", flush=True)
             while not stop.is_set():
                 moved = listener.next_moved(stop)
