@@ -82,11 +82,17 @@ def scale_key(text: str) -> tuple[int, str]:
     if not m:
         raise ValueError(f"unknown scale {text!r}: expected a key and a mode such as 'A minor' or 'F# dorian'; "
                          f"modes: {', '.join(SCALES)}")
-    mode_text = m.group(3).strip() or "major"
+    note, accidental, rest = m.group(1), m.group(2), m.group(3).strip()
+    if accidental == "b" and re.match(r"b[a-z]", cleaned[cleaned.index("b", 1):]):
+        # "C blues", "Cbmaj": a "b" glued to a word is that word's first letter unless the rest is a mode
+        if MODE_ALIASES.get(rest, rest) not in SCALES:
+            accidental, rest = "", cleaned[1:].strip()
+    mode_text = rest or "major"
     mode = MODE_ALIASES.get(mode_text, mode_text)
     if mode not in SCALES:
-        raise ValueError(f"unknown mode {mode_text!r} in scale {text!r}. Available: {', '.join(SCALES)}")
-    return PITCH_CLASS[m.group(1) + m.group(2)], mode
+        raise ValueError(f"unknown mode {mode_text!r} in scale {text!r}; modes: {', '.join(SCALES)} "
+                         f"(e.g. 'A minor', 'F# dorian')")
+    return PITCH_CLASS[note + accidental], mode
 
 
 def range_text(r: Number) -> str:

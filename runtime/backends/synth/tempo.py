@@ -3,12 +3,13 @@
 One job. Averaging the style vectors of "dark techno" (130 bpm) and "calm
 ambient pads" (72.5 bpm) would give 101 bpm, a tempo that fits neither. The
 synth mixes every other style dimension as a weighted average, but its tempo
-is settled here: the prompt with the most weight leads; every other prompt's
-tempo is folded by octaves (×2, ÷2) to the one nearest the leader's, and
-counts in a weighted (logarithmic) average only when it then lies within
-:data:`NEAR` of the leader's — so 72.5 bpm ambient pads beside 130 bpm techno
-count as 145 bpm (double time) and the mix plays ~136 bpm, while a 100 bpm
-prompt beside 174 bpm drum and bass does not move it. When the lead passes to
+is settled here: the prompt with the most weight leads (of equal weights, the
+faster prompt, so the order of the prompts never matters); every other
+prompt's tempo is folded by octaves (×2, ÷2) to the one nearest the leader's,
+and counts in a weighted (logarithmic) average only when it then lies within
+:data:`NEAR` (6 %) of the leader's — so "techno" (130) beside "house" (124)
+plays ~127 bpm, while "dark techno" beside "calm ambient pads" (72.5 → 145
+folded, 11.5 % away) plays techno's 130 exactly. When the lead passes to
 another prompt the tempo changes to that prompt's, usually by an octave
 (half/double time): the engine then changes it on the next bar line instead of
 gliding through the tempos between (:func:`octave_jump`).
@@ -21,15 +22,16 @@ from collections.abc import Sequence
 
 __all__ = ["NEAR", "octave_jump", "settle_tempo"]
 
-#: a folded tempo within this ratio of the leader's counts in the average (~12 %)
-NEAR = 1.12
+#: a folded tempo within this ratio of the leader's counts in the average (6 %: neighbouring club genres)
+NEAR = 1.06
 
 
 def settle_tempo(tempos: Sequence[float], weights: Sequence[float]) -> float:
     """The mix's tempo (bpm) from each prompt's tempo and (normalized or not) weight."""
     if not tempos:
         raise ValueError("no tempos to settle")
-    lead = max(range(len(tempos)), key=lambda i: weights[i])  # the first of equal weights leads
+    # the most weight leads; of equal weights the faster prompt (order-independent, deterministic)
+    lead = max(range(len(tempos)), key=lambda i: (weights[i], tempos[i]))
     ref = math.log2(tempos[lead])
     total = weight = 0.0
     for t, w in zip(tempos, weights):
