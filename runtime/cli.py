@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from cadenza import __version__
 from cadenza.errors import CadenzaError, UsageError
@@ -45,6 +45,17 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Once(argparse.Action):
+    """An option that may be given once: a second one is an error, not a silent override."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} is given twice ({getattr(namespace, self.dest)!r} and {values!r}); "
+                         "give it once")
+        setattr(namespace, self.dest, values)
 
 
 def _finite(text: str) -> float:
@@ -446,10 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a folder clients may name files in (LoadGraph path, audio prompts, a graph's audio; "
                          "repeatable; once given, only the folders named, --graph's included only if named). Default: the folder "
                          "of --graph; with neither, no client-named file is read")
-    sv.add_argument("--ws", metavar="HOST:PORT",
+    sv.add_argument("--ws", metavar="HOST:PORT", action=_Once,
                     help="serve the WebSocket gateway at ws://HOST:PORT/ws (binary Envelopes or JSON; off by default; "
                          "loopback unless --ws-token and TLS or --insecure)")
-    sv.add_argument("--ws-token", metavar="TOKEN",
+    sv.add_argument("--ws-token", metavar="TOKEN", action=_Once,
                     help="clients must connect to /ws?token=TOKEN (required off loopback; or env CADENZA_WS_TOKEN; at least "
                          "8 of letters, digits, - . _ ~)")
     sv.add_argument("--ws-cert", metavar="FILE", help="TLS certificate (PEM) for wss://")

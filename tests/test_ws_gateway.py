@@ -743,9 +743,10 @@ def test_refused_handshakes_throttled_and_origins_checked_at_start(tmp_path: Pat
         with pytest.raises(UsageError):
             config.check()
     assert GatewayConfig("127.1:1").loopback
-    proc = ServeProcess(["--graph", str(ACTION_GAME), "--ws", "127.0.0.1:1", "--ws-token="], tmp_path,
-                        name="empty-token").launch()
-    assert proc.wait(30) == 2
+    for name, args in (("empty-token", ["--ws-token="]), ("two-ws", ["--ws", "127.0.0.1:2"])):
+        proc = ServeProcess(["--graph", str(ACTION_GAME), "--ws", "127.0.0.1:1", *args], tmp_path, name=name).launch()
+        assert proc.wait(30) == 2, name
+    assert "given twice" in (tmp_path / "two-ws.stderr").read_text()
 
 
 def test_unfinished_frames_share_one_budget(runtime: tuple[ServeProcess, str]) -> None:
