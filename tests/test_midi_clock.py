@@ -421,3 +421,46 @@ def test_tempo_estimator_counts_lost_and_late_ticks_right() -> None:
         est.add(t)
     bpm = est.bpm()
     assert bpm is not None and abs(bpm - 97.0) < 0.05, bpm
+
+
+# ----------------------------------------------------------------------------- outside test 16
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-100", "100000", "abc"])
+def test_clock_latency_must_be_a_finite_ms_in_range(value: str) -> None:
+    # finding 1/11: nan crashed every JACK period; -100 and 100 s were taken without a word
+    done = subprocess.run([sys.executable, "-m", "cadenza", "midi", "--clock-out", "x", "--clock-latency", value],
+                          capture_output=True, text=True, timeout=60, env=child_env())
+    assert done.returncode == 2, done
+    assert "--clock-latency" in done.stderr and repr(value) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_error_in_the_jack_process_callback_never_escapes_and_the_clock_goes_on(
+        jack128: JackServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    from cadenza.runtime.midi.clock import JackClockOut
+
+    for k, v in jack128.env.items():
+        monkeypatch.setenv(k, v)
+    out = JackClockOut(None, client_name="cb-error")
+    try:
+        real = out.plan.due
+        fails = [50]
+
+        def due(until: float) -> list[tuple[float, bytes]]:
+            if fails[0] > 0:
+                fails[0] -= 1
+                raise ValueError("cannot convert float NaN to integer")
+            return real(until)
+
+        monkeypatch.setattr(out.plan, "due", due)
+        wait_until(lambda: fails[0] == 0, 10, "50 failing periods")
+        now = time.time()
+        for n in range(4):
+            out.beat(BeatAt(beat=n, bar=0, beat_in_bar=n, bpm=120.0, at=now + 0.2 + n * 0.5))
+        wait_until(lambda: out.sent["clock"] >= 24, 10, "a beat of clock after the failures")
+        out.refresh()
+    finally:
+        out.close()
+    assert out.callback_errors == 50 and "NaN" in (out.callback_error or "")
+    assert out.sent["start"] == 1 and "50 periods failed" in out.report()
+    assert "Traceback" not in capfd.readouterr().err

@@ -59,6 +59,7 @@ import argparse
 import ctypes
 import ctypes.util
 import logging
+import math
 import sys
 import statistics
 import threading
@@ -337,6 +338,9 @@ class ClockOut:
         self.inbox: deque[BeatAt] = deque()
         self.sent: dict[str, int] = {"clock": 0, "start": 0, "continue": 0, "stop": 0, "spp": 0}
         self.late = 0  # messages sent after their time (the beat event came too late)
+        self.callback_errors = 0  # periods whose work raised (JACK's process callback never lets it escape)
+        self.callback_error: str | None = None  # the first one's text
+        self._error_told = False
 
     def beat(self, b: BeatAt) -> None:
         """From the event thread: a beat heard at ``b.at``."""
@@ -357,8 +361,11 @@ class ClockOut:
 
     def report(self) -> str:
         s = self.sent
-        return (f"clock out: {s['clock']} ticks, {s['start']} start, {s['continue']} continue, {s['stop']} stop, "
+        line = (f"clock out: {s['clock']} ticks, {s['start']} start, {s['continue']} continue, {s['stop']} stop, "
                 f"{s['spp']} song positions, {self.late} late")
+        if self.callback_errors:
+            line += f"; {self.callback_errors} periods failed (first: {self.callback_error})"
+        return line
 
 
 class JackClockOut(ClockOut):
@@ -382,6 +389,16 @@ class JackClockOut(ClockOut):
         self.target = _connect_to(self.client, self.port, target, output=True) if target else None
 
     def _process(self, frames: int) -> None:
+        # JACK's process thread: an exception must not escape into JACK-Client's cffi callback (the clock would
+        # die with a traceback every period): counted, told once by the status thread, the next period goes on
+        try:
+            self._process_period(frames)
+        except Exception as exc:  # noqa: BLE001
+            self.callback_errors += 1
+            if self.callback_error is None:
+                self.callback_error = f"{type(exc).__name__}: {exc}"
+
+    def _process_period(self, frames: int) -> None:
         # JACK's process thread: no I/O, no locks; the deque is the only shared state
         self.port.clear_buffer()
         f0 = self.client.last_frame_time
@@ -401,8 +418,12 @@ class JackClockOut(ClockOut):
             self._count(msg)
 
     def refresh(self) -> None:
-        """From a slow thread (once a second): measure the JACK-to-Unix offset again."""
+        """From a slow thread (once a second): measure the JACK-to-Unix offset again; tell a callback error once."""
         self.time.measure()
+        if self.callback_error is not None and not self._error_told:
+            self._error_told = True
+            logger.warning("clock out: the JACK process callback failed (%s); the clock goes on, "
+                           "failures are counted in the exit report", self.callback_error)
 
     def close(self) -> None:
         try:
@@ -635,6 +656,8 @@ class JackClockIn:
         self._frames = 0  # frames since the first message, unwrapped (the tempo's time base)
         self._last_frame: int | None = None
         self.handle = handle
+        self.callback_errors = 0
+        self.callback_error: str | None = None
         self.client.set_process_callback(self._process)
         self.client.activate()
         self.source = _connect_to(self.client, self.port, source, output=False) if source else None
@@ -643,6 +666,14 @@ class JackClockIn:
         self._thread.start()
 
     def _process(self, frames: int) -> None:
+        try:  # never into JACK-Client's cffi callback: counted, told once by the reading thread
+            self._process_period()
+        except Exception as exc:  # noqa: BLE001
+            self.callback_errors += 1
+            if self.callback_error is None:
+                self.callback_error = f"{type(exc).__name__}: {exc}"
+
+    def _process_period(self) -> None:
         f0 = self.client.last_frame_time
         for offset, data in self.port.incoming_midi_events():
             msg = bytes(data)
@@ -666,6 +697,7 @@ class JackClockIn:
 
     def _run(self) -> None:
         last_measure = time.monotonic()
+        told = False
         while not self._stop.is_set():
             while self.inbox:
                 msg, t, frames_s = self.inbox.popleft()
@@ -676,6 +708,10 @@ class JackClockIn:
             if time.monotonic() - last_measure > 1.0:
                 self.time.measure()
                 last_measure = time.monotonic()
+                if self.callback_error is not None and not told:
+                    told = True
+                    logger.warning("clock in: the JACK process callback failed %d times (first: %s); reading goes on",
+                                   self.callback_errors, self.callback_error)
             time.sleep(0.002)
 
     def close(self) -> None:
@@ -850,6 +886,21 @@ def open_clock_out(target: str | None, *, use_jack: bool | None = None, latency:
     return RtmidiClockOut(target, latency=latency)
 
 
+CLOCK_LATENCY_MAX_MS = 1000.0  # a device later than a second is not one to clock
+
+
+def _latency_ms(text: str) -> float:
+    """``--clock-latency``: a finite number of milliseconds in [0, :data:`CLOCK_LATENCY_MAX_MS`]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (give milliseconds, e.g. 5)") from None
+    if not (math.isfinite(value) and 0.0 <= value <= CLOCK_LATENCY_MAX_MS):
+        raise argparse.ArgumentTypeError(f"must be a finite number of ms from 0 to {CLOCK_LATENCY_MAX_MS:g}, "
+                                         f"got {text!r}")
+    return value
+
+
 class _ClockFlag(argparse.Action):
     """Stores the flag and hands ``cadenza midi`` the clock as its ``midi_extra`` (see :class:`ClockExtra`)."""
 
@@ -870,8 +921,9 @@ def add_clock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock-in-align", choices=("pause", "off"), default="pause",
                         help="on external Start/Continue, align the synth's bar line to the clock's with one "
                              "Transport PAUSE/PLAY gap of less than a bar (default), or not at all")
-    parser.add_argument("--clock-latency", metavar="MS", type=float, default=0.0,
-                        help="send the clock this many milliseconds early (the receiving device's own latency)")
+    parser.add_argument("--clock-latency", metavar="MS", type=_latency_ms, default=0.0,
+                        help="send the clock this many milliseconds early (the receiving device's own latency; "
+                             f"0 to {CLOCK_LATENCY_MAX_MS:g})")
     parser.add_argument("--clock-api", choices=("auto", "jack", "rtmidi"), default="auto",
                         help="MIDI library for the clock: JACK-Client (frame-accurate; the default when it is "
                              "installed) or python-rtmidi (messages at period starts under JACK)")
