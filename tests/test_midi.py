@@ -634,3 +634,34 @@ def test_input_runs_no_python_in_jacks_process_thread(jack: str) -> None:
     else:  # not real-time (CI's server): a loaded box may make both clients miss a cycle, and its MIDI
         assert got == sorted(got, key=sent.index) and len(set(map(tuple, got))) == len(got), got
         assert len(got) >= 0.9 * len(sent), f"received {len(got)} of {len(sent)} messages"
+
+
+def test_no_note_stays_held_after_the_bridge_sigterm_or_sigkill(runtime: Runtime, sender: Sender,
+                                                                 tmp_path: Path) -> None:
+    # outside test 16, finding 3: notes 60 and 72 stayed held in the runtime after SIGTERM and after SIGKILL
+    mapping = tmp_path / "rig.yaml"
+    mapping.write_text(MAPPING)
+    held = lambda: tuple(runtime.client.status().controls.get("notes", ()))  # noqa: E731
+    for ending in ("sigterm", "sigkill"):
+        bridge, _ = _start_bridge(runtime, sender, tmp_path, "--map", str(mapping))
+        try:
+            bridge.wait_for(r"listening on ")
+            time.sleep(0.2)
+            sender.send([0x93, 60, 90], [0x93, 72, 90])
+            _until(lambda: held() == (60, 72), 5, "notes 60, 72")
+        finally:
+            if ending == "sigkill":
+                bridge.proc.kill()
+                bridge.proc.wait(10)
+            else:
+                assert bridge.stop() == 0, bridge.stderr
+        if ending == "sigterm":
+            _until(lambda: held() == (), 5, "the notes released at exit")
+        else:
+            assert held() == (60, 72)  # SIGKILL: nothing could be sent
+            fresh, _ = _start_bridge(runtime, sender, tmp_path, "--map", str(mapping))
+            try:
+                fresh.wait_for(r"listening on ")
+                _until(lambda: held() == (), 5, "the notes a killed bridge left, released by the next one")
+            finally:
+                assert fresh.stop() == 0, fresh.stderr

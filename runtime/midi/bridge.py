@@ -327,6 +327,18 @@ class MidiBridge:
         with self._notes_lock:
             return sorted({n for (_, n) in self._held})
 
+    def release_notes(self) -> bool:
+        """Forget every held note; the next :meth:`flush` gives the ``notes`` control back to the graph (an empty
+        held set). Called at start (a bridge killed before it could release its notes left them held in the
+        runtime) and at exit (SIGTERM/SIGINT: no note stays stuck). Only a mapping that sends notes to the control
+        owns it; returns whether this one does."""
+        if not any(b.target == "control" for bs in self._note_targets.values() for b in bs):
+            return False
+        with self._notes_lock:
+            self._held.clear()
+            self._notes_dirty = True
+        return True
+
     # ----------------------------------------------------------------- sending thread
 
     def describe(self, force: bool = False) -> None:
@@ -532,6 +544,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
     at_exit: Callable[[], None] | None = None
     try:
         bridge.describe(force=True)
+        bridge.release_notes()  # notes a killed bridge left held: its first flush gives the control back
         port = open_input(api, config.port if config.port is not None else mapping.port, virtual=config.virtual,
                           client_name=config.client_name)
         port_name = port.name
@@ -553,6 +566,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
             reader.join(1.0)
         if port is not None:
             port.close()
+        bridge.release_notes()  # no note stays held in the runtime after the bridge
         bridge.flush()
         bridge.reporter.sweep(force=True)
         client.close()
