@@ -255,6 +255,7 @@ class _Connection(asyncio.Protocol):
         self.answered = False  # the handshake got its HTTP answer (a second request on the connection is ignored)
         self.held = 0  # bytes of unfinished frames charged to the gateway's HELD_BUDGET
         self.delay = 0.0  # seconds before a refused handshake is answered (a source that keeps failing)
+        self.cut = False  # closed for the HELD_BUDGET: never read again
         self.last_seen = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -302,6 +303,8 @@ class _Connection(asyncio.Protocol):
                 log.info(f"WebSocket {self.peer} cut (1013): {held} bytes of an unfinished frame while the gateway "
                          f"holds {self.gateway.held} for all connections")
                 self.close(1013, "the gateway is reading too many large frames; send it again later")
+                self.cut = True  # read nothing more: the rest of the frame would only fill memory until the cut
+                self._pause()
 
     def eof_received(self) -> bool | None:
         self.proto.receive_eof()
@@ -481,8 +484,8 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _resume(self) -> None:
-        if not self.reading and not self.write_paused and not self.waiting and self.transport is not None \
-                and not self.transport.is_closing():
+        if not self.reading and not self.write_paused and not self.waiting and not self.cut \
+                and self.transport is not None and not self.transport.is_closing():
             self.reading = True
             self.transport.resume_reading()
 
