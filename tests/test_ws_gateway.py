@@ -779,7 +779,7 @@ def test_unfinished_frames_share_one_budget(runtime: tuple[ServeProcess, str]) -
                 data = s.recv(64)
                 if data[:1] == b"\x88" and struct.unpack("!H", data[2:4])[0] == 1013:
                     closed_1013 += 1
-        assert closed_1013 >= 1
+        assert closed_1013 >= 2, closed_1013  # all but the first HELD_BUDGET worth
     finally:
         for s in socks:
             s.close()
