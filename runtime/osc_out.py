@@ -13,7 +13,10 @@ the downbeat)::
     /cadenza/stinger <string name>                      at its heard time
     /cadenza/level   <float LUFS>                       short-term loudness (EBU R128, 3 s, K-weighted)
                                                         --level-hz times a second, at the heard time of
-                                                        the window's last sample (0: off)
+                                                        the window's last sample (0: off); without audio
+                                                        (paused, stopped, the runtime away) it goes on at
+                                                        the same rate, sent at once, the meter fed silence:
+                                                        it falls to -120 (silence) within 3 s
     /cadenza/param/<name> <float | string>              --echo-params: each parameter's value from the
                                                         status event (1 Hz), at its heard time
 
@@ -84,6 +87,9 @@ SAMPLE_RATE = 48_000
 
 
 # --------------------------------------------------------------------------- OSC encoding
+
+
+QUIET_AFTER_S = 0.5  # no audio chunk for this long: the level is that of silence, sent at once
 
 
 def _pad(data: bytes) -> bytes:
@@ -333,6 +339,11 @@ class OscOut:
         meter = ShortTermLoudness()
         every = int(SAMPLE_RATE / self.level_hz)
         next_at: int | None = None
+        # no audio for this long (PAUSE/STOP publish none; a runtime away): what is heard is silence
+        quiet_after = max(QUIET_AFTER_S, 2.0 / self.level_hz)
+        last_audio = time.monotonic()
+        fed_until: float | None = None  # monotonic time up to which silence was fed to the meter
+        last_quiet = 0.0
         try:
             stream = AudioStream(self.audio_endpoint, format="int16", timeout=None)
             stream.open()
@@ -341,9 +352,22 @@ class OscOut:
             return
         try:
             while not self._stop.is_set():
-                chunk = stream.read(timeout=0.2)
+                chunk = stream.read(timeout=min(0.2, 1.0 / self.level_hz))
+                now = time.monotonic()
                 if chunk is None:
+                    if now - last_audio >= quiet_after:
+                        # the meter keeps falling in real time and the level keeps coming (a meter never
+                        # freezes at the last loud value): sent at once, there is no heard time to aim at
+                        n = int((now - (fed_until or last_audio)) * SAMPLE_RATE)
+                        if n > 0:
+                            meter.add(np.zeros((min(n, meter.window_frames), meter.channels), dtype=np.float32))
+                            fed_until = (fed_until or last_audio) + n / SAMPLE_RATE
+                        if now - last_quiet >= 1.0 / self.level_hz:
+                            last_quiet = now
+                            self.schedule.put(None, encode_message("/cadenza/level", float(np.float32(meter.lufs))),
+                                              "/cadenza/level")
                     continue
+                last_audio, fed_until = now, None
                 pcm = chunk.pcm
                 if pcm.ndim != 2 or pcm.shape[1] != meter.channels:
                     meter = ShortTermLoudness(pcm.shape[1]) if pcm.ndim == 2 else meter

@@ -28,6 +28,7 @@ import zmq
 
 from bench.jack import JackServer
 from cadenza.errors import UsageError
+from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.runtime.osc import decode_packet
 from cadenza.runtime.osc_out import Schedule, encode_message, parse_send
 from tests.jack_capture import (
@@ -301,3 +302,27 @@ def test_osc_beats_arrive_when_the_beat_is_heard(tmp_path: Path, receiver: Recei
         arrivals = [at for _, args, at in got if args == (ev.payload.name, "started")]
         if t is not None and arrivals:
             assert min(abs(a - t) for a in arrivals) <= 0.005, (ev, arrivals, t)
+
+
+def test_the_level_keeps_coming_while_paused_and_falls_to_silence(tmp_path: Path, receiver: Receiver) -> None:
+    # outside test 16, finding 7: the level froze at the last loud value while paused, stopped or the runtime away
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        with ServeProcess(["--graph", str(ACTION_GAME)], tmp_path) as server:
+            bridge = _bridge(server, "--send", f"127.0.0.1:{receiver.port}")
+            control = server.control(ctx)
+            try:
+                wait_until(lambda: any(m[1][0] > -60 for m in receiver.of("/cadenza/level")), 20, "a loud level")
+                control.ok(pb.Transport(action=pb.Transport.PAUSE))
+                paused = time.time()
+                time.sleep(4.5)
+                during = [(at - paused, args[0]) for _, args, at in receiver.of("/cadenza/level") if at > paused]
+            finally:
+                control.ok(pb.Transport(action=pb.Transport.PLAY))
+                bridge_out = _stop(bridge)
+    finally:
+        ctx.destroy(linger=0)
+    late = [v for t, v in during if t > 3.8]
+    # 10 a second (the default) throughout, falling to the silence floor once the 3 s window holds no music
+    assert len([t for t, _ in during if t > 1.0]) >= 25, (during, bridge_out)
+    assert late and all(v == pytest.approx(-120.0) for v in late), (during, bridge_out)
