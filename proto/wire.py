@@ -725,7 +725,7 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
     rid = obj.get("requestId", obj.get("request_id"))
     request_id = int(rid) if isinstance(rid, (int, str)) and not isinstance(rid, bool) and str(rid).isdigit() \
         and 0 < int(rid) <= _MAX_U64 else 0
-    _check_json(obj, pb.Envelope.DESCRIPTOR, "", request_id, 0)
+    _check_json(obj, cast(Any, pb.Envelope.DESCRIPTOR), "", request_id, 0)
     envelope = pb.Envelope()
     try:
         json_format.ParseDict(obj, envelope, max_recursion_depth=32)
