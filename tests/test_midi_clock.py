@@ -168,9 +168,10 @@ def test_plan_ticks_spp_stop_continue() -> None:
     assert plan.due(100.0) == []  # not a downbeat: the first start waits for a bar line
     plan.observe(_beat(4, 10.5))
     out = plan.due(10.5 + 0.25)
-    assert out[0][0] == pytest.approx(10.499) and out[0][1] == spp_message(16) and out[1][1] == bytes((CONTINUE,))
+    # the first start is a Start on that downbeat: the song (song position 0) begins there (outside 16 #9)
+    assert out[0][0] == pytest.approx(10.499) and out[0][1] == bytes((START,)) and out[1][1] == bytes((CLOCK,))
     ticks = [t for t, m in out if m[0] == CLOCK]
-    assert len(ticks) == 12 and ticks[1] - ticks[0] == pytest.approx(0.5 / 24)
+    assert len(ticks) == 12 and ticks[1] - ticks[0] == pytest.approx(0.5 / 24) and len(out) == 13
     out = plan.due(11.0 + 0.01)  # beat 5's event is late: inside the bar its first tick goes out on time anyway
     assert len(out) == 13 and out[-1][0] == pytest.approx(11.0)
     plan.observe(_beat(5, 11.0))
@@ -179,7 +180,7 @@ def test_plan_ticks_spp_stop_continue() -> None:
     assert [m for _, m in out][-1] == bytes((STOP,)) and len(out) == 14 + 6 + 1
     plan.observe(_beat(6, 13.0))  # PLAY: the next beat brings SPP + Continue
     out = plan.due(13.01)
-    assert out[0][1] == spp_message(24) and out[1][1] == bytes((CONTINUE,))
+    assert out[0][1] == spp_message(8) and out[1][1] == bytes((CONTINUE,))  # 2 beats after the song's start
     plan.observe(_beat(7, 13.5))
     plan.due(14.0 - 0.001)
     assert plan.due(14.1) == []  # beat 8 is a bar line: its ticks wait for its event
@@ -288,11 +289,16 @@ def test_clock_out_over_jack_is_steady_and_song_position_matches_the_bars(jack12
                 figures = f"{figures}; then {second}"
             assert ok, figures
 
-            # song position = the runtime's count: 16 × bar + 4 × beat_in_bar of the beat it lands on
+            # the song starts (MIDI Start, song position 0) on the runtime's downbeat the bridge names in its log;
+            # a song position is 4 × the beats since then
+            import re
+
+            wait_until(lambda: "Start on the runtime's beat" in _log(tmp_path), 3, "the song's start in the log")
+            origin = int(re.findall(r"Start on the runtime's beat (\d+)", _log(tmp_path))[-1])
+            assert got[first(START, 0, got) or 0][1] == bytes((START,)) and beats[origin].beat_in_bar == 0
             spp1 = _spp_before(got, start)
-            assert spp1 % 16 == 0 and spp1 // 4 in beats, (spp1, sorted(beats)[:8])
-            ev = beats[spp1 // 4]
-            assert 16 * ev.bar + 4 * ev.beat_in_bar == spp1 and ev.beat_in_bar == 0
+            assert spp1 % 16 == 0 and origin + spp1 // 4 in beats, (spp1, origin, sorted(beats)[:8])
+            assert beats[origin + spp1 // 4].beat_in_bar == 0
 
             got = probe.got
             restart = max((i for i, (_, d) in enumerate(got) if d[0] in (START, CONTINUE)), default=start)
@@ -315,9 +321,9 @@ def test_clock_out_over_jack_is_steady_and_song_position_matches_the_bars(jack12
             # a tick per period the JACK server itself missed
             over = sent_ticks - 6 * (spp2 - spp1)
             assert -jack128.xruns() <= over <= PPQN // 4, (spp1, sent_ticks, spp2, jack128.xruns())
-            wait_until(lambda: spp2 // 4 in beats, 3, "the beat event the song position names")
-            ev = beats[spp2 // 4]
-            assert 16 * ev.bar + 4 * ev.beat_in_bar == spp2
+            wait_until(lambda: origin + spp2 // 4 in beats, 3, "the beat event the song position names")
+            ev = beats[origin + spp2 // 4]
+            assert 4 * ev.beat_in_bar == spp2 % 16, (spp2, origin, ev)
         finally:
             _stop(clock)
             client.close()
@@ -381,6 +387,11 @@ def test_clock_in_at_97_bpm_locks_within_4_bars_and_stays(jack128: JackServer, t
             print(f"clock in: 97 ± 0.5 bpm {at - started:.1f} s after the clock started ({(at - started) / bar_s:.1f} "
                   f"bars); then {len(after)} beats at {min(after)}..{max(after)} bpm over 60 s")
             assert len(after) > 90 and all(abs(b - 97.0) <= 0.5 for b in after), sorted(set(after))
+            # outside test 16, finding 4: the clock vanishes (no Stop): the override goes back to the graph
+            assert client.status().controls.get("bpm") == pytest.approx(97.0, abs=0.5)
+            probe.close()
+            wait_until(lambda: "bpm" not in client.status().controls, 5, "the bpm override cleared", poll=0.2)
+            assert "the clock is lost" in _log(tmp_path)
         finally:
             _stop(clock)
             client.close()
@@ -398,12 +409,20 @@ def test_clock_in_start_aligns_the_synth_bar_to_the_clock(jack128: JackServer, t
     with ServeProcess(["--prompt", "techno"], tmp_path) as serve:
         probe = Probe(jack128.env, tmp_path, "source", "send-late", bpm=97.0)  # Start 3 s after it opens
         clock = _clock_process(serve, jack128.env, "--clock-in", "source:out", log=tmp_path / "clock.log")
+        from cadenza.sdk import Client
+
+        client = Client(serve.ep.control, serve.ep.events, name="clock-test")
         try:
             wait_until(lambda: "bar aligned (" in _log(tmp_path) or "bar alignment" in _log(tmp_path), 25,
                        "the bar alignment after the clock's Start", poll=0.2)
+            assert "bpm" in client.status().controls
         finally:
             _stop(clock)
             probe.close()
+        try:  # outside test 16, finding 4: the bridge's exit gives the tempo back to the graph
+            assert "bpm" not in client.status().controls
+        finally:
+            client.close()
     log = _log(tmp_path)
     found = re.search(r"heard ([+-][0-9.]+) ms from the clock's", log)
     assert found is not None, log
@@ -464,3 +483,37 @@ def test_an_error_in_the_jack_process_callback_never_escapes_and_the_clock_goes_
     assert out.callback_errors == 50 and "NaN" in (out.callback_error or "")
     assert out.sent["start"] == 1 and "50 periods failed" in out.report()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_lost_clock_gives_the_tempo_back_to_the_graph() -> None:
+    sent: list[float] = []
+    cleared: list[bool] = []
+    follower = ClockFollower(lambda bpm: sent.append(bpm) or [], clear_bpm=lambda: cleared.append(True))
+    step = 60.0 / (24 * 100.0)
+    for i in range(24 * 3):
+        follower.handle(bytes((CLOCK,)), i * step)
+    assert sent and not cleared
+    now = time.time()
+    assert not follower.check_lost(now + 0.5) and not cleared
+    assert follower.check_lost(now + 1.5) and cleared == [True]
+    assert not follower.check_lost(now + 3.0) and cleared == [True]  # told once
+    assert follower.stats.last_bpm is None and "lost 1 times" in follower.report()
+    for i in range(24 * 2):  # back: the tempo is set again
+        follower.handle(bytes((CLOCK,)), 10.0 + i * step)
+    assert len(sent) == 2
+
+
+def test_plan_after_a_transport_stop_starts_the_song_over_on_a_downbeat() -> None:
+    plan = ClockPlan(start_lead=0.001)
+    plan.observe(_beat(8, 10.0))
+    assert plan.due(10.1)[0][1] == bytes((START,))
+    plan.observe(_beat(9, 10.5))
+    plan.due(10.9)
+    plan.rewind()  # Transport STOP: the beats stop, then PLAY goes on with the count (beat 11, not a downbeat)
+    out = plan.due(12.0)
+    assert out[-1][1] == bytes((STOP,))
+    plan.observe(_beat(11, 13.0))
+    assert plan.due(13.4) == []  # not a downbeat: waits
+    plan.observe(_beat(12, 13.5))
+    out = plan.due(13.6)
+    assert out[0][1] == bytes((START,)) and plan.origin == 12

@@ -17,15 +17,17 @@ the beat event on that bar line carries the new tempo, so the grid inside a bar
 is exactly predictable: a beat event that comes late (a busy machine) does not
 hold the ticks of a beat inside the bar back, while the tick on a bar line waits
 for that bar's event (events are published a lookahead ahead of being heard). Song
-Position Pointer = 16th notes since the song start = 4 × the runtime's beat
-index (bar × 16 + beat_in_bar × 4 in 4/4, the bar count the runtime publishes),
-modulo 16,384 (the pointer's 14 bits). The first start waits for a downbeat
-(slaves start on a bar line) and sends Start when the position is 0, else SPP +
-Continue. Transport PAUSE/STOP on the runtime stops the beat grid: when a beat
+Position Pointer = 16th notes since the song start, the song starting at the
+downbeat the clock first started on: 4 × (the runtime's beat index − that
+beat's), modulo 16,384 (the pointer's 14 bits). The first start waits for a
+downbeat (slaves start on a bar line) and sends Start (the song's beginning, as
+MIDI expects). Transport PAUSE on the runtime stops the beat grid: when a beat
 is :data:`STOP_GRACE_BEATS` overdue, MIDI Stop is sent (the ticks went at most
-that far past the last heard beat); PLAY's first beat brings SPP +
-Continue. A runtime restart (the beat count goes back) is Stop, then Start on
-its first downbeat.
+that far past the last heard beat); PLAY's first beat brings SPP + Continue.
+Transport STOP (a rewind: the runtime's ``state`` event with transition
+``cut``) is the same Stop, and the next start is a Start on a downbeat (the
+song from its beginning again). A runtime restart (the beat count goes back) is
+Stop, then Start on its first downbeat.
 
 Timing: with JACK-Client the messages carry frame-accurate offsets inside the
 period (``jack_frames_to_time`` maps the period to JACK's clock, whose offset to
@@ -91,6 +93,7 @@ TEMPO_WINDOW_TICKS = 192  # 8 beats
 TEMPO_MIN_TICKS = 24
 BPM_RESEND = 0.05
 CLOCK_GAP_S = 0.5  # no tick for this long: the external clock stopped (the estimate starts over)
+CLOCK_LOST_S = 1.0  # no tick for this long: the clock is lost; the tempo goes back to the graph
 PAUSE_FADE_S = 0.05  # the runtime's PAUSE fades out over this long (live.HOLD_FADE_S): the music runs on meanwhile
 
 
@@ -182,6 +185,15 @@ class ClockPlan:
         self.ticks = 0
         self.last_spp: int | None = None
         self.beats_per_bar = 1  # the most beats a bar had so far
+        self.origin: int | None = None  # the runtime's beat the song (Start) began on
+
+    def rewind(self) -> None:
+        """Transport STOP: the song starts over — the next start is a Start on a downbeat (the grid's Stop comes
+        as for a PAUSE, when the beats stop)."""
+        self.started = False
+        self.origin = None
+        if self.pending is not None and self.pending.beat_in_bar != 0:
+            self.pending = None
 
     def observe(self, b: BeatAt) -> list[tuple[float, bytes]]:
         """Take a beat; returns messages to send at once (Stop when the runtime restarted its count)."""
@@ -196,6 +208,7 @@ class ClockPlan:
                 self.latest = None
                 self.running = self.started = False
                 self.pending = None
+                self.origin = None
             else:
                 return out  # a repeat
         self.beats[b.beat] = b
@@ -229,7 +242,9 @@ class ClockPlan:
             at = b.at - self.start_lead
             if at >= until:
                 return out
-            sixteenths = b.beat * 4
+            if self.origin is None:
+                self.origin = b.beat
+            sixteenths = (b.beat - self.origin) * 4
             self.last_spp = sixteenths % SPP_MODULO
             if sixteenths == 0:
                 out.append((at, bytes((START,))))
@@ -335,7 +350,7 @@ class ClockOut:
 
     def __init__(self) -> None:
         self.plan = ClockPlan()
-        self.inbox: deque[BeatAt] = deque()
+        self.inbox: deque[BeatAt | None] = deque()  # None: Transport STOP rewound the song
         self.sent: dict[str, int] = {"clock": 0, "start": 0, "continue": 0, "stop": 0, "spp": 0}
         self.late = 0  # messages sent after their time (the beat event came too late)
         self.callback_errors = 0  # periods whose work raised (JACK's process callback never lets it escape)
@@ -346,6 +361,10 @@ class ClockOut:
         """From the event thread: a beat heard at ``b.at``."""
         self.inbox.append(b)
 
+    def rewind(self) -> None:
+        """From the event thread: Transport STOP (the next start is a Start)."""
+        self.inbox.append(None)
+
     def _count(self, msg: bytes) -> None:
         kind = {CLOCK: "clock", START: "start", CONTINUE: "continue", STOP: "stop", SONG_POSITION: "spp"}[msg[0]]
         self.sent[kind] += 1
@@ -353,7 +372,11 @@ class ClockOut:
     def _take(self, until: float) -> list[tuple[float, bytes]]:
         out: list[tuple[float, bytes]] = []
         while self.inbox:
-            out += self.plan.observe(self.inbox.popleft())
+            b = self.inbox.popleft()
+            if b is None:
+                self.plan.rewind()
+            else:
+                out += self.plan.observe(b)
         return out + self.plan.due(until)
 
     def close(self) -> None:  # pragma: no cover - overridden
@@ -550,8 +573,12 @@ class ClockFollower:
 
     def __init__(self, set_bpm: Callable[[float], Iterable[str]],
                  align: Callable[[float, float], float | None] | None = None, *, beats_per_bar: int = 4,
-                 exact: bool = False) -> None:
+                 exact: bool = False, clear_bpm: Callable[[], None] | None = None) -> None:
         self.set_bpm = set_bpm
+        self.clear_bpm = clear_bpm
+        self.last_tick: float | None = None  # Unix time of the latest tick
+        self.lost = 0  # times the clock was lost (no tick for CLOCK_LOST_S) while it set the tempo
+        self._aligning = False
         self.align = align
         self.beats_per_bar = beats_per_bar
         self.estimator = TempoEstimator(exact=exact)
@@ -586,7 +613,30 @@ class ClockFollower:
         self.position = self.spp * 6 - 1  # the first tick after Start/Continue is at the song position
         self.want_align = self.align is not None
 
+    def check_lost(self, now: float) -> bool:
+        """Call every few hundred ms: no tick for :data:`CLOCK_LOST_S` means the clock is lost (unplugged, a
+        source that stopped without Stop): logged, and the ``bpm`` override given back to the graph."""
+        last = self.last_tick
+        if last is None or self._aligning or now - last < CLOCK_LOST_S:
+            return False
+        self.last_tick = None
+        self.lost += 1
+        self.estimator.reset()
+        self._since_beat = 0
+        had = self.stats.last_bpm
+        self.stats.last_bpm = None  # the next clock sets it again
+        if had is not None and self.clear_bpm is not None:
+            self.clear_bpm()
+            logger.warning("clock in: the clock is lost (no tick for %.1f s); the tempo goes back to the graph's "
+                           "(bpm override of %g cleared)", now - last, had)
+        else:
+            logger.warning("clock in: the clock is lost (no tick for %.1f s)", now - last)
+        return True
+
     def _tick(self, t: float, tempo_t: float) -> None:
+        if self.last_tick is None and self.stats.ticks:
+            logger.info("clock in: the clock is back")
+        self.last_tick = time.time()  # when it was handled (a backlog after an alignment counts as fresh)
         self.stats.ticks += 1
         self.estimator.add(tempo_t)
         if self.position is not None:
@@ -615,7 +665,11 @@ class ClockFollower:
             bar_ticks = PPQN * self.beats_per_bar
             ahead = (-self.position) % bar_ticks or bar_ticks  # ticks to the next external downbeat
             period = 60.0 / (PPQN * bpm)
-            error = self.align(t + ahead * period, bar_ticks * period)
+            self._aligning = True  # the alignment holds this thread for up to a bar: not a lost clock
+            try:
+                error = self.align(t + ahead * period, bar_ticks * period)
+            finally:
+                self._aligning = False
             if error is not None:
                 self.stats.aligned += 1
                 self.stats.align_error_ms = error * 1000.0
@@ -631,6 +685,8 @@ class ClockFollower:
         s = self.stats
         line = (f"clock in: {s.ticks} ticks, {s.starts} start/continue, {s.stops} stop, bpm sent {s.bpm_sent} times "
                 f"(last {s.last_bpm if s.last_bpm is not None else '-'})")
+        if self.lost:
+            line += f", lost {self.lost} times"
         if s.aligned:
             line += f", bar aligned {s.aligned} times (last error {s.align_error_ms:+.1f} ms)"
         for w in s.warnings:
@@ -738,7 +794,9 @@ class ClockOutBridge:
         self.margins: deque[float] = deque(maxlen=1000)  # how long before it is heard each beat event came
         self._stop = threading.Event()
         self._poll()
+        self._origin: int | None = None
         client.on("beat", self._beat)
+        client.on("state", self._state)
         self._thread = threading.Thread(target=self._run, name="midi-clock-status", daemon=True)
         self._thread.start()
 
@@ -760,10 +818,18 @@ class ClockOutBridge:
         self.out.beat(BeatAt(beat=int(ev.beat), bar=int(ev.bar), beat_in_bar=int(ev.beat_in_bar),
                              bpm=float(ev.bpm), at=at))
 
+    def _state(self, ev: Any) -> None:
+        if getattr(ev, "transition", "") == "cut":  # Transport STOP rewound the runtime: the song starts over
+            self.out.rewind()
+
     def _run(self) -> None:
         while not self._stop.wait(1.0):
             self.out.refresh() if hasattr(self.out, "refresh") else None
             self._poll()
+            origin = self.out.plan.origin
+            if origin is not None and origin != self._origin:
+                logger.info("clock out: Start on the runtime's beat %d: song position 0 there", origin)
+            self._origin = origin
 
     def close(self) -> None:
         self._stop.set()
@@ -779,7 +845,8 @@ class ClockInBridge:
         self.rate = getattr(client, "sample_rate", 48_000)
         self.heard = HeardClock(self.rate)
         self._last_beat: Any = None
-        self.follower = ClockFollower(self._set_bpm, self._align if align else None)
+        self.follower = ClockFollower(self._set_bpm, self._align if align else None, clear_bpm=self._clear_bpm)
+        self._stop = threading.Event()
         info = client.hello()
         if "bpm" not in info.controls:
             self.follower.warn_no_tempo(f"backend {info.backend!r} has no tempo input (its controls: "
@@ -787,6 +854,22 @@ class ClockInBridge:
         client.on("beat", self._beat)
         self.input: Any = _open_clock_in(source, self.follower.handle, use_jack)
         self.follower.estimator.exact = isinstance(self.input, JackClockIn)
+        self._watch = threading.Thread(target=self._watch_clock, name="midi-clock-in-watch", daemon=True)
+        self._watch.start()
+
+    def _watch_clock(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.follower.check_lost(time.time())
+            except Exception as exc:  # noqa: BLE001 - the watch goes on
+                logger.warning("clock in: %s", exc)
+
+    def _clear_bpm(self) -> None:
+        """Give the tempo back to the graph (SetControls clear bpm)."""
+        try:
+            self.client.clear_controls("bpm")
+        except Exception as exc:  # noqa: BLE001 - reported, the bridge goes on
+            logger.warning("clock in: giving the tempo back to the graph failed: %s", exc)
 
     def _set_bpm(self, bpm: float) -> Iterable[str]:
         try:
@@ -843,7 +926,13 @@ class ClockInBridge:
         return None
 
     def close(self) -> None:
+        """Stop reading; the ``bpm`` override this bridge set goes back to the graph (the states' own tempos)."""
+        self._stop.set()
         self.input.close()
+        self._watch.join(1.0)
+        if self.follower.stats.last_bpm is not None:
+            self.follower.stats.last_bpm = None
+            self._clear_bpm()
 
 
 def _open_clock_in(source: str | None, handle: Callable[[bytes, float, float | None], None],
