@@ -223,6 +223,8 @@ def test_words_lists_every_category_and_each_word_is_understood(runs: dict[str, 
         words = [w.strip() for w in re.split(r",|\(|\)", rest) if w.strip()]
         assert count == len(words), f"{name}: the count {count} is not the number of words {len(words)}"
         listed[name] = words
+    filler = listed.pop("filler")  # the last line: filler words, skipped without a warning
+    assert set(filler) == vocabulary.STOP_WORDS and "vibes" in filler
     assert list(listed) == list(vocabulary.CATEGORIES)
     assert sum(len(w) for w in listed.values()) >= 1000
     for word in ("techno", "drum and bass", "lo-fi"):

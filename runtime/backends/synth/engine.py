@@ -103,11 +103,7 @@ class SynthBackend:
 
         if isinstance(prompt, TextPrompt):
             parsed = vocabulary.parse_prompt(prompt.text)
-            warnings: tuple[str, ...] = ()
-            if parsed.unknown:
-                words = ", ".join(repr(w) for w in parsed.unknown)
-                warnings = (f"prompt {prompt.text!r}: unknown word(s) {words} ignored",)
-            return Embedding(parsed.vector, warnings)
+            return Embedding(parsed.vector, parsed.warnings(prompt.text))  # misspellings read, unknown words
         if isinstance(prompt, AudioPrompt):
             return Embedding(analysis.embed_audio(prompt))
         raise PromptError(f"unsupported prompt type {type(prompt).__name__}")

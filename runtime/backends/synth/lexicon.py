@@ -59,7 +59,7 @@ electro, idm, downtempo, chillout             | - | prog=modal fifths=.45 drop=.
 
 [genres]
 # electronic: the broad words
-electronic, electronica, electronic music, edm style | techno + house  | tempo=124 energy=.65 acoustic=0 chip=.05
+electronic, electronica, electronic music, edm style, electronique, elektronisch, elektronik, electronico, elettronica | techno + house  | tempo=124 energy=.65 acoustic=0 chip=.05
 electro house, electrohouse                   | house + edm      | tempo=128 grit=.4 lead=.8 drop=1
 dance, dance music, club music                | house + edm      | tempo=124 energy=.8
 dance pop, dancepop                           | pop + house      | tempo=120 energy=.8 brightness=.8 pattern=four_floor
@@ -336,6 +336,7 @@ synth strings, string machine                 | synth pad        | -
 warm pads, pad synth            | synth pad        | space=.7
 mellotron                                     | strings          | texture=.3 acoustic=.6
 theremin                                      | lead synth       | space=.7
+lead, leads, lead line, lead melody, topline  | -                | lead=1
 vocoder, talkbox                              | lead synth       | -
 arpeggiator, arpeggiated, arpeggiated synth    | arpeggio         | -
 sparkling arpeggios, sparkling                | arpeggio         | brightness=.85
@@ -522,8 +523,10 @@ jazzy chords, seventh chords, 7th chords, ninth chords, extended chords, lush ch
 rhythm, rhythmic, percussive, beats heavy, drum heavy | -      | drums=1
 bass heavy, bass-heavy, heavy bass, deep bass, booming bass, thumping bass | sub bass | bass=1
 instrumental only, no vocals, no voice, without vocals, instrumental, instrumental version | -     | lead=.5
-minor key, minor scale, minor chords, in minor | -               | minor=1
-major key, major scale, major chords, in major | -               | minor=0
+minor key, minor scale, minor chords, in minor, minor, minor mode, aeolian | - | minor=1
+major key, major scale, major chords, in major, major, major mode, ionian, lydian | - | minor=0
+locrian                                       | -                | minor=1 harmony=.8 brightness=.35
+distant, far away, faraway, remote, faint    | -                | space=.85 brightness=.4 energy=.3
 dorian, mixolydian, modal                     | -                | minor=.5 prog=modal
 pentatonic, pentatonic scale                  | -                | minor=.35 prog=modal
 phrygian, harmonic minor                      | -                | minor=1 fifths=.9

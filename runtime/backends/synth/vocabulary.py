@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -605,8 +606,19 @@ _ANCHOR_CATEGORIES: dict[str, dict[str, Point]] = {
 _TOKEN = re.compile(r"\d+(?:\.\d+)?[^\W\d_]*|[^\W\d_][^\W_]*")
 
 
+_NOTE_SHARP = re.compile(r"(?<![^\W\d_])([a-g])\s*[#♯]")
+_NOTE_FLAT = re.compile(r"(?<![^\W\d_])([a-g])\s*♭")
+
+
+def fold(text: str) -> str:
+    """Lower case, accents folded (``électronique`` → ``electronique``, ``nóva`` → ``nova``), ``C#`` → ``c sharp``."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _NOTE_FLAT.sub(r"\1 flat", _NOTE_SHARP.sub(r"\1 sharp", plain))
+
+
 def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower().replace("&", " and "))
+    return _TOKEN.findall(fold(text).replace("&", " and "))
 
 
 def _point(name: str) -> Point:
@@ -815,7 +827,7 @@ STOP_WORDS: frozenset[str] = frozenset(
         "music", "style", "track", "tracks", "beat", "beats", "vibe", "vibes", "song",
         "songs", "feel", "feeling", "sound", "sounds", "sounding", "tune", "tunes",
         "loop", "loops", "like", "kind", "type", "very", "really", "more", "plus",
-        "mood", "genre", "ish",
+        "mood", "genre", "ish", "musica", "musique", "musik",
         # the connective tissue of written prompts and captions
         "is", "are", "was", "were", "be", "being", "been", "this", "that", "these", "those", "it", "its",
         "there", "here", "which", "who", "whom", "what", "by", "from", "as", "into", "onto", "over", "under",
@@ -936,6 +948,87 @@ def known_words() -> list[str]:
     return sorted(VOCABULARY)
 
 
+# --------------------------------------------------------------------------- named keys ("in D minor", "Eb")
+
+#: Place of each note letter on the line of fifths (C = 0); a sharp adds 7, a flat takes 7.
+_LETTER_FIFTHS: dict[str, int] = {"f": -1, "c": 0, "g": 1, "d": 2, "a": 3, "e": 4, "b": 5}
+#: Mode word → (``minor`` dimension value, key-signature offset from the tonic's major signature).
+#: Modes the synth has no scale for sound as the nearest it has, on the same tonic (phrygian and
+#: locrian as minor, lydian as major).
+KEY_MODES: dict[str, tuple[float, int]] = {
+    "major": (0.0, 0), "maj": (0.0, 0), "ionian": (0.0, 0), "lydian": (0.0, 0),
+    "mixolydian": (0.4, -1), "dorian": (0.6, -2),
+    "minor": (1.0, -3), "min": (1.0, -3), "aeolian": (1.0, -3), "phrygian": (1.0, -3), "locrian": (1.0, -3),
+}  # fmt: skip
+_ACCIDENTALS = {"sharp": 7, "flat": -7}
+#: Flat keys that read as a key with no mode word or ``in`` before them (``db`` may be decibels, ``a sharp``
+#: an attack, so those need a mode word: ``db major``, ``a sharp minor``).
+_FLAT_KEYS = frozenset({"eb", "bb", "ab", "gb"})
+
+
+@dataclass(frozen=True)
+class NamedKey:
+    """A key a prompt names: its tonic's spelling, mode word, and key signature (sharps, negative = flats)."""
+
+    tonic: str
+    mode: str
+    sharps: int
+
+    def __str__(self) -> str:
+        return f"{self.tonic} {self.mode}"
+
+
+def _note_at(words: list[str], i: int) -> tuple[int, str, int] | None:
+    """(place on the line of fifths, spelling, words used) of a note name at ``words[i]``: ``d``, ``f sharp``, ``eb``."""
+    word = words[i]
+    if word in _LETTER_FIFTHS:
+        if i + 1 < len(words) and words[i + 1] in _ACCIDENTALS:
+            acc = words[i + 1]
+            return _LETTER_FIFTHS[word] + _ACCIDENTALS[acc], word.upper() + ("#" if acc == "sharp" else "b"), 2
+        return _LETTER_FIFTHS[word], word.upper(), 1
+    if len(word) == 2 and word[0] in _LETTER_FIFTHS and word[1] == "b":
+        return _LETTER_FIFTHS[word[0]] - 7, word[0].upper() + "b", 1
+    return None
+
+
+def _key_at(words: list[str], i: int) -> tuple[NamedKey, int] | None:
+    """The key named at ``words[i]`` and how many words name it, if any.
+
+    A note followed by a mode word (``d minor``, ``c sharp major``, ``a flat dorian``) is a key anywhere;
+    a note alone is a key (major) when it is one of :data:`_FLAT_KEYS` (``eb``) or follows ``key of`` or
+    ``in`` (``in d``, ``in f sharp``; not ``in a``, which is an article)."""
+    note = _note_at(words, i)
+    if note is None:
+        return None
+    place, spelling, used = note
+    mode = words[i + used] if i + used < len(words) else ""
+    if mode in KEY_MODES:
+        used += 1
+    else:
+        after_key_of = i >= 2 and words[i - 2 : i] == ["key", "of"]
+        after_in = i >= 1 and words[i - 1] == "in" and words[i] != "a"
+        if not (words[i] in _FLAT_KEYS or after_key_of or after_in):
+            return None
+        mode = "major"
+    sharps = place + KEY_MODES[mode][1]
+    if sharps > 6:
+        sharps -= 12  # C# major (7 sharps) sounds as Db major (5 flats)
+    elif sharps < -6:
+        sharps += 12
+    mode_name = {"maj": "major", "min": "minor"}.get(mode, mode)
+    return NamedKey(spelling, mode_name, sharps), used
+
+
+def _force_key(vector: np.ndarray, key: NamedKey) -> None:
+    """Set ``fifths`` and ``minor`` so the synth plays ``key`` (seed 0; other seeds may pick a neighbour key).
+
+    The synth's centre is ``(fifths - 0.5) * 10 + (brightness - 0.5) * 1.5`` sharps (theory.key_for); the
+    brightness nudge is taken out here so the centre is the named signature."""
+    bright = float(vector[INDEX["brightness"]])
+    vector[INDEX["fifths"]] = min(1.0, max(0.0, 0.5 + (key.sharps - (bright - 0.5) * 1.5) / 10.0))
+    vector[INDEX["minor"]] = KEY_MODES[key.mode][0]
+
+
 @dataclass(frozen=True, eq=False)
 class ParsedPrompt:
     """What :func:`parse_prompt` understood of a text prompt.
@@ -944,13 +1037,28 @@ class ParsedPrompt:
     ``matched`` lists the vocabulary entries found in prompt order (an explicit
     tempo appears as ``"128 bpm"``); ``unknown`` lists the words not understood;
     ``spans`` pairs each matched entry with the prompt words that spelled it
-    (``("drumming", "drums")``), in the same order as ``matched``.
+    (``("drumming", "drums")``), in the same order as ``matched``; ``filler`` lists the filler
+    words skipped (:data:`STOP_WORDS`); ``corrected`` pairs each misspelt word with the entry it was
+    read as (``("techo", "techno")``, also in ``spans``); ``key`` is the key the prompt names, if any.
     """
 
     vector: np.ndarray
     matched: tuple[str, ...]
     unknown: tuple[str, ...]
     spans: tuple[tuple[str, str], ...] = ()
+    filler: tuple[str, ...] = ()
+    corrected: tuple[tuple[str, str], ...] = ()
+    key: NamedKey | None = None
+
+    def warnings(self, text: str) -> tuple[str, ...]:
+        """What a backend warns about this prompt: corrected spellings and unknown words."""
+        out: list[str] = []
+        if self.corrected:
+            fixes = ", ".join(f"{w!r} as {e!r}" for w, e in self.corrected)
+            out.append(f"prompt {text!r}: read misspelt word(s) {fixes}")
+        if self.unknown:
+            out.append(f"prompt {text!r}: unknown word(s) {', '.join(repr(w) for w in self.unknown)} ignored")
+        return tuple(out)
 
 
 _SUGGEST_WORDS = 4  # distinct unknown words a prompt's "did you mean" looks at
@@ -968,6 +1076,28 @@ def _suggest(unknown: list[str]) -> list[str]:
             if name not in out:
                 out.append(name)
     return out
+
+
+_CORRECT_WORDS = 4  # distinct unknown words a prompt tries to correct (bounded work)
+_CORRECT_CUTOFF = 0.84  # difflib ratio: one letter dropped, added or changed in a word of 5+ letters
+_MIN_CORRECT = 4  # shorter words are not corrected ("jaz" is refused with a suggestion)
+_SINGLE: list[str] = []
+
+
+def _correct(word: str) -> str | None:
+    """The entry a misspelt single word is meant to be: the one closest entry word, when it is close enough."""
+    if len(word) < _MIN_CORRECT or not word.isalpha():
+        return None
+    if not _SINGLE:
+        _SINGLE.extend(sorted({k for k in _SPACED if " " not in k} | set(_COMPACT)))
+    close = difflib.get_close_matches(word, _SINGLE, n=2, cutoff=_CORRECT_CUTOFF)
+    if not close:
+        return None
+    scores = [difflib.SequenceMatcher(None, word, c).ratio() for c in close]
+    names = {_SPACED.get(c) or _COMPACT[c] for c in close}
+    if len(close) > 1 and scores[1] == scores[0] and len(names) > 1:
+        return None  # two entries as close: no guess
+    return _SPACED.get(close[0]) or _COMPACT[close[0]]
 
 
 def _tempo(value: str, text: str) -> float:
@@ -988,9 +1118,18 @@ def parse_prompt(text: str) -> ParsedPrompt:
     matched: list[str] = []
     spans: list[tuple[str, str]] = []
     unknown: list[str] = []
+    filler: list[str] = []
     tempo: float | None = None
+    key: NamedKey | None = None
     i = 0
     while i < len(words):
+        named = _key_at(words, i)
+        if named is not None:
+            key, used = named
+            matched.append(f"key {key}")
+            spans.append((" ".join(words[i : i + used]), matched[-1]))
+            i += used
+            continue
         for n in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
             if n == 1 and words[i] in STOP_WORDS:
                 continue  # a filler word stays filler ("key" is not "keys")
@@ -1012,7 +1151,9 @@ def parse_prompt(text: str) -> ParsedPrompt:
                 matched.append(f"{word} bpm")
                 spans.append((f"{word} bpm", matched[-1]))
                 i += 1
-            elif word not in STOP_WORDS:
+            elif word in STOP_WORDS:
+                filler.append(word)
+            else:
                 name = _morph(word)
                 if name is not None:
                     matched.append(name)
@@ -1020,6 +1161,17 @@ def parse_prompt(text: str) -> ParsedPrompt:
                 else:
                     unknown.append(word)
             i += 1
+
+    corrected: list[tuple[str, str]] = []
+    tried = list(dict.fromkeys(unknown))[:_CORRECT_WORDS]
+    fixes = {w: e for w in tried if (e := _correct(w)) is not None}
+    if fixes:  # misspelt words join the entries (in prompt order is not needed: the mean has no order)
+        for word in unknown:
+            if word in fixes:
+                matched.append(fixes[word])
+                spans.append((word, fixes[word]))
+                corrected.append((word, fixes[word]))
+        unknown = [w for w in unknown if w not in fixes]
 
     if not matched:
         suggestions = _suggest(unknown)
@@ -1033,21 +1185,65 @@ def parse_prompt(text: str) -> ParsedPrompt:
     vector = _combine([m for m in matched if m in VOCABULARY])
     if tempo is not None:
         vector[INDEX["tempo"]] = tempo
+    if key is not None:
+        _force_key(vector, key)
     vector.setflags(write=False)
-    return ParsedPrompt(vector=vector, matched=tuple(matched), unknown=tuple(unknown), spans=tuple(spans))
+    return ParsedPrompt(vector=vector, matched=tuple(matched), unknown=tuple(unknown), spans=tuple(spans),
+                        filler=tuple(filler), corrected=tuple(corrected), key=key)
+
+
+#: The dimensions that make a piece's pace and groove: a genre or game use owns them, a scene only colours them.
+RHYTHM_DIMS: tuple[str, ...] = (
+    "tempo", "energy", "drums", "bass", "swing", "offbeat", "drop", "sections", *(f"pattern_{p}" for p in PATTERNS),
+)  # fmt: skip
+#: Weight of an entry in the mean, per category, on :data:`RHYTHM_DIMS` (1 on every other dimension and for
+#: categories not named): "epic boss battle … in a dark cathedral … demon lord" keeps the boss battle's tempo
+#: and drums. Textures hold the tempo words (fast, slow, uptempo), which weigh as much as a genre on tempo.
+CATEGORY_WEIGHTS: dict[str, float] = {"genres": 3.0, "world": 3.0, "game": 3.0, "scenes": 0.5}
+_TEXTURE_TEMPO_WEIGHT = 3.0
+
+
+def _entry_weights() -> dict[str, np.ndarray]:
+    rhythm = np.array([d in RHYTHM_DIMS for d in DIMENSIONS])
+    out: dict[str, np.ndarray] = {}
+    for category, names in CATEGORIES.items():
+        w = np.ones(STYLE_DIM)
+        w[rhythm] = CATEGORY_WEIGHTS.get(category, 1.0)
+        if category == "textures":
+            w[INDEX["tempo"]] = _TEXTURE_TEMPO_WEIGHT
+        for name in names:
+            out[name] = w
+    return out
+
+
+_WEIGHTS = _entry_weights()
+
+_MODE_PHRASE_WORDS = frozenset({"key", "scale", "chords", "in", "mode"})
+#: Entries that name a mode (minor, major key, dorian, in minor …) and set ``minor`` after the mean, like a
+#: named key does: entry → the ``minor`` value of its mode (:data:`KEY_MODES`).
+MODE_ENTRIES: dict[str, float] = {
+    name: KEY_MODES[modes[0]][0]
+    for name in VOCABULARY
+    if (words := _tokens(name))
+    and len(modes := [w for w in words if w in KEY_MODES]) == 1
+    and all(w in KEY_MODES or w in _MODE_PHRASE_WORDS for w in words)
+}
 
 
 def _combine(entries: list[str]) -> np.ndarray:
-    """Mean of the entries' partial points, then the solo rule, then the modifiers' forced values."""
+    """Weighted mean of the entries' partial points (:data:`CATEGORY_WEIGHTS`), then the solo rule, then the
+    modifiers' forced values."""
     modifiers = set(MODIFIERS)
     total = np.zeros(STYLE_DIM)
     count = np.zeros(STYLE_DIM)
     for name in entries:
         if name in modifiers:
             continue
+        weights = _WEIGHTS[name]
         for dim, value in VOCABULARY[name].items():
-            total[INDEX[dim]] += value
-            count[INDEX[dim]] += 1
+            k = INDEX[dim]
+            total[k] += weights[k] * value
+            count[k] += weights[k]
     given = {DIMENSIONS[k]: float(total[k] / count[k]) for k in np.flatnonzero(count)}
     vector = vector_from(given)
 
@@ -1070,6 +1266,9 @@ def _combine(entries: list[str]) -> np.ndarray:
         if name in modifiers and name not in SOLO_ENTRIES:
             for dim, value in VOCABULARY[name].items():
                 vector[INDEX[dim]] = value
+    for name in entries:  # "house minor": the mode asked for, not a blend of house's and minor's
+        if name in MODE_ENTRIES:
+            vector[INDEX["minor"]] = MODE_ENTRIES[name]
     return clip(vector)
 
 
@@ -1114,6 +1313,7 @@ def describe_words() -> list[str]:
             aliases = [a for a in groups[head] if a != head]
             items.append(f"{head} ({', '.join(aliases)})" if aliases else head)
         lines.append(f"{category} ({len(names)}; {CATEGORY_NOTES[category]}): {', '.join(items)}")
+    lines.append(f"filler ({len(STOP_WORDS)}; skipped without a warning, never an entry): {', '.join(sorted(STOP_WORDS))}")
     return lines
 
 
@@ -1134,12 +1334,20 @@ def explain(text: str) -> list[str]:
     for words, name in parsed.spans:
         if name in VOCABULARY:
             how = "" if " ".join(_tokens(name)) == words or _lookup(_tokens(words)) == name else " (word form)"
+            if (words, name) in parsed.corrected:
+                how = " (misspelling corrected; the warning names it)"
             lines.append(f"  {words!r} → {name} [{category_of(name)}]{how}: {format_point(VOCABULARY[name])}")
+        elif parsed.key is not None and name == f"key {parsed.key}":
+            lines.append(f"  {words!r} → {name} (sets fifths and minor after the mean: "
+                         f"{abs(parsed.key.sharps)} {'flat' if parsed.key.sharps < 0 else 'sharp'}(s))")
         else:
             lines.append(f"  {words!r} → tempo={name.split()[0]} (explicit, overrides the mean)")
     for word in parsed.unknown:
         lines.append(f"  {word!r} → not understood (ignored; the warning names it)")
-    lines.append("result (mean of the entries per dimension; neutral where none speaks; modifiers forced):")
+    for word in dict.fromkeys(parsed.filler):
+        lines.append(f"  {word!r} → filler (ignored, no warning; `cadenza words` lists the filler words)")
+    lines.append("result (weighted mean of the entries per dimension; neutral where none speaks; modifiers, "
+                 "tempo and key forced):")
     lines.append("  " + " ".join(f"{d}={_fmt(float(parsed.vector[i]), d)}" for i, d in enumerate(DIMENSIONS)))
     return lines
 
