@@ -176,9 +176,13 @@ class GatewayConfig:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
             context.load_cert_chain(self.certfile, self.keyfile)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot load the certificate {self.certfile!r} / key {self.keyfile!r}: {exc}",
-                             where="--ws-cert") from None
+        except ssl.SSLError as exc:  # OpenSSL's words ("[SSL] PEM lib") say little: say what it means
+            raise UsageError(f"cannot use the certificate {self.certfile!r} with the key {self.keyfile!r}: they must "
+                             "be PEM files (-----BEGIN …-----) and the key must belong to the certificate "
+                             f"(OpenSSL: {exc.reason or exc})", where="--ws-cert") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read the certificate {self.certfile!r} / key {self.keyfile!r}: "
+                             f"{exc.strerror or exc}", where="--ws-cert") from None
         return context
 
 

@@ -743,6 +743,10 @@ def test_refused_handshakes_throttled_and_origins_checked_at_start(tmp_path: Pat
         with pytest.raises(UsageError):
             config.check()
     assert GatewayConfig("127.1:1").loopback
+    (tmp_path / "junk.pem").write_text("junk")
+    with pytest.raises(UsageError, match="must be PEM files"):
+        junk = str(tmp_path / "junk.pem")
+        GatewayConfig("127.0.0.1:1", certfile=junk, keyfile=junk).ssl_context()
     for name, args in (("empty-token", ["--ws-token="]), ("two-ws", ["--ws", "127.0.0.1:2"])):
         proc = ServeProcess(["--graph", str(ACTION_GAME), "--ws", "127.0.0.1:1", *args], tmp_path, name=name).launch()
         assert proc.wait(30) == 2, name
