@@ -745,7 +745,8 @@ _INTEGERS: Final = frozenset({_FD.TYPE_INT32, _FD.TYPE_INT64, _FD.TYPE_UINT32, _
                               _FD.TYPE_SFIXED64})
 _INT_RANGES: Final = {_FD.TYPE_INT32: (-(2**31), 2**31 - 1), _FD.TYPE_SINT32: (-(2**31), 2**31 - 1),
                       _FD.TYPE_SFIXED32: (-(2**31), 2**31 - 1), _FD.TYPE_UINT32: (0, 2**32 - 1),
-                      _FD.TYPE_FIXED32: (0, 2**32 - 1), _FD.TYPE_UINT64: (0, 2**64 - 1), _FD.TYPE_FIXED64: (0, 2**64 - 1)}
+                      _FD.TYPE_FIXED32: (0, 2**32 - 1), _FD.TYPE_UINT64: (0, 2**64 - 1),
+                      _FD.TYPE_FIXED64: (0, 2**64 - 1)}
 _FIELDS_BY_JSON: dict[str, dict[str, tuple[FieldDescriptor, str, str | None]]] = {}
 
 
