@@ -366,3 +366,137 @@ def test_density_picks_the_section(backend: SynthBackend) -> None:
         p = render(backend, "techno", 8, controls=Controls(density=d))
         shares[d] = band_share_db(mono(p.pcm[int(4 * p.bar_s * SR) :]), *BANDS["sub"])
     assert shares[0.95] - shares[0.05] >= 10.0, f"sub-band share by density: {shares}"
+
+
+# ----------------------------------------------------------------------------- outside test 14: form, level, tuning
+
+
+def phrase_profile(p: Piece) -> list[dict[str, float]]:
+    """Per 4-bar phrase: median short-term loudness (3 s windows, 1 s hop), onsets per bar (librosa) and
+    the 5–16 kHz band's level (dB, absolute: hats and snares)."""
+    meter = pyloudnorm.Meter(SR)
+    y = librosa.resample(mono(p.pcm).astype(np.float32), orig_sr=SR, target_sr=22_050)
+    onsets = librosa.onset.onset_detect(y=y, sr=22_050, units="time")
+    rows = []
+    for i in range(int(p.pcm.shape[0] / SR / p.bar_s + 1e-6) // 4):
+        a, b = int(4 * i * p.bar_s * SR), int(4 * (i + 1) * p.bar_s * SR)
+        seg = np.asarray(p.pcm[a:b], dtype=np.float64)
+        st = [meter.integrated_loudness(seg[j : j + 3 * SR]) for j in range(0, seg.shape[0] - 3 * SR, SR)]
+        n_on = int(((onsets >= a / SR) & (onsets < b / SR)).sum())
+        x = mono(seg)
+        spec = np.abs(np.fft.rfft(x * np.hanning(x.size))) ** 2 / x.size**2
+        f = np.fft.rfftfreq(x.size, 1.0 / SR)
+        rows.append({"lufs": float(np.median(st)), "onsets": n_on / 4.0,
+                     "high": float(10.0 * np.log10(spec[(f >= 5000) & (f < 16000)].sum() + 1e-20))})
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt", ("techno", "house"))
+def test_club_form_has_an_intro_a_rising_build_and_a_louder_drop(prompt: str, piece: Callable[[str], Piece]) -> None:
+    """Outside 14 #1/#2: the plan (intro 8 bars, build 8, drop 16, breakdown 8, build 8, drop 16) is audible per
+    4-bar phrase: the intro is thinner (fewer onsets) and quieter than the drop, the build rises in onsets and
+    loudness, the breakdown is quieter than the drop. (Before: every phrase but the breakdown alike, ±0.2 LU.)"""
+    rows = phrase_profile(piece(prompt))
+    lufs = [r["lufs"] for r in rows]
+    ons = [r["onsets"] for r in rows]
+    report = f"{prompt}: LUFS/phrase {np.round(lufs, 1)}; onsets/bar {ons}"
+    print(report)
+    intro, build, drop, brk = slice(0, 2), slice(2, 4), slice(4, 8), slice(8, 10)
+    med = lambda xs, s: float(np.median(xs[s]))  # noqa: E731
+    assert med(ons, intro) <= 0.8 * med(ons, drop), report
+    assert ons[3] > max(ons[intro]) and lufs[3] > lufs[2] > max(lufs[intro]), report  # the build rises
+    assert med(lufs, drop) - med(lufs, intro) >= 1.8, report
+    assert med(lufs, drop) - med(lufs, brk) >= 2.5, report
+
+
+def test_density_sets_the_level_too(backend: SynthBackend) -> None:
+    """Outside 14 #2: the density hook's breakdown is quieter than its drop (was equal: -16.0 vs -16.1 LUFS),
+    and a 30 s-scale render of either stays within the quality tests' -16 ± 2 LUFS."""
+    meter = pyloudnorm.Meter(SR)
+    loud = {}
+    for d in (0.1, 0.9):
+        p = render(backend, "techno", 12, controls=Controls(density=d))
+        loud[d] = meter.integrated_loudness(np.asarray(p.pcm[int(4 * p.bar_s * SR) :], dtype=np.float64))
+    assert loud[0.9] - loud[0.1] >= 2.5, f"integrated LUFS by density: {loud}"
+    assert all(abs(v + 16.0) <= 2.0 for v in loud.values()), loud
+
+
+def test_section_levels_are_block_size_invariant(backend: SynthBackend) -> None:
+    """The section's loudness is a LEVEL event on its bar line: blocks of 1, 7, 480, 5000 frames render the
+    same samples as one call across the intro → build change (bar 8) and the build's per-bar ramp."""
+    v = backend.embed(TextPrompt("techno")).vector
+    frames = int(round(10 * 240.0 / float(v[INDEX["tempo"]]) * SR))
+    one, _ = backend.generate(backend.new_stream(SEED), v, Controls(), frames)
+    st = backend.new_stream(SEED)
+    parts, done, k = [], 0, 0
+    while done < frames:
+        n = min((1, 7, 480, 5000)[k % 4], frames - done)
+        pcm, st = backend.generate(st, v, Controls(), n)
+        parts.append(pcm)
+        done, k = done + n, k + 1
+    assert np.array_equal(one, np.concatenate(parts))
+
+
+def _kick_cents(backend: SynthBackend, scale: str) -> tuple[float, float]:
+    """(kick pitch in MIDI, its offset in cents from the nearest semitone), measured 60–200 ms after each beat
+    (the kick's body) by zero crossings of the 25–120 Hz band of "techno drums only"."""
+    v = backend.embed(TextPrompt("techno drums only")).vector
+    st = backend.new_stream(3)
+    pcm, st = backend.generate(st, v, Controls(scale=scale), 8 * SR)
+    x = sosfiltfilt(butter(4, [25.0, 120.0], btype="band", fs=SR, output="sos"), mono(pcm))
+    hz = []
+    for b in st.beats[4:]:
+        seg = x[b.frame + int(0.06 * SR) : b.frame + int(0.2 * SR)]
+        if seg.size < int(0.14 * SR) - 1:
+            break
+        z = np.where((seg[:-1] < 0) & (seg[1:] >= 0))[0]
+        t = z + seg[z] / (seg[z] - seg[z + 1])
+        hz.append((t.size - 1) / ((t[-1] - t[0]) / SR))
+    midi = 69.0 + 12.0 * math.log2(float(np.median(hz)) / 440.0)
+    return midi, 100.0 * (midi - round(midi))
+
+
+@pytest.mark.parametrize("scale, pcs", [("E minor", (4, 11)), ("C minor", (0, 7)), ("A# minor", (10, 5))])
+def test_kick_is_tuned_to_the_tonic_or_fifth(scale: str, pcs: tuple[int, ...], backend: SynthBackend) -> None:
+    """Outside 14 #16: the kick's body sits on the key's tonic or fifth within 10 cents (was 20–40 cents sharp
+    in its first 100 ms: the pitch sweep settled too slowly)."""
+    midi, cents = _kick_cents(backend, scale)
+    assert round(midi) % 12 in pcs and abs(cents) <= 10.0, f"{scale}: kick at MIDI {midi:.2f} ({cents:+.0f} cents)"
+
+
+def test_scale_names_a_bad_mode_whole(backend: SynthBackend) -> None:
+    """Outside 14 #9: "C blues" is C + an unknown mode 'blues' (was read as C flat + 'lues')."""
+    from cadenza.errors import UsageError
+
+    with pytest.raises(UsageError) as exc:
+        backend.generate(backend.new_stream(0), backend.embed(TextPrompt("house")).vector, Controls(scale="C blues"),
+                         480)
+    message = str(exc.value)
+    assert "'blues'" in message and "'C blues'" in message and "dorian" in message and exc.value.where == "scale"
+    from cadenza.runtime.backends.scales import parse_scale
+
+    assert (parse_scale("Eb minor").tonic, parse_scale("Bb").tonic, parse_scale("bb minor").tonic) == (3, 10, 10)
+
+
+def _kick_bpm(pcm: np.ndarray) -> float:
+    """The tempo from the audio: median interval of the kick's onsets (below 100 Hz envelope peaks)."""
+    x = sosfiltfilt(butter(4, 100.0, btype="low", fs=SR, output="sos"), mono(pcm))
+    env = np.abs(x)
+    hop = SR // 1000
+    e = env[: env.size // hop * hop].reshape(-1, hop).max(axis=1)  # 1 ms frames
+    d = np.diff(e)
+    peaks = np.where((d[:-1] > 0) & (d[1:] <= 0) & (e[1:-1] > 0.5 * e.max()))[0]
+    peaks = peaks[np.concatenate([[True], np.diff(peaks) > 150])]  # one per kick
+    return 60_000.0 / float(np.median(np.diff(peaks)))
+
+
+def test_mix_tempo_is_the_lead_prompts_in_either_order(backend: SynthBackend) -> None:
+    """Outside 14 #4: "dark techno:1" + "calm ambient pads:1" plays 130 bpm whatever the order (was 137.3 and
+    68.6 bpm), measured from the kick in the audio and in the beat grid."""
+    a, b = (backend.embed(TextPrompt(t)).vector for t in ("dark techno", "calm ambient pads"))
+    for vs in ((a, b), (b, a)):
+        style = backend.mix_styles(list(vs), [1.0, 1.0])
+        pcm, st = backend.generate(backend.new_stream(0), style, Controls(), 12 * SR)
+        assert st.beats[-1].bpm == pytest.approx(130.0, abs=0.01)
+        assert _kick_bpm(pcm[4 * SR :]) == pytest.approx(130.0, rel=0.01)

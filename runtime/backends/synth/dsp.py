@@ -22,6 +22,9 @@ TWO_PI = 2.0 * math.pi
 # ---- voice kinds and the family (bus) each one feeds ----------------------
 KICK, SNARE, CLAP, HAT, BASS, PAD, KEYS, PLUCK, LEAD, TEXTURE = range(10)
 N_KINDS = 10
+#: Not a voice: an event of this kind sets the leveller's target to ``B_TARGET_LUFS`` + its E_FREQ (dB) from its
+#: sample on (the section's planned loudness, placed on the bar line, so any block size renders alike).
+LEVEL = 99
 FAMILY_OF_KIND = np.array([0, 0, 0, 0, 1, 2, 3, 4, 5, 6], dtype=np.int64)
 N_FAMILIES = 7
 # slot range per kind in the voice pool (first, count)
@@ -78,9 +81,9 @@ LOOKAHEAD = 96
     F_AP_I0, F_AP_I1, F_DLY_W, F_DLY_T, F_DLY_LPL, F_DLY_LPR,
     F_K1L_Z1, F_K1L_Z2, F_K2L_Z1, F_K2L_Z2, F_K1R_Z1, F_K1R_Z2, F_K2R_Z1, F_K2R_Z2,
     F_MS, F_AGC, F_AGC_TGT, F_LIM_G, F_LIM_TGT, F_LIM_HOLD, F_LA_I, F_AGC_N,
-    F_PAD_L1, F_PAD_L2, F_PAD_R1, F_PAD_R2, F_TONE_L, F_TONE_R, F_AGE,
-) = range(37)
-N_FX = 37
+    F_PAD_L1, F_PAD_L2, F_PAD_R1, F_PAD_R2, F_TONE_L, F_TONE_R, F_AGE, F_LEVEL_DB,
+) = range(38)
+N_FX = 38
 
 #: Added to feedback paths so decaying tails never become (slow) denormal floats.
 ANTI_DENORMAL = 1e-18
@@ -372,7 +375,9 @@ def _render_voice(
         for i in range(i0, i1):
             stage, amp, gate = _adsr(stage, amp, gate, att, dec, sus, rel)
             pe *= pcoef
-            f = f_end * (1.0 + (ratio - 1.0) * pe)
+            # the sweep follows pe squared: as fast an attack, but settled on the tuned pitch within ~50 ms
+            # (pe alone left the body 20-40 cents sharp for its first 100 ms, where most of its energy is)
+            f = f_end * (1.0 + (ratio - 1.0) * pe * pe)
             ph += f * inv_sr
             if ph >= 1.0:
                 ph -= 1.0
@@ -697,7 +702,8 @@ def render_block(
     pos = 0
     while pos < n:
         while e < n_ev and int(ev[e, E_OFF]) <= pos:
-            _note_on(vo, ks, ev, e, rng, vrng, bright)
+            if int(ev[e, E_KIND]) != LEVEL:
+                _note_on(vo, ks, ev, e, rng, vrng, bright)
             e += 1
         end = n
         if e < n_ev:
@@ -745,7 +751,9 @@ def render_block(
     dtgt = bp[B_DLY_TIME]
     grit = bp[B_GRIT]
     drive = 1.0 + 4.0 * grit
-    target_ms = 10.0 ** ((bp[B_TARGET_LUFS] + 0.691) / 10.0)
+    level_db = fx[F_LEVEL_DB]
+    target_ms = 10.0 ** ((bp[B_TARGET_LUFS] + level_db + 0.691) / 10.0)
+    le = 0  # the next event to look at for a LEVEL change
     ceiling = bp[B_CEILING]
     age = fx[F_AGE]
     ms_slow = 1.0 / (1.2 * SR)
@@ -778,6 +786,13 @@ def render_block(
     k1r1 = fx[F_K1R_Z1]; k1r2 = fx[F_K1R_Z2]; k2r1 = fx[F_K2R_Z1]; k2r2 = fx[F_K2R_Z2]
 
     for i in range(n):
+        while le < n_ev and int(ev[le, E_OFF]) <= i:
+            if int(ev[le, E_KIND]) == LEVEL:
+                level_db = ev[le, E_FREQ]
+                target_ms = 10.0 ** ((bp[B_TARGET_LUFS] + level_db + 0.691) / 10.0)
+                if age == 0.0 and i == 0:
+                    ms = target_ms  # the stream's first level: the meter starts there (unity gain, as ever)
+            le += 1
         # reverb: two input allpass diffusers, then a 4-line feedback delay network
         x = rev[i] + ANTI_DENORMAL
         b = ap_buf[0, a0i]
@@ -934,6 +949,7 @@ def render_block(
     fx[F_LA_I] = la
     fx[F_AGC_N] = agc_n
     fx[F_AGE] = age
+    fx[F_LEVEL_DB] = level_db
     fx[F_TONE_L] = tone_l
     fx[F_TONE_R] = tone_r
     fx[F_K1L_Z1] = k1l1; fx[F_K1L_Z2] = k1l2; fx[F_K2L_Z1] = k2l1; fx[F_K2L_Z2] = k2l2

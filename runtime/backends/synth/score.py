@@ -48,8 +48,10 @@ PAD_RELEASE_S = 1.2  # legato pads: 60 dB release of the outgoing chord
 class Section:
     """What a section does: per-family presence (drums, bass, pads, keys, plucks, lead, texture; 0 = out,
     scaled by the style's ``sections`` contrast), an energy offset, which progression it plays (A or B),
-    and how the motif appears. (Loudness is the leveller's: sections differ in what plays, not in gain,
-    so the output stays at the target and block-size invariant.)"""
+    how the motif appears, and its loudness: the leveller's target in dB from the programme's (-16 LUFS),
+    scaled by the contrast; a ramp section rises from ``level`` to ``level_end``. The sequencer sends it as
+    a LEVEL event on the bar line, so the target changes on the same sample whatever the block size.
+    (Levels from -1.7 to +1.7 dB: any 30 s of one section still measures -16 ± 2 LUFS.)"""
 
     mask: tuple[float, ...]
     energy: float
@@ -57,16 +59,24 @@ class Section:
     motif: str  # "", "theme", "develop", "fragment"
     thin_drums: bool = False  # kick, hats and the backbeat: no claps, ghosts or fills
     ramp: bool = False  # energy rises through the section, snare roll into the next
+    level: float = 0.0
+    level_end: float | None = None  # ramp sections: the level of the last bar
+    club_energy: float | None = None  # the energy offset in club form, if not ``energy``
 
 
 SECTIONS: dict[str, Section] = {
-    "intro": Section((0.6, 0.6, 1.0, 0.0, 1.0, 0.0, 1.0), -0.2, "A", "", thin_drums=True),
-    "build": Section((1.0, 0.8, 1.0, 1.0, 1.0, 0.0, 1.0), 0.0, "A", "fragment", ramp=True),
-    "drop": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, "A", "theme"),
-    "breakdown": Section((0.0, 0.0, 1.0, 1.0, 0.7, 1.0, 1.0), -0.3, "B", "develop"),
-    "A": Section((1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0), 0.0, "A", "theme"),
-    "B": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, "B", "develop"),
-    "bridge": Section((0.0, 0.0, 1.0, 0.0, 1.0, 0.5, 1.0), -0.25, "B", "fragment"),
+    # intro: thin drums (no claps, ghosts or fills); in club form at low energy (the kick and sparse hats) over
+    # a held bass root instead of the bass line
+    "intro": Section((0.6, 0.6, 1.0, 0.0, 1.0, 0.0, 1.0), -0.2, "A", "", thin_drums=True, level=-1.6,
+                     club_energy=-0.5),
+    # build: the energy (hats, then bass, then claps) and the level rise bar by bar, a snare roll into the drop
+    "build": Section((1.0, 0.8, 1.0, 1.0, 1.0, 0.0, 1.0), -0.45, "A", "fragment", ramp=True, level=-1.4,
+                     level_end=0.7),
+    "drop": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, "A", "theme", level=1.7),
+    "breakdown": Section((0.0, 0.0, 1.0, 1.0, 0.7, 1.0, 1.0), -0.3, "B", "develop", level=-1.7),
+    "A": Section((1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0), 0.0, "A", "theme", level=0.0),
+    "B": Section((1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.12, "B", "develop", level=1.3),
+    "bridge": Section((0.0, 0.0, 1.0, 0.0, 1.0, 0.5, 1.0), -0.25, "B", "fragment", level=-1.6),
 }
 
 #: Section plans in 4-bar phrases (64 bars each); after the last section the plan loops back to ``LOOP_FROM``.
@@ -313,11 +323,16 @@ class Sequencer:
             mask = mask[:f] + (1.0,) + mask[f + 1 :]
         self.vel_mask = tuple(0.6 + 0.4 * m if m > 0.0 else 0.0 for m in mask)
         lv = tuple(level * m for level, m in zip(perf.levels, mask))
-        e = perf.energy + contrast * sec.energy
+        club = self.plan == "club"
+        e = perf.energy + contrast * (sec.club_energy if club and sec.club_energy is not None else sec.energy)
+        level = sec.level
         if sec.ramp:
             frac = (self.section_phrase * BARS_PER_PHRASE + pos) / max(1, self.section_len * BARS_PER_PHRASE - 1)
-            e = perf.energy + contrast * (-0.2 + 0.35 * frac)
+            e = perf.energy + contrast * (sec.energy + (0.6 - sec.energy) * frac)
+            level = sec.level + ((sec.level_end or 0.0) - sec.level) * frac
         e = min(1.0, max(0.0, e))
+        # the section's loudness from this bar line on (a LEVEL event: sample-exact, block-size invariant)
+        self._push(self.next_step_frame, (dsp.LEVEL, contrast * level, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
         perf = replace(perf, energy=e, levels=lv, key=key)
         degree = self.progression[pos]
         ext = 0 if perf.harmony < 0.4 else (1 if perf.harmony < 0.75 else 2)
@@ -342,7 +357,11 @@ class Sequencer:
             self._plan_drums(add, perf, bar, thin=sec.thin_drums, roll=sec.ramp and last_bar)
         if lv[1] > FAMILY_ON:
             nxt = self.progression[pos + 1] if pos + 1 < BARS_PER_PHRASE else self.progs[0][0]
-            self._plan_bass(add, perf, pcs, key.chord(nxt)[0])
+            if sec.thin_drums and club:  # club intro: the root held through the bar, no line yet
+                root = nearest_in(37.0, (pcs[0],))
+                add(Note(0, dsp.BASS, root, 0.75, 15.5, p1=perf.chip, p2=1.5, p3=0.35, rev=0.05))
+            else:
+                self._plan_bass(add, perf, pcs, key.chord(nxt)[0])
         if lv[2] > FAMILY_ON:
             self._plan_pads(add, perf, pcs, hold, chord_changed)
         else:

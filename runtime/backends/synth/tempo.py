@@ -10,9 +10,9 @@ and counts in a weighted (logarithmic) average only when it then lies within
 :data:`NEAR` (6 %) of the leader's — so "techno" (130) beside "house" (124)
 plays ~127 bpm, while "dark techno" beside "calm ambient pads" (72.5 → 145
 folded, 11.5 % away) plays techno's 130 exactly. When the lead passes to
-another prompt the tempo changes to that prompt's, usually by an octave
-(half/double time): the engine then changes it on the next bar line instead of
-gliding through the tempos between (:func:`octave_jump`).
+another prompt the tempo changes to that prompt's (by half/double time or by
+more than :data:`JUMP`): the engine then changes it on the next bar line
+instead of gliding through the tempos between (:func:`octave_jump`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["NEAR", "octave_jump", "settle_tempo"]
+__all__ = ["JUMP", "NEAR", "octave_jump", "settle_tempo"]
 
 #: a folded tempo within this ratio of the leader's counts in the average (6 %: neighbouring club genres)
 NEAR = 1.06
+#: a change of the mix's tempo by more than this ratio is a change of lead: made at once, not glided
+JUMP = 1.12
 
 
 def settle_tempo(tempos: Sequence[float], weights: Sequence[float]) -> float:
@@ -46,9 +48,12 @@ def settle_tempo(tempos: Sequence[float], weights: Sequence[float]) -> float:
 
 
 def octave_jump(current: float, target: float, tolerance: float = 0.06) -> bool:
-    """Whether ``target`` is ``current`` doubled or halved (once or more, within ``tolerance`` octaves): a change
-    of lead in the mix, to make at once (on a bar line) rather than glide through."""
+    """Whether the style's tempo should change to ``target`` at once (on the next bar line) rather than glide: it
+    is ``current`` doubled or halved (within ``tolerance`` octaves), or more than :data:`JUMP` away — the mix's
+    lead passed to another prompt (e.g. 130 → 71.25 bpm), whose tempo the glide would only pass through."""
     if current <= 0.0 or target <= 0.0:
         return False
     octaves = math.log2(target / current)
+    if abs(octaves) > math.log2(JUMP):
+        return True
     return round(octaves) != 0 and abs(octaves - round(octaves)) <= tolerance
