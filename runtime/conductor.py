@@ -80,6 +80,10 @@ MATCH_FLOOR_LUFS = -50.0  # quieter than this (silence, a fade-in) is not matche
 #: a stinger's last STINGER_TAIL_S: it fades out (cos) while the bed comes back from its duck (sin), so the two
 #: hand the level over without a hole (a duck released only after the stinger stopped left one of ~4 LU)
 STINGER_TAIL_S = 0.3
+#: the duck is only as deep as the stingers fill: the bed keeps a gain d with d²·E_bed + E_stingers ≥ E_bed (mean
+#: squares smoothed over DUCK_FILL_S), never below the graph's duck — a stinger still building up (a prompt stinger's
+#: first notes), or starting with a crossfade, no longer leaves a hole (outside 14 #5: 3.2–4.5 LU)
+DUCK_FILL_S = 0.1
 DUCK_ATTACK_S = 0.05
 DUCK_RELEASE_S = 0.4
 CEILING = 10.0 ** (-1.0 / 20.0)
@@ -201,6 +205,7 @@ class Conductor:
         self.pending_xfade: tuple[int, int, str] | None = None  # scheduled (start, fade frames, target)
         self.stingers: list[_Stinger] = []
         self.duck = 1.0
+        self._fill = (0.0, 0.0)  # smoothed mean squares (bed before its duck, the stingers as mixed): DUCK_FILL_S
         self._buf_a = np.zeros((self.block, 2), np.float32)
         self._buf_b = np.zeros((self.block, 2), np.float32)
         self._n_decks = 1
@@ -590,19 +595,10 @@ class Conductor:
     def _mix_stingers(self, bed: np.ndarray, f0: int, controls: Controls) -> np.ndarray:
         n = bed.shape[0]
         active = [s for s in self.stingers if s.start < f0 + n and s.end > f0]
-        # each stinger's duck at the block's end: held while it plays, handed back over its tail (sin)
-        ducks = [s.duck + (1.0 - s.duck) * math.sin(_tail(s, f0 + n) * HALF_PI) for s in active]
-        duck_target = min(ducks, default=1.0)
-        if duck_target < self.duck:
-            d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / DUCK_ATTACK_S)
-        elif any(_tail(s, f0 + n) > 0.0 for s in active):
-            d1 = duck_target  # the tail shapes the release: the bed returns as the stinger leaves
-        else:
-            d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / DUCK_RELEASE_S)
-        out = bed  # a fresh block from the backend or a copy of the crossfade buffer: ours to change
-        kernels.gain_ramp(out, self.duck, d1)
-        self.duck = d1
+        # the stingers' audio first: how much of the bed they fill decides how deep the duck may go
         fade = int(STINGER_FADE_S * SAMPLE_RATE)
+        parts: list[tuple[int, int, np.ndarray, float, float]] = []
+        e_st = 0.0
         for s in active:
             off = max(0, s.start - f0)
             m = min(n, s.end - f0) - off
@@ -615,13 +611,36 @@ class Conductor:
                 assert s.audio is not None
                 k = f0 + off - s.start
                 src = s.audio[k : k + m]
+            src = np.ascontiguousarray(src, dtype=np.float32)
             # envelope: a short fade in, a short fade out, as a gain ramp across this block's part
             pos0 = f0 + off - s.start
             length = s.end - s.start
             g0 = s.gain * min(1.0, pos0 / fade, (length - pos0) / fade) * math.cos(_tail(s, f0 + off) * HALF_PI)
             g1 = s.gain * min(1.0, (pos0 + m) / fade, (length - pos0 - m) / fade) * math.cos(
                 _tail(s, f0 + off + m) * HALF_PI)
-            kernels.mix_into(out[off : off + m], np.ascontiguousarray(src, dtype=np.float32), max(g0, 0.0), max(g1, 0.0))
+            g0, g1 = max(g0, 0.0), max(g1, 0.0)
+            parts.append((off, m, src, g0, g1))
+            e_st += (0.5 * (g0 + g1)) ** 2 * float(np.square(src, dtype=np.float64).sum()) / (2 * n)
+        e_bed = float(np.square(bed, dtype=np.float64).sum()) / (2 * n) if active or self.duck < 1.0 else 0.0
+        k_fill = 1.0 - math.exp(-(n / SAMPLE_RATE) / DUCK_FILL_S)
+        fb, fs = self._fill
+        fb, fs = fb + (e_bed - fb) * k_fill, fs + (e_st - fs) * k_fill
+        self._fill = (fb, fs) if active else (0.0, 0.0)
+        fill_duck = math.sqrt(max(0.0, 1.0 - fs / fb)) if fb > 1e-12 else 0.0
+        # each stinger's duck at the block's end: held while it plays, handed back over its tail (sin)
+        ducks = [s.duck + (1.0 - s.duck) * math.sin(_tail(s, f0 + n) * HALF_PI) for s in active]
+        duck_target = max(min(ducks, default=1.0), min(1.0, fill_duck)) if ducks else 1.0
+        if duck_target < self.duck:
+            d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / DUCK_ATTACK_S)
+        elif any(_tail(s, f0 + n) > 0.0 for s in active):
+            d1 = duck_target  # the tail shapes the release: the bed returns as the stinger leaves
+        else:
+            d1 = duck_target + (self.duck - duck_target) * math.exp(-(n / SAMPLE_RATE) / DUCK_RELEASE_S)
+        out = bed  # a fresh block from the backend or a copy of the crossfade buffer: ours to change
+        kernels.gain_ramp(out, self.duck, d1)
+        self.duck = d1
+        for off, m, src, g0, g1 in parts:
+            kernels.mix_into(out[off : off + m], src, g0, g1)
         self.stingers = [s for s in self.stingers if s.end > f0 + n]
         return out
 
