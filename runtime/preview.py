@@ -39,6 +39,9 @@ class PreviewLog:
     events: list[ev.Event] = field(default_factory=list)
     beats: list[Beat] = field(default_factory=list)  # every beat heard, as ``render --beats`` writes them
     frames: int = 0
+    #: when each SCHEDULED state change was announced (id of the event → seconds: the control tick that applied
+    #: the request, when a live subscriber gets it); its ``time`` is when it will start, as on the wire
+    announced: dict[int, float] = field(default_factory=dict)
 
     def record(self, t: float, state: str, weights: dict[str, float], controls: dict[str, object],
                params: dict[str, object]) -> None:
@@ -89,6 +92,9 @@ def run_preview(graph: Graph, backend: Backend, automation: Sequence[Automation]
         fr = block.frame_info
         log.record(block.frame / SAMPLE_RATE, fr.state or "", dict(fr.weights), dict(fr.controls), dict(fr.params))
         log.events.extend(block.events)
+        for e in block.events:
+            if isinstance(e, ev.StateChange) and e.phase is ev.Phase.SCHEDULED:
+                log.announced.setdefault(id(e), block.frame / SAMPLE_RATE)
         log.beats.extend(block.beats)
         log.frames += block.pcm.shape[0]
         if progress is not None:
@@ -98,9 +104,15 @@ def run_preview(graph: Graph, backend: Backend, automation: Sequence[Automation]
 
 
 def write_events(log: PreviewLog, path: Path) -> None:
+    """The event log as JSON lines (wire names; ``time``/``stream_time`` = when heard, a SCHEDULED change's = when
+    it will start, as PROTOCOL.md says), in time order; a SCHEDULED line adds ``announced``: when it was announced
+    (the tick that applied the request)."""
     with path.open("w") as f:
         for event in log.events:
-            f.write(json.dumps(ev.record(event, SAMPLE_RATE)) + "\n")
+            rec = ev.record(event, SAMPLE_RATE)
+            if id(event) in log.announced:
+                rec["announced"] = round(log.announced[id(event)], 6)
+            f.write(json.dumps(rec) + "\n")
 
 
 def plot_preview(log: PreviewLog, path: Path, title: str = "") -> None:

@@ -214,3 +214,25 @@ def test_render_graph_errors_are_one_line_per_issue(tmp_path: Path) -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) >= 2 and all("bad.yaml:" in ln for ln in lines), r.stderr
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_event_log_says_when_a_change_was_announced(tmp_path: Path) -> None:
+    """outside-14 #17: a SCHEDULED line's ``time``/``stream_time`` is when the change will start (PROTOCOL.md, as on
+    the wire), and ``announced`` says when it was announced: the tick that applied the timeline's request."""
+    from cadenza.runtime.preview import write_events
+
+    ex = EXAMPLES / "action_game"
+    requests = {r.value: r.time for r in load_automation(ex / "timeline.csv") if r.name == "mode" and r.time > 0}
+    log = run_preview(load_graph(ex / "graph.yaml"), get_backend("synth"), load_automation(ex / "timeline.csv"),
+                      20.0, NullSink(), seed=0)
+    write_events(log, tmp_path / "e.jsonl")
+    states = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    states = [e for e in states if e["event"] == "state"]
+    scheduled = [e for e in states if e["phase"] == "scheduled"]
+    started = {e["name"]: e["time"] for e in states if e["phase"] == "started"}
+    assert [e["name"] for e in scheduled] == ["tension", "combat"]
+    for e in scheduled:
+        assert e["time"] == started[e["name"]]  # when it will start
+        assert e["announced"] == pytest.approx(requests[e["name"]], abs=0.011)  # the request's control tick
+        assert e["announced"] <= e["time"]
+    assert all("announced" not in e for e in states if e["phase"] != "scheduled")
