@@ -1039,7 +1039,8 @@ class ParsedPrompt:
     ``spans`` pairs each matched entry with the prompt words that spelled it
     (``("drumming", "drums")``), in the same order as ``matched``; ``filler`` lists the filler
     words skipped (:data:`STOP_WORDS`); ``corrected`` pairs each misspelt word with the entry it was
-    read as (``("techo", "techno")``, also in ``spans``); ``key`` is the key the prompt names, if any.
+    read as (``("techo", "techno")``, also in ``spans``; only in a prompt with no other known word);
+    ``key`` is the key the prompt names, if any; ``suggested`` lists entries close to the unknown words.
     """
 
     vector: np.ndarray
@@ -1049,6 +1050,7 @@ class ParsedPrompt:
     filler: tuple[str, ...] = ()
     corrected: tuple[tuple[str, str], ...] = ()
     key: NamedKey | None = None
+    suggested: tuple[str, ...] = ()  # entries close to the unknown words (the warning's "did you mean")
 
     def warnings(self, text: str) -> tuple[str, ...]:
         """What a backend warns about this prompt: corrected spellings and unknown words."""
@@ -1057,7 +1059,8 @@ class ParsedPrompt:
             fixes = ", ".join(f"{w!r} as {e!r}" for w, e in self.corrected)
             out.append(f"prompt {text!r}: read misspelt word(s) {fixes}")
         if self.unknown:
-            out.append(f"prompt {text!r}: unknown word(s) {', '.join(repr(w) for w in self.unknown)} ignored")
+            hint = f" (did you mean: {', '.join(self.suggested)}?)" if self.suggested else ""
+            out.append(f"prompt {text!r}: unknown word(s) {', '.join(repr(w) for w in self.unknown)} ignored{hint}")
         return tuple(out)
 
 
@@ -1090,8 +1093,8 @@ def _correct(word: str) -> str | None:
         return None
     if not _SINGLE:
         _SINGLE.extend(sorted({k for k in _SPACED if " " not in k} | set(_COMPACT)))
-    close = difflib.get_close_matches(word, _SINGLE, n=2, cutoff=_CORRECT_CUTOFF)
-    if not close:
+    close = [c for c in difflib.get_close_matches(word, _SINGLE, n=3, cutoff=_CORRECT_CUTOFF) if c[0] == word[0]][:2]
+    if not close:  # a typo keeps the first letter (right is not bright, small is not mall)
         return None
     scores = [difflib.SequenceMatcher(None, word, c).ratio() for c in close]
     names = {_SPACED.get(c) or _COMPACT[c] for c in close}
@@ -1162,10 +1165,13 @@ def parse_prompt(text: str) -> ParsedPrompt:
                     unknown.append(word)
             i += 1
 
+    # Misspellings are read only when nothing else is understood ("techo", "hous music"): in a prompt with known
+    # words a near miss is more often another English word (cover/covert, walking/talking), so it stays unknown
+    # and its warning suggests the entry.
     corrected: list[tuple[str, str]] = []
-    tried = list(dict.fromkeys(unknown))[:_CORRECT_WORDS]
+    tried = list(dict.fromkeys(unknown))[:_CORRECT_WORDS] if not matched else []
     fixes = {w: e for w in tried if (e := _correct(w)) is not None}
-    if fixes:  # misspelt words join the entries (in prompt order is not needed: the mean has no order)
+    if fixes:
         for word in unknown:
             if word in fixes:
                 matched.append(fixes[word])
@@ -1173,6 +1179,7 @@ def parse_prompt(text: str) -> ParsedPrompt:
                 corrected.append((word, fixes[word]))
         unknown = [w for w in unknown if w not in fixes]
 
+    suggested = tuple(_suggest(unknown)) if unknown and matched else ()
     if not matched:
         suggestions = _suggest(unknown)
         if suggestions:
@@ -1189,7 +1196,7 @@ def parse_prompt(text: str) -> ParsedPrompt:
         _force_key(vector, key)
     vector.setflags(write=False)
     return ParsedPrompt(vector=vector, matched=tuple(matched), unknown=tuple(unknown), spans=tuple(spans),
-                        filler=tuple(filler), corrected=tuple(corrected), key=key)
+                        filler=tuple(filler), corrected=tuple(corrected), key=key, suggested=suggested)
 
 
 #: The dimensions that make a piece's pace and groove: a genre or game use owns them, a scene only colours them.
