@@ -404,8 +404,8 @@ class Sequencer:
         b = perf.brightness
         pat = self.pattern
         fill = bar % BARS_PER_PHRASE == BARS_PER_PHRASE - 1
-        # the kick is tuned to the key: its tonic (or fifth) between F#1 and C2 (46–65 Hz)
-        kick_hz = midi_to_hz(kick_pitch(perf.key.tonic, 30 if pat != "halftime" else 28))
+        # the kick is tuned to the key: its tonic between E1 and D#2 (41–78 Hz)
+        kick_hz = midi_to_hz(kick_pitch(perf.key.tonic))
         kick_decay = 0.45 if pat != "halftime" else 0.9
         house = perf.offbeat >= 0.5
 

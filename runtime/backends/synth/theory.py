@@ -22,7 +22,7 @@ PROGRESSIONS: dict[str, tuple[tuple[int, ...], ...]] = {
 #: Each entry is an ``(A, B)`` pair: the A section's phrase and the contrasting B phrase.
 FAMILY_PROGRESSIONS: dict[tuple[str, str], tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]] = {
     ("pop", "major"): (((0, 4, 5, 3), (3, 4, 0, 0)), ((0, 5, 3, 4), (5, 3, 0, 4)), ((0, 3, 0, 4), (5, 4, 3, 4))),
-    ("pop", "minor"): (((0, 5, 2, 6), (3, 4, 0, 0)), ((0, 3, 4, 0), (5, 6, 2, 4)), ((0, 6, 5, 6), (3, 6, 0, 0))),
+    ("pop", "minor"): (((0, 5, 2, 6), (3, 4, 0, 0)), ((0, 3, 4, 0), (5, 6, 2, 4)), ((0, 5, 6, 0), (3, 6, 0, 0))),
     # ii–V–I, iii–vi–ii–V turnarounds; the 7ths and 9ths come from the ``harmony`` dimension
     ("jazz", "major"): (((1, 4, 0, 0), (2, 5, 1, 4)), ((1, 4, 0, 5), (3, 3, 1, 4)), ((0, 5, 1, 4), (2, 5, 1, 4))),
     ("jazz", "minor"): (((1, 4, 0, 0), (3, 6, 2, 5)), ((0, 3, 1, 4), (5, 1, 4, 0)), ((0, 0, 1, 4), (3, 6, 1, 4))),
@@ -50,11 +50,9 @@ def key_for(fifths: float, minor: float, brightness: float, seed: int) -> Key:
 
 
 def kick_pitch(tonic: int, low: int = 28) -> int:
-    """A kick pitch in [low, low + 6] (E1–A#1 by default, 41–58 Hz): the tonic, else its fifth."""
-    for pc in (tonic, (tonic + 7) % 12):
-        p = low + (pc - low) % 12
-        if p <= low + 6:
-            return p
+    """The kick's pitch: the key's tonic in [low, low + 11] (E1–D#2 by default, 41–78 Hz). Always the tonic: a
+    kick on the fifth, the loudest pitched note of the mix, pulled the heard home note to the fifth (an E minor
+    track heard as B minor)."""
     return low + (tonic - low) % 12
 
 
