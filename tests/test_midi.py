@@ -143,6 +143,24 @@ def test_mapping_errors_name_file_line_and_the_choices(tmp_path: Path) -> None:
     with pytest.raises(MappingError) as exc:
         load_mapping(f)
     assert "evil.yaml:2" in str(exc.value)
+    assert "a mapping file is plain data" in str(exc.value)  # outside test 16, finding 21: not "a style graph"
+    for text, want in (("", "the file is empty: a mapping file starts with 'cadenza_midi: 1'"),
+                       ("cadenza_midi: 1\nmap:\n  - &a {cc: 1, parameter: a}\n  - *a\n", "a mapping file does not "
+                        "reuse values through anchors and aliases (write the value out)"),
+                       ("cadenza_midi: 1\nmap:\n  - {cc: 1, parameter: a, range: [1, 1]}\n",  # finding 22
+                        "range [1, 1] is one value: the control would do nothing")):
+        with pytest.raises(MappingError) as exc:
+            parse_mapping(text, "m.yaml")
+        assert want in str(exc.value) and "style graph" not in str(exc.value), str(exc.value)
+
+
+def test_learn_refuses_an_unwritable_place_before_waiting(tmp_path: Path) -> None:
+    # outside test 16, finding 12: only found after a control moved, as an internal error
+    done = subprocess.run([sys.executable, "-m", "cadenza", "midi", "--learn", "/proc/x.yaml", "--learn-param", "a",
+                           "--virtual", "--control", "tcp://127.0.0.1:9"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done
+    assert "--learn: cannot write '/proc/x.yaml': its folder '/proc' takes no new file" in done.stderr, done.stderr
 
 
 def test_values_follow_range_curve_14_bit_and_labels() -> None:
@@ -507,7 +525,7 @@ def test_without_the_extra_it_says_what_to_install(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr + done.stdout
 
 
-def test_port_choice_errors_list_the_ports(jack: str, sender: Sender) -> None:
+def test_port_choice_errors_list_the_ports(jack: str, sender: Sender, tmp_path: Path) -> None:
     from cadenza.errors import UsageError
     from cadenza.runtime.midi.ports import open_input
 
@@ -515,6 +533,14 @@ def test_port_choice_errors_list_the_ports(jack: str, sender: Sender) -> None:
         open_input("jack", "no-such-port")
     assert "no input port's name contains 'no-such-port'" in str(exc.value)
     assert sender.port in str(exc.value)
+    # outside test 16, finding 24: the bridge that never ran prints the error alone, no zero counters first
+    (tmp_path / "m.yaml").write_text(MAPPING)
+    done = subprocess.run([sys.executable, "-m", "cadenza", "midi", "--map", str(tmp_path / "m.yaml"), "--api", "jack",
+                           "--port",
+                           "no-such-port", "--control", "tcp://127.0.0.1:9"], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "no input port's name contains 'no-such-port'" in done.stderr, done
+    assert "messages" not in done.stdout, done.stdout
     port = open_input("jack", sender.client)  # by name substring
     try:
         assert port.name == sender.port

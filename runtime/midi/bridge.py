@@ -553,6 +553,9 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
             connect_jack(api, config.connect, port.name)
         if extra is not None:
             at_exit = extra(client, bridge, api, stop)
+        if not mapping.bindings:
+            logger.warning("the mapping %s has no entries: nothing moves the runtime (add some, or --learn)",
+                           mapping.file)
         print(f"cadenza midi: listening on {printable(port.name)} ({api.upper()}) with {len(mapping.bindings)} "
               f"mappings from "
               f"{mapping.file} -> control={control} (from {control_from}) (period {config.period_ms:g} ms)",
@@ -571,7 +574,8 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
         bridge.reporter.sweep(force=True)
         client.close()
         finished.set()
-        final_lines()
+        if port is not None:  # a port that did not open: the error line alone (no counters of a bridge never run)
+            final_lines()
     return 0
 
 

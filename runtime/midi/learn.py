@@ -192,6 +192,21 @@ def _merged(mapping: Mapping, b: Binding) -> Mapping:
     return Mapping([*keep, b], mapping.port, mapping.channel, mapping.file)
 
 
+def _check_writable(path: Path) -> None:
+    """The file is written atomically (a temporary file beside it, then a rename): its folder must take a file."""
+    import os
+    import tempfile
+
+    folder = path.absolute().parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: its folder {str(folder)!r} takes no new file "
+                         f"({exc.strerror or exc}); choose a writable place", where="--learn") from None
+
+
 def run_learn(config: LearnConfig) -> int:
     """Learn one binding (``parameter`` given) or several (interactive), writing ``config.file`` after each."""
     from cadenza.endpoints import endpoint_source
@@ -204,6 +219,7 @@ def run_learn(config: LearnConfig) -> int:
                          "control without asking", where="--learn")
     path = Path(config.file)
     mapping = load_mapping(path) if path.exists() else Mapping([], None, None, str(path))
+    _check_writable(path)  # before waiting for a control, not after it moved
     control = config.control or endpoint_source("control")[0]
     events = config.events or endpoint_source("events")[0]
     api = choose_api(config.api)

@@ -255,6 +255,9 @@ def _entry(c: _Checker, e: Any, path: str, default_channel: int | None) -> Bindi
               or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in r)):
             c.bad(f"{path}.range", f"range is [from, to] with two finite numbers, got {r!r}")
             ok = False
+        elif float(r[0]) == float(r[1]):
+            c.bad(f"{path}.range", f"range {r!r} is one value: the control would do nothing; give two different ends")
+            ok = False
         else:
             rng = (float(r[0]), float(r[1]))
     curve = "linear"
@@ -273,6 +276,18 @@ def _entry(c: _Checker, e: Any, path: str, default_channel: int | None) -> Bindi
     return Binding(source, number, channel, target, name, rng, curve, c.lines.get(path))
 
 
+def _in_mapping_words(issue: GraphIssue) -> GraphIssue:
+    """The shared YAML reader's message about a graph file, said of a mapping file."""
+    import dataclasses
+
+    message = issue.message
+    if message.startswith("the file is empty"):
+        message = f"the file is empty: a mapping file starts with 'cadenza_midi: {FORMAT_VERSION}'"
+    message = message.replace("a style graph", "a mapping file").replace(
+        ", or define it once under nodes: and use {node: name}", "")
+    return dataclasses.replace(issue, message=message) if message != issue.message else issue
+
+
 def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
     """Mapping text → :class:`Mapping`; :class:`MappingError` with every problem (``file:line path: message``)."""
     from cadenza.runtime.graph.issues import InvalidGraph
@@ -281,9 +296,9 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
     try:
         tree = parse_tree(text, file)
     except InvalidGraph as exc:
-        raise MappingError(list(exc.issues)) from None
+        raise MappingError([_in_mapping_words(i) for i in exc.issues]) from None
     c = _Checker(file, tree.lines)
-    c.issues.extend(tree.issues)
+    c.issues.extend(_in_mapping_words(i) for i in tree.issues)
     data = tree.data
     if not isinstance(data, dict):
         c.bad("", "a mapping file is a YAML mapping with cadenza_midi: 1 and map: [...]")
