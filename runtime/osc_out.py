@@ -117,12 +117,30 @@ def encode_message(address: str, *args: int | float | str | bool) -> bytes:
     return _pad(address.encode("utf-8")) + _pad(tags.encode("ascii")) + payload
 
 
+def _resolves_to_loopback(host: str, text: str) -> bool:
+    """A name: whether every address it resolves to is loopback (127.1 too); a name that does not resolve is an
+    error saying so."""
+    import ipaddress
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"cannot resolve {host!r} in {text!r} ({exc}); give an address or a name that "
+                         "resolves", where="--send") from None
+    return all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos)
+
+
 def parse_send(text: str, insecure: bool) -> tuple[str, int]:
     """``--send HOST:PORT`` → ``(host, port)``; a host other machines can reach needs ``insecure``."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not host.strip("[]"):
         raise UsageError(f"expected HOST:PORT, got {text!r}", where="--send")
     host = host.strip("[]")
+    if port_text != port_text.strip() or host != host.strip():
+        raise UsageError(f"no spaces in HOST:PORT, got {text!r}", where="--send")
+    if ":" in host and not text.startswith("["):
+        raise UsageError(f"expected HOST:PORT (an IPv6 address in brackets: [::1]:9000), got {text!r}",
+                         where="--send")
     try:
         port = int(port_text)
     except ValueError:
@@ -135,7 +153,7 @@ def parse_send(text: str, insecure: bool) -> tuple[str, int]:
         try:
             loopback = ipaddress.ip_address(host).is_loopback
         except ValueError:
-            loopback = False
+            loopback = _resolves_to_loopback(host, text)
         if not loopback and not insecure:
             raise UsageError(f"{host!r} is another machine: OSC has no authentication and the music's events "
                              "would leave this host; give --insecure to send there anyway", where="--send")

@@ -130,6 +130,13 @@ def test_send_targets_are_loopback_unless_insecure() -> None:
     assert parse_send("192.0.2.7:9001", True) == ("192.0.2.7", 9001)
     with pytest.raises(UsageError, match="HOST:PORT"):
         parse_send("9001", False)
+    # outside test 16, finding 20: each mistake in its own words
+    assert parse_send("127.1:41031", False) == ("127.1", 41031)  # loopback, written short
+    assert parse_send("[::1]:9001", False) == ("::1", 9001)
+    for bad, why in (("nonexistent.invalid:9000", "cannot resolve 'nonexistent.invalid'"),
+                     ("127.0.0.1:9000:1", "expected HOST:PORT"), ("127.0.0.1: 9000", "no spaces")):
+        with pytest.raises(UsageError, match=why):
+            parse_send(bad, True)
 
 
 def test_short_term_loudness_matches_a_reference_meter() -> None:
