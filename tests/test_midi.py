@@ -424,6 +424,16 @@ def test_midi_learn_end_to_end(runtime: Runtime, sender: Sender, tmp_path: Path)
     assert counts[0] == 3 and counts[2] >= 1
 
 
+def test_learn_for_a_script_gives_up_after_its_timeout(runtime: Runtime, sender: Sender, tmp_path: Path) -> None:
+    # outside test 16, finding 13: --learn --learn-param waited forever when nothing moved
+    mapping = tmp_path / "none.yaml"
+    learn, _ = _start_bridge(runtime, sender, tmp_path, "--learn", str(mapping), "--learn-param", "probe",
+                             "--learn-timeout", "1")
+    assert learn.proc.wait(20) == 1, learn.stderr
+    assert "nothing moved within 1 s (--learn-timeout); nothing learned" in learn.stdout, learn.stdout
+    assert not mapping.exists()
+
+
 def test_mapping_drives_every_kind_and_unknown_names_are_reported(runtime: Runtime, sender: Sender,
                                                                    tmp_path: Path) -> None:
     mapping = tmp_path / "rig.yaml"

@@ -607,7 +607,8 @@ def cmd_midi(args: argparse.Namespace) -> int:
 
         return run_learn(LearnConfig(file=args.learn, parameter=args.learn_param, port=args.port, virtual=virtual,
                                      api=args.api, client_name=args.client_name, control=args.control,
-                                     events=args.events, timeout=args.timeout, connect=args.connect or []))
+                                     events=args.events, timeout=args.timeout, connect=args.connect or [],
+                                     wait=args.learn_timeout))
     if args.learn_param:
         raise UsageError("--learn-param goes with --learn FILE", where="--learn-param")
     extra = getattr(args, "midi_extra", None)  # set by the clock's flags (runtime/midi/clock.py)
@@ -646,6 +647,9 @@ def add_midi_command(sub: Any) -> argparse.ArgumentParser:
                    "or existing) is written with the binding added")
     p.add_argument("--learn-param", metavar="NAME", help="with --learn: bind the next moved control to this "
                    "parameter (or trigger, or state) without asking, write the file and exit")
+    p.add_argument("--learn-timeout", metavar="S", type=float, default=0.0,
+                   help="with --learn: give up (exit status 1, the file unchanged) when nothing is learned within "
+                        "S seconds (default 0: wait on; for scripts)")
     p.add_argument("--control", metavar="ENDPOINT", help="the runtime's control endpoint (default "
                    "$CADENZA_CONTROL, else tcp://127.0.0.1:5555)")
     p.add_argument("--events", metavar="ENDPOINT", help="the runtime's events endpoint (default $CADENZA_EVENTS, "

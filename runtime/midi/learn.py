@@ -24,6 +24,7 @@ Interactive learn goes on with the next control until Ctrl-C or an empty answer.
 
 from __future__ import annotations
 
+import math
 import queue
 import signal
 import sys
@@ -72,6 +73,7 @@ class LearnConfig:
     events: str | None = None
     timeout: float = 2.0
     connect: list[str] = field(default_factory=list)
+    wait: float = 0.0  # --learn-timeout: give up after this many seconds with nothing learned (0: wait on)
 
 
 def binding_for(moved: Moved, name: str, graph: Any) -> Binding:
@@ -220,6 +222,9 @@ def run_learn(config: LearnConfig) -> int:
     path = Path(config.file)
     mapping = load_mapping(path) if path.exists() else Mapping([], None, None, str(path))
     _check_writable(path)  # before waiting for a control, not after it moved
+    if not (config.wait == 0 or (math.isfinite(config.wait) and 0 < config.wait <= 86_400)):
+        raise UsageError(f"must be 0 (wait on) or a number of seconds up to 86400, got {config.wait!r}",
+                         where="--learn-timeout")
     control = config.control or endpoint_source("control")[0]
     events = config.events or endpoint_source("events")[0]
     api = choose_api(config.api)
@@ -249,6 +254,7 @@ def run_learn(config: LearnConfig) -> int:
         port = open_input(api, config.port if config.port is not None else mapping.port, virtual=config.virtual,
                           client_name=config.client_name)
         learned = 0
+        timed_out = threading.Event()
         reader: threading.Thread | None = None
         try:
             reader = read_input(port, listener.put, stop, name="cadenza-midi-learn-in")
@@ -257,6 +263,15 @@ def run_learn(config: LearnConfig) -> int:
             target = f" for {config.parameter!r}" if config.parameter else ""
             print(f"cadenza midi: learn: listening on {printable(port.name)} ({api.upper()}); move a control{target} "
                   "(Ctrl-C to stop)", flush=True)
+            if config.wait > 0:
+                def give_up() -> None:
+                    if not learned:
+                        timed_out.set()
+                        stop.set()
+
+                timer = threading.Timer(config.wait, give_up)
+                timer.daemon = True
+                timer.start()
             while not stop.is_set():
                 moved = listener.next_moved(stop)
                 if moved is None:
@@ -296,7 +311,8 @@ def run_learn(config: LearnConfig) -> int:
                 reader.join(1.0)
             port.close()
     if learned == 0:
-        print("cadenza midi: learn: nothing learned; the file is unchanged", flush=True)
+        why = f"nothing moved within {config.wait:g} s (--learn-timeout); " if timed_out.is_set() else ""
+        print(f"cadenza midi: learn: {why}nothing learned; the file is unchanged", flush=True)
         return 1 if not interactive else 0
     return 0
 
