@@ -701,3 +701,14 @@ def test_no_note_stays_held_after_the_bridge_sigterm_or_sigkill(runtime: Runtime
                 _until(lambda: held() == (), 5, "the notes a killed bridge left, released by the next one")
             finally:
                 assert fresh.stop() == 0, fresh.stderr
+
+
+def test_alsa_without_a_sequencer_is_one_clear_line() -> None:
+    # outside test 16, finding 23: libasound's own "ALSA lib seq_hw.c… failed" came first
+    if Path("/dev/snd/seq").exists():
+        pytest.skip("this machine has an ALSA sequencer")
+    done = subprocess.run([sys.executable, "-m", "cadenza", "midi", "--list", "--api", "alsa"], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "ALSA lib" not in done.stderr, done
+    assert done.stderr.strip() == ("cadenza midi: error: --api: there is no ALSA sequencer (/dev/snd/seq); load the "
+                                   "snd-seq kernel module (modprobe snd-seq), or use --api jack"), done.stderr

@@ -83,6 +83,9 @@ def choose_api(name: str | None) -> str:
             server = os.environ.get("JACK_DEFAULT_SERVER") or "default"
             raise UsageError(f"no JACK server {server!r} is running; start one (jackd -d alsa, or "
                              "jackd --no-realtime -d dummy) or use --api alsa", where="--api")
+        if name == "alsa" and not Path("/dev/snd/seq").exists():  # checked here: libasound would print its own line
+            raise UsageError("there is no ALSA sequencer (/dev/snd/seq); load the snd-seq kernel module "
+                             "(modprobe snd-seq), or use --api jack", where="--api")
         return name
     if "jack" in compiled and jack_running():
         return "jack"
