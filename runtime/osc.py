@@ -482,6 +482,7 @@ class Bridge:
         self._unknown: set[str] = set()  # parameters the runtime called unknown (until described again)
         self._accepted: set[str] = set()  # parameters the runtime took
         self._described_at = -math.inf
+        self._away: bool | None = None  # the runtime did not answer the last DescribeGraph (None: not asked yet)
         self._describe_soon = False
         self._schedule: list[tuple[float, int, OscMessage]] = []
         self._schedule_lock = threading.Lock()
@@ -681,8 +682,11 @@ class Bridge:
         try:
             self._graph = describe()
             self._unknown.clear()
-        except CadenzaError:  # no graph yet, or the runtime away: check names by its answers meanwhile
+        except CadenzaError as exc:  # no graph yet, or the runtime away: check names by its answers meanwhile
             self._graph = None
+            self._away = note_runtime(self._away, exc)
+        else:
+            self._away = note_runtime(self._away, None)
 
     def flush(self) -> None:
         """Send what arrived since the last flush: one ``set_many``, then (bounded) triggers and states."""
@@ -807,6 +811,19 @@ class Bridge:
 
 def _is_release(value: Any) -> bool:
     return (isinstance(value, (bool, int, float)) and not isinstance(value, str) and float(value) == 0.0)
+
+
+def note_runtime(away: bool | None, exc: BaseException | None) -> bool:
+    """One log line when the runtime stops answering (or never did, at start) and one when it answers again;
+    returns whether it is away now. ``exc``: the DescribeGraph's error (None: it answered)."""
+    from cadenza.sdk.errors import RequestTimeout, TransportError
+
+    now_away = isinstance(exc, (RequestTimeout, TransportError))
+    if now_away and away is not True:
+        logger.warning("the runtime does not answer (%s); going on: requests go out when it is back", exc)
+    elif not now_away and away:
+        logger.info("the runtime answers again")
+    return now_away
 
 
 def _describe(args: tuple[Any, ...]) -> str:

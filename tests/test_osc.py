@@ -42,7 +42,7 @@ from cadenza.runtime.osc import (  # noqa: E402
     parse_listen,
 )
 from cadenza.sdk.client import Client  # noqa: E402
-from cadenza.sdk.errors import BadValue, RequestTimeout, ServerError, UnknownName  # noqa: E402
+from cadenza.sdk.errors import BadValue, NotReady, RequestTimeout, ServerError, UnknownName  # noqa: E402
 from server_harness import require  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -783,3 +783,24 @@ def test_without_a_description_unknown_names_are_remembered_not_retried() -> Non
         bridge.handle(f"/cadenza/param/nope{i}", 0.5)
     bridge.flush()
     assert bridge.stats.problems["unknown_name"] == 8 + 8 + 8
+
+
+def test_the_runtime_going_away_and_coming_back_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # outside test 16, finding 17: a runtime away (or never there at start) was silent until an input arrived
+    class Flaky(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.answers = [False, False, True, True, False]
+
+        def describe(self) -> Any:
+            if not self.answers.pop(0):
+                raise RequestTimeout("no reply to describe_graph within 2 s", request="describe_graph", timeout=2.0)
+            raise NotReady("NOT_READY", "no graph loaded")  # it answers (without a graph: still reachable)
+
+    bridge, _ = _bridge(Flaky())
+    with caplog.at_level("INFO", logger="cadenza.runtime.osc"):
+        for _ in range(5):
+            bridge.describe(force=True)
+    lines = [r.getMessage() for r in caplog.records if "runtime" in r.getMessage()]
+    assert [line.split(" (")[0] for line in lines] == ["the runtime does not answer", "the runtime answers again",
+                                                       "the runtime does not answer"], lines

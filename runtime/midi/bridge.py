@@ -60,6 +60,7 @@ from cadenza.runtime.osc import (
     DESCRIBE_SOON_S,
     Coalescer,
     Reporter,
+    note_runtime,
 )
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class MidiBridge:
         self._graph: Any = None
         self._signature: Any = None
         self._described_at = -math.inf
+        self._away: bool | None = None  # the runtime did not answer the last DescribeGraph (None: not asked yet)
         self._describe_soon = False
         self._notes_lock = threading.Lock()
         self._held: dict[tuple[int, int], int] = {}  # (channel, note) → velocity, notes for the notes control
@@ -355,9 +357,11 @@ class MidiBridge:
         self._describe_soon = False
         try:
             graph = describe()
-        except CadenzaError:
+        except CadenzaError as exc:
             self._graph = None  # no graph yet, or the runtime away: values go out unchecked
+            self._away = note_runtime(self._away, exc)
             return
+        self._away = note_runtime(self._away, None)
         self._graph = graph
         signature = (graph.name, tuple(graph.parameters), tuple(graph.states), tuple(graph.triggers))
         if signature != self._signature:
