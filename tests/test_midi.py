@@ -424,6 +424,23 @@ def test_midi_learn_end_to_end(runtime: Runtime, sender: Sender, tmp_path: Path)
     assert counts[0] == 3 and counts[2] >= 1
 
 
+def test_a_second_bridge_with_a_taken_client_name_is_refused(runtime: Runtime, sender: Sender,
+                                                             tmp_path: Path) -> None:
+    # outside test 16, finding 14: JACK renamed the second client (NAME-01) while the log said NAME:in
+    mapping = tmp_path / "rig.yaml"
+    mapping.write_text(MAPPING)
+    first, client = _start_bridge(runtime, sender, tmp_path, "--map", str(mapping))
+    try:
+        first.wait_for(rf"listening on {client}:")
+        second = subprocess.run([sys.executable, "-m", "cadenza", "midi", "--map", str(mapping), "--api", "jack",
+                                 "--virtual", "--client-name", client, "--control", runtime.control],
+                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert second.returncode == 2, second
+        assert f"--client-name: a JACK client named {client!r} runs already" in second.stderr, second.stderr
+    finally:
+        assert first.stop() == 0, first.stderr
+
+
 def test_learn_for_a_script_gives_up_after_its_timeout(runtime: Runtime, sender: Sender, tmp_path: Path) -> None:
     # outside test 16, finding 13: --learn --learn-param waited forever when nothing moved
     mapping = tmp_path / "none.yaml"

@@ -158,6 +158,12 @@ def _pick(ports: list[str], spec: str, what: str, option: str) -> int:
 def _open(api: str, output: bool, spec: str | None, virtual: str | None, client_name: str,
           option: str) -> OpenPort:
     what = "output" if output else "input"
+    if virtual is not None and api == "jack":
+        # JACK would rename a second client of the same name (NAME-01): our port's name must be the one we say
+        taken = [p for p in list_ports(api) + list_ports(api, output=True) if p.startswith(f"{client_name}:")]
+        if taken:
+            raise UsageError(f"a JACK client named {client_name!r} runs already (its ports: {', '.join(taken)}; "
+                             "another bridge?); give this one another --client-name", where="--client-name")
     midi = _make(api, output, client_name)
     try:
         if virtual is not None:
