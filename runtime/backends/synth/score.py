@@ -404,7 +404,7 @@ class Sequencer:
         b = perf.brightness
         pat = self.pattern
         fill = bar % BARS_PER_PHRASE == BARS_PER_PHRASE - 1
-        # the kick is tuned to the key: its tonic between E1 and D#2 (41–78 Hz)
+        # the kick is tuned to the key: its tonic between F#1 and D#2 (46–78 Hz), else its fifth
         kick_hz = midi_to_hz(kick_pitch(perf.key.tonic))
         kick_decay = 0.45 if pat != "halftime" else 0.9
         house = perf.offbeat >= 0.5

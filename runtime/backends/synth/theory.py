@@ -49,10 +49,14 @@ def key_for(fifths: float, minor: float, brightness: float, seed: int) -> Key:
     return Key(tonic, mode)
 
 
-def kick_pitch(tonic: int, low: int = 28) -> int:
-    """The kick's pitch: the key's tonic in [low, low + 11] (E1–D#2 by default, 41–78 Hz). Always the tonic: a
-    kick on the fifth, the loudest pitched note of the mix, pulled the heard home note to the fifth (an E minor
-    track heard as B minor)."""
+def kick_pitch(tonic: int, low: int = 30, span: int = 9) -> int:
+    """The kick's pitch: the key's tonic in [low, low + span] (F#1–D#2 by default, 46–78 Hz), else its fifth
+    (E and F keys: B1, C2 — lower would cost punch and loudness, higher sounds like a tom). A kick on the fifth
+    where the tonic fits (Eb minor's on Bb) pulled the heard home note to the fifth."""
+    for pc in (tonic, (tonic + 7) % 12):
+        p = low + (pc - low) % 12
+        if p <= low + span:
+            return p
     return low + (tonic - low) % 12
 
 
