@@ -441,6 +441,24 @@ def test_a_second_bridge_with_a_taken_client_name_is_refused(runtime: Runtime, s
         assert first.stop() == 0, first.stderr
 
 
+def test_the_input_port_going_and_coming_back_is_logged(runtime: Runtime, jack: str, tmp_path: Path) -> None:
+    # outside test 16, finding 16: an unplugged controller left no line in the log
+    mapping = tmp_path / "rig.yaml"
+    mapping.write_text(MAPPING)
+    source = Sender("kbd-watch")
+    bridge = Proc(["midi", "--map", str(mapping), "--api", "jack", "--port", "kbd-watch", "--client-name",
+                   "cadenza-midi-watch", "--control", runtime.control, "--events", runtime.events], tmp_path, "watch")
+    try:
+        bridge.wait_for(r"listening on kbd-watch:out")
+        source.close()
+        _until(lambda: "the MIDI input port kbd-watch:out is gone" in bridge.stderr, 10, "the 'gone' line")
+        source = Sender("kbd-watch")
+        _until(lambda: "the MIDI input port kbd-watch:out is back" in bridge.stderr, 10, "the 'back' line")
+    finally:
+        source.close()
+        assert bridge.stop() == 0, bridge.stderr
+
+
 def test_learn_for_a_script_gives_up_after_its_timeout(runtime: Runtime, sender: Sender, tmp_path: Path) -> None:
     # outside test 16, finding 13: --learn --learn-param waited forever when nothing moved
     mapping = tmp_path / "none.yaml"

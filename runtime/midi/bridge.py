@@ -52,7 +52,7 @@ from typing import Any
 from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.midi.mapping import Binding, Mapping, check_against, load_mapping
 from cadenza.runtime.logs import printable
-from cadenza.runtime.midi.ports import MidiDecodeError, decode
+from cadenza.runtime.midi.ports import MidiDecodeError, decode, watch_port
 from cadenza.runtime.osc import (
     ACTIONS_PER_PERIOD,
     ACTIONS_PER_SECOND,
@@ -553,6 +553,8 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
                           client_name=config.client_name)
         port_name = port.name
         reader = read_input(port, lambda data: bridge.receive(data, port_name), stop)
+        if not port.virtual:
+            watch_port(api, port, stop)  # "gone" / "back" lines
         if config.connect:
             connect_jack(api, config.connect, port.name)
         if extra is not None:

@@ -28,6 +28,7 @@ The JACK client is named ``cadenza-midi`` (``--client-name``): a virtual port
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.errors import CadenzaError, UsageError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["APIS", "INSTALL_HINT", "MidiDecodeError", "OpenPort", "choose_api", "connect_jack", "decode", "jack_running",
            "list_ports", "load_rtmidi", "open_input", "open_output", "read_input"]
@@ -233,6 +236,33 @@ def read_input(port: OpenPort, handle: Callable[[list[int]], None], stop: thread
                 got = get()
 
     thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+PORT_WATCH_S = 3.0  # how often the watch looks for the opened port
+
+
+def watch_port(api: str, port: OpenPort, stop: threading.Event, *, every: float = PORT_WATCH_S) -> threading.Thread:
+    """A thread logging when the (not virtual) port we opened disappears from the port list and when it is back
+    (an unplugged controller matters for an unattended installation)."""
+
+    def loop() -> None:
+        gone = False
+        while not stop.wait(every):
+            try:
+                present = port.name in list_ports(api)
+            except Exception as exc:  # noqa: BLE001 - the MIDI system itself went away: say it once
+                present = False
+                logger.debug("listing MIDI ports: %s", exc)
+            if gone == present:
+                gone = not present
+                if gone:
+                    logger.warning("the MIDI input port %s is gone (unplugged, or its program ended)", port.name)
+                else:
+                    logger.warning("the MIDI input port %s is back", port.name)
+
+    thread = threading.Thread(target=loop, name="cadenza-midi-port-watch", daemon=True)
     thread.start()
     return thread
 
