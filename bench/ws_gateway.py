@@ -156,9 +156,12 @@ def round_trips(server: ServeProcess, url: str, ctx: zmq.Context[Any], n: int, r
     return out
 
 
-def _sample(ctl: zmq.Socket[Any], seconds: float, stop: threading.Event | None = None) -> tuple[list[float], int]:
-    """Status.lookahead_ms every 100 ms for ``seconds`` (or until ``stop``); and the xruns at the end."""
+def _sample(ctl: zmq.Socket[Any], seconds: float,
+            stop: threading.Event | None = None) -> tuple[list[float], list[float], int]:
+    """Every 100 ms for ``seconds`` (or until ``stop``): Status.lookahead_ms (the target, widened on hold-ups) and
+    the audio actually queued ahead of the output, ms (``stream_time - heard_time``); and the xruns at the end."""
     looks: list[float] = []
+    leads: list[float] = []
     xruns = 0
     end = time.monotonic() + seconds
     rid = 10_000_000
@@ -169,9 +172,11 @@ def _sample(ctl: zmq.Socket[Any], seconds: float, stop: threading.Event | None =
             reply = wire.decode_reply(ctl.recv())
             status: Any = reply.body
             looks.append(status.lookahead_ms)
+            if status.heard_time:
+                leads.append((int(status.stream_time) - int(status.heard_time)) * 1000.0 / wire.DEFAULT_SAMPLE_RATE)
             xruns = int(status.xruns)
         time.sleep(0.1)
-    return looks, xruns
+    return looks, leads, xruns
 
 
 async def _sliders(url: str, rate: float, seconds: float) -> tuple[int, int, int]:
@@ -203,7 +208,7 @@ def slider_flood(server: ServeProcess, url: str, ctx: zmq.Context[Any], seconds:
     ctl = ctx.socket(zmq.DEALER)
     ctl.setsockopt(zmq.LINGER, 0)
     ctl.connect(server.ep.local("control"))
-    before, xruns_before = _sample(ctl, seconds)
+    before, lead_before, xruns_before = _sample(ctl, seconds)
     result: dict[str, Any] = {}
 
     def flood() -> None:
@@ -212,12 +217,21 @@ def slider_flood(server: ServeProcess, url: str, ctx: zmq.Context[Any], seconds:
     thread = threading.Thread(target=flood)
     t0 = time.monotonic()
     thread.start()
-    during, xruns_after = _sample(ctl, seconds)
+    during, lead_during, xruns_after = _sample(ctl, seconds)
     thread.join()
     result["wall"] = time.monotonic() - t0
     ctl.close(0)
-    result.update(before=before, during=during, xruns_before=xruns_before, xruns_after=xruns_after)
+    result.update(before=before, during=during, xruns_before=xruns_before, xruns_after=xruns_after,
+                  lead_before=lead_before, lead_during=lead_during)
     return result
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    return (f"median {statistics.median(ordered):.1f} ms, min {ordered[0]:.1f} ms, "
+            f"p01 {ordered[int(0.01 * (len(ordered) - 1))]:.1f} ms")
 
 
 def rows(quick: bool) -> list[Row]:
@@ -261,8 +275,10 @@ def rows(quick: bool) -> list[Row]:
                 out.append(Row(f"1,000 SetParameters/s over WebSocket JSON for {flood_s:g} s: lookahead",
                                f"lookahead during: median {statistics.median(d):.1f} ms, max {d_max:.1f} ms; "
                                f"xruns +{fl['xruns_after'] - fl['xruns_before']}; {fl['sent']:,} sent, "
-                               f"{fl['ok']:,} Ok, {fl['errors']} errors",
-                               f"idle before: median {statistics.median(b):.1f} ms, max {b_max:.1f} ms",
+                               f"{fl['ok']:,} Ok, {fl['errors']} errors; audio queued ahead of the output: "
+                               f"{_spread(fl['lead_during'])}",
+                               f"idle before: median {statistics.median(b):.1f} ms, max {b_max:.1f} ms; queued "
+                               f"{_spread(fl['lead_before'])}",
                                f"{d_max / b_max:.2f}×", "lookahead unchanged, no xruns", met, 1,
                                "Slider flood: Status.lookahead_ms sampled every 100 ms over ZeroMQ; the runtime "
                                "widens the lookahead (and counts an xrun) when generation is held up."))

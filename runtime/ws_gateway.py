@@ -1017,7 +1017,7 @@ class _NoTracebacks(logging.Filter):
 
 def _quiet_logger() -> logging.Logger:
     """websockets' own log lines (failed handshakes …) at WARNING and above, one line each, no tracebacks."""
-    logger = logging.getLogger(f"{__name__}.websockets")
+    logger = logging.getLogger(__name__ + ".websockets")
     logger.setLevel(logging.WARNING)
     if not any(isinstance(f, _NoTracebacks) for f in logger.filters):
         logger.addFilter(_NoTracebacks())

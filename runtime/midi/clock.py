@@ -1001,15 +1001,19 @@ class _RtmidiClockIn:
     """python-rtmidi input: each message timed on arrival (period-quantized under JACK; the estimator averages)."""
 
     def __init__(self, source: str | None, handle: Callable[[bytes, float, float | None], None]) -> None:
-        from cadenza.runtime.midi.ports import choose_api, open_input
+        from cadenza.runtime.midi.ports import choose_api, open_input, read_input
 
         self.port = open_input(choose_api(None), source, virtual=None if source else "clock",
                                client_name="cadenza-clock-in")
         self.port.midi.ignore_types(sysex=True, timing=False, active_sense=True)
-        self.port.midi.set_callback(lambda event, _data: handle(bytes(event[0]), time.time(), None))
+        # drained by our own thread (ports.read_input): no Python runs in JACK's process thread
+        self._stop = threading.Event()
+        self._reader = read_input(self.port, lambda data: handle(bytes(data), time.time(), None), self._stop,
+                                  name="cadenza-clock-in")
 
     def close(self) -> None:
-        self.port.midi.cancel_callback()
+        self._stop.set()
+        self._reader.join(timeout=0.5)
         self.port.close()
 
 
