@@ -43,6 +43,7 @@ FAMILY_GAIN = np.array([0.75, 0.5, 0.11, 0.3, 0.45, 0.16, 0.22])
 _FAMILY_DIMS = [INDEX[f] for f in ("drums", "bass", "pads", "keys", "plucks", "lead", "texture")]
 _PATTERN_DIMS = [INDEX["pattern_" + p] for p in PATTERNS]
 _PROG_DIMS = [INDEX["prog_" + p] for p in PROGRESSION_FAMILIES]
+_KEY_DIMS = [INDEX["fifths"], INDEX["minor"], INDEX["key_named"]]
 
 
 @dataclass
@@ -110,13 +111,24 @@ class SynthBackend:
 
     def mix_styles(self, vectors: list[np.ndarray], weights: list[float]) -> np.ndarray:
         """The style of a prompt mix (:class:`~cadenza.runtime.mixing.PromptMixer` asks): the weighted average, but
-        the tempo of the prompt that leads the mix (others folded by octaves, see :mod:`.tempo`)."""
+        the tempo of the prompt that leads the mix (others folded by octaves, see :mod:`.tempo`), and the key of
+        the leading prompt when it named one (``key_named``: exact, for every seed). A key named by a prompt that
+        does not lead is only averaged in, like any unnamed key (the seed may move it)."""
         from cadenza.runtime.backends.synth.tempo import settle_tempo
         from cadenza.runtime.mixing import mix_embeddings
 
         out = mix_embeddings(vectors, weights)
         k = INDEX["tempo"]
-        out[k] = settle_tempo([float(v[k]) for v in vectors], list(weights))
+        tempos = [float(v[k]) for v in vectors]
+        out[k] = settle_tempo(tempos, list(weights))
+        # the lead as settle_tempo picks it: the most weight; of equal weights the faster prompt
+        lead = np.asarray(vectors[max(range(len(vectors)), key=lambda i: (weights[i], tempos[i]))], np.float64)
+        named = INDEX["key_named"]
+        if lead[named] >= 0.5:
+            for d in ("fifths", "minor", "key_named"):
+                out[INDEX[d]] = lead[INDEX[d]]
+        else:
+            out[named] = 0.0
         return out
 
     # ----------------------------------------------------------------- streams
@@ -152,9 +164,11 @@ class SynthBackend:
 
     @staticmethod
     def _key(st: SynthState, s: np.ndarray) -> Key:
-        """The key the style asks for; the seed picks among the keys that fit (see theory.key_for)."""
+        """The key the style asks for; the seed picks among the keys that fit, unless the prompt named the key
+        (``key_named``; see theory.key_for)."""
         seed = st.seed_control if st.seed_control is not None else st.seed
-        return key_for(float(s[INDEX["fifths"]]), float(s[INDEX["minor"]]), float(s[INDEX["brightness"]]), seed)
+        return key_for(float(s[INDEX["fifths"]]), float(s[INDEX["minor"]]), float(s[INDEX["brightness"]]), seed,
+                       named=float(s[INDEX["key_named"]]))
 
     def _block(self, st: SynthState, target: np.ndarray, controls: Controls, key: Key | None,
                out: np.ndarray) -> None:
@@ -167,7 +181,10 @@ class SynthBackend:
             k = INDEX["tempo"]
             if octave_jump(float(st.style[k]), float(target[k])):
                 st.style[k] = target[k]  # half/double time (the mix's lead changed): on the next bar line, no glide
+            was_named = st.style[INDEX["key_named"]] >= 0.5
             st.style += (target - st.style) * a
+            if was_named or target[INDEX["key_named"]] >= 0.5:
+                st.style[_KEY_DIMS] = target[_KEY_DIMS]  # to or from a named key: no glide through other keys
         s = st.style
         bpm_target = controls.bpm if controls.bpm is not None else float(s[INDEX["tempo"]])
         st.bpm = bpm_target  # the sequencer applies it at the next bar line

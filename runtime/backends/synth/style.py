@@ -8,7 +8,8 @@ dimensions are affinities for a drum-pattern family (the strongest wins);
 dimensions are affinities for a progression family (the strongest wins);
 ``fifths`` places the tonal centre on the line of fifths (linear, so averages of
 prompts land between their keys), ``minor`` picks the mode within it; ``drop``
-and ``sections`` shape the form (see ``score.SECTION_PLANS``).
+and ``sections`` shape the form (see ``score.SECTION_PLANS``); ``key_named`` pins the key a
+prompt named (``theory.key_for``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ DIMENSIONS: tuple[str, ...] = (
     "laidback",  # keys and bass played behind the beat (lo-fi, neo-soul, boom bap); drums and grid stay exact
     "drop",  # form: 0 song form (intro, A, B, A') … 1 club form (intro, build, drop, breakdown)
     "sections",  # how much sections contrast in energy and instrumentation (0 a steady loop … 1 strong)
+    "key_named",  # ≥ 0.5: the prompt named its key; fifths = 0.5 + sharps/12 exactly, no seed or brightness move
 )
 
 INDEX: dict[str, int] = {name: i for i, name in enumerate(DIMENSIONS)}
@@ -93,6 +95,7 @@ NEUTRAL: dict[str, float] = {
     "laidback": 0.0,
     "drop": 0.3,
     "sections": 0.6,
+    "key_named": 0.0,
 }
 
 TEMPO_RANGE = (40.0, 240.0)

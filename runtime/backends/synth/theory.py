@@ -38,11 +38,18 @@ FAMILY_PROGRESSIONS: dict[tuple[str, str], tuple[tuple[tuple[int, ...], tuple[in
 _MODE_OFFSET = {"major": 0, "mixolydian": 7, "dorian": 2, "minor": 9}
 
 
-def key_for(fifths: float, minor: float, brightness: float, seed: int) -> Key:
+def key_for(fifths: float, minor: float, brightness: float, seed: int, named: float = 0.0) -> Key:
     """The key a style asks for: its place on the line of fifths (nudged sharp-wards by brightness), the
-    mode from ``minor``; the seed picks the centre key or a neighbour one fifth either side."""
-    centre = (fifths - 0.5) * 10.0 + (brightness - 0.5) * 1.5
-    sharps = int(round(centre)) + (0, 1, -1)[seed % 3]
+    mode from ``minor``; the seed picks the centre key or a neighbour one fifth either side.
+
+    With ``named`` >= 0.5 (the ``key_named`` dimension: the prompt named its key) the key is exact for every
+    seed: ``fifths`` = 0.5 + sharps / 12 (six flats … six sharps, so Eb minor and F# major fit), with no
+    brightness nudge and no seed move."""
+    if named >= 0.5:
+        sharps = int(round((fifths - 0.5) * 12.0))
+    else:
+        centre = (fifths - 0.5) * 10.0 + (brightness - 0.5) * 1.5
+        sharps = int(round(centre)) + (0, 1, -1)[seed % 3]
     sharps = max(-6, min(6, sharps))
     mode = mode_for(minor)
     tonic = (7 * sharps + _MODE_OFFSET[mode]) % 12

@@ -1020,13 +1020,13 @@ def _key_at(words: list[str], i: int) -> tuple[NamedKey, int] | None:
 
 
 def _force_key(vector: np.ndarray, key: NamedKey) -> None:
-    """Set ``fifths`` and ``minor`` so the synth plays ``key`` (seed 0; other seeds may pick a neighbour key).
+    """Set ``fifths``, ``minor`` and ``key_named`` so the synth plays ``key`` for every seed.
 
-    The synth's centre is ``(fifths - 0.5) * 10 + (brightness - 0.5) * 1.5`` sharps (theory.key_for); the
-    brightness nudge is taken out here so the centre is the named signature."""
-    bright = float(vector[INDEX["brightness"]])
-    vector[INDEX["fifths"]] = min(1.0, max(0.0, 0.5 + (key.sharps - (bright - 0.5) * 1.5) / 10.0))
+    With ``key_named`` = 1, theory.key_for reads ``fifths`` as ``0.5 + sharps / 12`` (six flats … six sharps)
+    and moves it neither by brightness nor by seed."""
+    vector[INDEX["fifths"]] = min(1.0, max(0.0, 0.5 + key.sharps / 12.0))
     vector[INDEX["minor"]] = KEY_MODES[key.mode][0]
+    vector[INDEX["key_named"]] = 1.0
 
 
 @dataclass(frozen=True, eq=False)
