@@ -729,7 +729,7 @@ def test_named_key_is_heard_in_the_audio() -> None:
     """From the rendered audio (seed 0): the chroma of 'house in D minor' fits D minor's signature (one flat;
     its tonal centre is the synth's business: house's minor loops lean on the relative major); 'ambient in
     D minor' measures D minor outright with a Krumhansl–Kessler key profile; 'house in E major' fits four
-    sharps; plain 'house' is neither."""
+    sharps; 'house in G major' one sharp."""
     from cadenza.runtime.backends.base import Controls, TextPrompt
     from cadenza.runtime.backends.synth.engine import SAMPLE_RATE, SynthBackend
 
@@ -761,7 +761,9 @@ def test_named_key_is_heard_in_the_audio() -> None:
     assert signature(d_minor) == -1, np.round(d_minor, 3)
     assert best_keys(chroma("ambient in D minor"))[0] == (2, "minor")
     assert signature(chroma("house in E major")) == 4
-    assert signature(chroma("house")) not in (-1, 4)
+    # plain 'house' (seed 0: F mixolydian, two flats) reads one flat since its kick sits on F (a036c32), so it
+    # no longer tells D minor apart; a third named key does: the estimate follows the name
+    assert signature(chroma("house in G major")) == 1
 
 
 @pytest.mark.parametrize("word", ["minor", "major", "dorian", "mixolydian", "lydian", "phrygian", "aeolian"])
