@@ -15,13 +15,14 @@ one at once; bundles nest at most :data:`MAX_DEPTH` deep.
 Threads::
 
     receiver      one UDP socket: decode (:func:`decode_packet`, our own decoder, so python-osc never logs
-                  or raises here) → check against the graph (:meth:`Client.describe`) → :class:`Coalescer`
-                  or the schedule. Never sleeps and never does I/O besides the socket.
+                  or raises here) → check against the graph (:meth:`Client.describe`) →
+                  :class:`~.bridge_process.Coalescer` or the schedule. Never sleeps and never does I/O besides
+                  the socket.
     main thread   when something arrives, at most once per control period (10 ms): due scheduled messages →
                   the coalescer; take the batch →
                   one ``set_many`` for all the parameters that changed in the period (the latest value of
-                  each), then at most :data:`ACTIONS_PER_PERIOD` triggers/state requests (and
-                  :data:`ACTIONS_PER_SECOND`), through the SDK :class:`Client`
+                  each), then at most :data:`~.bridge_process.ACTIONS_PER_PERIOD` triggers/state requests (and
+                  :data:`~.bridge_process.ACTIONS_PER_SECOND`), through the SDK :class:`Client`
 
 Sensors at 60–120 Hz on many addresses therefore cost the runtime at most one
 ``SetParameters`` per period. Through the SDK client the bridge reconnects to a
@@ -31,16 +32,17 @@ Bad input never stops or stalls the bridge. Every problem — an undecodable
 datagram, an unknown name, a NaN, a value clamped into the parameter's range, a
 label the parameter lacks, too many triggers, a runtime that does not answer —
 is counted by kind and reported as one log line with the address, the OSC type
-tags and why, at most one line per (address, kind) every :data:`REPORT_WINDOW_S`
+tags and why, at most one line per (address, kind) every :data:`~.bridge_process.REPORT_WINDOW_S`
 seconds ("… and N more like it" after), and at most a few lines a second in
-all (:class:`Reporter`). Each value is checked when it arrives, so a bad one is
+all (:class:`~.bridge_process.Reporter`). Each value is checked when it arrives, so a bad one is
 reported even if a later good one replaces it in the period's batch. Names the
 graph lacks are refused locally (the graph is described again when the runtime
 says a name is unknown, when unknown names arrive, and every few seconds), never
 retried one request at a time. The counters (:meth:`BridgeStats.summary`,
 :meth:`BridgeStats.problems_line`) are printed on stdout at exit and logged on
 SIGUSR1 and every ``--report-every`` seconds. SIGTERM/SIGINT end the bridge
-within a second whatever arrives.
+within a second whatever arrives (the period loop, the reporter and this lifecycle
+are :mod:`cadenza.runtime.bridge_process`, shared with ``cadenza midi``).
 
 The bridge listens on loopback unless ``--insecure`` allows another address:
 OSC has no authentication, and anyone who can reach the port can drive the music.
@@ -57,9 +59,7 @@ import heapq
 import ipaddress
 import logging
 import math
-import os
 import re
-import signal
 import socket
 import struct
 import threading
@@ -69,6 +69,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cadenza.errors import CadenzaError, UsageError
+from cadenza.runtime.bridge_process import (
+    ACTIONS_PER_SECOND,
+    BridgeProcess,
+    CoalescingBridge,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +85,7 @@ __all__ = [
     "MAX_DEPTH",
     "Bridge",
     "BridgeStats",
-    "Coalescer",
     "OscDecodeError",
-    "Reporter",
     "Target",
     "add_osc_command",
     "check_listen",
@@ -98,13 +101,6 @@ MAX_DATAGRAM = 65_507  # the largest UDP payload over IPv4
 MAX_DEPTH = 8  # bundles nested deeper are refused (counted as too_deep)
 MAX_SCHEDULED = 10_000  # future-timetagged messages held at once
 MAX_AHEAD_S = 3600.0  # a timetag further ahead than this is refused (a sender's clock is wrong)
-ACTIONS_PER_PERIOD = 4  # triggers and state requests sent per control period …
-ACTIONS_PER_SECOND = 40.0  # … and per second (each is one request to the runtime)
-REPORT_WINDOW_S = 5.0  # at most one line per (address, kind) in this many seconds
-LINES_BURST = 20  # at most this many problem lines at once …
-LINES_PER_SECOND = 2.0  # … refilled at this rate
-DESCRIBE_EVERY_S = 5.0  # the graph is described again this often (another client may load a new one)
-DESCRIBE_SOON_S = 1.0  # … or this soon after a name the graph lacks
 _NTP_UNIX = 2_208_988_800  # seconds from 1900 (OSC/NTP) to 1970 (Unix)
 _INDEX = re.compile(r"values\[(\d+)\]")
 
@@ -311,135 +307,6 @@ class BridgeStats:
         return (f"{self.datagrams} datagrams, {self.scheduled} scheduled by timetag; problems by kind: {kinds}")
 
 
-class ProblemCounts(Protocol):
-    """What :class:`Reporter` counts into: :class:`BridgeStats`, or another bridge's stats (``cadenza midi``)."""
-
-    refused: int
-    problems: dict[str, int]
-
-
-class Reporter:
-    """Problem lines, rate-limited: one per (address, kind) per ``window`` seconds, then "… and N more like it";
-    and at most ``burst`` lines at once, ``per_second`` after, in all. Thread-safe; counts every problem."""
-
-    MAX_KEYS = 4096
-
-    def __init__(self, log: Callable[[str], None], stats: ProblemCounts, lock: threading.Lock, *,
-                 window: float = REPORT_WINDOW_S, burst: int = LINES_BURST, per_second: float = LINES_PER_SECOND,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.log = log
-        self.stats = stats
-        self.lock = lock  # the stats' lock
-        self.window = window
-        self.burst = float(burst)
-        self.per_second = per_second
-        self.clock = clock
-        self._tokens = float(burst)
-        self._filled = clock()
-        self._keys: dict[tuple[str, str], list[float]] = {}  # key → [last line's time, suppressed since]
-        self._unshown = 0  # lines the overall budget held back
-        self._last_sweep = 0.0
-
-    def _spend(self, now: float) -> bool:
-        self._tokens = min(self.burst, self._tokens + (now - self._filled) * self.per_second)
-        self._filled = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-    def problem(self, kind: str, address: str, message: str, *, refused: bool = True, n: int = 1) -> None:
-        """Count ``n`` problems of ``kind`` at ``address``; log ``message`` unless the limits hold it back."""
-        lines: list[str] = []
-        with self.lock:
-            self.stats.problems[kind] = self.stats.problems.get(kind, 0) + n
-            if refused:
-                self.stats.refused += n
-            now = self.clock()
-            key = (address[:200], kind)
-            entry = self._keys.get(key)
-            if entry is not None and now - entry[0] < self.window:
-                entry[1] += 1
-            elif entry is None and len(self._keys) >= self.MAX_KEYS:
-                self._unshown += 1
-            elif self._spend(now):
-                more = int(entry[1]) if entry is not None else 0
-                self._keys[key] = [now, 0]
-                lines.append(message + (f" (and {more} more like it before)" if more else ""))
-            elif entry is None:
-                self._keys[key] = [now, 1]  # no line now: counted, told later ("… and N more like it")
-            else:
-                entry[1] += 1
-        for line in lines:
-            self.log(line)
-
-    def sweep(self, force: bool = False) -> None:
-        """Log the "N more like it" of windows that have closed; forget quiet keys. Cheap; call it often."""
-        lines: list[str] = []
-        with self.lock:
-            now = self.clock()
-            if not force and now - self._last_sweep < 1.0:
-                return
-            self._last_sweep = now
-            budget = 10  # at exit: this many "… and N more like it" lines, the rest in one line
-            for key, entry in list(self._keys.items()):
-                if not force and now - entry[0] < self.window:
-                    continue
-                if not entry[1]:
-                    del self._keys[key]
-                    continue
-                if (budget > 0) if force else self._spend(now):
-                    budget -= 1
-                    lines.append(f"{key[0]}: … and {int(entry[1])} more like it ({key[1]}) since its last line")
-                else:
-                    self._unshown += int(entry[1])
-                entry[0], entry[1] = now, 0
-            if self._unshown and (force or self._spend(now)):
-                lines.append(f"… and {self._unshown} more problems not shown (too many to print; counts by kind "
-                             "at exit, on SIGUSR1 and every --report-every seconds)")
-                self._unshown = 0
-        for line in lines:
-            self.log(line)
-
-
-@dataclass
-class Batch:
-    """One control period's work: the latest value per parameter, then actions in arrival order."""
-
-    values: dict[str, float | str] = field(default_factory=dict)
-    actions: list[tuple[str, str]] = field(default_factory=list)  # ("trigger" | "state", name)
-
-    def __bool__(self) -> bool:
-        return bool(self.values or self.actions)
-
-
-class Coalescer:
-    """Thread-safe: the receiver puts, the sending thread takes a whole period at once."""
-
-    def __init__(self, max_actions: int = ACTIONS_PER_PERIOD) -> None:
-        self._lock = threading.Lock()
-        self._batch = Batch()
-        self.max_actions = max_actions
-
-    def put_value(self, name: str, value: float | str) -> None:
-        with self._lock:
-            self._batch.values.pop(name, None)  # re-insert: the order follows the latest update
-            self._batch.values[name] = value
-
-    def put_action(self, kind: str, name: str) -> bool:
-        """Queue a trigger/state request; False (not queued) when the period already has ``max_actions``."""
-        with self._lock:
-            if len(self._batch.actions) >= self.max_actions:
-                return False
-            self._batch.actions.append((kind, name))
-            return True
-
-    def take(self) -> Batch:
-        with self._lock:
-            batch, self._batch = self._batch, Batch()
-        return batch
-
-
 def _one_line(exc: BaseException) -> str:
     """The error on one line; a runtime's refusal without its field path (the OSC address says where)."""
     text = exc.message if isinstance(exc, CadenzaError) and hasattr(exc, "field") else str(exc)
@@ -453,7 +320,7 @@ def _names(names: Any, limit: int = 8) -> str:
     return ", ".join(names[:limit]) + (f" … ({len(names)} in all)" if len(names) > limit else "")
 
 
-class Bridge:
+class Bridge(CoalescingBridge):
     """OSC datagrams → coalesced requests to ``target``. :meth:`receive` and :meth:`handle` are thread-safe;
     :meth:`flush`, :meth:`run_due` and :meth:`describe` belong to one sending thread.
 
@@ -467,34 +334,16 @@ class Bridge:
                  report_every: float = 60.0) -> None:
         if not (isinstance(period, (int, float)) and math.isfinite(period) and 0.001 <= period <= 1.0):
             raise UsageError(f"must be between 0.001 and 1 s, got {period!r}", where="period")
-        self.target = target
-        self.period = float(period)
-        self.stats = BridgeStats()
-        self.log = log or logger.warning  # a problem with what arrives (rate-limited by the reporter)
-        self._count_lock = threading.Lock()
-        self.reporter = Reporter(self.log, self.stats, self._count_lock)
-        self.coalescer = Coalescer()
+        super().__init__(target, BridgeStats(), period=period, log=log, report_every=report_every, logger=logger)
+        self.stats: BridgeStats
         self.clock = clock  # wall clock: timetags are wall-clock times
-        self.report_every = report_every
-        self.report_now = threading.Event()  # set by SIGUSR1: log the counters at the next period
-        self.wake = threading.Event()  # set when the coalescer has something: the sending thread need not wait
-        self._graph: Any = None  # the runtime's GraphInfo (Client.describe), when known
         self._unknown: set[str] = set()  # parameters the runtime called unknown (until described again)
         self._accepted: set[str] = set()  # parameters the runtime took
-        self._described_at = -math.inf
-        self._away: bool | None = None  # the runtime did not answer the last DescribeGraph (None: not asked yet)
-        self._describe_soon = False
         self._schedule: list[tuple[float, int, OscMessage]] = []
         self._schedule_lock = threading.Lock()
         self._seq = 0
-        self._action_tokens = ACTIONS_PER_SECOND
-        self._action_filled = time.monotonic()
 
     # ----------------------------------------------------------------- receiving thread
-
-    def _add(self, counter: str, n: int = 1) -> None:
-        with self._count_lock:
-            setattr(self.stats, counter, getattr(self.stats, counter) + n)
 
     def receive(self, data: bytes, sender: str = "?") -> None:
         """One UDP datagram (a message or a bundle). Never raises, never blocks."""
@@ -671,22 +520,16 @@ class Bridge:
     def describe(self, force: bool = False) -> None:
         """Ask the runtime what its graph offers (every few seconds, sooner after an unknown name)."""
         describe = getattr(self.target, "describe", None)
-        if describe is None:
+        if describe is None or not self._describe_due(force):
             return
-        now = time.monotonic()
-        since = now - self._described_at
-        if not (force or since >= DESCRIBE_EVERY_S or (self._describe_soon and since >= DESCRIBE_SOON_S)):
-            return
-        self._described_at = now
-        self._describe_soon = False
         try:
             self._graph = describe()
             self._unknown.clear()
         except CadenzaError as exc:  # no graph yet, or the runtime away: check names by its answers meanwhile
             self._graph = None
-            self._away = note_runtime(self._away, exc)
+            self._answered(exc)
         else:
-            self._away = note_runtime(self._away, None)
+            self._answered(None)
 
     def flush(self) -> None:
         """Send what arrived since the last flush: one ``set_many``, then (bounded) triggers and states."""
@@ -704,16 +547,6 @@ class Bridge:
                                       "triggers and state requests a second; dropped")
                 continue
             self._send_action(kind, name, address)
-
-    def _action_token(self) -> bool:
-        now = time.monotonic()
-        self._action_tokens = min(ACTIONS_PER_SECOND, self._action_tokens + (now - self._action_filled)
-                                  * ACTIONS_PER_SECOND)
-        self._action_filled = now
-        if self._action_tokens >= 1.0:
-            self._action_tokens -= 1.0
-            return True
-        return False
 
     def _send_values(self, values: dict[str, float | str]) -> None:
         pending = {name: value for name, value in values.items() if name not in self._unknown}
@@ -777,53 +610,20 @@ class Bridge:
                 code = f"unknown_{kind}"
             self.reporter.problem(code.lower(), address, f"{address}: {_one_line(exc)}")
 
-    def report(self) -> str:
-        """The counters, for the log (SIGUSR1, every ``report_every`` s)."""
-        with self._count_lock:
-            return f"{self.stats.summary()[len('cadenza osc: '):]}; {self.stats.problems_line()}"
+    def _tick(self, now: float) -> float | None:
+        # every wake-up counts as a send: the next one waits a period after it
+        self.run_due()
+        self.describe()
+        self.flush()
+        return now
 
-    def run(self, stop: threading.Event) -> None:
-        """Flush what arrives, at most once per period, until ``stop``."""
-        last = -math.inf
-        next_report = time.monotonic() + self.report_every if self.report_every > 0 else math.inf
-        while not stop.is_set():
-            # wake when something arrives (or each period, for the schedule and the log); send at once if the last
-            # send is a period ago, else at the period's end: at most one SetParameters a period, no added wait
-            # for a lone message
-            self.wake.wait(self.period)
-            self.wake.clear()
-            delay = last + self.period - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-            now = time.monotonic()
-            last = now
-            self.run_due()
-            self.describe()
-            self.flush()
-            if self.report_now.is_set() or now >= next_report:
-                self.report_now.clear()
-                next_report = now + self.report_every if self.report_every > 0 else math.inf
-                logger.info(self.report())
+    def _drain(self) -> None:
         self.run_due()
         self.flush()
-        self.reporter.sweep(force=True)
 
 
 def _is_release(value: Any) -> bool:
     return (isinstance(value, (bool, int, float)) and not isinstance(value, str) and float(value) == 0.0)
-
-
-def note_runtime(away: bool | None, exc: BaseException | None) -> bool:
-    """One log line when the runtime stops answering (or never did, at start) and one when it answers again;
-    returns whether it is away now. ``exc``: the DescribeGraph's error (None: it answered)."""
-    from cadenza.sdk.errors import RequestTimeout, TransportError
-
-    now_away = isinstance(exc, (RequestTimeout, TransportError))
-    if now_away and away is not True:
-        logger.warning("the runtime does not answer (%s); going on: requests go out when it is back", exc)
-    elif not now_away and away:
-        logger.info("the runtime answers again")
-    return now_away
 
 
 def _describe(args: tuple[Any, ...]) -> str:
@@ -952,7 +752,6 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
     out = OscOut(client, targets, echo_params=config.echo_params, level_hz=config.level_hz,
                  audio_endpoint=audio) if targets else None
     stop = stop or threading.Event()
-    finished = threading.Event()
     root = logging.getLogger()
     if not root.handlers:  # else someone (an embedding program) routes them already
         root.addHandler(_RootToBridge())
@@ -963,22 +762,8 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
         if out is not None:
             print(out.stats.summary(), flush=True)
 
-    def watchdog() -> None:  # SIGTERM is honoured within a second, even if the runtime does not answer
-        if not finished.wait(0.8):
-            bridge.reporter.sweep(force=True)
-            final_lines()
-            os._exit(0)
-
-    def on_signal(*_: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            threading.Thread(target=watchdog, name="cadenza-osc-exit", daemon=True).start()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        if hasattr(signal, "SIGUSR1"):
-            signal.signal(signal.SIGUSR1, lambda *_: bridge.report_now.set())
+    process = BridgeProcess("osc", bridge, stop, final_lines)
+    process.install()
     receiver = threading.Thread(target=_receive, args=(sock, bridge, stop), name="cadenza-osc-udp", daemon=True)
     try:
         if config.graph:
@@ -1007,10 +792,7 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
         if receiver.is_alive():
             receiver.join(1.0)
         sock.close()
-        bridge.flush()
-        bridge.reporter.sweep(force=True)
-        client.close()
-        finished.set()
+        process.finish(client)
         final_lines()
     return 0
 

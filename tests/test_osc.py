@@ -31,12 +31,11 @@ import pytest
 pytest.importorskip("pythonosc")
 from pythonosc.udp_client import SimpleUDPClient  # noqa: E402
 
+from cadenza.runtime.bridge_process import LINES_BURST, Reporter  # noqa: E402
 from cadenza.runtime.osc import (  # noqa: E402
-    LINES_BURST,
     Bridge,
     BridgeStats,
     OscDecodeError,
-    Reporter,
     check_listen,
     decode_packet,
     parse_listen,

@@ -13,8 +13,8 @@ Threads::
                             1 ms → :meth:`MidiBridge.receive`: decode the bytes (:func:`~.ports.decode`:
                             running-status garbage, truncated messages, sysex are counted, never raised), look
                             the message up in the mapping, compute the value with the graph's range →
-                            :class:`~cadenza.runtime.osc.Coalescer`, wake the main thread. Never waits for the
-                            runtime; a problem goes to the rate-limited reporter (a log line at most).
+                            :class:`~cadenza.runtime.bridge_process.Coalescer`, wake the main thread. Never waits
+                            for the runtime; a problem goes to the rate-limited reporter (a log line at most).
     main thread             when something arrives: at once when the last send is a period (10 ms) ago or
                             more, else at the period's end (a flood is one request a period): take the batch →
                             one ``set_many`` with the latest value of each parameter, one ``set_controls(notes=…)``
@@ -25,10 +25,12 @@ Threads::
 A flood of 10,000 CCs therefore costs the runtime at most one ``SetParameters``
 per period. Bad input (wrong channel, unmapped messages, sysex, running-status
 garbage, a note-off without its note-on, unknown names) is counted by kind and
-reported by the OSC bridge's :class:`~cadenza.runtime.osc.Reporter`: one line
+reported by the bridges' :class:`~cadenza.runtime.bridge_process.Reporter`: one line
 per (where, kind) every few seconds, with "… and N more like it", a few lines a
 second in all. The counters are printed at exit and logged on SIGUSR1 and every
-``--report-every`` seconds. SIGTERM/SIGINT end the bridge within a second.
+``--report-every`` seconds. SIGTERM/SIGINT end the bridge within a second (the
+period loop and this lifecycle are :mod:`cadenza.runtime.bridge_process`, shared
+with ``cadenza osc``).
 
 System real-time and common messages (clock, start/stop, song position) are
 handed to :attr:`MidiBridge.system` when set (MIDI clock in, :mod:`.clock`),
@@ -40,8 +42,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
-import signal
 import sys
 import threading
 import time
@@ -53,15 +53,7 @@ from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.midi.mapping import Binding, Mapping, check_against, load_mapping
 from cadenza.runtime.logs import printable
 from cadenza.runtime.midi.ports import MidiDecodeError, decode, watch_port
-from cadenza.runtime.osc import (
-    ACTIONS_PER_PERIOD,
-    ACTIONS_PER_SECOND,
-    DESCRIBE_EVERY_S,
-    DESCRIBE_SOON_S,
-    Coalescer,
-    Reporter,
-    note_runtime,
-)
+from cadenza.runtime.bridge_process import ACTIONS_PER_SECOND, BridgeProcess, CoalescingBridge
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +97,7 @@ def _where(kind: str, channel: int, number: int | None = None) -> str:
     return f"ch{channel + 1} {what}"
 
 
-class MidiBridge:
+class MidiBridge(CoalescingBridge):
     """MIDI messages → coalesced requests to ``target`` (the SDK ``Client``) by a :class:`Mapping`.
 
     :meth:`receive` is thread-safe and never raises or blocks; :meth:`flush`, :meth:`describe` and :meth:`run`
@@ -115,29 +107,15 @@ class MidiBridge:
                  log: Callable[[str], None] | None = None, report_every: float = 60.0) -> None:
         if not (isinstance(period, (int, float)) and math.isfinite(period) and 0.001 <= period <= 1.0):
             raise UsageError(f"must be between 1 and 1000 ms, got {period * 1000!r}", where="--period")
-        self.target = target
-        self.period = float(period)
-        self.stats = MidiStats()
-        self.log = log or logger.warning
-        self._count_lock = threading.Lock()
-        self.reporter = Reporter(self.log, self.stats, self._count_lock)
-        self.coalescer = Coalescer(ACTIONS_PER_PERIOD)
-        self.report_every = report_every
-        self.report_now = threading.Event()
-        self.wake = threading.Event()
+        super().__init__(target, MidiStats(), period=period, log=log, report_every=report_every, logger=logger)
+        self.stats: MidiStats
         #: called with (status byte, value, arrival time.monotonic()) for system messages (MIDI clock in)
         self.system: Callable[[int, int, float], None] | None = None
-        self._graph: Any = None
         self._signature: Any = None
-        self._described_at = -math.inf
-        self._away: bool | None = None  # the runtime did not answer the last DescribeGraph (None: not asked yet)
-        self._describe_soon = False
         self._notes_lock = threading.Lock()
         self._held: dict[tuple[int, int], int] = {}  # (channel, note) → velocity, notes for the notes control
         self._notes_dirty = False
         self._msb: dict[tuple[int, int], int] = {}  # (channel, cc14 MSB number) → last MSB
-        self._action_tokens = ACTIONS_PER_SECOND
-        self._action_filled = time.monotonic()
         self.set_mapping(mapping)
 
     def set_mapping(self, mapping: Mapping) -> None:
@@ -166,10 +144,6 @@ class MidiBridge:
         self._signature = None  # check against the graph again
 
     # ----------------------------------------------------------------- receiving thread
-
-    def _add(self, counter: str, n: int = 1) -> None:
-        with self._count_lock:
-            setattr(self.stats, counter, getattr(self.stats, counter) + n)
 
     def receive(self, data: list[int] | bytes | tuple[int, ...], port: str = "") -> None:
         """One MIDI event's bytes. Never raises, never blocks."""
@@ -347,21 +321,15 @@ class MidiBridge:
         """Ask the runtime what its graph offers (every few seconds, sooner after an unknown name); when the graph
         changed, check the mapping against it and log each name it lacks."""
         describe = getattr(self.target, "describe", None)
-        if describe is None:
+        if describe is None or not self._describe_due(force):
             return
-        now = time.monotonic()
-        since = now - self._described_at
-        if not (force or since >= DESCRIBE_EVERY_S or (self._describe_soon and since >= DESCRIBE_SOON_S)):
-            return
-        self._described_at = now
-        self._describe_soon = False
         try:
             graph = describe()
         except CadenzaError as exc:
             self._graph = None  # no graph yet, or the runtime away: values go out unchecked
-            self._away = note_runtime(self._away, exc)
+            self._answered(exc)
             return
-        self._away = note_runtime(self._away, None)
+        self._answered(None)
         self._graph = graph
         signature = (graph.name, tuple(graph.parameters), tuple(graph.states), tuple(graph.triggers))
         if signature != self._signature:
@@ -415,16 +383,6 @@ class MidiBridge:
                                       f"{where}: {_one_line(exc)}")
         return True
 
-    def _action_token(self) -> bool:
-        now = time.monotonic()
-        self._action_tokens = min(ACTIONS_PER_SECOND, self._action_tokens + (now - self._action_filled)
-                                  * ACTIONS_PER_SECOND)
-        self._action_filled = now
-        if self._action_tokens >= 1.0:
-            self._action_tokens -= 1.0
-            return True
-        return False
-
     def _send_values(self, pending: dict[str, float | str]) -> None:
         for _ in range(8):  # a refused name is taken out and the rest sent again, a few times at most
             if not pending:
@@ -447,34 +405,12 @@ class MidiBridge:
             self._add("values_sent", len(pending))
             return
 
-    def report(self) -> str:
-        with self._count_lock:
-            return f"{self.stats.summary()[len('cadenza midi: '):]}; {self.stats.problems_line()}"
-
-    def run(self, stop: threading.Event) -> None:
-        """Flush what arrives, at most once per period, until ``stop``.
-
-        A message that arrives when the last send is a period ago or more goes out at once; one that arrives
-        sooner waits for the period's end (so a flood is one request a period). Idle wake-ups (every period, for
-        the log and the graph's description) do not count as sends, so they add no wait."""
-        last_send = -math.inf
-        next_report = time.monotonic() + self.report_every if self.report_every > 0 else math.inf
-        while not stop.is_set():
-            self.wake.wait(self.period)
-            self.wake.clear()
-            delay = last_send + self.period - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-            if self.flush():
-                last_send = time.monotonic()
-            self.describe()
-            now = time.monotonic()
-            if self.report_now.is_set() or now >= next_report:
-                self.report_now.clear()
-                next_report = now + self.report_every if self.report_every > 0 else math.inf
-                logger.info(self.report())
-        self.flush()
-        self.reporter.sweep(force=True)
+    def _tick(self, now: float) -> float | None:
+        # idle wake-ups (every period, for the log and the graph's description) do not count as sends, so a lone
+        # message after one goes out at once
+        sent_at = time.monotonic() if self.flush() else None
+        self.describe()
+        return sent_at
 
 
 def _one_line(exc: BaseException) -> str:
@@ -521,28 +457,13 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
     client = Client(control, events, timeout=config.timeout, name="cadenza-midi")
     bridge = MidiBridge(client, mapping, period=config.period_ms / 1000.0, report_every=config.report_every)
     stop = stop or threading.Event()
-    finished = threading.Event()
 
     def final_lines() -> None:
         print(bridge.stats.summary(), flush=True)
         print(f"cadenza midi: {bridge.stats.problems_line()}", flush=True)
 
-    def watchdog() -> None:  # SIGTERM is honoured within a second, even if the runtime does not answer
-        if not finished.wait(0.8):
-            bridge.reporter.sweep(force=True)
-            final_lines()
-            os._exit(0)
-
-    def on_signal(*_: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            threading.Thread(target=watchdog, name="cadenza-midi-exit", daemon=True).start()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        if hasattr(signal, "SIGUSR1"):
-            signal.signal(signal.SIGUSR1, lambda *_: bridge.report_now.set())
+    process = BridgeProcess("midi", bridge, stop, final_lines)
+    process.install()
     port = None
     reader: threading.Thread | None = None
     at_exit: Callable[[], None] | None = None
@@ -576,10 +497,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
         if port is not None:
             port.close()
         bridge.release_notes()  # no note stays held in the runtime after the bridge
-        bridge.flush()
-        bridge.reporter.sweep(force=True)
-        client.close()
-        finished.set()
+        process.finish(client)
         if port is not None:  # a port that did not open: the error line alone (no counters of a bridge never run)
             final_lines()
     return 0
