@@ -687,3 +687,24 @@ def test_subscribe_names_an_unknown_topic() -> None:
         wire.decode_request(env.SerializeToString())
     assert err.value.code == pb.Error.UNKNOWN_NAME
     assert err.value.field == "subscribe.topics[1]" and "'beats'" in str(err.value)
+
+
+def test_envelope_to_json_kept_reply_bodies_read_as_json_format_writes_them() -> None:
+    """A reply's JSON is kept per body (only its request id is put in): byte for byte what json_format writes, for
+    every id, a body that quotes an id, and messages without an id (events: never kept)."""
+    from google.protobuf import json_format
+
+    def reference(data: bytes) -> str:
+        envelope = pb.Envelope.FromString(data)
+        return json.dumps(json_format.MessageToDict(envelope, always_print_fields_with_no_presence=True),
+                          separators=(",", ":"), ensure_ascii=False)
+
+    bodies = [pb.Ok(), pb.Ok(warnings=['"requestId":"5" é']),
+              pb.Error(code=E.BAD_VALUE, field="set_parameters.values[0].number", message="requestId 5")]
+    cases = [wire.encode_reply(rid, body) for rid in (5, 1, 2**64 - 1, 55, 5) for body in bodies]
+    event = pb.Envelope()
+    event.event.topic = "beat"
+    cases.append(event.SerializeToString())
+    for data in cases + cases:
+        assert wire.envelope_to_json(data) == reference(data)
+    assert json.loads(wire.envelope_to_json(wire.encode_reply(2**64 - 1, pb.Ok())))["requestId"] == str(2**64 - 1)
