@@ -255,14 +255,16 @@ def rows(quick: bool) -> list[Row]:
                             "loop (protobuf for ZeroMQ and binary frames, json.dumps/json.loads for JSON frames, "
                             "which carry the fields a page sets: defaults left out).")
                     if key == "ws_json" and w50 / z50 > 2.0:
-                        note += (" JSON over 2×: protobuf's JSON mapping (google.protobuf.json_format) is pure "
-                                 "Python, about 40 µs of CPU per request and reply on an idle core (ParseDict, "
-                                 "MessageToDict), in the runtime's process, where the gateway thread shares the GIL "
-                                 "with the control and generation threads (measured per stage on a loaded box: the "
-                                 "runtime's answer takes 60-100 µs longer to come back after a JSON request than "
-                                 "after the same request in binary). A gateway in a child process of its own "
-                                 "(own GIL, TCP to the control socket) measured no better: its extra hop costs as "
-                                 "much.")
+                        note += (" JSON over 2×: measured per stage in the gateway thread (perf_counter_ns and "
+                                 "thread_time_ns, a loaded 2-core box): request_from_json (json_format.ParseDict, "
+                                 "pure Python) takes ~45 µs of the thread's own CPU in the runtime's process (~20 µs "
+                                 "in a hot loop); the reply's mapping ~3 µs (json_format's text is kept per reply "
+                                 "body); and the reply's socket write, which lets go of the GIL, waits ~45 µs for "
+                                 "another runtime thread in about half of the JSON round trips against a third of "
+                                 "the binary ones. Client side, json.dumps/json.loads cost less than protobuf's "
+                                 "encode/decode, and text frames cost what binary ones do. A gateway in a child process "
+                                 "of its own (own GIL, TCP to the control socket) measured no better: its extra hop "
+                                 "costs as much.")
                     out.append(Row(f"SetParameters round trip over WebSocket, {what} ({n} per run, one in flight)",
                                    f"median {w50:.0f} µs, p99 {w99:.0f} µs",
                                    f"ZeroMQ control socket: median {z50:.0f} µs, p99 {z99:.0f} µs",
