@@ -17,6 +17,7 @@ decodes and sends stays in its own module (:mod:`cadenza.runtime.osc`, :mod:`cad
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import os
@@ -26,6 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from cadenza.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ __all__ = [
     "CoalescingBridge",
     "ProblemCounts",
     "Reporter",
+    "add_period_arguments",
+    "check_report_every",
     "note_runtime",
 ]
 
@@ -245,6 +250,24 @@ class CoalescingBridge:
             return True
         return False
 
+    def _action_allowed(self, where: str) -> bool:
+        """Whether a trigger/state request may go out now; if not, a ``too_many_actions`` problem at ``where``."""
+        if self._action_token():
+            return True
+        self.reporter.problem("too_many_actions", where, f"{where}: more than {ACTIONS_PER_SECOND:g} "
+                              "triggers and state requests a second; dropped")
+        return False
+
+    def _act(self, kind: str, name: str) -> None:
+        """Send one trigger (``kind`` ``"trigger"``) or state request and count it; a refusal raises
+        :class:`~cadenza.errors.CadenzaError` (the bridge reports it in its own words)."""
+        if kind == "trigger":
+            self.target.trigger(name)
+            self._add("triggers")
+        else:
+            self.target.set_state(name)
+            self._add("states")
+
     def _describe_due(self, force: bool) -> bool:
         """Whether to describe the graph now (every few seconds, sooner after an unknown name); if so, from now."""
         now = time.monotonic()
@@ -300,6 +323,25 @@ class CoalescingBridge:
                 self.logger.info(self.report())
         self._drain()
         self.reporter.sweep(force=True)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def add_period_arguments(p: argparse.ArgumentParser, default_period: float) -> None:
+    """``--period``, ``--timeout`` and ``--report-every``, the same for every bridge command."""
+    p.add_argument("--period", type=float, default=default_period * 1000, metavar="MS",
+                   help="coalescing period: updates within it go out as one request (default 10 ms)")
+    p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="seconds to wait for each reply")
+    p.add_argument("--report-every", type=float, default=60.0, metavar="S",
+                   help="log the counters (messages, problems by kind) this often (default 60 s; 0: only at exit "
+                        "and on SIGUSR1)")
+
+
+def check_report_every(seconds: float) -> None:
+    """``--report-every`` is 0 (never) or 1 s to a day."""
+    if not (seconds == 0 or 1.0 <= seconds <= 86_400):
+        raise UsageError(f"must be 0 (never) or 1 to 86400 s, got {seconds!r}", where="--report-every")
 
 
 # --------------------------------------------------------------------------- the process

@@ -69,11 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cadenza.errors import CadenzaError, UsageError
-from cadenza.runtime.bridge_process import (
-    ACTIONS_PER_SECOND,
-    BridgeProcess,
-    CoalescingBridge,
-)
+from cadenza.runtime.bridge_process import BridgeProcess, CoalescingBridge, add_period_arguments, check_report_every
 
 logger = logging.getLogger(__name__)
 
@@ -542,9 +538,7 @@ class Bridge(CoalescingBridge):
             self._send_values(batch.values)
         for kind, name in batch.actions:
             address = f"/cadenza/trigger/{name}" if kind == "trigger" else f"/cadenza/state {name}"
-            if not self._action_token():
-                self.reporter.problem("too_many_actions", address, f"{address}: more than {ACTIONS_PER_SECOND:g} "
-                                      "triggers and state requests a second; dropped")
+            if not self._action_allowed(address):
                 continue
             self._send_action(kind, name, address)
 
@@ -597,12 +591,7 @@ class Bridge(CoalescingBridge):
 
     def _send_action(self, kind: str, name: str, address: str) -> None:
         try:
-            if kind == "trigger":
-                self.target.trigger(name)
-                self._add("triggers")
-            else:
-                self.target.set_state(name)
-                self._add("states")
+            self._act(kind, name)
         except CadenzaError as exc:
             code = str(getattr(exc, "code", "") or type(exc).__name__)
             if code == "UNKNOWN_NAME":
@@ -733,8 +722,7 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
     audio = config.audio or endpoint_source("audio_int16")[0]
     if not (1.0 <= config.period_ms <= 1000.0):
         raise UsageError(f"must be between 1 and 1000 ms, got {config.period_ms!r}", where="--period")
-    if not (config.report_every == 0 or 1.0 <= config.report_every <= 86_400):
-        raise UsageError(f"must be 0 (never) or 1 to 86400 s, got {config.report_every!r}", where="--report-every")
+    check_report_every(config.report_every)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         sock = socket.socket(infos[0][0], socket.SOCK_DGRAM)
@@ -822,12 +810,7 @@ def add_osc_command(sub: Any) -> argparse.ArgumentParser:
                    "else tcp://127.0.0.1:5556)")
     p.add_argument("--graph", metavar="FILE", help="load this style graph into the runtime at start "
                    "(and again if the runtime restarts)")
-    p.add_argument("--period", type=float, default=DEFAULT_PERIOD * 1000, metavar="MS",
-                   help="coalescing period: updates within it go out as one request (default 10 ms)")
-    p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="seconds to wait for each reply")
-    p.add_argument("--report-every", type=float, default=60.0, metavar="S",
-                   help="log the counters (messages, problems by kind) this often (default 60 s; 0: only at exit "
-                        "and on SIGUSR1)")
+    add_period_arguments(p, DEFAULT_PERIOD)
     p.add_argument("--send", action="append", metavar="HOST:PORT",
                    help="OSC out (repeatable): send /cadenza/beat, /bar, /state, /stinger, /level to this address, "
                         "each when it is heard (loopback unless --insecure)")

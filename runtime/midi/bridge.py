@@ -53,7 +53,7 @@ from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.midi.mapping import Binding, Mapping, check_against, load_mapping
 from cadenza.runtime.logs import printable
 from cadenza.runtime.midi.ports import MidiDecodeError, decode, watch_port
-from cadenza.runtime.bridge_process import ACTIONS_PER_SECOND, BridgeProcess, CoalescingBridge
+from cadenza.runtime.bridge_process import BridgeProcess, CoalescingBridge, add_period_arguments, check_report_every
 
 logger = logging.getLogger(__name__)
 
@@ -366,17 +366,10 @@ class MidiBridge(CoalescingBridge):
                 self.reporter.problem("notes_refused", "notes", f"notes {notes}: {_one_line(exc)}")
         for kind, name in batch.actions:
             where = f"{kind} {name}"
-            if not self._action_token():
-                self.reporter.problem("too_many_actions", where, f"{where}: more than {ACTIONS_PER_SECOND:g} "
-                                      "triggers and state requests a second; dropped")
+            if not self._action_allowed(where):
                 continue
             try:
-                if kind == "trigger":
-                    self.target.trigger(name)
-                    self._add("triggers")
-                else:
-                    self.target.set_state(name)
-                    self._add("states")
+                self._act(kind, name)
             except CadenzaError as exc:
                 self._describe_soon = True
                 self.reporter.problem(str(getattr(exc, "code", "") or type(exc).__name__).lower(), where,
@@ -451,8 +444,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
     mapping = load_mapping(config.mapping)
     control, control_from = (config.control, "--control") if config.control else endpoint_source("control")
     events = config.events or endpoint_source("events")[0]
-    if not (config.report_every == 0 or 1.0 <= config.report_every <= 86_400):
-        raise UsageError(f"must be 0 (never) or 1 to 86400 s, got {config.report_every!r}", where="--report-every")
+    check_report_every(config.report_every)
     api = choose_api(config.api)
     client = Client(control, events, timeout=config.timeout, name="cadenza-midi")
     bridge = MidiBridge(client, mapping, period=config.period_ms / 1000.0, report_every=config.report_every)
@@ -578,11 +570,7 @@ def add_midi_command(sub: Any) -> argparse.ArgumentParser:
                    "$CADENZA_CONTROL, else tcp://127.0.0.1:5555)")
     p.add_argument("--events", metavar="ENDPOINT", help="the runtime's events endpoint (default $CADENZA_EVENTS, "
                    "else tcp://127.0.0.1:5556)")
-    p.add_argument("--period", type=float, default=DEFAULT_PERIOD * 1000, metavar="MS",
-                   help="coalescing period: updates within it go out as one request (default 10 ms)")
-    p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="seconds to wait for each reply")
-    p.add_argument("--report-every", type=float, default=60.0, metavar="S",
-                   help="log the counters this often (default 60 s; 0: only at exit and on SIGUSR1)")
+    add_period_arguments(p, DEFAULT_PERIOD)
     # MIDI clock out/in (runtime/midi/clock.py): --clock-out/--clock-in set args.midi_extra (run_bridge's ``extra``)
     from cadenza.runtime.midi.clock import add_clock_arguments
 

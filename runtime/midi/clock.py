@@ -298,6 +298,16 @@ def _jack() -> Any:
     return jack
 
 
+def _jack_client(client_name: str, *, where: str) -> Any:
+    """A JACK client on the running server (never one started for us); :class:`NoJackServer` when none runs."""
+    jack = _jack()
+    try:
+        return jack.Client(client_name, no_start_server=True)
+    except jack.JackOpenError as exc:
+        raise NoJackServer("no JACK server is running; start jackd (or set JACK_DEFAULT_SERVER to the server's "
+                           "name), or --clock-api rtmidi", where=where) from exc
+
+
 class _JackTime:
     """JACK frames → Unix time: ``jack_frames_to_time`` (the period's place on JACK's clock) + JACK-to-Unix offset."""
 
@@ -401,12 +411,7 @@ class JackClockOut(ClockOut):
 
     def __init__(self, target: str | None, *, client_name: str = "cadenza-clock-out", latency: float = 0.0) -> None:
         super().__init__()
-        jack = _jack()
-        try:
-            self.client = jack.Client(client_name, no_start_server=True)
-        except jack.JackOpenError as exc:
-            raise NoJackServer("no JACK server is running; start jackd (or set JACK_DEFAULT_SERVER to the server's "
-                               "name), or --clock-api rtmidi", where="--clock-out") from exc
+        self.client = _jack_client(client_name, where="--clock-out")
         self.port = self.client.midi_outports.register("clock")
         self.time = _JackTime(self.client)
         # JACK's process thread needs the GIL every period (2.7 ms at 128 frames): hand it over sooner than 5 ms
@@ -749,12 +754,7 @@ class JackClockIn:
 
     def __init__(self, source: str | None, handle: Callable[[bytes, float, float], None], *,
                  client_name: str = "cadenza-clock-in") -> None:
-        jack = _jack()
-        try:
-            self.client = jack.Client(client_name, no_start_server=True)
-        except jack.JackOpenError as exc:
-            raise NoJackServer("no JACK server is running; start jackd (or set JACK_DEFAULT_SERVER to the server's "
-                               "name), or --clock-api rtmidi", where="--clock-in") from exc
+        self.client = _jack_client(client_name, where="--clock-in")
         self.port = self.client.midi_inports.register("clock")
         self.time = _JackTime(self.client)
         self.inbox: deque[tuple[bytes, float, float]] = deque(maxlen=4096)
