@@ -42,6 +42,7 @@ __all__ = [
     "LINES_PER_SECOND",
     "REPORT_WINDOW_S",
     "Batch",
+    "BridgeCounts",
     "BridgeProcess",
     "Coalescer",
     "CoalescingBridge",
@@ -66,10 +67,38 @@ EXIT_GRACE_S = 0.8  # after SIGTERM/SIGINT: the watchdog ends the process if the
 
 
 class ProblemCounts(Protocol):
-    """What :class:`Reporter` counts into: a bridge's stats (``BridgeStats``, ``MidiStats``)."""
+    """What :class:`Reporter` counts into: a bridge's stats (a :class:`BridgeCounts`), or a test's."""
 
     refused: int
     problems: dict[str, int]
+
+
+@dataclass
+class BridgeCounts:
+    """The counters every bridge keeps; a bridge's stats add their own and write the exit lines
+    (``summary()``, ``problems_line()``)."""
+
+    messages: int = 0  # inputs received (OSC messages, bundles counting each; MIDI events)
+    parameter_updates: int = 0  # accepted inputs that set a parameter
+    set_requests: int = 0  # SetParameters sent (each carries one period's coalesced updates)
+    values_sent: int = 0  # parameter values in those requests
+    triggers: int = 0
+    states: int = 0
+    refused: int = 0  # inputs or values dropped: malformed, unknown, bad, runtime away, over the bounds
+    periods: int = 0  # control periods with something to send
+    problems: dict[str, int] = field(default_factory=dict)  # kind → how many (clamped values included)
+
+    def problem_kinds(self) -> str:
+        """``"kind n, kind n"`` sorted by kind, or ``"none"``."""
+        return ", ".join(f"{k} {n}" for k, n in sorted(self.problems.items())) or "none"
+
+    def summary(self) -> str:
+        """The first exit line, ``"cadenza COMMAND: …"`` (the bridge's stats say it)."""
+        raise NotImplementedError
+
+    def problems_line(self) -> str:
+        """The second exit line, after ``"cadenza COMMAND: "``: the bridge's own counters, the problems by kind."""
+        raise NotImplementedError
 
 
 class Reporter:
@@ -215,7 +244,7 @@ class CoalescingBridge:
     :attr:`reporter`, the :attr:`coalescer`, the actions' token bucket, when to describe the graph again, and
     :meth:`run`, the control-period loop. A bridge subclasses it and gives :meth:`_tick` (one period's work)."""
 
-    def __init__(self, target: Any, stats: Any, *, period: float, log: Callable[[str], None] | None,
+    def __init__(self, target: Any, stats: BridgeCounts, *, period: float, log: Callable[[str], None] | None,
                  report_every: float, logger: logging.Logger) -> None:
         self.target = target
         self.period = float(period)

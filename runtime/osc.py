@@ -69,7 +69,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cadenza.errors import CadenzaError, UsageError
-from cadenza.runtime.bridge_process import BridgeProcess, CoalescingBridge, add_period_arguments, check_report_every
+from cadenza.runtime.bridge_process import (
+    BridgeCounts,
+    BridgeProcess,
+    CoalescingBridge,
+    add_period_arguments,
+    check_report_every,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -278,20 +284,11 @@ def _tags_of(args: tuple[Any, ...]) -> str:
 
 
 @dataclass
-class BridgeStats:
+class BridgeStats(BridgeCounts):
     """What the bridge did; :meth:`summary` and :meth:`problems_line` are the lines it prints at exit."""
 
-    messages: int = 0  # OSC messages received (bundles count each message)
-    parameter_updates: int = 0  # accepted /cadenza/param messages
-    set_requests: int = 0  # SetParameters sent (each carries one period's coalesced updates)
-    values_sent: int = 0  # parameter values in those requests
-    triggers: int = 0
-    states: int = 0
-    refused: int = 0  # messages or values dropped: malformed, unknown, bad, runtime away, over the bounds
-    periods: int = 0  # control periods with something to send
     datagrams: int = 0  # UDP datagrams received
     scheduled: int = 0  # messages held for a future timetag
-    problems: dict[str, int] = field(default_factory=dict)  # kind → how many (clamped values included)
 
     def summary(self) -> str:
         return (f"cadenza osc: {self.messages} messages, {self.parameter_updates} parameter updates -> "
@@ -299,8 +296,8 @@ class BridgeStats:
                 f"{self.states} states, {self.refused} refused")
 
     def problems_line(self) -> str:
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.problems.items())) or "none"
-        return (f"{self.datagrams} datagrams, {self.scheduled} scheduled by timetag; problems by kind: {kinds}")
+        return (f"{self.datagrams} datagrams, {self.scheduled} scheduled by timetag; "
+                f"problems by kind: {self.problem_kinds()}")
 
 
 def _one_line(exc: BaseException) -> str:

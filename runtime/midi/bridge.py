@@ -53,7 +53,13 @@ from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.midi.mapping import Binding, Mapping, check_against, load_mapping
 from cadenza.runtime.logs import printable
 from cadenza.runtime.midi.ports import MidiDecodeError, decode, watch_port
-from cadenza.runtime.bridge_process import BridgeProcess, CoalescingBridge, add_period_arguments, check_report_every
+from cadenza.runtime.bridge_process import (
+    BridgeCounts,
+    BridgeProcess,
+    CoalescingBridge,
+    add_period_arguments,
+    check_report_every,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,20 +71,11 @@ CLIENT_NAME = "cadenza-midi"
 
 
 @dataclass
-class MidiStats:
+class MidiStats(BridgeCounts):
     """What the bridge did; :meth:`summary` and :meth:`problems_line` are the lines it prints at exit."""
 
-    messages: int = 0  # MIDI events received
-    parameter_updates: int = 0  # mapped messages that set a parameter
-    set_requests: int = 0  # SetParameters sent (each carries one period's coalesced updates)
-    values_sent: int = 0
-    triggers: int = 0
-    states: int = 0
     note_sets: int = 0  # SetControls(notes) sent
-    refused: int = 0
-    periods: int = 0
     system: int = 0  # clock, start/stop, song position … (handed on, or ignored)
-    problems: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (f"cadenza midi: {self.messages} messages, {self.parameter_updates} parameter updates -> "
@@ -86,8 +83,7 @@ class MidiStats:
                 f"{self.states} states, {self.note_sets} note sets, {self.refused} refused")
 
     def problems_line(self) -> str:
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.problems.items())) or "none"
-        return f"{self.periods} periods, {self.system} system messages; problems by kind: {kinds}"
+        return f"{self.periods} periods, {self.system} system messages; problems by kind: {self.problem_kinds()}"
 
 
 def _where(kind: str, channel: int, number: int | None = None) -> str:
