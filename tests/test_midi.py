@@ -29,10 +29,10 @@ from cadenza.runtime.midi.bridge import MidiBridge
 from cadenza.runtime.midi.mapping import Mapping, MappingError, load_mapping, parse_mapping
 from cadenza.runtime.midi.ports import MidiDecodeError, decode
 from cadenza.sdk.client import Client
-from server_harness import require
+from command_process import CommandProcess
+from server_harness import free_ports, require
 
 REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT_S = 60.0
 SUMMARY = re.compile(r"cadenza midi: (\d+) messages, (\d+) parameter updates -> (\d+) SetParameters \((\d+) values\), "
                      r"(\d+) triggers, (\d+) states, (\d+) note sets, (\d+) refused")
 PROBLEMS = re.compile(r"cadenza midi: (\d+) periods, (\d+) system messages; problems by kind: (.*)")
@@ -288,68 +288,12 @@ def sender(jack: str) -> Iterator[Sender]:
     s.close()
 
 
-class Proc:
-    def __init__(self, args: list[str], folder: Path, name: str) -> None:
-        self.out = folder / f"{name}.out"
-        self.err = folder / f"{name}.err"
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cadenza", *args], stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL, env=dict(os.environ))
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT_S) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.stdout)
-            if m is not None:
-                return m
-            if self.proc.poll() is not None:
-                m = re.search(pattern, self.stdout)
-                if m is not None:
-                    return m
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"no {pattern!r} from {self.proc.args!r}: rc={self.proc.returncode}\n"
-                             f"stdout: {self.stdout}\nstderr: {self.stderr}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 class Runtime:
     def __init__(self, folder: Path) -> None:
         graph = folder / "graph.yaml"
         graph.write_text(GRAPH)
-        self.control, self.events = (f"tcp://127.0.0.1:{p}" for p in _free_ports(2))
-        self.proc = Proc(["serve", "--sink", "null", "--graph", str(graph), "--control", self.control, "--events",
+        self.control, self.events = (f"tcp://127.0.0.1:{p}" for p in free_ports(2))
+        self.proc = CommandProcess(["serve", "--sink", "null", "--graph", str(graph), "--control", self.control, "--events",
                           self.events, "--audio", "none"], folder, "serve")
         self.proc.wait_for(r"cadenza serve: ready")
         self.client = Client(self.control, self.events, heartbeat=0)
@@ -372,14 +316,14 @@ def runtime(jack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
 _bridges = iter(range(1_000_000))
 
 
-def _start_bridge(runtime: Runtime, sender: Sender, folder: Path, *args: str) -> tuple[Proc, str]:
+def _start_bridge(runtime: Runtime, sender: Sender, folder: Path, *args: str) -> tuple[CommandProcess, str]:
     client = f"cadenza-midi-t{next(_bridges)}"
-    proc = Proc(["midi", *args, "--api", "jack", "--virtual", "--client-name", client, "--connect", sender.port,
+    proc = CommandProcess(["midi", *args, "--api", "jack", "--virtual", "--client-name", client, "--connect", sender.port,
                  "--control", runtime.control, "--events", runtime.events], folder, client)
     return proc, client
 
 
-def _counters(proc: Proc) -> tuple[list[int], dict[str, int]]:
+def _counters(proc: CommandProcess) -> tuple[list[int], dict[str, int]]:
     m = SUMMARY.search(proc.stdout)
     p = PROBLEMS.search(proc.stdout)
     assert m is not None and p is not None, f"no counters in {proc.stdout!r}"
@@ -446,7 +390,7 @@ def test_the_input_port_going_and_coming_back_is_logged(runtime: Runtime, jack: 
     mapping = tmp_path / "rig.yaml"
     mapping.write_text(MAPPING)
     source = Sender("kbd-watch")
-    bridge = Proc(["midi", "--map", str(mapping), "--api", "jack", "--port", "kbd-watch", "--client-name",
+    bridge = CommandProcess(["midi", "--map", str(mapping), "--api", "jack", "--port", "kbd-watch", "--client-name",
                    "cadenza-midi-watch", "--control", runtime.control, "--events", runtime.events], tmp_path, "watch")
     try:
         bridge.wait_for(r"listening on kbd-watch:out")

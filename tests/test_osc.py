@@ -42,11 +42,11 @@ from cadenza.runtime.osc import (  # noqa: E402
 )
 from cadenza.sdk.client import Client  # noqa: E402
 from cadenza.sdk.errors import BadValue, NotReady, RequestTimeout, ServerError, UnknownName  # noqa: E402
-from server_harness import require  # noqa: E402
+from command_process import CommandProcess  # noqa: E402
+from server_harness import free_ports, require  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALLATION = REPO / "examples" / "installation" / "graph.yaml"
-START_TIMEOUT_S = 90.0
 SUMMARY = re.compile(r"cadenza osc: (\d+) messages, (\d+) parameter updates -> (\d+) SetParameters \((\d+) values\), "
                      r"(\d+) triggers, (\d+) states, (\d+) refused")
 
@@ -54,64 +54,11 @@ SUMMARY = re.compile(r"cadenza osc: (\d+) messages, (\d+) parameter updates -> (
 # --------------------------------------------------------------------------- processes
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-class Proc:
-    """A ``python -m cadenza …`` child with stdout/stderr in files (a full pipe can never block it)."""
-
-    def __init__(self, args: list[str], folder: Path, name: str) -> None:
-        self.out = folder / f"{name}.out"
-        self.err = folder / f"{name}.err"
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cadenza", *args], stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL)
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT_S) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.stdout)
-            if m is not None:
-                return m
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"no {pattern!r} from {self.proc.args!r}: rc={self.proc.returncode}\n"
-                             f"stdout: {self.stdout}\nstderr: {self.stderr}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
 @dataclass
 class Runtime:
     control: str
     events: str
-    proc: Proc
+    proc: CommandProcess
 
     def status_params(self) -> dict[str, Any]:
         with Client(self.control, self.events, heartbeat=0) as client:
@@ -121,7 +68,7 @@ class Runtime:
 @dataclass
 class OscBridge:
     port: int
-    proc: Proc
+    proc: CommandProcess
 
     def sender(self) -> SimpleUDPClient:
         return SimpleUDPClient("127.0.0.1", self.port)
@@ -138,8 +85,8 @@ class OscBridge:
 
 def _serve(graph: Path, tmp_path: Path) -> Iterator[Runtime]:
     """A runtime playing ``graph`` into the null sink, on free ports (no audio socket)."""
-    control, events = (f"tcp://127.0.0.1:{p}" for p in _free_ports(2))
-    proc = Proc(["serve", "--sink", "null", "--graph", str(graph), "--control", control, "--events", events,
+    control, events = (f"tcp://127.0.0.1:{p}" for p in free_ports(2))
+    proc = CommandProcess(["serve", "--sink", "null", "--graph", str(graph), "--control", control, "--events", events,
                  "--audio", "none"], tmp_path, "serve")
     try:
         proc.wait_for(r"cadenza serve: ready")
@@ -155,7 +102,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
 
 @pytest.fixture
 def bridge(runtime: Runtime, tmp_path: Path) -> Iterator[OscBridge]:
-    proc = Proc(["osc", "--listen", "127.0.0.1:0", "--control", runtime.control, "--events", runtime.events],
+    proc = CommandProcess(["osc", "--listen", "127.0.0.1:0", "--control", runtime.control, "--events", runtime.events],
                 tmp_path, "osc")
     try:
         m = proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)")
@@ -464,7 +411,7 @@ def probe_runtime(tmp_path: Path) -> Iterator[Runtime]:
 
 @pytest.fixture
 def probe_bridge(probe_runtime: Runtime, tmp_path: Path) -> Iterator[OscBridge]:
-    proc = Proc(["osc", "--listen", "127.0.0.1:0", "--control", probe_runtime.control, "--events",
+    proc = CommandProcess(["osc", "--listen", "127.0.0.1:0", "--control", probe_runtime.control, "--events",
                  probe_runtime.events], tmp_path, "osc")
     try:
         m = proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)")
