@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cadenza.errors import UsageError
 
@@ -87,14 +87,21 @@ class BridgeCounts:
     refused: int = 0  # inputs or values dropped: malformed, unknown, bad, runtime away, over the bounds
     periods: int = 0  # control periods with something to send
     problems: dict[str, int] = field(default_factory=dict)  # kind → how many (clamped values included)
+    command: ClassVar[str] = "bridge"  # the command's name in the exit lines ("osc", "midi")
 
     def problem_kinds(self) -> str:
         """``"kind n, kind n"`` sorted by kind, or ``"none"``."""
         return ", ".join(f"{k} {n}" for k, n in sorted(self.problems.items())) or "none"
 
     def summary(self) -> str:
-        """The first exit line, ``"cadenza COMMAND: …"`` (the bridge's stats say it)."""
-        raise NotImplementedError
+        """The first exit line: ``"cadenza COMMAND: N messages, … refused"`` (``COMMAND``: :attr:`command`)."""
+        return (f"cadenza {self.command}: {self.messages} messages, {self.parameter_updates} parameter updates -> "
+                f"{self.set_requests} SetParameters ({self.values_sent} values), {self.triggers} triggers, "
+                f"{self.states} states, {self.more_sent()}{self.refused} refused")
+
+    def more_sent(self) -> str:
+        """What else the bridge sent, for :meth:`summary` (``"N note sets, "``); nothing by default."""
+        return ""
 
     def problems_line(self) -> str:
         """The second exit line, after ``"cadenza COMMAND: "``: the bridge's own counters, the problems by kind."""
@@ -377,20 +384,29 @@ def check_report_every(seconds: float) -> None:
 
 
 class BridgeProcess:
-    """Signals and the exit of a bridge command (``command``: ``"osc"``, ``"midi"``).
+    """Signals and the exit of a bridge command (``cadenza osc``, ``cadenza midi``: its stats' ``command``).
 
     :meth:`install` (main thread only; elsewhere a no-op) makes SIGTERM/SIGINT set ``stop`` and start a watchdog:
-    if :meth:`finished` is not called within :data:`EXIT_GRACE_S` (a runtime that does not answer), the watchdog
-    logs the held-back problem lines, calls ``final_lines`` and ends the process with status 0. SIGUSR1 sets the
-    bridge's ``report_now`` (the counters in the log at the next period)."""
+    if :meth:`finish` is not called within :data:`EXIT_GRACE_S` (a runtime that does not answer), the watchdog
+    logs the held-back problem lines, prints :meth:`final_lines` and ends the process with status 0. SIGUSR1 sets
+    the bridge's ``report_now`` (the counters in the log at the next period). ``more_lines`` gives exit lines
+    after the bridge's own (OSC out's counters)."""
 
-    def __init__(self, command: str, bridge: CoalescingBridge, stop: threading.Event,
-                 final_lines: Callable[[], None]) -> None:
-        self.command = command
+    def __init__(self, bridge: CoalescingBridge, stop: threading.Event,
+                 more_lines: Callable[[], list[str]] | None = None) -> None:
+        self.command = bridge.stats.command
         self.bridge = bridge
         self.stop = stop
-        self.final_lines = final_lines
+        self.more_lines = more_lines
         self._finished = threading.Event()
+
+    def final_lines(self) -> None:
+        """The counters on stdout: ``cadenza COMMAND: N messages, …``, then ``cadenza COMMAND: … problems by
+        kind: …``, then ``more_lines``."""
+        print(self.bridge.stats.summary(), flush=True)
+        print(f"cadenza {self.command}: {self.bridge.stats.problems_line()}", flush=True)
+        for line in self.more_lines() if self.more_lines is not None else ():
+            print(line, flush=True)
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -66,7 +66,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.bridge_process import (
@@ -289,11 +289,7 @@ class BridgeStats(BridgeCounts):
 
     datagrams: int = 0  # UDP datagrams received
     scheduled: int = 0  # messages held for a future timetag
-
-    def summary(self) -> str:
-        return (f"cadenza osc: {self.messages} messages, {self.parameter_updates} parameter updates -> "
-                f"{self.set_requests} SetParameters ({self.values_sent} values), {self.triggers} triggers, "
-                f"{self.states} states, {self.refused} refused")
+    command: ClassVar[str] = "osc"
 
     def problems_line(self) -> str:
         return (f"{self.datagrams} datagrams, {self.scheduled} scheduled by timetag; "
@@ -741,13 +737,7 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
     if not root.handlers:  # else someone (an embedding program) routes them already
         root.addHandler(_RootToBridge())
 
-    def final_lines() -> None:
-        print(bridge.stats.summary(), flush=True)
-        print(f"cadenza osc: {bridge.stats.problems_line()}", flush=True)
-        if out is not None:
-            print(out.stats.summary(), flush=True)
-
-    process = BridgeProcess("osc", bridge, stop, final_lines)
+    process = BridgeProcess(bridge, stop, lambda: [out.stats.summary()] if out is not None else [])
     process.install()
     receiver = threading.Thread(target=_receive, args=(sock, bridge, stop), name="cadenza-osc-udp", daemon=True)
     try:
@@ -778,7 +768,7 @@ def run_bridge(config: OscConfig, *, ready: Callable[[str], None] | None = None,
             receiver.join(1.0)
         sock.close()
         process.finish(client)
-        final_lines()
+        process.final_lines()
     return 0
 
 

@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from cadenza.errors import CadenzaError, UsageError
 from cadenza.runtime.midi.mapping import Binding, Mapping, check_against, load_mapping
@@ -76,11 +76,10 @@ class MidiStats(BridgeCounts):
 
     note_sets: int = 0  # SetControls(notes) sent
     system: int = 0  # clock, start/stop, song position … (handed on, or ignored)
+    command: ClassVar[str] = "midi"
 
-    def summary(self) -> str:
-        return (f"cadenza midi: {self.messages} messages, {self.parameter_updates} parameter updates -> "
-                f"{self.set_requests} SetParameters ({self.values_sent} values), {self.triggers} triggers, "
-                f"{self.states} states, {self.note_sets} note sets, {self.refused} refused")
+    def more_sent(self) -> str:
+        return f"{self.note_sets} note sets, "
 
     def problems_line(self) -> str:
         return f"{self.periods} periods, {self.system} system messages; problems by kind: {self.problem_kinds()}"
@@ -446,11 +445,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
     bridge = MidiBridge(client, mapping, period=config.period_ms / 1000.0, report_every=config.report_every)
     stop = stop or threading.Event()
 
-    def final_lines() -> None:
-        print(bridge.stats.summary(), flush=True)
-        print(f"cadenza midi: {bridge.stats.problems_line()}", flush=True)
-
-    process = BridgeProcess("midi", bridge, stop, final_lines)
+    process = BridgeProcess(bridge, stop)
     process.install()
     port = None
     reader: threading.Thread | None = None
@@ -487,7 +482,7 @@ def run_bridge(config: MidiConfig, *, stop: threading.Event | None = None,
         bridge.release_notes()  # no note stays held in the runtime after the bridge
         process.finish(client)
         if port is not None:  # a port that did not open: the error line alone (no counters of a bridge never run)
-            final_lines()
+            process.final_lines()
     return 0
 
 
