@@ -1171,7 +1171,9 @@ def parse_prompt(text: str) -> ParsedPrompt:
     corrected: list[tuple[str, str]] = []
     tried = list(dict.fromkeys(unknown))[:_CORRECT_WORDS] if not matched else []
     fixes = {w: e for w in tried if (e := _correct(w)) is not None}
-    if fixes:
+    # a misspelt prompt, not noise: at least half of its distinct unknown words read as entries (one lucky near
+    # miss among 199 random words must not turn gibberish into music)
+    if fixes and 2 * len(fixes) >= len(set(unknown)):
         for word in unknown:
             if word in fixes:
                 matched.append(fixes[word])
