@@ -590,7 +590,6 @@ def test_without_a_graph_silence_goes_out_and_prompt_errors_name_the_prompt(
     """Neither --graph nor --prompt: chunks of silence on the audio PUB, contiguous, their stream times those of
     Status; SetPrompts with a prompt of no known word is BAD_VALUE at set_prompts.prompts[i].text, answered fast."""
     import random
-    import string
 
     server = ServeProcess(["--allow-dir", str(tmp_path)], tmp_path, sink="null")
     with server:
