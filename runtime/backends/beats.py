@@ -13,7 +13,9 @@ block, and says where the beats in it are:
    log-normal prior, as beat trackers commonly use) and refined to a
    fractional lag by parabolic interpolation;
 3. **phase** by a comb over the window: the offset whose beat positions
-   collect the most onset strength, most recent beats weighted most.
+   collect the most onset strength: when locking every beat heard counts alike
+   (a bar of syncopated kicks alone can favour the off-beat), while following
+   a locked grid the most recent beats weigh most.
 
 Beats are reported once each, in stream time (samples), with ``estimated=True``
 and a running beat count; bars are counted in 4/4 from the first beat found,
@@ -50,6 +52,8 @@ PHASE_TOLERANCE = 0.2  # of a beat: phase errors followed smoothly
 TEMPO_GAIN, PHASE_GAIN = 0.2, 0.3
 RELOCK_AFTER = 50  # analyses (calls) of lasting disagreement before the grid jumps (2 s of 40 ms blocks)
 LOW_HZ, LOW_BOOST = 200.0, 20.0
+TRACK_DECAY = 0.8  # comb weight per beat back while following a grid: the recent past counts most
+LOCK_DECAY = 1.0  # ... when locking: every beat heard counts (a bar of syncopated kicks can favour the off-beat)
 
 
 class BeatTracker:
@@ -145,13 +149,13 @@ class BeatTracker:
                 lag += 0.5 * (a - c) / den
         return lag
 
-    def _phase(self, env: np.ndarray, period: float) -> float:
-        """Hop index (within ``env``) of the most recent beat."""
+    def _phase(self, env: np.ndarray, period: float, decay: float) -> float:
+        """Hop index (within ``env``) of the most recent beat; beat k back weighs ``decay ** k``."""
         n = env.shape[0]
         k = np.arange(int(n // period))
         offsets = np.arange(int(math.ceil(period)))
         idx = np.round(n - 1 - offsets[:, None] - k[None, :] * period).astype(np.int64)
-        weights = np.where(idx >= 0, 0.8 ** k[None, :], 0.0)  # the recent past counts most
+        weights = np.where(idx >= 0, decay ** k[None, :], 0.0)
         scores = (env[np.maximum(idx, 0)] * weights).sum(axis=1)
         return float(n - 1 - offsets[int(np.argmax(scores))])
 
@@ -164,11 +168,16 @@ class BeatTracker:
         period = lag * HOP
         # the latest beat the comb finds, in stream samples (onsets show ~half an FFT after the hop starts)
         first = self._hops - env.shape[0]
-        latest = (first + self._phase(env, lag)) * HOP - (FFT / 2 - HOP)
+        decay = LOCK_DECAY if self._grid is None else TRACK_DECAY
+        latest = (first + self._phase(env, lag, decay)) * HOP - (FFT / 2 - HOP)
         if self._grid is None:
             self._relock(latest, period, start)
         else:
             self._track(latest, period)
+            # the grid holds the next beat not yet reported; a phase nudge back past this block's start
+            # would skip it (audio already delivered): it is heard at the block's start instead
+            assert self._grid is not None
+            self._grid = max(self._grid, float(start))
         self.bpm = 60.0 * SAMPLE_RATE / self._period
         out = []
         assert self._grid is not None
