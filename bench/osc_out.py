@@ -19,32 +19,24 @@ import time
 import numpy as np
 
 from bench.table import Row
+from tests.server_harness import recv_stamped, stamped_udp_receiver
 
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 GOAL_MS = 5.0
 
 
 def _errors(realtime: bool, count: int) -> tuple[np.ndarray, bool]:
     from cadenza.runtime.osc_out import Schedule, encode_message
 
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.settimeout(0.2)
-    rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    rx, _ = stamped_udp_receiver(0.2)
     arrivals: dict[int, float] = {}
     stop = threading.Event()
 
     def receive() -> None:
         while not stop.is_set():
             try:
-                data, anc, _, _ = rx.recvmsg(512, 64)
+                data, at = recv_stamped(rx, 512)
             except socket.timeout:
                 continue
-            at = time.time()
-            for level, kind, raw in anc:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
-                    sec, nsec = struct.unpack("qq", raw[:16])
-                    at = sec + nsec / 1e9
             arrivals[struct.unpack(">i", data[-4:])[0]] = at
 
     thread = threading.Thread(target=receive, daemon=True)

@@ -195,6 +195,22 @@ def near_xrun(stream_time: int, xruns: list[int]) -> bool:
     return any(x - SAMPLE_RATE <= stream_time <= x + SAMPLE_RATE // 4 for x in xruns)
 
 
+def align_with_recording(capture: JackCapture, wav: Any) -> tuple[np.ndarray, int]:
+    """The runtime's own recording (``--sink …,wav:PATH``) as a mono stream, and the capture frame its frame 0
+    sits at: checks that the capture kept up with JACK and really holds that stream."""
+    import soundfile
+
+    missed = capture.missed()  # a loaded machine: the capture's own JACK cycles it missed (left as zeros)
+    assert missed < 0.05, f"the capture client missed {100 * missed:.1f} % of JACK's cycles"
+    stream, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    assert rate == SAMPLE_RATE
+    mono = stream[:, 0]
+    offset, match = stream_offset(capture.buffer[:capture.filled], mono, resume_frame(mono))
+    # (not 1.0: the device holds and fades over an underrun of a loaded machine, the WAV file does not)
+    assert match > 0.8, f"the capture does not match the runtime's stream (correlation {match:.3f})"
+    return mono, offset
+
+
 def jack_port_of(client: Any, prefix: str) -> str:
     """The first output port of the JACK client whose name starts with ``prefix`` (a runtime's ``cadenza-PID``)."""
     ports = [p.name for p in client.get_ports(is_output=True, is_audio=True) if p.name.startswith(prefix)]

@@ -89,6 +89,34 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
 # ----------------------------------------------------------------------------- ports
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: the kernel's receive time, in nanoseconds
+
+
+def stamped_udp_receiver(timeout: float) -> tuple[socket.socket, bool]:
+    """A UDP socket on a free loopback port that asks the kernel to stamp each datagram's arrival, and whether
+    the kernel agreed (else :func:`recv_stamped` stamps on reading)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(timeout)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return sock, False
+    return sock, True
+
+
+def recv_stamped(sock: socket.socket, size: int) -> tuple[bytes, float]:
+    """One datagram and when the kernel received it (Unix s; the receiver's own wakeups do not count), or when we
+    read it where the kernel gave no stamp. Raises ``socket.timeout`` like ``recv``."""
+    data, anc, _, _ = sock.recvmsg(size, 64)
+    at = time.time()
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+            sec, nsec = struct.unpack("qq", raw[:16])
+            at = sec + nsec / 1e9
+    return data, at
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct TCP ports on 127.0.0.1 that were free a moment ago.
 

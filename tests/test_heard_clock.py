@@ -24,11 +24,10 @@ from cadenza.proto import cadenza_v1_pb2 as pb
 from tests.jack_capture import (
     SAMPLE_RATE,
     JackCapture,
+    align_with_recording,
     heard_in_capture,
     jack_port_of,
     near_xrun,
-    resume_frame,
-    stream_offset,
 )
 from tests.server_harness import ServeProcess, require, transport, wait_until
 
@@ -52,8 +51,6 @@ def _capture_or_skip(server: str, seconds: float) -> JackCapture:
 
 
 def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack: Callable[..., JackServer]) -> None:
-    import soundfile
-
     jack = private_jack()
     wav = tmp_path / "stream.wav"
     capture = _capture_or_skip(jack.name, 12.0)
@@ -84,14 +81,7 @@ def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack:
     finally:
         capture.close()
         ctx.destroy(linger=0)
-    missed = capture.missed()  # a loaded machine: the capture's own JACK cycles it missed (left as zeros)
-    assert missed < 0.05, f"the capture client missed {100 * missed:.1f} % of JACK's cycles"
-    stream, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
-    assert rate == SAMPLE_RATE
-    recorded = capture.buffer[:capture.filled]
-    offset, match = stream_offset(recorded, stream[:, 0], resume_frame(stream[:, 0]))
-    # (not 1.0: the device holds and fades over an underrun of a loaded machine, the WAV file does not)
-    assert match > 0.8, f"the capture does not match the runtime's stream (correlation {match:.3f})"
+    left, offset = align_with_recording(capture, wav)
     errors, excluded, where = [], 0, []
     for ev in beats:
         # the first beats were published before the device played (their heard_at is an estimate, documented);
@@ -100,7 +90,7 @@ def test_heard_at_matches_when_jack_plays_the_beat(tmp_path: Path, private_jack:
         if ev.stream_time < SAMPLE_RATE // 2 or near_xrun(ev.stream_time, [x.stream_time for x in xruns]):
             excluded += 1
             continue
-        t = heard_in_capture(capture, stream[:, 0], ev.stream_time, offset)
+        t = heard_in_capture(capture, left, ev.stream_time, offset)
         if t is not None:
             assert ev.heard_at > 0, f"beat {ev.payload.beat} has no heard_at"
             errors.append(ev.heard_at - t)

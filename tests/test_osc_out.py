@@ -13,7 +13,6 @@ timestamps (SO_TIMESTAMPNS: the test's own wakeups do not count). Each
 from __future__ import annotations
 
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -34,30 +33,29 @@ from cadenza.runtime.osc_out import Schedule, encode_message, parse_send
 from tests.jack_capture import (
     SAMPLE_RATE,
     JackCapture,
+    align_with_recording,
     heard_in_capture,
     jack_port_of,
     near_xrun,
-    resume_frame,
-    stream_offset,
 )
 from tests.test_heard_clock import pause_play
-from tests.server_harness import ACTION_GAME, ServeProcess, child_env, require, set_parameters, wait_until
-
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: the kernel's receive time, in nanoseconds
+from tests.server_harness import (
+    ACTION_GAME,
+    ServeProcess,
+    child_env,
+    recv_stamped,
+    require,
+    set_parameters,
+    stamped_udp_receiver,
+    wait_until,
+)
 
 
 class Receiver:
     """A UDP socket on loopback recording ``(address, args, arrival Unix time)``; kernel timestamps where offered."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            self.kernel = True
-        except OSError:
-            self.kernel = False
+        self.sock, self.kernel = stamped_udp_receiver(0.2)
         self.port = int(self.sock.getsockname()[1])
         self.messages: list[tuple[str, tuple[Any, ...], float]] = []
         self._stop = threading.Event()
@@ -67,14 +65,9 @@ class Receiver:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data, anc, _, _ = self.sock.recvmsg(65536, 64)
+                data, at = recv_stamped(self.sock, 65536)
             except socket.timeout:
                 continue
-            at = time.time()
-            for level, kind, raw in anc:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
-                    sec, nsec = struct.unpack("qq", raw[:16])
-                    at = sec + nsec / 1e9
             for m in decode_packet(data):
                 self.messages.append((m.address, m.args, at))
 
@@ -218,8 +211,6 @@ def test_oscdump_receives_beats_and_states_with_their_phase(tmp_path: Path) -> N
 def test_osc_beats_arrive_when_the_beat_is_heard(tmp_path: Path, receiver: Receiver,
                                                 private_jack: Callable[..., JackServer]) -> None:
     """60 s of beats against the sink clock: every /cadenza/beat within ±5 ms of its beat leaving JACK."""
-    import soundfile
-
     seconds = 60.0
     jack = private_jack()
     wav = tmp_path / "stream.wav"
@@ -267,12 +258,7 @@ def test_osc_beats_arrive_when_the_beat_is_heard(tmp_path: Path, receiver: Recei
     finally:
         capture.close()
         ctx.destroy(linger=0)
-    missed = capture.missed()  # a loaded machine: the capture's own JACK cycles it missed (left as zeros)
-    assert missed < 0.05, f"the capture client missed {100 * missed:.1f} % of JACK's cycles"
-    stream, _ = soundfile.read(str(wav), dtype="float32", always_2d=True)
-    offset, match = stream_offset(capture.buffer[:capture.filled], stream[:, 0], resume_frame(stream[:, 0]))
-    assert match > 0.8, f"the capture does not match the runtime's stream (correlation {match:.3f})"
-    left = stream[:, 0]
+    left, offset = align_with_recording(capture, wav)
 
     def heard(stream_time: int) -> float | None:
         return heard_in_capture(capture, left, stream_time, offset)

@@ -37,7 +37,7 @@ from cadenza.runtime.backends.base import SAMPLE_RATE, Beat
 from cadenza.runtime.graph.automation import load_automation
 from cadenza.runtime.graph.loader import load_graph
 from cadenza.runtime.preview import PreviewLog, run_preview
-from cadenza.runtime.sinks.null import NullSink
+from tests.test_preview import Capture  # a sink that keeps what it is given
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PREVIEWS = ("action_game", "pygame_game", "racing")
@@ -48,16 +48,6 @@ HOP_S = 0.05
 SURROUND_S = 2.5
 AFTER_S = 0.5
 SUSTAIN_HOPS = 4  # a hole lasts: the dip held over 4 hops (150 ms); a single hop's dip is a gap between beats
-
-
-class Capture(NullSink):
-    def __init__(self) -> None:
-        super().__init__()
-        self.blocks: list[np.ndarray] = []
-
-    def write(self, block: np.ndarray) -> None:
-        super().write(block)
-        self.blocks.append(block.copy())
 
 
 @dataclass
