@@ -881,36 +881,7 @@ def envelope_to_json(data: bytes, *, max_bytes: int = SOCKET_MAX_MESSAGE_BYTES) 
     defaults), enums by name, 64-bit integers as decimal strings, ``bytes`` (``audioChunk.pcm``) as base64.
     Raises :class:`WireError` for bytes that are no Envelope.
     """
-    envelope = _parse(data, max_bytes)
-    request_id = envelope.request_id
-    if not request_id or len(data) > _JSON_MEMO_BYTES:
-        return _to_json(envelope)
-    # a reply: most are one of a few bodies (Ok, the same error) under a new request id each time, and the
-    # mapping costs the gateway thread tens of µs of pure Python under the runtime's GIL. json_format's text of
-    # each body is kept (keyed by the reply's bytes without its id); only the id, a decimal string in the mapping,
-    # is put in.
-    envelope.request_id = 0
-    key = envelope.SerializeToString(deterministic=True)
-    parts = _JSON_MEMO.get(key)
-    if parts is None:
-        envelope.request_id = request_id
-        text = _to_json(envelope)
-        head, found, tail = text.partition(f'"requestId":"{request_id}"')
-        if not found:  # never met (the id is the first or second member): no memo, the mapping as it is
-            return text
-        if len(_JSON_MEMO) >= _JSON_MEMO_SIZE:
-            _JSON_MEMO.clear()
-        parts = _JSON_MEMO[key] = (head + '"requestId":"', '"' + tail)
-    return f"{parts[0]}{request_id}{parts[1]}"
-
-
-_JSON_MEMO_BYTES: Final = 1024  # replies up to this size have their JSON kept (an error's message fits)
-_JSON_MEMO_SIZE: Final = 512  # bodies kept at most (then the memo starts again)
-_JSON_MEMO: dict[bytes, tuple[str, str]] = {}  # reply bytes with request_id 0 → its JSON around the id
-
-
-def _to_json(envelope: pb.Envelope) -> str:
-    obj = json_format.MessageToDict(envelope, always_print_fields_with_no_presence=True)
+    obj = json_format.MessageToDict(_parse(data, max_bytes), always_print_fields_with_no_presence=True)
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 

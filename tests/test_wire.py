@@ -689,9 +689,9 @@ def test_subscribe_names_an_unknown_topic() -> None:
     assert err.value.field == "subscribe.topics[1]" and "'beats'" in str(err.value)
 
 
-def test_envelope_to_json_kept_reply_bodies_read_as_json_format_writes_them() -> None:
-    """A reply's JSON is kept per body (only its request id is put in): byte for byte what json_format writes, for
-    every id, a body that quotes an id, and messages without an id (events: never kept)."""
+def test_envelope_to_json_reads_as_json_format_writes_it() -> None:
+    """Byte for byte what json_format writes, for every id (2^64 - 1 as a decimal string), a body that quotes an
+    id, repeated replies, and messages without an id (events)."""
     from google.protobuf import json_format
 
     def reference(data: bytes) -> str:
