@@ -23,14 +23,15 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["SAMPLE_RATE", "SHORT_TERM_S", "SILENCE_LUFS", "ShortTermLoudness"]
+__all__ = ["K_WEIGHTING", "SAMPLE_RATE", "SHORT_TERM_S", "SILENCE_LUFS", "ShortTermLoudness"]
 
 SAMPLE_RATE = 48_000
 SHORT_TERM_S = 3.0
 SILENCE_LUFS = -120.0  # what a silent window reads (log of zero): below any real programme
 
-# BS.1770-4, table 1 and 2: the K-weighting at 48 kHz as two biquads (b0, b1, b2, a1, a2; a0 = 1)
-_K_WEIGHTING = np.array([
+#: BS.1770-4, tables 1 and 2: the K-weighting at 48 kHz as two biquads (b0, b1, b2, a1, a2; a0 = 1). Written
+#: here once; the synth's loudness leveller (backends/synth/dsp.py) takes its coefficients from this table.
+K_WEIGHTING = np.array([
     [1.53512485958697, -2.69169618940638, 1.19839281085285, -1.69065929318241, 0.73248077421585],
     [1.0, -2.0, 1.0, -1.99004745483398, 0.99007225036621],
 ])
@@ -60,7 +61,7 @@ class ShortTermLoudness:
     def __init__(self, channels: int = 2, window_s: float = SHORT_TERM_S) -> None:
         self.channels = channels
         self.window_frames = int(round(window_s * SAMPLE_RATE))
-        self._state = np.zeros((_K_WEIGHTING.shape[0], channels, 2))
+        self._state = np.zeros((K_WEIGHTING.shape[0], channels, 2))
         self._blocks: collections.deque[tuple[int, float]] = collections.deque()  # (frames, Σ squares)
         self._frames = 0
         self._energy = 0.0
@@ -73,7 +74,7 @@ class ShortTermLoudness:
             raise ValueError(f"expected (frames, {self.channels}) audio, got shape {x.shape}")
         if x.shape[0] == 0:
             return
-        energy = _k_weighted_sum_squares(x, _K_WEIGHTING, self._state)
+        energy = _k_weighted_sum_squares(x, K_WEIGHTING, self._state)
         self._blocks.append((x.shape[0], energy))
         self._frames += x.shape[0]
         self._energy += energy

@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numba import njit
 
+from cadenza.runtime.loudness import K_WEIGHTING
+
 SR = 48_000.0
 TWO_PI = 2.0 * math.pi
 
@@ -91,11 +93,12 @@ ANTI_DENORMAL = 1e-18
 SINE_N = 4096
 SINE_TABLE = np.sin(np.linspace(0.0, TWO_PI, SINE_N + 1))
 
-# BS.1770 K-weighting at 48 kHz (pre-filter shelf, then RLB high-pass)
-K1_B = (1.53512485958697, -2.69169618940638, 1.19839281085285)
-K1_A = (-1.69065929318241, 0.73248077421585)
-K2_B = (1.0, -2.0, 1.0)
-K2_A = (-1.99004745483398, 0.99007225036621)
+# BS.1770 K-weighting at 48 kHz (pre-filter shelf, then RLB high-pass): runtime.loudness's table, as the plain
+# float tuples the kernels compile in
+K1_B = tuple(float(c) for c in K_WEIGHTING[0, :3])
+K1_A = tuple(float(c) for c in K_WEIGHTING[0, 3:])
+K2_B = tuple(float(c) for c in K_WEIGHTING[1, :3])
+K2_A = tuple(float(c) for c in K_WEIGHTING[1, 3:])
 
 
 def new_fx_state(target_lufs: float) -> np.ndarray:
