@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -272,6 +272,33 @@ class Backend(Protocol):
         self, state: StreamState, style: np.ndarray, controls: Controls, frames: int
     ) -> tuple[np.ndarray, StreamState]:
         """Render ``frames`` samples of stereo float32; consumes ``state``."""
+
+
+@dataclass
+class StepJob:
+    """One stream that the conductor will ask for ``frames`` samples next, with the style and controls it will pass."""
+
+    state: StreamState
+    style: np.ndarray
+    controls: Controls
+    frames: int
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """An optional extra a backend may offer: generate several streams ahead in one batched step.
+
+    The generation thread asks the conductor for the block's :class:`StepJob` s under the engine lock, releases
+    the lock, calls :meth:`prefetch`, re-takes the lock and steps the conductor, whose ``generate`` calls then
+    only slice what is ready. So no request waits for a model step.
+    """
+
+    def prefetch(self, jobs: Sequence[StepJob]) -> None:
+        """Generate ahead, for every job, the model frames that `generate(job.state, job.style,
+        job.controls, job.frames)` will need, so that call only slices what is ready. All the streams
+        advance together (one batched device step per model frame). Thread: called by the generation
+        thread WITHOUT the engine lock; it must not touch anything but the jobs' states. May raise
+        (the conductor's fault handling treats it like a failed step)."""
 
 
 @dataclass
