@@ -94,7 +94,7 @@ class Probe:
 #: The probe process: ``recv`` writes "frame usecs hex" lines of what arrives (usecs: the frame on JACK's clock,
 #: ``jack_frames_to_time``); ``send`` sends Start and a clock.
 PROBE = """
-import ctypes, ctypes.util, signal, sys, threading
+import ctypes, ctypes.util, os, signal, sys, threading
 import jack
 mode, name, path, bpm = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 client = jack.Client(name, no_start_server=True)
@@ -114,10 +114,8 @@ def process(frames):
     if not mode.startswith("send"):
         return
     if "next" not in state:
-        if mode == "send-late" and "t0" not in state:
-            state["t0"] = f0
-        if mode == "send-late" and f0 - state["t0"] < 3 * 48000:
-            return  # Start after 3 s (the follower is connected by then)
+        if mode == "send-on-go" and not state.get("go"):
+            return  # Start once the test says the follower is connected (it touches PATH.go)
         state["next"] = float(f0 + frames)
         out.write_midi_event(frames - 1, bytes((0xFA,)))
     step = 48000 * 60.0 / (24 * bpm)
@@ -128,8 +126,11 @@ done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: done.set())
 client.set_process_callback(process)
 client.activate()
+go = path + ".go"
 with open(path, "w") as f:
-    while not done.wait(0.2):
+    while not done.wait(0.05):
+        if mode == "send-on-go" and not state.get("go") and os.path.exists(go):
+            state["go"] = True
         while got:
             frame, usecs, data = got.pop(0)
             f.write(f"{frame} {usecs} {data.hex()}\\n")
@@ -407,14 +408,21 @@ def test_clock_in_start_aligns_the_synth_bar_to_the_clock(jack128: JackServer, t
     import re
 
     with ServeProcess(["--prompt", "techno"], tmp_path) as serve:
-        probe = Probe(jack128.env, tmp_path, "source", "send-late", bpm=97.0)  # Start 3 s after it opens
+        probe = Probe(jack128.env, tmp_path, "source", "send-on-go", bpm=97.0)  # Start when told (below)
         clock = _clock_process(serve, jack128.env, "--clock-in", "source:out", log=tmp_path / "clock.log")
         from cadenza.sdk import Client
 
         client = Client(serve.ep.control, serve.ep.events, name="clock-test")
         try:
-            wait_until(lambda: "bar aligned (" in _log(tmp_path) or "bar alignment" in _log(tmp_path), 25,
-                       "the bar alignment after the clock's Start", poll=0.2)
+            # the Start must come after the clock process listens (a loaded CI box took over 3 s to start it)
+            wait_until(lambda: "clock in from" in _log(tmp_path), 30, "the clock process connected to the source",
+                       poll=0.1)
+            probe.path.with_name(probe.path.name + ".go").touch()
+            try:
+                wait_until(lambda: "bar aligned (" in _log(tmp_path) or "bar alignment" in _log(tmp_path), 25,
+                           "the bar alignment after the clock's Start", poll=0.2)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the clock process said:\n{_log(tmp_path)}") from None
             assert "bpm" in client.status().controls
         finally:
             _stop(clock)

@@ -100,6 +100,7 @@ BPM_RESEND = 0.05
 CLOCK_GAP_S = 0.5  # no tick for this long: the external clock stopped (the estimate starts over)
 CLOCK_LOST_S = 1.0  # no tick for this long: the clock is lost; the tempo goes back to the graph
 PAUSE_FADE_S = 0.05  # the runtime's PAUSE fades out over this long (live.HOLD_FADE_S): the music runs on meanwhile
+BEAT_WAIT_S = 2.0  # bar alignment: how long to wait for the runtime's first beat event after the clock's Start
 
 
 def spp_message(sixteenths: int) -> bytes:
@@ -936,12 +937,17 @@ class ClockInBridge:
 
     def _align(self, downbeat_at: float, bar_s: float) -> float | None:
         """Delay the synth (PAUSE … PLAY) so that its next downbeat is heard on an external downbeat."""
+        deadline = time.time() + BEAT_WAIT_S
+        while self._last_beat is None and time.time() < deadline:  # the runtime's first beat event is on its way
+            time.sleep(0.01)
         if self._last_beat is None:
             try:
                 st = self.client.status()
                 self.heard.set_fallback(status_offset(st, time.time(), self.rate))
             except Exception:  # noqa: BLE001
-                return None
+                pass
+            logger.warning("clock in: no beat heard from the runtime within %.0f s of the clock's Start: bar "
+                           "alignment skipped (the tempo still follows the clock)", BEAT_WAIT_S)
             return None
         ev, at = self._last_beat
         beat_s = 60.0 / float(ev.bpm)
