@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from cadenza.errors import ModelError, UsageError
@@ -42,14 +42,19 @@ def select_device(device: str | None) -> None:
 
 
 def MagentaBackend(model: str = "mrt2_small", device: str | None = None, style_model: str | None = None,
-                   say: Callable[[str], None] | None = None) -> "_Backend":
-    """Load ``model`` from the Hugging Face cache onto ``device`` and compile it (see :mod:`.backend`)."""
+                   say: Callable[[str], None] | None = None, precision: str = "fp32",
+                   batch_sizes: Sequence[int] | None = None, warm: bool = True) -> "_Backend":
+    """Load ``model`` from the Hugging Face cache onto ``device``, compile its step for each batch size and
+    warm it up (see :mod:`.backend`); ``precision`` fp32 or bf16 (the depthformer's weights)."""
     select_device(device)
     try:
         from cadenza.runtime.backends.magenta.backend import MagentaBackend as _Backend
     except ImportError as exc:
         raise ModelError(f"the magenta backend cannot be imported ({exc}); install it with: {INSTALL_HINT}") from exc
-    return _Backend(model=model, device=device, style_model=style_model, say=say)
+    from cadenza.runtime.backends.magenta.backend import DEFAULT_BATCH_SIZES
+
+    return _Backend(model=model, device=device, style_model=style_model, say=say, precision=precision,
+                    batch_sizes=DEFAULT_BATCH_SIZES if batch_sizes is None else batch_sizes, warm=warm)
 
 
 __all__ = ["DEVICES", "MagentaBackend", "select_device"]

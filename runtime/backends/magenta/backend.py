@@ -20,6 +20,25 @@ so a change of prompt weights reaches the model at the next frame.
   warns instead of pretending.
 - **Compile once**: the library AOT-compiles its step at load; conditioning,
   temperature and top_k are arguments, so nothing recompiles when they change.
+- **All live streams in one step** (:meth:`MagentaBackend.prefetch`): the bed,
+  a crossfade's incoming deck and prompt stingers advance together, one device
+  call per 40 ms frame. The model is natively batchable (every leaf of the
+  library's state has the batch on axis 0, including the sampler's PRNG key, and
+  temperature / top_k are per-row constants), so a step of batch B is the
+  library's own ``step_with_emits`` jitted over B rows, with the B streams'
+  batch-1 states stacked *inside* the compiled function and split again on
+  its way out. Each stream keeps its own state (fork, reseed and ``generate``
+  alone work as before); joining or leaving costs nothing. A small fixed set of
+  batch sizes is compiled at start-up (default 1, 2, 3, 4, 6; a count in
+  between is padded with an idle all-masked stream whose output is dropped);
+  batch 1 is the library's own compiled step. Persistent batched slots were
+  measured against this and gave nothing measurable (bench/magenta.md).
+- **Precision**: ``precision="bf16"`` stores the depthformer's weights in
+  bfloat16 (the SpectroStream codec stays float32), halving the bytes the
+  memory-bound step reads; its token agreement with fp32 is measured
+  (:func:`token_agreement`, bench/magenta.md).
+- **Warm-up**: start-up runs every compiled batch size, a fork, a reseed and the
+  host transfer once, so nothing compiles while the music plays.
 - **State**: the library donates the state's buffers to XLA, so
   :meth:`MagentaState.fork` copies them before a crossfade deck branches.
 - **Beats**: a :class:`~cadenza.runtime.backends.beats.BeatTracker` listens to
@@ -30,12 +49,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from cadenza.errors import ModelError, PromptError
@@ -49,6 +70,7 @@ from cadenza.runtime.backends.base import (
     Controls,
     Embedding,
     Prompt,
+    StepJob,
     TextPrompt,
 )
 from cadenza.runtime.backends.beats import BeatTracker
@@ -57,6 +79,7 @@ from cadenza.runtime.backends.magenta import tiny, weights
 import magenta_rt
 from magenta_rt import MagentaRT2Jax
 from magenta_rt.config import DRUM_PIANOROLL, MUSICCOCA, PIANOROLL_WITH_ONSETS
+from magenta_rt.jax import system as _library
 from magenta_rt.musiccoca import MockMusicCoCa, MusicCoCa
 
 log = logging.getLogger(__name__)
@@ -67,6 +90,9 @@ PITCHES = 128
 NOTE_OFF, NOTE_HELD, NOTE_ONSET, MASKED = 0, 1, 2, -1
 STYLE_DIM = 768
 AUDIO_PROMPT_SECONDS = 10.0
+DEFAULT_BATCH_SIZES = (1, 2, 3, 4, 6)  # 1 bed + 1 incoming deck + up to 4 stingers
+PRECISIONS = ("fp32", "bf16")
+_STEP_RNGS = {"params": jax.random.PRNGKey(42), "random": jax.random.PRNGKey(0)}  # as the library's step
 
 
 def _key(seed: int) -> Any:
@@ -97,6 +123,27 @@ class MagentaState:
                             conditioning=None if self.conditioning is None else self.conditioning.copy(),
                             cfg_scales=dict(self.cfg_scales), frames_generated=self.frames_generated,
                             seed_control=self.seed_control)
+
+
+def _cast_transformer(params: Any, dtype: Any) -> Any:
+    """``params`` with the depthformer's floating-point weights cast to ``dtype`` (the codec's untouched)."""
+    inner = dict(params["params"])
+    inner["depthformer"] = jax.tree.map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, inner["depthformer"])
+    return {**params, "params": inner}
+
+
+def _system_class(precision: str) -> type:
+    """The library's system class, or a subclass that casts the weights before the library compiles its step."""
+    if precision == "fp32":
+        return MagentaRT2Jax
+
+    class Bf16System(MagentaRT2Jax):
+        def _compile(self) -> None:
+            self._params = _cast_transformer(vars(self)["_params"], jnp.bfloat16)
+            super()._compile()
+
+    return Bf16System
 
 
 class _Progress(logging.Handler):
@@ -136,8 +183,14 @@ class MagentaBackend:
     )
 
     def __init__(self, model: str = "mrt2_small", device: str | None = None, style_model: str | None = None,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None, precision: str = "fp32",
+                 batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, warm: bool = True) -> None:
         say = say or log.info  # loading and compile progress (the CLI shows it on stderr)
+        if precision not in PRECISIONS:
+            raise ModelError(f"unknown precision {precision!r}; choose fp32 or bf16")
+        if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
+            raise ModelError(f"batch sizes must be positive integers, got {list(batch_sizes)!r} (e.g. 1, 2, 3, 4, 6)")
+        self.precision = precision
         item = weights.entry(model, "--model")
         if item.library_size is None:
             raise ModelError(f"{model!r} is not a model checkpoint; choose mrt2_small, mrt2_base or tiny")
@@ -168,7 +221,8 @@ class MagentaBackend:
         lib_log.propagate = False  # progress goes through ``say``, not the root logger
         t0 = time.perf_counter()
         try:
-            self.system = MagentaRT2Jax(size=item.library_size, style_model=style, checkpoint=str(checkpoint))
+            self.system = _system_class(precision)(size=item.library_size, style_model=style,
+                                                   checkpoint=str(checkpoint))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot load {checkpoint}: {type(exc).__name__}: {exc} "
                              f"(a partial or foreign file? download it again: cadenza models download {model})"
@@ -181,11 +235,29 @@ class MagentaBackend:
         self.parameters = int(sum(int(v.size) for v in jax.tree.leaves(self.system._params)))
         self.load_seconds = progress.times.get("loaded", t1) - progress.times.get("load_start", t0)
         self.compile_seconds = progress.times.get("compiled", t1) - progress.times.get("compile_start", t1)
-        say(f"{self.parameters:,} parameters; compiled in {self.compile_seconds:.1f} s; "
-            f"ready in {t1 - t0:.1f} s")
+        say(f"{self.parameters:,} parameters ({precision}); step compiled in {self.compile_seconds:.1f} s; "
+            f"weights ready in {t1 - t0:.1f} s")
         self._tokens: dict[bytes, list[int]] = {}
+        self._rows: dict[tuple[Any, ...], np.ndarray] = {}
         self._key_leaf: int | None = None
         self._scales = dict(self.system.cfg_scales)
+        self._pad_row = self._row({}, {})
+        self._pad_state = self.system._jit_init_state(self.system._params, {})  # the idle row of a padded batch
+        self.batch_sizes = tuple(sorted(set(batch_sizes) | {1}))
+        self.batch_compile_seconds: dict[int, float] = {1: self.compile_seconds}
+        self._steps: dict[int, Any] = {}
+        for size in self.batch_sizes[1:]:
+            t = time.perf_counter()
+            self._steps[size] = self._compile_batch(size)
+            self.batch_compile_seconds[size] = time.perf_counter() - t
+            say(f"batched step for {size} streams compiled in {self.batch_compile_seconds[size]:.1f} s")
+        self.warm_seconds = 0.0
+        if warm:
+            t = time.perf_counter()
+            self.warm_up()
+            self.warm_seconds = time.perf_counter() - t
+        say(f"ready in {time.perf_counter() - t0:.1f} s (batch sizes {', '.join(map(str, self.batch_sizes))}; "
+            f"warm-up {self.warm_seconds:.1f} s)")
 
     @property
     def style_dim(self) -> int:
@@ -228,23 +300,172 @@ class MagentaBackend:
 
     def generate(self, state: MagentaState, style: np.ndarray, controls: Controls,
                  frames: int) -> tuple[np.ndarray, MagentaState]:
-        if controls.seed is not None and controls.seed != state.seed_control:
-            state.seed_control = controls.seed
-            state.model = self._reseed(state.model, controls.seed)
-        out = np.empty((frames, CHANNELS), np.float32)
-        filled = 0
-        while filled < frames:
-            if state.pending.shape[0] == 0:
-                state.pending = self._step(state, style, controls)
-            take = min(frames - filled, state.pending.shape[0])
-            out[filled:filled + take] = state.pending[:take]
-            state.pending = state.pending[take:]
-            filled += take
+        self._apply_seed(state, controls)
+        missing = frames - state.pending.shape[0]
+        if missing > 0:  # what prefetch did not make ready: step it here, batch 1
+            self._advance([(state, style, controls, math.ceil(missing / FRAME))])
+        out = state.pending[:frames]
+        state.pending = state.pending[frames:]
         end = state.frame + frames
         state.beats = [b for b in state.upcoming if b.frame < end]
         state.upcoming = [b for b in state.upcoming if b.frame >= end]
         state.frame = end
         return out, state
+
+    def prefetch(self, jobs: Sequence[StepJob]) -> None:
+        """Generate ahead, for every job, the frames its next ``generate`` call needs: one batched call per frame.
+
+        The streams advance together (frame k of every stream that needs a
+        k-th frame in one device call), each with its own conditioning,
+        temperature, top_k and sampling key. Dispatches every frame before it
+        fetches any audio, so the host never waits between frames. Touches only
+        the jobs' states (the generation thread calls it without the engine
+        lock). A stream's audio is the audio ``generate`` alone would make
+        (tests/test_magenta.py states the tolerance: bit-identical on CPU).
+        """
+        work: list[tuple[MagentaState, np.ndarray, Controls, int]] = []
+        seen: set[int] = set()
+        for job in jobs:
+            state = job.state
+            if not isinstance(state, MagentaState):
+                raise ModelError(f"prefetch got a {type(state).__name__} stream; the magenta backend "
+                                 "steps only its own MagentaState streams (made by new_stream or fork)")
+            if id(state) in seen:
+                raise ModelError("prefetch got the same stream twice; give one job per stream "
+                                 "(its frames the sum of what the generate calls will ask)")
+            seen.add(id(state))
+            self._apply_seed(state, job.controls)
+            missing = job.frames - state.pending.shape[0]
+            if missing > 0:
+                work.append((state, job.style, job.controls, math.ceil(missing / FRAME)))
+        if work:
+            self._advance(work)
+
+    def _apply_seed(self, state: MagentaState, controls: Controls) -> None:
+        if controls.seed is not None and controls.seed != state.seed_control:
+            state.seed_control = controls.seed
+            state.model = self._reseed(state.model, controls.seed)
+
+    def warm_up(self) -> None:
+        """Run once everything the live path runs, so that nothing compiles while the music plays.
+
+        new_stream, reseed, fork, a step of every compiled batch size (a padded
+        batch runs the same executable), a step alone, the host transfer and the
+        beat tracker.
+        """
+        style = np.zeros(STYLE_DIM, np.float32)  # no prompt: masked style tokens (no MusicCoCa call)
+        streams = [self.new_stream(i) for i in range(max(self.batch_sizes))]
+        streams.append(streams[0].fork())
+        self._apply_seed(streams[1], Controls(seed=7))
+        for size in self.batch_sizes:
+            self.prefetch([StepJob(s, style, Controls(), FRAME) for s in streams[:size]])
+        self.generate(streams[0], style, Controls(notes=(60,), temperature=1.0, top_k=20), 2 * FRAME)
+        for s in streams:
+            jax.block_until_ready(s.model)
+
+    # --------------------------------------------------------------- the step
+    def _row(self, cond: dict[str, list[int]], scales: dict[str, float]) -> np.ndarray:
+        """The model's 144 input tokens (offset as the library offsets them) for this conditioning; cached."""
+        key = (tuple(tuple(v) for v in cond.values()), tuple(cond), tuple(sorted(scales.items())))
+        row = self._rows.get(key)
+        if row is None:
+            block, _ = self.system._build_conditioning(cond, scales)
+            row = np.asarray(block.values, np.int32).reshape(-1)
+            if len(self._rows) > 4096:
+                self._rows.clear()
+            self._rows[key] = row
+        return row
+
+    def _compile_batch(self, size: int) -> Any:
+        """The library's ``step_with_emits`` over ``size`` streams, AOT-compiled: their batch-1 states stacked in,
+        the step, the states split out. Checks that every leaf of the state has the batch on axis 0."""
+        sampler = self.system._sampler
+        params = self.system._params
+        channels = self.system._num_channels
+        spec = jax.ShapeDtypeStruct([channels], jnp.int32)
+        rngs = {"params": jax.random.PRNGKey(42), "random": jax.random.PRNGKey(0)}  # the library's own
+
+        def initial(p: Any, batch: int) -> Any:
+            return sampler.apply(p, batch, spec, constants={}, training=False, rngs=rngs,
+                                 method=sampler.get_initial_state)
+
+        one = jax.tree.leaves(jax.eval_shape(lambda p: initial(p, 1), params))
+        many = jax.tree.leaves(jax.eval_shape(lambda p: initial(p, size), params))
+        bad = [(a.shape, b.shape) for a, b in zip(one, many, strict=True)
+               if a.shape[:1] != (1,) or b.shape != (size, *a.shape[1:]) or a.dtype != b.dtype]
+        if bad:
+            raise ModelError(f"this magenta-rt's state has leaves without the batch on axis 0 ({bad[:3]}); "
+                             "batched steps need magenta-rt 2.0.x (or run with batch_sizes=(1,))")
+
+        def step(p: Any, rows: Any, temperature: Any, top_k: Any, states: tuple[Any, ...]) -> Any:
+            state = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *states)
+            out, state, _ = sampler.apply(p, x=_library.sl.Sequence.from_values(rows[:, None, :]), state=state,
+                                          constants={"temperature": temperature, "top_k": top_k},
+                                          training=False, rngs=rngs, method=sampler.step_with_emits)
+            return out.values, tuple(jax.tree.map(lambda x, i=i: x[i:i + 1], state) for i in range(size))
+
+        return jax.jit(step).lower(params, np.zeros((size, channels), np.int32), np.ones(size, np.float32),
+                                   np.full(size, 40, np.int32), (self._pad_state,) * size).compile()
+
+    def _advance(self, work: list[tuple[MagentaState, np.ndarray, Controls, int]]) -> None:
+        """Step every (state, style, controls, n) ``n`` frames: round k batches the streams that need a k-th
+        frame. Every round is dispatched before any audio is fetched; then each stream's frames go to its
+        ``pending`` audio and beat tracker, in order."""
+        biggest = self.batch_sizes[-1]
+        fetched: list[tuple[Any, list[MagentaState]]] = []
+        for k in range(max(n for *_, n in work)):
+            group = [(st, style, ctl) for st, style, ctl, n in work if n > k]
+            for i in range(0, len(group), biggest):
+                part = group[i:i + biggest]
+                fetched.append((self._dispatch(part), [st for st, _, _ in part]))
+        for out, states in fetched:
+            audio = np.asarray(out)
+            if audio.shape[1:] != (FRAME, CHANNELS):
+                raise ModelError(f"the model returned audio of shape {audio.shape[1:]}, expected ({FRAME}, {CHANNELS})")
+            for row, st in enumerate(states):
+                pcm = audio[row].astype(np.float32) / 32768.0  # as the library's generate(): int16 → float
+                st.pending = np.concatenate([st.pending, pcm]) if st.pending.shape[0] else pcm
+                st.upcoming.extend(st.tracker.feed(pcm))
+
+    def _dispatch(self, part: list[tuple[MagentaState, np.ndarray, Controls]]) -> Any:
+        """Launch one frame of these streams (one device call); the int16 audio (B, FRAME, 2), not yet fetched."""
+        rows, temps, topks = [], [], []
+        for st, style, controls in part:
+            cond, scales, held = self.conditioning(st, style, controls)
+            rows.append(self._row(cond, scales))
+            temps.append(self.system.temperature if controls.temperature is None else float(controls.temperature))
+            topks.append(self.system.top_k if controls.top_k is None else int(controls.top_k))
+            st.notes = held
+            st.conditioning = np.array(cond[MUSICCOCA.key] + cond[PIANOROLL_WITH_ONSETS.key]
+                                       + cond[DRUM_PIANOROLL.key], np.int32)
+            st.cfg_scales = scales
+            st.frames_generated += 1
+        if len(part) == 1:  # the library's own compiled step, exactly as its generate() calls it
+            st = part[0][0]
+            block = _library.sl.Sequence.from_values(rows[0].reshape(1, 1, -1))
+            constants = {"temperature": jnp.array([temps[0]]), "top_k": jnp.array([topks[0]], dtype=jnp.int32)}
+            out, st.model, _ = self.system._jit_streaming_step(self.system._params, block, constants, st.model)
+            return out.values
+        size = next(b for b in self.batch_sizes if b >= len(part))
+        pad = size - len(part)
+        states = tuple(st.model for st, _, _ in part) + (self._pad_state,) * pad
+        audio, new = self._steps[size](self.system._params, np.stack(rows + [self._pad_row] * pad),
+                                       np.array(temps + [1.0] * pad, np.float32),
+                                       np.array(topks + [40] * pad, np.int32), states)
+        for (st, _, _), model in zip(part, new):
+            st.model = model
+        return audio
+
+    def tokens(self, state: MagentaState) -> np.ndarray:
+        """The RVQ tokens the depthformer sampled for the stream's last frame (for agreement measurements)."""
+        leaves = jax.tree.leaves(state.model)
+        if self._key_leaf is None:
+            self._reseed(state.model, state.seed)
+        assert self._key_leaf is not None
+        found = leaves[self._key_leaf + 1]  # the sampler's state: (key, last frame's tokens, …)
+        if found.dtype != jnp.int32 or found.ndim != 3 or found.shape[:2] != (1, 1):
+            raise ModelError(f"unexpected magenta-rt state layout (tokens leaf {found.shape} {found.dtype})")
+        return np.asarray(found).reshape(-1)
 
     # --------------------------------------------------------------- one frame
     def style_tokens(self, style: np.ndarray) -> list[int]:
@@ -284,25 +505,6 @@ class MagentaBackend:
             scales["musiccoca"] = min(GUIDANCE_RANGE[1], max(GUIDANCE_RANGE[0], controls.guidance))
         cond = {MUSICCOCA.key: self.style_tokens(style), PIANOROLL_WITH_ONSETS.key: roll, DRUM_PIANOROLL.key: drums}
         return cond, scales, held
-
-    def _step(self, state: MagentaState, style: np.ndarray, controls: Controls) -> np.ndarray:
-        """One 40 ms frame through the library's ``generate()`` with this call's conditioning."""
-        cond, scales, held = self.conditioning(state, style, controls)
-        temperature = None if controls.temperature is None else float(controls.temperature)
-        top_k = None if controls.top_k is None else int(controls.top_k)
-        wav, state.model = self.system.generate(conditioning=cond, cfg_scales=scales, temperature=temperature,
-                                                top_k=top_k, frames=1, state=state.model)
-        pcm = np.ascontiguousarray(wav.samples, np.float32)
-        if pcm.shape != (FRAME, CHANNELS):
-            raise ModelError(f"the model returned audio of shape {pcm.shape}, expected ({FRAME}, {CHANNELS})")
-        np.nan_to_num(pcm, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        state.notes = held
-        state.conditioning = np.array(cond[MUSICCOCA.key] + cond[PIANOROLL_WITH_ONSETS.key]
-                                      + cond[DRUM_PIANOROLL.key], np.int32)
-        state.cfg_scales = scales
-        state.frames_generated += 1
-        state.upcoming.extend(state.tracker.feed(pcm))
-        return pcm
 
 
 __all__ = ["FRAME", "MagentaBackend", "MagentaState"]
