@@ -333,9 +333,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
-    """``--model``/``--device``/``--style-model`` for backends that take them (synth takes none)."""
-    given = {k: v for k, v in (("model", args.model), ("device", args.device), ("style_model", args.style_model))
-             if v is not None}
+    """``--model``/``--device``/``--style-model``/``--precision`` for backends that take them (synth takes none)."""
+    given = {k: v for k, v in (("model", args.model), ("device", args.device), ("style_model", args.style_model),
+                               ("precision", args.precision)) if v is not None}
     if args.backend == "synth" and given:
         flag = "--" + next(iter(given)).replace("_", "-")
         raise UsageError("only the magenta backend takes it (add --backend magenta)", where=flag)
@@ -420,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="magenta: where JAX runs (default: the local accelerator when there is one)")
     sv.add_argument("--style-model", choices=["musiccoca", "mock"],
                     help="magenta: MusicCoCa towers for prompts (default), or the library's mock (tiny's default)")
+    sv.add_argument("--precision", choices=["fp32", "bf16"],
+                    help="magenta: the depthformer's weights in float32 (default) or bfloat16 (half the bytes)")
     sv.add_argument("--graph", help="a style graph to load at start")
     sv.add_argument("--prompt", action="append", metavar="TEXT[:WEIGHT]",
                     help="play these weighted prompts at start (no graph)")
