@@ -892,9 +892,12 @@ class Server:
         idle_ms = 100  # the loop turns at least this often; twice per watchdog ping, so an idle loop is no stall
         if self.supervisor is not None and self.supervisor.watchdog_s:
             idle_ms = max(10, min(idle_ms, int(self.supervisor.period * 1000 / 2)))
+        woke = True  # the load worker's wake pipe fired: answered() drains it (a read per turn would let go of the GIL)
         while not self._stopping:
-            for job, done in self.loads.answered():  # LoadGraph/SetPrompts the worker finished (or timed out)
-                self._answer_load(job.ident, done)
+            if woke or self.loads.pending:  # LoadGraph/SetPrompts the worker finished (or timed out)
+                woke = False
+                for job, done in self.loads.answered():
+                    self._answer_load(job.ident, done)
             self.turns += 1
             if self.live.error is not None:
                 log.error(f"generation failed: {type(self.live.error).__name__}: {self.live.error}")
@@ -905,10 +908,16 @@ class Server:
                     self._watch_connections()
                     continue
                 if sock is not self.control:
-                    continue  # the load worker's wake pipe: answered() above reads it
+                    woke = True  # the load worker's wake pipe: answered() reads it on the next turn
+                    continue
                 for n in range(1000):  # drain a burst, then look at the world again
                     if n % GIVE_WAY_EVERY == GIVE_WAY_EVERY - 1:
                         self._give_way()
+                    # past the first (poll saw it), ZMQ_EVENTS says whether another request waits: read under the
+                    # GIL, where a recv failing with Again lets go of it and raises — and the WebSocket gateway's
+                    # thread, waking to write the reply just sent, would wait for this loop's turn
+                    if n and not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                        break
                     role: str | None = Role.FULL
                     try:
                         if self.gate is None:
