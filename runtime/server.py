@@ -51,7 +51,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -916,7 +916,7 @@ class Server:
                     # past the first (poll saw it), ZMQ_EVENTS says whether another request waits: read under the
                     # GIL, where a recv failing with Again lets go of it and raises — and the WebSocket gateway's
                     # thread, waking to write the reply just sent, would wait for this loop's turn
-                    if n and not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    if n and not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                         break
                     role: str | None = Role.FULL
                     try:
