@@ -694,6 +694,8 @@ def decode_audio(data: bytes, *, sample_rate: int | None = None,
 # ----------------------------------------------------------------------------- JSON (the WebSocket gateway's text frames)
 
 _JSON_AT: Final = re.compile(r" at Envelope\.([\w.\[\]]+?)\.?$")
+_JSON_OUT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one line; json.dumps with these
+# arguments would build an encoder per call
 
 
 def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
@@ -882,7 +884,7 @@ def envelope_to_json(data: bytes, *, max_bytes: int = SOCKET_MAX_MESSAGE_BYTES) 
     Raises :class:`WireError` for bytes that are no Envelope.
     """
     obj = json_format.MessageToDict(_parse(data, max_bytes), always_print_fields_with_no_presence=True)
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return _JSON_OUT.encode(obj)
 
 
 # ----------------------------------------------------------------------------- values
