@@ -23,6 +23,13 @@ passed on once it sounds), warnings about stinger voices, and the beats heard
 during a crossfade the incoming deck's from its first downbeat on). :meth:`Conductor.heard_at` and :meth:`Conductor.pending_state`
 say, right after a request, the sample at which it will be heard.
 
+With a backend that generates ahead (:class:`~.backends.base.Prefetching`) a
+tick comes in two halves: :meth:`Conductor.plan` ticks the graph and names the
+model work of the block (a :class:`~.backends.base.StepJob` per stream: bed,
+incoming deck, prompt stingers), the live engine has the backend do it without
+holding its lock, and :meth:`Conductor.step` then only slices the ready audio
+and mixes, honouring what requests changed in between.
+
 A tick that fails raises :class:`StepFault` naming what failed (the graph, an
 embedding, the backend step, a stinger); the caller (the live engine) then
 plays :meth:`Conductor.hold` — the bed with the last mix that generated
@@ -55,7 +62,9 @@ from cadenza.runtime.backends.base import (
     Backend,
     Beat,
     Controls,
+    Prefetching,
     Prompt,
+    StepJob,
     StreamState,
     WeightedPrompt,
 )
@@ -172,7 +181,7 @@ class Conductor:
     """Graph engine → decks → mixer, one control tick at a time."""
 
     def __init__(self, graph: Graph, backend: Backend, seed: int = 0, *, start_frame: int = 0,
-                 mixer: PromptMixer | None = None) -> None:
+                 mixer: PromptMixer | None = None, bed: StreamState | None = None) -> None:
         self.graph = graph
         self.backend = backend
         self.seed = seed
@@ -199,7 +208,8 @@ class Conductor:
         self.paused_frames = 0
         self.grid = BeatGrid()  # the stream's one beat count, shared with the conductors that take over from this
         self.announce: list[ev.Event] = []  # events the next block publishes first (announce_pending)
-        self.deck_a = _Deck(backend.new_stream(seed), start_frame)
+        # ``bed``: the stream ``backend.new_stream(seed)`` made beforehand (the live engine makes it outside its lock)
+        self.deck_a = _Deck(bed if bed is not None else backend.new_stream(seed), start_frame)
         self.deck_b: _Deck | None = None
         self.xfade: tuple[int, int] | None = None  # (start frame, fade frames) of the running crossfade
         self.pending_xfade: tuple[int, int, str] | None = None  # scheduled (start, fade frames, target)
@@ -216,6 +226,11 @@ class Conductor:
         self.graph_controls: dict[str, object] = {}  # the graph's (its state's) controls at the last tick
         self._stage = "graph"  # what the running tick is doing: names the fault when it fails
         self._ticked = -1  # the stream frame whose block last ticked the graph engine
+        #: plan()'s graph tick, (frame, graph frame, events), which the step of that block uses instead of ticking
+        self._tick: tuple[int, Frame, list[ev.Event]] | None = None
+        #: plan()'s incoming deck for the crossfade ``pending_xfade`` was then (a backend without beat grid)
+        self._incoming: tuple[tuple[int, int, str], _Deck] | None = None
+        self._prefetching = isinstance(backend, Prefetching)
         #: the last mix that generated fine: (style vector, controls, frame) of the bed — what hold() plays
         self.good: tuple[np.ndarray, Controls, Frame] | None = None
 
@@ -295,6 +310,86 @@ class Conductor:
         return None if pending is None else (pending[0], int(round(pending[1] * SAMPLE_RATE)) + self.paused_frames)
 
     # --------------------------------------------------------------- tick
+    def plan(self) -> list[StepJob]:
+        """The model work of the next block, for a backend that generates ahead (:class:`Prefetching`).
+
+        Called by the generation thread under the engine lock, before :meth:`step`: it ticks the graph for the
+        block (the step of that block uses this tick instead of ticking again), which starts what the tick starts
+        (stingers; a crossfade's incoming deck, made here when the backend has no beat grid), and returns a
+        :class:`StepJob` for each model stream the block will generate: the bed, the incoming deck, each prompt
+        stinger sounding in it. [] when the backend does not prefetch (the tick is kept all the same). Planning
+        the same block again (not stepped yet: paused meanwhile) does not tick again. Raises :class:`StepFault`
+        as :meth:`step` does.
+        """
+        try:
+            return self._plan()
+        except Exception as exc:  # noqa: BLE001 — the caller's fault handling takes it, as a failed step
+            raise StepFault(self._stage, exc) from exc
+
+    def plan_hold(self) -> list[StepJob]:
+        """The model work of :meth:`hold` (the bed with the last mix that generated fine), for a backend that
+        generates ahead; [] without a good mix or when the backend does not prefetch. Call under the engine lock."""
+        if not self._prefetching or self.good is None:
+            return []
+        style, controls, _ = self.good
+        return [StepJob(self.deck_a.state, style, controls, self.block)]
+
+    def _plan(self) -> list[StepJob]:
+        n, f0 = self.block, self.frame
+        fr, _ = self._block_tick(f0)
+        if not self._prefetching:
+            return []
+        controls, a_weights, a_controls = self._controls_and_bed(fr, f0)
+        self._stage = "embedding"
+        jobs = [StepJob(self.deck_a.state, self.style_of(a_weights), a_controls, n)]
+        incoming: tuple[_Deck, int] | None = None
+        pending = self.pending_xfade
+        if pending is not None and pending[0] < f0 + n:  # a crossfade starts in this block: its deck is new
+            if not self.backend.capabilities.beat_grid:  # (with a beat grid, step pre-rolls it: not planned)
+                if self._incoming is None or self._incoming[0] != pending:
+                    self._stage = "backend step"
+                    self._incoming = (pending, _Deck(self.backend.new_stream(self.seed + 1 + self._n_decks),
+                                                     pending[0]))
+                incoming = (self._incoming[1], pending[0])
+        elif self.deck_b is not None and self.xfade is not None:
+            incoming = (self.deck_b, self.xfade[0])
+        if incoming is not None and max(0, incoming[1] - f0) < n:
+            self._stage = "embedding"
+            jobs.append(StepJob(incoming[0].state, self.style_of(dict(fr.weights)), controls,
+                                n - max(0, incoming[1] - f0)))
+        for s in self.stingers:
+            off = max(0, s.start - f0)
+            m = min(n, s.end - f0) - off
+            if m > 0 and s.deck is not None and s.style is not None:
+                jobs.append(StepJob(s.deck.state, s.style, controls, m))
+        return jobs
+
+    def _block_tick(self, f0: int) -> tuple[Frame, list[ev.Event]]:
+        """The graph's tick for the block at ``f0`` and its events (what the tick started has started): plan()'s,
+        or a tick now."""
+        tick = self._tick
+        if tick is not None and tick[0] == f0:
+            return tick[1], tick[2]
+        fr = self._tick_engine(f0)
+        events = [*self.announce, *self._engine_events(fr, f0, start=True)]
+        self.announce = []
+        self._tick = (f0, fr, events)
+        return fr, events
+
+    def _controls_and_bed(self, fr: Frame, f0: int) -> tuple[Controls, dict[str, float], Controls]:
+        """The block's controls (the graph's, SetControls' over them) and the bed's weights and controls: the
+        source's while a crossfade runs (or is about to start in this block)."""
+        self._stage = "graph"
+        controls = Controls.from_values({**fr.controls, **self.overrides})
+        tr = fr.transition
+        crossfading = (tr is not None and tr.mode == "crossfade" and tr.progress < 1.0) or (
+            self.pending_xfade is not None and self.pending_xfade[0] < f0 + self.block)
+        if crossfading and tr is not None and tr.mode == "crossfade":
+            return controls, dict(tr.source_weights), Controls.from_values(tr.source_controls)
+        if crossfading:
+            return controls, self.deck_a.weights or dict(fr.weights), controls
+        return controls, dict(fr.weights), controls
+
     def step(self) -> Block:
         """One control tick: graph → decks → mix. Raises :class:`StepFault` naming what failed."""
         try:
@@ -316,8 +411,7 @@ class Conductor:
                 if start:
                     stingers.append(e)  # published once it starts (below)
                 else:
-                    events.append(ev.Warning(e.time, f"stinger {e.name!r} not played: the music holds the last good "
-                                                     "mix after a fault", f"stingers.{e.name}"))
+                    events.append(_not_played(e))
                 continue
             if (start and isinstance(e, ev.StateChange) and e.phase is ev.Phase.SCHEDULED
                     and e.transition == "crossfade"):
@@ -358,22 +452,13 @@ class Conductor:
     def _step(self) -> Block:
         n = self.block
         f0 = self.frame
-        fr = self._tick_engine(f0)
-        events = [*self.announce, *self._engine_events(fr, f0, start=True)]
-        self.announce = []
+        planned = self._tick is not None and self._tick[0] == f0
+        fr, events = self._block_tick(f0)
+        self._tick = None
         self._stage = "graph"
         self.graph_controls = dict(fr.controls.items())
-        controls = Controls.from_values({**fr.controls, **self.overrides})
-        tr = fr.transition
         # deck A plays the source while a crossfade runs (or is about to start in this block)
-        crossfading = (tr is not None and tr.mode == "crossfade" and tr.progress < 1.0) or (
-            self.pending_xfade is not None and self.pending_xfade[0] < f0 + n)
-        if crossfading and tr is not None and tr.mode == "crossfade":
-            a_weights, a_controls = dict(tr.source_weights), Controls.from_values(tr.source_controls)
-        elif crossfading:
-            a_weights, a_controls = self.deck_a.weights or dict(fr.weights), controls
-        else:
-            a_weights, a_controls = dict(fr.weights), controls
+        controls, a_weights, a_controls = self._controls_and_bed(fr, f0)
         deck_a = self.deck_a
         pcm_a = self._generate(deck_a, a_weights, a_controls, n)
         self._level(deck_a, pcm_a)
@@ -381,10 +466,21 @@ class Conductor:
         wanted: _Deck = deck_a
         out = pcm_a
 
+        incoming, self._incoming = self._incoming, None
+        if (self.pending_xfade is not None and self.pending_xfade[0] < f0 + n and planned and self._prefetching
+                and not self.backend.capabilities.beat_grid
+                and (incoming is None or incoming[0] != self.pending_xfade)):
+            # asked for after plan() (reset_context): its deck starts with the next block, which plans it (no model
+            # step of a deck nobody generated ahead, under the engine lock)
+            start, fade, target = self.pending_xfade
+            self.pending_xfade = (max(start, f0 + n), fade, target)
         if self.pending_xfade is not None and self.pending_xfade[0] < f0 + n:
             start, fade, _target = self.pending_xfade
+            if incoming is not None and incoming[0] == self.pending_xfade:
+                self.deck_b = incoming[1]  # made by plan(), generated ahead
+            else:
+                self.deck_b = self._phase_locked_deck(start, played[0][1], dict(fr.weights), controls)
             self.pending_xfade = None
-            self.deck_b = self._phase_locked_deck(start, played[0][1], dict(fr.weights), controls)
             self.deck_b.match_ref = self._heard_lufs(deck_a)
             self._n_decks += 1
             self.xfade = (start, fade)
@@ -532,7 +628,10 @@ class Conductor:
         """
         n, f0 = self.block, self.frame
         events: list[ev.Event] = []
-        if self._ticked != f0:
+        tick, self._tick, self._incoming = self._tick, None, None
+        if tick is not None and tick[0] == f0:  # plan() ticked: its events, but what it started does not play
+            events = [_not_played(e) if isinstance(e, ev.StingerFired) else e for e in tick[2]]
+        elif self._ticked != f0:
             try:
                 events = self._engine_events(self._tick_engine(f0), f0, start=False)
             except Exception:  # noqa: BLE001 — the graph is what failed; the bed plays on without it
@@ -561,6 +660,7 @@ class Conductor:
     def idle(self) -> None:
         """A block of silence in stream time (after :meth:`hold` failed too): the clocks run on."""
         f0 = self.frame
+        self._tick = self._incoming = None
         if self._ticked != f0:
             try:
                 self._tick_engine(f0)
@@ -666,6 +766,12 @@ class Conductor:
 
 
 HALF_PI = 0.5 * math.pi
+
+
+def _not_played(e: ev.StingerFired) -> ev.Warning:
+    """What is published for a stinger that fired while the music holds the last good mix: it does not play."""
+    return ev.Warning(e.time, f"stinger {e.name!r} not played: the music holds the last good mix after a fault",
+                      f"stingers.{e.name}")
 
 
 def _tail(s: _Stinger, frame: int) -> float:

@@ -8,6 +8,16 @@
                                                       events PUB ◄────────┤ beats, bars, states, mix, xruns
                                                       audio PUB ◄─────────┘ PCM chunks
 
+The engine lock is never held across a model step when the backend generates
+ahead (:class:`~cadenza.runtime.backends.base.Prefetching`, the magenta
+backend): each turn the conductor plans the block under the lock (the graph's
+tick, one ``StepJob`` per stream), the lock is released while the backend
+steps every stream in one batched call per model frame, and the conductor
+steps under the lock again, slicing the ready audio (:meth:`LiveEngine._locked_turn`).
+So a request waits at most for a plan or a mix, never for the model; a change
+it makes reaches the first model frame planned after its reply. Backends that
+do not (the synth) step under the lock as before: their steps are short.
+
 The generation thread owns the PUB sockets (ZeroMQ sockets are not thread-
 safe); other threads hand it events through a queue. It generates one control
 tick at a time and never gets more than ``lookahead`` ahead of what the
@@ -56,7 +66,11 @@ set; tests/test_unattended.py uses it) injects faults into a real process:
 makes M steps in a row raise from the Nth on, ``sink:after=N`` adds a sink
 named ``test-fault-sink`` whose Nth write raises, ``embed:sleep_ms=N`` makes
 embedding a text prompt with the word "slow" in it take N ms (a slow load).
-Items join with ``;``.
+Items join with ``;``. ``CADENZA_TEST_TRACE=PATH`` appends a JSON line per prefetched
+block to PATH (when it was planned; per stream the model frames generated and the
+last one's conditioning): tests/test_requests_never_wait.py reads it.
+``CADENZA_PREFETCH=off`` steps a prefetching backend under the lock like any
+other (the old behaviour, for the benchmark's before/after).
 - **the device is lost** (audio server killed): a ``warning`` event with the
   device and the reason; generation goes on in real time into the other sinks
   (the device sink then paces itself on the monotonic clock), and another
@@ -85,7 +99,16 @@ import numpy as np
 
 from cadenza.errors import CadenzaError
 from cadenza.runtime import events as ev
-from cadenza.runtime.backends.base import SAMPLE_RATE, Backend, Controls, Embedding, Prompt, StreamState
+from cadenza.runtime.backends.base import (
+    SAMPLE_RATE,
+    Backend,
+    Controls,
+    Embedding,
+    Prefetching,
+    Prompt,
+    StepJob,
+    StreamState,
+)
 from cadenza.runtime.conductor import Block, Conductor, StepFault
 from cadenza.runtime.graph.engine import Frame
 from cadenza.runtime.graph.spec import (
@@ -110,6 +133,12 @@ NARROW_S_PER_S = 0.01  # how fast a widened lookahead narrows back once the hold
 RETRY_FIRST_S = 0.1  # a failed tick is retried after this long …
 RETRY_MAX_S = 5.0  # … doubling up to this
 TEST_FAULTS_ENV = "CADENZA_TEST_FAULTS"
+#: ``off``: a backend that generates ahead is stepped under the engine lock as any other (the behaviour before
+#: requests stopped waiting for model steps; bench/magenta_control.py measures both)
+PREFETCH_ENV = "CADENZA_PREFETCH"
+#: test hook: a file to which the generation thread appends one JSON line per block it prefetched (see _trace)
+TRACE_ENV = "CADENZA_TEST_TRACE"
+MAX_PLANS = 3  # plans per turn of the loop when what to step keeps changing while the model works (new graphs)
 HOLD_FADE_S = 0.05  # PAUSE and STOP fade to silence over this long
 
 log = logging.getLogger(__name__)
@@ -149,6 +178,18 @@ def direct_graph(prompts: Sequence[tuple[str, str | None, float]],
         states={}, states_driven_by=None, initial_state=None, transitions=(), stingers={},
         intensity=Intensity(), triggers={}, failsafe=None, prompt_audio=dict(prompt_audio or {}),
     )
+
+
+@dataclass
+class _Ahead:
+    """A block's model work done without the engine lock: for which conductor and frame, the fault met planning
+    or doing it (the step's, then), and whether the bed was replaced by a fresh stream already (out of silence)."""
+
+    conductor: Conductor
+    frame: int
+    fault: StepFault | None = None
+    stepping: bool = False  # planned a step (else the hold of the last good mix, or nothing)
+    fresh: bool = False
 
 
 @dataclass
@@ -214,6 +255,12 @@ class LiveEngine:
         spec = os.environ.get(TEST_FAULTS_ENV)
         if spec:
             _install_test_faults(self, spec)
+        #: the backend generates ahead (:class:`Prefetching`): the model works without the lock (see _locked_turn)
+        self.ahead: Prefetching | None = None
+        if isinstance(self.backend, Prefetching) and os.environ.get(PREFETCH_ENV, "on") != "off":
+            self.ahead = self.backend
+        trace = os.environ.get(TRACE_ENV)
+        self._trace = open(trace, "a", buffering=1) if trace and self.ahead is not None else None  # noqa: SIM115
 
     # ------------------------------------------------------------ control
     def load(self, graph: Graph) -> Conductor:
@@ -227,6 +274,7 @@ class LiveEngine:
         answered TIMEOUT and must change nothing).
         """
         probe = Conductor(graph, self.backend, seed=self.seed)
+        stepped = not self._warmed_up
         # the first graph's first block generated here, off the generation thread and on a throwaway stream: what a
         # backend sets up lazily on its first use (the synth loads its numba kernels from cache, 0.2-0.7 s; a model
         # compiles) happens now, not in the first step after the swap, which would stall the stream and publish that
@@ -238,13 +286,15 @@ class LiveEngine:
                 self._warmed_up = True
             except Exception:  # noqa: BLE001, S110 — see above: the live step reports it, with its fault handling
                 pass
+        # the new conductor's stream, made here: under the lock a model's new stream would make requests wait
+        bed = self.backend.new_stream(self.seed) if stepped else probe.deck_a.state
         with self.lock:
             admit = getattr(self._admission, "check", None)
             if admit is not None and not admit():
                 raise TimeoutError("the load ran past its time bound and was answered TIMEOUT: nothing applied")
             # the running conductor's frame: the generation thread adds a block to self.frame only after the lock
             start = self.conductor.frame if self.conductor is not None else max(self.frame, self._free_frame)
-            conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=start, mixer=probe.mixer)
+            conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=start, mixer=probe.mixer, bed=bed)
             if self.conductor is not None:
                 conductor.continue_from(self.conductor)
             self.conductor = conductor
@@ -324,6 +374,8 @@ class LiveEngine:
                 sink.close()
             except Exception:  # noqa: BLE001 — closing every sink matters more than the first error
                 pass
+        if self._trace is not None:
+            self._trace.close()
 
     @property
     def silence(self) -> np.ndarray:
@@ -400,16 +452,113 @@ class LiveEngine:
         self._retry_at = conductor.frame + int(self._backoff_s * SAMPLE_RATE)
         return self._backoff_s
 
-    def _guarded_step(self, c: Conductor, events: list[ev.Event]) -> Block | None:
+    # ------------------------------------------------------------ the model's work without the lock
+    def _to_step(self) -> Conductor | None:
+        """The conductor this turn of the loop steps (under :attr:`lock`): the music fading out after STOP, else
+        the graph's, while playing or fading to a pause; None when it steps none."""
+        fading = self._fading if not self.playing else None
+        source = fading if fading is not None else self.conductor
+        return source if source is not None and (self.playing or self._hold_fade > 0) else None
+
+    @contextlib.contextmanager
+    def _locked_turn(self) -> Iterator[_Ahead | None]:
+        """:attr:`lock`, held for one turn of the loop; with a backend that generates ahead, taken once the model
+        work of the block this turn steps is done without it.
+
+        Under the lock the conductor plans the block (:meth:`Conductor.plan`: the graph's tick and one
+        :class:`StepJob` per model stream; :meth:`Conductor.plan_hold` while the fault road holds the last good
+        mix); the lock is released while the backend prefetches them (one batched step per model frame), then
+        taken again and the conductor steps, slicing what is ready: no request waits for the model. When the
+        conductor to step changed meanwhile (a new graph, STOP) its block is planned again (its streams keep what
+        was generated for them). A fault planning or prefetching is the step's (:meth:`_guarded_step`): the last
+        good mix is prefetched too, for the hold that follows. Yields what was done ahead, or None.
+        """
+        backend = self.ahead
+        if backend is None:
+            with self.lock:
+                yield None
+            return
+        lock = self.lock
+        ahead: _Ahead | None = None
+        lock.acquire()
+        try:
+            for _ in range(MAX_PLANS):
+                c = self._to_step()
+                if c is None or (ahead is not None and ahead.conductor is c and ahead.frame == c.frame):
+                    break
+                planned_at = time.monotonic()  # under the lock: every request answered before this is planned
+                ahead, jobs = self._plan_ahead(c)
+                before = [getattr(j.state, "frames_generated", None) for j in jobs] if self._trace else []
+                self._prefetch_unlocked(backend, ahead, jobs)
+                if ahead.fault is not None and ahead.stepping:  # the fault road holds the last good mix: that too
+                    self._prefetch_unlocked(backend, ahead, c.plan_hold())
+                if self._trace is not None:
+                    self._trace_plan(planned_at, ahead, jobs, before)
+            c = self._to_step()
+            yield ahead if ahead is not None and ahead.conductor is c and ahead.frame == c.frame else None
+        finally:
+            lock.release()
+
+    def _trace_plan(self, planned_at: float, ahead: _Ahead, jobs: list[StepJob], before: list[int | None]) -> None:
+        """The test hook (:data:`TRACE_ENV`): when the block was planned (``time.monotonic()``, under the lock), what
+        (``step``, ``hold``), whether it failed, and per job (the bed first) the model frames its stream had generated
+        before and after the prefetch and the conditioning of the last one, where the backend's state shows them
+        (the magenta backend's does)."""
+        import json
+
+        assert self._trace is not None
+        rows = []
+        for job, was in zip(jobs, before):
+            cond = getattr(job.state, "conditioning", None)
+            rows.append([was, getattr(job.state, "frames_generated", None),
+                         None if cond is None else np.asarray(cond).tolist()])
+        self._trace.write(json.dumps({"t": planned_at, "kind": "step" if ahead.stepping else "hold",
+                                      "fault": None if ahead.fault is None else str(ahead.fault), "jobs": rows}) + "\n")
+
+    def _prefetch_unlocked(self, backend: Prefetching, ahead: _Ahead, jobs: list[StepJob]) -> None:
+        """``backend.prefetch(jobs)`` with :attr:`lock` (held) released meanwhile; a failure is ``ahead``'s fault."""
+        if not jobs:
+            return
+        self.lock.release()
+        try:
+            backend.prefetch(jobs)
+        except Exception as exc:  # noqa: BLE001 — the fault road takes it (a failed step)
+            if ahead.fault is None:
+                ahead.fault = StepFault("backend step", exc)
+        finally:
+            self.lock.acquire()
+
+    def _plan_ahead(self, c: Conductor) -> tuple[_Ahead, list[StepJob]]:
+        """What :meth:`_guarded_step` will do with ``c``, planned (under :attr:`lock`): the model work of its step,
+        of the hold of the last good mix, or none (silence)."""
+        ahead = _Ahead(c, c.frame)
+        retry = self._degraded and (c.frame >= self._retry_at or c is not self._fault_conductor)
+        try:
+            if not self._degraded or retry:
+                ahead.stepping = True
+                if self._silent:
+                    ahead.fresh = True
+                    c.fresh_bed()  # the bed's stream may be what fails
+                return ahead, c.plan()
+            if not self._silent:
+                return ahead, c.plan_hold()
+        except StepFault as exc:
+            ahead.fault = exc
+        return ahead, []
+
+    def _guarded_step(self, c: Conductor, events: list[ev.Event], ahead: _Ahead | None = None) -> Block | None:
         """One tick that cannot fail: the full step, else the last good mix, else silence (None; clocks advanced).
 
-        Called with :attr:`lock` held.
+        Called with :attr:`lock` held. ``ahead``: the model work of this block done without the lock, and the fault
+        met doing it (:meth:`_locked_turn`).
         """
         retry = self._degraded and (c.frame >= self._retry_at or c is not self._fault_conductor)
         failed: StepFault | None = None
         if not self._degraded or retry:
             try:
-                if self._silent:
+                if ahead is not None and ahead.fault is not None:
+                    raise ahead.fault
+                if self._silent and (ahead is None or not ahead.fresh):
                     c.fresh_bed()  # the bed's stream may be what fails
                 block = c.step()
             except StepFault as exc:
@@ -608,14 +757,14 @@ class LiveEngine:
             events: list[ev.Event] = pending
             pending = []
             faulted_silence = False
-            with self.lock:
+            with self._locked_turn() as ahead:  # the lock; a prefetching backend's model work done without it
                 conductor = self.conductor
                 fading = self._fading if not self.playing else None
                 source = fading if fading is not None else conductor  # after STOP: the old music fades out
                 block = None
                 if source is not None and (self.playing or self._hold_fade > 0):
                     f0 = source.stream_frame
-                    block = self._guarded_step(source, events)
+                    block = self._guarded_step(source, events, ahead)
                     if block is None:  # silence, the clocks advanced: it still goes out as a block
                         block = self._silence_block(source, f0)
                         faulted_silence = True
