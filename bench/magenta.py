@@ -1,25 +1,36 @@
-"""Magenta backend benchmark: ms per 40 ms frame through Cadenza vs the library's own ``generate()`` loop.
+"""Magenta backend benchmark: ms per 40 ms frame for 1, 2 and 3 live streams, batched vs sequential vs the library.
 
-For each model, in one process on one device, on the same checkpoint:
+For each model and precision, in one process on one device, on the same
+checkpoint, modes alternate frame block by frame block (library, live 1,
+live 2, sequential 2, live 3, sequential 3, library, …) ``repeats`` times:
 
 - **library**: ``MagentaRT2System.generate(conditioning, frames=N, state)``,
-  the official streaming loop (N frames per call, one host transfer);
-- **backend**: :class:`MagentaBackend.generate` asked for one 40 ms frame at a
-  time, as the live runtime drives it (conditioning rebuilt per frame, audio
-  fetched per frame, beat tracker fed).
+  the official streaming loop (N frames per call, one host transfer); its
+  per-frame figure is the run's mean (it has no per-frame times);
+- **live n**: n streams (different seeds, prompts, temperatures) advanced
+  together as the live runtime drives them: :meth:`MagentaBackend.prefetch`
+  (one batched device call per frame), then each stream's ``generate`` slices
+  its 40 ms; timed per frame → p50 / p99;
+- **sequential n**: the same n streams, one ``generate`` after the other
+  (what the conductor did before batching);
+- **slots n** (``--experiments``): the lower bound of persistent batched slots —
+  one compiled step of a batch-n state kept on the device (donated), no
+  stacking or splitting; compared with live n it prices the stack/split.
 
-Runs alternate (library, backend, library, …) ``repeats`` times; each value
-is the median over runs of the mean ms/frame of a run. Adapter overhead =
-backend ÷ library − 1; real-time factor = 40 ms ÷ ms/frame.
+Per precision: the device's memory in use and its peak (``memory_stats()``,
+GPU only), compile time per batch size, warm-up time. With both precisions,
+the bf16 token agreement with fp32 on the same seed and conditioning:
+*teacher-forced* (each frame, both step from the fp32 stream's state; the
+fraction of the 12 RVQ tokens that match) and *free-running* (the frame at
+which the two streams first differ).
 
 Checkpoints get *random* weights of the model's real shapes (the real weights
-cannot be downloaded here), from :func:`tiny.init_params` with ``fast=True``
-(shapes from the library's sampler, values drawn on the host: minutes faster
-than running ``init`` for mrt2_base), in a private Hugging Face cache — never
-the user's. Run standalone (``--json``) on a GPU machine,
-or through ``rows()`` from ``bench/run.py``, which starts this file as a
-subprocess (its own JAX, its own cache) and also measures the runtime's RSS
-with ``cadenza serve --backend magenta --model tiny``.
+cannot be downloaded here) from :func:`tiny.init_params` with ``fast=True``,
+in a private Hugging Face cache — never the user's. Run standalone
+(``--json``) on a GPU machine (bench/magenta_gpu.sh), or through ``rows()``
+from ``bench/run.py``, which starts this file as a subprocess (its own JAX,
+its own cache) and also measures the runtime's RSS with ``cadenza serve
+--backend magenta --model tiny``.
 """
 
 from __future__ import annotations
@@ -37,8 +48,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_RESULTS = REPO / "bench" / "magenta_gpu.json"
+FRAME = 1920
 FRAME_MS = 40.0
-GOALS_MS = {"mrt2_small": 20.0, "mrt2_base": 40.0}
+PROMPTS = ("disco funk", "ambient pads", "aggressive drums")
+# goals on the lent GPU (issue 15): p99 for mrt2_small, p50 for mrt2_base, per number of streams
+GOALS_MS = {("mrt2_small", 1): ("p99", 15.0), ("mrt2_small", 3): ("p99", 20.0), ("mrt2_base", 1): ("p50", 40.0)}
 
 
 def _say(msg: str) -> None:
@@ -62,58 +76,238 @@ def prepare(model: str, cache: Path) -> None:
                        say=_say)
 
 
-def measure(model: str, device: str | None, frames: int, repeats: int) -> dict[str, Any]:
+def _percentile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def _summary(per_frame: list[float], per_run: list[float]) -> dict[str, Any]:
+    return {"p50_ms": round(statistics.median(per_frame), 3), "p99_ms": round(_percentile(per_frame, 99), 3),
+            "max_ms": round(max(per_frame), 3), "run_means_ms": [round(x, 3) for x in per_run],
+            "mean_ms": round(statistics.median(per_run), 3), "samples": len(per_frame)}
+
+
+def _memory(device: Any) -> dict[str, int] | None:
+    stats = getattr(device, "memory_stats", lambda: None)()
+    if not stats:
+        return None
+    return {k: int(stats[k]) for k in ("bytes_in_use", "peak_bytes_in_use", "bytes_limit") if k in stats}
+
+
+class _Slots:
+    """Experiment: n streams in persistent batched slots (one batch-n state, donated each step, never split)."""
+
+    def __init__(self, backend: Any, n: int) -> None:
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+        from magenta_rt.jax import system as library
+
+        system = backend.system
+        sampler = system._sampler
+        rngs = {"params": jax.random.PRNGKey(42), "random": jax.random.PRNGKey(0)}
+        spec = jax.ShapeDtypeStruct([system._num_channels], jnp.int32)
+
+        def init(p: Any) -> Any:
+            return sampler.apply(p, n, spec, constants={}, training=False, rngs=rngs, method=sampler.get_initial_state)
+
+        def step(p: Any, rows: Any, temperature: Any, top_k: Any, state: Any) -> Any:
+            out, state, _ = sampler.apply(p, x=library.sl.Sequence.from_values(rows[:, None, :]), state=state,
+                                          constants={"temperature": temperature, "top_k": top_k},
+                                          training=False, rngs=rngs, method=sampler.step_with_emits)
+            return out.values, state
+
+        self.state = jax.jit(init)(system._params)
+        t = time.perf_counter()
+        self.step = jax.jit(step, donate_argnums=(4,)).lower(
+            system._params, np.zeros((n, system._num_channels), np.int32), np.ones(n, np.float32),
+            np.full(n, 40, np.int32), self.state).compile()
+        self.compile_s = time.perf_counter() - t
+        self.params = system._params
+        self.rows = np.stack([backend._pad_row] * n)
+        self.temps = np.ones(n, np.float32)
+        self.topks = np.full(n, 40, np.int32)
+
+    def frame(self) -> Any:
+        import numpy as np
+
+        out, self.state = self.step(self.params, self.rows, self.temps, self.topks, self.state)
+        return np.asarray(out)
+
+
+def batched_vs_alone(backend: Any, frames: int = 4) -> dict[str, Any]:
+    """3 streams, teacher-forced: each frame a fork of each stream steps in one batch (prefetch), the stream itself
+    alone; the fraction of equal tokens, of frames with all tokens equal, and of those with bit-identical audio."""
     import numpy as np
 
     from cadenza.runtime.backends import Controls, TextPrompt
+    from cadenza.runtime.backends.base import StepJob
+
+    styles = [backend.embed(TextPrompt(p)).vector for p in PROMPTS]
+    controls = [Controls(), Controls(temperature=1.1), Controls(temperature=1.0, top_k=30)]
+    states = [backend.new_stream(100 + i) for i in range(3)]
+    equal = total = same_frames = same_audio = 0
+    for _ in range(frames):
+        forks = [s.fork() for s in states]
+        backend.prefetch([StepJob(f, styles[i], controls[i], FRAME) for i, f in enumerate(forks)])
+        for i, (st, f) in enumerate(zip(states, forks)):
+            batched = backend.generate(f, styles[i], controls[i], FRAME)[0]
+            alone = backend.generate(st, styles[i], controls[i], FRAME)[0]
+            a, b = backend.tokens(st), backend.tokens(f)
+            equal += int(np.sum(a == b))
+            total += a.size
+            if np.array_equal(a, b):
+                same_frames += 1
+                same_audio += int(np.array_equal(alone, batched))
+    return {"frames": frames * 3, "token_agreement": round(equal / total, 4),
+            "frames_all_tokens_equal": same_frames, "of_those_audio_bit_identical": same_audio}
+
+
+def measure(model: str, device: str | None, frames: int, repeats: int, precisions: list[str],
+            streams: list[int], experiments: bool, agreement_frames: int) -> dict[str, Any]:
+    import jax
+    import numpy as np
+
+    from cadenza.runtime.backends import Controls, TextPrompt
+    from cadenza.runtime.backends.base import StepJob
     from cadenza.runtime.backends.magenta import MagentaBackend
+    from cadenza.runtime.backends.magenta.backend import token_agreement
     from magenta_rt.config import MUSICCOCA
 
-    t0 = time.perf_counter()
-    backend = MagentaBackend(model=model, device=device, style_model="mock", say=_say)
-    ready_s = time.perf_counter() - t0
-    system = backend.system
-    style = backend.embed(TextPrompt("disco funk")).vector
-    tokens = backend.style_tokens(style)
-    controls = Controls()
+    result: dict[str, Any] = {"model": model, "precisions": {}}
+    backends: dict[str, Any] = {}
+    sizes = tuple(sorted({1, *streams}))
+    for precision in precisions:
+        before = _memory(jax.devices()[0])
+        t0 = time.perf_counter()
+        backend = MagentaBackend(model=model, device=device, style_model="mock", say=_say, precision=precision,
+                                 batch_sizes=sizes)
+        ready_s = time.perf_counter() - t0
+        system = backend.system
+        styles = [backend.embed(TextPrompt(p)).vector for p in PROMPTS]
+        controls = [Controls(), Controls(temperature=1.1), Controls(temperature=1.0, top_k=30)]
+        tokens = backend.style_tokens(styles[0])
+        lib_state = system._jit_init_state(system._params, {})
+        _, lib_state = system.generate(conditioning={MUSICCOCA.key: tokens}, frames=3, state=lib_state)  # warm
+        live = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams}
+        seq = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams if n > 1}
+        slots = {n: _Slots(backend, n) for n in streams if n > 1} if experiments else {}
+        for s in slots.values():
+            s.frame()
 
-    lib_state = system._jit_init_state(system._params, {})
-    _, lib_state = system.generate(conditioning={MUSICCOCA.key: tokens}, frames=3, state=lib_state)  # warm
-    state = backend.new_stream(0)
-    for _ in range(3):
-        _, state = backend.generate(state, style, controls, 1920)
+        def run_live(n: int, count: int = frames) -> list[float]:
+            times = []
+            for _ in range(count):
+                t = time.perf_counter()
+                backend.prefetch([StepJob(st, styles[i % 3], controls[i % 3], FRAME)
+                                  for i, st in enumerate(live[n])])
+                for i, st in enumerate(live[n]):
+                    backend.generate(st, styles[i % 3], controls[i % 3], FRAME)
+                times.append(1000 * (time.perf_counter() - t))
+            return times
 
-    lib_ms: list[float] = []
-    our_ms: list[float] = []
-    for r in range(repeats):
-        t = time.perf_counter()
-        wav, lib_state = system.generate(conditioning={MUSICCOCA.key: tokens}, frames=frames, state=lib_state)
-        lib_ms.append(1000 * (time.perf_counter() - t) / frames)
-        t = time.perf_counter()
-        for _ in range(frames):
-            pcm, state = backend.generate(state, style, controls, 1920)
-        our_ms.append(1000 * (time.perf_counter() - t) / frames)
-        _say(f"{model} run {r + 1}/{repeats}: library {lib_ms[-1]:.1f} ms/frame, backend {our_ms[-1]:.1f} ms/frame")
-        assert np.all(np.isfinite(pcm)) and wav.samples.shape[0] == frames * 1920
-    lib = statistics.median(lib_ms)
-    ours = statistics.median(our_ms)
-    return {"model": model, "device": backend.device, "parameters": backend.parameters,
-            "load_s": round(backend.load_seconds, 2), "compile_s": round(backend.compile_seconds, 2),
-            "ready_s": round(ready_s, 2), "frames_per_run": frames, "runs": repeats,
-            "library_ms": round(lib, 3), "backend_ms": round(ours, 3), "overhead": round(ours / lib - 1, 4),
-            "library_runs_ms": [round(x, 3) for x in lib_ms], "backend_runs_ms": [round(x, 3) for x in our_ms],
-            "rtf": round(FRAME_MS / ours, 3)}
+        def run_seq(n: int, count: int = frames) -> list[float]:
+            times = []
+            for _ in range(count):
+                t = time.perf_counter()
+                for i, st in enumerate(seq[n]):
+                    backend.generate(st, styles[i % 3], controls[i % 3], FRAME)
+                times.append(1000 * (time.perf_counter() - t))
+            return times
+
+        launch_stream = backend.new_stream(7)
+        launch_ms: list[float] = []
+
+        def run_launch(n: int, count: int = frames) -> list[float]:
+            """One stream, one frame: the host's time to launch the step, and to the audio on the host."""
+            times = []
+            for _ in range(count):
+                t = time.perf_counter()
+                out = backend._dispatch([(launch_stream, styles[0], controls[0])])
+                launched = time.perf_counter()
+                np.asarray(out)
+                times.append(1000 * (time.perf_counter() - t))
+                launch_ms.append(1000 * (launched - t))
+            return times
+
+        def run_slots(n: int, count: int = frames) -> list[float]:
+            times = []
+            for _ in range(count):
+                t = time.perf_counter()
+                slots[n].frame()
+                times.append(1000 * (time.perf_counter() - t))
+            return times
+
+        modes: dict[str, Any] = {}
+        for n in streams:
+            modes[f"live{n}"] = lambda n=n, **kw: run_live(n, **kw)
+            if n > 1:
+                modes[f"sequential{n}"] = lambda n=n, **kw: run_seq(n, **kw)
+                if n in slots:
+                    modes[f"slots{n}"] = lambda n=n, **kw: run_slots(n, **kw)
+        modes["launch1"] = lambda n=1, **kw: run_launch(n, **kw)
+        for fn in modes.values():  # two unmeasured frames each: first-call effects stay out of the figures
+            fn(count=2)
+        launch_ms.clear()
+        per_frame: dict[str, list[float]] = {m: [] for m in ["library", *modes]}
+        per_run: dict[str, list[float]] = {m: [] for m in per_frame}
+        for r in range(repeats):
+            t = time.perf_counter()
+            _, lib_state = system.generate(conditioning={MUSICCOCA.key: tokens}, frames=frames, state=lib_state)
+            lib = 1000 * (time.perf_counter() - t) / frames
+            per_frame["library"].append(lib)
+            per_run["library"].append(lib)
+            for name, fn in modes.items():
+                times = fn()
+                per_frame[name] += times
+                per_run[name].append(statistics.fmean(times))
+            _say(f"{model} {precision} run {r + 1}/{repeats}: " + ", ".join(
+                f"{m} {per_run[m][-1]:.1f}" for m in per_run) + " ms/frame")
+        jax.block_until_ready([st.model for sts in live.values() for st in sts])
+        entry = {"device": backend.device, "parameters": backend.parameters, "load_s": round(backend.load_seconds, 2),
+                 "compile_s": {str(k): round(v, 2) for k, v in backend.batch_compile_seconds.items()},
+                 "warm_up_s": round(backend.warm_seconds, 2), "ready_s": round(ready_s, 2),
+                 "frames_per_run": frames, "runs": repeats,
+                 "modes": {m: _summary(per_frame[m], per_run[m]) for m in per_frame},
+                 "memory": _memory(jax.devices()[0])}
+        if before and entry["memory"]:
+            entry["memory"]["this_backend_bytes"] = entry["memory"]["bytes_in_use"] - before["bytes_in_use"]
+        entry["host_launch_ms"] = _summary(launch_ms, [statistics.fmean(launch_ms)])
+        entry["batched_vs_alone"] = batched_vs_alone(backend)
+        if slots:
+            entry["slots_compile_s"] = {str(n): round(s.compile_s, 2) for n, s in slots.items()}
+        result["precisions"][precision] = entry
+        result.setdefault("device", backend.device)
+        _say(f"{model} {precision}: " + json.dumps(entry["modes"]))
+        backends[precision] = backend
+        del slots, live, seq, lib_state
+        if "fp32" in precisions and "bf16" in precisions and len(backends) == 2:
+            t = time.perf_counter()
+            result["bf16_agreement"] = token_agreement(backends["fp32"], backends["bf16"],
+                                                       backends["fp32"].embed(TextPrompt(PROMPTS[0])).vector,
+                                                       agreement_frames)
+            _say(f"{model} bf16 agreement ({time.perf_counter() - t:.1f} s): {result['bf16_agreement']}")
+        elif precision == "fp32" and "bf16" in precisions:
+            continue  # keep the fp32 backend for the agreement
+        backends.clear()
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="tiny", help="comma-separated: tiny, mrt2_small, mrt2_base")
     ap.add_argument("--device", choices=["cpu", "gpu", "tpu"])
-    ap.add_argument("--frames", type=int, default=25, help="frames per timed run")
+    ap.add_argument("--frames", default="25", help="frames per timed block: one number, or model=N,… per model")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16")
+    ap.add_argument("--streams", default="1,2,3", help="live stream counts to measure")
+    ap.add_argument("--experiments", default="", help="models (comma-separated) that also run the slots experiment")
+    ap.add_argument("--agreement-frames", type=int, default=25)
     ap.add_argument("--cache", help="private Hugging Face cache (default: a temporary folder)")
-    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--json", help="write the results here (after each model)")
     args = ap.parse_args(argv)
+    per_model = dict(x.split("=") for x in args.frames.split(",") if "=" in x)
+    default_frames = next((int(x) for x in args.frames.split(",") if "=" not in x), 25)
     with tempfile.TemporaryDirectory(prefix="cadenza-magenta-bench-") as tmp:
         cache = Path(args.cache or tmp)
         os.environ["HF_HUB_CACHE"] = str(cache)  # before huggingface_hub is imported
@@ -123,24 +317,41 @@ def main(argv: list[str] | None = None) -> int:
         select_device(args.device)
         import jax
 
-        results = {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
-                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": []}
+        results: dict[str, Any] = {
+            "format": 2, "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _commit(), "models": []}
+        experiments = {m.strip() for m in args.experiments.split(",") if m.strip()}
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+            t = time.perf_counter()
             prepare(model, cache)
-            results["models"].append(measure(model, args.device, args.frames, args.repeats))
-            _say(json.dumps(results["models"][-1]))
+            res = measure(model, args.device, int(per_model.get(model, default_frames)), args.repeats,
+                          [p.strip() for p in args.precisions.split(",") if p.strip()],
+                          [int(n) for n in args.streams.split(",")], model in experiments, args.agreement_frames)
+            res["seconds"] = round(time.perf_counter() - t, 1)
+            results["models"].append(res)
+            _say(f"{model} done in {res['seconds']} s")
             if args.json:  # after each model: a later one running out of time or memory loses nothing
                 Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
 
 
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
+                              timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 # ------------------------------------------------------------------ table rows
 
 
-def _run_self(models: str, frames: int, repeats: int, timeout: float, cache: Path) -> dict[str, Any]:
+def _run_self(models: str, frames: int, repeats: int, timeout: float, cache: Path,
+              precisions: str = "fp32") -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--models", models, "--device", "cpu", "--frames", str(frames),
-                          "--repeats", str(repeats), "--cache", str(cache)],
+                          "--repeats", str(repeats), "--cache", str(cache), "--precisions", precisions,
+                          "--agreement-frames", "10"],
                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
     if out.returncode != 0:
         tail = (out.stderr or out.stdout).strip().splitlines()[-1:]
@@ -148,32 +359,66 @@ def _run_self(models: str, frames: int, repeats: int, timeout: float, cache: Pat
     return json.loads(out.stdout)
 
 
+def _ms(mode: dict[str, Any]) -> str:
+    return f"p50 {mode['p50_ms']:.1f} / p99 {mode['p99_ms']:.1f} ms"
+
+
 def _model_rows(res: dict[str, Any], where: str) -> list[Any]:
+    """Rows of a format-2 result (this file's)."""
     from bench.table import Row
 
     rows = []
     for m in res["models"]:
         name = m["model"]
-        on_gpu = "cpu" not in m["device"]
-        why = ""
-        if m["overhead"] > 0.05 and on_gpu:
-            why = (f"{name} on {m['device']}: the library's loop queues all frames back to back, so the host's "
-                   "kernel launches for frame k+1 overlap frame k on the device; a live stream hands over each "
-                   "40 ms frame before the next frame's conditioning exists, so launch and compute serialize "
-                   f"(+{m['backend_ms'] - m['library_ms']:.1f} ms per frame, growing with model size). Dispatching "
-                   "the next frame ahead was tried and was slower (bench/magenta_gpu.json, experiments).")
-        rows.append(Row(f"Magenta adapter overhead, {name} ({where})", f"{100 * m['overhead']:+.1f} %",
+        for precision, e in m["precisions"].items():
+            modes = e["modes"]
+            lib = modes["library"]
+            on_gpu = "cpu" not in e["device"]
+            tag = f"{name} {precision}, {where}"
+            one = modes.get("live1")
+            if one:
+                rows.append(Row(f"Magenta live step vs the library's loop, {tag}", f"{one['mean_ms']:.1f} ms/frame",
+                                f"library generate() {lib['mean_ms']:.1f} ms/frame",
+                                f"{one['mean_ms'] / lib['mean_ms']:.3f}", "≤ 1.0× on a GPU",
+                                one["mean_ms"] <= lib["mean_ms"] if on_gpu else None, e["runs"]))
+            for n in (1, 2, 3):
+                live = modes.get(f"live{n}")
+                if live is None:
+                    continue
+                seq = modes.get(f"sequential{n}")
+                goal = GOALS_MS.get((name, n))
+                met = None
+                if goal and on_gpu:
+                    met = live[f"{goal[0]}_ms"] <= goal[1]
+                rows.append(Row(
+                    f"Magenta ms per 40 ms frame, {n} stream{'s' * (n > 1)} batched, {tag}", _ms(live),
+                    f"sequential {_ms(seq)}" if seq else "", f"{live['p50_ms'] / seq['p50_ms']:.2f}" if seq else "",
+                    f"{goal[0]} ≤ {goal[1]:g} ms on a GPU" if goal else "", met, e["runs"],
+                    note=(f"{name} {precision}: {e['parameters']:,} parameters (random weights), compiled per batch "
+                          f"size {e['compile_s']} s, warm-up {e['warm_up_s']} s, on {e['device']}"
+                          + (f"; memory {e['memory']}" if e.get("memory") else "")) if n == 1 else ""))
+        agree = m.get("bf16_agreement")
+        if agree:
+            rows.append(Row(f"Magenta bf16 token agreement with fp32, {name}, {where}",
+                            f"{100 * agree['teacher_forced']:.1f} %" if agree["teacher_forced"] is not None else "n/a",
+                            "fp32, same seed and conditioning", runs=1,
+                            note=f"{name}: teacher-forced over {agree['frames']} frames; free-running streams first "
+                                 f"differ at frame {agree['free_running_first_difference_frame']} (random weights)"))
+    return rows
+
+
+def _old_gpu_rows(res: dict[str, Any]) -> list[Any]:
+    """Rows of the last GPU run in the old format (one stream, before batching): labelled as old figures."""
+    from bench.table import Row
+
+    rows = []
+    card = res["models"][0]["device"].split("(", 1)[-1].rstrip(")")
+    for m in res["models"]:
+        rows.append(Row(f"Magenta ms per 40 ms frame, {m['model']} ({card}, OLD: recorded {res['date']}, "
+                        "before batched prefetch)", f"{m['backend_ms']:.1f} ms",
                         f"library generate() {m['library_ms']:.1f} ms/frame", f"{m['backend_ms'] / m['library_ms']:.3f}",
-                        "≤ +5 %", m["overhead"] <= 0.05, m["runs"], note=why))
-        goal = GOALS_MS.get(name)
-        rows.append(Row(f"Magenta ms per 40 ms frame, {name} ({where})", f"{m['backend_ms']:.1f} ms",
-                        "40 ms (real time)", f"RTF {m['rtf']:.2f}×",
-                        f"≤ {goal:g} ms on a GPU" if goal else "", (m["backend_ms"] <= goal) if goal and
-                        "cpu" not in m["device"] else None, m["runs"],
-                        note=f"{name}: {m['parameters']:,} parameters (random weights), weights loaded in "
-                             f"{m['load_s']} s, compiled in {m['compile_s']} s, on {m['device']}"
-                             + (f"; the library's own loop takes {m['library_ms']:.1f} ms/frame here"
-                                if goal and on_gpu and m["backend_ms"] > goal else "")))
+                        runs=m["runs"], note="old GPU figures from bench/magenta_gpu.json; run bench/magenta_gpu.sh "
+                                             "on a lent GPU for this version's"))
     return rows
 
 
@@ -194,6 +439,19 @@ def _serve_rss(cache: Path) -> tuple[float, float]:
     return mag, synth
 
 
+def gpu_rows(path: Path = GPU_RESULTS) -> list[Any]:
+    """Rows from a recorded GPU run (either format), or one row saying there is none."""
+    from bench.table import Row
+
+    if not path.is_file():
+        return [Row.not_run("Magenta ms per 40 ms frame on a GPU", f"no GPU result recorded ({path.name})")]
+    gpu = json.loads(path.read_text())
+    if gpu.get("format") != 2:
+        return _old_gpu_rows(gpu)
+    card = gpu["models"][0]["device"].split("(", 1)[-1].rstrip(")")
+    return _model_rows(gpu, f"{card}, recorded {gpu['date']} at {gpu.get('commit', '?')}")
+
+
 def rows(quick: bool) -> list[Any]:
     """Rows for bench/run.py's table (raises ImportError when the magenta extra is missing)."""
     import magenta_rt  # noqa: F401 — ImportError: the runner reports "not run: pip install 'cadenza[magenta]'"
@@ -203,21 +461,11 @@ def rows(quick: bool) -> list[Any]:
     out: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="cadenza-magenta-bench-") as tmp:
         cache = Path(tmp)
-        res = _run_self("tiny", frames=5 if quick else 25, repeats=3 if quick else 5, timeout=900, cache=cache)
+        res = _run_self("tiny", frames=4 if quick else 10, repeats=3 if quick else 5, timeout=1800, cache=cache,
+                        precisions="fp32" if quick else "fp32,bf16")
         out += _model_rows(res, "CPU here")
-        if not quick:
-            try:
-                res = _run_self("mrt2_small", frames=3, repeats=3, timeout=1800, cache=cache)
-                out += _model_rows(res, "CPU here")
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                out.append(Row.failed("Magenta ms per 40 ms frame, mrt2_small (CPU here)", exc))
         mag, synth = _serve_rss(cache)
-    if GPU_RESULTS.is_file():
-        gpu = json.loads(GPU_RESULTS.read_text())
-        card = gpu["models"][0]["device"].split("(", 1)[-1].rstrip(")")
-        out += _model_rows(gpu, f"{card}, recorded {gpu['date']}")
-    else:
-        out.append(Row.not_run("Magenta ms per 40 ms frame on a GPU", "no GPU result recorded (bench/magenta_gpu.json)"))
+    out += gpu_rows()
     out.append(Row("runtime RSS, magenta backend (tiny model, CPU)", f"{mag:.0f} MB", f"synth {synth:.0f} MB",
                    f"{mag / synth:.2f}", runs=1, note="VmRSS of `cadenza serve` after 5 s of playing"))
     return out

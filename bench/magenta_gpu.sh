@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# The Magenta GPU benchmark as run on a lent GPU machine (CUDA JAX preinstalled, no network):
-# wheels for magenta-rt and what it imports travel in .whl/ (see bench/magenta.py), Cadenza is laid
-# out on PYTHONPATH as setuptools' package-dir maps it, then bench/magenta.py measures tiny,
-# mrt2_small and mrt2_base (random weights) on the GPU into $OUT/magenta_gpu.json.
+# The Magenta GPU benchmark, one run of < 8 minutes on a lent GPU machine (CUDA JAX preinstalled, no network):
+# tiny, mrt2_small and mrt2_base (random weights of the real shapes), fp32 and bf16, 1/2/3 live streams batched
+# vs sequential vs the library's own generate() loop, p50/p99 per frame, host launch time, GPU memory, compile
+# times, bf16 token agreement, batched-vs-alone identity; the slots experiment on tiny and mrt2_small.
+# Writes $OUT/magenta_gpu.json after each model (a model cut off by the time limit loses only itself).
+#
+# Wheels for magenta-rt and what it imports travel in .whl/ (the device machine has no network); Cadenza is laid
+# out on PYTHONPATH as setuptools' package-dir maps it. Where both already import (this checkout's .venv: the CPU
+# dry run, e.g. `OUT=/tmp/o MODELS=tiny FRAMES=3 REPEATS=1 PYTHON=.venv/bin/python bench/magenta_gpu.sh`), the
+# install is skipped. Overrides: MODELS, FRAMES (one number or model=N,…), REPEATS, PRECISIONS, EXPERIMENTS,
+# AGREEMENT_FRAMES, DEVICE (gpu; cpu for the dry run), PYTHON.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-out}
+PY=${PYTHON:-python3}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-mkdir -p /tmp/site/cadenza
-cp -r cadenza/. /tmp/site/cadenza/
-cp -r runtime /tmp/site/cadenza/runtime
-cp -r sdk /tmp/site/cadenza/sdk
-cp -r proto /tmp/site/cadenza/proto
-export PYTHONPATH=/tmp/site
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
-python3 bench/magenta.py --device gpu --models "${MODELS:-tiny,mrt2_small,mrt2_base}" \
-    --frames "${FRAMES:-50}" --repeats "${REPEATS:-5}" --cache /tmp/hf --json "$OUT/magenta_gpu.json"
+t0=$(date +%s)
+if ! "$PY" -c "import magenta_rt, cadenza.runtime.backends.magenta.backend" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    mkdir -p /tmp/site/cadenza
+    cp -r cadenza/. /tmp/site/cadenza/
+    cp -r runtime /tmp/site/cadenza/runtime
+    cp -r sdk /tmp/site/cadenza/sdk
+    cp -r proto /tmp/site/cadenza/proto
+    export PYTHONPATH=/tmp/site
+fi
+DEVICE=${DEVICE:-gpu}
+if [ "$DEVICE" = gpu ]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+fi
+"$PY" -c "import jax; print('jax', jax.__version__, jax.devices())"
+# budget (H100/H200): tiny ~1.5 min, mrt2_small ~2.5 min, mrt2_base ~3 min incl. random weights, compiles, warm-up
+"$PY" bench/magenta.py --device "$DEVICE" --models "${MODELS:-tiny,mrt2_small,mrt2_base}" \
+    --frames "${FRAMES:-tiny=40,mrt2_small=40,mrt2_base=20}" --repeats "${REPEATS:-3}" \
+    --precisions "${PRECISIONS:-fp32,bf16}" --experiments "${EXPERIMENTS:-tiny,mrt2_small}" \
+    --agreement-frames "${AGREEMENT_FRAMES:-25}" --cache "${CACHE:-/tmp/hf}" --json "$OUT/magenta_gpu.json" \
+    > "$OUT/magenta_gpu.stdout"
+echo "magenta_gpu.sh: done in $(( $(date +%s) - t0 )) s → $OUT/magenta_gpu.json"

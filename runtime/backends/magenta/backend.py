@@ -50,8 +50,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,11 +248,21 @@ class MagentaBackend:
         self.batch_sizes = tuple(sorted(set(batch_sizes) | {1}))
         self.batch_compile_seconds: dict[int, float] = {1: self.compile_seconds}
         self._steps: dict[int, Any] = {}
-        for size in self.batch_sizes[1:]:
+        lowered = {size: self._lower_batch(size) for size in self.batch_sizes[1:]}  # tracing holds the GIL
+        workers = max(1, min(len(lowered), (os.cpu_count() or 1) // 4))  # XLA compiles without it, in threads
+
+        def compile_one(size: int) -> tuple[int, Any, float]:
             t = time.perf_counter()
-            self._steps[size] = self._compile_batch(size)
-            self.batch_compile_seconds[size] = time.perf_counter() - t
-            say(f"batched step for {size} streams compiled in {self.batch_compile_seconds[size]:.1f} s")
+            return size, lowered[size].compile(), time.perf_counter() - t
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(workers, thread_name_prefix="magenta-compile") as pool:
+            for size, step, seconds in pool.map(compile_one, lowered):
+                self._steps[size] = step
+                self.batch_compile_seconds[size] = seconds
+                say(f"batched step for {size} streams compiled in {seconds:.1f} s")
+        if len(lowered) > 1 and workers > 1:
+            say(f"batched steps compiled in {time.perf_counter() - t:.1f} s ({workers} at a time)")
         self.warm_seconds = 0.0
         if warm:
             t = time.perf_counter()
@@ -320,8 +332,11 @@ class MagentaBackend:
         temperature, top_k and sampling key. Dispatches every frame before it
         fetches any audio, so the host never waits between frames. Touches only
         the jobs' states (the generation thread calls it without the engine
-        lock). A stream's audio is the audio ``generate`` alone would make
-        (tests/test_magenta.py states the tolerance: bit-identical on CPU).
+        lock). A stream samples the tokens ``generate`` alone would sample,
+        except at near-ties of the sampler (a batched matmul sums in another
+        order than batch 1: ~1 token in 100 with random weights on CPU), and
+        its audio is bit-identical whenever its tokens are (the tolerance and
+        why: tests/test_magenta.py).
         """
         work: list[tuple[MagentaState, np.ndarray, Controls, int]] = []
         seen: set[int] = set()
@@ -376,9 +391,10 @@ class MagentaBackend:
             self._rows[key] = row
         return row
 
-    def _compile_batch(self, size: int) -> Any:
-        """The library's ``step_with_emits`` over ``size`` streams, AOT-compiled: their batch-1 states stacked in,
-        the step, the states split out. Checks that every leaf of the state has the batch on axis 0."""
+    def _lower_batch(self, size: int) -> Any:
+        """The library's ``step_with_emits`` over ``size`` streams, lowered for AOT compilation: their batch-1
+        states stacked in, the step, the states split out. Checks that every leaf of the state has the batch on
+        axis 0."""
         sampler = self.system._sampler
         params = self.system._params
         channels = self.system._num_channels
@@ -405,7 +421,7 @@ class MagentaBackend:
             return out.values, tuple(jax.tree.map(lambda x, i=i: x[i:i + 1], state) for i in range(size))
 
         return jax.jit(step).lower(params, np.zeros((size, channels), np.int32), np.ones(size, np.float32),
-                                   np.full(size, 40, np.int32), (self._pad_state,) * size).compile()
+                                   np.full(size, 40, np.int32), (self._pad_state,) * size)
 
     def _advance(self, work: list[tuple[MagentaState, np.ndarray, Controls, int]]) -> None:
         """Step every (state, style, controls, n) ``n`` frames: round k batches the streams that need a k-th
@@ -507,4 +523,37 @@ class MagentaBackend:
         return cond, scales, held
 
 
-__all__ = ["FRAME", "MagentaBackend", "MagentaState"]
+def token_agreement(fp32: MagentaBackend, bf16: MagentaBackend, style: np.ndarray, frames: int,
+                    seed: int = 3) -> dict[str, Any]:
+    """bf16 against fp32 weights on the same seed and conditioning.
+
+    *Teacher-forced*: each frame, both step from the fp32 stream's state; the
+    fraction of sampled RVQ tokens that match (the figure that says how often
+    bf16 rounding changes a choice). *Free-running*: the first frame at which
+    two streams left to themselves differ (after it their contexts differ).
+    """
+    controls = Controls()
+    ref = fp32.new_stream(seed)
+    free = bf16.new_stream(seed)
+    same_layout = ([(x.shape, x.dtype) for x in jax.tree.leaves(ref.model)]
+                   == [(x.shape, x.dtype) for x in jax.tree.leaves(free.model)])
+    equal = total = 0
+    first_difference: int | None = None
+    for k in range(frames):
+        if same_layout:
+            forced = ref.fork()
+            bf16.generate(forced, style, controls, FRAME)
+        fp32.generate(ref, style, controls, FRAME)
+        bf16.generate(free, style, controls, FRAME)
+        expected = fp32.tokens(ref)
+        if same_layout:
+            got = bf16.tokens(forced)
+            equal += int(np.sum(expected == got))
+            total += expected.size
+        if first_difference is None and not np.array_equal(expected, bf16.tokens(free)):
+            first_difference = k
+    return {"frames": frames, "teacher_forced": round(equal / total, 4) if total else None,
+            "tokens_compared": total, "free_running_first_difference_frame": first_difference}
+
+
+__all__ = ["DEFAULT_BATCH_SIZES", "FRAME", "MagentaBackend", "MagentaState", "PRECISIONS", "token_agreement"]
