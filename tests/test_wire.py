@@ -708,3 +708,61 @@ def test_envelope_to_json_reads_as_json_format_writes_it() -> None:
     for data in cases + cases:
         assert wire.envelope_to_json(data) == reference(data)
     assert json.loads(wire.envelope_to_json(wire.encode_reply(2**64 - 1, pb.Ok())))["requestId"] == str(2**64 - 1)
+
+
+def test_request_from_json_gives_the_bytes_json_format_gives() -> None:
+    """request_from_json reads the Envelope's own level itself for the common request (integer ids, one body) and
+    leaves every body, and every other shape, to json_format: byte for byte what ``json_format.ParseDict`` of the
+    whole object gives, and json_format's own error where it refuses one."""
+    from google.protobuf import json_format
+
+    def reference(obj: dict[str, Any]) -> bytes:
+        envelope = pb.Envelope()
+        json_format.ParseDict(obj, envelope, max_recursion_depth=32)
+        return envelope.SerializeToString(deterministic=True)
+
+    bodies: list[Message] = [
+        pb.Hello(client_name="test", supported_versions=[1]), pb.GetStatus(), pb.DescribeGraph(), pb.Trigger(name="victory"),
+        pb.SetState(name="combat"), pb.LoadGraph(text="name: x"),
+        pb.SetParameters(values=[pb.ParameterUpdate(name="danger", number=0.7), pb.ParameterUpdate(
+            name="mood", label="calm")], ramp_seconds=0.5, ramp_shape=pb.SetParameters.S_CURVE, clamp=True),
+        pb.SetPrompts(prompts=[pb.WeightedPrompt(text="techno", weight=0.5)]),
+        pb.SetControls(controls=pb.Controls(bpm=120, seed=2**64 - 1, notes=pb.NoteSet(midi=[60, 64])), clear=["scale"]),
+        pb.Transport(action=pb.Transport.PLAY), pb.Subscribe(topics=["beat"], audio=pb.AudioChunk.INT16_LE)]
+    objs: list[dict[str, Any]] = []
+    for i, body in enumerate(bodies):
+        kind = next(f for f in pb.Envelope.DESCRIPTOR.fields if f.message_type is body.DESCRIPTOR)
+        env = pb.Envelope(protocol_version=1, request_id=i + 1)
+        getattr(env, kind.name).CopyFrom(body)
+        for names in (False, True):  # lowerCamelCase and .proto names
+            for defaults in (False, True):
+                obj = json_format.MessageToDict(env, preserving_proto_field_name=names,
+                                                always_print_fields_with_no_presence=defaults)
+                objs.append(obj)  # the id as json_format writes it: a string
+                rid = "request_id" if names else "requestId"
+                objs.append({**obj, rid: int(obj[rid])})  # as a page sends it: a number (the common request)
+    objs += [{"protocolVersion": 1, "requestId": "5", "getStatus": {}},  # a string id: json_format's own walk
+             {"protocolVersion": 1, "requestId": 5.0, "getStatus": {}}, {"protocolVersion": 1, "getStatus": {}},
+             {"protocolVersion": 1, "requestId": 5, "getStatus": None, "trigger": {"name": "x"}},
+             {"protocolVersion": 1, "requestId": 2**64 - 1, "getStatus": {}}, {"requestId": 5, "getStatus": {}},
+             {"protocol_version": 1, "request_id": 0, "get_status": {}}, {"protocolVersion": 1, "requestId": 5}]
+    common = 0
+    for obj in objs:
+        assert wire.request_from_json(json.dumps(obj)) == reference(obj), obj
+        try:
+            wire._envelope_from_json(obj)
+            common += 1
+        except wire._NotCommon:
+            pass
+    assert common >= 2 * len(bodies), "the common requests took json_format's whole walk"
+    # a body json_format refuses: its error, with the field's path
+    for obj, field in (({"protocolVersion": 1, "requestId": 9, "setParameters": {"rampShape": "WOBBLY"}},
+                        "set_parameters.ramp_shape"),
+                       ({"protocolVersion": 1, "requestId": 9, "loadGraph": {"format": "NOPE", "text": "x"}},
+                        "load_graph.format")):
+        with pytest.raises(json_format.ParseError) as ref:
+            reference(obj)
+        with pytest.raises(WireError) as err:
+            wire.request_from_json(json.dumps(obj))
+        assert err.value.code == E.BAD_MESSAGE and err.value.request_id == 9 and err.value.field == field, err.value
+        assert str(ref.value)[:60].replace("..", ".") in str(err.value)
