@@ -2,7 +2,8 @@
 
 For each model and precision, in one process on one device, on the same
 checkpoint, modes alternate frame block by frame block (library, live 1,
-live 2, sequential 2, live 3, sequential 3, library, …) ``repeats`` times:
+live 2, sequential 2, live 3, sequential 3, …; every precision's backend
+loaded side by side, fp32's block then bf16's) ``repeats`` times:
 
 - **library**: ``MagentaRT2System.generate(conditioning, frames=N, state)``,
   the official streaming loop (N frames per call, one host transfer); its
@@ -128,11 +129,16 @@ class _Slots:
         self.temps = np.ones(n, np.float32)
         self.topks = np.full(n, 40, np.int32)
 
-    def frame(self) -> Any:
+    def frame_times(self, count: int) -> list[float]:
         import numpy as np
 
-        out, self.state = self.step(self.params, self.rows, self.temps, self.topks, self.state)
-        return np.asarray(out)
+        times = []
+        for _ in range(count):
+            t = time.perf_counter()
+            out, self.state = self.step(self.params, self.rows, self.temps, self.topks, self.state)
+            np.asarray(out)
+            times.append(1000 * (time.perf_counter() - t))
+        return times
 
 
 def batched_vs_alone(backend: Any, frames: int = 4) -> dict[str, Any]:
@@ -163,133 +169,136 @@ def batched_vs_alone(backend: Any, frames: int = 4) -> dict[str, Any]:
             "frames_all_tokens_equal": same_frames, "of_those_audio_bit_identical": same_audio}
 
 
-def measure(model: str, device: str | None, frames: int, repeats: int, precisions: list[str],
-            streams: list[int], experiments: bool, agreement_frames: int) -> dict[str, Any]:
-    import jax
-    import numpy as np
+class _Config:
+    """One precision of one model: its backend, its streams and the timed modes (each a block of frames)."""
 
-    from cadenza.runtime.backends import Controls, TextPrompt
-    from cadenza.runtime.backends.base import StepJob
-    from cadenza.runtime.backends.magenta import MagentaBackend
-    from cadenza.runtime.backends.magenta.backend import token_agreement
-    from magenta_rt.config import MUSICCOCA
+    def __init__(self, model: str, device: str | None, precision: str, streams: list[int], experiments: bool,
+                 frames: int) -> None:
+        import jax
 
-    result: dict[str, Any] = {"model": model, "precisions": {}}
-    backends: dict[str, Any] = {}
-    sizes = tuple(sorted({1, *streams}))
-    for precision in precisions:
+        from cadenza.runtime.backends import Controls, TextPrompt
+        from cadenza.runtime.backends.magenta import MagentaBackend
+        from magenta_rt.config import MUSICCOCA
+
+        self.model, self.precision, self.frames = model, precision, frames
         before = _memory(jax.devices()[0])
         t0 = time.perf_counter()
-        backend = MagentaBackend(model=model, device=device, style_model="mock", say=_say, precision=precision,
-                                 batch_sizes=sizes)
-        ready_s = time.perf_counter() - t0
+        self.backend = backend = MagentaBackend(model=model, device=device, style_model="mock", say=_say,
+                                                precision=precision, batch_sizes=tuple(sorted({1, *streams})))
+        self.ready_s = time.perf_counter() - t0
+        self.styles = [backend.embed(TextPrompt(p)).vector for p in PROMPTS]
+        self.controls = [Controls(), Controls(temperature=1.1), Controls(temperature=1.0, top_k=30)]
+        self.cond = {MUSICCOCA.key: backend.style_tokens(self.styles[0])}
         system = backend.system
-        styles = [backend.embed(TextPrompt(p)).vector for p in PROMPTS]
-        controls = [Controls(), Controls(temperature=1.1), Controls(temperature=1.0, top_k=30)]
-        tokens = backend.style_tokens(styles[0])
-        lib_state = system._jit_init_state(system._params, {})
-        _, lib_state = system.generate(conditioning={MUSICCOCA.key: tokens}, frames=3, state=lib_state)  # warm
-        live = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams}
-        seq = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams if n > 1}
-        slots = {n: _Slots(backend, n) for n in streams if n > 1} if experiments else {}
-        for s in slots.values():
-            s.frame()
-
-        def run_live(n: int, count: int = frames) -> list[float]:
-            times = []
-            for _ in range(count):
-                t = time.perf_counter()
-                backend.prefetch([StepJob(st, styles[i % 3], controls[i % 3], FRAME)
-                                  for i, st in enumerate(live[n])])
-                for i, st in enumerate(live[n]):
-                    backend.generate(st, styles[i % 3], controls[i % 3], FRAME)
-                times.append(1000 * (time.perf_counter() - t))
-            return times
-
-        def run_seq(n: int, count: int = frames) -> list[float]:
-            times = []
-            for _ in range(count):
-                t = time.perf_counter()
-                for i, st in enumerate(seq[n]):
-                    backend.generate(st, styles[i % 3], controls[i % 3], FRAME)
-                times.append(1000 * (time.perf_counter() - t))
-            return times
-
-        launch_stream = backend.new_stream(7)
-        launch_ms: list[float] = []
-
-        def run_launch(n: int, count: int = frames) -> list[float]:
-            """One stream, one frame: the host's time to launch the step, and to the audio on the host."""
-            times = []
-            for _ in range(count):
-                t = time.perf_counter()
-                out = backend._dispatch([(launch_stream, styles[0], controls[0])])
-                launched = time.perf_counter()
-                np.asarray(out)
-                times.append(1000 * (time.perf_counter() - t))
-                launch_ms.append(1000 * (launched - t))
-            return times
-
-        def run_slots(n: int, count: int = frames) -> list[float]:
-            times = []
-            for _ in range(count):
-                t = time.perf_counter()
-                slots[n].frame()
-                times.append(1000 * (time.perf_counter() - t))
-            return times
-
-        modes: dict[str, Any] = {}
+        self.lib_state = system._jit_init_state(system._params, {})
+        self.live = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams}
+        self.seq = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams if n > 1}
+        self.slots = {n: _Slots(backend, n) for n in streams if n > 1} if experiments else {}
+        self.launch_stream = backend.new_stream(7)
+        self.launch_ms: list[float] = []
+        self.modes: dict[str, Any] = {"library": self.run_library}
         for n in streams:
-            modes[f"live{n}"] = lambda n=n, **kw: run_live(n, **kw)
+            self.modes[f"live{n}"] = lambda count, n=n: self.run_live(n, count)
             if n > 1:
-                modes[f"sequential{n}"] = lambda n=n, **kw: run_seq(n, **kw)
-                if n in slots:
-                    modes[f"slots{n}"] = lambda n=n, **kw: run_slots(n, **kw)
-        modes["launch1"] = lambda n=1, **kw: run_launch(n, **kw)
-        for fn in modes.values():  # two unmeasured frames each: first-call effects stay out of the figures
-            fn(count=2)
-        launch_ms.clear()
-        per_frame: dict[str, list[float]] = {m: [] for m in ["library", *modes]}
-        per_run: dict[str, list[float]] = {m: [] for m in per_frame}
-        for r in range(repeats):
+                self.modes[f"sequential{n}"] = lambda count, n=n: self.run_seq(n, count)
+                if n in self.slots:
+                    self.modes[f"slots{n}"] = lambda count, n=n: self.slots[n].frame_times(count)
+        self.modes["launch1"] = self.run_launch
+        for fn in self.modes.values():  # two unmeasured frames each: first-call effects stay out of the figures
+            fn(2)
+        self.launch_ms.clear()
+        self.memory = _memory(jax.devices()[0])
+        if before and self.memory:
+            self.memory["this_backend_bytes"] = self.memory["bytes_in_use"] - before["bytes_in_use"]
+        self.per_frame: dict[str, list[float]] = {m: [] for m in self.modes}
+        self.per_run: dict[str, list[float]] = {m: [] for m in self.modes}
+
+    def run_library(self, count: int) -> list[float]:
+        """The library's own loop: one generate(frames=count) call; its mean per frame (no per-frame times)."""
+        system = self.backend.system
+        t = time.perf_counter()
+        _, self.lib_state = system.generate(conditioning=self.cond, frames=count, state=self.lib_state)
+        return [1000 * (time.perf_counter() - t) / count]
+
+    def run_live(self, n: int, count: int) -> list[float]:
+        from cadenza.runtime.backends.base import StepJob
+
+        times = []
+        for _ in range(count):
             t = time.perf_counter()
-            _, lib_state = system.generate(conditioning={MUSICCOCA.key: tokens}, frames=frames, state=lib_state)
-            lib = 1000 * (time.perf_counter() - t) / frames
-            per_frame["library"].append(lib)
-            per_run["library"].append(lib)
-            for name, fn in modes.items():
-                times = fn()
-                per_frame[name] += times
-                per_run[name].append(statistics.fmean(times))
-            _say(f"{model} {precision} run {r + 1}/{repeats}: " + ", ".join(
-                f"{m} {per_run[m][-1]:.1f}" for m in per_run) + " ms/frame")
-        jax.block_until_ready([st.model for sts in live.values() for st in sts])
-        entry = {"device": backend.device, "parameters": backend.parameters, "load_s": round(backend.load_seconds, 2),
-                 "compile_s": {str(k): round(v, 2) for k, v in backend.batch_compile_seconds.items()},
-                 "warm_up_s": round(backend.warm_seconds, 2), "ready_s": round(ready_s, 2),
-                 "frames_per_run": frames, "runs": repeats,
-                 "modes": {m: _summary(per_frame[m], per_run[m]) for m in per_frame},
-                 "memory": _memory(jax.devices()[0])}
-        if before and entry["memory"]:
-            entry["memory"]["this_backend_bytes"] = entry["memory"]["bytes_in_use"] - before["bytes_in_use"]
-        entry["host_launch_ms"] = _summary(launch_ms, [statistics.fmean(launch_ms)])
-        entry["batched_vs_alone"] = batched_vs_alone(backend)
-        if slots:
-            entry["slots_compile_s"] = {str(n): round(s.compile_s, 2) for n, s in slots.items()}
-        result["precisions"][precision] = entry
-        result.setdefault("device", backend.device)
-        _say(f"{model} {precision}: " + json.dumps(entry["modes"]))
-        backends[precision] = backend
-        del slots, live, seq, lib_state
-        if "fp32" in precisions and "bf16" in precisions and len(backends) == 2:
+            self.backend.prefetch([StepJob(st, self.styles[i % 3], self.controls[i % 3], FRAME)
+                                   for i, st in enumerate(self.live[n])])
+            for i, st in enumerate(self.live[n]):
+                self.backend.generate(st, self.styles[i % 3], self.controls[i % 3], FRAME)
+            times.append(1000 * (time.perf_counter() - t))
+        return times
+
+    def run_seq(self, n: int, count: int) -> list[float]:
+        times = []
+        for _ in range(count):
             t = time.perf_counter()
-            result["bf16_agreement"] = token_agreement(backends["fp32"], backends["bf16"],
-                                                       backends["fp32"].embed(TextPrompt(PROMPTS[0])).vector,
-                                                       agreement_frames)
-            _say(f"{model} bf16 agreement ({time.perf_counter() - t:.1f} s): {result['bf16_agreement']}")
-        elif precision == "fp32" and "bf16" in precisions:
-            continue  # keep the fp32 backend for the agreement
-        backends.clear()
+            for i, st in enumerate(self.seq[n]):
+                self.backend.generate(st, self.styles[i % 3], self.controls[i % 3], FRAME)
+            times.append(1000 * (time.perf_counter() - t))
+        return times
+
+    def run_launch(self, count: int) -> list[float]:
+        """One stream, one frame: the host's time to launch the step, and to the audio on the host."""
+        import numpy as np
+
+        times = []
+        for _ in range(count):
+            t = time.perf_counter()
+            out = self.backend._dispatch([(self.launch_stream, self.styles[0], self.controls[0])])
+            launched = time.perf_counter()
+            np.asarray(out)
+            times.append(1000 * (time.perf_counter() - t))
+            self.launch_ms.append(1000 * (launched - t))
+        return times
+
+    def repeat(self, r: int, repeats: int) -> None:
+        for name, fn in self.modes.items():
+            times = fn(self.frames)
+            self.per_frame[name] += times
+            self.per_run[name].append(statistics.fmean(times))
+        _say(f"{self.model} {self.precision} run {r + 1}/{repeats}: " + ", ".join(
+            f"{m} {self.per_run[m][-1]:.1f}" for m in self.per_run) + " ms/frame")
+
+    def entry(self, repeats: int) -> dict[str, Any]:
+        b = self.backend
+        e: dict[str, Any] = {
+            "device": b.device, "parameters": b.parameters, "load_s": round(b.load_seconds, 2),
+            "compile_s": {str(k): round(v, 2) for k, v in b.batch_compile_seconds.items()},
+            "warm_up_s": round(b.warm_seconds, 2), "ready_s": round(self.ready_s, 2),
+            "frames_per_run": self.frames, "runs": repeats,
+            "modes": {m: _summary(self.per_frame[m], self.per_run[m]) for m in self.per_frame},
+            "memory": self.memory, "host_launch_ms": _summary(self.launch_ms, [statistics.fmean(self.launch_ms)]),
+            "batched_vs_alone": batched_vs_alone(b)}
+        if self.slots:
+            e["slots_compile_s"] = {str(n): round(s.compile_s, 2) for n, s in self.slots.items()}
+        return e
+
+
+def measure(model: str, device: str | None, frames: int, repeats: int, precisions: list[str],
+            streams: list[int], experiments: bool, agreement_frames: int) -> dict[str, Any]:
+    """Every precision's backend loaded side by side; repeats alternate precision by precision, mode by mode."""
+    from cadenza.runtime.backends import TextPrompt
+    from cadenza.runtime.backends.magenta.backend import token_agreement
+
+    configs = [_Config(model, device, p, streams, experiments, frames) for p in precisions]
+    for r in range(repeats):
+        for c in configs:
+            c.repeat(r, repeats)
+    result: dict[str, Any] = {"model": model, "device": configs[0].backend.device, "precisions": {}}
+    for c in configs:
+        result["precisions"][c.precision] = c.entry(repeats)
+        _say(f"{model} {c.precision}: " + json.dumps(result["precisions"][c.precision]["modes"]))
+    by = {c.precision: c.backend for c in configs}
+    if "fp32" in by and "bf16" in by:
+        t = time.perf_counter()
+        result["bf16_agreement"] = token_agreement(by["fp32"], by["bf16"], by["fp32"].embed(TextPrompt(PROMPTS[0])).vector,
+                                                   agreement_frames)
+        _say(f"{model} bf16 agreement ({time.perf_counter() - t:.1f} s): {result['bf16_agreement']}")
     return result
 
 
@@ -299,15 +308,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=["cpu", "gpu", "tpu"])
     ap.add_argument("--frames", default="25", help="frames per timed block: one number, or model=N,… per model")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16")
+    ap.add_argument("--precisions", default="fp32",
+                    help="comma-separated fp32, bf16; model=p1+p2 entries override per model (tiny=fp32)")
     ap.add_argument("--streams", default="1,2,3", help="live stream counts to measure")
     ap.add_argument("--experiments", default="", help="models (comma-separated) that also run the slots experiment")
     ap.add_argument("--agreement-frames", type=int, default=25)
     ap.add_argument("--cache", help="private Hugging Face cache (default: a temporary folder)")
     ap.add_argument("--json", help="write the results here (after each model)")
+    ap.add_argument("--markdown", metavar="JSON", help="print a recorded result as bench/magenta.md's tables, and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     per_model = dict(x.split("=") for x in args.frames.split(",") if "=" in x)
     default_frames = next((int(x) for x in args.frames.split(",") if "=" not in x), 25)
+    items = [x.strip() for x in args.precisions.split(",") if x.strip()]
+    default_precisions = [x for x in items if "=" not in x] or ["fp32"]
+    precisions = {m: p.split("+") for m, p in (x.split("=", 1) for x in items if "=" in x)}
     with tempfile.TemporaryDirectory(prefix="cadenza-magenta-bench-") as tmp:
         cache = Path(args.cache or tmp)
         os.environ["HF_HUB_CACHE"] = str(cache)  # before huggingface_hub is imported
@@ -325,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             prepare(model, cache)
             res = measure(model, args.device, int(per_model.get(model, default_frames)), args.repeats,
-                          [p.strip() for p in args.precisions.split(",") if p.strip()],
+                          precisions.get(model, default_precisions),
                           [int(n) for n in args.streams.split(",")], model in experiments, args.agreement_frames)
             res["seconds"] = round(time.perf_counter() - t, 1)
             results["models"].append(res)
@@ -334,6 +351,29 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """A format-2 result as Markdown: ms per frame per mode (p50 / p99), then compile, memory and agreement."""
+    modes = ["library", "live1", "live2", "sequential2", "slots2", "live3", "sequential3", "slots3", "launch1"]
+    lines = [f"{res['date']}, commit {res.get('commit', '?')}, jax {res['jax']}, {', '.join(res['devices'])}", "",
+             "| model | precision | " + " | ".join(modes) + " | host launch |",
+             "|---|---|" + "---|" * (len(modes) + 1)]
+    notes = []
+    for m in res["models"]:
+        for precision, e in m["precisions"].items():
+            cells = [f"{e['modes'][k]['p50_ms']:.1f} / {e['modes'][k]['p99_ms']:.1f}" if k in e["modes"] else "—"
+                     for k in modes]
+            launch = e.get("host_launch_ms")
+            tail = f" | {launch['p50_ms']:.2f} / {launch['p99_ms']:.2f} |" if launch else " | — |"
+            lines.append(f"| {m['model']} | {precision} | " + " | ".join(cells) + tail)
+            notes.append(f"- {m['model']} {precision} on {e['device']}: compile s per batch size {e['compile_s']}"
+                         + (f", slots {e['slots_compile_s']}" if "slots_compile_s" in e else "")
+                         + f"; warm-up {e['warm_up_s']} s; {e['frames_per_run']} frames × {e['runs']} runs; "
+                         f"memory {e.get('memory')}; batched vs alone {e.get('batched_vs_alone')}")
+        if m.get("bf16_agreement"):
+            notes.append(f"- {m['model']} bf16 vs fp32 tokens: {m['bf16_agreement']}")
+    return "\n".join(lines + [""] + notes)
 
 
 def _commit() -> str:
