@@ -332,10 +332,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_server(config)
 
 
+def _batch_sizes(text: str | None) -> tuple[int, ...] | None:
+    """``--batch-sizes 1,2,3`` → (1, 2, 3); positive integers including 1."""
+    if text is None:
+        return None
+    try:
+        sizes = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise UsageError(f"{text!r} is not a list of stream counts; give e.g. 1,2,3", where="--batch-sizes") from None
+    if not sizes or sizes[0] != 1 or sizes[-1] > 64:
+        raise UsageError(f"{text!r}: give stream counts from 1 to 64 that include 1, e.g. 1,2,3",
+                         where="--batch-sizes")
+    return sizes
+
+
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
-    """``--model``/``--device``/``--style-model``/``--precision`` for backends that take them (synth takes none)."""
+    """``--model``/``--device``/``--style-model``/``--precision``/``--batch-sizes`` for backends that take them
+    (synth takes none)."""
     given = {k: v for k, v in (("model", args.model), ("device", args.device), ("style_model", args.style_model),
-                               ("precision", args.precision)) if v is not None}
+                               ("precision", args.precision), ("batch_sizes", _batch_sizes(args.batch_sizes)))
+             if v is not None}
     if args.backend == "synth" and given:
         flag = "--" + next(iter(given)).replace("_", "-")
         raise UsageError("only the magenta backend takes it (add --backend magenta)", where=flag)
@@ -422,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="magenta: MusicCoCa towers for prompts (default), or the library's mock (tiny's default)")
     sv.add_argument("--precision", choices=["fp32", "bf16"],
                     help="magenta: the depthformer's weights in float32 (default) or bfloat16 (half the bytes)")
+    sv.add_argument("--batch-sizes", metavar="N,N,…",
+                    help="magenta: stream counts whose batched step is compiled at start-up (default 1,2,3,4,6; "
+                         "must include 1; more streams than the largest step in several calls)")
     sv.add_argument("--graph", help="a style graph to load at start")
     sv.add_argument("--prompt", action="append", metavar="TEXT[:WEIGHT]",
                     help="play these weighted prompts at start (no graph)")

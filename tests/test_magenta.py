@@ -355,6 +355,29 @@ def test_the_padding_row_leaks_nothing(backend: Any) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(backend._pad_state), fresh, strict=True))
 
 
+def test_streams_that_start_inside_a_frame_fall_into_step(backend: Any) -> None:
+    """A crossfade deck and a stinger start at offsets inside the bed's 40 ms frame (10 ms blocks): within a frame
+    of each joining, every device step carries all the live streams (one batched call, not one per stream)."""
+    from collections import Counter
+
+    from cadenza.runtime.backends.base import StepJob
+
+    style = backend.embed(TextPrompt("dark techno")).vector
+    bed, deck, stinger = backend.new_stream(21), backend.new_stream(22), backend.new_stream(23)
+    sizes: list[int] = []
+    for k in range(20):
+        live = [bed] + [deck] * (k >= 2) + [stinger] * (k >= 3)
+        before = Counter(backend.device_calls)
+        backend.prefetch([StepJob(s, style, Controls(), 480) for s in live])
+        for s in live:
+            backend.generate(s, style, Controls(), 480)
+        calls = backend.device_calls - before
+        if k >= 4:
+            sizes += list(calls.elements())
+    assert sizes and set(sizes) == {3}, sizes
+    assert bed.frame == 20 * 480 and stinger.frame == 17 * 480
+
+
 def test_after_start_up_a_crossfade_and_a_stinger_compile_nothing(backend: Any) -> None:
     """The warm-up ran every compiled step at start-up: streams joining, forking, reseeding and leaving
     (a bed, its crossfade deck forked from it, a stinger) compile nothing, in any batch composition."""

@@ -52,6 +52,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -248,6 +249,7 @@ class MagentaBackend:
         self.batch_sizes = tuple(sorted(set(batch_sizes) | {1}))
         self.batch_compile_seconds: dict[int, float] = {1: self.compile_seconds}
         self._steps: dict[int, Any] = {}
+        self.device_calls: Counter[int] = Counter()  # device steps by the number of streams in them (status, tests)
         lowered = {size: self._lower_batch(size) for size in self.batch_sizes[1:]}  # tracing holds the GIL
         workers = max(1, min(len(lowered), (os.cpu_count() or 1) // 4))  # XLA compiles without it, in threads
 
@@ -329,7 +331,12 @@ class MagentaBackend:
 
         The streams advance together (frame k of every stream that needs a
         k-th frame in one device call), each with its own conditioning,
-        temperature, top_k and sampling key. Dispatches every frame before it
+        temperature, top_k and sampling key. A stream that will need its next
+        frame within the next 40 ms steps now too, one frame ahead of need,
+        so that streams which started at different samples (a crossfade deck,
+        a stinger, each from an offset inside the bed's frame) fall into step
+        and batch from then on; its next frame is still the first generated
+        after any change of its conditioning. Further, it dispatches every frame before it
         fetches any audio, so the host never waits between frames. Touches only
         the jobs' states (the generation thread calls it without the engine
         lock). A stream samples the tokens ``generate`` alone would sample,
@@ -339,6 +346,7 @@ class MagentaBackend:
         why: tests/test_magenta.py).
         """
         work: list[tuple[MagentaState, np.ndarray, Controls, int]] = []
+        soon: list[tuple[MagentaState, np.ndarray, Controls, int]] = []
         seen: set[int] = set()
         for job in jobs:
             state = job.state
@@ -353,8 +361,10 @@ class MagentaBackend:
             missing = job.frames - state.pending.shape[0]
             if missing > 0:
                 work.append((state, job.style, job.controls, math.ceil(missing / FRAME)))
-        if work:
-            self._advance(work)
+            elif state.pending.shape[0] - job.frames < FRAME:  # due within the next frame
+                soon.append((state, job.style, job.controls, 1))
+        if work:  # streams due within a frame step now too: their frames line up, so later blocks batch them
+            self._advance(work + soon)
 
     def _apply_seed(self, state: MagentaState, controls: Controls) -> None:
         if controls.seed is not None and controls.seed != state.seed_control:
@@ -456,6 +466,7 @@ class MagentaBackend:
                                        + cond[DRUM_PIANOROLL.key], np.int32)
             st.cfg_scales = scales
             st.frames_generated += 1
+        self.device_calls[len(part)] += 1
         if len(part) == 1:  # the library's own compiled step, exactly as its generate() calls it
             st = part[0][0]
             block = _library.sl.Sequence.from_values(rows[0].reshape(1, 1, -1))
