@@ -8,7 +8,7 @@ the same run. When a module (or an optional extra it needs) cannot be
 imported, its rows say ``not run: <reason>``; when it fails, ``failed: …``
 — never a made-up number. ``--quick`` (about 2 minutes) runs fewer repeats;
 ``--only NAME`` runs some modules (``core``, ``live``, ``node_client``, ``ws_gateway``, ``audio_wire``, ``memory``,
-``magenta``, ``osc_out``).
+``magenta``, ``magenta_control``, ``osc_out``).
 
 Exit status: 0 when every row with a goal met it, 1 otherwise (the table is
 written either way).
@@ -47,6 +47,8 @@ MODULES: tuple[Module, ...] = (
     Module("audio_wire", "audio PUB bytes/s: int16 vs float32 chunks", "≤ 0.51× float32"),
     Module("memory", "memory (RSS) of `cadenza serve`, synth backend"),
     Module("magenta", "Magenta backend: adapter overhead vs the library's own loop, ms/frame, RSS", "≤ +5 %"),
+    Module("magenta_control", "SetParameters round trip while the tiny Magenta model generates vs a bare pyzmq echo",
+           "≤ 2× the bare echo"),
     Module("midi", "MIDI in: CC sent over JACK MIDI → heard (state event heard_at) vs the lookahead",
            "median and p99 ≤ lookahead + 10 ms"),
     Module("osc_out", "OSC out sender: arrival vs due time, SCHED_FIFO vs normal priority", "p99 ≤ 5 ms"),

@@ -300,8 +300,9 @@ class LiveEngine:
             self.conductor = conductor
         return conductor
 
-    def transport(self, action: str) -> None:
-        """``play``, ``pause`` or ``stop`` (call under :attr:`lock`).
+    def transport(self, action: str, bed: StreamState | None = None) -> None:
+        """``play``, ``pause`` or ``stop`` (call under :attr:`lock`); ``bed``: for STOP, the rewound graph's stream,
+        ``backend.new_stream(seed)`` made before the lock was taken (a model's new stream is device work).
 
         PAUSE holds: a :data:`HOLD_FADE_S` fade to silence, then the graph's
         state, parameters and the model's context stay as they are (nothing is
@@ -329,7 +330,7 @@ class LiveEngine:
         self.playing = False
         if action == "stop" and self.conductor is not None:
             old = self.conductor
-            fresh = Conductor(old.graph, self.backend, seed=self.seed, start_frame=old.frame, mixer=old.mixer)
+            fresh = Conductor(old.graph, self.backend, seed=self.seed, start_frame=old.frame, mixer=old.mixer, bed=bed)
             fresh.overrides = dict(old.overrides)
             fresh.grid = old.grid  # the beat and bar count runs on (PLAY continues it, never restarts it)
             fresh.paused_frames = old.paused_frames

@@ -28,8 +28,8 @@ bounded (:mod:`cadenza.runtime.limits`: prompts per mix, prompt length, notes,
 values per SetParameters, warnings per reply; ``--rate-limit`` requests per
 second per client; ``--load-timeout`` for loads) and checked before anything
 is applied, so an Error always means nothing changed. What a handler does
-under the engine lock (which the generation thread holds across each step) is
-small and bounded: name checks happen before it is taken, embeddings in the
+under the engine lock (which the generation thread holds across each synth
+step; around a magenta model step only to plan and to mix) is small and bounded: name checks happen before it is taken, embeddings in the
 load worker. A LoadGraph/SetPrompts past its time bound is answered TIMEOUT
 and, having not swapped in yet, never will. Faults of the generation thread
 itself are ridden through by the live engine and shown in ``Status.faults``.
@@ -776,13 +776,15 @@ class Server:
 
     def _transport(self, body: Any) -> Ok:
         action = body.action
+        # STOP's fresh stream is made before the lock: a model's new stream is device work requests should not wait for
+        bed = self.live.backend.new_stream(self.live.seed) if action == Transport.STOP else None
         with self.live.lock:
             if action == Transport.PLAY:
                 self.live.transport("play")
             elif action == Transport.PAUSE:  # hold: state, parameters and musical position kept
                 self.live.transport("pause")
             elif action == Transport.STOP:  # fade out, then back to the graph's start
-                self.live.transport("stop")
+                self.live.transport("stop", bed=bed)
             elif action == Transport.RESET_CONTEXT:
                 c = self._conductor("Transport(RESET_CONTEXT)")
                 c.restart_deck()
