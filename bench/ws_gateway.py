@@ -38,6 +38,7 @@ from bench.proc import Serve
 from bench.table import Row
 from cadenza.proto import cadenza_v1_pb2 as pb
 from cadenza.proto import wire
+from cadenza.runtime.ws_gateway import loop_name
 from tests.server_harness import ACTION_GAME, ServeProcess, free_ports
 
 GOAL = "≤ 2× the ZeroMQ round trip"
@@ -249,22 +250,21 @@ def rows(quick: bool) -> list[Row]:
                 z50, z99 = statistics.median(rt["zmq_p50"]), statistics.median(rt["zmq_p99"])
                 for key, what in (("ws_bin", "binary frames"), ("ws_json", "JSON text frames")):
                     w50, w99 = statistics.median(rt[f"{key}_p50"]), statistics.median(rt[f"{key}_p99"])
-                    note = ("WebSocket rows: the same runtime, runs interleaved with the ZeroMQ baseline; "
+                    note = (f"WebSocket rows: the gateway's event loop {loop_name()}; "
+                            "the same runtime, runs interleaved with the ZeroMQ baseline; "
                             "single-threaded blocking Python clients on loopback (pyzmq DEALER; websockets' "
                             "Sans-I/O client on a socket); each encodes its request and decodes the reply inside the timed "
                             "loop (protobuf for ZeroMQ and binary frames, json.dumps/json.loads for JSON frames, "
                             "which carry the fields a page sets: defaults left out).")
                     if key == "ws_json" and w50 / z50 > 2.0:
-                        note += (" JSON over 2×: measured per stage in the gateway thread (perf_counter_ns and "
-                                 "thread_time_ns, a loaded 2-core box): request_from_json (json_format.ParseDict, "
-                                 "pure Python) takes ~45 µs of the thread's own CPU in the runtime's process (~20 µs "
-                                 "in a hot loop); the reply's mapping (MessageToDict) ~20 µs in the process, ~8 µs "
-                                 "in a hot loop; and the reply's socket write, which lets go of the GIL, waits ~45 µs for "
-                                 "another runtime thread in about half of the JSON round trips against a third of "
-                                 "the binary ones. Client side, json.dumps/json.loads cost less than protobuf's "
-                                 "encode/decode, and text frames cost what binary ones do. A gateway in a child process "
-                                 "of its own (own GIL, TCP to the control socket) measured no better: its extra hop "
-                                 "costs as much.")
+                        note += (" JSON over 2×: the text frames' own work is protobuf's json_format (pure Python: "
+                                 "protobuf has no C JSON codec for Python), ~19 µs to read a SetParameters (JSON "
+                                 "checks + ParseDict of the body) and ~8 µs to write its Ok (MessageToDict) on an "
+                                 "idle core; in the runtime's process on a loaded 2-core box, stage by stage "
+                                 "(perf_counter_ns, thread_time_ns), ~45-55 µs and ~15-18 µs against ~9 µs and "
+                                 "~3.5 µs for a binary frame: about half a ZeroMQ round trip on top of the binary "
+                                 "row's ratio, so the JSON row sits ~0.5 above the binary one and crosses 2× when "
+                                 "other work on the machine slows the binary row too.")
                     out.append(Row(f"SetParameters round trip over WebSocket, {what} ({n} per run, one in flight)",
                                    f"median {w50:.0f} µs, p99 {w99:.0f} µs",
                                    f"ZeroMQ control socket: median {z50:.0f} µs, p99 {z99:.0f} µs",

@@ -39,7 +39,9 @@ the same selector, wakes the loop for the reply, which is written at once.
   path leaves it).
 
 Nothing here touches server state: the gateway runs its own asyncio loop in
-its own thread and speaks to the runtime only through the sockets.
+its own thread and speaks to the runtime only through the sockets. The loop is
+uvloop's when uvloop is installed (``CADENZA_WS_LOOP=asyncio``: the standard
+library's): the loop's turns are much of what a round trip costs beyond ZeroMQ.
 """
 
 from __future__ import annotations
@@ -992,6 +994,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return cast(Callable[[], asyncio.AbstractEventLoop], uvloop.new_event_loop)
+
+
+def loop_name() -> str:
+    """Which event loop the gateway runs on here: ``uvloop`` or ``asyncio`` (see :func:`_loop_factory`)."""
+    return "asyncio" if _loop_factory() is None else "uvloop"
 
 
 def _peek(data: bytes) -> tuple[str | None, int]:
