@@ -296,8 +296,8 @@ def measure(model: str, device: str | None, frames: int, repeats: int, precision
     by = {c.precision: c.backend for c in configs}
     if "fp32" in by and "bf16" in by:
         t = time.perf_counter()
-        result["bf16_agreement"] = token_agreement(by["fp32"], by["bf16"], by["fp32"].embed(TextPrompt(PROMPTS[0])).vector,
-                                                   agreement_frames)
+        style = by["fp32"].embed(TextPrompt(PROMPTS[0])).vector
+        result["bf16_agreement"] = token_agreement(by["fp32"], by["bf16"], style, agreement_frames)
         _say(f"{model} bf16 agreement ({time.perf_counter() - t:.1f} s): {result['bf16_agreement']}")
     return result
 
@@ -447,18 +447,22 @@ def _model_rows(res: dict[str, Any], where: str) -> list[Any]:
     return rows
 
 
+OLD_NOTE = ("old GPU figures from bench/magenta_gpu.json (one stream, before batching); run bench/magenta_gpu.sh "
+            "on a lent GPU for this version's")
+
+
 def _old_gpu_rows(res: dict[str, Any]) -> list[Any]:
     """Rows of the last GPU run in the old format (one stream, before batching): labelled as old figures."""
     from bench.table import Row
 
     rows = []
     card = res["models"][0]["device"].split("(", 1)[-1].rstrip(")")
-    for m in res["models"]:
+    for i, m in enumerate(res["models"]):
         rows.append(Row(f"Magenta ms per 40 ms frame, {m['model']} ({card}, OLD: recorded {res['date']}, "
                         "before batched prefetch)", f"{m['backend_ms']:.1f} ms",
-                        f"library generate() {m['library_ms']:.1f} ms/frame", f"{m['backend_ms'] / m['library_ms']:.3f}",
-                        runs=m["runs"], note="old GPU figures from bench/magenta_gpu.json; run bench/magenta_gpu.sh "
-                                             "on a lent GPU for this version's"))
+                        f"library generate() {m['library_ms']:.1f} ms/frame",
+                        f"{m['backend_ms'] / m['library_ms']:.3f}",
+                        runs=m["runs"], note="" if i else OLD_NOTE))
     return rows
 
 

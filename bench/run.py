@@ -46,7 +46,8 @@ MODULES: tuple[Module, ...] = (
            "≤ 2× the ZeroMQ round trip"),
     Module("audio_wire", "audio PUB bytes/s: int16 vs float32 chunks", "≤ 0.51× float32"),
     Module("memory", "memory (RSS) of `cadenza serve`, synth backend"),
-    Module("magenta", "Magenta backend: adapter overhead vs the library's own loop, ms/frame, RSS", "≤ +5 %"),
+    Module("magenta", "Magenta backend: 1/2/3 live streams batched vs sequential vs the library's own loop, "
+                      "p50/p99 ms per frame, fp32/bf16, RSS", "live ≤ library on a GPU"),
     Module("magenta_control", "SetParameters round trip while the tiny Magenta model generates vs a bare pyzmq echo",
            "≤ 2× the bare echo"),
     Module("midi", "MIDI in: CC sent over JACK MIDI → heard (state event heard_at) vs the lookahead",

@@ -49,10 +49,14 @@ FRAME = 1920
 
 
 def _env(cache: Path, **extra: str) -> dict[str, str]:
+    """The children's environment: the private HF cache, offline, CPU, and JAX's persistent compilation cache in
+    the session's base temp folder (``<basetemp>/jax-compile-cache``, shared by every test file that runs
+    ``cadenza serve --backend magenta``): a second start-up with the same batch sizes loads its compiled steps."""
     env = dict(os.environ)
     env.pop("CADENZA_DEBUG", None)
     env.update({"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu",
-                "PYTHONUNBUFFERED": "1", **extra})
+                "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(cache.parents[1] / "jax-compile-cache"),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", **extra})
     return env
 
 
@@ -319,18 +323,20 @@ def test_each_stream_of_a_batched_step_is_that_stream_stepped_alone(backend: Any
     logits differ in their last bits, and the depthformer's Gumbel-max choice
     of a token flips where two candidates are that close — a near-tie. Random
     weights give flat logits, so near-ties are common here (measured: 1 token
-    in ~100 differs, teacher-forced; never in the codec: given equal tokens the
-    audio is bit-identical). A flip is a different, equally likely sample,
-    after which the stream continues from its own context. So: teacher-forced
-    (each frame, batched and alone step from the same state), ≥ 95 % of the
-    tokens equal and the audio of every frame whose tokens are equal
-    bit-identical. Free-running bit-identity holds across the same executable
-    (the padding test below).
+    in 25–100 differs, teacher-forced, and the RVQ levels after it follow it;
+    never in the codec: given equal tokens the audio is bit-identical). A flip
+    is a different, equally likely sample, after which the stream continues
+    from its own context. So: teacher-forced (each frame, batched and alone
+    step from the same state), ≥ 80 % of the tokens and half the frames equal,
+    and the audio of every frame whose tokens are equal bit-identical. A real
+    fault (a row's key, temperature or conditioning swapped, a padding leak)
+    samples 1 of 1,024 codes at random: ~0 % equal. Free-running bit-identity
+    holds across the same executable (the padding test below).
     """
     for count in (2, 3, 5):
         equal, total, same_frames, same_audio = _teacher_forced(backend, _SPECS[:count], 3)
-        assert equal / total >= 0.95, f"{count} streams: {equal}/{total} tokens as alone"
-        assert same_frames >= count and same_audio == same_frames, (count, same_frames, same_audio)
+        assert equal / total >= 0.8, f"{count} streams: {equal}/{total} tokens as alone"
+        assert 2 * same_frames >= 3 * count and same_audio == same_frames, (count, same_frames, same_audio)
 
 
 def test_the_padding_row_leaks_nothing(backend: Any) -> None:
@@ -458,7 +464,8 @@ def test_serve_plays_the_tiny_model_through_the_sdk_graph_and_sinks(tiny_cache: 
     old = dict(os.environ)
     os.environ.update(_env(tiny_cache))
     try:
-        server = ServeProcess(["--backend", "magenta", "--model", "tiny", "--lookahead", "200"], tmp_path,
+        server = ServeProcess(["--backend", "magenta", "--model", "tiny", "--lookahead", "200",
+                               "--batch-sizes", "1"], tmp_path,
                               sink=f"wav:{wav}")
         with server:
             assert "compiled in" in server.stderr_text and "model tiny on cpu" in server.stderr_text

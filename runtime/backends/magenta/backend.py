@@ -341,7 +341,7 @@ class MagentaBackend:
         the jobs' states (the generation thread calls it without the engine
         lock). A stream samples the tokens ``generate`` alone would sample,
         except at near-ties of the sampler (a batched matmul sums in another
-        order than batch 1: ~1 token in 100 with random weights on CPU), and
+        order than batch 1: 1 token in 25–100 with random weights on CPU), and
         its audio is bit-identical whenever its tokens are (the tolerance and
         why: tests/test_magenta.py).
         """
