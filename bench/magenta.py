@@ -475,7 +475,7 @@ def _serve_rss(cache: Path) -> tuple[float, float]:
     os.environ.update({"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})  # the served process inherits it
     try:
         mag, _ = serve_rss(["--backend", "magenta", "--model", "tiny", "--device", "cpu", "--prompt", "disco funk"],
-                           play_s=5.0, runs=1)
+                           play_s=5.0, runs=1, ready_timeout=600.0)  # 5 batch sizes compile: ~2 min on 2 cores
     finally:
         os.environ.clear()
         os.environ.update(old)
