@@ -16,7 +16,11 @@ loaded side by side, fp32's block then bf16's) ``repeats`` times:
   (what the conductor did before batching);
 - **slots n** (``--experiments``): the lower bound of persistent batched slots —
   one compiled step of a batch-n state kept on the device (donated), no
-  stacking or splitting; compared with live n it prices the stack/split.
+  stacking or splitting; compared with live n it prices the stack/split;
+- **ahead n** (``--experiments``): live n with ``speculate``: each step also
+  launches every stream's next frame with its current inputs, taken when they
+  have not changed (here they never do: the best case). The experiment's
+  backend compiles a non-donating batch-1 step, which its live 1 uses too.
 
 Per precision: the device's memory in use and its peak (``memory_stats()``,
 GPU only), compile time per batch size, warm-up time. With both precisions,
@@ -184,7 +188,9 @@ class _Config:
         before = _memory(jax.devices()[0])
         t0 = time.perf_counter()
         self.backend = backend = MagentaBackend(model=model, device=device, style_model="mock", say=_say,
-                                                precision=precision, batch_sizes=tuple(sorted({1, *streams})))
+                                                precision=precision, batch_sizes=tuple(sorted({1, *streams})),
+                                                speculate=experiments)
+        backend.speculate = False  # on only in the ahead modes
         self.ready_s = time.perf_counter() - t0
         self.styles = [backend.embed(TextPrompt(p)).vector for p in PROMPTS]
         self.controls = [Controls(), Controls(temperature=1.1), Controls(temperature=1.0, top_k=30)]
@@ -194,6 +200,7 @@ class _Config:
         self.live = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams}
         self.seq = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams if n > 1}
         self.slots = {n: _Slots(backend, n) for n in streams if n > 1} if experiments else {}
+        self.ahead = {n: [backend.new_stream(10 * n + i) for i in range(n)] for n in streams} if experiments else {}
         self.launch_stream = backend.new_stream(7)
         self.launch_ms: list[float] = []
         self.modes: dict[str, Any] = {"library": self.run_library}
@@ -203,6 +210,8 @@ class _Config:
                 self.modes[f"sequential{n}"] = lambda count, n=n: self.run_seq(n, count)
                 if n in self.slots:
                     self.modes[f"slots{n}"] = lambda count, n=n: self.slots[n].frame_times(count)
+            if n in self.ahead:
+                self.modes[f"ahead{n}"] = lambda count, n=n: self.run_live(n, count, ahead=True)
         self.modes["launch1"] = self.run_launch
         for fn in self.modes.values():  # two unmeasured frames each: first-call effects stay out of the figures
             fn(2)
@@ -220,17 +229,21 @@ class _Config:
         _, self.lib_state = system.generate(conditioning=self.cond, frames=count, state=self.lib_state)
         return [1000 * (time.perf_counter() - t) / count]
 
-    def run_live(self, n: int, count: int) -> list[float]:
+    def run_live(self, n: int, count: int, ahead: bool = False) -> list[float]:
+        """n streams through prefetch + generate; ``ahead``: with speculation (each step launches the next)."""
         from cadenza.runtime.backends.base import StepJob
 
+        streams = self.ahead[n] if ahead else self.live[n]
+        self.backend.speculate = ahead
         times = []
         for _ in range(count):
             t = time.perf_counter()
             self.backend.prefetch([StepJob(st, self.styles[i % 3], self.controls[i % 3], FRAME)
-                                   for i, st in enumerate(self.live[n])])
-            for i, st in enumerate(self.live[n]):
+                                   for i, st in enumerate(streams)])
+            for i, st in enumerate(streams):
                 self.backend.generate(st, self.styles[i % 3], self.controls[i % 3], FRAME)
             times.append(1000 * (time.perf_counter() - t))
+        self.backend.speculate = False
         return times
 
     def run_seq(self, n: int, count: int) -> list[float]:
@@ -249,7 +262,7 @@ class _Config:
         times = []
         for _ in range(count):
             t = time.perf_counter()
-            out = self.backend._dispatch([(self.launch_stream, self.styles[0], self.controls[0])])
+            out, _ = self.backend._dispatch([(self.launch_stream, self.styles[0], self.controls[0])])[0]
             launched = time.perf_counter()
             np.asarray(out)
             times.append(1000 * (time.perf_counter() - t))
@@ -355,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(res: dict[str, Any]) -> str:
     """A format-2 result as Markdown: ms per frame per mode (p50 / p99), then compile, memory and agreement."""
-    modes = ["library", "live1", "live2", "sequential2", "slots2", "live3", "sequential3", "slots3", "launch1"]
+    modes = ["library", "live1", "ahead1", "live2", "sequential2", "slots2", "ahead2", "live3", "sequential3", "slots3",
+             "ahead3", "launch1"]
     lines = [f"{res['date']}, commit {res.get('commit', '?')}, jax {res['jax']}, {', '.join(res['devices'])}", "",
              "| model | precision | " + " | ".join(modes) + " | host launch |",
              "|---|---|" + "---|" * (len(modes) + 1)]

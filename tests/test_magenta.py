@@ -384,6 +384,44 @@ def test_streams_that_start_inside_a_frame_fall_into_step(backend: Any) -> None:
     assert bed.frame == 20 * 480 and stinger.frame == 17 * 480
 
 
+def test_speculative_frames_are_used_only_when_nothing_changed(tiny_cache: Path, backend: Any) -> None:
+    """``speculate=True``: each step also launches the stream's next frame with its current inputs. A step whose
+    inputs are the same takes it (no device call); a change of prompt, control or seed drops it. Either way the
+    audio is bit for bit what the same backend makes without speculation."""
+    import huggingface_hub.constants as hf_constants
+
+    from cadenza.runtime.backends.base import StepJob
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hf_constants, "HF_HUB_CACHE", str(tiny_cache))
+        mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+        spec = get_backend("magenta", model="tiny", batch_sizes=(1,), warm=False, speculate=True)
+    styles = [backend.embed(TextPrompt(p)).vector for p in ("disco funk", "ambient pads")]
+    plan = [(0, Controls()), (0, Controls()), (0, Controls(notes=(60,))), (0, Controls(notes=(60,))),
+            (1, Controls(notes=(60,))), (1, Controls(notes=(60,), seed=4)), (1, Controls(notes=(60,), seed=4))]
+    runs = []
+    for on in (True, False):  # one stream: every launch is the batch-1 executable, so the audio must match exactly
+        spec.speculate = on
+        a = spec.new_stream(1)
+        before = dict(spec.speculation)
+        out = []
+        for style, ctl in plan:
+            spec.prefetch([StepJob(a, styles[style], ctl, FRAME)])
+            out.append(spec.generate(a, styles[style], ctl, FRAME)[0])
+        runs.append(np.concatenate(out))
+        if on:  # frames 2, 4 (the note now held, as launched) and 7 reuse; 3 (notes), 5 (prompt) change; 6 reseeds
+            assert (spec.speculation["hit"] - before["hit"], spec.speculation["miss"] - before["miss"]) == (3, 2)
+    assert np.array_equal(runs[0], runs[1])
+    spec.speculate = True
+    a, b = spec.new_stream(1), spec.new_stream(2)  # two streams (batch 1 only here: two calls per launch)
+    calls = sum(spec.device_calls.values())
+    for _ in range(4):
+        spec.prefetch([StepJob(a, styles[0], Controls(), FRAME), StepJob(b, styles[1], Controls(), FRAME)])
+        spec.generate(a, styles[0], Controls(), FRAME)
+        spec.generate(b, styles[1], Controls(), FRAME)
+    assert sum(spec.device_calls.values()) - calls == 2 * 5  # one step, then 4 launches ahead, 3 of them used
+
+
 def test_after_start_up_a_crossfade_and_a_stinger_compile_nothing(backend: Any) -> None:
     """The warm-up ran every compiled step at start-up: streams joining, forking, reseeding and leaving
     (a bed, its crossfade deck forked from it, a stinger) compile nothing, in any batch composition."""

@@ -43,7 +43,8 @@ def select_device(device: str | None) -> None:
 
 def MagentaBackend(model: str = "mrt2_small", device: str | None = None, style_model: str | None = None,
                    say: Callable[[str], None] | None = None, precision: str = "fp32",
-                   batch_sizes: Sequence[int] | None = None, warm: bool = True) -> "_Backend":
+                   batch_sizes: Sequence[int] | None = None, warm: bool = True,
+                   speculate: bool = False) -> "_Backend":
     """Load ``model`` from the Hugging Face cache onto ``device``, compile its step for each batch size and
     warm it up (see :mod:`.backend`); ``precision`` fp32 or bf16 (the depthformer's weights)."""
     select_device(device)
@@ -54,7 +55,8 @@ def MagentaBackend(model: str = "mrt2_small", device: str | None = None, style_m
     from cadenza.runtime.backends.magenta.backend import DEFAULT_BATCH_SIZES
 
     return _Backend(model=model, device=device, style_model=style_model, say=say, precision=precision,
-                    batch_sizes=DEFAULT_BATCH_SIZES if batch_sizes is None else batch_sizes, warm=warm)
+                    batch_sizes=DEFAULT_BATCH_SIZES if batch_sizes is None else batch_sizes, warm=warm,
+                    speculate=speculate)
 
 
 __all__ = ["DEVICES", "MagentaBackend", "select_device"]

@@ -39,6 +39,12 @@ so a change of prompt weights reaches the model at the next frame.
   (:func:`token_agreement`, bench/magenta.md).
 - **Warm-up**: start-up runs every compiled batch size, a fork, a reseed and the
   host transfer once, so nothing compiles while the music plays.
+- **Speculation** (``speculate=True``, off by default, an experiment for GPUs):
+  every step also launches each stream's next frame with its current inputs
+  before this frame's audio is fetched, so the device never waits for the
+  host; the next step takes it when its inputs are unchanged, else drops it.
+  Its steps do not donate the state (it must stay valid until the launched
+  frame is confirmed).
 - **State**: the library donates the state's buffers to XLA, so
   :meth:`MagentaState.fork` copies them before a crossfade deck branches.
 - **Beats**: a :class:`~cadenza.runtime.backends.beats.BeatTracker` listens to
@@ -103,6 +109,16 @@ def _key(seed: int) -> Any:
 
 
 @dataclass
+class _Ahead:
+    """A frame launched before it was asked for, with the inputs it assumed (``speculate=True``)."""
+
+    inputs: tuple[bytes, float, int]  # the conditioning row, temperature, top_k it was launched with
+    audio: Any  # the batch's int16 audio on the device
+    row: int  # this stream's row in it
+    model: Any  # the stream's state after the frame
+
+
+@dataclass
 class MagentaState:
     """A Magenta stream: the library's state plus the frame being played out. Fork before branching."""
 
@@ -118,6 +134,7 @@ class MagentaState:
     cfg_scales: dict[str, float] = field(default_factory=dict)  # of the last generated frame
     frames_generated: int = 0
     seed_control: int | None = None
+    ahead: Any = None  # a speculative next frame (_Ahead) already launched on the device, or None
 
     def fork(self) -> "MagentaState":
         return MagentaState(model=jax.tree.map(lambda x: x.copy(), self.model), seed=self.seed, frame=self.frame,
@@ -187,7 +204,8 @@ class MagentaBackend:
 
     def __init__(self, model: str = "mrt2_small", device: str | None = None, style_model: str | None = None,
                  say: Callable[[str], None] | None = None, precision: str = "fp32",
-                 batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, warm: bool = True) -> None:
+                 batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, warm: bool = True,
+                 speculate: bool = False) -> None:
         say = say or log.info  # loading and compile progress (the CLI shows it on stderr)
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}; choose fp32 or bf16")
@@ -250,7 +268,14 @@ class MagentaBackend:
         self.batch_compile_seconds: dict[int, float] = {1: self.compile_seconds}
         self._steps: dict[int, Any] = {}
         self.device_calls: Counter[int] = Counter()  # device steps by the number of streams in them (status, tests)
-        lowered = {size: self._lower_batch(size) for size in self.batch_sizes[1:]}  # tracing holds the GIL
+        # speculation keeps each stream's state until its launched frame is confirmed: its steps must not donate,
+        # so batch 1 runs a non-donating copy of the step too (and the speculated frame and an on-demand one are
+        # the same executable's, bit for bit)
+        self.speculation_possible = speculate
+        self.speculate = speculate
+        self.speculation = Counter({"hit": 0, "miss": 0})
+        compiled = self.batch_sizes if speculate else self.batch_sizes[1:]
+        lowered = {size: self._lower_batch(size) for size in compiled}  # tracing holds the GIL
         workers = max(1, min(len(lowered), (os.cpu_count() or 1) // 4))  # XLA compiles without it, in threads
 
         def compile_one(size: int) -> tuple[int, Any, float]:
@@ -369,6 +394,7 @@ class MagentaBackend:
     def _apply_seed(self, state: MagentaState, controls: Controls) -> None:
         if controls.seed is not None and controls.seed != state.seed_control:
             state.seed_control = controls.seed
+            state.ahead = None
             state.model = self._reseed(state.model, controls.seed)
 
     def warm_up(self) -> None:
@@ -384,8 +410,10 @@ class MagentaBackend:
         self._apply_seed(streams[1], Controls(seed=7))
         for size in self.batch_sizes:
             self.prefetch([StepJob(s, style, Controls(), FRAME) for s in streams[:size]])
+            streams[0].fork()  # a copy of each executable's outputs compiles once per kind of array it meets
         self.generate(streams[0], style, Controls(notes=(60,), temperature=1.0, top_k=20), 2 * FRAME)
         for s in streams:
+            s.fork()
             jax.block_until_ready(s.model)
 
     # --------------------------------------------------------------- the step
@@ -435,53 +463,96 @@ class MagentaBackend:
 
     def _advance(self, work: list[tuple[MagentaState, np.ndarray, Controls, int]]) -> None:
         """Step every (state, style, controls, n) ``n`` frames: round k batches the streams that need a k-th
-        frame. Every round is dispatched before any audio is fetched; then each stream's frames go to its
+        frame. Every round is dispatched before any audio is fetched (and, with ``speculate``, the next frame of
+        every stream is launched with the same inputs before the fetch); then each stream's frames go to its
         ``pending`` audio and beat tracker, in order."""
         biggest = self.batch_sizes[-1]
-        fetched: list[tuple[Any, list[MagentaState]]] = []
+        fetched: list[tuple[MagentaState, Any, int]] = []
         for k in range(max(n for *_, n in work)):
             group = [(st, style, ctl) for st, style, ctl, n in work if n > k]
             for i in range(0, len(group), biggest):
                 part = group[i:i + biggest]
-                fetched.append((self._dispatch(part), [st for st, _, _ in part]))
-        for out, states in fetched:
-            audio = np.asarray(out)
-            if audio.shape[1:] != (FRAME, CHANNELS):
-                raise ModelError(f"the model returned audio of shape {audio.shape[1:]}, expected ({FRAME}, {CHANNELS})")
-            for row, st in enumerate(states):
-                pcm = audio[row].astype(np.float32) / 32768.0  # as the library's generate(): int16 → float
-                st.pending = np.concatenate([st.pending, pcm]) if st.pending.shape[0] else pcm
-                st.upcoming.extend(st.tracker.feed(pcm))
+                fetched += [(st, out, row) for (st, _, _), (out, row) in zip(part, self._dispatch(part))]
+        if self.speculate and self.speculation_possible:
+            group = [(st, style, ctl) for st, style, ctl, _ in work]
+            for i in range(0, len(group), biggest):
+                self._launch_ahead(group[i:i + biggest])
+        host: dict[int, np.ndarray] = {}
+        for st, out, row in fetched:
+            audio = host.get(id(out))
+            if audio is None:
+                audio = host[id(out)] = np.asarray(out)
+                if audio.shape[1:] != (FRAME, CHANNELS):
+                    raise ModelError(f"the model returned audio of shape {audio.shape[1:]}, "
+                                     f"expected ({FRAME}, {CHANNELS})")
+            pcm = audio[row].astype(np.float32) / 32768.0  # as the library's generate(): int16 → float
+            st.pending = np.concatenate([st.pending, pcm]) if st.pending.shape[0] else pcm
+            st.upcoming.extend(st.tracker.feed(pcm))
 
-    def _dispatch(self, part: list[tuple[MagentaState, np.ndarray, Controls]]) -> Any:
-        """Launch one frame of these streams (one device call); the int16 audio (B, FRAME, 2), not yet fetched."""
-        rows, temps, topks = [], [], []
-        for st, style, controls in part:
-            cond, scales, held = self.conditioning(st, style, controls)
-            rows.append(self._row(cond, scales))
-            temps.append(self.system.temperature if controls.temperature is None else float(controls.temperature))
-            topks.append(self.system.top_k if controls.top_k is None else int(controls.top_k))
+    def _inputs(self, st: MagentaState, style: np.ndarray, controls: Controls
+                ) -> tuple[np.ndarray, float, int, dict[str, list[int]], dict[str, float], frozenset[int]]:
+        cond, scales, held = self.conditioning(st, style, controls)
+        temperature = self.system.temperature if controls.temperature is None else float(controls.temperature)
+        top_k = self.system.top_k if controls.top_k is None else int(controls.top_k)
+        return self._row(cond, scales), temperature, top_k, cond, scales, held
+
+    def _dispatch(self, part: list[tuple[MagentaState, np.ndarray, Controls]]) -> list[tuple[Any, int]]:
+        """One frame of these streams: per stream, its int16 audio batch on the device (not yet fetched) and its row
+        in it — one device call, or none for streams whose speculative frame was launched with these inputs."""
+        results: list[tuple[Any, int] | None] = [None] * len(part)
+        todo: list[tuple[int, MagentaState, np.ndarray, float, int]] = []
+        for j, (st, style, controls) in enumerate(part):
+            row, temperature, top_k, cond, scales, held = self._inputs(st, style, controls)
+            ahead, st.ahead = st.ahead, None
+            if ahead is not None and ahead.inputs == (row.tobytes(), temperature, top_k):
+                st.model = ahead.model
+                results[j] = (ahead.audio, ahead.row)
+                self.speculation["hit"] += 1
+            else:
+                self.speculation["miss"] += ahead is not None
+                todo.append((j, st, row, temperature, top_k))
             st.notes = held
             st.conditioning = np.array(cond[MUSICCOCA.key] + cond[PIANOROLL_WITH_ONSETS.key]
                                        + cond[DRUM_PIANOROLL.key], np.int32)
             st.cfg_scales = scales
             st.frames_generated += 1
-        self.device_calls[len(part)] += 1
-        if len(part) == 1:  # the library's own compiled step, exactly as its generate() calls it
-            st = part[0][0]
+        if todo:
+            audio, models = self._launch([t[1].model for t in todo], [t[2] for t in todo], [t[3] for t in todo],
+                                         [t[4] for t in todo])
+            for i, (j, st, *_) in enumerate(todo):
+                st.model = models[i]
+                results[j] = (audio, i)
+        return [r for r in results if r is not None]
+
+    def _launch_ahead(self, part: list[tuple[MagentaState, np.ndarray, Controls]]) -> None:
+        """Launch the next frame of these streams with the inputs they have now; kept until the next step asks."""
+        inputs = []
+        for st, style, controls in part:
+            cond, scales, _ = self.conditioning(st, style, controls)
+            temperature = self.system.temperature if controls.temperature is None else float(controls.temperature)
+            top_k = self.system.top_k if controls.top_k is None else int(controls.top_k)
+            inputs.append((self._row(cond, scales), temperature, top_k))
+        audio, models = self._launch([st.model for st, _, _ in part], [x[0] for x in inputs],
+                                     [x[1] for x in inputs], [x[2] for x in inputs])
+        for i, ((st, _, _), (row, temperature, top_k)) in enumerate(zip(part, inputs)):
+            st.ahead = _Ahead((row.tobytes(), temperature, top_k), audio, i, models[i])
+
+    def _launch(self, models: list[Any], rows: list[np.ndarray], temps: list[float], topks: list[int]
+                ) -> tuple[Any, list[Any]]:
+        """One device call: the batch's int16 audio (B, FRAME, 2) and each stream's next state."""
+        self.device_calls[len(models)] += 1
+        if len(models) == 1 and 1 not in self._steps:  # the library's own compiled step, as its generate() calls it
             block = _library.sl.Sequence.from_values(rows[0].reshape(1, 1, -1))
             constants = {"temperature": jnp.array([temps[0]]), "top_k": jnp.array([topks[0]], dtype=jnp.int32)}
-            out, st.model, _ = self.system._jit_streaming_step(self.system._params, block, constants, st.model)
-            return out.values
-        size = next(b for b in self.batch_sizes if b >= len(part))
-        pad = size - len(part)
-        states = tuple(st.model for st, _, _ in part) + (self._pad_state,) * pad
+            out, model, _ = self.system._jit_streaming_step(self.system._params, block, constants, models[0])
+            return out.values, [model]
+        size = next(b for b in self.batch_sizes if b >= len(models))
+        pad = size - len(models)
         audio, new = self._steps[size](self.system._params, np.stack(rows + [self._pad_row] * pad),
                                        np.array(temps + [1.0] * pad, np.float32),
-                                       np.array(topks + [40] * pad, np.int32), states)
-        for (st, _, _), model in zip(part, new):
-            st.model = model
-        return audio
+                                       np.array(topks + [40] * pad, np.int32),
+                                       tuple(models) + (self._pad_state,) * pad)
+        return audio, list(new[:len(models)])
 
     def tokens(self, state: MagentaState) -> np.ndarray:
         """The RVQ tokens the depthformer sampled for the stream's last frame (for agreement measurements)."""
