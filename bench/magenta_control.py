@@ -10,13 +10,16 @@ bare pyzmq DEALER → ROUTER echo process (:data:`bench.live.ECHO`) on the same
 box, so both see the same load at the same moments. Figures: medians over the
 runs of each run's median and p99.
 
-Two runtimes, one after the other:
+Three runtimes, one after the other:
 
 - **after**: the model steps without the engine lock (the backend's
   ``prefetch``, :mod:`cadenza.runtime.live`): a request waits at most for a
-  block's plan or mix;
+  block's plan or mix; then the same runtime after Transport PAUSE (the
+  model idle), which shows what handling a request costs the runtime itself;
 - **before**: ``CADENZA_PREFETCH=off``, the old behaviour, the lock held
-  across each model step: a request waits out the step it arrives in.
+  across each model step: a request waits out the step it arrives in;
+- **synth**: the same graph on the synth backend, the reference for what a
+  SetParameters costs the runtime on this box at these moments.
 
 Run standalone (``python -m bench.magenta_control``) or through ``rows()``
 from ``bench/run.py``.
@@ -62,16 +65,18 @@ def make_tiny(cache: Path) -> None:
 
 
 def measure(cache: Path, workdir: Path, *, before: bool, n: int, repeats: int, ctx: zmq.Context[Any],
-            echo_endpoint: str) -> dict[str, list[float]]:
-    """Round trips (µs) of SetParameters to a tiny-magenta runtime and of the echo, interleaved, per run."""
+            echo_endpoint: str, synth: bool = False) -> dict[str, list[float]]:
+    """Round trips (µs) of SetParameters to a tiny-magenta runtime (``synth``: the synth backend, same graph) and
+    of the echo, interleaved, per run; then, unless ``before``, the same with the runtime paused."""
     env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
     if before:
         env["CADENZA_PREFETCH"] = "off"
-    out: dict[str, list[float]] = {"serve_p50": [], "serve_p99": [], "echo_p50": [], "echo_p99": [], "max": []}
-    name = "before" if before else "after"
+    out: dict[str, list[float]] = {k: [] for k in ("serve_p50", "serve_p99", "echo_p50", "echo_p99", "paused_p50",
+                                                    "paused_p99", "paused_echo_p50", "paused_echo_p99")}
+    name = "synth" if synth else "before" if before else "after"
     t0 = time.monotonic()
-    server = Serve(["--backend", "magenta", "--model", "tiny", "--device", "cpu", "--graph", str(GRAPH)],
-                   workdir, sink="null", name=name, env=env)
+    backend = [] if synth else ["--backend", "magenta", "--model", "tiny", "--device", "cpu"]
+    server = Serve([*backend, "--graph", str(GRAPH)], workdir, sink="null", name=name, env=env)
     server.start(timeout=START_TIMEOUT_S)
     try:
         _say(f"{name}: ready in {time.monotonic() - t0:.0f} s")
@@ -91,23 +96,30 @@ def measure(cache: Path, workdir: Path, *, before: bool, n: int, repeats: int, c
             for sock in (serve_sock, echo_sock):
                 sock.send(frames[0])
                 sock.recv()
-        for _ in range(repeats):
-            s: list[float] = []
-            e: list[float] = []
-            for i in range(n):
-                for sock, got in ((serve_sock, s), (echo_sock, e)):
-                    t = time.perf_counter()
-                    sock.send(frames[i + 1])
-                    sock.recv()
-                    got.append(time.perf_counter() - t)
-                time.sleep(PERIOD_S)
-            out["serve_p50"].append(1e6 * statistics.median(s))
-            out["serve_p99"].append(1e6 * pct(s, 99))
-            out["echo_p50"].append(1e6 * statistics.median(e))
-            out["echo_p99"].append(1e6 * pct(e, 99))
-            out["max"].append(1e6 * max(s))
-            _say(f"{name}: median {out['serve_p50'][-1]:.0f} µs, p99 {out['serve_p99'][-1]:.0f} µs "
-                 f"(echo {out['echo_p50'][-1]:.0f} / {out['echo_p99'][-1]:.0f} µs)")
+        for paused in (False, True) if not (before or synth) else (False,):
+            if paused:  # the same runtime with the model idle: what the request costs the runtime itself
+                serve_sock.send(wire.encode_request(pb.Transport(action=pb.Transport.PAUSE), 10**6 + 1))
+                serve_sock.recv()
+                time.sleep(0.5)
+            key = "paused_" if paused else "serve_"
+            for _ in range(repeats):
+                s: list[float] = []
+                e: list[float] = []
+                for i in range(n):
+                    for sock, got in ((serve_sock, s), (echo_sock, e)):
+                        t = time.perf_counter()
+                        sock.send(frames[i + 1])
+                        sock.recv()
+                        got.append(time.perf_counter() - t)
+                    time.sleep(PERIOD_S)
+                out[key + "p50"].append(1e6 * statistics.median(s))
+                out[key + "p99"].append(1e6 * pct(s, 99))
+                echo_key = "paused_echo_" if paused else "echo_"
+                out[echo_key + "p50"].append(1e6 * statistics.median(e))
+                out[echo_key + "p99"].append(1e6 * pct(e, 99))
+                _say(f"{name}{' (paused)' if paused else ''}: median {out[key + 'p50'][-1]:.0f} µs, p99 "
+                     f"{out[key + 'p99'][-1]:.0f} µs (echo {out[echo_key + 'p50'][-1]:.0f} / "
+                     f"{out[echo_key + 'p99'][-1]:.0f} µs)")
         serve_sock.close(0)
         echo_sock.close(0)
     finally:
@@ -131,32 +143,42 @@ def run(quick: bool) -> dict[str, dict[str, list[float]]]:
                             echo_endpoint=endpoint)
             before = measure(cache, work, before=True, n=25 if quick else 50, repeats=3, ctx=ctx,
                              echo_endpoint=endpoint)
+            synth = measure(cache, work, before=False, synth=True, n=150 if quick else 300, repeats=3 if quick else 5,
+                            ctx=ctx, echo_endpoint=endpoint)
     finally:
         echo.kill()
         echo.wait()
         ctx.destroy(linger=0)
-    return {"after": after, "before": before}
+    return {"after": after, "before": before, "synth": synth}
 
 
 def rows(quick: bool) -> list[Row]:
     import magenta_rt  # noqa: F401 — ImportError: the runner reports "not run: pip install 'cadenza[magenta]'"
 
     res = run(quick)
-    out = []
-    for name, r in res.items():
-        s50, s99 = statistics.median(r["serve_p50"]), statistics.median(r["serve_p99"])
-        e50, e99 = statistics.median(r["echo_p50"]), statistics.median(r["echo_p99"])
-        after = name == "after"
-        out.append(Row(
-            "SetParameters round trip while the tiny Magenta model generates (CPU), "
-            + ("model steps without the engine lock" if after else "before: lock held across each step "
-               "(CADENZA_PREFETCH=off)"),
-            f"median {s50:.0f} µs, p99 {s99:.0f} µs", f"bare pyzmq echo, same moments: median {e50:.0f} µs, "
-            f"p99 {e99:.0f} µs", f"{s50 / e50:.2f}× (p99 {s99 / e99:.2f}×)", "≤ 2× the bare echo" if after else "",
-            s50 / e50 <= 2 if after else None, len(r["serve_p50"]),
-            "Magenta control: a client sets a parameter every 10 ms, each request followed by one echo round trip; "
+    note = ("Magenta control: a client sets a parameter every 10 ms, each request followed by one echo round trip; "
             "`cadenza serve --backend magenta --model tiny` on tests/graphs/magenta_decks.yaml, null sink "
-            "(bench/magenta_control.py)."))
+            "(bench/magenta_control.py). The paused row is the same runtime after Transport PAUSE (the model idle): "
+            "what handling a request costs the runtime itself; the synth row is the same graph on the synth backend, "
+            "measured in the same run.")
+    out = []
+    for name, key, echo_key in (("after", "serve_", "echo_"), ("after", "paused_", "paused_echo_"),
+                                ("synth", "serve_", "echo_"), ("before", "serve_", "echo_")):
+        r = res[name]
+        s50, s99 = statistics.median(r[key + "p50"]), statistics.median(r[key + "p99"])
+        e50, e99 = statistics.median(r[echo_key + "p50"]), statistics.median(r[echo_key + "p99"])
+        goal = name == "after" and key == "serve_"
+        what = {"serve_": "tiny Magenta model generating, its steps without the engine lock",
+                "paused_": "the same tiny Magenta runtime paused (model idle)"}[key]
+        if name == "before":
+            what = "tiny Magenta model generating, before: lock held across each step (CADENZA_PREFETCH=off)"
+        elif name == "synth":
+            what = "reference: the synth backend on the same graph"
+        out.append(Row(
+            f"SetParameters round trip, one every 10 ms (CPU): {what}",
+            f"median {s50:.0f} µs, p99 {s99:.0f} µs", f"bare pyzmq echo, same moments: median {e50:.0f} µs, "
+            f"p99 {e99:.0f} µs", f"{s50 / e50:.2f}× (p99 {s99 / e99:.2f}×)", "≤ 2× the bare echo" if goal else "",
+            s50 / e50 <= 2 if goal else None, len(r[key + "p50"]), note))
     return out
 
 
