@@ -131,9 +131,13 @@ def served(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     work = tmp_path_factory.mktemp("never-wait")
     trace = work / "trace.jsonl"
     env = {"HF_HUB_CACHE": str(tiny_cache), "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu", "JAX_LOG_COMPILES": "1",
-           "CADENZA_TEST_TRACE": str(trace)}
-    server = ServeProcess(["--backend", "magenta", "--model", "tiny", "--lookahead", "200", "--graph", str(GRAPH)],
-                          work, env=env)
+           "CADENZA_TEST_TRACE": str(trace),
+           # the compiled steps shared with tests/test_magenta.py's serve tests: whichever starts second loads them
+           "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "jax-compile-cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    # bed + incoming deck + stinger: at most 3 streams at once
+    server = ServeProcess(["--backend", "magenta", "--model", "tiny", "--batch-sizes", "1,2,3", "--lookahead", "200",
+                           "--graph", str(GRAPH)], work, env=env)
     server.start(timeout=START_TIMEOUT_S)
     ctx = zmq.Context()
     try:
@@ -174,6 +178,8 @@ def test_a_crossfade_and_a_stinger_step_with_the_bed_and_compile_nothing(served:
     assert len(hit.jobs) == 3 and hit.stepped(2), "the stinger did not start in the first block planned"
     wait_until(lambda: any(p.t > hit.t and len(p.jobs) == 1 for p in served.plans()), 60,
                "the crossfade and the stinger ending (one stream left)")
+    together = [p for p in served.plans() if p.t >= first.t and len(p.jobs) >= 2 and p.stepped(0) and p.stepped(1)]
+    assert together, "the bed and the incoming deck never stepped in the same batched call"
     settled = served.first_frame_after(next(p.t for p in served.plans() if p.t > hit.t and len(p.jobs) == 1))
     assert len(settled.jobs) == 1 and settled.cond(0)[DRUMS] == 1  # the incoming deck is the bed now
     assert served.compiles_since(mark) == []
