@@ -12,8 +12,10 @@ generates one block per deck:
   the bed), an audio stinger is a file; both duck the bed while they play. At
   most ``MAX_STINGER_VOICES`` sound at once: a stinger that fires while they
   all play steals the oldest voice, which fades out in
-  ``STINGER_STEAL_FADE_S`` (a ``warning`` event names it). Of more stingers
-  than voices firing in one tick, only the last ones start.
+  ``STINGER_STEAL_FADE_S`` (a ``warning`` event names it, at the sample the
+  newcomer starts). Of more stingers than voices starting in one tick, the
+  first requested play: :meth:`Conductor.claim_voice` decides it when the
+  trigger comes, so its reply can say that it will not play.
 
 Each :class:`Block` carries the typed events (:mod:`cadenza.runtime.events`) of
 its tick: the graph engine's (a crossfade starts on its ``StateChange``
@@ -96,6 +98,7 @@ DUCK_FILL_S = 0.1
 DUCK_ATTACK_S = 0.05
 DUCK_RELEASE_S = 0.4
 CEILING = 10.0 ** (-1.0 / 20.0)
+MAX_CLAIMS = 1024  # stingers claimed ahead (claim_voice) kept at most: a trigger flood stays bounded
 
 
 class StepFault(CadenzaError):
@@ -214,6 +217,9 @@ class Conductor:
         self.xfade: tuple[int, int] | None = None  # (start frame, fade frames) of the running crossfade
         self.pending_xfade: tuple[int, int, str] | None = None  # scheduled (start, fade frames, target)
         self.stingers: list[_Stinger] = []
+        #: (block it fires in, stinger, start frame, gets a voice) of each trigger's stinger, in request order
+        #: (claim_voice)
+        self._claims: list[tuple[int, str, int, bool]] = []
         self.duck = 1.0
         self._fill = (0.0, 0.0)  # smoothed mean squares (bed before its duck, the stingers as mixed): DUCK_FILL_S
         self._buf_a = np.zeros((self.block, 2), np.float32)
@@ -303,6 +309,29 @@ class Conductor:
         """``(stinger, seconds of cooldown left)`` when the stinger of a ``trigger(name)`` just given to
         :attr:`engine` will be refused for its cooldown, else None."""
         return self.engine.stinger_cooldown(trigger, self.clock)
+
+    def claim_voice(self, trigger: str) -> tuple[str, int] | None:
+        """For a ``trigger(name)`` just given to :attr:`engine` whose stinger plays (not in its cooldown): claim
+        one of the ``MAX_STINGER_VOICES`` voices of the tick its stinger starts in. ``(stinger, voices)`` when
+        that many stingers requested before it already start in that tick (the tick's stingers play in request
+        order), or ``(stinger, 0)`` when a copy of it requested before already starts at the same sample (stacked
+        on it, it would only take a voice from another): it will not play. None when it gets a voice. Call under
+        the engine lock."""
+        td = self.graph.triggers[trigger]
+        if td.stinger is None:
+            return None
+        n = self.block
+        planned = self._tick is not None and self._tick[0] == self.frame
+        first = self.frame + (n if planned else 0)  # the first tick that applies a trigger given now
+        at = int(round(self.engine.heard_at("trigger", trigger, self.clock) * SAMPLE_RATE))
+        tick = max(first, self.frame + max(0, -(-(at - self.frame) // n) - 1) * n)  # the block it fires in
+        self._claims = [c for c in self._claims if c[0] >= self.frame][-MAX_CLAIMS:]
+        mine = [c for c in self._claims if c[0] == tick and c[3]]
+        if any(c[1] == td.stinger and c[2] == at for c in mine):
+            self._claims.append((tick, td.stinger, at, False))
+            return td.stinger, 0
+        self._claims.append((tick, td.stinger, at, len(mine) < MAX_STINGER_VOICES))
+        return None if len(mine) < MAX_STINGER_VOICES else (td.stinger, len(mine))
 
     def pending_state(self) -> tuple[str, int] | None:
         """(state, stream sample it starts at) of a state change waiting for its beat or bar, or None."""
@@ -419,23 +448,51 @@ class Conductor:
                 fade = max(1, int(round(e.fade_seconds * SAMPLE_RATE)))
                 self.pending_xfade = (max(at, f0), fade, e.name)
             events.append(e)
-        if len(stingers) > MAX_STINGER_VOICES:  # more than voices in one tick: the last ones win
-            skipped = stingers[:-MAX_STINGER_VOICES]
-            stingers = stingers[-MAX_STINGER_VOICES:]
-            names = sorted({s.name for s in skipped})
-            events.append(ev.Warning(f0 / SAMPLE_RATE,
-                                     f"{len(skipped)} stinger(s) ({', '.join(names)[:200]}) not played: "
-                                     f"{len(skipped) + MAX_STINGER_VOICES} fired in one tick and at most "
-                                     f"{MAX_STINGER_VOICES} sound at once (the last ones play)", "stingers"))
+        if start and (stingers or self._claims):
+            stingers = self._voiced(stingers, f0, events)
         for fired in stingers:
             self._stage = f"stinger {fired.name}"
-            self._take_voice(fired.name, f0, events)
+            at = max(f0, int(round(fired.time * SAMPLE_RATE)))
+            self._take_voice(fired.name, f0, at, events)
             self._start_stinger(fired, f0)
             events.append(fired)
         return events
 
-    def _take_voice(self, name: str, f0: int, events: list[ev.Event]) -> None:
-        """Free a voice for stinger ``name`` when all are taken: the oldest one fades out (or, not yet heard, goes)."""
+    def _voiced(self, stingers: list[ev.StingerFired], f0: int, events: list[ev.Event]) -> list[ev.StingerFired]:
+        """Of the stingers firing in the tick at ``f0``, those that start: not the ones :meth:`claim_voice` refused
+        (their replies said so), and at most ``MAX_STINGER_VOICES``, those granted a voice first."""
+        claims = [c for c in self._claims if c[0] <= f0]
+        self._claims = [c for c in self._claims if c[0] > f0]
+        refused: dict[str, int] = {}
+        granted: dict[str, int] = {}
+        for _, name, _, ok in claims:
+            (granted if ok else refused)[name] = (granted if ok else refused).get(name, 0) + 1
+        first: list[int] = []
+        rest: list[int] = []
+        skipped: list[ev.StingerFired] = []
+        for i, e in enumerate(stingers):
+            if granted.get(e.name, 0) > 0:
+                granted[e.name] -= 1
+                first.append(i)
+            elif refused.get(e.name, 0) > 0:
+                refused[e.name] -= 1
+                skipped.append(e)
+            else:
+                rest.append(i)  # not claimed (a preview's timeline): after the claimed ones
+        order = first + rest
+        skipped += [stingers[i] for i in order[MAX_STINGER_VOICES:]]
+        keep = [stingers[i] for i in sorted(order[:MAX_STINGER_VOICES])]
+        if skipped:
+            names = sorted({s.name for s in skipped})
+            events.append(ev.Warning(f0 / SAMPLE_RATE,
+                                     f"{len(skipped)} stinger(s) ({', '.join(names)[:200]}) not played: "
+                                     f"{len(skipped) + len(keep)} fired in one tick and at most "
+                                     f"{MAX_STINGER_VOICES} sound at once (the first requested play)", "stingers"))
+        return keep
+
+    def _take_voice(self, name: str, f0: int, at: int, events: list[ev.Event]) -> None:
+        """Free a voice for stinger ``name`` (starting at stream frame ``at``) when all are taken: the oldest one
+        fades out from ``at`` (or, not yet heard, goes); the warning is stamped where ``name`` starts."""
         voices = [s for s in self.stingers if not s.stolen]
         if len(voices) < MAX_STINGER_VOICES:
             return
@@ -444,8 +501,8 @@ class Conductor:
             self.stingers.remove(old)
         else:
             old.stolen = True
-            old.end = min(old.end, f0 + max(1, int(STINGER_STEAL_FADE_S * SAMPLE_RATE)))
-        events.append(ev.Warning(f0 / SAMPLE_RATE, f"stinger {old.name!r} cut short: {MAX_STINGER_VOICES} stingers "
+            old.end = min(old.end, at + max(1, int(STINGER_STEAL_FADE_S * SAMPLE_RATE)))
+        events.append(ev.Warning(at / SAMPLE_RATE, f"stinger {old.name!r} cut short: {MAX_STINGER_VOICES} stingers "
                                                    f"were sounding and {name!r} took the oldest voice",
                                  f"stingers.{old.name}"))
 

@@ -82,6 +82,7 @@ from cadenza.runtime.limits import (
     MAX_PROMPT_CHARS,
     MAX_RAMP_S,
     MAX_PROMPTS,
+    MAX_STINGER_VOICES,
     bounded_warnings,
 )
 from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
@@ -706,10 +707,20 @@ class Server:
             c.engine.trigger(body.name)
             at = c.heard_at("trigger", body.name)  # its quantized stinger (or state change), else the next block
             refused = c.stinger_cooldown(body.name)
+            no_voice = c.claim_voice(body.name) if refused is None else None  # the first requested in a tick play
+            if no_voice is not None:  # heard: its state change, else nothing (now)
+                target = c.graph.triggers[body.name].set_state
+                at = c.heard_at("state", target) if target is not None else c.stream_frame
             playing = self.live.playing
         warnings = [] if refused is None else [
             f"stinger_refused: trigger {body.name!r} fired, but its stinger {refused[0]!r} is in its cooldown for "
             f"{refused[1]:.2f} s more: it does not play"]
+        if no_voice is not None:
+            why = (f"{no_voice[1]} stingers requested before it start in the same tick and at most "
+                   f"{MAX_STINGER_VOICES} sound at once" if no_voice[1] else
+                   "a copy of it requested before starts at the same sample")
+            warnings.append(f"stinger_refused: trigger {body.name!r} fired, but its stinger {no_voice[0]!r} gets no "
+                            f"voice: {why}: it does not play")
         if not playing:  # paused: when it is heard depends on when PLAY comes; the events will say
             return Ok(warnings=warnings)
         return Ok(stream_time=max(0, at), warnings=warnings)
