@@ -140,8 +140,52 @@ PREFETCH_ENV = "CADENZA_PREFETCH"
 TRACE_ENV = "CADENZA_TEST_TRACE"
 MAX_PLANS = 3  # plans per turn of the loop when what to step keeps changing while the model works (new graphs)
 HOLD_FADE_S = 0.05  # PAUSE and STOP fade to silence over this long
+#: a fault's lines on stderr (the operator's log): at most one per kind per this long; the others are counted
+FAULT_LOG_INTERVAL_S = 5.0
 
 log = logging.getLogger(__name__)
+
+
+class FaultLog:
+    """The faults the music rides through, on the operator's log (stderr, journalctl), rate-limited per kind.
+
+    ``write(kind, message)`` logs at once unless a line of that kind went out less than
+    :data:`FAULT_LOG_INTERVAL_S` ago; then it is held back and counted, and :meth:`flush` (each turn of the
+    generation loop) writes the latest one held back, with the count, once the interval is over: a fault every
+    10 ms costs one line per interval, and the log's last line of a kind is its latest news (a fault and its
+    recovery share a kind). Called from the generation thread only (never the audio callback).
+    """
+
+    def __init__(self, interval_s: float = FAULT_LOG_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}  # kind → when its last line went out (monotonic s)
+        self._held: dict[str, tuple[int, str]] = {}  # kind → (lines held back since, the latest of them)
+
+    def write(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is None or now - last >= self.interval_s:
+            held, _ = self._held.pop(kind, (0, ""))
+            self._emit(kind, message, held, now)
+        else:
+            held, _ = self._held.get(kind, (0, ""))
+            self._held[kind] = (held + 1, message)
+
+    def flush(self) -> None:
+        if not self._held:
+            return
+        now = time.monotonic()
+        for kind, (held, message) in list(self._held.items()):
+            if now - self._last[kind] >= self.interval_s:
+                del self._held[kind]
+                self._emit(kind, message, held - 1, now)
+
+    def _emit(self, kind: str, message: str, not_logged: int, now: float) -> None:
+        last = self._last.get(kind)
+        more = (f" ({not_logged} more line(s) of {kind!r} in the last {now - last:.0f} s not logged)"
+                if not_logged > 0 and last is not None else "")
+        self._last[kind] = now
+        log.warning("%s%s", message, more)
 
 
 def prompt_names(prompts: Sequence[tuple[str, str | None, float]]) -> list[str]:
@@ -241,6 +285,7 @@ class LiveEngine:
         # faults ridden through (what → why), replaced whole on change so other threads read it safely
         self.faults: dict[str, str] = {}
         self.faults_total = 0
+        self.fault_log = FaultLog()  # the faults and recoveries on stderr, rate-limited per kind
         self._degraded = False  # a tick failed: playing the last good mix (or silence) until a retry works
         self._silent = False  # … and the last good mix failed too: silence
         self._retry_at = 0  # stream frame of the next retry of a full tick
@@ -586,13 +631,17 @@ class LiveEngine:
                 self._set_fault(also.what, also.why)
             if new or (also is not None and not self._silent):
                 wait = self._backoff_s
-                events.append(ev.Warning(self.now(), (
+                note = ev.Warning(self.now(), (
                     f"{failed}; holding the last mix that worked, retrying in {wait:g} s" if also is None else
                     f"{failed}, and the last mix that worked failed too ({also.what}: {also.why}); "
-                    f"fading to silence, retrying in {wait:g} s"), failed.what))
+                    f"fading to silence, retrying in {wait:g} s"), failed.what)
+                events.append(note)
+                self.fault_log.write(failed.what, f"fault: {note.message}")
         elif also is not None and self._set_fault(also.what, also.why):
-            events.append(ev.Warning(self.now(), f"{also} (playing the last mix that worked); fading to silence, "
-                                                 f"retrying in {self._backoff_s:g} s", also.what))
+            note = ev.Warning(self.now(), f"{also} (playing the last mix that worked); fading to silence, "
+                                          f"retrying in {self._backoff_s:g} s", also.what)
+            events.append(note)
+            self.fault_log.write(also.what, f"fault: {note.message}")
         if held is not None:
             self._silent = False
             return held
@@ -605,9 +654,12 @@ class LiveEngine:
         cleared = sorted(k for k in self.faults if not k.startswith("sink "))
         self.faults = {k: v for k, v in self.faults.items() if k.startswith("sink ")}
         seconds = (c.frame - self._fault_since) / SAMPLE_RATE
-        events.append(ev.Warning(self.now(), f"recovered: {', '.join(cleared) or 'the tick'} works again after "
-                                             f"{seconds:.2f} s{' of silence' if self._silent else ' on the last good mix'}",
-                                 ", ".join(cleared)))
+        note = ev.Warning(self.now(), f"recovered: {', '.join(cleared) or 'the tick'} works again after "
+                                      f"{seconds:.2f} s{' of silence' if self._silent else ' on the last good mix'}",
+                          ", ".join(cleared))
+        events.append(note)
+        for kind in cleared or ["the tick"]:  # the same kind as the fault: the log's last line of it is the news
+            self.fault_log.write(kind, note.message)
         if self._silent:  # from silence: fade the music back in
             block.pcm *= np.linspace(0.0, 1.0, block.pcm.shape[0], dtype=np.float32)[:, None]
         self._degraded = self._silent = False
@@ -647,8 +699,10 @@ class LiveEngine:
                     self.clock_sink = None
                     self._started_at = time.monotonic() - (self.frame + pcm.shape[0]) / SAMPLE_RATE
                 others = ", ".join(self.sink_names.get(id(k), type(k).__name__) for k in self.sinks) or "none"
-                events.append(ev.Warning(self.now(), f"sink {name} failed and was closed: {why}; generation goes on "
-                                                     f"(other sinks: {others})", name))
+                note = ev.Warning(self.now(), f"sink {name} failed and was closed: {why}; generation goes on "
+                                              f"(other sinks: {others})", name)
+                events.append(note)
+                self.fault_log.write(f"sink {name}", f"fault: {note.message}")
 
     def _sink_notices(self, sink: Sink, notices: collections.deque[SinkNotice], events: list[ev.Event]) -> None:
         """A warning event for each notice of a sink that rides through its own faults (a file sink paused for a
@@ -804,6 +858,7 @@ class LiveEngine:
                 if block is not None:  # the audio socket hears the same fade as the sinks
                     block = dataclasses.replace(block, pcm=pcm)
             self._write_sinks(pcm, events)
+            self.fault_log.flush()
             self.frame += pcm.shape[0]
             self.stats.frames = self.frame
             self.stats.steps += 1
