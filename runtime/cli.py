@@ -333,13 +333,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _batch_sizes(text: str | None) -> tuple[int, ...] | None:
-    """``--batch-sizes 1,2,3`` → (1, 2, 3); positive integers including 1."""
+    """``--batch-sizes 1,2,3`` → (1, 2, 3); positive integers including 1, each once."""
     if text is None:
         return None
+    items = text.split(",")
+    if text.strip() and not all(x.strip() for x in items):
+        raise UsageError(f"{text!r} has an empty item; give stream counts joined by single commas, e.g. 1,2,3",
+                         where="--batch-sizes")
     try:
-        sizes = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+        given = [int(x) for x in items if x.strip()]
     except ValueError:
         raise UsageError(f"{text!r} is not a list of stream counts; give e.g. 1,2,3", where="--batch-sizes") from None
+    twice = sorted({n for n in given if given.count(n) > 1})
+    if twice:
+        raise UsageError(f"{text!r} gives {', '.join(map(str, twice))} more than once; give each stream count once, "
+                         "e.g. 1,2,3", where="--batch-sizes")
+    sizes = tuple(sorted(given))
     if not sizes or sizes[0] != 1 or sizes[-1] > 64:
         raise UsageError(f"{text!r}: give stream counts from 1 to 64 that include 1, e.g. 1,2,3",
                          where="--batch-sizes")

@@ -781,6 +781,9 @@ class Server:
             c.overrides = merged
             unsupported = sorted(set(values) - set(self.backend.capabilities.controls))
         warnings = [f"backend {self.backend.name!r} cannot honour control {n!r}; it is ignored" for n in unsupported]
+        clamps = getattr(self.backend, "control_warnings", None)  # optional: values beyond what the model takes
+        if clamps is not None:
+            warnings += clamps(Controls(**{k: checked[k] for k in values}))
         for w in warnings:
             self.live.post(ev.Warning(self.live.now(), w))
         return Ok(stream_time=self.live.frame, warnings=warnings)

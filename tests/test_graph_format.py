@@ -140,6 +140,8 @@ def test_playable_corpus_graphs_satisfy_the_generated_schema() -> None:
     ({"brightness": -0.1}, "controls.brightness", "must be in 0–1"),
     ({"temperature": 0}, "controls.temperature", "must be > 0"),
     ({"top_k": 0}, "controls.top_k", "must be >= 1"),
+    ({"top_k": 2**32}, "controls.top_k", "must be >= 1 and <= 4294967295"),  # what its uint32 field holds
+    ({"seed": 2**64}, "controls.seed", "must be >= 0 and <= 18446744073709551615"),  # uint64
     ({"scale": "H minor"}, "controls.scale", "unknown scale 'H minor'"),
 ])
 def test_a_literal_control_outside_its_range_is_refused_with_its_path(controls: dict[str, Any], path: str,

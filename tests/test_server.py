@@ -301,6 +301,12 @@ def test_set_controls_and_an_unsupported_control(client: Control, game: ServePro
 
     err = client.error(pb.SetControls(controls=pb.Controls(bpm=500)))
     assert code(err) == "BAD_VALUE" and err.field == "set_controls.controls.bpm" and "500" in err.message
+    err = client.error(pb.SetControls(controls=pb.Controls(top_k=0)))  # the field, the range and the value
+    assert code(err) == "BAD_VALUE" and err.field == "set_controls.controls.top_k", err
+    assert ">= 1 and <= 4294967295" in err.message and err.message.endswith("got 0"), err.message
+    ok = client.ok(pb.SetControls(controls=pb.Controls(top_k=2**32 - 1, seed=2**64 - 1)))  # the wire's largest
+    assert {w.split("'")[3] for w in ok.warnings} <= {"top_k", "seed"}  # the synth honours neither: said so
+    client.ok(pb.SetControls(clear=["top_k", "seed"]))
     err = client.error(pb.SetControls(controls=pb.Controls(scale="H superlocrian")))
     assert code(err) == "BAD_VALUE" and err.field.startswith("set_controls.controls.scale")
     client.ok(pb.SetControls(clear=["bpm"]))

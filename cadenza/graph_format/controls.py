@@ -6,7 +6,8 @@ path), the backends' :class:`~cadenza.runtime.backends.base.Controls`, the
 graph engine (which clamps *computed* values into :data:`CLAMP_RANGES`), the
 CLI (``--bpm``) and the synth's harmony read the same numbers and words.
 
-Imports only the standard library and :mod:`.declaration` (:data:`BPM_RANGE`, :class:`Number`).
+Imports only the standard library, :mod:`.declaration` (:data:`BPM_RANGE`, :class:`Number`) and the
+protobuf ``Controls`` (the integer controls' largest values are what their fields hold).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from cadenza.graph_format.declaration import BPM_RANGE, Number, fmt
+from cadenza.proto import cadenza_v1_pb2 as _pb
 
 __all__ = [
     "BPM_RANGE",
     "CLAMP_RANGES",
     "CONTROL_RANGES",
+    "INT_CONTROL_MAX",
     "MODE_ALIASES",
     "NOTE_NAMES",
     "PITCH_CLASS",
@@ -31,15 +34,22 @@ __all__ = [
     "scale_key",
 ]
 
-#: The numeric controls' valid values (a literal outside is refused; ``above``: exclusive lower bound).
+_FIELD = _pb.Controls.DESCRIPTOR.fields_by_name
+_BITS = {_FIELD["top_k"].TYPE_UINT32: 32, _FIELD["top_k"].TYPE_UINT64: 64}
+#: The integer controls' largest values: what their ``Controls`` fields hold (top_k uint32, seed uint64).
+INT_CONTROL_MAX: Mapping[str, int] = MappingProxyType({
+    name: 2 ** _BITS[_FIELD[name].type] - 1 for name in ("top_k", "seed")})
+
+#: The numeric controls' valid values (a literal outside is refused; ``above``: exclusive lower bound). An
+#: integer bound is an ``int`` (exact, also beyond 2**53).
 CONTROL_RANGES: Mapping[str, Number] = MappingProxyType({
     "bpm": Number(lo=BPM_RANGE[0], hi=BPM_RANGE[1]),
     "density": Number(lo=0.0, hi=1.0),
     "brightness": Number(lo=0.0, hi=1.0),
     "temperature": Number(above=0.0),
-    "top_k": Number(lo=1.0),
+    "top_k": Number(lo=1, hi=INT_CONTROL_MAX["top_k"]),
     "guidance": Number(lo=0.0),
-    "seed": Number(lo=0.0),
+    "seed": Number(lo=0, hi=INT_CONTROL_MAX["seed"]),
 })
 
 #: Where the graph engine clamps a value it COMPUTED from parameters (temperature: a floor above 0).
@@ -96,7 +106,9 @@ def scale_key(text: str) -> tuple[int, str]:
 
 
 def range_text(r: Number) -> str:
-    """``40–240``, ``> 0``, ``>= 1``."""
+    """``40–240``, ``> 0``, ``>= 1``; integer bounds ``>= 1 and <= 4294967295`` (exact)."""
+    if isinstance(r.lo, int) and isinstance(r.hi, int):
+        return f">= {r.lo} and <= {r.hi}"
     if r.lo is not None and r.hi is not None:
         return f"{fmt(r.lo)}–{fmt(r.hi)}"
     if r.above is not None:
@@ -112,13 +124,16 @@ def control_problem(name: str, value: object) -> str | None:
     """
     r = CONTROL_RANGES.get(name)
     if r is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            x = float(value)
-        except OverflowError:
-            x = math.inf
+        x: float = value
+        if not isinstance(value, int) or not isinstance(r.hi, int):  # an int against int bounds stays exact
+            try:
+                x = float(value)
+            except OverflowError:
+                x = math.inf
         if (r.above is not None and not x > r.above) or (r.lo is not None and x < r.lo) \
                 or (r.hi is not None and x > r.hi):
-            return f"must be in {range_text(r)}" if r.hi is not None else f"must be {range_text(r)}"
+            text = range_text(r)
+            return f"must be {text}" if text.startswith((">", "<")) else f"must be in {text}"
         return None
     if name == "scale" and isinstance(value, str):
         try:

@@ -30,6 +30,7 @@ import numpy as np
 
 from cadenza.errors import UsageError
 from cadenza.graph_format.controls import BPM_RANGE as BPM_RANGE
+from cadenza.graph_format.controls import CONTROL_RANGES, control_problem, range_text
 from cadenza.proto.wire import CONTROL_NAMES
 from cadenza.runtime.audio import CHANNELS, SAMPLE_RATE
 from cadenza.runtime.limits import MAX_NOTES
@@ -123,6 +124,17 @@ def _check_unit(name: str, value: float | None) -> None:
         raise UsageError(f"must be in [0, 1], got {value!r}", where=name)
 
 
+def _check_range(name: str, value: float | None, integer: bool = False) -> None:
+    """``value`` is None or in control ``name``'s range, whatever the backend (:data:`CONTROL_RANGES`: the
+    integer controls up to what their wire fields hold); else a UsageError naming the range and the value."""
+    if value is None:
+        return
+    kind = "an integer" if integer else "a finite number"
+    fits = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, bool) or not fits or control_problem(name, value) is not None:
+        raise UsageError(f"must be {kind} {range_text(CONTROL_RANGES[name])}, got {value!r}", where=name)
+
+
 @dataclass(frozen=True)
 class Controls:
     """Musical controls, as Lyria RealTime and Magenta RT expose them.
@@ -164,14 +176,10 @@ class Controls:
             for i, n in enumerate(self.notes):
                 if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 127:
                     raise UsageError(f"must be a MIDI note, an integer 0–127, got {n!r}", where=f"notes[{i}]")
-        if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise UsageError(f"must be > 0, got {self.temperature!r}", where="temperature")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
-            raise UsageError(f"must be an integer >= 1, got {self.top_k!r}", where="top_k")
-        if self.guidance is not None and not (math.isfinite(self.guidance) and self.guidance >= 0):
-            raise UsageError(f"must be >= 0, got {self.guidance!r}", where="guidance")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
-            raise UsageError(f"must be an integer >= 0, got {self.seed!r}", where="seed")
+        _check_range("temperature", self.temperature)
+        _check_range("top_k", self.top_k, integer=True)
+        _check_range("guidance", self.guidance)
+        _check_range("seed", self.seed, integer=True)
 
     @classmethod
     def from_values(cls, values: Mapping[str, object]) -> Controls:

@@ -52,7 +52,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from cadenza.errors import GraphError
-from cadenza.graph_format.controls import CLAMP_RANGES
+from cadenza.graph_format.controls import CLAMP_RANGES, CONTROL_RANGES
 from cadenza.runtime.graph.spec import (
     BUILTIN_PARAMS, CONTROL_NAMES, Blend, Clamp, Const, Curve, Graph, MixEntry, Node, NodeRef, Op, Pad, ParamRef,
     Select, Weight, When,
@@ -636,7 +636,7 @@ def sanitize_control(name: str, v: Value, env: Env, where: str) -> Value:
     """A control value the backends accept, or ``None`` (left out).
 
     bpm 40–240, density and brightness 0–1, temperature >= 0.01 and guidance
-    >= 0 are clamped floats; top_k (>= 1) and seed (>= 0) are rounded integers;
+    >= 0 are clamped floats; top_k (1 … 2**32-1) and seed (0 … 2**64-1) are rounded, clamped integers;
     mute_bass, mute_drums and drums are booleans (a number: ``>= 0.5``); scale
     and notes pass strings through. A value of the wrong kind is left out with a
     warning.
@@ -651,7 +651,8 @@ def sanitize_control(name: str, v: Value, env: Env, where: str) -> Value:
         x = env.number(v, where)
         if rng is not None:
             return rng[0] if x < rng[0] else rng[1] if x > rng[1] else x
-        return max(int(math.floor(x + 0.5)), 1 if name == "top_k" else 0)
+        r = CONTROL_RANGES[name]  # top_k 1 … 2**32-1, seed 0 … 2**64-1: what their wire fields hold
+        return min(max(int(math.floor(x + 0.5)), int(r.lo or 0)), int(r.hi or 0))
     if name in ("mute_bass", "mute_drums", "drums"):
         if isinstance(v, bool):
             return v

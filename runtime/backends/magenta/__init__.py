@@ -39,6 +39,19 @@ def select_device(device: str | None) -> None:
         jax.config.update("jax_platforms", platform)
     else:
         os.environ["JAX_PLATFORMS"] = platform
+    try:
+        import jax
+    except ImportError:
+        return  # MagentaBackend says what to install
+    try:
+        jax.devices()
+    except Exception as exc:  # noqa: BLE001 — a GPU-less box: jax's CUDA start-up fails with a bare AssertionError
+        reason = str(exc).split("(set JAX_PLATFORMS")[0].strip().rstrip(":;,") or type(exc).__name__
+        kind = {"gpu": "GPU (CUDA)", "tpu": "TPU"}.get(device, device)
+        hint = {"gpu": "pip install -U 'jax[cuda12]'", "tpu": "pip install -U 'jax[tpu]'"}.get(device, "")
+        raise UsageError(f"{device}: JAX finds no {kind} here (its {platform} start-up failed: {reason[:200]}); use "
+                         f"--device cpu{f', or install JAX with {kind} support: {hint}' if hint else ''}",
+                         where="--device") from None
 
 
 def MagentaBackend(model: str = "mrt2_small", device: str | None = None, style_model: str | None = None,

@@ -14,8 +14,11 @@ so a change of prompt weights reaches the model at the next frame.
 - **Controls**: ``notes`` → piano roll with onsets (a note not held in the
   previous frame is an onset), ``drums`` / ``mute_drums`` → drums flag,
   ``guidance`` → the MusicCoCa CFG scale (clamped to the model's 0–7),
-  ``temperature``, ``top_k`` (runtime arguments of the compiled step),
-  ``seed`` → the sampling key of the stream. The model has no input for bpm,
+  ``temperature`` (clamped to at most 100), ``top_k`` (at most the 1,024 tokens a
+  step chooses from): runtime arguments of the compiled step; ``seed`` (all 64
+  bits) → the sampling key of the stream. Each clamp is a ``clamped:`` warning
+  (:meth:`MagentaBackend.control_warnings`: the server puts it in SetControls'
+  reply). The model has no input for bpm,
   scale, density or brightness: capabilities leave them out, so the runtime
   warns instead of pretending.
 - **Compile once**: the library AOT-compiles its step at load; conditioning,
@@ -68,7 +71,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cadenza.errors import ModelError, PromptError
+from cadenza.errors import ModelError, PromptError, UsageError
 from cadenza.runtime.audio import read_mono
 from cadenza.runtime.backends.base import (
     CHANNELS,
@@ -95,6 +98,9 @@ log = logging.getLogger(__name__)
 
 FRAME = 1920  # samples per model frame (40 ms)
 GUIDANCE_RANGE = (0.0, 7.0)
+#: The largest temperature the model takes: the sampler adds Gumbel noise × temperature to the logits, so far above
+#: this the noise drowns the model (every allowed token alike) and, near 1e38, its masks of invalid tokens.
+TEMPERATURE_MAX = 100.0
 PITCHES = 128
 NOTE_OFF, NOTE_HELD, NOTE_ONSET, MASKED = 0, 1, 2, -1
 STYLE_DIM = 768
@@ -105,7 +111,34 @@ _STEP_RNGS = {"params": jax.random.PRNGKey(42), "random": jax.random.PRNGKey(0)}
 
 
 def _key(seed: int) -> Any:
-    return jax.random.split(jax.random.PRNGKey(seed), 1)
+    """The sampler's key for ``seed``: all 64 bits of it (any int, taken modulo 2**64). The key of a seed below
+    2**31 is ``jax.random.PRNGKey(seed)``'s, which with JAX's 32-bit integers fails above 2**63 and drops the high
+    half of larger seeds; this is the key PRNGKey gives with 64-bit integers."""
+    s = seed % 2**64
+    return jax.random.split(jnp.array([s >> 32, s & 0xFFFFFFFF], dtype=jnp.uint32), 1)
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def model_ranges(tokens: int) -> dict[str, tuple[float, float]]:
+    """What the model takes of each control it clamps: ``tokens`` the choices of one sampling step (a larger
+    top_k is the same as top_k = tokens: every token a candidate)."""
+    return {"temperature": (0.0, TEMPERATURE_MAX), "top_k": (1, tokens), "guidance": GUIDANCE_RANGE}
+
+
+def clamp_warnings(controls: Controls, ranges: dict[str, tuple[float, float]]) -> list[str]:
+    """A ``clamped:`` warning for each control set outside the range the model takes (see :func:`model_ranges`)."""
+    out = []
+    for name, (lo, hi) in ranges.items():
+        value = getattr(controls, name)
+        if value is not None and not lo <= value <= hi:
+            became = min(max(value, lo), hi)
+            extra = " (the same: every token is a candidate)" if name == "top_k" else ""
+            out.append(f"clamped: {name} {_num(value)} is outside what the model takes ({_num(lo)}–{_num(hi)}); "
+                       f"it plays as {_num(became)}{extra}")
+    return out
 
 
 @dataclass
@@ -212,9 +245,10 @@ class MagentaBackend:
         if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
             raise ModelError(f"batch sizes must be positive integers, got {list(batch_sizes)!r} (e.g. 1, 2, 3, 4, 6)")
         self.precision = precision
-        item = weights.entry(model, "--model")
-        if item.library_size is None:
-            raise ModelError(f"{model!r} is not a model checkpoint; choose mrt2_small, mrt2_base or tiny")
+        checkpoints = [name for name, m in weights.MODELS.items() if m.library_size is not None]  # not "resources"
+        if model not in checkpoints:
+            raise UsageError(f"unknown model {model!r}; choose one of {', '.join(checkpoints)}", where="--model")
+        item = weights.MODELS[model]
         checkpoint = weights.resolve(model)  # ModelError naming the file and the download command
         if style_model is None:
             style_model = "mock" if model == "tiny" else "musiccoca"
@@ -262,6 +296,9 @@ class MagentaBackend:
         self._rows: dict[tuple[Any, ...], np.ndarray] = {}
         self._key_leaf: int | None = None
         self._scales = dict(self.system.cfg_scales)
+        quantizer = getattr(getattr(getattr(self.system._sampler, "cfg", None), "spectrostream", None), "quantizer", None)
+        self.step_tokens = int(getattr(quantizer, "num_embeddings", 2**31 - 1))  # the choices of one sampling step
+        self.ranges = model_ranges(self.step_tokens)
         self._pad_row = self._row({}, {})
         self._pad_state = self.system._jit_init_state(self.system._params, {})  # the idle row of a padded batch
         self.batch_sizes = tuple(sorted(set(batch_sizes) | {1}))
@@ -489,11 +526,22 @@ class MagentaBackend:
             st.pending = np.concatenate([st.pending, pcm]) if st.pending.shape[0] else pcm
             st.upcoming.extend(st.tracker.feed(pcm))
 
+    def control_warnings(self, controls: Controls) -> list[str]:
+        """A ``clamped:`` warning for each of these controls beyond what the model takes (the step clamps it):
+        the server adds them to SetControls' reply and publishes them."""
+        return clamp_warnings(controls, self.ranges)
+
+    def _sampling(self, controls: Controls) -> tuple[float, int]:
+        """The step's temperature and top_k for these controls, clamped into what the model takes."""
+        temperature = self.system.temperature if controls.temperature is None else \
+            min(float(controls.temperature), TEMPERATURE_MAX)
+        top_k = self.system.top_k if controls.top_k is None else min(int(controls.top_k), self.step_tokens)
+        return temperature, top_k
+
     def _inputs(self, st: MagentaState, style: np.ndarray, controls: Controls
                 ) -> tuple[np.ndarray, float, int, dict[str, list[int]], dict[str, float], frozenset[int]]:
         cond, scales, held = self.conditioning(st, style, controls)
-        temperature = self.system.temperature if controls.temperature is None else float(controls.temperature)
-        top_k = self.system.top_k if controls.top_k is None else int(controls.top_k)
+        temperature, top_k = self._sampling(controls)
         return self._row(cond, scales), temperature, top_k, cond, scales, held
 
     def _dispatch(self, part: list[tuple[MagentaState, np.ndarray, Controls]]) -> list[tuple[Any, int]]:
@@ -529,9 +577,7 @@ class MagentaBackend:
         inputs = []
         for st, style, controls in part:
             cond, scales, _ = self.conditioning(st, style, controls)
-            temperature = self.system.temperature if controls.temperature is None else float(controls.temperature)
-            top_k = self.system.top_k if controls.top_k is None else int(controls.top_k)
-            inputs.append((self._row(cond, scales), temperature, top_k))
+            inputs.append((self._row(cond, scales), *self._sampling(controls)))
         audio, models = self._launch([st.model for st, _, _ in part], [x[0] for x in inputs],
                                      [x[1] for x in inputs], [x[2] for x in inputs])
         for i, ((st, _, _), (row, temperature, top_k)) in enumerate(zip(part, inputs)):
