@@ -165,3 +165,42 @@ def ctx() -> Iterator[zmq.Context[Any]]:
     c: zmq.Context[Any] = zmq.Context()
     yield c
     c.destroy(linger=0)
+
+
+# ----------------------------------------------------------------------------- the tiny Magenta model
+
+
+@pytest.fixture(scope="session")
+def jax_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """JAX's persistent compilation cache for this session, ``<basetemp>/jax-compile-cache``, on in this process too.
+
+    Every ``cadenza serve --backend magenta`` child gets it through ``JAX_COMPILATION_CACHE_DIR``; here it is on
+    from the first use (before the magenta tests compile anything), so the steps the tests' in-process backend
+    compiles are loaded, not compiled again, by the children that start later with the same batch sizes.
+    """
+    path = tmp_path_factory.getbasetemp() / "jax-compile-cache"
+    path.mkdir(exist_ok=True)
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory, jax_compile_cache: Path) -> Path:
+    """A Hugging Face cache holding the tiny Magenta model, built once per session by the CLI as a user would
+    (``cadenza models make-tiny``); the magenta tests run against it offline."""
+    import subprocess
+
+    cache = tmp_path_factory.mktemp("hf") / "hub"
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu",
+           "JAX_COMPILATION_CACHE_DIR": str(jax_compile_cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    env.pop("CADENZA_DEBUG", None)
+    done = subprocess.run([sys.executable, "-m", "cadenza", "models", "make-tiny"], env=env, capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    path = Path(done.stdout.strip().splitlines()[-1])
+    assert path.is_file() and path.is_symlink() and "snapshots" in path.parts
+    assert path.name == "cadenza_tiny.safetensors"
+    return cache

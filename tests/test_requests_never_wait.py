@@ -29,10 +29,7 @@ What a user relies on:
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,29 +113,24 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Hugging Face cache holding the tiny model, built by the CLI as a user would."""
-    cache = tmp_path_factory.mktemp("hf") / "hub"
-    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-m", "cadenza", "models", "make-tiny"], env=env, capture_output=True,
-                          text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stderr
-    return cache
-
-
-@pytest.fixture(scope="module")
-def served(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tiny_cache: Path, jax_compile_cache: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Served]:
+    """``cadenza serve`` with the tiny model (conftest.py's ``tiny_cache``) on magenta_decks.yaml, tracing every
+    block it plans."""
     work = tmp_path_factory.mktemp("never-wait")
     trace = work / "trace.jsonl"
     env = {"HF_HUB_CACHE": str(tiny_cache), "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu", "JAX_LOG_COMPILES": "1",
            "CADENZA_TEST_TRACE": str(trace),
-           # the compiled steps shared with tests/test_magenta.py's serve tests: whichever starts second loads them
-           "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "jax-compile-cache"),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    # bed + incoming deck + stinger: at most 3 streams at once
-    server = ServeProcess(["--backend", "magenta", "--model", "tiny", "--batch-sizes", "1,2,3", "--lookahead", "200",
+           # the session's compiled steps: tests/test_magenta.py's in-process backend compiled batch sizes 1 and 3
+           # (when it ran first, this start-up loads every step instead of compiling)
+           "JAX_COMPILATION_CACHE_DIR": str(jax_compile_cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    # bed + incoming deck + stinger: at most 3 streams at once (the crossfade's 2 padded to 3)
+    server = ServeProcess(["--backend", "magenta", "--model", "tiny", "--batch-sizes", "1,3", "--lookahead", "200",
                            "--graph", str(GRAPH)], work, env=env)
     server.start(timeout=START_TIMEOUT_S)
+    err = server.stderr_text
+    print(f"\nstart-up: {err.count('Persistent compilation cache hit')} executables loaded from the compilation "
+          f"cache, {err.count('PERSISTENT COMPILATION CACHE MISS')} compiled")
     ctx = zmq.Context()
     try:
         control = server.control(ctx)
