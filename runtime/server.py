@@ -600,7 +600,8 @@ class Server:
 
     def _load_graph(self, body: Any) -> Ok:
         conductor = self.live.load(self._graph_of(body))
-        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings) + _overrides_kept(conductor))
+        return Ok(stream_time=self.live.frame, warnings=list(conductor.mixer.warnings) + _overrides_kept(conductor)
+                  + _model_clamps(self.backend, conductor.graph))
 
     def _graph_of(self, body: Any) -> Any:
         """The graph a LoadGraph names, every file it reads confined to the allowed folders (:attr:`files`).
@@ -1124,6 +1125,28 @@ def _overrides_kept(c: Any) -> list[str]:
     kept = ", ".join(f"{k}={v!r}" for k, v in sorted(c.overrides.items()))
     return [f"control overrides kept from before the load: {kept}; the new graph's own values for them are not "
             "heard until they are cleared (SetControls.clear)"]
+
+
+def _model_clamps(backend: Any, graph: Any) -> list[str]:
+    """LoadGraph's warnings for the graph's literal controls (its own and its states') that the backend's model
+    takes only clamped (magenta: guidance over 7): valid anywhere, so the loader took them; played clamped."""
+    from cadenza.runtime.backends.base import Controls
+    from cadenza.runtime.graph.spec import Const
+
+    check = getattr(backend, "control_warnings", None)
+    if check is None:
+        return []
+    places = [("controls", tuple(graph.controls.items()))]
+    places += [(f"states.{name}.controls", state.controls or ()) for name, state in graph.states.items()]
+    out = []
+    for where, items in places:
+        for name, node in items:
+            if isinstance(node, Const) and name in Controls.__dataclass_fields__:
+                try:
+                    out += [f"{where}.{name}: {w}" for w in check(Controls.from_values({name: node.value}))]
+                except (UsageError, TypeError, ValueError):
+                    continue  # not a value of that control at all: the graph's own checks speak for it
+    return out
 
 
 def _effective_controls(c: Any) -> Any:

@@ -15,7 +15,9 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,7 +64,7 @@ def test_computed_top_k_and_seed_are_clamped_to_what_the_wire_holds() -> None:
 
 
 # ---------------------------------------------------------------- magenta (no model needed)
-def _magenta() -> object:
+def _magenta() -> Any:
     pytest.importorskip("magenta_rt", reason="the magenta extra is not installed (pip install 'cadenza[magenta]')")
     from cadenza.runtime.backends.magenta import backend
 
@@ -72,16 +74,16 @@ def _magenta() -> object:
 def test_magenta_clamps_what_its_model_cannot_take_with_a_warning() -> None:
     """Findings 1 and 3: top_k over the model's tokens, guidance over 7, temperature over 100: clamped, said."""
     m = _magenta()
-    ranges = m.model_ranges(1024)  # type: ignore[attr-defined]
+    ranges = m.model_ranges(1024)
     assert ranges["guidance"] == (0.0, 7.0)
-    warnings = m.clamp_warnings(Controls(top_k=2**31, guidance=8.0, temperature=1e300), ranges)  # type: ignore[attr-defined]
+    warnings = m.clamp_warnings(Controls(top_k=2**31, guidance=8.0, temperature=1e300), ranges)
     assert len(warnings) == 3 and all(w.startswith("clamped: ") for w in warnings), warnings
     top_k, guidance, temperature = (next(w for w in warnings if f" {n} " in w) for n in ("top_k", "guidance",
                                                                                        "temperature"))
     assert "2147483648" in top_k and "it plays as 1024" in top_k
     assert "guidance 8 " in guidance and "0–7" in guidance and "it plays as 7" in guidance
     assert "1e+300" in temperature and "it plays as 100" in temperature
-    assert m.clamp_warnings(Controls(top_k=1024, guidance=7.0, temperature=1e-300, seed=U64), ranges) == []  # type: ignore[attr-defined]
+    assert m.clamp_warnings(Controls(top_k=1024, guidance=7.0, temperature=1e-300, seed=U64), ranges) == []
 
 
 def test_magenta_seed_keys_take_all_64_bits() -> None:
@@ -90,7 +92,7 @@ def test_magenta_seed_keys_take_all_64_bits() -> None:
     import jax
     import numpy as np
 
-    key = m._key  # type: ignore[attr-defined]
+    key = m._key
     assert np.array_equal(key(7), jax.random.split(jax.random.PRNGKey(7), 1))  # the library's key, as before
     keys = {tuple(np.asarray(key(s)).reshape(-1)) for s in (U64, 2**63, 2**32 - 1, 2**32, 2**32 + 7, 7)}
     assert len(keys) == 6  # every bit counts: no two of these share a key
@@ -138,3 +140,48 @@ def test_model_choices_are_checkpoints_only() -> None:
     for name in ("resources", "nosuch"):
         err = _one_line(_serve("--model", name), "--model", repr(name), "mrt2_small, mrt2_base, tiny")
         assert "resources" not in err.replace(repr(name), ""), err
+
+
+# ---------------------------------------------------------------- end to end: a magenta serve
+@pytest.mark.slow
+def test_magenta_serve_plays_on_through_every_value_the_wire_holds(tiny_cache: Path, jax_compile_cache: Path,
+                                                                   tmp_path: Path) -> None:
+    """Findings 1-3 through the wire: top_k 2**31 (every step failed: silence), seed 2**64-1 (every new stream
+    failed), guidance 8 and temperature 1e300 (silent, a raw numpy warning on stderr) — now each clamp is a
+    ``clamped:`` warning in the Ok (LoadGraph's for a graph's literals), and the music, a crossfade deck and a
+    stinger play on without a fault."""
+    _magenta()
+    from server_harness import ServeProcess
+
+    from cadenza.proto import cadenza_v1_pb2 as pb
+    from cadenza.sdk import Client
+
+    env = {"HF_HUB_CACHE": str(tiny_cache), "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu",
+           "JAX_COMPILATION_CACHE_DIR": str(jax_compile_cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    graph = tmp_path / "g.yaml"
+    graph.write_text("cadenza_graph: 1\nprompts: {a: techno, b: ambient}\nmix: [{prompt: a, weight: 1}]\n"
+                     "controls: {guidance: 9}\n"
+                     "states:\n  list: {calm: {}, loud: {mix: [{prompt: b, weight: 1}],\n"
+                     "                  controls: {temperature: 500}}}\n"
+                     "transitions: [{from: any, to: any, quantize: now, fade: 1 beats, mode: crossfade}]\n"
+                     "stingers: {hit: {prompt: b, length: 1 beats, quantize: now, cooldown: 0}}\n"
+                     "triggers: {go: {stinger: hit}}\n")
+    with ServeProcess(["--backend", "magenta", "--model", "tiny", "--batch-sizes", "1,3", "--allow-dir",
+                       str(tmp_path)], tmp_path, env=env) as server, \
+            Client(server.ep.local("control"), server.ep.local("events"), timeout=30, heartbeat=0) as music:
+        loaded = music.load_graph(graph)  # a graph's literals the model takes only clamped: said at the load
+        assert [w.split(":")[0] for w in loaded.warnings if "clamped: " in w] == [
+            "controls.guidance", "states.loud.controls.temperature"], loaded.warnings
+        ack = music.set_controls(top_k=2**31, seed=2**64 - 1, guidance=8.0, temperature=1e300)
+        clamped = sorted(w.split()[1] for w in ack.warnings if w.startswith("clamped: "))
+        assert clamped == ["guidance", "temperature", "top_k"], ack.warnings
+        music.set_state("loud")  # a crossfade deck: a new stream, reseeded from seed 2**64-1
+        music.trigger("go")  # a stinger: another
+        t0 = time.monotonic()
+        start = music.status().stream_time
+        while music.status().stream_time < start + 2 * 48_000 and time.monotonic() - t0 < 90:
+            time.sleep(0.2)
+        status = music._call(pb.GetStatus())
+        assert status.stream_time >= start + 2 * 48_000, "the stream stalled"
+        assert dict(status.faults) == {} and status.faults_total == 0, (dict(status.faults), status.faults_total)
+    assert "RuntimeWarning" not in server.stderr_text and "Traceback" not in server.stderr_text, server.stderr_text

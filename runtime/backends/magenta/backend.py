@@ -296,7 +296,8 @@ class MagentaBackend:
         self._rows: dict[tuple[Any, ...], np.ndarray] = {}
         self._key_leaf: int | None = None
         self._scales = dict(self.system.cfg_scales)
-        quantizer = getattr(getattr(getattr(self.system._sampler, "cfg", None), "spectrostream", None), "quantizer", None)
+        sampler_cfg = getattr(self.system._sampler, "cfg", None)
+        quantizer = getattr(getattr(sampler_cfg, "spectrostream", None), "quantizer", None)
         self.step_tokens = int(getattr(quantizer, "num_embeddings", 2**31 - 1))  # the choices of one sampling step
         self.ranges = model_ranges(self.step_tokens)
         self._pad_row = self._row({}, {})
