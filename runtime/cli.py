@@ -313,6 +313,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # until the backend is loaded (a model compiling: a minute) nothing plays and no file is open: SIGTERM and
+    # SIGINT end the process at once; the server disarms it before it opens its sinks (early_signals)
+    early_signals.end_at_once("serve")
     from cadenza.runtime.server import ServerConfig, run_server
 
     config = ServerConfig(
@@ -570,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     finally:
+        early_signals.disarm()
         early_signals.release()
 
 

@@ -70,6 +70,7 @@ from cadenza.proto.cadenza_v1_pb2 import (
 )
 from cadenza.runtime.backends import get_backend
 from cadenza.runtime.backends.base import SAMPLE_RATE, Backend
+from cadenza.runtime import early_signals
 from cadenza.runtime import events as ev
 from cadenza.runtime.conductor import Block
 from cadenza.runtime.event_wire import to_wire
@@ -366,6 +367,7 @@ class Server:
         self.session_id = uuid.uuid4().hex
         options = dict(config.backend_options)
         self.backend: Backend = get_backend(config.backend, **options)
+        early_signals.disarm()  # loaded: from here on a signal stops the runtime cleanly (cli.cmd_serve armed it)
         sinks, sink_names, clock = make_sinks(config.sink)
         self.sink = sinks[0]
         # client-named files (LoadGraph.path, base_dir, SetPrompts.audio_path, a graph's audio) come from these only
@@ -1322,8 +1324,6 @@ def raise_open_file_limit(want: int = OPEN_FILES_WANTED) -> int:
 
 
 def run_server(config: ServerConfig) -> int:
-    from cadenza.runtime import early_signals
-
     raise_open_file_limit()
     sys.setswitchinterval(GIL_SWITCH_S)
     server = Server(config)
