@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +66,35 @@ def _cadenza(args: list[str], env: dict[str, str], timeout: float = 300) -> subp
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="module")
-def backend(tiny_cache: Path, jax_compile_cache: Path) -> Iterator[Any]:
-    """The tiny model in this process (JAX's persistent compilation cache on: conftest.py), batch sizes 1 and 3:
-    3 streams run unpadded, 2 padded to 3, 5 as 3 + 2 padded; ``cadenza serve`` children that start later with
-    ``--batch-sizes 1`` or ``1,3`` (tests/test_requests_never_wait.py) load every step it compiled."""
+@pytest.fixture(scope="module", autouse=True)
+def _backend_loading(request: pytest.FixtureRequest) -> Iterator[tuple[Future[Any], list[str]] | None]:
+    """Starts loading the module's backend in a thread at the module's first test when a selected test needs it,
+    so that its compiles overlap the CLI tests' subprocesses (which run first)."""
+    if not any(item.module is request.module and "backend" in getattr(item, "fixturenames", ())
+               for item in request.session.items):
+        yield None
+        return
     import huggingface_hub.constants as hf_constants
 
-    with pytest.MonkeyPatch.context() as mp:
+    tiny_cache: Path = request.getfixturevalue("tiny_cache")
+    request.getfixturevalue("jax_compile_cache")
+    with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(1, thread_name_prefix="tiny-backend") as pool:
         mp.setattr(hf_constants, "HF_HUB_CACHE", str(tiny_cache))
         mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
         messages: list[str] = []
-        b = get_backend("magenta", model="tiny", say=messages.append, batch_sizes=(1, 3))
-        b.messages = messages
-        yield b
+        yield pool.submit(get_backend, "magenta", model="tiny", say=messages.append, batch_sizes=(1, 3)), messages
+
+
+@pytest.fixture(scope="module")
+def backend(_backend_loading: tuple[Future[Any], list[str]] | None) -> Any:
+    """The tiny model in this process (JAX's persistent compilation cache on: conftest.py), batch sizes 1 and 3:
+    3 streams run unpadded, 2 padded to 3, 5 as 3 + 2 padded; ``cadenza serve`` children that start later with
+    ``--batch-sizes 1`` or ``1,3`` (tests/test_requests_never_wait.py) load every step it compiled."""
+    assert _backend_loading is not None
+    future, messages = _backend_loading
+    b = future.result()
+    b.messages = messages
+    return b
 
 
 # ---------------------------------------------------------------- weights and CLI

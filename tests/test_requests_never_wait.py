@@ -129,8 +129,9 @@ def served(tiny_cache: Path, jax_compile_cache: Path, tmp_path_factory: pytest.T
                            "--graph", str(GRAPH)], work, env=env)
     server.start(timeout=START_TIMEOUT_S)
     err = server.stderr_text
-    print(f"\nstart-up: {err.count('Persistent compilation cache hit')} executables loaded from the compilation "
-          f"cache, {err.count('PERSISTENT COMPILATION CACHE MISS')} compiled")
+    hits = err.count("Persistent compilation cache hit")
+    print(f"\nstart-up: {hits} executables loaded from the compilation cache, "
+          f"{err.count('Finished XLA compilation') - hits} compiled")
     ctx = zmq.Context()
     try:
         control = server.control(ctx)
