@@ -84,7 +84,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from cadenza.errors import ProtocolError
+from cadenza.errors import CadenzaError, ProtocolError
 from cadenza.proto import cadenza_v1_pb2 as pb
 
 __all__ = [
@@ -745,7 +745,7 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
     return _serialize(envelope, max_bytes)
 
 
-class _NotCommon(Exception):
+class _NotCommon(CadenzaError):
     """A request :func:`_envelope_from_json` leaves to ``json_format.ParseDict`` as a whole."""
 
 

@@ -40,6 +40,16 @@ import zmq
 
 from bench.jack import JackServer, JackStartError, running
 
+# Children inherit an IGNORED signal across exec (only handlers are reset): a suite started with nohup, or as a
+# background job of a non-interactive shell (SIGINT ignored), would hand every runtime, render and ctl process it
+# starts an ignored SIGHUP/SIGINT, and the tests of what those signals do would fail for the launcher's sake.
+import signal as _signal  # noqa: E402
+
+if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+if _signal.getsignal(_signal.SIGHUP) == _signal.SIG_IGN:
+    _signal.signal(_signal.SIGHUP, _signal.SIG_DFL)
+
 SAMPLE_RATE = 48_000
 _jack_names = itertools.count()
 

@@ -4,7 +4,7 @@ The same code as ``make soak`` (a private ``jackd`` dummy server, ``cadenza
 serve --sink jack`` as a process, SDK clients over loopback: 1,000 parameter
 updates/s with state changes and stingers, a client that connects and
 disconnects over and over, a PLAY/PAUSE latency probe), for
-``CADENZA_SOAK_SECONDS`` (default 75) instead of 30 minutes. It asserts the
+``CADENZA_SOAK_SECONDS`` (default 55) instead of 30 minutes. It asserts the
 soak's pass criteria one by one, each failure message carrying the whole
 report: no xruns, no latency drift, RSS growth ≤ 5 MB after warm-up, no
 sequence gap in events or audio, every request answered, the load really
@@ -21,7 +21,7 @@ import pytest
 
 from bench import soak
 
-SECONDS = float(os.environ.get("CADENZA_SOAK_SECONDS", "75"))
+SECONDS = float(os.environ.get("CADENZA_SOAK_SECONDS", "55"))
 
 
 @pytest.fixture
