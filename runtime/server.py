@@ -29,8 +29,8 @@ values per SetParameters, warnings per reply; ``--rate-limit`` requests per
 second per client; ``--load-timeout`` for loads) and checked before anything
 is applied, so an Error always means nothing changed. What a handler does
 under the engine lock (which the generation thread holds across each synth
-step; around a magenta model step only to plan and to mix) is small and bounded: name checks happen before it is taken, embeddings in the
-load worker. A LoadGraph/SetPrompts past its time bound is answered TIMEOUT
+step; around a magenta model step only to plan and to mix) is small and
+bounded: name checks happen before it is taken, embeddings in the load worker. A LoadGraph/SetPrompts past its time bound is answered TIMEOUT
 and, having not swapped in yet, never will. Faults of the generation thread
 itself are ridden through by the live engine and shown in ``Status.faults``.
 """
