@@ -10,6 +10,7 @@ measured on JACK's own clock whatever the load on the test's process.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
@@ -543,3 +544,90 @@ def test_tempo_estimate_is_steady_under_4_ms_of_tick_jitter(bpm: float) -> None:
             if i % 24 == 23 and i >= max(24 * 8, 5.0 / step):  # the window full: 8 beats or 5 s
                 got.append(est.bpm())
         assert all(b is not None and abs(b / bpm - 1) < 0.0008 for b in got), (seed, got)
+
+
+class _FakeRuntime:
+    """A runtime's beat events as the clock-in bridge sees them: generated ``lookahead`` s before they are heard,
+    at ``old_bpm`` until ``change_at`` s of music (a bar line) and at ``bpm`` after it; Transport PAUSE … PLAY leaves
+    a gap in the heard music (PAUSE's fade plays on); ``late`` makes the n-th PLAY act that much later than asked."""
+
+    def __init__(self, bridge: Any, *, bpm: float, old_bpm: float, change_at: float, lookahead: float = 0.3,
+                 late: tuple[float, ...] = ()) -> None:
+        from types import SimpleNamespace
+
+        self.ns = SimpleNamespace
+        self.bridge, self.bpm, self.old_bpm, self.change_at, self.lookahead = bridge, bpm, old_bpm, change_at, lookahead
+        self.late = list(late)
+        self.t0 = time.time()
+        self.gaps: list[list[float]] = []  # [heard start, heard end or inf]
+        self.k = 0  # the next beat to publish
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _music(self, k: int) -> float:  # seconds of music at beat k
+        n_old = int(self.change_at * self.old_bpm / 60.0)
+        return k * 60.0 / self.old_bpm if k <= n_old else self.change_at + (k - n_old) * 60.0 / self.bpm
+
+    def _bpm(self, k: int) -> float:
+        return self.old_bpm if self._music(k) < self.change_at else self.bpm
+
+    def _heard(self, m: float) -> float:  # heard Unix time of music time m, through the gaps so far
+        h = self.t0 + 0.5 + m
+        for start, end in self.gaps:
+            if h >= start:
+                h += end - start
+        return h
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.005):
+            while True:
+                h = self._heard(self._music(self.k))
+                if h > time.time() + self.lookahead or math.isinf(h):
+                    break
+                ev = self.ns(stream_time=int((h - self.t0) * 48_000), heard_at=h, bpm=self._bpm(self.k),
+                             beat_in_bar=self.k % 4)
+                self.bridge._beat(ev)
+                self.k += 1
+
+    # the SDK client's transport, as the bridge uses it
+    def pause(self) -> None:
+        self.gaps.append([time.time() + self.lookahead + 0.05, math.inf])
+
+    def play(self) -> Any:
+        now = time.time() + (self.late.pop(0) if self.late else 0.0)
+        self.gaps[-1][1] = max(self.gaps[-1][0], now + self.lookahead)
+        return self.ns(stream_time=int((now + self.lookahead - self.t0) * 48_000))
+
+    def status(self) -> Any:
+        raise RuntimeError("no status in this fake")
+
+
+def _aligned_bridge(**kw: Any) -> tuple[Any, _FakeRuntime]:
+    from cadenza.runtime.midi.clock import ClockInBridge, HeardClock
+
+    bridge = object.__new__(ClockInBridge)
+    bridge.rate, bridge.heard, bridge._last_beat = 48_000, HeardClock(48_000), None
+    fake = _FakeRuntime(bridge, **kw)
+    bridge.client = fake
+    return bridge, fake
+
+
+@pytest.mark.parametrize("late", [(), (0.2,), (-0.3, 0.1)], ids=["on-time", "play-200ms-late", "early-then-late"])
+def test_bar_alignment_waits_for_the_clock_tempo_and_corrects_what_it_measures(late: tuple[float, ...]) -> None:
+    """CI failure (+635 ms): the tempo was sent on the tick that aligned, and the beats already generated at the
+    graph's 128 bpm projected the synth's downbeat wrong; a PLAY acted on late left the error unmeasured-but-kept.
+    The bridge now projects from a beat at the clock's tempo and corrects with one more gap what it measured."""
+    bpm = 97.0
+    bar_s = 4 * 60.0 / bpm
+    bridge, fake = _aligned_bridge(bpm=bpm, old_bpm=128.0, change_at=60.0 / 128.0 * 4, late=late)
+    try:
+        downbeat_at = time.time() + 0.77  # the clock's grid, unrelated to the synth's
+        error = bridge._align(downbeat_at, bar_s)
+    finally:
+        fake.stop.set()
+        fake.thread.join(1.0)
+    assert error is not None
+    assert abs(error) <= 0.02, f"the synth's downbeat is heard {error * 1000:+.1f} ms from the clock's"
+    # one gap when the requests act on time; a PLAY acted on 100 ms late or more is measured and corrected
+    assert len(fake.gaps) == (1 if not late else 2 if len(late) == 1 else 3), fake.gaps

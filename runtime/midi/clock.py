@@ -50,10 +50,13 @@ Bar alignment: the wire has no phase control, so on external Start/Continue
 (+SPP) the follower, once the tempo is locked, *delays* the synth with
 Transport PAUSE then PLAY, spaced by the phase difference between the synth's
 next downbeat and the external one; the synth's first downbeat after PLAY is
-then measured against the external bar grid (heard time) and the residual
-logged and reported. It costs one gap of less than a bar, once per external
-Start/Continue; its precision is that of two requests' latency through the
-runtime (tens of ms on a loaded machine). ``--clock-in-align off`` skips it.
+then measured against the external bar grid (heard time); more than
+:data:`ALIGN_TOLERANCE_S` off, one more gap corrects it (closed loop, at most
+:data:`ALIGN_PASSES` gaps), and the residual is logged and reported. The
+projection uses a beat generated at the clock's tempo (the tempo is usually
+sent on the very tick that aligns). It costs one gap of less than a bar per
+external Start/Continue (more only when the runtime acted on a request late).
+``--clock-in-align off`` skips it.
 """
 
 from __future__ import annotations
@@ -100,7 +103,9 @@ BPM_RESEND = 0.05
 CLOCK_GAP_S = 0.5  # no tick for this long: the external clock stopped (the estimate starts over)
 CLOCK_LOST_S = 1.0  # no tick for this long: the clock is lost; the tempo goes back to the graph
 PAUSE_FADE_S = 0.05  # the runtime's PAUSE fades out over this long (live.HOLD_FADE_S): the music runs on meanwhile
-BEAT_WAIT_S = 2.0  # bar alignment: how long to wait for the runtime's first beat event after the clock's Start
+BEAT_WAIT_S = 4.0  # bar alignment: how long to wait for the runtime's first beat at the clock's tempo after its Start
+ALIGN_TOLERANCE_S = 0.015  # bar alignment: a downbeat heard this close to the clock's needs no (further) gap
+ALIGN_PASSES = 3  # bar alignment: at most this many PAUSE … PLAY gaps (the first, then corrections measured after it)
 
 
 def spp_message(sixteenths: int) -> bytes:
@@ -936,27 +941,59 @@ class ClockInBridge:
             self._last_beat = (ev, at)
 
     def _align(self, downbeat_at: float, bar_s: float) -> float | None:
-        """Delay the synth (PAUSE … PLAY) so that its next downbeat is heard on an external downbeat."""
-        deadline = time.time() + BEAT_WAIT_S
-        while self._last_beat is None and time.time() < deadline:  # the runtime's first beat event is on its way
-            time.sleep(0.01)
-        if self._last_beat is None:
+        """Delay the synth (PAUSE … PLAY) so that its next downbeat is heard on an external downbeat.
+
+        Closed loop: the first pass projects the synth's next downbeat from its latest beat event *at the
+        clock's tempo* (the tempo was usually sent on the same tick: beats already generated at the old tempo
+        would project it wrong); each pass measures where the synth's first downbeat after PLAY is heard and,
+        when that is off by more than :data:`ALIGN_TOLERANCE_S`, corrects it with one more gap (at most
+        :data:`ALIGN_PASSES` passes)."""
+        want_bpm = 60.0 * 4 / bar_s  # the beats_per_bar of the follower (4)
+        beat = self._beat_at_tempo(want_bpm, time.time() + BEAT_WAIT_S)
+        if beat is None:
             try:
                 st = self.client.status()
                 self.heard.set_fallback(status_offset(st, time.time(), self.rate))
             except Exception:  # noqa: BLE001
                 pass
-            logger.warning("clock in: no beat heard from the runtime within %.0f s of the clock's Start: bar "
-                           "alignment skipped (the tempo still follows the clock)", BEAT_WAIT_S)
+            logger.warning("clock in: no beat at the clock's tempo (%.2f bpm) heard from the runtime within %.0f s "
+                           "of the clock's Start: bar alignment skipped (the tempo still follows the clock)",
+                           want_bpm, BEAT_WAIT_S)
             return None
-        ev, at = self._last_beat
+        ev, at = beat
         beat_s = 60.0 / float(ev.bpm)
         ours = at + ((4 - int(ev.beat_in_bar)) % 4 or 4) * beat_s  # the synth's next downbeat, heard
-        while ours < time.time() + 0.2:
-            ours += 4 * beat_s
-        phase = (downbeat_at - ours) % bar_s  # how long the synth must wait to land on an external downbeat
-        if phase < 0.015 or bar_s - phase < 0.015:
-            return phase if phase < bar_s / 2 else phase - bar_s
+        error = (ours - downbeat_at + bar_s / 2) % bar_s - bar_s / 2  # projected, before any gap
+        paused_ms: list[float] = []
+        for _ in range(ALIGN_PASSES):
+            phase = (-error) % bar_s  # how long the synth must wait to land on an external downbeat
+            if phase < ALIGN_TOLERANCE_S or bar_s - phase < ALIGN_TOLERANCE_S:
+                break
+            measured = self._gap(phase, bar_s, downbeat_at)
+            if measured is None:
+                return None
+            paused_ms.append(phase * 1000)
+            error = measured
+        if not paused_ms:
+            return error
+        passes = f" in {len(paused_ms)} passes" if len(paused_ms) > 1 else ""
+        logger.info("clock in: bar aligned (paused %s ms%s): the synth's downbeat is heard %+.1f ms from the "
+                    "clock's", " + ".join(f"{p:.0f}" for p in paused_ms), passes, error * 1000)
+        return error
+
+    def _beat_at_tempo(self, bpm: float, deadline: float) -> tuple[Any, float] | None:
+        """The latest beat event generated at ``bpm`` (±0.5 %), waiting for one until ``deadline``."""
+        while True:
+            last = self._last_beat
+            if last is not None and abs(float(last[0].bpm) - bpm) <= 0.005 * bpm:
+                return last
+            if time.time() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    def _gap(self, phase: float, bar_s: float, downbeat_at: float) -> float | None:
+        """One PAUSE … PLAY gap of ``phase`` s; returns where the synth's first downbeat after PLAY is heard
+        against the external bar grid (s, within ± half a bar), or None (logged) when it could not be done."""
         try:
             self.client.pause()
             sent = time.time()
@@ -968,14 +1005,13 @@ class ClockInBridge:
             return None
         if played.stream_time is None:
             return None
-        # the honest figure: where the synth's first downbeat after PLAY is heard against the external bar grid
         deadline = time.time() + 2 * bar_s + 1.0
         while time.time() < deadline:
             last = self._last_beat
             if last is not None and last[0].beat_in_bar == 0 and last[0].stream_time >= played.stream_time:
                 error = (last[1] - downbeat_at + bar_s / 2) % bar_s - bar_s / 2
-                logger.info("clock in: bar aligned (paused %.0f ms): the synth's downbeat is heard %+.1f ms from "
-                            "the clock's", phase * 1000, error * 1000)
+                logger.info("clock in: gap of %.0f ms: the synth's next downbeat is heard %+.1f ms off the clock's",
+                            phase * 1000, error * 1000)
                 return error
             time.sleep(0.01)
         logger.warning("clock in: no downbeat heard after the bar alignment's PLAY")
