@@ -71,6 +71,7 @@ the message classes.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -80,6 +81,7 @@ from typing import Any, Final, NamedTuple, TypeAlias, cast
 
 import numpy as np
 from google.protobuf import json_format
+from google.protobuf.internal import type_checkers
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -727,17 +729,17 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
     rid = obj.get("requestId", obj.get("request_id"))
     request_id = int(rid) if isinstance(rid, (int, str)) and not isinstance(rid, bool) and str(rid).isdigit() \
         and 0 < int(rid) <= _MAX_U64 else 0
-    _check_json(obj, cast(Any, pb.Envelope.DESCRIPTOR), "", request_id, 0)
+    envelope = pb.Envelope()
     try:
-        envelope = _envelope_from_json(obj)
-    except (_NotCommon, json_format.ParseError, RecursionError, TypeError, ValueError):
-        envelope = None  # json_format reads the whole Envelope, and words the error if there is one
-    if envelope is not None:
+        _fill(envelope, obj, 0)
         return _serialize(envelope, max_bytes)
+    except _NotCommon:  # json_format reads the whole Envelope, and words the error if there is one
+        pass
+    _check_json(obj, cast(Any, pb.Envelope.DESCRIPTOR), "", request_id, 0)
     envelope = pb.Envelope()
     try:
         json_format.ParseDict(obj, envelope, max_recursion_depth=32)
-    except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
+    except (json_format.ParseError, RecursionError, TypeError, ValueError, OverflowError, SystemError) as exc:
         message = str(exc)[:600].replace("..", ".")
         match = _JSON_AT.search(message)
         raise _bad_message(f"not a cadenza.v1.Envelope: {message}", request_id=request_id,
@@ -746,39 +748,137 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
 
 
 class _NotCommon(CadenzaError):
-    """A request :func:`_envelope_from_json` leaves to ``json_format.ParseDict`` as a whole."""
+    """A JSON object :func:`_fill` leaves to ``json_format.ParseDict`` as a whole."""
 
 
-def _envelope_from_json(obj: dict[str, Any]) -> pb.Envelope:
-    """``json_format.ParseDict(obj, Envelope())`` for the common request — JSON integers in the Envelope's own
-    integer fields (``protocolVersion``, ``requestId``) and one body — without json_format's own walk of the
-    Envelope, which rebuilds the Envelope's field table (19 fields, a third of a SetParameters' parse) per call.
+_DOUBLE_INT: Final = 2**1023  # integers a JSON number may give for a double field (float() overflows beyond ~2^1024)
+_FILL_DEPTH: Final = 30  # json_format's limit is 32 levels (the Envelope the first): deeper goes its own way
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")  # json.loads pairs what pairs: any left is unpaired
 
-    The body is json_format's (``ParseDict`` on that message); an integer field gets the JSON integer as
-    json_format sets it (``int(value)``: the same number); fields are looked up in the table :func:`_check_json`
-    keeps, built from the descriptor (json names and .proto names, as json_format reads both). Anything else
-    (an id as a string or a float, a null, two bodies, no body) raises :class:`_NotCommon`, and a body
-    json_format refuses raises its ParseError: the caller then gives the whole object to ``ParseDict``, whose
-    result and error text are the reference (tests/test_wire.py checks both paths give the same bytes). Call
-    after :func:`_check_json` (it fills the table and checks ranges).
-    """
-    envelope = pb.Envelope()
-    fields = _FIELDS_BY_JSON[pb.Envelope.DESCRIPTOR.full_name]
-    body: tuple[FieldDescriptor, dict[str, Any]] | None = None
+
+def _fill(message: Message, obj: dict[str, Any], depth: int) -> None:
+    """``json_format.ParseDict(obj, message)`` for the JSON a client commonly sends, or :class:`_NotCommon`.
+
+    Read from the descriptors (:func:`_read_plan`), never per message: each JSON value of exactly the type the
+    canonical mapping gives the field — a finite number for ``double``, an integer in range for an integer field,
+    ``true``/``false``, a string (no unpaired surrogate), an enum value's name, an object for a message, arrays of
+    those, an object of those under string keys for a map — is set as json_format sets it. Anything else (a null,
+    an unknown field, a field named twice, two members of a oneof, a number as a string, an enum number, ``float``
+    or ``bytes`` fields, other map keys) raises :class:`_NotCommon` before anything is returned, and the caller
+    gives the whole object to ``json_format.ParseDict``, whose result and error text are the reference.
+    tests/test_wire.py checks the two give the same bytes on every request kind, and that whatever this accepts
+    json_format accepts too."""
+    if depth > _FILL_DEPTH:
+        raise _NotCommon("deep")
+    plan = _read_plan(message.DESCRIPTOR)
+    seen: set[str] = set()
     for key, value in obj.items():
-        fd, kind, oneof = fields[key]
-        if kind == "message" and oneof is not None and type(value) is dict and body is None:
-            body = fd, value
-        elif kind == "other" and type(value) is int and fd.type in _INTEGERS:
-            setattr(envelope, fd.name, value)
-        else:
+        entry = plan.get(key)
+        if entry is None:
             raise _NotCommon(key)
-    if body is None:
-        raise _NotCommon("no body")
-    message = getattr(envelope, body[0].name)
-    message.SetInParent()  # an empty body ({"getStatus": {}}) is still that body, as json_format sets it
-    json_format.ParseDict(body[1], message, max_recursion_depth=31)  # the Envelope was the first of 32 levels
-    return envelope
+        name, kind, extra, group = entry
+        if group in seen:  # the same field twice (json name and .proto name), or a oneof's second member
+            raise _NotCommon(key)
+        seen.add(group)
+        if kind == "message":
+            if type(value) is not dict:
+                raise _NotCommon(key)
+            sub = getattr(message, name)
+            sub.SetInParent()  # an empty object is still that message, as json_format sets it
+            _fill(sub, value, depth + 1)
+        elif kind == "messages":
+            if type(value) is not list:
+                raise _NotCommon(key)
+            field = getattr(message, name)
+            for item in value:
+                if type(item) is not dict:
+                    raise _NotCommon(key)
+                _fill(field.add(), item, depth + 1)
+        elif kind == "map":
+            if type(value) is not dict:
+                raise _NotCommon(key)
+            field = getattr(message, name)
+            for k, v in value.items():
+                if not k.isascii() and _SURROGATE.search(k):
+                    raise _NotCommon(key)
+                field[k] = _scalar(v, extra)
+        elif kind == "scalars":
+            if type(value) is not list:
+                raise _NotCommon(key)
+            getattr(message, name).extend([_scalar(v, extra) for v in value])
+        else:
+            setattr(message, name, _scalar(value, extra))
+
+
+def _scalar(value: object, want: tuple[str, Any]) -> Any:
+    """One JSON value as :func:`_fill` sets it for a field of ``want`` (kind, detail), or :class:`_NotCommon`."""
+    kind, detail = want
+    t = type(value)
+    if kind == "double":
+        # finite (NaN and ±Infinity are json_format's), an integer a double holds (a larger one overflows)
+        if (t is float and value - value == 0.0) or t is int and -_DOUBLE_INT <= value <= _DOUBLE_INT:  # type: ignore[operator]
+            return float(value)  # type: ignore[arg-type]
+    elif kind == "int":
+        if t is int and detail[0] <= value <= detail[1]:  # type: ignore[operator]
+            return value
+    elif kind == "string":
+        if t is str and (value.isascii() or not _SURROGATE.search(value)):  # type: ignore[union-attr]
+            return value
+    elif kind == "bool":
+        if t is bool:
+            return value
+    elif kind == "enum":
+        if t is str:
+            number = detail.get(value)
+            if number is not None:
+                return number
+    raise _NotCommon(kind)
+
+
+_READ_PLANS: dict[str, dict[str, tuple[str, str, Any, str]]] = {}
+
+
+def _read_plan(desc: Descriptor) -> dict[str, tuple[str, str, Any, str]]:
+    """Per message type, from its descriptor: JSON key (json name and .proto name) → (field, how :func:`_fill`
+    reads it, its scalar kind, the group a second key of which is not common: the field, or its oneof)."""
+    plan = _READ_PLANS.get(desc.full_name)
+    if plan is not None:
+        return plan
+    plan = {}
+    for fd in desc.fields:
+        kind: str | None
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            key_fd, value_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
+            scalar = _scalar_kind(value_fd)
+            kind = "map" if key_fd.type == _FD.TYPE_STRING and scalar is not None else None
+        elif fd.type == _FD.TYPE_MESSAGE:
+            scalar, kind = None, "messages" if fd.is_repeated else "message"
+            if fd.message_type.full_name.startswith("google.protobuf."):  # well-known types: json_format's own
+                kind = None
+        else:
+            scalar = _scalar_kind(fd)
+            kind = None if scalar is None else "scalars" if fd.is_repeated else "scalar"
+        if kind is None:
+            continue  # a key of this field is never common
+        group = fd.containing_oneof.name if fd.containing_oneof is not None else fd.name
+        plan[fd.json_name] = plan[fd.name] = (fd.name, kind, scalar, group)
+    _READ_PLANS[desc.full_name] = plan
+    return plan
+
+
+def _scalar_kind(fd: FieldDescriptor) -> tuple[str, Any] | None:
+    t = fd.type
+    if t == _FD.TYPE_DOUBLE:
+        return "double", None
+    if t in _INTEGERS:
+        return "int", _INT_RANGES.get(t, (-(2**63), 2**63 - 1))
+    if t == _FD.TYPE_STRING:
+        return "string", None
+    if t == _FD.TYPE_BOOL:
+        return "bool", None
+    if t == _FD.TYPE_ENUM:
+        return "enum", {v.name: v.number for v in fd.enum_type.values}
+    return None  # float (json_format checks its range), bytes (base64)
 
 
 _JSON_ID: Final = re.compile(r'"request_?[iI]d"\s*:\s*"?(\d{1,20})\b')
@@ -887,9 +987,9 @@ def _check_json_value(value: object, fd: FieldDescriptor, where: str, request_id
         _check_json(value, message_type, where, request_id, depth + 1)
         return
     if t in (_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) or \
-            isinstance(value, str) and _JSON_NUMBER.fullmatch(value) is not None
-        want = "a number"
+        ok = isinstance(value, float) or isinstance(value, int) and not isinstance(value, bool) and \
+            -_DOUBLE_INT <= value <= _DOUBLE_INT or isinstance(value, str) and _JSON_NUMBER.fullmatch(value) is not None
+        want = "a number (at most about 1.8e308)"
     elif t in _INTEGERS:
         ok = isinstance(value, int) and not isinstance(value, bool) or \
             isinstance(value, float) and value.is_integer() or \
@@ -903,7 +1003,9 @@ def _check_json_value(value: object, fd: FieldDescriptor, where: str, request_id
     elif t == _FD.TYPE_BOOL:
         ok, want = isinstance(value, bool), "true or false"
     elif t == _FD.TYPE_ENUM:
-        ok = isinstance(value, str) or isinstance(value, int) and not isinstance(value, bool)
+        # an unpaired surrogate (JSON "\ud800") in a name upb's enum lookup takes is a SystemError there
+        ok = isinstance(value, str) and not _SURROGATE.search(value) or \
+            isinstance(value, int) and not isinstance(value, bool)
         want = f"a {cast(EnumDescriptor, fd.enum_type).name} name (a string) or number"
     else:  # string, bytes (base64)
         ok, want = isinstance(value, str), "a string"
@@ -925,8 +1027,119 @@ def envelope_to_json(data: bytes, *, max_bytes: int = SOCKET_MAX_MESSAGE_BYTES) 
     defaults), enums by name, 64-bit integers as decimal strings, ``bytes`` (``audioChunk.pcm``) as base64.
     Raises :class:`WireError` for bytes that are no Envelope.
     """
-    obj = json_format.MessageToDict(_parse(data, max_bytes), always_print_fields_with_no_presence=True)
+    envelope = _parse(data, max_bytes)
+    try:
+        obj = _json_object(envelope)
+    except TypeError:  # a type _json_object leaves to json_format (none in this protocol today)
+        obj = json_format.MessageToDict(envelope, always_print_fields_with_no_presence=True)
     return _JSON_OUT.encode(obj)
+
+
+def _json_object(message: Message) -> dict[str, Any]:
+    """``json_format.MessageToDict(message, always_print_fields_with_no_presence=True)``, read from the
+    descriptors (:func:`_write_plan`): the fields set, in field-number order as ``ListFields`` gives them, then
+    every field without presence that is not set, at its default; 64-bit integers as decimal strings, enums by name
+    (an unknown number as the number: proto3 enums are open), non-finite doubles as "NaN"/"Infinity"/"-Infinity",
+    bytes as base64, map keys as strings. tests/test_wire.py checks it against json_format on random messages of
+    every type in the protocol."""
+    plan, defaults = _write_plan(message.DESCRIPTOR)
+    js: dict[str, Any] = {}
+    for fd, value in message.ListFields():
+        name, kind, extra = plan[fd.number]
+        if kind == "message":
+            js[name] = _json_object(value)
+        elif kind == "messages":
+            js[name] = [_json_object(v) for v in value]
+        elif kind == "map":
+            js[name] = {(("true" if k else "false") if type(k) is bool else str(k)): _json_value(value[k], extra)
+                        for k in value}
+        elif kind == "list":
+            js[name] = [_json_value(v, extra) for v in value]
+        else:
+            js[name] = _json_value(value, extra)
+    for name, kind, default in defaults:
+        if name not in js:
+            js[name] = {} if kind == "map" else [] if kind in ("list", "messages") else default
+    return js
+
+
+def _json_value(value: Any, how: tuple[str, Any]) -> Any:
+    kind, detail = how
+    if kind == "plain":
+        return value
+    if kind == "int64":
+        return str(value)
+    if kind == "double":
+        if value - value == 0.0:
+            return value
+        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+    if kind == "float":
+        if value - value == 0.0:
+            return type_checkers.ToShortestFloat(value)
+        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+    if kind == "enum":
+        return detail.get(value, value)
+    if kind == "bytes":
+        return base64.b64encode(value).decode("utf-8")
+    return _json_object(value)  # a map's message values
+
+
+_WRITE_PLANS: dict[str, tuple[dict[int, tuple[str, str, Any]], list[tuple[str, str, Any]]]] = {}
+
+
+def _write_plan(desc: Descriptor) -> tuple[dict[int, tuple[str, str, Any]], list[tuple[str, str, Any]]]:
+    """Per message type: field number → (json name, how it is written, how its values are), and the fields
+    without presence with their JSON defaults, in declaration order."""
+    found = _WRITE_PLANS.get(desc.full_name)
+    if found is not None:
+        return found
+    if desc.full_name.startswith("google.protobuf.") or desc.is_extendable:
+        raise TypeError(f"{desc.full_name}: a well-known or extendable type is json_format's to write")
+    plan: dict[int, tuple[str, str, Any]] = {}
+    defaults: list[tuple[str, str, Any]] = []
+    _WRITE_PLANS[desc.full_name] = plan, defaults  # filled below (a type that holds itself finds it)
+    try:
+        _fill_write_plan(desc, plan, defaults)
+    except TypeError:
+        del _WRITE_PLANS[desc.full_name]
+        raise
+    return plan, defaults
+
+
+def _fill_write_plan(desc: Descriptor, plan: dict[int, tuple[str, str, Any]],
+                     defaults: list[tuple[str, str, Any]]) -> None:
+    for fd in desc.fields:
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            kind, how = "map", _value_how(fd.message_type.fields_by_name["value"])
+        elif fd.type == _FD.TYPE_MESSAGE:
+            _write_plan(fd.message_type)  # fails here, once, for a type this cannot write
+            kind, how = ("messages" if fd.is_repeated else "message"), None
+        else:
+            kind, how = ("list" if fd.is_repeated else "value"), _value_how(fd)
+        plan[fd.number] = (fd.json_name, kind, how)
+        if not fd.has_presence:
+            default = None if kind in ("list", "messages", "map") else _json_value(fd.default_value, how)
+            defaults.append((fd.json_name, kind, default))
+
+
+def _value_how(fd: FieldDescriptor) -> tuple[str, Any]:
+    cpp = fd.cpp_type
+    if cpp == _FD.CPPTYPE_MESSAGE:
+        _write_plan(fd.message_type)
+        return "message", None
+    if cpp == _FD.CPPTYPE_ENUM:
+        if fd.enum_type.is_closed:
+            raise TypeError(f"{fd.full_name}: a closed enum is json_format's to write")
+        return "enum", {v.number: v.name for v in reversed(fd.enum_type.values)}  # the first name of a number
+    if cpp in (_FD.CPPTYPE_INT64, _FD.CPPTYPE_UINT64):
+        return "int64", None
+    if cpp == _FD.CPPTYPE_DOUBLE:
+        return "double", None
+    if cpp == _FD.CPPTYPE_FLOAT:
+        return "float", None
+    if fd.type == _FD.TYPE_BYTES:
+        return "bytes", None
+    return "plain", None  # int32/uint32, bool, string
 
 
 # ----------------------------------------------------------------------------- values

@@ -906,6 +906,11 @@ class Gateway:
             except wire.WireError as exc:
                 self._local(conn, exc.request_id, exc.to_error(), text=True)
                 return
+            except Exception as exc:  # noqa: BLE001 - a bug in reading JSON must not end the connection unanswered
+                log.error(f"internal error reading a JSON request: {type(exc).__name__}: {str(exc)[:300]}")
+                self._local(conn, 0, pb.Error(code=pb.Error.INTERNAL, message=f"{type(exc).__name__}: {exc}"[:600]),
+                            text=True)
+                return
         else:
             data = message
         # Envelope field 20 (Subscribe) is the tag bytes a2 01: only then is the frame parsed here

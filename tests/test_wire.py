@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -711,9 +712,9 @@ def test_envelope_to_json_reads_as_json_format_writes_it() -> None:
 
 
 def test_request_from_json_gives_the_bytes_json_format_gives() -> None:
-    """request_from_json reads the Envelope's own level itself for the common request (integer ids, one body) and
-    leaves every body, and every other shape, to json_format: byte for byte what ``json_format.ParseDict`` of the
-    whole object gives, and json_format's own error where it refuses one."""
+    """request_from_json reads the common request itself (integer ids, values of exactly their field's JSON type)
+    and leaves every other shape to json_format: byte for byte what ``json_format.ParseDict`` of the whole object
+    gives, and json_format's own error where it refuses one."""
     from google.protobuf import json_format
 
     def reference(obj: dict[str, Any]) -> bytes:
@@ -750,7 +751,7 @@ def test_request_from_json_gives_the_bytes_json_format_gives() -> None:
     for obj in objs:
         assert wire.request_from_json(json.dumps(obj)) == reference(obj), obj
         try:
-            wire._envelope_from_json(obj)
+            wire._fill(pb.Envelope(), obj, 0)
             common += 1
         except wire._NotCommon:
             pass
@@ -766,3 +767,197 @@ def test_request_from_json_gives_the_bytes_json_format_gives() -> None:
             wire.request_from_json(json.dumps(obj))
         assert err.value.code == E.BAD_MESSAGE and err.value.request_id == 9 and err.value.field == field, err.value
         assert str(ref.value)[:60].replace("..", ".") in str(err.value)
+
+
+def _random_message(desc: Any, rng: random.Random, depth: int = 0) -> Message:
+    """A message of type ``desc`` with random fields set: every scalar kind at its edges (±0, NaN, ±inf, 2^64 - 1,
+    unknown enum numbers, quotes and non-ASCII text, empty and binary bytes), repeated fields, maps, nested
+    messages and oneofs."""
+    from google.protobuf import message_factory
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    msg = message_factory.GetMessageClass(desc)()
+    ints = {FD.TYPE_INT32: (-(2**31), 2**31 - 1), FD.TYPE_UINT32: (0, 2**32 - 1), FD.TYPE_INT64: (-(2**63), 2**63 - 1),
+            FD.TYPE_UINT64: (0, 2**64 - 1), FD.TYPE_SINT32: (-(2**31), 2**31 - 1), FD.TYPE_SINT64: (-(2**63), 2**63 - 1),
+            FD.TYPE_FIXED32: (0, 2**32 - 1), FD.TYPE_FIXED64: (0, 2**64 - 1), FD.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+            FD.TYPE_SFIXED64: (-(2**63), 2**63 - 1)}
+
+    def scalar(fd: Any) -> Any:
+        t = fd.type
+        if t in ints:
+            low, high = ints[t]
+            return rng.choice([0, 1, low, high, rng.randint(low, high), max(low, -5)])
+        if t in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
+            v = rng.choice([0.0, -0.0, 0.5, 1e300, -1e-300, math.nan, math.inf, -math.inf, rng.uniform(-1e6, 1e6), 3.0])
+            return float(np.float32(v)) if t == FD.TYPE_FLOAT else v
+        if t == FD.TYPE_BOOL:
+            return rng.random() < 0.5
+        if t == FD.TYPE_STRING:
+            return rng.choice(["", "danger", 'a "quoted" \\ name', "é 漢字 🎵", "x" * rng.randint(0, 40), "\n\t"])
+        if t == FD.TYPE_BYTES:
+            return bytes(rng.randrange(256) for _ in range(rng.randint(0, 9)))
+        if t == FD.TYPE_ENUM:
+            return rng.choice([v.number for v in fd.enum_type.values] + [77])  # 77: an open enum's unknown number
+        raise AssertionError(fd.full_name)
+
+    for fd in desc.fields:
+        if rng.random() < 0.35 or (fd.type == FD.TYPE_MESSAGE and depth >= 3):
+            continue
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            key_fd, value_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
+            field = getattr(msg, fd.name)
+            for _ in range(rng.randint(0, 3)):
+                key = scalar(key_fd)
+                if value_fd.type == FD.TYPE_MESSAGE:
+                    field[key].CopyFrom(_random_message(value_fd.message_type, rng, depth + 1))
+                else:
+                    field[key] = scalar(value_fd)
+        elif fd.type == FD.TYPE_MESSAGE:
+            if fd.is_repeated:
+                for _ in range(rng.randint(0, 3)):
+                    getattr(msg, fd.name).add().CopyFrom(_random_message(fd.message_type, rng, depth + 1))
+            else:
+                getattr(msg, fd.name).CopyFrom(_random_message(fd.message_type, rng, depth + 1))
+        elif fd.is_repeated:
+            getattr(msg, fd.name).extend([scalar(fd) for _ in range(rng.randint(0, 3))])
+        else:
+            setattr(msg, fd.name, scalar(fd))
+    return msg
+
+
+def _all_message_types() -> list[Any]:
+    found: list[Any] = []
+
+    def walk(desc: Any) -> None:
+        if desc.GetOptions().map_entry:
+            return
+        found.append(desc)
+        for nested in desc.nested_types:
+            walk(nested)
+
+    for desc in pb.DESCRIPTOR.message_types_by_name.values():
+        walk(desc)
+    return found
+
+
+def test_envelope_to_json_is_json_format_on_random_messages_of_every_type() -> None:
+    """The JSON writer reads the descriptors itself (json_format's MessageToDict walks them again per message in
+    pure Python): same keys, same order, same values as json_format, for every message type of the protocol."""
+    from google.protobuf import json_format
+
+    rng = random.Random(11)
+    types = _all_message_types()
+    assert len(types) > 20
+    for desc in types:
+        for _ in range(40):
+            msg = _random_message(desc, rng)
+            ours = json.dumps(wire._json_object(msg))
+            theirs = json.dumps(json_format.MessageToDict(msg, always_print_fields_with_no_presence=True))
+            assert ours == theirs, (desc.full_name, msg)
+    env = pb.Envelope(request_id=2**64 - 1, protocol_version=1)
+    env.event.topic = "beat"
+    data = env.SerializeToString()
+    assert wire.envelope_to_json(data) == json.dumps(json_format.MessageToDict(
+        env, always_print_fields_with_no_presence=True), separators=(",", ":"), ensure_ascii=False)
+
+
+def _requests_as_json(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    """Random request Envelopes as a client writes them: json_format's own JSON (camelCase or .proto names,
+    defaults or not), often with 64-bit integers as JSON numbers (as a page sends them)."""
+    from google.protobuf import json_format
+
+    bodies = [f for f in pb.Envelope.DESCRIPTOR.fields if f.containing_oneof is not None
+              and f.name in {k.value for k in RequestKind}]
+    assert len(bodies) >= 10
+    objs = []
+    for _ in range(n):
+        fd = rng.choice(bodies)
+        env = pb.Envelope(protocol_version=1, request_id=rng.randint(1, 2**64 - 1))
+        getattr(env, fd.name).CopyFrom(_random_message(fd.message_type, rng, 1))
+        obj = json_format.MessageToDict(env, preserving_proto_field_name=rng.random() < 0.3,
+                                        always_print_fields_with_no_presence=rng.random() < 0.5)
+
+        def numbers(v: Any) -> Any:  # "123" → 123 where a JSON number would do (ids, seeds, stream times)
+            if isinstance(v, dict):
+                return {k: numbers(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [numbers(x) for x in v]
+            return int(v) if isinstance(v, str) and v.lstrip("-").isdigit() and rng.random() < 0.7 else v
+
+        objs.append(numbers(obj))
+    return objs
+
+
+def _mutate(obj: Any, rng: random.Random) -> Any:
+    """One leaf or key of a JSON object changed to something a careless or hostile client sends."""
+    if isinstance(obj, dict) and obj:
+        key = rng.choice(list(obj))
+        roll = rng.random()
+        if roll < 0.15:
+            return {**obj, key + "X": 1}  # an unknown field
+        if roll < 0.25:  # the same field under its other name
+            other = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key) if "_" in key else \
+                re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), key)
+            return {**obj, other: obj[key]}
+        return {**obj, key: _mutate(obj[key], rng)}
+    if isinstance(obj, list) and obj:
+        i = rng.randrange(len(obj))
+        return obj[:i] + [_mutate(obj[i], rng)] + obj[i + 1:]
+    return rng.choice([None, True, False, "1", " 1", "1.5", 1.5, 2.0, -1, 2**64, -(2**63) - 1, 10**400, math.nan, math.inf,
+                       "NaN", "Infinity", [], {}, "\ud800", "NOPE", 77, "é", 0])
+
+
+def test_request_from_json_reads_what_json_format_reads_and_refuses_what_it_refuses() -> None:
+    """Random requests of every kind and random corruptions of them (nulls, bools for numbers, numbers as strings,
+    NaN, out-of-range integers, unknown fields, a field under both names, unpaired surrogates, unknown enum
+    names): whenever request_from_json reads one itself it gives the bytes json_format.ParseDict gives, and it
+    reads nothing itself that json_format refuses; the common request (numbers as numbers) is read without
+    json_format."""
+    from google.protobuf import json_format
+
+    rng = random.Random(5)
+    fast = slow = refused = 0
+    for obj in _requests_as_json(rng, 400):
+        for candidate in [obj] + [_mutate(obj, rng) for _ in range(6)]:
+            text = json.dumps(candidate)
+            parsed = json.loads(text)
+            ref: bytes | None
+            try:
+                env = pb.Envelope()
+                json_format.ParseDict(parsed, env, max_recursion_depth=32)
+                ref = env.SerializeToString()
+            except (json_format.ParseError, RecursionError, TypeError, ValueError, OverflowError, SystemError):
+                ref = None  # SystemError: upb's enum lookup of a name with an unpaired surrogate
+            try:
+                mine = pb.Envelope()
+                wire._fill(mine, parsed, 0)
+                fast += 1
+                assert ref is not None, f"read what json_format refuses: {text}"
+                assert mine.SerializeToString() == ref, text
+            except wire._NotCommon:
+                slow += 1
+            try:
+                got = wire.request_from_json(text)
+            except WireError:
+                refused += 1
+                continue
+            if ref is not None:
+                assert got == ref, text
+    assert fast > 300 and slow > 300 and refused > 100, (fast, slow, refused)
+
+
+def test_an_enum_name_with_an_unpaired_surrogate_is_a_bad_message_not_a_crash() -> None:
+    """Found by the fuzz above: json_format hands such a name to upb's enum lookup, which raises SystemError."""
+    with pytest.raises(WireError) as err:
+        wire.request_from_json('{"protocolVersion": 1, "requestId": 3, "transport": {"action": "\\ud800"}}')
+    assert err.value.code == pb.Error.BAD_MESSAGE and err.value.request_id == 3, err.value
+    assert err.value.field == "transport.action", err.value
+
+
+def test_a_number_too_large_for_a_double_is_a_bad_message_not_a_crash() -> None:
+    """A JSON integer of 400 digits for a double: float() overflows (json_format lets the OverflowError out)."""
+    with pytest.raises(WireError) as err:
+        wire.request_from_json('{"requestId": 4, "setParameters": {"values": [{"name": "x", "number": 1%s}]}}'
+                               % ("0" * 400))
+    assert err.value.code == pb.Error.BAD_MESSAGE and err.value.request_id == 4, err.value
+    assert err.value.field == "set_parameters.values[0].number" and "1.8e308" in str(err.value), err.value

@@ -639,6 +639,11 @@ def test_json_wrong_types_refused_in_protocol_terms(runtime: tuple[ServeProcess,
         ('{"protocolVersion":1,"requestId":"0x10","getStatus":{}}', "request_id", "must be an integer"),
         ("null", "", "got null"),
         ('{"requestId":' + "1" * 5000 + "}", "", "too many digits"),
+        # this session's fuzz of the JSON reader: json_format let an OverflowError and upb a SystemError out
+        ('{"protocolVersion":1,"requestId":10,"setParameters":{"values":[{"name":"danger","number":1' + "0" * 400
+         + "}]}}", "set_parameters.values[0].number", "1.8e308"),
+        ('{"protocolVersion":1,"requestId":11,"transport":{"action":"\\ud800"}}', "transport.action",
+         "must be a Action name"),
     ]
     with connect(url, max_size=None) as ws:
         ws.send(as_json(pb.DescribeGraph(), 100))
