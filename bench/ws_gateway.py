@@ -256,15 +256,12 @@ def rows(quick: bool) -> list[Row]:
                             "Sans-I/O client on a socket); each encodes its request and decodes the reply inside the timed "
                             "loop (protobuf for ZeroMQ and binary frames, json.dumps/json.loads for JSON frames, "
                             "which carry the fields a page sets: defaults left out).")
-                    if key == "ws_json" and w50 / z50 > 2.0:
-                        note += (" JSON over 2×: the text frames' own work is protobuf's json_format (pure Python: "
-                                 "protobuf has no C JSON codec for Python), ~19 µs to read a SetParameters (JSON "
-                                 "checks + ParseDict of the body) and ~8 µs to write its Ok (MessageToDict) on an "
-                                 "idle core; in the runtime's process on a loaded 2-core box, stage by stage "
-                                 "(perf_counter_ns, thread_time_ns), ~45-55 µs and ~15-18 µs against ~9 µs and "
-                                 "~3.5 µs for a binary frame: about half a ZeroMQ round trip on top of the binary "
-                                 "row's ratio, so the JSON row sits ~0.5 above the binary one and crosses 2× when "
-                                 "other work on the machine slows the binary row too.")
+                    if key == "ws_json":
+                        note += (" JSON frames: the gateway reads the common request and writes every reply from "
+                                 "the descriptors (json_format, pure Python on this protobuf, reads the rest): "
+                                 "~5 µs and ~4 µs on an idle core against ~14 µs and ~7 µs with json_format, "
+                                 "~17 µs and ~11 µs in the runtime's process (cold caches: the runtime's other "
+                                 "threads run between requests) against ~37 µs and ~16 µs.")
                     out.append(Row(f"SetParameters round trip over WebSocket, {what} ({n} per run, one in flight)",
                                    f"median {w50:.0f} µs, p99 {w99:.0f} µs",
                                    f"ZeroMQ control socket: median {z50:.0f} µs, p99 {z99:.0f} µs",
