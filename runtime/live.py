@@ -340,9 +340,18 @@ class LiveEngine:
             # the running conductor's frame: the generation thread adds a block to self.frame only after the lock
             start = self.conductor.frame if self.conductor is not None else max(self.frame, self._free_frame)
             conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=start, mixer=probe.mixer, bed=bed)
-            if self.conductor is not None:
-                conductor.continue_from(self.conductor)
+            old = self.conductor
+            if old is not None:
+                conductor.continue_from(old)
             self.conductor = conductor
+            if old is not None:
+                # every consumer learns the new graph's state (a running crossfade's COMPLETED never comes: this
+                # supersedes it), stamped where the new graph is heard from; "" is a prompts-only graph's no-state
+                at = conductor.stream_frame / SAMPLE_RATE
+                was, now = old.engine.state or "", conductor.engine.state or ""
+                for phase in (ev.Phase.STARTED, ev.Phase.COMPLETED):
+                    self.post(ev.StateChange(time=at, name=now, previous=was, phase=phase, transition="load",
+                                             fade_seconds=0.0))
         return conductor
 
     def transport(self, action: str, bed: StreamState | None = None) -> None:

@@ -297,3 +297,31 @@ def test_stop_publishes_the_rewind_to_the_initial_state_as_a_cut(client: Control
     finally:
         client.ok(pb.Transport(action=pb.Transport.PLAY))
         sub.close()
+
+
+def test_a_load_mid_crossfade_publishes_the_new_graph_state(client: Control, game: ServeProcess,
+                                                            ctx: zmq.Context[Any]) -> None:
+    """Outside test 15, finding 8: a LoadGraph or SetPrompts during a crossfade left the event stream on the old
+    state (the crossfade's COMPLETED never came, the load was not announced): now a ``load`` change, STARTED then
+    COMPLETED at once, names the new graph's state and the one it replaced."""
+    sub = subscribe(game, ctx, ["state"])
+    try:
+        client.ok(pb.SetState(name="combat"))  # a crossfade of 2 beats, on the next bar
+        started = sub.wait_for(lambda e: e.topic == wire.Topic.STATE and e.payload.name == "combat"
+                               and e.payload.phase == PHASE.STARTED, 15, "combat STARTED")
+        assert started.payload.transition == "crossfade"
+        client.ok(pb.LoadGraph(path=str(ACTION_GAME)))  # well inside the fade
+        got = [e for e in sub.events_for(2.0) if e.topic == wire.Topic.STATE]
+        assert [(e.payload.name, e.payload.previous, e.payload.phase, e.payload.transition, e.payload.fade_seconds)
+                for e in got] == [("explore", "combat", PHASE.STARTED, "load", 0.0),
+                                  ("explore", "combat", PHASE.COMPLETED, "load", 0.0)], got
+        assert started.stream_time <= got[0].stream_time == got[1].stream_time, (started, got)
+        assert client.status().state == "explore"
+        # prompts without a graph: no state
+        client.ok(pb.SetPrompts(prompts=[pb.WeightedPrompt(text="calm ambient pads", weight=1.0)]))
+        got = [e for e in sub.events_for(1.5) if e.topic == wire.Topic.STATE]
+        assert [(e.payload.name, e.payload.previous, e.payload.phase, e.payload.transition) for e in got] == [
+            ("", "explore", PHASE.STARTED, "load"), ("", "explore", PHASE.COMPLETED, "load")], got
+        assert client.status().state == ""
+    finally:
+        sub.close()
