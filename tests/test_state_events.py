@@ -325,3 +325,47 @@ def test_a_load_mid_crossfade_publishes_the_new_graph_state(client: Control, gam
         assert client.status().state == ""
     finally:
         sub.close()
+
+
+def test_events_follow_request_order_when_requests_come_between_two_steps(tmp_path: Any,
+                                                                          ctx: zmq.Context[Any]) -> None:
+    """Outside test 15, finding 7: with the model behind, STOP → PLAY → SetState combat all landed between two
+    steps, and the STOP's cut (posted by the request) went out after the events the next step made of the SetState
+    — an event-only client ended on the initial state while Status said combat. The generation thread is held
+    between two steps here (the CADENZA_TEST_HANG_FILE hook) so that the three requests land in one gap."""
+    import time
+    from pathlib import Path
+
+    hang = Path(tmp_path) / "hang"
+    with ServeProcess(["--graph", str(ACTION_GAME)], Path(tmp_path), name="order",
+                      env={"CADENZA_TEST_HANG_FILE": str(hang)}) as server:
+        c = server.control(ctx)
+        sub = server.events(ctx, ["state", "status"])
+        try:
+            sub.wait_for(lambda e: True, 10, "any event (the subscription is live)")
+            c.ok(pb.SetState(name="tension"))
+            sub.wait_for(lambda e: e.topic == wire.Topic.STATE and e.payload.name == "tension"
+                         and e.payload.phase == PHASE.COMPLETED, 15, "tension COMPLETED")
+            hang.touch()
+            time.sleep(0.3)  # the generation thread is at its hook, between two steps
+            c.ok(pb.Transport(action=pb.Transport.STOP))
+            c.ok(pb.Transport(action=pb.Transport.PLAY))
+            c.ok(pb.SetState(name="combat"))
+            hang.unlink()
+            got: list[wire.DecodedEvent] = []
+            while not any(e.payload.name == "combat" and e.payload.phase == PHASE.STARTED for e in got):
+                got.append(sub.wait_for(lambda e: e.topic == wire.Topic.STATE, 15, f"state events (so far {got})"))
+            seen = [(e.payload.name, e.payload.previous, e.payload.phase, e.payload.transition) for e in got]
+            assert seen[:2] == [("explore", "tension", PHASE.STARTED, "cut"),
+                                ("explore", "tension", PHASE.COMPLETED, "cut")], seen
+            assert [s[:3] for s in seen[2:]] in ([("combat", "explore", PHASE.SCHEDULED),
+                                                  ("combat", "explore", PHASE.STARTED)],
+                                                 [("combat", "explore", PHASE.STARTED)]), seen
+            stream_times = [e.stream_time for e in got]
+            assert stream_times == sorted(stream_times), got
+            assert c.status().state == "combat"
+        finally:
+            if hang.exists():
+                hang.unlink()
+            sub.close()
+            c.close()
