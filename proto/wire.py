@@ -711,24 +711,26 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
     read.
     """
     if len(text) > max_bytes:
-        head = _JSON_ID.search(text[:256] if isinstance(text, str) else text[:256].decode("utf-8", "replace"))
         raise WireError(pb.Error.TOO_LARGE, f"JSON text of {len(text)} bytes is over the limit of {max_bytes} bytes",
-                        request_id=int(head.group(1)) if head and 0 < int(head.group(1)) <= _MAX_U64 else 0)
+                        request_id=_head_id(text))
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_json_object_once, parse_constant=_json_not_a_constant)
+    except _JSONRefused as exc:  # a key given twice, a bare NaN or Infinity
+        raise _bad_message(str(exc), request_id=_head_id(text)) from None
     except json.JSONDecodeError as exc:
         raise _bad_message(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; a text frame is one "
-                           'Envelope as a JSON object, e.g. {"requestId": 1, "getStatus": {}}') from None
+                           'Envelope as a JSON object, e.g. {"requestId": 1, "getStatus": {}}',
+                           request_id=_head_id(text)) from None
     except RecursionError:
-        raise _bad_message("not accepted: JSON nested too deeply (a request needs a few levels)") from None
+        raise _bad_message("not accepted: JSON nested too deeply (a request needs a few levels)",
+                           request_id=_head_id(text)) from None
     except ValueError:  # bad UTF-8, a number of thousands of digits
-        raise _bad_message("not JSON this runtime reads: bad UTF-8, or a number with too many digits") from None
+        raise _bad_message("not JSON this runtime reads: bad UTF-8, or a number with too many digits",
+                           request_id=_head_id(text)) from None
     if not isinstance(obj, dict):
         raise _bad_message(f"a text frame is one Envelope as a JSON object, got {_json_kind(obj)}; "
                            'e.g. {"requestId": 1, "getStatus": {}}')
-    rid = obj.get("requestId", obj.get("request_id"))
-    request_id = int(rid) if isinstance(rid, (int, str)) and not isinstance(rid, bool) and str(rid).isdigit() \
-        and 0 < int(rid) <= _MAX_U64 else 0
+    request_id = _json_id(obj.get("requestId", obj.get("request_id")))
     envelope = pb.Envelope()
     try:
         _fill(envelope, obj, 0)
@@ -745,6 +747,42 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
         raise _bad_message(f"not a cadenza.v1.Envelope: {message}", request_id=request_id,
                            field=_snake(match.group(1)) if match else "") from None
     return _serialize(envelope, max_bytes)
+
+
+class _JSONRefused(ValueError):
+    """JSON that :func:`json.loads` reads but a request may not carry (raised from its hooks)."""
+
+
+def _json_object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object hook: a key given twice is refused (json.loads would keep the last silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _JSONRefused(f"the key {twice!r} is given twice in one JSON object; give each field once")
+    return obj
+
+
+def _json_not_a_constant(token: str) -> float:
+    """json.loads' hook for the bare tokens NaN, Infinity and -Infinity, which Python reads and JSON has not."""
+    raise _JSONRefused(f"{token} is not JSON: send it as a string (\"{token}\") where a number may be one")
+
+
+def _json_id(value: object) -> int:
+    """The request id of a JSON object when it is one :func:`_check_json` accepts (a JSON integer, an integral
+    number, or a canonical ASCII decimal string, 1 to 2^64 - 1), else 0: an error never carries an id that was
+    refused as one (a reply for "07" must not reach the client waiting on 7)."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is str and _JSON_INT.fullmatch(value) is not None:
+        value = int(value)
+    return value if type(value) is int and 0 < value <= _MAX_U64 else 0
+
+
+def _head_id(text: str | bytes) -> int:
+    """The request id read from the first 256 characters of JSON that could not be read whole, or 0."""
+    head = _JSON_ID.search(text[:256] if isinstance(text, str) else text[:256].decode("utf-8", "replace"))
+    return int(head.group(1)) if head and 0 < int(head.group(1)) <= _MAX_U64 else 0
 
 
 class _NotCommon(CadenzaError):
@@ -881,8 +919,9 @@ def _scalar_kind(fd: FieldDescriptor) -> tuple[str, Any] | None:
     return None  # float (json_format checks its range), bytes (base64)
 
 
-_JSON_ID: Final = re.compile(r'"request_?[iI]d"\s*:\s*"?(\d{1,20})\b')
-_JSON_NUMBER: Final = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|NaN|-?Infinity")
+_JSON_ID: Final = re.compile(r'"request_?[iI]d"\s*:\s*"?([1-9][0-9]{0,19})(?![0-9.eE])')
+_JSON_NUMBER: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|NaN|-?Infinity")
+_JSON_INT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")  # ASCII digits only (str.isdigit takes "٣" too)
 _FD = FieldDescriptor
 _INTEGERS: Final = frozenset({_FD.TYPE_INT32, _FD.TYPE_INT64, _FD.TYPE_UINT32, _FD.TYPE_UINT64, _FD.TYPE_SINT32,
                               _FD.TYPE_SINT64, _FD.TYPE_FIXED32, _FD.TYPE_FIXED64, _FD.TYPE_SFIXED32,
@@ -919,15 +958,20 @@ def _check_json(obj: dict[str, Any], desc: Descriptor, path: str, request_id: in
         fields = _FIELDS_BY_JSON[desc.full_name] = {
             **{f.name: _field_kind(f) for f in desc.fields}, **{f.json_name: _field_kind(f) for f in desc.fields}}
     oneof_seen: dict[str, str] = {}  # oneof → its member met so far
+    keys: dict[int, str] = {}  # field number → the key that gave it
     for key, value in obj.items():
         entry = fields.get(key)
         if entry is None:
             raise _bad_message(f"{path or 'the Envelope'} has no field {key!r}", field=f"{path}.{key}".lstrip("."),
                                request_id=request_id)
         fd, kind, oneof = entry
+        where = f"{path}.{fd.name}" if path else fd.name
+        if fd.number in keys:  # its .proto name and its JSON name both
+            raise _bad_message(f"{keys[fd.number]!r} and {key!r} are the same field ({fd.name}); give it once",
+                               field=where, request_id=request_id)
+        keys[fd.number] = key
         if value is None:
             continue
-        where = f"{path}.{fd.name}" if path else fd.name
         if oneof is not None:
             if oneof in oneof_seen:
                 raise _bad_message(f"{oneof_seen[oneof]!r} and {fd.name!r} are both set; one {oneof} per "
@@ -939,6 +983,9 @@ def _check_json(obj: dict[str, Any], desc: Descriptor, path: str, request_id: in
                                    request_id=request_id)
             value_fd = cast(Descriptor, fd.message_type).fields_by_name["value"]
             for k, v in value.items():
+                if not k.isascii() and _SURROGATE.search(k):
+                    raise _bad_message(f"{where} has a key with an unpaired surrogate ({k!r}): keys are text",
+                                       field=where, request_id=request_id)
                 _check_json_value(v, value_fd, f"{where}[{k!r}]", request_id, depth)
         elif kind == "list":
             if not isinstance(value, list):
@@ -951,10 +998,10 @@ def _check_json(obj: dict[str, Any], desc: Descriptor, path: str, request_id: in
                 _check_json_value(value, fd, where, request_id, depth)
             _check_json(value, cast(Descriptor, fd.message_type), where, request_id, depth + 1)
         elif kind == "string":
-            if type(value) is not str:
+            if type(value) is not str or not value.isascii():  # the common case costs two tests
                 _check_json_value(value, fd, where, request_id, depth)
         elif kind == "double":
-            if type(value) is not float:  # the common case costs one type test
+            if type(value) is not float or value - value != 0.0:  # the common case: a finite float
                 _check_json_value(value, fd, where, request_id, depth)
         else:
             _check_json_value(value, fd, where, request_id, depth)
@@ -987,15 +1034,19 @@ def _check_json_value(value: object, fd: FieldDescriptor, where: str, request_id
         _check_json(value, message_type, where, request_id, depth + 1)
         return
     if t in (_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT):
+        if isinstance(value, float) and not math.isfinite(value):  # 1e400 (bare NaN/Infinity: json.loads' hook)
+            raise _bad_message(f"{where} must be a number a double holds (up to about ±1.8e308), got one beyond; "
+                               'NaN and ±Infinity go as strings ("NaN", "Infinity")', field=where,
+                               request_id=request_id)
         ok = isinstance(value, float) or isinstance(value, int) and not isinstance(value, bool) and \
             -_DOUBLE_INT <= value <= _DOUBLE_INT or isinstance(value, str) and _JSON_NUMBER.fullmatch(value) is not None
         want = "a number (at most about 1.8e308)"
     elif t in _INTEGERS:
         ok = isinstance(value, int) and not isinstance(value, bool) or \
             isinstance(value, float) and value.is_integer() or \
-            isinstance(value, str) and _JSON_NUMBER.fullmatch(value) is not None
+            isinstance(value, str) and _JSON_INT.fullmatch(value) is not None
         want = "an integer (a number or a decimal string)"
-        if ok and not isinstance(value, str) or isinstance(value, str) and value.lstrip("-").isdigit():
+        if ok:
             low, high = _INT_RANGES.get(t, (-(2**63), 2**63 - 1))
             if not low <= int(cast(Any, value)) <= high:
                 raise _bad_message(f"{where} must be an integer from {low} to {high}, got {value}", field=where,
@@ -1003,14 +1054,27 @@ def _check_json_value(value: object, fd: FieldDescriptor, where: str, request_id
     elif t == _FD.TYPE_BOOL:
         ok, want = isinstance(value, bool), "true or false"
     elif t == _FD.TYPE_ENUM:
-        # an unpaired surrogate (JSON "\ud800") in a name upb's enum lookup takes is a SystemError there
-        ok = isinstance(value, str) and not _SURROGATE.search(value) or \
-            isinstance(value, int) and not isinstance(value, bool)
-        want = f"a {cast(EnumDescriptor, fd.enum_type).name} name (a string) or number"
-    else:  # string, bytes (base64)
+        enum = cast(EnumDescriptor, fd.enum_type)
+        want = f"one of {', '.join(v.name for v in enum.values if v.number)} (or its number)"
+        # a name (one with an unpaired surrogate fails inside upb's lookup: tested for first), or a number an enum
+        # holds: json_format gives a larger one to upb, which keeps its low 32 bits (4294967298 would be 2)
+        is_name = isinstance(value, str) and (value.isascii() or _SURROGATE.search(value) is None) \
+            and value in enum.values_by_name
+        number: object = value
+        if isinstance(value, str) and not is_name and _JSON_INT.fullmatch(value) is not None:
+            number = int(value)  # json_format reads a number in a string too
+        ok = is_name or isinstance(number, int) and not isinstance(number, bool) and -(2**31) <= number < 2**31
+        if isinstance(number, int) and not isinstance(number, bool) and not ok:
+            raise _bad_message(f"{where} must be {want}, got {value!r} (an enum number is a 32-bit integer)",
+                               field=where, request_id=request_id)
+    elif t == _FD.TYPE_STRING:
+        ok = isinstance(value, str) and (value.isascii() or _SURROGATE.search(value) is None)
+        want = "text (a string, no unpaired surrogate)"
+    else:  # bytes (base64)
         ok, want = isinstance(value, str), "a string"
     if not ok:
-        shown = f" {value!r}" if isinstance(value, str) and len(value) <= 40 else ""
+        shown = f" {value!r}" if isinstance(value, str) and len(value) <= 40 else \
+            f" {value[:40]!r}…" if isinstance(value, str) else ""
         raise _bad_message(f"{where} must be {want}, got {_json_kind(value)}{shown}", field=where,
                            request_id=request_id)
 

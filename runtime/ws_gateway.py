@@ -429,7 +429,8 @@ class _Connection(asyncio.Protocol):
             else:  # the protocol is done: half-close (what the client still sends is read and discarded; its EOF
                 # or the close timeout ends it), or close when TLS cannot half-close
                 sent = self.proto.close_sent
-                if sent is not None and sent.code not in (1000, 1001) and self.open:
+                # 1005: the client's close frame had no code (a browser's or Node's plain close()): a normal close
+                if sent is not None and sent.code not in (1000, 1001, 1005) and self.open:
                     log.info(f"WebSocket {self.peer} closed ({sent.code}): {sent.reason or 'protocol error'}")
                 if transport.can_write_eof():
                     transport.write_eof()

@@ -756,17 +756,18 @@ def test_request_from_json_gives_the_bytes_json_format_gives() -> None:
         except wire._NotCommon:
             pass
     assert common >= 2 * len(bodies), "the common requests took json_format's whole walk"
-    # a body json_format refuses: its error, with the field's path
-    for obj, field in (({"protocolVersion": 1, "requestId": 9, "setParameters": {"rampShape": "WOBBLY"}},
-                        "set_parameters.ramp_shape"),
-                       ({"protocolVersion": 1, "requestId": 9, "loadGraph": {"format": "NOPE", "text": "x"}},
-                        "load_graph.format")):
-        with pytest.raises(json_format.ParseError) as ref:
+    # a body json_format refuses: refused too, in JSON's words (the names it could have been), with the field's path
+    for obj, field, names in (
+            ({"protocolVersion": 1, "requestId": 9, "setParameters": {"rampShape": "WOBBLY"}},
+             "set_parameters.ramp_shape", "one of LINEAR, S_CURVE"),
+            ({"protocolVersion": 1, "requestId": 9, "loadGraph": {"format": "NOPE", "text": "x"}},
+             "load_graph.format", "one of ")):
+        with pytest.raises(json_format.ParseError):
             reference(obj)
         with pytest.raises(WireError) as err:
             wire.request_from_json(json.dumps(obj))
         assert err.value.code == E.BAD_MESSAGE and err.value.request_id == 9 and err.value.field == field, err.value
-        assert str(ref.value)[:60].replace("..", ".") in str(err.value)
+        assert names in str(err.value) and "got a string 'NOPE'" in str(err.value) or "'WOBBLY'" in str(err.value)
 
 
 def _random_message(desc: Any, rng: random.Random, depth: int = 0) -> Message:

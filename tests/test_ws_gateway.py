@@ -634,7 +634,7 @@ def test_json_wrong_types_refused_in_protocol_terms(runtime: tuple[ServeProcess,
         ('{"protocolVersion":1,"requestId":5,"setParameters":{"values":[{"name":"danger","number":"  0.5"}]}}',
          "set_parameters.values[0].number", "got a string"),
         ('{"protocolVersion":1,"requestId":6,"trigger":{"name":"x","foo":1}}', "trigger.foo", "no field 'foo'"),
-        ('{"protocolVersion":1,"requestId":7,"trigger":{"name":5}}', "trigger.name", "must be a string"),
+        ('{"protocolVersion":1,"requestId":7,"trigger":{"name":5}}', "trigger.name", "must be text (a string"),
         ('{"protocolVersion":1,"requestId":8,"trigger":{"name":"x"},"getStatus":{}}', "get_status", "both set"),
         ('{"protocolVersion":1,"requestId":"0x10","getStatus":{}}', "request_id", "must be an integer"),
         ("null", "", "got null"),
@@ -643,7 +643,32 @@ def test_json_wrong_types_refused_in_protocol_terms(runtime: tuple[ServeProcess,
         ('{"protocolVersion":1,"requestId":10,"setParameters":{"values":[{"name":"danger","number":1' + "0" * 400
          + "}]}}", "set_parameters.values[0].number", "1.8e308"),
         ('{"protocolVersion":1,"requestId":11,"transport":{"action":"\\ud800"}}', "transport.action",
-         "must be a Action name"),
+         "must be one of PLAY, PAUSE, STOP"),
+        # outside test of the JSON path (notes/outside-ws-json.md): enum numbers wrapped modulo 2^32 (4294967298
+        # ran as PAUSE), duplicate keys kept the last, a field under both names, bare NaN, protobuf's wording
+        ('{"protocolVersion":1,"requestId":12,"transport":{"action":4294967298}}', "transport.action", "32-bit"),
+        ('{"protocolVersion":1,"requestId":13,"transport":{"action":"4294967297"}}', "transport.action", "32-bit"),
+        ('{"protocolVersion":1,"requestId":14,"setParameters":{"rampShape":4294967296}}', "set_parameters.ramp_shape",
+         "32-bit"),
+        ('{"protocolVersion":1,"requestId":15,"subscribe":{"audio":4294967297}}', "subscribe.audio", "32-bit"),
+        ('{"protocolVersion":1,"requestId":16,"requestId":17,"getStatus":{}}', "", "'requestId' is given twice"),
+        ('{"protocolVersion":1,"requestId":18,"setParameters":{"values":[{"name":"danger","number":1}],"values":[]}}',
+         "", "'values' is given twice"),
+        ('{"protocolVersion":1,"requestId":19,"request_id":19,"getStatus":{}}', "request_id", "the same field"),
+        ('{"protocolVersion":1,"requestId":20,"setParameters":{"ramp_seconds":1,"rampSeconds":2}}',
+         "set_parameters.ramp_seconds", "the same field"),
+        ('{"protocolVersion":1,"requestId":21,"setState":{"name":"combat"},"set_state":{"name":"explore"}}',
+         "set_state", "'setState' and 'set_state' are the same field"),
+        ('{"protocolVersion":1,"requestId":22,"setParameters":{"values":[{"name":"danger","number":NaN}]}}', "",
+         'NaN is not JSON: send it as a string ("NaN")'),
+        ('{"protocolVersion":1,"requestId":23,"setParameters":{"values":[{"name":"danger","number":1e400}]}}',
+         "set_parameters.values[0].number", "a double holds"),
+        ('{"protocolVersion":1,"requestId":24,"transport":{"action":"WOBBLE"}}', "transport.action",
+         "one of PLAY, PAUSE, STOP, RESET_CONTEXT (or its number), got a string 'WOBBLE'"),
+        ('{"protocolVersion":1,"requestId":25,"trigger":{"name":"\\ud800x"}}', "trigger.name", "unpaired surrogate"),
+        ('{"protocolVersion":1,"requestId":"NaN","getStatus":{}}', "request_id", "must be an integer"),
+        ('{"protocolVersion":1,"requestId":26,"setControls":{"controls":{"seed":"1.5"}}}',
+         "set_controls.controls.seed", "must be an integer"),
     ]
     with connect(url, max_size=None) as ws:
         ws.send(as_json(pb.DescribeGraph(), 100))
@@ -654,7 +679,20 @@ def test_json_wrong_types_refused_in_protocol_terms(runtime: tuple[ServeProcess,
             assert isinstance(obj, dict) and obj["error"]["code"] == "BAD_MESSAGE", (text, obj)
             message = obj["error"]["message"]
             assert obj["error"]["field"] == field and words in message, (text, obj)
-            assert not any(w in message for w in ("NoneType", "int()", "sys.", "..", "recursion")), message
+            assert not any(w in message for w in ("NoneType", "int()", "sys.", "..", "recursion", "Failed to parse",
+                                                  "Couldn't parse", "Message type", "Invalid enum")), message
+            rid = json.loads(text).get("requestId") if text.startswith("{") and "NaN" not in text \
+                and "given twice" not in words and "1" * 50 not in text else None
+            if isinstance(rid, int):  # the id of a request refused for its body comes back
+                assert obj["requestId"] == str(rid), (text, obj)
+        # an id refused as one never comes back as another request's id; one readable in unreadable JSON does
+        for text, rid in (('{"protocolVersion":1,"requestId":"07","getStatus":{}}', "0"),
+                          ('{"protocolVersion":1,"requestId":"\u0663","getStatus":{}}', "0"),
+                          ('{"protocolVersion":1,"requestId":"\u0661\u0662","getStatus":{}}', "0"),
+                          ('{"protocolVersion":1,"requestId":27,"getStatus":{}} x', "27")):
+            ws.send(text)
+            _, obj = recv_reply(ws)
+            assert obj["error"]["code"] == "BAD_MESSAGE" and obj["requestId"] == rid, (text, obj)
         ws.send('{"protocolVersion":1,"requestId":9,"hello":{"clientName":"' + "x" * (3 << 19) + '"}}')
         _, obj = recv_reply(ws)
         assert isinstance(obj, dict) and obj["error"]["code"] == "TOO_LARGE" and obj["requestId"] == "9", obj
@@ -815,3 +853,38 @@ def test_audio_subscribe_without_audio_is_an_error(tmp_path: Path) -> None:
             assert isinstance(obj, dict) and "ok" in obj, obj
     finally:
         server.kill()
+
+
+def test_a_close_frame_without_a_code_is_a_normal_close_not_a_protocol_error(
+        runtime: tuple[ServeProcess, str]) -> None:
+    """Outside test of the JSON path, finding 8: Node's ``ws.close()`` sends a close frame with no status code
+    (1005 on receipt), which the gateway logged as ``closed (1005): protocol error``."""
+    import socket
+    import urllib.parse
+
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    server, url = runtime
+    before = server.stderr_text.count("(1005)")
+    parsed = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=5)
+    proto = ClientProtocol(parse_uri(url))
+    proto.send_request(proto.connect())
+    for data in proto.data_to_send():
+        sock.sendall(data)
+    while proto.state is not State.OPEN:
+        proto.receive_data(sock.recv(65536))
+    proto.send_close()  # no code: an empty close payload
+    for data in proto.data_to_send():
+        if data:
+            sock.sendall(data)
+    while proto.state is not State.CLOSED:
+        data = sock.recv(65536)
+        if not data:
+            break
+        proto.receive_data(data)
+    sock.close()
+    time.sleep(0.3)
+    assert server.stderr_text.count("(1005)") == before, server.stderr_text[-1500:]
