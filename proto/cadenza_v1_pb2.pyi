@@ -512,10 +512,12 @@ class StateChange(_message.Message):
         SCHEDULED: _ClassVar[StateChange.Phase]
         STARTED: _ClassVar[StateChange.Phase]
         COMPLETED: _ClassVar[StateChange.Phase]
+        CANCELLED: _ClassVar[StateChange.Phase]
     PHASE_UNSPECIFIED: StateChange.Phase
     SCHEDULED: StateChange.Phase
     STARTED: StateChange.Phase
     COMPLETED: StateChange.Phase
+    CANCELLED: StateChange.Phase
     NAME_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]

@@ -715,7 +715,7 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
                         request_id=_head_id(text))
     try:
         obj = json.loads(text, object_pairs_hook=_json_object_once, parse_constant=_json_not_a_constant)
-    except _JSONRefused as exc:  # a key given twice, a bare NaN or Infinity
+    except _JSONRefused as exc:  # a key given twice
         raise _bad_message(str(exc), request_id=_head_id(text)) from None
     except json.JSONDecodeError as exc:
         raise _bad_message(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; a text frame is one "
@@ -763,9 +763,19 @@ def _json_object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _json_not_a_constant(token: str) -> float:
+class _Bare:
+    """A bare ``NaN``, ``Infinity`` or ``-Infinity`` where json.loads read it (JSON has no such tokens): kept as
+    this marker, so that :func:`_check_json` refuses it with the field's path (nothing else accepts it)."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+
+def _json_not_a_constant(token: str) -> _Bare:
     """json.loads' hook for the bare tokens NaN, Infinity and -Infinity, which Python reads and JSON has not."""
-    raise _JSONRefused(f"{token} is not JSON: send it as a string (\"{token}\") where a number may be one")
+    return _Bare(token)
 
 
 def _json_id(value: object) -> int:
@@ -935,6 +945,8 @@ _FIELDS_BY_JSON: dict[str, dict[str, tuple[FieldDescriptor, str, str | None]]] =
 
 def _json_kind(value: object) -> str:
     """A JSON value's kind in JSON's words (never Python's type names)."""
+    if isinstance(value, _Bare):
+        return f'{value.token}, which is not JSON (send it as a string: "{value.token}")'
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -1025,6 +1037,8 @@ def _field_kind(fd: FieldDescriptor) -> tuple[FieldDescriptor, str, str | None]:
 
 
 def _check_json_value(value: object, fd: FieldDescriptor, where: str, request_id: int, depth: int) -> None:
+    if isinstance(value, _Bare):
+        raise _bad_message(f"{where} got {_json_kind(value)}", field=where, request_id=request_id)
     t = fd.type
     if t == _FD.TYPE_MESSAGE:
         message_type = cast(Descriptor, fd.message_type)
@@ -1074,7 +1088,8 @@ def _check_json_value(value: object, fd: FieldDescriptor, where: str, request_id
         ok, want = isinstance(value, str), "a string"
     if not ok:
         shown = f" {value!r}" if isinstance(value, str) and len(value) <= 40 else \
-            f" {value[:40]!r}…" if isinstance(value, str) else ""
+            f" {value[:40]!r}…" if isinstance(value, str) else \
+            f" {value!r}" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
         raise _bad_message(f"{where} must be {want}, got {_json_kind(value)}{shown}", field=where,
                            request_id=request_id)
 

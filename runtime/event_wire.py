@@ -10,14 +10,14 @@ event                                  published as
 =====================================  ==============================================
 BeatEvent                              ``beat``; a downbeat also ``bar`` (same sample)
 StateChange                            ``state`` (phase SCHEDULED / STARTED / COMPLETED)
+StateCancelled                         ``state`` (phase CANCELLED, at the withdrawing request)
 StingerFired                           ``stinger``
 Xrun                                   ``xrun``
 Mix                                    ``mix``
 Warning                                ``warning`` (``field`` = where)
 Clamped, Failsafe, FailsafeReleased,   ``warning``: ``"KIND: field=value, …"``, ``field``
 StingerRefused                         = the parameter or stinger name
-Trigger, StingerScheduled,             nothing (the preview's event log has them)
-StateCancelled
+Trigger, StingerScheduled             nothing (the preview's event log has them)
 =====================================  ==============================================
 """
 
@@ -34,7 +34,7 @@ from cadenza.runtime.backends.base import SAMPLE_RATE
 __all__ = ["to_wire"]
 
 _PHASES = {ev.Phase.SCHEDULED: StateChange.SCHEDULED, ev.Phase.STARTED: StateChange.STARTED,
-           ev.Phase.COMPLETED: StateChange.COMPLETED}
+           ev.Phase.COMPLETED: StateChange.COMPLETED, ev.Phase.CANCELLED: StateChange.CANCELLED}
 _AS_WARNING = (ev.Clamped, ev.Failsafe, ev.FailsafeReleased, ev.StingerRefused)
 
 
@@ -48,6 +48,8 @@ def to_wire(event: ev.Event) -> list[tuple[str, int, Message]]:
     if isinstance(event, ev.StateChange):
         return [("state", st, StateChange(name=event.name, previous=event.previous, phase=_PHASES[event.phase],
                                           transition=event.transition, fade_seconds=event.fade_seconds))]
+    if isinstance(event, ev.StateCancelled):  # stamped where the request that withdrew it acts
+        return [("state", st, StateChange(name=event.name, previous=event.previous, phase=StateChange.CANCELLED))]
     if isinstance(event, ev.StingerFired):
         return [("stinger", st, StingerFired(name=event.name, duration_seconds=event.duration_seconds))]
     if isinstance(event, ev.Xrun):

@@ -42,6 +42,7 @@ class Phase(enum.Enum):
     SCHEDULED = "scheduled"  # quantized to a later beat or bar; ``time`` is when it will start
     STARTED = "started"  # the transition is heard from ``time``
     COMPLETED = "completed"  # the fade is over: the new state plays alone from ``time``
+    CANCELLED = "cancelled"  # a scheduled change withdrawn by a later request at ``time``; it never starts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +83,8 @@ class StateChange(Event):
 
 @dataclasses.dataclass(frozen=True)
 class StateCancelled(Event):
-    """A scheduled change to ``name`` (due at ``at``) replaced by a newer request at ``time``; not on the wire."""
+    """A scheduled change to ``name`` (due at ``at``) withdrawn by a newer request at ``time`` (for another state,
+    whose SCHEDULED follows, or for the current one); on the wire a ``state`` event of phase CANCELLED."""
 
     name: str
     previous: str

@@ -9,7 +9,7 @@ the downbeat)::
     /cadenza/bar     <int bar>                          every downbeat, at its heard time
     /cadenza/state   <string name> <string phase>       "started" / "completed" at their heard time;
                                                         "scheduled" (a change waiting for its beat or bar)
-                                                        as soon as it is announced
+                                                        and "cancelled" (one withdrawn) as soon as announced
     /cadenza/stinger <string name>                      at its heard time
     /cadenza/level   <float LUFS>                       short-term loudness (EBU R128, 3 s, K-weighted)
                                                         --level-hz times a second, at the heard time of
@@ -339,7 +339,7 @@ class OscOut:
         elif topic == "bar":
             put(self._due(ev.heard_at), encode_message("/cadenza/bar", ev.bar), "/cadenza/bar")
         elif topic == "state":
-            due = None if ev.phase == "scheduled" else self._due(ev.heard_at)
+            due = None if ev.phase in ("scheduled", "cancelled") else self._due(ev.heard_at)
             put(due, encode_message("/cadenza/state", ev.name, ev.phase), "/cadenza/state")
         elif topic == "stinger":
             put(self._due(ev.heard_at), encode_message("/cadenza/stinger", ev.name), "/cadenza/stinger")

@@ -367,7 +367,8 @@ class BeatEvent(Event):
 
 @dataclass(frozen=True)
 class StateEvent(Event):
-    """``state``: a state change ``previous`` → ``name``, ``phase`` "scheduled", "started" or "completed"."""
+    """``state``: a state change ``previous`` → ``name``, ``phase`` "scheduled", "started", "completed" or
+    "cancelled" (a scheduled change withdrawn by a later request: it never starts)."""
 
     name: str
     previous: str

@@ -315,7 +315,7 @@ class MusicPlayer:
         elif isinstance(event, StateEvent):
             attrs.update(state=event.name, previous=event.previous, phase=event.phase,
                          transition=event.transition, fade_seconds=event.fade_seconds)
-            immediate = immediate or event.phase == "scheduled"
+            immediate = immediate or event.phase in ("scheduled", "cancelled")
         elif isinstance(event, StingerEvent):
             attrs.update(stinger=event.name, duration=event.duration_seconds)
         elif isinstance(event, XrunEvent):

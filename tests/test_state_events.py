@@ -369,3 +369,33 @@ def test_events_follow_request_order_when_requests_come_between_two_steps(tmp_pa
                 hang.unlink()
             sub.close()
             c.close()
+
+
+def test_a_scheduled_change_withdrawn_by_a_request_for_the_current_state_is_cancelled_on_the_wire(
+        client: Control, game: ServeProcess, ctx: zmq.Context[Any]) -> None:
+    """Outside test of the WebSocket JSON path, round 2, finding 1: SetState combat, then SetState explore (the
+    current state) before combat's bar: combat was silently dropped — an event-only client waited for it forever.
+    Now a CANCELLED event names it; with a PAUSE between, PLAY no longer re-announces the withdrawn change."""
+    sub = subscribe(game, ctx, ["state"])
+    try:
+        client.ok(pb.SetState(name="combat"))
+        sub.wait_for(lambda e: e.topic == wire.Topic.STATE and e.payload.phase == PHASE.SCHEDULED, 10, "SCHEDULED")
+        client.ok(pb.SetState(name="explore"))
+        got = [e for e in sub.events_for(3.0) if e.topic == wire.Topic.STATE]
+        assert [(e.payload.name, e.payload.previous, e.payload.phase) for e in got] == [
+            ("combat", "explore", PHASE.CANCELLED)], got
+        st = client.status()
+        assert st.state == "explore" and not st.pending_state, st
+        # around a PAUSE: the withdrawal queued while paused; PLAY must not announce tension again
+        client.ok(pb.SetState(name="tension"))
+        sub.wait_for(lambda e: e.topic == wire.Topic.STATE and e.payload.name == "tension"
+                     and e.payload.phase == PHASE.SCHEDULED, 10, "tension SCHEDULED")
+        client.ok(pb.Transport(action=pb.Transport.PAUSE))
+        client.ok(pb.SetState(name="explore"))
+        client.ok(pb.Transport(action=pb.Transport.PLAY))
+        got = [e for e in sub.events_for(3.0) if e.topic == wire.Topic.STATE]
+        assert [(e.payload.name, e.payload.phase) for e in got] == [("tension", PHASE.CANCELLED)], got
+        assert client.status().state == "explore"
+    finally:
+        client.ok(pb.Transport(action=pb.Transport.PLAY))
+        sub.close()

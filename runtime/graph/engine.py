@@ -704,6 +704,9 @@ class GraphEngine:
         pend = self._pending
         if pend is None:
             return None
+        queued = self.pending_state(clock)  # a request queued while paused may withdraw it (its CANCELLED comes)
+        if queued is None or queued[0] != pend.target:
+            return None
         fade_s = pend.fade.seconds(self._beat(clock, pend.start))
         return ev.StateChange(pend.start, pend.target, pend.source or "", Phase.SCHEDULED, pend.mode, fade_s)
 

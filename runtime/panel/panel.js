@@ -498,14 +498,22 @@
     const line = `state ${prev || "—"} → ${name} ${phase} (${get(sc, "transition", "")}, fade ${fade.toFixed(2)} s)`;
     // an announcement is logged when it arrives (with when it will be heard); the change itself when heard
     if (phase === "SCHEDULED") logLine("state", line + inText(heardAt > 0 ? heardAt * 1000 - panel.clock.offsetMs : 0));
+    else if (phase === "CANCELLED") logLine("state", `state → ${name} cancelled (a later request withdrew it)`);
     else logLine("state", line, heardAt);
     if (phase === "SCHEDULED") {
       pending = {name, at: heardAt > 0 ? heardAt * 1000 - panel.clock.offsetMs : 0};
       panel.pendings.push({name, at: pending.at, shownAt: Date.now()});
+    } else if (phase === "CANCELLED") {  // that change will not come: no countdown for it
+      if (pending && pending.name === name) pending = null;
     } else if (phase === "STARTED") {
       const at = heardAt > 0 ? heardAt * 1000 - panel.clock.offsetMs : Date.now();
-      setTimeout(() => { showState(name); if (pending && pending.name === name) pending = null; showPending(); },
-                 Math.max(0, at - Date.now()));
+      // a cut (STOP) or a load replaces whatever was scheduled
+      const supersedes = ["cut", "load"].includes(get(sc, "transition", ""));
+      setTimeout(() => {
+        showState(name);
+        if (pending && (pending.name === name || supersedes)) pending = null;
+        showPending();
+      }, Math.max(0, at - Date.now()));
     }
     showPending();
   }

@@ -193,7 +193,7 @@ export interface StateEvent extends EventBase {
   topic: 'state';
   name: string;
   previous: string;
-  phase: 'scheduled' | 'started' | 'completed' | '';
+  phase: 'scheduled' | 'started' | 'completed' | 'cancelled' | '';
   transition: string;
   fadeSeconds: number;
 }

@@ -67,7 +67,7 @@ export const ERROR_NUMBERS = Object.freeze({ ...enumOf('Error.Code').values });
 export const RAMP_SHAPES = byName(names('SetParameters.RampShape', (n) => lower(n).replace('_', '-')));
 /** Transport action name ("reset_context") → Transport.Action number. */
 export const TRANSPORT_ACTIONS = byName(names('Transport.Action', lower));
-/** StateChange.Phase number → "scheduled" | "started" | "completed". */
+/** StateChange.Phase number → "scheduled" | "started" | "completed" | "cancelled". */
 export const STATE_PHASES = names('StateChange.Phase', lower);
 /** ParameterInfo.Kind number → "continuous" | "discrete" | "labeled". */
 export const PARAMETER_KINDS = names('ParameterInfo.Kind', lower);

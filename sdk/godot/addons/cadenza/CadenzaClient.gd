@@ -24,7 +24,8 @@
 # ("heard" or "arrival"). A beat or bar heard more than `max_late_s` before it
 # arrived (a burst after the runtime or the game stalled) is skipped and
 # counted in `signals_late`; a state change or stinger is always emitted. A
-# SCHEDULED state change is emitted on arrival: it announces a change to come.
+# SCHEDULED state change is emitted on arrival: it announces a change to come;
+# so is a CANCELLED one (that change will not come).
 #
 # Reconnecting: a closed or failed socket, no WebSocket handshake within twice
 # the reply timeout, or a request without a reply within its timeout (answered
@@ -521,7 +522,7 @@ func _on_event(event):
 			_schedule(event, "bar", [int(payload.get("bar", "0"))], null, true)
 		"state":
 			var args = [str(payload.get("name", "")), str(payload.get("phase", "PHASE_UNSPECIFIED"))]
-			if args[1] == "SCHEDULED":
+			if args[1] == "SCHEDULED" or args[1] == "CANCELLED":
 				emit_signal("state_changed", args[0], args[1])
 			else:
 				_schedule(event, "state_changed", args, null, false)
