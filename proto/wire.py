@@ -749,7 +749,7 @@ def request_from_json(text: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
     return _serialize(envelope, max_bytes)
 
 
-class _JSONRefused(ValueError):
+class _JSONRefused(CadenzaError):
     """JSON that :func:`json.loads` reads but a request may not carry (raised from its hooks)."""
 
 

@@ -822,11 +822,13 @@ class LiveEngine:
             pending = []
             faulted_silence = False
             with self._locked_turn() as ahead:  # the lock; a prefetching backend's model work done without it
-                # what requests posted before this turn (STOP's cut, a load) goes out before what the step makes
-                # of the requests after them (a SetState after STOP → PLAY while the model was behind)
+                # what requests posted before this turn goes out before what the step makes of the requests after
+                # them: STOP's cut or a load's state change ahead of the block's own state events (a SetState after
+                # STOP → PLAY while the model was behind), the rest (warnings) at the head of this turn's events
                 early: list[ev.Event] = []
                 while self._inbox:
-                    early.append(self._inbox.popleft())
+                    posted = self._inbox.popleft()
+                    (early if isinstance(posted, ev.StateChange) else events).append(posted)
                 conductor = self.conductor
                 fading = self._fading if not self.playing else None
                 source = fading if fading is not None else conductor  # after STOP: the old music fades out
@@ -915,7 +917,7 @@ class LiveEngine:
             if block is not None and self.frame / SAMPLE_RATE - self._last_mix >= MIX_EVENT_INTERVAL_S - 1e-9:
                 self._last_mix = self.frame / SAMPLE_RATE
                 events.append(ev.Mix(block.frame / SAMPLE_RATE, dict(block.frame_info.weights)))
-            if early:  # published first: before the block's own events (see the start of the turn)
+            if early:  # published before the block's own state events (see the start of the turn)
                 if block is not None:
                     block = dataclasses.replace(block, events=[*early, *block.events])
                 else:

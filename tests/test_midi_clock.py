@@ -616,11 +616,11 @@ def _aligned_bridge(**kw: Any) -> tuple[Any, _FakeRuntime]:
 @pytest.mark.parametrize("late", [(), (0.2,), (-0.3, 0.1)], ids=["on-time", "play-200ms-late", "early-then-late"])
 def test_bar_alignment_waits_for_the_clock_tempo_and_corrects_what_it_measures(late: tuple[float, ...]) -> None:
     """CI failure (+635 ms): the tempo was sent on the tick that aligned, and the beats already generated at the
-    graph's 128 bpm projected the synth's downbeat wrong; a PLAY acted on late left the error unmeasured-but-kept.
+    graph's own tempo projected the synth's downbeat wrong; a PLAY acted on late left the error unmeasured-but-kept.
     The bridge now projects from a beat at the clock's tempo and corrects with one more gap what it measured."""
-    bpm = 97.0
+    bpm = 194.0  # twice the real test's 97: the logic is the same, each gap and wait half as long
     bar_s = 4 * 60.0 / bpm
-    bridge, fake = _aligned_bridge(bpm=bpm, old_bpm=128.0, change_at=60.0 / 128.0 * 4, late=late)
+    bridge, fake = _aligned_bridge(bpm=bpm, old_bpm=256.0, change_at=60.0 / 256.0 * 4, late=late)
     try:
         downbeat_at = time.time() + 0.77  # the clock's grid, unrelated to the synth's
         error = bridge._align(downbeat_at, bar_s)
