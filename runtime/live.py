@@ -341,18 +341,21 @@ class LiveEngine:
             start = self.conductor.frame if self.conductor is not None else max(self.frame, self._free_frame)
             conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=start, mixer=probe.mixer, bed=bed)
             old = self.conductor
-            if old is not None:
-                conductor.continue_from(old)
             self.conductor = conductor
             if old is not None:
+                conductor.continue_from(old)
                 # every consumer learns the new graph's state (a running crossfade's COMPLETED never comes: this
                 # supersedes it), stamped where the new graph is heard from; "" is a prompts-only graph's no-state
-                at = conductor.stream_frame / SAMPLE_RATE
-                was, now = old.engine.state or "", conductor.engine.state or ""
-                for phase in (ev.Phase.STARTED, ev.Phase.COMPLETED):
-                    self.post(ev.StateChange(time=at, name=now, previous=was, phase=phase, transition="load",
-                                             fade_seconds=0.0))
+                self._post_swap(old, conductor, conductor.stream_frame, "load")
         return conductor
+
+    def _post_swap(self, old: Conductor, new: Conductor, frame: int, transition: str) -> None:
+        """A state change that replaced the conductor (STOP's ``cut``, a graph's ``load``): STARTED then COMPLETED
+        at once, no fade, stamped at stream ``frame``; ``previous`` is the state ``old`` was in."""
+        at, was, now = frame / SAMPLE_RATE, old.engine.state or "", new.engine.state or ""
+        for phase in (ev.Phase.STARTED, ev.Phase.COMPLETED):
+            self.post(ev.StateChange(time=at, name=now, previous=was, phase=phase, transition=transition,
+                                     fade_seconds=0.0))
 
     def transport(self, action: str, bed: StreamState | None = None) -> None:
         """``play``, ``pause`` or ``stop`` (call under :attr:`lock`); ``bed``: for STOP, the rewound graph's stream,
@@ -392,11 +395,7 @@ class LiveEngine:
             if self._hold_fade > 0:
                 self._fading = self._fading or old
             # every consumer learns the rewind: a cut (no fade) to the initial state, stamped where STOP is heard
-            at = old.stream_frame / SAMPLE_RATE
-            was, now = old.engine.state or "", fresh.engine.state or ""
-            for phase in (ev.Phase.STARTED, ev.Phase.COMPLETED):
-                self.post(ev.StateChange(time=at, name=now, previous=was, phase=phase, transition="cut",
-                                         fade_seconds=0.0))
+            self._post_swap(old, fresh, old.stream_frame, "cut")
 
     @contextlib.contextmanager
     def admission(self, check: Callable[[], bool]) -> Iterator[None]:
