@@ -228,6 +228,7 @@ TOPIC_TYPES: Final[Mapping[Topic, type[Message]]] = {
     Topic.STATUS: pb.Status,
 }
 _REQUEST_KIND_BY_TYPE: Final[Mapping[type[Message], RequestKind]] = {t: k for k, t in REQUEST_TYPES.items()}
+_REQUEST_KIND_BY_NAME: Final[Mapping[str, RequestKind]] = {k.value: k for k in RequestKind}
 _REPLY_KIND_BY_TYPE: Final[Mapping[type[Message], ReplyKind]] = {t: k for k, t in REPLY_TYPES.items()}
 
 #: ``SetParameters.RampShape`` → the graph's curve-shape name.
@@ -431,16 +432,25 @@ def decode_request(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decode
     """
     envelope = _parse(data, max_bytes)
     rid = envelope.request_id
-    if envelope.WhichOneof("body") == RequestKind.HELLO:
+    name = envelope.WhichOneof("body")
+    if name == "hello":
         _with_request_id(negotiate_version, envelope.hello, envelope.protocol_version, request_id=rid)
-    else:
+    elif envelope.protocol_version not in SUPPORTED_VERSIONS:
         _check_version(envelope)
-    kind = RequestKind(_body_kind(envelope, REQUEST_TYPES, "request"))
+    # the common case in one dict lookup (every request runs this on cold caches: keep it short); the rest words
+    # the error
+    kind = _REQUEST_KIND_BY_NAME.get(name) if name is not None else None
+    if kind is None:
+        kind = RequestKind(_body_kind(envelope, REQUEST_TYPES, "request"))
     if rid == 0:
         raise _bad_message("request_id is 0 (unset); a request needs an id >= 1 to be answered",
                            field="request_id")
-    body: RequestBody = getattr(envelope, kind)
-    _with_request_id(validate_request, kind, body, request_id=rid)
+    body: RequestBody = getattr(envelope, name)
+    try:
+        _VALIDATORS[kind](body)  # validate_request's checks; the body is the envelope's own, of the right type
+    except WireError as exc:
+        exc.request_id = rid
+        raise
     return DecodedRequest(rid, kind, body)
 
 
@@ -1236,14 +1246,21 @@ def _name(value: str, field: str) -> None:
         raise _bad_value("must not be empty", field)
 
 
+_ENUM_NUMBERS: dict[tuple[str, str, bool], frozenset[int]] = {}  # (message, field, allow_zero) → valid numbers
+
+
 def _enum(message: Message, field_name: str, path: str, *, allow_zero: bool) -> None:
-    field = message.DESCRIPTOR.fields_by_name[field_name]
     value = getattr(message, field_name)
-    enum = field.enum_type
-    if enum is None:
-        raise TypeError(f"{message.DESCRIPTOR.name}.{field_name} is not an enum field")
-    names = [v.name for v in enum.values if v.number != 0 or allow_zero]
-    if value not in enum.values_by_number or (value == 0 and not allow_zero):
+    key = (message.DESCRIPTOR.full_name, field_name, allow_zero)
+    valid = _ENUM_NUMBERS.get(key)
+    if valid is None:
+        enum = message.DESCRIPTOR.fields_by_name[field_name].enum_type
+        if enum is None:
+            raise TypeError(f"{message.DESCRIPTOR.name}.{field_name} is not an enum field")
+        valid = _ENUM_NUMBERS[key] = frozenset(v.number for v in enum.values if v.number != 0 or allow_zero)
+    if value not in valid:
+        enum = message.DESCRIPTOR.fields_by_name[field_name].enum_type
+        names = [v.name for v in enum.values if v.number != 0 or allow_zero]
         raise _bad_value(f"got {value}, expected one of {', '.join(names)}", path)
 
 
@@ -1261,12 +1278,12 @@ def _check_load_graph(body: pb.LoadGraph) -> None:
 
 def _check_set_parameters(body: pb.SetParameters) -> None:
     for i, update in enumerate(body.values):
-        where = f"set_parameters.values[{i}]"
-        _name(update.name, f"{where}.name")
         kind = update.WhichOneof("value")
-        if kind is None:
-            raise _bad_value(f"parameter {update.name!r} has no value: set number or label", f"{where}.value")
-        if kind == "number":
+        if not update.name or kind is None or (kind == "number" and not math.isfinite(update.number)):
+            where = f"set_parameters.values[{i}]"  # the path only for the error: this runs for every request
+            _name(update.name, f"{where}.name")
+            if kind is None:
+                raise _bad_value(f"parameter {update.name!r} has no value: set number or label", f"{where}.value")
             _finite(update.number, f"{where}.number")
     if body.HasField("ramp_seconds"):
         _finite(body.ramp_seconds, "set_parameters.ramp_seconds", minimum=0.0)
@@ -1355,10 +1372,9 @@ def validate_request(kind: str, body: Message) -> None:
     a known value, cleared controls exist. Ranges that depend on the backend
     or the graph (bpm limits, known parameter names) are the runtime's.
     """
-    try:
-        name = RequestKind(kind)
-    except ValueError:
-        raise ValueError(f"unknown request kind {kind!r}; kinds are {', '.join(RequestKind)}") from None
+    name = _REQUEST_KIND_BY_NAME.get(kind) if isinstance(kind, str) else None
+    if name is None:
+        raise ValueError(f"unknown request kind {kind!r}; kinds are {', '.join(RequestKind)}")
     if type(body) is not REQUEST_TYPES[name]:
         raise TypeError(f"a {name.value!r} request is {REQUEST_TYPES[name].__name__}, got {type(body).__name__}")
     _VALIDATORS[name](body)

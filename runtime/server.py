@@ -87,7 +87,7 @@ from cadenza.runtime.limits import (
     bounded_warnings,
 )
 from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
-from cadenza.runtime.loads import SLOW_REQUESTS, LoadQueue, peek, release_large_blocks
+from cadenza.runtime.loads import SLOW_REQUESTS, LoadQueue, release_large_blocks
 from cadenza.runtime.notify import Supervisor, supervise
 from cadenza.runtime.sinks.base import ClockSink, Sink
 
@@ -106,6 +106,11 @@ REPLY_HWM = 1_000  # queued replies per client before dropping
 REQUEST_HWM = 16  # requests read ahead per client before pushing back (at most 4 MiB each: ZMQ_MAXMSGSIZE)
 GIVE_WAY_EVERY = 32  # requests handled between looks at the generation thread's lead
 GIVE_WAY_MAX_S = 0.02  # the longest the control loop waits for generation to catch up, per look
+# the socket flags as plain ints: pyzmq's flags are enum.IntFlag, and `SNDMORE | NOBLOCK` or `x & POLLIN` on them
+# runs enum's Python code for every request
+_NOBLOCK: int = int(zmq.NOBLOCK)
+_SNDMORE_NOBLOCK: int = int(zmq.SNDMORE | zmq.NOBLOCK)
+_POLLIN: int = int(zmq.POLLIN)
 
 
 def int16_endpoint(audio: str) -> str:
@@ -655,6 +660,13 @@ class Server:
         return c
 
     def _set_parameters(self, body: Any) -> Ok:
+        # one pass over the updates (protobuf makes a wrapper per element per pass, and every request meets cold
+        # caches while the model generates): the names and values here serve the checks, the engine and the warnings
+        updates = body.values
+        if len(updates) > MAX_PARAMETER_VALUES:
+            raise wire.WireError(Error.TOO_LARGE, f"{len(updates):,} values in one SetParameters, over the limit "
+                                 f"of {MAX_PARAMETER_VALUES:,}; send them in several requests",
+                                 field="set_parameters.values")
         kwargs: dict[str, Any] = {"bypass": body.bypass, "clamp": body.clamp}
         if body.HasField("ramp_seconds"):
             if body.ramp_seconds > MAX_RAMP_S:
@@ -663,28 +675,25 @@ class Server:
                                      field="set_parameters.ramp_seconds")
             kwargs["ramp"] = body.ramp_seconds
             kwargs["shape"] = wire.RAMP_SHAPE_NAMES.get(body.ramp_shape, "linear")
-        if len(body.values) > MAX_PARAMETER_VALUES:
-            raise wire.WireError(Error.TOO_LARGE, f"{len(body.values):,} values in one SetParameters, over the limit "
-                                 f"of {MAX_PARAMETER_VALUES:,}; send them in several requests",
-                                 field="set_parameters.values")
         c = self._conductor("SetParameters")
-        self._check_parameter_names(c, body)  # outside the lock: 10,000 unknown names cost the music nothing
-        values: dict[str, object] = {}
-        for i, upd in enumerate(body.values):
-            values[upd.name] = wire.parameter_value(upd)
+        items = [(u.name, getattr(u, k) if (k := u.WhichOneof("value")) else None) for u in updates]
+        known = c.graph.parameters
+        if any(name not in known and name != "intensity" for name, _ in items):
+            self._check_parameter_names(c, body)  # outside the lock: 10,000 unknown names cost the music nothing
+        values = dict(items)
         with self.live.lock:
-            if self._conductor("SetParameters") is not c:  # a new graph came in meanwhile
-                c = self.live.conductor
+            if self.live.conductor is not c:  # a new graph came in meanwhile
+                c = self._conductor("SetParameters")
                 self._check_parameter_names(c, body)
             try:
                 c.engine.set_many(values, **kwargs)
             except UsageError as exc:
                 name = (exc.where or "").removeprefix("parameters.")
-                idx = next((i for i, u in enumerate(body.values) if u.name == name), 0)
-                which = body.values[idx].WhichOneof("value") if body.values else None  # the full path: .number
+                idx = next((i for i, u in enumerate(updates) if u.name == name), 0)
+                which = updates[idx].WhichOneof("value") if updates else None  # the full path: .number
                 raise wire.WireError(Error.BAD_VALUE, str(exc), field=f"set_parameters.values[{idx}]"
                                      + (f".{which}" if which else "")) from exc
-        return Ok(stream_time=self.live.frame, warnings=_rounded(c, body))
+        return Ok(stream_time=self.live.frame, warnings=_rounded(c.graph.parameters, items))
 
     @staticmethod
     def _check_parameter_names(c: Any, body: Any) -> None:
@@ -810,16 +819,18 @@ class Server:
             at = conductor.stream_frame if conductor is not None else self.live.frame
         return Ok(stream_time=at)
 
-    def handle(self, data: bytes, readonly: str | None = None) -> bytes:
+    def handle(self, data: bytes, readonly: str | None = None, req: wire.DecodedRequest | None = None) -> bytes:
         """One request frame → one reply frame. Never raises.
 
         ``readonly`` names a read-only client (``--curve-readonly``): it may only
         say Hello, ask for the status and describe the graph; anything else is PERMISSION_DENIED.
+        ``req``: ``data`` already decoded (the serve loop decodes once to route it).
         """
         request_id = 0
         kind = ""  # counted under its kind once it reaches its handler; moved to "refused" if that refuses it
         try:
-            req = wire.decode_request(data)
+            if req is None:
+                req = wire.decode_request(data)
             request_id = req.request_id
             if readonly is not None and req.kind not in READONLY_REQUESTS:
                 raise wire.WireError(Error.PERMISSION_DENIED, (
@@ -935,12 +946,12 @@ class Server:
                     # past the first (poll saw it), ZMQ_EVENTS says whether another request waits: read under the
                     # GIL, where a recv failing with Again lets go of it and raises — and the WebSocket gateway's
                     # thread, waking to write the reply just sent, would wait for this loop's turn
-                    if n and not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                    if n and not cast(int, sock.getsockopt(zmq.EVENTS)) & _POLLIN:
                         break
                     role: str | None = Role.FULL
                     try:
                         if self.gate is None:
-                            frames = sock.recv_multipart(zmq.NOBLOCK)
+                            frames = _recv_frames(sock)
                         else:  # whose key sent it: ZAP stamped the connection's messages with it
                             msg = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                             user = _user_id(msg[-1])
@@ -1062,10 +1073,13 @@ class Server:
             return self.handle(data)
         if self.loads.blocked(ident):  # this client's load is pending: its requests keep their order
             return self.loads.hold(ident, data)
-        kind, request_id = peek(data)
-        if kind in SLOW_REQUESTS:
-            return self.loads.submit(ident, data, request_id, kind)
-        return self.handle(data)
+        try:  # decoded once, here: every request runs this on cold caches (the client's 10 ms apart), keep it short
+            req = wire.decode_request(data)
+        except Exception:  # noqa: BLE001 — WireError and the like: handle() answers it with its reason
+            return self.handle(data)
+        if req.kind in SLOW_REQUESTS:
+            return self.loads.submit(ident, data, req.request_id, req.kind.value)
+        return self.handle(data, req=req)
 
     def _answer_load(self, ident: bytes, reply: bytes) -> None:
         """Send a finished load's reply, then answer what the client sent after it, in order."""
@@ -1078,9 +1092,12 @@ class Server:
             self._send_reply(ident, r)
 
     def _send_reply(self, ident: bytes, reply: bytes) -> None:
-        frames = [ident, b"", reply] if ident in self._delimited else [ident, reply]
+        send = self.control.send  # frame by frame with int flags: send_multipart's checks and flag enums cost more
         try:
-            self.control.send_multipart(frames, zmq.NOBLOCK)
+            send(ident, _SNDMORE_NOBLOCK)
+            if ident in self._delimited:
+                send(b"", _SNDMORE_NOBLOCK)
+            send(reply, _NOBLOCK)
         except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone
             self.replies_dropped += 1
 
@@ -1109,6 +1126,17 @@ class Server:
 
 
 _GRAPH_KEY = "cadenza_graph"  # every style graph holds it (the format version); other files are not quoted
+def _recv_frames(sock: zmq.Socket[bytes]) -> list[bytes]:
+    """One waiting message's frames (``zmq.Again`` when there is none): ``recv_multipart`` without its
+    ``getsockopt(RCVMORE)`` per frame, which looks the option up in pyzmq's enums on every call."""
+    frames = []
+    while True:
+        frame = sock.recv(_NOBLOCK, copy=False)
+        frames.append(frame.bytes)
+        if not frame.more:
+            return frames
+
+
 def _subscribe_over_zeromq(body: Any) -> Any:
     """Subscribe is the WebSocket gateway's: a ZeroMQ client subscribes with its own SUB sockets."""
     raise wire.WireError(Error.BAD_MESSAGE, (
@@ -1174,22 +1202,23 @@ def _effective_controls(c: Any) -> Any:
     return shown
 
 
-def _rounded(c: Any, body: Any) -> list[str]:
+def _rounded(params: Any, items: list[tuple[str, float | str | None]]) -> list[str]:
     """A warning per number not taken as given: clamped (``clamp``) or, for a discrete parameter, rounded."""
     out = []
-    for upd in body.values:
-        if upd.WhichOneof("value") != "number":
+    for name, x in items:
+        if type(x) is not float:  # a label (or nothing: refused before this)
             continue
-        x = upd.number
-        p = c.graph.parameters.get(upd.name)
-        lo, hi = (0.0, 1.0) if upd.name == "intensity" and p is None else (None, None) if p is None else (p.min, p.max)
-        if lo is not None and hi is not None and not lo <= x <= hi:  # only with clamp: else BAD_VALUE
-            out.append(f"clamped: {upd.name} {x:g} is outside [{lo:g}, {hi:g}]; it became {min(max(x, lo), hi):g}")
+        p = params.get(name)
+        if p is None and name != "intensity":
+            continue
+        lo, hi = (0.0, 1.0) if p is None else (p.min, p.max)
+        if not lo <= x <= hi:  # only with clamp: else BAD_VALUE
+            out.append(f"clamped: {name} {x:g} is outside [{lo:g}, {hi:g}]; it became {min(max(x, lo), hi):g}")
         if p is None or p.type != "discrete":
             continue
         if x != math.floor(x):
             became = min(max(math.floor(min(max(x, p.min), p.max) + 0.5), int(p.min)), int(p.max))  # as params.py
-            out.append(f"rounded: {upd.name} is discrete (whole numbers); {x:g} became {became}")
+            out.append(f"rounded: {name} is discrete (whole numbers); {x:g} became {became}")
     return out
 
 

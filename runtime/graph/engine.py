@@ -420,7 +420,7 @@ class GraphEngine:
                      bypass: object, clamp: bool = False) -> _Queued:
         if not isinstance(name, str) or (name not in self._params and name != "intensity"):
             raise UsageError(f"unknown parameter {name!r}; parameters: {self._param_names}", where="set")
-        eff = self._effective(at)
+        eff = self.time if at is None else self._effective(at)
         where = f"parameters.{name}"
         if not isinstance(bypass, bool):
             raise UsageError(f"bypass must be true or false, got {bypass!r}", where=where)

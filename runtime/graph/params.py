@@ -266,6 +266,14 @@ class ParamState:
         label for a numeric parameter, a number for a labeled one, an unknown
         label or any other type.
         """
+        if self.kind != "labeled" and (type(value) is float or type(value) is int) and math.isfinite(value):
+            # the common case, in a few steps (every SetParameters runs it, on cold caches); messages below
+            v = float(value)
+            if v < self._lo:
+                return self._lo, True
+            if v > self._hi:
+                return self._hi, True
+            return v, False
         where = where or f"parameters.{self.name}"
         if self.kind == "labeled":
             labels = self.param.labels
