@@ -111,6 +111,7 @@ GIVE_WAY_MAX_S = 0.02  # the longest the control loop waits for generation to ca
 _NOBLOCK: int = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK: int = int(zmq.SNDMORE | zmq.NOBLOCK)
 _POLLIN: int = int(zmq.POLLIN)
+_send = zmq.backend.Socket.send  # the compiled send under zmq.Socket.send's routing_id/group wrapper
 _INTENSITY = frozenset({"intensity"})  # the built-in parameter every graph takes
 
 
@@ -838,7 +839,7 @@ class Server:
                     "subscribe to "
                     f"events and audio, not {req.kind.value}; the operator moves its key to --curve-clients to "
                     "allow control"), field=req.kind.value)
-            kind = req.kind.value
+            kind = req.kind  # a str (StrEnum): request_counts' keys are its values
             self.request_counts[kind] += 1  # before the handler: a GetStatus counts itself
             reply = self.handlers[req.kind](req.body)
             if isinstance(reply, Ok) and reply.warnings:  # a reply always fits its size limit
@@ -1092,12 +1093,13 @@ class Server:
             self._send_reply(ident, r)
 
     def _send_reply(self, ident: bytes, reply: bytes) -> None:
-        send = self.control.send  # frame by frame with int flags: send_multipart's checks and flag enums cost more
+        # frame by frame, pyzmq's own send with int flags: send_multipart's checks and flag enums cost more
+        sock = self.control
         try:
-            send(ident, _SNDMORE_NOBLOCK)
+            _send(sock, ident, _SNDMORE_NOBLOCK)
             if ident in self._delimited:
-                send(b"", _SNDMORE_NOBLOCK)
-            send(reply, _NOBLOCK)
+                _send(sock, b"", _SNDMORE_NOBLOCK)
+            _send(sock, reply, _NOBLOCK)
         except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone
             self.replies_dropped += 1
 
