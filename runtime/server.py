@@ -703,7 +703,8 @@ class Server:
         unknown = [i for i, upd in enumerate(body.values) if upd.name not in known and upd.name != "intensity"]
         if unknown:
             i = unknown[0]
-            more = f" (and {len(unknown) - 1:,} more unknown names)" if len(unknown) > 1 else ""
+            others = len({body.values[j].name for j in unknown}) - 1  # names, not repeats of one name
+            more = f" (and {others:,} more unknown names)" if others else ""
             listed = ", ".join(sorted(known)[:50])
             if len(known) > 50:
                 listed += f", … ({len(known)} in all)"
@@ -1216,6 +1217,7 @@ def _rounded(params: Any, items: list[tuple[str, float | str | None]]) -> list[s
         lo, hi = (0.0, 1.0) if p is None else (p.min, p.max)
         if not lo <= x <= hi:  # only with clamp: else BAD_VALUE
             out.append(f"clamped: {name} {x:g} is outside [{lo:g}, {hi:g}]; it became {min(max(x, lo), hi):g}")
+            continue  # a discrete parameter's bounds are whole numbers: nothing is rounded after the clamp
         if p is None or p.type != "discrete":
             continue
         if x != math.floor(x):

@@ -308,6 +308,16 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         ok = c.ok(set_parameters({"danger": 1.7, "intensity": -0.5}, clamp=True))  # F12: clamped, in Ok.warnings too
         assert list(ok.warnings) == ["clamped: danger 1.7 is outside [0, 1]; it became 1",
                                      "clamped: intensity -0.5 is outside [0, 1]; it became 0"], ok
+        # a discrete value clamped to its (whole) bound is not also "rounded" (outside test round 2, left over)
+        ok = c.ok(set_parameters({"health": 250.5}, clamp=True))
+        assert list(ok.warnings) == ["clamped: health 250.5 is outside [0, 100]; it became 100"], ok
+        # repeats of one unknown name are not counted as more names
+        msg = pb.Envelope(protocol_version=1, request_id=c.next_id(), set_parameters=pb.SetParameters(values=[
+            pb.ParameterUpdate(name="nope", number=0.5), pb.ParameterUpdate(name="nope", number=0.6),
+            pb.ParameterUpdate(name="nope2", number=0.5)]))
+        err = c.request_raw(msg.SerializeToString()).body
+        assert isinstance(err, pb.Error) and err.code == pb.Error.UNKNOWN_NAME, err
+        assert "'nope' (and 1 more unknown names)" in err.message and err.field == "set_parameters.values[0].name", err
         # F12: a ramp longer than MAX_RAMP_S is refused
         err = c.error(set_parameters({"danger": 0.5}, ramp_seconds=1e12))
         assert (pb.Error.Code.Name(err.code), err.field) == ("BAD_VALUE", "set_parameters.ramp_seconds"), err
@@ -323,7 +333,7 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         c.send_raw(b"\xff\xff")
         assert c.recv(10) is not None
         st = c.status()
-        assert dict(st.requests) == {"trigger": 2, "set_parameters": 4, "get_status": 1, "refused": 7}, st.requests
+        assert dict(st.requests) == {"trigger": 2, "set_parameters": 5, "get_status": 1, "refused": 8}, st.requests
         # F8: mix events at 10 per second of stream time (every 4800 samples), not 9.2
         mix = server.events(ctx, ["mix"])
         times = []
