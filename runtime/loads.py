@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cadenza.proto import wire
 from cadenza.proto.cadenza_v1_pb2 import Envelope, Error
@@ -112,6 +113,7 @@ class LoadJob:
     state: str = "queued"  # queued → running → committing → done, or queued/running → timed_out
     reply: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delimited: bool = False  # it came REQ-style (an empty delimiter frame first): its reply goes out the same way
 
     def admit(self) -> bool:
         """Called under the engine lock right before the swap: True commits (no timeout any more)."""
@@ -128,12 +130,22 @@ class _Worker:
         self.job: LoadJob | None = None
 
 
+class Held(NamedTuple):
+    """A request of a blocked client, kept for after its load."""
+
+    data: bytes  # the request frame (empty when ``reply`` is set)
+    load: bool  # a LoadGraph/SetPrompts
+    delimited: bool  # it came REQ-style: the reply goes out [b"", reply]
+    reply: bytes | None  # already answered (TOO_LARGE, several frames…): sent as it is, in its turn
+
+
 @dataclass
 class _Client:
     """What one client has waiting (serve loop only): its load in the queue, the requests held behind it."""
 
     blocked: bool = False  # a load of this client is in the queue (or its reply is being sent): later ones wait
-    held: collections.deque[tuple[bytes, bool]] = field(default_factory=collections.deque)  # (frame, is a load)
+    # (frame, is a load, came REQ-style, the reply when it was answered on arrival: an error that must keep its place)
+    held: collections.deque[Held] = field(default_factory=collections.deque)
     loads: int = 0  # LoadGraph/SetPrompts waiting: the one in the queue and the held ones
     nbytes: int = 0  # bytes of every request waiting (the queued load's and the held ones)
 
@@ -195,20 +207,30 @@ class LoadQueue:
         c.nbytes += sign * size
         self.waiting_bytes += sign * size
 
-    def hold(self, ident: bytes, data: bytes) -> bytes | None:
-        """Keep a request of a :meth:`blocked` client for after its load; None, or the reply refusing it at once."""
+    def hold(self, ident: bytes, data: bytes, delimited: bool = False, reply: bytes | None = None, *,
+             kind: str | None = None, request_id: int | None = None) -> bytes | None:
+        """Keep a request of a :meth:`blocked` client for after its load; None, or the reply refusing it at once.
+
+        ``kind`` and ``request_id``: what the caller decoded already (``kind`` None: not a valid request), else
+        read here. ``reply``: the request is answered already (an error decided on arrival); the reply keeps its
+        place behind the load instead of overtaking it, and only its bytes wait.
+        """
         c = self._clients[ident]
-        kind, request_id = peek(data)
+        if reply is not None:
+            kind, request_id, data = None, wire.peek_request_id(reply), b""
+        elif request_id is None:
+            kind, request_id = peek(data)
         load = kind in SLOW_REQUESTS
-        why = self._too_much(c, len(data), load)
+        size = len(data) + len(reply or b"")
+        why = self._too_much(c, size, load)
         if why is not None:
             return self._refuse(request_id, why)
-        c.held.append((data, load))
-        self._account(c, len(data), load, +1)
+        c.held.append(Held(data, load, delimited, reply))
+        self._account(c, size, load, +1)
         return None
 
-    def next_held(self, ident: bytes) -> bytes | None:
-        """After ``ident``'s load was answered: its oldest held request (to handle now), or None.
+    def next_held(self, ident: bytes) -> Held | None:
+        """After ``ident``'s load was answered: its oldest held request (to handle or send now), or None.
 
         The first call unblocks the client; handling a held load blocks it again (:meth:`submit`), and the
         requests after that one stay held.
@@ -221,11 +243,11 @@ class LoadQueue:
             if c.loads == 0 and c.nbytes == 0:
                 del self._clients[ident]
             return None
-        data, load = c.held.popleft()
-        self._account(c, len(data), load, -1)
-        return data
+        held = c.held.popleft()
+        self._account(c, len(held.data) + len(held.reply or b""), held.load, -1)
+        return held
 
-    def submit(self, ident: bytes, data: bytes, request_id: int, kind: str) -> bytes | None:
+    def submit(self, ident: bytes, data: bytes, request_id: int, kind: str, delimited: bool = False) -> bytes | None:
         """Queue a slow request; None, or the reply that refuses it at once (too much waiting, workers stuck)."""
         if self.abandoned >= MAX_ABANDONED_LOADS and self._active is None:
             self.timeouts += 1
@@ -243,7 +265,8 @@ class LoadQueue:
             c = self._clients[ident] = _Client()
         c.blocked = True
         self._account(c, len(data), True, +1)
-        job = LoadJob(ident, data, request_id, kind, time.monotonic() + self.timeout_s, nbytes=len(data))
+        job = LoadJob(ident, data, request_id, kind, time.monotonic() + self.timeout_s, nbytes=len(data),
+                      delimited=delimited)
         self.pending.append(job)
         with self._cond:
             self._jobs.append(job)

@@ -87,7 +87,7 @@ from cadenza.runtime.limits import (
     bounded_warnings,
 )
 from cadenza.runtime.live import DEFAULT_LOOKAHEAD_S, LiveEngine, direct_graph
-from cadenza.runtime.loads import SLOW_REQUESTS, LoadQueue, release_large_blocks
+from cadenza.runtime.loads import SLOW_REQUESTS, LoadJob, LoadQueue, release_large_blocks
 from cadenza.runtime.notify import Supervisor, supervise
 from cadenza.runtime.sinks.base import ClockSink, Sink
 
@@ -443,7 +443,6 @@ class Server:
         # GraphDescription); "refused" = answered with an Error, but for "rate_limited" (RATE_LIMITED)
         self.request_counts: dict[str, int] = dict.fromkeys([*(k.value for k in wire.RequestKind), "refused",
                                                              "rate_limited"], 0)
-        self._delimited: set[bytes] = set()  # identities of REQ-style clients (an empty delimiter frame first)
         self.control_connections = 0
         self.control_disconnects = 0
         self._monitor: zmq.Socket[bytes] | None = self.control.get_monitor_socket(
@@ -929,7 +928,7 @@ class Server:
             if woke or self.loads.pending:  # LoadGraph/SetPrompts the worker finished (or timed out)
                 woke = False
                 for job, done in self.loads.answered():
-                    self._answer_load(job.ident, done)
+                    self._answer_load(job, done)
             self.turns += 1
             if self.live.error is not None:
                 log.error(f"generation failed: {type(self.live.error).__name__}: {self.live.error}")
@@ -967,38 +966,39 @@ class Server:
                         continue  # no identity: nowhere to reply (a ROUTER always adds one)
                     ident, parts = frames[0], frames[1:]
                     # a REQ socket (or a DEALER imitating one) puts an empty delimiter first: answered in kind
+                    # (each reply goes out as its own request came: a client may mix both framings)
                     delimited = len(parts) >= 2 and not parts[0]
                     if delimited:
                         parts = parts[1:]
-                        self._delimited.add(ident)
-                    elif self._delimited:
-                        self._delimited.discard(ident)
-                    if not self.bucket.allow(ident):
+                    if not self.bucket.allow(ident):  # RATE_LIMITED at once, ahead of what waits (documented)
                         self.request_counts["rate_limited"] += 1
                         reply = wire.encode_reply(wire.peek_request_id(parts[-1]), Error(
                             code=Error.RATE_LIMITED,
                             message=f"more than {self.config.rate_limit:g} requests per second from one client"))
-                    elif len(parts) != 1:
-                        self.errors += 1
-                        self.request_counts["refused"] += 1
-                        reply = wire.encode_reply(wire.peek_request_id(parts[-1]), Error(
-                            code=Error.BAD_MESSAGE, message=(
-                                f"a request is one frame (one Envelope), got a message of {len(parts)} frames "
-                                "(a REQ socket's empty delimiter first is fine)")))
-                    elif role is None:  # its key left the allow-lists since it connected
-                        self.errors += 1
-                        self.request_counts["refused"] += 1
-                        reply = wire.encode_reply(wire.peek_request_id(parts[0]), Error(
-                            code=Error.PERMISSION_DENIED,
-                            message="this client's key is no longer on the runtime's allow-lists"))
-                    elif role == Role.READONLY:
-                        reply = self.handle(parts[0], readonly=self.gate.describe(user) if self.gate else "")
                     else:
-                        answer = self._handle_or_defer(ident, parts[0])
-                        if answer is None:  # a load in the worker (or behind one): answered when it is done
+                        answer: bytes | None
+                        if len(parts) != 1:
+                            self.errors += 1
+                            self.request_counts["refused"] += 1
+                            answer = self._in_turn(ident, delimited, wire.encode_reply(
+                                wire.peek_request_id(parts[-1]), Error(code=Error.BAD_MESSAGE, message=(
+                                    f"a request is one frame (one Envelope), got a message of {len(parts)} frames "
+                                    "(a REQ socket's empty delimiter first is fine)"))))
+                        elif role is None:  # its key left the allow-lists since it connected
+                            self.errors += 1
+                            self.request_counts["refused"] += 1
+                            answer = self._in_turn(ident, delimited, wire.encode_reply(
+                                wire.peek_request_id(parts[0]), Error(
+                                    code=Error.PERMISSION_DENIED,
+                                    message="this client's key is no longer on the runtime's allow-lists")))
+                        elif role == Role.READONLY:  # (sends no loads: never waits behind one)
+                            answer = self.handle(parts[0], readonly=self.gate.describe(user) if self.gate else "")
+                        else:
+                            answer = self._handle_or_defer(ident, parts[0], delimited)
+                        if answer is None:  # a load in the worker, or behind this client's load: answered in turn
                             continue
                         reply = answer
-                    self._send_reply(ident, reply)
+                    self._send_reply(ident, reply, delimited)
         self.shutdown()
         return 0
 
@@ -1064,41 +1064,55 @@ class Server:
     def request_stop(self, *_: object) -> None:
         self._stopping = True
 
-    def _handle_or_defer(self, ident: bytes, data: bytes) -> bytes | None:
+    def _handle_or_defer(self, ident: bytes, data: bytes, delimited: bool = False) -> bytes | None:
         """The reply, or None when the request went to the load worker or waits behind this client's load.
 
         What waits is bounded per client and in all (runtime/loads.py): past that, RATE_LIMITED at once and the
-        bytes are dropped. A request over the size limit never waits: TOO_LARGE at once.
+        bytes are dropped. A request over the size limit never waits: its TOO_LARGE is decided at once and sent in
+        its turn (behind the client's pending load, if any).
         """
         assert self.loads is not None
-        if len(data) > wire.MAX_MESSAGE_BYTES:
-            return self.handle(data)
-        if self.loads.blocked(ident):  # this client's load is pending: its requests keep their order
-            return self.loads.hold(ident, data)
+        if len(data) > wire.MAX_MESSAGE_BYTES:  # TOO_LARGE, decided now; the bytes never wait, the reply may
+            return self._in_turn(ident, delimited, self.handle(data))
         try:  # decoded once, here: every request runs this on cold caches (the client's 10 ms apart), keep it short
-            req = wire.decode_request(data)
+            req: wire.DecodedRequest | None = wire.decode_request(data)
         except Exception:  # noqa: BLE001 — WireError and the like: handle() answers it with its reason
+            req = None
+        if self.loads.blocked(ident):  # this client's load is pending: its requests keep their order
+            return self.loads.hold(ident, data, delimited, kind=None if req is None else req.kind.value,
+                                   request_id=wire.peek_request_id(data) if req is None else req.request_id)
+        if req is None:
             return self.handle(data)
         if req.kind in SLOW_REQUESTS:
-            return self.loads.submit(ident, data, req.request_id, req.kind.value)
+            return self.loads.submit(ident, data, req.request_id, req.kind.value, delimited)
         return self.handle(data, req=req)
 
-    def _answer_load(self, ident: bytes, reply: bytes) -> None:
+    def _in_turn(self, ident: bytes, delimited: bool, reply: bytes) -> bytes | None:
+        """The reply to send now, or None when this client's load is pending: an error decided on arrival (TOO_LARGE,
+        a message of several frames) then waits behind the load like any request of the client (or RATE_LIMITED
+        comes at once, when too much of the client's waits already)."""
+        assert self.loads is not None
+        if not self.loads.blocked(ident):
+            return reply
+        return self.loads.hold(ident, b"", delimited, reply=reply)
+
+    def _answer_load(self, job: LoadJob, reply: bytes) -> None:
         """Send a finished load's reply, then answer what the client sent after it, in order."""
         assert self.loads is not None
-        self._send_reply(ident, reply)
-        while (data := self.loads.next_held(ident)) is not None:
-            r = self._handle_or_defer(ident, data)
+        ident = job.ident
+        self._send_reply(ident, reply, job.delimited)
+        while (held := self.loads.next_held(ident)) is not None:
+            r = held.reply if held.reply is not None else self._handle_or_defer(ident, held.data, held.delimited)
             if r is None:  # another load of this client: the rest wait behind it
                 return
-            self._send_reply(ident, r)
+            self._send_reply(ident, r, held.delimited)
 
-    def _send_reply(self, ident: bytes, reply: bytes) -> None:
+    def _send_reply(self, ident: bytes, reply: bytes, delimited: bool = False) -> None:
         # frame by frame, pyzmq's own send with int flags: send_multipart's checks and flag enums cost more
         sock = self.control
         try:
             _send(sock, ident, _SNDMORE_NOBLOCK)
-            if ident in self._delimited:
+            if delimited:
                 _send(sock, b"", _SNDMORE_NOBLOCK)
             _send(sock, reply, _NOBLOCK)
         except zmq.ZMQError:  # EAGAIN: its queue is full (it never reads); EHOSTUNREACH: it is gone

@@ -470,6 +470,50 @@ def test_a_slow_load_times_out_changes_nothing_and_others_are_answered_meanwhile
     assert answered + limited == 600 and 150 <= answered <= 400, (answered, limited)
 
 
+def test_replies_behind_a_load_keep_their_own_framing_and_their_place(tmp_path: Path, ctx: zmq.Context[Any]) -> None:
+    """Outside test s6 (notes/outside-control-s6.md), findings 1 and 2: on one DEALER mixing REQ-style
+    ([b"", Envelope]) and plain requests behind a pending SetPrompts, each reply comes back framed as its own
+    request came (it took the framing of the latest request read); and a TOO_LARGE or a several-frames
+    BAD_MESSAGE keeps its place behind the load (they overtook it)."""
+    server = ServeProcess(["--prompt", "ambient pads"], tmp_path, sink="null",
+                          env={"CADENZA_TEST_FAULTS": "embed:sleep_ms=800"})
+    with server:
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(server.ep.local("control"))
+
+        def env(rid: int, **body: Any) -> bytes:
+            return pb.Envelope(protocol_version=1, request_id=rid, **body).SerializeToString()
+
+        slow = pb.SetPrompts(prompts=[pb.WeightedPrompt(text="slow techno")])  # the embedding sleeps 0.8 s
+        sent = [  # (request id the reply carries, sent REQ-style, frames)
+            (1, True, [b"", env(1, set_prompts=slow)]),
+            (2, False, [env(2, get_status=pb.GetStatus())]),
+            (3, True, [b"", env(3, get_status=pb.GetStatus())]),
+            (4, False, [env(4, hello=pb.Hello(client_name="x" * (wire.MAX_MESSAGE_BYTES + 10)))]),
+            (6, False, [env(5, hello=pb.Hello()), env(6, hello=pb.Hello())]),
+            (7, False, [env(7, load_graph=pb.LoadGraph(text=FLOOD_GRAPH))]),
+            (8, True, [b"", env(8, get_status=pb.GetStatus())]),
+            (9, False, [env(9, get_status=pb.GetStatus())]),
+        ]
+        for _, _, frames in sent:
+            sock.send_multipart(frames)
+        got = []
+        for _ in sent:
+            assert sock.poll(10_000), f"no reply after {[g[0] for g in got]}"
+            frames = sock.recv_multipart()
+            delimited = len(frames) == 2 and frames[0] == b""
+            reply = wire.decode_reply(frames[-1])
+            got.append((reply.request_id, delimited, reply.body))
+        sock.close(0)
+        code, _ = server.stop()
+    assert code == 0, server.stderr_text
+    assert [(rid, d) for rid, d, _ in got] == [(rid, d) for rid, d, _ in sent], got
+    codes = {rid: pb.Error.Code.Name(b.code) for rid, _, b in got if isinstance(b, pb.Error)}
+    assert codes == {4: "TOO_LARGE", 6: "BAD_MESSAGE"}, codes
+    assert isinstance(got[0][2], pb.Ok) and isinstance(got[5][2], pb.Ok), got
+
+
 # ============================================================================ the loop itself
 
 
