@@ -127,6 +127,7 @@ MAX_LOOKAHEAD_S = 0.5
 MIX_EVENT_INTERVAL_S = 0.1
 STATUS_EVENT_INTERVAL_S = 1.0
 PACE_SLEEP_S = 0.002  # the generation thread's sleep while it is far enough ahead
+
 JITTER_SAFETY = 3.0  # the lookahead must cover this many times the worst recent hold-up
 JITTER_HALF_LIFE_S = 60.0  # how fast the worst recent hold-up is forgotten (widen fast, narrow slowly)
 NARROW_S_PER_S = 0.01  # how fast a widened lookahead narrows back once the hold-ups are gone (10 ms per second)
@@ -144,6 +145,11 @@ HOLD_FADE_S = 0.05  # PAUSE and STOP fade to silence over this long
 FAULT_LOG_INTERVAL_S = 5.0
 
 log = logging.getLogger(__name__)
+
+
+class LoadTimedOut(CadenzaError, TimeoutError):
+    """A load that ran past its time bound reached its swap: nothing is applied. Its client has its TIMEOUT already
+    (the serve loop answered at the deadline), so this is expected, not a fault: no "internal error" in the log."""
 
 
 class FaultLog:
@@ -336,7 +342,7 @@ class LiveEngine:
         with self.lock:
             admit = getattr(self._admission, "check", None)
             if admit is not None and not admit():
-                raise TimeoutError("the load ran past its time bound and was answered TIMEOUT: nothing applied")
+                raise LoadTimedOut("the load ran past its time bound and was answered TIMEOUT: nothing applied")
             # the running conductor's frame: the generation thread adds a block to self.frame only after the lock
             start = self.conductor.frame if self.conductor is not None else max(self.frame, self._free_frame)
             conductor = Conductor(graph, self.backend, seed=self.seed, start_frame=start, mixer=probe.mixer, bed=bed)

@@ -463,6 +463,8 @@ def test_a_slow_load_times_out_changes_nothing_and_others_are_answered_meanwhile
     assert second is not None and second.request_id == later and isinstance(second.body, pb.Status)
     assert max(waits) < 0.5, waits
     assert after == before, "the timed-out load was applied after all"
+    # outside test s6, finding 4: the worker finding its load timed out is expected, not an internal error
+    assert "internal error" not in server.stderr_text, server.stderr_text
     assert before == after == {"ambient pads": 1.0}  # weights keyed by the prompt's text
     assert fast.stream_time > 0 and final == {"techno drums": 0.5, "ambient pads": 0.5}
     assert watch.gaps == []
