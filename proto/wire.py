@@ -359,8 +359,15 @@ def _body_kind(envelope: pb.Envelope, allowed: Iterable[str], what: str) -> str:
     if kind is None:
         fields = UnknownFieldSet(envelope)
         unknown = sorted({fields[i].field_number for i in range(len(fields))})
-        detail = (f"a body field this version does not know (field numbers {unknown}; from a newer protocol?)"
-                  if unknown else "no body")
+        by_number = pb.Envelope.DESCRIPTOR.fields_by_number
+        misread = [f"{n} ({by_number[n].name})" for n in unknown
+                   if n in by_number and by_number[n].containing_oneof is not None]
+        if misread:  # a field this version knows, sent with another wire type than its own
+            detail = (f"body field {', '.join(misread)} could not be read: its bytes are not of the field's type "
+                      "(wrong wire type)")
+        else:
+            detail = (f"a body field this version does not know (field numbers {unknown}; from a newer protocol?)"
+                      if unknown else "no body")
         raise _bad_message(f"{detail}; expected a {what}: {', '.join(allowed)}", field="body",
                            request_id=envelope.request_id)
     if kind not in allowed:
@@ -1324,6 +1331,7 @@ def _check_set_controls(body: pb.SetControls) -> None:
                                  "note at most once", f"set_controls.controls.notes.midi[{i}]")
             first[note] = i
     for i, name in enumerate(body.clear):
+        _name(name, f"set_controls.clear[{i}]")  # an empty name is BAD_VALUE, as everywhere
         if name not in CONTROL_NAMES:
             raise WireError(pb.Error.UNKNOWN_NAME, f"unknown control {name!r}; controls are {', '.join(CONTROL_NAMES)}",
                             field=f"set_controls.clear[{i}]")

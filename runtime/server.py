@@ -671,9 +671,12 @@ class Server:
         kwargs: dict[str, Any] = {"bypass": body.bypass, "clamp": body.clamp}
         if body.HasField("ramp_seconds"):
             if body.ramp_seconds > MAX_RAMP_S:
-                raise wire.WireError(Error.BAD_VALUE, f"ramp_seconds {body.ramp_seconds:g} is over the limit of "
+                raise wire.WireError(Error.BAD_VALUE, f"ramp_seconds {body.ramp_seconds!r} is over the limit of "
                                      f"{MAX_RAMP_S:g} s; nothing was applied: ramp in steps, or send the value later",
                                      field="set_parameters.ramp_seconds")
+            if body.bypass:  # the two fields conflict, not any value: said before the values are looked at
+                raise wire.WireError(Error.BAD_VALUE, "ramp_seconds and bypass exclude each other (bypass jumps at "
+                                     "once); nothing was applied: send one of them", field="set_parameters.bypass")
             kwargs["ramp"] = body.ramp_seconds
             kwargs["shape"] = wire.RAMP_SHAPE_NAMES.get(body.ramp_shape, "linear")
         c = self._conductor("SetParameters")

@@ -493,6 +493,21 @@ def test_unknown_body_field(number: int) -> None:
     assert str(number) in err.message and "hello" in err.message and err.request_id == 5
 
 
+def test_a_known_body_field_with_the_wrong_wire_type_is_not_called_unknown() -> None:
+    """Outside test s6, finding 6: get_status (18) sent as a varint was "a body field this version does not know"."""
+    data = b"\x08\x01\x10\x05" + varint(18 << 3 | 0) + b"\x00"
+    err = raise_code(E.BAD_MESSAGE, "body", wire.decode_request, data)
+    assert "18 (get_status)" in err.message and "wrong wire type" in err.message and "newer" not in err.message
+    assert err.request_id == 5
+
+
+def test_an_empty_name_to_clear_is_bad_value_like_every_empty_name() -> None:
+    """Outside test s6, finding 6: SetControls.clear [''] was UNKNOWN_NAME; every other empty name is BAD_VALUE."""
+    err = raise_code(E.BAD_VALUE, "set_controls.clear[1]", wire.decode_request, raw_envelope(
+        protocol_version=1, request_id=4, set_controls=pb.SetControls(clear=["bpm", ""])))
+    assert "must not be empty" in err.message
+
+
 def test_missing_body() -> None:
     err = raise_code(E.BAD_MESSAGE, "body", wire.decode_request, raw_envelope(protocol_version=1, request_id=3))
     assert "no body" in err.message

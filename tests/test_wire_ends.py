@@ -323,6 +323,12 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         assert (pb.Error.Code.Name(err.code), err.field) == ("BAD_VALUE", "set_parameters.ramp_seconds"), err
         assert "3600" in err.message
         c.ok(set_parameters({"danger": 0.5}, ramp_seconds=3600))
+        # outside test s6, finding 6: the refused ramp is shown as sent (3600.0001 was "3600 is over 3600"), and
+        # bypass with a ramp names the conflict, not the value
+        err = c.error(set_parameters({"danger": 0.5}, ramp_seconds=3600.0001))
+        assert "3600.0001 is over the limit of 3600 s" in err.message, err
+        err = c.error(set_parameters({"danger": 0.3}, ramp_seconds=2, bypass=True))
+        assert (pb.Error.Code.Name(err.code), err.field) == ("BAD_VALUE", "set_parameters.bypass"), err
         # F10: the field path names the number (or label) for range errors as for NaN
         err = c.error(set_parameters({"danger": 0.1, "health": 150}))
         assert err.field == "set_parameters.values[1].number", err
@@ -333,7 +339,7 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         c.send_raw(b"\xff\xff")
         assert c.recv(10) is not None
         st = c.status()
-        assert dict(st.requests) == {"trigger": 2, "set_parameters": 5, "get_status": 1, "refused": 8}, st.requests
+        assert dict(st.requests) == {"trigger": 2, "set_parameters": 5, "get_status": 1, "refused": 10}, st.requests
         # F8: mix events at 10 per second of stream time (every 4800 samples), not 9.2
         mix = server.events(ctx, ["mix"])
         times = []
