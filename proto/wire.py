@@ -75,7 +75,7 @@ import base64
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final, NamedTuple, TypeAlias, cast
 
@@ -333,7 +333,7 @@ def _serialize(envelope: pb.Envelope, max_bytes: int) -> bytes:
     return data
 
 
-def _parse(data: bytes, max_bytes: int) -> pb.Envelope:
+def _parse(data: bytes | memoryview, max_bytes: int) -> pb.Envelope:
     """Bytes → Envelope, with the size limit and protobuf's errors translated."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(data).__name__}")
@@ -427,7 +427,7 @@ def encode_request(body: RequestBody, request_id: int, *, max_bytes: int = MAX_M
     return _serialize(envelope, max_bytes)
 
 
-def decode_request(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedRequest:
+def decode_request(data: bytes | memoryview, *, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedRequest:
     """A control frame → ``(request_id, kind, body)``, checked; raises :class:`WireError`.
 
     Checks, in order: size and decodability (``TOO_LARGE``, ``BAD_MESSAGE``),
@@ -461,15 +461,10 @@ def decode_request(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decode
     return DecodedRequest(rid, kind, body)
 
 
-def peek_request_id(data: bytes, *, max_fields: int = 64) -> int:
-    """The ``request_id`` (Envelope field 2) read straight from the bytes, without decoding the message; 0 when
-    it cannot be found.
-
-    For the replies that refuse a message before (or instead of) decoding it: TOO_LARGE, RATE_LIMITED, a
-    message of several frames, PERMISSION_DENIED. Walks the top-level fields (at most ``max_fields``; field 2
-    comes second in every encoder's output), skipping length-delimited ones by their length, so a 4 MiB frame
-    costs a few byte reads; stops at the first thing that is no protobuf.
-    """
+def _top_level_fields(data: bytes | memoryview, max_fields: int) -> Iterator[tuple[int, int | None]]:
+    """(field number, varint value or None) of an Envelope's top-level fields, read straight from the bytes (at
+    most ``max_fields``); length-delimited fields are skipped by their length, so a 4 MiB frame costs a few byte
+    reads. Stops at the first thing that is no protobuf."""
     view = memoryview(data)
     n = len(view)
     pos = 0
@@ -488,29 +483,62 @@ def peek_request_id(data: bytes, *, max_fields: int = 64) -> int:
 
     for _ in range(max_fields):
         if pos >= n:
-            return 0
+            return
         tag = varint()
         if tag is None or tag >> 3 == 0:
-            return 0
+            return
         number, kind = tag >> 3, tag & 7
         if kind == 0:
             value = varint()
             if value is None:
-                return 0
-            if number == 2:
-                return value if value <= _MAX_U64 else 0
-        elif kind == 1:
+                return
+            yield number, value
+            continue
+        if kind == 1:
             pos += 8
         elif kind == 5:
             pos += 4
         elif kind == 2:
             length = varint()
-            if length is None:
-                return 0
+            if length is None or pos + length > n:
+                return
             pos += length
         else:
-            return 0
+            return
+        yield number, None
+
+
+def peek_request_id(data: bytes | memoryview, *, max_fields: int = 64) -> int:
+    """The ``request_id`` (Envelope field 2) read straight from the bytes, without decoding the message; 0 when
+    it cannot be found.
+
+    For the replies that refuse a message before (or instead of) decoding it: TOO_LARGE, RATE_LIMITED, a
+    message of several frames, PERMISSION_DENIED. Walks the top-level fields (at most ``max_fields``; field 2
+    comes second in every encoder's output), skipping length-delimited ones by their length, so a 4 MiB frame
+    costs a few byte reads; stops at the first thing that is no protobuf.
+    """
+    for number, value in _top_level_fields(data, max_fields):
+        if number == 2 and value is not None:
+            return value if value <= _MAX_U64 else 0
     return 0
+
+
+_BODY_BY_NUMBER: Final[Mapping[int, str]] = {
+    f.number: f.name for f in pb.Envelope.DESCRIPTOR.oneofs_by_name["body"].fields}
+
+
+def peek_request_kind(data: bytes | memoryview, *, max_fields: int = 64) -> tuple[RequestKind | None, int]:
+    """``(request kind, request_id)`` read from the bytes without decoding the message (a 1 MiB LoadGraph's
+    text is not copied or checked): the kind of the last body field, as a decoder reads a ``oneof``, None when
+    it is no request; the id 0 when it cannot be read. Routing only: :func:`decode_request` checks the rest."""
+    kind: RequestKind | None = None
+    rid = 0
+    for number, value in _top_level_fields(data, max_fields):
+        if number == 2 and value is not None:
+            rid = value if value <= _MAX_U64 else 0
+        elif value is None and number in _BODY_BY_NUMBER:
+            kind = _REQUEST_KIND_BY_NAME.get(_BODY_BY_NUMBER[number])
+    return kind, rid
 
 
 def _with_request_id(check: Callable[..., Any], *args: Any, request_id: int) -> Any:

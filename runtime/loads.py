@@ -83,14 +83,14 @@ def release_large_blocks() -> bool:
         return False
 
 
-def peek(data: bytes) -> tuple[str | None, int]:
+def peek(data: bytes | memoryview) -> tuple[str | None, int]:
     """(body field name, request id) of a request frame, or (None, 0) when it does not parse (handle() says why).
 
     A LoadGraph/SetPrompts that the wire layer refuses (a bad version, a NaN weight) is no load: its name comes
     back None, so it is answered at once by handle() and never waits for the worker.
     """
     try:
-        env = Envelope.FromString(data)
+        env = Envelope.FromString(bytes(data))
     except Exception:  # noqa: BLE001 — protobuf DecodeError and friends: the full decode reports it
         return None, 0
     kind = env.WhichOneof("body")
@@ -207,7 +207,7 @@ class LoadQueue:
         c.nbytes += sign * size
         self.waiting_bytes += sign * size
 
-    def hold(self, ident: bytes, data: bytes, delimited: bool = False, reply: bytes | None = None, *,
+    def hold(self, ident: bytes, data: bytes | memoryview, delimited: bool = False, reply: bytes | None = None, *,
              kind: str | None = None, request_id: int | None = None) -> bytes | None:
         """Keep a request of a :meth:`blocked` client for after its load; None, or the reply refusing it at once.
 
@@ -225,7 +225,7 @@ class LoadQueue:
         why = self._too_much(c, size, load)
         if why is not None:
             return self._refuse(request_id, why)
-        c.held.append(Held(data, load, delimited, reply))
+        c.held.append(Held(bytes(data), load, delimited, reply))  # (a view of ZeroMQ's buffer: copied to keep)
         self._account(c, size, load, +1)
         return None
 

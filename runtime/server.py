@@ -113,6 +113,10 @@ _SNDMORE_NOBLOCK: int = int(zmq.SNDMORE | zmq.NOBLOCK)
 _POLLIN: int = int(zmq.POLLIN)
 _send = zmq.backend.Socket.send  # the compiled send under zmq.Socket.send's routing_id/group wrapper
 _INTENSITY = frozenset({"intensity"})  # the built-in parameter every graph takes
+# requests up to this size are decoded in the serve loop; bigger ones are routed by their bytes
+# (wire.peek_request_kind): a flood of 1 MiB graphs decoded there held the interpreter lock for ~2 ms each, in
+# C calls the generation thread waited out every time it came back for the lock, and the music fell behind
+DECODE_IN_LOOP_BYTES = 64 << 10
 
 
 def int16_endpoint(audio: str) -> str:
@@ -823,7 +827,8 @@ class Server:
             at = conductor.stream_frame if conductor is not None else self.live.frame
         return Ok(stream_time=at)
 
-    def handle(self, data: bytes, readonly: str | None = None, req: wire.DecodedRequest | None = None) -> bytes:
+    def handle(self, data: bytes | memoryview, readonly: str | None = None,
+               req: wire.DecodedRequest | None = None) -> bytes:
         """One request frame → one reply frame. Never raises.
 
         ``readonly`` names a read-only client (``--curve-readonly``): it may only
@@ -967,7 +972,8 @@ class Server:
                     self.requests += 1
                     if len(frames) < 2:
                         continue  # no identity: nowhere to reply (a ROUTER always adds one)
-                    ident, parts = frames[0], frames[1:]
+                    ident: bytes = frames[0]  # type: ignore[assignment]  # (identities are small: bytes)
+                    parts = frames[1:]
                     # a REQ socket (or a DEALER imitating one) puts an empty delimiter first: answered in kind
                     # (each reply goes out as its own request came: a client may mix both framings)
                     delimited = len(parts) >= 2 and not parts[0]
@@ -1067,7 +1073,7 @@ class Server:
     def request_stop(self, *_: object) -> None:
         self._stopping = True
 
-    def _handle_or_defer(self, ident: bytes, data: bytes, delimited: bool = False) -> bytes | None:
+    def _handle_or_defer(self, ident: bytes, data: bytes | memoryview, delimited: bool = False) -> bytes | None:
         """The reply, or None when the request went to the load worker or waits behind this client's load.
 
         What waits is bounded per client and in all (runtime/loads.py): past that, RATE_LIMITED at once and the
@@ -1077,17 +1083,20 @@ class Server:
         assert self.loads is not None
         if len(data) > wire.MAX_MESSAGE_BYTES:  # TOO_LARGE, decided now; the bytes never wait, the reply may
             return self._in_turn(ident, delimited, self.handle(data))
-        try:  # decoded once, here: every request runs this on cold caches (the client's 10 ms apart), keep it short
-            req: wire.DecodedRequest | None = wire.decode_request(data)
-        except Exception:  # noqa: BLE001 — WireError and the like: handle() answers it with its reason
-            req = None
+        req: wire.DecodedRequest | None = None
+        if len(data) <= DECODE_IN_LOOP_BYTES:
+            try:  # decoded once, here: every request runs this on cold caches (the client's 10 ms apart)
+                req = wire.decode_request(data)
+            except Exception:  # noqa: BLE001 — WireError and the like: handle() answers it with its reason
+                pass
+            kind = None if req is None else req.kind
+            request_id = wire.peek_request_id(data) if req is None else req.request_id
+        else:  # a big one (a 1 MiB graph): routed by its bytes; whoever answers it decodes it, once
+            kind, request_id = wire.peek_request_kind(data)
         if self.loads.blocked(ident):  # this client's load is pending: its requests keep their order
-            return self.loads.hold(ident, data, delimited, kind=None if req is None else req.kind.value,
-                                   request_id=wire.peek_request_id(data) if req is None else req.request_id)
-        if req is None:
-            return self.handle(data)
-        if req.kind in SLOW_REQUESTS:
-            return self.loads.submit(ident, data, req.request_id, req.kind.value, delimited)
+            return self.loads.hold(ident, data, delimited, kind=kind, request_id=request_id)
+        if kind in SLOW_REQUESTS:  # (a big one the wire refuses is answered by the worker, in its turn)
+            return self.loads.submit(ident, bytes(data), request_id, str(kind), delimited)
         return self.handle(data, req=req)
 
     def _in_turn(self, ident: bytes, delimited: bool, reply: bytes) -> bytes | None:
@@ -1146,13 +1155,14 @@ class Server:
 
 
 _GRAPH_KEY = "cadenza_graph"  # every style graph holds it (the format version); other files are not quoted
-def _recv_frames(sock: zmq.Socket[bytes]) -> list[bytes]:
+def _recv_frames(sock: zmq.Socket[bytes]) -> list[bytes | memoryview]:
     """One waiting message's frames (``zmq.Again`` when there is none): ``recv_multipart`` without its
-    ``getsockopt(RCVMORE)`` per frame, which looks the option up in pyzmq's enums on every call."""
-    frames = []
+    ``getsockopt(RCVMORE)`` per frame, which looks the option up in pyzmq's enums on every call. A big frame comes
+    as a view of ZeroMQ's own buffer: copied only when it is kept (held, queued), never when it is refused."""
+    frames: list[bytes | memoryview] = []
     while True:
         frame = sock.recv(_NOBLOCK, copy=False)
-        frames.append(frame.bytes)
+        frames.append(frame.bytes if len(frame) <= DECODE_IN_LOOP_BYTES else frame.buffer)
         if not frame.more:
             return frames
 

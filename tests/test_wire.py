@@ -493,6 +493,24 @@ def test_unknown_body_field(number: int) -> None:
     assert str(number) in err.message and "hello" in err.message and err.request_id == 5
 
 
+def test_peek_request_kind_reads_what_decode_reads_without_decoding() -> None:
+    """The serve loop routes a big request (a 1 MiB graph) by its bytes: the kind and id peeked are the decoder's,
+    for every request kind, a body that is no request, none, garbage and a truncated frame."""
+    for kind, cls in wire.REQUEST_TYPES.items():
+        body = cls(text="x" * 70_000) if cls is pb.LoadGraph else cls()
+        data = raw_envelope(protocol_version=1, request_id=2**64 - 1, **{kind.value: body})
+        assert wire.peek_request_kind(data) == (kind, 2**64 - 1)
+        assert pb.Envelope.FromString(data).WhichOneof("body") == kind  # (what decode_request routes on)
+    assert wire.peek_request_kind(raw_envelope(protocol_version=1, request_id=9, ok=pb.Ok())) == (None, 9)
+    assert wire.peek_request_kind(raw_envelope(protocol_version=1, request_id=9)) == (None, 9)
+    assert wire.peek_request_kind(b"garbage!") == (None, 0)
+    full = raw_envelope(protocol_version=1, request_id=4, load_graph=pb.LoadGraph(text="y" * 1000))
+    assert wire.peek_request_kind(full[:-10]) == (None, 4)  # the body cut short: no kind to route by
+    two = raw_envelope(protocol_version=1, request_id=5, get_status=pb.GetStatus()) + bytes(
+        raw_envelope(load_graph=pb.LoadGraph(text="z")))
+    assert wire.peek_request_kind(two) == (wire.RequestKind.LOAD_GRAPH, 5) == (wire.decode_request(two).kind, 5)
+
+
 def test_a_known_body_field_with_the_wrong_wire_type_is_not_called_unknown() -> None:
     """Outside test s6, finding 6: get_status (18) sent as a varint was "a body field this version does not know"."""
     data = b"\x08\x01\x10\x05" + varint(18 << 3 | 0) + b"\x00"
