@@ -462,10 +462,12 @@ def decode_request(data: bytes | memoryview, *, max_bytes: int = MAX_MESSAGE_BYT
     return _new_tuple(DecodedRequest, (rid, kind, body))  # DecodedRequest(...) without NamedTuple's Python __new__
 
 
-def _top_level_fields(data: bytes | memoryview, max_fields: int) -> Iterator[tuple[int, int | None]]:
-    """(field number, varint value or None) of an Envelope's top-level fields, read straight from the bytes (at
-    most ``max_fields``); length-delimited fields are skipped by their length, so a 4 MiB frame costs a few byte
-    reads. Stops at the first thing that is no protobuf."""
+def _top_level_fields(data: bytes | memoryview, max_fields: int, done: list[bool] | None = None,
+                      ) -> Iterator[tuple[int, int, int | None]]:
+    """(field number, wire type, varint value or None) of an Envelope's top-level fields, read straight from the
+    bytes (at most ``max_fields``); length-delimited fields are skipped by their length, so a 4 MiB frame costs a
+    few byte reads. Stops at the first thing it cannot skip (a group, a cut field, no protobuf); ``done`` (when
+    given) gets True appended when every byte was walked."""
     view = memoryview(data)
     n = len(view)
     pos = 0
@@ -484,6 +486,8 @@ def _top_level_fields(data: bytes | memoryview, max_fields: int) -> Iterator[tup
 
     for _ in range(max_fields):
         if pos >= n:
+            if done is not None:
+                done.append(True)
             return
         tag = varint()
         if tag is None or tag >> 3 == 0:
@@ -493,7 +497,7 @@ def _top_level_fields(data: bytes | memoryview, max_fields: int) -> Iterator[tup
             value = varint()
             if value is None:
                 return
-            yield number, value
+            yield number, kind, value
             continue
         if kind == 1:
             pos += 8
@@ -501,12 +505,16 @@ def _top_level_fields(data: bytes | memoryview, max_fields: int) -> Iterator[tup
             pos += 4
         elif kind == 2:
             length = varint()
-            if length is None or pos + length > n:
+            if length is None:
                 return
             pos += length
-        else:
+        else:  # a group (3/4) or no wire type at all
             return
-        yield number, None
+        if pos > n:
+            return
+        yield number, kind, None
+    if pos >= n and done is not None:
+        done.append(True)
 
 
 def peek_request_id(data: bytes | memoryview, *, max_fields: int = 64) -> int:
@@ -518,7 +526,7 @@ def peek_request_id(data: bytes | memoryview, *, max_fields: int = 64) -> int:
     comes second in every encoder's output), skipping length-delimited ones by their length, so a 4 MiB frame
     costs a few byte reads; stops at the first thing that is no protobuf.
     """
-    for number, value in _top_level_fields(data, max_fields):
+    for number, _, value in _top_level_fields(data, max_fields):
         if number == 2 and value is not None:
             return value if value <= _MAX_U64 else 0
     return 0
@@ -528,18 +536,23 @@ _BODY_BY_NUMBER: Final[Mapping[int, str]] = {
     f.number: f.name for f in pb.Envelope.DESCRIPTOR.oneofs_by_name["body"].fields}
 
 
-def peek_request_kind(data: bytes | memoryview, *, max_fields: int = 64) -> tuple[RequestKind | None, int]:
+def peek_request_kind(data: bytes | memoryview, *, max_fields: int = 64) -> tuple[RequestKind | None, int] | None:
     """``(request kind, request_id)`` read from the bytes without decoding the message (a 1 MiB LoadGraph's
-    text is not copied or checked): the kind of the last body field, as a decoder reads a ``oneof``, None when
-    it is no request; the id 0 when it cannot be read. Routing only: :func:`decode_request` checks the rest."""
+    text is not copied or checked): the kind of the last body field, as a decoder reads a ``oneof`` (None: no
+    request body), the id 0 when there is none. None when the bytes cannot be routed with certainty — more than
+    ``max_fields`` fields, a group, a body field of another wire type than a message's, a cut field: then only
+    :func:`decode_request` can say what it is. Routing only: decode_request checks the rest."""
     kind: RequestKind | None = None
     rid = 0
-    for number, value in _top_level_fields(data, max_fields):
-        if number == 2 and value is not None:
+    done: list[bool] = []
+    for number, wire_type, value in _top_level_fields(data, max_fields, done):
+        if number == 2 and wire_type == 0 and value is not None:
             rid = value if value <= _MAX_U64 else 0
-        elif value is None and number in _BODY_BY_NUMBER:
+        elif number in _BODY_BY_NUMBER:
+            if wire_type != 2:  # protobuf keeps it as an unknown field: no body a peek can name
+                return None
             kind = _REQUEST_KIND_BY_NAME.get(_BODY_BY_NUMBER[number])
-    return kind, rid
+    return (kind, rid) if done else None
 
 
 def _with_request_id(check: Callable[..., Any], *args: Any, request_id: int) -> Any:

@@ -668,26 +668,26 @@ class Server:
         # one pass over the updates (protobuf makes a wrapper per element per pass, and every request meets cold
         # caches while the model generates): the names and values here serve the checks, the engine and the warnings
         updates = body.values
-        if len(updates) > MAX_PARAMETER_VALUES:
-            raise wire.WireError(Error.TOO_LARGE, f"{len(updates):,} values in one SetParameters, over the limit "
-                                 f"of {MAX_PARAMETER_VALUES:,}; send them in several requests",
-                                 field="set_parameters.values")
         kwargs: dict[str, Any] = {"bypass": body.bypass, "clamp": body.clamp}
         if body.HasField("ramp_seconds"):
             if body.ramp_seconds > MAX_RAMP_S:
                 raise wire.WireError(Error.BAD_VALUE, f"ramp_seconds {body.ramp_seconds!r} is over the limit of "
                                      f"{MAX_RAMP_S:g} s; nothing was applied: ramp in steps, or send the value later",
                                      field="set_parameters.ramp_seconds")
-            if body.bypass:  # the two fields conflict, not any value: said before the values are looked at
-                raise wire.WireError(Error.BAD_VALUE, "ramp_seconds and bypass exclude each other (bypass jumps at "
-                                     "once); nothing was applied: send one of them", field="set_parameters.bypass")
             kwargs["ramp"] = body.ramp_seconds
             kwargs["shape"] = wire.RAMP_SHAPE_NAMES.get(body.ramp_shape, "linear")
+        if len(updates) > MAX_PARAMETER_VALUES:
+            raise wire.WireError(Error.TOO_LARGE, f"{len(updates):,} values in one SetParameters, over the limit "
+                                 f"of {MAX_PARAMETER_VALUES:,}; send them in several requests",
+                                 field="set_parameters.values")
         c = self._conductor("SetParameters")
         items = [(u.name, getattr(u, k) if (k := u.WhichOneof("value")) else None) for u in updates]
         values = dict(items)
         if not c.graph.parameters.keys() >= values.keys() - _INTENSITY:
             self._check_parameter_names(c, body)  # outside the lock: 10,000 unknown names cost the music nothing
+        if values and body.bypass and "ramp" in kwargs:  # the two fields conflict, not a value: name the field
+            raise wire.WireError(Error.BAD_VALUE, "ramp_seconds and bypass exclude each other (bypass jumps at "
+                                 "once); nothing was applied: send one of them", field="set_parameters.bypass")
         with self.live.lock:
             if self.live.conductor is not c:  # a new graph came in meanwhile
                 c = self._conductor("SetParameters")
@@ -1084,15 +1084,18 @@ class Server:
         if len(data) > wire.MAX_MESSAGE_BYTES:  # TOO_LARGE, decided now; the bytes never wait, the reply may
             return self._in_turn(ident, delimited, self.handle(data))
         req: wire.DecodedRequest | None = None
-        if len(data) <= DECODE_IN_LOOP_BYTES:
+        # a big one (a 1 MiB graph) is routed by its bytes when they say for certain what it is; whoever answers it
+        # decodes it, once
+        peeked = wire.peek_request_kind(data) if len(data) > DECODE_IN_LOOP_BYTES else None
+        if peeked is not None:
+            kind, request_id = peeked
+        else:
             try:  # decoded once, here: every request runs this on cold caches (the client's 10 ms apart)
                 req = wire.decode_request(data)
             except Exception:  # noqa: BLE001 — WireError and the like: handle() answers it with its reason
                 pass
             kind = None if req is None else req.kind
             request_id = wire.peek_request_id(data) if req is None else req.request_id
-        else:  # a big one (a 1 MiB graph): routed by its bytes; whoever answers it decodes it, once
-            kind, request_id = wire.peek_request_kind(data)
         if self.loads.blocked(ident):  # this client's load is pending: its requests keep their order
             return self.loads.hold(ident, data, delimited, kind=kind, request_id=request_id)
         if kind in SLOW_REQUESTS:  # (a big one the wire refuses is answered by the worker, in its turn)
@@ -1106,7 +1109,10 @@ class Server:
         assert self.loads is not None
         if not self.loads.blocked(ident):
             return reply
-        return self.loads.hold(ident, b"", delimited, reply=reply)
+        refused = self.loads.hold(ident, b"", delimited, reply=reply)
+        if refused is not None:  # RATE_LIMITED instead (counted by the queue): not under "refused" as well
+            self.request_counts["refused"] -= 1
+        return refused
 
     def _answer_load(self, job: LoadJob, reply: bytes) -> None:
         """Send a finished load's reply, then answer what the client sent after it, in order."""
@@ -1243,8 +1249,11 @@ def _rounded(params: Any, items: list[tuple[str, float | str | None]]) -> list[s
             continue
         lo, hi = (0.0, 1.0) if p is None else (p.min, p.max)
         if not lo <= x <= hi:  # only with clamp: else BAD_VALUE
-            out.append(f"clamped: {name} {x:g} is outside [{lo:g}, {hi:g}]; it became {min(max(x, lo), hi):g}")
-            continue  # a discrete parameter's bounds are whole numbers: nothing is rounded after the clamp
+            became = min(max(x, lo), hi)
+            if p is not None and p.type == "discrete":  # and then rounded, as params.py does: one line, the result
+                became = min(max(math.floor(became + 0.5), int(p.min)), int(p.max))
+            out.append(f"clamped: {name} {x:g} is outside [{lo:g}, {hi:g}]; it became {became:g}")
+            continue
         if p is None or p.type != "discrete":
             continue
         if x != math.floor(x):

@@ -626,3 +626,21 @@ def test_an_oversized_frame_costs_only_its_sender_the_connection(tmp_path: Path,
         assert server.alive()
         for c in (other, big, huge):
             c.close()
+
+
+def test_a_clamped_discrete_value_is_reported_as_the_value_applied() -> None:
+    """Review s6: a discrete parameter may have fractional bounds; clamped to 3.5 it is rounded to 3 (params.py),
+    and the one warning says 3 (the rounded line that used to follow the clamp is gone)."""
+    from types import SimpleNamespace
+
+    from cadenza.runtime.server import _rounded
+
+    params = {"lives": SimpleNamespace(min=0.5, max=3.5, type="discrete"),
+              "health": SimpleNamespace(min=0, max=100, type="discrete"),
+              "danger": SimpleNamespace(min=0.0, max=1.0, type="continuous")}
+    assert _rounded(params, [("lives", 4.2)]) == ["clamped: lives 4.2 is outside [0.5, 3.5]; it became 3"]
+    assert _rounded(params, [("health", 250.5)]) == ["clamped: health 250.5 is outside [0, 100]; it became 100"]
+    assert _rounded(params, [("health", 50.5)]) == ["rounded: health is discrete (whole numbers); 50.5 became 51"]
+    assert _rounded(params, [("danger", 1.7), ("intensity", -0.5)]) == [
+        "clamped: danger 1.7 is outside [0, 1]; it became 1", "clamped: intensity -0.5 is outside [0, 1]; it became 0"]
+    assert _rounded(params, [("lives", "three"), ("nope", 9.0)]) == []

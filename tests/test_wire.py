@@ -503,9 +503,16 @@ def test_peek_request_kind_reads_what_decode_reads_without_decoding() -> None:
         assert pb.Envelope.FromString(data).WhichOneof("body") == kind  # (what decode_request routes on)
     assert wire.peek_request_kind(raw_envelope(protocol_version=1, request_id=9, ok=pb.Ok())) == (None, 9)
     assert wire.peek_request_kind(raw_envelope(protocol_version=1, request_id=9)) == (None, 9)
-    assert wire.peek_request_kind(b"garbage!") == (None, 0)
+    assert wire.peek_request_kind(b"garbage!") is None  # no protobuf: the decoder words the error
     full = raw_envelope(protocol_version=1, request_id=4, load_graph=pb.LoadGraph(text="y" * 1000))
-    assert wire.peek_request_kind(full[:-10]) == (None, 4)  # the body cut short: no kind to route by
+    assert wire.peek_request_kind(full[:-10]) is None  # the body cut short: only a decoder can say
+    # what a decoder reads but a peek cannot name for certain (the review of s6): the serve loop then decodes
+    big = raw_envelope(protocol_version=1, request_id=7, load_graph=pb.LoadGraph(text="x" * 70_000))
+    for tricky in (b"\x0b\x0c" + big,  # an empty unknown group first
+                   b"\x08\x01" * 65 + big,  # more fields than the peek walks
+                   big + b"\x55\x00\x00\x00\x00"):  # body field 10 (hello) with wire type 5: an unknown field
+        assert wire.peek_request_kind(tricky) is None
+        assert wire.decode_request(tricky).kind is wire.RequestKind.LOAD_GRAPH
     two = raw_envelope(protocol_version=1, request_id=5, get_status=pb.GetStatus()) + bytes(
         raw_envelope(load_graph=pb.LoadGraph(text="z")))
     assert wire.peek_request_kind(two) == (wire.RequestKind.LOAD_GRAPH, 5) == (wire.decode_request(two).kind, 5)

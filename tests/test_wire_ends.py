@@ -329,6 +329,7 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         assert "3600.0001 is over the limit of 3600 s" in err.message, err
         err = c.error(set_parameters({"danger": 0.3}, ramp_seconds=2, bypass=True))
         assert (pb.Error.Code.Name(err.code), err.field) == ("BAD_VALUE", "set_parameters.bypass"), err
+        c.ok(set_parameters({}, ramp_seconds=2, bypass=True))  # no value, no conflict: Ok, as before (review s6)
         # F10: the field path names the number (or label) for range errors as for NaN
         err = c.error(set_parameters({"danger": 0.1, "health": 150}))
         assert err.field == "set_parameters.values[1].number", err
@@ -339,7 +340,7 @@ def test_refusals_and_warnings_say_what_was_not_honoured(tmp_path: Path, ctx: zm
         c.send_raw(b"\xff\xff")
         assert c.recv(10) is not None
         st = c.status()
-        assert dict(st.requests) == {"trigger": 2, "set_parameters": 5, "get_status": 1, "refused": 10}, st.requests
+        assert dict(st.requests) == {"trigger": 2, "set_parameters": 6, "get_status": 1, "refused": 10}, st.requests
         # F8: mix events at 10 per second of stream time (every 4800 samples), not 9.2
         mix = server.events(ctx, ["mix"])
         times = []
