@@ -83,14 +83,14 @@ def release_large_blocks() -> bool:
         return False
 
 
-def peek(data: bytes | memoryview) -> tuple[str | None, int]:
+def peek(data: bytes) -> tuple[str | None, int]:
     """(body field name, request id) of a request frame, or (None, 0) when it does not parse (handle() says why).
 
     A LoadGraph/SetPrompts that the wire layer refuses (a bad version, a NaN weight) is no load: its name comes
     back None, so it is answered at once by handle() and never waits for the worker.
     """
     try:
-        env = Envelope.FromString(bytes(data))
+        env = Envelope.FromString(data)
     except Exception:  # noqa: BLE001 — protobuf DecodeError and friends: the full decode reports it
         return None, 0
     kind = env.WhichOneof("body")
@@ -207,19 +207,15 @@ class LoadQueue:
         c.nbytes += sign * size
         self.waiting_bytes += sign * size
 
-    def hold(self, ident: bytes, data: bytes | memoryview, delimited: bool = False, reply: bytes | None = None, *,
-             kind: str | None = None, request_id: int | None = None) -> bytes | None:
+    def hold(self, ident: bytes, data: bytes | memoryview, delimited: bool, kind: str | None, request_id: int, *,
+             reply: bytes | None = None) -> bytes | None:
         """Keep a request of a :meth:`blocked` client for after its load; None, or the reply refusing it at once.
 
-        ``kind`` and ``request_id``: what the caller decoded already (``kind`` None: not a valid request), else
-        read here. ``reply``: the request is answered already (an error decided on arrival); the reply keeps its
-        place behind the load instead of overtaking it, and only its bytes wait.
+        ``kind`` and ``request_id``: what the serve loop read of it (``kind`` None: not a valid request).
+        ``reply``: the request is answered already (an error decided on arrival, ``data`` empty); the reply keeps
+        its place behind the load instead of overtaking it, and only its bytes wait.
         """
         c = self._clients[ident]
-        if reply is not None:
-            kind, request_id, data = None, wire.peek_request_id(reply), b""
-        elif request_id is None:
-            kind, request_id = peek(data)
         load = kind in SLOW_REQUESTS
         size = len(data) + len(reply or b"")
         why = self._too_much(c, size, load)

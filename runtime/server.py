@@ -681,7 +681,7 @@ class Server:
                                  f"of {MAX_PARAMETER_VALUES:,}; send them in several requests",
                                  field="set_parameters.values")
         c = self._conductor("SetParameters")
-        items = [(u.name, getattr(u, k) if (k := u.WhichOneof("value")) else None) for u in updates]
+        items = [(u.name, wire.parameter_value(u)) for u in updates]
         values = dict(items)
         if not c.graph.parameters.keys() >= values.keys() - _INTENSITY:
             self._check_parameter_names(c, body)  # outside the lock: 10,000 unknown names cost the music nothing
@@ -1097,7 +1097,7 @@ class Server:
             kind = None if req is None else req.kind
             request_id = wire.peek_request_id(data) if req is None else req.request_id
         if self.loads.blocked(ident):  # this client's load is pending: its requests keep their order
-            return self.loads.hold(ident, data, delimited, kind=kind, request_id=request_id)
+            return self.loads.hold(ident, data, delimited, kind, request_id)
         if kind in SLOW_REQUESTS:  # (a big one the wire refuses is answered by the worker, in its turn)
             return self.loads.submit(ident, bytes(data), request_id, str(kind), delimited)
         return self.handle(data, req=req)
@@ -1109,7 +1109,7 @@ class Server:
         assert self.loads is not None
         if not self.loads.blocked(ident):
             return reply
-        refused = self.loads.hold(ident, b"", delimited, reply=reply)
+        refused = self.loads.hold(ident, b"", delimited, None, wire.peek_request_id(reply), reply=reply)
         if refused is not None:  # RATE_LIMITED instead (counted by the queue): not under "refused" as well
             self.request_counts["refused"] -= 1
         return refused
@@ -1239,7 +1239,8 @@ def _effective_controls(c: Any) -> Any:
 
 
 def _rounded(params: Any, items: list[tuple[str, float | str | None]]) -> list[str]:
-    """A warning per number not taken as given: clamped (``clamp``) or, for a discrete parameter, rounded."""
+    """A warning per number not taken as given: clamped (``clamp``) or, for a discrete parameter, rounded; each says
+    the value applied."""
     out = []
     for name, x in items:
         if type(x) is not float:  # a label (or nothing: refused before this)
@@ -1248,16 +1249,13 @@ def _rounded(params: Any, items: list[tuple[str, float | str | None]]) -> list[s
         if p is None and name != "intensity":
             continue
         lo, hi = (0.0, 1.0) if p is None else (p.min, p.max)
+        discrete = p is not None and p.type == "discrete"
+        became = min(max(x, lo), hi)
+        if discrete:  # as params.py rounds it
+            became = min(max(math.floor(became + 0.5), int(p.min)), int(p.max))
         if not lo <= x <= hi:  # only with clamp: else BAD_VALUE
-            became = min(max(x, lo), hi)
-            if p is not None and p.type == "discrete":  # and then rounded, as params.py does: one line, the result
-                became = min(max(math.floor(became + 0.5), int(p.min)), int(p.max))
             out.append(f"clamped: {name} {x:g} is outside [{lo:g}, {hi:g}]; it became {became:g}")
-            continue
-        if p is None or p.type != "discrete":
-            continue
-        if x != math.floor(x):
-            became = min(max(math.floor(min(max(x, p.min), p.max) + 0.5), int(p.min)), int(p.max))  # as params.py
+        elif discrete and became != x:
             out.append(f"rounded: {name} is discrete (whole numbers); {x:g} became {became}")
     return out
 
